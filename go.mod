@@ -3,6 +3,7 @@ module github.com/govline/ivr
 go 1.26
 
 require (
+	github.com/BurntSushi/toml v1.5.0 // indirect
 	github.com/emiago/diago v0.31.0 // indirect
 	github.com/emiago/dtls/v3 v3.0.0-20260122183559-8b8d23e359c0 // indirect
 	github.com/emiago/sipgo v1.7.2 // indirect

@@ -1,0 +1,186 @@
+// Command ivrctl is the administrator's tool for the IVR engine. It reads
+// the database that ivrd writes (read-only, safe while ivrd runs):
+//
+//	ivrctl calls list [--json] [--limit N] [--since 24h|2026-01-02T15:04:05Z]
+//	ivrctl calls show CALL_ID [--json]
+//
+// The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
+// else ./var. --data may be given before the command or after it.
+//
+// This is an administrator's tool: it shows caller numbers as stored,
+// unmasked. Do not paste its output into tickets or chats.
+//
+// Exit status: 0 on success, 1 when the command failed (no database, unknown
+// call id...), 2 on a usage error (unknown command, bad flag).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/govline/ivr/tickets"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command ran and failed
+	exitUsage = 2 // the command line is wrong
+)
+
+// envDataDir names the environment variable that sets the data directory.
+const envDataDir = "IVR_DATA_DIR"
+
+// defaultDataDir is used when neither --data nor $IVR_DATA_DIR is set.
+const defaultDataDir = "./var"
+
+// command runs one top-level command with the arguments after its name and
+// returns the exit status. It writes results to stdout and diagnostics to
+// stderr, and never calls os.Exit.
+type command func(args []string, stdout, stderr io.Writer) int
+
+// commands maps each top-level command to its implementation. To add one
+// (flow, kb, tickets), add an entry here and a line to usage.
+var commands = map[string]command{
+	"calls": runCalls,
+}
+
+const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
+
+Administrator tool for the IVR engine; reads the database ivrd writes.
+
+Commands:
+  calls list    list recent calls, newest first
+  calls show    show one call and its event log
+
+The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
+Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses the global flags, then hands the rest to the command.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ivrctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	data := fs.String("data", "", "data `DIR` holding "+tickets.DBFile)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprintln(stderr, "ivrctl: missing command")
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmd, ok := commands[rest[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ivrctl: unknown command %q\n", rest[0])
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmdArgs := rest[1:]
+	if *data != "" {
+		// Leaf commands accept flags anywhere, so a global --data is passed
+		// on as one of theirs (before a "--", after which all is positional).
+		cmdArgs = slices.Clone(cmdArgs)
+		at := slices.Index(cmdArgs, "--")
+		if at < 0 {
+			at = len(cmdArgs)
+		}
+		cmdArgs = slices.Insert(cmdArgs, at, "--data="+*data)
+	}
+	return cmd(cmdArgs, stdout, stderr)
+}
+
+// newFlagSet returns a flag set for a leaf command whose usage text is
+// synopsis followed by the flags.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// dataFlag adds --data to fs; call dataDir on its value after parsing.
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", "", "data `DIR` holding "+tickets.DBFile+" (default $"+envDataDir+", else "+defaultDataDir+")")
+}
+
+// dbPath resolves the database path: --data, else $IVR_DATA_DIR, else ./var.
+func dbPath(flagValue string) string {
+	dir := flagValue
+	if dir == "" {
+		dir = os.Getenv(envDataDir)
+	}
+	if dir == "" {
+		dir = defaultDataDir
+	}
+	return tickets.DBPath(dir)
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments (ivrctl calls show ID --json), which flag.Parse alone
+// does not; everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parseStatus parses args into fs and returns the positional arguments, or
+// the exit status to return at once (help: 0, bad flag: 2) with ok false.
+func parseStatus(fs *flag.FlagSet, args []string) (pos []string, status int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, exitOK, false
+	}
+	if err != nil {
+		return nil, exitUsage, false // flag already printed the error and usage
+	}
+	return pos, 0, true
+}
+
+// usageError reports a command-line mistake and returns exitUsage.
+func usageError(fs *flag.FlagSet, stderr io.Writer, format string, a ...any) int {
+	fmt.Fprintf(stderr, "ivrctl %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	fs.Usage()
+	return exitUsage
+}
+
+// fail reports a runtime error and returns exitError.
+func fail(stderr io.Writer, err error) int {
+	msg := strings.TrimPrefix(err.Error(), "tickets: ")
+	fmt.Fprintf(stderr, "ivrctl: %s\n", msg)
+	return exitError
+}

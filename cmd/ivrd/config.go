@@ -1,0 +1,246 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// defaultConfig is the embedded default configuration. The file
+// cmd/ivrd/ivrd.toml is also the documented example: copy it, edit it and
+// pass it with -config.
+//
+//go:embed ivrd.toml
+var defaultConfig string
+
+// Config is ivrd's configuration: one TOML file, then environment
+// overrides, then validation.
+type Config struct {
+	Engine EngineConfig `toml:"engine"`
+	SIP    SIPConfig    `toml:"sip"`
+	HTTP   HTTPConfig   `toml:"http"`
+	Log    LogConfig    `toml:"log"`
+}
+
+// EngineConfig is the [engine] table.
+type EngineConfig struct {
+	Telephony         string   `toml:"telephony"`
+	DataDir           string   `toml:"data_dir"`
+	FlowsDir          string   `toml:"flows_dir"`
+	Language          string   `toml:"language"`
+	RecordCalls       bool     `toml:"record_calls"`
+	ShutdownGrace     Duration `toml:"shutdown_grace"`
+	FirstDigitTimeout Duration `toml:"first_digit_timeout"`
+	MenuRetries       int      `toml:"menu_retries"`
+}
+
+// SIPConfig is the [sip] table.
+type SIPConfig struct {
+	Listen      string   `toml:"listen"`
+	MediaIP     string   `toml:"media_ip"`
+	RTPPortMin  int      `toml:"rtp_port_min"`
+	RTPPortMax  int      `toml:"rtp_port_max"`
+	RTPTimeout  Duration `toml:"rtp_timeout"`
+	AnswerDelay Duration `toml:"answer_delay"`
+	JitterDepth int      `toml:"jitter_depth"`
+	Codecs      []string `toml:"codecs"`
+}
+
+// HTTPConfig is the [http] table.
+type HTTPConfig struct {
+	Listen string `toml:"listen"`
+}
+
+// LogConfig is the [log] table.
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Duration is a time.Duration written as "30s", "1m30s" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: 500ms, 30s, 2m)", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// envOverrides maps environment variables to the keys they override.
+var envOverrides = []struct {
+	env, key string
+	set      func(c *Config, v string) error
+}{
+	{"IVR_TELEPHONY", "engine.telephony", func(c *Config, v string) error { c.Engine.Telephony = v; return nil }},
+	{"IVR_DATA_DIR", "engine.data_dir", func(c *Config, v string) error { c.Engine.DataDir = v; return nil }},
+	{"IVR_FLOWS_DIR", "engine.flows_dir", func(c *Config, v string) error { c.Engine.FlowsDir = v; return nil }},
+	{"IVR_LANGUAGE", "engine.language", func(c *Config, v string) error { c.Engine.Language = v; return nil }},
+	{"IVR_RECORD_CALLS", "engine.record_calls", func(c *Config, v string) error { return setBool(&c.Engine.RecordCalls, v) }},
+	{"IVR_SHUTDOWN_GRACE", "engine.shutdown_grace", func(c *Config, v string) error { return c.Engine.ShutdownGrace.UnmarshalText([]byte(v)) }},
+	{"IVR_FIRST_DIGIT_TIMEOUT", "engine.first_digit_timeout", func(c *Config, v string) error { return c.Engine.FirstDigitTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_SIP_LISTEN", "sip.listen", func(c *Config, v string) error { c.SIP.Listen = v; return nil }},
+	{"IVR_MEDIA_IP", "sip.media_ip", func(c *Config, v string) error { c.SIP.MediaIP = v; return nil }},
+	{"IVR_RTP_TIMEOUT", "sip.rtp_timeout", func(c *Config, v string) error { return c.SIP.RTPTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_ANSWER_DELAY", "sip.answer_delay", func(c *Config, v string) error { return c.SIP.AnswerDelay.UnmarshalText([]byte(v)) }},
+	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
+	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"IVR_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+}
+
+func setBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	*dst = b
+	return nil
+}
+
+// LoadConfig reads the embedded defaults, then the file at path (if not
+// empty), then the environment, and validates the result. Every error
+// names the key (and the file or variable) at fault.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	var c Config
+	if _, err := toml.Decode(defaultConfig, &c); err != nil {
+		return c, fmt.Errorf("embedded default config: %w", err)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		md, err := toml.Decode(string(b), &c)
+		if err != nil {
+			var perr toml.ParseError
+			if errors.As(err, &perr) {
+				return c, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+			}
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return c, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		}
+	}
+	for _, o := range envOverrides {
+		if v := getenv(o.env); v != "" {
+			if err := o.set(&c, v); err != nil {
+				return c, fmt.Errorf("config: %s (from %s): %w", o.key, o.env, err)
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every key and names the first bad one.
+func (c Config) Validate() error {
+	bad := func(key string, format string, a ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...))
+	}
+	switch c.Engine.Telephony {
+	case "sip":
+	case "ari", "esl":
+		return bad("engine.telephony", "%q is not available in this build yet (only sip)", c.Engine.Telephony)
+	default:
+		return bad("engine.telephony", "%q is not one of sip, ari, esl", c.Engine.Telephony)
+	}
+	if c.Engine.DataDir == "" {
+		return bad("engine.data_dir", "must not be empty")
+	}
+	if c.Engine.FlowsDir == "" {
+		return bad("engine.flows_dir", "must not be empty")
+	}
+	if st, err := os.Stat(c.Engine.FlowsDir); err != nil || !st.IsDir() {
+		return bad("engine.flows_dir", "%q is not a directory", c.Engine.FlowsDir)
+	}
+	switch c.Engine.Language {
+	case "ro", "en":
+	default:
+		return bad("engine.language", "%q is not one of ro, en", c.Engine.Language)
+	}
+	if c.Engine.ShutdownGrace.Duration < 0 {
+		return bad("engine.shutdown_grace", "must not be negative")
+	}
+	if c.Engine.FirstDigitTimeout.Duration <= 0 {
+		return bad("engine.first_digit_timeout", "must be positive")
+	}
+	if c.Engine.MenuRetries < 1 || c.Engine.MenuRetries > 10 {
+		return bad("engine.menu_retries", "%d is not between 1 and 10", c.Engine.MenuRetries)
+	}
+	if err := checkHostPort(c.SIP.Listen); err != nil {
+		return bad("sip.listen", "%v", err)
+	}
+	if c.SIP.MediaIP != "" && net.ParseIP(c.SIP.MediaIP) == nil {
+		return bad("sip.media_ip", "%q is not an IP address", c.SIP.MediaIP)
+	}
+	if c.SIP.RTPPortMin != 0 || c.SIP.RTPPortMax != 0 {
+		if c.SIP.RTPPortMin < 1024 || c.SIP.RTPPortMax > 65535 || c.SIP.RTPPortMax-c.SIP.RTPPortMin < 2 {
+			return bad("sip.rtp_port_min", "range %d-%d must lie within 1024-65535 and hold at least one port pair", c.SIP.RTPPortMin, c.SIP.RTPPortMax)
+		}
+	}
+	if c.SIP.RTPTimeout.Duration < time.Second {
+		return bad("sip.rtp_timeout", "%s is shorter than 1s", c.SIP.RTPTimeout)
+	}
+	if c.SIP.AnswerDelay.Duration < 0 || c.SIP.AnswerDelay.Duration > time.Minute {
+		return bad("sip.answer_delay", "%s is not between 0s and 1m", c.SIP.AnswerDelay)
+	}
+	if c.SIP.JitterDepth < 1 || c.SIP.JitterDepth > 50 {
+		return bad("sip.jitter_depth", "%d is not between 1 and 50 packets", c.SIP.JitterDepth)
+	}
+	if len(c.SIP.Codecs) == 0 {
+		return bad("sip.codecs", "must name at least one of PCMU, PCMA, opus")
+	}
+	for _, k := range c.SIP.Codecs {
+		switch strings.ToLower(k) {
+		case "pcmu", "pcma", "opus":
+		default:
+			return bad("sip.codecs", "%q is not one of PCMU, PCMA, opus", k)
+		}
+	}
+	if err := checkHostPort(c.HTTP.Listen); err != nil {
+		return bad("http.listen", "%v", err)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host must be an IP address", s)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port must be 1-65535", s)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+// Command ivrd is the IVR engine daemon: it answers calls on its own SIP
+// endpoint (or, later, through Asterisk or FreeSWITCH), talks to callers,
+// keeps call records and recordings, and serves /healthz and /metrics.
+//
+//	ivrd [-config FILE] [-check] [-render-prompts]
+//
+// Without -config it runs on its embedded defaults (cmd/ivrd/ivrd.toml);
+// IVR_* environment variables override any key. SIGTERM or SIGINT drains:
+// new calls get 503, active calls may go on for engine.shutdown_grace, then
+// the rest are hung up and ivrd exits 0. A second signal exits at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/tickets"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ivrd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("IVR_CONFIG"), "configuration file (TOML); default: the embedded defaults")
+	check := fs.Bool("check", false, "validate the configuration and the prompts, then exit")
+	renderOnly := fs.Bool("render-prompts", false, "render the text prompts with espeak-ng into the data folder, then exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "ivrd:", err)
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	prompts, err := loadPrompts(cfg)
+	if err != nil {
+		log.Error("prompts not loaded", "err", err)
+		fmt.Fprintln(stderr, "ivrd:", err)
+		return 1
+	}
+	if *renderOnly || *check {
+		fmt.Fprintf(stderr, "ivrd: configuration valid; %d prompts ready (%s)\n", len(prompts.Names()), strings.Join(prompts.Names(), ", "))
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, prompts, log); err != nil {
+		log.Error("ivrd stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func loadPrompts(cfg Config) (*ivr.Prompts, error) {
+	return ivr.LoadPrompts(ivr.PromptConfig{
+		Dir:   filepath.Join(cfg.Engine.FlowsDir, "prompts"),
+		Cache: filepath.Join(cfg.Engine.DataDir, "prompts"),
+		Lang:  cfg.Engine.Language,
+		Rates: []int{8000, 16000},
+	})
+}
+
+// run serves until ctx ends, then drains.
+func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger) error {
+	store, err := tickets.Open(tickets.DBPath(cfg.Engine.DataDir))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if n, err := store.CloseOrphans(context.Background(), time.Now()); err != nil {
+		return fmt.Errorf("closing calls left open by a previous run: %w", err)
+	} else if n > 0 {
+		log.Warn("closed call records left open by a previous run", "calls", n)
+	}
+
+	eng := &ivr.Engine{
+		Store:   store,
+		Metrics: ivr.NewMetrics(),
+		Log:     log,
+		Prompts: prompts,
+		Timing:  ivr.Timing{FirstDigit: cfg.Engine.FirstDigitTimeout.Duration, Retries: cfg.Engine.MenuRetries},
+	}
+	if cfg.Engine.RecordCalls {
+		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
+	}
+
+	srv, err := sip.New(sip.Config{
+		Listen:      cfg.SIP.Listen,
+		MediaIP:     cfg.SIP.MediaIP,
+		RTPPortMin:  cfg.SIP.RTPPortMin,
+		RTPPortMax:  cfg.SIP.RTPPortMax,
+		RTPTimeout:  cfg.SIP.RTPTimeout.Duration,
+		AnswerDelay: cfg.SIP.AnswerDelay.Duration,
+		JitterDepth: cfg.SIP.JitterDepth,
+		Codecs:      cfg.SIP.Codecs,
+	}, eng)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	httpSrv := &http.Server{Handler: httpHandler(eng), ReadHeaderTimeout: 5 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- httpSrv.Serve(ln) }()
+
+	sipCtx, stopSIP := context.WithCancel(context.Background())
+	defer stopSIP()
+	sipErr := make(chan error, 1)
+	go func() { sipErr <- srv.Serve(sipCtx) }()
+
+	log.Info("ivrd ready", "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data_dir", cfg.Engine.DataDir, "telephony", cfg.Engine.Telephony)
+	select {
+	case <-ctx.Done():
+	case err := <-sipErr:
+		return err
+	case err := <-httpErr:
+		return fmt.Errorf("http: %w", err)
+	}
+
+	// Drain: refuse new calls, let the active ones finish within the grace
+	// period. A second signal cuts the grace short.
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Engine.ShutdownGrace.Duration)
+	defer cancel()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(again)
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: ending the grace period now")
+			cancel()
+		case <-graceCtx.Done():
+		}
+	}()
+	log.Info("shutdown requested: draining", "grace", cfg.Engine.ShutdownGrace.Duration)
+	drainErr := eng.Drain(graceCtx)
+
+	stopSIP()
+	<-sipErr
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer scancel()
+	_ = httpSrv.Shutdown(sctx)
+	if drainErr != nil {
+		return drainErr
+	}
+	log.Info("ivrd stopped cleanly")
+	return nil
+}
+
+func httpHandler(eng *ivr.Engine) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if eng.Draining() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if err := eng.Metrics.WritePrometheus(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+			eng.Log.Warn("metrics write failed", "err", err)
+		}
+	})
+	return mux
+}

@@ -1,0 +1,428 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/pion/rtp"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/ivr"
+)
+
+// queue sizes, in 20 ms frames.
+const (
+	inQueue  = 50 // 1 s of caller audio waiting for the session
+	outQueue = 3  // 60 ms of engine audio: a stopped prompt is silent within 60 ms
+)
+
+// mediaState is the negotiated media of a call; a re-INVITE replaces it.
+type mediaState struct {
+	audio media.Codec
+	dtmf  uint8 // telephone-event payload type, 0 if none
+}
+
+// call is one answered SIP call as an ivr.Call. It owns two goroutines:
+// the RTP reader (network -> jitter buffer -> decoder -> caller frames, DTMF
+// events) and the paced RTP writer (engine frames -> encoder -> network).
+type call struct {
+	srv  *Server
+	d    *diago.DialogServerSession
+	tr   *ivr.Tracker
+	rate int // PCM rate exchanged with the engine
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	media  atomic.Pointer[mediaState]
+	onHold atomic.Bool
+
+	digits  chan ivr.Digit
+	in      chan []int16
+	inFree  chan []int16
+	out     chan []int16
+	outFree chan []int16
+
+	hangupOnce sync.Once
+	wg         sync.WaitGroup
+}
+
+var _ ivr.Call = (*call)(nil)
+
+func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
+	rate := 8000
+	if o.Audio.SampleRate > 8000 {
+		rate = 16000 // wideband codecs are delivered at 16 kHz, what recognizers want
+	}
+	c := &call{
+		srv: srv, d: d, tr: tr, rate: rate,
+		digits:  make(chan ivr.Digit, 32),
+		in:      make(chan []int16, inQueue),
+		inFree:  make(chan []int16, inQueue+1),
+		out:     make(chan []int16, outQueue),
+		outFree: make(chan []int16, outQueue+1),
+	}
+	n := audio.SamplesPerFrame(rate)
+	for range inQueue + 1 {
+		c.inFree <- make([]int16, n)
+	}
+	for range outQueue + 1 {
+		c.outFree <- make([]int16, n)
+	}
+	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
+	c.onHold.Store(o.Hold())
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	// The dialog's context ends on BYE from the caller (and on our own
+	// BYE, by then our cause is already set: the first cause wins).
+	context.AfterFunc(d.Context(), func() { c.cancel(ivr.End(ivr.EndCallerHangup, nil)) })
+	return c
+}
+
+func (c *call) Context() context.Context { return c.ctx }
+func (c *call) Digits() <-chan ivr.Digit { return c.digits }
+
+func (c *call) endErr() error {
+	if err := context.Cause(c.ctx); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+// ReadFrame implements ivr.Media.
+func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
+	select {
+	case f := <-c.in:
+		n := copy(dst, f)
+		c.inFree <- f
+		return n, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.ctx.Done():
+		return 0, c.endErr()
+	}
+}
+
+// WriteFrame implements ivr.Media.
+func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
+	var f []int16
+	select {
+	case f = <-c.outFree:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.endErr()
+	}
+	n := copy(f, frame)
+	clear(f[n:])
+	c.out <- f // never blocks: a buffer taken from outFree has a place in out
+	return nil
+}
+
+// Hangup implements ivr.Control: BYE after answer.
+func (c *call) Hangup(ctx context.Context, reason ivr.EndReason) error {
+	var err error
+	c.hangupOnce.Do(func() {
+		c.cancel(ivr.End(reason, nil))
+		c.tr.Event("sip.bye.sent", string(reason))
+		err = c.d.Hangup(ctx)
+	})
+	return err
+}
+
+// start runs the media goroutines.
+func (c *call) start() {
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		c.readLoop()
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.writeLoop()
+	}()
+}
+
+// wait joins the media goroutines; the caller ends the context first.
+func (c *call) wait() { c.wg.Wait() }
+
+// deliver hands one caller frame to the session, dropping the oldest
+// queued frame when the session is not keeping up.
+func (c *call) deliver(frame []int16) {
+	var f []int16
+	select {
+	case f = <-c.inFree:
+	default:
+		select {
+		case f = <-c.in: // drop the oldest
+		default:
+			return
+		}
+	}
+	copy(f, frame)
+	c.in <- f
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readLoop reads RTP until the call ends. RFC 4733 packets are split off
+// by payload type before decoding; audio goes through the jitter buffer,
+// the decoder and the resampler, in 20 ms frames.
+func (c *call) readLoop() {
+	cfg := c.srv.cfg
+	buf := make([]byte, media.RTPBufSize)
+	var pkt rtp.Packet
+	jb := audio.NewJitterBuffer(cfg.JitterDepth)
+	var dedup eventDeduper
+
+	var (
+		cur   *mediaState
+		dec   audio.Decoder
+		rs    *audio.Resampler
+		pcm   []int16 // decoded at codec rate
+		conv  []int16 // at call rate
+		acc   []int16 // accumulates call-rate samples into 20 ms frames
+		frame = audio.SamplesPerFrame(c.rate)
+	)
+	setup := func(ms *mediaState) error {
+		d, err := audio.NewDecoder(ms.audio.Name)
+		if err != nil {
+			return err
+		}
+		r, err := audio.NewResampler(d.Rate(), c.rate)
+		if err != nil {
+			return err
+		}
+		dec, rs, cur = d, r, ms
+		// room for 120 ms packets
+		pcm = make([]int16, d.Rate()*120/1000)
+		conv = make([]int16, c.rate*120/1000)
+		if acc == nil {
+			acc = make([]int16, 0, 2*len(conv)+frame)
+		}
+		return nil
+	}
+	emit := func(samples []int16) {
+		acc = append(acc, samples...)
+		off := 0
+		for len(acc)-off >= frame {
+			c.deliver(acc[off : off+frame])
+			off += frame
+		}
+		n := copy(acc, acc[off:])
+		acc = acc[:n]
+	}
+	decode := func(payload []byte) {
+		n, err := dec.Decode(pcm, payload)
+		if err != nil {
+			return
+		}
+		m := rs.Process(conv, pcm[:n])
+		emit(conv[:m])
+	}
+	var lastLost, lastLate uint64
+	countJB := func() {
+		st := jb.Stats()
+		if d := st.Lost - lastLost; d > 0 {
+			c.tr.PacketsLost.Add(d)
+			c.srv.metrics.RTPPacketsLost.Add(d)
+		}
+		if d := st.Late - lastLate; d > 0 {
+			c.tr.PacketsLate.Add(d)
+			c.srv.metrics.RTPPacketsLate.Add(d)
+		}
+		lastLost, lastLate = st.Lost, st.Late
+	}
+	drain := func() {
+		for {
+			payload, lost, ok := jb.Pop()
+			if !ok {
+				break
+			}
+			if lost {
+				decode(nil)
+			} else {
+				decode(payload)
+			}
+		}
+		countJB()
+	}
+
+	lastPacket := time.Now()
+	for {
+		if c.ctx.Err() != nil {
+			return
+		}
+		ms := c.media.Load()
+		if ms != cur {
+			if err := setup(ms); err != nil {
+				c.tr.Log().Error("no decoder for the negotiated codec", "codec", ms.audio.Name, "err", err)
+				c.end(ivr.EndError, err)
+				return
+			}
+		}
+		sess := c.d.MediaSession()
+		if sess == nil {
+			return
+		}
+		// A read deadline makes the read interruptible and detects a
+		// caller who sends no RTP. Hangup closes the socket at once.
+		if err := sess.StopRTP(1, cfg.RTPTimeout/4); err != nil {
+			return
+		}
+		reader := c.d.RTPPacketReader.Reader()
+		n, err := reader.ReadRTP(buf, &pkt)
+		if err != nil {
+			if isTimeout(err) {
+				jb.Flush()
+				drain()
+				if c.onHold.Load() {
+					lastPacket = time.Now()
+					continue
+				}
+				if time.Since(lastPacket) >= cfg.RTPTimeout {
+					c.tr.Event("rtp.timeout", fmt.Sprintf("no RTP for %s", cfg.RTPTimeout))
+					c.end(ivr.EndRTPTimeout, fmt.Errorf("no RTP from the caller for %s", cfg.RTPTimeout))
+					return
+				}
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+				return
+			}
+			// A malformed packet: count nothing, read on.
+			continue
+		}
+		if n == 0 || len(pkt.Payload) == 0 {
+			continue // keep-alive, or a packet the media direction ignores
+		}
+		lastPacket = time.Now()
+		c.tr.PacketsIn.Add(1)
+		c.srv.metrics.RTPPacketsIn.Add(1)
+
+		if ms.dtmf != 0 && pkt.PayloadType == ms.dtmf {
+			ev, err := parseTelephoneEvent(pkt.Payload)
+			if err != nil {
+				continue
+			}
+			if key, ok := ev.Key(); ok && dedup.accept(ev, pkt.SSRC, pkt.Timestamp, pkt.SequenceNumber, pkt.Marker) {
+				c.digit(key, "rfc4733")
+			}
+			continue
+		}
+		if pkt.PayloadType != ms.audio.PayloadType {
+			continue // a format we did not negotiate
+		}
+		jb.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
+		drain()
+	}
+}
+
+// digit hands one key press to the session and the call record.
+func (c *call) digit(key rune, source string) {
+	d := ivr.Digit{Key: key, Source: source, At: time.Now()}
+	c.tr.Event("dtmf", source+" "+string(key))
+	select {
+	case c.digits <- d:
+	default:
+		c.tr.Log().Warn("DTMF queue full: digit dropped", "source", source)
+	}
+}
+
+// writeLoop sends one RTP packet every 20 ms on an absolute schedule: the
+// engine's frame when one is queued, silence otherwise, so the caller's
+// side (and any NAT or PBX between) always sees a steady stream.
+func (c *call) writeLoop() {
+	pacer := audio.NewPacer(audio.SystemClock{})
+	silence := make([]int16, audio.SamplesPerFrame(c.rate))
+	var (
+		cur     *mediaState
+		enc     audio.Encoder
+		rs      *audio.Resampler
+		pcm     []int16
+		payload = make([]byte, 1500)
+		pkt     = rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(), Marker: true}}
+		tsStep  uint32
+		skips   uint64
+	)
+	for {
+		if err := pacer.Wait(c.ctx); err != nil {
+			return
+		}
+		if s := pacer.Skips(); s != skips {
+			c.srv.metrics.PacerSkips.Add(s - skips)
+			skips = s
+		}
+		ms := c.media.Load()
+		if ms != cur {
+			e, err := audio.NewEncoder(ms.audio.Name)
+			if err != nil {
+				c.tr.Log().Error("no encoder for the negotiated codec", "codec", ms.audio.Name, "err", err)
+				c.end(ivr.EndError, err)
+				return
+			}
+			r, err := audio.NewResampler(c.rate, e.Rate())
+			if err != nil {
+				c.end(ivr.EndError, err)
+				return
+			}
+			enc, rs, cur = e, r, ms
+			pcm = make([]int16, audio.SamplesPerFrame(e.Rate()))
+			tsStep = ms.audio.SampleRate / 50
+			pkt.PayloadType = ms.audio.PayloadType
+			pkt.Marker = true
+		}
+		frame := silence
+		var owned []int16
+		select {
+		case owned = <-c.out:
+			frame = owned
+		default:
+		}
+		n := rs.Process(pcm, frame)
+		if owned != nil {
+			c.outFree <- owned
+		}
+		m, err := enc.Encode(payload, pcm[:n])
+		if err != nil {
+			continue
+		}
+		pkt.Payload = payload[:m]
+		w := c.d.RTPPacketWriter.Writer()
+		if err := w.WriteRTP(&pkt); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+		} else {
+			c.tr.PacketsOut.Add(1)
+			c.srv.metrics.RTPPacketsOut.Add(1)
+		}
+		pkt.Marker = false
+		pkt.SequenceNumber++
+		pkt.Timestamp += tsStep
+	}
+}
+
+// end stops the call from the engine's side (RTP timeout, media error):
+// it sets the cause and sends BYE.
+func (c *call) end(reason ivr.EndReason, err error) {
+	c.cancel(ivr.End(reason, err))
+	c.wg.Add(1) // called from a media goroutine, so the group is not at zero
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Hangup(ctx, reason)
+	}()
+}

@@ -1,0 +1,444 @@
+package sip_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo"
+	gosip "github.com/emiago/sipgo/sip"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/tickets"
+)
+
+// promptCache holds the prompts rendered once for the whole test binary.
+var promptCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ivr-prompts-")
+	if err != nil {
+		panic(err)
+	}
+	promptCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// line is one engine (store, prompts, SIP endpoint) on a free loopback port.
+type line struct {
+	eng   *ivr.Engine
+	store *tickets.Store
+	srv   *sip.Server
+	addr  string
+	port  int
+	dir   string
+	cfg   sip.Config
+}
+
+func loadTestPrompts(t testing.TB) *ivr.Prompts {
+	t.Helper()
+	p, err := ivr.LoadPrompts(ivr.PromptConfig{
+		Dir:   filepath.Join("..", "..", "flows", "prompts"),
+		Cache: promptCache,
+		Lang:  "ro",
+		Rates: []int{8000, 16000},
+	})
+	if err != nil {
+		t.Fatalf("prompts: %v", err)
+	}
+	return p
+}
+
+var promptsOnce sync.Mutex
+
+// startLine starts an engine; adjust lets a test change the SIP config.
+func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
+	t.Helper()
+	promptsOnce.Lock()
+	prompts := loadTestPrompts(t)
+	promptsOnce.Unlock()
+
+	dir := t.TempDir()
+	store, err := tickets.Open(tickets.DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	eng := &ivr.Engine{
+		Store:   store,
+		Metrics: ivr.NewMetrics(),
+		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Prompts: prompts,
+		Timing:  ivr.Timing{FirstDigit: 3 * time.Second, Retries: 2},
+		RecDir:  filepath.Join(dir, "recordings"),
+	}
+	port := freePort(t)
+	cfg := sip.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), RTPTimeout: 10 * time.Second}
+	if adjust != nil {
+		adjust(&cfg, eng)
+	}
+	srv, err := sip.New(cfg, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer dcancel()
+		_ = eng.Drain(dctx)
+		cancel()
+		<-done
+		srv.Close()
+	})
+	waitListening(t, port)
+	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func waitListening(t testing.TB, port int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("SIP endpoint not listening on %d", port)
+}
+
+// phone is a real SIP user agent (diago) calling the line over loopback.
+type phone struct {
+	t     *testing.T
+	dg    *diago.Diago
+	ua    *sipgo.UserAgent
+	port  int
+	codec media.Codec
+}
+
+func newPhone(t *testing.T, codecs ...media.Codec) *phone {
+	t.Helper()
+	if len(codecs) == 0 {
+		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	dg := diago.NewDiago(ua,
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
+		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); ua.Close() })
+	return &phone{t: t, dg: dg, ua: ua, port: port, codec: codecs[0]}
+}
+
+// call is an answered call seen from the phone: it sends silence (or a
+// tone) every 20 ms and decodes everything it hears.
+type call struct {
+	t     *testing.T
+	d     *diago.DialogClientSession
+	rate  int
+	mu    sync.Mutex
+	heard []int16
+	send  chan []int16 // frames to send instead of silence
+	mute  chan bool
+	wg    sync.WaitGroup
+	stop  context.CancelFunc
+}
+
+func (p *phone) dial(l *line, user string, opts diago.InviteOptions) (*call, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := p.dg.Invite(ctx, gosip.Uri{User: user, Host: "127.0.0.1", Port: l.port}, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &call{t: p.t, d: d, send: make(chan []int16, 500), mute: make(chan bool, 1)}
+	c.start()
+	p.t.Cleanup(func() { c.hangup() })
+	return c, nil
+}
+
+func (c *call) start() {
+	ms := c.d.MediaSession()
+	codec := media.CodecAudioFromSession(ms)
+	dec, err := audio.NewDecoder(codec.Name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	enc, err := audio.NewEncoder(codec.Name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.rate = dec.Rate()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	r, err := c.d.AudioReader()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	w, err := c.d.AudioWriter()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.wg.Add(2)
+	go func() { // listen
+		defer c.wg.Done()
+		buf := make([]byte, media.RTPBufSize)
+		pcm := make([]int16, 48000/10)
+		for {
+			n, err := r.Read(buf)
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				continue
+			}
+			m, err := dec.Decode(pcm, buf[:n])
+			if err != nil {
+				continue
+			}
+			c.mu.Lock()
+			c.heard = append(c.heard, pcm[:m]...)
+			c.mu.Unlock()
+		}
+	}()
+	go func() { // speak: paced by diago's RTP writer clock
+		defer c.wg.Done()
+		silence := make([]int16, audio.SamplesPerFrame(enc.Rate()))
+		payload := make([]byte, 1500)
+		muted := false
+		for ctx.Err() == nil {
+			select {
+			case muted = <-c.mute:
+			default:
+			}
+			if muted {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			frame := silence
+			select {
+			case frame = <-c.send:
+			default:
+			}
+			n, err := enc.Encode(payload, frame)
+			if err != nil {
+				c.t.Errorf("encode: %v", err)
+				return
+			}
+			if _, err := w.Write(payload[:n]); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// heardSince returns a copy of the audio heard from sample index from.
+func (c *call) heardSince(from int) []int16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from > len(c.heard) {
+		from = len(c.heard)
+	}
+	return append([]int16(nil), c.heard[from:]...)
+}
+
+func (c *call) heardLen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.heard)
+}
+
+func (c *call) hangup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if c.d.Context().Err() == nil {
+		_ = c.d.Hangup(ctx)
+	}
+	c.stop()
+	c.d.Close()
+	c.wg.Wait()
+}
+
+// dtmf sends a key as RFC 4733 events.
+func (c *call) dtmf(key rune) {
+	c.t.Helper()
+	w, err := c.d.AudioWriterDTMF()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := w.WriteDTMF(key); err != nil {
+		c.t.Fatalf("rfc4733 %c: %v", key, err)
+	}
+}
+
+// info sends a key as SIP INFO and returns the response status.
+func (c *call) info(contentType, body string) int {
+	c.t.Helper()
+	req := gosip.NewRequest(gosip.INFO, c.d.InviteResponse.Contact().Address)
+	req.AppendHeader(gosip.NewHeader("Content-Type", contentType))
+	req.SetBody([]byte(body))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := c.d.Do(ctx, req)
+	if err != nil {
+		c.t.Fatalf("INFO: %v", err)
+	}
+	return res.StatusCode
+}
+
+// waitEnded waits until the line hangs up on the phone.
+func (c *call) waitEnded(limit time.Duration) bool {
+	select {
+	case <-c.d.Context().Done():
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// speech analysis -----------------------------------------------------------
+
+// envelope is the level per 20 ms frame, in dB.
+func envelope(pcm []int16, rate int) []float64 {
+	n := rate / 50
+	var out []float64
+	for off := 0; off+n <= len(pcm); off += n {
+		out = append(out, 20*math.Log10(audio.RMS(pcm[off:off+n])+1))
+	}
+	return out
+}
+
+// speechSpan returns the first and last 20 ms frame louder than -40 dBFS
+// (about 330 in linear units), or -1, -1 for silence.
+func speechSpan(env []float64) (first, last int) {
+	first, last = -1, -1
+	for i, v := range env {
+		if v > 50 { // 20*log10(330)
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	return first, last
+}
+
+// match finds where prompt sits in heard and how well the level envelopes
+// correlate there (1 = same shape).
+func match(heard, prompt []float64) (offset int, corr float64) {
+	best := -2.0
+	for off := 0; off+len(prompt) <= len(heard); off++ {
+		c := pearson(heard[off:off+len(prompt)], prompt)
+		if c > best {
+			best, offset = c, off
+		}
+	}
+	return offset, best
+}
+
+func pearson(a, b []float64) float64 {
+	var ma, mb float64
+	for i := range a {
+		ma += a[i]
+		mb += b[i]
+	}
+	ma /= float64(len(a))
+	mb /= float64(len(b))
+	var num, da, db float64
+	for i := range a {
+		x, y := a[i]-ma, b[i]-mb
+		num += x * y
+		da += x * x
+		db += y * y
+	}
+	if da == 0 || db == 0 {
+		return 0
+	}
+	return num / math.Sqrt(da*db)
+}
+
+// promptEnvelope returns the level envelope of a prompt at rate.
+func promptEnvelope(t testing.TB, p *ivr.Prompts, name string, rate int) []float64 {
+	t.Helper()
+	pcm, err := p.Get(name, rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envelope(pcm, rate)
+}
+
+// waitFor polls cond every 20 ms until it holds or limit passes.
+func waitFor(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
+
+// newClient returns a plain SIP client on the phone's user agent.
+func newClient(p *phone) (*sipgo.Client, error) {
+	return sipgo.NewClient(p.ua, sipgo.WithClientHostname("127.0.0.1"))
+}

@@ -1,0 +1,400 @@
+// Package sip makes the engine a SIP endpoint (the embedded default
+// telephony): any softphone, SIPp or a SIP trunk calls it directly, no PBX
+// needed. It is built on github.com/emiago/diago and github.com/emiago/sipgo.
+//
+// What it does: INVITE with SDP offer/answer (PCMU, PCMA, Opus;
+// telephone-event), 100/180/200, ACK, BYE both ways, CANCEL before answer,
+// re-INVITE for hold and codec changes, OPTIONS keepalives, DTMF from RFC
+// 4733 events and SIP INFO, an RTP inactivity timeout, and a per-call log of
+// the SIP events for telecom administrators.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/govline/ivr/ivr"
+)
+
+// Config of the SIP endpoint. The zero value of a field means its default.
+type Config struct {
+	Listen      string        // host:port for UDP and TCP, default 127.0.0.1:5060
+	MediaIP     string        // address announced in SDP, default the listen host
+	RTPPortMin  int           // RTP port range (even ports; RTCP takes the next), default: any free port
+	RTPPortMax  int           //
+	RTPTimeout  time.Duration // a caller who sends no RTP this long is hung up, default 30 s
+	AnswerDelay time.Duration // how long the line rings before it answers, default 0
+	JitterDepth int           // packets the jitter buffer holds while waiting for a missing one, default 5
+	Codecs      []string      // audio codecs offered answers may use, default PCMU, PCMA, opus
+	UserAgent   string        // default "govline-ivr"
+}
+
+// Defaults.
+const (
+	DefaultListen      = "127.0.0.1:5060"
+	DefaultRTPTimeout  = 30 * time.Second
+	DefaultJitterDepth = 5
+)
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.RTPTimeout <= 0 {
+		c.RTPTimeout = DefaultRTPTimeout
+	}
+	if c.JitterDepth <= 0 {
+		c.JitterDepth = DefaultJitterDepth
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "govline-ivr"
+	}
+	return c
+}
+
+// Server is the SIP endpoint.
+type Server struct {
+	cfg     Config
+	eng     *ivr.Engine
+	metrics *ivr.Metrics
+	log     *slog.Logger
+	dg      *diago.Diago
+	ua      *sipgo.UserAgent
+
+	mu    sync.Mutex
+	calls map[string]*entry // by Call-ID
+}
+
+// entry is a call from admission on; call is set once it is answered.
+type entry struct {
+	tr   *ivr.Tracker
+	mu   sync.Mutex
+	call *call
+}
+
+func (e *entry) answered() *call {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.call
+}
+
+// New builds the endpoint; Serve starts it.
+func New(cfg Config, eng *ivr.Engine) (*Server, error) {
+	cfg = cfg.withDefaults()
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("sip listen address %q: bad port", cfg.Listen)
+	}
+	if cfg.RTPPortMin > 0 || cfg.RTPPortMax > 0 {
+		if cfg.RTPPortMin <= 0 || cfg.RTPPortMax <= cfg.RTPPortMin+1 || cfg.RTPPortMax > 65535 {
+			return nil, fmt.Errorf("rtp port range %d-%d is not valid", cfg.RTPPortMin, cfg.RTPPortMax)
+		}
+		media.RTPPortStart, media.RTPPortEnd = cfg.RTPPortMin, cfg.RTPPortMax
+	}
+	log := eng.Log.With("component", "sip")
+	// The SIP stack's own logs are diagnostics for us: warnings and up.
+	quiet := slog.New(levelFilter{h: eng.Log.Handler(), min: slog.LevelWarn})
+	sip.SetDefaultLogger(quiet)
+	media.SetDefaultLogger(quiet)
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}}
+
+	mediaIP := cfg.MediaIP
+	if mediaIP == "" {
+		mediaIP = host
+	}
+	var extIP net.IP
+	if mediaIP != "" {
+		if extIP = net.ParseIP(mediaIP); extIP == nil {
+			return nil, fmt.Errorf("media IP %q is not an IP address", mediaIP)
+		}
+	}
+	opts := []diago.DiagoOption{
+		diago.WithLogger(quiet),
+		diago.WithServerRequestMiddleware(s.middleware),
+	}
+	for _, tr := range []string{"udp", "tcp"} {
+		t := diago.Transport{Transport: tr, BindHost: host, BindPort: port}
+		if extIP != nil && !extIP.IsUnspecified() {
+			t.MediaExternalIP = extIP
+		}
+		opts = append(opts, diago.WithTransport(t))
+	}
+	s.dg = diago.NewDiago(ua, opts...)
+	return s, nil
+}
+
+// Serve listens on UDP and TCP and serves calls until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.dg.ServeBackground(ctx, s.handle); err != nil {
+		return fmt.Errorf("sip listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("SIP endpoint listening", "addr", s.cfg.Listen, "transports", "udp,tcp")
+	<-ctx.Done()
+	return nil
+}
+
+// Close releases the SIP stack.
+func (s *Server) Close() error { return s.ua.Close() }
+
+func (s *Server) lookup(callID string) *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[callID]
+}
+
+// middleware sees every request before diago: it counts them, logs
+// in-dialog events to their call, follows hold state on re-INVITE and
+// answers SIP INFO DTMF (which diago refuses).
+func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		s.metrics.SIPRequest(req.Method.String())
+		var e *entry
+		if h := req.CallID(); h != nil {
+			e = s.lookup(h.Value())
+		}
+		switch req.Method {
+		case sip.INFO:
+			s.handleInfo(e, req, tx)
+			return
+		case sip.INVITE:
+			if e != nil && hasToTag(req) {
+				s.reinvite(e, req)
+			}
+		case sip.BYE:
+			if e != nil {
+				e.tr.Event("sip.bye.received", "")
+			}
+		case sip.CANCEL:
+			if e != nil {
+				e.tr.Event("sip.cancel", "")
+			}
+		}
+		next(req, tx)
+	}
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	_, ok := to.Params.Get("tag")
+	return ok
+}
+
+func (s *Server) reinvite(e *entry, req *sip.Request) {
+	body := req.Body()
+	if len(body) == 0 {
+		e.tr.Event("sip.reinvite", "no SDP (session refresh)")
+		return
+	}
+	o, err := parseOffer(body, s.cfg.Codecs)
+	if err != nil {
+		s.metrics.MalformedSIP.Add(1)
+		e.tr.Event("sip.reinvite", "offer not usable: "+err.Error())
+		return
+	}
+	if c := e.answered(); c != nil {
+		c.onHold.Store(o.Hold())
+	}
+	state := "active"
+	if o.Hold() {
+		state = "hold (" + o.Direction + ")"
+	}
+	e.tr.Event("sip.reinvite", fmt.Sprintf("%s, codec %s", state, o.Audio.Name))
+}
+
+func (s *Server) handleInfo(e *entry, req *sip.Request, tx sip.ServerTransaction) {
+	var c *call
+	if e != nil {
+		c = e.answered()
+	}
+	if c == nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	key, err := parseInfoDTMF(ct, req.Body())
+	if err != nil {
+		s.metrics.MalformedSIP.Add(1)
+		e.tr.Event("sip.info.rejected", err.Error())
+		res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
+		res.AppendHeader(sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		_ = tx.Respond(res)
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	c.digit(key, "sip-info")
+}
+
+// handle serves one INVITE: admission, offer check, ringing, answer, the
+// session, and the end of the call.
+func (s *Server) handle(d *diago.DialogServerSession) {
+	req := d.InviteRequest
+	id := req.CallID().Value()
+	info := ivr.CallInfo{ID: id, Telephony: "sip", Caller: d.FromUser(), Called: d.ToUser(), Start: time.Now()}
+
+	tr, err := s.eng.Begin(info)
+	if err != nil {
+		reason := ivr.ReasonOf(err)
+		status := reason.SIPStatus()
+		if status == 0 {
+			status = 500
+		}
+		var hdrs []sip.Header
+		if status == 503 {
+			hdrs = append(hdrs, sip.NewHeader("Retry-After", "30"))
+		}
+		s.log.Warn("call refused", "call_id", id, "status", status, "err", err)
+		_ = d.Respond(status, statusText(status), nil, hdrs...)
+		return
+	}
+	e := &entry{tr: tr}
+	s.mu.Lock()
+	s.calls[id] = e
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.calls, id)
+		s.mu.Unlock()
+	}()
+	defer tr.End(ivr.EndError) // safety net; a no-op once the call ended properly
+
+	tr.Event("sip.invite", fmt.Sprintf("%s from %s", req.Transport(), req.Source()))
+	o, err := parseOffer(req.Body(), s.cfg.Codecs)
+	if err != nil {
+		reason := ivr.EndError
+		if errors.Is(err, ErrNoCommonCodec) {
+			reason = ivr.EndNoCommonCodec
+		}
+		tr.Event("sip.488", err.Error())
+		warn := sip.NewHeader("Warning", fmt.Sprintf("305 %s %q", s.cfg.UserAgent, err.Error()))
+		_ = d.Respond(488, "Not Acceptable Here", nil, warn)
+		tr.End(reason)
+		return
+	}
+	if err := d.Ringing(); err != nil {
+		tr.Event("sip.180.failed", err.Error())
+		tr.End(ivr.EndCancelled)
+		return
+	}
+	tr.Event("sip.180", "")
+	if s.cfg.AnswerDelay > 0 {
+		t := time.NewTimer(s.cfg.AnswerDelay)
+		select {
+		case <-t.C:
+		case <-d.Context().Done():
+			t.Stop()
+			tr.Event("sip.487", "cancelled before answer")
+			tr.End(ivr.EndCancelled)
+			return
+		}
+	}
+
+	c := newCall(s, d, tr, o)
+	if err := d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate}); err != nil {
+		reason := ivr.EndError
+		if d.Context().Err() != nil {
+			reason = ivr.EndCancelled
+		}
+		tr.Event("sip.answer.failed", err.Error())
+		c.cancel(ivr.End(reason, err))
+		tr.End(reason)
+		return
+	}
+	e.mu.Lock()
+	e.call = c
+	e.mu.Unlock()
+	tr.SetMedia(o.Audio.Name, c.rate)
+	tr.Event("sip.200", fmt.Sprintf("codec %s/%d pt %d, telephone-event pt %d", o.Audio.Name, o.Audio.SampleRate, o.Audio.PayloadType, o.DTMF))
+
+	// A cancelled call interrupts a blocked RTP read at once.
+	stop := context.AfterFunc(c.ctx, func() {
+		if ms := d.MediaSession(); ms != nil {
+			_ = ms.StopRTP(1, 0)
+		}
+	})
+	defer stop()
+	c.start()
+	reason := s.eng.Serve(c, tr)
+	c.cancel(ivr.End(reason, nil))
+	c.wait()
+}
+
+// onMediaUpdate follows a re-INVITE that diago accepted: a new codec
+// rebuilds the encoder and decoder at the next packet.
+func (c *call) onMediaUpdate(dm *diago.DialogMedia) {
+	ms := dm.MediaSession()
+	if ms == nil {
+		return
+	}
+	cur := c.media.Load()
+	next := &mediaState{audio: cur.audio, dtmf: cur.dtmf}
+	common := ms.CommonCodecs()
+	if a, ok := media.CodecAudioFromList(common); ok {
+		next.audio = a
+	}
+	for _, codec := range common {
+		if codec.Name == "telephone-event" {
+			next.dtmf = codec.PayloadType
+		}
+	}
+	if next.audio != cur.audio || next.dtmf != cur.dtmf {
+		c.media.Store(next)
+		c.tr.SetMedia(next.audio.Name, c.rate)
+		c.tr.Event("media.update", fmt.Sprintf("codec %s pt %d", next.audio.Name, next.audio.PayloadType))
+	}
+}
+
+func statusText(code int) string {
+	switch code {
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 503:
+		return "Service Unavailable"
+	default:
+		return "Server Internal Error"
+	}
+}
+
+// levelFilter passes records at or above min to h.
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(n), min: f.min}
+}

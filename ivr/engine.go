@@ -1,0 +1,325 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+// ErrDraining refuses new calls while the engine shuts down.
+var ErrDraining = errors.New("engine is draining: no new calls")
+
+// Engine admits calls, serves them with a Session and keeps their records.
+// One Engine serves every adapter of the process. It is safe for concurrent
+// use.
+type Engine struct {
+	Store    *tickets.Store
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Prompts  *Prompts
+	Timing   Timing
+	RecDir   string // where call recordings go; empty turns recording off
+	Teardown time.Duration
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	calls    map[string]*Tracker
+	idle     chan struct{} // closed when draining and no call is left
+}
+
+// Begin admits a new call: it refuses it while draining, opens its call
+// record and counts it as active. The returned Tracker must be ended with
+// End exactly once (later calls are ignored).
+func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
+	if e.draining.Load() {
+		return nil, End(EndRejected, ErrDraining)
+	}
+	if info.Start.IsZero() {
+		info.Start = time.Now()
+	}
+	t := &Tracker{eng: e, info: info, log: e.Log.With("call_id", info.ID)}
+	e.mu.Lock()
+	if e.calls == nil {
+		e.calls = map[string]*Tracker{}
+	}
+	if _, dup := e.calls[info.ID]; dup {
+		e.mu.Unlock()
+		return nil, End(EndError, fmt.Errorf("call id %q is already in progress", info.ID))
+	}
+	e.calls[info.ID] = t
+	e.mu.Unlock()
+	e.Metrics.ActiveCalls.Add(1)
+
+	ctx, cancel := e.storeCtx()
+	defer cancel()
+	if err := e.Store.StartCall(ctx, tickets.CallRecord{
+		ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start,
+	}); err != nil {
+		t.log.Error("call record not opened", "err", err)
+	}
+	t.log.Info("call offered", "telephony", info.Telephony, "caller", tickets.Phone(info.Caller), "called", info.Called)
+	return t, nil
+}
+
+func (e *Engine) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+// Draining reports whether the engine refuses new calls.
+func (e *Engine) Draining() bool { return e.draining.Load() }
+
+// Drain refuses new calls from now on and waits until every active call has
+// ended or ctx ends. When ctx ends first, it hangs up the calls left with
+// EndShutdown and waits for them up to the teardown limit.
+func (e *Engine) Drain(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.draining.Swap(true) {
+		e.idle = make(chan struct{})
+		if len(e.calls) == 0 {
+			close(e.idle)
+		}
+	}
+	idle := e.idle
+	e.mu.Unlock()
+	e.Log.Info("draining", "active_calls", e.Metrics.ActiveCalls.Load())
+
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	e.mu.Lock()
+	left := make([]*Tracker, 0, len(e.calls))
+	for _, t := range e.calls {
+		left = append(left, t)
+	}
+	e.mu.Unlock()
+	e.Log.Warn("grace period over: hanging up the calls left", "calls", len(left))
+	for _, t := range left {
+		t.hangup(EndShutdown)
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-time.After(e.teardownLimit() + time.Second):
+		return fmt.Errorf("%d calls did not end after shutdown", e.Metrics.ActiveCalls.Load())
+	}
+}
+
+func (e *Engine) teardownLimit() time.Duration {
+	if e.Teardown > 0 {
+		return e.Teardown
+	}
+	return 5 * time.Second
+}
+
+func (e *Engine) forget(id string) {
+	e.mu.Lock()
+	delete(e.calls, id)
+	if e.draining.Load() && len(e.calls) == 0 && e.idle != nil {
+		select {
+		case <-e.idle:
+		default:
+			close(e.idle)
+		}
+	}
+	e.mu.Unlock()
+}
+
+// Serve runs the session on an answered call and ends the call when the
+// session returns: it hangs up (if the caller did not), closes the
+// recording and writes the end of the call record. It returns the reason
+// the call ended.
+func (e *Engine) Serve(call Call, t *Tracker) EndReason {
+	t.mu.Lock()
+	t.call = call
+	t.mu.Unlock()
+	info := t.Info()
+
+	var rec *Recording
+	if e.RecDir != "" {
+		var err error
+		rec, err = openRecording(e.RecDir, info, e.Metrics, t.log)
+		if err != nil {
+			e.Metrics.RecordingErrors.Add(1)
+			t.log.Error("recording not started; the call goes on without it", "err", err)
+		} else {
+			t.mu.Lock()
+			t.recording = rec.Path
+			t.mu.Unlock()
+		}
+	}
+	ctx, cancel := e.storeCtx()
+	if err := e.Store.AnswerCall(ctx, info.ID, time.Now(), info.Codec, t.RecordingPath()); err != nil {
+		t.log.Error("call record not updated at answer", "err", err)
+	}
+	cancel()
+	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
+
+	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t}
+	reason := s.Run()
+
+	// Teardown runs once, on a context of its own: the call's context may
+	// already be cancelled.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tctx, cancel := context.WithTimeout(context.Background(), e.teardownLimit())
+		defer cancel()
+		if cause := context.Cause(call.Context()); cause != nil {
+			reason = ReasonOf(cause)
+		} else if err := call.Hangup(tctx, reason); err != nil {
+			t.log.Warn("hangup failed", "err", err)
+		}
+		if rec != nil {
+			if err := rec.Close(); err != nil {
+				t.log.Warn("recording closed with an error", "err", err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(e.teardownLimit()):
+		e.Metrics.SlowTeardowns.Add(1)
+		t.log.Error("teardown is slow; the call record is closed anyway", "limit", e.teardownLimit())
+	}
+	t.End(reason)
+	return reason
+}
+
+// Tracker follows one call from admission to its end: the call record, the
+// per-call event log, packet statistics and DTMF. Safe for concurrent use.
+type Tracker struct {
+	eng  *Engine
+	info CallInfo
+	log  *slog.Logger
+
+	PacketsIn, PacketsOut, PacketsLost, PacketsLate atomic.Uint64
+
+	mu        sync.Mutex
+	call      Call
+	recording string
+	ended     atomic.Bool
+	endReason EndReason
+}
+
+// Log returns the call's logger (every line carries call_id).
+func (t *Tracker) Log() *slog.Logger { return t.log }
+
+// Info returns the call's description.
+func (t *Tracker) Info() CallInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.info
+}
+
+// SetMedia records the negotiated codec and frame rate (at answer, and
+// again when a re-INVITE changes the codec).
+func (t *Tracker) SetMedia(codec string, rate int) {
+	t.mu.Lock()
+	t.info.Codec, t.info.Rate = codec, rate
+	t.mu.Unlock()
+}
+
+// RecordingPath is the call's recording file, or "".
+func (t *Tracker) RecordingPath() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.recording
+}
+
+// Event appends one protocol event to the call's log (what telecom
+// administrators read with `ivrctl calls show`). detail must not contain
+// personal data.
+func (t *Tracker) Event(kind, detail string) {
+	ctx, cancel := t.eng.storeCtx()
+	defer cancel()
+	if err := t.eng.Store.AddEvent(ctx, t.info.ID, tickets.CallEvent{At: time.Now(), Kind: kind, Detail: detail}); err != nil {
+		t.log.Warn("call event not stored", "kind", kind, "err", err)
+	}
+	t.log.Debug("call event", "kind", kind, "detail", detail)
+}
+
+// Digit records one DTMF digit (stored as it arrives, so a crash keeps it).
+func (t *Tracker) Digit(d Digit) {
+	t.eng.Metrics.DTMF(d.Source)
+	ctx, cancel := t.eng.storeCtx()
+	defer cancel()
+	if err := t.eng.Store.AppendDTMF(ctx, t.info.ID, d.Key); err != nil {
+		t.log.Warn("DTMF digit not stored", "err", err)
+	}
+	t.log.Info("dtmf", "source", d.Source)
+}
+
+// Ended reports whether End was called.
+func (t *Tracker) Ended() bool { return t.ended.Load() }
+
+// End closes the call record with a reason. Only the first call acts.
+func (t *Tracker) End(reason EndReason) {
+	if !t.ended.CompareAndSwap(false, true) {
+		return
+	}
+	t.mu.Lock()
+	t.endReason = reason
+	t.mu.Unlock()
+	st := tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
+	ctx, cancel := t.eng.storeCtx()
+	defer cancel()
+	if err := t.eng.Store.EndCall(ctx, t.info.ID, time.Now(), string(reason), st); err != nil {
+		t.log.Error("call record not closed", "err", err)
+	}
+	t.eng.Metrics.CallEnded(reason)
+	t.eng.Metrics.ActiveCalls.Add(-1)
+	t.eng.forget(t.info.ID)
+	t.log.Info("call ended", "reason", reason, "packets_in", st.In, "packets_out", st.Out, "lost", st.Lost, "late", st.Late)
+}
+
+func (t *Tracker) hangup(reason EndReason) {
+	t.mu.Lock()
+	c := t.call
+	t.mu.Unlock()
+	if c == nil {
+		t.End(reason) // not answered yet: nothing to hang up
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.eng.teardownLimit())
+	defer cancel()
+	if err := c.Hangup(ctx, reason); err != nil {
+		t.log.Warn("hangup at shutdown failed", "err", err)
+	}
+}
+
+// SafeFileName turns a call id into a file name: letters, digits, '.', '-'
+// and '_' are kept, everything else becomes '_'.
+func SafeFileName(id string) string {
+	var b strings.Builder
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if s == "" || s == "." || s == ".." {
+		s = "call"
+	}
+	return s
+}
+
+func recordingPath(dir string, info CallInfo) string {
+	day := info.Start.UTC().Format("2006-01-02")
+	return filepath.Join(dir, day, SafeFileName(info.ID)+".wav")
+}
+
+func ensureDir(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750) }

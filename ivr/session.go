@@ -1,0 +1,199 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/govline/ivr/audio"
+)
+
+// Timing holds the menu's timeouts. The zero value means the defaults.
+type Timing struct {
+	FirstDigit time.Duration // how long the menu waits for a key after its prompt
+	Retries    int           // no-input or invalid answers before the line says goodbye
+}
+
+// Timing defaults.
+const (
+	DefaultFirstDigit = 6 * time.Second
+	DefaultRetries    = 3
+)
+
+func (t Timing) withDefaults() Timing {
+	if t.FirstDigit <= 0 {
+		t.FirstDigit = DefaultFirstDigit
+	}
+	if t.Retries <= 0 {
+		t.Retries = DefaultRetries
+	}
+	return t
+}
+
+// PlayResult is how a prompt ended.
+type PlayResult int
+
+// Prompt outcomes.
+const (
+	PlayFinished    PlayResult = iota // the whole prompt was sent
+	PlayInterrupted                   // the caller pressed a key (barge-in)
+	PlayHangup                        // the call ended
+	PlayFailed                        // the prompt could not be played
+)
+
+// Session owns one answered call until its end. Until Lua flows replace it,
+// it runs the built-in menu: greeting, then a DTMF menu (1 identity card,
+// 2 portal account, 3 operator, 9 repeat, 0 goodbye).
+type Session struct {
+	Call      Call
+	Info      CallInfo
+	Prompts   *Prompts
+	Timing    Timing
+	Recording *Recording // may be nil
+	Log       *slog.Logger
+	Tracker   *Tracker
+}
+
+// Run talks to the caller and returns why the call should end.
+func (s *Session) Run() EndReason {
+	ctx := s.Call.Context()
+	s.Timing = s.Timing.withDefaults()
+
+	// The listener owns caller audio for the whole call: it feeds the
+	// recording (and, with the speech issue, the recognizer).
+	var wg sync.WaitGroup
+	lctx, stopListen := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.listen(lctx)
+	}()
+	defer func() {
+		stopListen()
+		wg.Wait()
+	}()
+
+	reason := s.menu(ctx)
+	if cause := context.Cause(ctx); cause != nil {
+		return ReasonOf(cause)
+	}
+	return reason
+}
+
+func (s *Session) listen(ctx context.Context) {
+	buf := make([]int16, audio.SamplesPerFrame(s.Info.Rate))
+	for {
+		n, err := s.Call.ReadFrame(ctx, buf)
+		if err != nil {
+			return
+		}
+		s.Recording.Caller(buf[:n])
+	}
+}
+
+func (s *Session) menu(ctx context.Context) EndReason {
+	if r, _ := s.play(ctx, "greeting", true); r == PlayHangup {
+		return EndCallerHangup
+	}
+	failures := 0
+	for failures < s.Timing.Retries {
+		key, res := s.ask(ctx, "menu")
+		switch res {
+		case PlayHangup:
+			return EndCallerHangup
+		case PlayFailed:
+			return EndError
+		}
+		switch key {
+		case 0:
+			failures++
+			s.play(ctx, "no_input", false)
+		case '1':
+			failures = 0
+			s.play(ctx, "info_identity", true)
+		case '2':
+			failures = 0
+			s.play(ctx, "info_portal", true)
+		case '3':
+			s.play(ctx, "operator", false)
+			s.play(ctx, "goodbye", false)
+			return EndEngineHangup
+		case '9':
+			failures = 0
+		case '0':
+			s.play(ctx, "goodbye", false)
+			return EndEngineHangup
+		default:
+			failures++
+			s.play(ctx, "invalid", false)
+		}
+		if ctx.Err() != nil {
+			return EndCallerHangup
+		}
+	}
+	s.play(ctx, "goodbye", false)
+	return EndEngineHangup
+}
+
+// ask plays a prompt that the caller may interrupt with a key, then waits
+// for the key. It returns 0 when no key came in time.
+func (s *Session) ask(ctx context.Context, prompt string) (rune, PlayResult) {
+	res, key := s.play(ctx, prompt, true)
+	if res == PlayInterrupted {
+		return key, res
+	}
+	if res != PlayFinished {
+		return 0, res
+	}
+	t := time.NewTimer(s.Timing.FirstDigit)
+	defer t.Stop()
+	select {
+	case d := <-s.Call.Digits():
+		s.Tracker.Digit(d)
+		return d.Key, PlayInterrupted
+	case <-t.C:
+		return 0, PlayFinished
+	case <-ctx.Done():
+		return 0, PlayHangup
+	}
+}
+
+// play sends a prompt frame by frame. With bargeIn, a key press stops it at
+// the next frame and is returned; without, keys wait for the next question.
+func (s *Session) play(ctx context.Context, name string, bargeIn bool) (PlayResult, rune) {
+	pcm, err := s.Prompts.Get(name, s.Info.Rate)
+	if err != nil {
+		s.Log.Error("prompt not playable", "prompt", name, "err", err)
+		return PlayFailed, 0
+	}
+	n := audio.SamplesPerFrame(s.Info.Rate)
+	frame := make([]int16, n)
+	for off := 0; off < len(pcm); off += n {
+		if bargeIn {
+			select {
+			case d := <-s.Call.Digits():
+				s.Tracker.Digit(d)
+				s.Log.Debug("prompt interrupted", "prompt", name)
+				return PlayInterrupted, d.Key
+			default:
+			}
+		}
+		end := off + n
+		if end > len(pcm) {
+			clear(frame)
+			end = len(pcm)
+		}
+		copy(frame, pcm[off:end])
+		if err := s.Call.WriteFrame(ctx, frame); err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return PlayHangup, 0
+			}
+			s.Log.Warn("prompt stopped", "prompt", name, "err", err)
+			return PlayFailed, 0
+		}
+		s.Recording.Engine(frame)
+	}
+	return PlayFinished, 0
+}

@@ -1,0 +1,776 @@
+package tickets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "data", DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func appliedVersions(t *testing.T, s *Store) []int {
+	t.Helper()
+	rows, err := s.db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func TestOpenCreatesDirAndSetsPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", DBFile)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file not created: %v", err)
+	}
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"synchronous":  "1", // NORMAL
+		"busy_timeout": "5000",
+	} {
+		var got string
+		if err := s.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "we?ird #dir%20", DBFile)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the path given: %v", err)
+	}
+}
+
+func TestMigrationsAppliedOnceAndIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DBFile)
+	ms, err := embeddedMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("open #%d: %v", i+1, err)
+		}
+		if got := appliedVersions(t, s); len(got) != len(ms) || got[len(got)-1] != len(ms) {
+			t.Fatalf("open #%d: applied versions %v, want 1..%d", i+1, got, len(ms))
+		}
+		s.Close()
+	}
+}
+
+func TestMigrationsGrow(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	v1 := fstest.MapFS{
+		"0001_a.sql": {Data: []byte(`CREATE TABLE a (x INTEGER);`)},
+	}
+	v2 := fstest.MapFS{
+		"0001_a.sql": v1["0001_a.sql"],
+		"0002_b.sql": {Data: []byte(`CREATE TABLE b (y INTEGER); INSERT INTO b VALUES (1);`)},
+		"README.md":  {Data: []byte("ignored")},
+	}
+	// A separate schema_migrations lives in a fresh database.
+	db := s.db
+	if _, err := db.Exec(`DROP TABLE schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+	for _, fsys := range []fstest.MapFS{v1, v2, v2} {
+		ms, err := loadMigrations(fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := migrate(ctx, db, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM b`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("0002 applied %d times (err %v), want once", n, err)
+	}
+	if got := appliedVersions(t, s); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("applied %v, want [1 2]", got)
+	}
+
+	// A failing migration is rolled back and not recorded.
+	v3 := fstest.MapFS{
+		"0001_a.sql":   v1["0001_a.sql"],
+		"0002_b.sql":   v2["0002_b.sql"],
+		"0003_bad.sql": {Data: []byte(`CREATE TABLE c (z INTEGER); THIS IS NOT SQL;`)},
+	}
+	ms, err := loadMigrations(v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = migrate(ctx, db, ms)
+	if err == nil || !strings.Contains(err.Error(), "0003_bad.sql") {
+		t.Fatalf("bad migration: err = %v, want one naming 0003_bad.sql", err)
+	}
+	if got := appliedVersions(t, s); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("after failed migration applied %v, want [1 2]", got)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'c'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table of the failed migration exists (n=%d, err %v)", n, err)
+	}
+}
+
+func TestLoadMigrationsRejectsBadSets(t *testing.T) {
+	sql := &fstest.MapFile{Data: []byte("SELECT 1;")}
+	for name, fsys := range map[string]fstest.MapFS{
+		"gap":       {"0001_a.sql": sql, "0003_c.sql": sql},
+		"duplicate": {"0001_a.sql": sql, "0001_b.sql": sql},
+		"bad name":  {"1_a.sql": sql},
+		"not first": {"0002_a.sql": sql},
+		"empty":     {},
+	} {
+		if _, err := loadMigrations(fsys); err == nil {
+			t.Errorf("%s: loadMigrations accepted %v", name, fsys)
+		}
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DBFile)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for name, open := range map[string]func(string) (*Store, error){"Open": Open, "OpenReadOnly": OpenReadOnly} {
+		s, err := open(path)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s accepted a database with schema version 9999", name)
+		}
+		if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "9999") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v, want ErrSchemaTooNew naming version 9999 and the path", name, err)
+		}
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := DBPath(dir)
+
+	_, err := OpenReadOnly(path)
+	if !errors.Is(err, ErrNoDatabase) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--data") {
+		t.Fatalf("missing file: err = %v, want ErrNoDatabase naming the path and --data", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenReadOnly created the file")
+	}
+
+	// Not an ivr database.
+	other := filepath.Join(dir, "other.db")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(other); err == nil || !strings.Contains(err.Error(), "not an ivr database") {
+		t.Fatalf("empty file: err = %v, want 'not an ivr database'", err)
+	}
+
+	w, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StartCall(ctx, CallRecord{ID: "c1", Telephony: "sip", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// Read while the writer is open...
+	r, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Call(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AppendDTMF(ctx, "c1", '1'); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("write on read-only store: err = %v, want ErrReadOnly", err)
+	}
+	// ...and sees the writer's later commits.
+	if err := w.AppendDTMF(ctx, "c1", '7'); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Call(ctx, "c1"); err != nil || c.DTMF != "7" {
+		t.Fatalf("reader sees dtmf %q (err %v), want 7", c.DTMF, err)
+	}
+	r.Close()
+	w.Close()
+
+	// ...and after the writer closed (WAL and shm files gone).
+	r, err = OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if c, err := r.Call(ctx, "c1"); err != nil || c.DTMF != "7" {
+		t.Fatalf("after close: dtmf %q, err %v", c.DTMF, err)
+	}
+}
+
+func TestCallLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	start := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	answer := start.Add(500 * time.Millisecond)
+	end := start.Add(42 * time.Second)
+
+	if err := s.StartCall(ctx, CallRecord{ID: "call-1", Telephony: "sip", Caller: "+33612345678", Called: "100", Start: start}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Call(ctx, "call-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Answer != nil || c.End != nil || c.DTMF != "" || !c.Start.Equal(start) || c.Start.Location() != time.UTC {
+		t.Fatalf("after start: %+v", c)
+	}
+	if err := s.StartCall(ctx, CallRecord{ID: "call-1", Start: start}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate start: err = %v, want ErrExists", err)
+	}
+	if err := s.AnswerCall(ctx, "call-1", answer, "PCMU", "/rec/call-1.wav"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range "12#" {
+		if err := s.AppendDTMF(ctx, "call-1", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := PacketStats{In: 2100, Out: 2090, Lost: 3, Late: 1}
+	if err := s.EndCall(ctx, "call-1", end, EndCallerHangup, st); err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.Call(ctx, "call-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CallRecord{
+		ID: "call-1", Telephony: "sip", Caller: "+33612345678", Called: "100",
+		Start: start.UTC(), Answer: ptr(answer.UTC()), End: ptr(end.UTC()), EndReason: EndCallerHangup,
+		Codec: "PCMU", DTMF: "12#", Recording: "/rec/call-1.wav", Stats: st,
+	}
+	if fmt.Sprintf("%+v", deref(c)) != fmt.Sprintf("%+v", deref(want)) {
+		t.Fatalf("record\n got %+v\nwant %+v", deref(c), deref(want))
+	}
+	if c.Duration() != 42*time.Second {
+		t.Errorf("Duration = %v, want 42s", c.Duration())
+	}
+
+	// Missing calls.
+	if _, err := s.Call(ctx, "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("Call(nope): err = %v, want ErrNotFound naming the id", err)
+	}
+	if err := s.AnswerCall(ctx, "nope", answer, "PCMU", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AnswerCall(nope): err = %v", err)
+	}
+	if err := s.AppendDTMF(ctx, "nope", '1'); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AppendDTMF(nope): err = %v", err)
+	}
+	if err := s.EndCall(ctx, "nope", end, EndError, PacketStats{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("EndCall(nope): err = %v", err)
+	}
+	if err := s.AddEvent(ctx, "nope", CallEvent{Kind: "x"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AddEvent(nope): err = %v", err)
+	}
+	if _, err := s.Events(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Events(nope): err = %v", err)
+	}
+	// Bad input names what is wrong.
+	if err := s.StartCall(ctx, CallRecord{}); err == nil || !strings.Contains(err.Error(), "empty call ID") {
+		t.Errorf("StartCall(no id): err = %v", err)
+	}
+	if err := s.AppendDTMF(ctx, "call-1", 'x'); err == nil || !strings.Contains(err.Error(), "invalid digit 'x'") {
+		t.Errorf("AppendDTMF('x'): err = %v", err)
+	}
+	if err := s.AddEvent(ctx, "call-1", CallEvent{}); err == nil || !strings.Contains(err.Error(), "empty event kind") {
+		t.Errorf("AddEvent(no kind): err = %v", err)
+	}
+}
+
+type flatCall struct {
+	CallRecord
+	Answer, End string
+}
+
+func deref(c CallRecord) flatCall {
+	f := flatCall{CallRecord: c}
+	if c.Answer != nil {
+		f.Answer = c.Answer.Format(time.RFC3339Nano)
+	}
+	if c.End != nil {
+		f.End = c.End.Format(time.RFC3339Nano)
+	}
+	f.CallRecord.Answer, f.CallRecord.End = nil, nil
+	return f
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestZeroTimeMeansNow(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	before := time.Now()
+	if err := s.StartCall(ctx, CallRecord{ID: "z"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AnswerCall(ctx, "z", time.Time{}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndCall(ctx, "z", time.Time{}, EndShutdown, PacketStats{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Call(ctx, "z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	for name, tm := range map[string]time.Time{"start": c.Start, "answer": *c.Answer, "end": *c.End} {
+		if tm.Before(before) || tm.After(after) {
+			t.Errorf("%s = %v, want between %v and %v", name, tm, before, after)
+		}
+	}
+}
+
+func TestAppendDTMFInOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if err := s.StartCall(ctx, CallRecord{ID: "d", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const digits = "0123456789*#ABCDabcd"
+	for _, d := range digits {
+		if err := s.AppendDTMF(ctx, "d", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.Call(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DTMF != "0123456789*#ABCDABCD" {
+		t.Fatalf("DTMF = %q", c.DTMF)
+	}
+}
+
+func TestAnswerCallTwiceKeepsFirstTime(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	if err := s.StartCall(ctx, CallRecord{ID: "a", Start: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AnswerCall(ctx, "a", t0.Add(time.Second), "PCMU", "/r.wav"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AnswerCall(ctx, "a", t0.Add(5*time.Second), "opus", ""); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Call(ctx, "a")
+	if !c.Answer.Equal(t0.Add(time.Second)) || c.Codec != "opus" || c.Recording != "/r.wav" {
+		t.Fatalf("answer %v codec %q recording %q", c.Answer, c.Codec, c.Recording)
+	}
+}
+
+func TestEndCallIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	if err := s.StartCall(ctx, CallRecord{ID: "e", Start: t0}); err != nil {
+		t.Fatal(err)
+	}
+	first := PacketStats{In: 10, Out: 11, Lost: 1, Late: 2}
+	if err := s.EndCall(ctx, "e", t0.Add(10*time.Second), EndCallerHangup, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndCall(ctx, "e", t0.Add(20*time.Second), EndShutdown, PacketStats{In: 99}); err != nil {
+		t.Fatalf("second EndCall: %v, want nil", err)
+	}
+	c, _ := s.Call(ctx, "e")
+	if !c.End.Equal(t0.Add(10*time.Second)) || c.EndReason != EndCallerHangup || c.Stats != first {
+		t.Fatalf("second EndCall overwrote the first: end %v reason %q stats %+v", c.End, c.EndReason, c.Stats)
+	}
+}
+
+func TestPacketStatsSaturate(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if err := s.StartCall(ctx, CallRecord{ID: "p", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndCall(ctx, "p", time.Now(), EndError, PacketStats{In: 1<<64 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Call(ctx, "p")
+	if c.Stats.In != 1<<63-1 {
+		t.Fatalf("In = %d", c.Stats.In)
+	}
+}
+
+func TestEventsChronological(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	if err := s.StartCall(ctx, CallRecord{ID: "ev", Start: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := s.Events(ctx, "ev"); err != nil || evs == nil || len(evs) != 0 {
+		t.Fatalf("no events: %v, %v; want empty non-nil slice", evs, err)
+	}
+	// Added out of order; two share a timestamp and keep insertion order.
+	add := []CallEvent{
+		{At: t0.Add(3 * time.Second), Kind: "dtmf", Detail: "1"},
+		{At: t0, Kind: "sip.invite"},
+		{At: t0.Add(time.Second), Kind: "sip.180"},
+		{At: t0.Add(3 * time.Second), Kind: "dtmf", Detail: "2"},
+		{At: t0.Add(2 * time.Second), Kind: "sip.200"},
+	}
+	for _, e := range add {
+		if err := s.AddEvent(ctx, "ev", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.Events(ctx, "ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Kind+e.Detail)
+	}
+	if want := "[sip.invite sip.180 sip.200 dtmf1 dtmf2]"; fmt.Sprint(got) != want {
+		t.Fatalf("events %v, want %s", got, want)
+	}
+}
+
+func TestCloseOrphans(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), DBFile)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	for _, id := range []string{"open1", "open2", "done"} {
+		if err := s.StartCall(ctx, CallRecord{ID: id, Start: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndCall(ctx, "done", t0.Add(time.Second), EndCallerHangup, PacketStats{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // "crash"
+
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	restart := t0.Add(time.Hour)
+	n, err := s.CloseOrphans(ctx, restart)
+	if err != nil || n != 2 {
+		t.Fatalf("CloseOrphans = %d, %v; want 2", n, err)
+	}
+	for _, id := range []string{"open1", "open2"} {
+		c, _ := s.Call(ctx, id)
+		if c.End == nil || !c.End.Equal(restart) || c.EndReason != EndEngineRestart {
+			t.Errorf("%s: end %v reason %q", id, c.End, c.EndReason)
+		}
+		evs, _ := s.Events(ctx, id)
+		if len(evs) != 1 || evs[0].Kind != "engine.restart" {
+			t.Errorf("%s: events %+v, want one engine.restart", id, evs)
+		}
+	}
+	c, _ := s.Call(ctx, "done")
+	if c.EndReason != EndCallerHangup {
+		t.Errorf("ended call touched: reason %q", c.EndReason)
+	}
+	if n, err := s.CloseOrphans(ctx, restart); err != nil || n != 0 {
+		t.Fatalf("second CloseOrphans = %d, %v; want 0", n, err)
+	}
+}
+
+func TestListCalls(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	for i := range 5 {
+		if err := s.StartCall(ctx, CallRecord{ID: fmt.Sprintf("c%d", i), Start: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(q CallQuery) string {
+		cs, err := s.ListCalls(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return fmt.Sprint(out)
+	}
+	for _, tc := range []struct {
+		q    CallQuery
+		want string
+	}{
+		{CallQuery{}, "[c4 c3 c2 c1 c0]"},
+		{CallQuery{Limit: 2}, "[c4 c3]"},
+		{CallQuery{Since: t0.Add(3 * time.Minute)}, "[c4 c3]"},
+		{CallQuery{Since: t0.Add(time.Minute), Limit: 1}, "[c4]"},
+		{CallQuery{Since: t0.Add(time.Hour)}, "[]"},
+	} {
+		if got := ids(tc.q); got != tc.want {
+			t.Errorf("ListCalls(%+v) = %s, want %s", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const calls = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Go(func() {
+			id := fmt.Sprintf("conc-%02d", i)
+			now := time.Now()
+			err := s.StartCall(ctx, CallRecord{ID: id, Telephony: "sip", Caller: "+3300000" + fmt.Sprint(i), Called: "100", Start: now})
+			if err == nil {
+				err = s.AddEvent(ctx, id, CallEvent{At: now, Kind: "sip.invite"})
+			}
+			if err == nil {
+				err = s.AnswerCall(ctx, id, now, "PCMU", "")
+			}
+			for _, d := range "123#" {
+				if err == nil {
+					err = s.AppendDTMF(ctx, id, d)
+				}
+				if err == nil {
+					err = s.AddEvent(ctx, id, CallEvent{Kind: "dtmf", Detail: string(d)})
+				}
+				if err == nil {
+					_, err = s.ListCalls(ctx, CallQuery{Limit: 5}) // readers in between
+				}
+			}
+			if err == nil {
+				err = s.EndCall(ctx, id, time.Now(), EndCallerHangup, PacketStats{In: uint64(i)})
+			}
+			if err != nil {
+				errs <- fmt.Errorf("%s: %w", id, err)
+			}
+		})
+	}
+	// A read-only reader in the same process, as ivrctl would be.
+	r, err := OpenReadOnly(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wg.Go(func() {
+		for range 20 {
+			if _, err := r.ListCalls(ctx, CallQuery{}); err != nil {
+				errs <- fmt.Errorf("reader: %w", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	cs, err := s.ListCalls(ctx, CallQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != calls {
+		t.Fatalf("%d calls stored, want %d", len(cs), calls)
+	}
+	for _, c := range cs {
+		if c.DTMF != "123#" || c.End == nil || c.EndReason != EndCallerHangup {
+			t.Errorf("%s: dtmf %q end %v reason %q", c.ID, c.DTMF, c.End, c.EndReason)
+		}
+		if evs, err := s.Events(ctx, c.ID); err != nil || len(evs) != 5 {
+			t.Errorf("%s: %d events, err %v; want 5", c.ID, len(evs), err)
+		}
+	}
+}
+
+func TestWriteLockHonoursContext(t *testing.T) {
+	s := openTemp(t)
+	s.wmu <- struct{}{} // another writer holds the lock
+	defer func() { <-s.wmu }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := s.StartCall(ctx, CallRecord{ID: "x"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestPhoneMasked(t *testing.T) {
+	for in, want := range map[Phone]string{
+		"+33612345678":          "+********678",
+		"06 12 34 56 78":        "** ** ** *6 78",
+		"100":                   "100",
+		"12":                    "12",
+		"":                      "",
+		"sip:alice@example.com": "***:*****@*******.***",
+		"alice42":               "*****42",
+	} {
+		if got := in.Masked(); got != want {
+			t.Errorf("Phone(%q).Masked() = %q, want %q", string(in), got, want)
+		}
+	}
+}
+
+func TestNoPersonalDataInLogs(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	end := time.Now()
+	c := CallRecord{ID: "c1", Caller: "+33612345678", Called: "100", DTMF: "4711#", Start: end.Add(-time.Minute), End: &end}
+	log.Info("call", "caller", Phone(c.Caller))
+	log.Info("call", "call", c)
+	log.Info(fmt.Sprintf("call from %v", Phone(c.Caller)))
+	out := buf.String()
+	for _, secret := range []string{"33612345", "4711"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log leaks %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "+********678") || !strings.Contains(out, `"dtmf_digits":5`) {
+		t.Errorf("log lacks the masked number or digit count:\n%s", out)
+	}
+}
+
+func BenchmarkCallLifecycle(b *testing.B) {
+	ctx := context.Background()
+	s := openTemp(b)
+	t0 := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("bench-%d", i)
+		i++
+		if err := s.StartCall(ctx, CallRecord{ID: id, Telephony: "sip", Caller: "+33612345678", Called: "100", Start: t0}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.AddEvent(ctx, id, CallEvent{At: t0, Kind: "sip.invite"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.AnswerCall(ctx, id, t0, "PCMU", "/rec/"+id+".wav"); err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range "12#" {
+			if err := s.AppendDTMF(ctx, id, d); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.EndCall(ctx, id, t0, EndCallerHangup, PacketStats{In: 500, Out: 500}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Two processes (here two Stores) opening and writing one new file at once:
+// the migration runs once and no writer sees SQLITE_BUSY.
+func TestTwoStoresSameFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), DBFile)
+	stores := make([]*Store, 2)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range stores {
+		wg.Go(func() {
+			s, err := Open(path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			stores[i] = s
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		if s == nil {
+			t.Fatal(<-errs)
+		}
+		defer s.Close()
+	}
+	for i := range 40 {
+		s := stores[i%2]
+		wg.Go(func() {
+			id := fmt.Sprintf("two-%d", i)
+			err := s.StartCall(ctx, CallRecord{ID: id, Start: time.Now()})
+			for _, d := range "0123456789" {
+				if err == nil {
+					err = s.AppendDTMF(ctx, id, d)
+				}
+			}
+			if err == nil {
+				err = s.EndCall(ctx, id, time.Now(), EndCallerHangup, PacketStats{})
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ms, _ := embeddedMigrations()
+	if got := appliedVersions(t, stores[0]); len(got) != len(ms) {
+		t.Errorf("applied versions %v, want 1..%d once each", got, len(ms))
+	}
+	cs, _ := stores[1].ListCalls(ctx, CallQuery{})
+	if len(cs) != 40 {
+		t.Errorf("%d calls, want 40", len(cs))
+	}
+}
