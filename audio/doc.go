@@ -6,7 +6,8 @@
 // Conversions happen once, at the edge of a call:
 //
 //   - Encoder and Decoder: G.711 µ-law ("PCMU") and A-law ("PCMA"),
-//     implemented here with lookup tables bit-exact with ITU-T G.711, and
+//     implemented here (table decode, segment-arithmetic encode) bit-exact
+//     with the ITU-T G.191 reference G.711 code, and
 //     Opus ("opus", through github.com/hraban/opus and libopus).
 //   - Resampler: stateful polyphase windowed-sinc conversion between rates.
 //   - JitterBuffer: reorders one inbound RTP stream by sequence number and

@@ -260,3 +260,22 @@ func FuzzJitterBuffer(f *testing.F) {
 		}
 	})
 }
+
+func TestJitterZeroAllocs(t *testing.T) {
+	j := NewJitterBuffer(4)
+	pay := make([]byte, 160)
+	seq := uint16(0)
+	a := testing.AllocsPerRun(1000, func() {
+		j.Push(seq+1, 0, 1, pay)
+		j.Push(seq, 0, 1, pay)
+		for {
+			if _, _, ok := j.Pop(); !ok {
+				break
+			}
+		}
+		seq += 2
+	})
+	if a != 0 {
+		t.Errorf("%.2f allocs per push/pop", a)
+	}
+}

@@ -12,6 +12,8 @@ import (
 
 // recFile is what the Recorder needs of its file: sequential writes for
 // the samples and WriteAt for the header patches.
+var _ recFile = (*os.File)(nil)
+
 type recFile interface {
 	io.Writer
 	io.WriterAt

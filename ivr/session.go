@@ -94,28 +94,36 @@ func (s *Session) listen(ctx context.Context) {
 }
 
 func (s *Session) menu(ctx context.Context) EndReason {
-	if r, _ := s.play(ctx, "greeting", true); r == PlayHangup {
+	// A caller who knows the menu may press a key during the greeting:
+	// that key answers the menu.
+	res, pending := s.play(ctx, "greeting", true)
+	if res == PlayHangup {
 		return EndCallerHangup
 	}
 	failures := 0
 	for failures < s.Timing.Retries {
-		key, res := s.ask(ctx, "menu")
-		switch res {
-		case PlayHangup:
-			return EndCallerHangup
-		case PlayFailed:
-			return EndError
+		key := pending
+		pending = 0
+		if key == 0 {
+			key, res = s.ask(ctx, "menu")
+			switch res {
+			case PlayHangup:
+				return EndCallerHangup
+			case PlayFailed:
+				return EndError
+			}
 		}
 		switch key {
 		case 0:
 			failures++
 			s.play(ctx, "no_input", false)
-		case '1':
+		case '1', '2':
+			// An answer may be cut short by the next choice.
 			failures = 0
-			s.play(ctx, "info_identity", true)
-		case '2':
-			failures = 0
-			s.play(ctx, "info_portal", true)
+			prompt := map[rune]string{'1': "info_identity", '2': "info_portal"}[key]
+			if r, k := s.play(ctx, prompt, true); r == PlayInterrupted {
+				pending = k
+			}
 		case '3':
 			s.play(ctx, "operator", false)
 			s.play(ctx, "goodbye", false)

@@ -66,16 +66,18 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	c := &call{
 		srv: srv, d: d, tr: tr, rate: rate,
 		digits:  make(chan ivr.Digit, 32),
+		// Each queue and its free list hold every buffer of their
+		// direction, so moving a buffer between them never blocks.
 		in:      make(chan []int16, inQueue),
-		inFree:  make(chan []int16, inQueue+1),
+		inFree:  make(chan []int16, inQueue),
 		out:     make(chan []int16, outQueue),
-		outFree: make(chan []int16, outQueue+1),
+		outFree: make(chan []int16, outQueue),
 	}
 	n := audio.SamplesPerFrame(rate)
-	for range inQueue + 1 {
+	for range inQueue {
 		c.inFree <- make([]int16, n)
 	}
-	for range outQueue + 1 {
+	for range outQueue {
 		c.outFree <- make([]int16, n)
 	}
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})

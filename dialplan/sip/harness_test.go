@@ -81,7 +81,7 @@ func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
 	eng := &ivr.Engine{
 		Store:   store,
 		Metrics: ivr.NewMetrics(),
-		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})),
 		Prompts: prompts,
 		Timing:  ivr.Timing{FirstDigit: 3 * time.Second, Retries: 2},
 		RecDir:  filepath.Join(dir, "recordings"),
@@ -198,6 +198,7 @@ type call struct {
 	mu    sync.Mutex
 	heard []int16
 	send  chan []int16 // frames to send instead of silence
+	keys  chan dtmfReq // RFC 4733 keys, sent by the speaker between frames
 	mute  chan bool
 	wg    sync.WaitGroup
 	stop  context.CancelFunc
@@ -210,7 +211,7 @@ func (p *phone) dial(l *line, user string, opts diago.InviteOptions) (*call, err
 	if err != nil {
 		return nil, err
 	}
-	c := &call{t: p.t, d: d, send: make(chan []int16, 500), mute: make(chan bool, 1)}
+	c := &call{t: p.t, d: d, send: make(chan []int16, 500), keys: make(chan dtmfReq), mute: make(chan bool, 1)}
 	c.start()
 	p.t.Cleanup(func() { c.hangup() })
 	return c, nil
@@ -235,6 +236,13 @@ func (c *call) start() {
 		c.t.Fatal(err)
 	}
 	w, err := c.d.AudioWriter()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// diago's DTMF writer shares the audio writer's packet state without a
+	// lock, so the speaker goroutine sends both, like a phone that sends
+	// events instead of audio while a key is down.
+	dw, err := c.d.AudioWriterDTMF()
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -268,6 +276,9 @@ func (c *call) start() {
 		for ctx.Err() == nil {
 			select {
 			case muted = <-c.mute:
+			case k := <-c.keys:
+				k.done <- dw.WriteDTMF(k.key)
+				continue
 			default:
 			}
 			if muted {
@@ -321,11 +332,9 @@ func (c *call) hangup() {
 // dtmf sends a key as RFC 4733 events.
 func (c *call) dtmf(key rune) {
 	c.t.Helper()
-	w, err := c.d.AudioWriterDTMF()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := w.WriteDTMF(key); err != nil {
+	done := make(chan error, 1)
+	c.keys <- dtmfReq{key: key, done: done}
+	if err := <-done; err != nil {
 		c.t.Fatalf("rfc4733 %c: %v", key, err)
 	}
 }
@@ -441,4 +450,17 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 // newClient returns a plain SIP client on the phone's user agent.
 func newClient(p *phone) (*sipgo.Client, error) {
 	return sipgo.NewClient(p.ua, sipgo.WithClientHostname("127.0.0.1"))
+}
+
+// testLogLevel is warn, or debug with IVR_TEST_DEBUG=1.
+func testLogLevel() slog.Level {
+	if os.Getenv("IVR_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+type dtmfReq struct {
+	key  rune
+	done chan error
 }

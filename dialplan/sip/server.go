@@ -63,6 +63,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+var libraryLoggers sync.Once
+
 // Server is the SIP endpoint.
 type Server struct {
 	cfg     Config
@@ -109,8 +111,11 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	log := eng.Log.With("component", "sip")
 	// The SIP stack's own logs are diagnostics for us: warnings and up.
 	quiet := slog.New(levelFilter{h: eng.Log.Handler(), min: slog.LevelWarn})
-	sip.SetDefaultLogger(quiet)
-	media.SetDefaultLogger(quiet)
+	libraryLoggers.Do(func() {
+		// Package-wide in sipgo and diago: set once per process.
+		sip.SetDefaultLogger(quiet)
+		media.SetDefaultLogger(quiet)
+	})
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
 	if err != nil {
