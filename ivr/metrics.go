@@ -3,9 +3,11 @@ package ivr
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Metrics are the engine-wide counters served at /metrics in the Prometheus
@@ -22,6 +24,12 @@ type Metrics struct {
 	SlowTeardowns   atomic.Uint64
 	MalformedSIP    atomic.Uint64
 
+	// PacingDeviation is |interval between two outbound RTP packets of a
+	// call - 20 ms|; CallSetup is INVITE received to 200 OK sent (without
+	// any configured ring time).
+	PacingDeviation *Histogram
+	CallSetup       *Histogram
+
 	mu        sync.Mutex
 	outcomes  map[EndReason]uint64
 	dtmf      map[string]uint64 // by source
@@ -31,9 +39,11 @@ type Metrics struct {
 // NewMetrics returns zeroed metrics.
 func NewMetrics() *Metrics {
 	return &Metrics{
-		outcomes:  map[EndReason]uint64{},
-		dtmf:      map[string]uint64{},
-		sipMethod: map[string]uint64{},
+		PacingDeviation: NewHistogram(0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05),
+		CallSetup:       NewHistogram(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+		outcomes:        map[EndReason]uint64{},
+		dtmf:            map[string]uint64{},
+		sipMethod:       map[string]uint64{},
 	}
 }
 
@@ -118,5 +128,68 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_recording_errors_total", "Recordings stopped by a write error (the call went on).", m.RecordingErrors.Load())
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
+	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
+	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to 200 OK sent, not counting the configured ring time.")
 	return err
+}
+
+// Histogram counts observations into fixed buckets (upper bounds in
+// seconds, ascending). Observe is lock-free and allocation-free.
+type Histogram struct {
+	bounds []float64
+	counts []atomic.Uint64 // one per bound, plus +Inf
+	sumNs  atomic.Int64
+	total  atomic.Uint64
+}
+
+// NewHistogram returns a histogram with the given bucket bounds in seconds.
+func NewHistogram(bounds ...float64) *Histogram {
+	return &Histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
+}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(h.bounds) && s > h.bounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+	h.total.Add(1)
+}
+
+// Quantile estimates the q-quantile (0..1) as the upper bound of the
+// bucket that holds it; +Inf when it falls past the last bound.
+func (h *Histogram) Quantile(q float64) float64 {
+	n := h.total.Load()
+	if n == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(n)))
+	var acc uint64
+	for i := range h.counts {
+		acc += h.counts[i].Load()
+		if acc >= want {
+			if i < len(h.bounds) {
+				return h.bounds[i]
+			}
+			return math.Inf(1)
+		}
+	}
+	return math.Inf(1)
+}
+
+// Count is the number of observations.
+func (h *Histogram) Count() uint64 { return h.total.Load() }
+
+func (h *Histogram) write(p func(string, ...any), name, help string) {
+	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var acc uint64
+	for i, b := range h.bounds {
+		acc += h.counts[i].Load()
+		p("%s_bucket{le=\"%g\"} %d\n", name, b, acc)
+	}
+	acc += h.counts[len(h.bounds)].Load()
+	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
 }

@@ -65,7 +65,7 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	}
 	c := &call{
 		srv: srv, d: d, tr: tr, rate: rate,
-		digits:  make(chan ivr.Digit, 32),
+		digits: make(chan ivr.Digit, 32),
 		// Each queue and its free list hold every buffer of their
 		// direction, so moving a buffer between them never blocks.
 		in:      make(chan []int16, inQueue),
@@ -357,6 +357,7 @@ func (c *call) writeLoop() {
 		pkt     = rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(), Marker: true}}
 		tsStep  uint32
 		skips   uint64
+		lastTx  time.Time
 	)
 	for {
 		if err := pacer.Wait(c.ctx); err != nil {
@@ -407,6 +408,15 @@ func (c *call) writeLoop() {
 				return
 			}
 		} else {
+			now := time.Now()
+			if !lastTx.IsZero() {
+				d := now.Sub(lastTx) - audio.FrameDuration
+				if d < 0 {
+					d = -d
+				}
+				c.srv.metrics.PacingDeviation.Observe(d)
+			}
+			lastTx = now
 			c.tr.PacketsOut.Add(1)
 			c.srv.metrics.RTPPacketsOut.Add(1)
 		}

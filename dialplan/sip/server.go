@@ -260,6 +260,7 @@ func (s *Server) handleInfo(e *entry, req *sip.Request, tx sip.ServerTransaction
 func (s *Server) handle(d *diago.DialogServerSession) {
 	req := d.InviteRequest
 	id := req.CallID().Value()
+	received := time.Now()
 	info := ivr.CallInfo{ID: id, Telephony: "sip", Caller: d.FromUser(), Called: d.ToUser(), Start: time.Now()}
 
 	tr, err := s.eng.Begin(info)
@@ -334,6 +335,7 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	e.call = c
 	e.mu.Unlock()
 	tr.SetMedia(o.Audio.Name, c.rate)
+	s.metrics.CallSetup.Observe(time.Since(received) - s.cfg.AnswerDelay)
 	tr.Event("sip.200", fmt.Sprintf("codec %s/%d pt %d, telephone-event pt %d", o.Audio.Name, o.Audio.SampleRate, o.Audio.PayloadType, o.DTMF))
 
 	// A cancelled call interrupts a blocked RTP read at once.
