@@ -25,7 +25,7 @@ type Metrics struct {
 	MalformedSIP    atomic.Uint64
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
-	// call - 20 ms|; CallSetup is INVITE received to 200 OK sent (without
+	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
 	// any configured ring time).
 	PacingDeviation *Histogram
 	CallSetup       *Histogram
@@ -129,7 +129,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
 	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
-	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to 200 OK sent, not counting the configured ring time.")
+	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
 	return err
 }
 
