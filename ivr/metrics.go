@@ -23,6 +23,7 @@ type Metrics struct {
 	PacerSkips      atomic.Uint64
 	SlowTeardowns   atomic.Uint64
 	MalformedSIP    atomic.Uint64
+	Panics          atomic.Uint64
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
@@ -127,6 +128,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_sip_malformed_total", "SIP datagrams or requests rejected as malformed.", m.MalformedSIP.Load())
 	counter("ivr_recording_errors_total", "Recordings stopped by a write error (the call went on).", m.RecordingErrors.Load())
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
+	counter("ivr_panics_total", "Panics recovered while handling a request or a call (each one a bug to report).", m.Panics.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
 	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
 	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -401,6 +402,11 @@ func TestGarbageDatagramsDoNotHurt(t *testing.T) {
 		[]byte("SIP/2.0 200 OK\r\nCSeq: abc\r\n\r\n"),
 		[]byte("OPTIONS sip:x SIP/2.0\r\nVia: ;;;\r\nFrom: <<<\r\nTo: >\r\nCall-ID:\r\nCSeq: 1 OPTIONS\r\n\r\n"),
 		[]byte(strings.Repeat("A", 60000)),
+		// A well-formed INVITE whose SDP is a lone LF: it used to crash
+		// the SDP parser of the SIP library.
+		[]byte("INVITE sip:1919@" + l.addr + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbadsdp\r\n" +
+			"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:1919@127.0.0.1>\r\nCall-ID: bad-sdp@test\r\nCSeq: 1 INVITE\r\n" +
+			"Contact: <sip:x@127.0.0.1:9>\r\nContent-Type: application/sdp\r\nContent-Length: 1\r\n\r\n\n"),
 	}
 	for range 20 {
 		for _, g := range garbage {
@@ -410,6 +416,12 @@ func TestGarbageDatagramsDoNotHurt(t *testing.T) {
 	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
 	if err != nil {
 		t.Fatalf("a real call after garbage failed: %v", err)
+	}
+	if n := l.eng.Metrics.Panics.Load(); n != 0 {
+		t.Errorf("%d panics recovered", n)
+	}
+	if rec, err := l.store.Call(context.Background(), "bad-sdp@test"); err == nil && rec.EndReason != string(ivr.EndError) {
+		t.Errorf("the INVITE with a broken SDP ended as %q", rec.EndReason)
 	}
 	if !waitFor(3*time.Second, func() bool { return c.heardLen() > 8000 }) {
 		t.Fatal("no audio after garbage")
@@ -485,4 +497,48 @@ func status(err error) int {
 		return p.Res.StatusCode
 	}
 	return 0
+}
+
+// A recording that cannot be written (the disk is full) is logged and
+// counted; the caller notices nothing.
+func TestFullDiskForRecordings(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Fatalf("this test needs /dev/full: %v", err)
+	}
+	l := startLine(t, nil)
+	id := "full-disk-call@test"
+	day := time.Now().UTC().Format("2006-01-02")
+	path := filepath.Join(l.eng.RecDir, day, ivr.SafeFileName(id)+".wav")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	callIDHdr := gosip.CallIDHeader(id)
+	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{Headers: []gosip.Header{&callIDHdr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if callID(c) != id {
+		t.Fatalf("call id %q, want %q", callID(c), id)
+	}
+	if !waitFor(4*time.Second, func() bool { return c.heardLen() >= 3*8000 }) {
+		t.Fatal("the caller heard nothing")
+	}
+	if r := audio.RMS(c.heardSince(0)); r < 300 {
+		t.Errorf("the caller heard silence (RMS %.0f)", r)
+	}
+	c.dtmf('0')
+	if !c.waitEnded(20 * time.Second) {
+		t.Fatal("no hangup after 0")
+	}
+	rec := record(t, l, id)
+	if rec.EndReason != string(ivr.EndEngineHangup) || rec.DTMF != "0" {
+		t.Errorf("record = %+v", rec)
+	}
+	if n := l.eng.Metrics.RecordingErrors.Load(); n != 1 {
+		t.Errorf("recording errors counted: %d, want 1", n)
+	}
 }

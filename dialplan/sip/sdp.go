@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,6 +46,9 @@ func parseOffer(body []byte, allowed []string) (offer, error) {
 	var o offer
 	if len(body) == 0 {
 		return o, fmt.Errorf("INVITE has no SDP offer")
+	}
+	if err := checkSDPLines(body); err != nil {
+		return o, err
 	}
 	sd := sdp.SessionDescription{}
 	if err := sdp.Unmarshal(body, &sd); err != nil {
@@ -125,4 +129,15 @@ func codecAllowed(name string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// checkSDPLines refuses bodies that diago's SDP parser (v0.31.0) cannot
+// take: a line holding only LF makes it index out of range. Every SDP body
+// passes here before diago sees it (INVITE and re-INVITE), so a remote
+// party cannot crash the engine with one.
+func checkSDPLines(body []byte) error {
+	if len(body) > 0 && body[0] == '\n' || bytes.Contains(body, []byte("\n\n")) {
+		return fmt.Errorf("bad SDP: empty line")
+	}
+	return nil
 }

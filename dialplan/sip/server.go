@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -172,6 +173,17 @@ func (s *Server) lookup(callID string) *entry {
 // answers SIP INFO DTMF (which diago refuses).
 func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		// A panic anywhere below (the SIP stack or a call) must not take
+		// the line down: log it with its stack, count it, answer 500 when
+		// the request is still unanswered. Deferred call cleanup (the
+		// call record's end) has run by then.
+		defer func() {
+			if r := recover(); r != nil {
+				s.metrics.Panics.Add(1)
+				s.log.Error("panic while handling a SIP request", "method", req.Method.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
+			}
+		}()
 		s.metrics.SIPRequest(req.Method.String())
 		var e *entry
 		if h := req.CallID(); h != nil {
@@ -182,6 +194,14 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 			s.handleInfo(e, req, tx)
 			return
 		case sip.INVITE:
+			if err := checkSDPLines(req.Body()); err != nil {
+				s.metrics.MalformedSIP.Add(1)
+				if e != nil {
+					e.tr.Event("sip.488", err.Error())
+				}
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+				return
+			}
 			if e != nil && hasToTag(req) {
 				s.reinvite(e, req)
 			}

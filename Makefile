@@ -1,0 +1,66 @@
+# The two commands a newcomer needs:
+#   make run    start the engine on its embedded defaults (SIP on 127.0.0.1:5060)
+#   make test   run every test
+# Both install what is missing first (Debian packages with apt-get, Go modules
+# through the module proxy).
+
+GO       ?= go
+TAGS     := sqlite_fts5
+GOFLAGS_ := -tags $(TAGS)
+BIN      := bin
+# Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
+# rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp).
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng sox sip-tester
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build deps prompts bench fuzz vet clean
+
+run: deps build
+	./$(BIN)/ivrd
+
+build: deps
+	$(GO) build $(GOFLAGS_) -o $(BIN)/ivrd ./cmd/ivrd
+	$(GO) build $(GOFLAGS_) -o $(BIN)/ivrctl ./cmd/ivrctl
+
+# deps installs the Debian packages that are missing (apt-get update only
+# when something must be installed).
+deps:
+	@missing=""; for p in $(DEBS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@$(GO) mod download
+
+vet: deps
+	$(GO) vet $(GOFLAGS_) ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Every package under the race detector: most of them run goroutines.
+test: deps vet
+	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 12m ./...
+
+prompts: build
+	./$(BIN)/ivrd -render-prompts
+
+# Short runs of every fuzz target (go test runs their seed corpora anyway).
+FUZZTIME ?= 20s
+fuzz: deps
+	@for pkg in $$($(GO) list $(GOFLAGS_) ./...); do \
+		for f in $$($(GO) test $(GOFLAGS_) -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test $(GOFLAGS_) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+# Benchmarks: Go micro-benchmarks and the SIPp load run; figures land in
+# bench/results.json (see docs/benchmarks.md).
+bench: deps build
+	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -out bench/results.json
+
+clean:
+	rm -rf $(BIN)
