@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -187,4 +188,22 @@ func FuzzParseInfoDTMF(f *testing.F) {
 			t.Fatalf("returned %q, not a DTMF key", k)
 		}
 	})
+}
+
+// The SIP libraries log raw messages and headers; what reaches our log
+// has them redacted.
+func TestLibraryLogsAreRedacted(t *testing.T) {
+	var buf strings.Builder
+	h := levelFilter{h: slog.NewTextHandler(&buf, nil), min: slog.LevelWarn}
+	log := slog.New(h)
+	log.Info("dropped below warn", "data", "From: <sip:0722123456@x>")
+	log.Error("failed to parse", "data", "INVITE sip:1 SIP/2.0\r\nFrom: <sip:0722123456@x>", "error", "bad")
+	log.With("req.from", "sip:0722123456@x").Warn("Failed to handle request", "req.to", "sip:0211234567@x")
+	out := buf.String()
+	if strings.Contains(out, "0722123456") || strings.Contains(out, "0211234567") {
+		t.Fatalf("a number leaked: %s", out)
+	}
+	if !strings.Contains(out, "failed to parse") || !strings.Contains(out, "error=bad") || strings.Contains(out, "dropped below warn") {
+		t.Fatalf("filter wrong: %s", out)
+	}
 }

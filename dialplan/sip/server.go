@@ -17,6 +17,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -409,19 +410,56 @@ func statusText(code int) string {
 	}
 }
 
-// levelFilter passes records at or above min to h.
+// levelFilter passes records at or above min to h, with the attributes
+// that the SIP libraries fill with headers or raw messages (From, To, the
+// bytes of a malformed message) redacted: they carry caller numbers.
 type levelFilter struct {
 	h   slog.Handler
 	min slog.Level
 }
 
+// redactedKeys are attribute keys the SIP libraries use for personal data.
+var redactedKeys = map[string]bool{
+	"data": true, "msg": true, "req": true, "res": true, "request": true, "response": true,
+	"req.from": true, "req.to": true, "from": true, "to": true, "contact": true, "uri": true, "caller": true,
+}
+
+func redact(a slog.Attr) slog.Attr {
+	if redactedKeys[strings.ToLower(a.Key)] {
+		return slog.String(a.Key, "[redacted]")
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		g := a.Value.Group()
+		out := make([]any, len(g))
+		for i, x := range g {
+			out[i] = redact(x)
+		}
+		return slog.Group(a.Key, out...)
+	}
+	return a
+}
+
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= f.min && f.h.Enabled(ctx, l)
 }
-func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
-func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redact(a))
+		return true
+	})
+	return f.h.Handle(ctx, out)
 }
+
+func (f levelFilter) WithAttrs(as []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(as))
+	for i, a := range as {
+		red[i] = redact(a)
+	}
+	return levelFilter{h: f.h.WithAttrs(red), min: f.min}
+}
+
 func (f levelFilter) WithGroup(n string) slog.Handler {
 	return levelFilter{h: f.h.WithGroup(n), min: f.min}
 }

@@ -1,0 +1,352 @@
+// Command ivrbench measures the engine under load with real processes and
+// real packets: it builds ivrd, starts it on free loopback ports, has SIPp
+// place N simultaneous calls that stream G.711 RTP and press a key, and
+// measures ivrd's CPU and memory per call, the outbound RTP pacing, and the
+// call setup time; it also runs the Go micro-benchmarks. Results go to a
+// JSON file and a summary to stdout.
+//
+//	go run -tags sqlite_fts5 ./bench/cmd/ivrbench [-calls 100,500,1000] [-hold 30s]
+//	    [-rate 100] [-setup-rate 200] [-setup-time 5s] [-soak 10m -soak-calls 100]
+//	    [-skip-micro] [-out bench/results.json]
+//
+// It runs from the repository root (make bench does) and needs sipp, sox
+// and getconf; play_pcap_audio in sipp needs root (raw sockets).
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ivrbench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	calls     []int
+	hold      time.Duration
+	rate      int
+	setupRate int
+	setupTime time.Duration
+	soak      time.Duration
+	soakCalls int
+	skipMicro bool
+	out       string
+	keep      bool
+}
+
+// Results is the JSON written to -out.
+type Results struct {
+	Date    string        `json:"date"`
+	Machine Machine       `json:"machine"`
+	Method  Method        `json:"method"`
+	Load    []LoadResult  `json:"load"`
+	Setup   *SetupResult  `json:"setup,omitempty"`
+	Soak    *SoakResult   `json:"soak,omitempty"`
+	Micro   []MicroResult `json:"micro"`
+	Notes   []string      `json:"notes"`
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	Cores     int    `json:"cores"`
+	CPUModel  string `json:"cpu_model"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+	SIPp      string `json:"sipp"`
+	ClkTck    int    `json:"clk_tck"`
+}
+
+// Method records the parameters of the run.
+type Method struct {
+	Hold       string `json:"hold"`
+	RampRate   int    `json:"ramp_calls_per_s"`
+	Window     string `json:"window"`
+	Codec      string `json:"codec"`
+	Recording  bool   `json:"recording"`
+	DTMF       string `json:"dtmf"`
+	Pacing     string `json:"pacing"`
+	HeapNote   string `json:"heap"`
+	SetupNote  string `json:"setup"`
+	Generator  string `json:"generator"`
+	FirstDigit string `json:"first_digit_timeout"`
+}
+
+// LoadResult is one level of simultaneous calls.
+type LoadResult struct {
+	Calls           int     `json:"calls"`
+	OK              bool    `json:"ok"`
+	Error           string  `json:"error,omitempty"`
+	PeakActive      int     `json:"peak_active_calls"`
+	WindowSeconds   float64 `json:"window_s"`
+	CPUPctTotal     float64 `json:"cpu_pct_total"` // of one core
+	CPUPctPerCall   float64 `json:"cpu_pct_per_call"`
+	SIPpCPUPctTotal float64 `json:"sipp_cpu_pct_total"`
+	RSSIdleMB       float64 `json:"rss_idle_mb"`
+	RSSLoadMB       float64 `json:"rss_load_mb"`
+	RSSMBPerCall    float64 `json:"rss_mb_per_call"`
+	Heap            string  `json:"heap"`
+	PacingP99Ms     float64 `json:"pacing_dev_p99_ms"`
+	PacingP999Ms    float64 `json:"pacing_dev_p999_ms"`
+	PacingSamples   float64 `json:"pacing_samples"`
+	PacingNote      string  `json:"pacing_note,omitempty"`
+	PacketsOut      float64 `json:"packets_out"`       // in the window
+	PacketsIn       float64 `json:"packets_in"`        // in the window
+	OutPerCallPerS  float64 `json:"packets_out_per_call_per_s"`
+	InPerCallPerS   float64 `json:"packets_in_per_call_per_s"`
+	Lost            float64 `json:"lost"`              // inbound, in the window
+	Late            float64 `json:"late"`              // inbound, in the window
+	PacerSkips      float64 `json:"pacer_skips"`       // in the window
+	DTMFDigits      float64 `json:"dtmf_digits_total"` // whole run
+	Records         *Records   `json:"records,omitempty"`
+	SIPp            sippResult `json:"sipp"`
+}
+
+// Records summarizes the call records ivrd kept (ivrctl calls list --json).
+type Records struct {
+	Total      int            `json:"total"`
+	WithDigit9 int            `json:"with_digit_9"`
+	EndReasons map[string]int `json:"end_reasons"`
+	Recordings int            `json:"with_recording"`
+}
+
+// SetupResult is the call setup run.
+type SetupResult struct {
+	Rate           int        `json:"calls_per_s"`
+	Calls          int        `json:"calls"`
+	Samples        int        `json:"rtt_samples"`
+	InviteTo200P50 float64    `json:"invite_to_200_p50_ms"`
+	InviteTo200P99 float64    `json:"invite_to_200_p99_ms"`
+	InviteTo200Max float64    `json:"invite_to_200_max_ms"`
+	EngineP50Ms    float64    `json:"engine_call_setup_p50_ms"` // bucket upper bound
+	EngineP99Ms    float64    `json:"engine_call_setup_p99_ms"` // bucket upper bound
+	Error          string     `json:"error,omitempty"`
+	SIPp           sippResult `json:"sipp"`
+}
+
+// SoakResult is the leak check.
+type SoakResult struct {
+	Calls          int          `json:"calls"`
+	Duration       string       `json:"duration"`
+	Samples        []RSSSample  `json:"rss_samples"`
+	SlopeMBPerHour float64      `json:"rss_slope_mb_per_hour"`
+	Error          string       `json:"error,omitempty"`
+	Load           *LoadResult  `json:"load,omitempty"`
+}
+
+// RSSSample is one RSS reading of the soak.
+type RSSSample struct {
+	T     float64 `json:"t_s"`
+	RSSMB float64 `json:"rss_mb"`
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ivrbench", flag.ContinueOnError)
+	callsFlag := fs.String("calls", "100,500,1000", "simultaneous call levels, comma-separated")
+	var o options
+	fs.DurationVar(&o.hold, "hold", 30*time.Second, "how long the calls stay up at full load")
+	fs.IntVar(&o.rate, "rate", 100, "calls per second while ramping up to a level")
+	fs.IntVar(&o.setupRate, "setup-rate", 200, "calls per second of the call setup run (0 skips it)")
+	fs.DurationVar(&o.setupTime, "setup-time", 5*time.Second, "how long the call setup run places calls")
+	fs.DurationVar(&o.soak, "soak", 0, "if set, also hold -soak-calls calls this long and sample RSS every 10 s")
+	fs.IntVar(&o.soakCalls, "soak-calls", 100, "calls of the soak run")
+	fs.BoolVar(&o.skipMicro, "skip-micro", false, "do not run the Go micro-benchmarks")
+	fs.StringVar(&o.out, "out", "bench/results.json", "JSON results file")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (ivrd logs, sipp traces, databases)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, f := range strings.Split(*callsFlag, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-calls: %q is not a positive number", f)
+		}
+		o.calls = append(o.calls, n)
+	}
+	if o.hold < 5*time.Second {
+		return errors.New("-hold must be at least 5s (the CPU window is its middle 60%)")
+	}
+	if o.rate <= 0 {
+		return errors.New("-rate must be positive")
+	}
+
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "flows", "prompts")); err != nil {
+		return fmt.Errorf("run ivrbench from the repository root (flows/prompts not found in %s)", root)
+	}
+	for _, tool := range []string{"sipp", "sox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed: `make deps` installs it (Debian packages sip-tester, sox)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stdout, "warning: not root; sipp's play_pcap_audio needs raw sockets (CAP_NET_RAW)")
+	}
+	raiseNoFile(stdout)
+
+	work, err := os.MkdirTemp("", "ivrbench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(stdout, "work folder:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+
+	res := &Results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
+	res.Method = Method{
+		Hold:       o.hold.String(),
+		RampRate:   o.rate,
+		Window:     "the middle 60% of the hold, after every call of the level is up (ivr_active_calls = N)",
+		Codec:      "PCMU, 20 ms; caller audio is a rendered prompt (espeak-ng speech) converted by sox to u-law and replayed by sipp play_pcap_audio",
+		Recording:  true,
+		DTMF:       "one RFC 4733 key 9 (repeat menu) per call from /usr/share/sip-tester/dtmf_2833_9.pcap; the call stays in the menu",
+		Pacing:     "ivr_rtp_send_interval_deviation_seconds, window delta; quantiles are bucket upper bounds (an upper-bound estimate; buckets 0.25, 0.5, 1, 2, 5, 10, 20, 50 ms)",
+		HeapNote:   "not measured: ivrd does not expose Go runtime memory statistics; RSS only",
+		SetupNote:  "INVITE sent to 200 OK received, per call, from sipp -trace_rtt (start_rtd/rtd around INVITE/200); ivr_call_setup_seconds (INVITE received to 200 OK sent) as bucket upper bounds",
+		Generator:  "sipp on the same 2 cores: its CPU competes with ivrd and is reported as sipp_cpu_pct_total",
+		FirstDigit: "1h",
+	}
+
+	fmt.Fprintln(stdout, "building ivrd ...")
+	bin := filepath.Join(work, "ivrd")
+	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", bin, "./cmd/ivrd").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/ivrd: %v\n%s", err, out)
+	}
+	ctl := filepath.Join(work, "ivrctl")
+	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
+	}
+	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout}
+	if err := env.prepare(); err != nil {
+		return err
+	}
+
+	// Longest first would be kinder to the machine's page cache, but the
+	// smaller levels first give figures even if a big one breaks.
+	for _, n := range o.calls {
+		fmt.Fprintf(stdout, "load: %d calls, hold %s ...\n", n, o.hold)
+		lr := env.load(n, o.hold, o.rate, nil)
+		res.Load = append(res.Load, lr)
+		printLoad(stdout, lr)
+	}
+	if o.setupRate > 0 {
+		fmt.Fprintf(stdout, "setup: %d calls/s for %s ...\n", o.setupRate, o.setupTime)
+		res.Setup = env.setup(o.setupRate, o.setupTime)
+	}
+	if o.soak > 0 {
+		fmt.Fprintf(stdout, "soak: %d calls for %s ...\n", o.soakCalls, o.soak)
+		res.Soak = env.soakRun(o.soakCalls, o.soak, o.rate)
+	}
+	if !o.skipMicro {
+		fmt.Fprintln(stdout, "micro-benchmarks ...")
+		m, err := microBenchmarks(root)
+		if err != nil {
+			res.Notes = append(res.Notes, "micro-benchmarks: "+err.Error())
+		}
+		res.Micro = m
+	}
+	if res.Micro == nil {
+		res.Micro = []MicroResult{}
+	}
+	for _, lr := range res.Load {
+		if !lr.OK {
+			res.Notes = append(res.Notes, fmt.Sprintf("%d calls: %s", lr.Calls, lr.Error))
+		}
+	}
+	if res.Notes == nil {
+		res.Notes = []string{}
+	}
+
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	summary(stdout, res)
+	fmt.Fprintln(stdout, "results written to", o.out)
+	return nil
+}
+
+// raiseNoFile raises the open-file limit to its hard limit; ivrd and sipp
+// inherit it (1000 calls take over 2000 sockets in ivrd and 1000 raw
+// sockets in sipp).
+func raiseNoFile(w io.Writer) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		fmt.Fprintln(w, "warning: getrlimit:", err)
+		return
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			fmt.Fprintln(w, "warning: setrlimit NOFILE:", err)
+		}
+	}
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), ClkTck: int(clockTicks())}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("sipp", "-v").CombinedOutput(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "SIPp v") {
+				m.SIPp = strings.TrimSpace(line)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func ms(s float64) float64 {
+	if math.IsNaN(s) {
+		return -1
+	}
+	if math.IsInf(s, 1) {
+		return -1 // past the last bucket; see the result's note
+	}
+	return round(s*1000, 3)
+}
+
+func round(v float64, digits int) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func flowsDir(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.Abs(filepath.Join("..", "..", "flows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestEmbeddedDefaults(t *testing.T) {
+	c, err := LoadConfig("", env(map[string]string{"IVR_FLOWS_DIR": flowsDir(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != "127.0.0.1:5060" || c.HTTP.Listen != "127.0.0.1:8080" || c.Engine.DataDir != "./var" ||
+		c.Engine.Telephony != "sip" || c.SIP.RTPTimeout.Duration != 30*time.Second || !c.Engine.RecordCalls {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	c, err := LoadConfig("", env(map[string]string{
+		"IVR_FLOWS_DIR":   flowsDir(t),
+		"IVR_SIP_LISTEN":  "127.0.0.1:5070",
+		"IVR_HTTP_LISTEN": "127.0.0.1:9090",
+		"IVR_DATA_DIR":    "/tmp/x",
+		"IVR_RTP_TIMEOUT": "5s",
+		"IVR_TELEPHONY":   "sip",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != "127.0.0.1:5070" || c.HTTP.Listen != "127.0.0.1:9090" || c.Engine.DataDir != "/tmp/x" || c.SIP.RTPTimeout.Duration != 5*time.Second {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+}
+
+// Every bad value is refused with an error that names its key.
+func TestBadConfigNamesTheKey(t *testing.T) {
+	fd := flowsDir(t)
+	cases := []struct {
+		env  map[string]string
+		file string
+		key  string
+	}{
+		{env: map[string]string{"IVR_SIP_LISTEN": "nonsense"}, key: "sip.listen"},
+		{env: map[string]string{"IVR_SIP_LISTEN": "127.0.0.1:99999"}, key: "sip.listen"},
+		{env: map[string]string{"IVR_HTTP_LISTEN": "localhost"}, key: "http.listen"},
+		{env: map[string]string{"IVR_TELEPHONY": "skype"}, key: "engine.telephony"},
+		{env: map[string]string{"IVR_TELEPHONY": "ari"}, key: "engine.telephony"},
+		{env: map[string]string{"IVR_RTP_TIMEOUT": "soon"}, key: "sip.rtp_timeout"},
+		{env: map[string]string{"IVR_RTP_TIMEOUT": "10ms"}, key: "sip.rtp_timeout"},
+		{env: map[string]string{"IVR_FLOWS_DIR": "/does/not/exist"}, key: "engine.flows_dir"},
+		{env: map[string]string{"IVR_LANGUAGE": "fr"}, key: "engine.language"},
+		{env: map[string]string{"IVR_RECORD_CALLS": "maybe"}, key: "engine.record_calls"},
+		{env: map[string]string{"IVR_LOG_LEVEL": "loud"}, key: "log.level"},
+		{file: "[sip]\ncodecs = [\"G729\"]\n", key: "sip.codecs"},
+		{file: "[sip]\njitter_depth = 0\n", key: "sip.jitter_depth"},
+		{file: "[sip]\nlistn = \"127.0.0.1:5060\"\n", key: "sip.listn"},
+		{file: "[sip]\nrtp_port_min = 10000\nrtp_port_max = 10001\n", key: "sip.rtp_port_min"},
+		{file: "[engine]\nmenu_retries = 0\n", key: "engine.menu_retries"},
+		{file: "[engine]\nshutdown_grace = \"forever\"\n", key: "shutdown_grace"},
+		{file: "[sip\nlisten=1", key: "line 2"},
+	}
+	for _, c := range cases {
+		e := map[string]string{"IVR_FLOWS_DIR": fd}
+		for k, v := range c.env {
+			e[k] = v
+		}
+		path := ""
+		if c.file != "" {
+			path = filepath.Join(t.TempDir(), "ivrd.toml")
+			if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := LoadConfig(path, env(e))
+		if err == nil {
+			t.Errorf("%v %q: accepted", c.env, c.file)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%v %q: error %q does not name %s", c.env, c.file, err, c.key)
+		}
+	}
+}
+
+// The shipped example is the embedded default, so it is always valid.
+func TestExampleConfigIsValid(t *testing.T) {
+	_, err := LoadConfig("ivrd.toml", env(map[string]string{"IVR_FLOWS_DIR": flowsDir(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// buildBinaries builds ivrd and ivrctl once for the tests of this file.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) (ivrd, ivrctl string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "ivrd-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, pkg := range []string{"ivrd", "ivrctl"} {
+			out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", filepath.Join(binDir, pkg), "../"+pkg).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "ivrd"), filepath.Join(binDir, "ivrctl")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// syncBuffer collects a process's output safely.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type daemon struct {
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	sipPort  int
+	httpAddr string
+	dataDir  string
+	exited   chan error
+}
+
+func startDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
+	ivrd, _ := binaries(t)
+	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), dataDir: t.TempDir(), exited: make(chan error, 1)}
+	d.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d.cmd = exec.Command(ivrd)
+	d.cmd.Env = append(os.Environ(),
+		fmt.Sprintf("IVR_SIP_LISTEN=127.0.0.1:%d", d.sipPort),
+		"IVR_HTTP_LISTEN="+d.httpAddr,
+		"IVR_DATA_DIR="+d.dataDir,
+		"IVR_FLOWS_DIR="+flowsDir(t),
+		"IVR_SHUTDOWN_GRACE=20s",
+		"IVR_LOG_FORMAT=json",
+	)
+	d.cmd.Env = append(d.cmd.Env, extra...)
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		if t.Failed() {
+			t.Logf("ivrd output:\n%s", d.logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second) // the first start renders the prompts
+	for time.Now().Before(deadline) {
+		if code, _ := d.get(t, "/healthz"); code == 200 {
+			return d
+		}
+		select {
+		case err := <-d.exited:
+			t.Fatalf("ivrd exited at start: %v\n%s", err, d.logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("ivrd not healthy after 30 s\n%s", d.logs.String())
+	return nil
+}
+
+func (d *daemon) get(t *testing.T, path string) (int, string) {
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + d.httpAddr + path)
+	if err != nil {
+		return 0, ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// metric returns the value of one unlabelled metric line.
+func (d *daemon) metric(t *testing.T, name string) string {
+	_, body := d.get(t, "/metrics")
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+func newUA(t *testing.T) *diago.Diago {
+	t.Helper()
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg := diago.NewDiago(ua,
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
+		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); ua.Close() })
+	return dg
+}
+
+const callerNumber = "0722123456"
+
+// The daemon as an operator runs it: healthy, metrics, a real call, then
+// SIGTERM drains (503 to new calls, the active call goes on), and it exits
+// 0 when the call ends. The caller's number is in the store, not the logs.
+func TestDaemonServesDrainsAndExits(t *testing.T) {
+	d := startDaemon(t)
+	_, body := d.get(t, "/metrics")
+	for _, m := range []string{"ivr_active_calls 0", "ivr_rtp_packets_in_total", "ivr_rtp_packets_out_total", "ivr_rtp_packets_lost_total", "ivr_rtp_packets_late_total", "# TYPE ivr_calls_total counter", "ivr_dtmf_digits_total", "ivr_rtp_send_interval_deviation_seconds_bucket"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+
+	dg := newUA(t)
+	opts := diago.InviteOptions{}
+	opts.Headers = append(opts.Headers, &sip.FromHeader{Address: sip.Uri{User: callerNumber, Host: "127.0.0.1"}, Params: sip.NewParams()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := dg.Invite(ctx, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{Headers: opts.Headers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	// The caller sends audio, as a phone does.
+	stopAudio := make(chan struct{})
+	go func() {
+		w, err := call.AudioWriter()
+		if err != nil {
+			return
+		}
+		silence := bytes.Repeat([]byte{0xff}, 160)
+		for {
+			select {
+			case <-stopAudio:
+				return
+			default:
+			}
+			if _, err := w.Write(silence); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stopAudio)
+	if !waitFor(5*time.Second, func() bool { return d.metric(t, "ivr_active_calls") == "1" }) {
+		t.Fatalf("active calls = %s", d.metric(t, "ivr_active_calls"))
+	}
+	time.Sleep(time.Second)
+	if v := d.metric(t, "ivr_rtp_packets_out_total"); v == "0" || v == "" {
+		t.Errorf("no RTP sent: %q", v)
+	}
+
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(3*time.Second, func() bool { code, _ := d.get(t, "/healthz"); return code == 503 }) {
+		t.Error("/healthz is not 503 while draining")
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	_, err = newUA(t).Invite(ctx2, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{})
+	var re *sipgo.ErrDialogResponse
+	var rv sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &re) && re.Res.StatusCode == 503:
+	case errors.As(err, &rv) && rv.Res.StatusCode == 503:
+	default:
+		t.Errorf("a new call while draining: %v, want 503", err)
+	}
+	if call.Context().Err() != nil {
+		t.Fatal("the active call was dropped when draining began")
+	}
+	select {
+	case err := <-d.exited:
+		t.Fatalf("ivrd exited with a call still active: %v", err)
+	case <-time.After(time.Second):
+	}
+
+	hctx, hcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer hcancel()
+	if err := call.Hangup(hctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("ivrd exit: %v", err)
+		}
+		d.exited <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("ivrd did not exit after its last call")
+	}
+
+	logs := d.logs.String()
+	if strings.Contains(logs, callerNumber) {
+		t.Error("the caller's number appears in the logs")
+	}
+	if !strings.Contains(logs, "ivrd stopped cleanly") {
+		t.Errorf("no clean stop in the logs")
+	}
+
+	// The administrator reads the call with ivrctl.
+	_, ivrctl := binaries(t)
+	out, err := exec.Command(ivrctl, "calls", "list", "--json", "--data", d.dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ivrctl: %v\n%s", err, out)
+	}
+	var list struct {
+		Calls []struct {
+			Caller    string `json:"caller"`
+			EndReason string `json:"end_reason"`
+			DTMF      string `json:"dtmf"`
+			Recording string `json:"recording"`
+		} `json:"calls"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("ivrctl output: %v\n%s", err, out)
+	}
+	var found bool
+	for _, c := range list.Calls {
+		if c.Caller == callerNumber {
+			found = true
+			if c.EndReason != "caller_hangup" || c.Recording == "" {
+				t.Errorf("call record = %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the call is not in ivrctl calls list: %s", out)
+	}
+}
+
+// A corrupt prompt stops the daemon at start with an error naming the file.
+func TestCorruptPromptIsAClearErrorAtStart(t *testing.T) {
+	ivrd, _ := binaries(t)
+	flows := t.TempDir()
+	ro := filepath.Join(flows, "prompts", "ro")
+	if err := os.MkdirAll(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(flowsDir(t), "prompts", "ro")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ro, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := filepath.Join(ro, "menu.wav")
+	if err := os.WriteFile(bad, []byte("RIFF\x10\x00\x00\x00WAVEjunkjunkjunk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ivrd, "-check")
+	cmd.Env = append(os.Environ(), "IVR_FLOWS_DIR="+flows, "IVR_DATA_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("ivrd -check with a corrupt prompt: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), bad) || !strings.Contains(string(out), "menu") {
+		t.Errorf("the error does not name %s:\n%s", bad, out)
+	}
+}
+
+// A bad configuration exits 2 naming the key.
+func TestBadConfigExits2(t *testing.T) {
+	ivrd, _ := binaries(t)
+	cmd := exec.Command(ivrd, "-check")
+	cmd.Env = append(os.Environ(), "IVR_FLOWS_DIR="+flowsDir(t), "IVR_SIP_LISTEN=nowhere")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "sip.listen") {
+		t.Fatalf("exit %v, output %s", err, out)
+	}
+}
+
+func waitFor(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
