@@ -41,6 +41,7 @@ type Engine struct {
 // End exactly once (later calls are ignored).
 func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	if e.draining.Load() {
+		e.Metrics.CallEnded(EndRejected)
 		return nil, End(EndRejected, ErrDraining)
 	}
 	if info.Start.IsZero() {
