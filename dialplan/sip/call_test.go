@@ -3,6 +3,7 @@ package sip_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -540,5 +541,74 @@ func TestFullDiskForRecordings(t *testing.T) {
 	}
 	if n := l.eng.Metrics.RecordingErrors.Load(); n != 1 {
 		t.Errorf("recording errors counted: %d, want 1", n)
+	}
+}
+
+// A re-INVITE that changes the codec keeps the call; one with no codec we
+// speak is refused with 488 and the call keeps its media.
+func TestReinviteChangesCodec(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	c, err := newPhone(t, media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000).dial(l, "1919", diago.InviteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	laddr := c.d.MediaSession().Laddr
+	reinvite := func(formats, rtpmap string) int {
+		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+			"m=audio " + fmt.Sprint(laddr.Port) + " RTP/AVP " + formats + "\r\n" + rtpmap + "a=sendrecv\r\n"
+		req := gosip.NewRequest(gosip.INVITE, c.d.InviteResponse.Contact().Address)
+		req.AppendHeader(c.d.InviteRequest.Contact())
+		req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(sdp))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for {
+			res, err := c.d.Do(ctx, req.Clone())
+			if err != nil {
+				t.Fatalf("re-INVITE: %v", err)
+			}
+			if res.StatusCode == 491 { // our previous transaction still settling
+				time.Sleep(300 * time.Millisecond)
+				continue
+			}
+			if res.IsSuccess() {
+				ack := gosip.NewRequest(gosip.ACK, res.Contact().Address)
+				if err := c.d.WriteRequest(ack); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return res.StatusCode
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if code := reinvite("9", "a=rtpmap:9 G722/8000\r\n"); code != 488 {
+		t.Errorf("re-INVITE with G.722 only answered %d, want 488", code)
+	}
+	if code := reinvite("8 101", "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"); code != 200 {
+		t.Fatalf("re-INVITE to PCMA answered %d", code)
+	}
+	before := l.eng.Metrics.RTPPacketsOut.Load()
+	time.Sleep(time.Second)
+	if got := l.eng.Metrics.RTPPacketsOut.Load() - before; got < 40 {
+		t.Errorf("%d packets sent in the second after the codec change", got)
+	}
+	if c.d.Context().Err() != nil {
+		t.Fatal("the call ended on the codec change")
+	}
+	c.dtmf('0')
+	if !c.waitEnded(20 * time.Second) {
+		t.Fatal("no hangup after 0")
+	}
+	rec := record(t, l, callID(c))
+	events, _ := l.store.Events(context.Background(), rec.ID)
+	var changed bool
+	for _, e := range events {
+		if e.Kind == "media.update" && strings.Contains(e.Detail, "PCMA") {
+			changed = true
+		}
+	}
+	if !changed || rec.DTMF != "0" || rec.EndReason != string(ivr.EndEngineHangup) {
+		t.Errorf("record %+v, events %v", rec, events)
 	}
 }

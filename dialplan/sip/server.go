@@ -203,8 +203,9 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 				_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 				return
 			}
-			if e != nil && hasToTag(req) {
-				s.reinvite(e, req)
+			if e != nil && hasToTag(req) && !s.reinvite(e, req) {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+				return
 			}
 		case sip.BYE:
 			if e != nil {
@@ -228,17 +229,20 @@ func hasToTag(req *sip.Request) bool {
 	return ok
 }
 
-func (s *Server) reinvite(e *entry, req *sip.Request) {
+// reinvite follows a re-INVITE before diago applies it; it reports false
+// when the offer has no codec we speak (the call keeps its media, RFC 3264
+// 8: the answerer refuses the new offer with 488).
+func (s *Server) reinvite(e *entry, req *sip.Request) bool {
 	body := req.Body()
 	if len(body) == 0 {
 		e.tr.Event("sip.reinvite", "no SDP (session refresh)")
-		return
+		return true
 	}
 	o, err := parseOffer(body, s.cfg.Codecs)
 	if err != nil {
 		s.metrics.MalformedSIP.Add(1)
 		e.tr.Event("sip.reinvite", "offer not usable: "+err.Error())
-		return
+		return false
 	}
 	if c := e.answered(); c != nil {
 		c.onHold.Store(o.Hold())
@@ -248,6 +252,7 @@ func (s *Server) reinvite(e *entry, req *sip.Request) {
 		state = "hold (" + o.Direction + ")"
 	}
 	e.tr.Event("sip.reinvite", fmt.Sprintf("%s, codec %s", state, o.Audio.Name))
+	return true
 }
 
 func (s *Server) handleInfo(e *entry, req *sip.Request, tx sip.ServerTransaction) {
