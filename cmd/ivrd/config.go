@@ -56,6 +56,7 @@ type SIPConfig struct {
 // HTTPConfig is the [http] table.
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
+	Pprof  bool   `toml:"pprof"`
 }
 
 // LogConfig is the [log] table.
@@ -97,6 +98,7 @@ var envOverrides = []struct {
 	{"IVR_RTP_TIMEOUT", "sip.rtp_timeout", func(c *Config, v string) error { return c.SIP.RTPTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_ANSWER_DELAY", "sip.answer_delay", func(c *Config, v string) error { return c.SIP.AnswerDelay.UnmarshalText([]byte(v)) }},
 	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
+	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"IVR_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 }
