@@ -22,7 +22,7 @@ var ErrDraining = errors.New("engine is draining: no new calls")
 // One Engine serves every adapter of the process. It is safe for concurrent
 // use.
 type Engine struct {
-	Store    *tickets.Store
+	Calls    *tickets.CallLog // call records and events, written in the background
 	Metrics  *Metrics
 	Log      *slog.Logger
 	Prompts  *Prompts
@@ -60,19 +60,9 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	e.mu.Unlock()
 	e.Metrics.ActiveCalls.Add(1)
 
-	ctx, cancel := e.storeCtx()
-	defer cancel()
-	if err := e.Store.StartCall(ctx, tickets.CallRecord{
-		ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start,
-	}); err != nil {
-		t.log.Error("call record not opened", "err", err)
-	}
+	e.Calls.Start(tickets.CallRecord{ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start})
 	t.log.Info("call offered", "telephony", info.Telephony, "caller", tickets.Phone(info.Caller), "called", info.Called)
 	return t, nil
-}
-
-func (e *Engine) storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 5*time.Second)
 }
 
 // Draining reports whether the engine refuses new calls.
@@ -159,11 +149,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 			t.mu.Unlock()
 		}
 	}
-	ctx, cancel := e.storeCtx()
-	if err := e.Store.AnswerCall(ctx, info.ID, time.Now(), info.Codec, t.RecordingPath()); err != nil {
-		t.log.Error("call record not updated at answer", "err", err)
-	}
-	cancel()
+	e.Calls.Answer(info.ID, time.Now(), info.Codec, t.RecordingPath())
 	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
 
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t}
@@ -241,23 +227,17 @@ func (t *Tracker) RecordingPath() string {
 // Event appends one protocol event to the call's log (what telecom
 // administrators read with `ivrctl calls show`). detail must not contain
 // personal data.
+// It never blocks: the write is queued.
 func (t *Tracker) Event(kind, detail string) {
-	ctx, cancel := t.eng.storeCtx()
-	defer cancel()
-	if err := t.eng.Store.AddEvent(ctx, t.info.ID, tickets.CallEvent{At: time.Now(), Kind: kind, Detail: detail}); err != nil {
-		t.log.Warn("call event not stored", "kind", kind, "err", err)
-	}
+	t.eng.Calls.Event(t.info.ID, tickets.CallEvent{At: time.Now(), Kind: kind, Detail: detail})
 	t.log.Debug("call event", "kind", kind, "detail", detail)
 }
 
-// Digit records one DTMF digit (stored as it arrives, so a crash keeps it).
+// Digit records one DTMF digit (queued at once and committed within
+// milliseconds, so a crash keeps it).
 func (t *Tracker) Digit(d Digit) {
 	t.eng.Metrics.DTMF(d.Source)
-	ctx, cancel := t.eng.storeCtx()
-	defer cancel()
-	if err := t.eng.Store.AppendDTMF(ctx, t.info.ID, d.Key); err != nil {
-		t.log.Warn("DTMF digit not stored", "err", err)
-	}
+	t.eng.Calls.DTMF(t.info.ID, d.Key)
 	t.log.Info("dtmf", "source", d.Source)
 }
 
@@ -273,11 +253,7 @@ func (t *Tracker) End(reason EndReason) {
 	t.endReason = reason
 	t.mu.Unlock()
 	st := tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
-	ctx, cancel := t.eng.storeCtx()
-	defer cancel()
-	if err := t.eng.Store.EndCall(ctx, t.info.ID, time.Now(), string(reason), st); err != nil {
-		t.log.Error("call record not closed", "err", err)
-	}
+	t.eng.Calls.End(t.info.ID, time.Now(), string(reason), st)
 	t.eng.Metrics.CallEnded(reason)
 	t.eng.Metrics.ActiveCalls.Add(-1)
 	t.eng.forget(t.info.ID)

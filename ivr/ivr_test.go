@@ -161,7 +161,8 @@ func TestEngineRefusesWhileDrainingAndEndsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	e := &Engine{Store: store, Metrics: NewMetrics(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	calls := store.NewCallLog(0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := &Engine{Calls: calls, Metrics: NewMetrics(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tr, err := e.Begin(CallInfo{ID: "c1", Telephony: "sip", Caller: "0722000111", Called: "1919"})
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +187,7 @@ func TestEngineRefusesWhileDrainingAndEndsOnce(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
+	calls.Close()
 	rec, err := store.Call(context.Background(), "c1")
 	if err != nil {
 		t.Fatal(err)

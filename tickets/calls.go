@@ -138,27 +138,42 @@ func (s *Store) StartCall(ctx context.Context, r CallRecord) error {
 // AnswerCall records the answer. The first answer time is kept if it is
 // called again; codec and recording are replaced when not empty.
 func (s *Store) AnswerCall(ctx context.Context, id string, at time.Time, codec, recording string) error {
-	return s.update(ctx, "answer call", id,
-		`UPDATE calls SET answer_ns = coalesce(answer_ns, ?),
+	return s.update(ctx, "answer call", id, sqlAnswer, nanos(at), codec, codec, recording, recording, id)
+}
+
+// The statements shared by the Store methods and the CallLog.
+const (
+	sqlAnswer = `UPDATE calls SET answer_ns = coalesce(answer_ns, ?),
 		    codec = CASE WHEN ? = '' THEN codec ELSE ? END,
 		    recording = CASE WHEN ? = '' THEN recording ELSE ? END
-		 WHERE id = ?`,
-		nanos(at), codec, codec, recording, recording, id)
+		 WHERE id = ?`
+	sqlDTMF  = `UPDATE calls SET dtmf = dtmf || ? WHERE id = ?`
+	sqlEvent = `INSERT INTO call_events (call_id, at_ns, kind, detail) VALUES (?, ?, ?, ?)`
+	sqlEnd   = `UPDATE calls SET end_ns = ?, end_reason = ?,
+		    packets_in = ?, packets_out = ?, packets_lost = ?, packets_late = ?
+		 WHERE id = ? AND end_ns IS NULL`
+)
+
+// normDigit checks a DTMF digit and upper-cases a-d.
+func normDigit(id string, digit rune) (rune, error) {
+	switch {
+	case digit >= '0' && digit <= '9', digit == '*', digit == '#', digit >= 'A' && digit <= 'D':
+		return digit, nil
+	case digit >= 'a' && digit <= 'd':
+		return digit - ('a' - 'A'), nil
+	}
+	return 0, fmt.Errorf("tickets: append dtmf to call %q: invalid digit %q (want 0-9, *, #, A-D)", id, digit)
 }
 
 // AppendDTMF appends one digit (0-9, *, #, A-D; a-d are upper-cased) to the
 // call's DTMF string. Call it as each digit arrives: it is committed before
 // it returns, so a crash loses no digit already received.
 func (s *Store) AppendDTMF(ctx context.Context, id string, digit rune) error {
-	switch {
-	case digit >= '0' && digit <= '9', digit == '*', digit == '#', digit >= 'A' && digit <= 'D':
-	case digit >= 'a' && digit <= 'd':
-		digit -= 'a' - 'A'
-	default:
-		return fmt.Errorf("tickets: append dtmf to call %q: invalid digit %q (want 0-9, *, #, A-D)", id, digit)
+	digit, err := normDigit(id, digit)
+	if err != nil {
+		return err
 	}
-	return s.update(ctx, "append dtmf to call", id,
-		`UPDATE calls SET dtmf = dtmf || ? WHERE id = ?`, string(digit), id)
+	return s.update(ctx, "append dtmf to call", id, sqlDTMF, string(digit), id)
 }
 
 // EndCall records the end of a call with its reason and packet counters.
@@ -171,11 +186,7 @@ func (s *Store) EndCall(ctx context.Context, id string, at time.Time, reason str
 		return err
 	}
 	defer unlock()
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE calls SET end_ns = ?, end_reason = ?,
-		    packets_in = ?, packets_out = ?, packets_lost = ?, packets_late = ?
-		 WHERE id = ? AND end_ns IS NULL`,
-		nanos(at), reason, count(st.In), count(st.Out), count(st.Lost), count(st.Late), id)
+	res, err := s.db.ExecContext(ctx, sqlEnd, nanos(at), reason, count(st.In), count(st.Out), count(st.Lost), count(st.Late), id)
 	if err != nil {
 		return fmt.Errorf("tickets: %s %q: %w", op, id, err)
 	}
@@ -195,9 +206,7 @@ func (s *Store) AddEvent(ctx context.Context, id string, e CallEvent) error {
 		return err
 	}
 	defer unlock()
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO call_events (call_id, at_ns, kind, detail) VALUES (?, ?, ?, ?)`,
-		id, nanos(e.At), e.Kind, e.Detail)
+	_, err = s.db.ExecContext(ctx, sqlEvent, id, nanos(e.At), e.Kind, e.Detail)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintForeignKey {
 		return fmt.Errorf("tickets: add event to call %q: call %w", id, ErrNotFound)

@@ -206,3 +206,25 @@ func (s *Store) lockWrite(ctx context.Context, op string) (unlock func(), err er
 		return nil, fmt.Errorf("tickets: %s: waiting for the write lock: %w", op, context.Cause(ctx))
 	}
 }
+
+// inTx runs fn in one write transaction under the write lock and commits
+// it, or rolls it back when fn fails.
+func (s *Store) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	unlock, err := s.lockWrite(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tickets: %s: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tickets: %s: commit: %w", op, err)
+	}
+	return nil
+}

@@ -99,7 +99,22 @@ type daemon struct {
 	exited   chan error
 }
 
+// startDaemon starts ivrd on free ports; a port taken between the check
+// and the bind makes it try again.
 func startDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		d, err := tryDaemon(t, extra...)
+		if err == nil {
+			return d
+		}
+		if attempt >= 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tryDaemon(t *testing.T, extra ...string) (*daemon, error) {
 	t.Helper()
 	ivrd, _ := binaries(t)
 	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), dataDir: t.TempDir(), exited: make(chan error, 1)}
@@ -116,29 +131,30 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 	d.cmd.Env = append(d.cmd.Env, extra...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() { d.exited <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		if t.Failed() {
-			t.Logf("ivrd output:\n%s", d.logs.String())
-		}
-	})
 	deadline := time.Now().Add(30 * time.Second) // the first start renders the prompts
 	for time.Now().Before(deadline) {
 		if code, _ := d.get(t, "/healthz"); code == 200 {
-			return d
+			t.Cleanup(func() {
+				_ = d.cmd.Process.Kill()
+				<-d.exited
+				if t.Failed() {
+					t.Logf("ivrd output:\n%s", d.logs.String())
+				}
+			})
+			return d, nil
 		}
 		select {
 		case err := <-d.exited:
-			t.Fatalf("ivrd exited at start: %v\n%s", err, d.logs.String())
+			return nil, fmt.Errorf("ivrd exited at start: %v\n%s", err, d.logs.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatalf("ivrd not healthy after 30 s\n%s", d.logs.String())
-	return nil
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	return nil, fmt.Errorf("ivrd not healthy after 30 s\n%s", d.logs.String())
 }
 
 func (d *daemon) get(t *testing.T, path string) (int, string) {
@@ -171,7 +187,7 @@ func newUA(t *testing.T) *diago.Diago {
 		t.Fatal(err)
 	}
 	dg := diago.NewDiago(ua,
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: 0}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	)

@@ -104,8 +104,10 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		log.Warn("closed call records left open by a previous run", "calls", n)
 	}
 
+	calls := store.NewCallLog(0, log.With("component", "calllog"))
+	defer calls.Close() // after the drain: commits what is queued
 	eng := &ivr.Engine{
-		Store:   store,
+		Calls:   calls,
 		Metrics: ivr.NewMetrics(),
 		Log:     log,
 		Prompts: prompts,
@@ -134,7 +136,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(eng, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(eng, calls, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
@@ -182,7 +184,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	return nil
 }
 
-func httpHandler(eng *ivr.Engine, profiles bool) http.Handler {
+func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -200,7 +202,10 @@ func httpHandler(eng *ivr.Engine, profiles bool) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		if err := eng.Metrics.WritePrometheus(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 			eng.Log.Warn("metrics write failed", "err", err)
+			return
 		}
+		fmt.Fprintf(w, "# HELP ivr_calllog_dropped_total Call record writes dropped because the write queue was full.\n# TYPE ivr_calllog_dropped_total counter\nivr_calllog_dropped_total %d\n", calls.Dropped())
+		fmt.Fprintf(w, "# HELP ivr_calllog_failed_total Call record writes the database refused.\n# TYPE ivr_calllog_failed_total counter\nivr_calllog_failed_total %d\n", calls.Failed())
 	})
 	return mux
 }

@@ -45,6 +45,10 @@ type call struct {
 
 	media  atomic.Pointer[mediaState]
 	onHold atomic.Bool
+	// offeredHold is the hold state of the last re-INVITE seen (-1: none
+	// pending, 0: active, 1: hold); it takes effect when diago accepts
+	// the re-INVITE (onMediaUpdate), not when it refuses it (491, 488).
+	offeredHold atomic.Int32
 
 	digits  chan ivr.Digit
 	in      chan []int16
@@ -82,6 +86,7 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	}
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
 	c.onHold.Store(o.Hold())
+	c.offeredHold.Store(-1)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	// The dialog's context ends on BYE from the caller (and on our own
 	// BYE, by then our cause is already set: the first cause wins).

@@ -78,40 +78,56 @@ func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	calls := store.NewCallLog(0, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})))
+	t.Cleanup(func() { calls.Close() })
 	eng := &ivr.Engine{
-		Store:   store,
+		Calls:   calls,
 		Metrics: ivr.NewMetrics(),
 		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})),
 		Prompts: prompts,
 		Timing:  ivr.Timing{FirstDigit: 3 * time.Second, Retries: 2},
 		RecDir:  filepath.Join(dir, "recordings"),
 	}
-	port := freePort(t)
-	cfg := sip.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), RTPTimeout: 10 * time.Second}
-	if adjust != nil {
-		adjust(&cfg, eng)
-	}
-	srv, err := sip.New(cfg, eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx); err != nil {
-			t.Errorf("serve: %v", err)
+	// A free port can be taken between the check and the bind: try again.
+	var (
+		srv  *sip.Server
+		cfg  sip.Config
+		port int
+	)
+	for attempt := 0; ; attempt++ {
+		port = freePort(t)
+		cfg = sip.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), RTPTimeout: 10 * time.Second}
+		if adjust != nil {
+			adjust(&cfg, eng)
 		}
-	}()
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		_ = eng.Drain(dctx)
-		cancel()
-		<-done
-		srv.Close()
-	})
-	waitListening(t, port)
+		var err error
+		srv, err = sip.New(cfg, eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ctx) }()
+		select {
+		case <-srv.Ready():
+			t.Cleanup(func() {
+				dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer dcancel()
+				_ = eng.Drain(dctx)
+				cancel()
+				<-errc
+				srv.Close()
+			})
+		case err := <-errc:
+			cancel()
+			srv.Close()
+			if attempt < 5 {
+				continue
+			}
+			t.Fatalf("serve: %v", err)
+		}
+		break
+	}
 	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg}
 }
 
@@ -143,26 +159,11 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-func waitListening(t testing.TB, port int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("SIP endpoint not listening on %d", port)
-}
-
 // phone is a real SIP user agent (diago) calling the line over loopback.
 type phone struct {
 	t     *testing.T
 	dg    *diago.Diago
 	ua    *sipgo.UserAgent
-	port  int
 	codec media.Codec
 }
 
@@ -175,9 +176,9 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
 	dg := diago.NewDiago(ua,
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
+		// Port 0: the system picks a free one when diago listens.
+		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: 0}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
 		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	)
@@ -186,7 +187,7 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); ua.Close() })
-	return &phone{t: t, dg: dg, ua: ua, port: port, codec: codecs[0]}
+	return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 }
 
 // call is an answered call seen from the phone: it sends silence (or a

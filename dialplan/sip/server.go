@@ -78,6 +78,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	calls map[string]*entry // by Call-ID
+	ready chan struct{}
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -123,7 +124,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}}
+	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{})}
 
 	mediaIP := cfg.MediaIP
 	if mediaIP == "" {
@@ -156,9 +157,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("sip listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.log.Info("SIP endpoint listening", "addr", s.cfg.Listen, "transports", "udp,tcp")
+	close(s.ready)
 	<-ctx.Done()
 	return nil
 }
+
+// Ready is closed once the endpoint listens on UDP and TCP.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Close releases the SIP stack.
 func (s *Server) Close() error { return s.ua.Close() }
@@ -245,7 +250,11 @@ func (s *Server) reinvite(e *entry, req *sip.Request) bool {
 		return false
 	}
 	if c := e.answered(); c != nil {
-		c.onHold.Store(o.Hold())
+		hold := int32(0)
+		if o.Hold() {
+			hold = 1
+		}
+		c.offeredHold.Store(hold)
 	}
 	state := "active"
 	if o.Hold() {
@@ -347,6 +356,10 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	}
 
 	c := newCall(s, d, tr, o)
+	// Registered before the answer: a re-INVITE may follow the ACK at once.
+	e.mu.Lock()
+	e.call = c
+	e.mu.Unlock()
 	if err := d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate}); err != nil {
 		reason := ivr.EndError
 		if d.Context().Err() != nil {
@@ -357,9 +370,6 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 		tr.End(reason)
 		return
 	}
-	e.mu.Lock()
-	e.call = c
-	e.mu.Unlock()
 	tr.SetMedia(o.Audio.Name, c.rate)
 	s.metrics.CallSetup.Observe(time.Since(received) - s.cfg.AnswerDelay)
 	tr.Event("sip.200", fmt.Sprintf("codec %s/%d pt %d, telephone-event pt %d", o.Audio.Name, o.Audio.SampleRate, o.Audio.PayloadType, o.DTMF))
@@ -377,9 +387,13 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	c.wait()
 }
 
-// onMediaUpdate follows a re-INVITE that diago accepted: a new codec
-// rebuilds the encoder and decoder at the next packet.
+// onMediaUpdate follows a re-INVITE that diago accepted: the hold state
+// offered takes effect, and a new codec rebuilds the encoder and decoder at
+// the next packet.
 func (c *call) onMediaUpdate(dm *diago.DialogMedia) {
+	if h := c.offeredHold.Swap(-1); h >= 0 {
+		c.onHold.Store(h == 1)
+	}
 	ms := dm.MediaSession()
 	if ms == nil {
 		return

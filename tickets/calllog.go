@@ -1,0 +1,251 @@
+package tickets
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CallLog writes call records and their events in the background, in the
+// order they were given, for the code on a call's hot path (the RTP reader,
+// the SIP request handler) that must never wait for the disk.
+//
+// One goroutine owns the writes. It takes the first queued write and every
+// write queued behind it (up to maxBatch) and commits them in one
+// transaction (group commit): on a quiet line each write is committed
+// about a millisecond after it was given, under load hundreds share one
+// commit. So a crash loses at most the writes of the batch in flight.
+//
+// The methods never block: when the queue is full (the disk stalled for
+// seconds) a write is dropped, counted in Dropped and logged. All methods
+// are safe for concurrent use. Close flushes and stops the writer.
+type CallLog struct {
+	s       *Store
+	log     *slog.Logger
+	ch      chan logOp
+	flushes chan chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	dropped atomic.Uint64
+	failed  atomic.Uint64
+	closing sync.Once
+}
+
+// maxBatch is the most writes one transaction commits.
+const maxBatch = 512
+
+type opKind uint8
+
+const (
+	opStart opKind = iota
+	opAnswer
+	opDTMF
+	opEvent
+	opEnd
+)
+
+type logOp struct {
+	kind   opKind
+	id     string
+	rec    CallRecord // opStart
+	at     time.Time
+	codec  string // opAnswer
+	path   string // opAnswer
+	digit  rune   // opDTMF
+	event  CallEvent
+	reason string // opEnd
+	stats  PacketStats
+}
+
+// NewCallLog starts the writer of a call log with room for queue writes.
+func (s *Store) NewCallLog(queue int, log *slog.Logger) *CallLog {
+	if queue <= 0 {
+		queue = 1 << 16
+	}
+	l := &CallLog{
+		s: s, log: log,
+		ch:      make(chan logOp, queue),
+		flushes: make(chan chan struct{}),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+func (l *CallLog) put(op logOp) {
+	select {
+	case l.ch <- op:
+	default:
+		if n := l.dropped.Add(1); n == 1 || n%1000 == 0 {
+			l.log.Error("call log queue full: writes dropped", "dropped_total", n, "call_id", op.id)
+		}
+	}
+}
+
+// Start queues a new call record (ID, Telephony, Caller, Called, Start).
+func (l *CallLog) Start(r CallRecord) { l.put(logOp{kind: opStart, id: r.ID, rec: r}) }
+
+// Answer queues the answer of a call.
+func (l *CallLog) Answer(id string, at time.Time, codec, recording string) {
+	l.put(logOp{kind: opAnswer, id: id, at: at, codec: codec, path: recording})
+}
+
+// DTMF queues one digit for the call's DTMF string.
+func (l *CallLog) DTMF(id string, digit rune) { l.put(logOp{kind: opDTMF, id: id, digit: digit}) }
+
+// Event queues one event of the call's log.
+func (l *CallLog) Event(id string, e CallEvent) { l.put(logOp{kind: opEvent, id: id, event: e}) }
+
+// End queues the end of a call.
+func (l *CallLog) End(id string, at time.Time, reason string, st PacketStats) {
+	l.put(logOp{kind: opEnd, id: id, at: at, reason: reason, stats: st})
+}
+
+// Dropped is the number of writes dropped because the queue was full.
+func (l *CallLog) Dropped() uint64 { return l.dropped.Load() }
+
+// Failed is the number of writes the database refused.
+func (l *CallLog) Failed() uint64 { return l.failed.Load() }
+
+// Flush waits until every write queued before it is committed, or ctx ends.
+func (l *CallLog) Flush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case l.flushes <- ack:
+	case <-l.done:
+		return errors.New("tickets: call log is closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close commits what is queued and stops the writer. Writes given after
+// Close are dropped.
+func (l *CallLog) Close() error {
+	l.closing.Do(func() { close(l.quit) })
+	<-l.done
+	return nil
+}
+
+func (l *CallLog) run() {
+	defer close(l.done)
+	batch := make([]logOp, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-l.ch:
+			batch = append(batch, op)
+		case ack := <-l.flushes:
+			// Everything queued before the flush request is in l.ch.
+			l.drain(batch)
+			close(ack)
+			continue
+		case <-l.quit:
+			l.drain(batch)
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-l.ch:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// drain commits everything queued now.
+func (l *CallLog) drain(batch []logOp) {
+	for {
+		batch = batch[:0]
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-l.ch:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		l.commit(batch)
+	}
+}
+
+func (l *CallLog) commit(batch []logOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := l.s.inTx(ctx, "call log batch", func(tx *sql.Tx) error {
+		for i := range batch {
+			if err := applyOp(ctx, tx, &batch[i]); err != nil {
+				// One refused write (an unknown call id, say) must not
+				// lose the others: SQLite undid that statement only.
+				l.failed.Add(1)
+				l.log.Warn("call log write refused", "call_id", batch[i].id, "err", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.failed.Add(uint64(len(batch)))
+		l.log.Error("call log batch not committed", "writes", len(batch), "err", err)
+	}
+}
+
+func applyOp(ctx context.Context, tx *sql.Tx, op *logOp) error {
+	switch op.kind {
+	case opStart:
+		r := op.rec
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO calls (id, telephony, caller, called, start_ns) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, r.Telephony, r.Caller, r.Called, nanos(r.Start))
+		return err
+	case opAnswer:
+		return updated(tx.ExecContext(ctx, sqlAnswer, nanos(op.at), op.codec, op.codec, op.path, op.path, op.id))
+	case opDTMF:
+		d, err := normDigit(op.id, op.digit)
+		if err != nil {
+			return err
+		}
+		return updated(tx.ExecContext(ctx, sqlDTMF, string(d), op.id))
+	case opEvent:
+		if op.event.Kind == "" {
+			return errors.New("empty event kind")
+		}
+		_, err := tx.ExecContext(ctx, sqlEvent, op.id, nanos(op.event.At), op.event.Kind, op.event.Detail)
+		return err
+	case opEnd:
+		st := op.stats
+		_, err := tx.ExecContext(ctx, sqlEnd, nanos(op.at), op.reason,
+			count(st.In), count(st.Out), count(st.Lost), count(st.Late), op.id)
+		return err
+	}
+	return fmt.Errorf("unknown call log write %d", op.kind)
+}
+
+func updated(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
