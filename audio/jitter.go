@@ -17,6 +17,7 @@ const (
 	jbMinWindow     = 64  // reorder window, in sequence numbers (power of two)
 	jbMaxMisorder   = 100 // older than this by sequence: possibly a restarted stream (RFC 3550 A.1)
 	jbInitialPacket = 256 // initial storage per packet; grows (once) for larger payloads
+	jbMinReady      = 32  // ready queue entries: one release after a gap fits with room to spare
 )
 
 // JitterBuffer reorders the inbound RTP packets of one stream by sequence
@@ -101,7 +102,7 @@ func NewJitterBuffer(depth int) *JitterBuffer {
 		ring:    make([]int32, w),
 		relSeq:  make([]uint16, w),
 		relMark: make([]uint8, w),
-		fifo:    make([]int32, 2*w),
+		fifo:    make([]int32, max(jbMinReady, 2*(depth+2))),
 		lent:    -1,
 	}
 	n := depth + 2 + len(j.fifo)

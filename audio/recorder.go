@@ -22,8 +22,8 @@ type recFile interface {
 
 const (
 	recChannels  = 2
-	recMaxLead   = 200 * time.Millisecond // beyond this the lagging side is padded with silence
-	recBufSize   = 64 << 10
+	recMaxLead   = 200 * time.Millisecond          // beyond this the lagging side is padded with silence
+	recBufSize   = 16 << 10                        // half a second of 8 kHz stereo: two writes a second per call
 	recMaxData   = 0xFFFFFFFF - (wavHeaderLen - 8) // RIFF sizes are 32-bit
 	recFilePerms = 0o640
 )

@@ -62,10 +62,16 @@ type logOp struct {
 	stats  PacketStats
 }
 
-// NewCallLog starts the writer of a call log with room for queue writes.
+// DefaultCallLogQueue is the number of writes a call log holds while the
+// disk is busy: at 1000 calls a line writes a few hundred a second, so this
+// rides out a stall of many seconds.
+const DefaultCallLogQueue = 4096
+
+// NewCallLog starts the writer of a call log with room for queue writes
+// (DefaultCallLogQueue when queue <= 0).
 func (s *Store) NewCallLog(queue int, log *slog.Logger) *CallLog {
 	if queue <= 0 {
-		queue = 1 << 16
+		queue = DefaultCallLogQueue
 	}
 	l := &CallLog{
 		s: s, log: log,

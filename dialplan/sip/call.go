@@ -21,7 +21,7 @@ import (
 
 // queue sizes, in 20 ms frames.
 const (
-	inQueue  = 50 // 1 s of caller audio waiting for the session
+	inQueue  = 16 // 320 ms of caller audio waiting for the session
 	outQueue = 3  // 60 ms of engine audio: a stopped prompt is silent within 60 ms
 )
 
