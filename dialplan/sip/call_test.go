@@ -314,7 +314,7 @@ func TestRTPTimeout(t *testing.T) {
 func TestHoldAndUnhold(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, func(c *sip.Config, e *ivr.Engine) {
-		c.RTPTimeout = 1500 * time.Millisecond
+		c.RTPTimeout = 2 * time.Second
 		e.Timing.FirstDigit = 10 * time.Second
 	})
 	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
@@ -327,9 +327,11 @@ func TestHoldAndUnhold(t *testing.T) {
 		t.Fatalf("hold: %v", err)
 	}
 	c.mute <- true
-	time.Sleep(3 * time.Second) // twice the RTP timeout
+	time.Sleep(4 * time.Second) // twice the RTP timeout
 	if c.d.Context().Err() != nil {
-		t.Fatal("the call ended while on hold")
+		rec := record(t, l, callID(c))
+		events, _ := l.store.Events(context.Background(), rec.ID)
+		t.Fatalf("the call ended while on hold: %+v\n%v", rec, events)
 	}
 	if err := c.d.Unhold(ctx); err != nil {
 		t.Fatalf("unhold: %v", err)

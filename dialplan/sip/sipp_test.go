@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/dialplan/sip/sipptest"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -55,7 +55,7 @@ func TestSIPpConcurrentCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRTPPcap(filepath.Join(work, "audio.pcap"), ulaw, 150); err != nil {
+	if err := sipptest.WriteRTPPcap(filepath.Join(work, "audio.pcap"), ulaw, 150); err != nil {
 		t.Fatal(err)
 	}
 	dtmf, err := os.ReadFile(dtmfPcap)
@@ -97,19 +97,19 @@ func TestSIPpConcurrentCalls(t *testing.T) {
 		t.Fatalf("sipp failed (%v) after %s\nerrors log:\n%s\noutput (tail):\n%s", runErr, elapsed.Round(time.Millisecond), tail(string(errLog), 4000), tail(out.String(), 4000))
 	}
 
-	st, err := readSIPpStats(statFile)
+	st, err := sipptest.ReadStats(statFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.n("SuccessfulCall(C)"); got != sippCalls {
+	if got := st.N("SuccessfulCall(C)"); got != sippCalls {
 		t.Errorf("sipp: %d successful calls, want %d", got, sippCalls)
 	}
 	for _, col := range []string{"FailedCall(C)", "FailedUnexpectedMessage(C)", "FailedMaxUDPRetrans(C)", "FailedCallRejected(C)", "FailedCmdNotSent(C)", "FailedRegexpDoesntMatch(C)", "FailedRegexpHdrNotFound(C)", "OutOfCallMsgs(C)", "DeadCallMsgs(C)"} {
-		if v := st.n(col); v != 0 {
+		if v := st.N(col); v != 0 {
 			t.Errorf("sipp %s = %q, want 0", col, st[col])
 		}
 	}
-	if bad := sippErrors(errLog); len(bad) > 0 {
+	if bad := sipptest.Errors(errLog, true); len(bad) > 0 {
 		t.Errorf("sipp logged %d unexpected messages or errors:\n%s", len(bad), tail(strings.Join(bad, "\n"), 4000))
 	}
 
@@ -165,37 +165,6 @@ func needTool(t *testing.T, name, pkg string) string {
 		t.Fatalf("%s is not installed (Debian package %s): run `make test`, which installs it, or apt-get install %s", name, pkg, pkg)
 	}
 	return p
-}
-
-// sippEvent starts each entry of sipp's error file (entries are not
-// always separated by a newline).
-var sippEvent = regexp.MustCompile(`\d{4}-\d{2}-\d{2}\t\d{2}:\d{2}:\d{2}\.\d+\t[\d.]+: `)
-
-// sippErrors returns the entries of sipp's error file other than its
-// notices: where it found the pcap files, and its watchdog's overload
-// warnings (the load generator itself running late on a loaded machine;
-// calls that suffer from it fail and are counted).
-func sippErrors(log []byte) []string {
-	var bad []string
-	idx := sippEvent.FindAllIndex(log, -1)
-	for i, m := range idx {
-		end := len(log)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		e := strings.TrimSpace(string(log[m[1]:end]))
-		if strings.Contains(e, "prefers looking for pcap files next to the scenario") ||
-			strings.HasPrefix(e, "Overload warning: the minor watchdog timer") {
-			continue
-		}
-		bad = append(bad, e)
-	}
-	if len(idx) == 0 {
-		if s := strings.TrimSpace(strings.TrimPrefix(string(log), "The following events occurred:")); s != "" {
-			bad = append(bad, s)
-		}
-	}
-	return bad
 }
 
 func tail(s string, n int) string {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/govline/ivr/dialplan/sip/sipptest"
 )
 
 const dtmf9Pcap = "/usr/share/sip-tester/dtmf_2833_9.pcap"
@@ -74,7 +76,7 @@ func (e *benchEnv) newRun(name string, audio time.Duration) (dataDir, sippDir st
 		return "", "", fmt.Errorf("copy prompts: %v: %s", err, out)
 	}
 	if audio > 0 && e.media == "pcap" {
-		if err := writeRTPPcap(filepath.Join(sippDir, "audio.pcap"), e.ulaw, int(audio/(20*time.Millisecond))+1); err != nil {
+		if err := sipptest.WriteRTPPcap(filepath.Join(sippDir, "audio.pcap"), e.ulaw, int(audio/(20*time.Millisecond))+1); err != nil {
 			return "", "", err
 		}
 	}

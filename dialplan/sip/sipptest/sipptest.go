@@ -1,22 +1,27 @@
-package sip_test
+// Package sipptest holds what the SIPp interop test and the load benchmark
+// (bench/cmd/ivrbench) share to drive SIPp (Debian's sip-tester): a pcap
+// writer for play_pcap_audio, and readers of SIPp's statistics and error
+// files.
+package sipptest
 
 import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// writeRTPPcap writes a pcap file (link type Ethernet) of count G.711 u-law
+// WriteRTPPcap writes a pcap file (link type Ethernet) of count G.711 u-law
 // RTP packets of 20 ms (160 bytes), one every 20 ms, cycling through ulaw,
 // as sipp's play_pcap_audio wants it: Ethernet, IPv4, UDP, RTP. sipp
 // rewrites the addresses and ports when it replays the file and keeps the
 // RTP header as written here (payload type 0, one SSRC, consecutive
 // sequence numbers and timestamps).
-func writeRTPPcap(path string, ulaw []byte, count int) error {
+func WriteRTPPcap(path string, ulaw []byte, count int) error {
 	const (
 		frame   = 160
 		rtpLen  = 12 + frame
@@ -110,11 +115,11 @@ func ipChecksum(h []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// sippStats is the last row of a sipp -trace_stat file: cumulative
+// Stats is the last row of a sipp -trace_stat file: cumulative
 // counters by column name ("SuccessfulCall(C)", "FailedCall(C)", ...).
-type sippStats map[string]string
+type Stats map[string]string
 
-func readSIPpStats(path string) (sippStats, error) {
+func ReadStats(path string) (Stats, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -130,7 +135,7 @@ func readSIPpStats(path string) (sippStats, error) {
 	}
 	head := strings.Split(lines[0], ";")
 	row := strings.Split(lines[len(lines)-1], ";")
-	st := sippStats{}
+	st := Stats{}
 	for i, h := range head {
 		if i < len(row) && h != "" {
 			st[h] = row[i]
@@ -140,10 +145,41 @@ func readSIPpStats(path string) (sippStats, error) {
 }
 
 // n returns a counter, -1 when the column is missing or not a number.
-func (s sippStats) n(name string) int {
+func (s Stats) N(name string) int {
 	v, err := strconv.Atoi(strings.TrimSpace(s[name]))
 	if err != nil {
 		return -1
 	}
 	return v
+}
+
+// errorEntry starts each entry of sipp's error file (entries are not
+// always separated by a newline).
+var errorEntry = regexp.MustCompile(`\d{4}-\d{2}-\d{2}\t\d{2}:\d{2}:\d{2}\.\d+\t[\d.]+: `)
+
+// Errors returns the entries of sipp's error file other than its notice of
+// where it found the pcap files, and, with ignoreWatchdog, its watchdog's
+// overload warnings (the load generator itself running late on a loaded
+// machine; calls that suffer from it fail and are counted anyway).
+func Errors(log []byte, ignoreWatchdog bool) []string {
+	var bad []string
+	idx := errorEntry.FindAllIndex(log, -1)
+	for i, m := range idx {
+		end := len(log)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		e := strings.TrimSpace(string(log[m[1]:end]))
+		if strings.Contains(e, "prefers looking for pcap files next to the scenario") ||
+			ignoreWatchdog && strings.HasPrefix(e, "Overload warning: the minor watchdog timer") {
+			continue
+		}
+		bad = append(bad, e)
+	}
+	if len(idx) == 0 {
+		if s := strings.TrimSpace(strings.TrimPrefix(string(log), "The following events occurred:")); s != "" {
+			bad = append(bad, s)
+		}
+	}
+	return bad
 }
