@@ -60,8 +60,10 @@ type Media interface {
 
 // Control acts on the call's signalling.
 type Control interface {
-	// Hangup ends the call with a reason. It is safe to call more than
-	// once and from any goroutine; only the first call acts.
+	// Hangup ends the call with a reason: it cancels the call's context
+	// with that cause and ends the signalling, unless the other side
+	// already did. It is safe to call more than once and from any
+	// goroutine; only the first call acts.
 	Hangup(ctx context.Context, reason EndReason) error
 }
 

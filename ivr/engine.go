@@ -164,7 +164,8 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 		defer cancel()
 		if cause := context.Cause(call.Context()); cause != nil {
 			reason = ReasonOf(cause)
-		} else if err := call.Hangup(tctx, reason); err != nil {
+		}
+		if err := call.Hangup(tctx, reason); err != nil {
 			t.log.Warn("hangup failed", "err", err)
 		}
 		if rec != nil {

@@ -31,9 +31,10 @@ type mediaState struct {
 	dtmf  uint8 // telephone-event payload type, 0 if none
 }
 
-// call is one answered SIP call as an ivr.Call. It owns two goroutines:
-// the RTP reader (network -> jitter buffer -> decoder -> caller frames, DTMF
-// events) and the paced RTP writer (engine frames -> encoder -> network).
+// call is one answered SIP call as an ivr.Call. It owns one goroutine, the
+// RTP reader (network -> jitter buffer -> decoder -> caller frames, DTMF
+// events); its outbound RTP (engine frames -> encoder -> network) is sent by
+// the endpoint's sender, which paces every call from a few goroutines.
 type call struct {
 	srv  *Server
 	d    *diago.DialogServerSession
@@ -58,6 +59,9 @@ type call struct {
 
 	hangupOnce sync.Once
 	wg         sync.WaitGroup
+
+	send  sendState // owned by the sender shard
+	shard *shard    // set by sender.add
 }
 
 var _ ivr.Call = (*call)(nil)
@@ -84,6 +88,7 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	for range outQueue {
 		c.outFree <- make([]int16, n)
 	}
+	c.send = newSendState(rate)
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
 	c.onHold.Store(o.Hold())
 	c.offeredHold.Store(-1)
@@ -134,32 +139,37 @@ func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
 	return nil
 }
 
-// Hangup implements ivr.Control: BYE after answer.
+// Hangup implements ivr.Control: BYE after answer, nothing when the caller
+// already hung up.
 func (c *call) Hangup(ctx context.Context, reason ivr.EndReason) error {
 	var err error
 	c.hangupOnce.Do(func() {
 		c.cancel(ivr.End(reason, nil))
+		if c.d.Context().Err() != nil {
+			return // the dialog is over: BYE received
+		}
 		c.tr.Event("sip.bye.sent", string(reason))
 		err = c.d.Hangup(ctx)
 	})
 	return err
 }
 
-// start runs the media goroutines.
+// start runs the RTP reader and puts the call on a sender shard.
 func (c *call) start() {
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.readLoop()
 	}()
-	go func() {
-		defer c.wg.Done()
-		c.writeLoop()
-	}()
+	c.srv.sender.add(c)
 }
 
-// wait joins the media goroutines; the caller ends the context first.
-func (c *call) wait() { c.wg.Wait() }
+// wait takes the call off its sender shard and joins the reader; the
+// caller ends the context first.
+func (c *call) wait() {
+	c.srv.sender.remove(c)
+	c.wg.Wait()
+}
 
 // deliver hands one caller frame to the session, dropping the oldest
 // queued frame when the session is not keeping up.
@@ -347,99 +357,93 @@ func (c *call) digit(key rune, source string) {
 	}
 }
 
-// writeLoop sends one RTP packet every 20 ms on an absolute schedule: the
-// engine's frame when one is queued, silence otherwise, so the caller's
-// side (and any NAT or PBX between) always sees a steady stream.
-func (c *call) writeLoop() {
-	pacer := audio.NewPacer(audio.SystemClock{})
-	silence := make([]int16, audio.SamplesPerFrame(c.rate))
-	var (
-		cur     *mediaState
-		enc     audio.Encoder
-		rs      *audio.Resampler
-		pcm     []int16
-		payload = make([]byte, 1500)
-		pkt     = rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(), Marker: true}}
-		tsStep  uint32
-		skips   uint64
-		lastTx  time.Time
-	)
-	for {
-		if err := pacer.Wait(c.ctx); err != nil {
+// sendState is the outbound stream of a call; only its sender shard's
+// goroutine touches it.
+type sendState struct {
+	cur     *mediaState
+	enc     audio.Encoder
+	rs      *audio.Resampler
+	pcm     []int16
+	silence []int16
+	payload []byte
+	pkt     rtp.Packet
+	tsStep  uint32
+	lastTx  time.Time
+	failed  bool // no encoder for the codec: the call is being ended
+}
+
+func newSendState(rate int) sendState {
+	return sendState{
+		silence: make([]int16, audio.SamplesPerFrame(rate)),
+		payload: make([]byte, audio.MaxPayloadSize),
+		pkt: rtp.Packet{Header: rtp.Header{
+			Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(), Marker: true,
+		}},
+	}
+}
+
+// sendFrame sends the call's next RTP packet: the engine's queued frame, or
+// silence when none is queued, so the caller's side (and any NAT or PBX
+// between) always sees a steady stream. The sender calls it every 20 ms.
+func (c *call) sendFrame(now time.Time) {
+	st := &c.send
+	if st.failed {
+		return
+	}
+	ms := c.media.Load()
+	if ms != st.cur {
+		e, err := audio.NewEncoder(ms.audio.Name)
+		if err == nil {
+			st.rs, err = audio.NewResampler(c.rate, e.Rate())
+		}
+		if err != nil {
+			st.failed = true
+			c.tr.Log().Error("no encoder for the negotiated codec", "codec", ms.audio.Name, "err", err)
+			c.end(ivr.EndError, err)
 			return
 		}
-		if s := pacer.Skips(); s != skips {
-			c.srv.metrics.PacerSkips.Add(s - skips)
-			skips = s
-		}
-		ms := c.media.Load()
-		if ms != cur {
-			e, err := audio.NewEncoder(ms.audio.Name)
-			if err != nil {
-				c.tr.Log().Error("no encoder for the negotiated codec", "codec", ms.audio.Name, "err", err)
-				c.end(ivr.EndError, err)
-				return
-			}
-			r, err := audio.NewResampler(c.rate, e.Rate())
-			if err != nil {
-				c.end(ivr.EndError, err)
-				return
-			}
-			enc, rs, cur = e, r, ms
-			pcm = make([]int16, audio.SamplesPerFrame(e.Rate()))
-			tsStep = ms.audio.SampleRate / 50
-			pkt.PayloadType = ms.audio.PayloadType
-			pkt.Marker = true
-		}
-		frame := silence
-		var owned []int16
-		select {
-		case owned = <-c.out:
-			frame = owned
-		default:
-		}
-		n := rs.Process(pcm, frame)
-		if owned != nil {
-			c.outFree <- owned
-		}
-		m, err := enc.Encode(payload, pcm[:n])
-		if err != nil {
-			continue
-		}
-		pkt.Payload = payload[:m]
-		w := c.d.RTPPacketWriter.Writer()
-		if err := w.WriteRTP(&pkt); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-		} else {
-			now := time.Now()
-			if !lastTx.IsZero() {
-				d := now.Sub(lastTx) - audio.FrameDuration
+		st.enc, st.cur = e, ms
+		st.pcm = make([]int16, audio.SamplesPerFrame(e.Rate()))
+		st.tsStep = ms.audio.SampleRate / 50
+		st.pkt.PayloadType = ms.audio.PayloadType
+		st.pkt.Marker = true
+	}
+	frame := st.silence
+	var owned []int16
+	select {
+	case owned = <-c.out:
+		frame = owned
+	default:
+	}
+	n := st.rs.Process(st.pcm, frame)
+	if owned != nil {
+		c.outFree <- owned
+	}
+	m, err := st.enc.Encode(st.payload, st.pcm[:n])
+	if err == nil {
+		st.pkt.Payload = st.payload[:m]
+		if err := c.d.RTPPacketWriter.Writer().WriteRTP(&st.pkt); err == nil {
+			if !st.lastTx.IsZero() {
+				d := now.Sub(st.lastTx) - audio.FrameDuration
 				if d < 0 {
 					d = -d
 				}
 				c.srv.metrics.PacingDeviation.Observe(d)
 			}
-			lastTx = now
+			st.lastTx = now
 			c.tr.PacketsOut.Add(1)
 			c.srv.metrics.RTPPacketsOut.Add(1)
 		}
-		pkt.Marker = false
-		pkt.SequenceNumber++
-		pkt.Timestamp += tsStep
 	}
+	// Time goes on for the caller even when a packet could not be sent.
+	st.pkt.Marker = false
+	st.pkt.SequenceNumber++
+	st.pkt.Timestamp += st.tsStep
 }
 
-// end stops the call from the engine's side (RTP timeout, media error):
-// it sets the cause and sends BYE.
+// end stops the call from the engine's side (RTP timeout, media error): it
+// sets the cause, the session returns, and the engine hangs up (BYE) with
+// that reason.
 func (c *call) end(reason ivr.EndReason, err error) {
 	c.cancel(ivr.End(reason, err))
-	c.wg.Add(1) // called from a media goroutine, so the group is not at zero
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Hangup(ctx, reason)
-	}()
 }

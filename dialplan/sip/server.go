@@ -79,6 +79,8 @@ type Server struct {
 	mu    sync.Mutex
 	calls map[string]*entry // by Call-ID
 	ready chan struct{}
+
+	sender *sender
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -124,7 +126,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: newSender(eng.Metrics, 0)}
 
 	mediaIP := cfg.MediaIP
 	if mediaIP == "" {
@@ -165,8 +167,11 @@ func (s *Server) Serve(ctx context.Context) error {
 // Ready is closed once the endpoint listens on UDP and TCP.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Close releases the SIP stack.
-func (s *Server) Close() error { return s.ua.Close() }
+// Close releases the SIP stack and stops the RTP sender.
+func (s *Server) Close() error {
+	s.sender.close()
+	return s.ua.Close()
+}
 
 func (s *Server) lookup(callID string) *entry {
 	s.mu.Lock()
@@ -360,7 +365,12 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	e.mu.Lock()
 	e.call = c
 	e.mu.Unlock()
-	if err := d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate}); err != nil {
+	err = d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate})
+	if err != nil && answeredDespite(d, err) {
+		tr.Event("sip.answer", "re-INVITE right after the ACK replaced the media session; call goes on")
+		err = nil
+	}
+	if err != nil {
 		reason := ivr.EndError
 		if d.Context().Err() != nil {
 			reason = ivr.EndCancelled
@@ -385,6 +395,17 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	reason := s.eng.Serve(c, tr)
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
+}
+
+// answeredDespite reports whether AnswerOptions failed only because a
+// re-INVITE that arrived right after the ACK (a phone putting the call on
+// hold at once, a PBX refreshing the session) replaced the media session
+// before diago started monitoring the first one: diago v0.31.0 then returns
+// "rtp session is closed" from the answer although the dialog is confirmed
+// and the new media session runs.
+func answeredDespite(d *diago.DialogServerSession, err error) bool {
+	return strings.Contains(err.Error(), "rtp session is closed") &&
+		d.Context().Err() == nil && d.LoadState() == sip.DialogStateConfirmed && d.RTPSession() != nil
 }
 
 // onMediaUpdate follows a re-INVITE that diago accepted: the hold state
