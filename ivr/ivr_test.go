@@ -85,7 +85,7 @@ func TestMetricsExposition(t *testing.T) {
 	if q := m.PacingDeviation.Quantile(0.5); q != 0.0005 {
 		t.Errorf("median bucket %v", q)
 	}
-	if q := m.PacingDeviation.Quantile(0.99); q != 0.005 {
+	if q := m.PacingDeviation.Quantile(0.99); q != 0.003 {
 		t.Errorf("p99 bucket %v", q)
 	}
 }

@@ -40,7 +40,7 @@ type Metrics struct {
 // NewMetrics returns zeroed metrics.
 func NewMetrics() *Metrics {
 	return &Metrics{
-		PacingDeviation: NewHistogram(0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05),
+		PacingDeviation: NewHistogram(0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05),
 		CallSetup:       NewHistogram(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 		outcomes:        map[EndReason]uint64{},
 		dtmf:            map[string]uint64{},

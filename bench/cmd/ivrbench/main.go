@@ -229,7 +229,7 @@ func run(args []string, stdout io.Writer) error {
 		Codec:      "PCMU, 20 ms; caller audio is a rendered prompt (espeak-ng speech) converted by sox to u-law, streamed by sipp (-media " + o.media + ": rtp_stream looping the raw u-law, or play_pcap_audio of a pcap written by ivrbench)",
 		Recording:  true,
 		DTMF:       "one RFC 4733 key 9 (repeat menu) per call from /usr/share/sip-tester/dtmf_2833_9.pcap; the call stays in the menu",
-		Pacing:     "ivr_rtp_send_interval_deviation_seconds, window delta; quantiles are bucket upper bounds (an upper-bound estimate; buckets 0.25, 0.5, 1, 2, 5, 10, 20, 50 ms)",
+		Pacing:     "ivr_rtp_send_interval_deviation_seconds, window delta; quantiles are bucket upper bounds (an upper-bound estimate; buckets 0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 20, 50 ms)",
 		HeapNote:   "not measured: ivrd does not expose Go runtime memory statistics; RSS only",
 		SetupNote:  "INVITE sent to 200 OK received, per call, from sipp -trace_rtt (start_rtd/rtd around INVITE/200), which sipp records in whole milliseconds (0 means under 1 ms); ivr_call_setup_seconds (INVITE received to 200 OK sent) as bucket upper bounds",
 		Generator:  "sipp on the same 2 cores: its CPU competes with ivrd and is reported as sipp_cpu_pct_total",
