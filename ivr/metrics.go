@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
 	counter("ivr_panics_total", "Panics recovered while handling a request or a call (each one a bug to report).", m.Panics.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
+	writeRuntime(p)
 	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
 	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
 	return err
@@ -194,4 +196,26 @@ func (h *Histogram) write(p func(string, ...any), name, help string) {
 	}
 	acc += h.counts[len(h.bounds)].Load()
 	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
+}
+
+// runtimeSamples are the Go runtime figures exported with the engine's.
+var runtimeSamples = []struct{ metric, name, help, typ string }{
+	{"/memory/classes/heap/objects:bytes", "ivr_go_heap_objects_bytes", "Bytes of live and not yet swept heap objects.", "gauge"},
+	{"/memory/classes/total:bytes", "ivr_go_memory_total_bytes", "All memory mapped by the Go runtime.", "gauge"},
+	{"/sched/goroutines:goroutines", "ivr_go_goroutines", "Goroutines alive.", "gauge"},
+	{"/gc/cycles/total:gc-cycles", "ivr_go_gc_cycles_total", "Completed GC cycles.", "counter"},
+}
+
+func writeRuntime(p func(string, ...any)) {
+	samples := make([]metrics.Sample, len(runtimeSamples))
+	for i, r := range runtimeSamples {
+		samples[i].Name = r.metric
+	}
+	metrics.Read(samples)
+	for i, r := range runtimeSamples {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			continue
+		}
+		p("# HELP %s %s\n# TYPE %s %s\n%s %d\n", r.name, r.help, r.name, r.typ, r.name, samples[i].Value.Uint64())
+	}
 }

@@ -100,7 +100,7 @@ func (e *benchEnv) startIVRD(dataDir string) (*ivrd, error) {
 // load holds n calls for hold and measures ivrd. With rssEvery > 0 it
 // also samples RSS at that period for the whole hold (the soak).
 func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (lr LoadResult) {
-	lr = LoadResult{Calls: n, Heap: "not measured (ivrd exposes no Go memory statistics)"}
+	lr = LoadResult{Calls: n}
 	fail := func(format string, a ...any) LoadResult {
 		msg := fmt.Sprintf(format, a...)
 		if lr.Error != "" {
@@ -130,6 +130,7 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	if lr.RSSIdleMB, err = procRSS(srv.pid()); err != nil {
 		return fail("idle RSS: %v", err)
 	}
+	lr.HeapIdleMB = heapMB(srv)
 
 	sp := &sippRun{
 		Scenario: filepath.Join(e.root, "bench", "scenarios", "uac_hold_dtmf9_"+e.media+".xml"),
@@ -188,7 +189,7 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 			defer tk.Stop()
 			for {
 				if rss, err := procRSS(srv.pid()); err == nil {
-					soak.Samples = append(soak.Samples, RSSSample{T: round(time.Since(tFull).Seconds(), 1), RSSMB: round(rss, 2)})
+					soak.Samples = append(soak.Samples, RSSSample{T: round(time.Since(tFull).Seconds(), 1), RSSMB: round(rss, 2), HeapMB: round(heapMB(srv), 2)})
 				}
 				select {
 				case <-tk.C:
@@ -217,6 +218,7 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		if rss, err := procRSS(srv.pid()); err == nil {
 			lr.RSSLoadMB = max(lr.RSSLoadMB, rss)
 		}
+		lr.HeapLoadMB = max(lr.HeapLoadMB, heapMB(srv))
 		time.Sleep(min(time.Second, time.Until(windowEnd)+time.Millisecond))
 	}
 	cpu1, err := procCPU(srv.pid(), e.clk)
@@ -245,6 +247,8 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	lr.RSSLoadMB = round(lr.RSSLoadMB, 2)
 	lr.RSSIdleMB = round(lr.RSSIdleMB, 2)
 	lr.RSSMBPerCall = round((lr.RSSLoadMB-lr.RSSIdleMB)/float64(up), 4)
+	lr.HeapMBPerCall = round((lr.HeapLoadMB-lr.HeapIdleMB)/float64(up), 4)
+	lr.HeapIdleMB, lr.HeapLoadMB = round(lr.HeapIdleMB, 2), round(lr.HeapLoadMB, 2)
 	const pacing = "ivr_rtp_send_interval_deviation_seconds"
 	h := histDelta(m0.histogram(pacing), m1.histogram(pacing))
 	p99, cnt := quantile(h, 0.99)
@@ -419,15 +423,17 @@ func (e *benchEnv) soakRun(n int, dur time.Duration, rate int) *SoakResult {
 	// Skip the first minute (or first third) of warm-up: allocator growth
 	// to the working set is not a leak.
 	skip := min(60.0, dur.Seconds()/3)
-	var xs, ys []float64
+	var xs, ys, hs []float64
 	for _, p := range s.Samples {
 		if p.T >= skip {
 			xs = append(xs, p.T)
 			ys = append(ys, p.RSSMB)
+			hs = append(hs, p.HeapMB)
 		}
 	}
 	if len(xs) >= 3 {
 		s.SlopeMBPerHour = round(slope(xs, ys)*3600, 3)
+		s.HeapSlope = round(slope(xs, hs)*3600, 3)
 	} else {
 		s.Error = strings.TrimPrefix(s.Error+"; fewer than 3 RSS samples after warm-up: no slope", "; ")
 	}
@@ -452,4 +458,13 @@ func slope(xs, ys []float64) float64 {
 		return 0
 	}
 	return num / den
+}
+
+// heapMB reads the engine's Go heap (ivr_go_heap_objects_bytes) in MB, or 0.
+func heapMB(d *ivrd) float64 {
+	m, err := d.metrics()
+	if err != nil {
+		return 0
+	}
+	return m["ivr_go_heap_objects_bytes"] / (1 << 20)
 }

@@ -102,7 +102,9 @@ type LoadResult struct {
 	RSSIdleMB       float64    `json:"rss_idle_mb"`
 	RSSLoadMB       float64    `json:"rss_load_mb"`
 	RSSMBPerCall    float64    `json:"rss_mb_per_call"`
-	Heap            string     `json:"heap"`
+	HeapIdleMB      float64    `json:"heap_idle_mb"`     // ivr_go_heap_objects_bytes before the calls
+	HeapLoadMB      float64    `json:"heap_load_mb"`     // its highest sample in the window
+	HeapMBPerCall   float64    `json:"heap_mb_per_call"` // (load - idle) / calls
 	PacingP99Ms     float64    `json:"pacing_dev_p99_ms"`
 	PacingP999Ms    float64    `json:"pacing_dev_p999_ms"`
 	PacingSamples   float64    `json:"pacing_samples"`
@@ -147,14 +149,16 @@ type SoakResult struct {
 	Duration       string      `json:"duration"`
 	Samples        []RSSSample `json:"rss_samples"`
 	SlopeMBPerHour float64     `json:"rss_slope_mb_per_hour"`
+	HeapSlope      float64     `json:"heap_slope_mb_per_hour"`
 	Error          string      `json:"error,omitempty"`
 	Load           *LoadResult `json:"load,omitempty"`
 }
 
 // RSSSample is one RSS reading of the soak.
 type RSSSample struct {
-	T     float64 `json:"t_s"`
-	RSSMB float64 `json:"rss_mb"`
+	T      float64 `json:"t_s"`
+	RSSMB  float64 `json:"rss_mb"`
+	HeapMB float64 `json:"heap_mb"`
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -230,7 +234,7 @@ func run(args []string, stdout io.Writer) error {
 		Recording:  true,
 		DTMF:       "one RFC 4733 key 9 (repeat menu) per call from /usr/share/sip-tester/dtmf_2833_9.pcap; the call stays in the menu",
 		Pacing:     "ivr_rtp_send_interval_deviation_seconds, window delta; quantiles are bucket upper bounds (an upper-bound estimate; buckets 0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 20, 50 ms)",
-		HeapNote:   "not measured: ivrd does not expose Go runtime memory statistics; RSS only",
+		HeapNote:   "ivr_go_heap_objects_bytes from /metrics (runtime/metrics: live and not yet swept objects), idle and highest sample in the window",
 		SetupNote:  "INVITE sent to 200 OK received, per call, from sipp -trace_rtt (start_rtd/rtd around INVITE/200), which sipp records in whole milliseconds (0 means under 1 ms); ivr_call_setup_seconds (INVITE received to 200 OK sent) as bucket upper bounds",
 		Generator:  "sipp on the same 2 cores: its CPU competes with ivrd and is reported as sipp_cpu_pct_total",
 		FirstDigit: "1h",

@@ -116,7 +116,7 @@ func fmtMs(v float64) string {
 // summary prints the whole run.
 func summary(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "\n== ivrbench %s on %d cores (%s), %s\n", r.Date, r.Machine.Cores, r.Machine.CPUModel, r.Machine.SIPp)
-	fmt.Fprintf(w, "%-6s %-4s %10s %10s %10s %9s %9s %9s %8s %8s\n", "calls", "ok", "cpu%/call", "cpu%tot", "MB/call", "p99 ms", "p99.9 ms", "out/s/c", "lost", "sipp%")
+	fmt.Fprintf(w, "%-6s %-4s %10s %10s %10s %10s %9s %9s %9s %8s %8s\n", "calls", "ok", "cpu%/call", "cpu%tot", "RSS MB/c", "heap MB/c", "p99 ms", "p99.9 ms", "out/s/c", "lost", "sipp%")
 	for _, l := range r.Load {
 		ok := "yes"
 		if !l.OK {
@@ -124,7 +124,7 @@ func summary(w io.Writer, r *Results) {
 		} else if l.Degraded != "" {
 			ok = "deg"
 		}
-		fmt.Fprintf(w, "%-6d %-4s %10.4f %10.1f %10.4f %9s %9s %9.2f %8.0f %8.1f\n", l.Calls, ok, l.CPUPctPerCall, l.CPUPctTotal, l.RSSMBPerCall,
+		fmt.Fprintf(w, "%-6d %-4s %10.4f %10.1f %10.4f %10.4f %9s %9s %9.2f %8.0f %8.1f\n", l.Calls, ok, l.CPUPctPerCall, l.CPUPctTotal, l.RSSMBPerCall, l.HeapMBPerCall,
 			fmtMs(l.PacingP99Ms), fmtMs(l.PacingP999Ms), l.OutPerCallPerS, l.Lost, l.SIPpCPUPctTotal)
 	}
 	if s := r.Setup; s != nil {
@@ -135,7 +135,7 @@ func summary(w io.Writer, r *Results) {
 		}
 	}
 	if s := r.Soak; s != nil {
-		fmt.Fprintf(w, "soak: %d calls for %s: RSS slope %.2f MB/hour over %d samples\n", s.Calls, s.Duration, s.SlopeMBPerHour, len(s.Samples))
+		fmt.Fprintf(w, "soak: %d calls for %s: RSS slope %.2f MB/hour, Go heap slope %.2f MB/hour over %d samples\n", s.Calls, s.Duration, s.SlopeMBPerHour, s.HeapSlope, len(s.Samples))
 		if s.Error != "" {
 			fmt.Fprintln(w, "  soak error:", s.Error)
 		}
