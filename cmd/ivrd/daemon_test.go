@@ -180,23 +180,32 @@ func (d *daemon) metric(t *testing.T, name string) string {
 	return ""
 }
 
+// newUA starts a SIP phone on a port checked free, trying another when the
+// port is taken before the bind.
 func newUA(t *testing.T) *diago.Diago {
 	t.Helper()
-	ua, err := sipgo.NewUA()
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		ua, err := sipgo.NewUA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := diago.NewDiago(ua,
+			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
+			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
+			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		)
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
+			cancel()
+			ua.Close()
+			if attempt < 5 {
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); ua.Close() })
+		return dg
 	}
-	dg := diago.NewDiago(ua,
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: 0}),
-		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
-		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); ua.Close() })
-	return dg
 }
 
 const callerNumber = "0722123456"
@@ -218,7 +227,7 @@ func TestDaemonServesDrainsAndExits(t *testing.T) {
 	opts.Headers = append(opts.Headers, &sip.FromHeader{Address: sip.Uri{User: callerNumber, Host: "127.0.0.1"}, Params: sip.NewParams()})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	call, err := dg.Invite(ctx, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{Headers: opts.Headers})
+	call, err := invite(ctx, dg, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{Headers: opts.Headers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +268,7 @@ func TestDaemonServesDrainsAndExits(t *testing.T) {
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
-	_, err = newUA(t).Invite(ctx2, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{})
+	_, err = invite(ctx2, newUA(t), sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{})
 	var re *sipgo.ErrDialogResponse
 	var rv sipgo.ErrDialogResponse
 	switch {
@@ -390,4 +399,18 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return cond()
+}
+
+// invite places a call, sending it again when sipgo v1.7.2's client raced
+// its own UDP listener ("bind: address already in use": the request never
+// left the phone).
+func invite(ctx context.Context, dg *diago.Diago, to sip.Uri, opts diago.InviteOptions) (*diago.DialogClientSession, error) {
+	for attempt := 0; ; attempt++ {
+		d, err := dg.Invite(ctx, to, opts)
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return d, err
+	}
 }

@@ -249,7 +249,7 @@ func TestCancelBeforeAnswer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var id string
-	_, err := p.dg.Invite(ctx, gosip.Uri{User: "1919", Host: "127.0.0.1", Port: l.port}, diago.InviteOptions{
+	_, err := invite(ctx, p.dg, gosip.Uri{User: "1919", Host: "127.0.0.1", Port: l.port}, diago.InviteOptions{
 		OnResponse: func(res *gosip.Response) error {
 			if res.StatusCode == 180 {
 				id = res.CallID().Value()

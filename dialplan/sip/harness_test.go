@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,22 +173,31 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
-	if err != nil {
-		t.Fatal(err)
+	// The phone listens on a port checked free; one taken between the
+	// check and the bind makes it try another. (Port 0 is no way out:
+	// sipgo then races its listener against the client's own bind.)
+	for attempt := 0; ; attempt++ {
+		ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := diago.NewDiago(ua,
+			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
+			diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
+			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		)
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {}); err != nil {
+			cancel()
+			ua.Close()
+			if attempt < 5 {
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); ua.Close() })
+		return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 	}
-	dg := diago.NewDiago(ua,
-		// Port 0: the system picks a free one when diago listens.
-		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: 0}),
-		diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
-		diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); ua.Close() })
-	return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 }
 
 // call is an answered call seen from the phone: it sends silence (or a
@@ -208,7 +218,7 @@ type call struct {
 func (p *phone) dial(l *line, user string, opts diago.InviteOptions) (*call, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := p.dg.Invite(ctx, gosip.Uri{User: user, Host: "127.0.0.1", Port: l.port}, opts)
+	d, err := invite(ctx, p.dg, gosip.Uri{User: user, Host: "127.0.0.1", Port: l.port}, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -464,4 +474,19 @@ func testLogLevel() slog.Level {
 type dtmfReq struct {
 	key  rune
 	done chan error
+}
+
+// invite places a call. sipgo v1.7.2 may announce a UDP listener ready a
+// moment before the client side can use it; the first request then fails
+// with "bind: address already in use" (the client tries to bind the port
+// itself). That request never left the phone, so it is sent again.
+func invite(ctx context.Context, dg *diago.Diago, to gosip.Uri, opts diago.InviteOptions) (*diago.DialogClientSession, error) {
+	for attempt := 0; ; attempt++ {
+		d, err := dg.Invite(ctx, to, opts)
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return d, err
+	}
 }
