@@ -420,22 +420,36 @@ func (e *benchEnv) soakRun(n int, dur time.Duration, rate int) *SoakResult {
 	if !lr.OK {
 		s.Error = lr.Error
 	}
-	// Skip the first minute (or first third) of warm-up: allocator growth
-	// to the working set is not a leak.
-	skip := min(60.0, dur.Seconds()/3)
-	var xs, ys, hs []float64
+	// Skip the first third of the run (at least a minute) as warm-up: the
+	// allocator growing to the working set is not a leak. The heap is a GC
+	// sawtooth, so its trend is fitted on the lowest sample of each minute
+	// (the live heap after a collection).
+	skip := max(60.0, dur.Seconds()/3)
+	var xs, ys []float64
+	minute := map[int]float64{}
 	for _, p := range s.Samples {
-		if p.T >= skip {
-			xs = append(xs, p.T)
-			ys = append(ys, p.RSSMB)
-			hs = append(hs, p.HeapMB)
+		if p.T < skip {
+			continue
 		}
+		xs = append(xs, p.T)
+		ys = append(ys, p.RSSMB)
+		m := int(p.T / 60)
+		if v, ok := minute[m]; !ok || p.HeapMB < v {
+			minute[m] = p.HeapMB
+		}
+	}
+	var hx, hy []float64
+	for m, v := range minute {
+		hx = append(hx, float64(m*60))
+		hy = append(hy, v)
 	}
 	if len(xs) >= 3 {
 		s.SlopeMBPerHour = round(slope(xs, ys)*3600, 3)
-		s.HeapSlope = round(slope(xs, hs)*3600, 3)
 	} else {
 		s.Error = strings.TrimPrefix(s.Error+"; fewer than 3 RSS samples after warm-up: no slope", "; ")
+	}
+	if len(hx) >= 3 {
+		s.HeapSlope = round(slope(hx, hy)*3600, 3)
 	}
 	return s
 }
