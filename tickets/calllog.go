@@ -149,45 +149,37 @@ func (l *CallLog) run() {
 	defer close(l.done)
 	batch := make([]logOp, 0, maxBatch)
 	for {
-		batch = batch[:0]
 		select {
 		case op := <-l.ch:
-			batch = append(batch, op)
+			l.commit(l.fill(append(batch[:0], op)))
 		case ack := <-l.flushes:
 			// Everything queued before the flush request is in l.ch.
 			l.drain(batch)
 			close(ack)
-			continue
 		case <-l.quit:
 			l.drain(batch)
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-l.ch:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
-		}
-		l.commit(batch)
 	}
+}
+
+// fill adds to batch what is queued now, up to maxBatch writes.
+func (l *CallLog) fill(batch []logOp) []logOp {
+	for len(batch) < maxBatch {
+		select {
+		case op := <-l.ch:
+			batch = append(batch, op)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain commits everything queued now.
 func (l *CallLog) drain(batch []logOp) {
 	for {
-		batch = batch[:0]
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-l.ch:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
-		}
+		batch = l.fill(batch[:0])
 		if len(batch) == 0 {
 			return
 		}

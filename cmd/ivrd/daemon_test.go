@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,9 +19,10 @@ import (
 	"time"
 
 	"github.com/emiago/diago"
-	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/govline/ivr/dialplan/sip/siptest"
 )
 
 // buildBinaries builds ivrd and ivrctl once for the tests of this file.
@@ -54,24 +53,7 @@ func binaries(t *testing.T) (ivrd, ivrctl string) {
 	return filepath.Join(binDir, "ivrd"), filepath.Join(binDir, "ivrctl")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
+func freePort(t *testing.T) int { return siptest.Port(t) }
 
 // syncBuffer collects a process's output safely.
 type syncBuffer struct {
@@ -180,32 +162,9 @@ func (d *daemon) metric(t *testing.T, name string) string {
 	return ""
 }
 
-// newUA starts a SIP phone on a port checked free, trying another when the
-// port is taken before the bind.
 func newUA(t *testing.T) *diago.Diago {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		ua, err := sipgo.NewUA()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		return dg
-	}
+	dg, _ := siptest.NewPhone(t, "test-phone")
+	return dg
 }
 
 const callerNumber = "0722123456"
@@ -401,16 +360,4 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 	return cond()
 }
 
-// invite places a call, sending it again when sipgo v1.7.2's client raced
-// its own UDP listener ("bind: address already in use": the request never
-// left the phone).
-func invite(ctx context.Context, dg *diago.Diago, to sip.Uri, opts diago.InviteOptions) (*diago.DialogClientSession, error) {
-	for attempt := 0; ; attempt++ {
-		d, err := dg.Invite(ctx, to, opts)
-		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		return d, err
-	}
-}
+var invite = siptest.Invite

@@ -3,13 +3,10 @@ package sip_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -139,26 +137,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
+func freePort(t testing.TB) int { return siptest.Port(t) }
 
 // phone is a real SIP user agent (diago) calling the line over loopback.
 type phone struct {
@@ -173,31 +152,8 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
 	}
-	// The phone listens on a port checked free; one taken between the
-	// check and the bind makes it try another. (Port 0 is no way out:
-	// sipgo then races its listener against the client's own bind.)
-	for attempt := 0; ; attempt++ {
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-phone"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: freePort(t)}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {}); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
-	}
+	dg, ua := siptest.NewPhone(t, "test-phone", codecs...)
+	return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 }
 
 // call is an answered call seen from the phone: it sends silence (or a
@@ -476,17 +432,4 @@ type dtmfReq struct {
 	done chan error
 }
 
-// invite places a call. sipgo v1.7.2 may announce a UDP listener ready a
-// moment before the client side can use it; the first request then fails
-// with "bind: address already in use" (the client tries to bind the port
-// itself). That request never left the phone, so it is sent again.
-func invite(ctx context.Context, dg *diago.Diago, to gosip.Uri, opts diago.InviteOptions) (*diago.DialogClientSession, error) {
-	for attempt := 0; ; attempt++ {
-		d, err := dg.Invite(ctx, to, opts)
-		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		return d, err
-	}
-}
+var invite = siptest.Invite

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govline/ivr/dialplan/sip/siptest"
 )
 
 // ivrd is one running daemon under test.
@@ -280,24 +281,8 @@ func clockTicks() float64 {
 	return 100
 }
 
-// freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort() (int, error) {
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port on 127.0.0.1")
-}
+// freePort is a port free for UDP and TCP on loopback.
+var freePort = siptest.FreePort
 
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
