@@ -95,3 +95,18 @@ func BenchmarkRecorderFrame(b *testing.B) {
 		r.WriteEngine(frame)
 	}
 }
+
+func BenchmarkEncodeOpus16k(b *testing.B) {
+	enc, err := NewEncoderAt("opus", 16000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcm := tone(16000, 440, 8000, 0, 320)
+	dst := make([]byte, MaxPayloadSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.Encode(dst, pcm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -79,3 +79,30 @@ func NewDecoder(codec string) (Decoder, error) {
 	}
 	return nil, fmt.Errorf("%w %q (want PCMU, PCMA or opus)", ErrUnknownCodec, codec)
 }
+
+// NewEncoderAt is NewEncoder for a caller that works at rate: Opus encodes
+// from 8, 12, 16, 24 or 48 kHz PCM natively, so a 16 kHz call needs no
+// resampler. G.711 is 8 kHz whatever rate says; check Rate().
+func NewEncoderAt(codec string, rate int) (Encoder, error) {
+	if strings.EqualFold(codec, CodecOpus) && opusNativeRate(rate) {
+		return newOpusEncoder(rate)
+	}
+	return NewEncoder(codec)
+}
+
+// NewDecoderAt is NewDecoder for a caller that works at rate: Opus decodes
+// to 8, 12, 16, 24 or 48 kHz natively. G.711 is 8 kHz whatever rate says.
+func NewDecoderAt(codec string, rate int) (Decoder, error) {
+	if strings.EqualFold(codec, CodecOpus) && opusNativeRate(rate) {
+		return newOpusDecoder(rate)
+	}
+	return NewDecoder(codec)
+}
+
+func opusNativeRate(rate int) bool {
+	switch rate {
+	case 8000, 12000, 16000, 24000, 48000:
+		return true
+	}
+	return false
+}

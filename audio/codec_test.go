@@ -187,3 +187,47 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Opus at 16 kHz (what a wideband call uses) round-trips a tone without a
+// resampler, and G.711 ignores the rate it is asked for.
+func TestCodecsAtCallRate(t *testing.T) {
+	enc, err := NewEncoderAt("opus", 16000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoderAt("OPUS", 16000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc.Rate() != 16000 || dec.Rate() != 16000 {
+		t.Fatalf("rates %d/%d, want 16000", enc.Rate(), dec.Rate())
+	}
+	pay := make([]byte, MaxPayloadSize)
+	out := make([]int16, 320)
+	var in, got []int16
+	for f := range 100 {
+		frame := tone(16000, 440, 8000, f*320, 320)
+		n, err := enc.Encode(pay, frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := dec.Decode(out, pay[:n])
+		if err != nil || m != 320 {
+			t.Fatalf("decode: %d samples, %v", m, err)
+		}
+		in = append(in, frame...)
+		got = append(got, out[:m]...)
+	}
+	// Compare levels after the encoder's warm-up; the look-ahead delay
+	// does not change the level of a steady tone.
+	if r := RMS(got[3200:]) / RMS(in[3200:]); r < 0.8 || r > 1.25 {
+		t.Errorf("opus at 16 kHz: level ratio %.3f, want about 1", r)
+	}
+	g, err := NewEncoderAt("PCMA", 16000)
+	if err != nil || g.Rate() != 8000 {
+		t.Errorf("PCMA at 16 kHz: rate %v, err %v; want 8000", g.Rate(), err)
+	}
+	if _, err := NewDecoderAt("G729", 8000); err == nil {
+		t.Error("unknown codec accepted")
+	}
+}

@@ -213,7 +213,7 @@ func (c *call) readLoop() {
 		frame = audio.SamplesPerFrame(c.rate)
 	)
 	setup := func(ms *mediaState) error {
-		d, err := audio.NewDecoder(ms.audio.Name)
+		d, err := audio.NewDecoderAt(ms.audio.Name, c.rate)
 		if err != nil {
 			return err
 		}
@@ -392,7 +392,7 @@ func (c *call) sendFrame(now time.Time) {
 	}
 	ms := c.media.Load()
 	if ms != st.cur {
-		e, err := audio.NewEncoder(ms.audio.Name)
+		e, err := audio.NewEncoderAt(ms.audio.Name, c.rate)
 		if err == nil {
 			st.rs, err = audio.NewResampler(c.rate, e.Rate())
 		}
