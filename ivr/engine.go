@@ -228,9 +228,14 @@ func (t *Tracker) RecordingPath() string {
 // Event appends one protocol event to the call's log (what telecom
 // administrators read with `ivrctl calls show`). detail must not contain
 // personal data.
-// It never blocks: the write is queued.
+// It never blocks: the write is queued. The debug log line leaves out the
+// detail of DTMF events: keys may be a PIN or a national ID number.
 func (t *Tracker) Event(kind, detail string) {
 	t.eng.Calls.Event(t.info.ID, tickets.CallEvent{At: time.Now(), Kind: kind, Detail: detail})
+	if kind == "dtmf" {
+		t.log.Debug("call event", "kind", kind)
+		return
+	}
 	t.log.Debug("call event", "kind", kind, "detail", detail)
 }
 

@@ -196,3 +196,37 @@ func TestEngineRefusesWhileDrainingAndEndsOnce(t *testing.T) {
 		t.Errorf("record %+v, active %d", rec, e.Metrics.ActiveCalls.Load())
 	}
 }
+
+// Keys pressed are personal data (a PIN, a national ID number): they are in
+// the call record, never in a log line, even at debug level.
+func TestDigitsStayOutOfLogs(t *testing.T) {
+	store, err := tickets.Open(tickets.DBPath(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	calls := store.NewCallLog(0, log)
+	e := &Engine{Calls: calls, Metrics: NewMetrics(), Log: log}
+	tr, err := e.Begin(CallInfo{ID: "c1", Telephony: "sip", Caller: "0722123456", Called: "1919"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range "1850101221144" {
+		tr.Event("dtmf", "rfc4733 "+string(k))
+		tr.Digit(Digit{Key: k, Source: "rfc4733"})
+	}
+	tr.End(EndCallerHangup)
+	calls.Close()
+	rec, err := store.Call(context.Background(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.DTMF != "1850101221144" {
+		t.Errorf("record DTMF %q", rec.DTMF)
+	}
+	if out := logs.String(); strings.Contains(out, "1850101221144") || strings.Contains(out, "rfc4733 8") || strings.Contains(out, "0722123456") {
+		t.Errorf("personal data in the logs:\n%s", out)
+	}
+}

@@ -133,7 +133,7 @@ func (p *Prompts) Get(name string, rate int) ([]int16, error) {
 	}
 	pcm, ok := m[name]
 	if !ok {
-		return nil, fmt.Errorf("no prompt %q", name)
+		return nil, fmt.Errorf("%w %q", ErrNoPrompt, name)
 	}
 	return pcm, nil
 }
