@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(eng, calls, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(eng, calls, srv.Ready(), cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
@@ -184,7 +184,9 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	return nil
 }
 
-func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, profiles bool) http.Handler {
+// httpHandler serves /healthz (200 once the telephony adapter listens, 503
+// before and while draining), /metrics and, optionally, Go profiles.
+func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, ready <-chan struct{}, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -192,6 +194,12 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, profiles bool) http.Ha
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-ready:
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
 		if eng.Draining() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
