@@ -217,6 +217,26 @@ func (s *Store) AddEvent(ctx context.Context, id string, e CallEvent) error {
 	return nil
 }
 
+// OpenCalls returns the calls that have no end, oldest first: at start,
+// before CloseOrphans, the calls a crash left open (their recordings need
+// RepairWAV).
+func (s *Store) OpenCalls(ctx context.Context) ([]CallRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+callColumns+` FROM calls WHERE end_ns IS NULL ORDER BY start_ns`)
+	if err != nil {
+		return nil, fmt.Errorf("tickets: open calls: %w", err)
+	}
+	defer rows.Close()
+	var out []CallRecord
+	for rows.Next() {
+		r, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("tickets: open calls: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // CloseOrphans ends, with reason EndEngineRestart at time at, every call
 // that has no end: calls left open by a crash. Call it at start, before
 // accepting calls. It also appends an "engine.restart" event to each, and

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip/siptest"
 )
 
@@ -97,9 +99,13 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 }
 
 func tryDaemon(t *testing.T, extra ...string) (*daemon, error) {
+	return tryDaemonIn(t, t.TempDir(), extra...)
+}
+
+func tryDaemonIn(t *testing.T, dataDir string, extra ...string) (*daemon, error) {
 	t.Helper()
 	ivrd, _ := binaries(t)
-	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), dataDir: t.TempDir(), exited: make(chan error, 1)}
+	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), dataDir: dataDir, exited: make(chan error, 1)}
 	d.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.cmd = exec.Command(ivrd)
 	d.cmd.Env = append(os.Environ(),
@@ -361,3 +367,98 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 }
 
 var invite = siptest.Invite
+
+// kill -9 in the middle of a call loses nothing already said: at the next
+// start the call record is closed as engine_restart with its keys, and the
+// recording is a valid WAV up to about the moment of the crash.
+func TestKilledMidCallKeepsRecordAndRecording(t *testing.T) {
+	d := startDaemon(t)
+	dg := newUA(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := invite(ctx, dg, sip.Uri{User: "1919", Host: "127.0.0.1", Port: d.sipPort}, diago.InviteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	answered := time.Now()
+	w, err := call.AudioWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := bytes.Repeat([]byte{0x10, 0x90}, 80) // loud u-law: the caller speaks
+	for range 150 {                              // 3 s, paced by diago's writer
+		if _, err := w.Write(tone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dw, err := call.AudioWriterDTMF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dw.WriteDTMF('1'); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-d.exited
+	d.exited <- nil
+
+	// The same data folder, a new process.
+	d2, err := tryDaemonIn(t, d.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = d2
+	_, ivrctl := binaries(t)
+	out, err := exec.Command(ivrctl, "calls", "list", "--json", "--data", d.dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ivrctl: %v\n%s", err, out)
+	}
+	var list struct {
+		Calls []struct {
+			EndReason string `json:"end_reason"`
+			DTMF      string `json:"dtmf"`
+			Recording string `json:"recording"`
+		} `json:"calls"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil || len(list.Calls) != 1 {
+		t.Fatalf("calls: %v %s", err, out)
+	}
+	c := list.Calls[0]
+	if c.EndReason != "engine_restart" || c.DTMF != "1" || c.Recording == "" {
+		t.Fatalf("record after the crash: %+v", c)
+	}
+	f, err := os.Open(c.Recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pcm, rate, err := audio.ReadWAV(f)
+	if err != nil {
+		t.Fatalf("recording after the crash: %v", err)
+	}
+	// Repaired at start: the header's data size covers the whole file.
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 44)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if size := int64(binary.LittleEndian.Uint32(hdr[40:44])); size != st.Size()-44 {
+		t.Errorf("WAV data size %d, file holds %d bytes of samples: not repaired", size, st.Size()-44)
+	}
+	got := time.Duration(len(pcm)) * time.Second / time.Duration(rate)
+	want := killed.Sub(answered)
+	if got < want-1500*time.Millisecond || got > want+500*time.Millisecond {
+		t.Errorf("recording holds %s, the call lasted %s until the crash", got, want)
+	}
+	if audio.RMS(pcm[:rate*2]) < 500 {
+		t.Errorf("the caller's audio is missing from the recording (RMS %.0f)", audio.RMS(pcm[:rate*2]))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
@@ -98,6 +100,20 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		return err
 	}
 	defer store.Close()
+	// Calls a crash left open: their recordings end in raw samples after
+	// the last header update; repair them, then close the records.
+	if open, err := store.OpenCalls(context.Background()); err != nil {
+		return err
+	} else {
+		for _, c := range open {
+			if c.Recording == "" {
+				continue
+			}
+			if err := audio.RepairWAV(c.Recording); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				log.Warn("recording of an interrupted call not repaired", "call_id", c.ID, "path", c.Recording, "err", err)
+			}
+		}
+	}
 	if n, err := store.CloseOrphans(context.Background(), time.Now()); err != nil {
 		return fmt.Errorf("closing calls left open by a previous run: %w", err)
 	} else if n > 0 {
