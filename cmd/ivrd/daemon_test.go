@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,24 +275,9 @@ func TestDaemonServesDrainsAndExits(t *testing.T) {
 	}
 
 	// The administrator reads the call with ivrctl.
-	_, ivrctl := binaries(t)
-	out, err := exec.Command(ivrctl, "calls", "list", "--json", "--data", d.dataDir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ivrctl: %v\n%s", err, out)
-	}
-	var list struct {
-		Calls []struct {
-			Caller    string `json:"caller"`
-			EndReason string `json:"end_reason"`
-			DTMF      string `json:"dtmf"`
-			Recording string `json:"recording"`
-		} `json:"calls"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil {
-		t.Fatalf("ivrctl output: %v\n%s", err, out)
-	}
+	calls := listCalls(t, d.dataDir)
 	var found bool
-	for _, c := range list.Calls {
+	for _, c := range calls {
 		if c.Caller == callerNumber {
 			found = true
 			if c.EndReason != "caller_hangup" || c.Recording == "" {
@@ -301,7 +286,7 @@ func TestDaemonServesDrainsAndExits(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("the call is not in ivrctl calls list: %s", out)
+		t.Errorf("the call is not in ivrctl calls list: %+v", calls)
 	}
 }
 
@@ -413,22 +398,11 @@ func TestKilledMidCallKeepsRecordAndRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = d2
-	_, ivrctl := binaries(t)
-	out, err := exec.Command(ivrctl, "calls", "list", "--json", "--data", d.dataDir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ivrctl: %v\n%s", err, out)
+	calls := listCalls(t, d.dataDir)
+	if len(calls) != 1 {
+		t.Fatalf("calls after the crash: %+v", calls)
 	}
-	var list struct {
-		Calls []struct {
-			EndReason string `json:"end_reason"`
-			DTMF      string `json:"dtmf"`
-			Recording string `json:"recording"`
-		} `json:"calls"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil || len(list.Calls) != 1 {
-		t.Fatalf("calls: %v %s", err, out)
-	}
-	c := list.Calls[0]
+	c := calls[0]
 	if c.EndReason != "engine_restart" || c.DTMF != "1" || c.Recording == "" {
 		t.Fatalf("record after the crash: %+v", c)
 	}
@@ -461,4 +435,29 @@ func TestKilledMidCallKeepsRecordAndRecording(t *testing.T) {
 	if audio.RMS(pcm[:rate*2]) < 500 {
 		t.Errorf("the caller's audio is missing from the recording (RMS %.0f)", audio.RMS(pcm[:rate*2]))
 	}
+}
+
+// listedCall is what the tests read of `ivrctl calls list --json`.
+type listedCall struct {
+	Caller    string `json:"caller"`
+	EndReason string `json:"end_reason"`
+	DTMF      string `json:"dtmf"`
+	Recording string `json:"recording"`
+}
+
+// listCalls runs `ivrctl calls list --json` on a data folder.
+func listCalls(t *testing.T, dataDir string) []listedCall {
+	t.Helper()
+	_, ivrctl := binaries(t)
+	out, err := exec.Command(ivrctl, "calls", "list", "--json", "--data", dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ivrctl: %v\n%s", err, out)
+	}
+	var list struct {
+		Calls []listedCall `json:"calls"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("ivrctl output: %v\n%s", err, out)
+	}
+	return list.Calls
 }
