@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govline/ivr/audio"
@@ -54,6 +55,9 @@ type Session struct {
 	Recording *Recording // may be nil
 	Log       *slog.Logger
 	Tracker   *Tracker
+
+	keys      chan Digit  // every key, from the adapter or heard in-band
+	sawEvents atomic.Bool // the adapter delivered a key: in-band detection stops
 }
 
 // Run talks to the caller and returns why the call should end.
@@ -62,13 +66,20 @@ func (s *Session) Run() EndReason {
 	s.Timing = s.Timing.withDefaults()
 
 	// The listener owns caller audio for the whole call: it feeds the
-	// recording (and, with the speech issue, the recognizer).
+	// recording, the in-band DTMF detector (and, with the speech issue, the
+	// recognizer). The forwarder brings the adapter's keys. Both record a
+	// key when it arrives, so a key the menu never read is still stored.
+	s.keys = make(chan Digit, 32)
 	var wg sync.WaitGroup
 	lctx, stopListen := context.WithCancel(ctx)
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.listen(lctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.forwardKeys(lctx)
 	}()
 	defer func() {
 		stopListen()
@@ -84,12 +95,44 @@ func (s *Session) Run() EndReason {
 
 func (s *Session) listen(ctx context.Context) {
 	buf := make([]int16, audio.SamplesPerFrame(s.Info.Rate))
+	det := audio.NewDTMFDetector(s.Info.Rate)
 	for {
 		n, err := s.Call.ReadFrame(ctx, buf)
 		if err != nil {
 			return
 		}
 		s.Recording.Caller(buf[:n])
+		// In-band DTMF, for lines that send tones instead of events.
+		// A phone that sends RFC 4733 or SIP INFO may leave the tone in
+		// its audio too: after its first event, tones are not counted.
+		if !s.sawEvents.Load() {
+			if k := det.Feed(buf[:n]); k != 0 {
+				s.Tracker.Event("dtmf", "inband "+string(k))
+				s.key(Digit{Key: k, Source: "inband", At: time.Now()})
+			}
+		}
+	}
+}
+
+func (s *Session) forwardKeys(ctx context.Context) {
+	for {
+		select {
+		case d := <-s.Call.Digits():
+			s.sawEvents.Store(true)
+			s.key(d)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// key records a key and queues it for the menu.
+func (s *Session) key(d Digit) {
+	s.Tracker.Digit(d)
+	select {
+	case s.keys <- d:
+	default:
+		s.Log.Warn("key queue full: key dropped", "source", d.Source)
 	}
 }
 
@@ -158,8 +201,7 @@ func (s *Session) ask(ctx context.Context, prompt string) (rune, PlayResult) {
 	t := time.NewTimer(s.Timing.FirstDigit)
 	defer t.Stop()
 	select {
-	case d := <-s.Call.Digits():
-		s.Tracker.Digit(d)
+	case d := <-s.keys:
 		return d.Key, PlayInterrupted
 	case <-t.C:
 		return 0, PlayFinished
@@ -181,8 +223,7 @@ func (s *Session) play(ctx context.Context, name string, bargeIn bool) (PlayResu
 	for off := 0; off < len(pcm); off += n {
 		if bargeIn {
 			select {
-			case d := <-s.Call.Digits():
-				s.Tracker.Digit(d)
+			case d := <-s.keys:
 				s.Log.Debug("prompt interrupted", "prompt", name)
 				return PlayInterrupted, d.Key
 			default:

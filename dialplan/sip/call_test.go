@@ -614,3 +614,37 @@ func TestReinviteChangesCodec(t *testing.T) {
 		t.Errorf("record %+v, events %v", rec, events)
 	}
 }
+
+// A line that sends DTMF as tones in the audio (an analog gateway) drives
+// the menu too.
+func TestInbandDTMF(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// Key 0: 941 Hz + 1336 Hz for 100 ms.
+	n := 800
+	key := make([]int16, n)
+	for i := range key {
+		ts := float64(i) / 8000
+		key[i] = int16(6000*math.Sin(2*math.Pi*941*ts) + 6000*math.Sin(2*math.Pi*1336*ts))
+	}
+	c.sendPCM(key)
+	if !c.waitEnded(20 * time.Second) {
+		t.Fatal("no hangup after an in-band 0")
+	}
+	rec := record(t, l, callID(c))
+	if rec.DTMF != "0" || rec.EndReason != string(ivr.EndEngineHangup) {
+		t.Errorf("record = %+v", rec)
+	}
+	var b strings.Builder
+	if err := l.eng.Metrics.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `ivr_dtmf_digits_total{source="inband"} 1`) {
+		t.Errorf("in-band key not counted:\n%s", b.String())
+	}
+}
