@@ -298,6 +298,9 @@ func (c *call) readLoop() {
 		if err := sess.StopRTP(1, cfg.RTPTimeout/4); err != nil {
 			return
 		}
+		if c.ctx.Err() != nil {
+			return // ended while the deadline was being set: do not wait for it
+		}
 		reader := c.d.RTPPacketReader.Reader()
 		n, err := reader.ReadRTP(buf, &pkt)
 		if err != nil {
