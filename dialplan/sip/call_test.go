@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/go-audio/wav"
+	"github.com/pion/rtp"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
@@ -646,5 +647,103 @@ func TestInbandDTMF(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `ivr_dtmf_digits_total{source="inband"} 1`) {
 		t.Errorf("in-band key not counted:\n%s", b.String())
+	}
+}
+
+// An INVITE without SDP (late offer, as some trunks send): the 200 OK
+// carries the line's offer, the ACK the caller's answer, and the call goes
+// on as any other: audio both ways, keys, hangup.
+func TestLateOffer(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("late-offer-trunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtpConn.Close()
+	myPort := rtpConn.LocalAddr().(*net.UDPAddr).Port
+
+	dua := sipgo.DialogUA{Client: client, ContactHDR: gosip.ContactHeader{Address: gosip.Uri{User: "trunk", Host: "127.0.0.1", Port: freePort(t)}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sess, err := dua.Invite(ctx, gosip.Uri{User: "1919", Host: "127.0.0.1", Port: l.port}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("late-offer INVITE not answered: %v", err)
+	}
+	offerSDP := string(sess.InviteResponse.Body())
+	if !strings.Contains(offerSDP, "m=audio") || !strings.Contains(offerSDP, "PCMU/8000") || !strings.Contains(offerSDP, "telephone-event/8000") {
+		t.Fatalf("the 200 OK does not offer audio:\n%s", offerSDP)
+	}
+	var linePort int
+	for _, line := range strings.Split(offerSDP, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[0], "m=audio") {
+			fmt.Sscan(f[1], &linePort)
+		}
+	}
+	answer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", myPort)
+	ack := gosip.NewRequest(gosip.ACK, sess.InviteResponse.Contact().Address)
+	ack.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
+	ack.SetBody([]byte(answer))
+	if err := sess.WriteAck(ctx, ack); err != nil {
+		t.Fatal(err)
+	}
+
+	// The line's audio arrives as PCMU and is the greeting (not silence).
+	dec, _ := audio.NewDecoder("PCMU")
+	var heard []int16
+	buf := make([]byte, 1500)
+	pcm := make([]int16, 160)
+	var pkt rtp.Packet
+	_ = rtpConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(heard) < 2*8000 {
+		n, err := rtpConn.Read(buf)
+		if err != nil {
+			t.Fatalf("RTP from the line: %v (heard %d samples)", err, len(heard))
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil || pkt.PayloadType != 0 {
+			t.Fatalf("bad RTP from the line: pt %d, %v", pkt.PayloadType, err)
+		}
+		m, _ := dec.Decode(pcm, pkt.Payload)
+		heard = append(heard, pcm[:m]...)
+	}
+	if r := audio.RMS(heard); r < 300 {
+		t.Errorf("the late-offer caller heard silence (RMS %.0f)", r)
+	}
+
+	// Key 1 as RFC 4733 from our RTP socket, then hang up.
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: linePort}
+	for i, end := range []bool{false, false, true, true, true} {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(100 + i), Timestamp: 8000, SSRC: 42, Marker: i == 0},
+			Payload: []byte{1, 10, 0, byte(160 * (i + 1))}}
+		if end {
+			p.Payload[1] |= 0x80
+		}
+		b, _ := p.Marshal()
+		if _, err := rtpConn.WriteToUDP(b, to); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	rec := record(t, l, sess.InviteRequest.CallID().Value())
+	if rec.DTMF != "1" || rec.Codec != "PCMU" || rec.EndReason != string(ivr.EndCallerHangup) || rec.Answer == nil {
+		t.Errorf("record = %+v", rec)
 	}
 }

@@ -140,6 +140,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	}
 	opts := []diago.DiagoOption{
 		diago.WithLogger(quiet),
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: offerCodecs(cfg.Codecs)}),
 		diago.WithServerRequestMiddleware(s.middleware),
 	}
 	for _, tr := range []string{"udp", "tcp"} {
@@ -330,8 +331,13 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	defer tr.End(ivr.EndError) // safety net; a no-op once the call ended properly
 
 	tr.Event("sip.invite", fmt.Sprintf("%s from %s", req.Transport(), req.Source()))
-	o, err := parseOffer(req.Body(), s.cfg.Codecs)
-	if err != nil {
+	// Late offer (RFC 3261 13.2.1): an INVITE without SDP gets our offer in
+	// the 200 OK and brings its answer in the ACK. Some trunks call so.
+	late := len(req.Body()) == 0
+	var o offer
+	if late {
+		tr.Event("sip.invite.late-offer", "no SDP in the INVITE: the 200 OK carries the offer")
+	} else if o, err = parseOffer(req.Body(), s.cfg.Codecs); err != nil {
 		reason := ivr.EndError
 		if errors.Is(err, ErrNoCommonCodec) {
 			reason = ivr.EndNoCommonCodec
@@ -360,23 +366,38 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 		}
 	}
 
-	c := newCall(s, d, tr, o)
-	// Registered before the answer: a re-INVITE may follow the ACK at once.
-	e.mu.Lock()
-	e.call = c
-	e.mu.Unlock()
-	err = d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate})
-	if err != nil && answeredDespite(d, err) {
-		tr.Event("sip.answer", "re-INVITE right after the ACK replaced the media session; call goes on")
-		err = nil
+	var c *call
+	if late {
+		c, o, err = s.answerLate(d, tr, e)
+	} else {
+		c = newCall(s, d, tr, o)
+		// Registered before the answer: a re-INVITE may follow the ACK at once.
+		e.mu.Lock()
+		e.call = c
+		e.mu.Unlock()
+		err = d.AnswerOptions(diago.AnswerOptions{Codecs: o.Codecs, OnMediaUpdate: c.onMediaUpdate})
+		if err != nil && answeredDespite(d, err) {
+			tr.Event("sip.answer", "re-INVITE right after the ACK replaced the media session; call goes on")
+			err = nil
+		}
 	}
 	if err != nil {
 		reason := ivr.EndError
-		if d.Context().Err() != nil {
+		switch {
+		case errors.Is(err, ErrNoCommonCodec):
+			reason = ivr.EndNoCommonCodec
+		case d.Context().Err() != nil:
 			reason = ivr.EndCancelled
 		}
 		tr.Event("sip.answer.failed", err.Error())
-		c.cancel(ivr.End(reason, err))
+		if c != nil {
+			c.cancel(ivr.End(reason, err))
+		}
+		if d.LoadState() == sip.DialogStateConfirmed && d.Context().Err() == nil {
+			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = d.Hangup(hctx)
+			cancel()
+		}
 		tr.End(reason)
 		return
 	}
@@ -395,6 +416,61 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	reason := s.eng.Serve(c, tr)
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
+}
+
+// answerLate answers an INVITE without SDP: our offer goes in the 200 OK
+// (diago's media configuration: the configured codecs), the caller's answer
+// comes in the ACK, and the call is built from what was agreed.
+func (s *Server) answerLate(d *diago.DialogServerSession, tr *ivr.Tracker, e *entry) (*call, offer, error) {
+	if err := d.AnswerLate(); err != nil {
+		return nil, offer{}, err
+	}
+	ms := d.MediaSession()
+	if ms == nil {
+		return nil, offer{}, fmt.Errorf("late offer: no media session after the ACK")
+	}
+	o, err := agreed(ms.CommonCodecs())
+	if err != nil {
+		return nil, o, fmt.Errorf("late offer: the answer in the ACK: %w", err)
+	}
+	c := newCall(s, d, tr, o)
+	e.mu.Lock()
+	e.call = c
+	e.mu.Unlock()
+	return c, o, nil
+}
+
+// agreed describes the codecs both sides agreed on as an offer.
+func agreed(common []media.Codec) (offer, error) {
+	o := offer{Direction: "sendrecv"}
+	for _, c := range common {
+		switch {
+		case c.Name == "telephone-event":
+			if o.DTMF == 0 {
+				o.DTMF = c.PayloadType
+			}
+		case o.Audio.Name == "":
+			o.Audio = c
+		}
+		o.Codecs = append(o.Codecs, c)
+	}
+	if o.Audio.Name == "" {
+		return o, ErrNoCommonCodec
+	}
+	return o, nil
+}
+
+// offerCodecs is what the line offers when it makes the offer (late
+// offer): the allowed audio codecs in preference order, then
+// telephone-event.
+func offerCodecs(allowed []string) []media.Codec {
+	var out []media.Codec
+	for _, c := range []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecAudioOpus} {
+		if codecAllowed(c.Name, allowed) {
+			out = append(out, c)
+		}
+	}
+	return append(out, media.CodecTelephoneEvent8000)
 }
 
 // answeredDespite reports whether AnswerOptions failed only because a
