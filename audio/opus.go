@@ -12,8 +12,6 @@ const (
 	// opusLossPerc is the expected loss the encoder plans FEC for; libopus
 	// sends no FEC data when it is 0.
 	opusLossPerc = 10
-	// opusMaxFrame is the longest Opus packet (120 ms) at 48 kHz.
-	opusMaxFrame = 120 * opusRate / 1000
 )
 
 type opusEncoder struct {

@@ -67,10 +67,7 @@ func callID(c *call) string { return c.d.InviteRequest.CallID().Value() }
 func TestCallerHearsGreetingAndNavigatesMenuWithRFC4733(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	answered := time.Now()
 	c.sendPCM(tone(440, 8000, time.Second, 8000)) // the caller speaks first: left channel of the recording
 
@@ -79,7 +76,7 @@ func TestCallerHearsGreetingAndNavigatesMenuWithRFC4733(t *testing.T) {
 		t.Fatalf("heard only %d samples of audio", c.heardLen())
 	}
 	env := envelope(c.heardSince(0), 8000)
-	first, last := speechSpan(env)
+	first, _ := speechSpan(env)
 	gFirst, gLast := speechSpan(greet)
 	if first < 0 {
 		t.Fatal("the caller heard only silence")
@@ -93,13 +90,10 @@ func TestCallerHearsGreetingAndNavigatesMenuWithRFC4733(t *testing.T) {
 	if corr < 0.9 {
 		t.Errorf("what the caller heard does not match the greeting: correlation %.2f", corr)
 	}
-	heardGreeting := greet[:0]
-	heardGreeting = env[off : off+len(greet)]
-	hf, hl := speechSpan(heardGreeting)
+	hf, hl := speechSpan(env[off : off+len(greet)])
 	if d := (hl - hf) - (gLast - gFirst); d < -5 || d > 5 {
 		t.Errorf("greeting lasted %d ms, the prompt lasts %d ms", (hl-hf)*20, (gLast-gFirst)*20)
 	}
-	_ = last
 
 	// Barge into the menu with 1: the identity card answer plays.
 	time.Sleep(time.Second)
@@ -196,10 +190,7 @@ func TestCallerHearsGreetingAndNavigatesMenuWithRFC4733(t *testing.T) {
 func TestSIPInfoDTMF(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	time.Sleep(500 * time.Millisecond)
 	if got := c.info("application/dtmf-relay", "Signal=2\r\nDuration=160\r\n"); got != 200 {
 		t.Fatalf("INFO dtmf-relay answered %d", got)
@@ -227,10 +218,7 @@ func TestSIPInfoDTMF(t *testing.T) {
 func TestCallerHangsUp(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	time.Sleep(time.Second)
 	c.hangup()
 	rec := record(t, l, callID(c))
@@ -292,10 +280,7 @@ func TestNoCommonCodecIs488(t *testing.T) {
 func TestRTPTimeout(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, func(c *sip.Config, _ *ivr.Engine) { c.RTPTimeout = 1500 * time.Millisecond })
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	c.mute <- true
 	start := time.Now()
 	if !c.waitEnded(6 * time.Second) {
@@ -318,10 +303,7 @@ func TestHoldAndUnhold(t *testing.T) {
 		c.RTPTimeout = 2 * time.Second
 		e.Timing.FirstDigit = 10 * time.Second
 	})
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := c.d.Hold(ctx); err != nil {
@@ -339,10 +321,7 @@ func TestHoldAndUnhold(t *testing.T) {
 	}
 	c.mute <- false
 	time.Sleep(500 * time.Millisecond)
-	c.dtmf('0')
-	if !c.waitEnded(20 * time.Second) {
-		t.Fatal("no hangup after 0 once off hold")
-	}
+	c.pressToEnd('0')
 	rec := record(t, l, callID(c))
 	if rec.EndReason != string(ivr.EndEngineHangup) || rec.DTMF != "0" {
 		t.Errorf("record = %+v", rec)
@@ -378,10 +357,7 @@ func TestOtherCodecs(t *testing.T) {
 			if _, corr := match(env, greet[:len(env)-20]); corr < 0.85 {
 				t.Errorf("%s caller did not hear the greeting: correlation %.2f", codec.Name, corr)
 			}
-			c.dtmf('0')
-			if !c.waitEnded(20 * time.Second) {
-				t.Fatal("no hangup after 0")
-			}
+			c.pressToEnd('0')
 			rec := record(t, l, callID(c))
 			if !strings.EqualFold(rec.Codec, codec.Name) || rec.DTMF != "0" {
 				t.Errorf("record = %+v", rec)
@@ -417,10 +393,7 @@ func TestGarbageDatagramsDoNotHurt(t *testing.T) {
 			_, _ = conn.Write(g)
 		}
 	}
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatalf("a real call after garbage failed: %v", err)
-	}
+	c := l.answered(t)
 	if n := l.eng.Metrics.Panics.Load(); n != 0 {
 		t.Errorf("%d panics recovered", n)
 	}
@@ -430,10 +403,7 @@ func TestGarbageDatagramsDoNotHurt(t *testing.T) {
 	if !waitFor(3*time.Second, func() bool { return c.heardLen() > 8000 }) {
 		t.Fatal("no audio after garbage")
 	}
-	c.dtmf('0')
-	if !c.waitEnded(20 * time.Second) {
-		t.Fatal("no hangup")
-	}
+	c.pressToEnd('0')
 }
 
 // OPTIONS keepalives are answered 200 with the methods allowed.
@@ -461,10 +431,7 @@ func TestOptionsKeepalive(t *testing.T) {
 func TestDrainRefusesNewCalls(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	drained := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -474,17 +441,14 @@ func TestDrainRefusesNewCalls(t *testing.T) {
 	if !waitFor(2*time.Second, l.eng.Draining) {
 		t.Fatal("not draining")
 	}
-	_, err = newPhone(t).dial(l, "1919", diago.InviteOptions{})
+	_, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
 	if status(err) != 503 {
 		t.Fatalf("new call while draining: %v, want 503", err)
 	}
 	if c.d.Context().Err() != nil {
 		t.Fatal("the active call ended when draining began")
 	}
-	c.dtmf('0')
-	if !c.waitEnded(20 * time.Second) {
-		t.Fatal("active call did not finish")
-	}
+	c.pressToEnd('0')
 	if err := <-drained; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
@@ -534,10 +498,7 @@ func TestFullDiskForRecordings(t *testing.T) {
 	if r := audio.RMS(c.heardSince(0)); r < 300 {
 		t.Errorf("the caller heard silence (RMS %.0f)", r)
 	}
-	c.dtmf('0')
-	if !c.waitEnded(20 * time.Second) {
-		t.Fatal("no hangup after 0")
-	}
+	c.pressToEnd('0')
 	rec := record(t, l, id)
 	if rec.EndReason != string(ivr.EndEngineHangup) || rec.DTMF != "0" {
 		t.Errorf("record = %+v", rec)
@@ -552,10 +513,7 @@ func TestFullDiskForRecordings(t *testing.T) {
 func TestReinviteChangesCodec(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t, media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t, media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000)
 	laddr := c.d.MediaSession().Laddr
 	reinvite := func(formats, rtpmap string) int {
 		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
@@ -599,10 +557,7 @@ func TestReinviteChangesCodec(t *testing.T) {
 	if c.d.Context().Err() != nil {
 		t.Fatal("the call ended on the codec change")
 	}
-	c.dtmf('0')
-	if !c.waitEnded(20 * time.Second) {
-		t.Fatal("no hangup after 0")
-	}
+	c.pressToEnd('0')
 	rec := record(t, l, callID(c))
 	events, _ := l.store.Events(context.Background(), rec.ID)
 	var changed bool
@@ -621,10 +576,7 @@ func TestReinviteChangesCodec(t *testing.T) {
 func TestInbandDTMF(t *testing.T) {
 	t.Parallel()
 	l := startLine(t, nil)
-	c, err := newPhone(t).dial(l, "1919", diago.InviteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := l.answered(t)
 	time.Sleep(500 * time.Millisecond)
 	// Key 0: 941 Hz + 1336 Hz for 100 ms.
 	n := 800

@@ -156,6 +156,17 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 	return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 }
 
+// answered places a call to the line from a new phone offering codecs and
+// fails the test unless it is answered.
+func (l *line) answered(t *testing.T, codecs ...media.Codec) *call {
+	t.Helper()
+	c, err := newPhone(t, codecs...).dial(l, "1919", diago.InviteOptions{})
+	if err != nil {
+		t.Fatalf("call not answered: %v", err)
+	}
+	return c
+}
+
 // call is an answered call seen from the phone: it sends silence (or a
 // tone) every 20 ms and decodes everything it hears.
 type call struct {
@@ -319,6 +330,16 @@ func (c *call) info(contentType, body string) int {
 		c.t.Fatalf("INFO: %v", err)
 	}
 	return res.StatusCode
+}
+
+// pressToEnd presses a key that ends the menu (RFC 4733) and fails the
+// test unless the line hangs up within 20 s (goodbye included).
+func (c *call) pressToEnd(key rune) {
+	c.t.Helper()
+	c.dtmf(key)
+	if !c.waitEnded(20 * time.Second) {
+		c.t.Fatalf("the line did not hang up after %c", key)
+	}
 }
 
 // waitEnded waits until the line hangs up on the phone.
