@@ -92,6 +92,7 @@ const (
 	EndShutdown      EndReason = "shutdown"        // the grace period of a shutdown ran out
 	EndError         EndReason = "error"           // an internal or protocol error
 	EndEngineRestart EndReason = "engine_restart"  // found open at start after a crash
+	EndTransferred   EndReason = "transferred"     // handed to a human agent queue
 )
 
 // SIPStatus is the SIP final response that refuses a call for this reason
@@ -146,4 +147,22 @@ func ReasonOf(err error) EndReason {
 		return EndEngineHangup
 	}
 	return EndError
+}
+
+// Handoff is what a call carries to a human agent: the ticket that holds
+// everything the caller already said, so the agent never asks again.
+type Handoff struct {
+	Queue   string // agent queue name, e.g. "level1"
+	Ticket  string // ticket number, as read to the caller
+	Lang    string // "ro" or "en"
+	Summary string // one line for the agent's screen; no personal data
+}
+
+// Transferer is implemented by calls that a telephony adapter can hand to a
+// human agent queue (a dialplan Queue() on Asterisk, mod_callcenter on
+// FreeSWITCH, the engine's own queue on the embedded line). Transfer returns
+// once the network took the call over; the call's context then ends with
+// the reason EndTransferred. It may be called from any goroutine.
+type Transferer interface {
+	Transfer(ctx context.Context, h Handoff) error
 }

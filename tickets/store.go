@@ -228,3 +228,15 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) err
 	}
 	return nil
 }
+
+// DB returns the database handle for packages that keep their own tables in
+// the store (the knowledge base index). Reads may use it directly; writes go
+// through [Store.Tx] so that they share the store's single writer.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Tx runs fn in one write transaction under the store's write lock and
+// commits it, or rolls it back when fn returns an error. op names the
+// operation in errors.
+func (s *Store) Tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	return s.inTx(ctx, op, fn)
+}
