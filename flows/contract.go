@@ -1,0 +1,214 @@
+// Package flows runs the call flows: Lua scripts (github.com/yuin/gopher-lua)
+// that flow designers edit without touching Go. One sandboxed Lua state runs
+// per call; the script calls blocking functions (say, ask, kb search, open a
+// ticket, transfer, hang up) that the runtime performs through the small
+// interfaces declared in this file.
+//
+// The same flow runs on a phone call (package ivr implements Channel with
+// prompts, DTMF and, later, speech) and in the text simulator and the
+// conversation tests of ivrctl (a Channel made of text lines).
+package flows
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Channel is the caller's side of a conversation: a phone call or a text
+// simulator. A flow's runtime calls it from one goroutine at a time.
+//
+// Keys the caller presses while a prompt plays, and anything said over a
+// prompt that allows barge-in, stay pending in the channel: the next Listen
+// returns them first.
+//
+// Both methods return ErrHangup (wrapped) once the caller has hung up, and
+// the context's error when ctx ends.
+type Channel interface {
+	// Say plays a prompt to its end, or until the caller interrupts it
+	// when p.BargeIn allows it.
+	Say(ctx context.Context, p Prompt) (Played, error)
+	// Listen waits for one caller turn as l describes it.
+	Listen(ctx context.Context, l Listen) (Input, error)
+}
+
+// ErrHangup reports that the caller hung up.
+var ErrHangup = errors.New("caller hung up")
+
+// Prompt is what the engine says in one turn.
+type Prompt struct {
+	Lang    string // "ro" or "en"
+	Parts   []Part // played in order
+	BargeIn bool   // the caller may interrupt it by speaking or pressing a key
+}
+
+// PartKind says how a Part is rendered.
+type PartKind string
+
+// Part kinds.
+const (
+	PartText   PartKind = "text"   // text for the synthesizer
+	PartDigits PartKind = "digits" // a digit string read one digit at a time (ticket, phone number)
+	PartAudio  PartKind = "audio"  // a recorded WAV file; Value is its absolute path
+)
+
+// Part is one piece of a prompt.
+type Part struct {
+	Kind  PartKind
+	Value string
+	// Text is what the caller hears, for transcripts and the simulator:
+	// the text itself, the digits, or the recording's transcript (may be
+	// empty for a recording without one).
+	Text string
+}
+
+// Played is how a prompt ended.
+type Played struct {
+	Interrupted bool   // the caller interrupted it (barge-in)
+	Heard       string // the text actually played: all of it, or up to the interruption
+}
+
+// Expect says what kind of answer a Listen waits for, so a recognizer can
+// load the right grammar and the endpointing can wait longer for numbers.
+type Expect string
+
+// What a Listen may expect.
+const (
+	ExpectFree   Expect = "free"   // free speech: the caller says what they need
+	ExpectChoice Expect = "choice" // one of Phrases, or a key
+	ExpectYesNo  Expect = "yesno"  // yes or no (da / nu), or 1 / 2
+	ExpectDigits Expect = "digits" // a digit string by voice or keypad
+)
+
+// Listen describes one caller turn to wait for.
+type Listen struct {
+	Lang    string
+	Expect  Expect
+	Phrases []string // for ExpectChoice: every option's spoken forms
+	// Keys the caller may press. A key answers at once, except in
+	// ExpectDigits, where keys collect until MaxDigits, Terminator or the
+	// inter-digit timeout.
+	MinDigits, MaxDigits int
+	Terminator           rune          // e.g. '#'; 0 for none
+	NoInput              time.Duration // how long to wait for the turn to start
+	InterDigit           time.Duration // for ExpectDigits: longest pause between keys
+}
+
+// InputMode says how the caller answered.
+type InputMode string
+
+// Input modes.
+const (
+	InputSpeech InputMode = "speech"
+	InputDTMF   InputMode = "dtmf"
+	InputNone   InputMode = "none" // nothing before the no-input timeout
+)
+
+// Input is one caller turn.
+type Input struct {
+	Mode       InputMode
+	Text       string  // the words recognized, or the keys pressed ("123#")
+	Confidence float64 // 0..1; 1 for keys
+}
+
+// Facts are what a flow knows about its call from the start.
+type Facts struct {
+	CallID string
+	Caller string // personal data: the runtime masks it in logs
+	Called string
+	Lang   string // initial language, "ro" unless configured otherwise
+	Start  time.Time
+}
+
+// Answer is one knowledge base article found for a query.
+type Answer struct {
+	ID        string
+	Title     string
+	Service   string
+	Spoken    string // the short answer written for the ear
+	Score     float64
+	Confident bool // the score passes the threshold at which flows answer without asking back
+}
+
+// Knowledge searches the knowledge base. Safe for concurrent use.
+type Knowledge interface {
+	Search(ctx context.Context, lang, query string, limit int) ([]Answer, error)
+}
+
+// TicketDraft is a new ticket as a flow opens it.
+type TicketDraft struct {
+	CallID         string
+	Caller         string
+	Lang           string
+	Service        string // e.g. "identity_card"
+	Classification string
+	Priority       string // "low", "normal", "high", "urgent"
+	Level          int    // support level 1..3
+	Description    string // what the caller wants, in their words
+	Articles       []string
+}
+
+// TicketStatus is what a caller may learn about an earlier ticket.
+type TicketStatus struct {
+	Number   string
+	Service  string
+	Status   string // "new", "in_progress", "escalated", "waiting", "resolved", "closed"
+	Level    int
+	Created  time.Time
+	Updated  time.Time
+	Deadline time.Time
+}
+
+// ErrNoTicket is returned (wrapped) by Desk.Lookup for an unknown number.
+var ErrNoTicket = errors.New("no such ticket")
+
+// Desk opens and reads tickets. Safe for concurrent use.
+type Desk interface {
+	Open(ctx context.Context, d TicketDraft) (number string, err error)
+	Note(ctx context.Context, number, text string) error
+	Lookup(ctx context.Context, number string) (TicketStatus, error)
+}
+
+// Turn is one line of a call's transcript.
+type Turn struct {
+	Speaker     string // "ivr" or "caller"
+	Text        string
+	At          time.Time
+	Mode        InputMode // for the caller's turns
+	Confidence  float64
+	Interrupted bool // an ivr turn the caller cut off; Text is what was heard
+}
+
+// Transcript keeps a call's turns as they happen (durably: a crash must not
+// lose a turn already said). Safe for concurrent use.
+type Transcript interface {
+	Append(ctx context.Context, callID string, t Turn) error
+}
+
+// Calendar says when the human operators work.
+type Calendar interface {
+	Open(t time.Time) bool
+	NextOpen(t time.Time) time.Time
+}
+
+// OutcomeKind is how a flow ended.
+type OutcomeKind string
+
+// Outcomes.
+const (
+	OutcomeHangup   OutcomeKind = "hangup"   // the flow hung up (or returned)
+	OutcomeTransfer OutcomeKind = "transfer" // hand the call to an agent queue
+	OutcomeCaller   OutcomeKind = "caller"   // the caller hung up
+)
+
+// Outcome is what the flow decided; the session carries it out.
+type Outcome struct {
+	Kind   OutcomeKind
+	Reason string // hangup reason given by the flow
+	Queue  string // for a transfer
+	Ticket string // ticket number attached to the transfer, if any
+	Lang   string // the call's language at the end
+	// Err is the script error or limit hit, when the flow failed; the
+	// runtime has then already apologized and opened a ticket.
+	Err error
+}
