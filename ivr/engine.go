@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -29,6 +30,14 @@ type Engine struct {
 	Timing   Timing
 	RecDir   string // where call recordings go; empty turns recording off
 	Teardown time.Duration
+
+	// Flow, when set, serves calls instead of the built-in menu; Services
+	// are what it may use and Synth renders what it says. Lang is the
+	// language a call starts in.
+	Flow     FlowRunner
+	Services flows.Services
+	Synth    Synthesizer
+	Lang     string
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -152,7 +161,8 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	e.Calls.Answer(info.ID, time.Now(), info.Codec, t.RecordingPath())
 	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
 
-	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t}
+	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
+		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang}
 	reason := s.Run()
 
 	// Teardown runs once, on a context of its own: the call's context may

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/flows"
 )
 
 // Timing holds the menu's timeouts. The zero value means the defaults.
@@ -56,6 +57,13 @@ type Session struct {
 	Log       *slog.Logger
 	Tracker   *Tracker
 
+	// Flow, when set, talks to the caller instead of the built-in menu,
+	// with Services and Synth, starting in Lang.
+	Flow     FlowRunner
+	Services flows.Services
+	Synth    Synthesizer
+	Lang     string
+
 	keys      chan Digit  // every key, from the adapter or heard in-band
 	sawEvents atomic.Bool // the adapter delivered a key: in-band detection stops
 }
@@ -86,7 +94,12 @@ func (s *Session) Run() EndReason {
 		wg.Wait()
 	}()
 
-	reason := s.menu(ctx)
+	var reason EndReason
+	if s.Flow != nil {
+		reason = s.runFlow(ctx)
+	} else {
+		reason = s.menu(ctx)
+	}
 	if cause := context.Cause(ctx); cause != nil {
 		return ReasonOf(cause)
 	}

@@ -1,0 +1,134 @@
+package sip_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr"
+)
+
+// flowFunc runs a flow written in Go, to drive the phone Channel directly.
+type flowFunc func(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome
+
+func (fn flowFunc) Run(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
+	return fn(ctx, f, ch, svc)
+}
+
+// step is what the flow saw at one turn.
+type step struct {
+	played flows.Played
+	input  flows.Input
+	err    error
+}
+
+func text(lang, s string) flows.Prompt {
+	return flows.Prompt{Lang: lang, Parts: []flows.Part{{Kind: flows.PartText, Value: s, Text: s}}}
+}
+
+// TestFlowChannelOnARealCall walks the phone Channel a flow uses: a prompt
+// cut by a key (and what the caller heard of it), the key as the answer, a
+// digit string ended by '#', a no-input turn, then a transfer that the
+// embedded line (no agent queue) turns into "your request is registered
+// with number ...".
+func TestFlowChannelOnARealCall(t *testing.T) {
+	steps := make(chan step, 8)
+	var facts flows.Facts
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		facts = f
+		long := "Bună ziua. Ați sunat la linia de asistență pentru serviciile publice. Pentru cartea de identitate apăsați unu. Pentru pașaport apăsați doi. Pentru un operator apăsați zero."
+		pl, err := ch.Say(ctx, flows.Prompt{Lang: "ro", BargeIn: true, Parts: []flows.Part{{Kind: flows.PartText, Value: long, Text: long}}})
+		steps <- step{played: pl, err: err}
+		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, NoInput: 5 * time.Second})
+		steps <- step{input: in, err: err}
+		p := text("ro", "Introduceți numărul solicitării, urmat de diez.")
+		p.Parts = append(p.Parts, flows.Part{Kind: flows.PartDigits, Value: "12", Text: "12"})
+		pl, err = ch.Say(ctx, p)
+		steps <- step{played: pl, err: err}
+		in, err = ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectDigits, MaxDigits: 8, Terminator: '#', NoInput: 5 * time.Second, InterDigit: 3 * time.Second})
+		steps <- step{input: in, err: err}
+		in, err = ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, NoInput: 300 * time.Millisecond})
+		steps <- step{input: in, err: err}
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: "40517263", Lang: "ro"}
+	})
+	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+		e.Flow = flow
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+	})
+	c := l.answered(t)
+
+	next := func() step {
+		t.Helper()
+		select {
+		case s := <-steps:
+			if s.err != nil {
+				t.Fatalf("flow step failed: %v", s.err)
+			}
+			return s
+		case <-time.After(15 * time.Second):
+			t.Fatal("the flow did not go on")
+		}
+		return step{}
+	}
+	// Interrupt the long prompt after about a second of it.
+	if !waitFor(10*time.Second, func() bool { return c.heardLen() > c.rate*3/2 }) {
+		t.Fatal("no prompt heard")
+	}
+	c.dtmf('1')
+	s := next()
+	if !s.played.Interrupted {
+		t.Fatal("a key during a barge-in prompt did not interrupt it")
+	}
+	if h := s.played.Heard; !strings.HasPrefix(h, "Bună") || strings.Contains(h, "zero") {
+		t.Errorf("heard %q: want the beginning of the prompt, cut before its end", h)
+	}
+	if in := next().input; in.Mode != flows.InputDTMF || in.Text != "1" {
+		t.Errorf("the interrupting key is not the answer: %+v", in)
+	}
+	if s := next(); s.played.Interrupted || !strings.HasSuffix(s.played.Heard, "12") {
+		t.Errorf("prompt with digits: %+v", s.played)
+	}
+	for _, k := range "4051#" {
+		c.dtmf(k)
+	}
+	if in := next().input; in.Mode != flows.InputDTMF || in.Text != "4051" {
+		t.Errorf("digit string: %+v, want 4051 without the terminator", in)
+	}
+	if in := next().input; in.Mode != flows.InputNone {
+		t.Errorf("silence: %+v, want no input", in)
+	}
+	from := c.heardLen()
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not hang up after the transfer message")
+	}
+	if env := envelope(c.heardSince(from), c.rate); len(env) < 5*50 {
+		t.Errorf("the registered-request message lasted %d frames, want several seconds", len(env))
+	}
+	if facts.Lang != "ro" || facts.Called != "1919" || facts.CallID == "" {
+		t.Errorf("facts: %+v", facts)
+	}
+	waitFor(5*time.Second, func() bool {
+		r, err := l.store.Call(context.Background(), facts.CallID)
+		return err == nil && r.EndReason != ""
+	})
+	_ = l.eng.Calls.Flush(context.Background())
+	ev, err := l.store.Events(context.Background(), facts.CallID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range ev {
+		kinds = append(kinds, e.Kind+" "+e.Detail)
+	}
+	all := strings.Join(kinds, "\n")
+	for _, want := range []string{"flow.bargein", "flow.transfer queue level1 ticket 40517263"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("call events lack %q:\n%s", want, all)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package ivr
+
+import (
+	"context"
+
+	"github.com/govline/ivr/flows"
+)
+
+// FlowRunner runs a call flow (a *flows.Runtime) on a call's Channel and
+// says how it ended. It is safe for concurrent use: one Run per call.
+type FlowRunner interface {
+	Run(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome
+}
+
+// noQueue is said when a flow hands the call to an agent queue that this
+// line cannot reach (the embedded line has no agent queue yet): the request
+// is registered and the caller is told its number.
+var noQueue = map[string][2]string{
+	"ro": {"Toți operatorii sunt ocupați în acest moment. Solicitarea dumneavoastră a fost înregistrată cu numărul", "Un operator vă va contacta cât mai curând. La revedere."},
+	"en": {"All our operators are busy at the moment. Your request has been registered with the number", "An operator will call you back as soon as possible. Goodbye."},
+}
+
+// runFlow runs the flow and carries out its outcome.
+func (s *Session) runFlow(ctx context.Context) EndReason {
+	v := &voice{s: s, synth: s.Synth}
+	lang := s.Lang
+	if lang == "" {
+		lang = "ro"
+	}
+	svc := s.Services
+	svc.Log = s.Log
+	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start}, v, svc)
+	if out.Err != nil {
+		s.Tracker.Event("flow.error", out.Err.Error())
+	}
+	switch out.Kind {
+	case flows.OutcomeCaller:
+		return EndCallerHangup
+	case flows.OutcomeTransfer:
+		s.Tracker.Event("flow.transfer", "queue "+out.Queue+" ticket "+out.Ticket)
+		if tr, ok := s.Call.(Transferer); ok {
+			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang}
+			if err := tr.Transfer(ctx, h); err == nil {
+				return EndTransferred
+			} else {
+				s.Log.Error("transfer failed: the caller is told the request is registered", "queue", out.Queue, "err", err)
+			}
+		}
+		s.noQueue(ctx, v, out)
+		return EndEngineHangup
+	default:
+		s.Tracker.Event("flow.hangup", out.Reason)
+		return EndEngineHangup
+	}
+}
+
+// noQueue tells the caller that the request is registered, with its number.
+func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
+	msg, ok := noQueue[out.Lang]
+	if !ok {
+		msg = noQueue["ro"]
+		out.Lang = "ro"
+	}
+	p := flows.Prompt{Lang: out.Lang}
+	if out.Ticket != "" {
+		p.Parts = append(p.Parts,
+			flows.Part{Kind: flows.PartText, Value: msg[0], Text: msg[0]},
+			flows.Part{Kind: flows.PartDigits, Value: out.Ticket, Text: out.Ticket})
+	}
+	p.Parts = append(p.Parts, flows.Part{Kind: flows.PartText, Value: msg[1], Text: msg[1]})
+	if _, err := v.Say(ctx, p); err != nil && !errHangup(err) {
+		s.Log.Warn("could not tell the caller the request is registered", "err", err)
+	}
+}

@@ -1,0 +1,206 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/flows"
+)
+
+// DefaultInterDigit is how long a digit string waits for the next key.
+const DefaultInterDigit = 3 * time.Second
+
+// voice is the flows.Channel of a phone call: prompts go out as audio
+// frames, keys come in from the session's key queue. (Speech recognition
+// joins it with the speech engines.)
+//
+// It is used by the flow's goroutine only.
+type voice struct {
+	s       *Session
+	synth   Synthesizer
+	pending []Digit // keys that interrupted a prompt, for the next Listen
+}
+
+var _ flows.Channel = (*voice)(nil)
+
+// segment is one rendered part of a prompt and where it lies in the audio.
+type segment struct {
+	text       string
+	start, end int // sample offsets in the prompt's audio
+}
+
+// Say renders the prompt's parts and plays them, stopping at the next frame
+// when a key arrives during a prompt that allows barge-in.
+func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
+	rate := v.s.Info.Rate
+	var pcm []int16
+	var segs []segment
+	for _, part := range p.Parts {
+		a, err := v.render(ctx, p.Lang, part, rate)
+		if err != nil {
+			if e := v.ended(ctx); e != nil {
+				return flows.Played{}, e
+			}
+			return flows.Played{}, fmt.Errorf("prompt part %q: %w", part.Text, err)
+		}
+		segs = append(segs, segment{text: part.Text, start: len(pcm), end: len(pcm) + len(a)})
+		pcm = append(pcm, a...)
+	}
+	n := audio.SamplesPerFrame(rate)
+	frame := make([]int16, n)
+	for off := 0; off < len(pcm); off += n {
+		if p.BargeIn {
+			select {
+			case d := <-v.s.keys:
+				v.pending = append(v.pending, d)
+				v.s.Tracker.Event("flow.bargein", "key during prompt")
+				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
+			default:
+			}
+		}
+		end := min(off+n, len(pcm))
+		clear(frame)
+		copy(frame, pcm[off:end])
+		if err := v.s.Call.WriteFrame(ctx, frame); err != nil {
+			if e := v.ended(ctx); e != nil {
+				return flows.Played{Heard: heard(segs, off)}, e
+			}
+			return flows.Played{Heard: heard(segs, off)}, fmt.Errorf("prompt stopped: %w", err)
+		}
+		v.s.Recording.Engine(frame)
+	}
+	return flows.Played{Heard: heard(segs, len(pcm))}, nil
+}
+
+// render turns one part into PCM at rate.
+func (v *voice) render(ctx context.Context, lang string, part flows.Part, rate int) ([]int16, error) {
+	switch part.Kind {
+	case flows.PartAudio:
+		if rc, ok := v.synth.(*RenderCache); ok {
+			return rc.Load(ctx, part.Value, rate)
+		}
+		return audio.LoadWAVFile(part.Value, rate)
+	case flows.PartDigits:
+		return v.synth.Synthesize(ctx, lang, SpokenDigits(part.Value), rate)
+	default:
+		return v.synth.Synthesize(ctx, lang, part.Value, rate)
+	}
+}
+
+// SpokenDigits writes a digit string so that a synthesizer reads it one
+// digit at a time, as people read ticket and phone numbers: "0721" becomes
+// "0, 7, 2, 1". Anything but letters and digits is dropped.
+func SpokenDigits(s string) string {
+	var parts []string
+	for _, r := range s {
+		if unicode.IsDigit(r) || unicode.IsLetter(r) {
+			parts = append(parts, string(r))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// heard returns the text of the prompt up to sample off: the parts played
+// whole, then the share of the words of the part that was cut, in
+// proportion to its audio played.
+func heard(segs []segment, off int) string {
+	var out []string
+	for _, sg := range segs {
+		if off >= sg.end {
+			out = append(out, sg.text)
+			continue
+		}
+		if off > sg.start && sg.end > sg.start {
+			words := strings.Fields(sg.text)
+			k := len(words) * (off - sg.start) / (sg.end - sg.start)
+			if k > 0 {
+				out = append(out, strings.Join(words[:k], " ")+" …")
+			}
+		}
+		break
+	}
+	return strings.Join(out, " ")
+}
+
+// Listen waits for the caller's keys: one key answers a question, a digit
+// string collects until MaxDigits, the terminator or the inter-digit pause.
+func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error) {
+	noInput := l.NoInput
+	if noInput <= 0 {
+		noInput = v.s.Timing.FirstDigit
+	}
+	inter := l.InterDigit
+	if inter <= 0 {
+		inter = DefaultInterDigit
+	}
+	digits := l.Expect == flows.ExpectDigits
+	var keys []rune
+	// done reports whether keys make a complete answer, and trims the
+	// terminator.
+	done := func() bool {
+		if len(keys) == 0 {
+			return false
+		}
+		if !digits {
+			return true
+		}
+		if l.Terminator != 0 && keys[len(keys)-1] == l.Terminator {
+			keys = keys[:len(keys)-1]
+			return true
+		}
+		return l.MaxDigits > 0 && len(keys) >= l.MaxDigits
+	}
+	answer := func() flows.Input {
+		return flows.Input{Mode: flows.InputDTMF, Text: string(keys), Confidence: 1}
+	}
+	for len(v.pending) > 0 {
+		keys = append(keys, v.pending[0].Key)
+		v.pending = v.pending[1:]
+		if done() {
+			return answer(), nil
+		}
+	}
+	wait := noInput
+	if len(keys) > 0 {
+		wait = inter
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case d := <-v.s.keys:
+			keys = append(keys, d.Key)
+			if done() {
+				return answer(), nil
+			}
+			t.Reset(inter)
+		case <-t.C:
+			if len(keys) == 0 {
+				return flows.Input{Mode: flows.InputNone}, nil
+			}
+			return answer(), nil
+		case <-ctx.Done():
+			return flows.Input{}, v.ended(ctx)
+		}
+	}
+}
+
+// ended returns flows.ErrHangup (wrapping the call's end cause) once the
+// call is over, the context's cause when only ctx ended, or nil.
+func (v *voice) ended(ctx context.Context) error {
+	if cause := context.Cause(v.s.Call.Context()); cause != nil {
+		return fmt.Errorf("%w: %w", flows.ErrHangup, cause)
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// errHangup reports whether err means the caller is gone.
+func errHangup(err error) bool { return errors.Is(err, flows.ErrHangup) }
