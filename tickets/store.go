@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
@@ -72,6 +73,9 @@ type Store struct {
 	// wmu is a one-slot semaphore held by the writer; a channel rather than
 	// a sync.Mutex so that waiting for it can be cancelled by the context.
 	wmu chan struct{}
+	// policy holds the ticket deadlines and clock (SetDeadlines, SetClock);
+	// nil means the defaults.
+	policy atomic.Pointer[ticketPolicy]
 }
 
 // Open opens (creating it and its parent directory if needed) the database
