@@ -72,13 +72,13 @@ func DefaultHolidays() []string {
 		// 2026 (Orthodox Easter 12 April, Pentecost 31 May)
 		"2026-01-01", "2026-01-02", // New Year
 		"2026-01-06", "2026-01-07", // Epiphany, Saint John
-		"2026-01-24",               // Union Day
+		"2026-01-24",                             // Union Day
 		"2026-04-10", "2026-04-12", "2026-04-13", // Good Friday, Easter, Easter Monday
 		"2026-05-01",               // Labour Day
 		"2026-05-31", "2026-06-01", // Pentecost, Whit Monday and Children's Day
-		"2026-08-15", // Dormition
-		"2026-11-30", // Saint Andrew
-		"2026-12-01", // National Day
+		"2026-08-15",               // Dormition
+		"2026-11-30",               // Saint Andrew
+		"2026-12-01",               // National Day
 		"2026-12-25", "2026-12-26", // Christmas
 		// 2027 (Orthodox Easter 2 May, Pentecost 20 June)
 		"2027-01-01", "2027-01-02",
@@ -106,7 +106,7 @@ func NewCalendar(c CalendarConfig) (*Calendar, error) {
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("calendar: time_zone %q: unknown IANA time zone (e.g. Europe/Bucharest)", tz)
+		return nil, fmt.Errorf("calendar: time_zone: %q is not an IANA time zone (e.g. Europe/Bucharest)", tz)
 	}
 	cal := &Calendar{loc: loc, holidays: map[date]bool{}}
 	hours := c.Hours

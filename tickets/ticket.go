@@ -106,7 +106,7 @@ type Ticket struct {
 	Description    string     `json:"description"` // personal data: never logged
 	CallID         string     `json:"call_id"`
 	Recording      string     `json:"recording"`
-	Articles       []string   `json:"articles"` // knowledge base article ids cited, in order
+	Articles       []string   `json:"articles"`         // knowledge base article ids cited, in order
 	Rating         int        `json:"rating,omitempty"` // 1..5, 0 when not rated
 	Created        time.Time  `json:"created"`
 	Updated        time.Time  `json:"updated"`

@@ -100,4 +100,3 @@ func (s *Store) Transcript(ctx context.Context, callID string) ([]Turn, error) {
 	}
 	return out, nil
 }
-
