@@ -82,7 +82,11 @@ type Store struct {
 // at path for reading and writing, and applies the pending schema
 // migrations. It fails with ErrSchemaTooNew if the database was migrated by
 // a newer binary.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return openSync(path, "NORMAL") }
+
+// openSync is Open with the given synchronous setting (NORMAL or FULL);
+// the benchmarks compare them (docs/tickets.md).
+func openSync(path, synchronous string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("tickets: open: empty database path")
 	}
@@ -94,7 +98,7 @@ func Open(path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("mode", "rwc")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
+	q.Set("_synchronous", synchronous)
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", strconv.Itoa(int(BusyTimeout/time.Millisecond)))
 	// BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so
