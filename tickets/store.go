@@ -1,6 +1,8 @@
 // Package tickets persists everything of a call that must not be lost: call
-// records and their event log now; tickets, transcripts and the audit log as
-// later migrations add them.
+// records and their event log; tickets, with their append-only history
+// (the truth) and their materialized current state; transcripts written
+// turn by turn; and the indicators computed from them. The working-hours
+// calendar and the deadline table live here too (docs/tickets.md).
 //
 // The store is one SQLite file (see [DBFile] and [DBPath]) in WAL mode, so the
 // engine (ivrd) writes while administrators read it with ivrctl. The schema

@@ -573,3 +573,65 @@ func TestTicketLogsNoPersonalData(t *testing.T) {
 		t.Fatalf("log line lacks the number or the masked caller: %s", out)
 	}
 }
+
+// TestConcurrentActions: many goroutines change the same tickets at once;
+// every valid change lands once and every row still equals its log.
+func TestConcurrentActions(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	var numbers []string
+	for range 4 {
+		tk, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr"})
+		must(t, err)
+		numbers = append(numbers, tk.Number)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				n := numbers[(g+i)%len(numbers)]
+				if err := s.AddNote(ctx, n, fmt.Sprint("agent", g), fmt.Sprint("note ", i)); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.AppendTurn(ctx, "call-"+n, Turn{Speaker: SpeakerAgent, Text: fmt.Sprint(g, "/", i)}); err != nil {
+					errs <- err
+					return
+				}
+				if i%5 == 0 {
+					if err := s.Rate(ctx, n, "ivr", 1+i%5); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	notes := 0
+	for _, n := range numbers {
+		h, err := s.History(ctx, n)
+		must(t, err)
+		for _, e := range h {
+			if e.Kind == EventNote {
+				notes++
+			}
+		}
+		checkReplay(t, s, n)
+	}
+	if notes != 8*25 {
+		t.Fatalf("%d notes, want %d", notes, 8*25)
+	}
+	var turns int
+	must(t, s.db.QueryRow(`SELECT count(*) FROM transcript_turns`).Scan(&turns))
+	if turns != 8*25 {
+		t.Fatalf("%d turns, want %d", turns, 8*25)
+	}
+}
