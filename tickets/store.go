@@ -78,6 +78,8 @@ type Store struct {
 	// policy holds the ticket deadlines and clock (SetDeadlines, SetClock);
 	// nil means the defaults.
 	policy atomic.Pointer[ticketPolicy]
+	// turns holds the transcript turns waiting for a group commit.
+	turns turnQueue
 }
 
 // Open opens (creating it and its parent directory if needed) the database

@@ -149,3 +149,43 @@ func TestTranscriptSurvivesKill(t *testing.T) {
 	}
 	t.Logf("acknowledged %d turns, %d in the database after SIGKILL", acked+1, len(turns))
 }
+
+// TestAppendTurnGroupCommit: turns queued while another writer holds the
+// lock are committed together when it is released; a caller that gives up
+// while waiting has its turn withdrawn, not written later.
+func TestAppendTurnGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	unlock, err := s.lockWrite(ctx, "test holds the writer")
+	must(t, err)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.AppendTurn(short, "call-x", Turn{Speaker: SpeakerCaller, Text: "given up"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled append: %v", err)
+	}
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() { errs <- s.AppendTurn(ctx, "call-x", Turn{Speaker: SpeakerCaller, Text: strconv.Itoa(i)}) }()
+	}
+	time.Sleep(50 * time.Millisecond) // let them queue
+	s.turns.mu.Lock()
+	queued := len(s.turns.pending)
+	s.turns.mu.Unlock()
+	unlock()
+	for range 20 {
+		must(t, <-errs)
+	}
+	got, err := s.Transcript(ctx, "call-x")
+	must(t, err)
+	if len(got) != 20 {
+		t.Fatalf("%d turns, want the 20 acknowledged (the cancelled one withdrawn)", len(got))
+	}
+	for _, tu := range got {
+		if tu.Text == "given up" {
+			t.Fatal("the cancelled turn was written")
+		}
+	}
+	if queued < 2 {
+		t.Fatalf("only %d turns were queued behind the lock: no group commit exercised", queued)
+	}
+}
