@@ -146,6 +146,18 @@ func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, err
 	for _, svc := range Services {
 		per[svc] = &sums{}
 	}
+	// The calls are counted on another connection while the tickets are
+	// (WAL readers run in parallel); the goroutine is joined below on
+	// every path, and cancelled when the tickets query fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	calls := make(chan queuedResult, 1)
+	go func() { calls <- s.queuedCalls(ctx, from, to) }()
+	fail := func(err error) (Report, error) {
+		cancel()
+		<-calls
+		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service,
 		       count(*),
@@ -160,49 +172,36 @@ func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, err
 		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?
 		GROUP BY service`, from.UnixNano(), to.UnixNano())
 	if err != nil {
-		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
+		return fail(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var svc string
 		var a sums
 		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
-			return Report{}, fmt.Errorf("tickets: indicators: %w", err)
+			return fail(err)
 		}
 		if p := per[Service(svc)]; p != nil {
 			p.add(a)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
+		return fail(err)
 	}
 	rows.Close()
 
-	crows, err := s.db.QueryContext(ctx, `
-		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
-		FROM calls
-		WHERE queue_outcome <> 'none' AND start_ns >= ? AND start_ns < ?
-		GROUP BY service`, from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return Report{}, fmt.Errorf("tickets: indicators: calls: %w", err)
+	cr := <-calls
+	if cr.err != nil {
+		return Report{}, fmt.Errorf("tickets: indicators: calls: %w", cr.err)
 	}
-	defer crows.Close()
-	var unknown sums // queued calls whose service was not recorded: in the total only
-	for crows.Next() {
-		var svc string
-		var q, ab int
-		if err := crows.Scan(&svc, &q, &ab); err != nil {
-			return Report{}, fmt.Errorf("tickets: indicators: calls: %w", err)
-		}
+	var unknown sums // queued calls whose service was not recorded (''): in the total only
+	for svc, qa := range cr.counts {
 		p := per[Service(svc)]
 		if p == nil {
 			p = &unknown
 		}
-		p.queued += q
-		p.abandoned += ab
-	}
-	if err := crows.Err(); err != nil {
-		return Report{}, fmt.Errorf("tickets: indicators: calls: %w", err)
+		p.queued += qa[0]
+		p.abandoned += qa[1]
 	}
 
 	r := Report{From: from, To: to}
@@ -213,4 +212,36 @@ func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, err
 	}
 	r.Total = total.indicators("")
 	return r, nil
+}
+
+type queuedResult struct {
+	counts map[string][2]int // service -> queued, abandoned
+	err    error
+}
+
+// queuedCalls counts the calls started in [from, to) that reached the
+// agent queue, and the abandoned ones, per service.
+func (s *Store) queuedCalls(ctx context.Context, from, to time.Time) queuedResult {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
+		FROM calls INDEXED BY calls_queue
+		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?
+		GROUP BY service`, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return queuedResult{err: err}
+	}
+	defer rows.Close()
+	out := queuedResult{counts: map[string][2]int{}}
+	for rows.Next() {
+		var svc string
+		var q, ab int
+		if err := rows.Scan(&svc, &q, &ab); err != nil {
+			return queuedResult{err: err}
+		}
+		out.counts[svc] = [2]int{q, ab}
+	}
+	if err := rows.Err(); err != nil {
+		return queuedResult{err: err}
+	}
+	return out
 }
