@@ -165,3 +165,35 @@ func compareIndicators(t *testing.T, name string, got, want Indicators) {
 		t.Errorf("%s:\n got %+v\nwant %+v", name, got, want)
 	}
 }
+
+// TestMigrationKeepsExistingCalls: 0002 applied to a database that already
+// holds calls (written by the previous release) keeps them, with no
+// service and queue outcome "none".
+func TestMigrationKeepsExistingCalls(t *testing.T) {
+	ctx := context.Background()
+	ms, err := embeddedMigrations()
+	must(t, err)
+	// Rebuild a file as the previous release left it: only 0001.
+	s, err := Open(t.TempDir() + "/" + DBFile)
+	must(t, err)
+	defer s.Close()
+	db := s.db
+	for _, q := range []string{`DROP TABLE transcript_turns`, `DROP TABLE ticket_events`, `DROP TABLE tickets`,
+		`DROP TABLE call_events`, `DROP TABLE calls`, `DROP TABLE schema_migrations`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, migrate(ctx, db, ms[:1]))
+	must(t, s.StartCall(ctx, CallRecord{ID: "old-call", Telephony: "sip", Caller: "+40721000000", Start: time.Now()}))
+	must(t, migrate(ctx, db, ms))
+	var svc, outcome string
+	must(t, db.QueryRow(`SELECT service, queue_outcome FROM calls WHERE id = 'old-call'`).Scan(&svc, &outcome))
+	if svc != "" || outcome != "none" {
+		t.Fatalf("old call: service %q outcome %q", svc, outcome)
+	}
+	must(t, s.SetCallQueue(ctx, "old-call", ServicePassport, QueueAbandoned))
+	if _, err := db.Exec(`UPDATE calls SET queue_outcome = 'lost' WHERE id = 'old-call'`); err == nil {
+		t.Fatal("the database accepted an unknown queue outcome")
+	}
+}
