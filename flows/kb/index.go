@@ -37,6 +37,9 @@ const (
 	weightBody     = 1.0
 )
 
+// unknownFloor: see analyze.
+const unknownFloor = 0.6
+
 // candidates is how many articles BM25 returns for scoring.
 const candidates = 12
 
@@ -374,8 +377,9 @@ func (ix *Index) Search(ctx context.Context, lang, query string, limit int) ([]R
 
 // analyzed is a query ready to run.
 type analyzed struct {
-	words []qword  // the caller's content words, for coverage
-	match []string // distinct known terms to search for
+	words []qword         // the caller's content words, for coverage
+	match []string        // distinct known terms to search for
+	set   map[string]bool // the known terms
 }
 
 type qword struct {
@@ -414,25 +418,20 @@ func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) 
 	if err != nil {
 		return analyzed{}, err
 	}
-	n := float64(lex.docs[lang])
-	idf := func(d int) float64 { return math.Log(1 + (n-float64(d)+0.5)/(float64(d)+0.5)) }
-	var a analyzed
-	seen := map[string]bool{}
+	docs := float64(lex.docs[lang])
+	idf := func(d int) float64 { return math.Log(1 + (docs-float64(d)+0.5)/(float64(d)+0.5)) }
+	a := analyzed{set: map[string]bool{}}
 	add := func(term string) {
-		if !seen[term] {
-			seen[term] = true
+		if !a.set[term] {
+			a.set[term] = true
 			a.match = append(a.match, term)
 		}
 	}
 	for i := 0; i < len(ts); i++ {
 		t := ts[i]
-		if _, ok := df[t]; !ok {
-			if j, ok := joins[i]; ok && df[j] > 0 && i+1 < len(ts) {
-				if _, known := df[ts[i+1]]; !known {
-					t = j
-					i++
-				}
-			}
+		if j, ok := joins[i]; ok && df[j] > 0 {
+			t = j // a word the recognizer split in two
+			i++
 		}
 		if d, ok := df[t]; ok {
 			a.words = append(a.words, qword{t, idf(d)})
@@ -444,19 +443,32 @@ func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) 
 			return analyzed{}, err
 		}
 		if c == "" {
-			a.words = append(a.words, qword{"", idf(0) * unknownWeight})
+			a.words = append(a.words, qword{"", -1}) // weighed below
 			continue
 		}
 		a.words = append(a.words, qword{c, idf(d)})
 		add(c)
 	}
+	// A word the base does not know at all (after correction) weighs as
+	// much as the average known word of the query, and at least
+	// unknownFloor of the rarest possible word: filler the stop list lacks
+	// costs some coverage, an out-of-domain subject ("rovinietă",
+	// "pensie") costs a lot because it usually comes with few known words.
+	var sum float64
+	var n int
+	for _, w := range a.words {
+		if w.term != "" {
+			sum += w.weight
+			n++
+		}
+	}
+	for i := range a.words {
+		if a.words[i].term == "" && n > 0 {
+			a.words[i].weight = max(sum/float64(n), unknownFloor*idf(0))
+		}
+	}
 	return a, nil
 }
-
-// unknownWeight scales the weight of a word the base does not know at all
-// (after correction): it lowers coverage, but less than a missing rare
-// word the base does know, since it may be a recognition error.
-const unknownWeight = 0.8
 
 func (ix *Index) docFreq(ctx context.Context, lang string, terms map[string]bool) (map[string]int, error) {
 	out := map[string]int{}
@@ -543,7 +555,7 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 		quoted[i] = `"` + t + `"`
 	}
 	match := `lang : "` + lang + `" AND {title keywords body} : (` + strings.Join(quoted, " OR ") + `)`
-	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, f.title, f.keywords, f.body,
+	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, a.keywords, f.title, f.keywords, f.body,
 			-bm25(kb_fts, ?, ?, ?, 0.0) AS s
 		FROM kb_fts AS f JOIN kb_articles AS a ON a.seq = f.rowid
 		WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, ?, ?, ?, 0.0) LIMIT ?`,
@@ -553,9 +565,10 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 	}
 	defer rows.Close()
 	type cand struct {
-		r    Result
-		bm25 float64
-		cov  float64
+		r       Result
+		bm25    float64
+		cov     float64
+		phrases int
 	}
 	var cs []cand
 	var total float64
@@ -564,10 +577,11 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 	}
 	for rows.Next() {
 		var c cand
-		var ft, fk, fb string
-		if err := rows.Scan(&c.r.ID, &c.r.Title, &c.r.Service, &c.r.Spoken, &ft, &fk, &fb, &c.bm25); err != nil {
+		var kws, ft, fk, fb string
+		if err := rows.Scan(&c.r.ID, &c.r.Title, &c.r.Service, &c.r.Spoken, &kws, &ft, &fk, &fb, &c.bm25); err != nil {
 			return nil, err
 		}
+		c.phrases = phraseHits(lex.syn, lang, kws, q.set)
 		c.r.Lang = lang
 		has := map[string]bool{}
 		for _, s := range []string{ft, fk, fb} {
@@ -594,8 +608,10 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 	}
 	// Order by BM25 damped by coverage: an article that matches a frequent
 	// word many times must not beat one that covers what was asked.
+	// A keyword phrase of several words said whole by the caller is strong
+	// evidence ("buletin nou", "pick up").
 	for i := range cs {
-		cs[i].bm25 *= 0.5 + 0.5*cs[i].cov
+		cs[i].bm25 *= (0.5 + 0.5*cs[i].cov) * (1 + phraseBonus*float64(min(cs[i].phrases, 2)))
 	}
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].bm25 > cs[j].bm25 })
 	top := cs[0].bm25
@@ -632,6 +648,33 @@ const (
 	clearMargin = 0.25
 	runnerUp    = 0.55
 )
+
+// phraseBonus multiplies the BM25 score of an article for each (up to two)
+// of its multi-word keywords that the query contains whole.
+const phraseBonus = 0.3
+
+// phraseHits counts the keywords of kws (comma-separated) of two words or
+// more whose terms are all in the query.
+func phraseHits(syn *Synonyms, lang, kws string, query map[string]bool) int {
+	n := 0
+	for _, kw := range strings.Split(kws, ",") {
+		ts := terms(lang, kw)
+		if len(ts) < 2 {
+			continue
+		}
+		all := true
+		for _, t := range syn.replace(lang, ts) {
+			if !query[t] {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 

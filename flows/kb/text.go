@@ -76,7 +76,7 @@ var stopWords = map[string]map[string]bool{
 		imi mi mie ma te se ne va vi le li lor iti ti
 		meu mea mele mei tau ta nostru noastra vostru dumneavoastra dvs
 		nu da ok rog multumesc
-		fac face facem faceti faca fa facut
+		il l dati da dea fac face faca facut facem
 		trebuie trebui nevoie spuneti spune zice stiu aflu afla
 		ceva foarte mult mai tot toate si iar inca deja atunci
 		eu tu noi voi dumneata el ea ei`),
@@ -85,8 +85,8 @@ var stopWords = map[string]map[string]bool{
 		is are was were be been being am do does did doing done can could would should will shall may might must
 		want wanna wanted like please um uh er erm hmm ah oh hi hello hey yes no ok okay thanks thank
 		how what which who whom where when why
-		need needs get got getting have has had having just about know tell let help
-		some any much very really also still already now again there
+		need needs have has had having just about know tell let help
+		some any very really also still already now again there
 		im ive dont cant doesnt isnt wont didnt m s t ll re ve d not`),
 }
 
