@@ -40,6 +40,9 @@ const (
 // unknownFloor: see analyze.
 const unknownFloor = 0.6
 
+// MaxLimit caps the number of results of one search.
+const MaxLimit = 100
+
 // candidates is how many articles BM25 returns for scoring.
 const candidates = 12
 
@@ -328,7 +331,7 @@ func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
 }
 
 // Search finds the articles of language lang ("ro" or "en") that answer
-// query, best first, at most limit (limit <= 0 means 5).
+// query, best first, at most limit (limit <= 0 means 5; at most MaxLimit).
 //
 // The query is folded (case, diacritics in both spellings), stripped of
 // stop words and filler, stemmed, and its synonym phrases replaced by
@@ -354,6 +357,7 @@ func (ix *Index) Search(ctx context.Context, lang, query string, limit int) ([]R
 	if limit <= 0 {
 		limit = 5
 	}
+	limit = min(limit, MaxLimit)
 	lex, err := ix.loadLexicon(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kb: search: %w", err)
@@ -559,7 +563,7 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 			-bm25(kb_fts, ?, ?, ?, 0.0) AS s
 		FROM kb_fts AS f JOIN kb_articles AS a ON a.seq = f.rowid
 		WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, ?, ?, ?, 0.0) LIMIT ?`,
-		weightTitle, weightKeywords, weightBody, match, weightTitle, weightKeywords, weightBody, candidates)
+		weightTitle, weightKeywords, weightBody, match, weightTitle, weightKeywords, weightBody, max(candidates, limit))
 	if err != nil {
 		return nil, err
 	}
