@@ -125,7 +125,7 @@ func (e *engine) session(t *testing.T, uuid string) *session {
 		e.srv.mu.Lock()
 		defer e.srv.mu.Unlock()
 		se = e.srv.channels[uuid]
-		return se != nil && se.leg != nil
+		return se != nil && se.up.Load()
 	})
 	if se == nil {
 		t.Fatal("no session for the channel")
@@ -304,7 +304,9 @@ func TestSlowFreeSWITCH(t *testing.T) {
 		fs.replyDelay = 2 * time.Second
 		start := time.Now()
 		fs.dial(e)
-		if !waitFor(5*time.Second, func() bool { return e.srv.Metrics.CommandTimeouts.Load() == 1 && e.srv.Metrics.ActiveChannels.Load() == 0 }) {
+		if !waitFor(5*time.Second, func() bool {
+			return e.srv.Metrics.CommandTimeouts.Load() == 1 && e.srv.Metrics.ActiveChannels.Load() == 0
+		}) {
 			t.Fatalf("timeouts %d, channels %d", e.srv.Metrics.CommandTimeouts.Load(), e.srv.Metrics.ActiveChannels.Load())
 		}
 		if d := time.Since(start); d > 2*time.Second {

@@ -40,6 +40,7 @@ type session struct {
 	legCh    chan legResult // capacity 1
 	legDone  chan struct{}  // closed when the session no longer needs the leg
 	leg      ivr.Call       // set before the engine serves the call
+	up       atomic.Bool    // leg is set
 
 	digits       chan ivr.Digit
 	hungup       atomic.Bool // FreeSWITCH reported the channel's hangup
@@ -231,6 +232,7 @@ func (se *session) setup() (ivr.EndReason, error) {
 			return ivr.EndError, r.err
 		}
 		se.leg = r.leg
+		se.up.Store(true)
 		return "", nil
 	case ev := <-done:
 		return se.failReason(ivr.EndError), fmt.Errorf("bridge to the engine failed: %s", ev.Get("Application-Response"))
