@@ -301,7 +301,8 @@ func token(what, s string) error {
 // channel variable that the dialplan may expand later: control characters
 // become spaces, and the characters FreeSWITCH gives a meaning to in
 // arguments and variable expansion (' quoting, \ escaping, { } of ${...},
-// which can call an API) are replaced. At most max bytes, cut on a rune.
+// which can call an API; the comma that separates {var=value,...} in a dial
+// string) are replaced. At most max bytes, cut on a rune.
 func freeText(s string, max int) string {
 	var b strings.Builder
 	for _, r := range s {
@@ -319,6 +320,8 @@ func freeText(s string, max int) string {
 			r = '('
 		case r == '}':
 			r = ')'
+		case r == ',':
+			r = ';' // a {var=value,...} dial string that expands it would split here
 		}
 		b.WriteRune(r)
 	}
