@@ -185,21 +185,35 @@ func decodeValue(v string) string {
 // parseEventPlain decodes the body of a text/event-plain frame: a header
 // block with URL-encoded values, then an optional Content-Length body.
 func parseEventPlain(body []byte, maxBody int) (*Event, error) {
-	br := bufio.NewReaderSize(bytes.NewReader(body), maxHeaderLine)
-	h, err := readHeaderBlock(br, true)
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			// FreeSWITCH ends every serialized event with an empty line;
-			// a block cut short is a truncated event.
-			if len(h) == 0 && err == io.EOF {
-				return nil, protoErr("empty event")
-			}
-			return nil, protoErr("event truncated")
-		}
-		return nil, err
+	h := make(Header, 64)
+	rest := body
+	for len(rest) > 0 && (rest[0] == '\n' || rest[0] == '\r') {
+		rest = rest[1:]
 	}
-	for k, v := range h {
-		h[k] = decodeValue(v)
+	ended := false
+	for len(h) <= maxHeaders {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break // FreeSWITCH ends every header block with an empty line
+		}
+		line := bytes.TrimRight(rest[:i], "\r")
+		rest = rest[i+1:]
+		if len(line) == 0 {
+			ended = true
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		name = bytes.TrimSpace(name)
+		if !ok || len(name) == 0 || !printable(name) {
+			return nil, protoErr("not a header line in an event: %q", truncate(string(line), 40))
+		}
+		h[strings.ToLower(string(name))] = decodeValue(string(bytes.TrimLeft(value, " \t")))
+	}
+	if !ended {
+		if len(h) > maxHeaders {
+			return nil, protoErr("more than %d header lines in an event", maxHeaders)
+		}
+		return nil, protoErr("event truncated")
 	}
 	ev := &Event{Name: h.Get("Event-Name"), Header: h}
 	n, err := contentLength(h, maxBody)
@@ -207,11 +221,10 @@ func parseEventPlain(body []byte, maxBody int) (*Event, error) {
 		return nil, err
 	}
 	if n > 0 {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(br, b); err != nil {
+		if len(rest) < n {
 			return nil, protoErr("event body truncated")
 		}
-		ev.Body = string(b)
+		ev.Body = string(rest[:n])
 	}
 	if ev.Name == "" {
 		return nil, protoErr("event without Event-Name")

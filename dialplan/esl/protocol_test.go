@@ -399,17 +399,42 @@ func FuzzFrames(f *testing.F) {
 	})
 }
 
-// BenchmarkParseEvent: one CHANNEL_DATA-sized plain event from the socket.
+// BenchmarkParseEvent: decoding one CHANNEL_DATA-sized plain event (about
+// 90 headers), as the reader does for every event.
 func BenchmarkParseEvent(b *testing.B) {
 	raw, err := os.ReadFile("testdata/connect_reply.txt")
 	if err != nil {
 		b.Fatal(err)
 	}
-	frame := []byte(plainEvent(string(raw)))
 	b.ReportAllocs()
-	b.SetBytes(int64(len(frame)))
+	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		fr := newFrameReader(bytes.NewReader(frame))
+		if _, err := parseEventPlain(raw, defaultMaxBodySize); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadEvents: frames read from a stream of DTMF events, as one
+// connection's reader sees them.
+func BenchmarkReadEvents(b *testing.B) {
+	raw, err := os.ReadFile("testdata/dtmf.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	one := []byte(plainEvent(string(raw)))
+	stream := bytes.Repeat(one, 1000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(one)))
+	var fr *frameReader
+	var r *bytes.Reader
+	n := 0
+	for b.Loop() {
+		if n%1000 == 0 {
+			r = bytes.NewReader(stream)
+			fr = newFrameReader(r)
+		}
+		n++
 		f, err := fr.read()
 		if err != nil {
 			b.Fatal(err)
