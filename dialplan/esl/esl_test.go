@@ -314,3 +314,98 @@ func TestSlowFreeSWITCH(t *testing.T) {
 		}
 	})
 }
+
+// TestUnexpectedEventsMidCall: events and frames the engine did not ask
+// for are logged or skipped; the call goes on and ends normally.
+func TestUnexpectedEventsMidCall(t *testing.T) {
+	e := startEngine(t, waitFlow(nil), nil)
+	fs := newFakeFS(t)
+	fs.dial(e)
+	fs.waitLeg()
+	fs.unexpected()
+	time.Sleep(200 * time.Millisecond)
+	fs.dtmf('0')
+	r, ev := e.record(t, fs.uuid)
+	if r.EndReason != string(ivr.EndEngineHangup) || r.DTMF != "0" {
+		t.Errorf("end reason %q, keys %q", r.EndReason, r.DTMF)
+	}
+	log := eventLog(ev)
+	for _, want := range []string{"esl.event CHANNEL_PARK", "esl.event CUSTOM Event-Subclass=sofia::register", "esl.unexpected DTMF event with digit \"X\"",
+		"esl.unexpected reply without a command", "esl.unexpected content type text/event-xml", "esl.protocol-error"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestHandoffFailures: the caller hangs up during the handoff; FreeSWITCH
+// refuses the transfer (the caller is told the request is registered and
+// the engine hangs up).
+func TestHandoffFailures(t *testing.T) {
+	transferFlow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		if _, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, NoInput: 10 * time.Second}); err != nil {
+			return flows.Outcome{Kind: flows.OutcomeCaller}
+		}
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: "40517263", Lang: "ro"}
+	})
+	t.Run("caller hangs up during the handoff", func(t *testing.T) {
+		e := startEngine(t, transferFlow, nil)
+		fs := newFakeFS(t)
+		fs.hangupOnSet = true
+		fs.dial(e)
+		fs.waitLeg()
+		fs.dtmf('0')
+		r, _ := e.record(t, fs.uuid)
+		if r.EndReason != string(ivr.EndCallerHangup) {
+			t.Errorf("end reason %q, want caller_hangup", r.EndReason)
+		}
+	})
+	t.Run("transfer refused", func(t *testing.T) {
+		e := startEngine(t, transferFlow, nil)
+		fs := newFakeFS(t)
+		fs.refuseXfer = true
+		fs.dial(e)
+		leg := fs.waitLeg()
+		fs.dtmf('0')
+		r, _ := e.record(t, fs.uuid)
+		if r.EndReason != string(ivr.EndEngineHangup) {
+			t.Errorf("end reason %q, want engine_hangup", r.EndReason)
+		}
+		fs.mu.Lock()
+		cause := fs.hungup
+		fs.mu.Unlock()
+		if cause != "NORMAL_CLEARING" {
+			t.Errorf("hangup cause %q", cause)
+		}
+		if leg.heardLoud() < 100 {
+			t.Errorf("the caller heard %d loud frames: no 'request registered' message", leg.heardLoud())
+		}
+	})
+}
+
+// TestDrainingSendsCallersOn: while the engine drains, a new channel's
+// socket is closed without a hangup, so FreeSWITCH continues its dialplan
+// (the shipped one: the agents' queue).
+func TestDrainingSendsCallersOn(t *testing.T) {
+	e := startEngine(t, waitFlow(nil), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := e.eng.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFakeFS(t)
+	fs.dial(e)
+	if !fs.waitClosed(5 * time.Second) {
+		t.Fatal("the engine kept the socket of a call it cannot take")
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.hungup != "" {
+		t.Errorf("the channel was hung up (%s)", fs.hungup)
+	}
+	for _, c := range fs.cmds {
+		if strings.Contains(c, "execute-app-name: answer") {
+			t.Error("the engine answered a call while draining")
+		}
+	}
+}

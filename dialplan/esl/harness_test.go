@@ -166,7 +166,7 @@ func (e *engine) record(t *testing.T, id string) (tickets.CallRecord, []tickets.
 	t.Helper()
 	ctx := context.Background()
 	var r tickets.CallRecord
-	ok := waitFor(10*time.Second, func() bool {
+	ok := waitFor(30*time.Second, func() bool {
 		_ = e.eng.Calls.Flush(ctx)
 		var err error
 		r, err = e.store.Call(ctx, id)
@@ -220,6 +220,8 @@ type fakeFS struct {
 	answerFails bool          // the caller hangs up while the engine answers
 	noLeg       bool          // bridge never reaches the engine
 	hangupAfter string        // hang up with this cause right after connect
+	hangupOnSet bool          // the caller hangs up when the first variable is set
+	refuseXfer  bool          // uuid_transfer fails
 
 	mu       sync.Mutex
 	cmds     []string          // every command block received
@@ -391,11 +393,20 @@ func (f *fakeFS) serve(e *engine) {
 				f.vars[parts[1]] = parts[2]
 			}
 			f.mu.Unlock()
+			if f.hangupOnSet {
+				f.apiReply("+OK\n")
+				f.callerHangup()
+				return
+			}
 			f.apiReply("+OK\n")
 		case strings.HasPrefix(cmd, "api uuid_transfer "):
 			parts := strings.SplitN(strings.TrimPrefix(cmd, "api uuid_transfer "), " ", 2)
 			if len(parts) < 2 || parts[0] != f.uuid {
 				f.apiReply("-ERR No such channel!\n")
+				continue
+			}
+			if f.refuseXfer {
+				f.apiReply("-ERR No such extension\n")
 				continue
 			}
 			f.mu.Lock()
@@ -465,6 +476,21 @@ func (f *fakeFS) hangup(cause string) {
 	f.event("channel_hangup_complete.txt", "CAUSE", cause)
 	f.write("Content-Type: text/disconnect-notice\nControlled-Session-UUID: " + f.uuid + "\nContent-Disposition: linger\nChannel-Name: sofia/external/0722123456@10.0.0.20\nLinger-Time: 1\nContent-Length: 0\n\n")
 	f.nc.Close()
+}
+
+// unexpected sends what a FreeSWITCH may send that the engine did not ask
+// for: events of other kinds, a custom event, a DTMF event with a strange
+// digit, a reply nobody asked for, an unknown content type, an event
+// without a name, log data.
+func (f *fakeFS) unexpected() {
+	f.event("channel_answer.txt", "CHANNEL_ANSWER", "CHANNEL_PARK")
+	f.event("channel_answer.txt", "CHANNEL_ANSWER", "CUSTOM\nEvent-Subclass: sofia%3A%3Aregister")
+	f.event("dtmf.txt", "DIGIT", "X")
+	f.write("Content-Type: command/reply\nReply-Text: +OK stray\n\n")
+	f.write("Content-Type: text/event-xml\nContent-Length: 9\n\n<event/>\n")
+	f.write(fmt.Sprintf("Content-Length: %d\nContent-Type: text/event-plain\n\n%s", 14, "Unique-ID: x\n\n"))
+	f.write("Content-Type: log/data\nContent-Length: 5\n\nhello")
+	f.write(fmt.Sprintf("Content-Length: %d\nContent-Type: text/event-json\n\n%s", 2, "[]"))
 }
 
 // callerHangup is the caller hanging up mid-call.

@@ -475,6 +475,7 @@ func (se *session) Hangup(ctx context.Context, reason ivr.EndReason) error {
 	var err error
 	se.hangupOnce.Do(func() {
 		se.cancel(ivr.End(reason, nil))
+		sent := false
 		if reason != ivr.EndTransferred && !se.transferred.Load() && !se.hungup.Load() {
 			select {
 			case <-se.c.Done():
@@ -484,7 +485,20 @@ func (se *session) Hangup(ctx context.Context, reason ivr.EndReason) error {
 				if err == nil {
 					_, err = se.c.command(ctx, wire, "sendmsg hangup "+causeOf(reason))
 				}
+				sent = err == nil
 			}
+		}
+		if se.leg != nil && (sent || se.hungup.Load() || se.transferred.Load()) {
+			// FreeSWITCH ends the bridge and sends BYE on the leg itself;
+			// a BYE of ours now would cross it. Ours goes only if its
+			// does not come.
+			t := time.NewTimer(legByeWait)
+			select {
+			case <-se.leg.Context().Done():
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 		if se.leg != nil {
 			if lerr := se.leg.Hangup(ctx, reason); lerr != nil && err == nil {
@@ -560,6 +574,10 @@ func (se *session) Transfer(ctx context.Context, h ivr.Handoff) error {
 	se.cancel(ivr.End(ivr.EndTransferred, nil))
 	return nil
 }
+
+// legByeWait is how long the engine waits for FreeSWITCH's BYE on the
+// media leg after the channel's hangup or transfer before it sends its own.
+const legByeWait = 2 * time.Second
 
 // causeOf is the FreeSWITCH hangup cause the engine gives for a reason.
 func causeOf(r ivr.EndReason) string {
