@@ -3,6 +3,7 @@ package esl
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +408,50 @@ func TestDrainingSendsCallersOn(t *testing.T) {
 		if strings.Contains(c, "execute-app-name: answer") {
 			t.Error("the engine answered a call while draining")
 		}
+	}
+}
+
+// sessionGoroutines counts the goroutines of the adapter's sessions and
+// connections.
+func sessionGoroutines() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	count := 0
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if strings.Contains(g, "dialplan/esl.(*Server).serveConn") || strings.Contains(g, "dialplan/esl.(*conn).readLoop") || strings.Contains(g, "dialplan/esl.(*session)") {
+			count++
+		}
+	}
+	return count
+}
+
+// TestNothingLeftAfterCalls: after calls that end every way, the adapter
+// holds no session goroutine, connection, channel or leg token.
+func TestNothingLeftAfterCalls(t *testing.T) {
+	e := startEngine(t, waitFlow(nil), func(c *Config) { c.LegTimeout = 500 * time.Millisecond })
+	for i := range 6 {
+		fs := newFakeFS(t)
+		switch i % 3 {
+		case 1:
+			fs.noLeg = true
+		}
+		fs.dial(e)
+		if i%3 != 1 {
+			fs.waitLeg()
+			if i%3 == 0 {
+				fs.dtmf('0')
+			} else {
+				fs.callerHangup()
+			}
+		}
+		e.record(t, fs.uuid)
+	}
+	if !waitFor(10*time.Second, func() bool { return sessionGoroutines() == 0 }) {
+		t.Errorf("%d session goroutines left", sessionGoroutines())
+	}
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	if len(e.srv.channels) != 0 || len(e.srv.legs) != 0 || e.srv.Metrics.ActiveChannels.Load() != 0 {
+		t.Errorf("left: %d channels, %d leg tokens, gauge %d", len(e.srv.channels), len(e.srv.legs), e.srv.Metrics.ActiveChannels.Load())
 	}
 }

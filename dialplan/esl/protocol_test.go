@@ -444,3 +444,43 @@ func BenchmarkReadEvents(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCommandRoundTrip: one command and its reply over loopback TCP,
+// the adapter's overhead on every answer, bridge, setvar and transfer.
+func BenchmarkCommandRoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		r := bufio.NewReader(nc)
+		for {
+			if readCmd(r) == "" {
+				return
+			}
+			if _, err := io.WriteString(nc, "Content-Type: api/response\nContent-Length: 4\n\n+OK\n"); err != nil {
+				return
+			}
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newConn(nc, nil, NewMetrics(), 5*time.Second)
+	defer c.Close()
+	wire := []byte("api uuid_setvar 6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b IVR_TICKET 40517263\n\n")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.command(ctx, wire, "api uuid_setvar"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
