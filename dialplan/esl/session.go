@@ -229,7 +229,15 @@ func (se *session) setup() (ivr.EndReason, error) {
 	select {
 	case r := <-se.legCh:
 		if r.err != nil {
-			return ivr.EndError, r.err
+			// A leg that fails as the caller hangs up (BYE before the
+			// ACK) is the caller's hangup: its event comes at once.
+			g := time.NewTimer(250 * time.Millisecond)
+			select {
+			case <-se.ctx.Done():
+			case <-g.C:
+			}
+			g.Stop()
+			return se.failReason(ivr.EndError), r.err
 		}
 		se.leg = r.leg
 		se.up.Store(true)
