@@ -449,7 +449,19 @@ func (se *session) Context() context.Context { return se.ctx }
 // media leg's RFC 4733 copies of the same keys are not delivered).
 func (se *session) Digits() <-chan ivr.Digit { return se.digits }
 
-func (se *session) endErr(err error) error {
+// endErr turns a media leg error into the call's end cause. When the leg
+// ended on its own, the call ends within moments (the channel's hangup
+// event, or legEnded): wait for that, so the session sees one cause.
+func (se *session) endErr(ctx context.Context, err error) error {
+	if se.ctx.Err() == nil && se.leg.Context().Err() != nil && !se.transferring.Load() {
+		t := time.NewTimer(time.Second)
+		select {
+		case <-se.ctx.Done():
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	if cause := context.Cause(se.ctx); cause != nil {
 		return cause
 	}
@@ -460,7 +472,7 @@ func (se *session) endErr(err error) error {
 func (se *session) ReadFrame(ctx context.Context, dst []int16) (int, error) {
 	n, err := se.leg.ReadFrame(ctx, dst)
 	if err != nil {
-		return n, se.endErr(err)
+		return n, se.endErr(ctx, err)
 	}
 	return n, nil
 }
@@ -471,7 +483,7 @@ func (se *session) WriteFrame(ctx context.Context, frame []int16) error {
 		return context.Cause(se.ctx)
 	}
 	if err := se.leg.WriteFrame(ctx, frame); err != nil {
-		return se.endErr(err)
+		return se.endErr(ctx, err)
 	}
 	return nil
 }
