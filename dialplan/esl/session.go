@@ -152,6 +152,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 
+	if get("Control") == "single-channel" {
+		// Without `full`, FreeSWITCH refuses the API commands of a handoff.
+		s.log.Warn("the dialplan's socket application lacks `full`: handoffs (uuid_transfer) will fail", "channel", uuid)
+		rec.record("esl.warning", "socket without full: handoff commands will be refused")
+	}
 	info := ivr.CallInfo{ID: uuid, Telephony: "esl", Caller: get("Caller-Caller-ID-Number"), Called: get("Caller-Destination-Number"), Start: time.Now()}
 	tr, err := s.eng.Begin(info)
 	if err != nil {
