@@ -40,6 +40,13 @@ type Config struct {
 	JitterDepth int           // packets the jitter buffer holds while waiting for a missing one, default 5
 	Codecs      []string      // audio codecs offered answers may use, default PCMU, PCMA, opus
 	UserAgent   string        // default "govline-ivr"
+
+	// LegHeader and Legs let another adapter claim an INVITE as the media
+	// leg of a call it already controls (dialplan/esl: FreeSWITCH bridges
+	// its caller to the engine with this header). Both empty: every
+	// INVITE is a call of its own. See Legs.
+	LegHeader string
+	Legs      Legs
 }
 
 // Defaults.
@@ -301,6 +308,12 @@ func (s *Server) handleInfo(e *entry, req *sip.Request, tx sip.ServerTransaction
 func (s *Server) handle(d *diago.DialogServerSession) {
 	req := d.InviteRequest
 	id := req.CallID().Value()
+	if s.cfg.Legs != nil && s.cfg.LegHeader != "" {
+		if h := req.GetHeader(s.cfg.LegHeader); h != nil {
+			s.serveLeg(d, h.Value())
+			return
+		}
+	}
 	received := time.Now()
 	info := ivr.CallInfo{ID: id, Telephony: "sip", Caller: d.FromUser(), Called: d.ToUser(), Start: time.Now()}
 

@@ -1,0 +1,98 @@
+package esl
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Metrics of the FreeSWITCH adapter, served with the engine's at /metrics
+// (WritePrometheus). All fields are safe for concurrent use.
+type Metrics struct {
+	InboundConnected atomic.Int64  // 1 while the inbound event connection is up
+	Reconnects       atomic.Uint64 // inbound connections re-established after a loss
+	ActiveChannels   atomic.Int64  // outbound sessions (FreeSWITCH channels) in progress
+	Sessions         atomic.Uint64 // outbound sessions accepted
+	ProtocolErrors   atomic.Uint64 // frames or events that are not the protocol
+	RudeRejections   atomic.Uint64 // text/rude-rejection received
+	CommandTimeouts  atomic.Uint64
+	EventsDropped    atomic.Uint64
+	LegTimeouts      atomic.Uint64 // media legs that never arrived
+	CommandLatency   *histogram    // command sent to its reply
+}
+
+// NewMetrics returns zeroed metrics.
+func NewMetrics() *Metrics {
+	return &Metrics{CommandLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
+}
+
+// WritePrometheus writes the adapter's metrics in the Prometheus text
+// format, to be appended to the engine's.
+func (m *Metrics) WritePrometheus(w io.Writer) error {
+	var err error
+	p := func(format string, a ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, format, a...)
+		}
+	}
+	gauge := func(name, help string, v int64) {
+		p("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	counter := func(name, help string, v uint64) {
+		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("ivr_esl_inbound_connected", "1 while the inbound event socket connection to FreeSWITCH is up.", m.InboundConnected.Load())
+	counter("ivr_esl_reconnects_total", "Inbound event socket connections re-established after a loss.", m.Reconnects.Load())
+	gauge("ivr_esl_active_channels", "FreeSWITCH channels under outbound socket control.", m.ActiveChannels.Load())
+	counter("ivr_esl_sessions_total", "Outbound socket sessions accepted.", m.Sessions.Load())
+	counter("ivr_esl_protocol_errors_total", "Frames or events from FreeSWITCH that are not the event socket protocol.", m.ProtocolErrors.Load())
+	counter("ivr_esl_rude_rejections_total", "Connections FreeSWITCH refused by ACL (text/rude-rejection).", m.RudeRejections.Load())
+	counter("ivr_esl_command_timeouts_total", "Commands FreeSWITCH did not answer in time.", m.CommandTimeouts.Load())
+	counter("ivr_esl_events_dropped_total", "Events dropped because a session fell behind.", m.EventsDropped.Load())
+	counter("ivr_esl_leg_timeouts_total", "Media legs FreeSWITCH did not bridge to the engine in time.", m.LegTimeouts.Load())
+	m.CommandLatency.write(p, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
+	return err
+}
+
+// histogram counts durations into fixed buckets (upper bounds in seconds).
+type histogram struct {
+	bounds []float64
+	counts []atomic.Uint64
+	sumNs  atomic.Int64
+}
+
+func newHistogram(bounds ...float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
+}
+
+// Observe records one duration.
+func (h *histogram) Observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(h.bounds) && s > h.bounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+}
+
+// Count is the number of observations.
+func (h *histogram) Count() uint64 {
+	var n uint64
+	for i := range h.counts {
+		n += h.counts[i].Load()
+	}
+	return n
+}
+
+func (h *histogram) write(p func(string, ...any), name, help string) {
+	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var acc uint64
+	for i, b := range h.bounds {
+		acc += h.counts[i].Load()
+		p("%s_bucket{le=\"%g\"} %d\n", name, b, acc)
+	}
+	acc += h.counts[len(h.bounds)].Load()
+	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
+}
