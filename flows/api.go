@@ -95,6 +95,7 @@ func registerAPI(L *lua.LState, c *call) {
 		"set_language": c.luaSetLanguage,
 		"tr":           func(L *lua.LState) int { L.Push(lua.LString(c.text(L.CheckAny(1)))); return 1 },
 		"conversation": func(L *lua.LState) int { L.Push(lua.LString(c.conversation())); return 1 },
+		"normalize":    func(L *lua.LState) int { L.Push(lua.LString(Normalize(L.CheckString(1)))); return 1 },
 		"operator":     func(L *lua.LState) int { c.operatorHandoff(L, L.OptString(1, "")); return 0 },
 		"require":      c.require,
 		"print":        c.luaPrint,

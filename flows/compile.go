@@ -50,7 +50,7 @@ var apiGlobals = map[string]arity{
 	"say": {1, 2}, "play": {1, 2}, "say_digits": {1, 2},
 	"ask": {1, 1}, "ask_yes_no": {1, 2}, "ask_digits": {1, 1}, "ask_free": {1, 2},
 	"transfer": {1, 2}, "hangup": {0, 1}, "set_language": {1, 1}, "tr": {1, 1},
-	"conversation": {0, 0}, "operator": {0, 1},
+	"conversation": {0, 0}, "operator": {0, 1}, "normalize": {1, 1},
 	// the Lua base library, as the sandbox keeps it
 	"assert": {1, -1}, "error": {0, 2}, "getmetatable": {1, 1}, "ipairs": {1, 1},
 	"next": {1, 2}, "pairs": {1, 1}, "pcall": {1, -1}, "print": {0, -1},

@@ -93,7 +93,6 @@ end
 local function helped()
   local ok = ask_yes_no{ ro = "V-a ajutat acest răspuns?", en = "Did this answer help you?" }
   if ok == false or ok == nil then
-    say{ ro = "Vă punem în legătură cu un operator.", en = "Let us put you through to an operator." }
     on_operator()
   end
   local more = ask_yes_no{ ro = "Mă bucur. Vă mai putem ajuta cu altceva?", en = "Glad to hear it. Can we help you with anything else?" }
@@ -125,7 +124,10 @@ end
 local function topic_menu(id)
   local t = TOPICS[id]
   if t.article then
-    answer(tr(t.query), t.article)
+    if not answer(tr(t.query), t.article) then
+      say{ ro = "Nu am găsit informațiile cerute.", en = "I could not find that information." }
+      on_operator()
+    end
     return helped()
   end
   local r = ask{ prompt = t.prompt, options = t.options, free = true }
@@ -156,8 +158,33 @@ local function request_status()
       say{ tr{ ro = "Nu am găsit solicitarea cu numărul", en = "I could not find a request with the number" }, { digits = n } }
     end
   end
-  say{ ro = "Vă punem în legătură cu un operator.", en = "Let us put you through to an operator." }
   on_operator()
+end
+
+-- A sentence that names a topic ("mi-am pierdut buletinul") may already
+-- be a question the knowledge base answers with confidence: answer it
+-- without the sub-menu.
+function direct_answer(r)
+  local words = 0
+  for _ in string.gmatch(r.text, "%S+") do words = words + 1 end
+  if words < 3 then return false end
+  local said = normalize(r.text)
+  for _, o in ipairs(MENU) do -- only the topic's name: the sub-menu asks what about it
+    if o.id == r.option then
+      for _, s in ipairs(o.synonyms) do
+        if normalize(s) == said then return false end
+      end
+      if normalize(tr(o.say)) == said then return false end
+    end
+  end
+  local hits = kb.search(r.text, { limit = 1 })
+  local top = hits[1]
+  if not top or not top.confident or top.service ~= r.option then return false end
+  vars.question = r.text
+  vars.service = top.service
+  vars.articles = top.id
+  say(top.spoken)
+  return true
 end
 
 -- the call
@@ -175,6 +202,8 @@ while true do
     if call.lang == "ro" then set_language("en") else set_language("ro") end
   elseif not r.option then
     free_question(r.text)
+  elseif r.how == "speech" and r.option ~= "request_status" and direct_answer(r) then
+    helped()
   else
     vars.service = r.option
     if r.option == "request_status" then

@@ -166,30 +166,34 @@ type choice struct {
 }
 
 // matchChoice returns the index of the option the text names, or -1. An
-// option whose phrase is found as whole words wins; with several, the
-// longest phrase (the most specific) wins, and a tie between different
-// options is no match (ambiguous).
+// option matches when one of its phrases is found as whole words. When
+// several options match, the one with the longest phrase wins if that
+// phrase contains the others' ("cerere online" over "cerere"); otherwise
+// the answer is ambiguous ("pașaport sau buletin") and no option matches.
 func matchChoice(text string, opts []choice) int {
 	n := Normalize(text)
 	if n == "" {
 		return -1
 	}
-	best, bestLen, tie := -1, 0, false
+	longest := make([]string, len(opts))
+	best := -1
 	for i, o := range opts {
 		for _, p := range o.phrases {
-			if !containsPhrase(n, p) {
-				continue
-			}
-			switch {
-			case len(p) > bestLen:
-				best, bestLen, tie = i, len(p), false
-			case len(p) == bestLen && best != i:
-				tie = true
+			if containsPhrase(n, p) && len(p) > len(longest[i]) {
+				longest[i] = p
 			}
 		}
+		if longest[i] != "" && (best < 0 || len(longest[i]) > len(longest[best])) {
+			best = i
+		}
 	}
-	if tie {
+	if best < 0 {
 		return -1
+	}
+	for i, p := range longest {
+		if i != best && p != "" && !containsPhrase(longest[best], p) {
+			return -1
+		}
 	}
 	return best
 }

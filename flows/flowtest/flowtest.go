@@ -363,7 +363,7 @@ func check(c *Case, conv []string, callerSteps []Step, o flows.Outcome, tickets 
 					s.Line, what, where, render(conv, segmentStart(conv, segIdx))))
 				return fails
 			}
-			pos = found + 1
+			pos = found // the next expectation may match the same line, or a later one
 		case "transfer":
 			if o.Kind != flows.OutcomeTransfer || o.Queue != s.Text {
 				fails = append(fails, fmt.Sprintf("line %d: expected \"transfer: %s\", the call ended with %q\n%s", s.Line, s.Text, conv[len(conv)-1], errNote(o)))
