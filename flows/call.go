@@ -391,7 +391,15 @@ func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 	return in, err
 }
 
+// maxTurns is how many turns a call keeps in memory for the tickets it
+// opens (the transcript service keeps them all).
+const maxTurns = 200
+
 func (c *call) record(ctx context.Context, t Turn) {
+	if len(c.turns) == maxTurns {
+		copy(c.turns, c.turns[1:])
+		c.turns = c.turns[:maxTurns-1]
+	}
 	c.turns = append(c.turns, t)
 	if c.svc.Transcript == nil {
 		return

@@ -358,7 +358,7 @@ func (r *Runtime) Run(ctx context.Context, f Facts, ch Channel, svc Services) Ou
 	return r.run(ctx, r.cur.Load(), f, ch, svc)
 }
 
-func (r *Runtime) run(ctx context.Context, v *version, f Facts, ch Channel, svc Services) Outcome {
+func (r *Runtime) run(ctx context.Context, v *version, f Facts, ch Channel, svc Services) (out Outcome) {
 	if svc.Log == nil {
 		svc.Log = slog.Default()
 	}
@@ -374,5 +374,12 @@ func (r *Runtime) run(ctx context.Context, v *version, f Facts, ch Channel, svc 
 	flow := r.route(f.Called)
 	c := newCall(ctx, r, v, flow, f, ch, svc)
 	defer c.close()
+	defer func() {
+		// PCall turns a panic inside the script's API calls into a Lua
+		// error; this catches one outside it, so no caller is left in silence.
+		if p := recover(); p != nil {
+			out = c.fail(&ScriptError{File: flow, Msg: fmt.Sprintf("internal error: %v", p)})
+		}
+	}()
 	return c.run()
 }

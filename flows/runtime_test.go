@@ -448,3 +448,5 @@ func TestShippedFlows(t *testing.T) {
 		}
 	}
 }
+
+func writeFile(path, src string) error { return os.WriteFile(path, []byte(src), 0o644) }
