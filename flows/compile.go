@@ -107,7 +107,12 @@ func readError(err error) string {
 }
 
 // compileSource parses, lints, rewrites and compiles src.
-func compileSource(src []byte, name string) (*compiled, []Diagnostic) {
+func compileSource(src []byte, name string) (c *compiled, diags []Diagnostic) {
+	defer func() {
+		if p := recover(); p != nil { // the parser must not take the engine down
+			c, diags = nil, []Diagnostic{{File: name, Line: 1, Msg: fmt.Sprintf("cannot compile: %v", p)}}
+		}
+	}()
 	if len(src) > maxSourceBytes {
 		return nil, []Diagnostic{{File: name, Line: 1, Msg: fmt.Sprintf("file is %d bytes, more than the %d a flow may have", len(src), maxSourceBytes)}}
 	}
@@ -115,7 +120,7 @@ func compileSource(src []byte, name string) (*compiled, []Diagnostic) {
 	if err != nil {
 		return nil, []Diagnostic{syntaxDiagnostic(name, err)}
 	}
-	diags := lintChunk(name, chunk)
+	diags = lintChunk(name, chunk)
 	if len(diags) > 0 {
 		return nil, diags
 	}
