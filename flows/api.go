@@ -518,9 +518,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 		if o.key != "" && o.label != "" {
 			hint.WriteString(" " + fmt.Sprintf(c.msg("for"), o.label, o.key))
 		}
-		if k := []rune(o.key); len(k) == 1 {
-			a.listen.MaxDigits = 1
-		}
+		a.listen.MaxDigits = max(a.listen.MaxDigits, len(o.key))
 	}
 	if a.listen.MaxDigits > 0 {
 		a.keypad = hint.String()
@@ -655,6 +653,7 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 	a.listen.InterDigit = time.Duration(optNumber(L, spec, "inter_digit", DefaultInterDigit.Seconds()) * float64(time.Second))
 	a.zeroIsKey = true
 	doConfirm := optBool(L, spec, "confirm", false)
+	confirmBelow := optNumber(L, spec, "confirm_below", DefaultConfirmBelow)
 	a.interpret = func(in Input) (lua.LValue, bool) {
 		var d string
 		if in.Mode == InputDTMF {
@@ -668,7 +667,7 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 		if len(d) < lo || len(d) > hi {
 			return nil, false
 		}
-		if doConfirm && !c.confirm(L, fmt.Sprintf(c.msg("digits_ok"), spaced(d))) {
+		if (doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow)) && !c.confirm(L, fmt.Sprintf(c.msg("digits_ok"), spaced(d))) {
 			return nil, false
 		}
 		return lua.LString(d), true

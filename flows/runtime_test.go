@@ -81,8 +81,8 @@ func TestBadFlowsAtRunTime(t *testing.T) {
 		name, body, errWant string
 		limit               bool
 	}{
-		{"infinite loop", "while true do end", "instructions", true},
-		{"infinite loop inside pcall", "while true do pcall(function() while true do end end) end", "instructions", true},
+		{"infinite loop", "while true do end", "instructions|computed for more than", true},
+		{"infinite loop inside pcall", "while true do pcall(function() while true do end end) end", "instructions|computed for more than", true},
 		{"runaway string", "local s = 'x' while true do s = s .. s end", "string limit", true},
 		{"runaway string.rep", "local s = string.rep('ab', 1e9)", "string limit", true},
 		{"runaway strings in a table", "local t = {} local s = string.rep('x', 60000) for i = 1, 1e6 do t[i] = s .. i end", "string limit", true},
@@ -104,7 +104,7 @@ func TestBadFlowsAtRunTime(t *testing.T) {
 				t.Fatalf("outcome %+v, want a transfer to level1 with a ticket\n%s", o, r.said())
 			}
 			var se *flows.ScriptError
-			if !errors.As(o.Err, &se) || se.File != "main.lua" || se.Line != 3 || !strings.Contains(se.Msg, tc.errWant) {
+			if !errors.As(o.Err, &se) || se.File != "main.lua" || se.Line != 3 || !containsAny(se.Msg, tc.errWant) {
 				t.Fatalf("error %#v, want main.lua:3 with %q", o.Err, tc.errWant)
 			}
 			if errors.Is(o.Err, flows.ErrLimit) != tc.limit {
@@ -450,3 +450,13 @@ func TestShippedFlows(t *testing.T) {
 }
 
 func writeFile(path, src string) error { return os.WriteFile(path, []byte(src), 0o644) }
+
+// containsAny reports whether s contains one of the |-separated words.
+func containsAny(s, words string) bool {
+	for _, w := range strings.Split(words, "|") {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
