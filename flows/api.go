@@ -435,9 +435,10 @@ func (c *call) end(L *lua.LState, o Outcome) {
 
 // option is one choice of ask{options=...}.
 type option struct {
-	id    string
-	key   string
-	label string // in the call's language
+	id     string
+	key    string
+	label  string   // in the call's language
+	spoken []string // the phrases as written, for the recognizer
 	choice
 }
 
@@ -460,6 +461,7 @@ func (c *call) readOptions(L *lua.LState, t *lua.LTable) []option {
 		addPhrase := func(v lua.LValue) {
 			if s, ok := v.(lua.LString); ok && Normalize(string(s)) != "" {
 				phrases = append(phrases, Normalize(string(s)))
+				o.spoken = append(o.spoken, string(s))
 			}
 		}
 		switch say := ot.RawGetString("say").(type) {
@@ -511,7 +513,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 	hint.WriteString(c.msg("keypad"))
 	for i, o := range opts {
 		choices[i] = o.choice
-		a.listen.Phrases = append(a.listen.Phrases, o.phrases...)
+		a.listen.Phrases = append(a.listen.Phrases, o.spoken...)
 		if o.key == "0" {
 			a.zeroIsKey = true
 		}
