@@ -136,10 +136,10 @@ func (c *call) run() Outcome {
 	case c.outcome != nil:
 		o := *c.outcome
 		o.Lang = c.lang
-		c.log.Info("flow ended", "outcome", o.Kind, "queue", o.Queue, "reason", o.Reason, "ticket", o.Ticket)
+		c.log.Info("flow ended", "outcome", o.Kind, "queue", o.Queue, "reason", o.Reason, "ticket", o.Ticket, "instructions", c.hook.n)
 		return o
 	case c.hungUp || (c.parent.Err() != nil && !errors.Is(c.hook.stop, ErrLimit)):
-		c.log.Info("caller hung up")
+		c.log.Info("caller hung up", "instructions", c.hook.n)
 		return Outcome{Kind: OutcomeCaller, Lang: c.lang}
 	case err == nil:
 		c.log.Info("flow returned", "outcome", OutcomeHangup)
