@@ -1,0 +1,69 @@
+// Command kbeval measures the knowledge base against its evaluation set:
+// it imports flows/kb into a temporary database, runs every query and
+// prints top-1, top-3 and correct-none rates (make eval).
+//
+//	go run -tags sqlite_fts5 ./flows/kb/cmd/kbeval [-dir flows/kb] [-queries flows/kb/eval/queries.txt] [-v]
+//
+// Exit status 1 when a rate is below its target.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/tickets"
+)
+
+func main() {
+	dir := flag.String("dir", "flows/kb", "knowledge base `DIR` (ro/, en/, synonyms.txt)")
+	queries := flag.String("queries", "", "evaluation `FILE` (default DIR/eval/queries.txt)")
+	verbose := flag.Bool("v", false, "list every query that missed")
+	flag.Parse()
+	if *queries == "" {
+		*queries = filepath.Join(*dir, "eval", "queries.txt")
+	}
+	if err := run(*dir, *queries, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "kbeval:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, queries string, verbose bool) error {
+	tmp, err := os.MkdirTemp("", "kbeval")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	st, err := tickets.Open(tickets.DBPath(tmp))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ix, err := kb.Open(st)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	n, err := ix.ImportDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	qs, err := kb.LoadEval(queries)
+	if err != nil {
+		return err
+	}
+	r, err := kb.Evaluate(ctx, ix, qs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("knowledge base: %d articles; evaluation: %s\n", n, queries)
+	r.Print(os.Stdout, verbose)
+	if !r.Meets() {
+		return fmt.Errorf("below target")
+	}
+	return nil
+}

@@ -1,0 +1,735 @@
+package kb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+// Score thresholds. A Result's Score is a confidence in 0..1 (see Search).
+const (
+	// ConfidentScore is the score from which the shipped flows answer
+	// without asking back; Result.Confident is Score >= ConfidentScore.
+	ConfidentScore = 0.6
+	// HandoffScore is the score below which a result is not worth
+	// offering: a flow whose best result scores less hands the call off
+	// (or asks the caller to say it differently once). Between the two,
+	// a flow asks back ("did you mean X or Y?") with the first results.
+	HandoffScore = 0.3
+)
+
+// BM25 column weights: a word in the title counts most, then the keywords
+// editors chose, then the answer text.
+const (
+	weightTitle    = 4.0
+	weightKeywords = 3.0
+	weightBody     = 1.0
+)
+
+// unknownFloor: see analyze.
+const unknownFloor = 0.6
+
+// MaxLimit caps the number of results of one search.
+const MaxLimit = 100
+
+// candidates is how many articles BM25 returns for scoring.
+const candidates = 12
+
+// Result is one article found by Search.
+type Result struct {
+	ID        string  `json:"id"`
+	Title     string  `json:"title"`
+	Service   string  `json:"service"`
+	Lang      string  `json:"lang"`
+	Spoken    string  `json:"spoken"`
+	Score     float64 `json:"score"`
+	Confident bool    `json:"confident"`
+}
+
+// Miss is a query the base did not answer confidently, as stored (personal
+// data masked), with how often it was asked.
+type Miss struct {
+	Lang  string    `json:"lang"`
+	Query string    `json:"query"`
+	Count int       `json:"count"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// Index is the knowledge base index in the store. It is safe for
+// concurrent use. Several processes may share the database file: a search
+// reads the base as committed at that moment, so an import by `ivrctl kb
+// import` is seen by the engine's next search without a restart.
+type Index struct {
+	st *tickets.Store
+	db *sql.DB
+
+	mu    sync.Mutex // guards cache
+	cache *lexicon
+}
+
+// lexicon is what a search needs besides the FTS table, read once per
+// import generation.
+type lexicon struct {
+	gen  string
+	syn  *Synonyms
+	docs map[string]int // articles per language
+}
+
+// Open returns the index kept in st. The tables come with the store's
+// migrations; an empty index answers every search with no results.
+func Open(st *tickets.Store) (*Index, error) {
+	if st == nil {
+		return nil, errors.New("kb: open: nil store")
+	}
+	ix := &Index{st: st, db: st.DB()}
+	var n int
+	if err := ix.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'kb_fts'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("kb: open: %w", err)
+	}
+	if n == 0 {
+		return nil, errors.New("kb: open: the database has no knowledge base tables (written by an older ivrd? open it read-write once to migrate)")
+	}
+	return ix, nil
+}
+
+// ImportOption changes how Import indexes.
+type ImportOption func(*importConfig)
+
+type importConfig struct{ syn *Synonyms }
+
+// WithSynonyms indexes with syn instead of DefaultSynonyms().
+func WithSynonyms(syn *Synonyms) ImportOption {
+	return func(c *importConfig) { c.syn = syn }
+}
+
+// Import replaces the whole base with arts, in one transaction: a search
+// running meanwhile sees the old base or the new one, never a mix. arts
+// should come from LoadDir (which validates them); Import checks only what
+// would corrupt the index (language, empty id, duplicates).
+func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOption) error {
+	cfg := importConfig{syn: DefaultSynonyms()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	seen := map[string]bool{}
+	for _, a := range arts {
+		if !validLang(a.Lang) || a.ID == "" {
+			return fmt.Errorf("kb: import: %s: article %q has lang %q: want an id and lang ro or en", a.File, a.ID, a.Lang)
+		}
+		if seen[a.Lang+"/"+a.ID] {
+			return fmt.Errorf("kb: import: %s: duplicate id %q in %s", a.File, a.ID, a.Lang)
+		}
+		seen[a.Lang+"/"+a.ID] = true
+	}
+
+	type row struct {
+		a                     *Article
+		title, keywords, body string
+	}
+	rows := make([]row, len(arts))
+	df := map[string]map[string]int{"ro": {}, "en": {}}
+	docs := map[string]int{}
+	for i := range arts {
+		a := &arts[i]
+		t := indexTerms(cfg.syn, a.Lang, a.Title)
+		k := indexTerms(cfg.syn, a.Lang, strings.Join(a.Keywords, " , "))
+		b := indexTerms(cfg.syn, a.Lang, a.Spoken+"\n"+a.Full)
+		rows[i] = row{a, strings.Join(t, " "), strings.Join(k, " "), strings.Join(b, " ")}
+		docs[a.Lang]++
+		uniq := map[string]bool{}
+		for _, ts := range [][]string{t, k, b} {
+			for _, x := range ts {
+				uniq[x] = true
+			}
+		}
+		for x := range uniq {
+			df[a.Lang][x]++
+		}
+	}
+
+	err := ix.st.Tx(ctx, "kb import", func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM kb_articles`, `DELETE FROM kb_fts`, `DELETE FROM kb_terms`,
+			`DELETE FROM kb_terms_tri`, `DELETE FROM kb_synonyms`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("clear: %w", err)
+			}
+		}
+		insA, err := tx.PrepareContext(ctx, `INSERT INTO kb_articles
+			(seq, id, lang, title, service, keywords, spoken, full, links, reviewed_ns, file)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insA.Close()
+		insF, err := tx.PrepareContext(ctx, `INSERT INTO kb_fts (rowid, title, keywords, body, lang) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insF.Close()
+		for i, r := range rows {
+			a := r.a
+			seq := i + 1
+			var rev int64
+			if !a.Reviewed.IsZero() {
+				rev = a.Reviewed.UnixNano()
+			}
+			if _, err := insA.ExecContext(ctx, seq, a.ID, a.Lang, a.Title, a.Service,
+				strings.Join(a.Keywords, ", "), a.Spoken, a.Full, strings.Join(a.Links, "\n"), rev, a.File); err != nil {
+				return fmt.Errorf("%s: %w", a.File, err)
+			}
+			if _, err := insF.ExecContext(ctx, seq, r.title, r.keywords, r.body, a.Lang); err != nil {
+				return fmt.Errorf("%s: %w", a.File, err)
+			}
+		}
+		insT, err := tx.PrepareContext(ctx, `INSERT INTO kb_terms (lang, term, df) VALUES (?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insT.Close()
+		insTri, err := tx.PrepareContext(ctx, `INSERT INTO kb_terms_tri (term, lang) VALUES (?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insTri.Close()
+		for lang, m := range df {
+			for term, n := range m {
+				if _, err := insT.ExecContext(ctx, lang, term, n); err != nil {
+					return err
+				}
+				if !strings.HasPrefix(term, conceptPrefix) && len(term) >= 4 {
+					if _, err := insTri.ExecContext(ctx, term, lang); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for lang, gs := range cfg.syn.groups {
+			for gi, g := range gs {
+				for _, p := range g.phrases {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO kb_synonyms (lang, grp, phrase) VALUES (?, ?, ?)`,
+						lang, gi, strings.Join(p, " ")); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		gen := strconv.FormatInt(time.Now().UnixNano(), 10)
+		for k, v := range map[string]string{
+			"generation":  gen,
+			"imported_ns": gen,
+			"articles_ro": strconv.Itoa(docs["ro"]),
+			"articles_en": strconv.Itoa(docs["en"]),
+		} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO kb_meta (key, value) VALUES (?, ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("kb: import: %w", err)
+	}
+	return nil
+}
+
+// ImportDir loads dir (LoadDir) and dir/synonyms.txt (when present) and
+// imports them: what `ivrctl kb import` and the engine at start do.
+func (ix *Index) ImportDir(ctx context.Context, dir string) (int, error) {
+	arts, err := LoadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	syn, err := loadDirSynonyms(dir)
+	if err != nil {
+		return 0, err
+	}
+	return len(arts), ix.Import(ctx, arts, WithSynonyms(syn))
+}
+
+func loadDirSynonyms(dir string) (*Synonyms, error) {
+	path := filepath.Join(dir, "synonyms.txt")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return DefaultSynonyms(), nil
+	}
+	return LoadSynonyms(path)
+}
+
+// indexTerms is the text of one indexed column: its terms plus the concept
+// of every synonym phrase in it.
+func indexTerms(syn *Synonyms, lang, s string) []string {
+	return syn.expand(lang, terms(lang, s))
+}
+
+// loadLexicon returns the synonyms and article counts of the current
+// import, reading them again only when another import happened.
+func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
+	var gen string
+	err := ix.db.QueryRowContext(ctx, `SELECT value FROM kb_meta WHERE key = 'generation'`).Scan(&gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // never imported
+	}
+	if err != nil {
+		return nil, err
+	}
+	ix.mu.Lock()
+	c := ix.cache
+	ix.mu.Unlock()
+	if c != nil && c.gen == gen {
+		return c, nil
+	}
+	c = &lexicon{gen: gen, syn: &Synonyms{groups: map[string][]synGroup{}}, docs: map[string]int{}}
+	rows, err := ix.db.QueryContext(ctx, `SELECT lang, grp, phrase FROM kb_synonyms ORDER BY lang, grp, rowid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var lang, phrase string
+		var grp int
+		if err := rows.Scan(&lang, &grp, &phrase); err != nil {
+			return nil, err
+		}
+		gs := c.syn.groups[lang]
+		if len(gs) <= grp {
+			gs = append(gs, make([]synGroup, grp+1-len(gs))...)
+		}
+		p := strings.Fields(phrase)
+		if len(gs[grp].phrases) == 0 {
+			gs[grp].concept = conceptPrefix + strings.Join(p, "")
+		}
+		gs[grp].phrases = append(gs[grp].phrases, p)
+		c.syn.groups[lang] = gs
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, lang := range Languages {
+		var v string
+		if err := ix.db.QueryRowContext(ctx, `SELECT value FROM kb_meta WHERE key = ?`, "articles_"+lang).Scan(&v); err == nil {
+			c.docs[lang], _ = strconv.Atoi(v)
+		}
+	}
+	ix.mu.Lock()
+	ix.cache = c
+	ix.mu.Unlock()
+	return c, nil
+}
+
+// Search finds the articles of language lang ("ro" or "en") that answer
+// query, best first, at most limit (limit <= 0 means 5; at most MaxLimit).
+//
+// The query is folded (case, diacritics in both spellings), stripped of
+// stop words and filler, stemmed, and its synonym phrases replaced by
+// their group; words the base does not know are corrected to the nearest
+// known word (trigram candidates, edit distance 1, or 2 for long words),
+// and two words the recognizer split are joined when the joined word is
+// known. Articles are ranked by BM25 over title, keywords and text.
+//
+// Score is a confidence in 0..1 built from two facts a caller would
+// recognise: how much of what they said the article covers (the share of
+// the query's words, weighted by rarity, found in the article; an unknown
+// word counts as not covered) and how clearly the first article beats the
+// second (BM25 margin). See docs/knowledge-base.md. Only the first result
+// can be Confident (Score >= ConfidentScore).
+//
+// Search does not record misses: the caller does (RecordMiss) when the
+// first result is not confident, so that tools such as `ivrctl kb search`
+// can search without polluting the list.
+func (ix *Index) Search(ctx context.Context, lang, query string, limit int) ([]Result, error) {
+	if !validLang(lang) {
+		return nil, fmt.Errorf("kb: search: language %q: want ro or en", lang)
+	}
+	if limit <= 0 {
+		limit = 5
+	}
+	limit = min(limit, MaxLimit)
+	lex, err := ix.loadLexicon(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kb: search: %w", err)
+	}
+	if lex == nil {
+		return nil, nil
+	}
+	q, err := ix.analyze(ctx, lex, lang, query)
+	if err != nil {
+		return nil, fmt.Errorf("kb: search: %w", err)
+	}
+	if len(q.match) == 0 {
+		return nil, nil
+	}
+	res, err := ix.rank(ctx, lex, lang, q, limit)
+	if err != nil {
+		return nil, fmt.Errorf("kb: search: %w", err)
+	}
+	return res, nil
+}
+
+// analyzed is a query ready to run.
+type analyzed struct {
+	words []qword         // the caller's content words, for coverage
+	match []string        // distinct known terms to search for
+	set   map[string]bool // the known terms
+}
+
+type qword struct {
+	term   string  // the known term it maps to; "" if unknown
+	weight float64 // IDF of the term; an unknown word weighs as a rare one
+}
+
+func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) (analyzed, error) {
+	ws := contentWords(lang, query)
+	if len(ws) > 32 {
+		ws = ws[:32] // a recognizer's run-on; the start says what they want
+	}
+	ts := make([]string, len(ws))
+	for i, w := range ws {
+		ts[i] = stem(lang, w)
+	}
+	ts = lex.syn.replace(lang, ts)
+	// Split words: "pasa portul" -> "pasaportul" when that is known (only
+	// where no synonym phrase changed the word count).
+	joins := map[int]string{}
+	if len(ts) == len(ws) {
+		for i := 0; i+1 < len(ws); i++ {
+			if j := stem(lang, ws[i]+ws[i+1]); len(j) >= 5 {
+				joins[i] = j
+			}
+		}
+	}
+	look := map[string]bool{}
+	for _, t := range ts {
+		look[t] = true
+	}
+	for _, j := range joins {
+		look[j] = true
+	}
+	df, err := ix.docFreq(ctx, lang, look)
+	if err != nil {
+		return analyzed{}, err
+	}
+	docs := float64(lex.docs[lang])
+	idf := func(d int) float64 { return math.Log(1 + (docs-float64(d)+0.5)/(float64(d)+0.5)) }
+	a := analyzed{set: map[string]bool{}}
+	add := func(term string) {
+		if !a.set[term] {
+			a.set[term] = true
+			a.match = append(a.match, term)
+		}
+	}
+	for i := 0; i < len(ts); i++ {
+		t := ts[i]
+		if j, ok := joins[i]; ok && df[j] > 0 {
+			t = j // a word the recognizer split in two
+			i++
+		}
+		if d, ok := df[t]; ok {
+			a.words = append(a.words, qword{t, idf(d)})
+			add(t)
+			continue
+		}
+		c, d, err := ix.correct(ctx, lang, t)
+		if err != nil {
+			return analyzed{}, err
+		}
+		if c == "" {
+			a.words = append(a.words, qword{"", -1}) // weighed below
+			continue
+		}
+		a.words = append(a.words, qword{c, idf(d)})
+		add(c)
+	}
+	// A word the base does not know at all (after correction) weighs as
+	// much as the average known word of the query, and at least
+	// unknownFloor of the rarest possible word: filler the stop list lacks
+	// costs some coverage, an out-of-domain subject ("rovinietă",
+	// "pensie") costs a lot because it usually comes with few known words.
+	var sum float64
+	var n int
+	for _, w := range a.words {
+		if w.term != "" {
+			sum += w.weight
+			n++
+		}
+	}
+	for i := range a.words {
+		if a.words[i].term == "" && n > 0 {
+			a.words[i].weight = max(sum/float64(n), unknownFloor*idf(0))
+		}
+	}
+	return a, nil
+}
+
+func (ix *Index) docFreq(ctx context.Context, lang string, terms map[string]bool) (map[string]int, error) {
+	out := map[string]int{}
+	if len(terms) == 0 {
+		return out, nil
+	}
+	args := []any{lang}
+	ph := make([]string, 0, len(terms))
+	for t := range terms {
+		args = append(args, t)
+		ph = append(ph, "?")
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT term, df FROM kb_terms WHERE lang = ? AND term IN (`+strings.Join(ph, ",")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var d int
+		if err := rows.Scan(&t, &d); err != nil {
+			return nil, err
+		}
+		out[t] = d
+	}
+	return out, rows.Err()
+}
+
+// correct returns the known term nearest to an unknown one, or "".
+func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, error) {
+	if len(t) < 4 || strings.HasPrefix(t, conceptPrefix) {
+		return "", 0, nil
+	}
+	maxDist := 1
+	if len(t) >= 8 {
+		maxDist = 2
+	}
+	var tris []string
+	for i := 0; i+3 <= len(t); i++ {
+		tris = append(tris, `"`+t[i:i+3]+`"`)
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT t.term, k.df FROM kb_terms_tri AS t
+		JOIN kb_terms AS k ON k.lang = t.lang AND k.term = t.term
+		WHERE kb_terms_tri MATCH ? AND t.lang = ? ORDER BY rank LIMIT 40`, strings.Join(tris, " OR "), lang)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rows.Close()
+	best, bestD, bestDist := "", 0, maxDist+1
+	for rows.Next() {
+		var c string
+		var d int
+		if err := rows.Scan(&c, &d); err != nil {
+			return "", 0, err
+		}
+		if abs(len(c)-len(t)) > maxDist {
+			continue
+		}
+		dist := levenshtein(c, t)
+		if dist < bestDist || (dist == bestDist && d > bestD) {
+			best, bestD, bestDist = c, d, dist
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", 0, err
+	}
+	if bestDist > maxDist {
+		return "", 0, nil
+	}
+	return best, bestD, nil
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// rank runs the BM25 query and turns its scores into confidences.
+func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed, limit int) ([]Result, error) {
+	quoted := make([]string, len(q.match))
+	for i, t := range q.match {
+		quoted[i] = `"` + t + `"`
+	}
+	match := `lang : "` + lang + `" AND {title keywords body} : (` + strings.Join(quoted, " OR ") + `)`
+	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, a.keywords, f.title, f.keywords, f.body,
+			-bm25(kb_fts, ?, ?, ?, 0.0) AS s
+		FROM kb_fts AS f JOIN kb_articles AS a ON a.seq = f.rowid
+		WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, ?, ?, ?, 0.0) LIMIT ?`,
+		weightTitle, weightKeywords, weightBody, match, weightTitle, weightKeywords, weightBody, max(candidates, limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type cand struct {
+		r       Result
+		bm25    float64
+		cov     float64
+		phrases int
+	}
+	var cs []cand
+	var total float64
+	for _, w := range q.words {
+		total += w.weight
+	}
+	for rows.Next() {
+		var c cand
+		var kws, ft, fk, fb string
+		if err := rows.Scan(&c.r.ID, &c.r.Title, &c.r.Service, &c.r.Spoken, &kws, &ft, &fk, &fb, &c.bm25); err != nil {
+			return nil, err
+		}
+		c.phrases = phraseHits(lex.syn, lang, kws, q.set)
+		c.r.Lang = lang
+		has := map[string]bool{}
+		for _, s := range []string{ft, fk, fb} {
+			for _, t := range strings.Fields(s) {
+				has[t] = true
+			}
+		}
+		var got float64
+		for _, w := range q.words {
+			if w.term != "" && has[w.term] {
+				got += w.weight
+			}
+		}
+		if total > 0 {
+			c.cov = got / total
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	// Order by BM25 damped by coverage: an article that matches a frequent
+	// word many times must not beat one that covers what was asked.
+	// A keyword phrase of several words said whole by the caller is strong
+	// evidence ("buletin nou", "pick up").
+	for i := range cs {
+		cs[i].bm25 *= (0.5 + 0.5*cs[i].cov) * (1 + phraseBonus*float64(min(cs[i].phrases, 2)))
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].bm25 > cs[j].bm25 })
+	top := cs[0].bm25
+	margin := 1.0
+	if len(cs) > 1 && top > 0 {
+		margin = (top - cs[1].bm25) / top
+	}
+	out := make([]Result, 0, min(limit, len(cs)))
+	for i, c := range cs {
+		if i == limit {
+			break
+		}
+		rel := 0.0
+		if top > 0 {
+			rel = c.bm25 / top
+		}
+		sep := runnerUp
+		if i == 0 {
+			sep = runnerUp + (1-runnerUp)*math.Min(1, margin/clearMargin)
+		}
+		c.r.Score = round3(c.cov * rel * sep)
+		c.r.Confident = c.r.Score >= ConfidentScore
+		out = append(out, c.r)
+	}
+	return out, nil
+}
+
+// Separation: the first result gets its full coverage as score when it
+// leads the second by clearMargin (a share of its BM25) or more; with a tie
+// it gets runnerUp of it, like every other result. So a tie between two
+// articles that both cover the query lands between HandoffScore and
+// ConfidentScore: the flow asks the caller to choose.
+const (
+	clearMargin = 0.25
+	runnerUp    = 0.55
+)
+
+// phraseBonus multiplies the BM25 score of an article for each (up to two)
+// of its multi-word keywords that the query contains whole.
+const phraseBonus = 0.3
+
+// phraseHits counts the keywords of kws (comma-separated) of two words or
+// more whose terms are all in the query.
+func phraseHits(syn *Synonyms, lang, kws string, query map[string]bool) int {
+	n := 0
+	for _, kw := range strings.Split(kws, ",") {
+		ts := terms(lang, kw)
+		if len(ts) < 2 {
+			continue
+		}
+		all := true
+		for _, t := range syn.replace(lang, ts) {
+			if !query[t] {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// RecordMiss stores a query the base did not answer confidently: the flows
+// runtime calls it after Search when the first result is not Confident (or
+// there is none). Personal data is masked first (MaskPersonal); the same
+// masked query in the same language is counted, not stored twice.
+func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
+	if !validLang(lang) {
+		return fmt.Errorf("kb: record miss: language %q: want ro or en", lang)
+	}
+	q := strings.ToLower(MaskPersonal(query))
+	if q == "" {
+		return nil
+	}
+	if len(q) > 500 {
+		q = q[:500]
+	}
+	now := time.Now().UnixNano()
+	return ix.st.Tx(ctx, "kb record miss", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO kb_misses (lang, query, count, first_ns, last_ns) VALUES (?, ?, 1, ?, ?)
+			ON CONFLICT (lang, query) DO UPDATE SET count = count + 1, last_ns = excluded.last_ns`, lang, q, now, now)
+		return err
+	})
+}
+
+// Misses returns the misses last asked at or after since, most asked
+// first (then most recent).
+func (ix *Index) Misses(ctx context.Context, since time.Time) ([]Miss, error) {
+	var s int64
+	if !since.IsZero() {
+		s = since.UnixNano()
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT lang, query, count, first_ns, last_ns FROM kb_misses
+		WHERE last_ns >= ? ORDER BY count DESC, last_ns DESC`, s)
+	if err != nil {
+		return nil, fmt.Errorf("kb: misses: %w", err)
+	}
+	defer rows.Close()
+	var out []Miss
+	for rows.Next() {
+		var m Miss
+		var f, l int64
+		if err := rows.Scan(&m.Lang, &m.Query, &m.Count, &f, &l); err != nil {
+			return nil, fmt.Errorf("kb: misses: %w", err)
+		}
+		m.First, m.Last = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("kb: misses: %w", err)
+	}
+	return out, nil
+}
