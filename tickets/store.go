@@ -1,6 +1,8 @@
 // Package tickets persists everything of a call that must not be lost: call
-// records and their event log now; tickets, transcripts and the audit log as
-// later migrations add them.
+// records and their event log; tickets, with their append-only history
+// (the truth) and their materialized current state; transcripts written
+// turn by turn; and the indicators computed from them. The working-hours
+// calendar and the deadline table live here too (docs/tickets.md).
 //
 // The store is one SQLite file (see [DBFile] and [DBPath]) in WAL mode, so the
 // engine (ivrd) writes while administrators read it with ivrctl. The schema
@@ -25,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
@@ -72,13 +75,22 @@ type Store struct {
 	// wmu is a one-slot semaphore held by the writer; a channel rather than
 	// a sync.Mutex so that waiting for it can be cancelled by the context.
 	wmu chan struct{}
+	// policy holds the ticket deadlines and clock (SetDeadlines, SetClock);
+	// nil means the defaults.
+	policy atomic.Pointer[ticketPolicy]
+	// turns holds the transcript turns waiting for a group commit.
+	turns turnQueue
 }
 
 // Open opens (creating it and its parent directory if needed) the database
 // at path for reading and writing, and applies the pending schema
 // migrations. It fails with ErrSchemaTooNew if the database was migrated by
 // a newer binary.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return openSync(path, "NORMAL") }
+
+// openSync is Open with the given synchronous setting (NORMAL or FULL);
+// the benchmarks compare them (docs/tickets.md).
+func openSync(path, synchronous string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("tickets: open: empty database path")
 	}
@@ -90,7 +102,7 @@ func Open(path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("mode", "rwc")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
+	q.Set("_synchronous", synchronous)
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", strconv.Itoa(int(BusyTimeout/time.Millisecond)))
 	// BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so

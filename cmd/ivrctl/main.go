@@ -50,8 +50,9 @@ type command func(args []string, stdout, stderr io.Writer) int
 // commands maps each top-level command to its implementation. To add one
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
-	"calls": runCalls,
-	"flow":  runFlow,
+	"calls":   runCalls,
+	"flow":    runFlow,
+	"tickets": runTickets,
 }
 
 const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
@@ -64,6 +65,8 @@ Commands:
   flow lint     check call flow files (Lua) without running them
   flow simulate talk to a call flow in text, as a caller would
   flow test     run conversation tests of call flows
+  tickets list  list tickets, newest first (filters: status, service, caller)
+  tickets show  show one ticket, its history and its call's transcript
 
 The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
 Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.

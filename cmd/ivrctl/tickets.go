@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+const ticketsUsage = `Usage: ivrctl tickets SUBCOMMAND [FLAGS]
+
+Subcommands:
+  list    list tickets, newest first
+  show    show one ticket, its history and its call's transcript
+`
+
+// runTickets dispatches "ivrctl tickets SUBCOMMAND".
+func runTickets(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		fmt.Fprintln(stderr, "ivrctl tickets: missing subcommand (list or show), before its flags")
+		fmt.Fprint(stderr, ticketsUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "list":
+		return runTicketsList(args[1:], stdout, stderr)
+	case "show":
+		return runTicketsShow(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, ticketsUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl tickets: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, ticketsUsage)
+	return exitUsage
+}
+
+func names[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+func runTicketsList(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("tickets list", "ivrctl tickets list [--json] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"tickets":[...]} as JSON`)
+	status := fs.String("status", "", "only tickets in status `S`: "+names(tickets.Statuses))
+	service := fs.String("service", "", "only tickets of service `S`: "+names(tickets.Services))
+	caller := fs.String("caller", "", "only tickets of the caller `NUMBER` (exactly as stored)")
+	limit := fs.Int("limit", 50, "show at most `N` tickets; 0 for all")
+	since := fs.String("since", "", "only tickets created in the last `DURATION` (24h, 90m) or since a TIME (RFC 3339, or 2006-01-02 in local time)")
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	if *limit < 0 {
+		return usageError(fs, stderr, "--limit %d: must be 0 (all) or more", *limit)
+	}
+	q := tickets.TicketQuery{Status: tickets.Status(*status), Service: tickets.Service(*service), Caller: *caller, Limit: *limit}
+	if q.Status != "" && !slices.Contains(tickets.Statuses, q.Status) {
+		return usageError(fs, stderr, "--status %q: want one of %s", *status, names(tickets.Statuses))
+	}
+	if q.Service != "" && !slices.Contains(tickets.Services, q.Service) {
+		return usageError(fs, stderr, "--service %q: want one of %s", *service, names(tickets.Services))
+	}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return usageError(fs, stderr, "%v", err)
+		}
+		q.Since = t
+	}
+
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	list, err := s.ListTickets(context.Background(), q)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Tickets []tickets.Ticket `json:"tickets"`
+		}{list})
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "no tickets")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tCREATED\tSERVICE\tPRIORITY\tLEVEL\tSTATUS\tDEADLINE\tCALLER\tASSIGNEE")
+	for _, t := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Number, t.Created.Local().Format(localTime),
+			t.Service, t.Priority, t.Level, t.Status, deadline(t, time.Now()), orDash(t.Caller), orDash(t.Assignee))
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+// deadline shows the deadline, marked when an open ticket is past it.
+func deadline(t tickets.Ticket, now time.Time) string {
+	s := t.Deadline.Local().Format("2006-01-02 15:04")
+	switch {
+	case t.Resolved != nil && t.Resolved.After(t.Deadline):
+		s += " (missed)"
+	case t.Resolved == nil && now.After(t.Deadline):
+		s += " (overdue)"
+	}
+	return s
+}
+
+func runTicketsShow(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("tickets show", "ivrctl tickets show NUMBER [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"ticket":{...},"history":[...],"transcript":[...]} as JSON`)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, stderr, "missing NUMBER")
+	case len(pos) > 1:
+		return usageError(fs, stderr, "want one NUMBER, got %d arguments", len(pos))
+	}
+	number := strings.ReplaceAll(pos[0], " ", "")
+	if !tickets.ValidNumber(number) {
+		return usageError(fs, stderr, "%q is not a ticket number (8 digits with a check digit; a digit may be mistyped)", pos[0])
+	}
+
+	path := dbPath(*data)
+	s, err := tickets.OpenReadOnly(path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t, err := s.Ticket(ctx, number)
+	if errors.Is(err, tickets.ErrNotFound) {
+		fmt.Fprintf(stderr, "ivrctl: no ticket %s in %s (ivrctl tickets list shows the numbers)\n", number, path)
+		return exitError
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	history, err := s.History(ctx, number)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	transcript := []tickets.Turn{}
+	if t.CallID != "" {
+		if transcript, err = s.Transcript(ctx, t.CallID); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Ticket     tickets.Ticket        `json:"ticket"`
+			History    []tickets.TicketEvent `json:"history"`
+			Transcript []tickets.Turn        `json:"transcript"`
+		}{t, history, transcript})
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
+	field("Ticket", t.Number)
+	field("Status", string(t.Status))
+	field("Service", string(t.Service)+classification(t.Classification))
+	field("Priority", string(t.Priority))
+	field("Level", strconv.Itoa(t.Level))
+	field("Assignee", orDash(t.Assignee))
+	field("Channel", string(t.Channel))
+	field("Caller", orDash(t.Caller))
+	field("Language", t.Lang)
+	field("Created", t.Created.Local().Format(localTime+" MST"))
+	field("Deadline", deadline(t, time.Now()))
+	if t.Resolved != nil {
+		r := fmt.Sprintf("%s at level %d, after %s", t.Resolved.Local().Format(localTime), t.ResolvedLevel, t.Resolved.Sub(t.Created).Round(time.Second))
+		if t.FirstContact {
+			r += " (first contact)"
+		}
+		field("Resolved", r)
+	}
+	if t.Closed != nil {
+		field("Closed", t.Closed.Local().Format(localTime))
+	}
+	field("Call", orDash(t.CallID))
+	field("Recording", orDash(t.Recording))
+	field("Articles", orDash(strings.Join(t.Articles, ", ")))
+	if t.Rating != 0 {
+		field("Rating", fmt.Sprintf("%d/5", t.Rating))
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "\nDescription\n  %s\n", orDash(t.Description))
+
+	fmt.Fprintf(stdout, "\nHistory (%d)\n", len(history))
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, e := range history {
+		mark := ""
+		if e.SupersededBy != 0 {
+			mark = fmt.Sprintf("  [superseded by #%d]", e.SupersededBy)
+		}
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s%s\n", e.ID, e.At.Local().Format(localTime), e.Actor, e.Kind, eventSummary(e), mark)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+
+	fmt.Fprintf(stdout, "\nTranscript (%d turns)\n", len(transcript))
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, tu := range transcript {
+		how := tu.Mode
+		if tu.Speaker == tickets.SpeakerCaller && tu.Mode == tickets.ModeSpeech {
+			how = fmt.Sprintf("speech %.2f", tu.Confidence)
+		}
+		text := tu.Text
+		if tu.Interrupted {
+			text += " [interrupted]"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", tu.At.Local().Format("15:04:05"), tu.Speaker, how, text)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+func classification(code string) string {
+	if code == "" {
+		return ""
+	}
+	return " (" + code + ")"
+}
+
+// eventSummary is one line saying what an event did.
+func eventSummary(e tickets.TicketEvent) string {
+	d := e.Data
+	switch e.Kind {
+	case tickets.EventCreated:
+		return fmt.Sprintf("%s, %s, %s, level %d", d.Channel, d.Service, d.Priority, d.Level)
+	case tickets.EventNote, tickets.EventResolved, tickets.EventReopened:
+		return oneLine(d.Text)
+	case tickets.EventClassified:
+		return string(d.Service) + classification(d.Classification)
+	case tickets.EventPrioritized:
+		return string(d.Priority)
+	case tickets.EventEscalated:
+		return fmt.Sprintf("to level %d", d.Level)
+	case tickets.EventAssigned:
+		return orDash(d.Assignee)
+	case tickets.EventStatus:
+		return string(d.Status)
+	case tickets.EventArticleCited:
+		return d.Article
+	case tickets.EventRecording:
+		return d.Recording
+	case tickets.EventRating:
+		return fmt.Sprintf("%d/5", d.Rating)
+	case tickets.EventCorrection:
+		s := fmt.Sprintf("of #%d (%s)", e.Supersedes, d.Replaces)
+		if d.Retracted {
+			s += ": retracted"
+		} else if r := eventSummary(tickets.TicketEvent{Kind: d.Replaces, Data: d}); r != "" {
+			s += ": " + r
+		}
+		if d.Reason != "" {
+			s += " (why: " + oneLine(d.Reason) + ")"
+		}
+		return s
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

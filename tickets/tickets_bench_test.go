@@ -1,0 +1,200 @@
+package tickets
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// latencies collects per-operation times and reports throughput, p50 and
+// p99 as benchmark metrics.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+
+func (l *latencies) report(b *testing.B, elapsed time.Duration, unit string) {
+	if len(l.d) == 0 {
+		return
+	}
+	slices.Sort(l.d)
+	pct := func(p float64) float64 {
+		return float64(l.d[int(p*float64(len(l.d)-1))].Microseconds())
+	}
+	b.ReportMetric(pct(0.50), "p50_us")
+	b.ReportMetric(pct(0.99), "p99_us")
+	b.ReportMetric(float64(len(l.d))/elapsed.Seconds(), unit)
+}
+
+func benchStore(b *testing.B, synchronous string) *Store {
+	b.Helper()
+	s, err := openSync(filepath.Join(b.TempDir(), DBFile), synchronous)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkOpenTicket: one ticket (created event + row) per transaction.
+func BenchmarkOpenTicket(b *testing.B) {
+	for _, mode := range []string{"NORMAL", "FULL"} {
+		b.Run("synchronous="+mode, func(b *testing.B) {
+			s := benchStore(b, mode)
+			ctx := context.Background()
+			var lat latencies
+			nt := NewTicket{Actor: "ivr", Caller: "+40721123456", Service: ServicePassport, CallID: "c",
+				Description: "Pașaportul meu expiră luna viitoare și am nevoie de o programare."}
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := s.OpenTicket(ctx, nt); err != nil {
+					b.Fatal(err)
+				}
+				lat.add(time.Since(t0))
+			}
+			lat.report(b, time.Since(start), "tickets/s")
+		})
+	}
+}
+
+// BenchmarkAppendTurn: one durable transcript turn per commit, from one
+// call and from 32 calls at once.
+func BenchmarkAppendTurn(b *testing.B) {
+	turn := Turn{Speaker: SpeakerCaller, Text: "buletinul meu a expirat și nu știu ce acte îmi trebuie", Mode: ModeSpeech, Confidence: 0.87}
+	for _, mode := range []string{"NORMAL", "FULL"} {
+		b.Run("synchronous="+mode, func(b *testing.B) {
+			s := benchStore(b, mode)
+			ctx := context.Background()
+			var lat latencies
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				t0 := time.Now()
+				if err := s.AppendTurn(ctx, "call-1", turn); err != nil {
+					b.Fatal(err)
+				}
+				lat.add(time.Since(t0))
+			}
+			lat.report(b, time.Since(start), "turns/s")
+		})
+		b.Run("synchronous="+mode+"/calls=32", func(b *testing.B) {
+			s := benchStore(b, mode)
+			ctx := context.Background()
+			var lat latencies
+			b.SetParallelism(16) // 16 x GOMAXPROCS(2) = 32 goroutines
+			var next sync.Mutex
+			id := 0
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				next.Lock()
+				call := fmt.Sprint("call-", id)
+				id++
+				next.Unlock()
+				for pb.Next() {
+					t0 := time.Now()
+					if err := s.AppendTurn(ctx, call, turn); err != nil {
+						b.Error(err)
+						return
+					}
+					lat.add(time.Since(t0))
+				}
+			})
+			lat.report(b, time.Since(start), "turns/s")
+		})
+	}
+}
+
+// BenchmarkIndicators1M: the indicators of a year holding 1,000,000
+// tickets and 1,000,000 calls (half of them queued).
+func BenchmarkIndicators1M(b *testing.B) {
+	const n = 1_000_000
+	s := benchStore(b, "NORMAL")
+	ctx := context.Background()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	t0 := time.Now()
+	// Rows spread evenly over the year; x drives every column so the
+	// shares are plausible: 80 % resolved, 70 % of those at level I, a
+	// fifth of level I resolutions during the call.
+	_, err := s.db.ExecContext(ctx, `
+		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
+		INSERT INTO tickets (number, channel, caller, lang, service, priority, level, status,
+			deadline_ns, created_ns, updated_ns, escalated, resolved_ns, resolved_level, first_contact, last_event)
+		SELECT printf('%08d', 10000000 + x),
+		       CASE x % 3 WHEN 0 THEN 'phone' WHEN 1 THEN 'email' ELSE 'portal' END,
+		       printf('+4072%07d', x % 200000), 'ro',
+		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
+		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
+		            WHEN 6 THEN 'support_service' ELSE 'other' END,
+		       'normal', lvl, CASE WHEN res THEN 'resolved' ELSE 'in_progress' END,
+		       created + 129600000000000, created, created, lvl > 1,
+		       CASE WHEN res THEN created + (x * 7919 % 259200) * 1000000000 END,
+		       CASE WHEN res THEN lvl END,
+		       res AND lvl = 1 AND x % 3 = 0 AND x % 5 = 0, 1
+		FROM (SELECT x, ? + x * ? AS created, x % 10 < 8 AS res,
+		             CASE WHEN x % 10 < 7 THEN 1 WHEN x % 10 < 9 THEN 2 ELSE 3 END AS lvl FROM seq)`,
+		n, from.UnixNano(), int64(year)/n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = s.db.ExecContext(ctx, `
+		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
+		INSERT INTO calls (id, telephony, caller, called, start_ns, end_ns, service, queue_outcome)
+		SELECT printf('call-%07d', x), 'sip', '+40721000000', '1919', ? + x * ?, ? + x * ? + 60000000000,
+		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
+		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
+		            WHEN 6 THEN 'support_service' ELSE 'other' END,
+		       CASE WHEN x % 2 = 0 THEN 'none' WHEN x % 7 = 1 THEN 'abandoned' ELSE 'answered' END
+		FROM seq`, n, from.UnixNano(), int64(year)/n, from.UnixNano(), int64(year)/n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d tickets and %d calls in %s", n, n, time.Since(t0).Round(time.Millisecond))
+	period := func(name string, from, to time.Time, check func(Report)) {
+		b.Run(name, func(b *testing.B) {
+			var r Report
+			var err error
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if r, err = s.Indicators(ctx, from, to); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// CPU time of the process per query: on a shared machine the
+			// wall time (ns/op) includes waiting for a core.
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			check(r)
+		})
+	}
+	period("year", from, from.Add(year), func(r Report) {
+		if r.Total.Requests != n || r.Total.Resolved != n*8/10 || r.Total.QueuedCalls != n/2 {
+			b.Fatalf("indicators counted %d requests, %d resolved, %d queued calls", r.Total.Requests, r.Total.Resolved, r.Total.QueuedCalls)
+		}
+	})
+	period("month", from.AddDate(0, 5, 0), from.AddDate(0, 6, 0), func(r Report) {
+		if r.Total.Requests < n/13 || r.Total.Requests > n/11 {
+			b.Fatalf("a month holds %d requests", r.Total.Requests)
+		}
+	})
+}
+
+// cpuTime returns the user and system CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
