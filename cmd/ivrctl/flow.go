@@ -12,7 +12,9 @@ import (
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/flowtest"
+	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
+	"github.com/govline/ivr/tickets"
 )
 
 const flowUsage = `Usage: ivrctl flow SUBCOMMAND [FLAGS] ARGS
@@ -86,17 +88,10 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// simServices builds what a flow reaches in the simulator and the tests:
-// the text knowledge base of ARTICLES (default FLOWS/tests/articles), the
-// simulator's in-memory desk and transcript, the default working hours.
-func simKB(flowsDir, articles string) (flows.Knowledge, error) {
-	if articles == "" {
-		articles = filepath.Join(flowsDir, "tests", "articles")
-		if _, err := os.Stat(articles); err != nil {
-			return nil, nil // no knowledge base: kb.search returns nothing
-		}
-	}
-	return sim.LoadTextKB(articles)
+// flowKB is the knowledge base of the tools: the articles of FLOWS/kb
+// imported into a temporary database (see flowtest.OpenKB).
+func flowKB(flowsDir string) (flows.Knowledge, func(), error) {
+	return flowtest.OpenKB(context.Background(), flowsDir)
 }
 
 func parseClock(s string) (func() time.Time, error) {
@@ -113,13 +108,12 @@ func parseClock(s string) (func() time.Time, error) {
 }
 
 func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--articles DIR] [-v]", stderr)
-	_ = dataFlag(fs)
+	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--data DIR] [-v]", stderr)
+	data := fs.String("data", "", "use the engine's database in `DIR`: its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
 	at := fs.String("time", "", "pretend the call happens at `TIME` (YYYY-MM-DD HH:MM, Bucharest), for working hours")
 	from := fs.String("from", "+40700000000", "the caller's `NUMBER`")
 	to := fs.String("to", "1919", "the dialed `NUMBER`")
 	lang := fs.String("lang", "ro", "the call's starting language, ro or en")
-	articles := fs.String("articles", "", "knowledge base articles `DIR` (articles.LANG.txt; default FLOWS/tests/articles)")
 	verbose := fs.Bool("v", false, "print the flow's log lines on stderr")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
@@ -141,23 +135,44 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	kb, err := simKB(dir, *articles)
-	if err != nil {
-		return fail(stderr, err)
-	}
 	log := slog.New(slog.DiscardHandler)
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	desk := sim.NewDesk()
-	svc := flows.Services{KB: kb, Desk: desk, Transcript: &sim.Transcript{}, Calendar: sim.DefaultHours(),
+	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: sim.DefaultHours(),
 		Log: log, Now: now, HoursText: sim.HoursText}
+	if *data != "" {
+		st, err := tickets.Open(dbPath(*data))
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer st.Close()
+		ix, err := kb.Open(st)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		svc.KB = flows.KBIndex{Index: ix}
+		svc.Desk = flows.TicketDesk{Store: st}
+		svc.Transcript = flows.TicketTranscript{Store: st}
+		svc.Calendar = tickets.DefaultCalendar()
+	} else {
+		k, closeKB, err := flowKB(dir)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer closeKB()
+		svc.KB = k
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ch := sim.NewChannel(stdin, stdout)
 	o := rt.Run(ctx, flows.Facts{CallID: "sim-" + time.Now().Format("150405"), Caller: *from, Called: *to, Lang: *lang, Start: now()}, ch, svc)
 	for _, t := range desk.Opened() {
 		fmt.Fprintf(stdout, "ticket: %s service=%s priority=%s level=%d\n", t.Status.Number, t.Service, t.Priority, t.Level)
+	}
+	if *data != "" && o.Ticket != "" {
+		fmt.Fprintf(stdout, "ticket: %s (ivrctl tickets show %s)\n", o.Ticket, o.Ticket)
 	}
 	fmt.Fprintln(stdout, flowtest.EndLine(o))
 	if o.Err != nil {
@@ -167,9 +182,8 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 }
 
 func runFlowTest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flow test", "ivrctl flow test PATH... [--articles DIR] [-v]", stderr)
+	fs := newFlagSet("flow test", "ivrctl flow test PATH... [-v]", stderr)
 	_ = dataFlag(fs)
-	articles := fs.String("articles", "", "knowledge base articles `DIR` (default FLOWS/tests/articles)")
 	verbose := fs.Bool("v", false, "print every conversation, also of the tests that pass")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
@@ -197,9 +211,11 @@ func runFlowTest(args []string, stdout, stderr io.Writer) int {
 		dir := flowtest.FlowsDirFor(f)
 		kb, seen := kbs[dir]
 		if !seen {
-			if kb, err = simKB(dir, *articles); err != nil {
+			var closeKB func()
+			if kb, closeKB, err = flowKB(dir); err != nil {
 				return fail(stderr, err)
 			}
+			defer closeKB()
 			kbs[dir] = kb
 		}
 		r := flowtest.Runner{FlowsDir: dir, KB: kb}

@@ -37,7 +37,9 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
+	"github.com/govline/ivr/tickets"
 )
 
 // Ext is the extension of conversation test files.
@@ -520,4 +522,35 @@ func Report(w io.Writer, r Result) {
 		fmt.Fprintln(w, "    the conversation was:")
 		fmt.Fprintln(w, render(r.Conversation, -1))
 	}
+}
+
+// OpenKB returns the knowledge base for the flows of dir: the articles of
+// dir/kb (the real knowledge base, package flows/kb) imported into a
+// temporary database that close removes; nil (kb.search finds nothing)
+// when dir has no kb folder with articles.
+func OpenKB(ctx context.Context, dir string) (k flows.Knowledge, close func(), err error) {
+	close = func() {}
+	kbDir := filepath.Join(dir, "kb")
+	if md, _ := filepath.Glob(filepath.Join(kbDir, "*", "*.md")); len(md) == 0 {
+		return nil, close, nil
+	}
+	tmp, err := os.MkdirTemp("", "flowkb-")
+	if err != nil {
+		return nil, close, err
+	}
+	st, err := tickets.Open(tickets.DBPath(tmp))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, close, err
+	}
+	close = func() { st.Close(); os.RemoveAll(tmp) }
+	ix, err := kb.Open(st)
+	if err == nil {
+		_, err = ix.ImportDir(ctx, kbDir)
+	}
+	if err != nil {
+		close()
+		return nil, func() {}, fmt.Errorf("knowledge base %s: %w", kbDir, err)
+	}
+	return flows.KBIndex{Index: ix}, close, nil
 }

@@ -1,9 +1,10 @@
 // Package sim holds the text side of call flows: a Channel made of text
 // lines (what ivrctl flow simulate and the conversation tests talk to), and
 // the simulator's stand-ins for the services that a flow reaches, kept in
-// memory: a ticket desk, a transcript, a weekly calendar. These stand-ins
-// are for trying flows without the engine; the daemon uses the real
-// ticket store and knowledge base.
+// memory: a ticket desk (deterministic numbers, for tests), a transcript,
+// a weekly calendar. These stand-ins are for trying flows without the
+// engine; the daemon uses the ticket store (flows.TicketDesk,
+// flows.TicketTranscript, tickets.Calendar).
 package sim
 
 import (
