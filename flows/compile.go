@@ -84,8 +84,15 @@ var apiValues = []string{"call", "vars", "_G", "_VERSION"}
 
 // compiled is one flow file ready to run.
 type compiled struct {
-	name  string // path relative to the flows folder, the chunk name in errors
-	proto *lua.FunctionProto
+	name     string // path relative to the flows folder, the chunk name in errors
+	proto    *lua.FunctionProto
+	requires []required // require("literal") calls, checked against the folder at load
+}
+
+// required is one require("name") with a literal name.
+type required struct {
+	name string
+	line int
 }
 
 // compileFile reads, lints and compiles one file. name is how errors name
@@ -120,7 +127,8 @@ func compileSource(src []byte, name string) (c *compiled, diags []Diagnostic) {
 	if err != nil {
 		return nil, []Diagnostic{syntaxDiagnostic(name, err)}
 	}
-	diags = lintChunk(name, chunk)
+	var reqs []required
+	diags, reqs = lintChunk(name, chunk)
 	if len(diags) > 0 {
 		return nil, diags
 	}
@@ -129,7 +137,7 @@ func compileSource(src []byte, name string) (c *compiled, diags []Diagnostic) {
 	if err != nil {
 		return nil, []Diagnostic{{File: name, Line: 1, Msg: strings.TrimSpace(err.Error())}}
 	}
-	return &compiled{name: name, proto: proto}, nil
+	return &compiled{name: name, proto: proto, requires: reqs}, nil
 }
 
 // syntaxDiagnostic turns a parse error into a diagnostic.
@@ -192,15 +200,16 @@ type linter struct {
 	globals map[string]bool // assigned somewhere in the file
 	scopes  []map[string]bool
 	diags   []Diagnostic
+	reqs    []required
 }
 
-func lintChunk(name string, chunk []ast.Stmt) []Diagnostic {
+func lintChunk(name string, chunk []ast.Stmt) ([]Diagnostic, []required) {
 	l := &linter{name: name, globals: map[string]bool{}}
 	collectGlobals(chunk, l.globals)
 	l.push()
 	l.stmts(chunk)
 	sort.SliceStable(l.diags, func(i, j int) bool { return l.diags[i].Line < l.diags[j].Line })
-	return l.diags
+	return l.diags, l.reqs
 }
 
 func (l *linter) push() { l.scopes = append(l.scopes, map[string]bool{}) }
@@ -372,6 +381,15 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 		}
 		if a, ok := apiGlobals[f.Value]; ok {
 			check(f.Value+"()", a)
+			if f.Value == "require" && n == 1 {
+				if s, ok := c.Args[0].(*ast.StringExpr); ok {
+					if !moduleName.MatchString(s.Value) {
+						l.report(c.Line(), "require(%q): use the dotted name of a file in the flows folder, such as \"lib.menu\"", s.Value)
+					} else {
+						l.reqs = append(l.reqs, required{s.Value, c.Line()})
+					}
+				}
+			}
 			return
 		}
 		if _, ok := apiTables[f.Value]; ok || slices.Contains(apiValues, f.Value) {

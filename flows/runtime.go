@@ -227,6 +227,15 @@ func (r *Runtime) load(seq int) (*version, error) {
 			v.files[n] = c
 		}
 	}
+	for _, n := range names {
+		if c := v.files[n]; c != nil {
+			for _, rq := range c.requires {
+				if _, ok := v.files[modulePath(rq.name)]; !ok {
+					diags = append(diags, Diagnostic{File: n, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder", rq.name, modulePath(rq.name))})
+				}
+			}
+		}
+	}
 	routed := []string{r.cfg.Default}
 	for num, f := range r.cfg.Routes {
 		if f == "" {

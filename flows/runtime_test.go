@@ -335,6 +335,11 @@ func TestRouting(t *testing.T) {
 	if _, err := flows.Load(dir, flows.Config{Routes: map[string]string{"1": "missing.lua"}}); err == nil || !strings.Contains(err.Error(), "missing.lua") {
 		t.Errorf("a route to a missing flow: %v", err)
 	}
+	dir = writeFlows(t, map[string]string{"main.lua": "local m = require('lib.menu')\nlocal x = require('lib.gone')"})
+	if _, err := flows.Load(dir, flows.Config{}); err == nil || !strings.Contains(err.Error(), `main.lua:1: require("lib.menu"): no lib/menu.lua`) ||
+		!strings.Contains(err.Error(), `main.lua:2: require("lib.gone")`) {
+		t.Errorf("requires of missing modules: %v", err)
+	}
 }
 
 // Hot reload: new calls get the new version, a call in progress keeps its

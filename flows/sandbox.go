@@ -267,6 +267,9 @@ func gsubExact(L *lua.LState, s, repl string) int64 {
 // flows folder ("lib.menu" is lib/menu.lua).
 var moduleName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
+// modulePath is the file of a module: "lib.menu" is lib/menu.lua.
+func modulePath(name string) string { return path.Join(strings.Split(name, ".")...) + ".lua" }
+
 // require loads a module of the flow's version, once per call.
 func (c *call) require(L *lua.LState) int {
 	name := L.CheckString(1)
@@ -277,7 +280,7 @@ func (c *call) require(L *lua.LState) int {
 		L.Push(v)
 		return 1
 	}
-	file := path.Join(strings.Split(name, ".")...) + ".lua"
+	file := modulePath(name)
 	m, ok := c.v.files[file]
 	if !ok {
 		L.RaiseError("module %q not found (no %s in the flows folder)", name, file)
