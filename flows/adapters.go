@@ -75,7 +75,7 @@ func (d TicketDesk) Open(ctx context.Context, t TicketDraft) (string, error) {
 	}
 	tk, err := d.Store.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: tickets.ChannelPhone, Caller: t.Caller, Lang: t.Lang,
 		Service: svc, Classification: class, Priority: tickets.Priority(t.Priority), Level: t.Level,
-		Description: t.Description, CallID: t.CallID, Articles: t.Articles})
+		Description: t.Description, CallID: t.CallID, Articles: t.Articles, Recording: t.Recording})
 	if err != nil {
 		return "", err
 	}

@@ -43,7 +43,7 @@ func TestMainOnRealServices(t *testing.T) {
 		var said []string
 		ch := sim.NewChannel(strings.NewReader(input), nil)
 		ch.Lines = func(l string) { said = append(said, l) }
-		o := rt.Run(ctx, flows.Facts{CallID: id, Caller: "+40722123456", Called: "1919", Start: at}, ch, svc)
+		o := rt.Run(ctx, flows.Facts{CallID: id, Caller: "+40722123456", Called: "1919", Start: at, Recording: "/var/rec/" + id + ".wav"}, ch, svc)
 		return o, strings.Join(said, "\n")
 	}
 
@@ -53,6 +53,7 @@ func TestMainOnRealServices(t *testing.T) {
 	}
 	tk, err := st.Ticket(ctx, o.Ticket)
 	if err != nil || tk.Service != tickets.ServiceIdentityCard || tk.Caller != "+40722123456" || tk.CallID != "call-1" ||
+		tk.Recording != "/var/rec/call-1.wav" || strings.Join(tk.Articles, ",") != "cei-lost-stolen" ||
 		!strings.Contains(tk.Description, "mi-am pierdut buletinul") {
 		t.Errorf("ticket %+v, %v", tk, err)
 	}

@@ -769,7 +769,7 @@ func (c *call) stopIfCancelled(L *lua.LState) {
 // ticket.open{service=, description=, priority=, level=, classification=, articles={}} -> number, err
 func (c *call) luaTicketOpen(L *lua.LState) int {
 	t := L.CheckTable(1)
-	d := TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang,
+	d := TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Recording: c.facts.Recording,
 		Service:        lua.LVAsString(t.RawGetString("service")),
 		Classification: lua.LVAsString(t.RawGetString("classification")),
 		Priority:       lua.LVAsString(t.RawGetString("priority")),
@@ -790,6 +790,8 @@ func (c *call) luaTicketOpen(L *lua.LState) int {
 	}
 	if a, ok := t.RawGetString("articles").(*lua.LTable); ok {
 		a.ForEach(func(_, v lua.LValue) { d.Articles = append(d.Articles, lua.LVAsString(v)) })
+	} else {
+		d.Articles = c.varList("articles")
 	}
 	if c.svc.Desk == nil {
 		L.Push(lua.LNil)

@@ -286,7 +286,8 @@ func (c *call) draft(headline, priority string) TicketDraft {
 		service = s
 	}
 	return TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Service: service,
-		Classification: c.varString("classification"), Priority: priority, Level: 1, Description: b.String()}
+		Classification: c.varString("classification"), Priority: priority, Level: 1, Description: b.String(),
+		Articles: c.varList("articles"), Recording: c.facts.Recording}
 }
 
 // conversation is the transcript so far, one "speaker: text" line per turn.
@@ -328,6 +329,34 @@ func (c *call) varsText() string {
 	})
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// varList reads a per-call variable holding a list: a Lua array of
+// strings, or a string of comma-separated items ("cei-obtain,cei-fee").
+func (c *call) varList(name string) []string {
+	if c.L == nil {
+		return nil
+	}
+	vt, ok := c.L.GetGlobal("vars").(*lua.LTable)
+	if !ok {
+		return nil
+	}
+	var out []string
+	switch v := vt.RawGetString(name).(type) {
+	case lua.LString:
+		for _, s := range strings.Split(string(v), ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	case *lua.LTable:
+		for i := 1; i <= v.Len(); i++ {
+			if s, ok := v.RawGetInt(i).(lua.LString); ok {
+				out = append(out, string(s))
+			}
+		}
+	}
+	return out
 }
 
 func (c *call) varString(name string) string {
