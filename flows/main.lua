@@ -59,8 +59,10 @@ function on_operator()
   if hours.open() then
     operator("The caller asked for an operator.")
   end
-  local r = ask_free({ ro = "Operatorii nu sunt disponibili acum. " .. hours.describe() .. ". Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
-                       en = "Our operators are not available right now. " .. hours.describe() .. ". Please tell us briefly what you need, and an operator will call you back." },
+  local when = hours.describe()
+  if when ~= "" then when = when .. ". " end
+  local r = ask_free({ ro = "Operatorii nu sunt disponibili acum. " .. when .. "Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
+                       en = "Our operators are not available right now. " .. when .. "Please tell us briefly what you need, and an operator will call you back." },
                      { operator = false, retries = 1 })
   if r then vars.request = r.text end
   local number = ticket.open{ service = vars.service or "other", priority = "normal",

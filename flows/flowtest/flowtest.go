@@ -371,7 +371,8 @@ func check(c *Case, conv []string, callerSteps []Step, o flows.Outcome, tickets 
 				fails = append(fails, fmt.Sprintf("line %d: expected \"transfer: %s\", the call ended with %q\n%s", s.Line, s.Text, conv[len(conv)-1], errNote(o)))
 			}
 		case "hangup":
-			if o.Kind == flows.OutcomeTransfer || (s.Text != "" && !strings.Contains(Normalize(o.Reason), Normalize(s.Text))) {
+			reason := strings.TrimPrefix(endLine(o), "hangup: ") // "caller hung up" when the caller did
+			if o.Kind == flows.OutcomeTransfer || (s.Text != "" && !strings.Contains(Normalize(reason), Normalize(s.Text))) {
 				fails = append(fails, fmt.Sprintf("line %d: expected \"hangup: %s\", the call ended with %q\n%s", s.Line, s.Text, conv[len(conv)-1], errNote(o)))
 			}
 		case "no ticket":
