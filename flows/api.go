@@ -895,7 +895,7 @@ func (c *call) luaTicketValid(L *lua.LState) int {
 }
 
 func (c *call) luaHoursOpen(L *lua.LState) int {
-	L.Push(lua.LBool(c.svc.Calendar != nil && c.svc.Calendar.Open(c.svc.Now())))
+	L.Push(lua.LBool(c.operatorsOpen()))
 	return 1
 }
 

@@ -16,8 +16,9 @@ import (
 
 // Services are what a flow's API functions reach outside the script. Every
 // field may be shared by all calls (each is safe for concurrent use). KB,
-// Desk, Transcript and Calendar may be nil: a flow that uses a missing one
-// gets an error result (kb.search, ticket.*) or "closed" (hours).
+// Desk, Transcript and Calendar may be nil: a flow that uses a missing
+// KB or Desk gets an error result (kb.search, ticket.*); without a
+// Calendar the operators are taken as always available.
 type Services struct {
 	KB         Knowledge
 	Desk       Desk
