@@ -78,6 +78,39 @@ var apiTables = map[string]map[string]arity{
 		"frexp": {1, 1}, "ldexp": {2, 2}},
 }
 
+// askFields are the fields of the tables the API functions take; a field
+// not listed is a typo the linter reports (retires = 3).
+var (
+	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator"}
+	tableField = map[string][]string{
+		"ask":         append([]string{"prompt", "options", "free", "confirm_below"}, askCommon...),
+		"ask_digits":  append([]string{"prompt", "min", "max", "terminator", "confirm", "confirm_below", "inter_digit"}, askCommon...),
+		"ticket.open": {"service", "description", "priority", "level", "classification", "articles"},
+	}
+	optField = map[string][]string{ // the options table, second argument
+		"ask_yes_no": askCommon,
+		"ask_free":   askCommon,
+		"say":        {"barge_in"},
+		"say_digits": {"barge_in"},
+		"transfer":   {"ticket"},
+		"kb.search":  {"limit"},
+	}
+)
+
+// checkFields reports unknown string keys of a table constructor.
+func (l *linter) checkFields(what string, e ast.Expr, known []string) {
+	t, ok := e.(*ast.TableExpr)
+	if !ok {
+		return
+	}
+	for _, f := range t.Fields {
+		k, ok := f.Key.(*ast.StringExpr)
+		if ok && !slices.Contains(known, k.Value) {
+			l.report(t.Line(), "%s: unknown field %q (known: %s)", what, k.Value, strings.Join(known, ", "))
+		}
+	}
+}
+
 // apiValues are globals that are values, not functions: reading them is
 // fine, calling them is not.
 var apiValues = []string{"call", "vars", "_G", "_VERSION"}
@@ -367,6 +400,13 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 		}
 	}
 	check := func(what string, a arity) {
+		name := strings.TrimSuffix(what, "()")
+		if known, ok := tableField[name]; ok && n >= 1 {
+			l.checkFields(name, c.Args[0], known)
+		}
+		if known, ok := optField[name]; ok && n >= 2 {
+			l.checkFields(name, c.Args[1], known)
+		}
 		switch {
 		case n < a.min && !open:
 			l.report(c.Line(), "%s takes at least %d argument(s), got %d", what, a.min, n)

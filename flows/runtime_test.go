@@ -302,6 +302,8 @@ func TestLoadAndLintErrors(t *testing.T) {
 		"say('a', {}, 3)\n":                                  "main.lua:1: say() takes at most 2 argument(s), got 3",
 		"ticket.lookup()\n":                                  "main.lua:1: ticket.lookup() takes at least 1 argument(s), got 0",
 		"local t = {}\nt.x = 1\nvars.y = call.caller\nfoo()": "main.lua:4: call to unknown function foo()",
+		"say('a')\nask{prompt = 'x', retires = 3}\n":         "main.lua:2: ask: unknown field \"retires\"",
+		"ask_yes_no('x', {timout = 3})\n":                    "main.lua:1: ask_yes_no: unknown field \"timout\"",
 	}
 	for src, want := range cases {
 		dir := writeFlows(t, map[string]string{"main.lua": src})
