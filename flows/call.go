@@ -32,14 +32,15 @@ type call struct {
 	hook   *hook
 	L      *lua.LState
 
-	lang    string
-	turns   []Turn
-	ticket  string // last ticket opened by this call
-	alloc   int64  // string bytes built
-	outcome *Outcome
-	hungUp  bool
-	modules map[string]lua.LValue
-	callTbl *lua.LTable
+	lang     string
+	turns    []Turn
+	ticket   string // last ticket opened by this call
+	alloc    int64  // string bytes built
+	patSteps int64  // pattern matching steps left
+	outcome  *Outcome
+	hungUp   bool
+	modules  map[string]lua.LValue
+	callTbl  *lua.LTable
 }
 
 // Errors that stop a script on purpose: the runtime raises them and
@@ -100,7 +101,7 @@ func (h *hook) Done() <-chan struct{} {
 
 func newCall(ctx context.Context, r *Runtime, v *version, flow string, f Facts, ch Channel, svc Services) *call {
 	lim := r.limits
-	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx}
+	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps}
 	c.log = svc.Log.With("call_id", f.CallID, "flow", flow)
 	c.ctx, c.cancel = context.WithTimeout(ctx, lim.Wall)
 	c.hook = &hook{parent: c.ctx, limit: lim.Instructions, cpu: lim.CPU, start: time.Now()}
@@ -176,7 +177,7 @@ func (c *call) scriptError(err error) *ScriptError {
 	} else {
 		out.File, out.Line = c.position(err)
 	}
-	if strings.HasPrefix(msg, stringLimitPrefix) {
+	if strings.HasPrefix(msg, stringLimitPrefix) || strings.HasPrefix(msg, patternLimitPrefix) {
 		out.Limit = true
 	}
 	out.Msg = msg

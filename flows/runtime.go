@@ -56,6 +56,10 @@ type Limits struct {
 	MaxString int
 	// Alloc is the total of string bytes a call may build. Default 16 MiB.
 	Alloc int64
+	// PatternSteps is the work a call's pattern matching (string.find,
+	// match, gmatch, gsub) may do in all, in steps of the matcher (about
+	// 10 ns each). Default 20,000,000.
+	PatternSteps int64
 	// Memory is the most bytes of Lua data (tables, strings, functions)
 	// a call may hold, measured when the process heap grows. Default 8 MiB.
 	Memory int64
@@ -74,6 +78,7 @@ var DefaultLimits = Limits{
 	MaxString:    64 << 10,
 	Alloc:        16 << 20,
 	Memory:       8 << 20,
+	PatternSteps: 20_000_000,
 	CallStack:    200,
 	Registry:     1 << 16,
 }
@@ -94,6 +99,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Alloc > 0 {
 		d.Alloc = l.Alloc
+	}
+	if l.PatternSteps > 0 {
+		d.PatternSteps = l.PatternSteps
 	}
 	if l.Memory > 0 {
 		d.Memory = l.Memory

@@ -88,6 +88,9 @@ func TestBadFlowsAtRunTime(t *testing.T) {
 		{"runaway string", "local s = 'x' while true do s = s .. s end", "string limit", true},
 		{"runaway string.rep", "local s = string.rep('ab', 1e9)", "string limit", true},
 		{"runaway strings in a table", "local t = {} local s = string.rep('x', 60000) for i = 1, 1e6 do t[i] = s .. i end", "string limit", true},
+		{"runaway pattern", "local s = string.rep('a', 30000) local f = string.find(s, '.-.-.-.-c')", "pattern limit", true},
+		{"runaway gsub pattern", "local s = string.rep('a', 20000) local r = s:gsub('(.-)(.-)x', '%2')", "pattern limit", true},
+		{"many slow patterns", "local s = string.rep('a', 2000) for i = 1, 1e6 do local _ = s:match('.-b') end", "pattern limit", true},
 		{"runaway table", "local t = {} for i = 1, 1e9 do t[i] = {i} end", "holds more than", true},
 		{"missing function", "local f = _G['no_such_' .. 'function'] f()", "attempt to call", false},
 		{"wrong argument type", "ask(42)", "bad argument #1 to ask", false},
@@ -272,6 +275,22 @@ for _, bad in ipairs({"../etc/passwd", "/etc/passwd", "lib/../../x", "lib.missin
   local ok = pcall(require, bad)
   if ok then error("require accepted " .. bad) end
 end
+-- the guarded string functions behave as Lua's
+local s, e, cap = string.find("buletin pierdut", "(p%a+)")
+assert(s == 9 and e == 15 and cap == "pierdut", "find")
+assert(("abc"):find("b", 1, true) == 2, "plain find")
+assert(string.match("nr 1234", "%d+") == "1234", "match")
+local words = {}
+for w in string.gmatch("unu doi trei", "%a+") do words[#words + 1] = w end
+assert(table.concat(words, ",") == "unu,doi,trei", "gmatch, table.concat")
+assert(string.gsub("a-b", "%a", { a = "x" }) == "x-b", "gsub table")
+assert(string.gsub("a-b", "%a", function(c) return c:upper() end) == "A-B", "gsub function")
+assert(string.gsub("hello", "l", "%0%0") == "hellllo", "gsub string")
+assert(string.format("%05d|%s", 42, "x") == "00042|x", "format")
+assert(string.rep("ab", 3) == "ababab" and ("x"):upper() == "X", "rep, upper")
+assert(1 .. 2 == "12" and "a" .. 1.5 == "a1.5", "concat numbers")
+local mt = setmetatable({}, { __concat = function(a, b) return "meta" end })
+assert(mt .. "x" == "meta", "__concat")
 local m = require("lib.greet")
 if require("lib.greet") ~= m then error("module loaded twice") end
 local ok = pcall(play, "../secret.wav")

@@ -1,12 +1,16 @@
 package flows
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
 	"strings"
+	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/govline/ivr/flows/internal/luapm"
 )
 
 // Removed from the base library: loading code from files or strings,
@@ -113,9 +117,17 @@ func guardStrings(L *lua.LState, c *call) {
 			if pre != nil {
 				pre(L)
 			}
-			n := orig.GFunction(L)
+			// Called as a Lua function, not through GFunction: gmatch reads
+			// its own upvalue.
+			args := L.GetTop()
+			L.Push(orig)
+			for i := 1; i <= args; i++ {
+				L.Push(L.Get(i))
+			}
+			L.Call(args, lua.MultRet)
 			top := L.GetTop()
-			for i := top - n + 1; i <= top; i++ {
+			n := top - args
+			for i := args + 1; i <= top; i++ {
 				if s, ok := L.Get(i).(lua.LString); ok {
 					c.charge(L, int64(len(s)))
 				}
@@ -135,6 +147,7 @@ func guardStrings(L *lua.LState, c *call) {
 	})
 	wrap("gsub", func(L *lua.LState) {
 		s := L.CheckString(1)
+		c.checkPattern(L, s, L.CheckString(2), 0, L.OptInt(4, -1))
 		switch repl := L.Get(3).(type) {
 		case lua.LString:
 			// each replacement is repl with captures expanded; captures
@@ -172,6 +185,29 @@ func guardStrings(L *lua.LState, c *call) {
 	for _, name := range []string{"char", "lower", "upper", "reverse", "sub"} {
 		wrap(name, nil)
 	}
+	// Pattern matching runs in Go, out of the instruction hook's reach: a
+	// step-counting copy of the matcher runs first, on the same arguments,
+	// and refuses a match that would take too long.
+	wrap("find", func(L *lua.LState) {
+		if L.GetTop() >= 4 && lua.LVAsBool(L.Get(4)) {
+			return // plain find
+		}
+		s, pat := L.CheckString(1), L.CheckString(2)
+		if pat != "" {
+			c.checkPattern(L, s, pat, startIndex(s, L.OptInt(3, 1)), 1)
+		}
+	})
+	wrap("match", func(L *lua.LState) {
+		s, pat := L.CheckString(1), L.CheckString(2)
+		off := L.OptInt(3, 1)
+		if off < 0 {
+			off = len(s) + off + 1
+		}
+		c.checkPattern(L, s, pat, max(off-1, 0), 1)
+	})
+	wrap("gmatch", func(L *lua.LState) {
+		c.checkPattern(L, L.CheckString(1), L.CheckString(2), 0, -1)
+	})
 
 	tb := L.GetGlobal("table").(*lua.LTable)
 	if orig, ok := tb.RawGetString("concat").(*lua.LFunction); ok {
@@ -223,6 +259,35 @@ func guardStrings(L *lua.LState, c *call) {
 		L.RaiseError("attempt to concatenate a %s value", bad.Type().String())
 		return 0
 	}))
+}
+
+// checkPattern runs the step-counting matcher on a pattern function's
+// arguments, charging the call's pattern allowance, and raises a limit
+// error when the match would take more than what is left. A malformed
+// pattern is left to the real function, which says what is wrong.
+func (c *call) checkPattern(L *lua.LState, s, pat string, offset, limit int) {
+	if offset > len(s) {
+		return
+	}
+	_, used, err := luapm.Find(pat, unsafe.Slice(unsafe.StringData(s), len(s)), offset, limit, int(c.patSteps))
+	c.patSteps -= int64(used)
+	if errors.Is(err, luapm.ErrTooComplex) {
+		L.RaiseError("%s pattern %q needs more than the %d matching steps left to this call", patternLimitPrefix, pat, c.lim.PatternSteps)
+	}
+}
+
+// patternLimitPrefix starts the message of a pattern limit hit.
+const patternLimitPrefix = "pattern limit:"
+
+// startIndex is string.find's start position (gopher-lua's rule).
+func startIndex(s string, i int) int {
+	if i != 0 {
+		i--
+	}
+	if i < 0 {
+		i = len(s) + i + 1
+	}
+	return max(0, i)
 }
 
 // checkSize raises the string limit error when n is more than one string
