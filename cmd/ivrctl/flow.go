@@ -98,7 +98,7 @@ func parseClock(s string) (func() time.Time, error) {
 	if s == "" {
 		return time.Now, nil
 	}
-	loc := sim.DefaultHours().Loc
+	loc := tickets.DefaultCalendar().Location()
 	t, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
 	if err != nil {
 		return nil, fmt.Errorf("--time %q: want YYYY-MM-DD HH:MM (Bucharest time)", s)
@@ -140,7 +140,7 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	desk := sim.NewDesk()
-	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: sim.DefaultHours(),
+	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
 		Log: log, Now: now, HoursText: sim.HoursText}
 	if *data != "" {
 		st, err := tickets.Open(dbPath(*data))

@@ -282,7 +282,7 @@ func (r *Runner) Run(ctx context.Context, c *Case) Result {
 	for _, st := range c.Existing {
 		desk.Add(st)
 	}
-	svc := flows.Services{KB: r.KB, Desk: desk, Transcript: &sim.Transcript{}, Calendar: sim.DefaultHours(),
+	svc := flows.Services{KB: r.KB, Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
 		Log: log, Now: func() time.Time { return c.Time }, HoursText: sim.HoursText}
 	facts := flows.Facts{CallID: "test-" + strconv.Itoa(c.Line), Caller: c.From, Called: c.To, Lang: c.Lang, Start: c.Time}
 	o := rt.Run(ctx, facts, ch, svc)

@@ -1,8 +1,8 @@
 // Package sim holds the text side of call flows: a Channel made of text
 // lines (what ivrctl flow simulate and the conversation tests talk to), and
 // the simulator's stand-ins for the services that a flow reaches, kept in
-// memory: a ticket desk (deterministic numbers, for tests), a transcript,
-// a weekly calendar. These stand-ins are for trying flows without the
+// memory: a ticket desk (deterministic numbers, for tests), a transcript and
+// the working hours said aloud. These stand-ins are for trying flows without the
 // engine; the daemon uses the ticket store (flows.TicketDesk,
 // flows.TicketTranscript, tickets.Calendar).
 package sim
