@@ -11,6 +11,7 @@ require (
 	github.com/hraban/opus v0.0.0-20260708213942-bde8e4304501
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/pion/rtp v1.10.6
+	github.com/yuin/gopher-lua v1.1.2
 	github.com/zaf/g711 v1.4.0
 )
 

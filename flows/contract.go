@@ -118,6 +118,9 @@ type Facts struct {
 	Called string
 	Lang   string // initial language, "ro" unless configured otherwise
 	Start  time.Time
+	// Recording is the call's recording file, when the call is recorded;
+	// the tickets the flow opens refer to it.
+	Recording string
 }
 
 // Answer is one knowledge base article found for a query.
@@ -146,6 +149,7 @@ type TicketDraft struct {
 	Level          int    // support level 1..3
 	Description    string // what the caller wants, in their words
 	Articles       []string
+	Recording      string // the call's recording (Facts.Recording), set by the runtime
 }
 
 // TicketStatus is what a caller may learn about an earlier ticket.

@@ -3,6 +3,9 @@
 //
 //	ivrctl calls list [--json] [--limit N] [--since 24h|2026-01-02T15:04:05Z]
 //	ivrctl calls show CALL_ID [--json]
+//	ivrctl flow lint PATH...
+//	ivrctl flow simulate FLOW
+//	ivrctl flow test PATH...
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
 // else ./var. --data may be given before the command or after it.
@@ -48,6 +51,7 @@ type command func(args []string, stdout, stderr io.Writer) int
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
 	"calls":   runCalls,
+	"flow":    runFlow,
 	"tickets": runTickets,
 }
 
@@ -58,6 +62,9 @@ Administrator tool for the IVR engine; reads the database ivrd writes.
 Commands:
   calls list    list recent calls, newest first
   calls show    show one call and its event log
+  flow lint     check call flow files (Lua) without running them
+  flow simulate talk to a call flow in text, as a caller would
+  flow test     run conversation tests of call flows
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
 

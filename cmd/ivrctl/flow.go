@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/flowtest"
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/flows/sim"
+	"github.com/govline/ivr/tickets"
+)
+
+const flowUsage = `Usage: ivrctl flow SUBCOMMAND [FLAGS] ARGS
+
+Subcommands:
+  lint PATH...       check flow files (or folders of them) without running them
+  simulate FLOW      talk to a flow in text: each line you type is what the caller
+                     says, "#123" presses keys, an empty line is silence
+  test PATH...       run conversation tests (*.conv files, or folders of them)
+
+See docs/flows.md.
+`
+
+// stdin is what flow simulate reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// runFlow dispatches "ivrctl flow SUBCOMMAND".
+func runFlow(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-' && !isHelp(args[0])) {
+		fmt.Fprintln(stderr, "ivrctl flow: missing subcommand (lint, simulate or test), before its flags")
+		fmt.Fprint(stderr, flowUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "lint":
+		return runFlowLint(args[1:], stdout, stderr)
+	case "simulate", "sim":
+		return runFlowSimulate(args[1:], stdout, stderr)
+	case "test":
+		return runFlowTest(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, flowUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl flow: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, flowUsage)
+	return exitUsage
+}
+
+func runFlowLint(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("flow lint", "ivrctl flow lint PATH...", stderr)
+	_ = dataFlag(fs) // accepted (global --data is passed on) but unused
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) == 0 {
+		return usageError(fs, stderr, "missing PATH (a flow file or a folder of them)")
+	}
+	for _, p := range pos {
+		if _, err := os.Stat(p); err != nil {
+			return fail(stderr, fmt.Errorf("%s: %w", p, unwrapPath(err)))
+		}
+	}
+	diags := flows.Lint(pos...)
+	for _, d := range diags {
+		fmt.Fprintln(stdout, d.String())
+	}
+	if len(diags) > 0 {
+		fmt.Fprintf(stderr, "ivrctl flow lint: %d problem(s)\n", len(diags))
+		return exitError
+	}
+	return exitOK
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// flowKB is the knowledge base of the tools: the articles of FLOWS/kb
+// imported into a temporary database (see flowtest.OpenKB).
+func flowKB(flowsDir string) (flows.Knowledge, func(), error) {
+	return flowtest.OpenKB(context.Background(), flowsDir)
+}
+
+func parseClock(s string) (func() time.Time, error) {
+	if s == "" {
+		return time.Now, nil
+	}
+	loc := tickets.DefaultCalendar().Location()
+	t, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
+	if err != nil {
+		return nil, fmt.Errorf("--time %q: want YYYY-MM-DD HH:MM (Bucharest time)", s)
+	}
+	start := time.Now()
+	return func() time.Time { return t.Add(time.Since(start)) }, nil
+}
+
+func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--data DIR] [-v]", stderr)
+	data := fs.String("data", "", "use the engine's database in `DIR`: its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
+	at := fs.String("time", "", "pretend the call happens at `TIME` (YYYY-MM-DD HH:MM, Bucharest), for working hours")
+	from := fs.String("from", "+40700000000", "the caller's `NUMBER`")
+	to := fs.String("to", "1919", "the dialed `NUMBER`")
+	lang := fs.String("lang", "ro", "the call's starting language, ro or en")
+	verbose := fs.Bool("v", false, "print the flow's log lines on stderr")
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want one FLOW file, got %d arguments", len(pos))
+	}
+	if *lang != "ro" && *lang != "en" {
+		return usageError(fs, stderr, "--lang %q: want ro or en", *lang)
+	}
+	now, err := parseClock(*at)
+	if err != nil {
+		return usageError(fs, stderr, "%v", err)
+	}
+	flow := pos[0]
+	dir := filepath.Dir(flow)
+	rt, err := flows.Load(dir, flows.Config{Default: filepath.Base(flow)})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if *verbose {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	desk := sim.NewDesk()
+	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
+		Log: log, Now: now, HoursText: sim.HoursText}
+	if *data != "" {
+		st, err := tickets.Open(dbPath(*data))
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer st.Close()
+		ix, err := kb.Open(st)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		svc.KB = flows.KBIndex{Index: ix}
+		svc.Desk = flows.TicketDesk{Store: st}
+		svc.Transcript = flows.TicketTranscript{Store: st}
+		svc.Calendar = tickets.DefaultCalendar()
+	} else {
+		k, closeKB, err := flowKB(dir)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		defer closeKB()
+		svc.KB = k
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ch := sim.NewChannel(stdin, stdout)
+	o := rt.Run(ctx, flows.Facts{CallID: "sim-" + time.Now().Format("150405"), Caller: *from, Called: *to, Lang: *lang, Start: now()}, ch, svc)
+	for _, t := range desk.Opened() {
+		fmt.Fprintf(stdout, "ticket: %s service=%s priority=%s level=%d\n", t.Status.Number, t.Service, t.Priority, t.Level)
+	}
+	if *data != "" && o.Ticket != "" {
+		fmt.Fprintf(stdout, "ticket: %s (ivrctl tickets show %s)\n", o.Ticket, o.Ticket)
+	}
+	fmt.Fprintln(stdout, flowtest.EndLine(o))
+	if o.Err != nil {
+		fmt.Fprintf(stderr, "ivrctl flow simulate: the flow failed: %v\n", o.Err)
+	}
+	return exitOK
+}
+
+func runFlowTest(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("flow test", "ivrctl flow test PATH... [-v]", stderr)
+	_ = dataFlag(fs)
+	verbose := fs.Bool("v", false, "print every conversation, also of the tests that pass")
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) == 0 {
+		return usageError(fs, stderr, "missing PATH (a .conv test file or a folder of them)")
+	}
+	files, err := flowtest.Files(pos...)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if len(files) == 0 {
+		return fail(stderr, fmt.Errorf("no %s test files in %v", flowtest.Ext, pos))
+	}
+	passed, failed := 0, 0
+	kbs := map[string]flows.Knowledge{}
+	for _, f := range files {
+		cases, err := flowtest.ParseFile(f)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL %v\n", err)
+			failed++
+			continue
+		}
+		dir := flowtest.FlowsDirFor(f)
+		kb, seen := kbs[dir]
+		if !seen {
+			var closeKB func()
+			if kb, closeKB, err = flowKB(dir); err != nil {
+				return fail(stderr, err)
+			}
+			defer closeKB()
+			kbs[dir] = kb
+		}
+		r := flowtest.Runner{FlowsDir: dir, KB: kb}
+		for _, c := range cases {
+			res := r.Run(context.Background(), c)
+			flowtest.Report(stdout, res)
+			if *verbose && res.Pass {
+				for _, l := range res.Conversation {
+					fmt.Fprintln(stdout, "    "+l)
+				}
+			}
+			if res.Pass {
+				passed++
+			} else {
+				failed++
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return exitError
+	}
+	return exitOK
+}

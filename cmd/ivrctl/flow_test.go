@@ -1,0 +1,120 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, src string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlowLint(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.lua")
+	bad := filepath.Join(dir, "bad.lua")
+	writeFile(t, good, "say('salut')\nhangup('gata')\n")
+	writeFile(t, bad, "say('salut')\nsay_digts('123')\nif x then\n")
+	if code, out, errOut := runCLI("flow", "lint", good); code != exitOK || out != "" {
+		t.Errorf("lint good: %d %q %q", code, out, errOut)
+	}
+	code, out, _ := runCLI("flow", "lint", bad)
+	if code != exitError || !strings.Contains(out, bad+":0: syntax error at end of file") {
+		t.Errorf("lint bad: %d %q", code, out)
+	}
+	writeFile(t, bad, "say('salut')\nsay_digts('123')\n")
+	code, out, _ = runCLI("flow", "lint", dir)
+	if code != exitError || out != bad+":2: call to unknown function say_digts() (did you mean say_digits?)\n" {
+		t.Errorf("lint folder: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI("flow", "lint", filepath.Join(dir, "missing.lua")); code != exitError || !strings.Contains(errOut, "no such file") {
+		t.Errorf("lint missing: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI("flow", "lint"); code != exitUsage {
+		t.Errorf("lint without a path: %d", code)
+	}
+}
+
+// simulate reads the caller's lines from a pipe and prints the
+// conversation with its end.
+func TestFlowSimulate(t *testing.T) {
+	saved := stdin
+	defer func() { stdin = saved }()
+	stdin = strings.NewReader("#2\nda\nnu\n")
+	code, out, errOut := runCLI("flow", "simulate", "../../flows/main.lua", "--time", "2026-11-24 10:00")
+	if code != exitOK {
+		t.Fatalf("simulate: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{"caller: #2", "ivr: Pașaportul simplu electronic", "ivr: V-a ajutat", "caller: da", "ivr: Mă bucur", "caller: nu", "ivr: Vă mulțumim", "hangup: resolved"}
+	at := 0
+	for _, l := range lines {
+		if at < len(want) && strings.HasPrefix(l, want[at]) {
+			at++
+		}
+	}
+	if at != len(want) || lines[len(lines)-1] != "hangup: resolved" {
+		t.Errorf("simulate printed:\n%s\nmissing %q", out, want[min(at, len(want)-1)])
+	}
+
+	stdin = strings.NewReader("operator\n")
+	_, out, _ = runCLI("flow", "simulate", "../../flows/main.lua", "--time", "2026-11-24 10:00")
+	if !strings.HasSuffix(out, "ticket: 100001 service=other priority=normal level=1\ntransfer: level1\n") {
+		t.Errorf("operator:\n%s", out)
+	}
+	if code, _, _ := runCLI("flow", "simulate"); code != exitUsage {
+		t.Errorf("simulate without a flow: %d", code)
+	}
+	if code, _, _ := runCLI("flow", "simulate", "../../flows/main.lua", "--time", "tomorrow"); code != exitUsage {
+		t.Errorf("simulate --time tomorrow: %d", code)
+	}
+}
+
+func TestFlowTest(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "hello.lua"), `
+say{ro = "Bună ziua!", en = "Hello!"}
+if ask_yes_no("Vreți un operator?") then transfer("level1") end
+hangup("bye")
+`)
+	writeFile(t, filepath.Join(dir, "tests", "hello.conv"), `
+flow: hello.lua
+
+test: yes leads to an operator
+ivr: bună ziua
+caller: da
+transfer: level1
+
+test: a wrong expectation
+caller: nu
+ivr: la revedere
+hangup: bye
+`)
+	code, out, _ := runCLI("flow", "test", filepath.Join(dir, "tests"))
+	if code != exitError {
+		t.Errorf("exit %d, want %d", code, exitError)
+	}
+	for _, want := range []string{
+		"ok   " + filepath.Join(dir, "tests", "hello.conv") + ":4: yes leads to an operator",
+		"FAIL " + filepath.Join(dir, "tests", "hello.conv") + ":9: a wrong expectation",
+		`line 11: expected the line to say words "la revedere" after the caller said "nu" (line 10); it said:`,
+		"  > hangup: bye",
+		"1 passed, 1 failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI("flow", "test", "../../flows/tests")
+	if code != exitOK || !strings.Contains(out, " passed, 0 failed") {
+		t.Errorf("the shipped tests: %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,993 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Timing and retry defaults of the ask functions; a flow overrides them
+// per question (timeout=, retries=, inter_digit=).
+const (
+	DefaultNoInput    = 5 * time.Second // wait for the caller to start
+	DefaultInterDigit = 3 * time.Second // longest pause between keys
+	DefaultRetries    = 2               // asked again twice: three tries
+	// DefaultConfirmBelow: a spoken choice recognized with a lower
+	// confidence is confirmed ("I understood: passport. Is that right?").
+	DefaultConfirmBelow = 0.5
+	maxRetries          = 5
+	maxTimeout          = 60 * time.Second
+)
+
+// Sentences the ask functions say by default, by language.
+var askText = map[string]map[string]string{
+	"ro": {
+		"no_input":  "Nu v-am auzit.",
+		"no_match":  "Nu am înțeles.",
+		"keypad":    "Puteți folosi și tastatura telefonului.",
+		"for":       "Pentru %s, apăsați %s.",
+		"confirm":   "Am înțeles: %s. Este corect?",
+		"digits_ok": "Ați spus: %s. Este corect?",
+		"again":     "Să încercăm din nou.",
+		"transfer":  "Vă transferăm la un operator.",
+		"closed":    "Operatorii nu sunt disponibili acum.",
+		"ticket":    "Am înregistrat solicitarea dumneavoastră cu numărul",
+		"callback":  "Un operator vă va contacta în programul de lucru. La revedere.",
+		"yes_no":    "Vă rog să spuneți da sau nu, sau apăsați 1 pentru da și 2 pentru nu.",
+	},
+	"en": {
+		"no_input":  "Sorry, I did not hear you.",
+		"no_match":  "Sorry, I did not understand.",
+		"keypad":    "You can also use your phone's keypad.",
+		"for":       "For %s, press %s.",
+		"confirm":   "I understood: %s. Is that right?",
+		"digits_ok": "You said: %s. Is that right?",
+		"again":     "Let's try again.",
+		"transfer":  "We are transferring you to an operator.",
+		"closed":    "Our operators are not available right now.",
+		"ticket":    "We have registered your request with the number",
+		"callback":  "An operator will contact you during working hours. Goodbye.",
+		"yes_no":    "Please say yes or no, or press 1 for yes and 2 for no.",
+	},
+}
+
+func (c *call) msg(key string) string {
+	if t, ok := askText[c.lang][key]; ok {
+		return t
+	}
+	return askText["ro"][key]
+}
+
+// Ticket statuses as a caller hears them.
+var statusText = map[string]map[string]string{
+	"ro": {"new": "înregistrată", "in_progress": "în lucru", "escalated": "transmisă unui specialist",
+		"waiting": "în așteptarea unor informații de la dumneavoastră", "resolved": "rezolvată", "closed": "închisă"},
+	"en": {"new": "registered", "in_progress": "being worked on", "escalated": "passed to a specialist",
+		"waiting": "waiting for information from you", "resolved": "resolved", "closed": "closed"},
+}
+
+var weekdays = map[string][7]string{
+	"ro": {"duminică", "luni", "marți", "miercuri", "joi", "vineri", "sâmbătă"},
+	"en": {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
+}
+
+// registerAPI installs the flow API in the call's state.
+func registerAPI(L *lua.LState, c *call) {
+	fns := map[string]lua.LGFunction{
+		"say":          c.luaSay,
+		"play":         c.luaPlay,
+		"say_digits":   c.luaSayDigits,
+		"ask":          c.luaAsk,
+		"ask_yes_no":   c.luaAskYesNo,
+		"ask_digits":   c.luaAskDigits,
+		"ask_free":     c.luaAskFree,
+		"transfer":     c.luaTransfer,
+		"hangup":       c.luaHangup,
+		"set_language": c.luaSetLanguage,
+		"tr":           func(L *lua.LState) int { L.Push(lua.LString(c.text(L.CheckAny(1)))); return 1 },
+		"conversation": func(L *lua.LState) int { L.Push(lua.LString(c.conversation())); return 1 },
+		"normalize":    func(L *lua.LState) int { L.Push(lua.LString(Normalize(L.CheckString(1)))); return 1 },
+		"operator":     func(L *lua.LState) int { c.operatorHandoff(L, L.OptString(1, "")); return 0 },
+		"require":      c.require,
+		"print":        c.luaPrint,
+	}
+	for n, f := range fns {
+		L.SetGlobal(n, L.NewFunction(f))
+	}
+	tables := map[string]map[string]lua.LGFunction{
+		"kb":     {"search": c.luaKBSearch},
+		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid},
+		"hours":  {"open": c.luaHoursOpen, "describe": c.luaHoursDescribe, "next_open": c.luaHoursNext},
+		"log": {
+			"debug": c.luaLog(slog.LevelDebug), "info": c.luaLog(slog.LevelInfo),
+			"warn": c.luaLog(slog.LevelWarn), "error": c.luaLog(slog.LevelError),
+		},
+	}
+	for n, m := range tables {
+		L.SetGlobal(n, L.SetFuncs(L.NewTable(), m))
+	}
+	call := L.NewTable()
+	call.RawSetString("id", lua.LString(c.facts.CallID))
+	call.RawSetString("caller", lua.LString(c.facts.Caller))
+	call.RawSetString("called", lua.LString(c.facts.Called))
+	call.RawSetString("lang", lua.LString(c.lang))
+	call.RawSetString("start", lua.LNumber(c.facts.Start.Unix()))
+	call.RawSetString("flow", lua.LString(c.flow))
+	c.callTbl = call
+	L.SetGlobal("call", call)
+	L.SetGlobal("vars", L.NewTable())
+}
+
+// text resolves a prompt value to a string in the call's language: a
+// string, a number, or a table {ro = "...", en = "..."}.
+func (c *call) text(v lua.LValue) string {
+	switch v := v.(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return v.String()
+	case *lua.LTable:
+		if s, ok := v.RawGetString(c.lang).(lua.LString); ok {
+			return string(s)
+		}
+		for _, l := range []string{"ro", "en"} {
+			if s, ok := v.RawGetString(l).(lua.LString); ok {
+				return string(s)
+			}
+		}
+		if s, ok := v.RawGetString("text").(lua.LString); ok {
+			return string(s)
+		}
+	}
+	return ""
+}
+
+// parts turns a say() argument into prompt parts: a string, a language
+// table, {digits = "123"}, {audio = "prompts/x.wav", text = "..."}, or a
+// list of those.
+func (c *call) parts(L *lua.LState, v lua.LValue) []Part {
+	switch t := v.(type) {
+	case lua.LString, lua.LNumber:
+		s := c.text(t)
+		if s == "" {
+			return nil
+		}
+		return []Part{{Kind: PartText, Value: s, Text: s}}
+	case *lua.LTable:
+		if d := t.RawGetString("digits"); d != lua.LNil {
+			return []Part{digitsPart(lua.LVAsString(d))}
+		}
+		if a, ok := t.RawGetString("audio").(lua.LString); ok {
+			return []Part{c.audioPart(L, string(a), c.text(t.RawGetString("text")))}
+		}
+		if t.RawGetString("ro") != lua.LNil || t.RawGetString("en") != lua.LNil {
+			return c.parts(L, lua.LString(c.text(t)))
+		}
+		var out []Part
+		for i := 1; i <= t.Len(); i++ {
+			out = append(out, c.parts(L, t.RawGetInt(i))...)
+		}
+		return out
+	case *lua.LNilType:
+		return nil
+	}
+	L.RaiseError("cannot say a %s value", v.Type().String())
+	return nil
+}
+
+// audioPart resolves a recording's path inside the flows folder.
+func (c *call) audioPart(L *lua.LState, p, text string) Part {
+	if !filepath.IsLocal(filepath.FromSlash(p)) {
+		L.RaiseError("play %q: a recording must be a path inside the flows folder", p)
+	}
+	abs := filepath.Join(c.rt.dir, filepath.FromSlash(p))
+	if _, err := os.Stat(abs); err != nil {
+		L.RaiseError("play %q: no such recording in the flows folder", p)
+	}
+	return Part{Kind: PartAudio, Value: abs, Text: text}
+}
+
+// stopIfGone stops the script when the caller hung up or the call's
+// context ended, and turns other channel errors into script errors.
+func (c *call) stopIfGone(L *lua.LState, what string, err error) {
+	if err == nil {
+		return
+	}
+	if c.hungUp || c.parent.Err() != nil {
+		c.hungUp = true
+		if c.hook.stop == nil {
+			c.hook.stop = ErrHangup
+		}
+		L.RaiseError("caller hung up")
+	}
+	if c.ctx.Err() != nil { // the wall-time limit
+		L.RaiseError("%s", c.ctx.Err())
+	}
+	L.RaiseError("%s: %v", what, err)
+}
+
+func (c *call) sayParts(L *lua.LState, parts []Part, bargeIn bool) Played {
+	if len(parts) == 0 {
+		return Played{}
+	}
+	defer c.block()()
+	p, err := c.say(c.ctx, Prompt{Lang: c.lang, Parts: parts, BargeIn: bargeIn})
+	c.stopIfGone(L, "say", err)
+	return p
+}
+
+func optBool(L *lua.LState, t *lua.LTable, key string, def bool) bool {
+	if t == nil {
+		return def
+	}
+	switch v := t.RawGetString(key).(type) {
+	case lua.LBool:
+		return bool(v)
+	case *lua.LNilType:
+		return def
+	default:
+		L.RaiseError("%s: want true or false, got a %s", key, v.Type().String())
+	}
+	return def
+}
+
+func optNumber(L *lua.LState, t *lua.LTable, key string, def float64) float64 {
+	if t == nil {
+		return def
+	}
+	switch v := t.RawGetString(key).(type) {
+	case lua.LNumber:
+		return float64(v)
+	case *lua.LNilType:
+		return def
+	default:
+		L.RaiseError("%s: want a number, got a %s", key, v.Type().String())
+	}
+	return def
+}
+
+func optTable(L *lua.LState, n int) *lua.LTable {
+	switch v := L.Get(n).(type) {
+	case *lua.LTable:
+		return v
+	case *lua.LNilType:
+		return nil
+	default:
+		L.ArgError(n, "want a table of options, got a "+v.Type().String())
+	}
+	return nil
+}
+
+// say(text | {ro=, en=} | parts, {barge_in = true})
+func (c *call) luaSay(L *lua.LState) int {
+	v := L.CheckAny(1)
+	opts := optTable(L, 2)
+	p := c.sayParts(L, c.parts(L, v), optBool(L, opts, "barge_in", true))
+	L.Push(lua.LBool(p.Interrupted))
+	return 1
+}
+
+// play("prompts/ro/x.wav", "transcript of the recording")
+func (c *call) luaPlay(L *lua.LState) int {
+	p := c.sayParts(L, []Part{c.audioPart(L, L.CheckString(1), L.OptString(2, ""))}, true)
+	L.Push(lua.LBool(p.Interrupted))
+	return 1
+}
+
+// say_digits("1234")
+func (c *call) luaSayDigits(L *lua.LState) int {
+	s := lua.LVAsString(L.CheckAny(1))
+	opts := optTable(L, 2)
+	c.sayParts(L, []Part{digitsPart(s)}, optBool(L, opts, "barge_in", true))
+	return 0
+}
+
+// asker is one question: what to say, how to listen, how to read the
+// answer; the loop around it retries, offers the keypad and the operator.
+type asker struct {
+	prompt    lua.LValue
+	listen    Listen
+	retries   int
+	noInput   lua.LValue
+	noMatch   lua.LValue
+	bargeIn   bool
+	operator  bool   // "operator" / 0 leads to an operator
+	zeroIsKey bool   // 0 is an answer here (an option's key, a digit)
+	keypad    string // the keypad offer after two misses; "" for none
+	// interpret reads an answer; ok false is a no-match.
+	interpret func(in Input) (v lua.LValue, ok bool)
+}
+
+func (c *call) commonAsk(L *lua.LState, opts *lua.LTable, a *asker) {
+	a.retries = int(optNumber(L, opts, "retries", DefaultRetries))
+	a.retries = max(0, min(a.retries, maxRetries))
+	to := time.Duration(optNumber(L, opts, "timeout", DefaultNoInput.Seconds()) * float64(time.Second))
+	a.listen.NoInput = max(time.Second, min(to, maxTimeout))
+	a.listen.Lang = c.lang
+	a.bargeIn = optBool(L, opts, "barge_in", true)
+	a.operator = optBool(L, opts, "operator", true)
+	if opts != nil {
+		a.noInput = opts.RawGetString("no_input")
+		a.noMatch = opts.RawGetString("no_match")
+	}
+}
+
+func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
+	var reprompt lua.LValue = lua.LNil
+	misses, offered := 0, false
+	for attempt := 0; attempt <= a.retries; attempt++ {
+		var parts []Part
+		if reprompt != lua.LNil {
+			parts = c.parts(L, reprompt)
+		}
+		if misses >= 2 && a.keypad != "" && !offered {
+			parts = append(parts, Part{Kind: PartText, Value: a.keypad, Text: a.keypad})
+			offered = true
+		}
+		parts = append(parts, c.parts(L, a.prompt)...)
+		c.sayParts(L, parts, a.bargeIn)
+		in := c.doListen(L, a.listen)
+		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
+			misses++
+			reprompt = orDefault(a.noInput, c.msg("no_input"))
+			continue
+		}
+		if a.operator && c.asksOperator(in, a.zeroIsKey) {
+			c.operatorEscape(L, in.Text)
+		}
+		if v, ok := a.interpret(in); ok {
+			return v
+		}
+		misses++
+		reprompt = orDefault(a.noMatch, c.msg("no_match"))
+	}
+	return lua.LNil
+}
+
+func orDefault(v lua.LValue, def string) lua.LValue {
+	if v == nil || v == lua.LNil {
+		return lua.LString(def)
+	}
+	return v
+}
+
+func (c *call) doListen(L *lua.LState, l Listen) Input {
+	defer c.block()()
+	in, err := c.listen(c.ctx, l)
+	c.stopIfGone(L, "listen", err)
+	return in
+}
+
+func (c *call) asksOperator(in Input, zeroIsKey bool) bool {
+	if in.Mode == InputDTMF {
+		return !zeroIsKey && strings.TrimRight(in.Text, "#") == "0"
+	}
+	return WantsOperator(in.Text)
+}
+
+// operatorEscape runs the flow's on_operator(heard) when it defines one,
+// else the default hand-off. Neither returns when the flow ends there.
+func (c *call) operatorEscape(L *lua.LState, heard string) {
+	c.log.Info("caller asked for an operator")
+	if fn, ok := L.GetGlobal("on_operator").(*lua.LFunction); ok {
+		L.Push(fn)
+		L.Push(lua.LString(heard))
+		L.Call(1, 0)
+	}
+	c.operatorHandoff(L, "")
+}
+
+// operatorHandoff opens (or notes) the call's ticket with everything
+// gathered, then transfers to level I when operators work; otherwise it
+// tells the ticket number and hangs up.
+func (c *call) operatorHandoff(L *lua.LState, reason string) {
+	if reason == "" {
+		reason = "The caller asked for an operator."
+	}
+	number := c.ticket
+	if c.svc.Desk != nil {
+		done := c.block()
+		if number == "" {
+			n, err := c.svc.Desk.Open(c.ctx, c.draft(reason, "normal"))
+			if err != nil {
+				c.log.Error("operator: ticket not opened", "err", err)
+			} else {
+				number, c.ticket = n, n
+			}
+		} else if err := c.svc.Desk.Note(c.ctx, number, reason+"\n\n"+c.conversation()); err != nil {
+			c.log.Warn("operator: note not added", "ticket", number, "err", err)
+		}
+		done()
+	}
+	if c.operatorsOpen() {
+		c.sayParts(L, []Part{textPart(c.msg("transfer"))}, false)
+		c.end(L, Outcome{Kind: OutcomeTransfer, Queue: QueueLevel1, Ticket: number})
+	}
+	parts := []Part{textPart(c.msg("closed"))}
+	if h := c.svc.HoursText[c.lang]; h != "" {
+		parts = append(parts, textPart(h+"."))
+	}
+	if number != "" {
+		parts = append(parts, textPart(c.msg("ticket")), digitsPart(number))
+	}
+	parts = append(parts, textPart(c.msg("callback")))
+	c.sayParts(L, parts, false)
+	c.end(L, Outcome{Kind: OutcomeHangup, Reason: "operators closed", Ticket: number})
+}
+
+func textPart(s string) Part { return Part{Kind: PartText, Value: s, Text: s} }
+
+// end stops the script with an outcome; pcall cannot catch it for good.
+func (c *call) end(L *lua.LState, o Outcome) {
+	c.outcome = &o
+	c.hook.stop = errEnded
+	L.RaiseError("flow ended")
+}
+
+// option is one choice of ask{options=...}.
+type option struct {
+	id     string
+	key    string
+	label  string   // in the call's language
+	spoken []string // the phrases as written, for the recognizer
+	choice
+}
+
+func (c *call) readOptions(L *lua.LState, t *lua.LTable) []option {
+	var out []option
+	for i := 1; i <= t.Len(); i++ {
+		ot, ok := t.RawGetInt(i).(*lua.LTable)
+		if !ok {
+			L.RaiseError("ask: options[%d] must be a table {id=, key=, say=, synonyms=}", i)
+		}
+		o := option{key: lua.LVAsString(ot.RawGetString("key")), label: c.text(ot.RawGetString("say"))}
+		o.id = lua.LVAsString(ot.RawGetString("id"))
+		if o.id == "" {
+			o.id = o.key
+		}
+		if o.id == "" {
+			o.id = strconv.Itoa(i)
+		}
+		var phrases []string
+		addPhrase := func(v lua.LValue) {
+			if s, ok := v.(lua.LString); ok && Normalize(string(s)) != "" {
+				phrases = append(phrases, Normalize(string(s)))
+				o.spoken = append(o.spoken, string(s))
+			}
+		}
+		switch say := ot.RawGetString("say").(type) {
+		case lua.LString:
+			addPhrase(say)
+		case *lua.LTable: // both languages: a caller may answer in either
+			say.ForEach(func(_, v lua.LValue) { addPhrase(v) })
+		}
+		var addList func(v lua.LValue)
+		addList = func(v lua.LValue) {
+			switch s := v.(type) {
+			case lua.LString:
+				addPhrase(s)
+			case *lua.LTable:
+				s.ForEach(func(_, v lua.LValue) { addList(v) })
+			}
+		}
+		addList(ot.RawGetString("synonyms"))
+		o.choice = choice{id: o.id, key: o.key, phrases: phrases}
+		out = append(out, o)
+	}
+	return out
+}
+
+// ask{prompt=, options={{id=, key=, say=, synonyms={}}}, retries=, timeout=,
+// no_input=, no_match=, barge_in=, operator=, confirm_below=}
+func (c *call) luaAsk(L *lua.LState) int {
+	spec := L.CheckTable(1)
+	a := &asker{prompt: spec.RawGetString("prompt")}
+	if a.prompt == lua.LNil {
+		L.ArgError(1, "ask: prompt is missing")
+	}
+	c.commonAsk(L, spec, a)
+	var opts []option
+	if ot, ok := spec.RawGetString("options").(*lua.LTable); ok {
+		opts = c.readOptions(L, ot)
+	}
+	if len(opts) == 0 {
+		a.listen.Expect = ExpectFree
+		a.interpret = func(in Input) (lua.LValue, bool) { return c.result(L, in, nil), true }
+		L.Push(c.runAsk(L, a))
+		return 1
+	}
+	confirmBelow := optNumber(L, spec, "confirm_below", DefaultConfirmBelow)
+	free := optBool(L, spec, "free", false)
+	a.listen.Expect = ExpectChoice
+	choices := make([]choice, len(opts))
+	var hint strings.Builder
+	hint.WriteString(c.msg("keypad"))
+	for i, o := range opts {
+		choices[i] = o.choice
+		a.listen.Phrases = append(a.listen.Phrases, o.spoken...)
+		if o.key == "0" {
+			a.zeroIsKey = true
+		}
+		if o.key != "" && o.label != "" {
+			hint.WriteString(" " + fmt.Sprintf(c.msg("for"), o.label, o.key))
+		}
+		a.listen.MaxDigits = max(a.listen.MaxDigits, len(o.key))
+	}
+	if a.listen.MaxDigits > 0 {
+		a.keypad = hint.String()
+	}
+	a.operator = a.operator && !slicesContainsPhrase(choices, WantsOperator)
+	a.interpret = func(in Input) (lua.LValue, bool) {
+		idx := -1
+		if in.Mode == InputDTMF {
+			keys := strings.TrimRight(in.Text, "#")
+			for i, o := range opts {
+				if o.key != "" && o.key == keys {
+					idx = i
+				}
+			}
+		} else {
+			idx = matchChoice(in.Text, choices)
+			if idx < 0 {
+				if d, ok := SpokenDigits(in.Text); ok { // "one", "unu": the key said aloud
+					for i, o := range opts {
+						if o.key == d {
+							idx = i
+						}
+					}
+				}
+			}
+			if idx >= 0 && in.Confidence < confirmBelow {
+				label := opts[idx].label
+				if label == "" {
+					label = in.Text
+				}
+				if !c.confirm(L, fmt.Sprintf(c.msg("confirm"), label)) {
+					return nil, false
+				}
+			}
+		}
+		if idx < 0 {
+			if free && in.Mode == InputSpeech {
+				return c.result(L, in, nil), true // free speech: the flow decides
+			}
+			return nil, false
+		}
+		return c.result(L, in, &opts[idx]), true
+	}
+	L.Push(c.runAsk(L, a))
+	return 1
+}
+
+// slicesContainsPhrase reports whether an option answers to a phrase for
+// which f is true (an option "operator" takes precedence over the escape).
+func slicesContainsPhrase(cs []choice, f func(string) bool) bool {
+	for _, c := range cs {
+		for _, p := range c.phrases {
+			if f(p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// confirm asks a yes/no question once (with one retry), false unless yes.
+func (c *call) confirm(L *lua.LState, question string) bool {
+	a := &asker{prompt: lua.LString(question), retries: 1, bargeIn: true}
+	a.listen = Listen{Lang: c.lang, Expect: ExpectYesNo, Phrases: yesNoPhrases, MaxDigits: 1, NoInput: DefaultNoInput}
+	a.interpret = func(in Input) (lua.LValue, bool) {
+		switch YesNo(in.Text) {
+		case "yes":
+			return lua.LTrue, true
+		case "no":
+			return lua.LFalse, true
+		}
+		return nil, false
+	}
+	return c.runAsk(L, a) == lua.LTrue
+}
+
+var yesNoPhrases = []string{"da", "nu", "yes", "no", "sigur", "corect"}
+
+func (c *call) result(L *lua.LState, in Input, o *option) *lua.LTable {
+	t := L.NewTable()
+	t.RawSetString("how", lua.LString(in.Mode))
+	t.RawSetString("text", lua.LString(in.Text))
+	t.RawSetString("confidence", lua.LNumber(in.Confidence))
+	if o != nil {
+		t.RawSetString("option", lua.LString(o.id))
+	}
+	return t
+}
+
+// ask_yes_no(prompt, {retries=, timeout=, ...}) -> true | false | nil
+func (c *call) luaAskYesNo(L *lua.LState) int {
+	opts := optTable(L, 2)
+	a := &asker{prompt: L.CheckAny(1)}
+	c.commonAsk(L, opts, a)
+	a.listen.Expect, a.listen.Phrases, a.listen.MaxDigits = ExpectYesNo, yesNoPhrases, 1
+	if a.noMatch == nil || a.noMatch == lua.LNil {
+		a.noMatch = lua.LString(c.msg("no_match") + " " + c.msg("yes_no"))
+	}
+	a.interpret = func(in Input) (lua.LValue, bool) {
+		switch YesNo(in.Text) {
+		case "yes":
+			return lua.LTrue, true
+		case "no":
+			return lua.LFalse, true
+		}
+		return nil, false
+	}
+	L.Push(c.runAsk(L, a))
+	return 1
+}
+
+// ask_digits{prompt=, min=, max=, terminator="#", confirm=, ...} -> "123" | nil
+func (c *call) luaAskDigits(L *lua.LState) int {
+	spec := L.CheckTable(1)
+	a := &asker{prompt: spec.RawGetString("prompt")}
+	if a.prompt == lua.LNil {
+		L.ArgError(1, "ask_digits: prompt is missing")
+	}
+	c.commonAsk(L, spec, a)
+	lo, hi := int(optNumber(L, spec, "min", 1)), int(optNumber(L, spec, "max", 20))
+	if lo < 1 || hi < lo || hi > 64 {
+		L.ArgError(1, fmt.Sprintf("ask_digits: min=%d max=%d: want 1 <= min <= max <= 64", lo, hi))
+	}
+	term := "#"
+	if v, ok := spec.RawGetString("terminator").(lua.LString); ok {
+		term = string(v)
+	}
+	a.listen.Expect, a.listen.MinDigits, a.listen.MaxDigits = ExpectDigits, lo, hi
+	if r := []rune(term); len(r) == 1 {
+		a.listen.Terminator = r[0]
+	}
+	a.listen.InterDigit = time.Duration(optNumber(L, spec, "inter_digit", DefaultInterDigit.Seconds()) * float64(time.Second))
+	a.zeroIsKey = true
+	doConfirm := optBool(L, spec, "confirm", false)
+	confirmBelow := optNumber(L, spec, "confirm_below", DefaultConfirmBelow)
+	a.interpret = func(in Input) (lua.LValue, bool) {
+		var d string
+		if in.Mode == InputDTMF {
+			d = strings.TrimSuffix(in.Text, term)
+			if strings.Trim(d, "0123456789") != "" {
+				return nil, false
+			}
+		} else {
+			d, _ = SpokenDigits(in.Text)
+		}
+		if len(d) < lo || len(d) > hi {
+			return nil, false
+		}
+		if (doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow)) && !c.confirm(L, fmt.Sprintf(c.msg("digits_ok"), spaced(d))) {
+			return nil, false
+		}
+		return lua.LString(d), true
+	}
+	L.Push(c.runAsk(L, a))
+	return 1
+}
+
+// ask_free(prompt, {timeout=, retries=, ...}) -> {how=, text=, confidence=} | nil
+func (c *call) luaAskFree(L *lua.LState) int {
+	opts := optTable(L, 2)
+	a := &asker{prompt: L.CheckAny(1)}
+	c.commonAsk(L, opts, a)
+	a.listen.Expect = ExpectFree
+	a.interpret = func(in Input) (lua.LValue, bool) { return c.result(L, in, nil), true }
+	L.Push(c.runAsk(L, a))
+	return 1
+}
+
+// transfer(queue, {ticket = number})
+func (c *call) luaTransfer(L *lua.LState) int {
+	q := L.CheckString(1)
+	if strings.TrimSpace(q) == "" {
+		L.ArgError(1, "transfer: the queue name is empty")
+	}
+	opts := optTable(L, 2)
+	number := c.ticket
+	if opts != nil {
+		if v := opts.RawGetString("ticket"); v != lua.LNil {
+			number = lua.LVAsString(v)
+		}
+	}
+	c.end(L, Outcome{Kind: OutcomeTransfer, Queue: q, Ticket: number})
+	return 0
+}
+
+// hangup(reason)
+func (c *call) luaHangup(L *lua.LState) int {
+	c.end(L, Outcome{Kind: OutcomeHangup, Reason: L.OptString(1, "flow ended"), Ticket: c.ticket})
+	return 0
+}
+
+// set_language("ro" | "en")
+func (c *call) luaSetLanguage(L *lua.LState) int {
+	l := L.CheckString(1)
+	if _, ok := askText[l]; !ok {
+		L.ArgError(1, fmt.Sprintf("set_language(%q): the line speaks \"ro\" and \"en\"", l))
+	}
+	c.lang = l
+	c.callTbl.RawSetString("lang", lua.LString(l))
+	return 0
+}
+
+// kb.search(query, {limit = 3}) -> {{id=, title=, service=, spoken=, score=, confident=}, ...}, err
+func (c *call) luaKBSearch(L *lua.LState) int {
+	q := L.CheckString(1)
+	opts := optTable(L, 2)
+	limit := max(1, min(int(optNumber(L, opts, "limit", 3)), 10))
+	out := L.NewTable()
+	if c.svc.KB == nil {
+		L.Push(out)
+		L.Push(lua.LString("no knowledge base configured"))
+		return 2
+	}
+	done := c.block()
+	hits, err := c.svc.KB.Search(c.ctx, c.lang, q, limit)
+	done()
+	if err != nil {
+		c.stopIfCancelled(L)
+		c.log.Warn("kb.search failed", "err", err)
+		L.Push(out)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	for _, h := range hits {
+		t := L.NewTable()
+		t.RawSetString("id", lua.LString(h.ID))
+		t.RawSetString("title", lua.LString(h.Title))
+		t.RawSetString("service", lua.LString(h.Service))
+		t.RawSetString("spoken", lua.LString(h.Spoken))
+		t.RawSetString("score", lua.LNumber(h.Score))
+		t.RawSetString("confident", lua.LBool(h.Confident))
+		out.Append(t)
+	}
+	L.Push(out)
+	return 1
+}
+
+// stopIfCancelled stops the script when the call ended while a service
+// call was in progress.
+func (c *call) stopIfCancelled(L *lua.LState) {
+	if c.parent.Err() != nil {
+		c.stopIfGone(L, "", context.Cause(c.parent))
+	}
+}
+
+// ticket.open{service=, description=, priority=, level=, classification=, articles={}} -> number, err
+func (c *call) luaTicketOpen(L *lua.LState) int {
+	t := L.CheckTable(1)
+	d := TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Recording: c.facts.Recording,
+		Service:        lua.LVAsString(t.RawGetString("service")),
+		Classification: lua.LVAsString(t.RawGetString("classification")),
+		Priority:       lua.LVAsString(t.RawGetString("priority")),
+		Level:          int(optNumber(L, t, "level", 1)),
+		Description:    c.text(t.RawGetString("description")),
+	}
+	if d.Service == "" {
+		d.Service = c.varString("service")
+	}
+	if d.Service == "" {
+		d.Service = "other"
+	}
+	if d.Priority == "" {
+		d.Priority = "normal"
+	}
+	if d.Description == "" {
+		d.Description = "Conversation:\n" + c.conversation()
+	}
+	if a, ok := t.RawGetString("articles").(*lua.LTable); ok {
+		a.ForEach(func(_, v lua.LValue) { d.Articles = append(d.Articles, lua.LVAsString(v)) })
+	} else {
+		d.Articles = c.varList("articles")
+	}
+	if c.svc.Desk == nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("no ticket desk configured"))
+		return 2
+	}
+	done := c.block()
+	n, err := c.svc.Desk.Open(c.ctx, d)
+	done()
+	if err != nil {
+		c.stopIfCancelled(L)
+		c.log.Warn("ticket.open failed", "err", err)
+		L.Push(lua.LNil)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	c.ticket = n
+	c.log.Info("ticket opened", "ticket", n, "service", d.Service)
+	L.Push(lua.LString(n))
+	return 1
+}
+
+// ticket.note(number, text) -> true | nil, err
+func (c *call) luaTicketNote(L *lua.LState) int {
+	n, text := lua.LVAsString(L.CheckAny(1)), L.CheckString(2)
+	if c.svc.Desk == nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("no ticket desk configured"))
+		return 2
+	}
+	done := c.block()
+	err := c.svc.Desk.Note(c.ctx, n, text)
+	done()
+	if err != nil {
+		c.stopIfCancelled(L)
+		L.Push(lua.LNil)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	L.Push(lua.LTrue)
+	return 1
+}
+
+// ticket.lookup(number) -> {number=, service=, status=, status_text=, level=, created=, updated=, deadline=} | nil, err
+func (c *call) luaTicketLookup(L *lua.LState) int {
+	n := lua.LVAsString(L.CheckAny(1))
+	if c.svc.Desk == nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("no ticket desk configured"))
+		return 2
+	}
+	done := c.block()
+	st, err := c.svc.Desk.Lookup(c.ctx, n)
+	done()
+	if err != nil {
+		c.stopIfCancelled(L)
+		L.Push(lua.LNil)
+		if errors.Is(err, ErrNoTicket) {
+			L.Push(lua.LString("not found"))
+		} else {
+			L.Push(lua.LString(err.Error()))
+		}
+		return 2
+	}
+	t := L.NewTable()
+	t.RawSetString("number", lua.LString(st.Number))
+	t.RawSetString("service", lua.LString(st.Service))
+	t.RawSetString("status", lua.LString(st.Status))
+	said := statusText[c.lang][st.Status]
+	if said == "" {
+		said = st.Status
+	}
+	t.RawSetString("status_text", lua.LString(said))
+	t.RawSetString("level", lua.LNumber(st.Level))
+	for k, v := range map[string]time.Time{"created": st.Created, "updated": st.Updated, "deadline": st.Deadline} {
+		if !v.IsZero() {
+			t.RawSetString(k, lua.LNumber(v.Unix()))
+		}
+	}
+	L.Push(t)
+	return 1
+}
+
+// NumberChecker is implemented by a Desk whose ticket numbers carry a
+// check digit: ticket.valid() asks it, so a misheard number is caught
+// before a lookup.
+type NumberChecker interface {
+	ValidNumber(number string) bool
+}
+
+// ticket.valid(number) -> true when the number is well formed (its check
+// digit holds); true for any digit string when the desk has no check.
+func (c *call) luaTicketValid(L *lua.LState) int {
+	n := lua.LVAsString(L.CheckAny(1))
+	ok := n != "" && strings.Trim(n, "0123456789") == ""
+	if nc, isChecker := c.svc.Desk.(NumberChecker); ok && isChecker {
+		ok = nc.ValidNumber(n)
+	}
+	L.Push(lua.LBool(ok))
+	return 1
+}
+
+func (c *call) luaHoursOpen(L *lua.LState) int {
+	L.Push(lua.LBool(c.operatorsOpen()))
+	return 1
+}
+
+func (c *call) luaHoursDescribe(L *lua.LState) int {
+	L.Push(lua.LString(c.svc.HoursText[c.lang]))
+	return 1
+}
+
+// hours.next_open() -> "luni la 08:00" / "Monday at 08:00", "" without a calendar
+func (c *call) luaHoursNext(L *lua.LState) int {
+	if c.svc.Calendar == nil {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	now := c.svc.Now()
+	t := c.svc.Calendar.NextOpen(now)
+	days := weekdays[c.lang]
+	if days[0] == "" {
+		days = weekdays["ro"]
+	}
+	at := map[string]string{"ro": " la ", "en": " at "}[c.lang]
+	if at == "" {
+		at = " la "
+	}
+	L.Push(lua.LString(days[t.Weekday()] + at + t.Format("15:04")))
+	return 1
+}
+
+// sensitiveKeys are log field names whose values never reach the log.
+var sensitiveKeys = map[string]bool{"caller": true, "phone": true, "telefon": true, "cnp": true,
+	"address": true, "adresa": true, "email": true, "name": true, "nume": true, "pin": true}
+
+// longDigits finds digit runs of phone or national ID number length (9 or
+// more digits, possibly split by spaces, dashes or dots).
+var longDigits = regexp.MustCompile(`\+?\d(?:[ .\-]?\d){8,}`)
+
+// MaskPII hides digit runs of phone or CNP length in s, keeping the last
+// three digits: "sunați la 0722 123 456" becomes "sunați la **** **3 456".
+func MaskPII(s string) string {
+	return longDigits.ReplaceAllStringFunc(s, func(m string) string {
+		b := []byte(m)
+		keep := 3
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] >= '0' && b[i] <= '9' {
+				if keep > 0 {
+					keep--
+					continue
+				}
+				b[i] = '*'
+			}
+		}
+		return string(b)
+	})
+}
+
+func (c *call) luaLog(level slog.Level) lua.LGFunction {
+	return func(L *lua.LState) int {
+		msg := MaskPII(L.CheckString(1))
+		attrs := []any{}
+		file, line := c.where(L)
+		attrs = append(attrs, "file", file, "line", line)
+		if t, ok := L.Get(2).(*lua.LTable); ok {
+			t.ForEach(func(k, v lua.LValue) {
+				key := lua.LVAsString(k)
+				if sensitiveKeys[strings.ToLower(key)] {
+					attrs = append(attrs, key, "[redacted]")
+					return
+				}
+				attrs = append(attrs, key, MaskPII(v.String()))
+			})
+		}
+		c.log.Log(c.ctx, level, msg, attrs...)
+		return 0
+	}
+}
+
+// print(...) logs at debug level, masked, as print has no console here.
+func (c *call) luaPrint(L *lua.LState) int {
+	var parts []string
+	for i := 1; i <= L.GetTop(); i++ {
+		parts = append(parts, L.ToStringMeta(L.Get(i)).String())
+	}
+	file, line := c.where(L)
+	c.log.Debug(MaskPII(strings.Join(parts, "\t")), "file", file, "line", line)
+	return 0
+}
+
+// where is the flow file and line calling the current Go function.
+func (c *call) where(L *lua.LState) (string, int) {
+	if m := luaPos.FindStringSubmatch(L.Where(1)); m != nil {
+		n, _ := strconv.Atoi(m[2])
+		return m[1], n
+	}
+	return c.flow, 0
+}

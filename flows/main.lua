@@ -1,0 +1,217 @@
+-- main.lua: the line's default flow. Romanian first, English on request
+-- ("English" or key 9 at the menu). A short menu that also accepts free
+-- speech; answers from the knowledge base; the status of an earlier
+-- request by its number; an operator at any point ("operator" or 0).
+-- The API is described in docs/flows.md.
+
+local MENU = {
+  { id = "identity_card", key = "1", say = { ro = "cartea de identitate", en = "the identity card" },
+    synonyms = { "buletin", "buletinul", "carte de identitate", "cartea electronica", "CEI", "act de identitate",
+                 "identity card", "ID card", "ID" } },
+  { id = "passport", key = "2", say = { ro = "pașaport", en = "passport" },
+    synonyms = { "pasaport", "pasaportul", "passport" } },
+  { id = "portal_account", key = "3", say = { ro = "contul de pe portal", en = "your portal account" },
+    synonyms = { "cont", "contul", "portal", "parola", "parolă", "account", "password", "login" } },
+  { id = "online_request", key = "4", say = { ro = "o cerere online", en = "an online request" },
+    synonyms = { "cerere online", "cerere", "depun o cerere", "online request", "application", "submit" } },
+  { id = "request_status", key = "5", say = { ro = "stadiul unei solicitări", en = "the status of a request" },
+    synonyms = { "stadiul", "stadiu", "status", "solicitare", "numar de inregistrare", "tichet", "ticket", "where is my request" } },
+  { id = "english", key = "9", say = { ro = "English", en = "Romanian" },
+    synonyms = { "english", "engleza", "in engleza", "romana", "romanian", "limba romana" } },
+}
+
+-- Sub-menus: each choice names the article that answers it and a query
+-- that finds it.
+local TOPICS = {
+  identity_card = {
+    prompt = { ro = "Despre cartea de identitate: cum o obțineți, apăsați 1; documentele necesare, 2; programarea, 3; dacă ați pierdut-o sau v-a fost furată, 4. Sau spuneți întrebarea.",
+               en = "About the identity card: how to get it, press 1; the documents needed, 2; the appointment, 3; if it was lost or stolen, 4. Or just ask your question." },
+    options = {
+      { id = "cei-obtain", key = "1", say = { ro = "obținere", en = "getting one" }, synonyms = { "obtin", "obtinere", "eliberare", "get", "obtain", "new" },
+        query = { ro = "cum obțin cartea electronică de identitate", en = "how to get the identity card" } },
+      { id = "cei-documents", key = "2", say = { ro = "documente", en = "documents" }, synonyms = { "documente", "acte", "acte necesare", "documents", "papers" },
+        query = { ro = "documente necesare carte de identitate", en = "documents needed identity card" } },
+      { id = "cei-appointment", key = "3", say = { ro = "programare", en = "appointment" }, synonyms = { "programare", "programez", "appointment", "book" },
+        query = { ro = "programare carte de identitate", en = "appointment identity card" } },
+      { id = "cei-lost-stolen", key = "4", say = { ro = "pierdută sau furată", en = "lost or stolen" }, synonyms = { "pierdut", "pierduta", "furat", "furata", "lost", "stolen" },
+        query = { ro = "am pierdut cartea de identitate furată", en = "lost or stolen identity card" } },
+    },
+  },
+  portal_account = {
+    prompt = { ro = "Despre contul de pe portal: crearea unui cont, apăsați 1; parola uitată, 2; validarea contului, 3. Sau spuneți întrebarea.",
+               en = "About your portal account: creating an account, press 1; a forgotten password, 2; validating the account, 3. Or just ask your question." },
+    options = {
+      { id = "portal-create-account", key = "1", say = { ro = "cont nou", en = "new account" }, synonyms = { "creez", "creare", "cont nou", "inregistrare", "create", "new account", "register" },
+        query = { ro = "creare cont nou portal", en = "create new account portal" } },
+      { id = "portal-password-reset", key = "2", say = { ro = "parola uitată", en = "forgotten password" }, synonyms = { "parola", "am uitat parola", "resetare", "password", "forgot", "reset" },
+        query = { ro = "am uitat parola contului", en = "forgot password reset" } },
+      { id = "portal-account-validation", key = "3", say = { ro = "validarea contului", en = "account validation" }, synonyms = { "validare", "validez", "validat", "validate", "validation", "verify" },
+        query = { ro = "validarea contului de pe portal", en = "validate portal account" } },
+    },
+  },
+  passport = { query = { ro = "cum obțin pașaportul", en = "how to get a passport" }, article = "passport-obtain" },
+  online_request = { query = { ro = "cum depun o cerere online", en = "submit a request online" }, article = "online-request-submit" },
+}
+
+-- The caller wants a person: a ticket with everything gathered, then the
+-- level I queue, or, outside working hours, a request left for a call back.
+function on_operator()
+  if hours.open() then
+    operator("The caller asked for an operator.")
+  end
+  local when = hours.describe()
+  if when ~= "" then when = when .. ". " end
+  local r = ask_free({ ro = "Operatorii nu sunt disponibili acum. " .. when .. "Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
+                       en = "Our operators are not available right now. " .. when .. "Please tell us briefly what you need, and an operator will call you back." },
+                     { operator = false, retries = 1 })
+  if r then vars.request = r.text end
+  local number = ticket.open{ service = vars.service or "other", priority = "normal",
+                              description = "Request left outside working hours: " .. (vars.request or "(nothing said)") }
+  if number then
+    say{ tr{ ro = "Am înregistrat solicitarea cu numărul", en = "We registered your request with the number" }, { digits = number },
+         tr{ ro = ". Vă vom suna înapoi în programul de lucru. La revedere!", en = ". We will call you back during working hours. Goodbye!" } }
+  else
+    say{ ro = "Ne pare rău, nu am putut înregistra solicitarea. Vă rugăm să reveniți în programul de lucru.", en = "Sorry, we could not register your request. Please call again during working hours." }
+  end
+  hangup("request left outside hours")
+end
+
+-- answer finds an article (preferring the one with the given id) and says it.
+-- It returns true when something was said.
+local function answer(query, article)
+  local hits = kb.search(query, { limit = 3 })
+  local pick = nil
+  for _, h in ipairs(hits) do
+    if h.id == article then pick = h end
+  end
+  pick = pick or hits[1]
+  if not pick then return false end
+  vars.articles = (vars.articles and (vars.articles .. ",") or "") .. pick.id
+  say(pick.spoken)
+  return true
+end
+
+-- after an answer: did it help? "no" leads to an operator.
+local function helped()
+  local ok = ask_yes_no{ ro = "V-a ajutat acest răspuns?", en = "Did this answer help you?" }
+  if ok == false or ok == nil then
+    on_operator()
+  end
+  local more = ask_yes_no{ ro = "Mă bucur. Vă mai putem ajuta cu altceva?", en = "Glad to hear it. Can we help you with anything else?" }
+  if not more then
+    say{ ro = "Vă mulțumim pentru apel. La revedere!", en = "Thank you for calling. Goodbye!" }
+    hangup("resolved")
+  end
+end
+
+-- free speech: search the knowledge base; confirm a doubtful match.
+local function free_question(text)
+  vars.question = text
+  local hits = kb.search(text, { limit = 3 })
+  local top = hits[1]
+  if top and not top.confident then
+    local yes = ask_yes_no{ ro = "Întrebați despre: " .. top.title .. "?", en = "Are you asking about: " .. top.title .. "?" }
+    if not yes then top = nil end
+  end
+  if not top then
+    say{ ro = "Nu am găsit un răspuns la această întrebare.", en = "I could not find an answer to that question." }
+    on_operator()
+  end
+  vars.service = top.service
+  vars.articles = top.id
+  say(top.spoken)
+  helped()
+end
+
+local function topic_menu(id)
+  local t = TOPICS[id]
+  if t.article then
+    if not answer(tr(t.query), t.article) then
+      say{ ro = "Nu am găsit informațiile cerute.", en = "I could not find that information." }
+      on_operator()
+    end
+    return helped()
+  end
+  local r = ask{ prompt = t.prompt, options = t.options, free = true }
+  if not r then return on_operator() end
+  if not r.option then return free_question(r.text) end
+  for _, o in ipairs(t.options) do
+    if o.id == r.option then answer(tr(o.query), o.id) end
+  end
+  helped()
+end
+
+-- the status of an earlier request: the number digit by digit, confirmed back.
+local function request_status()
+  for attempt = 1, 2 do
+    local n = ask_digits{ prompt = { ro = "Spuneți sau tastați numărul solicitării, cifră cu cifră, apoi tasta diez.",
+                                     en = "Say or key in the request number, digit by digit, then the hash key." },
+                          min = 4, max = 12, confirm = true }
+    if not n then break end
+    if not ticket.valid(n) then
+      say{ ro = "Acest număr nu este valid.", en = "This number is not valid." }
+    else
+      local st, err = ticket.lookup(n)
+      if st then
+        vars.ticket = n
+        say{ tr{ ro = "Solicitarea", en = "Request" }, { digits = n }, tr{ ro = "este " .. st.status_text .. ".", en = "is " .. st.status_text .. "." } }
+        return helped()
+      end
+      say{ tr{ ro = "Nu am găsit solicitarea cu numărul", en = "I could not find a request with the number" }, { digits = n } }
+    end
+  end
+  on_operator()
+end
+
+-- A sentence that names a topic ("mi-am pierdut buletinul") may already
+-- be a question the knowledge base answers with confidence: answer it
+-- without the sub-menu.
+function direct_answer(r)
+  local words = 0
+  for _ in string.gmatch(r.text, "%S+") do words = words + 1 end
+  if words < 3 then return false end
+  local said = normalize(r.text)
+  for _, o in ipairs(MENU) do -- only the topic's name: the sub-menu asks what about it
+    if o.id == r.option then
+      for _, s in ipairs(o.synonyms) do
+        if normalize(s) == said then return false end
+      end
+      if normalize(tr(o.say)) == said then return false end
+    end
+  end
+  local hits = kb.search(r.text, { limit = 1 })
+  local top = hits[1]
+  if not top or not top.confident or top.service ~= r.option then return false end
+  vars.question = r.text
+  vars.service = top.service
+  vars.articles = top.id
+  say(top.spoken)
+  return true
+end
+
+-- the call
+say{ ro = "Bună ziua! Ați sunat la linia de asistență pentru serviciile publice. For English, say English or press 9.",
+     en = "Hello! You have reached the public services help line." }
+while true do
+  local r = ask{
+    prompt = { ro = "Spuneți pe scurt cu ce vă putem ajuta. Sau alegeți: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0.",
+               en = "Please tell us briefly how we can help. Or choose: the identity card, press 1; passport, 2; your portal account, 3; an online request, 4; the status of a request, 5; an operator, 0." },
+    options = MENU, free = true,
+  }
+  if not r then
+    on_operator()
+  elseif r.option == "english" then
+    if call.lang == "ro" then set_language("en") else set_language("ro") end
+  elseif not r.option then
+    free_question(r.text)
+  elseif r.how == "speech" and r.option ~= "request_status" and direct_answer(r) then
+    helped()
+  else
+    vars.service = r.option
+    if r.option == "request_status" then
+      request_status()
+    else
+      topic_menu(r.option)
+    end
+  end
+end
