@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/govline/ivr/tickets"
 )
 
 // defaultConfig is the embedded default configuration. The file
@@ -23,10 +26,13 @@ var defaultConfig string
 // Config is ivrd's configuration: one TOML file, then environment
 // overrides, then validation.
 type Config struct {
-	Engine EngineConfig `toml:"engine"`
-	SIP    SIPConfig    `toml:"sip"`
-	HTTP   HTTPConfig   `toml:"http"`
-	Log    LogConfig    `toml:"log"`
+	Engine    EngineConfig           `toml:"engine"`
+	Flows     FlowsConfig            `toml:"flows"`
+	Calendar  CalendarConfig         `toml:"calendar"`
+	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
+	SIP       SIPConfig              `toml:"sip"`
+	HTTP      HTTPConfig             `toml:"http"`
+	Log       LogConfig              `toml:"log"`
 }
 
 // EngineConfig is the [engine] table.
@@ -39,6 +45,23 @@ type EngineConfig struct {
 	ShutdownGrace     Duration `toml:"shutdown_grace"`
 	FirstDigitTimeout Duration `toml:"first_digit_timeout"`
 	MenuRetries       int      `toml:"menu_retries"`
+}
+
+// FlowsConfig is the [flows] table.
+type FlowsConfig struct {
+	Default   string            `toml:"default"`
+	Reload    bool              `toml:"reload"`
+	CPULimit  Duration          `toml:"cpu_limit"`
+	CallLimit Duration          `toml:"call_limit"`
+	Routes    map[string]string `toml:"routes"`
+}
+
+// CalendarConfig is the [calendar] table: the operators' working hours,
+// as tickets.NewCalendar reads them, and how flows say them.
+type CalendarConfig struct {
+	tickets.CalendarConfig
+	TextRO string `toml:"text_ro"`
+	TextEN string `toml:"text_en"`
 }
 
 // SIPConfig is the [sip] table.
@@ -93,6 +116,7 @@ var envOverrides = []struct {
 	{"IVR_RECORD_CALLS", "engine.record_calls", func(c *Config, v string) error { return setBool(&c.Engine.RecordCalls, v) }},
 	{"IVR_SHUTDOWN_GRACE", "engine.shutdown_grace", func(c *Config, v string) error { return c.Engine.ShutdownGrace.UnmarshalText([]byte(v)) }},
 	{"IVR_FIRST_DIGIT_TIMEOUT", "engine.first_digit_timeout", func(c *Config, v string) error { return c.Engine.FirstDigitTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_FLOWS_RELOAD", "flows.reload", func(c *Config, v string) error { return setBool(&c.Flows.Reload, v) }},
 	{"IVR_SIP_LISTEN", "sip.listen", func(c *Config, v string) error { c.SIP.Listen = v; return nil }},
 	{"IVR_MEDIA_IP", "sip.media_ip", func(c *Config, v string) error { c.SIP.MediaIP = v; return nil }},
 	{"IVR_RTP_TIMEOUT", "sip.rtp_timeout", func(c *Config, v string) error { return c.SIP.RTPTimeout.UnmarshalText([]byte(v)) }},
@@ -186,6 +210,30 @@ func (c Config) Validate() error {
 	if c.Engine.MenuRetries < 1 || c.Engine.MenuRetries > 10 {
 		return bad("engine.menu_retries", "%d is not between 1 and 10", c.Engine.MenuRetries)
 	}
+	if c.Flows.Default == "" {
+		return bad("flows.default", "must name a flow file")
+	}
+	for _, f := range append([]string{c.Flows.Default}, mapValues(c.Flows.Routes)...) {
+		if !strings.HasSuffix(f, ".lua") || strings.Contains(f, "..") || filepath.IsAbs(f) {
+			return bad("flows", "%q must be a .lua file inside flows_dir", f)
+		}
+		if _, err := os.Stat(filepath.Join(c.Engine.FlowsDir, f)); err != nil {
+			return bad("flows", "flow %q not found in %s", f, c.Engine.FlowsDir)
+		}
+	}
+	if c.Flows.CPULimit.Duration < 10*time.Millisecond || c.Flows.CPULimit.Duration > time.Minute {
+		return bad("flows.cpu_limit", "%s is not between 10ms and 1m", c.Flows.CPULimit)
+	}
+	if c.Flows.CallLimit.Duration < time.Minute {
+		return bad("flows.call_limit", "%s is shorter than 1m", c.Flows.CallLimit)
+	}
+	cal, err := tickets.NewCalendar(c.Calendar.CalendarConfig)
+	if err != nil {
+		return bad("calendar", "%v", err)
+	}
+	if _, err := tickets.NewDeadlines(c.Deadlines, cal); err != nil {
+		return bad("deadlines", "%v", err)
+	}
 	if err := checkHostPort(c.SIP.Listen); err != nil {
 		return bad("sip.listen", "%v", err)
 	}
@@ -245,4 +293,12 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("%q: port must be 1-65535", s)
 	}
 	return nil
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }

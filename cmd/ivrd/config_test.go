@@ -75,6 +75,16 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[engine]\nmenu_retries = 0\n", key: "engine.menu_retries"},
 		{file: "[engine]\nshutdown_grace = \"forever\"\n", key: "shutdown_grace"},
 		{file: "[sip\nlisten=1", key: "line 2"},
+		{file: "[flows]\ndefault = \"nope.lua\"\n", key: "flows"},
+		{file: "[flows]\ndefault = \"../etc/passwd\"\n", key: "flows"},
+		{file: "[flows.routes]\n\"0800\" = \"missing.lua\"\n", key: "flows"},
+		{file: "[flows]\ncpu_limit = \"1ms\"\n", key: "flows.cpu_limit"},
+		{env: map[string]string{"IVR_FLOWS_RELOAD": "often"}, key: "flows.reload"},
+		{file: "[calendar]\ntime_zone = \"Mars/Olympus\"\n", key: "calendar"},
+		{file: "[calendar.hours]\nmon = \"20:00-08:00\"\n", key: "mon"},
+		{file: "[calendar.hours]\nsun = \"9 to 5\"\n", key: "sun"},
+		{file: "[calendar]\nholidays = [\"25 Dec\"]\n", key: "holidays"},
+		{file: "[deadlines.default]\nnormal = \"soon\"\n", key: "deadlines"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

@@ -293,25 +293,11 @@ func TestDaemonServesDrainsAndExits(t *testing.T) {
 // A corrupt prompt stops the daemon at start with an error naming the file.
 func TestCorruptPromptIsAClearErrorAtStart(t *testing.T) {
 	ivrd, _ := binaries(t)
-	flows := t.TempDir()
+	flows := filepath.Join(t.TempDir(), "flows")
+	if err := os.CopyFS(flows, os.DirFS(flowsDir(t))); err != nil {
+		t.Fatal(err)
+	}
 	ro := filepath.Join(flows, "prompts", "ro")
-	if err := os.MkdirAll(ro, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(flowsDir(t), "prompts", "ro")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(ro, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	bad := filepath.Join(ro, "menu.wav")
 	if err := os.WriteFile(bad, []byte("RIFF\x10\x00\x00\x00WAVEjunkjunkjunk"), 0o644); err != nil {
 		t.Fatal(err)

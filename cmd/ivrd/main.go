@@ -30,6 +30,8 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -59,6 +61,18 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 		log.Error("prompts not loaded", "err", err)
 		fmt.Fprintln(stderr, "ivrd:", err)
 		return 1
+	}
+	if *check {
+		if _, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg)); err != nil {
+			fmt.Fprintln(stderr, "ivrd: flows:", err)
+			return 1
+		}
+		arts, err := kb.LoadDir(filepath.Join(cfg.Engine.FlowsDir, "kb"))
+		if err != nil {
+			fmt.Fprintln(stderr, "ivrd: knowledge base:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "ivrd: flows load; %d knowledge base articles valid\n", len(arts))
 	}
 	if *renderOnly || *check {
 		fmt.Fprintf(stderr, "ivrd: configuration valid; %d prompts ready (%s)\n", len(prompts.Names()), strings.Join(prompts.Names(), ", "))
@@ -122,12 +136,21 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 
 	calls := store.NewCallLog(0, log.With("component", "calllog"))
 	defer calls.Close() // after the drain: commits what is queued
+
+	svc, rt, err := startFlows(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
 	eng := &ivr.Engine{
-		Calls:   calls,
-		Metrics: ivr.NewMetrics(),
-		Log:     log,
-		Prompts: prompts,
-		Timing:  ivr.Timing{FirstDigit: cfg.Engine.FirstDigitTimeout.Duration, Retries: cfg.Engine.MenuRetries},
+		Calls:    calls,
+		Metrics:  ivr.NewMetrics(),
+		Log:      log,
+		Prompts:  prompts,
+		Timing:   ivr.Timing{FirstDigit: cfg.Engine.FirstDigitTimeout.Duration, Retries: cfg.Engine.MenuRetries},
+		Flow:     rt,
+		Services: svc,
+		Synth:    &ivr.RenderCache{Dir: filepath.Join(cfg.Engine.DataDir, "prompts", "tts")},
+		Lang:     cfg.Engine.Language,
 	}
 	if cfg.Engine.RecordCalls {
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")

@@ -9,7 +9,9 @@ import (
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/tickets"
 )
 
 // flowFunc runs a flow written in Go, to drive the phone Channel directly.
@@ -130,5 +132,99 @@ func TestFlowChannelOnARealCall(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("call events lack %q:\n%s", want, all)
 		}
+	}
+}
+
+// TestShippedFlowOnARealCall walks the line's default flow (flows/main.lua)
+// from a SIP phone over loopback, with the real knowledge base and ticket
+// store: the caller presses 1 (identity card) during the welcome, then 0
+// (an operator) in the sub-menu. The flow opens a ticket for the identity
+// card service with the transcript so far, and the embedded line, which
+// has no agent queue, tells the caller the ticket number and hangs up.
+func TestShippedFlowOnARealCall(t *testing.T) {
+	l := startLineStore(t, func(_ *sip.Config, e *ivr.Engine, store *tickets.Store) {
+		if e.Flow != nil {
+			return // a retry of the line's start: set up already
+		}
+		rt, err := flows.Load(filepath.Join("..", "..", "flows"), flows.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix, err := kb.Open(store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.ImportDir(context.Background(), filepath.Join("..", "..", "flows", "kb")); err != nil {
+			t.Fatal(err)
+		}
+		always := map[string]string{}
+		for _, d := range []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
+			always[d] = "00:00-24:00"
+		}
+		cal, err := tickets.NewCalendar(tickets.CalendarConfig{Hours: always, Holidays: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Flow = rt
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+		e.Services = flows.Services{
+			KB:         flows.KBIndex{Index: ix, RecordMisses: true},
+			Desk:       flows.TicketDesk{Store: store},
+			Transcript: flows.TicketTranscript{Store: store},
+			Calendar:   cal,
+		}
+	})
+	store := l.store
+	c := l.answered(t)
+	if !waitFor(10*time.Second, func() bool { return c.heardLen() > c.rate }) {
+		t.Fatal("no welcome heard")
+	}
+	c.dtmf('1')
+	mark := c.heardLen()
+	if !waitFor(10*time.Second, func() bool { return c.heardLen() > mark+c.rate }) {
+		t.Fatal("nothing heard after 1")
+	}
+	c.dtmf('0')
+	if !c.waitEnded(60 * time.Second) {
+		t.Fatal("the line did not hang up after the operator request")
+	}
+	callID := c.d.InviteRequest.CallID().Value()
+	ts, err := store.ListTickets(context.Background(), tickets.TicketQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 {
+		t.Fatalf("%d tickets, want 1", len(ts))
+	}
+	tk := ts[0]
+	if tk.Service != "identity_card" || tk.CallID != callID || tk.Level != 1 || !tickets.ValidNumber(tk.Number) {
+		t.Errorf("ticket %+v: want identity_card, level 1, call %s, a valid number", tk, callID)
+	}
+	turns, err := store.Transcript(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, tu := range turns {
+		lines = append(lines, tu.Speaker+": "+tu.Text)
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{"caller: 1", "caller: 0", "cartea de identitate"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, all)
+		}
+	}
+	_ = l.eng.Calls.Flush(context.Background())
+	ev, err := store.Events(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ev {
+		found = found || (e.Kind == "flow.transfer" && strings.Contains(e.Detail, tk.Number))
+	}
+	if !found {
+		t.Errorf("no flow.transfer event naming ticket %s", tk.Number)
 	}
 }

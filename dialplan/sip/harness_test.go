@@ -67,6 +67,15 @@ var promptsOnce sync.Mutex
 // startLine starts an engine; adjust lets a test change the SIP config.
 func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
 	t.Helper()
+	if adjust == nil {
+		return startLineStore(t, nil)
+	}
+	return startLineStore(t, func(c *sip.Config, e *ivr.Engine, _ *tickets.Store) { adjust(c, e) })
+}
+
+// startLineStore is startLine for adjustments that need the line's store.
+func startLineStore(t *testing.T, adjust func(*sip.Config, *ivr.Engine, *tickets.Store)) *line {
+	t.Helper()
 	promptsOnce.Lock()
 	prompts := loadTestPrompts(t)
 	promptsOnce.Unlock()
@@ -97,7 +106,7 @@ func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
 		port = freePort(t)
 		cfg = sip.Config{Listen: fmt.Sprintf("127.0.0.1:%d", port), RTPTimeout: 10 * time.Second}
 		if adjust != nil {
-			adjust(&cfg, eng)
+			adjust(&cfg, eng, store)
 		}
 		var err error
 		srv, err = sip.New(cfg, eng)

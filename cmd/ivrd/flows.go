@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/tickets"
+)
+
+// flowsConfig maps the [flows] table onto the runtime's configuration.
+func flowsConfig(cfg Config) flows.Config {
+	return flows.Config{
+		Routes:  cfg.Flows.Routes,
+		Default: cfg.Flows.Default,
+		Limits:  flows.Limits{CPU: cfg.Flows.CPULimit.Duration, Wall: cfg.Flows.CallLimit.Duration},
+	}
+}
+
+// startFlows loads the flows, imports the knowledge base and builds the
+// services flows use. Until ctx ends it reloads edited flows (when
+// flows.reload is on), re-imports edited articles, and does both on SIGHUP.
+// A flow folder that does not load is an error: the line does not start on
+// a broken flow. A knowledge base that does not import at start is logged
+// and the base already in the database keeps answering.
+func startFlows(ctx context.Context, cfg Config, store *tickets.Store, log *slog.Logger) (flows.Services, *flows.Runtime, error) {
+	var svc flows.Services
+	cal, err := tickets.NewCalendar(cfg.Calendar.CalendarConfig)
+	if err != nil {
+		return svc, nil, fmt.Errorf("calendar: %w", err)
+	}
+	dl, err := tickets.NewDeadlines(cfg.Deadlines, cal)
+	if err != nil {
+		return svc, nil, fmt.Errorf("deadlines: %w", err)
+	}
+	store.SetDeadlines(dl)
+
+	rt, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg))
+	if err != nil {
+		return svc, nil, fmt.Errorf("flows: %w", err)
+	}
+	ix, err := kb.Open(store)
+	if err != nil {
+		return svc, nil, err
+	}
+	kbDir := filepath.Join(cfg.Engine.FlowsDir, "kb")
+	importKB := func(why string) {
+		start := time.Now()
+		n, err := ix.ImportDir(context.Background(), kbDir)
+		if err != nil {
+			log.Error("knowledge base not imported: the previous articles keep answering", "dir", kbDir, "why", why, "err", err)
+			return
+		}
+		log.Info("knowledge base imported", "articles", n, "why", why, "took", time.Since(start).Round(time.Millisecond))
+	}
+	importKB("start")
+
+	svc = flows.Services{
+		KB:         flows.KBIndex{Index: ix, RecordMisses: true},
+		Desk:       flows.TicketDesk{Store: store},
+		Transcript: flows.TicketTranscript{Store: store},
+		Calendar:   cal,
+		HoursText:  map[string]string{"ro": cfg.Calendar.TextRO, "en": cfg.Calendar.TextEN},
+	}
+
+	if cfg.Flows.Reload {
+		go rt.Watch(ctx, log.With("component", "flows"))
+	}
+	go watchKB(ctx, kbDir, importKB)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				if err := rt.Reload(); err != nil {
+					log.Error("SIGHUP: flows not reloaded; the previous version keeps serving", "err", err)
+				} else {
+					log.Info("SIGHUP: flows reloaded", "version", rt.Version())
+				}
+				importKB("SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return svc, rt, nil
+}
+
+// kbPoll is how often the article folder is checked for edits.
+const kbPoll = 2 * time.Second
+
+// watchKB calls importKB when a file under dir changes (added, removed,
+// edited), until ctx ends.
+func watchKB(ctx context.Context, dir string, importKB func(why string)) {
+	last := kbStamp(dir)
+	t := time.NewTicker(kbPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if st := kbStamp(dir); st != last {
+				last = st
+				importKB("articles changed")
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// kbStamp summarises the folder: file count, total size and newest mtime.
+func kbStamp(dir string) [3]int64 {
+	var st [3]int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			st[0]++
+			st[1] += fi.Size()
+			st[2] = max(st[2], fi.ModTime().UnixNano())
+		}
+		return nil
+	})
+	return st
+}
