@@ -2,9 +2,9 @@ package ari
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"

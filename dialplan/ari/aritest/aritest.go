@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
 )
 
 // Asterisk is the fake server.
