@@ -60,7 +60,7 @@ func (b *syncBuffer) String() string {
 // line is an engine with a real store, the rendered prompts and the ARI
 // adapter connected to a fake Asterisk.
 type line struct {
-	t     *testing.T
+	t     testing.TB
 	ast   *aritest.Asterisk
 	eng   *ivr.Engine
 	store *tickets.Store
@@ -70,7 +70,7 @@ type line struct {
 	stop  func()
 }
 
-func startLine(t *testing.T, adjust func(*Config)) *line {
+func startLine(t testing.TB, adjust func(*Config)) *line {
 	t.Helper()
 	promptsMu.Lock()
 	prompts, err := ivr.LoadPrompts(ivr.PromptConfig{
@@ -218,7 +218,7 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 
 // bridged waits until the caller's media leg is up and the engine's audio
 // (the greeting) is heard.
-func bridged(t *testing.T, c *aritest.Caller) {
+func bridged(t testing.TB, c *aritest.Caller) {
 	t.Helper()
 	if !waitFor(10*time.Second, c.Bridged) {
 		t.Fatal("the caller was never bridged with an ExternalMedia channel")
@@ -248,7 +248,7 @@ func hasEvent(evs []tickets.CallEvent, kind, contains string) bool {
 
 // readStereo reads a two-channel 16-bit WAV (the call recording: caller
 // left, engine right) as interleaved samples.
-func readStereo(t *testing.T, path string) ([]int16, int) {
+func readStereo(t testing.TB, path string) ([]int16, int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
