@@ -504,3 +504,39 @@ func BenchmarkCallSetupTeardown(b *testing.B) {
 	l.clean()
 	b.ReportMetric(float64(l.srv.Metrics().RequestLatency.Count())/float64(b.N), "ari-requests/call")
 }
+
+// Requests that time out but that Asterisk carries out later leave
+// objects no call owns: a late ExternalMedia channel is removed when its
+// StasisStart arrives, a late bridge by the periodic sweep; objects left
+// by a crashed engine are removed when the adapter connects.
+func TestOrphansRemoved(t *testing.T) {
+	l := startLine(t, func(c *Config) {
+		c.RequestTimeout = 300 * time.Millisecond
+		c.ReapInterval = 200 * time.Millisecond
+	})
+	for _, slow := range []string{"POST /channels/externalMedia", "POST /bridges"} {
+		l.ast.SetDelayFor(slow, 800*time.Millisecond)
+		caller := l.ast.Call("0721000140", "1919")
+		if r := l.record(caller.ID); r.EndReason != string(ivr.EndError) {
+			t.Errorf("%s: end reason %s", slow, r.EndReason)
+		}
+		l.ast.SetDelayFor(slow, 0)
+		time.Sleep(time.Second) // the late request takes effect
+		caller.Hangup()
+		l.clean()
+	}
+	l.ast.Orphan("bridge", "ivr-bridge-ivr-deadbeef00000001")
+	l.ast.Orphan("channel", "ivr-media-ivr-deadbeef00000002")
+	l.ast.Orphan("bridge", "someone-elses-bridge")
+	l.ast.DropWebSocket()
+	if !waitFor(5*time.Second, func() bool { _, br, _ := l.ast.Books(); return br == 1 }) {
+		_, br, _ := l.ast.Books()
+		t.Fatalf("orphans not removed: %d bridges", br)
+	}
+	if ch, _, _ := l.ast.Books(); ch != 0 {
+		t.Errorf("orphan channel not removed: %d", ch)
+	}
+	if l.srv.Metrics().Reaped.Load() < 4 {
+		t.Errorf("reaped %d", l.srv.Metrics().Reaped.Load())
+	}
+}

@@ -27,8 +27,10 @@ const (
 	outQueue = 3
 )
 
-// Prefixes of the ids the adapter gives the objects it creates in Asterisk,
-// so an administrator tells them apart in `core show channels`.
+// Prefixes of the ids the adapter gives the objects it creates in Asterisk
+// (followed by the application name, '-' and a random part), so an
+// administrator tells them apart in `core show channels` and the adapter
+// finds the ones no call owns.
 const (
 	mediaPrefix  = "ivr-media-"
 	bridgePrefix = "ivr-bridge-"
@@ -348,7 +350,7 @@ func (c *call) setup() (ivr.EndReason, error) {
 	c.s.metrics.RTPPorts.Add(1)
 	c.startMedia()
 
-	bridgeID := newID(bridgePrefix)
+	bridgeID := newID(c.cn.bridgePrefix())
 	c.mu.Lock()
 	c.bridgeID = bridgeID
 	c.mu.Unlock()
@@ -358,7 +360,7 @@ func (c *call) setup() (ivr.EndReason, error) {
 		return ivr.EndError, err
 	}
 
-	mediaID := newID(mediaPrefix)
+	mediaID := newID(c.cn.mediaPrefix())
 	c.mu.Lock()
 	c.mediaID = mediaID
 	c.mu.Unlock()

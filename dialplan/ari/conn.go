@@ -128,15 +128,16 @@ func (cn *conn) session(ctx context.Context, again bool) (up bool, err error) {
 			}
 		}
 	}()
-	if again {
-		// Events were lost while the connection was down: ask Asterisk
-		// which of our channels still exist.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if again {
+			// Events were lost while the connection was down: ask
+			// Asterisk which of our channels still exist.
 			cn.resync(sctx)
-		}()
-	}
+		}
+		cn.reapLoop(sctx)
+	}()
 	for {
 		typ, data, err := ws.Read(sctx)
 		if err != nil {
@@ -193,4 +194,57 @@ func (cn *conn) resync(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func (cn *conn) mediaPrefix() string  { return mediaPrefix + cn.cfg.App + "-" }
+func (cn *conn) bridgePrefix() string { return bridgePrefix + cn.cfg.App + "-" }
+
+// reapLoop removes orphans now and every ReapInterval until ctx ends.
+func (cn *conn) reapLoop(ctx context.Context) {
+	t := time.NewTicker(cn.s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		cn.reap(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reap removes the ExternalMedia channels and bridges of this application
+// that no call owns. A call makes its objects' ids known before it asks
+// Asterisk to create them and forgets them only after deleting them, so
+// an object with our prefix and no call is an orphan.
+func (cn *conn) reap(ctx context.Context) {
+	var chans []Channel
+	if err := cn.cl.do(ctx, "", http.MethodGet, "/channels", nil, nil, &chans); err == nil {
+		for _, ch := range chans {
+			if strings.HasPrefix(ch.ID, cn.mediaPrefix()) && cn.s.lookup(ch.ID) == nil {
+				cn.remove(ch.ID, "/channels/")
+			}
+		}
+	}
+	var bridges []Bridge
+	if err := cn.cl.do(ctx, "", http.MethodGet, "/bridges", nil, nil, &bridges); err == nil {
+		for _, b := range bridges {
+			if strings.HasPrefix(b.ID, cn.bridgePrefix()) && cn.s.lookup(b.ID) == nil {
+				cn.remove(b.ID, "/bridges/")
+			}
+		}
+	}
+}
+
+// remove deletes an orphan channel or bridge.
+func (cn *conn) remove(id, kind string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cn.s.cfg.RequestTimeout)
+	defer cancel()
+	err := cn.cl.do(ctx, "", http.MethodDelete, kind+url.PathEscape(id), nil, nil, nil)
+	if err != nil && !isNotFound(err) {
+		cn.s.log.Warn("orphan not removed", "server", cn.label, "id", id, "err", err)
+		return
+	}
+	cn.s.metrics.Reaped.Add(1)
+	cn.s.log.Warn("removed an object no call owns", "server", cn.label, "id", id)
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	EventsIgnored   atomic.Uint64 // events about no call of ours
 	EventsMalformed atomic.Uint64 // messages that were not ARI events
 	RequestErrors   atomic.Uint64 // requests without an answer or with a 5xx
+	Reaped          atomic.Uint64 // orphan ExternalMedia channels and bridges removed
 	Channels        atomic.Int64  // caller and ExternalMedia channels held
 	Bridges         atomic.Int64  // mixing bridges held
 	RTPPorts        atomic.Int64  // RTP ports open
@@ -87,6 +88,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_ari_events_ignored_total", "ARI events about no call of the engine.", m.EventsIgnored.Load())
 	counter("ivr_ari_events_malformed_total", "WebSocket messages that were not ARI events.", m.EventsMalformed.Load())
 	counter("ivr_ari_request_errors_total", "ARI requests without an answer or answered 5xx.", m.RequestErrors.Load())
+	counter("ivr_ari_orphans_removed_total", "ExternalMedia channels and bridges of the application that no call owned, removed.", m.Reaped.Load())
 	gauge("ivr_ari_channels", "Asterisk channels held (callers and ExternalMedia).", m.Channels.Load())
 	gauge("ivr_ari_bridges", "Mixing bridges held.", m.Bridges.Load())
 	gauge("ivr_ari_rtp_ports", "ExternalMedia RTP ports open.", m.RTPPorts.Load())

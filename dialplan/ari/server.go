@@ -77,6 +77,11 @@ type Config struct {
 	ReconnectMin   time.Duration // first reconnect delay; default 500 ms
 	ReconnectMax   time.Duration // longest reconnect delay; default 30 s
 	PingInterval   time.Duration // WebSocket ping to detect a dead peer; default 10 s
+	// ReapInterval is how often the adapter looks for ExternalMedia
+	// channels and bridges of its application that no call owns (left by
+	// a crash of the engine, or created by a request that timed out) and
+	// removes them; also done on every (re)connect. Default 1 min.
+	ReapInterval time.Duration
 
 	Handoff HandoffConfig
 }
@@ -119,6 +124,7 @@ const (
 	DefaultReconnectMin   = 500 * time.Millisecond
 	DefaultReconnectMax   = 30 * time.Second
 	DefaultPingInterval   = 10 * time.Second
+	DefaultReapInterval   = time.Minute
 	DefaultHandoffContext = "ivr-handoff"
 )
 
@@ -198,6 +204,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
+	}
+	if c.ReapInterval <= 0 {
+		c.ReapInterval = DefaultReapInterval
 	}
 	h := &c.Handoff
 	switch h.Mode {
@@ -366,9 +375,14 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 		return
 	}
 	if ev.Type == "StasisStart" {
-		if strings.HasPrefix(ev.Channel.Name, "UnicastRTP/") || strings.HasPrefix(ev.Channel.ID, mediaPrefix) {
-			// An ExternalMedia channel of a call that already ended.
-			s.metrics.EventsIgnored.Add(1)
+		if strings.HasPrefix(ev.Channel.ID, cn.mediaPrefix()) {
+			// An ExternalMedia channel no call owns: its creation
+			// request timed out and Asterisk carried it out later.
+			s.spawn(func() { cn.remove(ev.Channel.ID, "/channels/") })
+			return
+		}
+		if strings.HasPrefix(ev.Channel.Name, "UnicastRTP/") {
+			s.metrics.EventsIgnored.Add(1) // another application's media
 			return
 		}
 		s.offer(cn, ev)

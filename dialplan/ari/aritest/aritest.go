@@ -36,6 +36,7 @@ type Asterisk struct {
 	t     testing.TB
 	addr  string
 	delay atomic.Int64 // ns added to every REST answer
+	slow  sync.Map     // path substring -> time.Duration added to matching requests
 
 	mu            sync.Mutex
 	ln            net.Listener
@@ -171,6 +172,31 @@ func (a *Asterisk) DropWebSocket() {
 
 // SetDelay makes every REST answer wait d.
 func (a *Asterisk) SetDelay(d time.Duration) { a.delay.Store(int64(d)) }
+
+// SetDelayFor makes the requests whose method and path ("POST /bridges")
+// start with prefix wait d before they are carried out, as a loaded
+// Asterisk does: the request takes effect late, after a client may have
+// given up on it. d = 0 removes the delay.
+func (a *Asterisk) SetDelayFor(prefix string, d time.Duration) {
+	if d == 0 {
+		a.slow.Delete(prefix)
+		return
+	}
+	a.slow.Store(prefix, d)
+}
+
+// Orphan creates an ExternalMedia channel (kind "channel") or a bridge
+// (kind "bridge") with the given id that no call owns, as a crashed engine
+// leaves them.
+func (a *Asterisk) Orphan(kind, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if kind == "bridge" {
+		a.bridges[id] = &Bridge{ID: id}
+		return
+	}
+	a.channels[id] = &Chan{ID: id, Name: "UnicastRTP/127.0.0.1:9-0x1", State: "Up", InStasis: true}
+}
 
 // Registrations counts WebSocket connections that registered the app.
 func (a *Asterisk) Registrations() int {
@@ -317,15 +343,36 @@ func (a *Asterisk) handle(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.requests = append(a.requests, Request{Method: r.Method, Path: path, Query: r.Form})
 	a.mu.Unlock()
-	if d := time.Duration(a.delay.Load()); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return
+	d := time.Duration(a.delay.Load())
+	a.slow.Range(func(k, v any) bool {
+		if strings.HasPrefix(r.Method+" "+path, k.(string)) {
+			d += v.(time.Duration)
 		}
+		return true
+	})
+	if d > 0 {
+		// Asterisk carries out a request even when the client gave up
+		// waiting for its answer.
+		time.Sleep(d)
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	switch {
+	case r.Method == "GET" && path == "/channels":
+		a.mu.Lock()
+		list := []map[string]any{}
+		for _, ch := range a.channels {
+			list = append(list, channelJSON(ch))
+		}
+		a.mu.Unlock()
+		reply(w, 200, list)
+	case r.Method == "GET" && path == "/bridges":
+		a.mu.Lock()
+		list := []map[string]any{}
+		for _, b := range a.bridges {
+			list = append(list, bridgeJSON(b))
+		}
+		a.mu.Unlock()
+		reply(w, 200, list)
 	case r.Method == "GET" && path == "/asterisk/info":
 		reply(w, 200, map[string]any{"system": map[string]string{"version": "20.10.0", "entity_id": "52:54:00:12:34:56"}})
 	case r.Method == "POST" && path == "/channels/externalMedia":
