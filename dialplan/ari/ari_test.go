@@ -126,7 +126,7 @@ func TestHandoffContinue(t *testing.T) {
 	l := startLine(t, nil)
 	caller := l.ast.Call("0721000125", "1919")
 	bridged(t, caller)
-	c := l.srv.lookup(caller.ID)
+	c := l.callOf(caller.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := c.Transfer(ctx, ivr.Handoff{Queue: "level1", Ticket: "T-2026-000123", Lang: "ro", Summary: "Card lost\r\nInjected: line"})
@@ -163,7 +163,7 @@ func TestHandoffContinue(t *testing.T) {
 	// A queue name that is no dialplan extension is refused before any request.
 	caller2 := l.ast.Call("0721000126", "1919")
 	bridged(t, caller2)
-	if err := l.srv.lookup(caller2.ID).Transfer(ctx, ivr.Handoff{Queue: "level 1,evil", Ticket: "x"}); err == nil {
+	if err := l.callOf(caller2.ID).Transfer(ctx, ivr.Handoff{Queue: "level 1,evil", Ticket: "x"}); err == nil {
 		t.Error("a queue name with a comma was accepted")
 	}
 	caller2.Hangup()
@@ -177,7 +177,7 @@ func TestHandoffRedirect(t *testing.T) {
 	bridged(t, caller)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := l.srv.lookup(caller.ID).Transfer(ctx, ivr.Handoff{Queue: "level1", Ticket: "T-1", Lang: "en", Summary: "s"}); err != nil {
+	if err := l.callOf(caller.ID).Transfer(ctx, ivr.Handoff{Queue: "level1", Ticket: "T-1", Lang: "en", Summary: "s"}); err != nil {
 		t.Fatal(err)
 	}
 	rec := l.record(caller.ID)
@@ -377,7 +377,7 @@ func TestMalformedEvents(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	if c := l.srv.lookup(caller.ID); c == nil || c.ctx.Err() != nil {
+	if c := l.callOf(caller.ID); c == nil || c.ctx.Err() != nil {
 		t.Fatal("a malformed event ended the call")
 	}
 	if n := l.srv.Metrics().EventsMalformed.Load(); n < 8 {
@@ -538,5 +538,72 @@ func TestOrphansRemoved(t *testing.T) {
 	}
 	if l.srv.Metrics().Reaped.Load() < 4 {
 		t.Errorf("reaped %d", l.srv.Metrics().Reaped.Load())
+	}
+}
+
+// Asterisk hangs without closing its sockets: the WebSocket ping finds it,
+// the adapter closes the connection and reconnects once Asterisk answers
+// again; the call, whose RTP flows on, goes on and ends normally.
+func TestAsteriskFreezes(t *testing.T) {
+	l := startLine(t, func(c *Config) {
+		c.PingInterval = 300 * time.Millisecond
+		c.RequestTimeout = 500 * time.Millisecond
+	})
+	caller := l.ast.Call("0721000150", "1919")
+	bridged(t, caller)
+	label := strings.TrimPrefix(l.ast.URL(), "http://")
+	l.ast.Freeze()
+	if !waitFor(5*time.Second, func() bool { return !l.srv.Metrics().Connected(label) }) {
+		t.Fatal("a frozen Asterisk was not noticed")
+	}
+	l.ast.Thaw()
+	if !waitFor(10*time.Second, func() bool { return l.srv.Metrics().Connected(label) && l.ast.Registrations() >= 2 }) {
+		t.Fatal("no reconnect after the freeze")
+	}
+	caller.Press("0")
+	select {
+	case <-caller.Gone():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call did not end")
+	}
+	if r := l.record(caller.ID); r.EndReason != string(ivr.EndEngineHangup) {
+		t.Errorf("end reason %s", r.EndReason)
+	}
+	l.clean()
+}
+
+// Two Asterisk servers: the adapter registers the application on both and
+// serves a call from each.
+func TestTwoServers(t *testing.T) {
+	second := aritest.New(t)
+	second.SystemName = "pbx2"
+	l := startLine(t, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{URL: second.URL() + "/ari/", User: second.User, Password: second.Password, App: "ivr"})
+	})
+	if !waitFor(5*time.Second, second.Registered) {
+		t.Fatal("not registered on the second server")
+	}
+	a := l.ast.Call("0721000151", "1919")
+	b := second.Call("0721000152", "1919")
+	bridged(t, a)
+	bridged(t, b)
+	a.Press("0")
+	b.Hangup()
+	for _, c := range []*aritest.Caller{a} {
+		select {
+		case <-c.Gone():
+		case <-time.After(20 * time.Second):
+			t.Fatal("call did not end")
+		}
+	}
+	if r := l.record(a.ID); r.EndReason != string(ivr.EndEngineHangup) {
+		t.Errorf("first server's call: %s", r.EndReason)
+	}
+	if r := l.record(b.ID); r.EndReason != string(ivr.EndCallerHangup) {
+		t.Errorf("second server's call: %s", r.EndReason)
+	}
+	l.clean()
+	if ch, br, rtp := second.Books(); ch+br+rtp != 0 {
+		t.Errorf("second server holds %d channels %d bridges %d rtp", ch, br, rtp)
 	}
 }

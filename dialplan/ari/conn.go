@@ -168,8 +168,8 @@ func (cn *conn) session(ctx context.Context, again bool) (up bool, err error) {
 func (cn *conn) resync(ctx context.Context) {
 	cn.s.mu.Lock()
 	var mine []*call
-	for id, c := range cn.s.calls {
-		if c.cn == cn && id == c.id {
+	for k, c := range cn.s.calls {
+		if k.cn == cn && k.id == c.id {
 			mine = append(mine, c)
 		}
 	}
@@ -221,7 +221,7 @@ func (cn *conn) reap(ctx context.Context) {
 	var chans []Channel
 	if err := cn.cl.do(ctx, "", http.MethodGet, "/channels", nil, nil, &chans); err == nil {
 		for _, ch := range chans {
-			if strings.HasPrefix(ch.ID, cn.mediaPrefix()) && cn.s.lookup(ch.ID) == nil {
+			if strings.HasPrefix(ch.ID, cn.mediaPrefix()) && cn.s.lookup(cn, ch.ID) == nil {
 				cn.remove(ch.ID, "/channels/")
 			}
 		}
@@ -229,7 +229,7 @@ func (cn *conn) reap(ctx context.Context) {
 	var bridges []Bridge
 	if err := cn.cl.do(ctx, "", http.MethodGet, "/bridges", nil, nil, &bridges); err == nil {
 		for _, b := range bridges {
-			if strings.HasPrefix(b.ID, cn.bridgePrefix()) && cn.s.lookup(b.ID) == nil {
+			if strings.HasPrefix(b.ID, cn.bridgePrefix()) && cn.s.lookup(cn, b.ID) == nil {
 				cn.remove(b.ID, "/bridges/")
 			}
 		}

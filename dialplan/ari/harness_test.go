@@ -277,3 +277,13 @@ func readStereo(t testing.TB, path string) ([]int16, int) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// callOf finds the adapter's call for a caller channel on any server.
+func (l *line) callOf(id string) *call {
+	for _, cn := range l.srv.conns {
+		if c := l.srv.lookup(cn, id); c != nil {
+			return c
+		}
+	}
+	return nil
+}

@@ -246,8 +246,8 @@ type Server struct {
 	conns   []*conn
 
 	mu      sync.Mutex
-	calls   map[string]*call // by caller channel id and by ExternalMedia channel id
-	ports   map[int]bool     // RTP ports in use (with a port range)
+	calls   map[routeKey]*call // by caller channel, ExternalMedia channel and bridge id
+	ports   map[int]bool       // RTP ports in use (with a port range)
 	stopped bool
 
 	ready     chan struct{}
@@ -268,7 +268,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		cfg: cfg, eng: eng, format: f,
 		log:     eng.Log.With("component", "ari"),
 		metrics: newMetrics(),
-		calls:   map[string]*call{},
+		calls:   map[routeKey]*call{},
 		ports:   map[int]bool{},
 		ready:   make(chan struct{}),
 	}
@@ -282,7 +282,8 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	for _, sc := range cfg.Servers {
 		u, _ := url.Parse(sc.URL)
 		cn := &conn{s: s, cfg: sc, label: u.Host}
-		cn.cl = &client{base: sc.URL, user: sc.User, pass: sc.Password, http: httpc, timeout: cfg.RequestTimeout, observe: s.observe}
+		cn.cl = &client{base: sc.URL, user: sc.User, pass: sc.Password, http: httpc, timeout: cfg.RequestTimeout,
+			observe: func(r requestRecord) { s.observe(cn, r) }}
 		s.metrics.addServer(cn.label)
 		s.conns = append(s.conns, cn)
 	}
@@ -316,8 +317,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
 	left := make([]*call, 0, len(s.calls))
-	for id, c := range s.calls {
-		if id == c.id {
+	for k, c := range s.calls {
+		if k.id == c.id {
 			left = append(left, c)
 		}
 	}
@@ -335,7 +336,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Close() error { return nil }
 
 // observe files one ARI request: latency histogram and the call's log.
-func (s *Server) observe(r requestRecord) {
+func (s *Server) observe(cn *conn, r requestRecord) {
 	s.metrics.RequestLatency.Observe(r.dur)
 	if r.Status == 0 || r.Status >= 500 {
 		s.metrics.RequestErrors.Add(1)
@@ -343,15 +344,22 @@ func (s *Server) observe(r requestRecord) {
 	if r.call == "" {
 		return
 	}
-	if c := s.lookup(r.call); c != nil && c.tr != nil {
+	if c := s.lookup(cn, r.call); c != nil && c.tr != nil {
 		c.tr.Event("ari.request", mustJSON(r))
 	}
 }
 
-func (s *Server) lookup(id string) *call {
+// routeKey names an object in one Asterisk: ids are unique per server
+// only.
+type routeKey struct {
+	cn *conn
+	id string
+}
+
+func (s *Server) lookup(cn *conn, id string) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[id]
+	return s.calls[routeKey{cn, id}]
 }
 
 // dispatch routes one event from a server's WebSocket. It never blocks:
@@ -365,10 +373,10 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 	}
 	var c *call
 	if ev.Channel != nil {
-		c = s.lookup(ev.Channel.ID)
+		c = s.lookup(cn, ev.Channel.ID)
 	}
 	if c == nil && ev.Bridge != nil {
-		c = s.lookup(ev.Bridge.ID)
+		c = s.lookup(cn, ev.Bridge.ID)
 	}
 	if c != nil {
 		c.event(ev)
@@ -420,7 +428,7 @@ func (s *Server) offer(cn *conn, ev *Event) {
 	}
 	c := newCall(s, cn, ch, tr)
 	s.mu.Lock()
-	s.calls[ch.ID] = c
+	s.calls[routeKey{cn, ch.ID}] = c
 	s.mu.Unlock()
 	s.metrics.Channels.Add(1)
 	tr.Event("ari.event", ev.logLine())
@@ -440,8 +448,8 @@ func (s *Server) spawn(f func()) {
 func (s *Server) forget(c *call) {
 	s.mu.Lock()
 	for _, id := range []string{c.id, c.mediaID, c.bridgeID} {
-		if id != "" && s.calls[id] == c {
-			delete(s.calls, id)
+		if k := (routeKey{c.cn, id}); id != "" && s.calls[k] == c {
+			delete(s.calls, k)
 		}
 	}
 	s.mu.Unlock()
@@ -450,7 +458,7 @@ func (s *Server) forget(c *call) {
 // route makes events about id (an ExternalMedia channel or a bridge) reach c.
 func (s *Server) route(id string, c *call) {
 	s.mu.Lock()
-	s.calls[id] = c
+	s.calls[routeKey{c.cn, id}] = c
 	s.mu.Unlock()
 }
 
@@ -459,8 +467,8 @@ func (s *Server) ActiveCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for id, c := range s.calls {
-		if id == c.id {
+	for k, c := range s.calls {
+		if k.id == c.id {
 			n++
 		}
 	}

@@ -32,6 +32,10 @@ import (
 // Asterisk is the fake server.
 type Asterisk struct {
 	User, Password, App string
+	// SystemName, when set, prefixes channel ids as asterisk.conf's
+	// systemname does ("pbx2-1700000000.1"): what keeps the ids of
+	// several servers apart.
+	SystemName string
 
 	t     testing.TB
 	addr  string
@@ -50,6 +54,7 @@ type Asterisk struct {
 	badAuth       int
 	seq           int
 	rtpOpen       atomic.Int64
+	frozen        atomic.Bool
 	wg            sync.WaitGroup
 }
 
@@ -91,7 +96,7 @@ func New(t testing.TB) *Asterisk {
 		t.Fatal(err)
 	}
 	a.addr = ln.Addr().String()
-	a.serve(ln)
+	a.serve(&freezable{Listener: ln, frozen: &a.frozen})
 	t.Cleanup(a.Stop)
 	return a
 }
@@ -116,6 +121,7 @@ func (a *Asterisk) serve(ln net.Listener) {
 // Stop is Asterisk going away: the WebSocket and listener close, and every
 // channel, bridge and RTP socket is forgotten (a restart loses them).
 func (a *Asterisk) Stop() {
+	a.Thaw()
 	a.mu.Lock()
 	srv, ws := a.srv, a.ws
 	a.srv, a.ws = nil, nil
@@ -155,7 +161,41 @@ func (a *Asterisk) Start() {
 	if err != nil {
 		a.t.Fatalf("restart on %s: %v", a.addr, err)
 	}
-	a.serve(ln)
+	a.serve(&freezable{Listener: ln, frozen: &a.frozen})
+}
+
+// Freeze makes Asterisk hang without closing anything: it stops reading
+// from every TCP connection (REST and WebSocket, so pings go unanswered)
+// until Thaw. A machine that froze or a network path that black-holes
+// packets looks like this.
+func (a *Asterisk) Freeze() { a.frozen.Store(true) }
+
+// Thaw ends a Freeze.
+func (a *Asterisk) Thaw() { a.frozen.Store(false) }
+
+type freezable struct {
+	net.Listener
+	frozen *atomic.Bool
+}
+
+func (l *freezable) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &freezableConn{Conn: c, frozen: l.frozen}, nil
+}
+
+type freezableConn struct {
+	net.Conn
+	frozen *atomic.Bool
+}
+
+func (c *freezableConn) Read(p []byte) (int, error) {
+	for c.frozen.Load() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return c.Conn.Read(p)
 }
 
 // DropWebSocket closes the application's WebSocket, nothing else (a
@@ -737,6 +777,9 @@ func (a *Asterisk) Call(number, exten string) *Caller {
 	a.mu.Lock()
 	a.seq++
 	id := fmt.Sprintf("1700000000.%d", a.seq)
+	if a.SystemName != "" {
+		id = a.SystemName + "-" + id
+	}
 	c := &Caller{a: a, ID: id, send: make(chan []int16, 1000), gone: make(chan struct{})}
 	ch := &Chan{ID: id, Name: fmt.Sprintf("PJSIP/trunk-%08x", a.seq), State: "Ring", Number: number, Exten: exten, InStasis: true, caller: c}
 	a.channels[id] = ch
