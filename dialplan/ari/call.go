@@ -67,8 +67,9 @@ type call struct {
 	out     chan []int16
 	outFree chan []int16
 
-	hangupOnce sync.Once
-	mediaWG    sync.WaitGroup
+	hangupOnce   sync.Once
+	teardownOnce sync.Once
+	mediaWG      sync.WaitGroup
 }
 
 var (
@@ -310,6 +311,15 @@ func newID(prefix string) string {
 func (c *call) run() {
 	defer c.s.metrics.Channels.Add(-1)
 	defer c.s.forget(c)
+	// A panic below still frees what the call holds and closes its record.
+	defer func() {
+		if r := recover(); r != nil {
+			c.end(ivr.EndError, fmt.Errorf("panic: %v", r))
+			c.teardown()
+			c.tr.End(ivr.EndError)
+			panic(r) // to the server's recover, which logs and counts it
+		}
+	}()
 	reason, err := c.setup()
 	if err != nil {
 		if cause := context.Cause(c.ctx); cause != nil {
@@ -408,8 +418,10 @@ func addrString(a *net.UDPAddr) string {
 
 // teardown frees what the call holds in Asterisk and here, on a context of
 // its own: the ExternalMedia channel, the bridge, the RTP port and the
-// media goroutines. Missing objects (404) are fine.
-func (c *call) teardown() {
+// media goroutines. Missing objects (404) are fine. Only the first call acts.
+func (c *call) teardown() { c.teardownOnce.Do(c.free) }
+
+func (c *call) free() {
 	c.stopMedia()
 	c.mu.Lock()
 	mediaID, bridgeID, sock, port := c.mediaID, c.bridgeID, c.sock, c.port

@@ -50,6 +50,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -365,6 +366,7 @@ func (s *Server) lookup(cn *conn, id string) *call {
 // dispatch routes one event from a server's WebSocket. It never blocks:
 // a call's goroutine does the slow work.
 func (s *Server) dispatch(cn *conn, ev *Event) {
+	defer s.recoverPanic("ARI event " + ev.Type)
 	s.metrics.Events.Add(1)
 	if ev.Application != "" && ev.Application != cn.cfg.App {
 		s.metrics.EventsIgnored.Add(1)
@@ -440,8 +442,19 @@ func (s *Server) spawn(f func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.recoverPanic("call goroutine")
 		f()
 	}()
+}
+
+// recoverPanic keeps a bug in one call or event from ending the process:
+// it logs the panic with its stack and counts it. Deferred cleanup of the
+// call (teardown, record) has run by then.
+func (s *Server) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		s.eng.Metrics.Panics.Add(1)
+		s.log.Error("panic recovered", "where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
 }
 
 // forget removes a call's routes.
