@@ -38,8 +38,8 @@ const (
 
 // call is one Asterisk channel in the application, as an ivr.Call. It owns
 // one goroutine for its life (run: setup, the engine's session, teardown)
-// and, once media is set up, two more that run joins: the RTP reader and
-// the RTP sender.
+// and, once media is set up, the RTP reader, which run joins; its outbound
+// RTP is sent by the server's sender shards.
 type call struct {
 	s   *Server
 	cn  *conn
@@ -66,6 +66,10 @@ type call struct {
 	inFree  chan []int16
 	out     chan []int16
 	outFree chan []int16
+
+	send    sendState // owned by the sender shard
+	shard   *shard    // set by sender.add
+	mediaUp bool      // set by startMedia, read by teardown (same goroutine)
 
 	hangupOnce   sync.Once
 	teardownOnce sync.Once
@@ -358,7 +362,9 @@ func (c *call) setup() (ivr.EndReason, error) {
 	c.sock, c.port = sock, port
 	c.mu.Unlock()
 	c.s.metrics.RTPPorts.Add(1)
-	c.startMedia()
+	if err := c.startMedia(); err != nil {
+		return ivr.EndError, err
+	}
 
 	bridgeID := newID(c.cn.bridgePrefix())
 	c.mu.Lock()

@@ -118,25 +118,33 @@ func (s *Server) releasePort(port int) {
 	s.mu.Unlock()
 }
 
-// startMedia starts the RTP reader and sender; stopMedia ends the call's
-// context (if not yet), interrupts the reader and joins both.
-func (c *call) startMedia() {
+// startMedia starts the RTP reader and puts the call on a sender shard.
+func (c *call) startMedia() error {
+	st, err := newSendState(c.fmt)
+	if err != nil {
+		return err
+	}
+	c.send = st
 	// A cancelled call interrupts a blocked read at once.
 	stop := context.AfterFunc(c.ctx, func() { _ = c.sock.SetReadDeadline(time.Now()) })
-	c.mediaWG.Add(2)
+	c.mediaWG.Add(1)
 	go func() {
 		defer c.mediaWG.Done()
 		defer stop()
 		c.readLoop()
 	}()
-	go func() {
-		defer c.mediaWG.Done()
-		c.sendLoop()
-	}()
+	c.s.sender.add(c)
+	c.mediaUp = true
+	return nil
 }
 
+// stopMedia ends the call's context (if not yet), takes the call off its
+// sender shard and joins the reader.
 func (c *call) stopMedia() {
 	c.end(ivr.EndEngineHangup, nil) // no-op when already ended
+	if c.mediaUp {
+		c.s.sender.remove(c)
+	}
 	c.mediaWG.Wait()
 }
 
@@ -268,64 +276,68 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// sendLoop sends one RTP packet every 20 ms on an absolute schedule: the
-// engine's queued frame, or silence, so the bridge always has audio from
-// the engine.
-func (c *call) sendLoop() {
-	m := c.s.eng.Metrics
-	enc, err := c.fmt.encoder()
+// sendState is a call's outbound stream; only its sender shard touches it.
+type sendState struct {
+	enc     audio.Encoder
+	silence []int16
+	payload []byte
+	out     []byte
+	pkt     rtp.Packet
+	step    uint32
+	last    time.Time
+}
+
+func newSendState(f mediaFormat) (sendState, error) {
+	enc, err := f.encoder()
 	if err != nil {
-		c.end(ivr.EndError, err)
-		return
+		return sendState{}, err
 	}
-	silence := make([]int16, c.fmt.rate/50)
-	payload := make([]byte, audio.MaxPayloadSize)
-	pkt := rtp.Packet{Header: rtp.Header{
-		Version: 2, PayloadType: c.fmt.pt, Marker: true,
-		SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
-	}}
-	step := uint32(c.fmt.rate / 50)
-	out := make([]byte, 0, 1500)
-	pacer := audio.NewPacer(audio.SystemClock{})
-	var skips uint64
-	var last time.Time
-	for {
-		if err := pacer.Wait(c.ctx); err != nil {
-			return
-		}
-		if n := pacer.Skips(); n != skips {
-			m.PacerSkips.Add(n - skips)
-			skips = n
-		}
-		frame := silence
-		var owned []int16
-		select {
-		case owned = <-c.out:
-			frame = owned
-		default:
-		}
-		n, err := enc.Encode(payload, frame)
-		if owned != nil {
-			c.outFree <- owned
-		}
-		if remote := c.remote.Load(); err == nil && remote != nil {
-			pkt.Payload = payload[:n]
-			b, err := pkt.MarshalTo(out[:cap(out)])
-			if err == nil {
-				if _, err := c.sock.WriteToUDP(out[:b], remote); err == nil {
-					now := time.Now()
-					if !last.IsZero() {
-						d := now.Sub(last) - audio.FrameDuration
-						m.PacingDeviation.Observe(max(d, -d))
-					}
-					last = now
-					c.tr.PacketsOut.Add(1)
-					m.RTPPacketsOut.Add(1)
+	return sendState{
+		enc:     enc,
+		silence: make([]int16, f.rate/50),
+		payload: make([]byte, audio.MaxPayloadSize),
+		out:     make([]byte, 1500),
+		step:    uint32(f.rate / 50),
+		pkt: rtp.Packet{Header: rtp.Header{
+			Version: 2, PayloadType: f.pt, Marker: true,
+			SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
+		}},
+	}, nil
+}
+
+// sendFrame sends the call's next RTP packet: the engine's queued frame,
+// or silence, so the bridge always has audio from the engine. The sender
+// calls it every 20 ms.
+func (c *call) sendFrame(now time.Time) {
+	st := &c.send
+	m := c.s.eng.Metrics
+	frame := st.silence
+	var owned []int16
+	select {
+	case owned = <-c.out:
+		frame = owned
+	default:
+	}
+	n, err := st.enc.Encode(st.payload, frame)
+	if owned != nil {
+		c.outFree <- owned
+	}
+	if remote := c.remote.Load(); err == nil && remote != nil {
+		st.pkt.Payload = st.payload[:n]
+		if b, err := st.pkt.MarshalTo(st.out); err == nil {
+			if _, err := c.sock.WriteToUDP(st.out[:b], remote); err == nil {
+				if !st.last.IsZero() {
+					d := now.Sub(st.last) - audio.FrameDuration
+					m.PacingDeviation.Observe(max(d, -d))
 				}
+				st.last = now
+				c.tr.PacketsOut.Add(1)
+				m.RTPPacketsOut.Add(1)
 			}
-			pkt.Marker = false
 		}
-		pkt.SequenceNumber++
-		pkt.Timestamp += step
+		st.pkt.Marker = false
 	}
+	// Time goes on for Asterisk even when a packet could not be sent.
+	st.pkt.SequenceNumber++
+	st.pkt.Timestamp += st.step
 }

@@ -245,6 +245,7 @@ type Server struct {
 	metrics *Metrics
 	format  mediaFormat
 	conns   []*conn
+	sender  *sender // while Serve runs
 
 	mu      sync.Mutex
 	calls   map[routeKey]*call // by caller channel, ExternalMedia channel and bridge id
@@ -305,6 +306,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, sc := range s.cfg.Servers {
 		s.log.Info("ARI application starting", "server", sc, "format", s.cfg.Format, "rtp_address", s.cfg.RTPAddress)
 	}
+	s.sender = newSender(s)
+	defer s.sender.close()
 	var wg sync.WaitGroup
 	for _, cn := range s.conns {
 		wg.Add(1)
