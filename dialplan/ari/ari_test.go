@@ -607,3 +607,28 @@ func TestTwoServers(t *testing.T) {
 		t.Errorf("second server holds %d channels %d bridges %d rtp", ch, br, rtp)
 	}
 }
+
+// The caller hangs up while the handoff is in progress (between the
+// channel variables and the continue): the handoff fails, the call ends as
+// a caller hangup and nothing is left.
+func TestHangupDuringHandoff(t *testing.T) {
+	l := startLine(t, nil)
+	caller := l.ast.Call("0721000170", "1919")
+	bridged(t, caller)
+	l.ast.SetDelayFor("POST /channels/"+caller.ID+"/variable", 200*time.Millisecond)
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errc <- l.callOf(caller.ID).Transfer(ctx, ivr.Handoff{Queue: "level1", Ticket: "T-9", Lang: "ro", Summary: "x"})
+	}()
+	time.Sleep(300 * time.Millisecond) // inside the second variable request
+	caller.Hangup()
+	if err := <-errc; err == nil {
+		t.Error("the handoff of a caller who hung up succeeded")
+	}
+	if r := l.record(caller.ID); r.EndReason != string(ivr.EndCallerHangup) {
+		t.Errorf("end reason %s", r.EndReason)
+	}
+	l.clean()
+}

@@ -44,6 +44,7 @@ func (cn *conn) run(ctx context.Context) {
 		}
 		if up {
 			delay = cn.s.cfg.ReconnectMin // it worked for a while: start over
+			attempt = 0
 		}
 		attempt++
 		wait := jitter(delay)
