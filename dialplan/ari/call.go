@@ -58,7 +58,9 @@ type call struct {
 
 	remote atomic.Pointer[net.UDPAddr] // where Asterisk listens for our RTP
 
-	gone        atomic.Bool // the caller channel left Stasis or was destroyed
+	gone        atomic.Bool   // the caller channel left Stasis or was destroyed
+	mediaReady  chan struct{} // closed when the ExternalMedia channel entered the application
+	mediaOnce   sync.Once
 	transferred atomic.Bool // the channel continued in the dialplan or was redirected
 
 	digits  chan ivr.Digit
@@ -84,11 +86,12 @@ var (
 func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
 	c := &call{
 		s: s, cn: cn, id: ch.ID, tr: tr, fmt: s.format,
-		digits:  make(chan ivr.Digit, 32),
-		in:      make(chan []int16, inQueue),
-		inFree:  make(chan []int16, inQueue),
-		out:     make(chan []int16, outQueue),
-		outFree: make(chan []int16, outQueue),
+		digits:     make(chan ivr.Digit, 32),
+		mediaReady: make(chan struct{}),
+		in:         make(chan []int16, inQueue),
+		inFree:     make(chan []int16, inQueue),
+		out:        make(chan []int16, outQueue),
+		outFree:    make(chan []int16, outQueue),
 	}
 	n := c.fmt.rate / 50
 	for range inQueue {
@@ -287,6 +290,8 @@ func (c *call) event(ev *Event) {
 		}
 	case chID != "" && chID == c.media():
 		switch ev.Type {
+		case "StasisStart":
+			c.mediaOnce.Do(func() { close(c.mediaReady) })
 		case "StasisEnd", "ChannelDestroyed":
 			c.end(ivr.EndError, errors.New("the ExternalMedia channel ended"))
 		}
@@ -393,6 +398,19 @@ func (c *call) setup() (ivr.EndReason, error) {
 	}
 	if addr, ok := unicastAddr(em.Channelvars); ok {
 		c.remote.Store(addr)
+	}
+	// Asterisk answers the request once the channel exists, and puts it
+	// into the application on another thread: a bridge refuses it (422)
+	// until its StasisStart.
+	wait := time.NewTimer(c.s.cfg.RequestTimeout)
+	select {
+	case <-c.mediaReady:
+		wait.Stop()
+	case <-ctx.Done():
+		wait.Stop()
+		return ivr.ReasonOf(context.Cause(ctx)), context.Cause(ctx)
+	case <-wait.C:
+		return ivr.EndError, fmt.Errorf("no StasisStart for the ExternalMedia channel %s within %s", mediaID, c.s.cfg.RequestTimeout)
 	}
 	if err := c.do(ctx, http.MethodPost, "/bridges/"+url.PathEscape(bridgeID)+"/addChannel", url.Values{"channel": {c.id + "," + mediaID}}, nil); err != nil {
 		return ivr.EndError, err

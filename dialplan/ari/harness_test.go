@@ -3,15 +3,19 @@ package ari
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/ari/aritest"
@@ -68,9 +72,20 @@ type line struct {
 	srv   *Server
 	logs  *syncBuffer
 	stop  func()
+
+	password string // the ARI password, which no log may show
 }
 
 func startLine(t testing.TB, adjust func(*Config)) *line {
+	t.Helper()
+	ast := aritest.New(t)
+	l := startLineAt(t, ServerConfig{URL: ast.URL(), User: ast.User, Password: ast.Password}, adjust)
+	l.ast = ast
+	return l
+}
+
+// startLineAt starts the engine and the adapter connected to server.
+func startLineAt(t testing.TB, server ServerConfig, adjust func(*Config)) *line {
 	t.Helper()
 	promptsMu.Lock()
 	prompts, err := ivr.LoadPrompts(ivr.PromptConfig{
@@ -80,7 +95,6 @@ func startLine(t testing.TB, adjust func(*Config)) *line {
 	if err != nil {
 		t.Fatalf("prompts: %v", err)
 	}
-	ast := aritest.New(t)
 	dir := t.TempDir()
 	store, err := tickets.Open(tickets.DBPath(dir))
 	if err != nil {
@@ -95,7 +109,7 @@ func startLine(t testing.TB, adjust func(*Config)) *line {
 		RecDir: filepath.Join(dir, "recordings"),
 	}
 	cfg := Config{
-		Servers:        []ServerConfig{{URL: ast.URL(), User: ast.User, Password: ast.Password}},
+		Servers:        []ServerConfig{server},
 		RTPTimeout:     5 * time.Second,
 		RequestTimeout: 2 * time.Second,
 		ReconnectMin:   50 * time.Millisecond,
@@ -117,7 +131,7 @@ func startLine(t testing.TB, adjust func(*Config)) *line {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the adapter did not connect to the fake Asterisk")
 	}
-	l := &line{t: t, ast: ast, eng: eng, store: store, calls: calls, srv: srv, logs: logs}
+	l := &line{t: t, eng: eng, store: store, calls: calls, srv: srv, logs: logs, password: server.Password}
 	var once sync.Once
 	l.stop = func() {
 		once.Do(func() {
@@ -144,7 +158,7 @@ func startLine(t testing.TB, adjust func(*Config)) *line {
 // checkNoSecrets fails the test if the ARI password is in a log line or
 // in any call event.
 func (l *line) checkNoSecrets() {
-	pw := l.ast.Password
+	pw := l.password
 	if strings.Contains(l.logs.String(), pw) {
 		l.t.Errorf("the ARI password appears in the logs")
 	}
@@ -286,4 +300,60 @@ func (l *line) callOf(id string) *call {
 		}
 	}
 	return nil
+}
+
+// cleanReal waits until the adapter holds nothing (a real Asterisk has
+// no books to read; its objects are checked over ARI).
+func (l *line) cleanReal() {
+	l.t.Helper()
+	m := l.srv.Metrics()
+	if !waitFor(10*time.Second, func() bool {
+		return l.srv.ActiveCalls() == 0 && m.Channels.Load() == 0 && m.Bridges.Load() == 0 && m.RTPPorts.Load() == 0
+	}) {
+		l.t.Fatalf("left behind: calls %d channels %d bridges %d ports %d", l.srv.ActiveCalls(), m.Channels.Load(), m.Bridges.Load(), m.RTPPorts.Load())
+	}
+	cn := l.srv.conns[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var chans []Channel
+	var bridges []Bridge
+	if err := cn.cl.do(ctx, "", "GET", "/channels", nil, nil, &chans); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := cn.cl.do(ctx, "", "GET", "/bridges", nil, nil, &bridges); err != nil {
+		l.t.Fatal(err)
+	}
+	for _, c := range chans {
+		if strings.HasPrefix(c.ID, mediaPrefix) {
+			l.t.Errorf("Asterisk still has %s", c.ID)
+		}
+	}
+	for _, b := range bridges {
+		if strings.HasPrefix(b.ID, bridgePrefix) {
+			l.t.Errorf("Asterisk still has bridge %s", b.ID)
+		}
+	}
+}
+
+// holdWebSocket keeps a WebSocket for cn's application open until ctx
+// ends, reading and dropping its events; the returned channel closes when
+// it is closed.
+func holdWebSocket(ctx context.Context, t testing.TB, cn *conn) <-chan struct{} {
+	done := make(chan struct{})
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cn.cfg.User+":"+cn.cfg.Password)))
+	ws, _, err := websocket.Dial(ctx, cn.wsURL(), &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatalf("tester WebSocket: %v", err)
+	}
+	go func() {
+		defer close(done)
+		defer ws.CloseNow()
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	return done
 }

@@ -757,12 +757,27 @@ func (a *Asterisk) externalMedia(w http.ResponseWriter, r *http.Request) {
 		reply(w, 409, msg("Channel with this ID already exists"))
 		return
 	}
-	ch := &Chan{ID: id, Name: fmt.Sprintf("UnicastRTP/%s-0x%x", host, rand.Uint32()), State: "Down", InStasis: true, external: peer}
+	ch := &Chan{ID: id, Name: fmt.Sprintf("UnicastRTP/%s-0x%x", host, rand.Uint32()), State: "Up", external: peer}
 	a.channels[id] = ch
 	j := channelJSON(ch)
 	a.mu.Unlock()
-	a.event("StasisStart", map[string]any{"channel": j, "args": []string{}})
 	reply(w, 200, j)
+	// As Asterisk does, the channel enters the application on another
+	// thread, after the answer: until then a bridge refuses it (422).
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		time.Sleep(30 * time.Millisecond)
+		a.mu.Lock()
+		if a.channels[id] != ch {
+			a.mu.Unlock()
+			return
+		}
+		ch.InStasis = true
+		j := channelJSON(ch)
+		a.mu.Unlock()
+		a.event("StasisStart", map[string]any{"channel": j, "args": []string{}})
+	}()
 }
 
 // Call places a call from number to exten into the application: the
