@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/govline/ivr/dialplan/ari"
+	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -30,6 +32,8 @@ type Config struct {
 	Flows     FlowsConfig            `toml:"flows"`
 	Calendar  CalendarConfig         `toml:"calendar"`
 	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
+	ARI       ARIConfig              `toml:"ari"`
+	ESL       ESLConfig              `toml:"esl"`
 	SIP       SIPConfig              `toml:"sip"`
 	HTTP      HTTPConfig             `toml:"http"`
 	Log       LogConfig              `toml:"log"`
@@ -74,6 +78,40 @@ type SIPConfig struct {
 	AnswerDelay Duration `toml:"answer_delay"`
 	JitterDepth int      `toml:"jitter_depth"`
 	Codecs      []string `toml:"codecs"`
+}
+
+// ARIConfig is the [ari] table.
+type ARIConfig struct {
+	URL              string   `toml:"url"`
+	User             string   `toml:"user"`
+	Password         string   `toml:"password"`
+	App              string   `toml:"app"`
+	RTPAddress       string   `toml:"rtp_address"`
+	RTPPortMin       int      `toml:"rtp_port_min"`
+	RTPPortMax       int      `toml:"rtp_port_max"`
+	Format           string   `toml:"format"`
+	RTPTimeout       Duration `toml:"rtp_timeout"`
+	RequestTimeout   Duration `toml:"request_timeout"`
+	HandoffMode      string   `toml:"handoff_mode"`
+	HandoffContext   string   `toml:"handoff_context"`
+	HandoffExtension string   `toml:"handoff_extension"`
+	HandoffPriority  int      `toml:"handoff_priority"`
+	HandoffEndpoint  string   `toml:"handoff_endpoint"`
+}
+
+// ESLConfig is the [esl] table.
+type ESLConfig struct {
+	Listen          string `toml:"listen"`
+	MediaDial       string `toml:"media_dial"`
+	MediaCodec      string `toml:"media_codec"`
+	LegHeader       string `toml:"leg_header"`
+	InboundAddr     string `toml:"inbound_addr"`
+	InboundPassword string `toml:"inbound_password"`
+	Handoff         struct {
+		Mode    string `toml:"mode"`
+		Context string `toml:"context"`
+		Domain  string `toml:"domain"`
+	} `toml:"handoff"`
 }
 
 // HTTPConfig is the [http] table.
@@ -121,6 +159,14 @@ var envOverrides = []struct {
 	{"IVR_MEDIA_IP", "sip.media_ip", func(c *Config, v string) error { c.SIP.MediaIP = v; return nil }},
 	{"IVR_RTP_TIMEOUT", "sip.rtp_timeout", func(c *Config, v string) error { return c.SIP.RTPTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_ANSWER_DELAY", "sip.answer_delay", func(c *Config, v string) error { return c.SIP.AnswerDelay.UnmarshalText([]byte(v)) }},
+	{"IVR_ARI_URL", "ari.url", func(c *Config, v string) error { c.ARI.URL = v; return nil }},
+	{"IVR_ARI_USER", "ari.user", func(c *Config, v string) error { c.ARI.User = v; return nil }},
+	{"IVR_ARI_PASSWORD", "ari.password", func(c *Config, v string) error { c.ARI.Password = v; return nil }},
+	{"IVR_ARI_APP", "ari.app", func(c *Config, v string) error { c.ARI.App = v; return nil }},
+	{"IVR_ESL_LISTEN", "esl.listen", func(c *Config, v string) error { c.ESL.Listen = v; return nil }},
+	{"IVR_ESL_MEDIA_DIAL", "esl.media_dial", func(c *Config, v string) error { c.ESL.MediaDial = v; return nil }},
+	{"IVR_ESL_INBOUND_ADDR", "esl.inbound_addr", func(c *Config, v string) error { c.ESL.InboundAddr = v; return nil }},
+	{"IVR_ESL_INBOUND_PASSWORD", "esl.inbound_password", func(c *Config, v string) error { c.ESL.InboundPassword = v; return nil }},
 	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
 	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
@@ -182,8 +228,14 @@ func (c Config) Validate() error {
 	}
 	switch c.Engine.Telephony {
 	case "sip":
-	case "ari", "esl":
-		return bad("engine.telephony", "%q is not available in this build yet (only sip)", c.Engine.Telephony)
+	case "ari":
+		if err := c.ariConfig().Validate(); err != nil {
+			return bad("ari", "%v", err)
+		}
+	case "esl":
+		if _, err := c.eslConfig().Validate(); err != nil {
+			return bad("esl", "%v", err)
+		}
 	default:
 		return bad("engine.telephony", "%q is not one of sip, ari, esl", c.Engine.Telephony)
 	}
@@ -301,4 +353,25 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// ariConfig maps the [ari] table onto the adapter's configuration.
+func (c Config) ariConfig() ari.Config {
+	a := c.ARI
+	return ari.Config{
+		Servers:    []ari.ServerConfig{{URL: a.URL, User: a.User, Password: a.Password, App: a.App}},
+		RTPAddress: a.RTPAddress, RTPPortMin: a.RTPPortMin, RTPPortMax: a.RTPPortMax, Format: a.Format,
+		RTPTimeout: a.RTPTimeout.Duration, RequestTimeout: a.RequestTimeout.Duration, JitterDepth: c.SIP.JitterDepth,
+		Handoff: ari.HandoffConfig{Mode: a.HandoffMode, Context: a.HandoffContext, Extension: a.HandoffExtension,
+			Priority: a.HandoffPriority, Endpoint: a.HandoffEndpoint},
+	}
+}
+
+// eslConfig maps the [esl] table onto the adapter's configuration.
+func (c Config) eslConfig() esl.Config {
+	e := c.ESL
+	return esl.Config{
+		Listen: e.Listen, MediaDial: e.MediaDial, MediaCodec: e.MediaCodec, LegHeader: e.LegHeader,
+		Handoff: esl.Handoff{Mode: e.Handoff.Mode, Context: e.Handoff.Context, Domain: e.Handoff.Domain},
+	}
 }

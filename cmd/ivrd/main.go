@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/govline/ivr/audio"
-	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
@@ -156,38 +155,28 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
 	}
 
-	srv, err := sip.New(sip.Config{
-		Listen:      cfg.SIP.Listen,
-		MediaIP:     cfg.SIP.MediaIP,
-		RTPPortMin:  cfg.SIP.RTPPortMin,
-		RTPPortMax:  cfg.SIP.RTPPortMax,
-		RTPTimeout:  cfg.SIP.RTPTimeout.Duration,
-		AnswerDelay: cfg.SIP.AnswerDelay.Duration,
-		JitterDepth: cfg.SIP.JitterDepth,
-		Codecs:      cfg.SIP.Codecs,
-	}, eng)
+	tel, err := startTelephony(cfg, eng, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer tel.close()
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(eng, calls, srv.Ready(), cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(eng, calls, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
-	sipCtx, stopSIP := context.WithCancel(context.Background())
-	defer stopSIP()
-	sipErr := make(chan error, 1)
-	go func() { sipErr <- srv.Serve(sipCtx) }()
+	telCtx, stopTel := context.WithCancel(context.Background())
+	defer stopTel()
+	telErr := tel.serve(telCtx)
 
-	log.Info("ivrd ready", "sip", cfg.SIP.Listen, "http", cfg.HTTP.Listen, "data_dir", cfg.Engine.DataDir, "telephony", cfg.Engine.Telephony)
+	log.Info("ivrd ready", "sip", tel.sipAddr, "http", cfg.HTTP.Listen, "data_dir", cfg.Engine.DataDir, "telephony", cfg.Engine.Telephony)
 	select {
 	case <-ctx.Done():
-	case err := <-sipErr:
+	case err := <-telErr:
 		return err
 	case err := <-httpErr:
 		return fmt.Errorf("http: %w", err)
@@ -211,8 +200,8 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	log.Info("shutdown requested: draining", "grace", cfg.Engine.ShutdownGrace.Duration)
 	drainErr := eng.Drain(graceCtx)
 
-	stopSIP()
-	<-sipErr
+	stopTel()
+	tel.wait()
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
@@ -225,7 +214,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 
 // httpHandler serves /healthz (200 once the telephony adapter listens, 503
 // before and while draining), /metrics and, optionally, Go profiles.
-func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, ready <-chan struct{}, profiles bool) http.Handler {
+func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -233,9 +222,7 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, ready <-chan struct{},
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-ready:
-		default:
+		if !tel.ready() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
@@ -253,6 +240,11 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, ready <-chan struct{},
 		}
 		fmt.Fprintf(w, "# HELP ivr_calllog_dropped_total Call record writes dropped because the write queue was full.\n# TYPE ivr_calllog_dropped_total counter\nivr_calllog_dropped_total %d\n", calls.Dropped())
 		fmt.Fprintf(w, "# HELP ivr_calllog_failed_total Call record writes the database refused.\n# TYPE ivr_calllog_failed_total counter\nivr_calllog_failed_total %d\n", calls.Failed())
+		for _, m := range tel.metrics {
+			if err := m(w); err != nil {
+				return
+			}
+		}
 	})
 	return mux
 }

@@ -259,6 +259,12 @@ type Server struct {
 	wg        sync.WaitGroup // call goroutines
 }
 
+// Validate checks the configuration as New does, without building anything.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // New validates the configuration and builds the adapter; Serve runs it.
 func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	cfg, err := cfg.withDefaults()

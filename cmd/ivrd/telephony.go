@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/govline/ivr/dialplan/ari"
+	"github.com/govline/ivr/dialplan/esl"
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr"
+)
+
+// telephony is the set of adapters engine.telephony selects: the SIP
+// endpoint (sip), the ARI application (ari), or the event-socket server
+// with the SIP endpoint for its media legs (esl).
+type telephony struct {
+	sipAddr  string // "" when the SIP endpoint does not run
+	runs     []adapter
+	metrics  []func(io.Writer) error
+	closers  []func() error
+	errc     chan error
+	finished chan struct{}
+	count    int
+}
+
+// adapter is one thing that serves calls until its context ends.
+type adapter struct {
+	name  string
+	serve func(context.Context) error
+	ready <-chan struct{}
+}
+
+func startTelephony(cfg Config, eng *ivr.Engine, log *slog.Logger) (*telephony, error) {
+	t := &telephony{}
+	var sipCfg = sip.Config{
+		Listen:      cfg.SIP.Listen,
+		MediaIP:     cfg.SIP.MediaIP,
+		RTPPortMin:  cfg.SIP.RTPPortMin,
+		RTPPortMax:  cfg.SIP.RTPPortMax,
+		RTPTimeout:  cfg.SIP.RTPTimeout.Duration,
+		AnswerDelay: cfg.SIP.AnswerDelay.Duration,
+		JitterDepth: cfg.SIP.JitterDepth,
+		Codecs:      cfg.SIP.Codecs,
+	}
+	switch cfg.Engine.Telephony {
+	case "ari":
+		srv, err := ari.New(cfg.ariConfig(), eng)
+		if err != nil {
+			return nil, err
+		}
+		t.runs = append(t.runs, adapter{"ari", srv.Serve, srv.Ready()})
+		t.metrics = append(t.metrics, srv.Metrics().WritePrometheus)
+		t.closers = append(t.closers, srv.Close)
+		return t, nil
+	case "esl":
+		srv, err := esl.New(cfg.eslConfig(), eng)
+		if err != nil {
+			return nil, err
+		}
+		t.runs = append(t.runs, adapter{"esl", srv.Serve, srv.Ready()})
+		t.metrics = append(t.metrics, srv.Metrics.WritePrometheus)
+		sipCfg.LegHeader = srv.Config().LegHeader
+		sipCfg.Legs = srv
+		if cfg.ESL.InboundAddr != "" {
+			in := &esl.Inbound{Addr: cfg.ESL.InboundAddr, Password: cfg.ESL.InboundPassword, Server: srv, Metrics: srv.Metrics, Log: log.With("component", "esl-inbound")}
+			always := make(chan struct{})
+			close(always)
+			t.runs = append(t.runs, adapter{"esl-inbound", func(ctx context.Context) error {
+				if err := in.Run(ctx); err != nil && ctx.Err() == nil {
+					log.Error("event socket (inbound) stopped", "err", err)
+				}
+				return nil
+			}, always})
+		}
+	}
+	srv, err := sip.New(sipCfg, eng)
+	if err != nil {
+		return nil, err
+	}
+	t.sipAddr = cfg.SIP.Listen
+	t.runs = append(t.runs, adapter{"sip", srv.Serve, srv.Ready()})
+	t.closers = append(t.closers, srv.Close)
+	return t, nil
+}
+
+// serve starts every adapter; the channel reports the first that fails.
+func (t *telephony) serve(ctx context.Context) <-chan error {
+	t.errc = make(chan error, len(t.runs))
+	t.finished = make(chan struct{}, len(t.runs))
+	t.count = len(t.runs)
+	for _, a := range t.runs {
+		go func() {
+			err := a.serve(ctx)
+			if err != nil && ctx.Err() == nil {
+				t.errc <- err
+			}
+			t.finished <- struct{}{}
+		}()
+	}
+	return t.errc
+}
+
+// wait joins every adapter after their context ended.
+func (t *telephony) wait() {
+	for range t.count {
+		<-t.finished
+	}
+}
+
+// ready reports whether every adapter listens (or is connected).
+func (t *telephony) ready() bool {
+	for _, a := range t.runs {
+		select {
+		case <-a.ready:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (t *telephony) close() {
+	for _, c := range t.closers {
+		_ = c()
+	}
+}

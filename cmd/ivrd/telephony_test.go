@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govline/ivr/dialplan/ari/aritest"
+	"github.com/govline/ivr/tickets"
+)
+
+// alwaysOpen is a configuration whose operators work around the clock, so
+// that a handoff test does not depend on the hour CI runs at.
+func alwaysOpen(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ivrd.toml")
+	conf := "[calendar]\nholidays = []\n[calendar.hours]\n"
+	for _, d := range []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
+		conf += d + " = \"00:00-24:00\"\n"
+	}
+	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDaemonOnAsterisk runs ivrd with engine.telephony = "ari" against a
+// fake Asterisk that speaks ARI: a caller reaches the shipped flow, presses
+// 0 for an operator, and leaves the application into the handoff context
+// with the ticket number in IVR_TICKET; the ticket holds the call id.
+func TestDaemonOnAsterisk(t *testing.T) {
+	ast := aritest.New(t)
+	d := startDaemon(t, "IVR_TELEPHONY=ari", "IVR_ARI_URL="+ast.URL(), "IVR_ARI_USER="+ast.User,
+		"IVR_ARI_PASSWORD="+ast.Password, "IVR_CONFIG="+alwaysOpen(t))
+	caller := ast.Call("0721000111", "1919")
+	deadline := time.Now().Add(15 * time.Second)
+	for caller.HeardLen() < caller.Rate() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if caller.HeardLen() < caller.Rate() {
+		t.Fatal("no welcome heard over ExternalMedia")
+	}
+	caller.Press("0")
+	var ch aritest.Chan
+	for end := time.Now().Add(40 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		c, ok := ast.Channel(caller.ID)
+		if ok && c.Context != "" {
+			ch = c
+			break
+		}
+	}
+	if ch.Context != "ivr-handoff" || ch.Extension != "level1" {
+		t.Fatalf("the caller was not continued to ivr-handoff/level1: %+v", ch)
+	}
+	number := ch.Vars["IVR_TICKET"]
+	if !tickets.ValidNumber(number) || ch.Vars["IVR_LANG"] != "ro" {
+		t.Fatalf("channel variables %v: want a valid IVR_TICKET and IVR_LANG=ro", ch.Vars)
+	}
+	st, err := tickets.OpenReadOnly(tickets.DBPath(d.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tk, err := st.Ticket(context.Background(), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.CallID != caller.ID || tk.Level != 1 {
+		t.Errorf("ticket %s: call %q level %d, want call %q level 1", number, tk.CallID, tk.Level, caller.ID)
+	}
+	if strings.Contains(d.logs.String(), ast.Password) || strings.Contains(d.logs.String(), "0721000111") {
+		t.Error("the ARI password or the caller's number reached the log")
+	}
+}
