@@ -428,6 +428,9 @@ func textPart(s string) Part { return Part{Kind: PartText, Value: s, Text: s} }
 
 // end stops the script with an outcome; pcall cannot catch it for good.
 func (c *call) end(L *lua.LState, o Outcome) {
+	if o.Kind == OutcomeTransfer && o.Summary == "" {
+		o.Summary = c.summary()
+	}
 	c.outcome = &o
 	c.hook.stop = errEnded
 	L.RaiseError("flow ended")
@@ -990,4 +993,22 @@ func (c *call) where(L *lua.LState) (string, int) {
 		return m[1], n
 	}
 	return c.flow, 0
+}
+
+// summary is the one line a transfer carries to the agent: what the flow
+// gathered that holds no personal data (service, classification, articles
+// already said to the caller).
+func (c *call) summary() string {
+	service := c.varString("service")
+	if service == "" {
+		service = "other"
+	}
+	parts := []string{"service " + service}
+	if cl := c.varString("classification"); cl != "" {
+		parts = append(parts, "class "+cl)
+	}
+	if arts := c.varList("articles"); len(arts) > 0 {
+		parts = append(parts, "answered "+strings.Join(arts, ","))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -251,7 +251,7 @@ func (c *call) fail(se *ScriptError) Outcome {
 	}
 	if c.operatorsOpen() {
 		c.sayText(ctx, txt.transfer)
-		return Outcome{Kind: OutcomeTransfer, Queue: QueueLevel1, Ticket: number, Lang: c.lang, Err: se}
+		return Outcome{Kind: OutcomeTransfer, Queue: QueueLevel1, Ticket: number, Lang: c.lang, Err: se, Summary: "flow error; " + c.summary()}
 	}
 	if number != "" {
 		c.say(ctx, Prompt{Lang: c.lang, Parts: []Part{{Kind: PartText, Value: txt.ticket, Text: txt.ticket}, digitsPart(number)}})

@@ -211,7 +211,11 @@ type Outcome struct {
 	Reason string // hangup reason given by the flow
 	Queue  string // for a transfer
 	Ticket string // ticket number attached to the transfer, if any
-	Lang   string // the call's language at the end
+	// Summary is one line for the agent's screen (the PBX gets it as
+	// IVR_SUMMARY): the service and the articles cited, never the
+	// caller's own words, which may hold personal data.
+	Summary string
+	Lang    string // the call's language at the end
 	// Err is the script error or limit hit, when the flow failed; the
 	// runtime has then already apologized and opened a ticket.
 	Err error

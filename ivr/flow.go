@@ -39,7 +39,7 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	case flows.OutcomeTransfer:
 		s.Tracker.Event("flow.transfer", "queue "+out.Queue+" ticket "+out.Ticket)
 		if tr, ok := s.Call.(Transferer); ok {
-			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang}
+			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang, Summary: out.Summary}
 			if err := tr.Transfer(ctx, h); err == nil {
 				return EndTransferred
 			} else {

@@ -56,7 +56,7 @@ func TestDaemonOnAsterisk(t *testing.T) {
 		t.Fatalf("the caller was not continued to ivr-handoff/level1: %+v", ch)
 	}
 	number := ch.Vars["IVR_TICKET"]
-	if !tickets.ValidNumber(number) || ch.Vars["IVR_LANG"] != "ro" {
+	if !tickets.ValidNumber(number) || ch.Vars["IVR_LANG"] != "ro" || ch.Vars["IVR_SUMMARY"] != "service other" {
 		t.Fatalf("channel variables %v: want a valid IVR_TICKET and IVR_LANG=ro", ch.Vars)
 	}
 	st, err := tickets.OpenReadOnly(tickets.DBPath(d.dataDir))
