@@ -18,12 +18,14 @@ const callsUsage = `Usage: ivrctl calls SUBCOMMAND [FLAGS]
 Subcommands:
   list    list recent calls, newest first
   show    show one call and its event log
+  trace   one call's timeline: protocol events, flow steps, what was said, DTMF, tickets, handoff
+  tail    follow every call live (events and transcript turns)
 `
 
 // runCalls dispatches "ivrctl calls SUBCOMMAND".
 func runCalls(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl calls: missing subcommand (list or show), before its flags")
+		fmt.Fprintln(stderr, "ivrctl calls: missing subcommand (list, show, trace or tail), before its flags")
 		fmt.Fprint(stderr, callsUsage)
 		return exitUsage
 	}
@@ -32,6 +34,10 @@ func runCalls(args []string, stdout, stderr io.Writer) int {
 		return runCallsList(args[1:], stdout, stderr)
 	case "show":
 		return runCallsShow(args[1:], stdout, stderr)
+	case "trace":
+		return runCallsTrace(args[1:], stdout, stderr)
+	case "tail":
+		return runCallsTail(args[1:], stdout, stderr)
 	}
 	if isHelp(args[0]) {
 		fmt.Fprint(stdout, callsUsage)
@@ -228,6 +234,14 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		return fail(stderr, fmt.Errorf("write JSON: %w", err))
+	}
+	return exitOK
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(stdout, stderr io.Writer, v any) int {
+	if err := json.NewEncoder(stdout).Encode(v); err != nil {
 		return fail(stderr, fmt.Errorf("write JSON: %w", err))
 	}
 	return exitOK

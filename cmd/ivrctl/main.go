@@ -3,6 +3,8 @@
 //
 //	ivrctl calls list [--json] [--limit N] [--since 24h|2026-01-02T15:04:05Z]
 //	ivrctl calls show CALL_ID [--json]
+//	ivrctl calls trace CALL_ID [--json]
+//	ivrctl calls tail [--json] [--for DURATION]
 //	ivrctl flow lint PATH...
 //	ivrctl flow simulate FLOW
 //	ivrctl flow test PATH...
@@ -62,6 +64,8 @@ Administrator tool for the IVR engine; reads the database ivrd writes.
 Commands:
   calls list    list recent calls, newest first
   calls show    show one call and its event log
+  calls trace   one call's timeline (protocol, flow, speech, DTMF, tickets)
+  calls tail    follow every call live
   flow lint     check call flow files (Lua) without running them
   flow simulate talk to a call flow in text, as a caller would
   flow test     run conversation tests of call flows

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+// traceLine is one line of a call's timeline.
+type traceLine struct {
+	At     time.Time `json:"at"`
+	Source string    `json:"source"` // sip, ari, esl, rtp, dtmf, flow, say, hear, ticket, call
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail"`
+}
+
+// source names the layer an event kind comes from: its prefix before the
+// first dot ("ari.request" -> ari).
+func source(kind string) string {
+	if i := strings.IndexByte(kind, '.'); i > 0 {
+		return kind[:i]
+	}
+	return kind
+}
+
+func turnLine(t tickets.Turn) traceLine {
+	l := traceLine{At: t.At, Source: "say", Kind: "ivr", Detail: t.Text}
+	if t.Speaker != tickets.SpeakerIVR {
+		l.Source, l.Kind = "hear", t.Speaker
+		switch t.Mode {
+		case tickets.ModeDTMF:
+			l.Detail = "keys " + t.Text
+		case tickets.ModeNone:
+			l.Detail = "(no input)"
+		default:
+			l.Detail = fmt.Sprintf("%q (confidence %.2f)", t.Text, t.Confidence)
+		}
+	}
+	if t.Interrupted {
+		l.Detail += "  [cut off by the caller]"
+	}
+	return l
+}
+
+// runCallsTrace prints one call's timeline: the call record, every
+// protocol event (SIP, ARI, ESL), the flow's steps, what was said and
+// heard, DTMF, the tickets opened and the handoff, in time order.
+func runCallsTrace(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("calls trace", "ivrctl calls trace CALL_ID [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"call":{...},"timeline":[...]} as JSON`)
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want one CALL_ID")
+	}
+	id := pos[0]
+	path := dbPath(*data)
+	s, err := tickets.OpenReadOnly(path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c, err := s.Call(ctx, id)
+	if errors.Is(err, tickets.ErrNotFound) {
+		fmt.Fprintf(stderr, "ivrctl: no call with id %q in %s (ivrctl calls list shows the ids)\n", id, path)
+		return exitError
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	events, err := s.Events(ctx, id)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	turns, err := s.Transcript(ctx, id)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	tks, err := s.TicketsOfCall(ctx, id)
+	if err != nil {
+		return fail(stderr, err)
+	}
+
+	lines := []traceLine{{At: c.Start, Source: "call", Kind: "offered", Detail: fmt.Sprintf("%s from %s to %s", c.Telephony, orDash(c.Caller), orDash(c.Called))}}
+	if c.Answer != nil {
+		lines = append(lines, traceLine{At: *c.Answer, Source: "call", Kind: "answered", Detail: "codec " + orDash(c.Codec)})
+	}
+	for _, e := range events {
+		lines = append(lines, traceLine{At: e.At, Source: source(e.Kind), Kind: e.Kind, Detail: e.Detail})
+	}
+	for _, t := range turns {
+		lines = append(lines, turnLine(t))
+	}
+	for _, t := range tks {
+		lines = append(lines, traceLine{At: t.Created, Source: "ticket", Kind: "opened",
+			Detail: fmt.Sprintf("%s service %s priority %s level %d status %s", t.Number, t.Service, t.Priority, t.Level, t.Status)})
+	}
+	if c.End != nil {
+		lines = append(lines, traceLine{At: *c.End, Source: "call", Kind: "ended", Detail: fmt.Sprintf("%s after %s; packets in %d out %d lost %d late %d",
+			orDash(c.EndReason), c.Duration().Round(time.Millisecond), c.Stats.In, c.Stats.Out, c.Stats.Lost, c.Stats.Late)})
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
+
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Call     tickets.CallRecord `json:"call"`
+			Timeline []traceLine        `json:"timeline"`
+		}{c, lines})
+	}
+	fmt.Fprintf(stdout, "Call %s  %s\n", c.ID, c.Start.Local().Format(localTime+" MST"))
+	for _, l := range lines {
+		fmt.Fprintf(stdout, "%s  %9s  %-6s  %-22s  %s\n", l.At.Local().Format("15:04:05.000"), offset(l.At.Sub(c.Start)), l.Source, l.Kind, l.Detail)
+	}
+	return exitOK
+}
+
+// tailPoll is how often calls tail reads the database.
+const tailPoll = 250 * time.Millisecond
+
+// runCallsTail follows every call live: each call event and transcript turn
+// as the engine writes it, until interrupted (or --for ends).
+func runCallsTail(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("calls tail", "ivrctl calls tail [--json] [--for DURATION] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	dur := fs.Duration("for", 0, "stop after `DURATION` (default: until Ctrl-C)")
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) != 0 {
+		return usageError(fs, stderr, "calls tail takes no arguments")
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+	cur, err := s.FeedStart(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	t := time.NewTicker(tailPoll)
+	defer t.Stop()
+	for {
+		items, next, err := s.Feed(ctx, cur, 1000)
+		if err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return fail(stderr, err)
+		}
+		cur = next
+		for _, it := range items {
+			if *asJSON {
+				if code := writeJSONLine(stdout, stderr, it); code != exitOK {
+					return code
+				}
+				continue
+			}
+			var l traceLine
+			if it.Event != nil {
+				l = traceLine{At: it.At, Source: source(it.Event.Kind), Kind: it.Event.Kind, Detail: it.Event.Detail}
+			} else {
+				l = turnLine(*it.Turn)
+			}
+			fmt.Fprintf(stdout, "%s  %-24s  %-6s  %-22s  %s\n", l.At.Local().Format("15:04:05.000"), it.CallID, l.Source, l.Kind, l.Detail)
+		}
+		if len(items) > 0 {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-t.C:
+		}
+	}
+}
