@@ -3,6 +3,10 @@
 //
 //	ivrctl calls list [--json] [--limit N] [--since 24h|2026-01-02T15:04:05Z]
 //	ivrctl calls show CALL_ID [--json]
+//	ivrctl kb search [--lang ro|en] [--json] [--limit N] "QUERY"
+//	ivrctl kb import [--dir flows/kb]    (writes: opens the database read-write)
+//	ivrctl kb lint [--dir flows/kb]
+//	ivrctl kb misses [--since 24h] [--json]
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
 // else ./var. --data may be given before the command or after it.
@@ -48,6 +52,7 @@ type command func(args []string, stdout, stderr io.Writer) int
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
 	"calls": runCalls,
+	"kb":    runKB,
 }
 
 const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
@@ -57,6 +62,10 @@ Administrator tool for the IVR engine; reads the database ivrd writes.
 Commands:
   calls list    list recent calls, newest first
   calls show    show one call and its event log
+  kb search     search the knowledge base ("ivrctl kb search --lang ro 'am pierdut buletinul'")
+  kb import     check the articles (flows/kb) and replace the base in the database
+  kb lint       check the articles without importing
+  kb misses     questions the base did not answer confidently
 
 The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
 Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.
