@@ -201,29 +201,54 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 				return fmt.Errorf("%s: %w", a.File, err)
 			}
 		}
-		insT, err := tx.PrepareContext(ctx, `INSERT INTO kb_terms (lang, term, df) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
+		// In key order: B-tree inserts at the end of the tree are cheapest.
+		type termRow struct {
+			lang, term string
+			df         int
 		}
-		defer insT.Close()
-		insDel, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO kb_terms_del (lang, variant, term) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insDel.Close()
+		type delRow struct{ lang, variant, term string }
+		var trs []termRow
+		var drs []delRow
 		for lang, m := range df {
 			for term, n := range m {
-				if _, err := insT.ExecContext(ctx, lang, term, n); err != nil {
-					return err
-				}
+				trs = append(trs, termRow{lang, term, n})
 				if !strings.HasPrefix(term, conceptPrefix) && len(term) >= minCorrect {
 					for _, v := range deletions(term) {
-						if _, err := insDel.ExecContext(ctx, lang, v, term); err != nil {
-							return err
-						}
+						drs = append(drs, delRow{lang, v, term})
 					}
 				}
 			}
+		}
+		sort.Slice(trs, func(i, j int) bool {
+			return trs[i].lang < trs[j].lang || trs[i].lang == trs[j].lang && trs[i].term < trs[j].term
+		})
+		sort.Slice(drs, func(i, j int) bool {
+			a, b := drs[i], drs[j]
+			if a.lang != b.lang {
+				return a.lang < b.lang
+			}
+			if a.variant != b.variant {
+				return a.variant < b.variant
+			}
+			return a.term < b.term
+		})
+		terms := newBatch(tx, `INSERT INTO kb_terms (lang, term, df) VALUES `, 3)
+		dels := newBatch(tx, `INSERT OR IGNORE INTO kb_terms_del (lang, variant, term) VALUES `, 3)
+		for _, r := range trs {
+			if err := terms.add(ctx, r.lang, r.term, r.df); err != nil {
+				return err
+			}
+		}
+		for _, r := range drs {
+			if err := dels.add(ctx, r.lang, r.variant, r.term); err != nil {
+				return err
+			}
+		}
+		if err := terms.flush(ctx); err != nil {
+			return err
+		}
+		if err := dels.flush(ctx); err != nil {
+			return err
 		}
 		for lang, gs := range cfg.syn.groups {
 			for gi, g := range gs {
@@ -253,6 +278,40 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 		return fmt.Errorf("kb: import: %w", err)
 	}
 	return nil
+}
+
+// batch inserts rows many at a time (one statement per batchRows rows):
+// an import writes hundreds of thousands of vocabulary rows.
+type batch struct {
+	tx     *sql.Tx
+	prefix string
+	cols   int
+	args   []any
+}
+
+const batchRows = 200
+
+func newBatch(tx *sql.Tx, prefix string, cols int) *batch {
+	return &batch{tx: tx, prefix: prefix, cols: cols}
+}
+
+func (b *batch) add(ctx context.Context, vals ...any) error {
+	b.args = append(b.args, vals...)
+	if len(b.args) >= batchRows*b.cols {
+		return b.flush(ctx)
+	}
+	return nil
+}
+
+func (b *batch) flush(ctx context.Context) error {
+	if len(b.args) == 0 {
+		return nil
+	}
+	row := "(?" + strings.Repeat(",?", b.cols-1) + ")"
+	q := b.prefix + row + strings.Repeat(","+row, len(b.args)/b.cols-1)
+	_, err := b.tx.ExecContext(ctx, q, b.args...)
+	b.args = b.args[:0]
+	return err
 }
 
 // ImportDir loads dir (LoadDir) and dir/synonyms.txt (when present) and
@@ -332,6 +391,7 @@ func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
 			c.docs[lang], _ = strconv.Atoi(v)
 		}
 	}
+	c.syn.finish()
 	ix.mu.Lock()
 	ix.cache = c
 	ix.mu.Unlock()
