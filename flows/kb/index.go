@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/govline/ivr/tickets"
 )
@@ -115,7 +116,8 @@ type ImportOption func(*importConfig)
 
 type importConfig struct{ syn *Synonyms }
 
-// WithSynonyms indexes with syn instead of DefaultSynonyms().
+// WithSynonyms indexes with syn instead of DefaultSynonyms() (nil: the
+// default).
 func WithSynonyms(syn *Synonyms) ImportOption {
 	return func(c *importConfig) { c.syn = syn }
 }
@@ -125,9 +127,12 @@ func WithSynonyms(syn *Synonyms) ImportOption {
 // should come from LoadDir (which validates them); Import checks only what
 // would corrupt the index (language, empty id, duplicates).
 func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOption) error {
-	cfg := importConfig{syn: DefaultSynonyms()}
+	var cfg importConfig
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.syn == nil {
+		cfg.syn = DefaultSynonyms()
 	}
 	seen := map[string]bool{}
 	for _, a := range arts {
@@ -846,6 +851,9 @@ func keywordPhrases(syn *Synonyms, lang string, kws []string) string {
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
+// maxMissBytes bounds a stored miss (a recognizer's run-on).
+const maxMissBytes = 500
+
 // RecordMiss stores a query the base did not answer confidently: the flows
 // runtime calls it after Search when the first result is not Confident (or
 // there is none). Personal data is masked first (MaskPersonal); the same
@@ -858,8 +866,12 @@ func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
 	if q == "" {
 		return nil
 	}
-	if len(q) > 500 {
-		q = q[:500]
+	if len(q) > maxMissBytes {
+		cut := maxMissBytes
+		for cut > 0 && !utf8.RuneStart(q[cut]) {
+			cut--
+		}
+		q = q[:cut]
 	}
 	now := time.Now().UnixNano()
 	return ix.st.Tx(ctx, "kb record miss", func(tx *sql.Tx) error {
