@@ -243,3 +243,41 @@ func TestDeadlineFollowsCorrections(t *testing.T) {
 	}
 	checkReplay(t, s, tk.Number)
 }
+
+// FuzzCalendarConfig: no configuration crashes NewCalendar, and a calendar
+// it accepts answers Open, NextOpen and AddWorking consistently.
+func FuzzCalendarConfig(f *testing.F) {
+	f.Add("08:00-20:00", "09:00-12:00,13:00-17:00", "2026-01-01", int64(3600))
+	f.Add("00:00-24:00", "", "2026-13-40", int64(1))
+	f.Add("8-20", "24:00-24:00", "", int64(-5))
+	f.Fuzz(func(t *testing.T, mon, sat, holiday string, secs int64) {
+		cal, err := NewCalendar(CalendarConfig{Hours: map[string]string{"mon": mon, "sat": sat}, Holidays: []string{holiday}})
+		if err != nil {
+			return
+		}
+		start := local(2026, 3, 2, 7, 30)
+		next := cal.NextOpen(start)
+		if next.IsZero() || next.Before(start) || !cal.Open(next) {
+			t.Fatalf("NextOpen(%s) = %s", start, next)
+		}
+		d := time.Duration(secs%(7*24*3600)) * time.Second
+		end := cal.AddWorking(start, d)
+		if d > 0 && (end.Before(start) || cal.WorkingBetween(start, end) != d) {
+			t.Fatalf("AddWorking(%s, %s) = %s, WorkingBetween %s", start, d, end, cal.WorkingBetween(start, end))
+		}
+	})
+}
+
+// FuzzParseWorking: no duration string crashes it; accepted ones are
+// positive.
+func FuzzParseWorking(f *testing.F) {
+	for _, s := range []string{"4h", "3d", "1d4h30m", "d", "-1d", "99999999999d", "1d-2h", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseWorking(s, 12*time.Hour)
+		if err == nil && d <= 0 {
+			t.Fatalf("parseWorking(%q) = %s, accepted", s, d)
+		}
+	})
+}

@@ -96,6 +96,10 @@ func (dl *Deadlines) Deadline(created time.Time, svc Service, p Priority) time.T
 	return dl.cal.AddWorking(created, dl.Duration(svc, p))
 }
 
+// maxDeadlineDays bounds a deadline (a year of working days): a typo such
+// as "3000d" is an error, not a deadline in the next decade.
+const maxDeadlineDays = 366
+
 // parseWorking reads "4h", "90m", "1d", "2d4h30m": d is one working day.
 func parseWorking(s string, day time.Duration) (time.Duration, error) {
 	s = strings.TrimSpace(s)
@@ -109,6 +113,9 @@ func parseWorking(s string, day time.Duration) (time.Duration, error) {
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("%q: want a duration like 4h, 3d or 1d4h", s)
 		}
+		if n > maxDeadlineDays {
+			return 0, fmt.Errorf("%q: more than %d working days", s, maxDeadlineDays)
+		}
 		days, rest = n, after
 	}
 	var d time.Duration
@@ -117,6 +124,9 @@ func parseWorking(s string, day time.Duration) (time.Duration, error) {
 		d, err = time.ParseDuration(rest)
 		if err != nil || d < 0 {
 			return 0, fmt.Errorf("%q: want a duration like 4h, 3d or 1d4h", s)
+		}
+		if d > maxDeadlineDays*day {
+			return 0, fmt.Errorf("%q: more than %d working days", s, maxDeadlineDays)
 		}
 	}
 	d += time.Duration(days) * day

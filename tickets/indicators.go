@@ -2,6 +2,8 @@ package tickets
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -138,7 +140,17 @@ var serviceList = func() string {
 // started, in [from, to), per service and in total. The tickets are taken
 // as they are now (a request created in the period and resolved after it
 // counts as resolved).
+//
+// The whole hours of the period come from the hourly roll-ups
+// (ticket_stats, call_stats) that triggers keep in step with every ticket
+// and call row; the partial hours at its edges are counted from the rows.
 func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, error) {
+	return s.indicators(ctx, from, to, true)
+}
+
+const hourNS = int64(time.Hour)
+
+func (s *Store) indicators(ctx context.Context, from, to time.Time, rollup bool) (Report, error) {
 	if !from.Before(to) {
 		return Report{}, fmt.Errorf("tickets: indicators: %w", invalid("period", "from %s is not before to %s", from, to))
 	}
@@ -146,64 +158,28 @@ func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, err
 	for _, svc := range Services {
 		per[svc] = &sums{}
 	}
-	// The calls are counted on another connection while the tickets are
-	// (WAL readers run in parallel); the goroutine is joined below on
-	// every path, and cancelled when the tickets query fails.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	calls := make(chan queuedResult, 1)
-	go func() { calls <- s.queuedCalls(ctx, from, to) }()
-	fail := func(err error) (Report, error) {
-		cancel()
-		<-calls
+	var unknown sums // queued calls whose service was not recorded (''): in the total only
+	f, t := from.UnixNano(), to.UnixNano()
+	h0 := f / hourNS // first whole hour
+	if f%hourNS != 0 {
+		h0++
+	}
+	h1 := t / hourNS // end of the whole hours
+	var err error
+	if rollup && f > 0 && h0 < h1 {
+		err = errors.Join(
+			s.rollupTickets(ctx, h0, h1, per),
+			s.rollupCalls(ctx, h0, h1, per, &unknown),
+			s.scanTickets(ctx, f, h0*hourNS, per),
+			s.scanTickets(ctx, h1*hourNS, t, per),
+			s.scanCalls(ctx, f, h0*hourNS, per, &unknown),
+			s.scanCalls(ctx, h1*hourNS, t, per, &unknown))
+	} else {
+		err = errors.Join(s.scanTickets(ctx, f, t, per), s.scanCalls(ctx, f, t, per, &unknown))
+	}
+	if err != nil {
 		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT service,
-		       count(*),
-		       coalesce(sum(channel = 'phone'), 0),
-		       coalesce(sum(first_contact), 0),
-		       count(resolved_ns),
-		       count(CASE WHEN resolved_level = 1 THEN 1 END),
-		       count(CASE WHEN resolved_ns <= deadline_ns THEN 1 END),
-		       coalesce(total(resolved_ns - created_ns), 0),
-		       coalesce(total(CASE WHEN resolved_level = 1 THEN resolved_ns - created_ns END), 0)
-		FROM tickets INDEXED BY tickets_indicators
-		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?
-		GROUP BY service`, from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return fail(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var svc string
-		var a sums
-		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
-			return fail(err)
-		}
-		if p := per[Service(svc)]; p != nil {
-			p.add(a)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fail(err)
-	}
-	rows.Close()
-
-	cr := <-calls
-	if cr.err != nil {
-		return Report{}, fmt.Errorf("tickets: indicators: calls: %w", cr.err)
-	}
-	var unknown sums // queued calls whose service was not recorded (''): in the total only
-	for svc, qa := range cr.counts {
-		p := per[Service(svc)]
-		if p == nil {
-			p = &unknown
-		}
-		p.queued += qa[0]
-		p.abandoned += qa[1]
-	}
-
 	r := Report{From: from, To: to}
 	total := unknown
 	for _, svc := range Services {
@@ -214,34 +190,98 @@ func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, err
 	return r, nil
 }
 
-type queuedResult struct {
-	counts map[string][2]int // service -> queued, abandoned
-	err    error
-}
-
-// queuedCalls counts the calls started in [from, to) that reached the
-// agent queue, and the abandoned ones, per service.
-func (s *Store) queuedCalls(ctx context.Context, from, to time.Time) queuedResult {
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
-		FROM calls INDEXED BY calls_queue
-		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?
-		GROUP BY service`, from.UnixNano(), to.UnixNano())
+// addTicketRows adds what a tickets query returns to per; sumScale
+// converts its duration sums to nanoseconds.
+func addTicketRows(rows *sql.Rows, err error, per map[Service]*sums, sumScale float64) error {
 	if err != nil {
-		return queuedResult{err: err}
+		return err
 	}
 	defer rows.Close()
-	out := queuedResult{counts: map[string][2]int{}}
+	for rows.Next() {
+		var svc string
+		var a sums
+		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
+			return err
+		}
+		a.sumRes *= sumScale
+		a.sumRes1 *= sumScale
+		if p := per[Service(svc)]; p != nil {
+			p.add(a)
+		}
+	}
+	return rows.Err()
+}
+
+// scanTickets counts the tickets created in [f, t) from their rows.
+func (s *Store) scanTickets(ctx context.Context, f, t int64, per map[Service]*sums) error {
+	if f >= t {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT service,
+		       count(*),
+		       coalesce(sum(channel = 'phone'), 0),
+		       coalesce(sum(first_contact), 0),
+		       count(resolved_ns),
+		       count(CASE WHEN resolved_level = 1 THEN 1 END),
+		       count(CASE WHEN resolved_ns <= deadline_ns THEN 1 END),
+		       total(resolved_ns - created_ns),
+		       total(CASE WHEN resolved_level = 1 THEN resolved_ns - created_ns END)
+		FROM tickets INDEXED BY tickets_indicators
+		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?
+		GROUP BY service`, f, t)
+	return addTicketRows(rows, err, per, 1)
+}
+
+// rollupTickets adds the roll-up of the hours [h0, h1).
+func (s *Store) rollupTickets(ctx context.Context, h0, h1 int64, per map[Service]*sums) error {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT service, sum(requests), sum(phone), sum(first_contact), sum(resolved),
+		       sum(resolved_level1), sum(within_deadline), total(resolution_ms), total(resolution_level1_ms)
+		FROM ticket_stats
+		WHERE service IN (`+serviceList+`) AND hour >= ? AND hour < ?
+		GROUP BY service`, h0, h1)
+	return addTicketRows(rows, err, per, 1e6)
+}
+
+func addCallRows(rows *sql.Rows, err error, per map[Service]*sums, unknown *sums) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var svc string
 		var q, ab int
 		if err := rows.Scan(&svc, &q, &ab); err != nil {
-			return queuedResult{err: err}
+			return err
 		}
-		out.counts[svc] = [2]int{q, ab}
+		p := per[Service(svc)]
+		if p == nil {
+			p = unknown
+		}
+		p.queued += q
+		p.abandoned += ab
 	}
-	if err := rows.Err(); err != nil {
-		return queuedResult{err: err}
+	return rows.Err()
+}
+
+// scanCalls counts the queued calls started in [f, t) from their rows.
+func (s *Store) scanCalls(ctx context.Context, f, t int64, per map[Service]*sums, unknown *sums) error {
+	if f >= t {
+		return nil
 	}
-	return out
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
+		FROM calls INDEXED BY calls_queue
+		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?
+		GROUP BY service`, f, t)
+	return addCallRows(rows, err, per, unknown)
+}
+
+// rollupCalls adds the calls roll-up of the hours [h0, h1).
+func (s *Store) rollupCalls(ctx context.Context, h0, h1 int64, per map[Service]*sums, unknown *sums) error {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT service, sum(queued), sum(abandoned) FROM call_stats
+		WHERE hour >= ? AND hour < ? GROUP BY service`, h0, h1)
+	return addCallRows(rows, err, per, unknown)
 }

@@ -2,8 +2,12 @@ package tickets
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -163,5 +167,141 @@ func compareIndicators(t *testing.T, name string, got, want Indicators) {
 		!deq(got.AvgResolution, want.AvgResolution) || got.QueuedCalls != want.QueuedCalls ||
 		got.Abandoned != want.Abandoned || !feq(got.AbandonedShare, want.AbandonedShare) {
 		t.Errorf("%s:\n got %+v\nwant %+v", name, got, want)
+	}
+}
+
+// TestMigrationKeepsExistingCalls: 0002 applied to a database that already
+// holds calls (written by the previous release) keeps them, with no
+// service and queue outcome "none".
+func TestMigrationKeepsExistingCalls(t *testing.T) {
+	ctx := context.Background()
+	ms, err := embeddedMigrations()
+	must(t, err)
+	// A file as the previous release left it: only 0001, with a call.
+	path := t.TempDir() + "/" + DBFile
+	db, err := sql.Open("sqlite3", path)
+	must(t, err)
+	defer db.Close()
+	must(t, migrate(ctx, db, ms[:1]))
+	_, err = db.Exec(`INSERT INTO calls (id, telephony, caller, called, start_ns) VALUES ('old-call', 'sip', '+40721000000', '1919', 1)`)
+	must(t, err)
+	s, err := Open(path) // applies 0002 and the rest
+	must(t, err)
+	defer s.Close()
+	var svc, outcome string
+	must(t, db.QueryRow(`SELECT service, queue_outcome FROM calls WHERE id = 'old-call'`).Scan(&svc, &outcome))
+	if svc != "" || outcome != "none" {
+		t.Fatalf("old call: service %q outcome %q", svc, outcome)
+	}
+	must(t, s.SetCallQueue(ctx, "old-call", ServicePassport, QueueAbandoned))
+	if _, err := db.Exec(`UPDATE calls SET queue_outcome = 'lost' WHERE id = 'old-call'`); err == nil {
+		t.Fatal("the database accepted an unknown queue outcome")
+	}
+}
+
+// TestIndicatorsRollupMatchesScan: after random ticket and call changes,
+// the hourly roll-ups equal a recount of the rows, and the indicators of
+// random periods (edges anywhere inside an hour) equal a plain scan.
+func TestIndicatorsRollupMatchesScan(t *testing.T) {
+	ctx := context.Background()
+	start := local(2026, 3, 2, 7, 13)
+	s, c := clocked(t, start)
+	rng := rand.New(rand.NewPCG(7, 9))
+	var numbers []string
+	for i := range 120 {
+		c.set(start.Add(time.Duration(rng.IntN(72*60)) * time.Minute).Add(time.Duration(rng.IntN(60)) * time.Second))
+		callID := fmt.Sprint("call-", i)
+		must(t, s.StartCall(ctx, CallRecord{ID: callID, Telephony: "sip", Caller: "+40721000000", Start: c.now()}))
+		if rng.IntN(3) > 0 {
+			must(t, s.SetCallQueue(ctx, callID, Services[rng.IntN(len(Services))], []QueueOutcome{QueueAnswered, QueueAbandoned}[rng.IntN(2)]))
+		}
+		if rng.IntN(4) == 0 { // the outcome changes later (or the service is corrected)
+			must(t, s.SetCallQueue(ctx, callID, Services[rng.IntN(len(Services))], []QueueOutcome{QueueNone, QueueAnswered, QueueAbandoned}[rng.IntN(3)]))
+		}
+		tk, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Service: Services[rng.IntN(len(Services))],
+			Channel: Channels[rng.IntN(len(Channels))], Priority: Priorities[rng.IntN(len(Priorities))], CallID: callID})
+		must(t, err)
+		numbers = append(numbers, tk.Number)
+	}
+	for range 600 {
+		n := numbers[rng.IntN(len(numbers))]
+		c.add(time.Duration(rng.IntN(300)) * time.Minute)
+		var err error
+		switch rng.IntN(7) {
+		case 0:
+			err = s.Classify(ctx, n, "ana", Services[rng.IntN(len(Services))], "")
+		case 1:
+			err = s.SetPriority(ctx, n, "ana", Priorities[rng.IntN(len(Priorities))])
+		case 2:
+			err = s.Escalate(ctx, n, "ana", 2+rng.IntN(2))
+		case 3, 4:
+			err = s.Resolve(ctx, n, "ana", "done")
+		case 5:
+			err = s.Reopen(ctx, n, "ana", "again")
+		case 6:
+			h, herr := s.History(ctx, n)
+			must(t, herr)
+			err = s.Correct(ctx, n, "sup", h[rng.IntN(len(h))].ID, Correction{Service: Services[rng.IntN(len(Services))], Priority: Priorities[rng.IntN(len(Priorities))], Text: "x"})
+		}
+		if err != nil && !errors.Is(err, ErrTransition) && !errors.Is(err, ErrInvalid) {
+			t.Fatal(err)
+		}
+	}
+
+	// The roll-ups equal a recount.
+	dump := func(q string) string {
+		t.Helper()
+		rows, err := s.db.Query(q)
+		must(t, err)
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		var b strings.Builder
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			must(t, rows.Scan(ptrs...))
+			fmt.Fprintln(&b, vals...)
+		}
+		must(t, rows.Err())
+		return b.String()
+	}
+	rollT := dump(`SELECT service, hour, requests, phone, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms
+		 FROM ticket_stats WHERE requests <> 0 OR resolution_ms <> 0 ORDER BY service, hour`)
+	countT := dump(`SELECT service, created_ns / 3600000000000, count(*), sum(channel = 'phone'), sum(first_contact), count(resolved_ns),
+		        count(CASE WHEN resolved_level = 1 THEN 1 END), count(CASE WHEN resolved_ns <= deadline_ns THEN 1 END),
+		        coalesce(sum((resolved_ns - created_ns) / 1000000), 0),
+		        coalesce(sum(CASE WHEN resolved_level = 1 THEN (resolved_ns - created_ns) / 1000000 END), 0)
+		 FROM tickets GROUP BY 1, 2 ORDER BY 1, 2`)
+	if rollT != countT || rollT == "" {
+		t.Fatalf("ticket roll-up differs from a recount:\n%s\nrecount:\n%s", rollT, countT)
+	}
+	rollC := dump(`SELECT service, hour, queued, abandoned FROM call_stats WHERE queued <> 0 OR abandoned <> 0 ORDER BY service, hour`)
+	countC := dump(`SELECT service, start_ns / 3600000000000, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
+		 FROM calls WHERE queue_outcome <> 'none' GROUP BY 1, 2 ORDER BY 1, 2`)
+	if rollC != countC || rollC == "" {
+		t.Fatalf("call roll-up differs from a recount:\n%s\nrecount:\n%s", rollC, countC)
+	}
+
+	// Random periods: the roll-up path equals the scan.
+	for i := range 40 {
+		from := start.Add(time.Duration(rng.Int64N(int64(80*time.Hour))) - 4*time.Hour)
+		to := from.Add(time.Duration(1 + rng.Int64N(int64(90*time.Hour))))
+		if i == 0 {
+			from, to = start.Add(-time.Hour), start.Add(200*time.Hour) // everything
+		}
+		fast, err := s.Indicators(ctx, from, to)
+		must(t, err)
+		slow, err := s.indicators(ctx, from, to, false)
+		must(t, err)
+		compareIndicators(t, fmt.Sprint("period ", i, " total"), fast.Total, slow.Total)
+		for j := range fast.Services {
+			compareIndicators(t, fmt.Sprint("period ", i, " ", fast.Services[j].Service), fast.Services[j], slow.Services[j])
+		}
+		if i == 0 && (slow.Total.Requests != 120 || slow.Total.Resolved == 0 || slow.Total.QueuedCalls == 0) {
+			t.Fatalf("the whole data set: %+v", slow.Total)
+		}
 	}
 }

@@ -162,13 +162,13 @@ func BenchmarkIndicators1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d tickets and %d calls in %s", n, n, time.Since(t0).Round(time.Millisecond))
-	period := func(name string, from, to time.Time, check func(Report)) {
+	period := func(name string, from, to time.Time, rollup bool, check func(Report)) {
 		b.Run(name, func(b *testing.B) {
 			var r Report
 			var err error
 			cpu0 := cpuTime()
 			for b.Loop() {
-				if r, err = s.Indicators(ctx, from, to); err != nil {
+				if r, err = s.indicators(ctx, from, to, rollup); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -178,16 +178,23 @@ func BenchmarkIndicators1M(b *testing.B) {
 			check(r)
 		})
 	}
-	period("year", from, from.Add(year), func(r Report) {
+	whole := func(r Report) {
 		if r.Total.Requests != n || r.Total.Resolved != n*8/10 || r.Total.QueuedCalls != n/2 {
 			b.Fatalf("indicators counted %d requests, %d resolved, %d queued calls", r.Total.Requests, r.Total.Resolved, r.Total.QueuedCalls)
 		}
-	})
-	period("month", from.AddDate(0, 5, 0), from.AddDate(0, 6, 0), func(r Report) {
+	}
+	month := func(r Report) {
 		if r.Total.Requests < n/13 || r.Total.Requests > n/11 {
 			b.Fatalf("a month holds %d requests", r.Total.Requests)
 		}
-	})
+	}
+	// Whole hours come from the roll-up; a period starting and ending inside
+	// an hour also scans those two partial hours; "scan" counts every row.
+	period("year", from, from.Add(year), true, whole)
+	period("year-unaligned", from.Add(-17*time.Minute), from.Add(year+23*time.Minute), true, whole)
+	period("year-scan", from, from.Add(year), false, whole)
+	period("month-unaligned", from.AddDate(0, 5, 0).Add(17*time.Minute), from.AddDate(0, 6, 0).Add(17*time.Minute), true, month)
+	period("month-scan", from.AddDate(0, 5, 0).Add(17*time.Minute), from.AddDate(0, 6, 0).Add(17*time.Minute), false, month)
 }
 
 // cpuTime returns the user and system CPU time the process has used.

@@ -130,7 +130,7 @@ func deadline(t tickets.Ticket, now time.Time) string {
 func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("tickets show", "ivrctl tickets show NUMBER [--json] [--data DIR]", stderr)
 	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"ticket":{...},"history":[...],"transcript":[...]} as JSON`)
+	asJSON := fs.Bool("json", false, `print {"ticket":{...},"call":{...},"history":[...],"transcript":[...]} as JSON ("call" when the call has a record)`)
 	pos, st, ok := parseStatus(fs, args)
 	if !ok {
 		return st
@@ -166,17 +166,26 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	transcript := []tickets.Turn{}
+	var call *tickets.CallRecord // the call record, when the engine kept one
 	if t.CallID != "" {
 		if transcript, err = s.Transcript(ctx, t.CallID); err != nil {
+			return fail(stderr, err)
+		}
+		c, err := s.Call(ctx, t.CallID)
+		switch {
+		case err == nil:
+			call = &c
+		case !errors.Is(err, tickets.ErrNotFound):
 			return fail(stderr, err)
 		}
 	}
 	if *asJSON {
 		return writeJSON(stdout, stderr, struct {
 			Ticket     tickets.Ticket        `json:"ticket"`
+			Call       *tickets.CallRecord   `json:"call,omitempty"`
 			History    []tickets.TicketEvent `json:"history"`
 			Transcript []tickets.Turn        `json:"transcript"`
-		}{t, history, transcript})
+		}{t, call, history, transcript})
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -202,7 +211,17 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	if t.Closed != nil {
 		field("Closed", t.Closed.Local().Format(localTime))
 	}
-	field("Call", orDash(t.CallID))
+	callLine := orDash(t.CallID)
+	if call != nil {
+		callLine += " (started " + call.Start.Local().Format(localTime)
+		if call.End != nil {
+			callLine += ", " + call.Duration().Round(time.Second).String() + ", " + orDash(call.EndReason)
+		} else {
+			callLine += ", in progress"
+		}
+		callLine += ")"
+	}
+	field("Call", callLine)
 	field("Recording", orDash(t.Recording))
 	field("Articles", orDash(strings.Join(t.Articles, ", ")))
 	if t.Rating != 0 {

@@ -41,6 +41,8 @@ func seedTickets(t *testing.T) (dir string, nums []string) {
 		nums = append(nums, tk.Number)
 		return tk.Number
 	}
+	must(s.StartCall(ctx, tickets.CallRecord{ID: "call-p", Telephony: "sip", Caller: "+40721111111", Called: "1919", Start: now}))
+	must(s.EndCall(ctx, "call-p", now.Add(192*time.Second), tickets.EndCallerHangup, tickets.PacketStats{}))
 	p := open(tickets.NewTicket{Service: tickets.ServicePassport, Caller: "+40721111111", CallID: "call-p",
 		Description: "passport expires next month", Articles: []string{"kb-passport-renew"}})
 	must(s.AddNote(ctx, p, "ana", "asked for the apointment"))
@@ -175,9 +177,13 @@ func TestTicketsShow(t *testing.T) {
 		Ticket     tickets.Ticket        `json:"ticket"`
 		History    []tickets.TicketEvent `json:"history"`
 		Transcript []tickets.Turn        `json:"transcript"`
+		Call       *tickets.CallRecord   `json:"call"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if got.Call == nil || got.Call.ID != "call-p" || got.Call.Duration() != 192*time.Second {
+		t.Errorf("call record %+v", got.Call)
 	}
 	if got.Ticket.Number != nums[0] || got.Ticket.Status != tickets.StatusEscalated {
 		t.Errorf("ticket %+v", got.Ticket)
@@ -198,7 +204,7 @@ func TestTicketsShow(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, want := range []string{
-		"Ticket", nums[0], "escalated", "passport", "+40721111111", "kb-passport-renew", "call-p",
+		"Ticket", nums[0], "escalated", "passport", "+40721111111", "kb-passport-renew", "call-p (started", "3m12s, caller_hangup)",
 		"passport expires next month",
 		"History (4)", "asked for the apointment  [superseded by #", "of #", "(note): asked for the appointment (why: typo)", "to level 2",
 		"Transcript (3 turns)", "Cu ce vă pot ajuta? [interrupted]", "speech 0.81", "pașaportul meu expiră", "dtmf",

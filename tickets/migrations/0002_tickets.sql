@@ -52,6 +52,104 @@ CREATE INDEX tickets_call ON tickets (call_id) WHERE call_id <> '';
 CREATE INDEX tickets_indicators ON tickets (service, created_ns, channel, resolved_ns,
     resolved_level, deadline_ns, first_contact);
 
+-- Indicators: an hourly roll-up of the tickets per service and hour of
+-- creation (UTC), kept by triggers in the same transaction as every ticket
+-- row; Indicators sums the whole hours of a period from it and scans only
+-- the partial hours at its edges. Durations in milliseconds (integers, so
+-- adding and subtracting is exact).
+CREATE TABLE ticket_stats (
+    service              TEXT    NOT NULL,
+    hour                 INTEGER NOT NULL,   -- created_ns / 3600e9
+    requests             INTEGER NOT NULL,
+    phone                INTEGER NOT NULL,
+    first_contact        INTEGER NOT NULL,
+    resolved             INTEGER NOT NULL,
+    resolved_level1      INTEGER NOT NULL,
+    within_deadline      INTEGER NOT NULL,
+    resolution_ms        INTEGER NOT NULL,   -- sum over the resolved
+    resolution_level1_ms INTEGER NOT NULL,   -- sum over the resolved at level 1
+    PRIMARY KEY (service, hour)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER tickets_stats_insert AFTER INSERT ON tickets
+BEGIN
+    INSERT INTO ticket_stats (service, hour, requests, phone, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (NEW.service, NEW.created_ns / 3600000000000,
+            1, (NEW.channel = 'phone'), NEW.first_contact, (NEW.resolved_ns IS NOT NULL),
+            coalesce(NEW.resolved_level = 1, 0), coalesce(NEW.resolved_ns <= NEW.deadline_ns, 0),
+            coalesce((NEW.resolved_ns - NEW.created_ns) / 1000000, 0),
+            CASE WHEN NEW.resolved_level = 1 THEN (NEW.resolved_ns - NEW.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+END;
+
+CREATE TRIGGER tickets_stats_update AFTER UPDATE ON tickets
+WHEN OLD.service IS NOT NEW.service OR OLD.created_ns IS NOT NEW.created_ns OR OLD.channel IS NOT NEW.channel
+  OR OLD.first_contact IS NOT NEW.first_contact OR OLD.resolved_ns IS NOT NEW.resolved_ns
+  OR OLD.resolved_level IS NOT NEW.resolved_level OR OLD.deadline_ns IS NOT NEW.deadline_ns
+BEGIN
+    INSERT INTO ticket_stats (service, hour, requests, phone, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (OLD.service, OLD.created_ns / 3600000000000,
+            -1, -(OLD.channel = 'phone'), -OLD.first_contact, -(OLD.resolved_ns IS NOT NULL),
+            -coalesce(OLD.resolved_level = 1, 0), -coalesce(OLD.resolved_ns <= OLD.deadline_ns, 0),
+            -coalesce((OLD.resolved_ns - OLD.created_ns) / 1000000, 0),
+            -CASE WHEN OLD.resolved_level = 1 THEN (OLD.resolved_ns - OLD.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+    INSERT INTO ticket_stats (service, hour, requests, phone, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (NEW.service, NEW.created_ns / 3600000000000,
+            1, (NEW.channel = 'phone'), NEW.first_contact, (NEW.resolved_ns IS NOT NULL),
+            coalesce(NEW.resolved_level = 1, 0), coalesce(NEW.resolved_ns <= NEW.deadline_ns, 0),
+            coalesce((NEW.resolved_ns - NEW.created_ns) / 1000000, 0),
+            CASE WHEN NEW.resolved_level = 1 THEN (NEW.resolved_ns - NEW.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+END;
+
+-- The same for the calls that reached the agent queue, by hour of start.
+CREATE TABLE call_stats (
+    service   TEXT    NOT NULL,
+    hour      INTEGER NOT NULL,   -- start_ns / 3600e9
+    queued    INTEGER NOT NULL,
+    abandoned INTEGER NOT NULL,
+    PRIMARY KEY (service, hour)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER calls_stats_insert AFTER INSERT ON calls WHEN NEW.queue_outcome <> 'none'
+BEGIN
+    INSERT INTO call_stats (service, hour, queued, abandoned)
+    VALUES (NEW.service, NEW.start_ns / 3600000000000, 1, NEW.queue_outcome = 'abandoned')
+        ON CONFLICT (service, hour) DO UPDATE SET queued = queued + excluded.queued, abandoned = abandoned + excluded.abandoned;
+END;
+
+CREATE TRIGGER calls_stats_update AFTER UPDATE OF service, queue_outcome, start_ns ON calls
+WHEN OLD.service IS NOT NEW.service OR OLD.queue_outcome IS NOT NEW.queue_outcome OR OLD.start_ns IS NOT NEW.start_ns
+BEGIN
+    INSERT INTO call_stats (service, hour, queued, abandoned)
+    SELECT OLD.service, OLD.start_ns / 3600000000000, -1, -(OLD.queue_outcome = 'abandoned')
+    WHERE OLD.queue_outcome <> 'none'
+        ON CONFLICT (service, hour) DO UPDATE SET queued = queued + excluded.queued, abandoned = abandoned + excluded.abandoned;
+    INSERT INTO call_stats (service, hour, queued, abandoned)
+    SELECT NEW.service, NEW.start_ns / 3600000000000, 1, NEW.queue_outcome = 'abandoned'
+    WHERE NEW.queue_outcome <> 'none'
+        ON CONFLICT (service, hour) DO UPDATE SET queued = queued + excluded.queued, abandoned = abandoned + excluded.abandoned;
+END;
+
 CREATE TRIGGER tickets_no_delete BEFORE DELETE ON tickets
 BEGIN
     SELECT RAISE(ABORT, 'tickets are never deleted');
