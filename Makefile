@@ -13,7 +13,7 @@ BIN      := bin
 DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng sox sip-tester
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps prompts bench fuzz vet clean
+.PHONY: run test build deps prompts bench fuzz vet clean eval
 
 run: deps build
 	./$(BIN)/ivrd
@@ -61,6 +61,12 @@ fuzz: deps
 # bench/results.json (see docs/benchmarks.md).
 bench: deps build
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -out bench/results.json
+
+# Knowledge base quality: top-1, top-3 and correct-"none" rates over the
+# evaluation set flows/kb/eval/queries.txt (see docs/knowledge-base.md);
+# fails below the targets. EVALFLAGS=-v lists every miss.
+eval: deps
+	$(GO) run $(GOFLAGS_) ./flows/kb/cmd/kbeval -dir flows/kb $(EVALFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -8,6 +8,10 @@
 //	ivrctl flow lint PATH...
 //	ivrctl flow simulate FLOW
 //	ivrctl flow test PATH...
+//	ivrctl kb search [--lang ro|en] [--json] [--limit N] "QUERY"
+//	ivrctl kb import [--dir flows/kb]    (writes: opens the database read-write)
+//	ivrctl kb lint [--dir flows/kb]
+//	ivrctl kb misses [--since 24h] [--json]
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
 // else ./var. --data may be given before the command or after it.
@@ -54,6 +58,7 @@ type command func(args []string, stdout, stderr io.Writer) int
 var commands = map[string]command{
 	"calls":   runCalls,
 	"flow":    runFlow,
+	"kb":      runKB,
 	"tickets": runTickets,
 }
 
@@ -69,6 +74,10 @@ Commands:
   flow lint     check call flow files (Lua) without running them
   flow simulate talk to a call flow in text, as a caller would
   flow test     run conversation tests of call flows
+  kb search     search the knowledge base ("ivrctl kb search --lang ro 'am pierdut buletinul'")
+  kb import     check the articles (flows/kb) and replace the base in the database
+  kb lint       check the articles without importing
+  kb misses     questions the base did not answer confidently
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/govline/ivr/tickets"
 )
@@ -39,6 +40,12 @@ const (
 
 // unknownFloor: see analyze.
 const unknownFloor = 0.6
+
+// maxMatchDF: see analyze. It only matters for bases of more than twice
+// as many articles (the shipped base has under a hundred): there, words in
+// more articles are searched for only when the query has no rarer word,
+// and then first in titles and keywords.
+const maxMatchDF = 500
 
 // MaxLimit caps the number of results of one search.
 const MaxLimit = 100
@@ -109,7 +116,8 @@ type ImportOption func(*importConfig)
 
 type importConfig struct{ syn *Synonyms }
 
-// WithSynonyms indexes with syn instead of DefaultSynonyms().
+// WithSynonyms indexes with syn instead of DefaultSynonyms() (nil: the
+// default).
 func WithSynonyms(syn *Synonyms) ImportOption {
 	return func(c *importConfig) { c.syn = syn }
 }
@@ -119,9 +127,12 @@ func WithSynonyms(syn *Synonyms) ImportOption {
 // should come from LoadDir (which validates them); Import checks only what
 // would corrupt the index (language, empty id, duplicates).
 func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOption) error {
-	cfg := importConfig{syn: DefaultSynonyms()}
+	var cfg importConfig
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.syn == nil {
+		cfg.syn = DefaultSynonyms()
 	}
 	seen := map[string]bool{}
 	for _, a := range arts {
@@ -146,7 +157,7 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 		t := indexTerms(cfg.syn, a.Lang, a.Title)
 		k := indexTerms(cfg.syn, a.Lang, strings.Join(a.Keywords, " , "))
 		b := indexTerms(cfg.syn, a.Lang, a.Spoken+"\n"+a.Full)
-		rows[i] = row{a, strings.Join(t, " "), strings.Join(k, " "), strings.Join(b, " ")}
+		rows[i] = row{a, ftsText(a.Lang, t), ftsText(a.Lang, k), ftsText(a.Lang, b)}
 		docs[a.Lang]++
 		uniq := map[string]bool{}
 		for _, ts := range [][]string{t, k, b} {
@@ -162,20 +173,20 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 	err := ix.st.Tx(ctx, "kb import", func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM kb_articles`, `DELETE FROM kb_fts`, `DELETE FROM kb_terms`,
-			`DELETE FROM kb_terms_tri`, `DELETE FROM kb_synonyms`,
+			`DELETE FROM kb_terms_del`, `DELETE FROM kb_synonyms`,
 		} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("clear: %w", err)
 			}
 		}
 		insA, err := tx.PrepareContext(ctx, `INSERT INTO kb_articles
-			(seq, id, lang, title, service, keywords, spoken, full, links, reviewed_ns, file)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			(seq, id, lang, title, service, keywords, phrases, spoken, full, links, reviewed_ns, file)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer insA.Close()
-		insF, err := tx.PrepareContext(ctx, `INSERT INTO kb_fts (rowid, title, keywords, body, lang) VALUES (?, ?, ?, ?, ?)`)
+		insF, err := tx.PrepareContext(ctx, `INSERT INTO kb_fts (rowid, title, keywords, body) VALUES (?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -188,34 +199,61 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 				rev = a.Reviewed.UnixNano()
 			}
 			if _, err := insA.ExecContext(ctx, seq, a.ID, a.Lang, a.Title, a.Service,
-				strings.Join(a.Keywords, ", "), a.Spoken, a.Full, strings.Join(a.Links, "\n"), rev, a.File); err != nil {
+				strings.Join(a.Keywords, ", "), keywordPhrases(cfg.syn, a.Lang, a.Keywords), a.Spoken, a.Full, strings.Join(a.Links, "\n"), rev, a.File); err != nil {
 				return fmt.Errorf("%s: %w", a.File, err)
 			}
-			if _, err := insF.ExecContext(ctx, seq, r.title, r.keywords, r.body, a.Lang); err != nil {
+			if _, err := insF.ExecContext(ctx, seq, r.title, r.keywords, r.body); err != nil {
 				return fmt.Errorf("%s: %w", a.File, err)
 			}
 		}
-		insT, err := tx.PrepareContext(ctx, `INSERT INTO kb_terms (lang, term, df) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
+		// In key order: B-tree inserts at the end of the tree are cheapest.
+		type termRow struct {
+			lang, term string
+			df         int
 		}
-		defer insT.Close()
-		insTri, err := tx.PrepareContext(ctx, `INSERT INTO kb_terms_tri (term, lang) VALUES (?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insTri.Close()
+		type delRow struct{ lang, variant, term string }
+		var trs []termRow
+		var drs []delRow
 		for lang, m := range df {
 			for term, n := range m {
-				if _, err := insT.ExecContext(ctx, lang, term, n); err != nil {
-					return err
-				}
-				if !strings.HasPrefix(term, conceptPrefix) && len(term) >= 4 {
-					if _, err := insTri.ExecContext(ctx, term, lang); err != nil {
-						return err
+				trs = append(trs, termRow{lang, term, n})
+				if !strings.HasPrefix(term, conceptPrefix) && len(term) >= minCorrect {
+					for _, v := range deletions(term) {
+						drs = append(drs, delRow{lang, v, term})
 					}
 				}
 			}
+		}
+		sort.Slice(trs, func(i, j int) bool {
+			return trs[i].lang < trs[j].lang || trs[i].lang == trs[j].lang && trs[i].term < trs[j].term
+		})
+		sort.Slice(drs, func(i, j int) bool {
+			a, b := drs[i], drs[j]
+			if a.lang != b.lang {
+				return a.lang < b.lang
+			}
+			if a.variant != b.variant {
+				return a.variant < b.variant
+			}
+			return a.term < b.term
+		})
+		terms := newBatch(tx, `INSERT INTO kb_terms (lang, term, df) VALUES `, 3)
+		dels := newBatch(tx, `INSERT OR IGNORE INTO kb_terms_del (lang, variant, term) VALUES `, 3)
+		for _, r := range trs {
+			if err := terms.add(ctx, r.lang, r.term, r.df); err != nil {
+				return err
+			}
+		}
+		for _, r := range drs {
+			if err := dels.add(ctx, r.lang, r.variant, r.term); err != nil {
+				return err
+			}
+		}
+		if err := terms.flush(ctx); err != nil {
+			return err
+		}
+		if err := dels.flush(ctx); err != nil {
+			return err
 		}
 		for lang, gs := range cfg.syn.groups {
 			for gi, g := range gs {
@@ -245,6 +283,40 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 		return fmt.Errorf("kb: import: %w", err)
 	}
 	return nil
+}
+
+// batch inserts rows many at a time (one statement per batchRows rows):
+// an import writes hundreds of thousands of vocabulary rows.
+type batch struct {
+	tx     *sql.Tx
+	prefix string
+	cols   int
+	args   []any
+}
+
+const batchRows = 200
+
+func newBatch(tx *sql.Tx, prefix string, cols int) *batch {
+	return &batch{tx: tx, prefix: prefix, cols: cols}
+}
+
+func (b *batch) add(ctx context.Context, vals ...any) error {
+	b.args = append(b.args, vals...)
+	if len(b.args) >= batchRows*b.cols {
+		return b.flush(ctx)
+	}
+	return nil
+}
+
+func (b *batch) flush(ctx context.Context) error {
+	if len(b.args) == 0 {
+		return nil
+	}
+	row := "(?" + strings.Repeat(",?", b.cols-1) + ")"
+	q := b.prefix + row + strings.Repeat(","+row, len(b.args)/b.cols-1)
+	_, err := b.tx.ExecContext(ctx, q, b.args...)
+	b.args = b.args[:0]
+	return err
 }
 
 // ImportDir loads dir (LoadDir) and dir/synonyms.txt (when present) and
@@ -324,6 +396,7 @@ func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
 			c.docs[lang], _ = strconv.Atoi(v)
 		}
 	}
+	c.syn.finish()
 	ix.mu.Lock()
 	ix.cache = c
 	ix.mu.Unlock()
@@ -336,7 +409,7 @@ func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
 // The query is folded (case, diacritics in both spellings), stripped of
 // stop words and filler, stemmed, and its synonym phrases replaced by
 // their group; words the base does not know are corrected to the nearest
-// known word (trigram candidates, edit distance 1, or 2 for long words),
+// known word (deletion neighbourhood, edit distance 1, or 2 for long words),
 // and two words the recognizer split are joined when the joined word is
 // known. Articles are ranked by BM25 over title, keywords and text.
 //
@@ -384,6 +457,7 @@ type analyzed struct {
 	words []qword         // the caller's content words, for coverage
 	match []string        // distinct known terms to search for
 	set   map[string]bool // the known terms
+	head  bool            // match in titles and keywords first (see analyze)
 }
 
 type qword struct {
@@ -425,9 +499,17 @@ func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) 
 	docs := float64(lex.docs[lang])
 	idf := func(d int) float64 { return math.Log(1 + (docs-float64(d)+0.5)/(float64(d)+0.5)) }
 	a := analyzed{set: map[string]bool{}}
+	var common []string
+	ftsRows := 0 // FTS5's N: the rows of all languages
+	for _, n := range lex.docs {
+		ftsRows += n
+	}
+	commonDF := min(ftsRows/2, maxMatchDF)
+	searched := map[string]bool{}
 	add := func(term string) {
-		if !a.set[term] {
-			a.set[term] = true
+		a.set[term] = true
+		if !searched[term] {
+			searched[term] = true
 			a.match = append(a.match, term)
 		}
 	}
@@ -439,7 +521,13 @@ func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) 
 		}
 		if d, ok := df[t]; ok {
 			a.words = append(a.words, qword{t, idf(d)})
-			add(t)
+			if d <= commonDF {
+
+				add(t)
+			} else {
+				a.set[t] = true
+				common = append(common, t)
+			}
 			continue
 		}
 		c, d, err := ix.correct(ctx, lang, t)
@@ -452,6 +540,19 @@ func (ix *Index) analyze(ctx context.Context, lex *lexicon, lang, query string) 
 		}
 		a.words = append(a.words, qword{c, idf(d)})
 		add(c)
+	}
+	// Words in more than half of the articles add nothing to BM25 (FTS5
+	// floors their IDF to ~0) but make it score most of the base; in a
+	// large base, so do words in more than maxMatchDF articles (BM25 costs
+	// about 2 us per matching article). They are searched for only when
+	// the query has nothing rarer; coverage still counts them.
+	if len(a.match) == 0 {
+		for _, t := range common {
+			add(t)
+		}
+		// Only words that many articles hold: look first for the articles
+		// that have them in their title or keywords.
+		a.head = ftsRows > 2*maxMatchDF
 	}
 	// A word the base does not know at all (after correction) weighs as
 	// much as the average known word of the query, and at least
@@ -501,22 +602,41 @@ func (ix *Index) docFreq(ctx context.Context, lang string, terms map[string]bool
 	return out, rows.Err()
 }
 
-// correct returns the known term nearest to an unknown one, or "".
+// minCorrect is the length from which words are spelling-corrected.
+const minCorrect = 4
+
+// deletions returns w and every form of w with one letter deleted.
+func deletions(w string) []string {
+	out := []string{w}
+	for i := range len(w) {
+		v := w[:i] + w[i+1:]
+		if len(out) > 0 && out[len(out)-1] == v {
+			continue // doubled letter
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// correct returns the known term nearest to an unknown one (edit distance
+// 1, or 2 for words of 8 letters or more; ties go to the more frequent
+// term), or "".
 func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, error) {
-	if len(t) < 4 || strings.HasPrefix(t, conceptPrefix) {
+	if len(t) < minCorrect || strings.HasPrefix(t, conceptPrefix) {
 		return "", 0, nil
 	}
 	maxDist := 1
 	if len(t) >= 8 {
 		maxDist = 2
 	}
-	var tris []string
-	for i := 0; i+3 <= len(t); i++ {
-		tris = append(tris, `"`+t[i:i+3]+`"`)
+	vs := deletions(t)
+	args := []any{lang}
+	for _, v := range vs {
+		args = append(args, v)
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT t.term, k.df FROM kb_terms_tri AS t
-		JOIN kb_terms AS k ON k.lang = t.lang AND k.term = t.term
-		WHERE kb_terms_tri MATCH ? AND t.lang = ? ORDER BY rank LIMIT 40`, strings.Join(tris, " OR "), lang)
+	rows, err := ix.db.QueryContext(ctx, `SELECT DISTINCT d.term, k.df FROM kb_terms_del AS d
+		JOIN kb_terms AS k ON k.lang = d.lang AND k.term = d.term
+		WHERE d.lang = ? AND d.variant IN (?`+strings.Repeat(",?", len(vs)-1)+`)`, args...)
 	if err != nil {
 		return "", 0, err
 	}
@@ -527,9 +647,6 @@ func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, erro
 		var d int
 		if err := rows.Scan(&c, &d); err != nil {
 			return "", 0, err
-		}
-		if abs(len(c)-len(t)) > maxDist {
-			continue
 		}
 		dist := levenshtein(c, t)
 		if dist < bestDist || (dist == bestDist && d > bestD) {
@@ -556,24 +673,64 @@ func abs(x int) int {
 func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed, limit int) ([]Result, error) {
 	quoted := make([]string, len(q.match))
 	for i, t := range q.match {
-		quoted[i] = `"` + t + `"`
+		quoted[i] = `"` + lang + "_" + t + `"`
 	}
-	match := `lang : "` + lang + `" AND {title keywords body} : (` + strings.Join(quoted, " OR ") + `)`
-	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, a.keywords, f.title, f.keywords, f.body,
-			-bm25(kb_fts, ?, ?, ?, 0.0) AS s
-		FROM kb_fts AS f JOIN kb_articles AS a ON a.seq = f.rowid
-		WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, ?, ?, ?, 0.0) LIMIT ?`,
-		weightTitle, weightKeywords, weightBody, match, weightTitle, weightKeywords, weightBody, max(candidates, limit))
+	expr := strings.Join(quoted, " OR ")
+	cols := "{title keywords body}"
+	if q.head {
+		cols = "{title keywords}"
+	}
+	for {
+		cs, err := ix.candidates(ctx, lang, cols+" : ("+expr+")", max(candidates, limit), q)
+		if err != nil {
+			return nil, err
+		}
+		if cols == "{title keywords}" && len(cs) < candidates {
+			cols = "{title keywords body}"
+			continue
+		}
+		return score(cs, limit), nil
+	}
+}
+
+// ftsText is a column of kb_fts: the terms, each prefixed with its
+// language ("ro_buletin").
+func ftsText(lang string, ts []string) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(lang)
+		b.WriteByte('_')
+		b.WriteString(t)
+	}
+	return b.String()
+}
+
+// cand is an article found by BM25, with what scoring needs.
+type cand struct {
+	r       Result
+	bm25    float64
+	cov     float64
+	phrases int
+}
+
+// candidates runs the BM25 query for expr (an FTS5 expression over the
+// text columns) and measures each article's coverage of q.
+func (ix *Index) candidates(ctx context.Context, lang, expr string, n int, q analyzed) ([]cand, error) {
+	// BM25 in a subquery: the sort carries only rowid and score, and the
+	// article and its indexed text are read for the few rows kept.
+	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, a.phrases, f.title, f.keywords, f.body, m.s
+		FROM (SELECT rowid, -bm25(kb_fts, ?, ?, ?) AS s FROM kb_fts WHERE kb_fts MATCH ? ORDER BY s DESC LIMIT ?) AS m
+		JOIN kb_articles AS a ON a.seq = m.rowid
+		JOIN kb_fts AS f ON f.rowid = m.rowid
+		ORDER BY m.s DESC`,
+		weightTitle, weightKeywords, weightBody, expr, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	type cand struct {
-		r       Result
-		bm25    float64
-		cov     float64
-		phrases int
-	}
 	var cs []cand
 	var total float64
 	for _, w := range q.words {
@@ -585,12 +742,12 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 		if err := rows.Scan(&c.r.ID, &c.r.Title, &c.r.Service, &c.r.Spoken, &kws, &ft, &fk, &fb, &c.bm25); err != nil {
 			return nil, err
 		}
-		c.phrases = phraseHits(lex.syn, lang, kws, q.set)
+		c.phrases = phraseHits(kws, q.set)
 		c.r.Lang = lang
 		has := map[string]bool{}
 		for _, s := range []string{ft, fk, fb} {
 			for _, t := range strings.Fields(s) {
-				has[t] = true
+				has[strings.TrimPrefix(t, lang+"_")] = true
 			}
 		}
 		var got float64
@@ -604,11 +761,13 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 		}
 		cs = append(cs, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	return cs, rows.Err()
+}
+
+// score orders the candidates and turns BM25 into confidences.
+func score(cs []cand, limit int) []Result {
 	if len(cs) == 0 {
-		return nil, nil
+		return nil
 	}
 	// Order by BM25 damped by coverage: an article that matches a frequent
 	// word many times must not beat one that covers what was asked.
@@ -640,7 +799,7 @@ func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed
 		c.r.Confident = c.r.Score >= ConfidentScore
 		out = append(out, c.r)
 	}
-	return out, nil
+	return out
 }
 
 // Separation: the first result gets its full coverage as score when it
@@ -657,17 +816,13 @@ const (
 // of its multi-word keywords that the query contains whole.
 const phraseBonus = 0.3
 
-// phraseHits counts the keywords of kws (comma-separated) of two words or
-// more whose terms are all in the query.
-func phraseHits(syn *Synonyms, lang, kws string, query map[string]bool) int {
+// phraseHits counts the phrases (as stored in kb_articles.phrases: terms
+// joined by spaces, phrases by '|') whose terms are all in the query.
+func phraseHits(phrases string, query map[string]bool) int {
 	n := 0
-	for _, kw := range strings.Split(kws, ",") {
-		ts := terms(lang, kw)
-		if len(ts) < 2 {
-			continue
-		}
-		all := true
-		for _, t := range syn.replace(lang, ts) {
+	for p := range strings.SplitSeq(phrases, "|") {
+		all := p != ""
+		for t := range strings.FieldsSeq(p) {
 			if !query[t] {
 				all = false
 				break
@@ -680,7 +835,24 @@ func phraseHits(syn *Synonyms, lang, kws string, query map[string]bool) int {
 	return n
 }
 
+// keywordPhrases returns the keywords of two words or more as terms with
+// synonym phrases replaced, in the form phraseHits reads.
+func keywordPhrases(syn *Synonyms, lang string, kws []string) string {
+	var ps []string
+	for _, kw := range kws {
+		ts := terms(lang, kw)
+		if len(ts) < 2 {
+			continue
+		}
+		ps = append(ps, strings.Join(syn.replace(lang, ts), " "))
+	}
+	return strings.Join(ps, "|")
+}
+
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// maxMissBytes bounds a stored miss (a recognizer's run-on).
+const maxMissBytes = 500
 
 // RecordMiss stores a query the base did not answer confidently: the flows
 // runtime calls it after Search when the first result is not Confident (or
@@ -694,8 +866,12 @@ func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
 	if q == "" {
 		return nil
 	}
-	if len(q) > 500 {
-		q = q[:500]
+	if len(q) > maxMissBytes {
+		cut := maxMissBytes
+		for cut > 0 && !utf8.RuneStart(q[cut]) {
+			cut--
+		}
+		q = q[:cut]
 	}
 	now := time.Now().UnixNano()
 	return ix.st.Tx(ctx, "kb record miss", func(tx *sql.Tx) error {

@@ -157,6 +157,29 @@ func contentWords(lang, s string) []string {
 // occurs, and that replaces the phrase in a query.
 type Synonyms struct {
 	groups map[string][]synGroup // by language
+	// first indexes the phrases by language and first term; built by
+	// finish, read-only after.
+	first map[string]map[string][]phraseRef
+}
+
+type phraseRef struct {
+	terms   []string
+	concept string
+}
+
+// finish builds the lookup index; call it once the groups are complete.
+func (s *Synonyms) finish() *Synonyms {
+	s.first = map[string]map[string][]phraseRef{}
+	for lang, gs := range s.groups {
+		m := map[string][]phraseRef{}
+		for _, g := range gs {
+			for _, p := range g.phrases {
+				m[p[0]] = append(m[p[0]], phraseRef{p, g.concept})
+			}
+		}
+		s.first[lang] = m
+	}
+	return s
 }
 
 type synGroup struct {
@@ -236,7 +259,7 @@ func ParseSynonyms(name string, b []byte) (*Synonyms, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return s, nil
+	return s.finish(), nil
 }
 
 // match reports, for each position of ts, the concepts of the phrases that
@@ -245,12 +268,11 @@ func (s *Synonyms) match(lang string, ts []string, fn func(at, n int, concept st
 	if s == nil {
 		return
 	}
-	for i := range ts {
-		for _, g := range s.groups[lang] {
-			for _, p := range g.phrases {
-				if len(p) <= len(ts)-i && equal(ts[i:i+len(p)], p) {
-					fn(i, len(p), g.concept)
-				}
+	m := s.first[lang]
+	for i, t := range ts {
+		for _, p := range m[t] {
+			if len(p.terms) <= len(ts)-i && equal(ts[i:i+len(p.terms)], p.terms) {
+				fn(i, len(p.terms), p.concept)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ CREATE TABLE kb_articles (
     title       TEXT    NOT NULL,
     service     TEXT    NOT NULL,
     keywords    TEXT    NOT NULL DEFAULT '',    -- comma-separated
+    phrases     TEXT    NOT NULL DEFAULT '',    -- multi-word keywords as index terms, '|'-separated
     spoken      TEXT    NOT NULL,
     full        TEXT    NOT NULL,
     links       TEXT    NOT NULL DEFAULT '',    -- newline-separated
@@ -21,10 +22,12 @@ CREATE TABLE kb_articles (
     UNIQUE (lang, id)
 ) STRICT;
 
--- Columns: title, keywords, body (spoken + full), lang (a filter, weight 0).
+-- Columns: title, keywords, body (spoken + full); rowid = kb_articles.seq.
+-- Every token carries its language as a prefix (ro_buletin, en_passport):
+-- a search reads only its language's postings, with no filter to join.
 CREATE VIRTUAL TABLE kb_fts USING fts5(
-    title, keywords, body, lang,
-    tokenize = 'unicode61 remove_diacritics 2'
+    title, keywords, body,
+    tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
 );
 
 -- Vocabulary: every index term per language and the number of articles
@@ -36,11 +39,16 @@ CREATE TABLE kb_terms (
     PRIMARY KEY (lang, term)
 ) STRICT, WITHOUT ROWID;
 
--- Trigrams of the vocabulary, to correct recognition errors in query words.
-CREATE VIRTUAL TABLE kb_terms_tri USING fts5(
-    term, lang UNINDEXED,
-    tokenize = 'trigram'
-);
+-- Spelling neighbourhood of the vocabulary, to correct recognition errors
+-- in query words: every term (4 letters or more) under itself and under
+-- each form with one letter deleted. A query word and a term within one
+-- edit (and most within two) share a key.
+CREATE TABLE kb_terms_del (
+    lang    TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    term    TEXT NOT NULL,
+    PRIMARY KEY (lang, variant, term)
+) STRICT, WITHOUT ROWID;
 
 -- The synonym list of the last import (one row per phrase of a group).
 CREATE TABLE kb_synonyms (

@@ -62,8 +62,25 @@ func run(dir, queries string, verbose bool) error {
 	}
 	fmt.Printf("knowledge base: %d articles; evaluation: %s\n", n, queries)
 	r.Print(os.Stdout, verbose)
+	if held := filepath.Join(filepath.Dir(queries), "heldout.txt"); fileExists(held) {
+		hq, err := kb.LoadEval(held)
+		if err != nil {
+			return err
+		}
+		hr, err := kb.Evaluate(ctx, ix, hq)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nheld-out set (never tuned on, no target): %s\n", held)
+		hr.Print(os.Stdout, verbose)
+	}
 	if !r.Meets() {
 		return fmt.Errorf("below target")
 	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/tickets"
+)
+
+const kbUsage = `Usage: ivrctl kb SUBCOMMAND [FLAGS]
+
+Subcommands:
+  search   search the knowledge base as a caller would ("ivrctl kb search 'am pierdut buletinul'")
+  import   check the articles and replace the base in the database (the engine sees it on its next search)
+  lint     check the articles and synonyms without importing
+  misses   what callers asked that the base did not answer confidently
+`
+
+// envFlowsDir is the engine's flows directory; the articles are in its kb/.
+const envFlowsDir = "IVR_FLOWS_DIR"
+
+// runKB dispatches "ivrctl kb SUBCOMMAND".
+func runKB(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		fmt.Fprintln(stderr, "ivrctl kb: missing subcommand (search, import, lint or misses), before its flags")
+		fmt.Fprint(stderr, kbUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "search":
+		return runKBSearch(args[1:], stdout, stderr)
+	case "import":
+		return runKBImport(args[1:], stdout, stderr)
+	case "lint":
+		return runKBLint(args[1:], stdout, stderr)
+	case "misses":
+		return runKBMisses(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, kbUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl kb: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, kbUsage)
+	return exitUsage
+}
+
+// kbDirFlag adds --dir: the articles' directory.
+func kbDirFlag(fs interface {
+	String(name, value, usage string) *string
+}) *string {
+	def := filepath.Join("flows", "kb")
+	if d := os.Getenv(envFlowsDir); d != "" {
+		def = filepath.Join(d, "kb")
+	}
+	return fs.String("dir", def, "knowledge base `DIR` holding ro/, en/ and synonyms.txt (default $"+envFlowsDir+"/kb, else flows/kb)")
+}
+
+func runKBSearch(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("kb search", `ivrctl kb search [--lang ro|en] [--json] [--limit N] [--data DIR] "QUERY"`, stderr)
+	data := dataFlag(fs)
+	lang := fs.String("lang", "ro", "language of the query: ro or en")
+	asJSON := fs.Bool("json", false, `print {"results":[...]} as JSON`)
+	limit := fs.Int("limit", 5, "show at most `N` results (1-100)")
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if *lang != "ro" && *lang != "en" {
+		return usageError(fs, stderr, "--lang %q: want ro or en", *lang)
+	}
+	if *limit < 1 || *limit > kb.MaxLimit {
+		return usageError(fs, stderr, "--limit %d: want 1 to %d", *limit, kb.MaxLimit)
+	}
+	query := strings.TrimSpace(strings.Join(pos, " "))
+	if query == "" {
+		return usageError(fs, stderr, "missing QUERY")
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ix, err := kb.Open(s)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	// No RecordMiss here: only calls count as misses.
+	res, err := ix.Search(context.Background(), *lang, query, *limit)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		if res == nil {
+			res = []kb.Result{}
+		}
+		return writeJSON(stdout, stderr, struct {
+			Results []kb.Result `json:"results"`
+		}{res})
+	}
+	if len(res) == 0 {
+		fmt.Fprintln(stdout, "no article matches (a call would hand off; run ivrctl kb import if the base is empty)")
+		return exitOK
+	}
+	for i, r := range res {
+		verdict := "ask back"
+		switch {
+		case r.Confident:
+			verdict = "answer"
+		case r.Score < kb.HandoffScore:
+			verdict = "hand off"
+		}
+		if i > 0 {
+			verdict = ""
+		} else {
+			verdict = "  -> " + verdict
+		}
+		fmt.Fprintf(stdout, "%d. %s  %.2f%s\n   %s\n   %s\n", i+1, r.ID, r.Score, verdict, r.Title, r.Spoken)
+	}
+	return exitOK
+}
+
+func runKBImport(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("kb import", "ivrctl kb import [--dir DIR] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	dir := kbDirFlag(fs)
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	arts, syn, code := lintDir(*dir, stderr)
+	if code != exitOK {
+		fmt.Fprintln(stderr, "ivrctl: nothing imported")
+		return code
+	}
+	path := dbPath(*data)
+	s, err := tickets.Open(path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ix, err := kb.Open(s)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	start := time.Now()
+	if err := ix.Import(context.Background(), arts, kb.WithSynonyms(syn)); err != nil {
+		return fail(stderr, err)
+	}
+	n := map[string]int{}
+	for _, a := range arts {
+		n[a.Lang]++
+	}
+	fmt.Fprintf(stdout, "imported %d articles (ro %d, en %d) from %s into %s in %s\n",
+		len(arts), n["ro"], n["en"], *dir, path, time.Since(start).Round(time.Millisecond))
+	return exitOK
+}
+
+func runKBLint(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("kb lint", "ivrctl kb lint [--dir DIR]", stderr)
+	dir := kbDirFlag(fs)
+	_ = dataFlag(fs) // accepted (ivrctl --data ... kb lint) but unused
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	arts, _, code := lintDir(*dir, stderr)
+	if code != exitOK {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s: %d articles, no problems\n", *dir, len(arts))
+	return exitOK
+}
+
+// lintDir loads and checks the articles and synonyms of dir, printing every
+// problem (file:line: what) to stderr.
+func lintDir(dir string, stderr io.Writer) ([]kb.Article, *kb.Synonyms, int) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "ivrctl: %s is not a directory (pass --dir to the knowledge base, e.g. flows/kb)\n", dir)
+		return nil, nil, exitError
+	}
+	arts, err := kb.LoadDir(dir)
+	var syn *kb.Synonyms
+	synPath := filepath.Join(dir, "synonyms.txt")
+	if _, statErr := os.Stat(synPath); statErr == nil {
+		var serr error
+		syn, serr = kb.LoadSynonyms(synPath)
+		err = errors.Join(err, serr)
+	} else {
+		syn = kb.DefaultSynonyms()
+	}
+	if err != nil {
+		msgs := strings.Split(err.Error(), "\n")
+		for _, m := range msgs {
+			fmt.Fprintln(stderr, m)
+		}
+		fmt.Fprintf(stderr, "ivrctl: %d problem(s) in %s\n", len(msgs), dir)
+		return nil, nil, exitError
+	}
+	return arts, syn, exitOK
+}
+
+func runKBMisses(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("kb misses", "ivrctl kb misses [--since DURATION|TIME] [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	since := fs.String("since", "24h", "misses last asked in the last `DURATION` (24h, 168h) or since a TIME (RFC 3339, or 2006-01-02); 0 for all")
+	asJSON := fs.Bool("json", false, `print {"misses":[...]} as JSON`)
+	pos, status, ok := parseStatus(fs, args)
+	if !ok {
+		return status
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	var from time.Time
+	if *since != "0" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return usageError(fs, stderr, "%v", err)
+		}
+		from = t
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ix, err := kb.Open(s)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	ms, err := ix.Misses(context.Background(), from)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		if ms == nil {
+			ms = []kb.Miss{}
+		}
+		return writeJSON(stdout, stderr, struct {
+			Misses []kb.Miss `json:"misses"`
+		}{ms})
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(stdout, "no misses")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COUNT\tLANG\tLAST\tQUERY")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Count, m.Lang, m.Last.Local().Format(localTime), m.Query)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
