@@ -29,7 +29,7 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	}
 	svc := s.Services
 	svc.Log = s.Log
-	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start}, v, svc)
+	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start, Recording: s.Tracker.RecordingPath()}, v, svc)
 	if out.Err != nil {
 		s.Tracker.Event("flow.error", out.Err.Error())
 	}

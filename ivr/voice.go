@@ -127,8 +127,10 @@ func heard(segs []segment, off int) string {
 	return strings.Join(out, " ")
 }
 
-// Listen waits for the caller's keys: one key answers a question, a digit
-// string collects until MaxDigits, the terminator or the inter-digit pause.
+// Listen waits for the caller's keys: one key answers a question (or up to
+// MaxDigits keys when a choice has longer keys, ended by the inter-digit
+// pause), a digit string collects until MaxDigits, the terminator or the
+// inter-digit pause.
 func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error) {
 	noInput := l.NoInput
 	if noInput <= 0 {
@@ -138,7 +140,7 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	if inter <= 0 {
 		inter = DefaultInterDigit
 	}
-	digits := l.Expect == flows.ExpectDigits
+	digits := l.Expect == flows.ExpectDigits || l.MaxDigits > 1
 	var keys []rune
 	// done reports whether keys make a complete answer, and trims the
 	// terminator.

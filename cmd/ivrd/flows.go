@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,7 +32,9 @@ func flowsConfig(cfg Config) flows.Config {
 // A flow folder that does not load is an error: the line does not start on
 // a broken flow. A knowledge base that does not import at start is logged
 // and the base already in the database keeps answering.
-func startFlows(ctx context.Context, cfg Config, store *tickets.Store, log *slog.Logger) (flows.Services, *flows.Runtime, error) {
+//
+// The watchers are joined by wg.
+func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) (flows.Services, *flows.Runtime, error) {
 	var svc flows.Services
 	cal, err := tickets.NewCalendar(cfg.Calendar.CalendarConfig)
 	if err != nil {
@@ -72,12 +75,12 @@ func startFlows(ctx context.Context, cfg Config, store *tickets.Store, log *slog
 	}
 
 	if cfg.Flows.Reload {
-		go rt.Watch(ctx, log.With("component", "flows"))
+		wg.Go(func() { rt.Watch(ctx, log.With("component", "flows")) })
 	}
-	go watchKB(ctx, kbDir, importKB)
+	wg.Go(func() { watchKB(ctx, kbDir, importKB) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
+	wg.Go(func() {
 		defer signal.Stop(hup)
 		for {
 			select {
@@ -92,7 +95,7 @@ func startFlows(ctx context.Context, cfg Config, store *tickets.Store, log *slog
 				return
 			}
 		}
-	}()
+	})
 	return svc, rt, nil
 }
 

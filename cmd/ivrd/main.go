@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -136,7 +137,15 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	calls := store.NewCallLog(0, log.With("component", "calllog"))
 	defer calls.Close() // after the drain: commits what is queued
 
-	svc, rt, err := startFlows(ctx, cfg, store, log)
+	// The flow and knowledge base watchers stop at the shutdown signal, or
+	// when run returns early.
+	wctx, stopWatchers := context.WithCancel(ctx)
+	var watchers sync.WaitGroup
+	defer func() {
+		stopWatchers()
+		watchers.Wait()
+	}()
+	svc, rt, err := startFlows(wctx, &watchers, cfg, store, log)
 	if err != nil {
 		return err
 	}

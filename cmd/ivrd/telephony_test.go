@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,5 +75,53 @@ func TestDaemonOnAsterisk(t *testing.T) {
 	}
 	if strings.Contains(d.logs.String(), ast.Password) || strings.Contains(d.logs.String(), "0721000111") {
 		t.Error("the ARI password or the caller's number reached the log")
+	}
+}
+
+// TestEditedKnowledgeBaseAnswersWithoutRestart: an editor adds an article
+// (Romanian and English) to the flows folder of a running engine; within
+// a few seconds the knowledge base answers it, as the next call's search
+// would, without a restart.
+func TestEditedKnowledgeBaseAnswersWithoutRestart(t *testing.T) {
+	_, ivrctl := binaries(t)
+	dir := filepath.Join(t.TempDir(), "flows")
+	if err := os.CopyFS(dir, os.DirFS(flowsDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "IVR_FLOWS_DIR="+dir)
+	article := func(lang, title, keywords, spoken string) string {
+		return "---\nid: heating-aid\nlang: " + lang + "\ntitle: " + title + "\nservice: online_request\nkeywords: " + keywords +
+			"\nreviewed: 2026-11-23\n---\n\n## Spoken\n\n" + spoken + "\n\n## Full\n\n" + spoken + "\n"
+	}
+	files := map[string]string{
+		"ro/heating-aid.md": article("ro", "Ajutorul pentru încălzirea locuinței", "ajutor încălzire, încălzire, lemne de foc, caloriferă",
+			"Cererea pentru ajutorul de încălzire se depune online pe portal, în secțiunea Cereri."),
+		"en/heating-aid.md": article("en", "Home heating aid", "heating aid, heating, firewood",
+			"The request for heating aid is submitted online on the portal, in the Requests section."),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, "kb", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []byte
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		cmd := exec.Command(ivrctl, "--data", d.dataDir, "kb", "search", "--json", "--lang", "ro", "ajutor pentru încălzire cu lemne")
+		out, _ = cmd.Output()
+		if strings.Contains(string(out), `"heating-aid"`) {
+			break
+		}
+	}
+	var res struct {
+		Results []struct {
+			ID        string `json:"id"`
+			Confident bool   `json:"confident"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Results) == 0 || res.Results[0].ID != "heating-aid" {
+		t.Fatalf("the new article is not the first answer: %s", out)
+	}
+	if !strings.Contains(d.logs.String(), "articles changed") {
+		t.Error("the log does not say the knowledge base was re-imported")
 	}
 }
