@@ -16,16 +16,22 @@
 // voice, speed and rate: a fixed prompt is rendered once (Prerender warms
 // the cache at start) and costs only a copy afterwards.
 //
-// Build needs libespeak-ng-dev (Debian), at run time libespeak-ng1 and
-// espeak-ng-data.
+// Build needs libespeak-ng-dev (Debian) for the headers; at run time the
+// library is loaded with dlopen (libespeak-ng1 and espeak-ng-data).
 package espeak
 
 /*
-#cgo pkg-config: espeak-ng
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <espeak-ng/espeak_ng.h>
 #include <espeak-ng/speak_lib.h>
+
+// libespeak-ng is opened with dlopen and RTLD_DEEPBIND rather than linked:
+// libsherpa-onnx-c-api (speech/silero) exports its own copy of the
+// espeak-ng symbols, and in a binary with both the dynamic linker would
+// bind our calls to that copy (another version, another data path).
 
 extern int goSynthCallback(short *wav, int n, espeak_EVENT *events);
 
@@ -33,18 +39,46 @@ static int synthCallback(short *wav, int n, espeak_EVENT *events) {
 	return goSynthCallback(wav, n, events);
 }
 
+static espeak_ng_STATUS (*p_InitializePath)(const char *);
+static espeak_ng_STATUS (*p_Initialize)(espeak_ng_ERROR_CONTEXT *);
+static espeak_ng_STATUS (*p_InitializeOutput)(espeak_ng_OUTPUT_MODE, int, const char *);
+static void (*p_SetSynthCallback)(t_espeak_callback *);
+static int (*p_GetSampleRate)(void);
+static espeak_ng_STATUS (*p_SetVoiceByName)(const char *);
+static espeak_ng_STATUS (*p_SetParameter)(espeak_PARAMETER, int, int);
+static espeak_ng_STATUS (*p_Synthesize)(const void *, size_t, unsigned int, espeak_POSITION_TYPE,
+	unsigned int, unsigned int, unsigned int *, void *);
+
+// espeakInit returns 0, -1 when the library is missing, -2 when a symbol
+// is, or espeak-ng's error status.
 static int espeakInit(void) {
-	espeak_ng_InitializePath(NULL);
-	espeak_ng_STATUS st = espeak_ng_Initialize(NULL);
+	void *h = dlopen("libespeak-ng.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (!h) return -1;
+#define SYM(p, name) if (!(*(void **)(&p) = dlsym(h, name))) return -2;
+	SYM(p_InitializePath, "espeak_ng_InitializePath")
+	SYM(p_Initialize, "espeak_ng_Initialize")
+	SYM(p_InitializeOutput, "espeak_ng_InitializeOutput")
+	SYM(p_SetSynthCallback, "espeak_SetSynthCallback")
+	SYM(p_GetSampleRate, "espeak_ng_GetSampleRate")
+	SYM(p_SetVoiceByName, "espeak_ng_SetVoiceByName")
+	SYM(p_SetParameter, "espeak_ng_SetParameter")
+	SYM(p_Synthesize, "espeak_ng_Synthesize")
+#undef SYM
+	p_InitializePath(NULL);
+	espeak_ng_STATUS st = p_Initialize(NULL);
 	if (st != ENS_OK) return (int)st;
-	st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 20, NULL);
+	st = p_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 20, NULL);
 	if (st != ENS_OK) return (int)st;
-	espeak_SetSynthCallback(synthCallback);
+	p_SetSynthCallback(synthCallback);
 	return 0;
 }
 
+static int espeakRate(void) { return p_GetSampleRate(); }
+static int espeakVoice(const char *name) { return (int)p_SetVoiceByName(name); }
+static int espeakSpeed(int wpm) { return (int)p_SetParameter(espeakRATE, wpm, 0); }
+
 static int espeakSynth(const char *text, size_t size, uintptr_t user) {
-	return (int)espeak_ng_Synthesize(text, size, 0, POS_CHARACTER, 0,
+	return (int)p_Synthesize(text, size, 0, POS_CHARACTER, 0,
 		espeakCHARS_UTF8 | espeakENDPAUSE, NULL, (void *)user);
 }
 
@@ -233,11 +267,16 @@ func startRenderer() error {
 		ready := make(chan error)
 		go func() {
 			runtime.LockOSThread()
-			if st := C.espeakInit(); st != 0 {
+			switch st := C.espeakInit(); st {
+			case 0:
+			case -1, -2:
+				ready <- fmt.Errorf("%w: cannot load libespeak-ng.so.1 (apt-get install libespeak-ng1)", speech.ErrEngine)
+				return
+			default:
 				ready <- fmt.Errorf("%w: espeak-ng initialisation failed (status %#x); is espeak-ng-data installed?", speech.ErrEngine, int(st))
 				return
 			}
-			if r := int(C.espeak_ng_GetSampleRate()); r != nativeRate {
+			if r := int(C.espeakRate()); r != nativeRate {
 				ready <- fmt.Errorf("%w: espeak-ng renders at %d Hz, want %d", speech.ErrEngine, r, nativeRate)
 				return
 			}
@@ -259,11 +298,11 @@ func render(j *job) {
 	}
 	cv := C.CString(j.voice)
 	defer C.free(unsafe.Pointer(cv))
-	if st := C.espeak_ng_SetVoiceByName(cv); st != C.ENS_OK {
+	if st := C.espeakVoice(cv); st != C.ENS_OK {
 		j.out.finish(fmt.Errorf("%w: espeak-ng has no voice %q (status %#x)", speech.ErrUnsupported, j.voice, int(st)))
 		return
 	}
-	C.espeak_ng_SetParameter(C.espeakRATE, C.int(j.speed), 0)
+	C.espeakSpeed(C.int(j.speed))
 	ct := C.CString(j.text)
 	defer C.free(unsafe.Pointer(ct))
 	h := cgo.NewHandle(j.out)

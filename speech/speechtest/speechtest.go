@@ -366,10 +366,19 @@ func TestVAD(t *testing.T, newVAD func(rate int) (speech.VAD, error), syn speech
 			}
 			words := Render(t, syn, speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog.", Lang: "ro", Rate: rate})
 			pcm := Silence(rate, time.Second)
-			speechFrom := len(pcm) / audio.SamplesPerFrame(rate)
 			pcm = append(pcm, words...)
-			speechTo := len(pcm) / audio.SamplesPerFrame(rate)
 			pcm = append(pcm, Silence(rate, 1500*time.Millisecond)...)
+			// The frames that carry sound (the synthesizer pads with
+			// silence of its own).
+			speechFrom, speechTo := -1, 0
+			for i, f := range Frames(pcm, rate) {
+				if audio.DBFS(f) > -50 {
+					if speechFrom < 0 {
+						speechFrom = i
+					}
+					speechTo = i + 1
+				}
+			}
 			for round := 0; round < 2; round++ { // the second after Reset
 				var starts, ends []int
 				speechFrames := 0
