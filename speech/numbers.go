@@ -11,6 +11,9 @@ var digitWords = map[string][10]string{
 	"en": {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"},
 }
 
+// DigitWords returns the ten spoken digit words of lang, zero first.
+func DigitWords(lang string) []string { return digitNames(lang) }
+
 // digitNames returns the spoken digit words of lang (English for an unknown
 // language).
 func digitNames(lang string) []string {

@@ -1,0 +1,56 @@
+package sphinx
+
+import (
+	"testing"
+
+	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/speechtest"
+)
+
+func newRec(t testing.TB, o Options) *Recognizer {
+	t.Helper()
+	r, err := New(o)
+	if err != nil {
+		t.Fatalf("pocketsphinx (make deps installs libpocketsphinx-dev, pocketsphinx-en-us): %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func newSynth(t testing.TB) *espeak.Synth {
+	s, err := espeak.New(espeak.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func menuRO() *speech.Grammar {
+	g := &speech.Grammar{}
+	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
+	g.Add("pașaport", "pașaport", "pașaportul")
+	g.Add("cont", "cont", "contul")
+	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
+	g.Add("english", "english")
+	return g
+}
+
+func menuEN() *speech.Grammar {
+	g := &speech.Grammar{}
+	g.Add("id", "identity card", "id card")
+	g.Add("passport", "passport")
+	g.Add("account", "account")
+	g.Add("operator", "operator", "agent", "talk to a person")
+	return g
+}
+
+func TestConformance(t *testing.T) {
+	speechtest.TestRecognizer(t, newRec(t, Options{}), newSynth(t), []speechtest.RecognizerCase{
+		{Lang: "en", Grammar: speech.YesNo("en"), Say: "yes", WantTag: "yes"},
+		{Lang: "en", Grammar: menuEN(), Say: "passport", WantTag: "passport"},
+		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "nu", WantTag: "no"},
+		{Lang: "ro", Grammar: menuRO(), Say: "pașaportul", WantTag: "pașaport"},
+		{Lang: "en", Grammar: &speech.Grammar{Digits: 6}, Say: "four two seven", WantTag: "427"},
+	})
+}
