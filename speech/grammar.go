@@ -20,6 +20,10 @@ type Grammar struct {
 	// Digits, when > 0, also accepts a sequence of 1..Digits spoken digits
 	// (in Lang); the Result.Tag is then the digit string ("0721").
 	Digits int
+	// MinDigits, when > 0, is the fewest digits accepted (a flow asking
+	// for a 4-digit PIN sets both to 4: knowing the length is the best
+	// defence against inserted and dropped digits).
+	MinDigits int
 }
 
 // Phrase is one choice of a grammar.
@@ -79,7 +83,7 @@ func (g *Grammar) Match(lang, text string) string {
 		}
 	}
 	if g.Digits > 0 {
-		if d, ok := ParseDigits(lang, text); ok && len(d) <= g.Digits {
+		if d, ok := ParseDigits(lang, text); ok && len(d) <= g.Digits && len(d) >= g.MinDigits {
 			return d
 		}
 	}

@@ -209,6 +209,9 @@ type RecognizerCase struct {
 	Grammar *speech.Grammar
 	Say     string // rendered by the kit's synthesizer
 	WantTag string
+	// SynthLang, when set, is the synthesizer language for Say (e.g.
+	// "en-us" for a US English model); Lang otherwise.
+	SynthLang string
 }
 
 // TestRecognizer checks r against the speech.Recognizer contract. syn
@@ -252,7 +255,11 @@ func TestRecognizer(t *testing.T, r speech.Recognizer, syn speech.Synthesizer, c
 	for _, rate := range speech.Rates {
 		for _, c := range cases {
 			t.Run(c.Lang+"-"+itoa(rate)+"-"+c.Say, func(t *testing.T) {
-				pcm := append(Silence(rate, 300*time.Millisecond), Render(t, syn, speech.SynthRequest{Text: c.Say, Lang: c.Lang, Rate: rate})...)
+				sl := c.SynthLang
+				if sl == "" {
+					sl = c.Lang
+				}
+				pcm := append(Silence(rate, 300*time.Millisecond), Render(t, syn, speech.SynthRequest{Text: c.Say, Lang: sl, Rate: rate})...)
 				pcm = append(pcm, Silence(rate, 300*time.Millisecond)...)
 				res, partials := recognize(t, c, rate, pcm)
 				if res.Tag != c.WantTag {

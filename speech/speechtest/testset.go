@@ -44,7 +44,7 @@ func DigitsGrammar() *speech.Grammar { return &speech.Grammar{Digits: 13} }
 // Item is one utterance of the test set.
 type Item struct {
 	Lang    string
-	Grammar string // "menu", "yesno", "digits"
+	Grammar string // "menu", "yesno", "digits" (1..13 digits), "digitsN" (exactly as many as said)
 	Say     string
 	WantTag string
 }
@@ -56,12 +56,27 @@ func (it Item) grammar() *speech.Grammar {
 		return MenuGrammar(it.Lang)
 	case "yesno":
 		return speech.YesNo(it.Lang)
+	case "digitsN":
+		n := len(it.WantTag)
+		return &speech.Grammar{Digits: n, MinDigits: n}
 	}
 	return DigitsGrammar()
 }
 
-// Items returns the utterances of lang.
+// Items returns the utterances of lang: the menu, yes/no, digits of free
+// length, and the same digits with their length known.
 func Items(lang string) []Item {
+	items := baseItems(lang)
+	for _, it := range items {
+		if it.Grammar == "digits" {
+			it.Grammar = "digitsN"
+			items = append(items, it)
+		}
+	}
+	return items
+}
+
+func baseItems(lang string) []Item {
 	if lang == "ro" {
 		return []Item{
 			{"ro", "menu", "buletin", "buletin"},
@@ -166,6 +181,10 @@ func Channel(pcm []int16, c Condition, seed uint64) []int16 {
 	return out
 }
 
+// Scores are the outcome of a test-set run per grammar kind ("menu",
+// "yesno", "digits", "digitsN") and over all ("all").
+type Scores map[string]Score
+
 // Score is the outcome of a test-set run.
 type Score struct {
 	Utterances, Correct int // sentences whose tag was right
@@ -184,9 +203,9 @@ func (s Score) String() string {
 
 // Evaluate runs items spoken by voices through condition c into r and
 // scores the results. Failures are logged with t.Logf when verbose.
-func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items []Item, voices []Voice, c Condition, verbose bool) Score {
+func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items []Item, voices []Voice, c Condition, verbose bool) Scores {
 	t.Helper()
-	var sc Score
+	scores := Scores{}
 	ctx := context.Background()
 	for vi, v := range voices {
 		for ii, it := range items {
@@ -207,17 +226,24 @@ func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items [
 				t.Fatalf("Finish: %v", err)
 			}
 			ref := strings.Fields(speech.NormalizeText(it.Say))
-			sc.Utterances++
-			sc.Words += len(ref)
-			sc.Errors += editDistance(ref, strings.Fields(res.Text))
-			if res.Tag == it.WantTag {
-				sc.Correct++
-			} else if verbose {
-				t.Logf("%s %s+%s@%d %q -> %q", c.Name, v.Lang, v.Variant, v.Speed, it.Say, res.Text)
+			errs := editDistance(ref, strings.Fields(res.Text))
+			ok := res.Tag == it.WantTag
+			for _, k := range []string{it.Grammar, "all"} {
+				sc := scores[k]
+				sc.Utterances++
+				sc.Words += len(ref)
+				sc.Errors += errs
+				if ok {
+					sc.Correct++
+				}
+				scores[k] = sc
+			}
+			if !ok && verbose {
+				t.Logf("%s %s+%s@%d %s %q -> %q", c.Name, v.Lang, v.Variant, v.Speed, it.Grammar, it.Say, res.Text)
 			}
 		}
 	}
-	return sc
+	return scores
 }
 
 // editDistance is the word-level Levenshtein distance.

@@ -99,7 +99,7 @@ type Recognizer struct {
 	dictOne   sync.Once
 	cmudict   map[string][]string
 	emptyDict string
-	dir8k     string // see model8k
+	copies    map[string]string // see modelCopy; under mu
 
 	mu   sync.Mutex
 	idle map[poolKey][]*decoder
@@ -191,19 +191,25 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 	return out
 }
 
-// model8k returns a folder that is the acoustic model with its front-end
-// parameters cut to the telephone band (-upperf 3500): the model's
-// feat.params wins over the command line, and 6800 Hz is above the
-// Nyquist frequency of 8 kHz audio. The folder links the model's other
-// files and is made once per Recognizer.
-func (r *Recognizer) model8k() (string, error) {
+// telephoneCMN is the cepstral mean of telephone-band speech upsampled to
+// 16 kHz, measured (pocketsphinx's live CMN after the speech test set,
+// G.711 at 8 kHz); the model's own -cmninit (41.00,-5.29,...) is that of
+// wideband speech, and a fresh decoder starting from it misrecognizes its
+// first utterances until its mean has adapted.
+const telephoneCMN = "53.76,31.55,-34.13,49.46,-19.11,-24.85,19.11,-31.26,2.06,-6.42,-12.84,9.52,-15.88"
+
+// modelCopy returns a folder that is the acoustic model with some
+// front-end parameters of its feat.params replaced (feat.params wins over
+// the command line, so this is the only way to change them). The folder
+// links the model's other files and is made once per Recognizer and name.
+func (r *Recognizer) modelCopy(name string, set map[string]string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dir8k != "" {
-		return r.dir8k, nil
+	if d, ok := r.copies[name]; ok {
+		return d, nil
 	}
 	src := filepath.Join(r.opts.ModelDir, "en-us")
-	dir, err := os.MkdirTemp("", "ivr-sphinx-8k-")
+	dir, err := os.MkdirTemp("", "ivr-sphinx-"+name+"-")
 	if err != nil {
 		return "", err
 	}
@@ -219,8 +225,10 @@ func (r *Recognizer) model8k() (string, error) {
 			}
 			var out []string
 			for _, l := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(l, "-upperf") {
-					l = "-upperf 3500"
+				if k, _, ok := strings.Cut(l, " "); ok {
+					if v, ok := set[k]; ok {
+						l = k + " " + v
+					}
 				}
 				out = append(out, l)
 			}
@@ -233,7 +241,10 @@ func (r *Recognizer) model8k() (string, error) {
 			return "", err
 		}
 	}
-	r.dir8k = dir
+	if r.copies == nil {
+		r.copies = map[string]string{}
+	}
+	r.copies[name] = dir
 	return dir, nil
 }
 
@@ -250,10 +261,15 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		return nil, fmt.Errorf("%w: CMU dictionary: %v", speech.ErrEngine, err)
 	}
 	hmm := filepath.Join(r.opts.ModelDir, "en-us")
-	if rate == 8000 && r.opts.Front8k == Native8k {
+	if rate == 8000 {
 		var err error
-		if hmm, err = r.model8k(); err != nil {
-			return nil, fmt.Errorf("%w: 8 kHz model copy: %v", speech.ErrEngine, err)
+		if r.opts.Front8k == Native8k {
+			hmm, err = r.modelCopy("8k", map[string]string{"-upperf": "3500"})
+		} else {
+			hmm, err = r.modelCopy("telephone", map[string]string{"-cmninit": telephoneCMN})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: telephone model copy: %v", speech.ErrEngine, err)
 		}
 	}
 	args := []string{
@@ -261,6 +277,11 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		"-dict", r.emptyDict,
 		"-cmn", "live",
 		"-bestpath", "yes",
+		"-remove_noise", "no", // measured: better sentence accuracy on G.711 audio
+		// Digital silence (exact zeros) drives the live cepstral mean
+		// astray and the next words are misrecognized; dither adds the
+		// half-bit of noise real lines have.
+		"-dither", "yes",
 	}
 	args = append(args, r.opts.Args...)
 	// $IVR_SPHINX_LOG names a file for pocketsphinx's own log (debugging).
@@ -301,7 +322,7 @@ func (d *decoder) token(word string, prons []string) (string, error) {
 			name = fmt.Sprintf("%s(%d)", t, i+1)
 		}
 		cn, cp := C.CString(name), C.CString(p)
-		rc := C.ps_add_word(d.ps, cn, cp, 0)
+		rc := C.ps_add_word(d.ps, cn, cp, 1)
 		C.free(unsafe.Pointer(cn))
 		C.free(unsafe.Pointer(cp))
 		if rc < 0 {
@@ -322,7 +343,8 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 		}
 		return d.token(w, prons)
 	}
-	jsgf.WriteString("#JSGF V1.0;\ngrammar g;\npublic <s> = ")
+	jsgf.WriteString("#JSGF V1.0;\ngrammar g;\n")
+	jsgf.WriteString("public <s> = ")
 	alts := 0
 	for _, p := range g.Phrases {
 		for _, say := range p.Say {
@@ -353,7 +375,17 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 			jsgf.WriteString(" | ")
 		}
 		alts++
-		jsgf.WriteString("<digit>+")
+		lo := max(1, min(g.MinDigits, g.Digits))
+		for i := 0; i < g.Digits; i++ {
+			if i > 0 {
+				jsgf.WriteByte(' ')
+			}
+			if i < lo {
+				jsgf.WriteString("<digit>")
+			} else {
+				jsgf.WriteString("[<digit>]")
+			}
+		}
 	}
 	if alts == 0 {
 		return fmt.Errorf("%w: empty grammar", speech.ErrUnsupported)
@@ -401,6 +433,21 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 	if C.ps_set_search(d.ps, cn) < 0 {
 		return fmt.Errorf("%w: pocketsphinx could not switch to grammar %s", speech.ErrEngine, name)
 	}
+	if !ok {
+		// Measured: the first utterance decoded with a freshly built
+		// grammar search goes wrong far more often than later ones
+		// (pocketsphinx settles some state only at the search's first
+		// end of utterance), so a new search first decodes half a
+		// second of faint noise.
+		warm := make([]int16, 8000)
+		for i := range warm {
+			warm[i] = int16((i*7919)%61 - 30)
+		}
+		C.ps_set_search(d.ps, cn)
+		C.ps_start_utt(d.ps)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&warm[0])), C.size_t(len(warm)), 0, 0)
+		C.ps_end_utt(d.ps)
+	}
 	return nil
 }
 
@@ -444,10 +491,10 @@ func (r *Recognizer) Close() error {
 		os.Remove(r.emptyDict)
 	}
 	r.mu.Lock()
-	if r.dir8k != "" {
-		os.RemoveAll(r.dir8k)
-		r.dir8k = ""
+	for _, d := range r.copies {
+		os.RemoveAll(d)
 	}
+	r.copies = nil
 	r.mu.Unlock()
 	return nil
 }
@@ -468,9 +515,6 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		return nil, err
 	}
 	k := poolKey{o.Lang, o.Rate}
-	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
-		k.rate = 16000
-	}
 	d, err := r.get(k)
 	if err != nil {
 		return nil, err
@@ -483,10 +527,11 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		d.free()
 		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
 	}
-	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, g: o.Grammar}
-	if k.rate != o.Rate {
-		s.rs, _ = audio.NewResampler(o.Rate, k.rate)
-		s.up = make([]int16, audio.SamplesPerFrame(k.rate))
+	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar}
+	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
+		s.decRate = 16000
+		s.rs, _ = audio.NewResampler(o.Rate, s.decRate)
+		s.up = make([]int16, audio.SamplesPerFrame(s.decRate))
 	}
 	return s, nil
 }
@@ -499,15 +544,20 @@ type stream struct {
 	d    *decoder // nil once finished
 	lang string
 	rate int
-	g    *speech.Grammar
-	rs   *audio.Resampler
-	up   []int16
-	n    int // frames written
+	// decRate is the decoder's rate (16000 for upsampled 8 kHz audio)
+	decRate int
+	g       *speech.Grammar
+	rs      *audio.Resampler
+	up      []int16
+	n       int // frames written
 
 	mu      sync.Mutex
 	partial speech.Result
 	changed bool
 }
+
+// finishPad is the silence (ms) Finish feeds before ending the utterance.
+const finishPad = 500
 
 // partialEvery is how often (in frames) the partial hypothesis is read.
 const partialEvery = 5
@@ -564,6 +614,7 @@ func (s *stream) hyp() string {
 	return s.detokenize(C.GoString(h))
 }
 
+// detokenize maps dictionary tokens back to words.
 func (s *stream) detokenize(h string) string {
 	var out []string
 	for _, t := range strings.Fields(h) {
@@ -580,6 +631,13 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 		return speech.Result{}, speech.ErrClosed
 	}
 	s.d = nil
+	// pocketsphinx's own speech detector holds the last words until it
+	// has seen enough silence after them; an endpointer may have cut the
+	// audio sooner, so Finish supplies that silence.
+	if s.ctx.Err() == nil && ctx.Err() == nil {
+		pad := make([]int16, s.decRate*finishPad/1000)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
+	}
 	C.ps_end_utt(d.ps)
 	defer s.r.put(s.key, d)
 	if err := s.ctx.Err(); err != nil {
@@ -592,30 +650,30 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 	defer func() { s.d = nil }()
 	res := speech.Result{Final: true, Text: s.hyp()}
 	res.Tag = s.g.Match(s.lang, res.Text)
-	if res.Text != "" {
-		res.Confidence = float64(C.toProb(d.ps, C.ps_get_prob(d.ps)))
-		if res.Confidence > 1 {
-			res.Confidence = 1
-		}
-	}
-	// Word timings (10 ms feature frames).
+	// Word timings (10 ms feature frames, counted by pocketsphinx from
+	// its first utterance: the first segment, silence included, marks
+	// this one's start). No confidence: pocketsphinx's posterior is 1 for
+	// every grammar path (measured: an out-of-grammar "banana" came out
+	// as "cont" with 1.0), so Confidence stays 0, "unknown".
+	base := C.int(-1)
 	for seg := C.ps_seg_iter(d.ps); seg != nil; seg = C.ps_seg_next(seg) {
 		w := C.GoString(C.ps_seg_word(seg))
 		if i := strings.IndexByte(w, '('); i > 0 {
 			w = w[:i]
 		}
+		var sf, ef C.int
+		C.ps_seg_frames(seg, &sf, &ef)
+		if base < 0 {
+			base = sf
+		}
 		word, ok := d.words[w]
 		if !ok {
 			continue // silence and fillers
 		}
-		var sf, ef C.int
-		C.ps_seg_frames(seg, &sf, &ef)
-		var ascr, lscr, lback C.int32
-		p := float64(C.toProb(d.ps, C.ps_seg_prob(seg, &ascr, &lscr, &lback)))
 		res.Words = append(res.Words, speech.Word{Text: word,
-			Start: time.Duration(sf) * 10 * time.Millisecond, End: time.Duration(ef+1) * 10 * time.Millisecond,
-			Confidence: min(p, 1)})
+			Start: time.Duration(sf-base) * 10 * time.Millisecond, End: time.Duration(ef+1-base) * 10 * time.Millisecond})
 	}
+
 	// Alternatives from the lattice's n-best list.
 	if res.Text != "" {
 		seen := map[string]bool{res.Text: true}
