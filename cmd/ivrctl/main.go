@@ -47,7 +47,8 @@ type command func(args []string, stdout, stderr io.Writer) int
 // commands maps each top-level command to its implementation. To add one
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
-	"calls": runCalls,
+	"calls":  runCalls,
+	"speech": runSpeech,
 }
 
 const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
@@ -57,6 +58,8 @@ Administrator tool for the IVR engine; reads the database ivrd writes.
 Commands:
   calls list    list recent calls, newest first
   calls show    show one call and its event log
+  speech transcribe   recognize a WAV file with the embedded recognizer
+  speech say          render text to a WAV file with the embedded synthesizer
 
 The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
 Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.
