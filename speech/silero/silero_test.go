@@ -134,3 +134,40 @@ func BenchmarkNew(b *testing.B) {
 		d.Close()
 	}
 }
+
+// A pooled detector comes back reset: speech at the end of one call does
+// not leak into the next.
+func TestPool(t *testing.T) {
+	p, err := NewPool(Options{Model: modelPath(t)}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	syn := synth(t)
+	pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: "Da, vă rog.", Lang: "ro", Rate: 8000})
+	d, err := p.Get(8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSpeech := false
+	for _, f := range speechtest.Frames(pcm[:len(pcm)*2/3], 8000) { // cut mid-word
+		a, _ := d.Process(f)
+		inSpeech = a.Speech
+	}
+	if !inSpeech {
+		t.Fatal("not in speech mid-word")
+	}
+	p.Put(d)
+	d2, err := p.Get(8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2 != d {
+		t.Fatal("pool did not reuse the detector")
+	}
+	a, _ := d2.Process(make([]int16, 160))
+	if a.Speech || a.Event != speech.NoEvent {
+		t.Fatalf("reused detector starts with %+v", a)
+	}
+	p.Put(d2)
+}

@@ -1,6 +1,7 @@
 package sphinx
 
 import (
+	"context"
 	"testing"
 
 	"github.com/govline/ivr/speech"
@@ -52,4 +53,31 @@ func TestConformance(t *testing.T) {
 		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes"},
 		{Lang: "ro", Grammar: menuRO(), Say: "pașaportul", WantTag: "pașaport"},
 	})
+}
+
+// BenchmarkStream is the CPU cost of recognizing telephone audio (8 kHz,
+// upsampled) with the main-menu grammar on a pooled decoder: ns/op is one
+// 20 ms frame, so ns/op / 20e6 is the real-time factor of one call.
+func BenchmarkStream(b *testing.B) {
+	r := newRec(b, Options{})
+	syn := newSynth(b)
+	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "vreau să vorbesc cu un operator", Lang: "ro", Rate: 8000})
+	frames := speechtest.Frames(pcm, 8000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	var st speech.Stream
+	i := 0
+	for b.Loop() {
+		if i%len(frames) == 0 {
+			if st != nil {
+				st.Finish(ctx)
+			}
+			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: menuRO()})
+		}
+		st.Write(frames[i%len(frames)])
+		i++
+	}
+	if st != nil {
+		st.Finish(ctx)
+	}
 }
