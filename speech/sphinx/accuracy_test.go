@@ -67,5 +67,5 @@ func BenchmarkAccuracy(b *testing.B) {
 			}
 		}
 	}
-	b.Log("\n" + table.String())
+	fmt.Println(table.String()) // b.Log truncates long output
 }
