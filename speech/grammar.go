@@ -165,6 +165,9 @@ func ParseGrammar(r io.Reader) (*Grammar, error) {
 		if !hasTag {
 			tag = say[0]
 		}
+		if tag == "" {
+			return nil, fmt.Errorf("grammar line %d: empty tag before the colon in %q", n, line)
+		}
 		g.Add(tag, say...)
 	}
 	if err := sc.Err(); err != nil {

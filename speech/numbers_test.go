@@ -107,3 +107,36 @@ func TestGrammar(t *testing.T) {
 		t.Error("YesNo")
 	}
 }
+
+func FuzzParseGrammar(f *testing.F) {
+	f.Add("buletin: buletin | carte de identitate\ndigits 4\n")
+	f.Add("digits 99999999999999999999\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		g, err := ParseGrammar(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for _, p := range g.Phrases {
+			if len(p.Say) == 0 {
+				t.Fatalf("phrase %q without variants", p.Tag)
+			}
+			if g.Match("ro", p.Say[0]) == "" {
+				t.Fatalf("variant %q of %q does not match", p.Say[0], p.Tag)
+			}
+		}
+	})
+}
+
+func FuzzSpellDigits(f *testing.F) {
+	f.Add("0721 234-567")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := SpellDigits("ro", s)
+		if d, ok := ParseDigits("ro", strings.ReplaceAll(out, ",", "")); ok {
+			for _, r := range d {
+				if !strings.ContainsRune(s, r) {
+					t.Fatalf("%q spelled as %q has digit %c", s, out, r)
+				}
+			}
+		}
+	})
+}

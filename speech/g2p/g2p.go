@@ -21,13 +21,16 @@ import (
 // Romanian returns the pronunciations of a Romanian word (lower case or
 // not; cedilla ş/ţ accepted), most likely first, each a space-separated
 // list of ARPAbet phones. Characters that are not Romanian letters are
-// ignored; a word without letters gives nil.
+// ignored; a word without Romanian letters gives nil.
 func Romanian(word string) []string {
 	w := []rune(normalize(word))
 	if len(w) == 0 {
 		return nil
 	}
 	base := convert(w, false, false)
+	if len(base) == 0 {
+		return nil // letters of other alphabets only
+	}
 	out := []string{strings.Join(base, " ")}
 	add := func(p []string) {
 		s := strings.Join(p, " ")
