@@ -282,6 +282,11 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		// astray and the next words are misrecognized; dither adds the
 		// half-bit of noise real lines have.
 		"-dither", "yes",
+		// A stronger word insertion penalty than the default 0.65:
+		// fewer digits inserted in digit strings (measured: free-length
+		// digits 6 % -> 25 % in Romanian, menus unchanged; 1e-4 is far
+		// too strong).
+		"-wip", "0.05",
 	}
 	args = append(args, r.opts.Args...)
 	// $IVR_SPHINX_LOG names a file for pocketsphinx's own log (debugging).
