@@ -10,10 +10,10 @@ GOFLAGS_ := -tags $(TAGS)
 BIN      := bin
 # Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
 # rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp).
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng sox sip-tester
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us npm
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps prompts bench fuzz vet clean eval
+.PHONY: run test build deps models prompts bench fuzz vet clean eval
 
 run: deps build
 	./$(BIN)/ivrd
@@ -22,9 +22,21 @@ build: deps
 	$(GO) build $(GOFLAGS_) -o $(BIN)/ivrd ./cmd/ivrd
 	$(GO) build $(GOFLAGS_) -o $(BIN)/ivrctl ./cmd/ivrctl
 
+# models fetches the silero VAD model (speech/silero) from the npm package
+# that ships it into var/models (git-ignored); npm itself comes from DEBS.
+VAD_MODEL := var/models/silero_vad_v5.onnx
+models:
+	@if [ ! -s $(VAD_MODEL) ]; then \
+		command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm; }; \
+		echo "fetching $(VAD_MODEL) (npm pack @ricky0123/vad-web@0.0.31)"; \
+		tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @ricky0123/vad-web@0.0.31 >/dev/null && \
+			tar -xzf ricky0123-vad-web-0.0.31.tgz package/dist/silero_vad_v5.onnx) && \
+		mkdir -p $(dir $(VAD_MODEL)) && mv $$tmp/package/dist/silero_vad_v5.onnx $(VAD_MODEL) && rm -rf $$tmp; \
+	fi
+
 # deps installs the Debian packages that are missing (apt-get update only
 # when something must be installed).
-deps:
+deps: models
 	@missing=""; for p in $(DEBS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \

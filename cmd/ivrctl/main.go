@@ -59,6 +59,7 @@ var commands = map[string]command{
 	"calls":   runCalls,
 	"flow":    runFlow,
 	"kb":      runKB,
+	"speech":  runSpeech,
 	"tickets": runTickets,
 }
 
@@ -80,6 +81,8 @@ Commands:
   kb misses     questions the base did not answer confidently
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
+  speech transcribe   recognize a WAV file with the embedded recognizer
+  speech say          render text to a WAV file with the embedded synthesizer
 
 The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
 Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.

@@ -1,0 +1,708 @@
+// Package sphinx is the embedded speech recognizer: CMU pocketsphinx
+// (Debian's libpocketsphinx, 5prealpha API, through cgo) with the en-us
+// acoustic model, restricted by grammars built from what the flow asks
+// (speech.Grammar: options and their synonyms, yes/no, digits).
+//
+// For each grammar the recognizer writes a JSGF grammar and a dictionary
+// on the fly: English words take their pronunciations from the model's
+// CMU dictionary; Romanian words (and English words missing from it) get
+// theirs from the rule-based grapheme-to-phoneme conversion of speech/g2p,
+// onto the same phone set, so no hand-made lexicon is needed.
+//
+// Decoders are expensive to create (the acoustic model is loaded for each,
+// about 0.1 s and some MB), so the Recognizer keeps idle decoders in a pool
+// per language and rate and reuses them; a decoder remembers the grammars
+// and words it has seen, so a repeated question costs nothing to set up.
+// A decoder serves one stream at a time.
+//
+// Telephone audio (8 kHz) is upsampled to the model's 16 kHz by default
+// (FrontEnd8k); the alternative runs the front end at 8 kHz with a
+// 256-point FFT. docs/speech.md has the accuracy of both.
+package sphinx
+
+/*
+#cgo pkg-config: pocketsphinx
+#include <stdlib.h>
+#include <pocketsphinx.h>
+#include <sphinxbase/err.h>
+#include <sphinxbase/logmath.h>
+
+static ps_decoder_t *newDecoder(int argc, char **argv) {
+	cmd_ln_t *cfg = cmd_ln_parse_r(NULL, ps_args(), argc, argv, FALSE);
+	if (cfg == NULL) return NULL;
+	ps_decoder_t *ps = ps_init(cfg);
+	cmd_ln_free_r(cfg);
+	return ps;
+}
+
+static double toProb(ps_decoder_t *ps, int32 lp) {
+	return logmath_exp(ps_get_logmath(ps), lp);
+}
+
+static void quiet(void) { err_set_logfp(NULL); }
+*/
+import "C"
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/g2p"
+)
+
+// DefaultModelDir is where Debian's pocketsphinx-en-us installs the model.
+const DefaultModelDir = "/usr/share/pocketsphinx/model/en-us"
+
+// FrontEnd8k says how 8 kHz audio reaches the 16 kHz model.
+type FrontEnd8k int
+
+const (
+	// Upsample8k resamples 8 kHz frames to 16 kHz (audio.Resampler) and
+	// decodes with the model's own front end. The default: measured
+	// better (docs/speech.md).
+	Upsample8k FrontEnd8k = iota
+	// Native8k runs the front end at 8 kHz (-samprate 8000 -nfft 256).
+	Native8k
+)
+
+// Options configure a Recognizer.
+type Options struct {
+	ModelDir string     // folder with en-us/ and cmudict-en-us.dict; "" = DefaultModelDir
+	Front8k  FrontEnd8k // 8 kHz handling
+	// EnglishInRomanian adds, for a word of a Romanian grammar that is in
+	// the CMU dictionary, its English pronunciations as variants (callers
+	// say "English", "operator", "OK" the English way).
+	EnglishInRomanian bool
+	// Args are extra pocketsphinx arguments ("-beam", "1e-60", ...),
+	// applied last.
+	Args []string
+	// MaxIdle bounds the idle decoders kept per language and rate
+	// (0 = 8).
+	MaxIdle int
+}
+
+// Recognizer is the pocketsphinx speech.Recognizer. Safe for concurrent
+// use.
+type Recognizer struct {
+	opts      Options
+	dictErr   error
+	dictOne   sync.Once
+	cmudict   map[string][]string
+	emptyDict string
+	copies    map[string]string // see modelCopy; under mu
+
+	mu   sync.Mutex
+	idle map[poolKey][]*decoder
+}
+
+var _ speech.Recognizer = (*Recognizer)(nil)
+
+type poolKey struct {
+	lang string
+	rate int
+}
+
+var quietOnce sync.Once
+
+// New returns a Recognizer; it checks that the model is there.
+func New(opts Options) (*Recognizer, error) {
+	if opts.ModelDir == "" {
+		opts.ModelDir = DefaultModelDir
+	}
+	if opts.MaxIdle == 0 {
+		opts.MaxIdle = 8
+	}
+	for _, f := range []string{"en-us/mdef", "cmudict-en-us.dict"} {
+		if _, err := os.Stat(filepath.Join(opts.ModelDir, f)); err != nil {
+			return nil, fmt.Errorf("%w: pocketsphinx model: %v (apt-get install pocketsphinx-en-us)", speech.ErrUnsupported, err)
+		}
+	}
+	quietOnce.Do(func() { C.quiet() })
+	return &Recognizer{opts: opts, idle: map[poolKey][]*decoder{}}, nil
+}
+
+// loadDict reads the CMU dictionary once (about 135,000 words).
+func (r *Recognizer) loadDict() error {
+	r.dictOne.Do(func() {
+		f, err := os.Open(filepath.Join(r.opts.ModelDir, "cmudict-en-us.dict"))
+		if err != nil {
+			r.dictErr = err
+			return
+		}
+		defer f.Close()
+		d := make(map[string][]string, 140000)
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			word, pron, ok := strings.Cut(sc.Text(), " ")
+			if !ok {
+				continue
+			}
+			if i := strings.IndexByte(word, '('); i > 0 {
+				word = word[:i]
+			}
+			d[word] = append(d[word], strings.TrimSpace(pron))
+		}
+		r.cmudict, r.dictErr = d, sc.Err()
+		if r.dictErr != nil {
+			return
+		}
+		// ps_init needs a dictionary file; the grammar words are added
+		// to each decoder afterwards.
+		tmp, err := os.CreateTemp("", "ivr-sphinx-*.dict")
+		if err != nil {
+			r.dictErr = err
+			return
+		}
+		fmt.Fprintln(tmp, "sil SIL")
+		tmp.Close()
+		r.emptyDict = tmp.Name()
+	})
+	return r.dictErr
+}
+
+// Pronunciations returns the pronunciations the recognizer uses for word
+// in lang.
+func (r *Recognizer) Pronunciations(lang, word string) []string {
+	if err := r.loadDict(); err != nil {
+		return g2p.Romanian(word)
+	}
+	var out []string
+	if lang == "en" {
+		out = append(out, r.cmudict[word]...)
+		if len(out) > 0 {
+			return out
+		}
+		return g2p.Romanian(word) // a rough guess for unknown English words
+	}
+	out = g2p.Romanian(word)
+	if r.opts.EnglishInRomanian {
+		out = append(out, r.cmudict[word]...)
+	}
+	return out
+}
+
+// telephoneCMN is the cepstral mean of telephone-band speech upsampled to
+// 16 kHz, measured (pocketsphinx's live CMN after the speech test set,
+// G.711 at 8 kHz); the model's own -cmninit (41.00,-5.29,...) is that of
+// wideband speech, and a fresh decoder starting from it misrecognizes its
+// first utterances until its mean has adapted.
+const telephoneCMN = "53.76,31.55,-34.13,49.46,-19.11,-24.85,19.11,-31.26,2.06,-6.42,-12.84,9.52,-15.88"
+
+// modelCopy returns a folder that is the acoustic model with some
+// front-end parameters of its feat.params replaced (feat.params wins over
+// the command line, so this is the only way to change them). The folder
+// links the model's other files and is made once per Recognizer and name.
+func (r *Recognizer) modelCopy(name string, set map[string]string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.copies[name]; ok {
+		return d, nil
+	}
+	src := filepath.Join(r.opts.ModelDir, "en-us")
+	dir, err := os.MkdirTemp("", "ivr-sphinx-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if e.Name() == "feat.params" {
+			b, err := os.ReadFile(filepath.Join(src, e.Name()))
+			if err != nil {
+				return "", err
+			}
+			var out []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if k, _, ok := strings.Cut(l, " "); ok {
+					if v, ok := set[k]; ok {
+						l = k + " " + v
+					}
+				}
+				out = append(out, l)
+			}
+			if err := os.WriteFile(filepath.Join(dir, e.Name()), []byte(strings.Join(out, "\n")), 0o644); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	if r.copies == nil {
+		r.copies = map[string]string{}
+	}
+	r.copies[name] = dir
+	return dir, nil
+}
+
+// decoder is one pocketsphinx decoder with what it has learnt.
+type decoder struct {
+	ps       *C.ps_decoder_t
+	tokens   map[string]string // word -> dictionary token
+	words    map[string]string // token -> word
+	searches map[uint64]string // grammar hash -> search name
+}
+
+func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
+	if err := r.loadDict(); err != nil {
+		return nil, fmt.Errorf("%w: CMU dictionary: %v", speech.ErrEngine, err)
+	}
+	hmm := filepath.Join(r.opts.ModelDir, "en-us")
+	if rate == 8000 {
+		var err error
+		if r.opts.Front8k == Native8k {
+			hmm, err = r.modelCopy("8k", map[string]string{"-upperf": "3500"})
+		} else {
+			hmm, err = r.modelCopy("telephone", map[string]string{"-cmninit": telephoneCMN})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: telephone model copy: %v", speech.ErrEngine, err)
+		}
+	}
+	args := []string{
+		"-hmm", hmm,
+		"-dict", r.emptyDict,
+		"-cmn", "live",
+		"-bestpath", "yes",
+		"-remove_noise", "no", // measured: better sentence accuracy on G.711 audio
+		// Digital silence (exact zeros) drives the live cepstral mean
+		// astray and the next words are misrecognized; dither adds the
+		// half-bit of noise real lines have.
+		"-dither", "yes",
+		// A stronger word insertion penalty than the default 0.65:
+		// fewer digits inserted in digit strings (measured: free-length
+		// digits 6 % -> 25 % in Romanian, menus unchanged; 1e-4 is far
+		// too strong).
+		"-wip", "0.05",
+	}
+	args = append(args, r.opts.Args...)
+	// $IVR_SPHINX_LOG names a file for pocketsphinx's own log (debugging).
+	if f := os.Getenv("IVR_SPHINX_LOG"); f != "" {
+		args = append(args, "-logfn", f)
+	} else {
+		args = append(args, "-logfn", "/dev/null")
+	}
+	if rate == 8000 && r.opts.Front8k == Native8k {
+		args = append(args, "-samprate", "8000", "-nfft", "256")
+	}
+	argv := make([]*C.char, len(args))
+	for i, a := range args {
+		argv[i] = C.CString(a)
+		defer C.free(unsafe.Pointer(argv[i]))
+	}
+	ps := C.newDecoder(C.int(len(args)), &argv[0])
+	if ps == nil {
+		return nil, fmt.Errorf("%w: pocketsphinx could not load the model in %s", speech.ErrEngine, r.opts.ModelDir)
+	}
+	return &decoder{ps: ps, tokens: map[string]string{}, words: map[string]string{}, searches: map[uint64]string{}}, nil
+}
+
+func (d *decoder) free() {
+	C.ps_free(d.ps)
+	d.ps = nil
+}
+
+// token returns the dictionary token of word, adding it with prons.
+func (d *decoder) token(word string, prons []string) (string, error) {
+	if t, ok := d.tokens[word]; ok {
+		return t, nil
+	}
+	t := fmt.Sprintf("w%d", len(d.tokens))
+	for i, p := range prons {
+		name := t
+		if i > 0 {
+			name = fmt.Sprintf("%s(%d)", t, i+1)
+		}
+		cn, cp := C.CString(name), C.CString(p)
+		rc := C.ps_add_word(d.ps, cn, cp, 1)
+		C.free(unsafe.Pointer(cn))
+		C.free(unsafe.Pointer(cp))
+		if rc < 0 {
+			return "", fmt.Errorf("%w: pocketsphinx rejected the pronunciation %q of %q", speech.ErrEngine, p, word)
+		}
+	}
+	d.tokens[word], d.words[t] = t, word
+	return t, nil
+}
+
+// useGrammar makes g the decoder's active search.
+func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) error {
+	var jsgf strings.Builder
+	tok := func(w string) (string, error) {
+		prons := r.Pronunciations(lang, w)
+		if len(prons) == 0 {
+			return "", fmt.Errorf("%w: no pronunciation for %q", speech.ErrUnsupported, w)
+		}
+		return d.token(w, prons)
+	}
+	jsgf.WriteString("#JSGF V1.0;\ngrammar g;\n")
+	jsgf.WriteString("public <s> = ")
+	alts := 0
+	for _, p := range g.Phrases {
+		for _, say := range p.Say {
+			words := strings.Fields(speech.NormalizeText(say))
+			if len(words) == 0 {
+				continue
+			}
+			if alts > 0 {
+				jsgf.WriteString(" | ")
+			}
+			alts++
+			jsgf.WriteString("(")
+			for i, w := range words {
+				t, err := tok(w)
+				if err != nil {
+					return err
+				}
+				if i > 0 {
+					jsgf.WriteByte(' ')
+				}
+				jsgf.WriteString(t)
+			}
+			jsgf.WriteString(")")
+		}
+	}
+	if g.Digits > 0 {
+		if alts > 0 {
+			jsgf.WriteString(" | ")
+		}
+		alts++
+		lo := max(1, min(g.MinDigits, g.Digits))
+		for i := 0; i < g.Digits; i++ {
+			if i > 0 {
+				jsgf.WriteByte(' ')
+			}
+			if i < lo {
+				jsgf.WriteString("<digit>")
+			} else {
+				jsgf.WriteString("[<digit>]")
+			}
+		}
+	}
+	if alts == 0 {
+		return fmt.Errorf("%w: empty grammar", speech.ErrUnsupported)
+	}
+	jsgf.WriteString(";\n")
+	if g.Digits > 0 {
+		jsgf.WriteString("<digit> = ")
+		for i, w := range speech.DigitWords(lang) {
+			t, err := tok(w)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				jsgf.WriteString(" | ")
+			}
+			jsgf.WriteString(t)
+		}
+		jsgf.WriteString(";\n")
+	}
+	h := fnv.New64a()
+	h.Write([]byte(jsgf.String()))
+	key := h.Sum64()
+	name, ok := d.searches[key]
+	if !ok {
+		if len(d.searches) >= 64 { // forget old grammars
+			for k, n := range d.searches {
+				cn := C.CString(n)
+				C.ps_unset_search(d.ps, cn)
+				C.free(unsafe.Pointer(cn))
+				delete(d.searches, k)
+			}
+		}
+		name = fmt.Sprintf("g%x", key)
+		cn, cg := C.CString(name), C.CString(jsgf.String())
+		rc := C.ps_set_jsgf_string(d.ps, cn, cg)
+		C.free(unsafe.Pointer(cn))
+		C.free(unsafe.Pointer(cg))
+		if rc < 0 {
+			return fmt.Errorf("%w: pocketsphinx rejected the grammar:\n%s", speech.ErrEngine, jsgf.String())
+		}
+		d.searches[key] = name
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	if C.ps_set_search(d.ps, cn) < 0 {
+		return fmt.Errorf("%w: pocketsphinx could not switch to grammar %s", speech.ErrEngine, name)
+	}
+	if !ok {
+		// Measured: the first utterance decoded with a freshly built
+		// grammar search goes wrong far more often than later ones
+		// (pocketsphinx settles some state only at the search's first
+		// end of utterance), so a new search first decodes half a
+		// second of faint noise.
+		warm := make([]int16, 8000)
+		for i := range warm {
+			warm[i] = int16((i*7919)%61 - 30)
+		}
+		C.ps_set_search(d.ps, cn)
+		C.ps_start_utt(d.ps)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&warm[0])), C.size_t(len(warm)), 0, 0)
+		C.ps_end_utt(d.ps)
+	}
+	return nil
+}
+
+func (r *Recognizer) get(k poolKey) (*decoder, error) {
+	r.mu.Lock()
+	if l := r.idle[k]; len(l) > 0 {
+		d := l[len(l)-1]
+		r.idle[k] = l[:len(l)-1]
+		r.mu.Unlock()
+		return d, nil
+	}
+	r.mu.Unlock()
+	return r.newDecoder(k.rate)
+}
+
+func (r *Recognizer) put(k poolKey, d *decoder) {
+	r.mu.Lock()
+	if len(r.idle[k]) < r.opts.MaxIdle {
+		r.idle[k] = append(r.idle[k], d)
+		d = nil
+	}
+	r.mu.Unlock()
+	if d != nil {
+		d.free()
+	}
+}
+
+// Close frees the idle decoders. Streams still open free theirs when they
+// finish.
+func (r *Recognizer) Close() error {
+	r.mu.Lock()
+	idle := r.idle
+	r.idle = map[poolKey][]*decoder{}
+	r.mu.Unlock()
+	for _, l := range idle {
+		for _, d := range l {
+			d.free()
+		}
+	}
+	if r.emptyDict != "" {
+		os.Remove(r.emptyDict)
+	}
+	r.mu.Lock()
+	for _, d := range r.copies {
+		os.RemoveAll(d)
+	}
+	r.copies = nil
+	r.mu.Unlock()
+	return nil
+}
+
+// NewStream implements speech.Recognizer. A grammar is required:
+// pocketsphinx's open-vocabulary recognition is not usable on this line.
+func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {
+	if err := speech.CheckRate(o.Rate); err != nil {
+		return nil, err
+	}
+	if o.Lang != "ro" && o.Lang != "en" {
+		return nil, fmt.Errorf("%w: language %q (sphinx: ro, en)", speech.ErrUnsupported, o.Lang)
+	}
+	if o.Grammar == nil {
+		return nil, fmt.Errorf("%w: sphinx recognizes only with a grammar", speech.ErrUnsupported)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k := poolKey{o.Lang, o.Rate}
+	d, err := r.get(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.useGrammar(d, o.Lang, o.Grammar); err != nil {
+		r.put(k, d)
+		return nil, err
+	}
+	if C.ps_start_utt(d.ps) < 0 {
+		d.free()
+		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
+	}
+	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar}
+	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
+		s.decRate = 16000
+		s.rs, _ = audio.NewResampler(o.Rate, s.decRate)
+		s.up = make([]int16, audio.SamplesPerFrame(s.decRate))
+	}
+	return s, nil
+}
+
+// stream is one utterance on one decoder.
+type stream struct {
+	r    *Recognizer
+	ctx  context.Context
+	key  poolKey
+	d    *decoder // nil once finished
+	lang string
+	rate int
+	// decRate is the decoder's rate (16000 for upsampled 8 kHz audio)
+	decRate int
+	g       *speech.Grammar
+	rs      *audio.Resampler
+	up      []int16
+	n       int // frames written
+
+	mu      sync.Mutex
+	partial speech.Result
+	changed bool
+}
+
+// finishPad is the silence (ms) Finish feeds before ending the utterance.
+const finishPad = 500
+
+// partialEvery is how often (in frames) the partial hypothesis is read.
+const partialEvery = 5
+
+func (s *stream) Write(frame []int16) error {
+	if s.d == nil {
+		return speech.ErrClosed
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if err := speech.CheckFrame(frame, s.rate); err != nil {
+		return err
+	}
+	in := frame
+	if s.rs != nil {
+		n := s.rs.Process(s.up, frame)
+		in = s.up[:n]
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	if C.ps_process_raw(s.d.ps, (*C.int16)(unsafe.Pointer(&in[0])), C.size_t(len(in)), 0, 0) < 0 {
+		return fmt.Errorf("%w: pocketsphinx failed to process audio", speech.ErrEngine)
+	}
+	s.n++
+	if s.n%partialEvery == 0 {
+		text := s.hyp()
+		s.mu.Lock()
+		if text != s.partial.Text {
+			s.partial = speech.Result{Text: text, Tag: s.g.Match(s.lang, text)}
+			s.changed = true
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *stream) Partial() (speech.Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.changed
+	s.changed = false
+	return s.partial, c
+}
+
+// hyp returns the decoder's current best hypothesis as words.
+func (s *stream) hyp() string {
+	var score C.int32
+	h := C.ps_get_hyp(s.d.ps, &score)
+	if h == nil {
+		return ""
+	}
+	return s.detokenize(C.GoString(h))
+}
+
+// detokenize maps dictionary tokens back to words.
+func (s *stream) detokenize(h string) string {
+	var out []string
+	for _, t := range strings.Fields(h) {
+		if w, ok := s.d.words[t]; ok {
+			out = append(out, w)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
+	d := s.d
+	if d == nil {
+		return speech.Result{}, speech.ErrClosed
+	}
+	s.d = nil
+	// pocketsphinx's own speech detector holds the last words until it
+	// has seen enough silence after them; an endpointer may have cut the
+	// audio sooner, so Finish supplies that silence.
+	if s.ctx.Err() == nil && ctx.Err() == nil {
+		pad := make([]int16, s.decRate*finishPad/1000)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
+	}
+	C.ps_end_utt(d.ps)
+	defer s.r.put(s.key, d)
+	if err := s.ctx.Err(); err != nil {
+		return speech.Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return speech.Result{}, err
+	}
+	s.d = d // detokenize uses it
+	defer func() { s.d = nil }()
+	res := speech.Result{Final: true, Text: s.hyp()}
+	res.Tag = s.g.Match(s.lang, res.Text)
+	// Word timings (10 ms feature frames, counted by pocketsphinx from
+	// its first utterance: the first segment, silence included, marks
+	// this one's start). No confidence: pocketsphinx's posterior is 1 for
+	// every grammar path (measured: an out-of-grammar "banana" came out
+	// as "cont" with 1.0), so Confidence stays 0, "unknown".
+	base := C.int(-1)
+	for seg := C.ps_seg_iter(d.ps); seg != nil; seg = C.ps_seg_next(seg) {
+		w := C.GoString(C.ps_seg_word(seg))
+		if i := strings.IndexByte(w, '('); i > 0 {
+			w = w[:i]
+		}
+		var sf, ef C.int
+		C.ps_seg_frames(seg, &sf, &ef)
+		if base < 0 {
+			base = sf
+		}
+		word, ok := d.words[w]
+		if !ok {
+			continue // silence and fillers
+		}
+		res.Words = append(res.Words, speech.Word{Text: word,
+			Start: time.Duration(sf-base) * 10 * time.Millisecond, End: time.Duration(ef+1-base) * 10 * time.Millisecond})
+	}
+
+	// Alternatives from the lattice's n-best list.
+	if res.Text != "" {
+		seen := map[string]bool{res.Text: true}
+		nb := C.ps_nbest(d.ps)
+		for i := 0; nb != nil && i < 20 && len(res.Alternatives) < 3; i++ {
+			nb = C.ps_nbest_next(nb)
+			if nb == nil {
+				break
+			}
+			var sc C.int32
+			h := C.ps_nbest_hyp(nb, &sc)
+			if h == nil {
+				continue
+			}
+			text := s.detokenize(C.GoString(h))
+			if text == "" || seen[text] {
+				continue
+			}
+			seen[text] = true
+			res.Alternatives = append(res.Alternatives, speech.Alternative{Text: text, Tag: s.g.Match(s.lang, text)})
+		}
+		if nb != nil {
+			C.ps_nbest_free(nb)
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,83 @@
+package sphinx
+
+import (
+	"context"
+	"testing"
+
+	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/speechtest"
+)
+
+func newRec(t testing.TB, o Options) *Recognizer {
+	t.Helper()
+	r, err := New(o)
+	if err != nil {
+		t.Fatalf("pocketsphinx (make deps installs libpocketsphinx-dev, pocketsphinx-en-us): %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func newSynth(t testing.TB) *espeak.Synth {
+	s, err := espeak.New(espeak.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func menuRO() *speech.Grammar {
+	g := &speech.Grammar{}
+	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
+	g.Add("pașaport", "pașaport", "pașaportul")
+	g.Add("cont", "cont", "contul")
+	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
+	g.Add("english", "english")
+	return g
+}
+
+func menuEN() *speech.Grammar {
+	g := &speech.Grammar{}
+	g.Add("id", "identity card", "id card")
+	g.Add("passport", "passport")
+	g.Add("account", "account")
+	g.Add("operator", "operator", "agent", "talk to a person")
+	return g
+}
+
+func TestConformance(t *testing.T) {
+	speechtest.TestRecognizer(t, newRec(t, Options{}), newSynth(t), []speechtest.RecognizerCase{
+		{Lang: "en", Grammar: speech.YesNo("en"), Say: "yes", WantTag: "yes", SynthLang: "en-us", Partials: true},
+		{Lang: "en", Grammar: menuEN(), Say: "passport", WantTag: "passport", SynthLang: "en-us", Partials: true},
+		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes", Partials: true},
+		{Lang: "ro", Grammar: menuRO(), Say: "pașaportul", WantTag: "pașaport", Partials: true},
+	})
+}
+
+// BenchmarkStream is the CPU cost of recognizing telephone audio (8 kHz,
+// upsampled) with the main-menu grammar on a pooled decoder: ns/op is one
+// 20 ms frame, so ns/op / 20e6 is the real-time factor of one call.
+func BenchmarkStream(b *testing.B) {
+	r := newRec(b, Options{})
+	syn := newSynth(b)
+	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "vreau să vorbesc cu un operator", Lang: "ro", Rate: 8000})
+	frames := speechtest.Frames(pcm, 8000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	var st speech.Stream
+	i := 0
+	for b.Loop() {
+		if i%len(frames) == 0 {
+			if st != nil {
+				st.Finish(ctx)
+			}
+			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: menuRO()})
+		}
+		st.Write(frames[i%len(frames)])
+		i++
+	}
+	if st != nil {
+		st.Finish(ctx)
+	}
+}
