@@ -9,8 +9,11 @@ TAGS     := sqlite_fts5
 GOFLAGS_ := -tags $(TAGS)
 BIN      := bin
 # Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
-# rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp).
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us npm
+# rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp),
+# speech engines (libespeak-ng-dev, pocketsphinx). npm (for the VAD model) is
+# not listed: machines often have Node.js from elsewhere, whose nodejs package
+# conflicts with Debian's npm; `models` installs it only when npm is missing.
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps models prompts bench fuzz vet clean eval
