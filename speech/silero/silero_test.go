@@ -87,6 +87,7 @@ func TestNoiseIsNotSpeech(t *testing.T) {
 }
 
 func TestMissingModel(t *testing.T) {
+	model := modelPath(t) // found before $IVR_MODELS_DIR points elsewhere
 	t.Setenv(EnvModelsDir, t.TempDir())
 	if _, err := New(8000, Options{}); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("New without a model: %v, want ErrNoModel", err)
@@ -94,7 +95,7 @@ func TestMissingModel(t *testing.T) {
 	if _, err := New(8000, Options{Model: "/nonexistent/x.onnx"}); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("New with a missing file: %v, want ErrNoModel", err)
 	}
-	d, err := New(8000, Options{Model: modelPath(t)})
+	d, err := New(8000, Options{Model: model})
 	if err != nil {
 		t.Fatal(err)
 	}
