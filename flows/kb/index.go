@@ -662,13 +662,6 @@ func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, erro
 	return best, bestD, nil
 }
 
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
 // rank runs the BM25 query and turns its scores into confidences.
 func (ix *Index) rank(ctx context.Context, lex *lexicon, lang string, q analyzed, limit int) ([]Result, error) {
 	quoted := make([]string, len(q.match))

@@ -46,7 +46,6 @@ type Asterisk struct {
 	ln            net.Listener
 	srv           *http.Server
 	ws            *websocket.Conn
-	wsDone        chan struct{}
 	channels      map[string]*Chan
 	bridges       map[string]*Bridge
 	requests      []Request
