@@ -132,8 +132,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_panics_total", "Panics recovered while handling a request or a call (each one a bug to report).", m.Panics.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
 	writeRuntime(p)
-	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
-	m.CallSetup.write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
+	m.PacingDeviation.Write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
+	m.CallSetup.Write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
 	return err
 }
 
@@ -187,7 +187,10 @@ func (h *Histogram) Quantile(q float64) float64 {
 // Count is the number of observations.
 func (h *Histogram) Count() uint64 { return h.total.Load() }
 
-func (h *Histogram) write(p func(string, ...any), name, help string) {
+// Write writes the histogram in the Prometheus text format through p (a
+// Printf-like writer), with its HELP and TYPE lines. Adapters use it for
+// their own histograms.
+func (h *Histogram) Write(p func(string, ...any), name, help string) {
 	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
 	var acc uint64
 	for i, b := range h.bounds {

@@ -73,6 +73,15 @@ func TestDaemonOnAsterisk(t *testing.T) {
 	if tk.CallID != caller.ID || tk.Level != 1 {
 		t.Errorf("ticket %s: call %q level %d, want call %q level 1", number, tk.CallID, tk.Level, caller.ID)
 	}
+	_, metrics := d.get(t, "/metrics")
+	for _, m := range []string{"ivr_active_calls ", "ivr_ari_connected{server=", "ivr_ari_request_seconds_bucket{le=\"0.001\"}", "ivr_ari_request_seconds_count "} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+	if code, _ := d.get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz on a connected Asterisk: %d", code)
+	}
 	if strings.Contains(d.logs.String(), ast.Password) || strings.Contains(d.logs.String(), "0721000111") {
 		t.Error("the ARI password or the caller's number reached the log")
 	}

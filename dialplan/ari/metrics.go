@@ -6,7 +6,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/govline/ivr/ivr"
 )
 
 // Metrics of the ARI adapter, served with the engine's at /metrics. All
@@ -21,7 +22,7 @@ type Metrics struct {
 	Channels        atomic.Int64  // caller and ExternalMedia channels held
 	Bridges         atomic.Int64  // mixing bridges held
 	RTPPorts        atomic.Int64  // RTP ports open
-	RequestLatency  *Histogram
+	RequestLatency  *ivr.Histogram
 
 	mu        sync.Mutex
 	connected map[string]bool // by server host:port
@@ -29,7 +30,7 @@ type Metrics struct {
 
 func newMetrics() *Metrics {
 	return &Metrics{
-		RequestLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+		RequestLatency: ivr.NewHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 		connected:      map[string]bool{},
 	}
 }
@@ -95,44 +96,6 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m.RequestLatency.write(p, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
+	m.RequestLatency.Write(p, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
 	return err
-}
-
-// Histogram counts durations into fixed buckets (upper bounds in seconds).
-type Histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // one per bound, plus +Inf
-	sumNs  atomic.Int64
-}
-
-func newHistogram(bounds ...float64) *Histogram {
-	return &Histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-// Observe records one duration.
-func (h *Histogram) Observe(d time.Duration) {
-	i := sort.SearchFloat64s(h.bounds, d.Seconds())
-	h.counts[i].Add(1)
-	h.sumNs.Add(int64(d))
-}
-
-// Count is the number of observations.
-func (h *Histogram) Count() uint64 {
-	var n uint64
-	for i := range h.counts {
-		n += h.counts[i].Load()
-	}
-	return n
-}
-
-func (h *Histogram) write(p func(string, ...any), name, help string) {
-	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var acc uint64
-	for i, b := range h.bounds {
-		acc += h.counts[i].Load()
-		p("%s_bucket{le=\"%g\"} %d\n", name, b, acc)
-	}
-	acc += h.counts[len(h.bounds)].Load()
-	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
 }

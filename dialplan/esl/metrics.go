@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
-	"time"
+
+	"github.com/govline/ivr/ivr"
 )
 
 // Metrics of the FreeSWITCH adapter, served with the engine's at /metrics
@@ -18,13 +19,13 @@ type Metrics struct {
 	RudeRejections   atomic.Uint64 // text/rude-rejection received
 	CommandTimeouts  atomic.Uint64
 	EventsDropped    atomic.Uint64
-	LegTimeouts      atomic.Uint64 // media legs that never arrived
-	CommandLatency   *histogram    // command sent to its reply
+	LegTimeouts      atomic.Uint64  // media legs that never arrived
+	CommandLatency   *ivr.Histogram // command sent to its reply
 }
 
 // NewMetrics returns zeroed metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{CommandLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
+	return &Metrics{CommandLatency: ivr.NewHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
 }
 
 // WritePrometheus writes the adapter's metrics in the Prometheus text
@@ -51,48 +52,6 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_esl_command_timeouts_total", "Commands FreeSWITCH did not answer in time.", m.CommandTimeouts.Load())
 	counter("ivr_esl_events_dropped_total", "Events dropped because a session fell behind.", m.EventsDropped.Load())
 	counter("ivr_esl_leg_timeouts_total", "Media legs FreeSWITCH did not bridge to the engine in time.", m.LegTimeouts.Load())
-	m.CommandLatency.write(p, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
+	m.CommandLatency.Write(p, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
 	return err
-}
-
-// histogram counts durations into fixed buckets (upper bounds in seconds).
-type histogram struct {
-	bounds []float64
-	counts []atomic.Uint64
-	sumNs  atomic.Int64
-}
-
-func newHistogram(bounds ...float64) *histogram {
-	return &histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-// Observe records one duration.
-func (h *histogram) Observe(d time.Duration) {
-	s := d.Seconds()
-	i := 0
-	for i < len(h.bounds) && s > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	h.sumNs.Add(int64(d))
-}
-
-// Count is the number of observations.
-func (h *histogram) Count() uint64 {
-	var n uint64
-	for i := range h.counts {
-		n += h.counts[i].Load()
-	}
-	return n
-}
-
-func (h *histogram) write(p func(string, ...any), name, help string) {
-	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var acc uint64
-	for i, b := range h.bounds {
-		acc += h.counts[i].Load()
-		p("%s_bucket{le=\"%g\"} %d\n", name, b, acc)
-	}
-	acc += h.counts[len(h.bounds)].Load()
-	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
 }
