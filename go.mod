@@ -16,6 +16,7 @@ require (
 	github.com/pion/rtp v1.10.6
 	github.com/yuin/gopher-lua v1.1.2
 	github.com/zaf/g711 v1.4.0
+	golang.org/x/crypto v0.32.0
 )
 
 require (
@@ -32,7 +33,6 @@ require (
 	github.com/pion/srtp/v3 v3.0.6 // indirect
 	github.com/pion/transport/v3 v3.1.1 // indirect
 	github.com/pion/transport/v4 v4.0.1 // indirect
-	golang.org/x/crypto v0.32.0 // indirect
 	golang.org/x/sync v0.16.0 // indirect
 	golang.org/x/sys v0.33.0 // indirect
 	gopkg.in/hraban/opus.v2 v2.0.0-20230925203106-0188a62cb302 // indirect
