@@ -15,7 +15,6 @@ import (
 	"github.com/govline/ivr/tickets"
 )
 
-
 const usersUsage = `Usage: ivrctl users SUBCOMMAND [FLAGS]
 
 Subcommands (add, passwd, disable and enable write to the database):
