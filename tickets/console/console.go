@@ -15,9 +15,10 @@
 // Caller numbers, descriptions and transcripts are shown only to the agent
 // roles; the supervisor sees them masked.
 //
-// A Console is an http.Handler, safe for concurrent use. The server that
-// mounts it owns the request goroutines; the live-update streams end when
-// their request's context does (shut the server down to end them).
+// A Console is an http.Handler, safe for concurrent use. It starts no
+// goroutine of its own: the server that mounts it owns the request
+// goroutines; a live-update stream ends when its request's context does or
+// when Shutdown is called.
 package console
 
 import (
@@ -36,6 +37,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
@@ -82,7 +84,15 @@ type Console struct {
 	tpl  map[string]*template.Template
 	mux  *http.ServeMux
 	stat http.Handler
+	// stop is closed by Shutdown: the live-update streams return.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
+
+// Shutdown ends the live-update streams (which never go idle on their own),
+// so that http.Server.Shutdown can finish: register it with
+// srv.RegisterOnShutdown(console.Shutdown). Safe to call more than once.
+func (c *Console) Shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 const (
 	sessionCookie = "ivr_session"
@@ -102,7 +112,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}}
+	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{})}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)

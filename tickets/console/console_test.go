@@ -635,3 +635,24 @@ func TestLiveEvents(t *testing.T) {
 		t.Fatalf("pop: %d %v", code, h.Get("Location"))
 	}
 }
+
+func TestShutdownEndsStreams(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.login("ana", pw)
+	con := e.srv.Config.Handler.(*Console)
+	resp, err := c.http.Get(e.srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, resp.Body); close(done) }()
+	con.Shutdown()
+	con.Shutdown()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived Shutdown")
+	}
+}

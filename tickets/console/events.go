@@ -75,6 +75,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.stop:
+			return
 		case <-tick.C:
 		}
 		n := 0

@@ -26,6 +26,41 @@ CREATE TABLE sessions (
 
 CREATE INDEX sessions_expires ON sessions (expires_ns);
 
+-- Dashboard: satisfaction ratings per service and period. An hourly
+-- roll-up (by hour of the ticket's creation, UTC) kept by triggers, as
+-- ticket_stats is, and a covering index of the rated tickets for the
+-- partial hours at the edges of a period.
+CREATE INDEX tickets_rating ON tickets (created_ns, service, rating) WHERE rating IS NOT NULL;
+
+CREATE TABLE rating_stats (
+    service TEXT    NOT NULL,
+    hour    INTEGER NOT NULL,   -- created_ns / 3600e9
+    count   INTEGER NOT NULL,
+    sum     INTEGER NOT NULL,
+    PRIMARY KEY (service, hour)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO rating_stats (service, hour, count, sum)
+SELECT service, created_ns / 3600000000000, count(*), sum(rating) FROM tickets
+WHERE rating IS NOT NULL GROUP BY 1, 2;
+
+CREATE TRIGGER tickets_rating_insert AFTER INSERT ON tickets WHEN NEW.rating IS NOT NULL
+BEGIN
+    INSERT INTO rating_stats (service, hour, count, sum) VALUES (NEW.service, NEW.created_ns / 3600000000000, 1, NEW.rating)
+        ON CONFLICT (service, hour) DO UPDATE SET count = count + 1, sum = sum + excluded.sum;
+END;
+
+CREATE TRIGGER tickets_rating_update AFTER UPDATE ON tickets
+WHEN OLD.rating IS NOT NEW.rating OR OLD.service IS NOT NEW.service OR OLD.created_ns IS NOT NEW.created_ns
+BEGIN
+    INSERT INTO rating_stats (service, hour, count, sum)
+    SELECT OLD.service, OLD.created_ns / 3600000000000, -1, -OLD.rating WHERE OLD.rating IS NOT NULL
+        ON CONFLICT (service, hour) DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum;
+    INSERT INTO rating_stats (service, hour, count, sum)
+    SELECT NEW.service, NEW.created_ns / 3600000000000, 1, NEW.rating WHERE NEW.rating IS NOT NULL
+        ON CONFLICT (service, hour) DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum;
+END;
+
 -- The audit log: who did what, when, from where. Append-only.
 CREATE TABLE audit (
     id       INTEGER NOT NULL PRIMARY KEY,
