@@ -656,3 +656,75 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Fatal("the stream outlived Shutdown")
 	}
 }
+
+// An old open ticket stays in the queue behind many newer resolved ones.
+func TestQueueKeepsOldOpenTickets(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for range 30 {
+		tk, err := e.st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.Resolve(ctx, tk.Number, "ana", "done"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.client()
+	c.login("ana", pw)
+	_, body := c.get("/?limit=5")
+	if !strings.Contains(body, e.ticket) || strings.Count(body, `data-href="/tickets/`) != 2 {
+		t.Fatalf("queue:\n%s", body)
+	}
+}
+
+// Resolved in the console, the citizen's notification leaves through the
+// webhook, signed.
+func TestResolveNotifiesThroughWebhook(t *testing.T) {
+	e := newEnv(t)
+	got := make(chan string, 4)
+	secret := []byte("a shared secret of the gateway")
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		sig := r.Header.Get(tickets.SignatureHeader)
+		var ts int64
+		fmtOK := strings.HasPrefix(sig, "t=")
+		if fmtOK {
+			for _, ch := range strings.TrimPrefix(strings.SplitN(sig, ",", 2)[0], "t=") {
+				ts = ts*10 + int64(ch-'0')
+			}
+		}
+		if !fmtOK || sig != tickets.Sign(secret, time.Unix(ts, 0), b) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		got <- string(b)
+	}))
+	defer gw.Close()
+	snd, err := tickets.NewSender(e.st, tickets.WebhookConfig{URL: gw.URL, Secret: secret, Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- snd.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	con, _ := New(Config{Store: e.st, Resolved: func(string) { snd.Kick() }})
+	srv := httptest.NewServer(con)
+	defer srv.Close()
+	e.srv = srv
+	c := e.client()
+	c.login("ana", pw)
+	time.Sleep(50 * time.Millisecond) // the sender is idle, waiting an hour
+	if code, _ := c.post("/tickets/"+e.ticket+"/resolve", url.Values{"text": {"programare făcută"}}); code != http.StatusSeeOther {
+		t.Fatalf("resolve: %d", code)
+	}
+	select {
+	case b := <-got:
+		if !strings.Contains(b, e.ticket) || !strings.Contains(b, "programare făcută") || !strings.Contains(b, "+40721555666") {
+			t.Fatalf("notification %s", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+}

@@ -161,9 +161,23 @@ func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) (
 		scan = 5000 // filter in Go over the newest tickets
 	}
 	tq.Limit = scan
-	all, err := c.st.ListTickets(ctx, tq)
-	if err != nil {
-		return nil, err
+	var all []tickets.Ticket
+	if q.View == "open" && tq.Status == "" {
+		// One indexed query per open status, so an old open ticket is
+		// never pushed out of the queue by newer closed ones.
+		for _, st := range []tickets.Status{tickets.StatusNew, tickets.StatusInProgress, tickets.StatusEscalated, tickets.StatusWaiting} {
+			tq.Status = st
+			ts, err := c.st.ListTickets(ctx, tq)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, ts...)
+		}
+	} else {
+		var err error
+		if all, err = c.st.ListTickets(ctx, tq); err != nil {
+			return nil, err
+		}
 	}
 	out := all[:0]
 	for _, t := range all {
