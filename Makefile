@@ -13,7 +13,7 @@ BIN      := bin
 # speech engines (libespeak-ng-dev, pocketsphinx). npm (for the VAD model) is
 # not listed: machines often have Node.js from elsewhere, whose nodejs package
 # conflicts with Debian's npm; `models` installs it only when npm is missing.
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps models prompts bench fuzz vet clean eval

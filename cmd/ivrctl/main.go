@@ -12,6 +12,9 @@
 //	ivrctl kb import [--dir flows/kb]    (writes: opens the database read-write)
 //	ivrctl kb lint [--dir flows/kb]
 //	ivrctl kb misses [--since 24h] [--json]
+//	ivrctl users add --role ROLE NAME    (password on stdin; writes)
+//	ivrctl users list|audit|passwd|disable|enable ...
+//	ivrctl backup FILE
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
 // else ./var. --data may be given before the command or after it.
@@ -61,6 +64,8 @@ var commands = map[string]command{
 	"kb":      runKB,
 	"speech":  runSpeech,
 	"tickets": runTickets,
+	"users":   runUsers,
+	"backup":  runBackup,
 }
 
 const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
@@ -81,6 +86,10 @@ Commands:
   kb misses     questions the base did not answer confidently
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
+  users add     create a console account ("ivrctl users add --role operator ana", password on stdin)
+  users list    list the console accounts (also: passwd, disable, enable)
+  users audit   the audit log: sign-ins, failed sign-ins, every console action
+  backup FILE   write a consistent copy of the database while ivrd runs
   speech transcribe   recognize a WAV file with the embedded recognizer
   speech say          render text to a WAV file with the embedded synthesizer
 

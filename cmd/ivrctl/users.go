@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/user"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+const usersUsage = `Usage: ivrctl users SUBCOMMAND [FLAGS]
+
+Subcommands (add, passwd, disable and enable write to the database):
+  add --role ROLE NAME   create a console account; the password is read from stdin
+  passwd NAME            set a new password (from stdin); unlocks, ends sessions
+  disable NAME           refuse sign-ins and end the user's sessions
+  enable NAME            allow sign-ins again
+  list [--json]          list the accounts
+  audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json]
+                         the audit log, newest first
+`
+
+// runUsers dispatches "ivrctl users SUBCOMMAND".
+func runUsers(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		fmt.Fprintln(stderr, "ivrctl users: missing subcommand, before its flags")
+		fmt.Fprint(stderr, usersUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "add":
+		return runUsersAdd(args[1:], stdout, stderr)
+	case "passwd":
+		return runUsersPasswd(args[1:], stdout, stderr)
+	case "disable", "enable":
+		return runUsersDisable(args[0], args[1:], stdout, stderr)
+	case "list":
+		return runUsersList(args[1:], stdout, stderr)
+	case "audit":
+		return runUsersAudit(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, usersUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl users: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, usersUsage)
+	return exitUsage
+}
+
+// actor names who runs ivrctl in the audit log: "ivrctl:LOGIN".
+func actor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "ivrctl:" + u.Username
+	}
+	return "ivrctl"
+}
+
+// readPassword reads one line from stdin (a terminal, a pipe or a file)
+// without echoing it anywhere.
+func readPassword() (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", errors.New("read password from stdin: empty (type it, or pipe it: printf '%s\\n' \"$PW\" | ivrctl users add ...)")
+	}
+	return pw, nil
+}
+
+func runUsersAdd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("users add", "ivrctl users add --role ROLE NAME [--data DIR]   (password on stdin)", stderr)
+	data := dataFlag(fs)
+	role := fs.String("role", "", "the account's `ROLE`: "+names(tickets.Roles))
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, stderr, "missing NAME")
+	case len(pos) > 1:
+		return usageError(fs, stderr, "unexpected argument %q", pos[1])
+	case !slices.Contains(tickets.Roles, tickets.Role(*role)):
+		return usageError(fs, stderr, "--role %q: want one of %s", *role, names(tickets.Roles))
+	}
+	pw, err := readPassword()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	s, err := tickets.Open(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := s.AddUser(context.Background(), actor(), pos[0], tickets.Role(*role), pw); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "user %s added (%s)\n", pos[0], *role)
+	return exitOK
+}
+
+func runUsersPasswd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("users passwd", "ivrctl users passwd NAME [--data DIR]   (password on stdin)", stderr)
+	data := dataFlag(fs)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want one NAME")
+	}
+	pw, err := readPassword()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	s, err := tickets.Open(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := s.SetPassword(context.Background(), actor(), pos[0], pw); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "password of %s changed\n", pos[0])
+	return exitOK
+}
+
+func runUsersDisable(verb string, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("users "+verb, "ivrctl users "+verb+" NAME [--data DIR]", stderr)
+	data := dataFlag(fs)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want one NAME")
+	}
+	s, err := tickets.Open(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := s.SetUserDisabled(context.Background(), actor(), pos[0], verb == "disable"); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "user %s %sd\n", pos[0], verb)
+	return exitOK
+}
+
+func runUsersList(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("users list", "ivrctl users list [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"users":[...]} as JSON`)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	us, err := s.Users(context.Background())
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Users []tickets.User `json:"users"`
+		}{us})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tCREATED")
+	for _, u := range us {
+		state := "active"
+		switch {
+		case u.Disabled:
+			state = "disabled"
+		case u.LockedUntil.After(time.Now()):
+			state = "locked until " + u.LockedUntil.Local().Format(localTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+func runUsersAudit(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("users audit", "ivrctl users audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"audit":[...]} as JSON`)
+	var q tickets.AuditQuery
+	fs.StringVar(&q.User, "user", "", "only entries of `USER`")
+	fs.StringVar(&q.Action, "action", "", "only `ACTION` (login, login_failed, login_locked, ticket_view, ticket_escalate...)")
+	fs.StringVar(&q.Target, "target", "", "only entries about `TARGET` (a ticket number, a user)")
+	since := fs.String("since", "", "only entries of the last `DURATION` (24h) or since a TIME")
+	fs.IntVar(&q.Limit, "limit", 100, "at most `N` entries")
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return usageError(fs, stderr, "%v", err)
+		}
+		q.Since = t
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	es, err := s.AuditLog(context.Background(), q)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Audit []tickets.AuditEntry `json:"audit"`
+		}{es})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tUSER\tACTION\tTARGET\tOK\tADDRESS\tDETAIL")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.At.Local().Format(localTime), e.User, e.Action,
+			orDash(e.Target), e.OK, orDash(e.Address), e.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}

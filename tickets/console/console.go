@@ -1,0 +1,340 @@
+// Package console is the agents' web console: sign-in, the live queue of
+// tickets, the ticket screen (history, transcript, cited articles, the
+// caller's earlier tickets) with its actions, the supervisor's dashboard
+// with CSV export, the knowledge base misses, and a JSON API under /api/
+// (docs/console.md).
+//
+// Pages are rendered on the server (html/template escapes every value)
+// with a little vanilla JavaScript for keyboard shortcuts and live updates
+// (server-sent events); templates and assets are embedded in the binary.
+//
+// Security: a session cookie (HttpOnly, SameSite=Strict) or, for scripts,
+// a bearer token; a per-session CSRF token on every state-changing request;
+// a role check on every route; every action, every ticket view, every
+// refusal and every failed sign-in is written to the store's audit log.
+// Caller numbers, descriptions and transcripts are shown only to the agent
+// roles; the supervisor sees them masked.
+//
+// A Console is an http.Handler, safe for concurrent use. It starts no
+// goroutine of its own: the server that mounts it owns the request
+// goroutines; a live-update stream ends when its request's context does or
+// when Shutdown is called.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/tickets"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// MissLister lists the questions the knowledge base did not answer
+// confidently (*kb.Index implements it). It must be safe for concurrent use.
+type MissLister interface {
+	Misses(ctx context.Context, since time.Time) ([]kb.Miss, error)
+}
+
+// Config configures a Console.
+type Config struct {
+	// Store is the ticket store; required.
+	Store *tickets.Store
+	// Misses lists the knowledge base misses; nil hides the page.
+	Misses MissLister
+	// Login is the lockout and session policy (zero: the defaults).
+	Login tickets.LoginPolicy
+	// SecureCookie sets the Secure flag on cookies: set it whenever the
+	// console is reached over HTTPS (directly or behind a TLS proxy).
+	SecureCookie bool
+	// Resolved, if set, is called after a ticket is resolved through the
+	// console (for example tickets.Sender.Kick). It must not block.
+	Resolved func(number string)
+	// Poll is how often the live-update streams look for news (default 1 s).
+	Poll time.Duration
+	// Logger receives errors (never personal data); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Console is the web console; mount it at the root of its listener.
+type Console struct {
+	cfg  Config
+	st   *tickets.Store
+	log  *slog.Logger
+	tpl  map[string]*template.Template
+	mux  *http.ServeMux
+	stat http.Handler
+	// stop is closed by Shutdown: the live-update streams return.
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// Shutdown ends the live-update streams (which never go idle on their own),
+// so that http.Server.Shutdown can finish: register it with
+// srv.RegisterOnShutdown(console.Shutdown). Safe to call more than once.
+func (c *Console) Shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+const (
+	sessionCookie = "ivr_session"
+	loginCookie   = "ivr_login" // double-submit CSRF token of the sign-in form
+	csrfHeader    = "X-CSRF-Token"
+	csrfField     = "csrf"
+)
+
+// New checks cfg and returns the console.
+func New(cfg Config) (*Console, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("console: config: Store is required")
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{})}
+	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	for _, page := range []string{"login", "queue", "ticket", "dashboard", "misses", "error"} {
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console: template %s: %w", page, err)
+		}
+		c.tpl[page] = t
+	}
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	c.stat = http.StripPrefix("/static/", http.FileServerFS(sub))
+	c.routes()
+	return c, nil
+}
+
+// Role sets.
+var (
+	allRoles = tickets.Roles
+	// editors change tickets and see personal data.
+	editors     = []tickets.Role{tickets.RoleOperator, tickets.RoleSpecialist, tickets.RoleAdministrator}
+	supervisors = []tickets.Role{tickets.RoleSupervisor}
+	kbReaders   = []tickets.Role{tickets.RoleSupervisor, tickets.RoleAdministrator}
+)
+
+// seesPersonalData reports whether role r is shown caller numbers,
+// descriptions and transcripts.
+func seesPersonalData(r tickets.Role) bool { return slices.Contains(editors, r) }
+
+func (c *Console) routes() {
+	m := http.NewServeMux()
+	m.Handle("GET /static/", c.stat)
+	m.HandleFunc("GET /login", c.loginPage)
+	m.HandleFunc("POST /login", c.loginPost)
+	m.HandleFunc("POST /logout", c.auth(allRoles, c.logoutPost))
+	m.HandleFunc("GET /{$}", c.auth(allRoles, c.queuePage))
+	m.HandleFunc("GET /tickets/{number}", c.auth(allRoles, c.ticketPage))
+	m.HandleFunc("POST /tickets/{number}/{action}", c.auth(editors, c.ticketAction))
+	m.HandleFunc("GET /pop", c.auth(editors, c.popPage))
+	m.HandleFunc("GET /dashboard", c.auth(supervisors, c.dashboardPage))
+	m.HandleFunc("GET /dashboard.csv", c.auth(supervisors, c.dashboardCSV))
+	m.HandleFunc("GET /kb/misses", c.auth(kbReaders, c.missesPage))
+	m.HandleFunc("GET /events", c.auth(allRoles, c.events))
+
+	m.HandleFunc("POST /api/login", c.apiLogin)
+	m.HandleFunc("POST /api/logout", c.auth(allRoles, c.apiLogout))
+	m.HandleFunc("GET /api/me", c.auth(allRoles, c.apiMe))
+	m.HandleFunc("GET /api/tickets", c.auth(allRoles, c.apiTickets))
+	m.HandleFunc("GET /api/tickets/{number}", c.auth(allRoles, c.apiTicket))
+	m.HandleFunc("POST /api/tickets/{number}/actions", c.auth(editors, c.apiAction))
+	m.HandleFunc("GET /api/indicators", c.auth(supervisors, c.apiIndicators))
+	m.HandleFunc("GET /api/kb/misses", c.auth(kbReaders, c.apiMisses))
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	c.mux = m
+}
+
+// ServeHTTP serves the console.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which sameOrigin refuses.
+	h.Set("Referrer-Policy", "same-origin")
+	if !strings.HasPrefix(r.URL.Path, "/static/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+type ctxKey struct{}
+
+// session returns the request's session (set by auth).
+func session(r *http.Request) tickets.Session {
+	s, _ := r.Context().Value(ctxKey{}).(tickets.Session)
+	return s
+}
+
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// clientAddr is the address the request came from (the proxy's, behind
+// one).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func stateChanging(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// auth wraps h with the session, CSRF and role checks.
+func (c *Console) auth(roles []tickets.Role, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		var token string
+		bearer := false
+		if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
+			token, bearer = strings.TrimSpace(strings.TrimPrefix(a, "Bearer ")), true
+		} else if ck, err := r.Cookie(sessionCookie); err == nil {
+			token = ck.Value
+		}
+		sess, err := c.st.SessionByToken(ctx, token)
+		if err != nil {
+			if !errors.Is(err, tickets.ErrNotFound) {
+				c.log.Error("session lookup", "err", err)
+				http.Error(w, "the console cannot reach its database", http.StatusServiceUnavailable)
+				return
+			}
+			if isAPI(r) || r.URL.Path == "/events" || stateChanging(r.Method) {
+				apiError(w, http.StatusUnauthorized, "sign in first (session missing or expired)")
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		// A bearer token is not sent by browsers on their own, so it needs
+		// no CSRF token; a cookie does.
+		if stateChanging(r.Method) && !bearer {
+			got := r.Header.Get(csrfHeader)
+			if got == "" {
+				got = r.PostFormValue(csrfField)
+			}
+			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) != 1 || !sameOrigin(r) {
+				c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "csrf_refused", Target: r.URL.Path, Address: clientAddr(r)})
+				c.refuse(w, r, http.StatusForbidden, "the form is stale or forged (CSRF check failed): reload the page and try again")
+				return
+			}
+		}
+		if !slices.Contains(roles, sess.User.Role) {
+			c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "forbidden", Target: r.Method + " " + r.URL.Path, Address: clientAddr(r)})
+			c.refuse(w, r, http.StatusForbidden, "your role ("+string(sess.User.Role)+") may not open this page")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(ctx, ctxKey{}, sess)))
+	}
+}
+
+// sameOrigin refuses a cross-site request whose Origin header names
+// another host (a second line of defence behind the CSRF token).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+// refuse answers a refused request: JSON for the API, a page otherwise.
+func (c *Console) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if isAPI(r) || r.URL.Path == "/events" {
+		apiError(w, code, msg)
+		return
+	}
+	c.render(w, r, code, "error", map[string]any{"Title": http.StatusText(code), "Message": msg})
+}
+
+// audit writes e, logging (not failing) when the store refuses.
+func (c *Console) audit(ctx context.Context, e tickets.AuditEntry) {
+	if err := c.st.Audit(context.WithoutCancel(ctx), e); err != nil {
+		c.log.Error("audit", "entry", e, "err", err)
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// page is what every template receives.
+type page struct {
+	Title   string
+	User    tickets.User
+	CSRF    string
+	Nav     string
+	PII     bool // the user sees personal data
+	Now     time.Time
+	Error   string
+	Data    any
+	CanEdit bool
+	IsSup   bool
+	IsKB    bool
+}
+
+func (c *Console) newPage(r *http.Request, title, nav string, data any) page {
+	s := session(r)
+	return page{Title: title, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
+		Data: data, CanEdit: slices.Contains(editors, s.User.Role), IsSup: slices.Contains(supervisors, s.User.Role),
+		IsKB: c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role)}
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
+	t := c.tpl[name]
+	if t == nil { // a part of a page: "queue-rows" is in "queue"
+		t = c.tpl[strings.SplitN(name, "-", 2)[0]]
+	}
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, name, data); err != nil {
+		c.log.Error("render", "page", name, "err", err)
+		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func (c *Console) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	c.log.Error("request", "path", r.URL.Path, "err", err)
+	c.refuse(w, r, http.StatusInternalServerError, "something went wrong on the server; it is logged")
+}

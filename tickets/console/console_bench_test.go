@@ -1,0 +1,163 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/govline/ivr/tickets"
+)
+
+// benchConsole returns a console over a new store with one operator and
+// one supervisor, and their session cookies.
+func benchConsole(b *testing.B) (*Console, *tickets.Store, map[string]*http.Cookie) {
+	b.Helper()
+	ctx := context.Background()
+	st, err := tickets.Open(filepath.Join(b.TempDir(), tickets.DBFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	c, err := New(Config{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cookies := map[string]*http.Cookie{}
+	for name, role := range map[string]tickets.Role{"ana": tickets.RoleOperator, "sue": tickets.RoleSupervisor} {
+		if err := st.AddUser(ctx, "bench", name, role, pw); err != nil {
+			b.Fatal(err)
+		}
+		s, err := st.Login(ctx, name, pw, "127.0.0.1", tickets.LoginPolicy{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cookies[name] = &http.Cookie{Name: sessionCookie, Value: s.Token}
+	}
+	return c, st, cookies
+}
+
+func serve(b *testing.B, c *Console, ck *http.Cookie, path string) {
+	req := httptest.NewRequest("GET", path, nil)
+	req.AddCookie(ck)
+	w := httptest.NewRecorder()
+	c.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		b.Fatalf("GET %s: %d %s", path, w.Code, w.Body.String())
+	}
+}
+
+// BenchmarkLogin: one sign-in (argon2id verification, session insert,
+// audit row).
+func BenchmarkLogin(b *testing.B) {
+	_, st, _ := benchConsole(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Login(ctx, "ana", pw, "127.0.0.1", tickets.LoginPolicy{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPages: the queue (200 open tickets) and a ticket screen with 40
+// history events and 60 transcript turns, rendered for an operator.
+func BenchmarkPages(b *testing.B) {
+	c, st, ck := benchConsole(b)
+	ctx := context.Background()
+	var last string
+	for i := range 400 {
+		tk, err := st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Caller: "+40721000001", CallID: "call-b",
+			Service: tickets.Services[i%len(tickets.Services)], Description: "a request of a citizen"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i%2 == 0 {
+			st.Resolve(ctx, tk.Number, "ana", "done")
+		}
+		last = tk.Number
+	}
+	for i := range 40 {
+		st.AddNote(ctx, last, "ana", "note number "+time.Duration(i).String())
+	}
+	for range 60 {
+		st.AppendTurn(ctx, "call-b", tickets.Turn{Speaker: tickets.SpeakerCaller, Text: "pașaportul meu a expirat", Mode: tickets.ModeSpeech, Confidence: 0.9})
+	}
+	b.Run("queue", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serve(b, c, ck["ana"], "/")
+		}
+	})
+	b.Run("ticket", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serve(b, c, ck["ana"], "/tickets/"+last)
+		}
+	})
+}
+
+// BenchmarkDashboard1M: the supervisor's dashboard page (every indicator
+// per service, ratings, rendering) over 1,000,000 tickets and calls, for a
+// year and for a month.
+func BenchmarkDashboard1M(b *testing.B) {
+	const n = 1_000_000
+	c, st, ck := benchConsole(b)
+	ctx := context.Background()
+	from := time.Date(2025, 1, 1, 0, 0, 0, 0, time.Local)
+	year := from.AddDate(1, 0, 0).Sub(from)
+	t0 := time.Now()
+	_, err := st.DB().ExecContext(ctx, `
+		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
+		INSERT INTO tickets (number, channel, caller, lang, service, priority, level, status,
+			deadline_ns, created_ns, updated_ns, escalated, resolved_ns, resolved_level, first_contact, last_event, rating)
+		SELECT printf('%08d', 10000000 + x),
+		       CASE x % 3 WHEN 0 THEN 'phone' WHEN 1 THEN 'email' ELSE 'portal' END,
+		       printf('+4072%07d', x % 200000), 'ro',
+		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
+		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
+		            WHEN 6 THEN 'support_service' ELSE 'other' END,
+		       'normal', lvl, CASE WHEN res THEN 'resolved' ELSE 'in_progress' END,
+		       created + 129600000000000, created, created, lvl > 1,
+		       CASE WHEN res THEN created + (x * 7919 % 259200) * 1000000000 END,
+		       CASE WHEN res THEN lvl END,
+		       res AND lvl = 1 AND x % 3 = 0 AND x % 5 = 0, 1,
+		       CASE WHEN x % 3 = 0 THEN 1 + x % 5 END
+		FROM (SELECT x, ? + x * ? AS created, x % 10 < 8 AS res,
+		             CASE WHEN x % 10 < 7 THEN 1 WHEN x % 10 < 9 THEN 2 ELSE 3 END AS lvl FROM seq)`,
+		n, from.UnixNano(), int64(year)/n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = st.DB().ExecContext(ctx, `
+		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
+		INSERT INTO calls (id, telephony, caller, called, start_ns, end_ns, service, queue_outcome)
+		SELECT printf('call-%07d', x), 'sip', '+40721000000', '1919', ? + x * ?, ? + x * ? + 60000000000,
+		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' ELSE 'other' END,
+		       CASE WHEN x % 2 = 0 THEN 'none' WHEN x % 7 = 1 THEN 'abandoned' ELSE 'answered' END
+		FROM seq`, n, from.UnixNano(), int64(year)/n, from.UnixNano(), int64(year)/n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d tickets and calls in %s", n, time.Since(t0).Round(time.Millisecond))
+	for _, p := range []struct{ name, from, to string }{
+		{"year", "2025-01-01", "2025-12-31"},
+		{"month", "2025-06-01", "2025-06-30"},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			for b.Loop() {
+				serve(b, c, ck["sue"], "/dashboard?from="+p.from+"&to="+p.to)
+			}
+		})
+		b.Run(p.name+"-csv", func(b *testing.B) {
+			for b.Loop() {
+				serve(b, c, ck["sue"], "/dashboard.csv?from="+p.from+"&to="+p.to)
+			}
+		})
+	}
+}

@@ -1,0 +1,668 @@
+package console
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/tickets"
+)
+
+// safeNext keeps a post-sign-in redirect on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.showLogin(w, r, http.StatusOK, "", "")
+}
+
+func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
+	tok := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true,
+		Secure: c.cfg.SecureCookie, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	c.render(w, r, code, "login", page{Title: "Sign in", CSRF: tok, Error: msg,
+		Data: map[string]string{"Name": name, "Next": safeNext(r.FormValue("next"))}})
+}
+
+func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		c.showLogin(w, r, http.StatusBadRequest, "", "the form could not be read")
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || ck.Value == "" || r.PostFormValue(csrfField) != ck.Value || !sameOrigin(r) {
+		c.audit(r.Context(), tickets.AuditEntry{User: name, Action: "csrf_refused", Target: "/login", Address: clientAddr(r)})
+		c.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please sign in again.")
+		return
+	}
+	sess, err := c.st.Login(r.Context(), name, r.PostFormValue("password"), clientAddr(r), c.cfg.Login)
+	switch {
+	case errors.Is(err, tickets.ErrLocked):
+		c.showLogin(w, r, http.StatusForbidden, name, "This account is locked after repeated failed sign-ins. Try again later or ask an administrator.")
+		return
+	case errors.Is(err, tickets.ErrBadLogin):
+		c.showLogin(w, r, http.StatusUnauthorized, name, "Wrong user name or password.")
+		return
+	case err != nil:
+		c.serverError(w, r, err)
+		return
+	}
+	c.setSession(w, sess)
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1})
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+func (c *Console) setSession(w http.ResponseWriter, sess tickets.Session) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Token, Path: "/", HttpOnly: true,
+		Secure: c.cfg.SecureCookie, SameSite: http.SameSiteStrictMode, Expires: sess.Expires})
+}
+
+func (c *Console) logoutPost(w http.ResponseWriter, r *http.Request) {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if err := c.st.Logout(r.Context(), ck.Value, clientAddr(r)); err != nil {
+			c.serverError(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// listQuery is the queue's filter, from the URL.
+type listQuery struct {
+	Status, Service, Q, View string
+	Limit                    int
+}
+
+func parseListQuery(v url.Values) listQuery {
+	q := listQuery{Status: v.Get("status"), Service: v.Get("service"), Q: strings.TrimSpace(v.Get("q")), View: v.Get("view")}
+	q.Limit, _ = strconv.Atoi(v.Get("limit"))
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 200
+	}
+	if q.View == "" {
+		q.View = "open"
+	}
+	return q
+}
+
+// isNumber reports whether s looks like a ticket number.
+func isNumber(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// looksLikePhone: digits with an optional +, at least 6 digits.
+func looksLikePhone(s string) bool {
+	d := 0
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			d++
+		case r == '+' && i == 0, r == ' ':
+		default:
+			return false
+		}
+	}
+	return d >= 6
+}
+
+// list runs a queue query for the session's user. A free-text search
+// matches the number, classification, assignee and (for roles that see
+// personal data) caller and description of the newest tickets.
+func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) ([]tickets.Ticket, error) {
+	tq := tickets.TicketQuery{Status: tickets.Status(q.Status), Service: tickets.Service(q.Service)}
+	if tq.Status != "" && !slices.Contains(tickets.Statuses, tq.Status) {
+		return nil, fmt.Errorf("%w status %q", tickets.ErrInvalid, q.Status)
+	}
+	if tq.Service != "" && !slices.Contains(tickets.Services, tq.Service) {
+		return nil, fmt.Errorf("%w service %q", tickets.ErrInvalid, q.Service)
+	}
+	pii := seesPersonalData(sess.User.Role)
+	text := strings.ToLower(q.Q)
+	switch {
+	case text == "":
+	case isNumber(text):
+		t, err := c.st.Ticket(ctx, text)
+		if errors.Is(err, tickets.ErrNotFound) {
+			return []tickets.Ticket{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []tickets.Ticket{t}, nil
+	case looksLikePhone(text) && pii:
+		tq.Caller = strings.ReplaceAll(q.Q, " ", "")
+		text = ""
+	}
+	scan := q.Limit
+	if text != "" || q.View != "all" {
+		scan = 5000 // filter in Go over the newest tickets
+	}
+	tq.Limit = scan
+	var all []tickets.Ticket
+	if q.View == "open" && tq.Status == "" {
+		// One indexed query per open status, so an old open ticket is
+		// never pushed out of the queue by newer closed ones.
+		for _, st := range []tickets.Status{tickets.StatusNew, tickets.StatusInProgress, tickets.StatusEscalated, tickets.StatusWaiting} {
+			tq.Status = st
+			ts, err := c.st.ListTickets(ctx, tq)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, ts...)
+		}
+	} else {
+		var err error
+		if all, err = c.st.ListTickets(ctx, tq); err != nil {
+			return nil, err
+		}
+	}
+	out := all[:0]
+	for _, t := range all {
+		switch q.View {
+		case "open":
+			if t.Status == tickets.StatusResolved || t.Status == tickets.StatusClosed {
+				continue
+			}
+		case "mine":
+			if t.Assignee != sess.User.Name {
+				continue
+			}
+		}
+		if text != "" {
+			hay := strings.ToLower(t.Number + " " + t.Classification + " " + t.Assignee + " " + string(t.Service))
+			if pii {
+				hay += " " + strings.ToLower(t.Caller+" "+t.Description)
+			}
+			if !strings.Contains(hay, text) {
+				continue
+			}
+		}
+		out = append(out, t)
+		if len(out) == q.Limit {
+			break
+		}
+	}
+	// Open tickets: most urgent first, then oldest deadline.
+	if q.View == "open" {
+		slices.SortStableFunc(out, func(a, b tickets.Ticket) int {
+			if pa, pb := slices.Index(tickets.Priorities, a.Priority), slices.Index(tickets.Priorities, b.Priority); pa != pb {
+				return pb - pa
+			}
+			return a.Deadline.Compare(b.Deadline)
+		})
+	}
+	return out, nil
+}
+
+type queueData struct {
+	Q        listQuery
+	Tickets  []tickets.Ticket
+	Statuses []tickets.Status
+	Services []tickets.Service
+}
+
+func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
+	q := parseListQuery(r.URL.Query())
+	if isNumber(q.Q) {
+		if _, err := c.st.Ticket(r.Context(), q.Q); err == nil {
+			http.Redirect(w, r, "/tickets/"+q.Q, http.StatusSeeOther)
+			return
+		}
+	}
+	ts, err := c.list(r.Context(), session(r), q)
+	p := c.newPage(r, "Queue", "queue", queueData{Q: q, Tickets: ts, Statuses: tickets.Statuses, Services: tickets.Services})
+	code := http.StatusOK
+	if errors.Is(err, tickets.ErrInvalid) {
+		p.Error, code = err.Error(), http.StatusBadRequest
+	} else if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	if r.Header.Get("X-Partial") == "1" {
+		c.render(w, r, code, "queue-rows", p)
+		return
+	}
+	c.render(w, r, code, "queue", p)
+}
+
+// ticketView is everything the ticket screen shows.
+type ticketView struct {
+	Ticket     tickets.Ticket   `json:"ticket"`
+	History    []historyLine    `json:"history"`
+	Transcript []tickets.Turn   `json:"transcript"`
+	Earlier    []tickets.Ticket `json:"earlier"`
+	Call       *callSummary     `json:"call,omitempty"`
+	// For the forms.
+	Statuses   []tickets.Status   `json:"-"`
+	Services   []tickets.Service  `json:"-"`
+	Priorities []tickets.Priority `json:"-"`
+}
+
+type historyLine struct {
+	tickets.TicketEvent
+	Summary string `json:"summary"`
+}
+
+type callSummary struct {
+	ID    string     `json:"id"`
+	Start time.Time  `json:"start"`
+	End   *time.Time `json:"end,omitempty"`
+}
+
+// maskTicket hides the personal data of t from a role that does not need it.
+func maskTicket(t tickets.Ticket) tickets.Ticket {
+	t.Caller = tickets.Phone(t.Caller).Masked()
+	if t.Description != "" {
+		t.Description = "(hidden for your role)"
+	}
+	return t
+}
+
+// loadTicket gathers the ticket screen for sess and audits the view.
+func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string) (ticketView, error) {
+	sess := session(r)
+	t, err := c.st.Ticket(ctx, number)
+	if err != nil {
+		return ticketView{}, err
+	}
+	evs, err := c.st.History(ctx, number)
+	if err != nil {
+		return ticketView{}, err
+	}
+	pii := seesPersonalData(sess.User.Role)
+	v := ticketView{Ticket: t, Statuses: tickets.Statuses, Services: tickets.Services, Priorities: tickets.Priorities,
+		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
+	for _, e := range evs {
+		if !pii {
+			e.Data.Caller, e.Data.Description = tickets.Phone(e.Data.Caller).Masked(), ""
+		}
+		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
+	}
+	if t.CallID != "" {
+		if cr, err := c.st.Call(ctx, t.CallID); err == nil {
+			v.Call = &callSummary{ID: cr.ID, Start: cr.Start, End: cr.End}
+		}
+		if pii {
+			if v.Transcript, err = c.st.Transcript(ctx, t.CallID); err != nil {
+				return ticketView{}, err
+			}
+		}
+	}
+	if pii && t.Caller != "" {
+		earlier, err := c.st.TicketsByCaller(ctx, t.Caller, 21)
+		if err != nil {
+			return ticketView{}, err
+		}
+		for _, e := range earlier {
+			if e.Number != t.Number && len(v.Earlier) < 20 {
+				v.Earlier = append(v.Earlier, e)
+			}
+		}
+	}
+	if !pii {
+		v.Ticket = maskTicket(t)
+	}
+	c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "ticket_view", Target: number, Address: clientAddr(r), OK: true})
+	return v, nil
+}
+
+// summarize says in words what an event did.
+func summarize(e tickets.TicketEvent) string {
+	d := e.Data
+	switch e.Kind {
+	case tickets.EventCreated:
+		return fmt.Sprintf("opened (%s, %s, level %d)", d.Service, d.Priority, d.Level)
+	case tickets.EventNote:
+		return "note: " + d.Text
+	case tickets.EventClassified:
+		return fmt.Sprintf("classified: %s %s", d.Service, d.Classification)
+	case tickets.EventPrioritized:
+		return "priority: " + string(d.Priority)
+	case tickets.EventEscalated:
+		return fmt.Sprintf("escalated to level %d", d.Level)
+	case tickets.EventAssigned:
+		if d.Assignee == "" {
+			return "unassigned"
+		}
+		return "assigned to " + d.Assignee
+	case tickets.EventStatus:
+		return "status: " + string(d.Status)
+	case tickets.EventResolved:
+		return "resolved: " + d.Text
+	case tickets.EventClosed:
+		return "closed"
+	case tickets.EventReopened:
+		return "reopened: " + d.Text
+	case tickets.EventArticleCited:
+		return "article cited: " + d.Article
+	case tickets.EventRecording:
+		return "recording attached"
+	case tickets.EventRating:
+		return fmt.Sprintf("rated %d/5", d.Rating)
+	case tickets.EventCorrection:
+		s := fmt.Sprintf("correction of #%d (%s)", e.Supersedes, d.Replaces)
+		if d.Retracted {
+			s += ": withdrawn"
+		} else if d.Text != "" {
+			s += ": " + d.Text
+		}
+		if d.Reason != "" {
+			s += " — " + d.Reason
+		}
+		return s
+	}
+	return string(e.Kind)
+}
+
+func (c *Console) ticketPage(w http.ResponseWriter, r *http.Request) {
+	c.showTicket(w, r, http.StatusOK, "")
+}
+
+func (c *Console) showTicket(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	number := r.PathValue("number")
+	v, err := c.loadTicket(r.Context(), r, number)
+	if errors.Is(err, tickets.ErrNotFound) {
+		c.refuse(w, r, http.StatusNotFound, "there is no ticket "+number)
+		return
+	}
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	p := c.newPage(r, "Ticket "+number, "ticket", v)
+	p.Error = msg
+	c.render(w, r, code, "ticket", p)
+}
+
+// actionRequest is one change of a ticket, from a form or the API.
+type actionRequest struct {
+	Action   string `json:"action"`
+	Text     string `json:"text,omitempty"`     // note, resolve, reopen
+	Service  string `json:"service,omitempty"`  // classify
+	Code     string `json:"code,omitempty"`     // classify
+	Priority string `json:"priority,omitempty"` // priority
+	Level    int    `json:"level,omitempty"`    // escalate
+	Assignee string `json:"assignee,omitempty"` // assign ("" = unassign)
+	Status   string `json:"status,omitempty"`   // status
+}
+
+const maxText = 10000
+
+// errBadAction is returned (wrapped) for an unknown action.
+var errBadAction = errors.New("unknown action")
+
+// act performs a, as the session's user, and audits it.
+func (c *Console) act(ctx context.Context, r *http.Request, number string, a actionRequest) error {
+	sess := session(r)
+	who := sess.User.Name
+	if len(a.Text) > maxText || len(a.Code) > 200 || len(a.Assignee) > 64 {
+		return fmt.Errorf("%w: text too long", tickets.ErrInvalid)
+	}
+	var err error
+	switch a.Action {
+	case "note":
+		if strings.TrimSpace(a.Text) == "" {
+			err = fmt.Errorf("%w note: empty", tickets.ErrInvalid)
+			break
+		}
+		err = c.st.AddNote(ctx, number, who, a.Text)
+	case "classify":
+		err = c.st.Classify(ctx, number, who, tickets.Service(a.Service), a.Code)
+	case "priority":
+		err = c.st.SetPriority(ctx, number, who, tickets.Priority(a.Priority))
+	case "escalate":
+		err = c.st.Escalate(ctx, number, who, a.Level)
+	case "assign":
+		err = c.st.Assign(ctx, number, who, a.Assignee)
+	case "take":
+		a.Assignee = who
+		err = c.st.Assign(ctx, number, who, who)
+	case "status":
+		err = c.st.SetStatus(ctx, number, who, tickets.Status(a.Status))
+	case "resolve":
+		err = c.st.Resolve(ctx, number, who, a.Text)
+		if err == nil && c.cfg.Resolved != nil {
+			c.cfg.Resolved(number)
+		}
+	case "close":
+		err = c.st.CloseTicket(ctx, number, who)
+	case "reopen":
+		err = c.st.Reopen(ctx, number, who, a.Text)
+	default:
+		err = fmt.Errorf("%w %q: want note, classify, priority, escalate, assign, take, status, resolve, close or reopen", errBadAction, a.Action)
+	}
+	detail := ""
+	switch a.Action {
+	case "classify":
+		detail = a.Service + " " + a.Code
+	case "priority":
+		detail = a.Priority
+	case "escalate":
+		detail = "level " + strconv.Itoa(a.Level)
+	case "assign", "take":
+		detail = a.Assignee
+	case "status":
+		detail = a.Status
+	}
+	if err != nil {
+		detail = strings.TrimSpace(detail + " refused: " + strings.TrimPrefix(err.Error(), "tickets: "))
+	}
+	action := "ticket_" + a.Action
+	if errors.Is(err, errBadAction) || len(action) > 40 {
+		action = "ticket_unknown_action"
+	}
+	c.audit(ctx, tickets.AuditEntry{User: who, Action: action, Target: number, Detail: detail, Address: clientAddr(r), OK: err == nil})
+	return err
+}
+
+// actionStatus maps a store error to an HTTP status.
+func actionStatus(err error) int {
+	switch {
+	case errors.Is(err, tickets.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, tickets.ErrTransition):
+		return http.StatusConflict
+	case errors.Is(err, tickets.ErrInvalid), errors.Is(err, errBadAction):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func (c *Console) ticketAction(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("number")
+	lvl, _ := strconv.Atoi(r.PostFormValue("level"))
+	a := actionRequest{Action: r.PathValue("action"), Text: r.PostFormValue("text"), Service: r.PostFormValue("service"),
+		Code: r.PostFormValue("code"), Priority: r.PostFormValue("priority"), Level: lvl,
+		Assignee: strings.TrimSpace(r.PostFormValue("assignee")), Status: r.PostFormValue("status")}
+	err := c.act(r.Context(), r, number, a)
+	if err != nil {
+		code := actionStatus(err)
+		if code == http.StatusInternalServerError {
+			c.serverError(w, r, err)
+			return
+		}
+		c.showTicket(w, r, code, strings.TrimPrefix(err.Error(), "tickets: "))
+		return
+	}
+	http.Redirect(w, r, "/tickets/"+number, http.StatusSeeOther)
+}
+
+// popPage opens the ticket of a call: the screen that pops when a call is
+// bridged to the agent (/pop?call=CALL_ID).
+func (c *Console) popPage(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("call")
+	ts, err := c.st.TicketsOfCall(r.Context(), id)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	if len(ts) == 0 {
+		c.refuse(w, r, http.StatusNotFound, "the call has no ticket (yet)")
+		return
+	}
+	http.Redirect(w, r, "/tickets/"+ts[len(ts)-1].Number, http.StatusSeeOther)
+}
+
+// period reads from/to (dates, local time of the server; to inclusive) and
+// defaults to the last 30 days.
+func period(v url.Values, now time.Time) (from, to time.Time, err error) {
+	day := func(s string) (time.Time, error) { return time.ParseInLocation("2006-01-02", s, time.Local) }
+	y, m, d := now.Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, time.Local)
+	to, from = today.AddDate(0, 0, 1), today.AddDate(0, 0, -29)
+	if s := v.Get("from"); s != "" {
+		if from, err = day(s); err != nil {
+			return from, to, fmt.Errorf("from %q: want a date like 2026-03-01", s)
+		}
+	}
+	if s := v.Get("to"); s != "" {
+		t, err := day(s)
+		if err != nil {
+			return from, to, fmt.Errorf("to %q: want a date like 2026-03-31", s)
+		}
+		to = t.AddDate(0, 0, 1)
+	}
+	if !from.Before(to) {
+		return from, to, errors.New("the period is empty: from must be on or before to")
+	}
+	return from, to, nil
+}
+
+type dashboardData struct {
+	From, To     string
+	Report       tickets.Report
+	Ratings      []tickets.Ratings
+	TotalRatings tickets.Ratings
+	Elapsed      time.Duration
+}
+
+func (c *Console) dashboard(ctx context.Context, v url.Values) (dashboardData, error) {
+	from, to, err := period(v, time.Now())
+	if err != nil {
+		return dashboardData{}, fmt.Errorf("%w: %v", tickets.ErrInvalid, err)
+	}
+	start := time.Now()
+	rep, err := c.st.Indicators(ctx, from, to)
+	if err != nil {
+		return dashboardData{}, err
+	}
+	tot, per, err := c.st.RatingsReport(ctx, from, to)
+	if err != nil {
+		return dashboardData{}, err
+	}
+	return dashboardData{From: from.Format("2006-01-02"), To: to.AddDate(0, 0, -1).Format("2006-01-02"),
+		Report: rep, Ratings: per, TotalRatings: tot, Elapsed: time.Since(start)}, nil
+}
+
+func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
+	d, err := c.dashboard(r.Context(), r.URL.Query())
+	p := c.newPage(r, "Dashboard", "dashboard", d)
+	code := http.StatusOK
+	if errors.Is(err, tickets.ErrInvalid) {
+		p.Error, code = strings.TrimPrefix(err.Error(), "invalid: "), http.StatusBadRequest
+	} else if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	c.audit(r.Context(), tickets.AuditEntry{User: session(r).User.Name, Action: "dashboard_view", Target: d.From + ".." + d.To, Address: clientAddr(r), OK: err == nil})
+	c.render(w, r, code, "dashboard", p)
+}
+
+// csvHeader names the columns of the dashboard export.
+var csvHeader = []string{"from", "to", "service", "requests", "phone_requests", "first_contact", "first_contact_share",
+	"resolved", "resolved_level1", "resolved_level1_share", "avg_resolution_level1_hours", "within_deadline",
+	"within_deadline_share", "avg_resolution_hours", "queued_calls", "abandoned", "abandoned_share", "ratings", "avg_rating"}
+
+func (c *Console) dashboardCSV(w http.ResponseWriter, r *http.Request) {
+	d, err := c.dashboard(r.Context(), r.URL.Query())
+	if errors.Is(err, tickets.ErrInvalid) {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	c.audit(r.Context(), tickets.AuditEntry{User: session(r).User.Name, Action: "dashboard_export", Target: d.From + ".." + d.To, Address: clientAddr(r), OK: true})
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="indicators_%s_%s.csv"`, d.From, d.To))
+	cw := csv.NewWriter(w)
+	_ = cw.Write(csvHeader)
+	row := func(in tickets.Indicators, rt tickets.Ratings) {
+		name := string(in.Service)
+		if name == "" {
+			name = "total"
+		}
+		f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
+		h := func(x time.Duration) string { return strconv.FormatFloat(x.Hours(), 'f', 2, 64) }
+		_ = cw.Write([]string{d.From, d.To, name, strconv.Itoa(in.Requests), strconv.Itoa(in.PhoneRequests),
+			strconv.Itoa(in.FirstContact), f(in.FirstContactShare), strconv.Itoa(in.Resolved), strconv.Itoa(in.ResolvedLevel1),
+			f(in.ResolvedLevel1Share), h(in.AvgResolutionLevel1), strconv.Itoa(in.WithinDeadline), f(in.WithinDeadlineShare),
+			h(in.AvgResolution), strconv.Itoa(in.QueuedCalls), strconv.Itoa(in.Abandoned), f(in.AbandonedShare),
+			strconv.Itoa(rt.Count), f(rt.Average)})
+	}
+	for i, in := range d.Report.Services {
+		row(in, d.Ratings[i])
+	}
+	row(d.Report.Total, d.TotalRatings)
+	cw.Flush()
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return now.AddDate(0, 0, -7), nil
+	}
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		if err == nil && n > 0 && n < 10000 {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("since %q: want a duration like 7d or 24h", s)
+	}
+	return now.Add(-d), nil
+}
+
+func (c *Console) missesPage(w http.ResponseWriter, r *http.Request) {
+	if c.cfg.Misses == nil {
+		c.refuse(w, r, http.StatusNotFound, "the knowledge base is not configured")
+		return
+	}
+	since, err := parseSince(r.URL.Query().Get("since"), time.Now())
+	code := http.StatusOK
+	var ms []kb.Miss
+	p := c.newPage(r, "Knowledge base misses", "misses", nil)
+	if err != nil {
+		p.Error, code = err.Error(), http.StatusBadRequest
+	} else if ms, err = c.cfg.Misses.Misses(r.Context(), since); err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	p.Data = map[string]any{"Since": r.URL.Query().Get("since"), "Misses": ms}
+	c.render(w, r, code, "misses", p)
+}
