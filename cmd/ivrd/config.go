@@ -35,6 +35,8 @@ type Config struct {
 	ARI       ARIConfig              `toml:"ari"`
 	ESL       ESLConfig              `toml:"esl"`
 	SIP       SIPConfig              `toml:"sip"`
+	Console   ConsoleConfig          `toml:"console"`
+	Webhook   WebhookConfig          `toml:"webhook"`
 	HTTP      HTTPConfig             `toml:"http"`
 	Log       LogConfig              `toml:"log"`
 }
@@ -114,6 +116,21 @@ type ESLConfig struct {
 	} `toml:"handoff"`
 }
 
+// ConsoleConfig is the [console] table.
+type ConsoleConfig struct {
+	Listen       string   `toml:"listen"`
+	SecureCookie bool     `toml:"secure_cookie"`
+	MaxFailures  int      `toml:"max_failures"`
+	Lockout      Duration `toml:"lockout"`
+	SessionTTL   Duration `toml:"session_ttl"`
+}
+
+// WebhookConfig is the [webhook] table.
+type WebhookConfig struct {
+	URL    string `toml:"url"`
+	Secret string `toml:"secret"`
+}
+
 // HTTPConfig is the [http] table.
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
@@ -167,6 +184,9 @@ var envOverrides = []struct {
 	{"IVR_ESL_MEDIA_DIAL", "esl.media_dial", func(c *Config, v string) error { c.ESL.MediaDial = v; return nil }},
 	{"IVR_ESL_INBOUND_ADDR", "esl.inbound_addr", func(c *Config, v string) error { c.ESL.InboundAddr = v; return nil }},
 	{"IVR_ESL_INBOUND_PASSWORD", "esl.inbound_password", func(c *Config, v string) error { c.ESL.InboundPassword = v; return nil }},
+	{"IVR_CONSOLE_LISTEN", "console.listen", func(c *Config, v string) error { c.Console.Listen = v; return nil }},
+	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
+	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
 	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
@@ -314,6 +334,31 @@ func (c Config) Validate() error {
 		case "pcmu", "pcma", "opus":
 		default:
 			return bad("sip.codecs", "%q is not one of PCMU, PCMA, opus", k)
+		}
+	}
+	if c.Console.Listen != "" {
+		if err := checkHostPort(c.Console.Listen); err != nil {
+			return bad("console.listen", "%v", err)
+		}
+		if c.Console.Listen == c.HTTP.Listen {
+			return bad("console.listen", "must differ from http.listen (the metrics listener stays private)")
+		}
+	}
+	if c.Console.MaxFailures < 1 || c.Console.MaxFailures > 100 {
+		return bad("console.max_failures", "%d is not between 1 and 100", c.Console.MaxFailures)
+	}
+	if c.Console.Lockout.Duration < time.Minute {
+		return bad("console.lockout", "%s is shorter than 1m", c.Console.Lockout)
+	}
+	if c.Console.SessionTTL.Duration < 5*time.Minute || c.Console.SessionTTL.Duration > 7*24*time.Hour {
+		return bad("console.session_ttl", "%s is not between 5m and 168h", c.Console.SessionTTL)
+	}
+	if c.Webhook.URL != "" {
+		if !strings.HasPrefix(c.Webhook.URL, "http://") && !strings.HasPrefix(c.Webhook.URL, "https://") {
+			return bad("webhook.url", "%q is not an http:// or https:// URL", c.Webhook.URL)
+		}
+		if len(c.Webhook.Secret) < 16 {
+			return bad("webhook.secret", "must be at least 16 bytes when webhook.url is set")
 		}
 	}
 	if err := checkHostPort(c.HTTP.Listen); err != nil {

@@ -87,6 +87,10 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[calendar.hours]\nsun = \"9 to 5\"\n", key: "sun"},
 		{file: "[calendar]\nholidays = [\"25 Dec\"]\n", key: "holidays"},
 		{file: "[deadlines.default]\nnormal = \"soon\"\n", key: "deadlines"},
+		{env: map[string]string{"IVR_CONSOLE_LISTEN": "127.0.0.1:8080"}, key: "console.listen"},
+		{env: map[string]string{"IVR_WEBHOOK_URL": "https://gw.example/notify", "IVR_WEBHOOK_SECRET": "short"}, key: "webhook.secret"},
+		{env: map[string]string{"IVR_WEBHOOK_URL": "gw.example"}, key: "webhook.url"},
+		{file: "[console]\nlockout = \"1s\"\n", key: "console.lockout"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

@@ -75,12 +75,13 @@ func (s *syncBuffer) String() string {
 }
 
 type daemon struct {
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	sipPort  int
-	httpAddr string
-	dataDir  string
-	exited   chan error
+	cmd         *exec.Cmd
+	logs        *syncBuffer
+	sipPort     int
+	consolePort int
+	httpAddr    string
+	dataDir     string
+	exited      chan error
 }
 
 // startDaemon starts ivrd on free ports; a port taken between the check
@@ -105,12 +106,13 @@ func tryDaemon(t *testing.T, extra ...string) (*daemon, error) {
 func tryDaemonIn(t *testing.T, dataDir string, extra ...string) (*daemon, error) {
 	t.Helper()
 	ivrd, _ := binaries(t)
-	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), dataDir: dataDir, exited: make(chan error, 1)}
+	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), consolePort: freePort(t), dataDir: dataDir, exited: make(chan error, 1)}
 	d.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.cmd = exec.Command(ivrd)
 	d.cmd.Env = append(os.Environ(),
 		fmt.Sprintf("IVR_SIP_LISTEN=127.0.0.1:%d", d.sipPort),
 		"IVR_HTTP_LISTEN="+d.httpAddr,
+		fmt.Sprintf("IVR_CONSOLE_LISTEN=127.0.0.1:%d", d.consolePort),
 		"IVR_DATA_DIR="+d.dataDir,
 		"IVR_FLOWS_DIR="+flowsDir(t),
 		"IVR_SHUTDOWN_GRACE=20s",

@@ -175,7 +175,12 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
 	httpSrv := &http.Server{Handler: httpHandler(eng, calls, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
-	httpErr := make(chan error, 1)
+	httpErr := make(chan error, 2)
+	stopConsole, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
 	telCtx, stopTel := context.WithCancel(context.Background())
@@ -214,6 +219,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
+	stopConsole(sctx)
 	if drainErr != nil {
 		return drainErr
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +84,37 @@ func TestDaemonOnAsterisk(t *testing.T) {
 	}
 	if code, _ := d.get(t, "/healthz"); code != 200 {
 		t.Errorf("/healthz on a connected Asterisk: %d", code)
+	}
+	// The agent reads the ticket through the console's API: an operator
+	// account made with ivrctl, a sign-in, then the ticket with its
+	// transcript.
+	_, ivrctl := binaries(t)
+	add := exec.Command(ivrctl, "--data", d.dataDir, "users", "add", "--role", "operator", "ana")
+	add.Stdin = strings.NewReader("correct horse battery staple\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ivrctl users add: %v\n%s", err, out)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", d.consolePort)
+	res, err := http.Post(base+"/api/login", "application/json", strings.NewReader(`{"name":"ana","password":"correct horse battery staple"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Token string }
+	_ = json.NewDecoder(res.Body).Decode(&login)
+	res.Body.Close()
+	if res.StatusCode != 200 || login.Token == "" {
+		t.Fatalf("console sign-in: %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/tickets/"+number, nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), number) || !strings.Contains(string(body), "caller") {
+		t.Errorf("console API ticket %s: %d %s", number, res.StatusCode, body)
 	}
 	if strings.Contains(d.logs.String(), ast.Password) || strings.Contains(d.logs.String(), "0721000111") {
 		t.Error("the ARI password or the caller's number reached the log")

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/tickets/console"
+)
+
+// startConsole starts the webhook sender (when webhook.url is set) and the
+// agent console (when console.listen is set). The sender stops when ctx
+// ends (joined by wg; notifications wait in the outbox); the returned stop
+// function shuts the console down. Errors of the console's listener arrive
+// on errc.
+func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+	var kick func(string)
+	if cfg.Webhook.URL != "" {
+		snd, err := tickets.NewSender(store, tickets.WebhookConfig{URL: cfg.Webhook.URL, Secret: []byte(cfg.Webhook.Secret), Logger: log.With("component", "webhook")})
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() { _ = snd.Run(ctx) })
+		kick = func(string) { snd.Kick() }
+	}
+	if cfg.Console.Listen == "" {
+		return func(context.Context) {}, nil
+	}
+	var misses console.MissLister
+	if k, ok := svc.KB.(flows.KBIndex); ok && k.Index != nil {
+		misses = k.Index
+	}
+	con, err := console.New(console.Config{
+		Store: store, Misses: misses, SecureCookie: cfg.Console.SecureCookie, Resolved: kick,
+		Login:  tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
+		Logger: log.With("component", "console"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Console.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("console listen on %s: %w", cfg.Console.Listen, err)
+	}
+	srv := &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second}
+	srv.RegisterOnShutdown(con.Shutdown) // the live streams never go idle
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			errc <- fmt.Errorf("console: %w", err)
+		}
+	}()
+	log.Info("agent console listening", "addr", cfg.Console.Listen)
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
+}
