@@ -262,7 +262,9 @@ func (brokenRecognizer) NewStream(context.Context, speech.StreamOptions) (speech
 
 type brokenStream struct{}
 
-func (brokenStream) Write([]int16) error { return errors.Join(speech.ErrEngine, errors.New("connection reset")) }
+func (brokenStream) Write([]int16) error {
+	return errors.Join(speech.ErrEngine, errors.New("connection reset"))
+}
 func (brokenStream) Partial() (speech.Result, bool) {
 	return speech.Result{}, false
 }
