@@ -48,7 +48,7 @@ type SpeechConfig struct {
 
 // SpeechConfig defaults.
 const (
-	DefaultBargeIn          = 150 * time.Millisecond
+	DefaultBargeIn          = 120 * time.Millisecond
 	DefaultEndSilence       = 700 * time.Millisecond
 	DefaultDigitsEndSilence = 1500 * time.Millisecond
 	DefaultMaxUtterance     = 10 * time.Second

@@ -10,10 +10,12 @@ import (
 	"github.com/govline/ivr/speech/sphinx"
 )
 
-// vadHangover is the silence the silero detector waits before it says a
-// segment ended; the turn-taking's own end_silence counts on top of it, so
-// it is kept short.
-const vadHangover = 100 * time.Millisecond
+// The silero detector's own segment rules are kept short: the turn-taking
+// applies min_speech (from the first loud frame) and end_silence on top.
+const (
+	vadMinSpeech = 64 * time.Millisecond // two of its 32 ms windows
+	vadHangover  = 100 * time.Millisecond
+)
 
 // startSpeech loads the embedded speech engines for turn-taking. Engines are
 // optional: when speech is off or an engine is missing it logs that once
@@ -24,7 +26,7 @@ func startSpeech(c SpeechConfig, log *slog.Logger) (*ivr.SpeechConfig, func()) {
 		log.Info("speech off by configuration ([speech] enabled = false): callers answer with keys")
 		return nil, func() {}
 	}
-	pool, err := silero.NewPool(silero.Options{Threshold: float32(c.VADThreshold), MinSilence: vadHangover}, 0)
+	pool, err := silero.NewPool(silero.Options{Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
 	if err != nil {
 		log.Warn("speech off: no voice activity model (run make models); callers answer with keys", "err", err)
 		return nil, func() {}

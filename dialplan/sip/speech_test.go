@@ -35,7 +35,7 @@ var (
 func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synth) {
 	t.Helper()
 	enginesOnce.Do(func() {
-		if vadPool, enginesErr = silero.NewPool(silero.Options{MinSilence: 100 * time.Millisecond}, 0); enginesErr != nil {
+		if vadPool, enginesErr = silero.NewPool(silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}, 0); enginesErr != nil {
 			return
 		}
 		if recognizer, enginesErr = sphinx.New(sphinx.Options{}); enginesErr != nil {
