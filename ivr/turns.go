@@ -483,3 +483,21 @@ func grammarFor(l flows.Listen) *speech.Grammar {
 	g.Add("operator", operatorPhrases[lang]...)
 	return g
 }
+
+// SerialStreams wraps a recognizer so that its NewStream calls run one at
+// a time (its streams still run concurrently). pocketsphinx needs it: a new
+// decoder swaps the library's process-wide log file, and two created at
+// once corrupt the heap (measured: "malloc(): unaligned tcache chunk" with
+// 100 calls speaking).
+func SerialStreams(r speech.Recognizer) speech.Recognizer { return &serialStreams{r: r} }
+
+type serialStreams struct {
+	mu sync.Mutex
+	r  speech.Recognizer
+}
+
+func (s *serialStreams) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.NewStream(ctx, o)
+}

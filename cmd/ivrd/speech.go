@@ -40,7 +40,9 @@ func startSpeech(c SpeechConfig, log *slog.Logger) (*ivr.SpeechConfig, func()) {
 	} else {
 		pool.Put(d)
 	}
-	rec, err := sphinx.New(sphinx.Options{})
+	// One idle decoder per call that may speak at once: a new one loads
+	// the acoustic model.
+	rec, err := sphinx.New(sphinx.Options{MaxIdle: 128})
 	if err != nil {
 		log.Warn("speech off: no recognizer (apt-get install libpocketsphinx-dev pocketsphinx-en-us); callers answer with keys", "err", err)
 		pool.Close()
@@ -49,7 +51,7 @@ func startSpeech(c SpeechConfig, log *slog.Logger) (*ivr.SpeechConfig, func()) {
 	log.Info("speech on: barge-in and spoken answers", "recognizer", "pocketsphinx", "vad", "silero",
 		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
 	sc := &ivr.SpeechConfig{
-		Recognizer: rec,
+		Recognizer: ivr.SerialStreams(rec),
 		NewVAD: func(rate int) (speech.VAD, func(), error) {
 			d, err := pool.Get(rate)
 			if err != nil {

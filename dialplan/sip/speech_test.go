@@ -38,7 +38,7 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 		if vadPool, enginesErr = silero.NewPool(silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}, 0); enginesErr != nil {
 			return
 		}
-		if recognizer, enginesErr = sphinx.New(sphinx.Options{}); enginesErr != nil {
+		if recognizer, enginesErr = sphinx.New(sphinx.Options{MaxIdle: 128}); enginesErr != nil {
 			return
 		}
 		talker, enginesErr = espeak.New(espeak.Options{})
@@ -89,7 +89,10 @@ func (c *call) speak(pcm []int16) {
 
 // speechLine starts a line running flow with speech through rec.
 func speechLine(t *testing.T, flow flowFunc, rec speech.Recognizer) *line {
-	pool, _, _ := speechEngines(t)
+	pool, sphinxRec, _ := speechEngines(t)
+	if rec == speech.Recognizer(sphinxRec) {
+		rec = ivr.SerialStreams(rec)
+	}
 	return startLine(t, func(_ *sip.Config, e *ivr.Engine) {
 		e.Flow = flow
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
