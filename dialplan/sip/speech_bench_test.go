@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -279,8 +281,12 @@ func BenchmarkTurnLatency(b *testing.B) {
 // and the grammar recognizer while its caller speaks. It reports the CPU
 // of the whole process (engine and phones) per call, the turns recognized
 // and the frames the turn-taking dropped. Each iteration is 3 s.
+// $IVR_BENCH_CALLS sets the number of calls (default 100).
 func BenchmarkListeningCalls(b *testing.B) {
-	const calls = 100
+	calls := 100
+	if n, err := strconv.Atoi(os.Getenv("IVR_BENCH_CALLS")); err == nil && n > 0 {
+		calls = n
+	}
 	_, rec, syn := speechEngines(b)
 	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
 		for ctx.Err() == nil {
@@ -317,7 +323,7 @@ func BenchmarkListeningCalls(b *testing.B) {
 	for b.Loop() {
 		for i, c := range cs {
 			go func() {
-				time.Sleep(time.Duration(i) * 3 * time.Second / calls) // spread the speakers
+				time.Sleep(time.Duration(i) * 3 * time.Second / time.Duration(calls)) // spread the speakers
 				c.speak(words)
 			}()
 		}
@@ -325,9 +331,9 @@ func BenchmarkListeningCalls(b *testing.B) {
 	}
 	elapsed, used := time.Since(t0), cpu()-c0
 	time.Sleep(2 * time.Second) // the last turns end
-	b.ReportMetric(float64(used)/float64(elapsed)/calls*100, "cpu%/call")
+	b.ReportMetric(float64(used)/float64(elapsed)/float64(calls)*100, "cpu%/call")
 	b.ReportMetric(float64(used)/float64(elapsed), "cores")
 	b.ReportMetric(float64(l.eng.Metrics.SpeechTurns.Load()-turns0)/float64(calls*b.N), "turns/utterance")
 	b.ReportMetric(float64(l.eng.Metrics.SpeechFramesDropped.Load()-drop0), "dropped-frames")
-	b.ReportMetric(calls, "calls")
+	b.ReportMetric(float64(calls), "calls")
 }
