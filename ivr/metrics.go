@@ -30,6 +30,7 @@ type Metrics struct {
 	SpeechTurns         atomic.Uint64 // caller turns recognized
 	SpeechBargeIns      atomic.Uint64 // prompts stopped by caller speech
 	SpeechFramesDropped atomic.Uint64 // caller frames the turn-taking stage could not take in time
+	SpeechVADFrames     atomic.Uint64 // caller frames the VAD ran on (quiet frames skip it)
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
@@ -160,6 +161,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_turns_total", "Caller turns answered by voice (recognizer final results).", m.SpeechTurns.Load())
 	counter("ivr_speech_bargeins_total", "Prompts stopped because the caller spoke.", m.SpeechBargeIns.Load())
 	counter("ivr_speech_frames_dropped_total", "Caller frames the turn-taking stage dropped because it fell behind.", m.SpeechFramesDropped.Load())
+	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
 	writeRuntime(p)
 	m.PacingDeviation.write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")

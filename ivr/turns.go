@@ -119,19 +119,20 @@ type ear struct {
 	req   *turnReq
 
 	// owned by run
-	n        int // frames seen
-	floor    float64
-	runStart int // first frame of the current loud run, -1 when none
-	lastLoud int
-	preroll  [][]int16
-	inUtt    bool
-	utt      [][]int16 // the utterance so far while no stream takes it
-	held     bool      // utt stays for the next Listen (it barged in)
-	complete bool      // utt ended before a Listen took it
-	silent   int       // frames of silence in the utterance
-	uttLen   int
-	cur      *turnReq // the Listen the stream serves
-	stream   speech.Stream
+	n         int  // frames seen
+	vadSpeech bool // the VAD is inside a segment
+	floor     float64
+	runStart  int // first frame of the current loud run, -1 when none
+	lastLoud  int
+	preroll   [][]int16
+	inUtt     bool
+	utt       [][]int16 // the utterance so far while no stream takes it
+	held      bool      // utt stays for the next Listen (it barged in)
+	complete  bool      // utt ended before a Listen took it
+	silent    int       // frames of silence in the utterance
+	uttLen    int
+	cur       *turnReq // the Listen the stream serves
+	stream    speech.Stream
 }
 
 // turnReq is one Listen waiting for speech.
@@ -246,13 +247,23 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		e.abandon()
 	}
 
-	act, err := e.vad.Process(f)
-	if err != nil {
-		e.fallback("vad", err, nil)
-		return
-	}
 	db := levelDB(f)
 	loud := db >= max(e.floor+e.cfg.NoiseMargin, absFloor)
+	// The VAD (the costly part: a neural model) only hears frames that
+	// could be speech, and everything while it is inside a segment; a
+	// quiet line costs almost nothing.
+	var act speech.Activity
+	if loud || e.vadSpeech || e.inUtt {
+		var err error
+		if act, err = e.vad.Process(f); err != nil {
+			e.fallback("vad", err, nil)
+			return
+		}
+		e.vadSpeech = act.Speech
+		if e.metrics != nil {
+			e.metrics.SpeechVADFrames.Add(1)
+		}
+	}
 	if !act.Speech {
 		// The noise estimate follows the level outside speech: fast
 		// down, slow up (a second of steady noise).

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -288,10 +289,19 @@ func BenchmarkListeningCalls(b *testing.B) {
 		calls = n
 	}
 	_, rec, syn := speechEngines(b)
+	var right, wrong atomic.Int64 // turns recognized as "pașaport", and others
 	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
 		for ctx.Err() == nil {
-			if _, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 10 * time.Second}); err != nil {
+			in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 10 * time.Second})
+			if err != nil {
 				break
+			}
+			switch {
+			case in.Mode != flows.InputSpeech:
+			case in.Text == "pașaport":
+				right.Add(1)
+			default:
+				wrong.Add(1)
 			}
 		}
 		return flows.Outcome{Kind: flows.OutcomeCaller}
@@ -318,7 +328,9 @@ func BenchmarkListeningCalls(b *testing.B) {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	turns0, drop0 := l.eng.Metrics.SpeechTurns.Load(), l.eng.Metrics.SpeechFramesDropped.Load()
+	drop0 := l.eng.Metrics.SpeechFramesDropped.Load()
+	right.Store(0)
+	wrong.Store(0)
 	c0, t0 := cpu(), time.Now()
 	for b.Loop() {
 		for i, c := range cs {
@@ -333,7 +345,8 @@ func BenchmarkListeningCalls(b *testing.B) {
 	time.Sleep(2 * time.Second) // the last turns end
 	b.ReportMetric(float64(used)/float64(elapsed)/float64(calls)*100, "cpu%/call")
 	b.ReportMetric(float64(used)/float64(elapsed), "cores")
-	b.ReportMetric(float64(l.eng.Metrics.SpeechTurns.Load()-turns0)/float64(calls*b.N), "turns/utterance")
+	b.ReportMetric(float64(right.Load())/float64(calls*b.N), "right/utterance")
+	b.ReportMetric(float64(wrong.Load())/float64(calls*b.N), "wrong/utterance")
 	b.ReportMetric(float64(l.eng.Metrics.SpeechFramesDropped.Load()-drop0), "dropped-frames")
 	b.ReportMetric(float64(calls), "calls")
 }
