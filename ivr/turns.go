@@ -93,6 +93,9 @@ const (
 	// dipFrames is how long the level may dip inside a word without
 	// restarting the sustained-speech count.
 	dipFrames = 3
+	// heldFrames is how long (5 s) an utterance that barged in and ended
+	// waits for the next Listen before it is dropped as stale.
+	heldFrames = 250
 )
 
 // ear is a call's turn-taking stage. The listener hands it every caller
@@ -129,6 +132,7 @@ type ear struct {
 	utt       [][]int16 // the utterance so far while no stream takes it
 	held      bool      // utt stays for the next Listen (it barged in)
 	complete  bool      // utt ended before a Listen took it
+	heldEnd   int       // frame where the held utterance ended
 	silent    int       // frames of silence in the utterance
 	uttLen    int
 	cur       *turnReq // the Listen the stream serves
@@ -289,6 +293,9 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		}
 		sustained := e.runStart >= 0 && time.Duration(e.n-e.runStart+1)*frameDur >= e.cfg.BargeIn
 		if !act.Speech || !sustained {
+			if e.held && e.complete && e.n-e.heldEnd > heldFrames {
+				e.utt, e.held, e.complete = e.utt[:0], false, false // stale: the question moved on
+			}
 			if req != nil && e.held && e.complete {
 				e.deliverHeld(ctx, req)
 			}
@@ -348,7 +355,7 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.finish(ctx)
 			return
 		}
-		e.complete = true
+		e.complete, e.heldEnd = true, e.n
 		if !e.held {
 			e.utt = e.utt[:0]
 		}
