@@ -38,6 +38,9 @@ type Engine struct {
 	Services flows.Services
 	Synth    Synthesizer
 	Lang     string
+	// Speech, when enabled, lets callers of a flow answer and interrupt
+	// prompts by voice; nil keeps the line DTMF-only.
+	Speech *SpeechConfig
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -162,7 +165,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
 
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
-		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang}
+		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
 	reason := s.Run()
 
 	// Teardown runs once, on a context of its own: the call's context may

@@ -26,6 +26,12 @@ type Metrics struct {
 	MalformedSIP    atomic.Uint64
 	Panics          atomic.Uint64
 
+	// Speech turn-taking (see SpeechConfig).
+	SpeechTurns         atomic.Uint64 // caller turns recognized
+	SpeechBargeIns      atomic.Uint64 // prompts stopped by caller speech
+	SpeechFramesDropped atomic.Uint64 // caller frames the turn-taking stage could not take in time
+	SpeechVADFrames     atomic.Uint64 // caller frames the VAD ran on (quiet frames skip it)
+
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
 	// any configured ring time).
@@ -36,6 +42,7 @@ type Metrics struct {
 	outcomes  map[EndReason]uint64
 	dtmf      map[string]uint64 // by source
 	sipMethod map[string]uint64 // requests received by method
+	fallback  map[string]uint64 // speech fallbacks to keys, by step
 }
 
 // NewMetrics returns zeroed metrics.
@@ -46,6 +53,7 @@ func NewMetrics() *Metrics {
 		outcomes:        map[EndReason]uint64{},
 		dtmf:            map[string]uint64{},
 		sipMethod:       map[string]uint64{},
+		fallback:        map[string]uint64{},
 	}
 }
 
@@ -68,6 +76,21 @@ func (m *Metrics) SIPRequest(method string) {
 	m.mu.Lock()
 	m.sipMethod[method]++
 	m.mu.Unlock()
+}
+
+// SpeechFallback counts one call whose recognizer failed at step ("start",
+// "write", "finish", "vad") and that went on with keys only.
+func (m *Metrics) SpeechFallback(step string) {
+	m.mu.Lock()
+	m.fallback[step]++
+	m.mu.Unlock()
+}
+
+// SpeechFallbacks returns the fallbacks to keys counted at step.
+func (m *Metrics) SpeechFallbacks(step string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fallback[step]
 }
 
 // Outcome returns the number of calls that ended for reason r.
@@ -118,6 +141,10 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	for k, v := range m.sipMethod {
 		methods[k] = v
 	}
+	fallback := make(map[string]uint64, len(m.fallback))
+	for k, v := range m.fallback {
+		fallback[k] = v
+	}
 	m.mu.Unlock()
 	labelled("ivr_calls_total", "Calls ended, by outcome.", "outcome", outcomes)
 	counter("ivr_rtp_packets_in_total", "RTP packets received from callers.", m.RTPPacketsIn.Load())
@@ -131,6 +158,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
 	counter("ivr_panics_total", "Panics recovered while handling a request or a call (each one a bug to report).", m.Panics.Load())
 	counter("ivr_slow_teardowns_total", "Call teardowns that took longer than their limit.", m.SlowTeardowns.Load())
+	counter("ivr_speech_turns_total", "Caller turns answered by voice (recognizer final results).", m.SpeechTurns.Load())
+	counter("ivr_speech_bargeins_total", "Prompts stopped because the caller spoke.", m.SpeechBargeIns.Load())
+	counter("ivr_speech_frames_dropped_total", "Caller frames the turn-taking stage dropped because it fell behind.", m.SpeechFramesDropped.Load())
+	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
+	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
 	writeRuntime(p)
 	m.PacingDeviation.Write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
 	m.CallSetup.Write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")

@@ -63,8 +63,11 @@ type Session struct {
 	Services flows.Services
 	Synth    Synthesizer
 	Lang     string
+	// Speech, when enabled, lets the caller answer and barge in by voice.
+	Speech *SpeechConfig
 
 	keys      chan Digit  // every key, from the adapter or heard in-band
+	ear       *ear        // the turn-taking stage; nil on a DTMF-only call
 	sawEvents atomic.Bool // the adapter delivered a key: in-band detection stops
 }
 
@@ -74,12 +77,26 @@ func (s *Session) Run() EndReason {
 	s.Timing = s.Timing.withDefaults()
 
 	// The listener owns caller audio for the whole call: it feeds the
-	// recording, the in-band DTMF detector (and, with the speech issue, the
-	// recognizer). The forwarder brings the adapter's keys. Both record a
-	// key when it arrives, so a key the menu never read is still stored.
+	// recording, the in-band DTMF detector and the turn-taking stage (the
+	// ear, which has a goroutine of its own so that the listener never
+	// waits for a recognizer). The forwarder brings the adapter's keys.
+	// Both record a key when it arrives, so a key the menu never read is
+	// still stored.
 	s.keys = make(chan Digit, 32)
 	var wg sync.WaitGroup
 	lctx, stopListen := context.WithCancel(ctx)
+	if s.Flow != nil && s.Speech.Enabled() {
+		if vad, release, err := s.Speech.NewVAD(s.Info.Rate); err != nil {
+			s.Log.Warn("no voice activity detector: this call is keys only", "err", err)
+		} else {
+			s.ear = newEar(*s.Speech, s.Info.Rate, vad, release, s)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.ear.run(lctx)
+			}()
+		}
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -115,6 +132,9 @@ func (s *Session) listen(ctx context.Context) {
 			return
 		}
 		s.Recording.Caller(buf[:n])
+		if s.ear != nil {
+			s.ear.feed(buf[:n])
+		}
 		// In-band DTMF, for lines that send tones instead of events.
 		// A phone that sends RFC 4733 or SIP INFO may leave the tone in
 		// its audio too: after its first event, tones are not counted.

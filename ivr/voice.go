@@ -16,8 +16,9 @@ import (
 const DefaultInterDigit = 3 * time.Second
 
 // voice is the flows.Channel of a phone call: prompts go out as audio
-// frames, keys come in from the session's key queue. (Speech recognition
-// joins it with the speech engines.)
+// frames, keys come in from the session's key queue, and, when the call has
+// speech (Session.Speech), spoken answers and barge-in come from the
+// session's ear (turns.go).
 //
 // It is used by the flow's goroutine only.
 type voice struct {
@@ -53,12 +54,20 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 	}
 	n := audio.SamplesPerFrame(rate)
 	frame := make([]int16, n)
+	var spoke <-chan struct{} // caller speech during a barge-in prompt
+	if p.BargeIn && v.s.ear != nil && !v.s.ear.off.Load() {
+		spoke = v.s.ear.arm(true)
+		defer v.s.ear.arm(false)
+	}
 	for off := 0; off < len(pcm); off += n {
 		if p.BargeIn {
 			select {
 			case d := <-v.s.keys:
 				v.pending = append(v.pending, d)
 				v.s.Tracker.Event("flow.bargein", "key during prompt")
+				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
+			case <-spoke:
+				v.s.Tracker.Event("flow.bargein", "speech during prompt")
 				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
 			default:
 			}
@@ -130,7 +139,8 @@ func heard(segs []segment, off int) string {
 // Listen waits for the caller's keys: one key answers a question (or up to
 // MaxDigits keys when a choice has longer keys, ended by the inter-digit
 // pause), a digit string collects until MaxDigits, the terminator or the
-// inter-digit pause.
+// inter-digit pause. On a call with speech it also listens for a spoken
+// answer (with a grammar built from l); a key at any time wins over speech.
 func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error) {
 	noInput := l.NoInput
 	if noInput <= 0 {
@@ -171,16 +181,56 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	if len(keys) > 0 {
 		wait = inter
 	}
+	var spoken <-chan turnEvent // the ear's events for this turn; nil: keys only
+	var req *turnReq
+	e := v.s.ear
+	if len(keys) == 0 && e != nil && !e.off.Load() {
+		end := e.cfg.EndSilence
+		if l.Expect == flows.ExpectDigits {
+			end = e.cfg.DigitsEndSilence
+		}
+		req = e.listen(l.Lang, grammarFor(l), end)
+		defer e.cancel(req)
+		spoken = req.events
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case d := <-v.s.keys:
+			if spoken != nil { // a key wins over speech
+				e.cancel(req)
+				spoken = nil
+			}
 			keys = append(keys, d.Key)
 			if done() {
 				return answer(), nil
 			}
 			t.Reset(inter)
+		case ev := <-spoken:
+			switch {
+			case ev.started:
+				// The caller speaks: the turn lasts until the
+				// endpointer ends it (the timer is a safety net).
+				t.Reset(e.cfg.MaxUtterance + e.cfg.FinishTimeout + time.Second)
+			case ev.err != nil:
+				spoken = nil
+				if errors.Is(ev.err, errFallback) {
+					// Say so at once: the flow asks again, offering keys.
+					return flows.Input{Mode: flows.InputNone}, nil
+				}
+				t.Reset(wait) // unsupported for this turn: keys only
+			default:
+				text := ev.res.Text
+				// Spoken digits may be a national ID: the event log
+				// gets the grammar tag of choices only.
+				detail := fmt.Sprintf("confidence %.2f words %d", ev.res.Confidence, len(strings.Fields(text)))
+				if l.Expect != flows.ExpectDigits && ev.res.Tag != "" && !allDigits(ev.res.Tag) {
+					detail = fmt.Sprintf("tag %q ", ev.res.Tag) + detail
+				}
+				v.s.Tracker.Event("speech.result", detail)
+				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence}, nil
+			}
 		case <-t.C:
 			if len(keys) == 0 {
 				return flows.Input{Mode: flows.InputNone}, nil
@@ -206,3 +256,12 @@ func (v *voice) ended(ctx context.Context) error {
 
 // errHangup reports whether err means the caller is gone.
 func errHangup(err error) bool { return errors.Is(err, flows.ErrHangup) }
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -37,6 +37,7 @@ type Config struct {
 	SIP       SIPConfig              `toml:"sip"`
 	Console   ConsoleConfig          `toml:"console"`
 	Webhook   WebhookConfig          `toml:"webhook"`
+	Speech    SpeechConfig           `toml:"speech"`
 	HTTP      HTTPConfig             `toml:"http"`
 	Log       LogConfig              `toml:"log"`
 }
@@ -131,6 +132,17 @@ type WebhookConfig struct {
 	Secret string `toml:"secret"`
 }
 
+// SpeechConfig is the [speech] table: turn-taking by voice (ivr.SpeechConfig).
+type SpeechConfig struct {
+	Enabled          bool     `toml:"enabled"`
+	VADThreshold     float64  `toml:"vad_threshold"`
+	MinSpeech        Duration `toml:"min_speech"`
+	NoiseMarginDB    float64  `toml:"noise_margin_db"`
+	EndSilence       Duration `toml:"end_silence"`
+	DigitsEndSilence Duration `toml:"digits_end_silence"`
+	MaxUtterance     Duration `toml:"max_utterance"`
+}
+
 // HTTPConfig is the [http] table.
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
@@ -187,6 +199,7 @@ var envOverrides = []struct {
 	{"IVR_CONSOLE_LISTEN", "console.listen", func(c *Config, v string) error { c.Console.Listen = v; return nil }},
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
+	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
 	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
 	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
@@ -360,6 +373,25 @@ func (c Config) Validate() error {
 		if len(c.Webhook.Secret) < 16 {
 			return bad("webhook.secret", "must be at least 16 bytes when webhook.url is set")
 		}
+	}
+	sp := c.Speech
+	if sp.VADThreshold < 0.05 || sp.VADThreshold > 0.95 {
+		return bad("speech.vad_threshold", "%g is not between 0.05 and 0.95", sp.VADThreshold)
+	}
+	if sp.MinSpeech.Duration < 60*time.Millisecond || sp.MinSpeech.Duration > time.Second {
+		return bad("speech.min_speech", "%s is not between 60ms and 1s", sp.MinSpeech)
+	}
+	if sp.NoiseMarginDB < 0 || sp.NoiseMarginDB > 40 {
+		return bad("speech.noise_margin_db", "%g is not between 0 and 40 dB", sp.NoiseMarginDB)
+	}
+	if sp.EndSilence.Duration < 200*time.Millisecond || sp.EndSilence.Duration > 5*time.Second {
+		return bad("speech.end_silence", "%s is not between 200ms and 5s", sp.EndSilence)
+	}
+	if sp.DigitsEndSilence.Duration < sp.EndSilence.Duration || sp.DigitsEndSilence.Duration > 10*time.Second {
+		return bad("speech.digits_end_silence", "%s is not between end_silence (%s) and 10s", sp.DigitsEndSilence, sp.EndSilence)
+	}
+	if sp.MaxUtterance.Duration < 2*time.Second || sp.MaxUtterance.Duration > time.Minute {
+		return bad("speech.max_utterance", "%s is not between 2s and 1m", sp.MaxUtterance)
 	}
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%v", err)

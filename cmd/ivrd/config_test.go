@@ -91,6 +91,14 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_WEBHOOK_URL": "https://gw.example/notify", "IVR_WEBHOOK_SECRET": "short"}, key: "webhook.secret"},
 		{env: map[string]string{"IVR_WEBHOOK_URL": "gw.example"}, key: "webhook.url"},
 		{file: "[console]\nlockout = \"1s\"\n", key: "console.lockout"},
+		{env: map[string]string{"IVR_SPEECH": "sometimes"}, key: "speech.enabled"},
+		{file: "[speech]\nvad_threshold = 1.5\n", key: "speech.vad_threshold"},
+		{file: "[speech]\nmin_speech = \"5ms\"\n", key: "speech.min_speech"},
+		{file: "[speech]\nnoise_margin_db = -3\n", key: "speech.noise_margin_db"},
+		{file: "[speech]\nend_silence = \"soon\"\n", key: "end_silence"},
+		{file: "[speech]\nend_silence = \"50ms\"\n", key: "speech.end_silence"},
+		{file: "[speech]\nend_silence = \"2s\"\ndigits_end_silence = \"1s\"\n", key: "speech.digits_end_silence"},
+		{file: "[speech]\nmax_utterance = \"1h\"\n", key: "speech.max_utterance"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

@@ -149,7 +149,10 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	speechCfg, closeSpeech := startSpeech(cfg.Speech, log.With("component", "speech"))
+	defer closeSpeech() // after the drain and the telephony's close
 	eng := &ivr.Engine{
+		Speech:   speechCfg,
 		Calls:    calls,
 		Metrics:  ivr.NewMetrics(),
 		Log:      log,
