@@ -30,7 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
+	"github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
 )
 
 // DBFile is the name of the database file inside the data directory.
@@ -109,7 +109,18 @@ func openSync(path, synchronous string) (*Store, error) {
 	// it never has to upgrade a read lock (which fails at once with BUSY).
 	q.Set("_txlock", "immediate")
 	q.Set("_stmt_cache_size", "32")
-	s, err := open(path, q, false)
+	// Two processes opening a new file at once (ivrd and ivrctl kb import)
+	// can find it locked while the other switches it to WAL, before any
+	// busy handler applies: try again for up to BusyTimeout.
+	var s *Store
+	var err error
+	for wait, start := 10*time.Millisecond, time.Now(); ; wait = min(2*wait, 500*time.Millisecond) {
+		s, err = open(path, q, false)
+		if err == nil || !isBusy(err) || time.Since(start) > BusyTimeout {
+			break
+		}
+		time.Sleep(wait)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,4 +262,10 @@ func (s *Store) DB() *sql.DB { return s.db }
 // operation in errors.
 func (s *Store) Tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
 	return s.inTx(ctx, op, fn)
+}
+
+// isBusy reports whether err is SQLite's "database is locked" or "busy".
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
