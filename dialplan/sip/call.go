@@ -62,6 +62,8 @@ type call struct {
 
 	send  sendState // owned by the sender shard
 	shard *shard    // set by sender.add
+
+	tap atomic.Pointer[tap] // set while bridged to an agent (transfer.go)
 }
 
 var _ ivr.Call = (*call)(nil)
@@ -174,6 +176,9 @@ func (c *call) wait() {
 // deliver hands one caller frame to the session, dropping the oldest
 // queued frame when the session is not keeping up.
 func (c *call) deliver(frame []int16) {
+	if t := c.tap.Load(); t != nil {
+		t.put(frame)
+	}
 	var f []int16
 	select {
 	case f = <-c.inFree:

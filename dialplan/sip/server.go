@@ -47,6 +47,10 @@ type Config struct {
 	// INVITE is a call of its own. See Legs.
 	LegHeader string
 	Legs      Legs
+
+	// Queue turns on the embedded agent queue (agents REGISTER; a flow's
+	// transfer waits for an agent). See QueueConfig.
+	Queue QueueConfig
 }
 
 // Defaults.
@@ -87,7 +91,8 @@ type Server struct {
 	calls map[string]*entry // by Call-ID
 	ready chan struct{}
 
-	sender *sender
+	sender    *sender
+	registrar *registrar // nil without an agent queue
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -129,11 +134,25 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		media.SetDefaultLogger(quiet)
 	})
 
+	if cfg.Queue.Queues != nil {
+		if cfg.Queue.Agents == nil {
+			return nil, errors.New("sip: an agent queue needs an agent directory (QueueConfig.Agents)")
+		}
+		cfg.Queue = cfg.Queue.withDefaults()
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: newSender(eng.Metrics, 0)}
+	sipSrv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Queue.Queues != nil {
+		s.registrar = newRegistrar(cfg.Queue)
+		sipSrv.OnRegister(s.middleware(s.handleRegister))
+	}
 
 	mediaIP := cfg.MediaIP
 	if mediaIP == "" {
@@ -149,6 +168,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		diago.WithLogger(quiet),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: offerCodecs(cfg.Codecs)}),
 		diago.WithServerRequestMiddleware(s.middleware),
+		diago.WithServer(sipSrv),
 	}
 	for _, tr := range []string{"udp", "tcp"} {
 		t := diago.Transport{Transport: tr, BindHost: host, BindPort: port}
