@@ -66,6 +66,7 @@ type agentPhone struct {
 	tone   float64
 	mu     sync.Mutex
 	heard  []int16
+	loud   time.Time     // when the first loud frame arrived
 	up     chan struct{} // closed when a call is answered
 }
 
@@ -143,6 +144,9 @@ func (a *agentPhone) talk(d *diago.DialogServerSession) {
 			}
 			a.mu.Lock()
 			a.heard = append(a.heard, pcm[:m]...)
+			if a.loud.IsZero() && audio.RMS(pcm[:m]) > 1000 {
+				a.loud = time.Now()
+			}
 			a.mu.Unlock()
 		}
 	}()
@@ -288,6 +292,8 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 		t.Fatal("agent call not up")
 	}
 	// Caller speaks (440 Hz) for two seconds; the agent sends 1 kHz.
+	time.Sleep(200 * time.Millisecond)
+	toneAt := time.Now()
 	for i := range 100 {
 		c.send <- toneFrame(440, c.rate, i)
 	}
@@ -301,6 +307,9 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	if rms := audio.RMS(atAgent); rms < 1000 || goertzel(atAgent, 440, 8000) < 0.3 {
 		t.Errorf("agent hears the caller at RMS %.0f, 440 Hz share %.2f: want the caller's tone", rms, goertzel(atAgent, 440, 8000))
 	}
+	a.mu.Lock()
+	t.Logf("caller -> agent latency through the bridge: %s (caller phone's send queue and pacing included)", a.loud.Sub(toneAt).Round(time.Millisecond))
+	a.mu.Unlock()
 	if qs.Waiting("level1") != 0 {
 		t.Errorf("%d callers still waiting after the answer", qs.Waiting("level1"))
 	}
@@ -369,4 +378,3 @@ func TestQueueMaxWait(t *testing.T) {
 		t.Errorf("speech span %d..%d frames, want the announcement then the registered-request message", first, last)
 	}
 }
-

@@ -324,6 +324,73 @@ func (t *tap) put(frame []int16) {
 	}
 }
 
+// transcoder converts the agent leg's RTP payloads to caller frames and
+// caller frames to agent payloads. Each direction is used by one goroutine.
+type transcoder struct {
+	n          int // samples per caller frame
+	dec        audio.Decoder
+	enc        audio.Encoder
+	rsIn       *audio.Resampler // agent codec rate -> caller rate
+	rsOut      *audio.Resampler // caller rate -> agent codec rate
+	pcm, conv  []int16          // agent -> caller scratch
+	acc        []int16          // caller-rate samples not yet a whole frame
+	outPCM     []int16          // caller -> agent scratch
+	outPayload []byte
+}
+
+func newTranscoder(codec string, rate int) (*transcoder, error) {
+	dec, err := audio.NewDecoderAt(codec, rate)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := audio.NewEncoderAt(codec, rate)
+	if err != nil {
+		return nil, err
+	}
+	rsIn, err := audio.NewResampler(dec.Rate(), rate)
+	if err != nil {
+		return nil, err
+	}
+	rsOut, err := audio.NewResampler(rate, enc.Rate())
+	if err != nil {
+		return nil, err
+	}
+	n := audio.SamplesPerFrame(rate)
+	conv := make([]int16, rate*120/1000)
+	return &transcoder{n: n, dec: dec, enc: enc, rsIn: rsIn, rsOut: rsOut,
+		pcm: make([]int16, dec.Rate()*120/1000), conv: conv, acc: make([]int16, 0, 2*len(conv)+n),
+		outPCM: make([]int16, enc.Rate()/50), outPayload: make([]byte, audio.MaxPayloadSize)}, nil
+}
+
+// toCaller decodes one agent payload and calls emit with every whole
+// caller frame it completes (the frame is only valid during the call).
+func (x *transcoder) toCaller(payload []byte, emit func([]int16) error) error {
+	k, err := x.dec.Decode(x.pcm, payload)
+	if err != nil {
+		return nil // a bad packet: skip it
+	}
+	x.acc = append(x.acc, x.conv[:x.rsIn.Process(x.conv, x.pcm[:k])]...)
+	off := 0
+	for len(x.acc)-off >= x.n {
+		if err := emit(x.acc[off : off+x.n]); err != nil {
+			return err
+		}
+		off += x.n
+	}
+	x.acc = x.acc[:copy(x.acc, x.acc[off:])]
+	return nil
+}
+
+// toAgent encodes one caller frame; the payload is valid until the next call.
+func (x *transcoder) toAgent(frame []int16) ([]byte, error) {
+	k := x.rsOut.Process(x.outPCM, frame)
+	m, err := x.enc.Encode(x.outPayload, x.outPCM[:k])
+	if err != nil {
+		return nil, err
+	}
+	return x.outPayload[:m], nil
+}
+
 // bridge carries audio both ways between the caller and the agent's leg
 // d until one of them hangs up, and returns the talk time. Caller audio
 // is tapped from the RTP reader (the session's listener still records
@@ -332,18 +399,7 @@ func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
 	start := time.Now()
 	defer hangupAgent(d)
 	codec := media.CodecAudioFromSession(d.MediaSession())
-	dec, err := audio.NewDecoderAt(codec.Name, c.rate)
-	var enc audio.Encoder
-	if err == nil {
-		enc, err = audio.NewEncoderAt(codec.Name, c.rate)
-	}
-	var rsIn, rsOut *audio.Resampler
-	if err == nil {
-		rsIn, err = audio.NewResampler(dec.Rate(), c.rate)
-	}
-	if err == nil {
-		rsOut, err = audio.NewResampler(c.rate, enc.Rate())
-	}
+	x, err := newTranscoder(codec.Name, c.rate)
 	reader, rerr := d.AudioReader()
 	writer, werr := d.AudioWriter()
 	if err = errors.Join(err, rerr, werr); err != nil {
@@ -352,8 +408,7 @@ func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
 	}
 	bctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	n := audio.SamplesPerFrame(c.rate)
-	t := newTap(n)
+	t := newTap(x.n)
 	c.tap.Store(t)
 	defer c.tap.Store(nil)
 
@@ -363,9 +418,7 @@ func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
 		defer wg.Done()
 		defer cancel()
 		buf := make([]byte, media.RTPBufSize)
-		pcm := make([]int16, dec.Rate()*120/1000)
-		conv := make([]int16, c.rate*120/1000)
-		acc := make([]int16, 0, 2*len(conv)+n)
+		emit := func(f []int16) error { return c.WriteFrame(bctx, f) }
 		for {
 			m, err := reader.Read(buf)
 			if err != nil {
@@ -374,38 +427,25 @@ func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
 			if m == 0 {
 				continue
 			}
-			k, err := dec.Decode(pcm, buf[:m])
-			if err != nil {
-				continue
+			if err := x.toCaller(buf[:m], emit); err != nil {
+				return
 			}
-			acc = append(acc, conv[:rsIn.Process(conv, pcm[:k])]...)
-			off := 0
-			for len(acc)-off >= n {
-				if err := c.WriteFrame(bctx, acc[off:off+n]); err != nil {
-					return
-				}
-				off += n
-			}
-			acc = acc[:copy(acc, acc[off:])]
 		}
 	}()
 	go func() { // caller -> agent
 		defer wg.Done()
 		defer cancel()
-		pcm := make([]int16, enc.Rate()/50)
-		payload := make([]byte, audio.MaxPayloadSize)
 		for {
 			select {
 			case <-bctx.Done():
 				return
 			case f := <-t.ch:
-				k := rsOut.Process(pcm, f)
+				p, err := x.toAgent(f)
 				t.free <- f
-				m, err := enc.Encode(payload, pcm[:k])
 				if err != nil {
 					continue
 				}
-				if _, err := writer.Write(payload[:m]); err != nil {
+				if _, err := writer.Write(p); err != nil {
 					return
 				}
 			}
