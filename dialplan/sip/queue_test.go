@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
@@ -32,7 +33,7 @@ const (
 
 // startQueueLine starts a line whose flow transfers every call to level1,
 // with the agent "alice" (level1) in the store.
-func startQueueLine(t *testing.T, qc queue.Config) (*line, *queue.Queues) {
+func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
 	t.Helper()
 	qc.Queues = map[string]queue.QueueConfig{"level1": qc.Queues["level1"]}
 	qs, err := queue.New(qc)
@@ -48,6 +49,9 @@ func startQueueLine(t *testing.T, qc queue.Config) (*line, *queue.Queues) {
 			t.Fatal(err)
 		}
 		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second}
+		if len(onAgent) > 0 {
+			c.Queue.OnAgent = onAgent[0]
+		}
 		e.Flow = flow
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
@@ -247,8 +251,10 @@ func TestAgentRegistration(t *testing.T) {
 }
 
 func TestQueueHandoffBridgesAudio(t *testing.T) {
+	events := make(chan sip.AgentEvent, 4)
 	l, qs := startQueueLine(t, queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 40 * time.Second,
-		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
+		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}},
+		func(e sip.AgentEvent) { events <- e })
 	a := newAgentPhone(t, 1000)
 	if err := a.register(l, "alice", agentPass, time.Minute); err != nil {
 		t.Fatalf("register: %v", err)
@@ -314,8 +320,23 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 		t.Errorf("%d callers still waiting after the answer", qs.Waiting("level1"))
 	}
 	c.hangup()
+	for _, ended := range []bool{false, true} {
+		select {
+		case e := <-events:
+			if e.Agent != "alice" || e.CallID != callID || e.Ticket != qTicket || e.Queue != "level1" || e.Ended != ended {
+				t.Errorf("agent event %+v, want alice on %s with ticket %s, ended %v", e, callID, qTicket, ended)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no agent event (ended %v)", ended)
+		}
+	}
 	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "answered" }) {
 		t.Errorf("queue outcome %q, want answered", queueOutcome(t, l, callID))
+	}
+	var svc string
+	_ = l.store.DB().QueryRow(`SELECT service FROM calls WHERE id = ?`, callID).Scan(&svc)
+	if svc != string(tickets.ServiceIdentityCard) {
+		t.Errorf("call service %q, want the queue's %s", svc, tickets.ServiceIdentityCard)
 	}
 	if !waitFor(5*time.Second, func() bool { st := qs.Agents(); return len(st) == 1 && st[0].State == "idle" }) {
 		t.Errorf("agent state after the call: %+v, want idle", qs.Agents())
@@ -376,5 +397,59 @@ func TestQueueMaxWait(t *testing.T) {
 	first, last := speechSpan(env)
 	if first < 0 || last-first < 5*50 {
 		t.Errorf("speech span %d..%d frames, want the announcement then the registered-request message", first, last)
+	}
+}
+
+// TestRegisterReplayRefused: an Authorization header captured on the wire
+// cannot be replayed to bind another contact.
+func TestRegisterReplayRefused(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	p := newPhone(t)
+	cl, err := newClient(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	uri := gosip.Uri{Host: "127.0.0.1", Port: l.port}
+	reg := func(contact string, auth gosip.Header) *gosip.Response {
+		t.Helper()
+		req := gosip.NewRequest(gosip.REGISTER, uri)
+		req.AppendHeader(&gosip.ToHeader{Address: gosip.Uri{User: "alice", Host: "127.0.0.1"}})
+		from := &gosip.FromHeader{Address: gosip.Uri{User: "alice", Host: "127.0.0.1"}, Params: gosip.NewParams()}
+		from.Params.Add("tag", gosip.GenerateTagN(8))
+		req.AppendHeader(from)
+		req.AppendHeader(gosip.NewHeader("Contact", "<"+contact+">"))
+		req.AppendHeader(gosip.NewHeader("Expires", "120"))
+		if auth != nil {
+			req.AppendHeader(auth)
+		}
+		res, err := cl.Do(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := reg("sip:alice@127.0.0.1:5999", nil)
+	if res.StatusCode != 401 {
+		t.Fatalf("no challenge: %d", res.StatusCode)
+	}
+	ch, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(ch, digest.Options{Method: "REGISTER", URI: uri.String(), Username: "alice", Password: agentPass, Count: 1, Cnonce: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := gosip.NewHeader("Authorization", cred.String())
+	if res := reg("sip:alice@127.0.0.1:5999", auth); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	if res := reg("sip:mallory@127.0.0.1:6666", auth); res.StatusCode == 200 {
+		t.Fatal("a replayed Authorization was accepted")
+	}
+	if c, _ := qs.Registered("alice"); !strings.Contains(c, "5999") {
+		t.Fatalf("alice's contact became %q", c)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -46,6 +47,22 @@ type QueueConfig struct {
 	Realm      string        // digest realm; default DefaultRealm. Agents' HA1 is computed with it.
 	MinExpires time.Duration // shortest registration accepted (423 below); default 60 s
 	MaxExpires time.Duration // longer registrations are shortened to this; default 1 h
+
+	// OnAgent, when set, learns when an agent answers a queued call and
+	// when that bridge ends (for the console's screen pop). It is called
+	// from the call's goroutine and must return quickly.
+	OnAgent func(AgentEvent)
+}
+
+// AgentEvent is an agent taking a queued call (Ended false) or the end of
+// that conversation (Ended true).
+type AgentEvent struct {
+	Agent  string
+	CallID string
+	Ticket string
+	Queue  string
+	Ended  bool
+	Talked time.Duration // when Ended
 }
 
 // Registration defaults.
@@ -79,12 +96,38 @@ type registrar struct {
 	cfg QueueConfig
 	key [32]byte
 	now func() time.Time
+
+	mu   sync.Mutex
+	used map[string]nonceUse // nonce -> highest nonce count seen: a replayed Authorization is refused
+}
+
+type nonceUse struct {
+	nc    int
+	until time.Time
 }
 
 func newRegistrar(cfg QueueConfig) *registrar {
-	r := &registrar{cfg: cfg, now: time.Now}
+	r := &registrar{cfg: cfg, now: time.Now, used: map[string]nonceUse{}}
 	_, _ = rand.Read(r.key[:])
 	return r
+}
+
+// fresh reports whether (nonce, nc) was not used before, and records it.
+// Without qop there is no nonce count: such a nonce serves once.
+func (r *registrar) fresh(nonce string, nc int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	for n, u := range r.used {
+		if now.After(u.until) {
+			delete(r.used, n)
+		}
+	}
+	if u, ok := r.used[nonce]; ok && nc <= u.nc {
+		return false
+	}
+	r.used[nonce] = nonceUse{nc: nc, until: now.Add(nonceLifetime + time.Minute)}
+	return true
 }
 
 func (r *registrar) nonce() string {
@@ -184,6 +227,11 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		s.log.Warn("agent registration refused", "agent", name, "source", req.Source(), "err", err)
 		respond(403, "Forbidden")
+		return
+	}
+
+	if !r.fresh(cred.Nonce, cred.Nc) {
+		challenge(true) // a replayed request, or a phone reusing its count: a new nonce
 		return
 	}
 

@@ -118,8 +118,16 @@ func (c *call) Transfer(ctx context.Context, h ivr.Handoff) error {
 			c.recordOutcome(id, conf.Service, outcome)
 			outcome = "" // recorded
 			c.tr.Event("queue.answered", fmt.Sprintf("agent %s after %s", res.agent, time.Since(joined).Round(time.Second)))
+			ev := AgentEvent{Agent: res.agent, CallID: id, Ticket: h.Ticket, Queue: h.Queue}
+			if qc.OnAgent != nil {
+				qc.OnAgent(ev)
+			}
 			talked := c.bridge(res.d)
 			qc.Queues.Done(res.agent, talked)
+			if qc.OnAgent != nil {
+				ev.Ended, ev.Talked = true, talked
+				qc.OnAgent(ev)
+			}
 			c.tr.Event("queue.bridge.end", fmt.Sprintf("agent %s talked %s", res.agent, talked.Round(time.Second)))
 			return nil
 		case <-maxWait.C:
