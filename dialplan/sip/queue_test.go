@@ -2,6 +2,7 @@ package sip_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -451,5 +452,17 @@ func TestRegisterReplayRefused(t *testing.T) {
 	}
 	if c, _ := qs.Registered("alice"); !strings.Contains(c, "5999") {
 		t.Fatalf("alice's contact became %q", c)
+	}
+}
+
+// TestRegisterWithoutQueue: a line without an agent queue takes no
+// registrations.
+func TestRegisterWithoutQueue(t *testing.T) {
+	l := startLine(t, nil)
+	a := newAgentPhone(t, 1000)
+	err := a.register(l, "alice", agentPass, time.Minute)
+	var re *diago.RegisterResponseError
+	if !errors.As(err, &re) || re.StatusCode() != 405 {
+		t.Fatalf("register on a line without queue: %v, want 405", err)
 	}
 }

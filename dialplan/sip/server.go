@@ -6,7 +6,10 @@
 // telephone-event), 100/180/200, ACK, BYE both ways, CANCEL before answer,
 // re-INVITE for hold and codec changes, OPTIONS keepalives, DTMF from RFC
 // 4733 events and SIP INFO, an RTP inactivity timeout, and a per-call log of
-// the SIP events for telecom administrators.
+// the SIP events for telecom administrators. With an agent queue
+// (Config.Queue), agents' softphones REGISTER with digest authentication
+// and a flow's transfer waits for an agent and bridges the call to them
+// (register.go, transfer.go; docs/queue.md).
 package sip
 
 import (

@@ -62,27 +62,27 @@ type Config struct {
 // Validate checks the configuration and names the bad key.
 func (c Config) Validate() error {
 	if len(c.Queues) == 0 {
-		return errors.New("queue.queues: configure at least one queue")
+		return errors.New("sip.queue.queues: configure at least one queue")
 	}
 	for name, q := range c.Queues {
 		if !ValidQueueName(name) {
-			return fmt.Errorf("queue.queues.%s: a queue name is lower case letters, digits, '_' or '-'", name)
+			return fmt.Errorf("sip.queue.queues.%s: a queue name is lower case letters, digits, '_' or '-'", name)
 		}
 		switch q.Strategy {
 		case "", LongestIdle, RingAll:
 		default:
-			return fmt.Errorf("queue.queues.%s.strategy: %q, want %q or %q", name, q.Strategy, LongestIdle, RingAll)
+			return fmt.Errorf("sip.queue.queues.%s.strategy: %q, want %q or %q", name, q.Strategy, LongestIdle, RingAll)
 		}
 		if q.MaxWait < 0 {
-			return fmt.Errorf("queue.queues.%s.max_wait: negative", name)
+			return fmt.Errorf("sip.queue.queues.%s.max_wait: negative", name)
 		}
 		if q.Service != "" && !slices.Contains(tickets.Services, q.Service) {
-			return fmt.Errorf("queue.queues.%s.service: %q is not one of %v", name, q.Service, tickets.Services)
+			return fmt.Errorf("sip.queue.queues.%s.service: %q is not one of %v", name, q.Service, tickets.Services)
 		}
 	}
 	for key, d := range map[string]time.Duration{"ring_timeout": c.RingTimeout, "retry_delay": c.RetryDelay, "announce_every": c.AnnounceEvery, "handle_time": c.HandleTime} {
 		if d < 0 {
-			return fmt.Errorf("queue.%s: negative", key)
+			return fmt.Errorf("sip.queue.%s: negative", key)
 		}
 	}
 	return nil
