@@ -63,7 +63,8 @@ type call struct {
 	send  sendState // owned by the sender shard
 	shard *shard    // set by sender.add
 
-	tap atomic.Pointer[tap] // set while bridged to an agent (transfer.go)
+	tap      atomic.Pointer[tap]       // set while bridged to an agent (transfer.go)
+	waitKeys atomic.Pointer[chan rune] // set while waiting in an agent queue (transfer.go)
 }
 
 var _ ivr.Call = (*call)(nil)
@@ -358,6 +359,12 @@ func (c *call) readLoop() {
 func (c *call) digit(key rune, source string) {
 	d := ivr.Digit{Key: key, Source: source, At: time.Now()}
 	c.tr.Event("dtmf", source+" "+string(key))
+	if ch := c.waitKeys.Load(); ch != nil {
+		select {
+		case *ch <- key:
+		default:
+		}
+	}
 	select {
 	case c.digits <- d:
 	default:

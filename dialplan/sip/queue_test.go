@@ -466,3 +466,42 @@ func TestRegisterWithoutQueue(t *testing.T) {
 		t.Fatalf("register on a line without queue: %v, want 405", err)
 	}
 }
+
+// TestQueueCallerLeavesRequest: a waiting caller presses 1, is told the
+// request is registered with its number, and the call ends; the ticket
+// stays open and the call counts as abandoned.
+func TestQueueCallerLeavesRequest(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('5') // another key changes nothing
+	time.Sleep(300 * time.Millisecond)
+	if qs.Waiting("level1") != 1 {
+		t.Fatal("a key other than 1 ended the wait")
+	}
+	c.dtmf('1')
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after 1")
+	}
+	if qs.Waiting("level1") != 0 {
+		t.Errorf("%d still waiting", qs.Waiting("level1"))
+	}
+	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "abandoned" }) {
+		t.Errorf("queue outcome %q, want abandoned", queueOutcome(t, l, callID))
+	}
+	_ = l.eng.Calls.Flush(context.Background())
+	ev, err := l.store.Events(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ev {
+		found = found || e.Kind == "queue.left"
+	}
+	if !found {
+		t.Error("no queue.left event")
+	}
+}

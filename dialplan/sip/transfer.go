@@ -27,6 +27,9 @@ var (
 	// ErrMaxWait: no agent answered within the queue's maximum wait; the
 	// ticket stays open for a call back.
 	ErrMaxWait = errors.New("no agent answered within the queue's maximum wait")
+	// ErrLeftRequest: the caller pressed queue.LeaveKey to leave the
+	// request for a call back instead of waiting.
+	ErrLeftRequest = errors.New("the caller left the request for a call back")
 )
 
 // Headers on the INVITE to an agent, so a desktop pops the ticket.
@@ -81,6 +84,9 @@ func (c *call) Transfer(ctx context.Context, h ivr.Handoff) error {
 	defer announce.Stop()
 	poll := time.NewTicker(250 * time.Millisecond) // agents' rest after a ring ends
 	defer poll.Stop()
+	keys := make(chan rune, 4)
+	c.waitKeys.Store(&keys)
+	defer c.waitKeys.Store(nil)
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
 	for {
@@ -130,6 +136,11 @@ func (c *call) Transfer(ctx context.Context, h ivr.Handoff) error {
 			}
 			c.tr.Event("queue.bridge.end", fmt.Sprintf("agent %s talked %s", res.agent, talked.Round(time.Second)))
 			return nil
+		case k := <-keys:
+			if k == queue.LeaveKey {
+				c.tr.Event("queue.left", fmt.Sprintf("the caller left the request after %s", time.Since(joined).Round(time.Second)))
+				return fmt.Errorf("queue %s: %w", h.Queue, ErrLeftRequest)
+			}
 		case <-maxWait.C:
 			c.tr.Event("queue.timeout", fmt.Sprintf("no agent within %s", conf.MaxWait))
 			return fmt.Errorf("queue %s: %w", h.Queue, ErrMaxWait)
