@@ -449,7 +449,11 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	})
 	defer stop()
 	c.start()
-	reason := s.eng.Serve(c, tr)
+	var served ivr.Call = c
+	if s.cfg.Queue.Queues != nil {
+		served = queuedCall{c} // transfers wait for an agent
+	}
+	reason := s.eng.Serve(served, tr)
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
 }

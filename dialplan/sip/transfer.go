@@ -40,7 +40,12 @@ const (
 	HeaderSummary = "X-IVR-Summary"
 )
 
-var _ ivr.Transferer = (*call)(nil)
+// queuedCall is a call of a line with an agent queue: an ivr.Transferer.
+// A line without one serves the plain *call, so a flow's transfer there
+// goes straight to the "request registered" fallback.
+type queuedCall struct{ *call }
+
+var _ ivr.Transferer = queuedCall{}
 
 // closedCh is ready at once: a select with it never blocks.
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -53,7 +58,11 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 // error wrapping ErrMaxWait when nobody answered in time, or the call's
 // end cause when the caller hung up while waiting. The outcome (answered,
 // abandoned) goes to the store.
-func (c *call) Transfer(ctx context.Context, h ivr.Handoff) error {
+func (q queuedCall) Transfer(ctx context.Context, h ivr.Handoff) error {
+	return q.transfer(ctx, h)
+}
+
+func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 	qc := c.srv.cfg.Queue
 	if qc.Queues == nil {
 		return ErrNoQueue
