@@ -59,6 +59,7 @@ type command func(args []string, stdout, stderr io.Writer) int
 // commands maps each top-level command to its implementation. To add one
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
+	"agents":  runAgents,
 	"calls":   runCalls,
 	"flow":    runFlow,
 	"kb":      runKB,
@@ -73,6 +74,8 @@ const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
 Administrator tool for the IVR engine; reads the database ivrd writes.
 
 Commands:
+  agents add    add a SIP agent of the embedded queue (password on stdin)
+  agents list   list the SIP agents
   calls list    list recent calls, newest first
   calls show    show one call and its event log
   calls trace   one call's timeline (protocol, flow, speech, DTMF, tickets)

@@ -62,6 +62,9 @@ type call struct {
 
 	send  sendState // owned by the sender shard
 	shard *shard    // set by sender.add
+
+	tap      atomic.Pointer[tap]       // set while bridged to an agent (transfer.go)
+	waitKeys atomic.Pointer[chan rune] // set while waiting in an agent queue (transfer.go)
 }
 
 var _ ivr.Call = (*call)(nil)
@@ -174,6 +177,9 @@ func (c *call) wait() {
 // deliver hands one caller frame to the session, dropping the oldest
 // queued frame when the session is not keeping up.
 func (c *call) deliver(frame []int16) {
+	if t := c.tap.Load(); t != nil {
+		t.put(frame)
+	}
 	var f []int16
 	select {
 	case f = <-c.inFree:
@@ -353,6 +359,12 @@ func (c *call) readLoop() {
 func (c *call) digit(key rune, source string) {
 	d := ivr.Digit{Key: key, Source: source, At: time.Now()}
 	c.tr.Event("dtmf", source+" "+string(key))
+	if ch := c.waitKeys.Load(); ch != nil {
+		select {
+		case *ch <- key:
+		default:
+		}
+	}
 	select {
 	case c.digits <- d:
 	default:

@@ -6,7 +6,10 @@
 // telephone-event), 100/180/200, ACK, BYE both ways, CANCEL before answer,
 // re-INVITE for hold and codec changes, OPTIONS keepalives, DTMF from RFC
 // 4733 events and SIP INFO, an RTP inactivity timeout, and a per-call log of
-// the SIP events for telecom administrators.
+// the SIP events for telecom administrators. With an agent queue
+// (Config.Queue), agents' softphones REGISTER with digest authentication
+// and a flow's transfer waits for an agent and bridges the call to them
+// (register.go, transfer.go; docs/queue.md).
 package sip
 
 import (
@@ -47,6 +50,10 @@ type Config struct {
 	// INVITE is a call of its own. See Legs.
 	LegHeader string
 	Legs      Legs
+
+	// Queue turns on the embedded agent queue (agents REGISTER; a flow's
+	// transfer waits for an agent). See QueueConfig.
+	Queue QueueConfig
 }
 
 // Defaults.
@@ -87,7 +94,8 @@ type Server struct {
 	calls map[string]*entry // by Call-ID
 	ready chan struct{}
 
-	sender *sender
+	sender    *sender
+	registrar *registrar // nil without an agent queue
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -129,11 +137,25 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		media.SetDefaultLogger(quiet)
 	})
 
+	if cfg.Queue.Queues != nil {
+		if cfg.Queue.Agents == nil {
+			return nil, errors.New("sip: an agent queue needs an agent directory (QueueConfig.Agents)")
+		}
+		cfg.Queue = cfg.Queue.withDefaults()
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: newSender(eng.Metrics, 0)}
+	sipSrv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Queue.Queues != nil {
+		s.registrar = newRegistrar(cfg.Queue)
+		sipSrv.OnRegister(s.middleware(s.handleRegister))
+	}
 
 	mediaIP := cfg.MediaIP
 	if mediaIP == "" {
@@ -149,6 +171,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		diago.WithLogger(quiet),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: offerCodecs(cfg.Codecs)}),
 		diago.WithServerRequestMiddleware(s.middleware),
+		diago.WithServer(sipSrv),
 	}
 	for _, tr := range []string{"udp", "tcp"} {
 		t := diago.Transport{Transport: tr, BindHost: host, BindPort: port}
@@ -426,7 +449,11 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	})
 	defer stop()
 	c.start()
-	reason := s.eng.Serve(c, tr)
+	var served ivr.Call = c
+	if s.cfg.Queue.Queues != nil {
+		served = queuedCall{c} // transfers wait for an agent
+	}
+	reason := s.eng.Serve(served, tr)
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
 }

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/tickets"
+)
+
+const agentsUsage = `Usage: ivrctl agents SUBCOMMAND [FLAGS]
+
+SIP agents of the embedded agent queue (softphones that register with ivrd).
+
+Subcommands:
+  add      add an agent, or change its password and queues (password from stdin)
+  list     list the agents
+  disable  stop an agent from registering
+`
+
+// agentsStdin is where "agents add" reads the password (tests replace it).
+var agentsStdin io.Reader = os.Stdin
+
+// runAgents dispatches "ivrctl agents SUBCOMMAND".
+func runAgents(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		fmt.Fprintln(stderr, "ivrctl agents: missing subcommand (add, list or disable), before its flags")
+		fmt.Fprint(stderr, agentsUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "add":
+		return runAgentsAdd(args[1:], stdout, stderr)
+	case "list":
+		return runAgentsList(args[1:], stdout, stderr)
+	case "disable":
+		return runAgentsDisable(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, agentsUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl agents: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, agentsUsage)
+	return exitUsage
+}
+
+func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("agents add", "ivrctl agents add --queues Q1[,Q2] [--realm REALM] [--data DIR] NAME   (password on stdin)", stderr)
+	data := dataFlag(fs)
+	queues := fs.String("queues", "", "comma-separated `QUEUES` the agent answers, e.g. level1,level2 (required)")
+	realm := fs.String("realm", sip.DefaultRealm, "digest `REALM`: must equal the engine's sip.queue realm")
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, stderr, "missing NAME")
+	case len(pos) > 1:
+		return usageError(fs, stderr, "unexpected argument %q", pos[1])
+	case *queues == "":
+		return usageError(fs, stderr, "--queues is required")
+	}
+	line, err := bufio.NewReader(agentsStdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return fail(stderr, fmt.Errorf("read the password from stdin: %w", err))
+	}
+	password := strings.TrimRight(line, "\r\n")
+	var qs []string
+	for _, q := range strings.Split(*queues, ",") {
+		if q = strings.TrimSpace(q); q != "" {
+			qs = append(qs, q)
+		}
+	}
+	s, err := tickets.Open(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := (queue.Directory{Store: s}).Add(context.Background(), pos[0], *realm, password, qs); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "agent %s answers %s (realm %s)\n", pos[0], strings.Join(qs, ", "), *realm)
+	return exitOK
+}
+
+func runAgentsList(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("agents list", "ivrctl agents list [--json] [--data DIR]", stderr)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, `print {"agents":[...]} as JSON`)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", pos[0])
+	}
+	s, err := tickets.OpenReadOnly(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	list, err := (queue.Directory{Store: s}).List(context.Background())
+	if err != nil {
+		return fail(stderr, err)
+	}
+	type row struct {
+		Name     string   `json:"name"`
+		Realm    string   `json:"realm"`
+		Queues   []string `json:"queues"`
+		Disabled bool     `json:"disabled"`
+	}
+	rows := make([]row, len(list))
+	for i, a := range list {
+		rows[i] = row{a.Name, a.Realm, a.Queues, a.Disabled}
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, struct {
+			Agents []row `json:"agents"`
+		}{rows})
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(stdout, "no agents")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tQUEUES\tREALM\tSTATE")
+	for _, r := range rows {
+		state := "enabled"
+		if r.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(r.Queues, ","), r.Realm, state)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("agents disable", "ivrctl agents disable [--data DIR] NAME", stderr)
+	data := dataFlag(fs)
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	if len(pos) != 1 {
+		return usageError(fs, stderr, "want one NAME")
+	}
+	s, err := tickets.Open(dbPath(*data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := (queue.Directory{Store: s}).Disable(context.Background(), pos[0]); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "agent %s disabled\n", pos[0])
+	return exitOK
+}

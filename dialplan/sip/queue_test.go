@@ -1,0 +1,507 @@
+package sip_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo"
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/dialplan/sip/siptest"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/tickets"
+)
+
+const (
+	agentPass = "correct-horse-1"
+	qTicket   = "40517263"
+)
+
+// startQueueLine starts a line whose flow transfers every call to level1,
+// with the agent "alice" (level1) in the store.
+func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
+	t.Helper()
+	qc.Queues = map[string]queue.QueueConfig{"level1": qc.Queues["level1"]}
+	qs, err := queue.New(qc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: qTicket, Lang: "ro", Summary: "carte de identitate\r\npierdută"}
+	})
+	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
+		dir := queue.Directory{Store: store}
+		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
+			t.Fatal(err)
+		}
+		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second}
+		if len(onAgent) > 0 {
+			c.Queue.OnAgent = onAgent[0]
+		}
+		e.Flow = flow
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+	})
+	return l, qs
+}
+
+// agentPhone is a SIP agent's softphone: a diago user agent that
+// registers with the line and answers the INVITEs it gets when told to,
+// sending a tone and keeping what it hears.
+type agentPhone struct {
+	t      *testing.T
+	dg     *diago.Diago
+	invite chan *gosip.Request
+	answer chan struct{}
+	tone   float64
+	mu     sync.Mutex
+	heard  []int16
+	loud   time.Time     // when the first loud frame arrived
+	up     chan struct{} // closed when a call is answered
+}
+
+func newAgentPhone(t *testing.T, tone float64) *agentPhone {
+	t.Helper()
+	a := &agentPhone{t: t, invite: make(chan *gosip.Request, 4), answer: make(chan struct{}), tone: tone, up: make(chan struct{})}
+	var once sync.Once
+	handler := func(d *diago.DialogServerSession) {
+		a.invite <- d.InviteRequest
+		_ = d.Ringing()
+		select {
+		case <-a.answer:
+		case <-d.Context().Done():
+			return
+		}
+		if err := d.Answer(); err != nil {
+			t.Errorf("agent answer: %v", err)
+			return
+		}
+		once.Do(func() { close(a.up) })
+		a.talk(d)
+	}
+	for attempt := 0; ; attempt++ {
+		ua, err := sipgo.NewUA(sipgo.WithUserAgent("agent-phone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := diago.NewDiago(ua,
+			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: siptest.Port(t)}),
+			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw}}),
+			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		)
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := dg.ServeBackground(ctx, handler); err != nil {
+			cancel()
+			ua.Close()
+			if attempt < 5 {
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); ua.Close() })
+		a.dg = dg
+		return a
+	}
+}
+
+// talk sends the agent's tone and keeps what it hears until the call ends.
+func (a *agentPhone) talk(d *diago.DialogServerSession) {
+	r, err := d.AudioReader()
+	if err != nil {
+		a.t.Error(err)
+		return
+	}
+	w, err := d.AudioWriter()
+	if err != nil {
+		a.t.Error(err)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dec, _ := audio.NewDecoder("PCMU")
+		buf := make([]byte, media.RTPBufSize)
+		pcm := make([]int16, 8000/10)
+		for {
+			n, err := r.Read(buf)
+			if err != nil {
+				return
+			}
+			m, err := dec.Decode(pcm, buf[:n])
+			if err != nil {
+				continue
+			}
+			a.mu.Lock()
+			a.heard = append(a.heard, pcm[:m]...)
+			if a.loud.IsZero() && audio.RMS(pcm[:m]) > 1000 {
+				a.loud = time.Now()
+			}
+			a.mu.Unlock()
+		}
+	}()
+	enc, _ := audio.NewEncoder("PCMU")
+	payload := make([]byte, 1500)
+	for i := 0; d.Context().Err() == nil; i++ {
+		n, _ := enc.Encode(payload, toneFrame(a.tone, 8000, i))
+		if _, err := w.Write(payload[:n]); err != nil {
+			break
+		}
+	}
+	wg.Wait()
+}
+
+func (a *agentPhone) heardCopy() []int16 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]int16(nil), a.heard...)
+}
+
+// register registers name with password for expiry.
+func (a *agentPhone) register(l *line, name, password string, expiry time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, err := a.dg.RegisterTransaction(ctx, gosip.Uri{User: name, Host: "127.0.0.1", Port: l.port},
+		diago.RegisterOptions{Username: name, Password: password, Expiry: expiry})
+	if err != nil {
+		return err
+	}
+	return tx.Register(ctx)
+}
+
+// toneFrame is frame i (20 ms) of a sine at freq Hz, about -12 dBFS.
+func toneFrame(freq float64, rate, i int) []int16 {
+	n := audio.SamplesPerFrame(rate)
+	f := make([]int16, n)
+	for k := range f {
+		s := float64(i*n+k) / float64(rate)
+		f[k] = int16(8000 * math.Sin(2*math.Pi*freq*s))
+	}
+	return f
+}
+
+// goertzel is the power of freq in pcm relative to the signal's power
+// (near 1 for a pure tone at freq, near 0 without it).
+func goertzel(pcm []int16, freq float64, rate int) float64 {
+	if len(pcm) == 0 {
+		return 0
+	}
+	coeff := 2 * math.Cos(2*math.Pi*freq/float64(rate))
+	var s1, s2, total float64
+	for _, v := range pcm {
+		x := float64(v)
+		s := x + coeff*s1 - s2
+		s2, s1 = s1, s
+		total += x * x
+	}
+	p := s1*s1 + s2*s2 - coeff*s1*s2
+	if total == 0 {
+		return 0
+	}
+	return 2 * p / (float64(len(pcm)) * total)
+}
+
+func queueOutcome(t *testing.T, l *line, callID string) string {
+	t.Helper()
+	var o string
+	err := l.store.DB().QueryRowContext(context.Background(), `SELECT queue_outcome FROM calls WHERE id = ?`, callID).Scan(&o)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return o
+}
+
+func TestAgentRegistration(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	a := newAgentPhone(t, 1000)
+	if err := a.register(l, "alice", "wrong-password", time.Minute); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	if _, ok := qs.Registered("alice"); ok {
+		t.Fatal("alice is registered after a refused REGISTER")
+	}
+	if err := a.register(l, "mallory", agentPass, time.Minute); err == nil {
+		t.Fatal("an unknown agent was accepted")
+	}
+	if err := a.register(l, "alice", agentPass, 2*time.Second); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	contact, ok := qs.Registered("alice")
+	if !ok || !strings.Contains(contact, "127.0.0.1") {
+		t.Fatalf("alice not registered (contact %q)", contact)
+	}
+	// The registration expires when the phone stops refreshing it.
+	if !waitFor(4*time.Second, func() bool { _, ok := qs.Registered("alice"); return !ok }) {
+		t.Fatal("registration did not expire")
+	}
+}
+
+func TestQueueHandoffBridgesAudio(t *testing.T) {
+	events := make(chan sip.AgentEvent, 4)
+	l, qs := startQueueLine(t, queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 40 * time.Second,
+		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}},
+		func(e sip.AgentEvent) { events <- e })
+	a := newAgentPhone(t, 1000)
+	if err := a.register(l, "alice", agentPass, time.Minute); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+
+	var inv *gosip.Request
+	select {
+	case inv = <-a.invite:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent's phone did not ring")
+	}
+	if h := inv.GetHeader(sip.HeaderTicket); h == nil || h.Value() != qTicket {
+		t.Fatalf("%s = %v, want %s", sip.HeaderTicket, h, qTicket)
+	}
+	if h := inv.GetHeader(sip.HeaderSummary); h == nil || strings.ContainsAny(h.Value(), "\r\n") || !strings.Contains(h.Value(), "pierdută") {
+		t.Errorf("%s = %v, want the summary on one line", sip.HeaderSummary, h)
+	}
+	// The caller hears their position before the agent answers.
+	want := queue.Announcement("ro", 1, 2*time.Minute)
+	pcm, err := l.eng.Synth.Synthesize(context.Background(), "ro", want, c.rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(30*time.Second, func() bool { return c.heardLen() > len(pcm)+c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	heard := envelope(c.heardSince(0), c.rate)
+	if _, corr := match(heard, envelope(pcm, c.rate)); corr < 0.9 {
+		t.Errorf("the position announcement %q matches what the caller heard with r=%.2f, want > 0.9", want, corr)
+	}
+	if qs.Waiting("level1") != 1 {
+		t.Errorf("%d callers waiting, want 1", qs.Waiting("level1"))
+	}
+
+	close(a.answer)
+	select {
+	case <-a.up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent call not up")
+	}
+	// Caller speaks (440 Hz) for two seconds; the agent sends 1 kHz.
+	time.Sleep(200 * time.Millisecond)
+	toneAt := time.Now()
+	for i := range 100 {
+		c.send <- toneFrame(440, c.rate, i)
+	}
+	mark := c.heardLen()
+	time.Sleep(2500 * time.Millisecond)
+	fromAgent := c.heardSince(mark)
+	atAgent := a.heardCopy()
+	if rms := audio.RMS(fromAgent); rms < 1000 || goertzel(fromAgent, 1000, c.rate) < 0.5 {
+		t.Errorf("caller hears the agent at RMS %.0f, 1 kHz share %.2f: want the agent's tone", rms, goertzel(fromAgent, 1000, c.rate))
+	}
+	if rms := audio.RMS(atAgent); rms < 1000 || goertzel(atAgent, 440, 8000) < 0.3 {
+		t.Errorf("agent hears the caller at RMS %.0f, 440 Hz share %.2f: want the caller's tone", rms, goertzel(atAgent, 440, 8000))
+	}
+	a.mu.Lock()
+	t.Logf("caller -> agent latency through the bridge: %s (caller phone's send queue and pacing included)", a.loud.Sub(toneAt).Round(time.Millisecond))
+	a.mu.Unlock()
+	if qs.Waiting("level1") != 0 {
+		t.Errorf("%d callers still waiting after the answer", qs.Waiting("level1"))
+	}
+	c.hangup()
+	for _, ended := range []bool{false, true} {
+		select {
+		case e := <-events:
+			if e.Agent != "alice" || e.CallID != callID || e.Ticket != qTicket || e.Queue != "level1" || e.Ended != ended {
+				t.Errorf("agent event %+v, want alice on %s with ticket %s, ended %v", e, callID, qTicket, ended)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no agent event (ended %v)", ended)
+		}
+	}
+	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "answered" }) {
+		t.Errorf("queue outcome %q, want answered", queueOutcome(t, l, callID))
+	}
+	var svc string
+	_ = l.store.DB().QueryRow(`SELECT service FROM calls WHERE id = ?`, callID).Scan(&svc)
+	if svc != string(tickets.ServiceIdentityCard) {
+		t.Errorf("call service %q, want the queue's %s", svc, tickets.ServiceIdentityCard)
+	}
+	if !waitFor(5*time.Second, func() bool { st := qs.Agents(); return len(st) == 1 && st[0].State == "idle" }) {
+		t.Errorf("agent state after the call: %+v, want idle", qs.Agents())
+	}
+}
+
+func TestQueueCallerHangsUpWhileQueued(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	if qs.Waiting("level1") != 1 {
+		t.Fatalf("%d waiting, want 1", qs.Waiting("level1"))
+	}
+	c.hangup()
+	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "abandoned" }) {
+		t.Errorf("queue outcome %q, want abandoned", queueOutcome(t, l, callID))
+	}
+	if qs.Waiting("level1") != 0 {
+		t.Errorf("%d still waiting after the hangup", qs.Waiting("level1"))
+	}
+}
+
+func TestQueueMaxWait(t *testing.T) {
+	l, _ := startQueueLine(t, queue.Config{Queues: map[string]queue.QueueConfig{"level1": {MaxWait: 3 * time.Second}}})
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	start := time.Now()
+	if !c.waitEnded(40 * time.Second) {
+		t.Fatal("the line did not end the call after the maximum wait")
+	}
+	if d := time.Since(start); d < 3*time.Second {
+		t.Errorf("call ended after %s, before the maximum wait", d)
+	}
+	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "abandoned" }) {
+		t.Errorf("queue outcome %q, want abandoned", queueOutcome(t, l, callID))
+	}
+	_ = l.eng.Calls.Flush(context.Background())
+	ev, err := l.store.Events(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range ev {
+		kinds = append(kinds, e.Kind)
+	}
+	all := strings.Join(kinds, " ")
+	for _, k := range []string{"queue.join", "queue.announce", "queue.timeout"} {
+		if !strings.Contains(all, k) {
+			t.Errorf("events lack %s: %s", k, all)
+		}
+	}
+	// After the timeout the caller was told the request stays open (the
+	// flow's message with the ticket number): several seconds of speech.
+	env := envelope(c.heardSince(0), c.rate)
+	first, last := speechSpan(env)
+	if first < 0 || last-first < 5*50 {
+		t.Errorf("speech span %d..%d frames, want the announcement then the registered-request message", first, last)
+	}
+}
+
+// TestRegisterReplayRefused: an Authorization header captured on the wire
+// cannot be replayed to bind another contact.
+func TestRegisterReplayRefused(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	p := newPhone(t)
+	cl, err := newClient(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	uri := gosip.Uri{Host: "127.0.0.1", Port: l.port}
+	reg := func(contact string, auth gosip.Header) *gosip.Response {
+		t.Helper()
+		req := gosip.NewRequest(gosip.REGISTER, uri)
+		req.AppendHeader(&gosip.ToHeader{Address: gosip.Uri{User: "alice", Host: "127.0.0.1"}})
+		from := &gosip.FromHeader{Address: gosip.Uri{User: "alice", Host: "127.0.0.1"}, Params: gosip.NewParams()}
+		from.Params.Add("tag", gosip.GenerateTagN(8))
+		req.AppendHeader(from)
+		req.AppendHeader(gosip.NewHeader("Contact", "<"+contact+">"))
+		req.AppendHeader(gosip.NewHeader("Expires", "120"))
+		if auth != nil {
+			req.AppendHeader(auth)
+		}
+		res, err := cl.Do(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := reg("sip:alice@127.0.0.1:5999", nil)
+	if res.StatusCode != 401 {
+		t.Fatalf("no challenge: %d", res.StatusCode)
+	}
+	ch, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(ch, digest.Options{Method: "REGISTER", URI: uri.String(), Username: "alice", Password: agentPass, Count: 1, Cnonce: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := gosip.NewHeader("Authorization", cred.String())
+	if res := reg("sip:alice@127.0.0.1:5999", auth); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	if res := reg("sip:mallory@127.0.0.1:6666", auth); res.StatusCode == 200 {
+		t.Fatal("a replayed Authorization was accepted")
+	}
+	if c, _ := qs.Registered("alice"); !strings.Contains(c, "5999") {
+		t.Fatalf("alice's contact became %q", c)
+	}
+}
+
+// TestRegisterWithoutQueue: a line without an agent queue takes no
+// registrations.
+func TestRegisterWithoutQueue(t *testing.T) {
+	l := startLine(t, nil)
+	a := newAgentPhone(t, 1000)
+	err := a.register(l, "alice", agentPass, time.Minute)
+	var re *diago.RegisterResponseError
+	if !errors.As(err, &re) || re.StatusCode() != 405 {
+		t.Fatalf("register on a line without queue: %v, want 405", err)
+	}
+}
+
+// TestQueueCallerLeavesRequest: a waiting caller presses 1, is told the
+// request is registered with its number, and the call ends; the ticket
+// stays open and the call counts as abandoned.
+func TestQueueCallerLeavesRequest(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('5') // another key changes nothing
+	time.Sleep(300 * time.Millisecond)
+	if qs.Waiting("level1") != 1 {
+		t.Fatal("a key other than 1 ended the wait")
+	}
+	c.dtmf('1')
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after 1")
+	}
+	if qs.Waiting("level1") != 0 {
+		t.Errorf("%d still waiting", qs.Waiting("level1"))
+	}
+	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "abandoned" }) {
+		t.Errorf("queue outcome %q, want abandoned", queueOutcome(t, l, callID))
+	}
+	_ = l.eng.Calls.Flush(context.Background())
+	ev, err := l.store.Events(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ev {
+		found = found || e.Kind == "queue.left"
+	}
+	if !found {
+		t.Error("no queue.left event")
+	}
+}
