@@ -15,6 +15,7 @@ import (
 
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -71,16 +72,45 @@ type CalendarConfig struct {
 	TextEN string `toml:"text_en"`
 }
 
+// SIPQueueConfig is the [sip.queue] table: the embedded line's agent queue.
+type SIPQueueConfig struct {
+	Enabled       bool     `toml:"enabled"`
+	Realm         string   `toml:"realm"`
+	MinExpires    Duration `toml:"min_expires"`
+	MaxExpires    Duration `toml:"max_expires"`
+	RingTimeout   Duration `toml:"ring_timeout"`
+	RetryDelay    Duration `toml:"retry_delay"`
+	AnnounceEvery Duration `toml:"announce_every"`
+	HandleTime    Duration `toml:"handle_time"`
+	Queues        map[string]struct {
+		Strategy string   `toml:"strategy"`
+		MaxWait  Duration `toml:"max_wait"`
+		Service  string   `toml:"service"`
+	} `toml:"queues"`
+}
+
+// queueConfig maps [sip.queue] onto the queues' configuration.
+func (c Config) queueConfig() queue.Config {
+	q := queue.Config{Queues: map[string]queue.QueueConfig{},
+		RingTimeout: c.SIP.Queue.RingTimeout.Duration, RetryDelay: c.SIP.Queue.RetryDelay.Duration,
+		AnnounceEvery: c.SIP.Queue.AnnounceEvery.Duration, HandleTime: c.SIP.Queue.HandleTime.Duration}
+	for name, qc := range c.SIP.Queue.Queues {
+		q.Queues[name] = queue.QueueConfig{Strategy: queue.Strategy(qc.Strategy), MaxWait: qc.MaxWait.Duration, Service: tickets.Service(qc.Service)}
+	}
+	return q
+}
+
 // SIPConfig is the [sip] table.
 type SIPConfig struct {
-	Listen      string   `toml:"listen"`
-	MediaIP     string   `toml:"media_ip"`
-	RTPPortMin  int      `toml:"rtp_port_min"`
-	RTPPortMax  int      `toml:"rtp_port_max"`
-	RTPTimeout  Duration `toml:"rtp_timeout"`
-	AnswerDelay Duration `toml:"answer_delay"`
-	JitterDepth int      `toml:"jitter_depth"`
-	Codecs      []string `toml:"codecs"`
+	Listen      string         `toml:"listen"`
+	MediaIP     string         `toml:"media_ip"`
+	RTPPortMin  int            `toml:"rtp_port_min"`
+	RTPPortMax  int            `toml:"rtp_port_max"`
+	RTPTimeout  Duration       `toml:"rtp_timeout"`
+	AnswerDelay Duration       `toml:"answer_delay"`
+	JitterDepth int            `toml:"jitter_depth"`
+	Codecs      []string       `toml:"codecs"`
+	Queue       SIPQueueConfig `toml:"queue"`
 }
 
 // ARIConfig is the [ari] table.
@@ -392,6 +422,11 @@ func (c Config) Validate() error {
 	}
 	if sp.MaxUtterance.Duration < 2*time.Second || sp.MaxUtterance.Duration > time.Minute {
 		return bad("speech.max_utterance", "%s is not between 2s and 1m", sp.MaxUtterance)
+	}
+	if c.SIP.Queue.Enabled && c.Engine.Telephony != "ari" {
+		if err := c.queueConfig().Validate(); err != nil {
+			return bad("sip.queue", "%v", err)
+		}
 	}
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "%v", err)

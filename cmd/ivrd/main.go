@@ -167,7 +167,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
 	}
 
-	tel, err := startTelephony(cfg, eng, log)
+	tel, err := startTelephony(cfg, eng, store, log)
 	if err != nil {
 		return err
 	}

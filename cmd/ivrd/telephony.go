@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 
@@ -9,6 +10,9 @@ import (
 	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/tickets/console"
 )
 
 // telephony is the set of adapters engine.telephony selects: the SIP
@@ -31,7 +35,7 @@ type adapter struct {
 	ready <-chan struct{}
 }
 
-func startTelephony(cfg Config, eng *ivr.Engine, log *slog.Logger) (*telephony, error) {
+func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog.Logger) (*telephony, error) {
 	t := &telephony{}
 	var sipCfg = sip.Config{
 		Listen:      cfg.SIP.Listen,
@@ -73,6 +77,22 @@ func startTelephony(cfg Config, eng *ivr.Engine, log *slog.Logger) (*telephony, 
 				return nil
 			}, always})
 		}
+	}
+	if cfg.SIP.Queue.Enabled {
+		qs, err := queue.New(cfg.queueConfig())
+		if err != nil {
+			return nil, err
+		}
+		sipCfg.Queue = sip.QueueConfig{Queues: qs, Agents: queue.Directory{Store: store}, Outcomes: store,
+			Realm: cfg.SIP.Queue.Realm, MinExpires: cfg.SIP.Queue.MinExpires.Duration, MaxExpires: cfg.SIP.Queue.MaxExpires.Duration,
+			OnAgent: func(ev sip.AgentEvent) {
+				// The console pops the ticket on the screen of the agent
+				// who answered (console.BridgedEvent).
+				if !ev.Ended {
+					detail, _ := json.Marshal(map[string]string{"agent": ev.Agent, "ticket": ev.Ticket, "queue": ev.Queue})
+					eng.Calls.Event(ev.CallID, tickets.CallEvent{Kind: console.BridgedEvent, Detail: string(detail)})
+				}
+			}}
 	}
 	srv, err := sip.New(sipCfg, eng)
 	if err != nil {
