@@ -122,3 +122,9 @@ func (t TicketTranscript) Append(ctx context.Context, callID string, tu Turn) er
 	return t.Store.AppendTurn(ctx, callID, tickets.Turn{Speaker: tu.Speaker, Text: tu.Text, At: tu.At, Mode: mode,
 		Confidence: tu.Confidence, Interrupted: tu.Interrupted})
 }
+
+// Rate stores the caller's satisfaction rating (1 to 5) with the ticket, as
+// the actor "caller" (the survey after an agent call).
+func (d TicketDesk) Rate(ctx context.Context, number string, rating int) error {
+	return d.Store.Rate(ctx, number, "caller", rating)
+}

@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"time"
 
 	"github.com/govline/ivr/flows"
 )
@@ -41,6 +42,12 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 		if tr, ok := s.Call.(Transferer); ok {
 			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang, Summary: out.Summary}
 			if err := tr.Transfer(ctx, h); err == nil {
+				// The embedded queue returns when the agent's call ends;
+				// a caller still on the line (the agent hung up) is asked
+				// to rate the service. A PBX handoff ends the call here.
+				if s.Call.Context().Err() == nil && out.Ticket != "" {
+					s.survey(ctx, v, out)
+				}
 				return EndTransferred
 			} else {
 				s.Log.Error("transfer failed: the caller is told the request is registered", "queue", out.Queue, "err", err)
@@ -71,4 +78,51 @@ func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 	if _, err := v.Say(ctx, p); err != nil && !errHangup(err) {
 		s.Log.Warn("could not tell the caller the request is registered", "err", err)
 	}
+}
+
+// Rater stores a caller's satisfaction rating with a ticket; the ticket
+// desk of the engine's Services implements it.
+type Rater interface {
+	Rate(ctx context.Context, number string, rating int) error
+}
+
+// surveyText is said after an agent call: the question, the thanks.
+var surveyText = map[string][2]string{
+	"ro": {"Vă mulțumim. Vă rugăm să evaluați discuția cu operatorul: apăsați o tastă de la 1, foarte nemulțumit, la 5, foarte mulțumit.", "Vă mulțumim pentru evaluare. La revedere!"},
+	"en": {"Thank you. Please rate your conversation with the operator: press a key from 1, very dissatisfied, to 5, very satisfied.", "Thank you for your rating. Goodbye!"},
+}
+
+// SurveyWait is how long the rating question waits for a key.
+const SurveyWait = 8 * time.Second
+
+// survey asks the caller to rate the agent's help by a key from 1 to 5 and
+// stores the rating with the ticket.
+func (s *Session) survey(ctx context.Context, v *voice, out flows.Outcome) {
+	r, ok := s.Services.Desk.(Rater)
+	if !ok {
+		return
+	}
+	text, ok := surveyText[out.Lang]
+	if !ok {
+		text, out.Lang = surveyText["ro"], "ro"
+	}
+	say := func(t string) error {
+		_, err := v.Say(ctx, flows.Prompt{Lang: out.Lang, BargeIn: true, Parts: []flows.Part{{Kind: flows.PartText, Value: t, Text: t}}})
+		return err
+	}
+	if say(text[0]) != nil {
+		return
+	}
+	in, err := v.Listen(ctx, flows.Listen{Lang: out.Lang, Expect: flows.ExpectChoice, NoInput: SurveyWait})
+	if err != nil || in.Mode != flows.InputDTMF || len(in.Text) != 1 || in.Text[0] < '1' || in.Text[0] > '5' {
+		s.Tracker.Event("survey", "no rating")
+		return
+	}
+	rating := int(in.Text[0] - '0')
+	if err := r.Rate(ctx, out.Ticket, rating); err != nil {
+		s.Log.Warn("rating not stored", "ticket", out.Ticket, "err", err)
+		return
+	}
+	s.Tracker.Event("survey", "rating "+in.Text)
+	_ = say(text[1])
 }

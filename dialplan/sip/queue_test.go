@@ -73,11 +73,12 @@ type agentPhone struct {
 	heard  []int16
 	loud   time.Time     // when the first loud frame arrived
 	up     chan struct{} // closed when a call is answered
+	hang   chan struct{} // closed: the agent hangs up
 }
 
 func newAgentPhone(t *testing.T, tone float64) *agentPhone {
 	t.Helper()
-	a := &agentPhone{t: t, invite: make(chan *gosip.Request, 4), answer: make(chan struct{}), tone: tone, up: make(chan struct{})}
+	a := &agentPhone{t: t, invite: make(chan *gosip.Request, 4), answer: make(chan struct{}), tone: tone, up: make(chan struct{}), hang: make(chan struct{})}
 	var once sync.Once
 	handler := func(d *diago.DialogServerSession) {
 		a.invite <- d.InviteRequest
@@ -92,6 +93,15 @@ func newAgentPhone(t *testing.T, tone float64) *agentPhone {
 			return
 		}
 		once.Do(func() { close(a.up) })
+		go func() {
+			select {
+			case <-a.hang:
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				_ = d.Hangup(ctx)
+			case <-d.Context().Done():
+			}
+		}()
 		a.talk(d)
 	}
 	for attempt := 0; ; attempt++ {
@@ -503,5 +513,71 @@ func TestQueueCallerLeavesRequest(t *testing.T) {
 	}
 	if !found {
 		t.Error("no queue.left event")
+	}
+}
+
+// TestSurveyAfterAgentHangsUp: the agent ends the conversation first; the
+// caller is asked to rate it, presses 4, and the rating is stored with the
+// ticket the flow opened.
+func TestSurveyAfterAgentHangsUp(t *testing.T) {
+	qs, err := queue.New(queue.Config{HandleTime: time.Minute, RingTimeout: 30 * time.Second,
+		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := make(chan string, 1)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
+		n, err := svc.Desk.Open(ctx, flows.TicketDraft{CallID: f.CallID, Caller: f.Caller, Lang: "ro", Service: "passport", Priority: "normal", Level: 1, Description: "wants an operator"})
+		if err != nil {
+			t.Error(err)
+		}
+		numbers <- n
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: n, Lang: "ro"}
+	})
+	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
+		dir := queue.Directory{Store: store}
+		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil && !errors.Is(err, tickets.ErrExists) {
+			t.Fatal(err)
+		}
+		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second}
+		e.Flow = flow
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+		e.Services = flows.Services{Desk: flows.TicketDesk{Store: store}}
+	})
+	a := newAgentPhone(t, 1000)
+	if err := a.register(l, "alice", agentPass, time.Minute); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	c := l.answered(t)
+	number := <-numbers
+	select {
+	case <-a.invite:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent's phone did not ring")
+	}
+	close(a.answer)
+	select {
+	case <-a.up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent call not up")
+	}
+	time.Sleep(time.Second)
+	close(a.hang)
+	// The survey question plays; a key answers it at once.
+	mark := c.heardLen()
+	if !waitFor(10*time.Second, func() bool { return audio.RMS(c.heardSince(mark)) > 300 }) {
+		t.Fatal("no survey question after the agent hung up")
+	}
+	c.dtmf('4')
+	if !c.waitEnded(20 * time.Second) {
+		t.Fatal("the line did not end the call after the rating")
+	}
+	var tk tickets.Ticket
+	if !waitFor(5*time.Second, func() bool {
+		tk, err = l.store.Ticket(context.Background(), number)
+		return err == nil && tk.Rating == 4
+	}) {
+		t.Fatalf("ticket %s rating %v (err %v), want 4", number, tk.Rating, err)
 	}
 }
