@@ -38,6 +38,12 @@ type segment struct {
 // Say renders the prompt's parts and plays them, stopping at the next frame
 // when a key arrives during a prompt that allows barge-in.
 func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
+	// Type-ahead: a key pressed during an earlier prompt already answers
+	// what comes next, so a prompt the caller may interrupt is skipped.
+	if p.BargeIn && len(v.pending) > 0 {
+		v.s.Tracker.Event("flow.bargein", "key pressed ahead: prompt skipped")
+		return flows.Played{Interrupted: true}, nil
+	}
 	rate := v.s.Info.Rate
 	var pcm []int16
 	var segs []segment

@@ -25,6 +25,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip/siptest"
+	"github.com/govline/ivr/tickets"
 )
 
 // buildBinaries builds ivrd and ivrctl once for the tests of this file.
@@ -423,10 +424,26 @@ func TestKilledMidCallKeepsRecordAndRecording(t *testing.T) {
 	if audio.RMS(pcm[:rate*2]) < 500 {
 		t.Errorf("the caller's audio is missing from the recording (RMS %.0f)", audio.RMS(pcm[:rate*2]))
 	}
+	// Every turn said before the kill is in the transcript: the welcome
+	// (cut by the key) and the caller's key.
+	st2, err := tickets.OpenReadOnly(tickets.DBPath(d.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	turns, err := st2.Transcript(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(turns) < 2 || turns[0].Speaker != tickets.SpeakerIVR || turns[0].Text == "" ||
+		turns[1].Speaker != tickets.SpeakerCaller || turns[1].Mode != tickets.ModeDTMF || turns[1].Text != "1" {
+		t.Errorf("transcript after the crash: %+v, want the welcome then the caller's key 1", turns)
+	}
 }
 
 // listedCall is what the tests read of `ivrctl calls list --json`.
 type listedCall struct {
+	ID        string `json:"id"`
 	Caller    string `json:"caller"`
 	EndReason string `json:"end_reason"`
 	DTMF      string `json:"dtmf"`
