@@ -166,3 +166,10 @@ type Handoff struct {
 type Transferer interface {
 	Transfer(ctx context.Context, h Handoff) error
 }
+
+// Flusher is implemented by calls that can drop the engine audio they have
+// queued but not sent yet; the session calls it when the caller interrupts
+// a prompt, so the prompt stops at once rather than after the queue.
+type Flusher interface {
+	FlushAudio()
+}

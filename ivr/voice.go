@@ -69,10 +69,12 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		if p.BargeIn {
 			select {
 			case d := <-v.s.keys:
+				v.flush()
 				v.pending = append(v.pending, d)
 				v.s.Tracker.Event("flow.bargein", "key during prompt")
 				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
 			case <-spoke:
+				v.flush()
 				v.s.Tracker.Event("flow.bargein", "speech during prompt")
 				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
 			default:
@@ -90,6 +92,13 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		v.s.Recording.Engine(frame)
 	}
 	return flows.Played{Heard: heard(segs, len(pcm))}, nil
+}
+
+// flush drops the prompt audio the adapter still holds, when it can.
+func (v *voice) flush() {
+	if f, ok := v.s.Call.(Flusher); ok {
+		f.FlushAudio()
+	}
 }
 
 // render turns one part into PCM at rate.
