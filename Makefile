@@ -76,6 +76,9 @@ fuzz: deps
 # bench/results.json (see docs/benchmarks.md).
 bench: deps build
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -out bench/results.json
+	# Speech turn-taking on loopback calls: barge-in and turn latency,
+	# concurrent listening calls (docs/speech.md).
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'BargeInLatency|TurnLatency|ListeningCalls' -benchtime 15x ./dialplan/sip/
 
 # Knowledge base quality: top-1, top-3 and correct-"none" rates over the
 # evaluation set flows/kb/eval/queries.txt (see docs/knowledge-base.md);
