@@ -37,6 +37,10 @@ func chromium(t *testing.T) string {
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	e := newEnv(t)
+	profile, err := os.MkdirTemp("", "ivr-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Flag("headless", true),
@@ -47,9 +51,20 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	// Chromium's helper processes may still write the profile for a moment
+	// after the browser is cancelled: remove it with retries, not through
+	// t.TempDir (whose cleanup fails the test on a race with them).
+	t.Cleanup(func() {
+		for i := 0; i < 20; i++ {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	defer cancelA()
 	ctx, cancelB := chromedp.NewContext(actx)
 	defer cancelB()
