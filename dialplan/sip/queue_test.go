@@ -3,6 +3,7 @@ package sip_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -183,15 +184,35 @@ func (a *agentPhone) heardCopy() []int16 {
 }
 
 // register registers name with password for expiry.
+//
+// diago v0.31.0's RegisterTransaction dereferences a nil response when the
+// request gets none (sipgo's first request from a new UDP listener can
+// fail with "address already in use"): that panic is turned into an error
+// here and the REGISTER is sent again.
 func (a *agentPhone) register(l *line, name, password string, expiry time.Duration) error {
+	for attempt := 0; ; attempt++ {
+		err, noResponse := a.registerOnce(l, name, password, expiry)
+		if !noResponse || attempt >= 4 {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (a *agentPhone) registerOnce(l *line, name, password string, expiry time.Duration) (err error, noResponse bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, noResponse = fmt.Errorf("REGISTER got no response (diago panicked: %v)", r), true
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tx, err := a.dg.RegisterTransaction(ctx, gosip.Uri{User: name, Host: "127.0.0.1", Port: l.port},
 		diago.RegisterOptions{Username: name, Password: password, Expiry: expiry})
 	if err != nil {
-		return err
+		return err, false
 	}
-	return tx.Register(ctx)
+	return tx.Register(ctx), false
 }
 
 // toneFrame is frame i (20 ms) of a sine at freq Hz, about -12 dBFS.
