@@ -536,8 +536,11 @@ func TestOrphansRemoved(t *testing.T) {
 	if ch, _, _ := l.ast.Books(); ch != 0 {
 		t.Errorf("orphan channel not removed: %d", ch)
 	}
-	if l.srv.Metrics().Reaped.Load() < 4 {
-		t.Errorf("reaped %d", l.srv.Metrics().Reaped.Load())
+	// The two planted orphans can only go by the reaper; the late effects
+	// of the timed-out requests may also go by their StasisStart, so they
+	// are not counted here (the books above prove they are gone).
+	if l.srv.Metrics().Reaped.Load() < 2 {
+		t.Errorf("reaped %d, want at least the 2 planted orphans", l.srv.Metrics().Reaped.Load())
 	}
 }
 
