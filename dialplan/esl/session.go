@@ -217,11 +217,13 @@ func (se *session) setup() (ivr.EndReason, error) {
 	if _, err := se.execute(ctx, "answer", "", true); err != nil {
 		return se.failReason(ivr.EndCancelled), fmt.Errorf("answer: %w", err)
 	}
-	se.legToken = newToken()
+	token := newToken()
+	// Under s.mu: claimed reads every session's legToken.
 	s.mu.Lock()
-	s.legs[se.legToken] = se
+	se.legToken = token
+	s.legs[token] = se
 	s.mu.Unlock()
-	vars := "sip_h_" + s.cfg.LegHeader + "=" + se.legToken
+	vars := "sip_h_" + s.cfg.LegHeader + "=" + token
 	if s.cfg.MediaCodec != "" {
 		vars += ",absolute_codec_string=" + s.cfg.MediaCodec
 	}
