@@ -324,16 +324,6 @@ func TestSpeechYesNo(t *testing.T) {
 		{"ro", "nu", "no"},
 	} {
 		t.Run(c.lang+"-"+c.say, func(t *testing.T) {
-			if c.lang == "ro" {
-				// Measured: with this voice a fresh pocketsphinx
-				// decoder hears "nu", a pooled one that already
-				// decoded an utterance hears "da" (also outside the
-				// line: the same 8 kHz WAV file five times on one
-				// sphinx.Recognizer gives nu, da, da, da, da). The
-				// decoder's state between utterances is speech/sphinx's
-				// to fix.
-				t.Skip("speech/sphinx: a reused decoder hears this Romanian \"nu\" as \"da\"")
-			}
 			steps := make(chan step, 4)
 			flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
 				in, err := ch.Listen(ctx, flows.Listen{Lang: c.lang, Expect: flows.ExpectYesNo, MaxDigits: 1, NoInput: 5 * time.Second})

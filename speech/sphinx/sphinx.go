@@ -26,6 +26,8 @@ package sphinx
 #include <pocketsphinx.h>
 #include <sphinxbase/err.h>
 #include <sphinxbase/logmath.h>
+#include <sphinxbase/feat.h>
+#include <sphinxbase/cmn.h>
 
 static ps_decoder_t *newDecoder(int argc, char **argv) {
 	cmd_ln_t *cfg = cmd_ln_parse_r(NULL, ps_args(), argc, argv, FALSE);
@@ -40,6 +42,19 @@ static double toProb(ps_decoder_t *ps, int32 lp) {
 }
 
 static void quiet(void) { err_set_logfp(NULL); }
+
+// The live cepstral mean: saved when the decoder is made, restored before
+// each utterance (cmn_live_set also resets the running sums).
+static cmn_t *cmnOf(ps_decoder_t *ps) {
+	feat_t *f = ps_get_feat(ps);
+	return f == NULL ? NULL : f->cmn_struct;
+}
+static int cmnLen(ps_decoder_t *ps) {
+	cmn_t *c = cmnOf(ps);
+	return c == NULL ? 0 : c->veclen;
+}
+static void cmnGet(ps_decoder_t *ps, float *v) { cmn_live_get(cmnOf(ps), v); }
+static void cmnSet(ps_decoder_t *ps, float *v) { cmn_live_set(cmnOf(ps), v); }
 */
 import "C"
 
@@ -89,6 +104,13 @@ type Options struct {
 	// MaxIdle bounds the idle decoders kept per language and rate
 	// (0 = 8).
 	MaxIdle int
+	// AdaptCMN keeps the cepstral mean a decoder learnt from the
+	// utterances it decoded before (pocketsphinx's own behaviour). Off
+	// (the default), every stream starts from the model's start value:
+	// on a phone line consecutive utterances come from different callers
+	// and lines, and a result must not depend on which pooled decoder
+	// served it (measured: docs/speech.md).
+	AdaptCMN bool
 }
 
 // Recognizer is the pocketsphinx speech.Recognizer. Safe for concurrent
@@ -254,6 +276,7 @@ type decoder struct {
 	tokens   map[string]string // word -> dictionary token
 	words    map[string]string // token -> word
 	searches map[uint64]string // grammar hash -> search name
+	cmn      []float32         // the live cepstral mean it started with
 }
 
 func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
@@ -307,7 +330,21 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 	if ps == nil {
 		return nil, fmt.Errorf("%w: pocketsphinx could not load the model in %s", speech.ErrEngine, r.opts.ModelDir)
 	}
-	return &decoder{ps: ps, tokens: map[string]string{}, words: map[string]string{}, searches: map[uint64]string{}}, nil
+	d := &decoder{ps: ps, tokens: map[string]string{}, words: map[string]string{}, searches: map[uint64]string{}}
+	if n := int(C.cmnLen(ps)); n > 0 && !r.opts.AdaptCMN {
+		d.cmn = make([]float32, n)
+		C.cmnGet(ps, (*C.float)(unsafe.Pointer(&d.cmn[0])))
+	}
+	return d, nil
+}
+
+// startUtt starts an utterance from the decoder's initial cepstral mean
+// (unless Options.AdaptCMN).
+func (d *decoder) startUtt() bool {
+	if d.cmn != nil {
+		C.cmnSet(d.ps, (*C.float)(unsafe.Pointer(&d.cmn[0])))
+	}
+	return C.ps_start_utt(d.ps) >= 0
 }
 
 func (d *decoder) free() {
@@ -449,7 +486,7 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 			warm[i] = int16((i*7919)%61 - 30)
 		}
 		C.ps_set_search(d.ps, cn)
-		C.ps_start_utt(d.ps)
+		d.startUtt()
 		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&warm[0])), C.size_t(len(warm)), 0, 0)
 		C.ps_end_utt(d.ps)
 	}
@@ -528,7 +565,7 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		r.put(k, d)
 		return nil, err
 	}
-	if C.ps_start_utt(d.ps) < 0 {
+	if !d.startUtt() {
 		d.free()
 		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
 	}

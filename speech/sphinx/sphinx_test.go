@@ -3,6 +3,7 @@ package sphinx
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
@@ -79,5 +80,38 @@ func BenchmarkStream(b *testing.B) {
 	}
 	if st != nil {
 		st.Finish(ctx)
+	}
+}
+
+// The same utterance decoded again and again on one Recognizer (so on a
+// pooled decoder that already heard it) gives the same answer: a caller's
+// "nu" must not turn into "da" because of what the previous caller said.
+func TestRepeatedUtteranceSameResult(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	ctx := context.Background()
+	c := speechtest.Conditions()[1] // G.711 8 kHz
+	for _, say := range []struct{ text, tag string }{{"nu", "no"}, {"da", "yes"}} {
+		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: say.text, Lang: "ro", Rate: c.Rate})
+		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
+		pcm = speechtest.Channel(pcm, c, 1)
+		for i := range 5 {
+			st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range speechtest.Frames(pcm, c.Rate) {
+				if err := st.Write(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := st.Finish(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Tag != say.tag {
+				t.Errorf("%q, decode %d of 5: heard %q (tag %q), want tag %q", say.text, i+1, res.Text, res.Tag, say.tag)
+			}
+		}
 	}
 }
