@@ -43,6 +43,8 @@ type Metrics struct {
 	dtmf      map[string]uint64 // by source
 	sipMethod map[string]uint64 // requests received by method
 	fallback  map[string]uint64 // speech fallbacks to keys, by step
+	// moves from the first recognizer to the fallback one, by step
+	engineFallback map[string]uint64
 }
 
 // NewMetrics returns zeroed metrics.
@@ -54,6 +56,7 @@ func NewMetrics() *Metrics {
 		dtmf:            map[string]uint64{},
 		sipMethod:       map[string]uint64{},
 		fallback:        map[string]uint64{},
+		engineFallback:  map[string]uint64{},
 	}
 }
 
@@ -84,6 +87,22 @@ func (m *Metrics) SpeechFallback(step string) {
 	m.mu.Lock()
 	m.fallback[step]++
 	m.mu.Unlock()
+}
+
+// SpeechEngineFallback counts one call whose first recognizer failed at
+// step and that went on with the fallback recognizer.
+func (m *Metrics) SpeechEngineFallback(step string) {
+	m.mu.Lock()
+	m.engineFallback[step]++
+	m.mu.Unlock()
+}
+
+// SpeechEngineFallbacks returns the moves to the fallback recognizer
+// counted at step.
+func (m *Metrics) SpeechEngineFallbacks(step string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.engineFallback[step]
 }
 
 // SpeechFallbacks returns the fallbacks to keys counted at step.
@@ -145,6 +164,10 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	for k, v := range m.fallback {
 		fallback[k] = v
 	}
+	engineFallback := make(map[string]uint64, len(m.engineFallback))
+	for k, v := range m.engineFallback {
+		engineFallback[k] = v
+	}
 	m.mu.Unlock()
 	labelled("ivr_calls_total", "Calls ended, by outcome.", "outcome", outcomes)
 	counter("ivr_rtp_packets_in_total", "RTP packets received from callers.", m.RTPPacketsIn.Load())
@@ -162,6 +185,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_bargeins_total", "Prompts stopped because the caller spoke.", m.SpeechBargeIns.Load())
 	counter("ivr_speech_frames_dropped_total", "Caller frames the turn-taking stage dropped because it fell behind.", m.SpeechFramesDropped.Load())
 	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
+	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
 	writeRuntime(p)
 	m.PacingDeviation.Write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")

@@ -23,6 +23,15 @@ import (
 // DTMF-only.
 type SpeechConfig struct {
 	Recognizer speech.Recognizer
+	// Fallback, when set, is the second rung of the ladder: the
+	// recognizer a call moves to for good when Recognizer fails (an error
+	// from the engine, or no final result within FinishTimeout), typically
+	// a network engine first and the embedded one here. The utterance
+	// being recognized is replayed into it, so the caller does not say it
+	// again. A turn the first engine cannot take (speech.ErrUnsupported:
+	// a language its model lacks) goes to Fallback for that turn only.
+	// Only when Fallback fails too does the call go on with keys.
+	Fallback speech.Recognizer
 	// NewVAD returns a detector for one call's caller audio at rate and
 	// the function that gives it back (called once, when the call ends).
 	// It is called from the call's goroutines, concurrently for many calls.
@@ -42,7 +51,7 @@ type SpeechConfig struct {
 	// VAD against noise barging in).
 	NoiseMargin float64
 	// FinishTimeout bounds the wait for the recognizer's final result;
-	// past it the call falls back to keys.
+	// past it the call moves down the ladder (Fallback, then keys).
 	FinishTimeout time.Duration
 }
 
@@ -137,6 +146,10 @@ type ear struct {
 	uttLen    int
 	cur       *turnReq // the Listen the stream serves
 	stream    speech.Stream
+	rec       speech.Recognizer // the engine of the call's turns
+	fb        speech.Recognizer // the next rung, nil once used (or none)
+	onFB      bool              // the stream runs on fb for this turn only
+	sent      [][]int16         // frames written to stream, kept to replay into fb
 }
 
 // turnReq is one Listen waiting for speech.
@@ -160,7 +173,8 @@ func newEar(cfg SpeechConfig, rate int, vad speech.VAD, release func(), s *Sessi
 		m = s.Tracker.eng.Metrics
 	}
 	return &ear{cfg: cfg.withDefaults(), rate: rate, vad: vad, release: release, log: s.Log, tracker: s.Tracker, metrics: m,
-		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1), floor: 30, runStart: -1}
+		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1), floor: 30, runStart: -1,
+		rec: cfg.Recognizer, fb: cfg.Fallback}
 }
 
 // feed hands one caller frame to the ear without blocking.
@@ -337,8 +351,7 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		}
 	}
 	if e.stream != nil {
-		if err := e.stream.Write(f); err != nil {
-			e.fallback("write", err, e.cur)
+		if !e.write(ctx, f) {
 			return
 		}
 	} else if time.Duration(len(e.utt))*frameDur < e.cfg.MaxUtterance {
@@ -365,7 +378,16 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 // startStream opens a recognizer stream for req and feeds it the
 // utterance kept so far.
 func (e *ear) startStream(ctx context.Context, req *turnReq) {
-	st, err := e.cfg.Recognizer.NewStream(ctx, speech.StreamOptions{Lang: req.lang, Rate: e.rate, Grammar: req.grammar})
+	e.sent, e.onFB = e.sent[:0], false
+	o := e.streamOptions(req)
+	st, err := e.rec.NewStream(ctx, o)
+	if err != nil && errors.Is(err, speech.ErrUnsupported) && e.fb != nil {
+		// Not this engine's turn (a language its model lacks, free
+		// speech on a grammar-only engine): the next rung takes it.
+		if st, err = e.fb.NewStream(ctx, o); err == nil {
+			e.onFB = true
+		}
+	}
 	if err != nil {
 		if errors.Is(err, speech.ErrUnsupported) {
 			// This turn cannot be recognized (no grammar for free
@@ -375,18 +397,79 @@ func (e *ear) startStream(ctx context.Context, req *turnReq) {
 			e.utt, e.held = e.utt[:0], false
 			return
 		}
-		e.fallback("start", err, req)
-		return
+		e.cur = req
+		if !e.recover(ctx, "start", err) {
+			return
+		}
+		st, e.stream = e.stream, nil
 	}
 	e.stream, e.cur = st, req
 	e.send(req, turnEvent{started: true})
 	for _, f := range e.utt {
-		if err := st.Write(f); err != nil {
-			e.fallback("write", err, req)
+		if !e.write(ctx, f) {
 			return
 		}
 	}
 	e.utt, e.held = e.utt[:0], false
+}
+
+func (e *ear) streamOptions(req *turnReq) speech.StreamOptions {
+	o := speech.StreamOptions{Lang: req.lang, Rate: e.rate, Grammar: req.grammar}
+	if e.tracker != nil {
+		o.Call = e.tracker.Info().ID
+	}
+	return o
+}
+
+// write feeds f to the stream, keeping it for a replay while a next rung
+// exists. False: the call fell back to keys.
+func (e *ear) write(ctx context.Context, f []int16) bool {
+	if e.fb != nil && !e.onFB {
+		e.sent = append(e.sent, f)
+	}
+	if err := e.stream.Write(f); err != nil {
+		return e.recover(ctx, "write", err)
+	}
+	return true
+}
+
+// recover moves the call to the next rung of the ladder after its engine
+// failed at step: the fallback recognizer for the rest of the call, with
+// the utterance so far replayed into a new stream (left in e.stream). With
+// no rung left the call goes on with keys and recover returns false.
+func (e *ear) recover(ctx context.Context, step string, err error) bool {
+	req := e.cur
+	if e.fb == nil || e.onFB || ctx.Err() != nil {
+		e.fallback(step, err, req)
+		return false
+	}
+	if e.stream != nil {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _ = e.stream.Finish(done)
+		e.stream = nil
+	}
+	e.rec, e.fb = e.fb, nil
+	if e.metrics != nil {
+		e.metrics.SpeechEngineFallback(step)
+	}
+	e.log.Warn("speech recognizer failed: the embedded recognizer takes over for the rest of the call", "step", step, "err", err)
+	e.tracker.Event("speech.engine-fallback", fmt.Sprintf("%s: %v: the fallback recognizer takes over (%d frames replayed)", step, err, len(e.sent)))
+	st, err := e.rec.NewStream(ctx, e.streamOptions(req))
+	if err != nil {
+		e.fallback("start", err, req)
+		return false
+	}
+	e.stream = st
+	sent := e.sent
+	e.sent = nil
+	for _, f := range sent {
+		if err := st.Write(f); err != nil {
+			e.fallback("write", err, req)
+			return false
+		}
+	}
+	return true
 }
 
 // deliverHeld recognizes an utterance that ended before its Listen came.
@@ -398,25 +481,33 @@ func (e *ear) deliverHeld(ctx context.Context, req *turnReq) {
 	}
 }
 
-// finish ends the stream and sends its result.
+// finish ends the stream and sends its result, moving down the ladder
+// when the engine fails to give one.
 func (e *ear) finish(ctx context.Context) {
-	st, req := e.stream, e.cur
-	e.stream, e.cur = nil, nil
-	fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
-	res, err := st.Finish(fctx)
-	cancel()
-	if err != nil {
+	for {
+		st, req := e.stream, e.cur
+		fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
+		res, err := st.Finish(fctx)
+		cancel()
+		if err == nil {
+			e.stream, e.cur, e.sent = nil, nil, e.sent[:0]
+			if e.metrics != nil {
+				e.metrics.SpeechTurns.Add(1)
+			}
+			e.cancel(req)
+			e.send(req, turnEvent{res: res})
+			return
+		}
+		e.stream = nil // Finish released it
 		if ctx.Err() != nil {
+			e.cur = nil
 			return // the call ended
 		}
-		e.fallback("finish", err, req)
-		return
+		if !e.recover(ctx, "finish", err) {
+			return
+		}
+		// The next rung has the whole utterance: finish that stream.
 	}
-	if e.metrics != nil {
-		e.metrics.SpeechTurns.Add(1)
-	}
-	e.cancel(req)
-	e.send(req, turnEvent{res: res})
 }
 
 // abandon drops the stream without waiting for a result.
@@ -427,19 +518,19 @@ func (e *ear) abandon() {
 		_, _ = e.stream.Finish(done)
 	}
 	e.stream, e.cur = nil, nil
-	e.utt, e.held = e.utt[:0], false
+	e.utt, e.held, e.sent = e.utt[:0], false, e.sent[:0]
 }
 
 // fallback turns speech off for the rest of the call: the engine failed.
 func (e *ear) fallback(step string, err error, req *turnReq) {
 	if e.stream != nil {
 		st := e.stream
-		e.stream, e.cur = nil, nil
 		done, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, _ = st.Finish(done)
 	}
-	e.utt, e.held, e.inUtt = e.utt[:0], false, false
+	e.stream, e.cur = nil, nil
+	e.utt, e.held, e.inUtt, e.sent = e.utt[:0], false, false, nil
 	if e.off.Swap(true) {
 		return
 	}

@@ -82,6 +82,11 @@ type StreamOptions struct {
 	Lang    string   // "ro" or "en"
 	Rate    int      // Hz of the frames written: 8000 or 16000
 	Grammar *Grammar // nil: open vocabulary (when the engine has one)
+	// Call names the call the utterance belongs to. Engines that adapt
+	// to the line and the speaker (sphinx's cepstral mean) carry what
+	// they learnt from one utterance to the next of the same call, and
+	// never to another call. "" = no adaptation.
+	Call string
 }
 
 // Stream recognizes one utterance. Frames go in with Write; the newest

@@ -3,7 +3,10 @@ package sip_test
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/openai"
 	"github.com/govline/ivr/speech/silero"
 	"github.com/govline/ivr/speech/sphinx"
 	"github.com/govline/ivr/tickets"
@@ -337,6 +341,71 @@ func TestSpeechYesNo(t *testing.T) {
 			in := nextStep(t, steps).input
 			if in.Mode != flows.InputSpeech || flows.YesNo(in.Text) != c.want {
 				t.Fatalf("said %q: input %+v, want speech meaning %s", c.say, in, c.want)
+			}
+		})
+	}
+}
+
+// The fallback ladder: the first recognizer is a network engine (the
+// OpenAI-compatible transcription API) whose server fails or never
+// answers; the embedded recognizer takes over with the utterance replayed,
+// so the caller's answer is recognized without saying it again, and the
+// call's log and the metrics show the step.
+func TestSpeechNetworkEngineFallsBackToEmbedded(t *testing.T) {
+	pool, rec, syn := speechEngines(t)
+	for _, c := range []struct {
+		name   string
+		server http.HandlerFunc
+	}{
+		{"server-error", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"message":"model is loading","type":"server_error"}}`)
+		}},
+		{"no-answer", func(w http.ResponseWriter, r *http.Request) {
+			// A server that takes the audio and hangs: FinishTimeout
+			// ends the wait, and the client's going away this one.
+			io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(c.server)
+			t.Cleanup(srv.Close) // after the line's cleanup: its calls hold requests
+			network, err := openai.NewRecognizer(openai.Config{BaseURL: srv.URL + "/v1", Model: "whisper-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps := make(chan step, 4)
+			flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+				steps <- step{}
+				in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 8 * time.Second})
+				steps <- step{input: in, err: err}
+				return flows.Outcome{Kind: flows.OutcomeHangup}
+			})
+			l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+				e.Flow = flow
+				e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+				e.Lang = "ro"
+				e.Speech = speechConfig(pool, network)
+				e.Speech.Fallback = ivr.SerialStreams(rec)
+				e.Speech.FinishTimeout = time.Second
+			})
+			call := l.answered(t)
+			nextStep(t, steps)
+			call.speak(utterance(t, syn, "ro", "pașaport", call.rate))
+			in := nextStep(t, steps).input
+			if in.Mode != flows.InputSpeech || in.Text != "pașaport" {
+				t.Fatalf("input %+v, want speech \"pașaport\" from the embedded recognizer", in)
+			}
+			if n := l.eng.Metrics.SpeechEngineFallbacks("finish"); n != 1 {
+				t.Errorf("%d moves to the fallback recognizer counted, want 1", n)
+			}
+			if n := l.eng.Metrics.SpeechFallbacks("finish"); n != 0 {
+				t.Errorf("%d fallbacks to keys counted, want 0: the embedded engine answered", n)
+			}
+			if ev := callEvents(t, l); !strings.Contains(ev, "speech.engine-fallback finish") || !strings.Contains(ev, `speech.result tag "pașaport"`) {
+				t.Errorf("call events lack the move to the embedded recognizer and its result:\n%s", ev)
 			}
 		})
 	}

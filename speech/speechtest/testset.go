@@ -201,6 +201,11 @@ func (s Score) String() string {
 	return fmt.Sprintf("%3d utt  sentence acc %5.1f%%  WER %5.1f%%", s.Utterances, 100*s.SentenceAccuracy(), 100*s.WER())
 }
 
+// PerCall makes Evaluate present each speaker's utterances in a
+// condition as one call (StreamOptions.Call), so engines that adapt to a
+// line do so; false, every utterance is the first of its call.
+var PerCall bool
+
 // Evaluate runs items spoken by voices through condition c into r and
 // scores the results. Failures are logged with t.Logf when verbose.
 func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items []Item, voices []Voice, c Condition, verbose bool) Scores {
@@ -212,7 +217,11 @@ func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items [
 			pcm := Render(t, syn, speech.SynthRequest{Text: it.Say, Lang: v.Lang, Voice: v.Variant, Speed: v.Speed, Rate: c.Rate})
 			pcm = append(append(Silence(c.Rate, 300*time.Millisecond), pcm...), Silence(c.Rate, 400*time.Millisecond)...)
 			pcm = Channel(pcm, c, uint64(vi*1000+ii))
-			st, err := r.NewStream(ctx, speech.StreamOptions{Lang: it.Lang, Rate: c.Rate, Grammar: it.grammar()})
+			o := speech.StreamOptions{Lang: it.Lang, Rate: c.Rate, Grammar: it.grammar()}
+			if PerCall {
+				o.Call = fmt.Sprintf("%s/%s+%s@%d", c.Name, v.Lang, v.Variant, v.Speed)
+			}
+			st, err := r.NewStream(ctx, o)
 			if err != nil {
 				t.Fatalf("NewStream: %v", err)
 			}

@@ -36,7 +36,9 @@ func TestAccuracyFloor(t *testing.T) {
 // condition, grammar kind and voice): go test -tags sqlite_fts5 -run '^$'
 // -bench Accuracy -benchtime 1x -timeout 30m ./speech/sphinx/. Set
 // SPHINX_FRONT=native8k for the 8 kHz front end, SPHINX_LANG and
-// SPHINX_COND to run a part, VERBOSE=1 to list the misses.
+// SPHINX_COND to run a part, VERBOSE=1 to list the misses,
+// SPHINX_PER_CALL=1 to have each speaker's utterances in a condition be one
+// call (the decoder adapts to the line from one utterance to the next).
 func BenchmarkAccuracy(b *testing.B) {
 	o := Options{}
 	if os.Getenv("SPHINX_FRONT") == "native8k" {
@@ -44,6 +46,7 @@ func BenchmarkAccuracy(b *testing.B) {
 	}
 	r := newRec(b, o)
 	syn := newSynth(b)
+	speechtest.PerCall = os.Getenv("SPHINX_PER_CALL") != ""
 	var table strings.Builder
 	for b.Loop() {
 		table.Reset()

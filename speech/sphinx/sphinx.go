@@ -123,9 +123,29 @@ type Recognizer struct {
 	emptyDict string
 	copies    map[string]string // see modelCopy; under mu
 
-	mu   sync.Mutex
-	idle map[poolKey][]*decoder
+	mu    sync.Mutex
+	idle  map[poolKey][]*decoder
+	calls map[callKey]*callCMN // the cepstral mean each call's line taught
 }
+
+// callKey names a call's line as one decoder configuration hears it.
+type callKey struct {
+	call string
+	key  poolKey
+}
+
+// callCMN is the cepstral mean after a call's last utterance.
+type callCMN struct {
+	mean []float32
+	used time.Time
+}
+
+// Calls idle longer than callCMNTTL are forgotten; at most maxCallCMN are
+// kept.
+const (
+	callCMNTTL = 30 * time.Minute
+	maxCallCMN = 4096
+)
 
 var _ speech.Recognizer = (*Recognizer)(nil)
 
@@ -338,13 +358,60 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 	return d, nil
 }
 
-// startUtt starts an utterance from the decoder's initial cepstral mean
-// (unless Options.AdaptCMN).
-func (d *decoder) startUtt() bool {
+// startUtt starts an utterance from the cepstral mean mean, or the
+// decoder's initial one when mean is nil (unless Options.AdaptCMN).
+func (d *decoder) startUtt(mean []float32) bool {
 	if d.cmn != nil {
-		C.cmnSet(d.ps, (*C.float)(unsafe.Pointer(&d.cmn[0])))
+		if len(mean) != len(d.cmn) {
+			mean = d.cmn
+		}
+		C.cmnSet(d.ps, (*C.float)(unsafe.Pointer(&mean[0])))
 	}
 	return C.ps_start_utt(d.ps) >= 0
+}
+
+// callMean returns the cepstral mean the call's earlier utterances taught
+// (nil: none).
+func (r *Recognizer) callMean(call string, k poolKey) []float32 {
+	if call == "" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.calls[callKey{call, k}]; c != nil {
+		return c.mean
+	}
+	return nil
+}
+
+// learn keeps the decoder's cepstral mean after an utterance of call.
+func (r *Recognizer) learn(call string, k poolKey, d *decoder) {
+	if call == "" || d.cmn == nil {
+		return
+	}
+	mean := make([]float32, len(d.cmn))
+	C.cmnGet(d.ps, (*C.float)(unsafe.Pointer(&mean[0])))
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.calls == nil {
+		r.calls = map[callKey]*callCMN{}
+	}
+	if len(r.calls) >= maxCallCMN {
+		var oldest callKey
+		var at time.Time
+		for ck, c := range r.calls {
+			if now.Sub(c.used) > callCMNTTL {
+				delete(r.calls, ck)
+			} else if at.IsZero() || c.used.Before(at) {
+				oldest, at = ck, c.used
+			}
+		}
+		if len(r.calls) >= maxCallCMN {
+			delete(r.calls, oldest)
+		}
+	}
+	r.calls[callKey{call, k}] = &callCMN{mean: mean, used: now}
 }
 
 func (d *decoder) free() {
@@ -486,7 +553,7 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 			warm[i] = int16((i*7919)%61 - 30)
 		}
 		C.ps_set_search(d.ps, cn)
-		d.startUtt()
+		d.startUtt(nil)
 		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&warm[0])), C.size_t(len(warm)), 0, 0)
 		C.ps_end_utt(d.ps)
 	}
@@ -565,11 +632,11 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		r.put(k, d)
 		return nil, err
 	}
-	if !d.startUtt() {
+	if !d.startUtt(r.callMean(o.Call, k)) {
 		d.free()
 		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
 	}
-	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar}
+	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar, call: o.Call}
 	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
 		s.decRate = 16000
 		s.rs, _ = audio.NewResampler(o.Rate, s.decRate)
@@ -589,6 +656,7 @@ type stream struct {
 	// decRate is the decoder's rate (16000 for upsampled 8 kHz audio)
 	decRate int
 	g       *speech.Grammar
+	call    string // StreamOptions.Call
 	rs      *audio.Resampler
 	up      []int16
 	n       int // frames written
@@ -688,6 +756,7 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return speech.Result{}, err
 	}
+	s.r.learn(s.call, s.key, d)
 	s.d = d // detokenize uses it
 	defer func() { s.d = nil }()
 	res := speech.Result{Final: true, Text: s.hyp()}

@@ -115,3 +115,39 @@ func TestRepeatedUtteranceSameResult(t *testing.T) {
 		}
 	}
 }
+
+// What one call taught the decoder (its line's cepstral mean) stays with
+// that call: after another call said "da" three times, this caller's
+// first "nu" is still heard as "nu".
+func TestAdaptationStaysWithItsCall(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	ctx := context.Background()
+	c := speechtest.Conditions()[1] // G.711 8 kHz
+	decode := func(call, text string) speech.Result {
+		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: text, Lang: "ro", Rate: c.Rate})
+		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
+		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro"), Call: call})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range speechtest.Frames(speechtest.Channel(pcm, c, 1), c.Rate) {
+			if err := st.Write(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := st.Finish(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for range 3 {
+		if res := decode("call-a", "da"); res.Tag != "yes" {
+			t.Errorf("call a: \"da\" heard as %q", res.Text)
+		}
+	}
+	if res := decode("call-b", "nu"); res.Tag != "no" {
+		t.Errorf("call b's first \"nu\" heard as %q (tag %q) after call a", res.Text, res.Tag)
+	}
+}
