@@ -40,6 +40,7 @@ const (
 const (
 	modelIRVersion = 1
 	modelGraph     = 7
+	modelOpset     = 8
 	modelMetadata  = 14
 	graphNode      = 1
 	graphInit      = 5
@@ -190,7 +191,7 @@ func parseONNX(r io.ReaderAt, size int64) (*onnxInfo, error) {
 		return nil, errors.New("empty file")
 	}
 	info := &onnxInfo{Meta: map[string]string{}, Size: size}
-	var haveIR, haveGraph bool
+	var haveIR, haveGraph, haveOpset bool
 	p := &pbReader{r: r, end: size}
 	for p.off < p.end {
 		num, wt, s, l, err := p.field()
@@ -200,6 +201,8 @@ func parseONNX(r io.ReaderAt, size int64) (*onnxInfo, error) {
 		switch {
 		case num == modelIRVersion && wt == wireVarint:
 			haveIR = true
+		case num == modelOpset && wt == wireBytes:
+			haveOpset = true
 		case num == modelGraph && wt == wireBytes:
 			haveGraph = true
 			err = walk(r, s, l, func(num int, s, l int64) error {
@@ -246,6 +249,9 @@ func parseONNX(r io.ReaderAt, size int64) (*onnxInfo, error) {
 	}
 	if !haveGraph {
 		return nil, errors.New("no graph (not an ONNX model)")
+	}
+	if !haveOpset {
+		return nil, errors.New("no opset_import (truncated after the graph?)")
 	}
 	if info.Nodes == 0 {
 		return nil, errors.New("the graph has no nodes")
