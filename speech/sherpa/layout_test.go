@@ -2,6 +2,7 @@ package sherpa
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -267,3 +268,5 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(voiceRoot)
 	os.Exit(code)
 }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
