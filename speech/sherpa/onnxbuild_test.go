@@ -1,12 +1,14 @@
 package sherpa
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -197,4 +199,112 @@ func whisperMetaFor(langs ...string) map[string]string {
 		m["all_language_tokens"] = toks
 	}
 	return m
+}
+
+func axisAttr(v int64) pb { return intAttr("axis", v) }
+
+// Token ids of the loudness whisper (fakeWhisperDir).
+const (
+	lwNoSpeech = 0
+	lwDa       = 1
+	lwNu       = 2
+	lwEOT      = 3
+	lwSOT      = 4
+	lwEn       = 5
+	lwRo       = 6
+	lwTransc   = 7
+	lwTransl   = 8
+	lwNoTS     = 9
+	lwVocab    = 10
+)
+
+// loudnessWhisper returns the encoder and decoder of a whisper-shaped
+// model that the real sherpa-onnx runs through its whole whisper decoding
+// (log-mel features, the token loop with its caches, the base64 token
+// table): its encoder hands the loudest log-mel value to the decoder,
+// which writes " da" when that is above threshold and " nu" when it is
+// not, then ends. It hears loudness, not words (0.75 tells espeak's "da"
+// at -22 dBFS from noise at -47 dBFS): it tests the path the audio takes,
+// not recognition.
+func loudnessWhisper(threshold float32) (enc, dec []byte) {
+	onehot := func(id int) []float32 {
+		v := make([]float32, lwVocab)
+		v[id] = 10
+		return v
+	}
+	meta := whisperMetaFor("en", "ro")
+	for k, v := range map[string]string{
+		"n_mels": "80", "n_text_layer": "1", "n_text_ctx": "64", "n_text_state": "4", "n_vocab": strconv.Itoa(lwVocab),
+		"sot": strconv.Itoa(lwSOT), "eot": strconv.Itoa(lwEOT), "blank_id": "0", "translate": strconv.Itoa(lwTransl),
+		"transcribe": strconv.Itoa(lwTransc), "no_timestamps": strconv.Itoa(lwNoTS), "no_speech": strconv.Itoa(lwNoSpeech),
+		"sot_sequence": "4,5,7", "all_language_tokens": "5,6", "all_language_codes": "en,ro",
+	} {
+		meta[k] = v
+	}
+	enc = model(
+		[]pb{
+			node("ReduceMax", []string{"mel"}, []string{"m"}),
+			node("Reshape", []string{"m", "kshape"}, []string{"n_layer_cross_k"}),
+			node("Identity", []string{"n_layer_cross_k"}, []string{"n_layer_cross_v"}),
+		},
+		[]pb{int64Init("kshape", []int64{4}, 1, 1, 1, 1)},
+		[]pb{valueInfo("mel", tFloat, 1, 80, -1)},
+		[]pb{valueInfo("n_layer_cross_k", tFloat, 1, 1, 1, 1), valueInfo("n_layer_cross_v", tFloat, 1, 1, 1, 1)},
+		meta)
+	dec = model(
+		[]pb{
+			node("Reshape", []string{"in_n_layer_cross_k", "one"}, []string{"e"}),
+			node("Greater", []string{"e", "thr"}, []string{"loud"}),
+			node("Where", []string{"loud", "v_da", "v_nu"}, []string{"word"}),
+			node("Equal", []string{"offset", "zero"}, []string{"first"}),
+			node("Where", []string{"first", "word", "v_eot"}, []string{"v"}),
+			node("Shape", []string{"tokens"}, []string{"tshape"}),
+			node("Concat", []string{"tshape", "vshape"}, []string{"lshape"}, axisAttr(0)),
+			node("Expand", []string{"v", "lshape"}, []string{"logits"}),
+			node("Identity", []string{"in_n_layer_self_k_cache"}, []string{"out_n_layer_self_k_cache"}),
+			node("Identity", []string{"in_n_layer_self_v_cache"}, []string{"out_n_layer_self_v_cache"}),
+		},
+		[]pb{
+			int64Init("one", []int64{1}, 1),
+			floatInit("thr", nil, threshold),
+			floatInit("v_da", []int64{lwVocab}, onehot(lwDa)...),
+			floatInit("v_nu", []int64{lwVocab}, onehot(lwNu)...),
+			floatInit("v_eot", []int64{lwVocab}, onehot(lwEOT)...),
+			int64Init("zero", nil, 0),
+			int64Init("vshape", []int64{1}, lwVocab),
+		},
+		[]pb{
+			valueInfo("tokens", tInt64, 1, -1),
+			valueInfo("in_n_layer_self_k_cache", tFloat, 1, 1, 64, 4),
+			valueInfo("in_n_layer_self_v_cache", tFloat, 1, 1, 64, 4),
+			valueInfo("in_n_layer_cross_k", tFloat, 1, 1, 1, 1),
+			valueInfo("in_n_layer_cross_v", tFloat, 1, 1, 1, 1),
+			valueInfo("offset", tInt64, 1),
+		},
+		[]pb{
+			valueInfo("logits", tFloat, 1, -1, lwVocab),
+			valueInfo("out_n_layer_self_k_cache", tFloat, 1, 1, 64, 4),
+			valueInfo("out_n_layer_self_v_cache", tFloat, 1, 1, 64, 4),
+		},
+		nil)
+	return enc, dec
+}
+
+// loudnessWhisperDir lays the loudness whisper out as a release folder;
+// its tokens are base64, as whisper's are.
+func loudnessWhisperDir(t testing.TB, threshold float32) string {
+	d := t.TempDir()
+	enc, dec := loudnessWhisper(threshold)
+	writeFile(t, d, "loud-encoder.onnx", enc)
+	writeFile(t, d, "loud-decoder.onnx", dec)
+	var b strings.Builder
+	for id := range lwVocab {
+		s := map[int]string{lwDa: " da", lwNu: " nu"}[id]
+		if s == "" {
+			s = "<|" + strconv.Itoa(id) + "|>"
+		}
+		b.WriteString(base64.StdEncoding.EncodeToString([]byte(s)) + " " + strconv.Itoa(id) + "\n")
+	}
+	writeFile(t, d, "loud-tokens.txt", []byte(b.String()))
+	return d
 }

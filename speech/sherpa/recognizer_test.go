@@ -3,6 +3,7 @@ package sherpa
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -307,5 +308,168 @@ func TestRealSynthesizer(t *testing.T) {
 			defer s.Close()
 			speechtest.TestSynthesizer(t, s, lang)
 		})
+	}
+}
+
+// loudThreshold separates speech from quiet noise for the loudness
+// whisper (measured: espeak's "da" at -22 dBFS gives a log-mel peak above
+// 1, white noise at -47 dBFS one below 0.5).
+const loudThreshold = 0.75
+
+// TestRecognizerConformance runs the speechtest kit through the real
+// sherpa-onnx whisper decoding with the loudness whisper: every rate,
+// silence, the contract, cancellation, and three concurrent streams on
+// two model instances.
+func TestRecognizerConformance(t *testing.T) {
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": loudnessWhisperDir(t, loudThreshold)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	syn, err := espeak.New(espeak.Options{})
+	if err != nil {
+		t.Skipf("espeak-ng renders the test speech: %v", err)
+	}
+	speechtest.TestRecognizer(t, r, syn, []speechtest.RecognizerCase{
+		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes"},
+	})
+}
+
+// TestRecognizerHearsTheAudio: what the model decodes is the audio
+// written, at both rates: quiet noise (above the silence gate) gives the
+// other word than loud speech.
+func TestRecognizerHearsTheAudio(t *testing.T) {
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": loudnessWhisperDir(t, loudThreshold)}, Logger: slogDiscard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	for _, rate := range speech.Rates {
+		noise := make([]int16, rate)
+		rng := rand.New(rand.NewPCG(1, uint64(rate)))
+		for i := range noise {
+			noise[i] = int16(rng.NormFloat64() * 150) // about -47 dBFS
+		}
+		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: rate, Grammar: speech.YesNo("ro")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range speechtest.Frames(noise, rate) {
+			st.Write(f)
+		}
+		res, err := st.Finish(ctx)
+		if err != nil || res.Text != "nu" || res.Tag != "no" {
+			t.Errorf("%d Hz, quiet noise: %+v, %v; want the model's \"nu\"", rate, res, err)
+		}
+	}
+	// Below the gate nothing reaches the model.
+	r.silence = -40
+	st, _ := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000})
+	for range 50 {
+		f := make([]int16, 160)
+		f[0] = 300
+		st.Write(f)
+	}
+	if res, err := st.Finish(ctx); err != nil || res.Text != "" {
+		t.Errorf("below the gate: %+v, %v", res, err)
+	}
+}
+
+// TestRecognizerCloseJoins: Close waits for a decode under way, and a
+// stream finished after Close gets ErrClosed.
+func TestRecognizerCloseJoins(t *testing.T) {
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": loudnessWhisperDir(t, loudThreshold)}, Logger: slogDiscard(), Instances: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	loud := make([]int16, 320)
+	for i := range loud {
+		loud[i] = int16(8000 * (i%2*2 - 1))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 16000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 25 {
+			st.Write(loud)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = st.Finish(ctx)
+		}()
+	}
+	r.Close()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, speech.ErrClosed) {
+			t.Errorf("stream %d: %v, want a result or ErrClosed", i, err)
+		}
+	}
+}
+
+// BenchmarkWrite is the per-frame cost of a stream at 8 kHz (resampling
+// to 16 kHz, level, conversion): what the media loop pays while a caller
+// speaks.
+func BenchmarkWrite(b *testing.B) {
+	d := b.TempDir()
+	enc, dec := loudnessWhisper(loudThreshold)
+	writeFile(b, d, "loud-encoder.onnx", enc)
+	writeFile(b, d, "loud-decoder.onnx", dec)
+	writeFile(b, d, "loud-tokens.txt", []byte("IQ== 0\n"))
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": d}, Logger: slogDiscard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	frame := make([]int16, 160)
+	for i := range frame {
+		frame[i] = int16(4000 * (i % 7))
+	}
+	st, _ := r.NewStream(context.Background(), speech.StreamOptions{Lang: "ro", Rate: 8000})
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if n == 1000 { // 20 s: start a new utterance before the 30 s limit
+			st.Finish(context.Background())
+			st, _ = r.NewStream(context.Background(), speech.StreamOptions{Lang: "ro", Rate: 8000})
+			n = 0
+		}
+		if err := st.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+}
+
+// BenchmarkFinish is one 2-second utterance through the whole whisper
+// path of sherpa-onnx (features, encoder, token loop) with the loudness
+// whisper: the engine's overhead per utterance, without a real model's
+// network (a real whisper adds its own time on top).
+func BenchmarkFinish(b *testing.B) {
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": loudnessWhisperDir(b, loudThreshold)}, Logger: slogDiscard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	frame := make([]int16, 160)
+	for i := range frame {
+		frame[i] = int16(4000 * (i % 7))
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		st, _ := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000})
+		for range 100 {
+			st.Write(frame)
+		}
+		if _, err := st.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
