@@ -248,18 +248,20 @@ func (u *utterance) Finish(ctx context.Context) (speech.Result, error) {
 	defer cancel()
 	defer context.AfterFunc(u.ctx, cancel)()
 
-	inst, err := u.al.pool.get(ctx, u.r.stop)
-	if err != nil {
-		return speech.Result{}, u.ctxErr(err)
-	}
+	// Joined by Close from here on: Close then waits for this Finish to
+	// give its instance back before it frees the models.
 	u.r.mu.Lock()
 	if u.r.closed {
 		u.r.mu.Unlock()
-		u.al.pool.put(inst)
 		return speech.Result{}, speech.ErrClosed
 	}
 	u.r.wg.Add(1)
 	u.r.mu.Unlock()
+	inst, err := u.al.pool.get(ctx, u.r.stop)
+	if err != nil {
+		u.r.wg.Done()
+		return speech.Result{}, u.ctxErr(err)
+	}
 	done := make(chan *so.OfflineRecognizerResult, 1)
 	go func() {
 		defer u.r.wg.Done()

@@ -139,6 +139,14 @@ func (p *pool[T]) make() (T, error) {
 // use, until ctx or stop is done.
 func (p *pool[T]) get(ctx context.Context, stop <-chan struct{}) (T, error) {
 	var zero T
+	select { // a closed engine or a done context wins over a free instance
+	case <-stop:
+		return zero, errClosedEngine
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
