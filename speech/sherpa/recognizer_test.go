@@ -477,3 +477,34 @@ func BenchmarkFinish(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRealFinish decodes a 2-second Romanian utterance (espeak-ng's
+// "Vreau să vorbesc cu un operator.") with the operator's model in
+// IVR_TEST_SHERPA_ASR.
+func BenchmarkRealFinish(b *testing.B) {
+	dir := os.Getenv("IVR_TEST_SHERPA_ASR")
+	if dir == "" {
+		b.Skip("IVR_TEST_SHERPA_ASR not set")
+	}
+	r, err := NewRecognizer(Config{ASR: map[string]string{"ro": dir}, Logger: slogDiscard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	syn, err := espeak.New(espeak.Options{})
+	if err != nil {
+		b.Skip(err)
+	}
+	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "Vreau să vorbesc cu un operator.", Lang: "ro", Rate: 8000})
+	ctx := context.Background()
+	for b.Loop() {
+		st, _ := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000})
+		for _, f := range speechtest.Frames(pcm, 8000) {
+			st.Write(f)
+		}
+		if _, err := st.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N)/(float64(len(pcm))/8000), "rtf")
+}

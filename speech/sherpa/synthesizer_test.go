@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	so "github.com/k2-fsa/sherpa-onnx-go-linux"
 
@@ -192,4 +193,37 @@ func BenchmarkSynthesize(b *testing.B) {
 		}
 		a.Close()
 	}
+}
+
+// BenchmarkRealSynthesize renders a two-sentence prompt with the
+// operator's Romanian voice in IVR_TEST_SHERPA_TTS_RO; first-frame is the
+// time until the first 20 ms can play.
+func BenchmarkRealSynthesize(b *testing.B) {
+	dir := os.Getenv("IVR_TEST_SHERPA_TTS_RO")
+	if dir == "" {
+		b.Skip("IVR_TEST_SHERPA_TTS_RO not set")
+	}
+	s, err := NewSynthesizer(Config{TTS: map[string]string{"ro": dir}, Logger: slogDiscard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	req := speech.SynthRequest{Text: "Bună ziua. Ați sunat la linia de asistență.", Lang: "ro", Rate: 8000}
+	f := make([]int16, 160)
+	var first time.Duration
+	for b.Loop() {
+		start := time.Now()
+		a, err := s.Synthesize(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.ReadFrame(f); err != nil {
+			b.Fatal(err)
+		}
+		first += time.Since(start)
+		for a.ReadFrame(f) == nil {
+		}
+		a.Close()
+	}
+	b.ReportMetric(float64(first.Microseconds())/float64(b.N)/1000, "ms-first-frame")
 }
