@@ -32,6 +32,11 @@
 // context) when all are busy. Decoding and rendering run on goroutines the
 // Recognizer or Synthesizer owns; Close waits for them and frees the
 // models.
+//
+// sherpa-onnx starts its own espeak-ng (for piper's phonemes) once per
+// process, with the espeak-ng-data folder of the first voice loaded: every
+// later voice uses that folder, which must stay in place while the process
+// runs (the releases all carry the same data).
 package sherpa
 
 import (
