@@ -31,6 +31,7 @@ type Metrics struct {
 	SpeechBargeIns      atomic.Uint64 // prompts stopped by caller speech
 	SpeechFramesDropped atomic.Uint64 // caller frames the turn-taking stage could not take in time
 	SpeechVADFrames     atomic.Uint64 // caller frames the VAD ran on (quiet frames skip it)
+	SynthFallbacks      atomic.Uint64 // prompts the fallback synthesizer spoke because the first one failed
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
@@ -185,6 +186,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_bargeins_total", "Prompts stopped because the caller spoke.", m.SpeechBargeIns.Load())
 	counter("ivr_speech_frames_dropped_total", "Caller frames the turn-taking stage dropped because it fell behind.", m.SpeechFramesDropped.Load())
 	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
+	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
 	writeRuntime(p)

@@ -6,11 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/espeak"
 )
 
 // Synthesizer renders what a flow says into PCM for a call. Implementations
@@ -19,14 +23,32 @@ type Synthesizer interface {
 	Synthesize(ctx context.Context, lang, text string, rate int) ([]int16, error)
 }
 
-// RenderCache is the Synthesizer of the embedded line until the speech
-// engines replace it: espeak-ng renders each distinct text once into
-// Dir/LANG/HASH.wav (16 kHz), and the PCM of recent texts stays in memory at
-// each rate asked, so a fixed prompt costs a map lookup after its first call.
-// It also loads recorded WAV prompts (Load) through the same memory cache.
+// RenderCache is the line's Synthesizer: a speech engine renders each
+// distinct text once into Dir/LANG/HASH.wav (16 kHz), and the PCM of recent
+// texts stays in memory at each rate asked, so a fixed prompt costs a map
+// lookup after its first call. It also loads recorded WAV prompts (Load)
+// through the same memory cache.
+//
+// Engine is the first rung of the synthesis ladder; when it fails, Fallback
+// renders the text (not cached: the next call asks Engine again), and only
+// when that fails too does the prompt fail.
 type RenderCache struct {
-	Dir     string // disk cache of rendered texts
-	MaxMem  int    // entries kept in memory; 0 means 512
+	Dir    string // disk cache of rendered texts
+	MaxMem int    // entries kept in memory; 0 means 512
+	// Engine renders texts; nil means the embedded espeak-ng
+	// (speech/espeak, in process).
+	Engine speech.Synthesizer
+	// Name tells Engine's renders apart in the disk cache ("" for the
+	// embedded espeak-ng): change it when the engine or its voice changes.
+	Name string
+	// Fallback renders a text Engine failed on; nil: none.
+	Fallback speech.Synthesizer
+	Log      *slog.Logger // nil: slog.Default()
+	Metrics  *Metrics     // counts fallbacks; may be nil
+
+	initOnce sync.Once
+	initErr  error
+
 	mu      sync.Mutex
 	mem     map[cacheKey]*list.Element
 	lru     *list.List
@@ -51,27 +73,100 @@ type renderCall struct {
 
 var _ Synthesizer = (*RenderCache)(nil)
 
+// renderRate is the rate texts are rendered and kept on disk at.
+const renderRate = 16000
+
+// renderTimeout bounds one text's rendering (it goes on after the call
+// that asked hangs up: the next call saying it gets it from the cache).
+const renderTimeout = 30 * time.Second
+
 // Synthesize returns the text spoken in lang at rate.
 func (c *RenderCache) Synthesize(ctx context.Context, lang, text string, rate int) ([]int16, error) {
-	sum := sha256.Sum256([]byte(lang + "\x00" + text))
+	sum := sha256.Sum256([]byte(c.Name + "\x00" + lang + "\x00" + text))
 	h := hex.EncodeToString(sum[:12])
 	wav := filepath.Join(c.Dir, SafeFileName(lang), h+".wav")
-	return c.get(ctx, cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, func() ([]int16, error) {
-		if _, err := os.Stat(wav); err != nil {
-			txt := wav + ".txt"
-			if err := ensureDir(txt); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(txt, []byte(text), 0o640); err != nil {
-				return nil, err
-			}
-			defer os.Remove(txt)
-			if err := renderPrompt(txt, wav, lang); err != nil {
-				return nil, err
-			}
+	return c.get(ctx, cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, func() ([]int16, bool, error) {
+		if _, err := os.Stat(wav); err == nil {
+			pcm, err := audio.LoadWAVFile(wav, rate)
+			return pcm, err == nil, err
 		}
-		return audio.LoadWAVFile(wav, rate)
+		rctx, cancel := context.WithTimeout(context.Background(), renderTimeout)
+		defer cancel()
+		pcm, fellBack, err := c.render(rctx, lang, text)
+		if err != nil {
+			return nil, false, err
+		}
+		if fellBack {
+			// Not cached: the next call asks Engine again.
+			pcm, err = audio.Resample(pcm, renderRate, rate)
+			return pcm, false, err
+		}
+		if err := writeWAVFile(wav, pcm, renderRate); err != nil {
+			return nil, false, err
+		}
+		pcm, err = audio.Resample(pcm, renderRate, rate)
+		return pcm, err == nil, err
 	})
+}
+
+// render speaks text through Engine, or Fallback when Engine fails.
+func (c *RenderCache) render(ctx context.Context, lang, text string) (pcm []int16, fellBack bool, err error) {
+	c.initOnce.Do(func() {
+		if c.Engine == nil {
+			c.Engine, c.initErr = espeak.New(espeak.Options{CacheBytes: -1})
+		}
+	})
+	if c.initErr != nil {
+		return nil, false, fmt.Errorf("speech synthesis: %w", c.initErr)
+	}
+	req := speech.SynthRequest{Text: text, Lang: lang, Rate: renderRate}
+	pcm, err = synthesizeAll(ctx, c.Engine, req)
+	if err == nil || c.Fallback == nil {
+		return pcm, false, err
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Warn("speech synthesis failed: the fallback synthesizer speaks this prompt", "lang", lang, "err", err)
+	if c.Metrics != nil {
+		c.Metrics.SynthFallbacks.Add(1)
+	}
+	pcm, err = synthesizeAll(ctx, c.Fallback, req)
+	return pcm, true, err
+}
+
+func synthesizeAll(ctx context.Context, s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
+	a, err := s.Synthesize(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	pcm, err := speech.ReadAll(a, req.Rate)
+	if err == nil && len(pcm) == 0 {
+		err = fmt.Errorf("%w: the synthesizer gave no audio", speech.ErrEngine)
+	}
+	return pcm, err
+}
+
+// writeWAVFile writes pcm to path atomically (a reader never sees half a
+// file).
+func writeWAVFile(path string, pcm []int16, rate int) error {
+	if err := ensureDir(path); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".render-*.wav")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := audio.WriteWAV(f, pcm, rate, 1); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // Load returns a recorded WAV file at rate, cached until the file changes.
@@ -81,12 +176,16 @@ func (c *RenderCache) Load(ctx context.Context, path string, rate int) ([]int16,
 		return nil, fmt.Errorf("recorded prompt: %w", err)
 	}
 	key := cacheKey{src: fmt.Sprintf("wav:%s:%d:%d", path, fi.ModTime().UnixNano(), fi.Size()), rate: rate}
-	return c.get(ctx, key, func() ([]int16, error) { return audio.LoadWAVFile(path, rate) })
+	return c.get(ctx, key, func() ([]int16, bool, error) {
+		pcm, err := audio.LoadWAVFile(path, rate)
+		return pcm, err == nil, err
+	})
 }
 
 // get returns the cached PCM for k or renders it once, however many calls
-// ask for it at the same moment.
-func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int16, error)) ([]int16, error) {
+// ask for it at the same moment. render says whether its result may be
+// kept.
+func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int16, bool, error)) ([]int16, error) {
 	c.mu.Lock()
 	if c.mem == nil {
 		c.mem = map[cacheKey]*list.Element{}
@@ -114,13 +213,14 @@ func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int1
 
 	// The render goes on even if this caller hangs up: the next call
 	// saying the same text gets it from the cache.
-	rc.pcm, rc.err = render()
+	var keep bool
+	rc.pcm, keep, rc.err = render()
 	if rc.err == nil && len(rc.pcm) == 0 {
 		rc.err = fmt.Errorf("rendered prompt holds no audio")
 	}
 	c.mu.Lock()
 	delete(c.pending, k)
-	if rc.err == nil {
+	if rc.err == nil && keep {
 		c.mem[k] = c.lru.PushFront(&cacheEntry{key: k, pcm: rc.pcm})
 		max := c.MaxMem
 		if max <= 0 {

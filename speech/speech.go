@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/govline/ivr/audio"
@@ -219,4 +220,21 @@ func (e VADEvent) String() string {
 		return "speech-end"
 	}
 	return "none"
+}
+
+// ReadAll reads a until its end and closes it: the whole rendered speech
+// at rate (the rate it was synthesized at).
+func ReadAll(a Audio, rate int) ([]int16, error) {
+	defer a.Close()
+	frame := make([]int16, audio.SamplesPerFrame(rate))
+	var out []int16
+	for {
+		if err := a.ReadFrame(frame); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, frame...)
+	}
 }

@@ -209,7 +209,7 @@ func runSay(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, err)
 	}
-	pcm, err := espeak.ReadAll(a, *rate)
+	pcm, err := speech.ReadAll(a, *rate)
 	if err != nil {
 		return fail(stderr, err)
 	}

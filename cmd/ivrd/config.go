@@ -171,6 +171,46 @@ type SpeechConfig struct {
 	EndSilence       Duration `toml:"end_silence"`
 	DigitsEndSilence Duration `toml:"digits_end_silence"`
 	MaxUtterance     Duration `toml:"max_utterance"`
+	// Recognizer and Synthesizer choose the first engine of the ladder:
+	// "embedded" (pocketsphinx, espeak-ng), "vosk" (recognizer only),
+	// "openai" or "sherpa". Any other than embedded falls back to the
+	// embedded one when it fails.
+	Recognizer    string       `toml:"recognizer"`
+	Synthesizer   string       `toml:"synthesizer"`
+	FinishTimeout Duration     `toml:"finish_timeout"`
+	Vosk          VoskConfig   `toml:"vosk"`
+	OpenAI        OpenAIConfig `toml:"openai"`
+	Sherpa        SherpaConfig `toml:"sherpa"`
+}
+
+// VoskConfig is [speech.vosk]: a Vosk server's WebSocket.
+type VoskConfig struct {
+	URL string `toml:"url"`
+}
+
+// OpenAIConfig is [speech.openai]: a server of the OpenAI-compatible audio
+// API (whisper.cpp's server, faster-whisper servers, LocalAI, OpenAI).
+type OpenAIConfig struct {
+	URL      string   `toml:"url"`
+	APIKey   string   `toml:"api_key"`
+	STTModel string   `toml:"stt_model"`
+	TTSModel string   `toml:"tts_model"`
+	VoiceRO  string   `toml:"voice_ro"`
+	VoiceEN  string   `toml:"voice_en"`
+	Timeout  Duration `toml:"timeout"`
+}
+
+// SherpaConfig is [speech.sherpa]: sherpa-onnx model folders supplied by
+// the operator (docs/speech.md).
+type SherpaConfig struct {
+	ASRDirRO  string `toml:"asr_dir_ro"`
+	ASRDirEN  string `toml:"asr_dir_en"`
+	ASRKind   string `toml:"asr_kind"`
+	TTSDirRO  string `toml:"tts_dir_ro"`
+	TTSDirEN  string `toml:"tts_dir_en"`
+	Instances int    `toml:"instances"`
+	Threads   int    `toml:"threads"`
+	Float     bool   `toml:"float"`
 }
 
 // HTTPConfig is the [http] table.
@@ -230,6 +270,11 @@ var envOverrides = []struct {
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
+	{"IVR_SPEECH_RECOGNIZER", "speech.recognizer", func(c *Config, v string) error { c.Speech.Recognizer = v; return nil }},
+	{"IVR_SPEECH_SYNTHESIZER", "speech.synthesizer", func(c *Config, v string) error { c.Speech.Synthesizer = v; return nil }},
+	{"IVR_VOSK_URL", "speech.vosk.url", func(c *Config, v string) error { c.Speech.Vosk.URL = v; return nil }},
+	{"IVR_OPENAI_URL", "speech.openai.url", func(c *Config, v string) error { c.Speech.OpenAI.URL = v; return nil }},
+	{"IVR_OPENAI_API_KEY", "speech.openai.api_key", func(c *Config, v string) error { c.Speech.OpenAI.APIKey = v; return nil }},
 	{"IVR_HTTP_LISTEN", "http.listen", func(c *Config, v string) error { c.HTTP.Listen = v; return nil }},
 	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
@@ -422,6 +467,35 @@ func (c Config) Validate() error {
 	}
 	if sp.MaxUtterance.Duration < 2*time.Second || sp.MaxUtterance.Duration > time.Minute {
 		return bad("speech.max_utterance", "%s is not between 2s and 1m", sp.MaxUtterance)
+	}
+	if sp.FinishTimeout.Duration < 200*time.Millisecond || sp.FinishTimeout.Duration > 30*time.Second {
+		return bad("speech.finish_timeout", "%s is not between 200ms and 30s", sp.FinishTimeout)
+	}
+	switch sp.Recognizer {
+	case "embedded", "sherpa":
+	case "vosk":
+		if !strings.HasPrefix(sp.Vosk.URL, "ws://") && !strings.HasPrefix(sp.Vosk.URL, "wss://") {
+			return bad("speech.vosk.url", "%q is not a ws:// or wss:// URL (speech.recognizer is vosk)", sp.Vosk.URL)
+		}
+	case "openai":
+	default:
+		return bad("speech.recognizer", "%q is not embedded, vosk, openai or sherpa", sp.Recognizer)
+	}
+	switch sp.Synthesizer {
+	case "embedded", "openai", "sherpa":
+	default:
+		return bad("speech.synthesizer", "%q is not embedded, openai or sherpa", sp.Synthesizer)
+	}
+	if sp.Recognizer == "openai" || sp.Synthesizer == "openai" {
+		if !strings.HasPrefix(sp.OpenAI.URL, "http://") && !strings.HasPrefix(sp.OpenAI.URL, "https://") {
+			return bad("speech.openai.url", "%q is not an http:// or https:// URL (with the version: http://HOST:PORT/v1)", sp.OpenAI.URL)
+		}
+	}
+	if sp.Recognizer == "sherpa" && sp.Sherpa.ASRDirRO == "" && sp.Sherpa.ASRDirEN == "" {
+		return bad("speech.sherpa.asr_dir_ro", "a model folder is needed when speech.recognizer is sherpa (docs/speech.md)")
+	}
+	if sp.Synthesizer == "sherpa" && sp.Sherpa.TTSDirRO == "" && sp.Sherpa.TTSDirEN == "" {
+		return bad("speech.sherpa.tts_dir_ro", "a voice folder is needed when speech.synthesizer is sherpa (docs/speech.md)")
 	}
 	if c.SIP.Queue.Enabled && c.Engine.Telephony != "ari" {
 		if err := c.queueConfig().Validate(); err != nil {

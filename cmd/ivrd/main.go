@@ -149,7 +149,7 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	speechCfg, closeSpeech := startSpeech(cfg.Speech, log.With("component", "speech"))
+	speechCfg, synth, closeSpeech := startSpeech(cfg.Speech, cfg.Engine.DataDir, log.With("component", "speech"))
 	defer closeSpeech() // after the drain and the telephony's close
 	eng := &ivr.Engine{
 		Speech:   speechCfg,
@@ -160,9 +160,10 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		Timing:   ivr.Timing{FirstDigit: cfg.Engine.FirstDigitTimeout.Duration, Retries: cfg.Engine.MenuRetries},
 		Flow:     rt,
 		Services: svc,
-		Synth:    &ivr.RenderCache{Dir: filepath.Join(cfg.Engine.DataDir, "prompts", "tts")},
+		Synth:    synth,
 		Lang:     cfg.Engine.Language,
 	}
+	synth.Metrics = eng.Metrics
 	if cfg.Engine.RecordCalls {
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
 	}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/openai"
+	"github.com/govline/ivr/speech/sherpa"
 	"github.com/govline/ivr/speech/silero"
 	"github.com/govline/ivr/speech/sphinx"
+	"github.com/govline/ivr/speech/vosk"
 )
 
 // The silero detector's own segment rules are kept short: the turn-taking
@@ -17,41 +23,58 @@ const (
 	vadHangover  = 100 * time.Millisecond
 )
 
-// startSpeech loads the embedded speech engines for turn-taking. Engines are
-// optional: when speech is off or an engine is missing it logs that once
-// and returns nil (the line is keys only). The returned function releases
-// the engines; call it after the last call ended.
-func startSpeech(c SpeechConfig, log *slog.Logger) (*ivr.SpeechConfig, func()) {
+// startSpeech loads the speech engines: the recognizer ladder and the VAD
+// for turn-taking (nil when speech is off or the embedded engines are
+// missing: the line is keys only, logged once) and the synthesizer of the
+// prompts under dataDir. The returned function releases the engines; call
+// it after the last call ended.
+func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechConfig, *ivr.RenderCache, func()) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	synth, closeSynth := startSynth(c, dataDir, log)
+	closers = append(closers, closeSynth)
 	if !c.Enabled {
 		log.Info("speech off by configuration ([speech] enabled = false): callers answer with keys")
-		return nil, func() {}
+		return nil, synth, closeAll
 	}
 	pool, err := silero.NewPool(silero.Options{Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
 	if err != nil {
 		log.Warn("speech off: no voice activity model (run make models); callers answer with keys", "err", err)
-		return nil, func() {}
+		return nil, synth, closeAll
 	}
 	// Load the model once now, so a broken install shows at start and
 	// not at the first call.
 	if d, err := pool.Get(8000); err != nil {
 		log.Warn("speech off: the voice activity model does not load; callers answer with keys", "err", err)
 		pool.Close()
-		return nil, func() {}
+		return nil, synth, closeAll
 	} else {
 		pool.Put(d)
 	}
+	closers = append(closers, func() { pool.Close() })
+
+	// The embedded recognizer: the only one, or the ladder's second rung.
 	// One idle decoder per call that may speak at once: a new one loads
 	// the acoustic model.
-	rec, err := sphinx.New(sphinx.Options{MaxIdle: 128})
-	if err != nil {
-		log.Warn("speech off: no recognizer (apt-get install libpocketsphinx-dev pocketsphinx-en-us); callers answer with keys", "err", err)
-		pool.Close()
-		return nil, func() {}
+	var embedded speech.Recognizer
+	if rec, err := sphinx.New(sphinx.Options{MaxIdle: 128}); err != nil {
+		log.Warn("no embedded recognizer (apt-get install libpocketsphinx-dev pocketsphinx-en-us)", "err", err)
+	} else {
+		embedded = ivr.SerialStreams(rec)
+		closers = append(closers, func() { rec.Close() })
 	}
-	log.Info("speech on: barge-in and spoken answers", "recognizer", "pocketsphinx", "vad", "silero",
-		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
+	first, name, closeFirst, err := networkRecognizer(c, log)
+	if err != nil {
+		log.Error("speech recognizer not started: the embedded one serves alone", "recognizer", c.Recognizer, "err", err)
+	}
+	if closeFirst != nil {
+		closers = append(closers, closeFirst)
+	}
 	sc := &ivr.SpeechConfig{
-		Recognizer: ivr.SerialStreams(rec),
 		NewVAD: func(rate int) (speech.VAD, func(), error) {
 			d, err := pool.Get(rate)
 			if err != nil {
@@ -64,9 +87,103 @@ func startSpeech(c SpeechConfig, log *slog.Logger) (*ivr.SpeechConfig, func()) {
 		DigitsEndSilence: c.DigitsEndSilence.Duration,
 		MaxUtterance:     c.MaxUtterance.Duration,
 		NoiseMargin:      c.NoiseMarginDB,
+		FinishTimeout:    c.FinishTimeout.Duration,
 	}
-	return sc, func() {
-		rec.Close()
+	switch {
+	case first != nil:
+		sc.Recognizer, sc.Fallback = first, embedded
+	case embedded != nil:
+		sc.Recognizer, name = embedded, "pocketsphinx"
+	default:
+		log.Warn("speech off: no recognizer; callers answer with keys")
 		pool.Close()
+		closers = closers[:len(closers)-1]
+		return nil, synth, closeAll
 	}
+	fallback := "keys"
+	if sc.Fallback != nil {
+		fallback = "pocketsphinx, then keys"
+	}
+	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero",
+		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
+	return sc, synth, closeAll
+}
+
+// networkRecognizer returns the configured first recognizer when it is not
+// the embedded one (nil, "", nil, nil when it is).
+func networkRecognizer(c SpeechConfig, log *slog.Logger) (speech.Recognizer, string, func(), error) {
+	switch c.Recognizer {
+	case "vosk":
+		r, err := vosk.New(vosk.Config{URL: c.Vosk.URL, FinishTimeout: c.FinishTimeout.Duration})
+		return r, "vosk " + c.Vosk.URL, nil, err
+	case "openai":
+		r, err := openai.NewRecognizer(c.openAI(c.OpenAI.STTModel))
+		return r, "openai " + c.OpenAI.URL, nil, err
+	case "sherpa":
+		r, err := sherpa.NewRecognizer(c.sherpa(log))
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return r, "sherpa-onnx", func() { r.Close() }, nil
+	}
+	return nil, "", nil, nil
+}
+
+// startSynth returns the prompts' synthesizer: espeak-ng in process, or a
+// network or sherpa engine with espeak-ng as its fallback.
+func startSynth(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.RenderCache, func()) {
+	rc := &ivr.RenderCache{Dir: filepath.Join(dataDir, "prompts", "tts"), Log: log}
+	var closeFn func()
+	var err error
+	switch c.Synthesizer {
+	case "openai":
+		var s *openai.Synthesizer
+		if s, err = openai.NewSynthesizer(c.openAI(c.OpenAI.TTSModel)); err == nil {
+			rc.Engine, rc.Name = s, fmt.Sprintf("openai %s %s %s/%s", c.OpenAI.URL, c.OpenAI.TTSModel, c.OpenAI.VoiceRO, c.OpenAI.VoiceEN)
+		}
+	case "sherpa":
+		var s *sherpa.Synthesizer
+		if s, err = sherpa.NewSynthesizer(c.sherpa(log)); err == nil {
+			rc.Engine, rc.Name = s, "sherpa "+c.Sherpa.TTSDirRO+" "+c.Sherpa.TTSDirEN
+			closeFn = func() { s.Close() }
+		}
+	}
+	if err != nil {
+		log.Error("speech synthesizer not started: espeak-ng speaks the prompts", "synthesizer", c.Synthesizer, "err", err)
+	}
+	if rc.Engine != nil {
+		if fb, err := espeak.New(espeak.Options{CacheBytes: -1}); err == nil {
+			rc.Fallback = fb
+		} else {
+			log.Warn("no fallback synthesizer (apt-get install espeak-ng libespeak-ng-dev)", "err", err)
+		}
+	}
+	if closeFn == nil {
+		closeFn = func() {}
+	}
+	return rc, closeFn
+}
+
+func (c SpeechConfig) openAI(model string) openai.Config {
+	return openai.Config{
+		BaseURL: c.OpenAI.URL, APIKey: c.OpenAI.APIKey, Model: model, Timeout: c.OpenAI.Timeout.Duration,
+		Voices: map[string]string{"ro": c.OpenAI.VoiceRO, "en": c.OpenAI.VoiceEN},
+	}
+}
+
+func (c SpeechConfig) sherpa(log *slog.Logger) sherpa.Config {
+	s := c.Sherpa
+	cfg := sherpa.Config{ASR: map[string]string{}, TTS: map[string]string{}, ASRKind: s.ASRKind,
+		Instances: s.Instances, Threads: s.Threads, Float: s.Float, Logger: log}
+	for lang, dir := range map[string]string{"ro": s.ASRDirRO, "en": s.ASRDirEN} {
+		if dir != "" {
+			cfg.ASR[lang] = dir
+		}
+	}
+	for lang, dir := range map[string]string{"ro": s.TTSDirRO, "en": s.TTSDirEN} {
+		if dir != "" {
+			cfg.TTS[lang] = dir
+		}
+	}
+	return cfg
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/govline/ivr/speech/openai"
 	"github.com/govline/ivr/speech/silero"
 )
 
@@ -14,7 +16,7 @@ import (
 func TestSpeechOffWithoutModel(t *testing.T) {
 	t.Setenv(silero.EnvModelsDir, t.TempDir())
 	var logs bytes.Buffer
-	sc, closeSpeech := startSpeech(SpeechConfig{Enabled: true, VADThreshold: 0.5, MinSpeech: Duration{120 * time.Millisecond}}, slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, _, closeSpeech := startSpeech(SpeechConfig{Enabled: true, VADThreshold: 0.5, MinSpeech: Duration{120 * time.Millisecond}, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc.Enabled() {
 		t.Fatal("speech on without a VAD model")
@@ -27,9 +29,51 @@ func TestSpeechOffWithoutModel(t *testing.T) {
 // With speech disabled nothing is loaded.
 func TestSpeechOffByConfig(t *testing.T) {
 	var logs bytes.Buffer
-	sc, closeSpeech := startSpeech(SpeechConfig{Enabled: false}, slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, synth, closeSpeech := startSpeech(SpeechConfig{Enabled: false, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc != nil || !strings.Contains(logs.String(), "speech off by configuration") {
 		t.Errorf("speech %v, log %q", sc, logs.String())
+	}
+	if synth == nil || synth.Engine != nil {
+		t.Errorf("prompts' synthesizer %+v, want the embedded espeak-ng (Engine nil)", synth)
+	}
+}
+
+// The ladder from the configuration: a network recognizer first with the
+// embedded one behind it; a sherpa model folder that is not there is
+// reported and the embedded engines serve alone.
+func TestSpeechLadderFromConfig(t *testing.T) {
+	c, err := LoadConfig("", func(k string) string {
+		return map[string]string{"IVR_SPEECH_RECOGNIZER": "openai", "IVR_SPEECH_SYNTHESIZER": "openai", "IVR_OPENAI_URL": "http://127.0.0.1:9/v1", "IVR_FLOWS_DIR": "../../flows"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sc, synth, closeSpeech := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	defer closeSpeech()
+	if sc == nil {
+		t.Skipf("embedded speech engines not installed (make deps models): %s", logs.String())
+	}
+	if _, ok := sc.Recognizer.(*openai.Recognizer); !ok || sc.Fallback == nil {
+		t.Errorf("recognizer %T, fallback %v: want openai first, pocketsphinx behind it", sc.Recognizer, sc.Fallback)
+	}
+	if _, ok := synth.Engine.(*openai.Synthesizer); !ok || synth.Fallback == nil {
+		t.Errorf("synthesizer %T, fallback %v: want openai first, espeak-ng behind it", synth.Engine, synth.Fallback)
+	}
+
+	c.Speech.Recognizer, c.Speech.Synthesizer = "sherpa", "sherpa"
+	c.Speech.Sherpa.ASRDirRO = filepath.Join(t.TempDir(), "sherpa-onnx-whisper-small")
+	c.Speech.Sherpa.TTSDirRO = filepath.Join(t.TempDir(), "vits-piper-ro_RO-mihai-medium")
+	logs.Reset()
+	sc, synth, closeSpeech2 := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	defer closeSpeech2()
+	if sc == nil || sc.Fallback != nil || synth.Engine != nil {
+		t.Errorf("with missing sherpa models: speech %+v, synthesizer %T; want the embedded engines alone", sc, synth.Engine)
+	}
+	for _, want := range []string{"speech recognizer not started", "speech synthesizer not started", "sherpa-onnx-whisper-small", "vits-piper-ro_RO-mihai-medium"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }

@@ -74,7 +74,7 @@ func utterance(t testing.TB, syn *espeak.Synth, lang, text string, rate int) []i
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcm, err := espeak.ReadAll(a, rate)
+	pcm, err := speech.ReadAll(a, rate)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/speech"
 )
 
@@ -230,7 +229,7 @@ func (s *Synth) Prerender(ctx context.Context, reqs ...speech.SynthRequest) erro
 		if err != nil {
 			return err
 		}
-		if _, err := ReadAll(a, r.Rate); err != nil {
+		if _, err := speech.ReadAll(a, r.Rate); err != nil {
 			return err
 		}
 	}
@@ -329,21 +328,4 @@ func goSynthCallback(wav *C.short, n C.int, events *C.espeak_EVENT) C.int {
 		return 1 // abort the synthesis
 	}
 	return 0
-}
-
-// ReadAll reads a to the end and closes it, returning the samples.
-func ReadAll(a speech.Audio, rate int) ([]int16, error) {
-	defer a.Close()
-	frame := make([]int16, audio.SamplesPerFrame(rate))
-	var out []int16
-	for {
-		err := a.ReadFrame(frame)
-		if err != nil {
-			if errors.Is(err, errEOF) {
-				return out, nil
-			}
-			return out, err
-		}
-		out = append(out, frame...)
-	}
 }

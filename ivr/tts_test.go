@@ -1,0 +1,106 @@
+package ivr
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/openai"
+)
+
+// The embedded engine renders a text once: the second call gets the same
+// audio from memory, another rate from the disk copy.
+func TestRenderCacheEmbedded(t *testing.T) {
+	c := &RenderCache{Dir: t.TempDir()}
+	ctx := context.Background()
+	a, err := c.Synthesize(ctx, "ro", "Bună ziua.", 8000)
+	if err != nil {
+		t.Skipf("espeak-ng (make deps): %v", err)
+	}
+	if len(a) < 8000/4 {
+		t.Fatalf("%d samples for a greeting at 8 kHz", len(a))
+	}
+	b, _ := c.Synthesize(ctx, "ro", "Bună ziua.", 8000)
+	if &a[0] != &b[0] {
+		t.Error("the second request rendered the text again instead of using the cache")
+	}
+	wide, err := c.Synthesize(ctx, "ro", "Bună ziua.", 16000)
+	if err != nil || len(wide) != 2*len(a) {
+		t.Errorf("16 kHz: %d samples (%v), want %d", len(wide), err, 2*len(a))
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav"))
+	if len(files) != 1 {
+		t.Errorf("disk cache holds %v, want one WAV", files)
+	}
+}
+
+// A network synthesizer (the OpenAI-compatible /v1/audio/speech) that fails
+// is replaced by the fallback for that prompt, which is not cached: once
+// the server is back, the prompt is its again.
+func TestRenderCacheFallsBack(t *testing.T) {
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/audio/speech" {
+			http.NotFound(w, r)
+			return
+		}
+		if !up.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"error":{"message":"out of memory","type":"server_error"}}`))
+			return
+		}
+		// One second of a 440 Hz tone, raw 16-bit PCM at 24 kHz.
+		pcm := make([]byte, 2*24000)
+		for i := range 24000 {
+			binary.LittleEndian.PutUint16(pcm[2*i:], uint16(int16(8000*math.Sin(2*math.Pi*440*float64(i)/24000))))
+		}
+		w.Header().Set("Content-Type", "audio/pcm")
+		w.Write(pcm)
+	}))
+	defer srv.Close()
+	network, err := openai.NewSynthesizer(openai.Config{BaseURL: srv.URL + "/v1", Model: "tts-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := espeak.New(espeak.Options{})
+	if err != nil {
+		t.Skipf("espeak-ng (make deps): %v", err)
+	}
+	m := NewMetrics()
+	c := &RenderCache{Dir: t.TempDir(), Engine: network, Name: "openai/tts-1", Fallback: fb, Metrics: m}
+	ctx := context.Background()
+	pcm, err := c.Synthesize(ctx, "ro", "Vă rugăm să așteptați.", 8000)
+	if err != nil || len(pcm) == 0 {
+		t.Fatalf("with the network synthesizer down: %d samples, %v; want the fallback's audio", len(pcm), err)
+	}
+	if n := m.SynthFallbacks.Load(); n != 1 {
+		t.Errorf("%d synthesis fallbacks counted, want 1", n)
+	}
+	if files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav")); len(files) != 0 {
+		t.Errorf("the fallback's render was kept on disk: %v", files)
+	}
+	up.Store(true)
+	pcm, err = c.Synthesize(ctx, "ro", "Vă rugăm să așteptați.", 8000)
+	// 1 s, padded to whole 20 ms frames after the resampler's tail.
+	if err != nil || len(pcm) < 8000 || len(pcm) > 8000+160 {
+		t.Fatalf("with the server back: %d samples (%v), want its 1 s tone at 8 kHz", len(pcm), err)
+	}
+	if n := m.SynthFallbacks.Load(); n != 1 {
+		t.Errorf("%d synthesis fallbacks counted after the server came back, want still 1", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav"))
+	if len(files) != 1 {
+		t.Fatalf("disk cache %v, want the server's render", files)
+	}
+	if fi, _ := os.Stat(files[0]); fi.Size() < 44+2*16000 || fi.Size() > 44+2*(16000+320) {
+		t.Errorf("cached render is %d bytes, want a 1 s 16 kHz WAV", fi.Size())
+	}
+}
