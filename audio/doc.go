@@ -13,7 +13,8 @@
 //   - JitterBuffer: reorders one inbound RTP stream by sequence number and
 //     says which 20 ms slots are lost so the decoder can conceal them.
 //   - Pacer: the absolute 20 ms send schedule of an outbound stream, on an
-//     injectable Clock.
+//     injectable Clock; Sender: the sharded, paced sender of every
+//     outbound stream of a telephony adapter (FrameSender), on Pacers.
 //   - ReadWAV, LoadWAVFile, WriteWAV: WAV files at the edges (prompts,
 //     tests), through github.com/go-audio/wav.
 //   - Recorder: a two-channel WAV of a call (caller left, engine right)

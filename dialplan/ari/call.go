@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
 )
 
@@ -39,7 +40,7 @@ const (
 // call is one Asterisk channel in the application, as an ivr.Call. It owns
 // one goroutine for its life (run: setup, the engine's session, teardown)
 // and, once media is set up, the RTP reader, which run joins; its outbound
-// RTP is sent by the server's sender shards.
+// RTP is sent by the server's sender.
 type call struct {
 	s   *Server
 	cn  *conn
@@ -69,9 +70,9 @@ type call struct {
 	out     chan []int16
 	outFree chan []int16
 
-	send    sendState // owned by the sender shard
-	shard   *shard    // set by sender.add
-	mediaUp bool      // set by startMedia, read by teardown (same goroutine)
+	send    sendState         // owned by the sender's goroutine
+	slot    *audio.SenderSlot // set by startMedia
+	mediaUp bool              // set by startMedia, read by teardown (same goroutine)
 
 	hangupOnce   sync.Once
 	teardownOnce sync.Once
@@ -81,6 +82,8 @@ type call struct {
 var (
 	_ ivr.Call       = (*call)(nil)
 	_ ivr.Transferer = (*call)(nil)
+
+	_ audio.FrameSender = (*call)(nil)
 )
 
 func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {

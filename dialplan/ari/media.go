@@ -118,7 +118,7 @@ func (s *Server) releasePort(port int) {
 	s.mu.Unlock()
 }
 
-// startMedia starts the RTP reader and puts the call on a sender shard.
+// startMedia starts the RTP reader and puts the call on the sender.
 func (c *call) startMedia() error {
 	st, err := newSendState(c.fmt)
 	if err != nil {
@@ -133,17 +133,17 @@ func (c *call) startMedia() error {
 		defer stop()
 		c.readLoop()
 	}()
-	c.s.sender.add(c)
+	c.slot = c.s.sender.Add(c)
 	c.mediaUp = true
 	return nil
 }
 
-// stopMedia ends the call's context (if not yet), takes the call off its
-// sender shard and joins the reader.
+// stopMedia ends the call's context (if not yet), takes the call off the
+// sender and joins the reader.
 func (c *call) stopMedia() {
 	c.end(ivr.EndEngineHangup, nil) // no-op when already ended
 	if c.mediaUp {
-		c.s.sender.remove(c)
+		c.s.sender.Remove(c.slot)
 	}
 	c.mediaWG.Wait()
 }
@@ -276,7 +276,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// sendState is a call's outbound stream; only its sender shard touches it.
+// sendState is a call's outbound stream; only the sender's goroutine
+// touches it.
 type sendState struct {
 	enc     audio.Encoder
 	silence []int16
@@ -307,8 +308,8 @@ func newSendState(f mediaFormat) (sendState, error) {
 
 // sendFrame sends the call's next RTP packet: the engine's queued frame,
 // or silence, so the bridge always has audio from the engine. The sender
-// calls it every 20 ms.
-func (c *call) sendFrame(now time.Time) {
+// calls it every 20 ms (audio.FrameSender).
+func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	m := c.s.eng.Metrics
 	frame := st.silence

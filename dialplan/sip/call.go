@@ -60,8 +60,8 @@ type call struct {
 	hangupOnce sync.Once
 	wg         sync.WaitGroup
 
-	send  sendState // owned by the sender shard
-	shard *shard    // set by sender.add
+	send sendState         // owned by the sender's goroutine
+	slot *audio.SenderSlot // set by start
 
 	tap      atomic.Pointer[tap]       // set while bridged to an agent (transfer.go)
 	waitKeys atomic.Pointer[chan rune] // set while waiting in an agent queue (transfer.go)
@@ -70,6 +70,8 @@ type call struct {
 var (
 	_ ivr.Call    = (*call)(nil)
 	_ ivr.Flusher = (*call)(nil)
+
+	_ audio.FrameSender = (*call)(nil)
 )
 
 func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
@@ -181,13 +183,13 @@ func (c *call) start() {
 		defer c.wg.Done()
 		c.readLoop()
 	}()
-	c.srv.sender.add(c)
+	c.slot = c.srv.sender.Add(c)
 }
 
 // wait takes the call off its sender shard and joins the reader; the
 // caller ends the context first.
 func (c *call) wait() {
-	c.srv.sender.remove(c)
+	c.srv.sender.Remove(c.slot)
 	c.wg.Wait()
 }
 
@@ -389,8 +391,8 @@ func (c *call) digit(key rune, source string) {
 	}
 }
 
-// sendState is the outbound stream of a call; only its sender shard's
-// goroutine touches it.
+// sendState is the outbound stream of a call; only the sender's goroutine
+// touches it.
 type sendState struct {
 	cur     *mediaState
 	enc     audio.Encoder
@@ -416,8 +418,9 @@ func newSendState(rate int) sendState {
 
 // sendFrame sends the call's next RTP packet: the engine's queued frame, or
 // silence when none is queued, so the caller's side (and any NAT or PBX
-// between) always sees a steady stream. The sender calls it every 20 ms.
-func (c *call) sendFrame(now time.Time) {
+// between) always sees a steady stream. The sender calls it every 20 ms
+// (audio.FrameSender).
+func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	if st.failed {
 		return
