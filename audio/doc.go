@@ -15,6 +15,8 @@
 //   - Pacer: the absolute 20 ms send schedule of an outbound stream, on an
 //     injectable Clock; Sender: the sharded, paced sender of every
 //     outbound stream of a telephony adapter (FrameSender), on Pacers.
+//   - FrameQueue: a bounded queue of frames between two goroutines of a
+//     call, with a free list (the adapters' inbound and outbound queues).
 //   - ReadWAV, LoadWAVFile, WriteWAV: WAV files at the edges (prompts,
 //     tests), through github.com/go-audio/wav.
 //   - Recorder: a two-channel WAV of a call (caller left, engine right)

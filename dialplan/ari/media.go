@@ -150,20 +150,7 @@ func (c *call) stopMedia() {
 
 // deliver hands one caller frame to the session, dropping the oldest when
 // the session is not keeping up.
-func (c *call) deliver(frame []int16) {
-	var f []int16
-	select {
-	case f = <-c.inFree:
-	default:
-		select {
-		case f = <-c.in:
-		default:
-			return
-		}
-	}
-	copy(f, frame)
-	c.in <- f
-}
+func (c *call) deliver(frame []int16) { c.in.Offer(frame) }
 
 // readLoop reads the ExternalMedia RTP until the call ends: only from
 // Asterisk's address and only the format's payload type (DTMF comes as
@@ -313,15 +300,13 @@ func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	m := c.s.eng.Metrics
 	frame := st.silence
-	var owned []int16
-	select {
-	case owned = <-c.out:
+	owned := c.out.Take()
+	if owned != nil {
 		frame = owned
-	default:
 	}
 	n, err := st.enc.Encode(st.payload, frame)
 	if owned != nil {
-		c.outFree <- owned
+		c.out.Return(owned)
 	}
 	if remote := c.remote.Load(); err == nil && remote != nil {
 		st.pkt.Payload = st.payload[:n]

@@ -51,11 +51,9 @@ type call struct {
 	// the re-INVITE (onMediaUpdate), not when it refuses it (491, 488).
 	offeredHold atomic.Int32
 
-	digits  chan ivr.Digit
-	in      chan []int16
-	inFree  chan []int16
-	out     chan []int16
-	outFree chan []int16
+	digits chan ivr.Digit
+	in     *audio.FrameQueue // caller frames for the session
+	out    *audio.FrameQueue // engine frames for the sender
 
 	hangupOnce sync.Once
 	wg         sync.WaitGroup
@@ -82,19 +80,8 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	c := &call{
 		srv: srv, d: d, tr: tr, rate: rate,
 		digits: make(chan ivr.Digit, 32),
-		// Each queue and its free list hold every buffer of their
-		// direction, so moving a buffer between them never blocks.
-		in:      make(chan []int16, inQueue),
-		inFree:  make(chan []int16, inQueue),
-		out:     make(chan []int16, outQueue),
-		outFree: make(chan []int16, outQueue),
-	}
-	n := audio.SamplesPerFrame(rate)
-	for range inQueue {
-		c.inFree <- make([]int16, n)
-	}
-	for range outQueue {
-		c.outFree <- make([]int16, n)
+		in:     audio.NewFrameQueue(inQueue, audio.SamplesPerFrame(rate)),
+		out:    audio.NewFrameQueue(outQueue, audio.SamplesPerFrame(rate)),
 	}
 	c.send = newSendState(rate)
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
@@ -119,47 +106,18 @@ func (c *call) endErr() error {
 
 // ReadFrame implements ivr.Media.
 func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
-	select {
-	case f := <-c.in:
-		n := copy(dst, f)
-		c.inFree <- f
-		return n, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-c.ctx.Done():
-		return 0, c.endErr()
-	}
+	return c.in.Read(ctx, c.ctx, dst)
 }
 
 // WriteFrame implements ivr.Media.
 func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
-	var f []int16
-	select {
-	case f = <-c.outFree:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.ctx.Done():
-		return c.endErr()
-	}
-	n := copy(f, frame)
-	clear(f[n:])
-	c.out <- f // never blocks: a buffer taken from outFree has a place in out
-	return nil
+	return c.out.Write(ctx, c.ctx, frame)
 }
 
 // FlushAudio drops the engine audio queued but not sent yet (ivr.Flusher):
 // a prompt the caller interrupted goes silent at the next packet instead
 // of after the queue (60 ms). Safe from any goroutine.
-func (c *call) FlushAudio() {
-	for {
-		select {
-		case f := <-c.out:
-			c.outFree <- f
-		default:
-			return
-		}
-	}
-}
+func (c *call) FlushAudio() { c.out.Flush() }
 
 // Hangup implements ivr.Control: BYE after answer, nothing when the caller
 // already hung up.
@@ -199,18 +157,7 @@ func (c *call) deliver(frame []int16) {
 	if t := c.tap.Load(); t != nil {
 		t.put(frame)
 	}
-	var f []int16
-	select {
-	case f = <-c.inFree:
-	default:
-		select {
-		case f = <-c.in: // drop the oldest
-		default:
-			return
-		}
-	}
-	copy(f, frame)
-	c.in <- f
+	c.in.Offer(frame)
 }
 
 func isTimeout(err error) bool {
@@ -444,15 +391,13 @@ func (c *call) SendFrame(now time.Time) {
 		st.pkt.Marker = true
 	}
 	frame := st.silence
-	var owned []int16
-	select {
-	case owned = <-c.out:
+	owned := c.out.Take()
+	if owned != nil {
 		frame = owned
-	default:
 	}
 	n := st.rs.Process(st.pcm, frame)
 	if owned != nil {
-		c.outFree <- owned
+		c.out.Return(owned)
 	}
 	m, err := st.enc.Encode(st.payload, st.pcm[:n])
 	if err == nil {
