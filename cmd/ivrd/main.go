@@ -256,8 +256,9 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, profil
 			eng.Log.Warn("metrics write failed", "err", err)
 			return
 		}
-		fmt.Fprintf(w, "# HELP ivr_calllog_dropped_total Call record writes dropped because the write queue was full.\n# TYPE ivr_calllog_dropped_total counter\nivr_calllog_dropped_total %d\n", calls.Dropped())
-		fmt.Fprintf(w, "# HELP ivr_calllog_failed_total Call record writes the database refused.\n# TYPE ivr_calllog_failed_total counter\nivr_calllog_failed_total %d\n", calls.Failed())
+		pw := ivr.NewPromWriter(w)
+		pw.Counter("ivr_calllog_dropped_total", "Call record writes dropped because the write queue was full.", calls.Dropped())
+		pw.Counter("ivr_calllog_failed_total", "Call record writes the database refused.", calls.Failed())
 		for _, m := range tel.metrics {
 			if err := m(w); err != nil {
 				return
