@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr/queue"
@@ -92,57 +91,42 @@ func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
 }
 
 func runAgentsList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("agents list", "ivrctl agents list [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"agents":[...]} as JSON`)
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	fs, data, asJSON := readFlags("agents list", "ivrctl agents list [--json] [--data DIR]", `print {"agents":[...]} as JSON`, stderr)
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
-	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	list, err := (queue.Directory{Store: s}).List(context.Background())
-	if err != nil {
-		return fail(stderr, err)
-	}
-	type row struct {
-		Name     string   `json:"name"`
-		Realm    string   `json:"realm"`
-		Queues   []string `json:"queues"`
-		Disabled bool     `json:"disabled"`
-	}
-	rows := make([]row, len(list))
-	for i, a := range list {
-		rows[i] = row{a.Name, a.Realm, a.Queues, a.Disabled}
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Agents []row `json:"agents"`
-		}{rows})
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(stdout, "no agents")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tQUEUES\tREALM\tSTATE")
-	for _, r := range rows {
+	return agentsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]agentRow, error) {
+		list, err := (queue.Directory{Store: s}).List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]agentRow, len(list))
+		for i, a := range list {
+			rows[i] = agentRow{a.Name, a.Realm, a.Queues, a.Disabled}
+		}
+		return rows, nil
+	})
+}
+
+// agentRow is an agent as listed: never its password or digest.
+type agentRow struct {
+	Name     string   `json:"name"`
+	Realm    string   `json:"realm"`
+	Queues   []string `json:"queues"`
+	Disabled bool     `json:"disabled"`
+}
+
+var agentsListing = listing[agentRow]{
+	key:    "agents",
+	empty:  "no agents",
+	header: "NAME\tQUEUES\tREALM\tSTATE",
+	row: func(w io.Writer, r agentRow) {
 		state := "enabled"
 		if r.Disabled {
 			state = "disabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(r.Queues, ","), r.Realm, state)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(r.Queues, ","), r.Realm, state)
+	},
 }
 
 func runAgentsDisable(args []string, stdout, stderr io.Writer) int {

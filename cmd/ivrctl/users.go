@@ -9,7 +9,6 @@ import (
 	"os/user"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/govline/ivr/tickets"
@@ -158,33 +157,19 @@ func runUsersDisable(verb string, args []string, stdout, stderr io.Writer) int {
 }
 
 func runUsersList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("users list", "ivrctl users list [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"users":[...]} as JSON`)
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	fs, data, asJSON := readFlags("users list", "ivrctl users list [--json] [--data DIR]", `print {"users":[...]} as JSON`, stderr)
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
-	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	us, err := s.Users(context.Background())
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Users []tickets.User `json:"users"`
-		}{us})
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tCREATED")
-	for _, u := range us {
+	return usersListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.User, error) {
+		return s.Users(ctx)
+	})
+}
+
+var usersListing = listing[tickets.User]{
+	key:    "users",
+	header: "NAME\tROLE\tSTATE\tCREATED",
+	row: func(w io.Writer, u tickets.User) {
 		state := "active"
 		switch {
 		case u.Disabled:
@@ -192,30 +177,20 @@ func runUsersList(args []string, stdout, stderr io.Writer) int {
 		case u.LockedUntil.After(time.Now()):
 			state = "locked until " + u.LockedUntil.Local().Format(localTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
+	},
 }
 
 func runUsersAudit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("users audit", "ivrctl users audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"audit":[...]} as JSON`)
+	fs, data, asJSON := readFlags("users audit", "ivrctl users audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json] [--data DIR]", `print {"audit":[...]} as JSON`, stderr)
 	var q tickets.AuditQuery
 	fs.StringVar(&q.User, "user", "", "only entries of `USER`")
 	fs.StringVar(&q.Action, "action", "", "only `ACTION` (login, login_failed, login_locked, ticket_view, ticket_escalate...)")
 	fs.StringVar(&q.Target, "target", "", "only entries about `TARGET` (a ticket number, a user)")
 	since := fs.String("since", "", "only entries of the last `DURATION` (24h) or since a TIME")
 	fs.IntVar(&q.Limit, "limit", 100, "at most `N` entries")
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
-	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *since != "" {
 		t, err := parseSince(*since, time.Now())
@@ -224,28 +199,16 @@ func runUsersAudit(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	es, err := s.AuditLog(context.Background(), q)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Audit []tickets.AuditEntry `json:"audit"`
-		}{es})
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tUSER\tACTION\tTARGET\tOK\tADDRESS\tDETAIL")
-	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.At.Local().Format(localTime), e.User, e.Action,
+	return auditListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.AuditEntry, error) {
+		return s.AuditLog(ctx, q)
+	})
+}
+
+var auditListing = listing[tickets.AuditEntry]{
+	key:    "audit",
+	header: "TIME\tUSER\tACTION\tTARGET\tOK\tADDRESS\tDETAIL",
+	row: func(w io.Writer, e tickets.AuditEntry) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.At.Local().Format(localTime), e.User, e.Action,
 			orDash(e.Target), e.OK, orDash(e.Address), e.Detail)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+	},
 }
