@@ -78,13 +78,10 @@ func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
 			qs = append(qs, q)
 		}
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := (queue.Directory{Store: s}).Add(context.Background(), pos[0], *realm, password, qs); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return (queue.Directory{Store: s}).Add(ctx, pos[0], *realm, password, qs)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "agent %s answers %s (realm %s)\n", pos[0], strings.Join(qs, ", "), *realm)
 	return exitOK
@@ -139,13 +136,10 @@ func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := (queue.Directory{Store: s}).Disable(context.Background(), pos[0]); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return (queue.Directory{Store: s}).Disable(ctx, pos[0])
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "agent %s disabled\n", pos[0])
 	return exitOK

@@ -112,18 +112,28 @@ func runCallsShow(args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-func showCall(ctx context.Context, s *tickets.Store, path, id string, asJSON bool, stdout, stderr io.Writer) int {
+// findCall reads a call record and its events; a status other than exitOK
+// (no such call, a database error, already reported) ends the command.
+func findCall(ctx context.Context, s *tickets.Store, path, id string, stderr io.Writer) (tickets.CallRecord, []tickets.CallEvent, int) {
 	c, err := s.Call(ctx, id)
 	if errors.Is(err, tickets.ErrNotFound) {
 		fmt.Fprintf(stderr, "ivrctl: no call with id %q in %s (ivrctl calls list shows the ids)\n", id, path)
-		return exitError
+		return c, nil, exitError
 	}
 	if err != nil {
-		return fail(stderr, err)
+		return c, nil, fail(stderr, err)
 	}
 	events, err := s.Events(ctx, id)
 	if err != nil {
-		return fail(stderr, err)
+		return c, nil, fail(stderr, err)
+	}
+	return c, events, exitOK
+}
+
+func showCall(ctx context.Context, s *tickets.Store, path, id string, asJSON bool, stdout, stderr io.Writer) int {
+	c, events, status := findCall(ctx, s, path, id, stderr)
+	if status != exitOK {
+		return status
 	}
 	if asJSON {
 		return writeJSON(stdout, stderr, struct {

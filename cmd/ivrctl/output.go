@@ -48,6 +48,20 @@ func withStore(data string, stderr io.Writer, fn func(ctx context.Context, s *ti
 	return fn(context.Background(), s, path)
 }
 
+// update opens the database (--data's value) read-write, runs fn on it
+// and closes it: exitOK, or fn's error reported.
+func update(data string, stderr io.Writer, fn func(ctx context.Context, s *tickets.Store) error) int {
+	s, err := tickets.Open(dbPath(data))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if err := fn(context.Background(), s); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
 // newTable returns the tabwriter every table of ivrctl is aligned with.
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,17 +68,9 @@ func runCallsTrace(args []string, stdout, stderr io.Writer) int {
 }
 
 func traceCall(ctx context.Context, s *tickets.Store, path, id string, asJSON bool, stdout, stderr io.Writer) int {
-	c, err := s.Call(ctx, id)
-	if errors.Is(err, tickets.ErrNotFound) {
-		fmt.Fprintf(stderr, "ivrctl: no call with id %q in %s (ivrctl calls list shows the ids)\n", id, path)
-		return exitError
-	}
-	if err != nil {
-		return fail(stderr, err)
-	}
-	events, err := s.Events(ctx, id)
-	if err != nil {
-		return fail(stderr, err)
+	c, events, status := findCall(ctx, s, path, id, stderr)
+	if status != exitOK {
+		return status
 	}
 	turns, err := s.Transcript(ctx, id)
 	if err != nil {

@@ -96,13 +96,10 @@ func runUsersAdd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.AddUser(context.Background(), actor(), pos[0], tickets.Role(*role), pw); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.AddUser(ctx, actor(), pos[0], tickets.Role(*role), pw)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "user %s added (%s)\n", pos[0], *role)
 	return exitOK
@@ -122,13 +119,10 @@ func runUsersPasswd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.SetPassword(context.Background(), actor(), pos[0], pw); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.SetPassword(ctx, actor(), pos[0], pw)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", pos[0])
 	return exitOK
@@ -144,13 +138,10 @@ func runUsersDisable(verb string, args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.SetUserDisabled(context.Background(), actor(), pos[0], verb == "disable"); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.SetUserDisabled(ctx, actor(), pos[0], verb == "disable")
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "user %s %sd\n", pos[0], verb)
 	return exitOK
