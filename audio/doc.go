@@ -11,7 +11,8 @@
 //     Opus ("opus", through github.com/hraban/opus and libopus).
 //   - Resampler: stateful polyphase windowed-sinc conversion between rates.
 //   - JitterBuffer: reorders one inbound RTP stream by sequence number and
-//     says which 20 ms slots are lost so the decoder can conceal them.
+//     says which 20 ms slots are lost so the decoder can conceal them;
+//     Framer cuts the decoded samples into 20 ms frames.
 //   - Pacer: the absolute 20 ms send schedule of an outbound stream, on an
 //     injectable Clock; Sender: the sharded, paced sender of every
 //     outbound stream of a telephony adapter (FrameSender), on Pacers.

@@ -166,36 +166,20 @@ func (c *call) readLoop() {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	jb := audio.NewJitterBuffer(cfg.JitterDepth)
-	frame := c.fmt.rate / 50
+	frame := audio.SamplesPerFrame(c.fmt.rate)
 	pcm := make([]int16, c.fmt.rate*120/1000)
-	acc := make([]int16, 0, 2*len(pcm)+frame)
+	framer := audio.NewFramer(frame, 2*len(pcm)+frame)
+	deliver := c.deliver
 	decode := func(payload []byte) {
 		n, err := dec.Decode(pcm, payload)
 		if err != nil {
 			return
 		}
-		acc = append(acc, pcm[:n]...)
-		off := 0
-		for len(acc)-off >= frame {
-			c.deliver(acc[off : off+frame])
-			off += frame
-		}
-		k := copy(acc, acc[off:])
-		acc = acc[:k]
+		framer.Write(pcm[:n], deliver)
 	}
 	var lastLost, lastLate uint64
 	drain := func() {
-		for {
-			payload, lost, ok := jb.Pop()
-			if !ok {
-				break
-			}
-			if lost {
-				decode(nil)
-			} else {
-				decode(payload)
-			}
-		}
+		jb.Drain(decode)
 		st := jb.Stats()
 		if d := st.Lost - lastLost; d > 0 {
 			c.tr.PacketsLost.Add(d)

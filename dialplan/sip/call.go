@@ -176,13 +176,14 @@ func (c *call) readLoop() {
 	var dedup eventDeduper
 
 	var (
-		cur   *mediaState
-		dec   audio.Decoder
-		rs    *audio.Resampler
-		pcm   []int16 // decoded at codec rate
-		conv  []int16 // at call rate
-		acc   []int16 // accumulates call-rate samples into 20 ms frames
-		frame = audio.SamplesPerFrame(c.rate)
+		cur     *mediaState
+		dec     audio.Decoder
+		rs      *audio.Resampler
+		pcm     []int16 // decoded at codec rate
+		conv    []int16 // at call rate
+		frame   = audio.SamplesPerFrame(c.rate)
+		framer  = audio.NewFramer(frame, 2*c.rate*120/1000+frame) // call-rate samples into 20 ms frames
+		deliver = c.deliver
 	)
 	setup := func(ms *mediaState) error {
 		d, err := audio.NewDecoderAt(ms.audio.Name, c.rate)
@@ -197,20 +198,7 @@ func (c *call) readLoop() {
 		// room for 120 ms packets
 		pcm = make([]int16, d.Rate()*120/1000)
 		conv = make([]int16, c.rate*120/1000)
-		if acc == nil {
-			acc = make([]int16, 0, 2*len(conv)+frame)
-		}
 		return nil
-	}
-	emit := func(samples []int16) {
-		acc = append(acc, samples...)
-		off := 0
-		for len(acc)-off >= frame {
-			c.deliver(acc[off : off+frame])
-			off += frame
-		}
-		n := copy(acc, acc[off:])
-		acc = acc[:n]
 	}
 	decode := func(payload []byte) {
 		n, err := dec.Decode(pcm, payload)
@@ -218,7 +206,7 @@ func (c *call) readLoop() {
 			return
 		}
 		m := rs.Process(conv, pcm[:n])
-		emit(conv[:m])
+		framer.Write(conv[:m], deliver)
 	}
 	var lastLost, lastLate uint64
 	countJB := func() {
@@ -234,17 +222,7 @@ func (c *call) readLoop() {
 		lastLost, lastLate = st.Lost, st.Late
 	}
 	drain := func() {
-		for {
-			payload, lost, ok := jb.Pop()
-			if !ok {
-				break
-			}
-			if lost {
-				decode(nil)
-			} else {
-				decode(payload)
-			}
-		}
+		jb.Drain(decode)
 		countJB()
 	}
 
