@@ -28,26 +28,11 @@ var agentsStdin io.Reader = os.Stdin
 
 // runAgents dispatches "ivrctl agents SUBCOMMAND".
 func runAgents(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl agents: missing subcommand (add, list or disable), before its flags")
-		fmt.Fprint(stderr, agentsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "add":
-		return runAgentsAdd(args[1:], stdout, stderr)
-	case "list":
-		return runAgentsList(args[1:], stdout, stderr)
-	case "disable":
-		return runAgentsDisable(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, agentsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl agents: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, agentsUsage)
-	return exitUsage
+	return group{name: "agents", usage: agentsUsage, missing: " (add, list or disable)", subs: map[string]command{
+		"add":     runAgentsAdd,
+		"list":    runAgentsList,
+		"disable": runAgentsDisable,
+	}}.run(args, stdout, stderr)
 }
 
 func runAgentsAdd(args []string, stdout, stderr io.Writer) int {

@@ -22,28 +22,12 @@ Subcommands:
 
 // runCalls dispatches "ivrctl calls SUBCOMMAND".
 func runCalls(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl calls: missing subcommand (list, show, trace or tail), before its flags")
-		fmt.Fprint(stderr, callsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runCallsList(args[1:], stdout, stderr)
-	case "show":
-		return runCallsShow(args[1:], stdout, stderr)
-	case "trace":
-		return runCallsTrace(args[1:], stdout, stderr)
-	case "tail":
-		return runCallsTail(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, callsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl calls: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, callsUsage)
-	return exitUsage
+	return group{name: "calls", usage: callsUsage, missing: " (list, show, trace or tail)", subs: map[string]command{
+		"list":  runCallsList,
+		"show":  runCallsShow,
+		"trace": runCallsTrace,
+		"tail":  runCallsTail,
+	}}.run(args, stdout, stderr)
 }
 
 func isHelp(arg string) bool {

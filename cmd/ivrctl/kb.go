@@ -28,28 +28,12 @@ const envFlowsDir = "IVR_FLOWS_DIR"
 
 // runKB dispatches "ivrctl kb SUBCOMMAND".
 func runKB(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl kb: missing subcommand (search, import, lint or misses), before its flags")
-		fmt.Fprint(stderr, kbUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "search":
-		return runKBSearch(args[1:], stdout, stderr)
-	case "import":
-		return runKBImport(args[1:], stdout, stderr)
-	case "lint":
-		return runKBLint(args[1:], stdout, stderr)
-	case "misses":
-		return runKBMisses(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, kbUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl kb: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, kbUsage)
-	return exitUsage
+	return group{name: "kb", usage: kbUsage, missing: " (search, import, lint or misses)", subs: map[string]command{
+		"search": runKBSearch,
+		"import": runKBImport,
+		"lint":   runKBLint,
+		"misses": runKBMisses,
+	}}.run(args, stdout, stderr)
 }
 
 // kbDirFlag adds --dir: the articles' directory.

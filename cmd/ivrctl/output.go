@@ -6,10 +6,38 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/govline/ivr/tickets"
 )
+
+// group is a command with subcommands: "ivrctl calls list ...".
+type group struct {
+	name    string             // "calls"
+	usage   string             // printed for -h, and after a usage error
+	missing string             // the subcommands, as the "missing subcommand" message lists them: " (list or show)"
+	subs    map[string]command // by name
+}
+
+// run dispatches to the subcommand args[0], with the arguments after it.
+func (g group) run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		fmt.Fprintf(stderr, "ivrctl %s: missing subcommand%s, before its flags\n", g.name, g.missing)
+		fmt.Fprint(stderr, g.usage)
+		return exitUsage
+	}
+	if sub, ok := g.subs[args[0]]; ok {
+		return sub(args[1:], stdout, stderr)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, g.usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ivrctl %s: unknown subcommand %q\n", g.name, args[0])
+	fmt.Fprint(stderr, g.usage)
+	return exitUsage
+}
 
 // What the commands that read the database share: their --data and --json
 // flags, the read-only store, and printing as JSON or as a table.

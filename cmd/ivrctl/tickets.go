@@ -22,24 +22,10 @@ Subcommands:
 
 // runTickets dispatches "ivrctl tickets SUBCOMMAND".
 func runTickets(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl tickets: missing subcommand (list or show), before its flags")
-		fmt.Fprint(stderr, ticketsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runTicketsList(args[1:], stdout, stderr)
-	case "show":
-		return runTicketsShow(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, ticketsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl tickets: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, ticketsUsage)
-	return exitUsage
+	return group{name: "tickets", usage: ticketsUsage, missing: " (list or show)", subs: map[string]command{
+		"list": runTicketsList,
+		"show": runTicketsShow,
+	}}.run(args, stdout, stderr)
 }
 
 func names[T ~string](vs []T) string {

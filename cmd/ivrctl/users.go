@@ -28,30 +28,18 @@ Subcommands (add, passwd, disable and enable write to the database):
 
 // runUsers dispatches "ivrctl users SUBCOMMAND".
 func runUsers(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl users: missing subcommand, before its flags")
-		fmt.Fprint(stderr, usersUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "add":
-		return runUsersAdd(args[1:], stdout, stderr)
-	case "passwd":
-		return runUsersPasswd(args[1:], stdout, stderr)
-	case "disable", "enable":
-		return runUsersDisable(args[0], args[1:], stdout, stderr)
-	case "list":
-		return runUsersList(args[1:], stdout, stderr)
-	case "audit":
-		return runUsersAudit(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, usersUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl users: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, usersUsage)
-	return exitUsage
+	return group{name: "users", usage: usersUsage, subs: map[string]command{
+		"add":    runUsersAdd,
+		"passwd": runUsersPasswd,
+		"disable": func(args []string, stdout, stderr io.Writer) int {
+			return runUsersDisable("disable", args, stdout, stderr)
+		},
+		"enable": func(args []string, stdout, stderr io.Writer) int {
+			return runUsersDisable("enable", args, stdout, stderr)
+		},
+		"list":  runUsersList,
+		"audit": runUsersAudit,
+	}}.run(args, stdout, stderr)
 }
 
 // actor names who runs ivrctl in the audit log: "ivrctl:LOGIN".
