@@ -11,9 +11,13 @@
 //     Opus ("opus", through github.com/hraban/opus and libopus).
 //   - Resampler: stateful polyphase windowed-sinc conversion between rates.
 //   - JitterBuffer: reorders one inbound RTP stream by sequence number and
-//     says which 20 ms slots are lost so the decoder can conceal them.
+//     says which 20 ms slots are lost so the decoder can conceal them;
+//     Framer cuts the decoded samples into 20 ms frames.
 //   - Pacer: the absolute 20 ms send schedule of an outbound stream, on an
-//     injectable Clock.
+//     injectable Clock; Sender: the sharded, paced sender of every
+//     outbound stream of a telephony adapter (FrameSender), on Pacers.
+//   - FrameQueue: a bounded queue of frames between two goroutines of a
+//     call, with a free list (the adapters' inbound and outbound queues).
 //   - ReadWAV, LoadWAVFile, WriteWAV: WAV files at the edges (prompts,
 //     tests), through github.com/go-audio/wav.
 //   - Recorder: a two-channel WAV of a call (caller left, engine right)

@@ -277,6 +277,21 @@ func (j *JitterBuffer) Pop() (payload []byte, lost bool, ok bool) {
 	return s.buf[:len(s.buf):len(s.buf)], false, true
 }
 
+// Drain pops every ready slot, in order, into fn: the payload, or nil for
+// a lost slot the decoder conceals. The payload is valid only during fn.
+func (j *JitterBuffer) Drain(fn func(payload []byte)) {
+	for {
+		payload, lost, ok := j.Pop()
+		if !ok {
+			return
+		}
+		if lost {
+			payload = nil
+		}
+		fn(payload)
+	}
+}
+
 // Flush releases everything held, declaring the gaps between held packets
 // lost (use it when the stream goes quiet, e.g. on RTP inactivity). Later
 // packets continue the sequence after the last one released.

@@ -123,28 +123,10 @@ func (m *Metrics) Outcome(r EndReason) uint64 {
 // WritePrometheus writes every metric in the Prometheus text exposition
 // format (version 0.0.4).
 func (m *Metrics) WritePrometheus(w io.Writer) error {
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
-	gauge := func(name, help string, v int64) {
-		p("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	counter := func(name, help string, v uint64) {
-		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
+	pw := NewPromWriter(w)
+	gauge, counter := pw.Gauge, pw.Counter
 	labelled := func(name, help, label string, vals map[string]uint64) {
-		p("# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-		keys := make([]string, 0, len(vals))
-		for k := range vals {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p("%s{%s=%q} %d\n", name, label, k, vals[k])
-		}
+		pw.Labelled("counter", name, help, label, vals)
 	}
 
 	gauge("ivr_active_calls", "Calls currently in progress.", m.ActiveCalls.Load())
@@ -189,11 +171,57 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
-	writeRuntime(p)
-	m.PacingDeviation.Write(p, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
-	m.CallSetup.Write(p, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
-	return err
+	writeRuntime(pw.Printf)
+	m.PacingDeviation.Write(pw.Printf, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
+	m.CallSetup.Write(pw.Printf, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
+	return pw.Err()
 }
+
+// PromWriter writes metrics in the Prometheus text exposition format
+// (version 0.0.4), for the engine and the adapters alike. The first write
+// error sticks: the writes after it do nothing and Err returns it. Not safe
+// for concurrent use.
+type PromWriter struct {
+	w   io.Writer
+	err error
+}
+
+// NewPromWriter returns a PromWriter on w.
+func NewPromWriter(w io.Writer) *PromWriter { return &PromWriter{w: w} }
+
+// Printf writes formatted text as it is (Histogram.Write takes it).
+func (p *PromWriter) Printf(format string, a ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, a...)
+	}
+}
+
+// Counter writes one counter with its HELP and TYPE lines.
+func (p *PromWriter) Counter(name, help string, v uint64) {
+	p.Printf("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+}
+
+// Gauge writes one gauge with its HELP and TYPE lines.
+func (p *PromWriter) Gauge(name, help string, v int64) {
+	p.Printf("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+}
+
+// Labelled writes a metric of type typ ("counter", "gauge") with one
+// sample per value of label, in the order of the label's values.
+func (p *PromWriter) Labelled(typ, name, help, label string, vals map[string]uint64) {
+	p.Printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.Printf("%s{%s=%q} %d\n", name, label, k, vals[k])
+	}
+}
+
+// Err returns the first write error, if any.
+func (p *PromWriter) Err() error { return p.err }
 
 // Histogram counts observations into fixed buckets (upper bounds in
 // seconds, ascending). Observe is lock-free and allocation-free.

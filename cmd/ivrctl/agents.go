@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr/queue"
@@ -29,26 +28,11 @@ var agentsStdin io.Reader = os.Stdin
 
 // runAgents dispatches "ivrctl agents SUBCOMMAND".
 func runAgents(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl agents: missing subcommand (add, list or disable), before its flags")
-		fmt.Fprint(stderr, agentsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "add":
-		return runAgentsAdd(args[1:], stdout, stderr)
-	case "list":
-		return runAgentsList(args[1:], stdout, stderr)
-	case "disable":
-		return runAgentsDisable(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, agentsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl agents: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, agentsUsage)
-	return exitUsage
+	return group{name: "agents", usage: agentsUsage, missing: " (add, list or disable)", subs: map[string]command{
+		"add":     runAgentsAdd,
+		"list":    runAgentsList,
+		"disable": runAgentsDisable,
+	}}.run(args, stdout, stderr)
 }
 
 func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
@@ -79,70 +63,52 @@ func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
 			qs = append(qs, q)
 		}
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := (queue.Directory{Store: s}).Add(context.Background(), pos[0], *realm, password, qs); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return (queue.Directory{Store: s}).Add(ctx, pos[0], *realm, password, qs)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "agent %s answers %s (realm %s)\n", pos[0], strings.Join(qs, ", "), *realm)
 	return exitOK
 }
 
 func runAgentsList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("agents list", "ivrctl agents list [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"agents":[...]} as JSON`)
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	fs, data, asJSON := readFlags("agents list", "ivrctl agents list [--json] [--data DIR]", `print {"agents":[...]} as JSON`, stderr)
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
-	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	list, err := (queue.Directory{Store: s}).List(context.Background())
-	if err != nil {
-		return fail(stderr, err)
-	}
-	type row struct {
-		Name     string   `json:"name"`
-		Realm    string   `json:"realm"`
-		Queues   []string `json:"queues"`
-		Disabled bool     `json:"disabled"`
-	}
-	rows := make([]row, len(list))
-	for i, a := range list {
-		rows[i] = row{a.Name, a.Realm, a.Queues, a.Disabled}
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Agents []row `json:"agents"`
-		}{rows})
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(stdout, "no agents")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tQUEUES\tREALM\tSTATE")
-	for _, r := range rows {
+	return agentsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]agentRow, error) {
+		list, err := (queue.Directory{Store: s}).List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]agentRow, len(list))
+		for i, a := range list {
+			rows[i] = agentRow{a.Name, a.Realm, a.Queues, a.Disabled}
+		}
+		return rows, nil
+	})
+}
+
+// agentRow is an agent as listed: never its password or digest.
+type agentRow struct {
+	Name     string   `json:"name"`
+	Realm    string   `json:"realm"`
+	Queues   []string `json:"queues"`
+	Disabled bool     `json:"disabled"`
+}
+
+var agentsListing = listing[agentRow]{
+	key:    "agents",
+	empty:  "no agents",
+	header: "NAME\tQUEUES\tREALM\tSTATE",
+	row: func(w io.Writer, r agentRow) {
 		state := "enabled"
 		if r.Disabled {
 			state = "disabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(r.Queues, ","), r.Realm, state)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, strings.Join(r.Queues, ","), r.Realm, state)
+	},
 }
 
 func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
@@ -155,13 +121,10 @@ func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := (queue.Directory{Store: s}).Disable(context.Background(), pos[0]); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return (queue.Directory{Store: s}).Disable(ctx, pos[0])
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "agent %s disabled\n", pos[0])
 	return exitOK

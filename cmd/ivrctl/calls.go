@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/govline/ivr/tickets"
@@ -24,28 +22,12 @@ Subcommands:
 
 // runCalls dispatches "ivrctl calls SUBCOMMAND".
 func runCalls(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl calls: missing subcommand (list, show, trace or tail), before its flags")
-		fmt.Fprint(stderr, callsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runCallsList(args[1:], stdout, stderr)
-	case "show":
-		return runCallsShow(args[1:], stdout, stderr)
-	case "trace":
-		return runCallsTrace(args[1:], stdout, stderr)
-	case "tail":
-		return runCallsTail(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, callsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl calls: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, callsUsage)
-	return exitUsage
+	return group{name: "calls", usage: callsUsage, missing: " (list, show, trace or tail)", subs: map[string]command{
+		"list":  runCallsList,
+		"show":  runCallsShow,
+		"trace": runCallsTrace,
+		"tail":  runCallsTail,
+	}}.run(args, stdout, stderr)
 }
 
 func isHelp(arg string) bool {
@@ -60,17 +42,11 @@ func isHelp(arg string) bool {
 const localTime = "2006-01-02 15:04:05"
 
 func runCallsList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("calls list", "ivrctl calls list [--json] [--limit N] [--since DURATION|TIME] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"calls":[...]} as JSON`)
+	fs, data, asJSON := readFlags("calls list", "ivrctl calls list [--json] [--limit N] [--since DURATION|TIME] [--data DIR]", `print {"calls":[...]} as JSON`, stderr)
 	limit := fs.Int("limit", 50, "show at most `N` calls; 0 for all")
 	since := fs.String("since", "", "only calls that started in the last `DURATION` (24h, 90m) or since a TIME (RFC 3339, or 2006-01-02 in local time)")
-	pos, status, ok := parseStatus(fs, args)
-	if !ok {
+	if status, ok := parseNoArgs(fs, args, stderr); !ok {
 		return status
-	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *limit < 0 {
 		return usageError(fs, stderr, "--limit %d: must be 0 (all) or more", *limit)
@@ -83,46 +59,28 @@ func runCallsList(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
+	return callsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.CallRecord, error) {
+		return s.ListCalls(ctx, q)
+	})
+}
 
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	calls, err := s.ListCalls(context.Background(), q)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Calls []tickets.CallRecord `json:"calls"`
-		}{calls})
-	}
-	if len(calls) == 0 {
-		fmt.Fprintln(stdout, "no calls")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTART\tDURATION\tCALLER\tCALLED\tDTMF\tEND")
-	for _, c := range calls {
+var callsListing = listing[tickets.CallRecord]{
+	key:    "calls",
+	empty:  "no calls",
+	header: "ID\tSTART\tDURATION\tCALLER\tCALLED\tDTMF\tEND",
+	row: func(w io.Writer, c tickets.CallRecord) {
 		dur, end := "-", "in progress"
 		if c.End != nil {
 			dur = c.Duration().Round(time.Second).String()
 			end = orDash(c.EndReason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Start.Local().Format(localTime), dur,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Start.Local().Format(localTime), dur,
 			orDash(c.Caller), orDash(c.Called), orDash(c.DTMF), end)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+	},
 }
 
 func runCallsShow(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("calls show", "ivrctl calls show CALL_ID [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"call":{...},"events":[...]} as JSON`)
+	fs, data, asJSON := readFlags("calls show", "ivrctl calls show CALL_ID [--json] [--data DIR]", `print {"call":{...},"events":[...]} as JSON`, stderr)
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
 		return status
@@ -133,35 +91,42 @@ func runCallsShow(args []string, stdout, stderr io.Writer) int {
 	case len(pos) > 1:
 		return usageError(fs, stderr, "want one CALL_ID, got %d arguments", len(pos))
 	}
-	id := pos[0]
+	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
+		return showCall(ctx, s, path, pos[0], *asJSON, stdout, stderr)
+	})
+}
 
-	path := dbPath(*data)
-	s, err := tickets.OpenReadOnly(path)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	ctx := context.Background()
+// findCall reads a call record and its events; a status other than exitOK
+// (no such call, a database error, already reported) ends the command.
+func findCall(ctx context.Context, s *tickets.Store, path, id string, stderr io.Writer) (tickets.CallRecord, []tickets.CallEvent, int) {
 	c, err := s.Call(ctx, id)
 	if errors.Is(err, tickets.ErrNotFound) {
 		fmt.Fprintf(stderr, "ivrctl: no call with id %q in %s (ivrctl calls list shows the ids)\n", id, path)
-		return exitError
+		return c, nil, exitError
 	}
 	if err != nil {
-		return fail(stderr, err)
+		return c, nil, fail(stderr, err)
 	}
 	events, err := s.Events(ctx, id)
 	if err != nil {
-		return fail(stderr, err)
+		return c, nil, fail(stderr, err)
 	}
-	if *asJSON {
+	return c, events, exitOK
+}
+
+func showCall(ctx context.Context, s *tickets.Store, path, id string, asJSON bool, stdout, stderr io.Writer) int {
+	c, events, status := findCall(ctx, s, path, id, stderr)
+	if status != exitOK {
+		return status
+	}
+	if asJSON {
 		return writeJSON(stdout, stderr, struct {
 			Call   tickets.CallRecord  `json:"call"`
 			Events []tickets.CallEvent `json:"events"`
 		}{c, events})
 	}
 
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw := newTable(stdout)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
 	at := func(t *time.Time) string {
 		if t == nil {
@@ -190,7 +155,7 @@ func runCallsShow(args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "\nEvents (%d)\n", len(events))
-	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw = newTable(stdout)
 	for _, e := range events {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.At.Local().Format("15:04:05.000"), offset(e.At.Sub(c.Start)), e.Kind, e.Detail)
 	}
@@ -228,21 +193,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func writeJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fail(stderr, fmt.Errorf("write JSON: %w", err))
-	}
-	return exitOK
-}
-
-// writeJSONLine writes v as one line of JSON.
-func writeJSONLine(stdout, stderr io.Writer, v any) int {
-	if err := json.NewEncoder(stdout).Encode(v); err != nil {
-		return fail(stderr, fmt.Errorf("write JSON: %w", err))
-	}
-	return exitOK
 }

@@ -33,26 +33,12 @@ var stdin io.Reader = os.Stdin
 
 // runFlow dispatches "ivrctl flow SUBCOMMAND".
 func runFlow(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-' && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl flow: missing subcommand (lint, simulate or test), before its flags")
-		fmt.Fprint(stderr, flowUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "lint":
-		return runFlowLint(args[1:], stdout, stderr)
-	case "simulate", "sim":
-		return runFlowSimulate(args[1:], stdout, stderr)
-	case "test":
-		return runFlowTest(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, flowUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl flow: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, flowUsage)
-	return exitUsage
+	return group{name: "flow", usage: flowUsage, missing: " (lint, simulate or test)", subs: map[string]command{
+		"lint":     runFlowLint,
+		"simulate": runFlowSimulate,
+		"sim":      runFlowSimulate,
+		"test":     runFlowTest,
+	}}.run(args, stdout, stderr)
 }
 
 func runFlowLint(args []string, stdout, stderr io.Writer) int {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
@@ -29,28 +28,12 @@ const envFlowsDir = "IVR_FLOWS_DIR"
 
 // runKB dispatches "ivrctl kb SUBCOMMAND".
 func runKB(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl kb: missing subcommand (search, import, lint or misses), before its flags")
-		fmt.Fprint(stderr, kbUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "search":
-		return runKBSearch(args[1:], stdout, stderr)
-	case "import":
-		return runKBImport(args[1:], stdout, stderr)
-	case "lint":
-		return runKBLint(args[1:], stdout, stderr)
-	case "misses":
-		return runKBMisses(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, kbUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl kb: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, kbUsage)
-	return exitUsage
+	return group{name: "kb", usage: kbUsage, missing: " (search, import, lint or misses)", subs: map[string]command{
+		"search": runKBSearch,
+		"import": runKBImport,
+		"lint":   runKBLint,
+		"misses": runKBMisses,
+	}}.run(args, stdout, stderr)
 }
 
 // kbDirFlag adds --dir: the articles' directory.
@@ -65,10 +48,8 @@ func kbDirFlag(fs interface {
 }
 
 func runKBSearch(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("kb search", `ivrctl kb search [--lang ro|en] [--json] [--limit N] [--data DIR] "QUERY"`, stderr)
-	data := dataFlag(fs)
+	fs, data, asJSON := readFlags("kb search", `ivrctl kb search [--lang ro|en] [--json] [--limit N] [--data DIR] "QUERY"`, `print {"results":[...]} as JSON`, stderr)
 	lang := fs.String("lang", "ro", "language of the query: ro or en")
-	asJSON := fs.Bool("json", false, `print {"results":[...]} as JSON`)
 	limit := fs.Int("limit", 5, "show at most `N` results (1-100)")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
@@ -84,21 +65,22 @@ func runKBSearch(args []string, stdout, stderr io.Writer) int {
 	if query == "" {
 		return usageError(fs, stderr, "missing QUERY")
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
+	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, _ string) int {
+		return searchKB(ctx, s, *lang, query, *limit, *asJSON, stdout, stderr)
+	})
+}
+
+func searchKB(ctx context.Context, s *tickets.Store, lang, query string, limit int, asJSON bool, stdout, stderr io.Writer) int {
 	ix, err := kb.Open(s)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	// No RecordMiss here: only calls count as misses.
-	res, err := ix.Search(context.Background(), *lang, query, *limit)
+	res, err := ix.Search(ctx, lang, query, limit)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if *asJSON {
+	if asJSON {
 		if res == nil {
 			res = []kb.Result{}
 		}
@@ -215,16 +197,10 @@ func lintDir(dir string, stderr io.Writer) ([]kb.Article, *kb.Synonyms, int) {
 }
 
 func runKBMisses(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("kb misses", "ivrctl kb misses [--since DURATION|TIME] [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
+	fs, data, asJSON := readFlags("kb misses", "ivrctl kb misses [--since DURATION|TIME] [--json] [--data DIR]", `print {"misses":[...]} as JSON`, stderr)
 	since := fs.String("since", "24h", "misses last asked in the last `DURATION` (24h, 168h) or since a TIME (RFC 3339, or 2006-01-02); 0 for all")
-	asJSON := fs.Bool("json", false, `print {"misses":[...]} as JSON`)
-	pos, status, ok := parseStatus(fs, args)
-	if !ok {
+	if status, ok := parseNoArgs(fs, args, stderr); !ok {
 		return status
-	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	var from time.Time
 	if *since != "0" {
@@ -234,38 +210,21 @@ func runKBMisses(args []string, stdout, stderr io.Writer) int {
 		}
 		from = t
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	ix, err := kb.Open(s)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	ms, err := ix.Misses(context.Background(), from)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		if ms == nil {
-			ms = []kb.Miss{}
+	return missesListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]kb.Miss, error) {
+		ix, err := kb.Open(s)
+		if err != nil {
+			return nil, err
 		}
-		return writeJSON(stdout, stderr, struct {
-			Misses []kb.Miss `json:"misses"`
-		}{ms})
-	}
-	if len(ms) == 0 {
-		fmt.Fprintln(stdout, "no misses")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "COUNT\tLANG\tLAST\tQUERY")
-	for _, m := range ms {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Count, m.Lang, m.Last.Local().Format(localTime), m.Query)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		return ix.Misses(ctx, from)
+	})
+}
+
+var missesListing = listing[kb.Miss]{
+	key:       "misses",
+	emptyJSON: true,
+	empty:     "no misses",
+	header:    "COUNT\tLANG\tLAST\tQUERY",
+	row: func(w io.Writer, m kb.Miss) {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", m.Count, m.Lang, m.Last.Local().Format(localTime), m.Query)
+	},
 }

@@ -34,24 +34,10 @@ WAV file, at 8000 Hz (telephone) unless --rate says otherwise.
 `
 
 func runSpeech(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl speech: missing subcommand (transcribe or say), before its flags")
-		fmt.Fprint(stderr, speechUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "transcribe":
-		return runTranscribe(args[1:], stdout, stderr)
-	case "say":
-		return runSay(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, speechUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl speech: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, speechUsage)
-	return exitUsage
+	return group{name: "speech", usage: speechUsage, missing: " (transcribe or say)", subs: map[string]command{
+		"transcribe": runTranscribe,
+		"say":        runSay,
+	}}.run(args, stdout, stderr)
 }
 
 func checkLang(lang string) error {

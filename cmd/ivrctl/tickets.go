@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/govline/ivr/tickets"
@@ -23,24 +22,10 @@ Subcommands:
 
 // runTickets dispatches "ivrctl tickets SUBCOMMAND".
 func runTickets(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl tickets: missing subcommand (list or show), before its flags")
-		fmt.Fprint(stderr, ticketsUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runTicketsList(args[1:], stdout, stderr)
-	case "show":
-		return runTicketsShow(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, ticketsUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl tickets: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, ticketsUsage)
-	return exitUsage
+	return group{name: "tickets", usage: ticketsUsage, missing: " (list or show)", subs: map[string]command{
+		"list": runTicketsList,
+		"show": runTicketsShow,
+	}}.run(args, stdout, stderr)
 }
 
 func names[T ~string](vs []T) string {
@@ -52,20 +37,14 @@ func names[T ~string](vs []T) string {
 }
 
 func runTicketsList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("tickets list", "ivrctl tickets list [--json] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"tickets":[...]} as JSON`)
+	fs, data, asJSON := readFlags("tickets list", "ivrctl tickets list [--json] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", `print {"tickets":[...]} as JSON`, stderr)
 	status := fs.String("status", "", "only tickets in status `S`: "+names(tickets.Statuses))
 	service := fs.String("service", "", "only tickets of service `S`: "+names(tickets.Services))
 	caller := fs.String("caller", "", "only tickets of the caller `NUMBER` (exactly as stored)")
 	limit := fs.Int("limit", 50, "show at most `N` tickets; 0 for all")
 	since := fs.String("since", "", "only tickets created in the last `DURATION` (24h, 90m) or since a TIME (RFC 3339, or 2006-01-02 in local time)")
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
-	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *limit < 0 {
 		return usageError(fs, stderr, "--limit %d: must be 0 (all) or more", *limit)
@@ -84,35 +63,19 @@ func runTicketsList(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
+	return ticketsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.Ticket, error) {
+		return s.ListTickets(ctx, q)
+	})
+}
 
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	list, err := s.ListTickets(context.Background(), q)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Tickets []tickets.Ticket `json:"tickets"`
-		}{list})
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(stdout, "no tickets")
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NUMBER\tCREATED\tSERVICE\tPRIORITY\tLEVEL\tSTATUS\tDEADLINE\tCALLER\tASSIGNEE")
-	for _, t := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Number, t.Created.Local().Format(localTime),
+var ticketsListing = listing[tickets.Ticket]{
+	key:    "tickets",
+	empty:  "no tickets",
+	header: "NUMBER\tCREATED\tSERVICE\tPRIORITY\tLEVEL\tSTATUS\tDEADLINE\tCALLER\tASSIGNEE",
+	row: func(w io.Writer, t tickets.Ticket) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Number, t.Created.Local().Format(localTime),
 			t.Service, t.Priority, t.Level, t.Status, deadline(t, time.Now()), orDash(t.Caller), orDash(t.Assignee))
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+	},
 }
 
 // deadline shows the deadline, marked when an open ticket is past it.
@@ -128,9 +91,8 @@ func deadline(t tickets.Ticket, now time.Time) string {
 }
 
 func runTicketsShow(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("tickets show", "ivrctl tickets show NUMBER [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"ticket":{...},"call":{...},"history":[...],"transcript":[...]} as JSON ("call" when the call has a record)`)
+	fs, data, asJSON := readFlags("tickets show", "ivrctl tickets show NUMBER [--json] [--data DIR]",
+		`print {"ticket":{...},"call":{...},"history":[...],"transcript":[...]} as JSON ("call" when the call has a record)`, stderr)
 	pos, st, ok := parseStatus(fs, args)
 	if !ok {
 		return st
@@ -145,14 +107,12 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	if !tickets.ValidNumber(number) {
 		return usageError(fs, stderr, "%q is not a ticket number (8 digits with a check digit; a digit may be mistyped)", pos[0])
 	}
+	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
+		return showTicket(ctx, s, path, number, *asJSON, stdout, stderr)
+	})
+}
 
-	path := dbPath(*data)
-	s, err := tickets.OpenReadOnly(path)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	ctx := context.Background()
+func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJSON bool, stdout, stderr io.Writer) int {
 	t, err := s.Ticket(ctx, number)
 	if errors.Is(err, tickets.ErrNotFound) {
 		fmt.Fprintf(stderr, "ivrctl: no ticket %s in %s (ivrctl tickets list shows the numbers)\n", number, path)
@@ -179,7 +139,7 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, stderr, struct {
 			Ticket     tickets.Ticket        `json:"ticket"`
 			Call       *tickets.CallRecord   `json:"call,omitempty"`
@@ -188,7 +148,7 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 		}{t, call, history, transcript})
 	}
 
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw := newTable(stdout)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
 	field("Ticket", t.Number)
 	field("Status", string(t.Status))
@@ -233,7 +193,7 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "\nDescription\n  %s\n", orDash(t.Description))
 
 	fmt.Fprintf(stdout, "\nHistory (%d)\n", len(history))
-	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw = newTable(stdout)
 	for _, e := range history {
 		mark := ""
 		if e.SupersededBy != 0 {
@@ -246,7 +206,7 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "\nTranscript (%d turns)\n", len(transcript))
-	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw = newTable(stdout)
 	for _, tu := range transcript {
 		how := tu.Mode
 		if tu.Speaker == tickets.SpeakerCaller && tu.Mode == tickets.ModeSpeech {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,9 +54,7 @@ func turnLine(t tickets.Turn) traceLine {
 // protocol event (SIP, ARI, ESL), the flow's steps, what was said and
 // heard, DTMF, the tickets opened and the handoff, in time order.
 func runCallsTrace(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("calls trace", "ivrctl calls trace CALL_ID [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"call":{...},"timeline":[...]} as JSON`)
+	fs, data, asJSON := readFlags("calls trace", "ivrctl calls trace CALL_ID [--json] [--data DIR]", `print {"call":{...},"timeline":[...]} as JSON`, stderr)
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
 		return status
@@ -65,25 +62,15 @@ func runCallsTrace(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one CALL_ID")
 	}
-	id := pos[0]
-	path := dbPath(*data)
-	s, err := tickets.OpenReadOnly(path)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	c, err := s.Call(ctx, id)
-	if errors.Is(err, tickets.ErrNotFound) {
-		fmt.Fprintf(stderr, "ivrctl: no call with id %q in %s (ivrctl calls list shows the ids)\n", id, path)
-		return exitError
-	}
-	if err != nil {
-		return fail(stderr, err)
-	}
-	events, err := s.Events(ctx, id)
-	if err != nil {
-		return fail(stderr, err)
+	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
+		return traceCall(ctx, s, path, pos[0], *asJSON, stdout, stderr)
+	})
+}
+
+func traceCall(ctx context.Context, s *tickets.Store, path, id string, asJSON bool, stdout, stderr io.Writer) int {
+	c, events, status := findCall(ctx, s, path, id, stderr)
+	if status != exitOK {
+		return status
 	}
 	turns, err := s.Transcript(ctx, id)
 	if err != nil {
@@ -114,7 +101,7 @@ func runCallsTrace(args []string, stdout, stderr io.Writer) int {
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
 
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, stderr, struct {
 			Call     tickets.CallRecord `json:"call"`
 			Timeline []traceLine        `json:"timeline"`
@@ -133,9 +120,7 @@ const tailPoll = 250 * time.Millisecond
 // runCallsTail follows every call live: each call event and transcript turn
 // as the engine writes it, until interrupted (or --for ends).
 func runCallsTail(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("calls tail", "ivrctl calls tail [--json] [--for DURATION] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	fs, data, asJSON := readFlags("calls tail", "ivrctl calls tail [--json] [--for DURATION] [--data DIR]", "print one JSON object per line", stderr)
 	dur := fs.Duration("for", 0, "stop after `DURATION` (default: until Ctrl-C)")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {

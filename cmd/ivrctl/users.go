@@ -9,7 +9,6 @@ import (
 	"os/user"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/govline/ivr/tickets"
@@ -29,30 +28,18 @@ Subcommands (add, passwd, disable and enable write to the database):
 
 // runUsers dispatches "ivrctl users SUBCOMMAND".
 func runUsers(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
-		fmt.Fprintln(stderr, "ivrctl users: missing subcommand, before its flags")
-		fmt.Fprint(stderr, usersUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "add":
-		return runUsersAdd(args[1:], stdout, stderr)
-	case "passwd":
-		return runUsersPasswd(args[1:], stdout, stderr)
-	case "disable", "enable":
-		return runUsersDisable(args[0], args[1:], stdout, stderr)
-	case "list":
-		return runUsersList(args[1:], stdout, stderr)
-	case "audit":
-		return runUsersAudit(args[1:], stdout, stderr)
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, usersUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ivrctl users: unknown subcommand %q\n", args[0])
-	fmt.Fprint(stderr, usersUsage)
-	return exitUsage
+	return group{name: "users", usage: usersUsage, subs: map[string]command{
+		"add":    runUsersAdd,
+		"passwd": runUsersPasswd,
+		"disable": func(args []string, stdout, stderr io.Writer) int {
+			return runUsersDisable("disable", args, stdout, stderr)
+		},
+		"enable": func(args []string, stdout, stderr io.Writer) int {
+			return runUsersDisable("enable", args, stdout, stderr)
+		},
+		"list":  runUsersList,
+		"audit": runUsersAudit,
+	}}.run(args, stdout, stderr)
 }
 
 // actor names who runs ivrctl in the audit log: "ivrctl:LOGIN".
@@ -97,13 +84,10 @@ func runUsersAdd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.AddUser(context.Background(), actor(), pos[0], tickets.Role(*role), pw); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.AddUser(ctx, actor(), pos[0], tickets.Role(*role), pw)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "user %s added (%s)\n", pos[0], *role)
 	return exitOK
@@ -123,13 +107,10 @@ func runUsersPasswd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.SetPassword(context.Background(), actor(), pos[0], pw); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.SetPassword(ctx, actor(), pos[0], pw)
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", pos[0])
 	return exitOK
@@ -145,46 +126,29 @@ func runUsersDisable(verb string, args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	s, err := tickets.Open(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	if err := s.SetUserDisabled(context.Background(), actor(), pos[0], verb == "disable"); err != nil {
-		return fail(stderr, err)
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		return s.SetUserDisabled(ctx, actor(), pos[0], verb == "disable")
+	}); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(stdout, "user %s %sd\n", pos[0], verb)
 	return exitOK
 }
 
 func runUsersList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("users list", "ivrctl users list [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"users":[...]} as JSON`)
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	fs, data, asJSON := readFlags("users list", "ivrctl users list [--json] [--data DIR]", `print {"users":[...]} as JSON`, stderr)
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
-	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	us, err := s.Users(context.Background())
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Users []tickets.User `json:"users"`
-		}{us})
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tCREATED")
-	for _, u := range us {
+	return usersListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.User, error) {
+		return s.Users(ctx)
+	})
+}
+
+var usersListing = listing[tickets.User]{
+	key:    "users",
+	header: "NAME\tROLE\tSTATE\tCREATED",
+	row: func(w io.Writer, u tickets.User) {
 		state := "active"
 		switch {
 		case u.Disabled:
@@ -192,30 +156,20 @@ func runUsersList(args []string, stdout, stderr io.Writer) int {
 		case u.LockedUntil.After(time.Now()):
 			state = "locked until " + u.LockedUntil.Local().Format(localTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
+	},
 }
 
 func runUsersAudit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("users audit", "ivrctl users audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json] [--data DIR]", stderr)
-	data := dataFlag(fs)
-	asJSON := fs.Bool("json", false, `print {"audit":[...]} as JSON`)
+	fs, data, asJSON := readFlags("users audit", "ivrctl users audit [--user U] [--action A] [--target T] [--since DURATION|TIME] [--limit N] [--json] [--data DIR]", `print {"audit":[...]} as JSON`, stderr)
 	var q tickets.AuditQuery
 	fs.StringVar(&q.User, "user", "", "only entries of `USER`")
 	fs.StringVar(&q.Action, "action", "", "only `ACTION` (login, login_failed, login_locked, ticket_view, ticket_escalate...)")
 	fs.StringVar(&q.Target, "target", "", "only entries about `TARGET` (a ticket number, a user)")
 	since := fs.String("since", "", "only entries of the last `DURATION` (24h) or since a TIME")
 	fs.IntVar(&q.Limit, "limit", 100, "at most `N` entries")
-	pos, st, ok := parseStatus(fs, args)
-	if !ok {
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
-	}
-	if len(pos) > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
 	if *since != "" {
 		t, err := parseSince(*since, time.Now())
@@ -224,28 +178,16 @@ func runUsersAudit(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	es, err := s.AuditLog(context.Background(), q)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, stderr, struct {
-			Audit []tickets.AuditEntry `json:"audit"`
-		}{es})
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tUSER\tACTION\tTARGET\tOK\tADDRESS\tDETAIL")
-	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.At.Local().Format(localTime), e.User, e.Action,
+	return auditListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.AuditEntry, error) {
+		return s.AuditLog(ctx, q)
+	})
+}
+
+var auditListing = listing[tickets.AuditEntry]{
+	key:    "audit",
+	header: "TIME\tUSER\tACTION\tTARGET\tOK\tADDRESS\tDETAIL",
+	row: func(w io.Writer, e tickets.AuditEntry) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", e.At.Local().Format(localTime), e.User, e.Action,
 			orDash(e.Target), e.OK, orDash(e.Address), e.Detail)
-	}
-	if err := tw.Flush(); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+	},
 }

@@ -56,32 +56,35 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 
-	prompts, err := loadPrompts(cfg)
-	if err != nil {
-		log.Error("prompts not loaded", "err", err)
-		fmt.Fprintln(stderr, "ivrd:", err)
-		return 1
-	}
-	if *check {
-		if _, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg)); err != nil {
-			fmt.Fprintln(stderr, "ivrd: flows:", err)
-			return 1
-		}
-		arts, err := kb.LoadDir(filepath.Join(cfg.Engine.FlowsDir, "kb"))
+	// The prompts of the built-in DTMF menu: ivrd always runs flows, so it
+	// checks and renders them only on request and does not load them to
+	// serve calls (the adapters' tests, which run the menu, load their own).
+	if *check || *renderOnly {
+		prompts, err := loadPrompts(cfg)
 		if err != nil {
-			fmt.Fprintln(stderr, "ivrd: knowledge base:", err)
+			log.Error("prompts not loaded", "err", err)
+			fmt.Fprintln(stderr, "ivrd:", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "ivrd: flows load; %d knowledge base articles valid\n", len(arts))
-	}
-	if *renderOnly || *check {
+		if *check {
+			if _, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg)); err != nil {
+				fmt.Fprintln(stderr, "ivrd: flows:", err)
+				return 1
+			}
+			arts, err := kb.LoadDir(filepath.Join(cfg.Engine.FlowsDir, "kb"))
+			if err != nil {
+				fmt.Fprintln(stderr, "ivrd: knowledge base:", err)
+				return 1
+			}
+			fmt.Fprintf(stderr, "ivrd: flows load; %d knowledge base articles valid\n", len(arts))
+		}
 		fmt.Fprintf(stderr, "ivrd: configuration valid; %d prompts ready (%s)\n", len(prompts.Names()), strings.Join(prompts.Names(), ", "))
 		return 0
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, prompts, log); err != nil {
+	if err := run(ctx, cfg, log); err != nil {
 		log.Error("ivrd stopped with an error", "err", err)
 		return 1
 	}
@@ -108,7 +111,7 @@ func loadPrompts(cfg Config) (*ivr.Prompts, error) {
 }
 
 // run serves until ctx ends, then drains.
-func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger) error {
+func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	store, err := tickets.Open(tickets.DBPath(cfg.Engine.DataDir))
 	if err != nil {
 		return err
@@ -156,7 +159,6 @@ func run(ctx context.Context, cfg Config, prompts *ivr.Prompts, log *slog.Logger
 		Calls:    calls,
 		Metrics:  ivr.NewMetrics(),
 		Log:      log,
-		Prompts:  prompts,
 		Timing:   ivr.Timing{FirstDigit: cfg.Engine.FirstDigitTimeout.Duration, Retries: cfg.Engine.MenuRetries},
 		Flow:     rt,
 		Services: svc,
@@ -257,8 +259,9 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, profil
 			eng.Log.Warn("metrics write failed", "err", err)
 			return
 		}
-		fmt.Fprintf(w, "# HELP ivr_calllog_dropped_total Call record writes dropped because the write queue was full.\n# TYPE ivr_calllog_dropped_total counter\nivr_calllog_dropped_total %d\n", calls.Dropped())
-		fmt.Fprintf(w, "# HELP ivr_calllog_failed_total Call record writes the database refused.\n# TYPE ivr_calllog_failed_total counter\nivr_calllog_failed_total %d\n", calls.Failed())
+		pw := ivr.NewPromWriter(w)
+		pw.Counter("ivr_calllog_dropped_total", "Call record writes dropped because the write queue was full.", calls.Dropped())
+		pw.Counter("ivr_calllog_failed_total", "Call record writes the database refused.", calls.Failed())
 		for _, m := range tel.metrics {
 			if err := m(w); err != nil {
 				return

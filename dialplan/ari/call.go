@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
 )
 
@@ -39,7 +40,7 @@ const (
 // call is one Asterisk channel in the application, as an ivr.Call. It owns
 // one goroutine for its life (run: setup, the engine's session, teardown)
 // and, once media is set up, the RTP reader, which run joins; its outbound
-// RTP is sent by the server's sender shards.
+// RTP is sent by the server's sender.
 type call struct {
 	s   *Server
 	cn  *conn
@@ -63,15 +64,13 @@ type call struct {
 	mediaOnce   sync.Once
 	transferred atomic.Bool // the channel continued in the dialplan or was redirected
 
-	digits  chan ivr.Digit
-	in      chan []int16
-	inFree  chan []int16
-	out     chan []int16
-	outFree chan []int16
+	digits chan ivr.Digit
+	in     *audio.FrameQueue // caller frames for the session
+	out    *audio.FrameQueue // engine frames for the sender
 
-	send    sendState // owned by the sender shard
-	shard   *shard    // set by sender.add
-	mediaUp bool      // set by startMedia, read by teardown (same goroutine)
+	send    sendState         // owned by the sender's goroutine
+	slot    *audio.SenderSlot // set by startMedia
+	mediaUp bool              // set by startMedia, read by teardown (same goroutine)
 
 	hangupOnce   sync.Once
 	teardownOnce sync.Once
@@ -81,6 +80,8 @@ type call struct {
 var (
 	_ ivr.Call       = (*call)(nil)
 	_ ivr.Transferer = (*call)(nil)
+
+	_ audio.FrameSender = (*call)(nil)
 )
 
 func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
@@ -88,17 +89,8 @@ func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
 		s: s, cn: cn, id: ch.ID, tr: tr, fmt: s.format,
 		digits:     make(chan ivr.Digit, 32),
 		mediaReady: make(chan struct{}),
-		in:         make(chan []int16, inQueue),
-		inFree:     make(chan []int16, inQueue),
-		out:        make(chan []int16, outQueue),
-		outFree:    make(chan []int16, outQueue),
-	}
-	n := c.fmt.rate / 50
-	for range inQueue {
-		c.inFree <- make([]int16, n)
-	}
-	for range outQueue {
-		c.outFree <- make([]int16, n)
+		in:         audio.NewFrameQueue(inQueue, audio.SamplesPerFrame(s.format.rate)),
+		out:        audio.NewFrameQueue(outQueue, audio.SamplesPerFrame(s.format.rate)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.callCtx)
 	return c
@@ -125,32 +117,12 @@ func (c *call) endErr() error {
 
 // ReadFrame implements ivr.Media.
 func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
-	select {
-	case f := <-c.in:
-		n := copy(dst, f)
-		c.inFree <- f
-		return n, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-c.ctx.Done():
-		return 0, c.endErr()
-	}
+	return c.in.Read(ctx, c.ctx, dst)
 }
 
 // WriteFrame implements ivr.Media.
 func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
-	var f []int16
-	select {
-	case f = <-c.outFree:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.ctx.Done():
-		return c.endErr()
-	}
-	n := copy(f, frame)
-	clear(f[n:])
-	c.out <- f
-	return nil
+	return c.out.Write(ctx, c.ctx, frame)
 }
 
 func (c *call) do(ctx context.Context, method, path string, q url.Values, out any) error {

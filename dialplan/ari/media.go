@@ -118,7 +118,7 @@ func (s *Server) releasePort(port int) {
 	s.mu.Unlock()
 }
 
-// startMedia starts the RTP reader and puts the call on a sender shard.
+// startMedia starts the RTP reader and puts the call on the sender.
 func (c *call) startMedia() error {
 	st, err := newSendState(c.fmt)
 	if err != nil {
@@ -133,37 +133,24 @@ func (c *call) startMedia() error {
 		defer stop()
 		c.readLoop()
 	}()
-	c.s.sender.add(c)
+	c.slot = c.s.sender.Add(c)
 	c.mediaUp = true
 	return nil
 }
 
-// stopMedia ends the call's context (if not yet), takes the call off its
-// sender shard and joins the reader.
+// stopMedia ends the call's context (if not yet), takes the call off the
+// sender and joins the reader.
 func (c *call) stopMedia() {
 	c.end(ivr.EndEngineHangup, nil) // no-op when already ended
 	if c.mediaUp {
-		c.s.sender.remove(c)
+		c.s.sender.Remove(c.slot)
 	}
 	c.mediaWG.Wait()
 }
 
 // deliver hands one caller frame to the session, dropping the oldest when
 // the session is not keeping up.
-func (c *call) deliver(frame []int16) {
-	var f []int16
-	select {
-	case f = <-c.inFree:
-	default:
-		select {
-		case f = <-c.in:
-		default:
-			return
-		}
-	}
-	copy(f, frame)
-	c.in <- f
-}
+func (c *call) deliver(frame []int16) { c.in.Offer(frame) }
 
 // readLoop reads the ExternalMedia RTP until the call ends: only from
 // Asterisk's address and only the format's payload type (DTMF comes as
@@ -179,36 +166,20 @@ func (c *call) readLoop() {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	jb := audio.NewJitterBuffer(cfg.JitterDepth)
-	frame := c.fmt.rate / 50
+	frame := audio.SamplesPerFrame(c.fmt.rate)
 	pcm := make([]int16, c.fmt.rate*120/1000)
-	acc := make([]int16, 0, 2*len(pcm)+frame)
+	framer := audio.NewFramer(frame, 2*len(pcm)+frame)
+	deliver := c.deliver
 	decode := func(payload []byte) {
 		n, err := dec.Decode(pcm, payload)
 		if err != nil {
 			return
 		}
-		acc = append(acc, pcm[:n]...)
-		off := 0
-		for len(acc)-off >= frame {
-			c.deliver(acc[off : off+frame])
-			off += frame
-		}
-		k := copy(acc, acc[off:])
-		acc = acc[:k]
+		framer.Write(pcm[:n], deliver)
 	}
 	var lastLost, lastLate uint64
 	drain := func() {
-		for {
-			payload, lost, ok := jb.Pop()
-			if !ok {
-				break
-			}
-			if lost {
-				decode(nil)
-			} else {
-				decode(payload)
-			}
-		}
+		jb.Drain(decode)
 		st := jb.Stats()
 		if d := st.Lost - lastLost; d > 0 {
 			c.tr.PacketsLost.Add(d)
@@ -276,7 +247,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// sendState is a call's outbound stream; only its sender shard touches it.
+// sendState is a call's outbound stream; only the sender's goroutine
+// touches it.
 type sendState struct {
 	enc     audio.Encoder
 	silence []int16
@@ -307,20 +279,18 @@ func newSendState(f mediaFormat) (sendState, error) {
 
 // sendFrame sends the call's next RTP packet: the engine's queued frame,
 // or silence, so the bridge always has audio from the engine. The sender
-// calls it every 20 ms.
-func (c *call) sendFrame(now time.Time) {
+// calls it every 20 ms (audio.FrameSender).
+func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	m := c.s.eng.Metrics
 	frame := st.silence
-	var owned []int16
-	select {
-	case owned = <-c.out:
+	owned := c.out.Take()
+	if owned != nil {
 		frame = owned
-	default:
 	}
 	n, err := st.enc.Encode(st.payload, frame)
 	if owned != nil {
-		c.outFree <- owned
+		c.out.Return(owned)
 	}
 	if remote := c.remote.Load(); err == nil && remote != nil {
 		st.pkt.Payload = st.payload[:n]

@@ -1,9 +1,7 @@
 package ari
 
 import (
-	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -57,33 +55,19 @@ func (m *Metrics) Connected(server string) bool {
 // WritePrometheus writes the adapter's metrics in the Prometheus text
 // format, to follow the engine's.
 func (m *Metrics) WritePrometheus(w io.Writer) error {
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
+	pw := ivr.NewPromWriter(w)
 	m.mu.Lock()
-	servers := make([]string, 0, len(m.connected))
-	for k := range m.connected {
-		servers = append(servers, k)
-	}
-	sort.Strings(servers)
-	p("# HELP ivr_ari_connected 1 while the ARI WebSocket to the server is up.\n# TYPE ivr_ari_connected gauge\n")
-	for _, s := range servers {
-		v := 0
-		if m.connected[s] {
-			v = 1
+	connected := make(map[string]uint64, len(m.connected))
+	for s, up := range m.connected {
+		if up {
+			connected[s] = 1
+		} else {
+			connected[s] = 0
 		}
-		p("ivr_ari_connected{server=%q} %d\n", s, v)
 	}
 	m.mu.Unlock()
-	counter := func(name, help string, v uint64) {
-		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	gauge := func(name, help string, v int64) {
-		p("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
+	pw.Labelled("gauge", "ivr_ari_connected", "1 while the ARI WebSocket to the server is up.", "server", connected)
+	counter, gauge := pw.Counter, pw.Gauge
 	counter("ivr_ari_reconnects_total", "ARI WebSocket reconnect attempts.", m.Reconnects.Load())
 	counter("ivr_ari_events_total", "ARI events received.", m.Events.Load())
 	counter("ivr_ari_events_ignored_total", "ARI events about no call of the engine.", m.EventsIgnored.Load())
@@ -93,9 +77,6 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	gauge("ivr_ari_channels", "Asterisk channels held (callers and ExternalMedia).", m.Channels.Load())
 	gauge("ivr_ari_bridges", "Mixing bridges held.", m.Bridges.Load())
 	gauge("ivr_ari_rtp_ports", "ExternalMedia RTP ports open.", m.RTPPorts.Load())
-	if err != nil {
-		return err
-	}
-	m.RequestLatency.Write(p, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
-	return err
+	m.RequestLatency.Write(pw.Printf, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
+	return pw.Err()
 }

@@ -55,6 +55,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
 )
 
@@ -245,7 +246,7 @@ type Server struct {
 	metrics *Metrics
 	format  mediaFormat
 	conns   []*conn
-	sender  *sender // while Serve runs
+	sender  *audio.Sender // while Serve runs
 
 	mu      sync.Mutex
 	calls   map[routeKey]*call // by caller channel, ExternalMedia channel and bridge id
@@ -312,8 +313,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, sc := range s.cfg.Servers {
 		s.log.Info("ARI application starting", "server", sc, "format", s.cfg.Format, "rtp_address", s.cfg.RTPAddress)
 	}
-	s.sender = newSender(s)
-	defer s.sender.close()
+	s.sender = audio.NewSender(audio.SystemClock{}, 0, &s.eng.Metrics.PacerSkips)
+	defer s.sender.Close()
 	var wg sync.WaitGroup
 	for _, cn := range s.conns {
 		wg.Add(1)

@@ -1,7 +1,6 @@
 package esl
 
 import (
-	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -31,18 +30,8 @@ func NewMetrics() *Metrics {
 // WritePrometheus writes the adapter's metrics in the Prometheus text
 // format, to be appended to the engine's.
 func (m *Metrics) WritePrometheus(w io.Writer) error {
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
-	gauge := func(name, help string, v int64) {
-		p("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	counter := func(name, help string, v uint64) {
-		p("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
+	pw := ivr.NewPromWriter(w)
+	gauge, counter := pw.Gauge, pw.Counter
 	gauge("ivr_esl_inbound_connected", "1 while the inbound event socket connection to FreeSWITCH is up.", m.InboundConnected.Load())
 	counter("ivr_esl_reconnects_total", "Inbound event socket connections re-established after a loss.", m.Reconnects.Load())
 	gauge("ivr_esl_active_channels", "FreeSWITCH channels under outbound socket control.", m.ActiveChannels.Load())
@@ -52,6 +41,6 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_esl_command_timeouts_total", "Commands FreeSWITCH did not answer in time.", m.CommandTimeouts.Load())
 	counter("ivr_esl_events_dropped_total", "Events dropped because a session fell behind.", m.EventsDropped.Load())
 	counter("ivr_esl_leg_timeouts_total", "Media legs FreeSWITCH did not bridge to the engine in time.", m.LegTimeouts.Load())
-	m.CommandLatency.Write(p, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
-	return err
+	m.CommandLatency.Write(pw.Printf, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
+	return pw.Err()
 }

@@ -51,17 +51,15 @@ type call struct {
 	// the re-INVITE (onMediaUpdate), not when it refuses it (491, 488).
 	offeredHold atomic.Int32
 
-	digits  chan ivr.Digit
-	in      chan []int16
-	inFree  chan []int16
-	out     chan []int16
-	outFree chan []int16
+	digits chan ivr.Digit
+	in     *audio.FrameQueue // caller frames for the session
+	out    *audio.FrameQueue // engine frames for the sender
 
 	hangupOnce sync.Once
 	wg         sync.WaitGroup
 
-	send  sendState // owned by the sender shard
-	shard *shard    // set by sender.add
+	send sendState         // owned by the sender's goroutine
+	slot *audio.SenderSlot // set by start
 
 	tap      atomic.Pointer[tap]       // set while bridged to an agent (transfer.go)
 	waitKeys atomic.Pointer[chan rune] // set while waiting in an agent queue (transfer.go)
@@ -70,6 +68,8 @@ type call struct {
 var (
 	_ ivr.Call    = (*call)(nil)
 	_ ivr.Flusher = (*call)(nil)
+
+	_ audio.FrameSender = (*call)(nil)
 )
 
 func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
@@ -80,19 +80,8 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	c := &call{
 		srv: srv, d: d, tr: tr, rate: rate,
 		digits: make(chan ivr.Digit, 32),
-		// Each queue and its free list hold every buffer of their
-		// direction, so moving a buffer between them never blocks.
-		in:      make(chan []int16, inQueue),
-		inFree:  make(chan []int16, inQueue),
-		out:     make(chan []int16, outQueue),
-		outFree: make(chan []int16, outQueue),
-	}
-	n := audio.SamplesPerFrame(rate)
-	for range inQueue {
-		c.inFree <- make([]int16, n)
-	}
-	for range outQueue {
-		c.outFree <- make([]int16, n)
+		in:     audio.NewFrameQueue(inQueue, audio.SamplesPerFrame(rate)),
+		out:    audio.NewFrameQueue(outQueue, audio.SamplesPerFrame(rate)),
 	}
 	c.send = newSendState(rate)
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
@@ -117,47 +106,18 @@ func (c *call) endErr() error {
 
 // ReadFrame implements ivr.Media.
 func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
-	select {
-	case f := <-c.in:
-		n := copy(dst, f)
-		c.inFree <- f
-		return n, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-c.ctx.Done():
-		return 0, c.endErr()
-	}
+	return c.in.Read(ctx, c.ctx, dst)
 }
 
 // WriteFrame implements ivr.Media.
 func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
-	var f []int16
-	select {
-	case f = <-c.outFree:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.ctx.Done():
-		return c.endErr()
-	}
-	n := copy(f, frame)
-	clear(f[n:])
-	c.out <- f // never blocks: a buffer taken from outFree has a place in out
-	return nil
+	return c.out.Write(ctx, c.ctx, frame)
 }
 
 // FlushAudio drops the engine audio queued but not sent yet (ivr.Flusher):
 // a prompt the caller interrupted goes silent at the next packet instead
 // of after the queue (60 ms). Safe from any goroutine.
-func (c *call) FlushAudio() {
-	for {
-		select {
-		case f := <-c.out:
-			c.outFree <- f
-		default:
-			return
-		}
-	}
-}
+func (c *call) FlushAudio() { c.out.Flush() }
 
 // Hangup implements ivr.Control: BYE after answer, nothing when the caller
 // already hung up.
@@ -181,13 +141,13 @@ func (c *call) start() {
 		defer c.wg.Done()
 		c.readLoop()
 	}()
-	c.srv.sender.add(c)
+	c.slot = c.srv.sender.Add(c)
 }
 
 // wait takes the call off its sender shard and joins the reader; the
 // caller ends the context first.
 func (c *call) wait() {
-	c.srv.sender.remove(c)
+	c.srv.sender.Remove(c.slot)
 	c.wg.Wait()
 }
 
@@ -197,18 +157,7 @@ func (c *call) deliver(frame []int16) {
 	if t := c.tap.Load(); t != nil {
 		t.put(frame)
 	}
-	var f []int16
-	select {
-	case f = <-c.inFree:
-	default:
-		select {
-		case f = <-c.in: // drop the oldest
-		default:
-			return
-		}
-	}
-	copy(f, frame)
-	c.in <- f
+	c.in.Offer(frame)
 }
 
 func isTimeout(err error) bool {
@@ -227,13 +176,14 @@ func (c *call) readLoop() {
 	var dedup eventDeduper
 
 	var (
-		cur   *mediaState
-		dec   audio.Decoder
-		rs    *audio.Resampler
-		pcm   []int16 // decoded at codec rate
-		conv  []int16 // at call rate
-		acc   []int16 // accumulates call-rate samples into 20 ms frames
-		frame = audio.SamplesPerFrame(c.rate)
+		cur     *mediaState
+		dec     audio.Decoder
+		rs      *audio.Resampler
+		pcm     []int16 // decoded at codec rate
+		conv    []int16 // at call rate
+		frame   = audio.SamplesPerFrame(c.rate)
+		framer  = audio.NewFramer(frame, 2*c.rate*120/1000+frame) // call-rate samples into 20 ms frames
+		deliver = c.deliver
 	)
 	setup := func(ms *mediaState) error {
 		d, err := audio.NewDecoderAt(ms.audio.Name, c.rate)
@@ -248,20 +198,7 @@ func (c *call) readLoop() {
 		// room for 120 ms packets
 		pcm = make([]int16, d.Rate()*120/1000)
 		conv = make([]int16, c.rate*120/1000)
-		if acc == nil {
-			acc = make([]int16, 0, 2*len(conv)+frame)
-		}
 		return nil
-	}
-	emit := func(samples []int16) {
-		acc = append(acc, samples...)
-		off := 0
-		for len(acc)-off >= frame {
-			c.deliver(acc[off : off+frame])
-			off += frame
-		}
-		n := copy(acc, acc[off:])
-		acc = acc[:n]
 	}
 	decode := func(payload []byte) {
 		n, err := dec.Decode(pcm, payload)
@@ -269,7 +206,7 @@ func (c *call) readLoop() {
 			return
 		}
 		m := rs.Process(conv, pcm[:n])
-		emit(conv[:m])
+		framer.Write(conv[:m], deliver)
 	}
 	var lastLost, lastLate uint64
 	countJB := func() {
@@ -285,17 +222,7 @@ func (c *call) readLoop() {
 		lastLost, lastLate = st.Lost, st.Late
 	}
 	drain := func() {
-		for {
-			payload, lost, ok := jb.Pop()
-			if !ok {
-				break
-			}
-			if lost {
-				decode(nil)
-			} else {
-				decode(payload)
-			}
-		}
+		jb.Drain(decode)
 		countJB()
 	}
 
@@ -389,8 +316,8 @@ func (c *call) digit(key rune, source string) {
 	}
 }
 
-// sendState is the outbound stream of a call; only its sender shard's
-// goroutine touches it.
+// sendState is the outbound stream of a call; only the sender's goroutine
+// touches it.
 type sendState struct {
 	cur     *mediaState
 	enc     audio.Encoder
@@ -416,8 +343,9 @@ func newSendState(rate int) sendState {
 
 // sendFrame sends the call's next RTP packet: the engine's queued frame, or
 // silence when none is queued, so the caller's side (and any NAT or PBX
-// between) always sees a steady stream. The sender calls it every 20 ms.
-func (c *call) sendFrame(now time.Time) {
+// between) always sees a steady stream. The sender calls it every 20 ms
+// (audio.FrameSender).
+func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	if st.failed {
 		return
@@ -441,15 +369,13 @@ func (c *call) sendFrame(now time.Time) {
 		st.pkt.Marker = true
 	}
 	frame := st.silence
-	var owned []int16
-	select {
-	case owned = <-c.out:
+	owned := c.out.Take()
+	if owned != nil {
 		frame = owned
-	default:
 	}
 	n := st.rs.Process(st.pcm, frame)
 	if owned != nil {
-		c.outFree <- owned
+		c.out.Return(owned)
 	}
 	m, err := st.enc.Encode(st.payload, st.pcm[:n])
 	if err == nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
 )
 
@@ -94,7 +95,7 @@ type Server struct {
 	calls map[string]*entry // by Call-ID
 	ready chan struct{}
 
-	sender    *sender
+	sender    *audio.Sender
 	registrar *registrar // nil without an agent queue
 }
 
@@ -147,7 +148,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: newSender(eng.Metrics, 0)}
+	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips)}
 	sipSrv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	if err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Close releases the SIP stack and stops the RTP sender.
 func (s *Server) Close() error {
-	s.sender.close()
+	s.sender.Close()
 	return s.ua.Close()
 }
 
