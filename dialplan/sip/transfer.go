@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -287,7 +288,18 @@ func (c *call) ring(targets []queue.Target, h ivr.Handoff, timeout time.Duration
 	return r
 }
 
-func (c *call) inviteAgent(ctx context.Context, t queue.Target, hdrs []sip.Header) ringResult {
+func (c *call) inviteAgent(ctx context.Context, t queue.Target, hdrs []sip.Header) (res ringResult) {
+	// The INVITE runs on its own goroutine, outside the SIP handler's
+	// recover: a panic in the SIP stack (diago dereferences missing
+	// responses on some transport errors) must cost this agent's ring,
+	// not the process.
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.metrics.Panics.Add(1)
+			c.srv.log.Error("panic while ringing an agent", "agent", t.Agent, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res = ringResult{agent: t.Agent, detail: t.Agent + ": internal error"}
+		}
+	}()
 	var u sip.Uri
 	if err := sip.ParseUri(t.Contact, &u); err != nil {
 		return ringResult{agent: t.Agent, detail: t.Agent + ": bad contact"}
