@@ -303,6 +303,19 @@ func (c *call) heardSince(from int) []int16 {
 	return append([]int16(nil), c.heard[from:]...)
 }
 
+// heardSpeech is the number of 20 ms frames heard since sample from that
+// are louder than -40 dBFS: prompt audio, not the silence of a line
+// waiting for a slow render.
+func (c *call) heardSpeech(from int) int {
+	n := 0
+	for _, v := range envelope(c.heardSince(from), c.rate) {
+		if v > 50 { // as speechSpan
+			n++
+		}
+	}
+	return n
+}
+
 func (c *call) heardLen() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -200,7 +200,7 @@ func BenchmarkBargeInLatency(b *testing.B) {
 	for b.Loop() {
 		c := l.benchCall(b)
 		p := newProbe(c)
-		if !waitFor(10*time.Second, func() bool { return c.heardLen() > c.rate*3/2 }) {
+		if !waitFor(20*time.Second, func() bool { return c.heardSpeech(0) >= 50 }) {
 			b.Fatal("no prompt heard")
 		}
 		from := c.heardLen() / (c.rate / 50)
