@@ -65,11 +65,17 @@ func SpellDigits(lang, s string) string {
 }
 
 // ParseDigits turns spoken digit words of lang back into a digit string
-// ("zero șapte doi" gives "072"); ok is false if any word is not a digit.
+// ("zero șapte doi" gives "072"); numerals count too, as open-vocabulary
+// engines (whisper) write them ("0721", "0 7 2 1"). ok is false if any
+// word is neither.
 func ParseDigits(lang, text string) (digits string, ok bool) {
 	names := digitNames(lang)
 	var b strings.Builder
 	for _, w := range strings.Fields(NormalizeText(text)) {
+		if strings.Trim(w, "0123456789") == "" {
+			b.WriteString(w)
+			continue
+		}
 		found := false
 		for i, n := range names {
 			if w == n || (lang == "en" && w == "oh" && i == 0) {

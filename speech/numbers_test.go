@@ -21,6 +21,15 @@ func TestSpellDigits(t *testing.T) {
 	if d, ok := ParseDigits("ro", "zero Șapte doi"); !ok || d != "072" {
 		t.Errorf("ParseDigits = %q %v", d, ok)
 	}
+	// Numerals, as whisper writes digits read one by one.
+	for text, want := range map[string]string{"0721": "0721", "0 7 2 1": "0721", "zero 7 doi 1": "0721"} {
+		if d, ok := ParseDigits("ro", text); !ok || d != want {
+			t.Errorf("ParseDigits(%q) = %q %v, want %q", text, d, ok, want)
+		}
+	}
+	if _, ok := ParseDigits("ro", "0721 da"); ok {
+		t.Error("ParseDigits accepted a numeral followed by a word")
+	}
 	if _, ok := ParseDigits("en", "one operator"); ok {
 		t.Error("ParseDigits accepted a non-digit word")
 	}

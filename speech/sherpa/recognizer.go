@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	so "github.com/k2-fsa/sherpa-onnx-go-linux"
 
@@ -301,7 +300,7 @@ func (u *utterance) result(res *so.OfflineRecognizerResult) speech.Result {
 	out.Text = speech.NormalizeText(cleanText(res.Text))
 	out.Words = words(res.Tokens, res.Timestamps, res.Durations)
 	if g := u.o.Grammar; g != nil {
-		out.Tag = MatchGrammar(g, u.o.Lang, out.Text)
+		out.Tag = g.Match(u.o.Lang, out.Text)
 	}
 	return out
 }
@@ -334,28 +333,6 @@ func cleanText(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// MatchGrammar is g.Match(lang, text), and, when that finds nothing and
-// text has numerals (whisper writes "0721" or "0 7 2 1" for spoken
-// digits), g.Match of text with its numerals spelled as digit words.
-func MatchGrammar(g *speech.Grammar, lang, text string) string {
-	if tag := g.Match(lang, text); tag != "" {
-		return tag
-	}
-	if !strings.ContainsFunc(text, unicode.IsDigit) {
-		return ""
-	}
-	names := speech.DigitWords(lang)
-	var b strings.Builder
-	for _, c := range text {
-		if c >= '0' && c <= '9' {
-			b.WriteString(" " + names[c-'0'] + " ")
-		} else {
-			b.WriteRune(c)
-		}
-	}
-	return g.Match(lang, b.String())
 }
 
 // words groups the model's tokens into words with their times: a token

@@ -195,6 +195,8 @@ func wordsNear(a, b []speech.Word) bool {
 	return true
 }
 
+// Whisper writes digits read one by one as numerals: they answer a digit
+// question (speech.Grammar.Match).
 func TestMatchGrammarNumerals(t *testing.T) {
 	g := &speech.Grammar{Digits: 4, MinDigits: 4}
 	for _, c := range []struct{ lang, text, want string }{
@@ -205,11 +207,11 @@ func TestMatchGrammarNumerals(t *testing.T) {
 		{"ro", "072", ""}, // too short for a 4-digit PIN
 		{"ro", "0721 da", ""},
 	} {
-		if got := MatchGrammar(g, c.lang, c.text); got != c.want {
+		if got := g.Match(c.lang, c.text); got != c.want {
 			t.Errorf("%s %q: %q, want %q", c.lang, c.text, got, c.want)
 		}
 	}
-	if got := MatchGrammar(speech.YesNo("en"), "en", "yes"); got != "yes" {
+	if got := speech.YesNo("en").Match("en", "yes"); got != "yes" {
 		t.Errorf("plain phrase: %q", got)
 	}
 }
