@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,12 +82,17 @@ const renderRate = 16000
 // that asked hangs up: the next call saying it gets it from the cache).
 const renderTimeout = 30 * time.Second
 
-// Synthesize returns the text spoken in lang at rate.
-func (c *RenderCache) Synthesize(ctx context.Context, lang, text string, rate int) ([]int16, error) {
+// textKey is the cache key of a text at rate and its file on disk.
+func (c *RenderCache) textKey(lang, text string, rate int) (cacheKey, string) {
 	sum := sha256.Sum256([]byte(c.Name + "\x00" + lang + "\x00" + text))
 	h := hex.EncodeToString(sum[:12])
-	wav := filepath.Join(c.Dir, SafeFileName(lang), h+".wav")
-	return c.get(ctx, cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, func() ([]int16, bool, error) {
+	return cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, filepath.Join(c.Dir, SafeFileName(lang), h+".wav")
+}
+
+// Synthesize returns the text spoken in lang at rate.
+func (c *RenderCache) Synthesize(ctx context.Context, lang, text string, rate int) ([]int16, error) {
+	k, wav := c.textKey(lang, text, rate)
+	return c.get(ctx, k, func() ([]int16, bool, error) {
 		if _, err := os.Stat(wav); err == nil {
 			pcm, err := audio.LoadWAVFile(wav, rate)
 			return pcm, err == nil, err
@@ -109,31 +116,209 @@ func (c *RenderCache) Synthesize(ctx context.Context, lang, text string, rate in
 	})
 }
 
-// render speaks text through Engine, or Fallback when Engine fails.
-func (c *RenderCache) render(ctx context.Context, lang, text string) (pcm []int16, fellBack bool, err error) {
+// engine returns Engine, the embedded espeak-ng when none was set.
+func (c *RenderCache) engine() (speech.Synthesizer, error) {
 	c.initOnce.Do(func() {
 		if c.Engine == nil {
 			c.Engine, c.initErr = espeak.New(espeak.Options{CacheBytes: -1})
 		}
 	})
 	if c.initErr != nil {
-		return nil, false, fmt.Errorf("speech synthesis: %w", c.initErr)
+		return nil, fmt.Errorf("speech synthesis: %w", c.initErr)
+	}
+	return c.Engine, nil
+}
+
+// render speaks text through Engine, or Fallback when Engine fails.
+func (c *RenderCache) render(ctx context.Context, lang, text string) (pcm []int16, fellBack bool, err error) {
+	eng, err := c.engine()
+	if err != nil {
+		return nil, false, err
 	}
 	req := speech.SynthRequest{Text: text, Lang: lang, Rate: renderRate}
-	pcm, err = synthesizeAll(ctx, c.Engine, req)
+	pcm, err = synthesizeAll(ctx, eng, req)
 	if err == nil || c.Fallback == nil {
 		return pcm, false, err
+	}
+	pcm, err = c.fallback(ctx, lang, text, renderRate, err)
+	return pcm, true, err
+}
+
+// fallback renders text with Fallback at rate after Engine failed with
+// cause, and counts it.
+func (c *RenderCache) fallback(ctx context.Context, lang, text string, rate int, cause error) ([]int16, error) {
+	if c.Fallback == nil {
+		return nil, cause
 	}
 	log := c.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Warn("speech synthesis failed: the fallback synthesizer speaks this prompt", "lang", lang, "err", err)
+	log.Warn("speech synthesis failed: the fallback synthesizer speaks this prompt", "lang", lang, "err", cause)
 	if c.Metrics != nil {
 		c.Metrics.SynthFallbacks.Add(1)
 	}
-	pcm, err = synthesizeAll(ctx, c.Fallback, req)
-	return pcm, true, err
+	return synthesizeAll(ctx, c.Fallback, speech.SynthRequest{Text: text, Lang: lang, Rate: rate})
+}
+
+// errRerender tells the callers waiting for a streamed render that it was
+// abandoned: they render the text themselves.
+var errRerender = errors.New("streamed render abandoned")
+
+// Stream returns the text's audio at rate, to play while it renders. A
+// text in the cache (memory or disk), or that another call is rendering,
+// comes whole as Synthesize gives it; any other comes frame by frame as
+// the engine renders it, so a long answer starts playing after the
+// engine's first frames, and joins the cache once it was read to its end.
+// When Engine fails before the first frame, Fallback renders the text
+// whole; when it fails in the middle, Fallback speaks the text again from
+// its start. Neither is cached. ReadFrame and Close are called from one
+// goroutine.
+func (c *RenderCache) Stream(ctx context.Context, lang, text string, rate int) (speech.Audio, error) {
+	k, wav := c.textKey(lang, text, rate)
+	var rc *renderCall
+	c.mu.Lock()
+	c.initMaps()
+	if _, cached := c.mem[k]; !cached && speech.CheckRate(rate) == nil {
+		if _, busy := c.pending[k]; !busy {
+			if _, err := os.Stat(wav); err != nil {
+				rc = &renderCall{done: make(chan struct{})}
+				c.pending[k] = rc
+			}
+		}
+	}
+	c.mu.Unlock()
+	if rc == nil {
+		pcm, err := c.Synthesize(ctx, lang, text, rate)
+		if err != nil {
+			return nil, err
+		}
+		return speech.PCMAudio(pcm, rate), nil
+	}
+	eng, err := c.engine()
+	var src speech.Audio
+	if err == nil {
+		src, err = eng.Synthesize(ctx, speech.SynthRequest{Text: text, Lang: lang, Rate: renderRate})
+	}
+	if err != nil {
+		c.resolve(k, rc, nil, false, errRerender)
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		pcm, err := c.fallback(ctx, lang, text, rate, err)
+		if err != nil {
+			return nil, err
+		}
+		return speech.PCMAudio(pcm, rate), nil
+	}
+	st := &streamAudio{c: c, ctx: ctx, k: k, wav: wav, rc: rc, src: src, lang: lang, text: text, rate: rate,
+		in: make([]int16, audio.SamplesPerFrame(renderRate))}
+	if rate != renderRate {
+		st.rs, _ = audio.NewResampler(renderRate, rate)
+	}
+	return st, nil
+}
+
+// streamAudio plays a text while Engine renders it (RenderCache.Stream).
+type streamAudio struct {
+	c          *RenderCache
+	ctx        context.Context
+	k          cacheKey
+	wav        string
+	rc         *renderCall // resolved once: cached, or abandoned
+	src        speech.Audio
+	lang, text string
+	rate       int
+	rs         *audio.Resampler // nil at renderRate
+	in, tmp    []int16
+	all        []int16 // every sample rendered, at renderRate
+	out        []int16 // samples at rate not yet played
+	eof        bool    // no more from src (or the fallback's audio is in out)
+	closed     bool
+}
+
+func (a *streamAudio) ReadFrame(frame []int16) error {
+	if err := speech.CheckFrame(frame, a.rate); err != nil {
+		return err
+	}
+	if a.closed {
+		return speech.ErrClosed
+	}
+	for len(a.out) < len(frame) && !a.eof {
+		err := a.src.ReadFrame(a.in)
+		switch {
+		case err == nil:
+			a.all = append(a.all, a.in...)
+			a.push(a.in)
+		case errors.Is(err, io.EOF):
+			a.eof = true
+			if a.rs != nil {
+				a.push(make([]int16, 256)) // the resampler's tail
+			}
+			a.cache()
+		case a.ctx.Err() != nil:
+			return context.Cause(a.ctx)
+		default:
+			// The engine failed in the middle of the text: the
+			// fallback says it again from its start.
+			a.src.Close()
+			a.c.resolve(a.k, a.rc, nil, false, errRerender)
+			pcm, ferr := a.c.fallback(a.ctx, a.lang, a.text, a.rate, err)
+			if ferr != nil {
+				return ferr
+			}
+			a.out, a.eof = pcm, true
+		}
+	}
+	if len(a.out) == 0 {
+		return io.EOF
+	}
+	n := copy(frame, a.out)
+	clear(frame[n:])
+	a.out = a.out[n:]
+	return nil
+}
+
+// push appends src (at renderRate) to out at the call's rate.
+func (a *streamAudio) push(src []int16) {
+	if a.rs == nil {
+		a.out = append(a.out, src...)
+		return
+	}
+	need := a.rs.OutLen(len(src))
+	if cap(a.tmp) < need {
+		a.tmp = make([]int16, need)
+	}
+	k := a.rs.Process(a.tmp[:need], src)
+	a.out = append(a.out, a.tmp[:k]...)
+}
+
+// cache keeps the whole rendering: on disk at renderRate, in memory at the
+// call's rate (resampled whole, as Synthesize would give it).
+func (a *streamAudio) cache() {
+	if len(a.all) == 0 {
+		a.c.resolve(a.k, a.rc, nil, false, fmt.Errorf("%w: the synthesizer gave no audio", speech.ErrEngine))
+		return
+	}
+	pcm, err := audio.Resample(a.all, renderRate, a.rate)
+	if err == nil {
+		err = writeWAVFile(a.wav, a.all, renderRate)
+	}
+	if err != nil {
+		a.c.resolve(a.k, a.rc, nil, false, errRerender)
+		return
+	}
+	a.c.resolve(a.k, a.rc, pcm, true, nil)
+}
+
+// Close stops the rendering; a text not read to its end is not cached.
+func (a *streamAudio) Close() error {
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	a.c.resolve(a.k, a.rc, nil, false, errRerender)
+	return a.src.Close()
 }
 
 func synthesizeAll(ctx context.Context, s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
@@ -186,42 +371,62 @@ func (c *RenderCache) Load(ctx context.Context, path string, rate int) ([]int16,
 // ask for it at the same moment. render says whether its result may be
 // kept.
 func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int16, bool, error)) ([]int16, error) {
-	c.mu.Lock()
+	for {
+		c.mu.Lock()
+		c.initMaps()
+		if el, ok := c.mem[k]; ok {
+			c.lru.MoveToFront(el)
+			pcm := el.Value.(*cacheEntry).pcm
+			c.mu.Unlock()
+			return pcm, nil
+		}
+		if rc, ok := c.pending[k]; ok {
+			c.mu.Unlock()
+			select {
+			case <-rc.done:
+				if errors.Is(rc.err, errRerender) {
+					continue // a streamed render was abandoned: render it here
+				}
+				return rc.pcm, rc.err
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			}
+		}
+		rc := &renderCall{done: make(chan struct{})}
+		c.pending[k] = rc
+		c.mu.Unlock()
+
+		// The render goes on even if this caller hangs up: the next call
+		// saying the same text gets it from the cache.
+		pcm, keep, err := render()
+		if err == nil && len(pcm) == 0 {
+			err = fmt.Errorf("rendered prompt holds no audio")
+		}
+		c.resolve(k, rc, pcm, keep, err)
+		return pcm, err
+	}
+}
+
+func (c *RenderCache) initMaps() {
 	if c.mem == nil {
 		c.mem = map[cacheKey]*list.Element{}
 		c.lru = list.New()
 		c.pending = map[cacheKey]*renderCall{}
 	}
-	if el, ok := c.mem[k]; ok {
-		c.lru.MoveToFront(el)
-		pcm := el.Value.(*cacheEntry).pcm
-		c.mu.Unlock()
-		return pcm, nil
-	}
-	if rc, ok := c.pending[k]; ok {
-		c.mu.Unlock()
-		select {
-		case <-rc.done:
-			return rc.pcm, rc.err
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-	}
-	rc := &renderCall{done: make(chan struct{})}
-	c.pending[k] = rc
-	c.mu.Unlock()
+}
 
-	// The render goes on even if this caller hangs up: the next call
-	// saying the same text gets it from the cache.
-	var keep bool
-	rc.pcm, keep, rc.err = render()
-	if rc.err == nil && len(rc.pcm) == 0 {
-		rc.err = fmt.Errorf("rendered prompt holds no audio")
-	}
+// resolve ends the render rc of k (once: later calls do nothing), keeping
+// pcm in memory when keep.
+func (c *RenderCache) resolve(k cacheKey, rc *renderCall, pcm []int16, keep bool, err error) {
 	c.mu.Lock()
+	if c.pending[k] != rc {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.pending, k)
-	if rc.err == nil && keep {
-		c.mem[k] = c.lru.PushFront(&cacheEntry{key: k, pcm: rc.pcm})
+	rc.pcm, rc.err = pcm, err
+	if err == nil && keep {
+		c.mem[k] = c.lru.PushFront(&cacheEntry{key: k, pcm: pcm})
 		max := c.MaxMem
 		if max <= 0 {
 			max = 512
@@ -234,5 +439,4 @@ func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int1
 	}
 	c.mu.Unlock()
 	close(rc.done)
-	return rc.pcm, rc.err
 }

@@ -3,6 +3,8 @@ package ivr
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -102,5 +104,89 @@ func TestRenderCacheFallsBack(t *testing.T) {
 	}
 	if fi, _ := os.Stat(files[0]); fi.Size() < 44+2*16000 || fi.Size() > 44+2*(16000+320) {
 		t.Errorf("cached render is %d bytes, want a 1 s 16 kHz WAV", fi.Size())
+	}
+}
+
+// A text the cache does not hold plays while the engine renders it: the
+// first frames come while the server is still sending, the whole render
+// joins the cache once read to its end, and a render abandoned half way
+// (barge-in) is not kept.
+func TestRenderCacheStreams(t *testing.T) {
+	release := make(chan struct{})
+	var requests atomic.Int32
+	tone := func(n int) []byte {
+		b := make([]byte, 2*n)
+		for i := range n {
+			binary.LittleEndian.PutUint16(b[2*i:], uint16(int16(8000*math.Sin(2*math.Pi*440*float64(i)/24000))))
+		}
+		return b
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "audio/pcm")
+		w.Write(tone(12000)) // the first half second
+		w.(http.Flusher).Flush()
+		select { // the rest when the test says so
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(tone(12000))
+	}))
+	defer srv.Close()
+	network, err := openai.NewSynthesizer(openai.Config{BaseURL: srv.URL + "/v1", Model: "tts-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &RenderCache{Dir: t.TempDir(), Engine: network, Name: "openai"}
+	ctx := context.Background()
+	frame := make([]int16, 160)
+
+	// Abandoned after its first frame: not cached.
+	a, err := c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReadFrame(frame); err != nil {
+		t.Fatalf("first frame while the server still renders: %v", err)
+	}
+	a.Close()
+	if files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav")); len(files) != 0 {
+		t.Errorf("an abandoned render was cached: %v", files)
+	}
+
+	// Read to its end: cached.
+	a, err = c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; n < 10; n++ { // 200 ms of the first half second, server still blocked
+		if err := a.ReadFrame(frame); err != nil {
+			t.Fatalf("frame %d while the server still renders: %v", n, err)
+		}
+	}
+	close(release)
+	for {
+		err := a.ReadFrame(frame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		n++
+	}
+	a.Close()
+	if n < 50 || n > 52 {
+		t.Errorf("%d frames played, want the 1 s the server rendered (50)", n)
+	}
+	if files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav")); len(files) != 1 {
+		t.Errorf("disk cache %v, want the finished render", files)
+	}
+	before := requests.Load()
+	pcm, err := c.Synthesize(ctx, "ro", "Un răspuns lung.", 8000)
+	if err != nil || len(pcm) < 8000 || len(pcm) > 8000+160 || requests.Load() != before {
+		t.Errorf("after the streamed render: %d samples, %v, %d more requests; want 1 s from the cache", len(pcm), err, requests.Load()-before)
 	}
 }

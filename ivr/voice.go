@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/speech"
 )
 
 // DefaultInterDigit is how long a digit string waits for the next key.
@@ -29,14 +31,17 @@ type voice struct {
 
 var _ flows.Channel = (*voice)(nil)
 
-// segment is one rendered part of a prompt and where it lies in the audio.
+// segment is one part of a prompt and where it lies in the audio played.
 type segment struct {
 	text       string
-	start, end int // sample offsets in the prompt's audio
+	start, end int  // sample offsets in the prompt's audio
+	open       bool // still playing: its end is not known yet
 }
 
-// Say renders the prompt's parts and plays them, stopping at the next frame
-// when a key arrives during a prompt that allows barge-in.
+// Say plays the prompt's parts, stopping at the next frame when a key
+// arrives during a prompt that allows barge-in. Every part is opened before
+// the first plays (a part that cannot be rendered fails the prompt before
+// any audio); a text the synthesizer streams plays while it renders.
 func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 	// Type-ahead: a key pressed during an earlier prompt already answers
 	// what comes next, so a prompt the caller may interrupt is skipped.
@@ -45,53 +50,75 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		return flows.Played{Interrupted: true}, nil
 	}
 	rate := v.s.Info.Rate
-	var pcm []int16
-	var segs []segment
+	srcs := make([]speech.Audio, 0, len(p.Parts))
+	defer func() {
+		for _, a := range srcs {
+			a.Close()
+		}
+	}()
 	for _, part := range p.Parts {
-		a, err := v.render(ctx, p.Lang, part, rate)
+		a, err := v.open(ctx, p.Lang, part, rate)
 		if err != nil {
 			if e := v.ended(ctx); e != nil {
 				return flows.Played{}, e
 			}
 			return flows.Played{}, fmt.Errorf("prompt part %q: %w", part.Text, err)
 		}
-		segs = append(segs, segment{text: part.Text, start: len(pcm), end: len(pcm) + len(a)})
-		pcm = append(pcm, a...)
+		srcs = append(srcs, a)
 	}
-	n := audio.SamplesPerFrame(rate)
-	frame := make([]int16, n)
+	frame := make([]int16, audio.SamplesPerFrame(rate))
 	var spoke <-chan struct{} // caller speech during a barge-in prompt
 	if p.BargeIn && v.s.ear != nil && !v.s.ear.off.Load() {
 		spoke = v.s.ear.arm(true)
 		defer v.s.ear.arm(false)
 	}
-	for off := 0; off < len(pcm); off += n {
-		if p.BargeIn {
-			select {
-			case d := <-v.s.keys:
-				v.flush()
-				v.pending = append(v.pending, d)
-				v.s.Tracker.Event("flow.bargein", "key during prompt")
-				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
-			case <-spoke:
-				v.flush()
-				v.s.Tracker.Event("flow.bargein", "speech during prompt")
-				return flows.Played{Interrupted: true, Heard: heard(segs, off)}, nil
-			default:
-			}
+	var segs []segment
+	off := 0
+	for i, a := range srcs {
+		seg := segment{text: p.Parts[i].Text, start: off, open: true}
+		if r, ok := a.(interface{ Remaining() int }); ok {
+			// Rendered whole: where it ends is known (speech.PCMAudio,
+			// padded to whole frames).
+			n := audio.SamplesPerFrame(rate)
+			seg.end, seg.open = off+(r.Remaining()+n-1)/n*n, false
 		}
-		end := min(off+n, len(pcm))
-		clear(frame)
-		copy(frame, pcm[off:end])
-		if err := v.s.Call.WriteFrame(ctx, frame); err != nil {
-			if e := v.ended(ctx); e != nil {
-				return flows.Played{Heard: heard(segs, off)}, e
+		segs = append(segs, seg)
+		for {
+			if p.BargeIn {
+				select {
+				case d := <-v.s.keys:
+					v.flush()
+					v.pending = append(v.pending, d)
+					v.s.Tracker.Event("flow.bargein", "key during prompt")
+					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
+				case <-spoke:
+					v.flush()
+					v.s.Tracker.Event("flow.bargein", "speech during prompt")
+					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
+				default:
+				}
 			}
-			return flows.Played{Heard: heard(segs, off)}, fmt.Errorf("prompt stopped: %w", err)
+			if err := a.ReadFrame(frame); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if e := v.ended(ctx); e != nil {
+					return flows.Played{Heard: heard(segs, off, rate)}, e
+				}
+				return flows.Played{Heard: heard(segs, off, rate)}, fmt.Errorf("prompt part %q: %w", p.Parts[i].Text, err)
+			}
+			if err := v.s.Call.WriteFrame(ctx, frame); err != nil {
+				if e := v.ended(ctx); e != nil {
+					return flows.Played{Heard: heard(segs, off, rate)}, e
+				}
+				return flows.Played{Heard: heard(segs, off, rate)}, fmt.Errorf("prompt stopped: %w", err)
+			}
+			v.s.Recording.Engine(frame)
+			off += len(frame)
 		}
-		v.s.Recording.Engine(frame)
+		segs[len(segs)-1].end, segs[len(segs)-1].open = off, false // as played
 	}
-	return flows.Played{Heard: heard(segs, len(pcm))}, nil
+	return flows.Played{Heard: heard(segs, off, rate)}, nil
 }
 
 // flush drops the prompt audio the adapter still holds, when it can.
@@ -101,19 +128,39 @@ func (v *voice) flush() {
 	}
 }
 
-// render turns one part into PCM at rate.
-func (v *voice) render(ctx context.Context, lang string, part flows.Part, rate int) ([]int16, error) {
+// Streamer is a Synthesizer that can also play a text while it renders
+// (RenderCache).
+type Streamer interface {
+	Stream(ctx context.Context, lang, text string, rate int) (speech.Audio, error)
+}
+
+// open returns one part's audio at rate.
+func (v *voice) open(ctx context.Context, lang string, part flows.Part, rate int) (speech.Audio, error) {
+	text := part.Value
 	switch part.Kind {
 	case flows.PartAudio:
+		var pcm []int16
+		var err error
 		if rc, ok := v.synth.(*RenderCache); ok {
-			return rc.Load(ctx, part.Value, rate)
+			pcm, err = rc.Load(ctx, part.Value, rate)
+		} else {
+			pcm, err = audio.LoadWAVFile(part.Value, rate)
 		}
-		return audio.LoadWAVFile(part.Value, rate)
+		if err != nil {
+			return nil, err
+		}
+		return speech.PCMAudio(pcm, rate), nil
 	case flows.PartDigits:
-		return v.synth.Synthesize(ctx, lang, SpokenDigits(part.Value), rate)
-	default:
-		return v.synth.Synthesize(ctx, lang, part.Value, rate)
+		text = SpokenDigits(part.Value)
 	}
+	if st, ok := v.synth.(Streamer); ok {
+		return st.Stream(ctx, lang, text, rate)
+	}
+	pcm, err := v.synth.Synthesize(ctx, lang, text, rate)
+	if err != nil {
+		return nil, err
+	}
+	return speech.PCMAudio(pcm, rate), nil
 }
 
 // SpokenDigits writes a digit string so that a synthesizer reads it one
@@ -131,20 +178,26 @@ func SpokenDigits(s string) string {
 
 // heard returns the text of the prompt up to sample off: the parts played
 // whole, then the share of the words of the part that was cut, in
-// proportion to its audio played.
-func heard(segs []segment, off int) string {
+// proportion to its audio played (for a part still rendering, whose length
+// is not known, at about 150 words a minute).
+func heard(segs []segment, off, rate int) string {
 	var out []string
 	for _, sg := range segs {
-		if off >= sg.end {
+		if !sg.open && off >= sg.end {
 			out = append(out, sg.text)
 			continue
 		}
-		if off > sg.start && sg.end > sg.start {
-			words := strings.Fields(sg.text)
-			k := len(words) * (off - sg.start) / (sg.end - sg.start)
-			if k > 0 {
-				out = append(out, strings.Join(words[:k], " ")+" …")
-			}
+		words := strings.Fields(sg.text)
+		var k int
+		switch {
+		case off <= sg.start:
+		case sg.open:
+			k = min(len(words)-1, (off-sg.start)*5/(2*rate)) // 0.4 s a word
+		case sg.end > sg.start:
+			k = len(words) * (off - sg.start) / (sg.end - sg.start)
+		}
+		if k > 0 {
+			out = append(out, strings.Join(words[:k], " ")+" …")
 		}
 		break
 	}
