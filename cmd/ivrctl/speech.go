@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -13,24 +16,37 @@ import (
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
+	"github.com/govline/ivr/speech/openai"
+	"github.com/govline/ivr/speech/sherpa"
 	"github.com/govline/ivr/speech/speechtest"
 	"github.com/govline/ivr/speech/sphinx"
+	"github.com/govline/ivr/speech/vosk"
 )
 
 const speechUsage = `Usage:
-  ivrctl speech transcribe [--lang ro|en] [--grammar FILE] [--json] FILE.wav
-  ivrctl speech say [--lang ro|en] [--voice VARIANT] [--speed WPM] [--rate 8000|16000] -o OUT.wav "text"
+  ivrctl speech transcribe [--lang ro|en] [--grammar FILE] [--json] [ENGINE] FILE.wav
+  ivrctl speech say [--lang ro|en] [--voice V] [--speed WPM] [--rate 8000|16000] [ENGINE] -o OUT.wav "text"
 
-transcribe runs the embedded recognizer (pocketsphinx) on a WAV file (16-bit
-PCM, any rate; other rates than 8000/16000 Hz are converted to 16000) the
-way a call would: in 20 ms frames, printing partial results as they change.
-Recognition is restricted to a grammar: --grammar FILE has one phrase per
-line ("tag: variant | variant", or just "variant | variant"), "digits N"
-for up to N spoken digits, # for comments. Without --grammar it uses the
-main menu, yes/no and up to 13 digits of the language.
+transcribe runs a recognizer on a WAV file (16-bit PCM, any rate; other
+rates than 8000/16000 Hz are converted to 16000) the way a call would: in
+20 ms frames, printing partial results as they change. Recognition is
+restricted to (or, for open-vocabulary engines, matched against) a grammar:
+--grammar FILE has one phrase per line ("tag: variant | variant", or just
+"variant | variant"), "digits N" for up to N spoken digits, # for comments.
+Without --grammar it uses the main menu, yes/no and up to 13 digits of the
+language.
 
-say renders text with the embedded synthesizer (espeak-ng) into a mono
-WAV file, at 8000 Hz (telephone) unless --rate says otherwise.
+say renders text into a mono WAV file, at 8000 Hz (telephone) unless
+--rate says otherwise.
+
+ENGINE is the embedded one (pocketsphinx, espeak-ng) unless:
+  --engine vosk --url ws://HOST:2700             a Vosk server (transcribe)
+  --engine openai --url http://HOST:PORT/v1 [--model M] [--key KEY]
+                                                 an OpenAI-compatible audio API
+  --engine sherpa --models DIR                   a sherpa-onnx model folder
+                                                 (docs/speech.md)
+With openai, --voice is the server's voice name; with sherpa, a speaker
+number; with espeak-ng, a variant (m1..m7, f1..f5, ...).
 `
 
 func runSpeech(args []string, stdout, stderr io.Writer) int {
@@ -55,6 +71,70 @@ func defaultGrammar(lang string) *speech.Grammar {
 	return g
 }
 
+// engineFlags are the flags that choose a speech engine.
+type engineFlags struct {
+	engine, url, model, key, models *string
+}
+
+func addEngineFlags(fs *flag.FlagSet) engineFlags {
+	return engineFlags{
+		engine: fs.String("engine", "embedded", "speech `ENGINE`: embedded, vosk, openai or sherpa"),
+		url:    fs.String("url", "", "the server's `URL` (vosk: ws://HOST:2700; openai: http://HOST:PORT/v1)"),
+		model:  fs.String("model", "", "the server's `MODEL` (openai; default whisper-1 or tts-1)"),
+		key:    fs.String("key", os.Getenv("IVR_OPENAI_API_KEY"), "API `KEY` for openai (default $IVR_OPENAI_API_KEY)"),
+		models: fs.String("models", "", "sherpa-onnx model `DIR`"),
+	}
+}
+
+// recognizer returns the chosen recognizer and its release.
+func (e engineFlags) recognizer(lang string) (speech.Recognizer, func(), error) {
+	switch *e.engine {
+	case "embedded":
+		r, err := sphinx.New(sphinx.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { r.Close() }, nil
+	case "vosk":
+		r, err := vosk.New(vosk.Config{URL: *e.url})
+		return r, func() {}, err
+	case "openai":
+		r, err := openai.NewRecognizer(openai.Config{BaseURL: *e.url, APIKey: *e.key, Model: cmp.Or(*e.model, "whisper-1")})
+		return r, func() {}, err
+	case "sherpa":
+		r, err := sherpa.NewRecognizer(sherpa.Config{ASR: map[string]string{lang: *e.models}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { r.Close() }, nil
+	}
+	return nil, nil, errUsage(fmt.Errorf("--engine %q: want embedded, vosk, openai or sherpa", *e.engine))
+}
+
+// synthesizer returns the chosen synthesizer and its release.
+func (e engineFlags) synthesizer(lang string) (speech.Synthesizer, func(), error) {
+	switch *e.engine {
+	case "embedded":
+		s, err := espeak.New(espeak.Options{CacheBytes: -1})
+		return s, func() {}, err
+	case "openai":
+		s, err := openai.NewSynthesizer(openai.Config{BaseURL: *e.url, APIKey: *e.key, Model: cmp.Or(*e.model, "tts-1")})
+		return s, func() {}, err
+	case "sherpa":
+		s, err := sherpa.NewSynthesizer(sherpa.Config{TTS: map[string]string{lang: *e.models}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}
+	return nil, nil, errUsage(fmt.Errorf("--engine %q: want embedded, openai or sherpa", *e.engine))
+}
+
+// usageErr marks an error the user made on the command line.
+type usageErr struct{ error }
+
+func errUsage(err error) error { return usageErr{err} }
+
 type transcript struct {
 	File       string        `json:"file"`
 	Lang       string        `json:"lang"`
@@ -68,11 +148,12 @@ type transcript struct {
 }
 
 func runTranscribe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("speech transcribe", "ivrctl speech transcribe [--lang ro|en] [--grammar FILE] [--json] FILE.wav", stderr)
+	fs := newFlagSet("speech transcribe", "ivrctl speech transcribe [--lang ro|en] [--grammar FILE] [--json] [--engine E --url U ...] FILE.wav", stderr)
 	dataFlag(fs) // accepted for symmetry with the other commands; unused
 	lang := fs.String("lang", "ro", "language of the speech: `ro` or en")
 	gfile := fs.String("grammar", "", "grammar `FILE` (see ivrctl speech help)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	ef := addEngineFlags(fs)
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
 		return status
@@ -110,11 +191,14 @@ func runTranscribe(args []string, stdout, stderr io.Writer) int {
 		}
 		rate = 16000
 	}
-	rec, err := sphinx.New(sphinx.Options{})
+	rec, release, err := ef.recognizer(*lang)
 	if err != nil {
+		if errors.As(err, new(usageErr)) {
+			return usageError(fs, stderr, "%v", err)
+		}
 		return fail(stderr, err)
 	}
-	defer rec.Close()
+	defer release()
 	ctx := context.Background()
 	st, err := rec.NewStream(ctx, speech.StreamOptions{Lang: *lang, Rate: rate, Grammar: g})
 	if err != nil {
@@ -163,10 +247,11 @@ func runTranscribe(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSay(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("speech say", `ivrctl speech say [--lang ro|en] [--voice VARIANT] [--speed WPM] [--rate 8000|16000] -o OUT.wav "text"`, stderr)
+	fs := newFlagSet("speech say", `ivrctl speech say [--lang ro|en] [--voice V] [--speed WPM] [--rate 8000|16000] [--engine E --url U ...] -o OUT.wav "text"`, stderr)
 	dataFlag(fs)
 	lang := fs.String("lang", "ro", "language: `ro` or en")
-	voice := fs.String("voice", "", "espeak-ng voice `VARIANT` (m1..m7, f1..f5, ...)")
+	voice := fs.String("voice", "", "`VOICE`: an espeak-ng variant (m1..m7, f1..f5, ...), the server's voice (openai) or a speaker number (sherpa)")
+	ef := addEngineFlags(fs)
 	speed := fs.Int("speed", 0, fmt.Sprintf("speaking rate in words per minute (default %d)", espeak.DefaultSpeed))
 	rate := fs.Int("rate", 8000, "sample rate of the WAV: 8000 or 16000 `Hz`")
 	outPath := fs.String("o", "", "output WAV `FILE` (required)")
@@ -184,10 +269,14 @@ func runSay(args []string, stdout, stderr io.Writer) int {
 	if err := checkLang(*lang); err != nil {
 		return usageError(fs, stderr, "%v", err)
 	}
-	syn, err := espeak.New(espeak.Options{CacheBytes: -1})
+	syn, release, err := ef.synthesizer(*lang)
 	if err != nil {
+		if errors.As(err, new(usageErr)) {
+			return usageError(fs, stderr, "%v", err)
+		}
 		return fail(stderr, err)
 	}
+	defer release()
 	a, err := syn.Synthesize(context.Background(), speech.SynthRequest{Text: text, Lang: *lang, Voice: *voice, Speed: *speed, Rate: *rate})
 	if err != nil {
 		if errors.Is(err, speech.ErrUnsupported) {

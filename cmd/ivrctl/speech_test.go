@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/govline/ivr/audio"
@@ -79,6 +83,69 @@ func TestSpeechErrors(t *testing.T) {
 		code := run(c.args, &out, &errb)
 		if code != c.code || !strings.Contains(errb.String(), c.msg) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errb.String(), c.code, c.msg)
+		}
+	}
+}
+
+// An administrator tries the line's network server with the same commands:
+// transcribe sends the WAV to an OpenAI-compatible transcription server
+// and matches its text to the grammar; say writes what its speech
+// endpoint returns.
+func TestSpeechNetworkEngine(t *testing.T) {
+	var model, lang atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/audio/transcriptions":
+			if err := r.ParseMultipartForm(1 << 20); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			model.Store(r.FormValue("model"))
+			lang.Store(r.FormValue("language"))
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"text":" Pașaportul.","language":"romanian","duration":1.1,`+
+				`"segments":[{"start":0,"end":1.1,"text":" Pașaportul.","avg_logprob":-0.1,"no_speech_prob":0.01}],`+
+				`"words":[{"word":"Pașaportul","start":0.2,"end":0.9}]}`)
+		case "/v1/audio/speech":
+			w.Header().Set("Content-Type", "audio/pcm")
+			w.Write(make([]byte, 2*24000)) // one second at 24 kHz
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "n.wav")
+	var out, errb bytes.Buffer
+	if code := run([]string{"speech", "say", "--engine", "openai", "--url", srv.URL + "/v1", "--voice", "alloy", "-o", wav, "pașaportul"}, &out, &errb); code != exitOK {
+		t.Fatalf("say: exit %d: %s", code, errb.String())
+	}
+	if pcm, err := audio.LoadWAVFile(wav, 8000); err != nil || len(pcm) < 8000 || len(pcm) > 8160 {
+		t.Fatalf("say wrote %d samples (%v), want the server's second", len(pcm), err)
+	}
+	out.Reset()
+	if code := run([]string{"speech", "transcribe", "--engine", "openai", "--url", srv.URL + "/v1", wav}, &out, &errb); code != exitOK {
+		t.Fatalf("transcribe: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "final           pașaportul") || !strings.Contains(out.String(), "tag             pașaport") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if model.Load() != "whisper-1" || lang.Load() != "ro" {
+		t.Errorf("server got model %v, language %v", model.Load(), lang.Load())
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"speech", "transcribe", "--engine", "nuance", wav}, exitUsage, "want embedded, vosk, openai or sherpa"},
+		{[]string{"speech", "say", "--engine", "vosk", "-o", wav, "x"}, exitUsage, "want embedded, openai or sherpa"},
+		{[]string{"speech", "transcribe", "--engine", "openai", "--url", "http://127.0.0.1:9/v1", wav}, exitError, "speech: engine failure"},
+		{[]string{"speech", "transcribe", "--engine", "sherpa", "--models", filepath.Join(dir, "none"), wav}, exitError, "none"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), c.code, c.msg)
 		}
 	}
 }
