@@ -156,6 +156,11 @@ type Handoff struct {
 	Ticket  string // ticket number, as read to the caller
 	Lang    string // "ro" or "en"
 	Summary string // one line for the agent's screen; no personal data
+	// Heard, when set, records what the caller hears while the adapter
+	// carries the call (queue announcements, the agent's voice on the
+	// embedded line): the engine side of the call's recording. Called
+	// with 20 ms frames at the call's rate, not kept after it returns.
+	Heard func(frame []int16)
 }
 
 // Transferer is implemented by calls that a telephony adapter can hand to a

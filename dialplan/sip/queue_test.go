@@ -2,11 +2,14 @@ package sip_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -57,8 +60,28 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 		e.Flow = flow
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
+		e.RecDir = t.TempDir()
 	})
 	return l, qs
+}
+
+// recordedSides returns the two channels of a call's recording: what the
+// caller said and what the caller heard.
+func recordedSides(t *testing.T, l *line, callID string) (caller, heard []int16) {
+	t.Helper()
+	var path string
+	if err := l.store.DB().QueryRow(`SELECT recording FROM calls WHERE id = ?`, callID).Scan(&path); err != nil || path == "" {
+		t.Fatalf("call %s has no recording (%q, %v)", callID, path, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 44 {
+		t.Fatalf("recording %s: %d bytes, %v", path, len(b), err)
+	}
+	for i := 44; i+4 <= len(b); i += 4 {
+		caller = append(caller, int16(binary.LittleEndian.Uint16(b[i:])))
+		heard = append(heard, int16(binary.LittleEndian.Uint16(b[i+2:])))
+	}
+	return caller, heard
 }
 
 // agentPhone is a SIP agent's softphone: a diago user agent that
@@ -364,6 +387,26 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	}
 	if !waitFor(5*time.Second, func() bool { return queueOutcome(t, l, callID) == "answered" }) {
 		t.Errorf("queue outcome %q, want answered", queueOutcome(t, l, callID))
+	}
+	// The recording keeps both sides of the conversation with the agent:
+	// the caller's tone on the left, the agent's on the right.
+	if !waitFor(5*time.Second, func() bool {
+		var end sql.NullString
+		_ = l.store.DB().QueryRow(`SELECT end_reason FROM calls WHERE id = ?`, callID).Scan(&end)
+		return end.String != ""
+	}) {
+		t.Fatal("the call record did not end")
+	}
+	left, right := recordedSides(t, l, callID)
+	if n := len(left); n < 3*c.rate {
+		t.Fatalf("recording holds %d samples, want the queue and the talk", n)
+	}
+	talk := right[len(right)-3*c.rate:] // the last seconds: the agent talking
+	if g := goertzel(talk, 1000, c.rate); g < 0.3 {
+		t.Errorf("the recording's heard side has a 1 kHz share of %.2f at the end: the agent's voice is missing", g)
+	}
+	if g := goertzel(left[len(left)-3*c.rate:], 440, c.rate); g < 0.2 {
+		t.Errorf("the recording's caller side has a 440 Hz share of %.2f at the end: the caller's voice is missing", g)
 	}
 	var svc string
 	_ = l.store.DB().QueryRow(`SELECT service FROM calls WHERE id = ?`, callID).Scan(&svc)

@@ -138,7 +138,7 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			if qc.OnAgent != nil {
 				qc.OnAgent(ev)
 			}
-			talked := c.bridge(res.d)
+			talked := c.bridge(res.d, h.Heard)
 			qc.Queues.Done(res.agent, talked)
 			if qc.OnAgent != nil {
 				ev.Ended, ev.Talked = true, talked
@@ -175,6 +175,8 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			playing = playing[n:]
 			if err := c.WriteFrame(ctx, frame); err != nil {
 				playing = nil
+			} else if h.Heard != nil {
+				h.Heard(frame)
 			}
 		}
 	}
@@ -434,8 +436,9 @@ func (x *transcoder) toAgent(frame []int16) ([]byte, error) {
 // bridge carries audio both ways between the caller and the agent's leg
 // d until one of them hangs up, and returns the talk time. Caller audio
 // is tapped from the RTP reader (the session's listener still records
-// it); agent audio is decoded and written to the caller as engine frames.
-func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
+// it); agent audio is decoded and written to the caller as engine frames,
+// and to heard (the recording's engine side) when set.
+func (c *call) bridge(d *diago.DialogClientSession, heard func([]int16)) time.Duration {
 	start := time.Now()
 	defer hangupAgent(d)
 	codec := media.CodecAudioFromSession(d.MediaSession())
@@ -458,7 +461,15 @@ func (c *call) bridge(d *diago.DialogClientSession) time.Duration {
 		defer wg.Done()
 		defer cancel()
 		buf := make([]byte, media.RTPBufSize)
-		emit := func(f []int16) error { return c.WriteFrame(bctx, f) }
+		emit := func(f []int16) error {
+			if err := c.WriteFrame(bctx, f); err != nil {
+				return err
+			}
+			if heard != nil {
+				heard(f)
+			}
+			return nil
+		}
 		for {
 			m, err := reader.Read(buf)
 			if err != nil {
