@@ -65,6 +65,23 @@ func (s *Store) Outbox(ctx context.Context, ticket string, pendingOnly bool) ([]
 // so the gateway can check both origin and freshness.
 const SignatureHeader = "X-IVR-Signature"
 
+// PurgeOutbox deletes the notifications delivered before before and
+// returns how many; pending ones stay whatever their age.
+func (s *Store) PurgeOutbox(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, "outbox purge", func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE sent_ns IS NOT NULL AND sent_ns < ?`, before.UnixNano())
+		if err == nil {
+			n, err = r.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("tickets: outbox purge: %w", err)
+	}
+	return n, nil
+}
+
 // Sign returns the SignatureHeader value for body sent at t.
 func Sign(secret []byte, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
@@ -86,6 +103,10 @@ type WebhookConfig struct {
 	// MinBackoff doubles after each failure up to MaxBackoff
 	// (defaults 5 s and 1 h).
 	MinBackoff, MaxBackoff time.Duration
+	// Keep is how long a delivered notification stays in the outbox (its
+	// payload holds the caller's number): older ones are deleted once an
+	// hour. 0 means 30 days; pending ones are never deleted.
+	Keep time.Duration
 	// Logger receives send failures (never the payload); nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -125,6 +146,9 @@ func NewSender(st *Store, cfg WebhookConfig) (*Sender, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(time.Hour, cfg.MinBackoff)
 	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 30 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,7 +169,16 @@ func (s *Sender) Kick() {
 func (s *Sender) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
+	var purged time.Time
 	for {
+		if now := s.st.now(); now.Sub(purged) >= time.Hour {
+			purged = now
+			if n, err := s.st.PurgeOutbox(ctx, now.Add(-s.cfg.Keep)); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Warn("webhook outbox purge", "err", err)
+			} else if n > 0 {
+				s.cfg.Logger.Info("webhook outbox: delivered notifications deleted", "rows", n, "older_than", s.cfg.Keep)
+			}
+		}
 		for {
 			n, err := s.SendDue(ctx)
 			if err != nil && ctx.Err() == nil {

@@ -294,4 +294,26 @@ func TestOutboxResolveSendsSignedWithRetries(t *testing.T) {
 	if _, err := NewSender(s, WebhookConfig{URL: "ftp://x", Secret: secret}); err == nil {
 		t.Fatal("ftp url accepted")
 	}
+
+	// Delivered notifications (they hold the caller's number) are deleted
+	// after the retention; a pending one never is.
+	tk2, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Caller: "0722000111", Service: ServicePassport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resolve(ctx, tk2.Number, "ana", "Rezolvat"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeOutbox(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("purge of rows delivered in the last hour: %d, %v; want none", n, err)
+	}
+	if n, err := s.PurgeOutbox(ctx, time.Now().Add(24*365*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purge: %d, %v; want the delivered notification only", n, err)
+	}
+	if ns, _ := s.Outbox(ctx, tk.Number, false); len(ns) != 0 {
+		t.Errorf("delivered notification still there: %+v", ns)
+	}
+	if ns, _ := s.Outbox(ctx, tk2.Number, true); len(ns) != 1 {
+		t.Errorf("the pending notification was purged: %+v", ns)
+	}
 }
