@@ -135,15 +135,11 @@ func TestFlowChannelOnARealCall(t *testing.T) {
 	}
 }
 
-// TestShippedFlowOnARealCall walks the line's default flow (flows/main.lua)
-// from a SIP phone over loopback, with the real knowledge base and ticket
-// store: the caller presses 1 (identity card) during the welcome, then 0
-// (an operator) in the sub-menu; the key pressed ahead skips the menu
-// prompt (type-ahead). The flow opens a ticket for the identity
-// card service with the transcript so far, and the embedded line, which
-// has no agent queue, tells the caller the ticket number and hangs up.
-func TestShippedFlowOnARealCall(t *testing.T) {
-	l := startLineStore(t, func(_ *sip.Config, e *ivr.Engine, store *tickets.Store) {
+// shippedLine starts a line running flows/main.lua on the real knowledge
+// base and store, operators always available, with speech sc (nil: keys).
+func shippedLine(t *testing.T, sc *ivr.SpeechConfig) *line {
+	t.Helper()
+	return startLineStore(t, func(_ *sip.Config, e *ivr.Engine, store *tickets.Store) {
 		if e.Flow != nil {
 			return // a retry of the line's start: set up already
 		}
@@ -175,7 +171,19 @@ func TestShippedFlowOnARealCall(t *testing.T) {
 			Transcript: flows.TicketTranscript{Store: store},
 			Calendar:   cal,
 		}
+		e.Speech = sc
 	})
+}
+
+// TestShippedFlowOnARealCall walks the line's default flow (flows/main.lua)
+// from a SIP phone over loopback, with the real knowledge base and ticket
+// store: the caller presses 1 (identity card) during the welcome, then 0
+// (an operator) in the sub-menu; the key pressed ahead skips the menu
+// prompt (type-ahead). The flow opens a ticket for the identity
+// card service with the transcript so far, and the embedded line, which
+// has no agent queue, tells the caller the ticket number and hangs up.
+func TestShippedFlowOnARealCall(t *testing.T) {
+	l := shippedLine(t, nil)
 	store := l.store
 	c := l.answered(t)
 	if !waitFor(20*time.Second, func() bool { return c.heardSpeech(0) >= 50 }) {
@@ -228,5 +236,85 @@ func TestShippedFlowOnARealCall(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no flow.transfer event naming ticket %s", tk.Number)
+	}
+}
+
+// The shipped flow by voice alone, as a caller on a softphone uses it: the
+// caller says "pașaport" over the menu prompt (barge-in), confirms with
+// "da", hears the passport answer from the knowledge base, says "nu" to
+// "did this help?", and is handed on with a ticket for the passport
+// service. Every answer is spoken: no key is pressed.
+func TestShippedFlowBySpeech(t *testing.T) {
+	pool, rec, syn := speechEngines(t)
+	l := shippedLine(t, speechConfig(pool, ivr.SerialStreams(rec)))
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	ctx := context.Background()
+	// waitTurn waits for the transcript turn that starts with prefix (a
+	// prompt's turn is written when it ends) and returns where the audio
+	// heard stood then.
+	waitTurn := func(prefix string) {
+		t.Helper()
+		if !waitFor(60*time.Second, func() bool {
+			turns, _ := l.store.Transcript(ctx, callID)
+			for _, tu := range turns {
+				if strings.HasPrefix(tu.Speaker+": "+tu.Text, prefix) {
+					return true
+				}
+			}
+			return false
+		}) {
+			turns, _ := l.store.Transcript(ctx, callID)
+			t.Fatalf("no turn %q; transcript: %+v", prefix, turns)
+		}
+	}
+	waitTurn("ivr: Bună ziua")
+	mark := c.heardLen()
+	if !waitFor(20*time.Second, func() bool { return c.heardSpeech(mark) >= 50 }) {
+		t.Fatal("the menu prompt is not heard")
+	}
+	c.speak(utterance(t, syn, "ro", "pașaport", c.rate))
+	waitTurn("ivr: Am înțeles: pașaport")
+	time.Sleep(300 * time.Millisecond)
+	c.speak(utterance(t, syn, "ro", "da", c.rate))
+	waitTurn("ivr: V-a ajutat")
+	time.Sleep(300 * time.Millisecond)
+	c.speak(utterance(t, syn, "ro", "nu", c.rate))
+	if !c.waitEnded(60 * time.Second) {
+		t.Fatal("the line did not hand the call on")
+	}
+	turns, err := l.store.Transcript(ctx, callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, tu := range turns {
+		lines = append(lines, tu.Speaker+": "+tu.Text)
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{"ivr: Spuneți pe scurt", "caller: pașaport", "caller: da", "ivr: Pașaportul", "ivr: V-a ajutat", "caller: nu"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, all)
+		}
+	}
+	if i, j := strings.Index(all, "caller: pașaport"), strings.Index(all, "caller: nu"); i < 0 || j < i {
+		t.Errorf("transcript out of order:\n%s", all)
+	}
+	// The menu's turn keeps only what was heard before the caller spoke.
+	if !strings.Contains(all, " …\ncaller: pașaport") || strings.Contains(all, "un operator, 0.\ncaller: pașaport") {
+		t.Errorf("the menu prompt was not cut by the caller's speech:\n%s", all)
+	}
+	ts, err := l.store.ListTickets(ctx, tickets.TicketQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].Service != "passport" || ts[0].CallID != callID {
+		t.Fatalf("tickets %+v, want one for passport on call %s", ts, callID)
+	}
+	if n := l.eng.Metrics.SpeechTurns.Load(); n < 3 {
+		t.Errorf("%d speech turns counted, want 3", n)
+	}
+	if n := l.eng.Metrics.SpeechBargeIns.Load(); n < 1 {
+		t.Errorf("%d barge-ins counted, want the menu's", n)
 	}
 }
