@@ -41,7 +41,8 @@ func TestAccuracyFloor(t *testing.T) {
 // SPHINX_COND (comma-separated condition names) to run a part, SPHINX_GRAMMAR to run some grammar kinds only
 // (comma-separated: "digits,digitsN"), SPHINX_ARGS to add pocketsphinx
 // arguments ("-pip 0.5 -silprob 0.1"), SPHINX_PLAIN_DIGITS=1 to decode
-// digits like the other grammars (Options.PlainDigits), VERBOSE=1 to list
+// digits like the other grammars (Options.PlainDigits),
+// SPHINX_FOLD_DIGITS=1 for Options.FoldDigits, VERBOSE=1 to list
 // the misses.
 func BenchmarkAccuracy(b *testing.B) {
 	o := Options{}
@@ -113,7 +114,8 @@ func (l stdoutLog) Logf(format string, args ...any) { fmt.Printf(format+"\n", ar
 // strings (every digit at least twice) and other voices than
 // speechtest's, G.711 at 8 kHz, free-length digits grammar. It prints
 // the sentence accuracy per language (VERBOSE=1 lists the misses;
-// SPHINX_LANG, SPHINX_ARGS, SPHINX_PLAIN_DIGITS as for BenchmarkAccuracy).
+// SPHINX_LANG, SPHINX_ARGS, SPHINX_PLAIN_DIGITS, SPHINX_FOLD_DIGITS as
+// for BenchmarkAccuracy).
 func BenchmarkDigitsDev(b *testing.B) {
 	o := Options{Args: strings.Fields(os.Getenv("SPHINX_ARGS"))}
 	envOpts(&o)
@@ -142,6 +144,7 @@ func BenchmarkDigitsDev(b *testing.B) {
 
 func envOpts(o *Options) {
 	o.PlainDigits = os.Getenv("SPHINX_PLAIN_DIGITS") != ""
+	o.FoldDigits = os.Getenv("SPHINX_FOLD_DIGITS") != ""
 }
 
 // TestDigitsWideband: spoken digits at 16 kHz (a wideband call) are
@@ -183,9 +186,8 @@ func TestDigitsWideband(t *testing.T) {
 }
 
 // TestDigitsTelephoneFloor guards the digit accuracy on G.711 (known
-// length, both languages, two voices) at the level measured with the
-// folded front end (docs/speech.md): 3 of 8 in English, 2 of 8 in
-// Romanian when this test was written (espeak-ng voices; see the table
+// length, both languages, two voices) at the level measured
+// (docs/speech.md) (espeak-ng voices; see the table
 // for how far that is from a usable digit recognizer).
 func TestDigitsTelephoneFloor(t *testing.T) {
 	if testing.Short() {

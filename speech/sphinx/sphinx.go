@@ -128,10 +128,12 @@ type Options struct {
 	// served it (measured: docs/speech.md).
 	AdaptCMN bool
 	// PlainDigits turns off what digit grammars get beyond the other
-	// grammars (spectral folding of telephone audio, a second pass with
-	// the utterance's own cepstral mean at 16 kHz; see digitFold and
-	// uttCMNWeight). For measuring them.
+	// grammars (at 16 kHz a second pass with the utterance's own
+	// cepstral mean, see uttCMNWeight). For measuring it.
 	PlainDigits bool
+	// FoldDigits adds spectral folding to telephone audio for digit
+	// grammars (see digitFold). Off: measured no better.
+	FoldDigits bool
 }
 
 // Recognizer is the pocketsphinx speech.Recognizer. Safe for concurrent
@@ -240,7 +242,10 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 // fricatives of "șase", "șapte", "zero", "six", "seven" and finds nothing
 // in 8 kHz audio). Measured on the digits development set, G.711: 0.3
 // took Romanian from 7 % to 23 % and English from 13 % to 20 %; 0.15 and
-// 0.5 less, 1 (plain zero-insertion) far less.
+// 0.5 less, 1 (plain zero-insertion) far less. But on the test set it
+// cost Romanian (G.711 and 20 dB noise: 15 to 9 digit strings of 64) and,
+// once the dither was made reproducible, English too (26 to 23 of 64):
+// off unless Options.FoldDigits.
 const digitFold = 0.3
 
 // foldCMN is the cepstral mean of folded telephone speech (digitFold),
@@ -343,10 +348,12 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		"-cmn", "live",
 		"-bestpath", "yes",
 		"-remove_noise", "no", // measured: better sentence accuracy on G.711 audio
-		// Digital silence (exact zeros) drives the live cepstral mean
-		// astray and the next words are misrecognized; dither adds the
-		// half-bit of noise real lines have.
-		"-dither", "yes",
+		// No "-dither yes": its random numbers come from one generator
+		// for the whole process, so a result depended on what every
+		// other decoder had decoded before (measured: the same digit
+		// strings scored up to 2 of 16 apart between runs), and
+		// concurrent calls raced on it. Each stream dithers its own
+		// audio the same way instead (stream.dither).
 		// A stronger word insertion penalty than the default 0.65:
 		// fewer digits inserted in digit strings (measured: free-length
 		// digits 6 % -> 25 % in Romanian, menus unchanged; 1e-4 is far
@@ -635,14 +642,14 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		r.put(k, d)
 		return nil, err
 	}
-	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar}
+	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar, rnd: ditherSeed}
 	digits := o.Grammar.Digits > 0 && !r.opts.PlainDigits
 	var mean []float32
 	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
 		s.decRate = 16000
 		s.rs, _ = audio.NewResampler(o.Rate, s.decRate)
 		s.up = make([]int16, audio.SamplesPerFrame(s.decRate))
-		if digits && d.foldCMN != nil {
+		if digits && d.foldCMN != nil && r.opts.FoldDigits {
 			s.fold, mean = true, d.foldCMN
 		}
 	}
@@ -673,6 +680,7 @@ type stream struct {
 	rs      *audio.Resampler
 	up      []int16
 	n       int       // frames written
+	rnd     uint32    // the dither's state (xorshift32)
 	fold    bool      // add the folded image (digitFold)
 	nsamp   int       // decoder-rate samples written (the fold's phase)
 	mean0   []float32 // the start mean, when Finish decodes a second time
@@ -682,6 +690,27 @@ type stream struct {
 	partial speech.Result
 	changed bool
 }
+
+// ditherIn adds pocketsphinx's "-dither" to in: +1 to a sample with
+// probability 1/4. Digital silence (exact zeros) drives the live cepstral
+// mean astray and the next words are misrecognized; the dither is the
+// half-bit of noise real lines have. Each stream starts from the same
+// seed, so a given audio is always decoded alike.
+func (s *stream) ditherIn(in []int16) {
+	x := s.rnd
+	for i, v := range in {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		if x>>30 == 0 && v < 32767 {
+			in[i] = v + 1
+		}
+	}
+	s.rnd = x
+}
+
+// ditherSeed starts every stream's dither.
+const ditherSeed = 2463534242
 
 // finishPad is the silence (ms) Finish feeds before ending the utterance.
 const finishPad = 500
@@ -699,10 +728,12 @@ func (s *stream) Write(frame []int16) error {
 	if err := speech.CheckFrame(frame, s.rate); err != nil {
 		return err
 	}
-	in := frame
+	var in []int16
 	if s.rs != nil {
-		n := s.rs.Process(s.up, frame)
-		in = s.up[:n]
+		in = s.up[:s.rs.Process(s.up, frame)]
+	} else {
+		in = append(s.up[:0], frame...) // the caller keeps frame
+		s.up = in
 	}
 	if len(in) == 0 {
 		return nil
@@ -719,6 +750,7 @@ func (s *stream) Write(frame []int16) error {
 		}
 		s.nsamp += len(in)
 	}
+	s.ditherIn(in)
 	if s.mean0 != nil {
 		s.buf = append(s.buf, in...)
 	}
@@ -794,6 +826,7 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 		}
 	}
 	pad := make([]int16, s.decRate*finishPad/1000)
+	s.ditherIn(pad)
 	if s.ctx.Err() == nil && ctx.Err() == nil {
 		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
 	}
