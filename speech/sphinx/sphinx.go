@@ -242,10 +242,9 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 // fricatives of "șase", "șapte", "zero", "six", "seven" and finds nothing
 // in 8 kHz audio). Measured on the digits development set, G.711: 0.3
 // took Romanian from 7 % to 23 % and English from 13 % to 20 %; 0.15 and
-// 0.5 less, 1 (plain zero-insertion) far less. But on the test set it
-// cost Romanian (G.711 and 20 dB noise: 15 to 9 digit strings of 64) and,
-// once the dither was made reproducible, English too (26 to 23 of 64):
-// off unless Options.FoldDigits.
+// 0.5 less, 1 (plain zero-insertion) far less. But on the test set
+// (G.711 and 20 dB noise, other voices) it cost Romanian 16 to 8 digit
+// strings of 64 and English 27 to 26: off unless Options.FoldDigits.
 const digitFold = 0.3
 
 // foldCMN is the cepstral mean of folded telephone speech (digitFold),
