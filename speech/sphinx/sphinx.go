@@ -18,6 +18,12 @@
 // Telephone audio (8 kHz) is upsampled to the model's 16 kHz by default
 // (FrontEnd8k); the alternative runs the front end at 8 kHz with a
 // 256-point FFT. docs/speech.md has the accuracy of both.
+//
+// A stream dithers its own audio from a fixed seed and starts from a fixed
+// cepstral mean, so the same audio decodes alike on any pooled decoder.
+// A digit grammar at 16 kHz is decoded a second time at Finish with the
+// utterance's own cepstral mean (measured far better for digits on
+// wideband audio; docs/speech.md has what else was tried for digits).
 package sphinx
 
 /*
@@ -660,6 +666,7 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		// Second pass at Finish: the first one collects the sums from
 		// the start value counted as one frame.
 		s.mean0 = d.mean()
+		s.buf = make([]int16, 0, 4*s.decRate) // grows past 4 s
 		C.cmnSetWeight(d.ps, (*C.float)(unsafe.Pointer(&s.mean0[0])), 1)
 	}
 	return s, nil
