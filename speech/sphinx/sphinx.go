@@ -358,7 +358,7 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		// other decoder had decoded before (measured: the same digit
 		// strings scored up to 2 of 16 apart between runs), and
 		// concurrent calls raced on it. Each stream dithers its own
-		// audio the same way instead (stream.dither).
+		// audio the same way instead (stream.ditherIn).
 		// A stronger word insertion penalty than the default 0.65:
 		// fewer digits inserted in digit strings (measured: free-length
 		// digits 6 % -> 25 % in Romanian, menus unchanged; 1e-4 is far
