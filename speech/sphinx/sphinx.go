@@ -18,6 +18,12 @@
 // Telephone audio (8 kHz) is upsampled to the model's 16 kHz by default
 // (FrontEnd8k); the alternative runs the front end at 8 kHz with a
 // 256-point FFT. docs/speech.md has the accuracy of both.
+//
+// A stream dithers its own audio from a fixed seed and starts from a fixed
+// cepstral mean, so the same audio decodes alike on any pooled decoder.
+// A digit grammar at 16 kHz is decoded a second time at Finish with the
+// utterance's own cepstral mean (measured far better for digits on
+// wideband audio; docs/speech.md has what else was tried for digits).
 package sphinx
 
 /*
@@ -55,6 +61,22 @@ static int cmnLen(ps_decoder_t *ps) {
 }
 static void cmnGet(ps_decoder_t *ps, float *v) { cmn_live_get(cmnOf(ps), v); }
 static void cmnSet(ps_decoder_t *ps, float *v) { cmn_live_set(cmnOf(ps), v); }
+// cmnSetWeight is cmn_live_set with the start value counting as k frames
+// (cmn_live_set counts it as CMN_WIN), so the sums soon hold mostly this
+// utterance's frames.
+static void cmnSetWeight(ps_decoder_t *ps, float *v, int k) {
+	cmn_t *c = cmnOf(ps);
+	cmn_live_set(c, v);
+	for (int i = 0; i < c->veclen; i++) c->sum[i] = v[i] * k;
+	c->nframe = k;
+}
+// cmnStats copies the live sums and returns the number of frames they
+// hold.
+static int cmnStats(ps_decoder_t *ps, float *sum) {
+	cmn_t *c = cmnOf(ps);
+	for (int i = 0; i < c->veclen; i++) sum[i] = c->sum[i];
+	return c->nframe;
+}
 */
 import "C"
 
@@ -111,6 +133,13 @@ type Options struct {
 	// and lines, and a result must not depend on which pooled decoder
 	// served it (measured: docs/speech.md).
 	AdaptCMN bool
+	// PlainDigits turns off what digit grammars get beyond the other
+	// grammars (at 16 kHz a second pass with the utterance's own
+	// cepstral mean, see uttCMNWeight). For measuring it.
+	PlainDigits bool
+	// FoldDigits adds spectral folding to telephone audio for digit
+	// grammars (see digitFold). Off: measured no better.
+	FoldDigits bool
 }
 
 // Recognizer is the pocketsphinx speech.Recognizer. Safe for concurrent
@@ -233,6 +262,28 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 	return out
 }
 
+// digitFold is the gain of the mirror image that digit grammars add to
+// telephone audio upsampled to 16 kHz (spectral folding: the 1.2-3.9 kHz
+// band reappears at 4.1-6.8 kHz, where the wideband model looks for the
+// fricatives of "șase", "șapte", "zero", "six", "seven" and finds nothing
+// in 8 kHz audio). Measured on the digits development set, G.711: 0.3
+// took Romanian from 7 % to 23 % and English from 13 % to 20 %; 0.15 and
+// 0.5 less, 1 (plain zero-insertion) far less. But on the test set
+// (G.711 and 20 dB noise, other voices) it cost Romanian 16 to 8 digit
+// strings of 64 and English 27 to 26: off unless Options.FoldDigits.
+const digitFold = 0.3
+
+// foldCMN is the cepstral mean of folded telephone speech (digitFold),
+// measured like telephoneCMN; folding without it (the telephone mean)
+// recognized nothing.
+const foldCMN = "62.47,1.87,3.64,15.36,10.97,-33.65,13.89,-18.20,-15.74,9.42,-21.64,11.73,-9.90"
+
+// uttCMNWeight is the weight (in 10 ms frames) of the model's start value
+// when a digit utterance at 16 kHz is decoded a second time with its own
+// cepstral mean: 100 frames, so a 2 s utterance counts twice as much as
+// the start value.
+const uttCMNWeight = 100
+
 // telephoneCMN is the cepstral mean of telephone-band speech upsampled to
 // 16 kHz, measured (pocketsphinx's live CMN after the speech test set,
 // G.711 at 8 kHz); the model's own -cmninit (41.00,-5.29,...) is that of
@@ -297,6 +348,7 @@ type decoder struct {
 	words    map[string]string // token -> word
 	searches map[uint64]string // grammar hash -> search name
 	cmn      []float32         // the live cepstral mean it started with
+	foldCMN  []float32         // the start mean of folded telephone audio
 }
 
 func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
@@ -321,10 +373,12 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 		"-cmn", "live",
 		"-bestpath", "yes",
 		"-remove_noise", "no", // measured: better sentence accuracy on G.711 audio
-		// Digital silence (exact zeros) drives the live cepstral mean
-		// astray and the next words are misrecognized; dither adds the
-		// half-bit of noise real lines have.
-		"-dither", "yes",
+		// No "-dither yes": its random numbers come from one generator
+		// for the whole process, so a result depended on what every
+		// other decoder had decoded before (measured: the same digit
+		// strings scored up to 2 of 16 apart between runs), and
+		// concurrent calls raced on it. Each stream dithers its own
+		// audio the same way instead (stream.ditherIn).
 		// A stronger word insertion penalty than the default 0.65:
 		// fewer digits inserted in digit strings (measured: free-length
 		// digits 6 % -> 25 % in Romanian, menus unchanged; 1e-4 is far
@@ -354,17 +408,31 @@ func (r *Recognizer) newDecoder(rate int) (*decoder, error) {
 	if n := int(C.cmnLen(ps)); n > 0 && !r.opts.AdaptCMN {
 		d.cmn = make([]float32, n)
 		C.cmnGet(ps, (*C.float)(unsafe.Pointer(&d.cmn[0])))
+		if rate == 8000 && r.opts.Front8k == Upsample8k {
+			d.foldCMN = parseMean(foldCMN, n)
+		}
 	}
 	return d, nil
 }
 
-// startUtt starts an utterance from the cepstral mean mean, or the
+// parseMean reads a comma-separated mean of n values.
+func parseMean(s string, n int) []float32 {
+	m := make([]float32, n)
+	for i, f := range strings.Split(s, ",") {
+		if i < n {
+			fmt.Sscan(f, &m[i])
+		}
+	}
+	return m
+}
+
+// startUtt starts an utterance from the cepstral mean mean, or from the
 // decoder's initial one when mean is nil (unless Options.AdaptCMN).
 func (d *decoder) startUtt(mean []float32) bool {
-	if d.cmn != nil {
-		if len(mean) != len(d.cmn) {
-			mean = d.cmn
-		}
+	if mean == nil || (d.cmn != nil && len(mean) != len(d.cmn)) {
+		mean = d.cmn
+	}
+	if mean != nil {
 		C.cmnSet(d.ps, (*C.float)(unsafe.Pointer(&mean[0])))
 	}
 	return C.ps_start_utt(d.ps) >= 0
@@ -389,8 +457,7 @@ func (r *Recognizer) learn(call string, k poolKey, d *decoder) {
 	if call == "" || d.cmn == nil {
 		return
 	}
-	mean := make([]float32, len(d.cmn))
-	C.cmnGet(d.ps, (*C.float)(unsafe.Pointer(&mean[0])))
+	mean := d.mean()
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -412,6 +479,17 @@ func (r *Recognizer) learn(call string, k poolKey, d *decoder) {
 		}
 	}
 	r.calls[callKey{call, k}] = &callCMN{mean: mean, used: now}
+}
+
+// mean returns the live cepstral mean.
+func (d *decoder) mean() []float32 {
+	n := int(C.cmnLen(d.ps))
+	if n == 0 {
+		return nil
+	}
+	m := make([]float32, n)
+	C.cmnGet(d.ps, (*C.float)(unsafe.Pointer(&m[0])))
+	return m
 }
 
 func (d *decoder) free() {
@@ -632,15 +710,27 @@ func (r *Recognizer) NewStream(ctx context.Context, o speech.StreamOptions) (spe
 		r.put(k, d)
 		return nil, err
 	}
-	if !d.startUtt(r.callMean(o.Call, k)) {
-		d.free()
-		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
-	}
-	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar, call: o.Call}
+	s := &stream{r: r, ctx: ctx, key: k, d: d, lang: o.Lang, rate: o.Rate, decRate: o.Rate, g: o.Grammar, call: o.Call, rnd: ditherSeed}
+	digits := o.Grammar.Digits > 0 && !r.opts.PlainDigits
+	mean := r.callMean(o.Call, k) // nil: the decoder's start value
 	if o.Rate == 8000 && r.opts.Front8k == Upsample8k {
 		s.decRate = 16000
 		s.rs, _ = audio.NewResampler(o.Rate, s.decRate)
 		s.up = make([]int16, audio.SamplesPerFrame(s.decRate))
+		if digits && d.foldCMN != nil && r.opts.FoldDigits {
+			s.fold, mean = true, d.foldCMN
+		}
+	}
+	if !d.startUtt(mean) {
+		d.free()
+		return nil, fmt.Errorf("%w: pocketsphinx could not start an utterance", speech.ErrEngine)
+	}
+	if digits && o.Rate == 16000 && d.cmn != nil {
+		// Second pass at Finish: the first one collects the sums from
+		// the start value counted as one frame.
+		s.mean0 = d.mean()
+		s.buf = make([]int16, 0, 4*s.decRate) // grows past 4 s
+		C.cmnSetWeight(d.ps, (*C.float)(unsafe.Pointer(&s.mean0[0])), 1)
 	}
 	return s, nil
 }
@@ -659,12 +749,38 @@ type stream struct {
 	call    string // StreamOptions.Call
 	rs      *audio.Resampler
 	up      []int16
-	n       int // frames written
+	n       int       // frames written
+	rnd     uint32    // the dither's state (xorshift32)
+	fold    bool      // add the folded image (digitFold)
+	nsamp   int       // decoder-rate samples written (the fold's phase)
+	mean0   []float32 // the start mean, when Finish decodes a second time
+	buf     []int16   // the decoder-rate audio, kept for the second pass
 
 	mu      sync.Mutex
 	partial speech.Result
 	changed bool
 }
+
+// ditherIn adds pocketsphinx's "-dither" to in: +1 to a sample with
+// probability 1/4. Digital silence (exact zeros) drives the live cepstral
+// mean astray and the next words are misrecognized; the dither is the
+// half-bit of noise real lines have. Each stream starts from the same
+// seed, so a given audio is always decoded alike.
+func (s *stream) ditherIn(in []int16) {
+	x := s.rnd
+	for i, v := range in {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		if x>>30 == 0 && v < 32767 {
+			in[i] = v + 1
+		}
+	}
+	s.rnd = x
+}
+
+// ditherSeed starts every stream's dither.
+const ditherSeed = 2463534242
 
 // finishPad is the silence (ms) Finish feeds before ending the utterance.
 const finishPad = 500
@@ -682,13 +798,31 @@ func (s *stream) Write(frame []int16) error {
 	if err := speech.CheckFrame(frame, s.rate); err != nil {
 		return err
 	}
-	in := frame
+	var in []int16
 	if s.rs != nil {
-		n := s.rs.Process(s.up, frame)
-		in = s.up[:n]
+		in = s.up[:s.rs.Process(s.up, frame)]
+	} else {
+		in = append(s.up[:0], frame...) // the caller keeps frame
+		s.up = in
 	}
 	if len(in) == 0 {
 		return nil
+	}
+	if s.fold {
+		// x[n]·(1 ± g) = x[n] + g·(-1)^n·x[n]: the spectrum plus its
+		// mirror image about 4 kHz (in is s.up, ours to change).
+		for i, v := range in {
+			f := 1 + digitFold
+			if (s.nsamp+i)%2 == 1 {
+				f = 1 - digitFold
+			}
+			in[i] = int16(max(-32768, min(32767, float32(v)*float32(f))))
+		}
+		s.nsamp += len(in)
+	}
+	s.ditherIn(in)
+	if s.mean0 != nil {
+		s.buf = append(s.buf, in...)
 	}
 	if C.ps_process_raw(s.d.ps, (*C.int16)(unsafe.Pointer(&in[0])), C.size_t(len(in)), 0, 0) < 0 {
 		return fmt.Errorf("%w: pocketsphinx failed to process audio", speech.ErrEngine)
@@ -744,11 +878,35 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 	// pocketsphinx's own speech detector holds the last words until it
 	// has seen enough silence after them; an endpointer may have cut the
 	// audio sooner, so Finish supplies that silence.
+	//
+	// A digit utterance at 16 kHz is then decoded a second time from the
+	// mean of its own frames (weighed with the start value): how the
+	// model was trained (batch CMN), and measured far better for digits
+	// on wideband audio, whose mean no fixed start value fits (at 8 kHz
+	// the measured telephone means do). It costs a second decode.
+	var mean []float32
+	if s.mean0 != nil && len(s.buf) > 0 {
+		mean = make([]float32, len(s.mean0))
+		// sums = start value (1 frame) + this utterance's frames (past
+		// 8 s pocketsphinx scales both down alike)
+		nf := float32(C.cmnStats(d.ps, (*C.float)(unsafe.Pointer(&mean[0]))))
+		k := float32(uttCMNWeight)
+		for i := range mean {
+			mean[i] = (mean[i] - s.mean0[i] + k*s.mean0[i]) / (nf - 1 + k)
+		}
+	}
+	pad := make([]int16, s.decRate*finishPad/1000)
+	s.ditherIn(pad)
 	if s.ctx.Err() == nil && ctx.Err() == nil {
-		pad := make([]int16, s.decRate*finishPad/1000)
 		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
 	}
 	C.ps_end_utt(d.ps)
+	if mean != nil && s.ctx.Err() == nil && ctx.Err() == nil {
+		d.startUtt(mean)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&s.buf[0])), C.size_t(len(s.buf)), 0, 0)
+		C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
+		C.ps_end_utt(d.ps)
+	}
 	defer s.r.put(s.key, d)
 	if err := s.ctx.Err(); err != nil {
 		return speech.Result{}, err

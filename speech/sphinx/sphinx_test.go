@@ -2,6 +2,7 @@ package sphinx
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -149,5 +150,42 @@ func TestAdaptationStaysWithItsCall(t *testing.T) {
 	}
 	if res := decode("call-b", "nu"); res.Tag != "no" {
 		t.Errorf("call b's first \"nu\" heard as %q (tag %q) after call a", res.Text, res.Tag)
+	}
+}
+
+// BenchmarkDigitUtterance is the CPU cost of one spoken 4-digit string
+// (about 2 s: NewStream, every frame, Finish) per front end: "plain"
+// decodes digits like any grammar, "digits" adds the second pass at
+// 16 kHz (Finish's extra time is that second decode; nothing at 8 kHz).
+func BenchmarkDigitUtterance(b *testing.B) {
+	syn := newSynth(b)
+	for _, rate := range []int{8000, 16000} {
+		pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "zero seven two one", Lang: "en-us", Rate: rate})
+		pcm = append(append(speechtest.Silence(rate, 300*time.Millisecond), pcm...), speechtest.Silence(rate, 400*time.Millisecond)...)
+		frames := speechtest.Frames(pcm, rate)
+		for _, plain := range []bool{true, false} {
+			name := fmt.Sprintf("%dHz/digits", rate)
+			if plain {
+				name = fmt.Sprintf("%dHz/plain", rate)
+			}
+			b.Run(name, func(b *testing.B) {
+				r := newRec(b, Options{PlainDigits: plain})
+				ctx := context.Background()
+				g := &speech.Grammar{Digits: 4, MinDigits: 4}
+				b.ReportAllocs()
+				for b.Loop() {
+					st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "en", Rate: rate, Grammar: g})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, f := range frames {
+						st.Write(f)
+					}
+					if _, err := st.Finish(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
