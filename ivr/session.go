@@ -86,16 +86,12 @@ func (s *Session) Run() EndReason {
 	var wg sync.WaitGroup
 	lctx, stopListen := context.WithCancel(ctx)
 	if s.Flow != nil && s.Speech.Enabled() {
-		if vad, release, err := s.Speech.NewVAD(s.Info.Rate); err != nil {
-			s.Log.Warn("no voice activity detector: this call is keys only", "err", err)
-		} else {
-			s.ear = newEar(*s.Speech, s.Info.Rate, vad, release, s)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.ear.run(lctx)
-			}()
-		}
+		s.ear = newEar(*s.Speech, s.Info.Rate, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ear.run(lctx)
+		}()
 	}
 	wg.Add(2)
 	go func() {

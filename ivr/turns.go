@@ -33,8 +33,11 @@ type SpeechConfig struct {
 	// Only when Fallback fails too does the call go on with keys.
 	Fallback speech.Recognizer
 	// NewVAD returns a detector for one call's caller audio at rate and
-	// the function that gives it back (called once, when the call ends).
-	// It is called from the call's goroutines, concurrently for many calls.
+	// the function that gives it back (called once). A call takes one
+	// when its caller's line gets loud and gives it back after
+	// vadIdleFrames of quiet (a neural detector holds megabytes: a call
+	// holds one only while its caller makes sound). It is called from
+	// the calls' goroutines, concurrently for many calls.
 	NewVAD func(rate int) (speech.VAD, func(), error)
 
 	// BargeIn is how long caller speech must last (VAD speech and energy
@@ -105,6 +108,8 @@ const (
 	// heldFrames is how long (5 s) an utterance that barged in and ended
 	// waits for the next Listen before it is dropped as stale.
 	heldFrames = 250
+	// vadIdleFrames of quiet (2 s) give the call's VAD back to the pool.
+	vadIdleFrames = 100
 )
 
 // ear is a call's turn-taking stage. The listener hands it every caller
@@ -116,8 +121,9 @@ const (
 type ear struct {
 	cfg     SpeechConfig
 	rate    int
-	vad     speech.VAD
-	release func()
+	vad     speech.VAD // held while the line is loud (nil: none)
+	release func()     // gives vad back
+	quiet   int        // frames since the VAD last had work
 	log     *slog.Logger
 	tracker *Tracker
 	metrics *Metrics
@@ -167,12 +173,12 @@ type turnEvent struct {
 	err     error // the recognizer failed: fallback, or unsupported for this turn
 }
 
-func newEar(cfg SpeechConfig, rate int, vad speech.VAD, release func(), s *Session) *ear {
+func newEar(cfg SpeechConfig, rate int, s *Session) *ear {
 	var m *Metrics
 	if s.Tracker != nil && s.Tracker.eng != nil {
 		m = s.Tracker.eng.Metrics
 	}
-	return &ear{cfg: cfg.withDefaults(), rate: rate, vad: vad, release: release, log: s.Log, tracker: s.Tracker, metrics: m,
+	return &ear{cfg: cfg.withDefaults(), rate: rate, log: s.Log, tracker: s.Tracker, metrics: m,
 		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1), floor: 30, runStart: -1,
 		rec: cfg.Recognizer, fb: cfg.Fallback}
 }
@@ -200,9 +206,7 @@ func (e *ear) run(ctx context.Context) {
 			cancel()
 			_, _ = e.stream.Finish(done)
 		}
-		if e.release != nil {
-			e.release()
-		}
+		e.giveBackVAD()
 	}()
 	for {
 		select {
@@ -212,6 +216,14 @@ func (e *ear) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// giveBackVAD returns the VAD the ear holds, if any.
+func (e *ear) giveBackVAD() {
+	if e.vad != nil && e.release != nil {
+		e.release()
+	}
+	e.vad, e.release, e.quiet = nil, nil, 0
 }
 
 // arm says whether a prompt that allows barge-in is playing, and returns
@@ -272,6 +284,15 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 	// quiet line costs almost nothing.
 	var act speech.Activity
 	if loud || e.vadSpeech || e.inUtt {
+		if e.vad == nil {
+			v, release, err := e.cfg.NewVAD(e.rate)
+			if err != nil {
+				e.fallback("vad", err, nil)
+				return
+			}
+			e.vad, e.release = v, release
+		}
+		e.quiet = 0
 		var err error
 		if act, err = e.vad.Process(f); err != nil {
 			e.fallback("vad", err, nil)
@@ -280,6 +301,10 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		e.vadSpeech = act.Speech
 		if e.metrics != nil {
 			e.metrics.SpeechVADFrames.Add(1)
+		}
+	} else if e.vad != nil {
+		if e.quiet++; e.quiet >= vadIdleFrames {
+			e.giveBackVAD()
 		}
 	}
 	if !act.Speech {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -410,4 +411,52 @@ func TestSpeechNetworkEngineFallsBackToEmbedded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A call holds a voice activity detector (megabytes of neural model) only
+// while its caller makes sound: none while the line is quiet, one while the
+// caller speaks, given back two seconds after.
+func TestVADHeldOnlyWhileTheCallerSpeaks(t *testing.T) {
+	pool, rec, syn := speechEngines(t)
+	var held, taken atomic.Int32
+	steps := make(chan step, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		steps <- step{}
+		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 15 * time.Second})
+		steps <- step{input: in, err: err}
+		<-ctx.Done() // the caller hangs up
+		return flows.Outcome{Kind: flows.OutcomeCaller}
+	})
+	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+		e.Flow = flow
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
+		newVAD := e.Speech.NewVAD
+		e.Speech.NewVAD = func(rate int) (speech.VAD, func(), error) {
+			v, release, err := newVAD(rate)
+			if err == nil {
+				held.Add(1)
+				taken.Add(1)
+			}
+			return v, func() { held.Add(-1); release() }, err
+		}
+	})
+	c := l.answered(t)
+	nextStep(t, steps)
+	time.Sleep(time.Second)
+	if n := held.Load(); n != 0 {
+		t.Errorf("%d detectors held while the caller is silent, want 0", n)
+	}
+	c.speak(utterance(t, syn, "ro", "pașaport", c.rate))
+	if in := nextStep(t, steps).input; in.Mode != flows.InputSpeech || in.Text != "pașaport" {
+		t.Fatalf("input %+v, want speech \"pașaport\"", in)
+	}
+	if taken.Load() == 0 {
+		t.Error("no detector was taken for the caller's speech")
+	}
+	if !waitFor(5*time.Second, func() bool { return held.Load() == 0 }) {
+		t.Errorf("%d detectors still held 5 s after the caller stopped, want 0", held.Load())
+	}
+	c.hangup()
 }
