@@ -36,6 +36,7 @@ type ivrdOptions struct {
 	dataDir    string
 	firstDigit time.Duration
 	rtpTimeout time.Duration
+	speech     bool // IVR_SPEECH
 }
 
 // startIVRD starts the daemon on free loopback ports and waits for /healthz.
@@ -71,6 +72,7 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 		"IVR_ANSWER_DELAY=0s",
 		"IVR_SHUTDOWN_GRACE=5s",
 		"IVR_LOG_LEVEL=warn",
+		"IVR_SPEECH="+strconv.FormatBool(o.speech),
 	)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {

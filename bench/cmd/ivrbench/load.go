@@ -28,6 +28,7 @@ type benchEnv struct {
 	ulaw                 []byte // the caller's speech, G.711 u-law 8 kHz
 	runs                 int
 	media                string // "rtpstream" or "pcap": how sipp sends the caller's audio
+	speech               bool   // speech turn-taking on in ivrd (the callers speak all the time)
 }
 
 // prepare renders the prompts once and makes the caller's audio from one
@@ -93,7 +94,7 @@ func (e *benchEnv) newRun(name string, audio time.Duration) (dataDir, sippDir st
 func (e *benchEnv) startIVRD(dataDir string) (*ivrd, error) {
 	return startIVRD(ivrdOptions{
 		bin: e.bin, flowsDir: filepath.Join(e.root, "flows"), dataDir: dataDir,
-		firstDigit: time.Hour, rtpTimeout: 30 * time.Second,
+		firstDigit: time.Hour, rtpTimeout: 30 * time.Second, speech: e.speech,
 	})
 }
 

@@ -49,6 +49,7 @@ type options struct {
 	out       string
 	keep      bool
 	media     string
+	speech    bool
 }
 
 // Results is the JSON written to -out.
@@ -175,6 +176,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.out, "out", "bench/results.json", "JSON results file")
 	fs.StringVar(&o.media, "media", "rtpstream", "how sipp streams the callers' audio: rtpstream (sipp rtp_stream, a thread per 20 calls) or pcap (play_pcap_audio, a thread per call)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (ivrd logs, sipp traces, databases)")
+	fs.BoolVar(&o.speech, "speech", false, "turn speech recognition on in ivrd: every caller then speaks all the time, the worst case (the speech benchmarks in dialplan/sip measure realistic turns)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -249,7 +251,7 @@ func run(args []string, stdout io.Writer) error {
 	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
 	}
-	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media}
+	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech}
 	if err := env.prepare(); err != nil {
 		return err
 	}
