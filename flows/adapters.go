@@ -120,7 +120,7 @@ func (t TicketTranscript) Append(ctx context.Context, callID string, tu Turn) er
 		mode = tickets.ModeNone
 	}
 	return t.Store.AppendTurn(ctx, callID, tickets.Turn{Speaker: tu.Speaker, Text: tu.Text, At: tu.At, Mode: mode,
-		Confidence: tu.Confidence, Interrupted: tu.Interrupted})
+		Confidence: tu.Confidence, Interrupted: tu.Interrupted, Cut: string(tu.Cut)})
 }
 
 // Rate stores the caller's satisfaction rating (1 to 5) with the ticket, as

@@ -396,14 +396,16 @@ func (c *call) operatorHandoff(L *lua.LState, reason string) {
 	number := c.ticket
 	if c.svc.Desk != nil {
 		done := c.block()
+		wctx, cancel := durable(c.ctx) // a hangup now must not lose the ticket
+		defer cancel()
 		if number == "" {
-			n, err := c.svc.Desk.Open(c.ctx, c.draft(reason, "normal"))
+			n, err := c.svc.Desk.Open(wctx, c.draft(reason, "normal"))
 			if err != nil {
 				c.log.Error("operator: ticket not opened", "err", err)
 			} else {
 				number, c.ticket = n, n
 			}
-		} else if err := c.svc.Desk.Note(c.ctx, number, reason+"\n\n"+c.conversation()); err != nil {
+		} else if err := c.svc.Desk.Note(wctx, number, reason+"\n\n"+c.conversation()); err != nil {
 			c.log.Warn("operator: note not added", "ticket", number, "err", err)
 		}
 		done()
@@ -802,7 +804,9 @@ func (c *call) luaTicketOpen(L *lua.LState) int {
 		return 2
 	}
 	done := c.block()
-	n, err := c.svc.Desk.Open(c.ctx, d)
+	wctx, cancel := durable(c.ctx) // a hangup now must not lose the ticket
+	n, err := c.svc.Desk.Open(wctx, d)
+	cancel()
 	done()
 	if err != nil {
 		c.stopIfCancelled(L)
@@ -826,7 +830,9 @@ func (c *call) luaTicketNote(L *lua.LState) int {
 		return 2
 	}
 	done := c.block()
-	err := c.svc.Desk.Note(c.ctx, n, text)
+	wctx, cancel := durable(c.ctx)
+	err := c.svc.Desk.Note(wctx, n, text)
+	cancel()
 	done()
 	if err != nil {
 		c.stopIfCancelled(L)

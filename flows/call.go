@@ -241,7 +241,9 @@ func (c *call) fail(se *ScriptError) Outcome {
 	var number string
 	if c.svc.Desk != nil {
 		d := c.draft("Call flow error: "+se.Error(), "high")
-		n, err := c.svc.Desk.Open(ctx, d)
+		wctx, wcancel := durable(ctx) // a hangup during the apology must not lose the ticket
+		n, err := c.svc.Desk.Open(wctx, d)
+		wcancel()
 		if err != nil {
 			c.log.Error("flow failed: could not open the ticket", "err", err)
 		} else {
@@ -393,18 +395,24 @@ func (c *call) sayText(ctx context.Context, text string) {
 }
 
 // say plays a prompt and appends it to the transcript. Its error is the
-// channel's (hangup, context).
+// channel's (hangup, context). A prompt the call's end cut short is
+// written too, with what was heard of it and Cut "hangup".
 func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 	played, err := c.ch.Say(ctx, p)
 	heard := played.Heard
 	if err == nil && heard == "" && !played.Interrupted {
 		heard = promptText(p)
 	}
-	if heard != "" {
-		c.record(ctx, Turn{Speaker: "ivr", Text: heard, At: c.svc.Now(), Interrupted: played.Interrupted})
-	}
-	if err != nil && (errors.Is(err, ErrHangup) || c.parent.Err() != nil) {
+	gone := err != nil && (errors.Is(err, ErrHangup) || c.parent.Err() != nil)
+	if gone {
 		c.hungUp = true
+		if played.Cut == "" {
+			played.Cut = CutHangup
+		}
+	}
+	if heard != "" {
+		interrupted := played.Interrupted || played.Cut != ""
+		c.record(ctx, Turn{Speaker: "ivr", Text: heard, At: c.svc.Now(), Interrupted: interrupted, Cut: played.Cut})
 	}
 	return played, err
 }
@@ -425,6 +433,18 @@ func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 // opens (the transcript service keeps them all).
 const maxTurns = 200
 
+// WriteTimeout bounds a write that belongs to the call (a transcript turn,
+// a ticket): it is made on a context of its own, which outlives the call's
+// cancellation (a hangup must not lose the turn in progress), for at most
+// this long.
+const WriteTimeout = 10 * time.Second
+
+// durable returns a context for a write that belongs to the call: ctx's
+// values without its cancellation, bounded by WriteTimeout.
+func durable(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), WriteTimeout)
+}
+
 func (c *call) record(ctx context.Context, t Turn) {
 	if len(c.turns) == maxTurns {
 		copy(c.turns, c.turns[1:])
@@ -434,8 +454,10 @@ func (c *call) record(ctx context.Context, t Turn) {
 	if c.svc.Transcript == nil {
 		return
 	}
-	if err := c.svc.Transcript.Append(ctx, c.facts.CallID, t); err != nil {
-		c.log.Warn("transcript: turn not saved", "err", err)
+	wctx, cancel := durable(ctx)
+	defer cancel()
+	if err := c.svc.Transcript.Append(wctx, c.facts.CallID, t); err != nil {
+		c.log.Error("transcript: turn not saved", "err", err)
 	}
 }
 

@@ -66,7 +66,18 @@ type Part struct {
 type Played struct {
 	Interrupted bool   // the caller interrupted it (barge-in)
 	Heard       string // the text actually played: all of it, or up to the interruption
+	Cut         Cut    // what stopped it before its end ("" when it played whole)
 }
+
+// Cut says what stopped a prompt before its end.
+type Cut string
+
+// What may cut a prompt.
+const (
+	CutKey    Cut = "key"    // the caller pressed a key (barge-in or type-ahead)
+	CutSpeech Cut = "speech" // the caller spoke (barge-in or type-ahead)
+	CutHangup Cut = "hangup" // the call ended while it played
+)
 
 // Expect says what kind of answer a Listen waits for, so a recognizer can
 // load the right grammar and the endpointing can wait longer for numbers.
@@ -181,6 +192,7 @@ type Turn struct {
 	Mode        InputMode // for the caller's turns
 	Confidence  float64
 	Interrupted bool // an ivr turn the caller cut off; Text is what was heard
+	Cut         Cut  // what cut an ivr turn short ("" when it played whole)
 }
 
 // Transcript keeps a call's turns as they happen (durably: a crash must not

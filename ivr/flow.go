@@ -30,6 +30,9 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	}
 	svc := s.Services
 	svc.Log = s.Log
+	if svc.Transcript != nil {
+		svc.Transcript = durableTranscript{t: svc.Transcript, m: s.metrics()}
+	}
 	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start, Recording: s.Tracker.RecordingPath()}, v, svc)
 	if out.Err != nil {
 		s.Tracker.Event("flow.error", out.Err.Error())

@@ -32,6 +32,9 @@ type Metrics struct {
 	SpeechFramesDropped atomic.Uint64 // caller frames the turn-taking stage could not take in time
 	SpeechVADFrames     atomic.Uint64 // caller frames the VAD ran on (quiet frames skip it)
 	SynthFallbacks      atomic.Uint64 // prompts the fallback synthesizer spoke because the first one failed
+	SpeechTypeAhead     atomic.Uint64 // prompts skipped because the caller had already answered by voice
+	SpeechUnanswered    atomic.Uint64 // utterances no question took, transcribed on their own
+	TranscriptLost      atomic.Uint64 // transcript turns that could not be written
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
@@ -168,6 +171,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_bargeins_total", "Prompts stopped because the caller spoke.", m.SpeechBargeIns.Load())
 	counter("ivr_speech_frames_dropped_total", "Caller frames the turn-taking stage dropped because it fell behind.", m.SpeechFramesDropped.Load())
 	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
+	counter("ivr_speech_typeahead_total", "Prompts skipped because the caller had already answered by voice (speech type-ahead).", m.SpeechTypeAhead.Load())
+	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
+	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)

@@ -3,13 +3,16 @@ package ivr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/speech"
 )
 
 // Timing holds the menu's timeouts. The zero value means the defaults.
@@ -84,7 +87,7 @@ func (s *Session) Run() EndReason {
 	// still stored.
 	s.keys = make(chan Digit, 32)
 	var wg sync.WaitGroup
-	lctx, stopListen := context.WithCancel(ctx)
+	lctx, stopListen := context.WithCancelCause(ctx)
 	if s.Flow != nil && s.Speech.Enabled() {
 		s.ear = newEar(*s.Speech, s.Info.Rate, s)
 		wg.Add(1)
@@ -103,7 +106,10 @@ func (s *Session) Run() EndReason {
 		s.forwardKeys(lctx)
 	}()
 	defer func() {
-		stopListen()
+		// The ear recognizes what the caller was saying, or had said
+		// for a question that never came, before the call is torn
+		// down.
+		stopListen(errFlowDone)
 		wg.Wait()
 	}()
 
@@ -117,6 +123,50 @@ func (s *Session) Run() EndReason {
 		return ReasonOf(cause)
 	}
 	return reason
+}
+
+// unanswered writes what the caller said that no question took (the ear's
+// report): a caller turn in the transcript, and an event in the call's log
+// saying why (never the words: they may be personal data).
+func (s *Session) unanswered(res speech.Result, at time.Time, why string) {
+	s.Tracker.Event("speech.unanswered", fmt.Sprintf("%s: confidence %.2f words %d", why, res.Confidence, len(strings.Fields(res.Text))))
+	if strings.TrimSpace(res.Text) == "" || s.Services.Transcript == nil {
+		return
+	}
+	t := durableTranscript{t: s.Services.Transcript, m: s.metrics(), log: s.Log}
+	_ = t.Append(context.Background(), s.Info.ID, flows.Turn{Speaker: "caller", Text: res.Text, At: at, Mode: flows.InputSpeech, Confidence: res.Confidence})
+}
+
+func (s *Session) metrics() *Metrics {
+	if s.Tracker != nil && s.Tracker.eng != nil {
+		return s.Tracker.eng.Metrics
+	}
+	return nil
+}
+
+// durableTranscript writes a call's turns on a context of their own that
+// outlives the call (flows.WriteTimeout at most): the turn in progress at
+// a hangup is written like any other. A failed write is counted
+// (ivr_transcript_lost_total) and logged as an error.
+type durableTranscript struct {
+	t   flows.Transcript
+	m   *Metrics
+	log *slog.Logger
+}
+
+func (d durableTranscript) Append(ctx context.Context, callID string, tu flows.Turn) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flows.WriteTimeout)
+	defer cancel()
+	err := d.t.Append(wctx, callID, tu)
+	if err != nil {
+		if d.m != nil {
+			d.m.TranscriptLost.Add(1)
+		}
+		if d.log != nil {
+			d.log.Error("transcript: turn not saved", "speaker", tu.Speaker, "err", err)
+		}
+	}
+	return err
 }
 
 func (s *Session) listen(ctx context.Context) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,67 +95,86 @@ func (c SpeechConfig) withDefaults() SpeechConfig {
 }
 
 const (
-	frameDur   = 20 * time.Millisecond
-	earQueue   = 50 // frames (1 s) between the listener and the ear
-	prerollLen = 25 // frames (500 ms) kept before speech is confirmed
-	// absFloor is the lowest level (dB of RMS in 16-bit units, about
-	// -50 dBFS) that can count as speech, whatever the noise estimate.
-	absFloor = 40.0
-	// dipFrames is how long the level may dip inside a word without
-	// restarting the sustained-speech count.
-	dipFrames = 3
-	// heldFrames is how long (5 s) an utterance that barged in and ended
-	// waits for the next Listen before it is dropped as stale.
-	heldFrames = 250
+	frameDur = 20 * time.Millisecond
+	earQueue = 50 // frames (1 s) between the listener and the ear
 	// vadIdleFrames of quiet (2 s) give the call's VAD back to the pool.
 	vadIdleFrames = 100
 )
 
 // ear is a call's turn-taking stage. The listener hands it every caller
 // frame (feed never blocks: frames it cannot take are dropped and counted);
-// its goroutine (run) owns the VAD and the recognizer streams. The flow's
-// goroutine drives it through arm (a barge-in prompt plays) and listen /
-// cancel (a Listen waits for speech). Between the two sides only mu, the
-// channels and off are shared.
+// its goroutine (run) owns the VAD, the endpointer and the recognizer
+// streams. The flow's goroutine drives it through arm (a barge-in prompt
+// plays), listen / cancel (a Listen waits for speech) and ahead (has the
+// caller already answered?). Between the two sides only mu, the channels
+// and the atomics are shared.
+//
+// Every utterance the endpointer finds goes somewhere, so nothing the
+// caller says is lost:
+//   - to the Listen waiting for it (its recognizer stream starts at the
+//     utterance's first frame, pre-roll included);
+//   - when no Listen waits (a prompt plays, or the flow is between
+//     questions), it is held for the next Listen: speech type-ahead, as
+//     keys are. A held utterance stops the barge-in prompt it started in
+//     and makes the flow skip the next barge-in prompts (ahead), and the
+//     next Listen recognizes it with its own grammar;
+//   - when no Listen takes it (a key answered instead, a newer utterance
+//     replaced it, the call ended, the flow ended), it is recognized on
+//     its own and written to the transcript as an unanswered caller turn
+//     (Session.unanswered).
 type ear struct {
 	cfg     SpeechConfig
 	rate    int
+	lang    string // the call's first language: unanswered speech without any Listen yet
+	ep      *endpointer
 	vad     speech.VAD // held while the line is loud (nil: none)
 	release func()     // gives vad back
 	quiet   int        // frames since the VAD last had work
 	log     *slog.Logger
 	tracker *Tracker
 	metrics *Metrics
+	// unanswered receives what a caller said that no Listen took; it is
+	// called from the ear's goroutines (never concurrently with itself
+	// for one utterance), possibly after the call ended.
+	unanswered func(res speech.Result, at time.Time, why string)
 
 	frames  chan []int16
 	bargeIn chan struct{} // signalled when caller speech stops a prompt
 	off     atomic.Bool   // fallen back to keys for the rest of the call
+	ahead   atomic.Bool   // an utterance is held for the next Listen
 
-	mu    sync.Mutex
-	armed bool
-	req   *turnReq
+	mu       sync.Mutex
+	armed    bool
+	req      *turnReq
+	dropHeld bool // a key answered: the held utterance answers nothing
 
 	// owned by run
-	n         int  // frames seen
-	vadSpeech bool // the VAD is inside a segment
-	floor     float64
-	runStart  int // first frame of the current loud run, -1 when none
-	lastLoud  int
-	preroll   [][]int16
-	inUtt     bool
-	utt       [][]int16 // the utterance so far while no stream takes it
-	held      bool      // utt stays for the next Listen (it barged in)
-	complete  bool      // utt ended before a Listen took it
-	heldEnd   int       // frame where the held utterance ended
-	silent    int       // frames of silence in the utterance
-	uttLen    int
-	cur       *turnReq // the Listen the stream serves
-	stream    speech.Stream
-	rec       speech.Recognizer // the engine of the call's turns
-	fb        speech.Recognizer // the next rung, nil once used (or none)
-	onFB      bool              // the stream runs on fb for this turn only
-	sent      [][]int16         // frames written to stream, kept to replay into fb
+	sctx   context.Context // the streams' context: outlives the call, so its last words are recognized
+	bg     sync.WaitGroup  // unanswered utterances being recognized
+	dest   uttDest         // where the current utterance's frames go
+	why    string          // why an utterance going toAlone answers nothing
+	utt    [][]int16       // the held (or unanswered) utterance's frames
+	uttAt  time.Time       // when the held utterance began
+	done   bool            // the held utterance has ended
+	cur    *turnReq        // the Listen the stream serves (nil: nobody waits any more)
+	stream speech.Stream
+	curAt  time.Time         // when the stream's utterance began
+	last   *turnReq          // the last Listen seen: its grammar serves unanswered speech
+	rec    speech.Recognizer // the engine of the call's turns
+	fb     speech.Recognizer // the next rung, nil once used (or none)
+	onFB   bool              // the stream runs on fb for this turn only
+	sent   [][]int16         // frames written to stream, kept to replay into fb
 }
+
+// uttDest is where the frames of the utterance in progress go.
+type uttDest int
+
+const (
+	toNowhere uttDest = iota // no utterance
+	toStream                 // a recognizer stream (e.stream)
+	toHeld                   // e.utt, held for the next Listen
+	toAlone                  // e.utt, recognized on its own at its end
+)
 
 // turnReq is one Listen waiting for speech.
 type turnReq struct {
@@ -178,10 +196,19 @@ func newEar(cfg SpeechConfig, rate int, s *Session) *ear {
 	if s.Tracker != nil && s.Tracker.eng != nil {
 		m = s.Tracker.eng.Metrics
 	}
-	return &ear{cfg: cfg.withDefaults(), rate: rate, log: s.Log, tracker: s.Tracker, metrics: m,
-		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1), floor: 30, runStart: -1,
-		rec: cfg.Recognizer, fb: cfg.Fallback}
+	cfg = cfg.withDefaults()
+	lang := s.Lang
+	if lang == "" {
+		lang = "ro"
+	}
+	return &ear{cfg: cfg, rate: rate, lang: lang, log: s.Log, tracker: s.Tracker, metrics: m,
+		ep:     newEndpointer(frames(cfg.BargeIn), frames(cfg.MaxUtterance), cfg.NoiseMargin),
+		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1),
+		rec: cfg.Recognizer, fb: cfg.Fallback, unanswered: s.unanswered}
 }
+
+// frames converts a duration to 20 ms frames, rounding up.
+func frames(d time.Duration) int { return int((d + frameDur - 1) / frameDur) }
 
 // feed hands one caller frame to the ear without blocking.
 func (e *ear) feed(f []int16) {
@@ -197,17 +224,11 @@ func (e *ear) feed(f []int16) {
 	}
 }
 
-// run processes frames until ctx ends, then releases the VAD and any
-// stream.
+// run processes frames until ctx ends. Then it takes the frames still
+// queued, recognizes what the caller was saying (the stream in progress, or
+// a held utterance) on a context of its own, and releases the VAD.
 func (e *ear) run(ctx context.Context) {
-	defer func() {
-		if e.stream != nil {
-			done, cancel := context.WithCancel(context.Background())
-			cancel()
-			_, _ = e.stream.Finish(done)
-		}
-		e.giveBackVAD()
-	}()
+	defer e.stop(ctx, e.start(ctx))
 	for {
 		select {
 		case f := <-e.frames:
@@ -217,6 +238,70 @@ func (e *ear) run(ctx context.Context) {
 		}
 	}
 }
+
+// start readies the ear for the call of ctx; stop (with what start
+// returned) ends its work once ctx ended.
+func (e *ear) start(ctx context.Context) context.CancelFunc {
+	var cancel context.CancelFunc
+	e.sctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+	return cancel
+}
+
+func (e *ear) stop(ctx context.Context, cancel context.CancelFunc) {
+	e.flush(ctx)
+	e.bg.Wait()
+	cancel()
+	e.giveBackVAD()
+}
+
+// flush runs once the call (or the flow) ended: the frames still queued
+// belong to the utterance under way, if any; then that utterance, or the
+// one held for a question that never came, is recognized and written as
+// unanswered.
+func (e *ear) flush(ctx context.Context) {
+	if e.off.Load() {
+		return
+	}
+	for more := true; more; {
+		select {
+		case f := <-e.frames:
+			if e.dest != toNowhere {
+				e.take(ctx, f)
+			}
+		default:
+			more = false
+		}
+	}
+	why := endedWhy(ctx, "")
+	if e.stream != nil {
+		e.cur = nil // the Listen is gone with the call
+		e.finish(ctx, why)
+	}
+	if (e.dest == toHeld || e.dest == toAlone || e.done) && len(e.utt) > 0 {
+		if e.dest == toAlone {
+			why = e.why
+		}
+		e.alone(e.utt, e.uttAt, why, false)
+	}
+	e.utt, e.dest, e.done = nil, toNowhere, false
+	e.ahead.Store(false)
+}
+
+// endedWhy says why an utterance answered nothing once ctx may have ended:
+// the call ended, or the flow did; why when ctx goes on.
+func endedWhy(ctx context.Context, why string) string {
+	switch {
+	case ctx.Err() == nil:
+		return why
+	case errors.Is(context.Cause(ctx), errFlowDone):
+		return "no question followed"
+	}
+	return "the call ended"
+}
+
+// errFlowDone is the cause the session gives the ear's context when the
+// flow ended with the caller still on the line.
+var errFlowDone = errors.New("the flow ended")
 
 // giveBackVAD returns the VAD the ear holds, if any.
 func (e *ear) giveBackVAD() {
@@ -259,31 +344,42 @@ func (e *ear) cancel(r *turnReq) {
 	e.mu.Unlock()
 }
 
-func levelDB(f []int16) float64 { return 20 * math.Log10(audio.RMS(f)+1) }
+// keyAnswered tells the ear that keys answered the question: an utterance
+// held for it answers nothing (it is still transcribed).
+func (e *ear) keyAnswered() {
+	if !e.ahead.Load() {
+		return
+	}
+	e.mu.Lock()
+	e.dropHeld = true
+	e.mu.Unlock()
+}
 
 // frame is the ear's work for one 20 ms frame.
 func (e *ear) frame(ctx context.Context, f []int16) {
 	if e.off.Load() {
 		return // keys only: the frames are drained
 	}
-	e.n++
 	e.mu.Lock()
-	armed, req := e.armed, e.req
+	armed, req, drop := e.armed, e.req, e.dropHeld
+	e.dropHeld = false
 	e.mu.Unlock()
-
-	// The Listen a stream served is gone (a key won, or it timed out):
-	// drop the stream.
+	if req != nil {
+		e.last = req
+	}
+	if drop {
+		e.drop(ctx, "a key answered")
+	}
+	// The Listen the stream served is gone (a key won, or it timed
+	// out): the stream goes on to the utterance's end, and what it
+	// recognizes is written as unanswered.
 	if e.cur != nil && e.cur != req {
-		e.abandon()
+		e.cur = nil
 	}
 
-	db := levelDB(f)
-	loud := db >= max(e.floor+e.cfg.NoiseMargin, absFloor)
-	// The VAD (the costly part: a neural model) only hears frames that
-	// could be speech, and everything while it is inside a segment; a
-	// quiet line costs almost nothing.
+	loud, needVAD := e.ep.loud(f)
 	var act speech.Activity
-	if loud || e.vadSpeech || e.inUtt {
+	if needVAD {
 		if e.vad == nil {
 			v, release, err := e.cfg.NewVAD(e.rate)
 			if err != nil {
@@ -298,7 +394,6 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.fallback("vad", err, nil)
 			return
 		}
-		e.vadSpeech = act.Speech
 		if e.metrics != nil {
 			e.metrics.SpeechVADFrames.Add(1)
 		}
@@ -307,47 +402,33 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.giveBackVAD()
 		}
 	}
-	if !act.Speech {
-		// The noise estimate follows the level outside speech: fast
-		// down, slow up (a second of steady noise).
-		a := 0.02
-		if db < e.floor {
-			a = 0.2
-		}
-		e.floor += a * (db - e.floor)
+	end := e.cfg.EndSilence
+	if e.cur != nil && e.cur.endSilence > 0 {
+		end = e.cur.endSilence
 	}
-	if loud {
-		if e.runStart < 0 {
-			e.runStart = e.n
+	ev, fs := e.ep.push(f, loud, act.Speech, frames(end))
+	switch ev {
+	case epNone:
+		if req != nil && e.done {
+			e.deliverHeld(ctx, req)
 		}
-		e.lastLoud = e.n
-	} else if e.runStart >= 0 && e.n-e.lastLoud > dipFrames {
-		e.runStart = -1
-	}
-
-	if !e.inUtt {
-		e.preroll = append(e.preroll, f)
-		if len(e.preroll) > prerollLen {
-			e.preroll = e.preroll[1:]
+	case epStart:
+		if e.done && req != nil {
+			e.deliverHeld(ctx, req) // the held one answers; this one is held in turn
+			req = nil
 		}
-		sustained := e.runStart >= 0 && time.Duration(e.n-e.runStart+1)*frameDur >= e.cfg.BargeIn
-		if !act.Speech || !sustained {
-			if e.held && e.complete && e.n-e.heldEnd > heldFrames {
-				e.utt, e.held, e.complete = e.utt[:0], false, false // stale: the question moved on
-			}
-			if req != nil && e.held && e.complete {
-				e.deliverHeld(ctx, req)
-			}
+		if e.done { // an older utterance no Listen took: this one replaces it
+			e.drop(ctx, "the caller spoke again")
+		}
+		at := time.Now().Add(-time.Duration(len(fs)-1) * frameDur)
+		if req != nil {
+			e.utt = append(e.utt[:0], fs...)
+			e.startStream(ctx, req, at)
 			return
 		}
-		// Speech confirmed: a new utterance, from the pre-roll on.
-		e.inUtt, e.silent, e.complete = true, 0, false
-		e.utt = append(e.utt[:0], e.preroll...)
-		e.uttLen = len(e.utt)
-		e.preroll = nil
-		e.held = false
+		e.utt, e.uttAt, e.dest, e.done = append(e.utt[:0], fs...), at, toHeld, false
+		e.ahead.Store(true)
 		if armed {
-			e.held = true
 			select {
 			case e.bargeIn <- struct{}{}:
 			default:
@@ -356,86 +437,112 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 				e.metrics.SpeechBargeIns.Add(1)
 			}
 		}
-		if req != nil {
-			e.startStream(ctx, req)
+	case epFrame, epEnd:
+		if e.dest == toHeld && req != nil {
+			// A Listen came while the held utterance goes on: its
+			// stream takes it from its first frame.
+			e.utt = append(e.utt, f)
+			e.startStream(ctx, req, e.uttAt)
+		} else {
+			e.take(ctx, f)
 		}
-		return
-	}
-
-	// Inside an utterance.
-	e.uttLen++
-	if act.Speech && loud {
-		e.silent = 0
-	} else {
-		e.silent++
-	}
-	if e.stream == nil && req != nil {
-		e.startStream(ctx, req)
-		if e.stream == nil {
-			return
-		}
-	}
-	if e.stream != nil {
-		if !e.write(ctx, f) {
-			return
-		}
-	} else if time.Duration(len(e.utt))*frameDur < e.cfg.MaxUtterance {
-		e.utt = append(e.utt, f)
-	}
-	end := e.cfg.EndSilence
-	if e.cur != nil && e.cur.endSilence > 0 {
-		end = e.cur.endSilence
-	}
-	if time.Duration(e.silent)*frameDur >= end || time.Duration(e.uttLen)*frameDur >= e.cfg.MaxUtterance {
-		e.inUtt = false
-		e.runStart = -1
-		if e.stream != nil {
-			e.finish(ctx)
-			return
-		}
-		e.complete, e.heldEnd = true, e.n
-		if !e.held {
-			e.utt = e.utt[:0]
+		if ev == epEnd {
+			e.ended(ctx)
 		}
 	}
 }
 
-// startStream opens a recognizer stream for req and feeds it the
-// utterance kept so far.
-func (e *ear) startStream(ctx context.Context, req *turnReq) {
+// take puts one frame of the utterance in progress where it goes.
+func (e *ear) take(ctx context.Context, f []int16) {
+	switch e.dest {
+	case toStream:
+		if e.stream != nil {
+			e.write(ctx, f)
+		}
+	case toHeld, toAlone:
+		if len(e.utt) < e.ep.maxUtt {
+			e.utt = append(e.utt, f)
+		}
+	}
+}
+
+// ended closes the utterance in progress at its last frame.
+func (e *ear) ended(ctx context.Context) {
+	switch e.dest {
+	case toStream:
+		if e.stream != nil {
+			e.finish(ctx, "its question ended first")
+		}
+	case toHeld:
+		e.done = true // waits for the next Listen
+		e.dest = toNowhere
+		return
+	case toAlone:
+		e.alone(e.utt, e.uttAt, e.why, true)
+	}
+	e.dest, e.utt = toNowhere, nil
+}
+
+// drop gives up the held utterance: it answers no question, and is
+// recognized on its own and written as unanswered.
+func (e *ear) drop(ctx context.Context, why string) {
+	switch {
+	case e.done:
+		e.alone(e.utt, e.uttAt, why, true)
+		e.utt, e.done = nil, false
+	case e.dest == toHeld:
+		e.dest, e.why = toAlone, why // recognized at its end
+	default:
+		return
+	}
+	e.ahead.Store(false)
+}
+
+// startStream opens a recognizer stream for req and feeds it e.utt, the
+// utterance so far (started at at).
+func (e *ear) startStream(ctx context.Context, req *turnReq, at time.Time) {
 	e.sent, e.onFB = e.sent[:0], false
+	e.ahead.Store(false)
+	utt := e.utt
+	e.utt, e.done = nil, false
 	o := e.streamOptions(req)
-	st, err := e.rec.NewStream(ctx, o)
+	st, err := e.rec.NewStream(e.sctx, o)
 	if err != nil && errors.Is(err, speech.ErrUnsupported) && e.fb != nil {
 		// Not this engine's turn (a language its model lacks, free
 		// speech on a grammar-only engine): the next rung takes it.
-		if st, err = e.fb.NewStream(ctx, o); err == nil {
+		if st, err = e.fb.NewStream(e.sctx, o); err == nil {
 			e.onFB = true
 		}
 	}
 	if err != nil {
 		if errors.Is(err, speech.ErrUnsupported) {
-			// This turn cannot be recognized (no grammar for free
-			// speech on a grammar-only engine): keys only, this turn.
+			// This turn cannot be recognized (free speech on a
+			// grammar-only engine): keys only, this turn; what the
+			// caller says is still transcribed on its own.
 			e.cancel(req)
 			e.send(req, turnEvent{err: err})
-			e.utt, e.held = e.utt[:0], false
+			e.utt, e.uttAt, e.why = utt, at, "the question takes keys only"
+			if e.ep.inUtt {
+				e.dest = toAlone
+			} else {
+				e.alone(utt, at, e.why, true)
+				e.utt, e.dest = nil, toNowhere
+			}
 			return
 		}
-		e.cur = req
+		e.cur, e.curAt, e.dest = req, at, toStream
 		if !e.recover(ctx, "start", err) {
 			return
 		}
 		st, e.stream = e.stream, nil
 	}
-	e.stream, e.cur = st, req
+	e.stream, e.cur, e.curAt, e.dest = st, req, at, toStream
 	e.send(req, turnEvent{started: true})
-	for _, f := range e.utt {
+	for _, f := range utt {
 		if !e.write(ctx, f) {
 			return
 		}
 	}
-	e.utt, e.held = e.utt[:0], false
 }
 
 func (e *ear) streamOptions(req *turnReq) speech.StreamOptions {
@@ -464,14 +571,12 @@ func (e *ear) write(ctx context.Context, f []int16) bool {
 // no rung left the call goes on with keys and recover returns false.
 func (e *ear) recover(ctx context.Context, step string, err error) bool {
 	req := e.cur
-	if e.fb == nil || e.onFB || ctx.Err() != nil {
+	if e.fb == nil || e.onFB || e.sctx.Err() != nil {
 		e.fallback(step, err, req)
 		return false
 	}
 	if e.stream != nil {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _ = e.stream.Finish(done)
+		abandon(e.stream)
 		e.stream = nil
 	}
 	e.rec, e.fb = e.fb, nil
@@ -480,7 +585,13 @@ func (e *ear) recover(ctx context.Context, step string, err error) bool {
 	}
 	e.log.Warn("speech recognizer failed: the embedded recognizer takes over for the rest of the call", "step", step, "err", err)
 	e.tracker.Event("speech.engine-fallback", fmt.Sprintf("%s: %v: the fallback recognizer takes over (%d frames replayed)", step, err, len(e.sent)))
-	st, err := e.rec.NewStream(ctx, e.streamOptions(req))
+	o := speech.StreamOptions{Lang: e.lang, Rate: e.rate}
+	if req != nil {
+		o = e.streamOptions(req)
+	} else if e.last != nil {
+		o = e.streamOptions(e.last)
+	}
+	st, err := e.rec.NewStream(e.sctx, o)
 	if err != nil {
 		e.fallback("start", err, req)
 		return false
@@ -499,34 +610,41 @@ func (e *ear) recover(ctx context.Context, step string, err error) bool {
 
 // deliverHeld recognizes an utterance that ended before its Listen came.
 func (e *ear) deliverHeld(ctx context.Context, req *turnReq) {
-	e.startStream(ctx, req)
-	e.complete = false
+	e.startStream(ctx, req, e.uttAt)
 	if e.stream != nil {
-		e.finish(ctx)
+		e.finish(ctx, "its question ended first")
 	}
 }
 
-// finish ends the stream and sends its result, moving down the ladder
-// when the engine fails to give one.
-func (e *ear) finish(ctx context.Context) {
+// finish ends the stream and sends its result to the Listen it serves, or,
+// when that Listen is gone (why says how), writes it as unanswered. It
+// moves down the ladder when the engine fails to give a result. The
+// stream's context outlives the call: the last words of a caller who hangs
+// up are still recognized.
+func (e *ear) finish(ctx context.Context, why string) {
 	for {
-		st, req := e.stream, e.cur
-		fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
+		st, req, at := e.stream, e.cur, e.curAt
+		fctx, cancel := context.WithTimeout(e.sctx, e.cfg.FinishTimeout)
 		res, err := st.Finish(fctx)
 		cancel()
 		if err == nil {
-			e.stream, e.cur, e.sent = nil, nil, e.sent[:0]
-			if e.metrics != nil {
-				e.metrics.SpeechTurns.Add(1)
+			e.stream, e.cur, e.sent, e.dest = nil, nil, e.sent[:0], toNowhere
+			if req != nil && ctx.Err() == nil {
+				if e.metrics != nil {
+					e.metrics.SpeechTurns.Add(1)
+				}
+				e.cancel(req)
+				e.send(req, turnEvent{res: res})
+				return
 			}
-			e.cancel(req)
-			e.send(req, turnEvent{res: res})
+			e.report(res, at, endedWhy(ctx, why))
 			return
 		}
 		e.stream = nil // Finish released it
 		if ctx.Err() != nil {
-			e.cur = nil
-			return // the call ended
+			e.cur, e.dest = nil, toNowhere
+			e.log.Warn("speech: the caller's last words could not be recognized", "err", err)
+			return
 		}
 		if !e.recover(ctx, "finish", err) {
 			return
@@ -535,27 +653,91 @@ func (e *ear) finish(ctx context.Context) {
 	}
 }
 
-// abandon drops the stream without waiting for a result.
-func (e *ear) abandon() {
-	if e.stream != nil {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _ = e.stream.Finish(done)
+// alone recognizes an utterance no Listen took (with the grammar of the
+// last question, or the escape words when there was none; an engine that
+// takes free speech first tries without one) and writes it as unanswered.
+// With async it runs on a goroutine of its own (joined when the ear
+// stops), so the ear does not fall behind the caller.
+func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
+	if len(utt) == 0 || e.off.Load() {
+		return
 	}
-	e.stream, e.cur = nil, nil
-	e.utt, e.held, e.sent = e.utt[:0], false, e.sent[:0]
+	rec := e.rec
+	o := speech.StreamOptions{Lang: e.lang, Rate: e.rate}
+	if e.last != nil {
+		o = e.streamOptions(e.last)
+	} else if e.tracker != nil {
+		o.Call = e.tracker.Info().ID
+	}
+	g := o.Grammar
+	if g == nil { // no question yet: yes, no and the escape words
+		g = grammarFor(flows.Listen{Lang: o.Lang, Expect: flows.ExpectYesNo})
+	}
+	run := func() {
+		fctx, cancel := context.WithTimeout(e.sctx, e.cfg.FinishTimeout+time.Duration(len(utt))*frameDur)
+		defer cancel()
+		free := o
+		free.Grammar = nil
+		st, err := rec.NewStream(fctx, free)
+		if errors.Is(err, speech.ErrUnsupported) {
+			o.Grammar = g
+			st, err = rec.NewStream(fctx, o)
+		}
+		var res speech.Result
+		if err == nil {
+			for _, f := range utt {
+				if err = st.Write(f); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				res, err = st.Finish(fctx)
+			} else {
+				abandon(st)
+			}
+		}
+		if err != nil {
+			e.log.Warn("speech: an utterance no question took could not be recognized", "err", err)
+			res = speech.Result{}
+		}
+		e.report(res, at, why)
+	}
+	if !async {
+		run()
+		return
+	}
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		run()
+	}()
+}
+
+// report hands an utterance no Listen took to the session.
+func (e *ear) report(res speech.Result, at time.Time, why string) {
+	if e.metrics != nil {
+		e.metrics.SpeechUnanswered.Add(1)
+	}
+	if e.unanswered != nil {
+		e.unanswered(res, at, why)
+	}
+}
+
+// abandon ends a stream without waiting for its result.
+func abandon(st speech.Stream) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _ = st.Finish(done)
 }
 
 // fallback turns speech off for the rest of the call: the engine failed.
 func (e *ear) fallback(step string, err error, req *turnReq) {
 	if e.stream != nil {
-		st := e.stream
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _ = st.Finish(done)
+		abandon(e.stream)
 	}
 	e.stream, e.cur = nil, nil
-	e.utt, e.held, e.inUtt, e.sent = e.utt[:0], false, false, nil
+	e.utt, e.dest, e.done, e.sent = nil, toNowhere, false, nil
+	e.ahead.Store(false)
 	if e.off.Swap(true) {
 		return
 	}

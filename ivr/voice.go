@@ -27,6 +27,7 @@ type voice struct {
 	s       *Session
 	synth   Synthesizer
 	pending []Digit // keys that interrupted a prompt, for the next Listen
+	asked   string  // the last prompt's text: the question a Listen answers, for the call's log
 }
 
 var _ flows.Channel = (*voice)(nil)
@@ -43,11 +44,20 @@ type segment struct {
 // the first plays (a part that cannot be rendered fails the prompt before
 // any audio); a text the synthesizer streams plays while it renders.
 func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
-	// Type-ahead: a key pressed during an earlier prompt already answers
-	// what comes next, so a prompt the caller may interrupt is skipped.
+	v.asked = promptHead(p)
+	// Type-ahead: a key pressed, or an utterance said, during an earlier
+	// prompt already answers what comes next, so a prompt the caller may
+	// interrupt is skipped.
 	if p.BargeIn && len(v.pending) > 0 {
-		v.s.Tracker.Event("flow.bargein", "key pressed ahead: prompt skipped")
-		return flows.Played{Interrupted: true}, nil
+		v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key pressed ahead: prompt %q skipped", v.asked))
+		return flows.Played{Interrupted: true, Cut: flows.CutKey}, nil
+	}
+	if p.BargeIn && v.speechAhead() {
+		v.s.Tracker.Event("flow.bargein", fmt.Sprintf("speech ahead: prompt %q skipped", v.asked))
+		if m := v.s.metrics(); m != nil {
+			m.SpeechTypeAhead.Add(1)
+		}
+		return flows.Played{Interrupted: true, Cut: flows.CutSpeech}, nil
 	}
 	rate := v.s.Info.Rate
 	srcs := make([]speech.Audio, 0, len(p.Parts))
@@ -89,12 +99,12 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 				case d := <-v.s.keys:
 					v.flush()
 					v.pending = append(v.pending, d)
-					v.s.Tracker.Event("flow.bargein", "key during prompt")
-					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
-				case <-spoke:
+					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
+					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutKey}, nil
+				case <-spokeOrAhead(spoke, v.speechAhead()):
 					v.flush()
-					v.s.Tracker.Event("flow.bargein", "speech during prompt")
-					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
+					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("speech during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
+					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutSpeech}, nil
 				default:
 				}
 			}
@@ -119,6 +129,44 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		segs[len(segs)-1].end, segs[len(segs)-1].open = off, false // as played
 	}
 	return flows.Played{Heard: heard(segs, off, rate)}, nil
+}
+
+// spokeOrAhead is spoke, or a closed channel when the caller already
+// spoke (an utterance began just before the prompt was armed).
+func spokeOrAhead(spoke <-chan struct{}, ahead bool) <-chan struct{} {
+	if ahead {
+		return closedSignal
+	}
+	return spoke
+}
+
+var closedSignal = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// speechAhead reports whether the caller has said something no question
+// took yet (it answers the next one).
+func (v *voice) speechAhead() bool {
+	e := v.s.ear
+	return e != nil && !e.off.Load() && e.ahead.Load()
+}
+
+// promptHead is the start of a prompt's text for the call's log: its first
+// words, digit runs masked (a read-back may hold a national ID number).
+func promptHead(p flows.Prompt) string {
+	var b strings.Builder
+	for _, pt := range p.Parts {
+		if pt.Kind == flows.PartDigits {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(pt.Text)
+	}
+	s := strings.Join(strings.Fields(flows.MaskPII(b.String())), " ")
+	if r := []rune(s); len(r) > 40 {
+		s = strings.TrimSpace(string(r[:40])) + "…"
+	}
+	return s
 }
 
 // flush drops the prompt audio the adapter still holds, when it can.
@@ -236,6 +284,9 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 		return l.MaxDigits > 0 && len(keys) >= l.MaxDigits
 	}
 	answer := func() flows.Input {
+		if e := v.s.ear; e != nil {
+			e.keyAnswered() // speech held for this question answers nothing
+		}
 		return flows.Input{Mode: flows.InputDTMF, Text: string(keys), Confidence: 1}
 	}
 	for len(v.pending) > 0 {
@@ -292,7 +343,7 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 				text := ev.res.Text
 				// Spoken digits may be a national ID: the event log
 				// gets the grammar tag of choices only.
-				detail := fmt.Sprintf("confidence %.2f words %d", ev.res.Confidence, len(strings.Fields(text)))
+				detail := fmt.Sprintf("confidence %.2f words %d answers %q", ev.res.Confidence, len(strings.Fields(text)), v.asked)
 				if l.Expect != flows.ExpectDigits && ev.res.Tag != "" && !allDigits(ev.res.Tag) {
 					detail = fmt.Sprintf("tag %q ", ev.res.Tag) + detail
 				}

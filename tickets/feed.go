@@ -62,7 +62,7 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
 	rows, err = s.db.QueryContext(ctx,
-		`SELECT seq, call_id, at_ns, speaker, text, mode, confidence, interrupted FROM transcript_turns WHERE seq > ? ORDER BY seq LIMIT ?`, cur.Turn, limit)
+		`SELECT seq, call_id, at_ns, speaker, text, mode, confidence, interrupted, cut FROM transcript_turns WHERE seq > ? ORDER BY seq LIMIT ?`, cur.Turn, limit)
 	if err != nil {
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
@@ -72,7 +72,7 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		var it FeedItem
 		var at int64
 		var interrupted int
-		if err := rows.Scan(&cur.Turn, &it.CallID, &at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interrupted); err != nil {
+		if err := rows.Scan(&cur.Turn, &it.CallID, &at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interrupted, &t.Cut); err != nil {
 			return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 		}
 		t.At, t.Interrupted = fromNanos(at), interrupted != 0

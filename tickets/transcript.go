@@ -31,8 +31,18 @@ type Turn struct {
 	At          time.Time `json:"at"`      // zero means now
 	Mode        string    `json:"mode"`    // ModeSpeech, ModeDTMF, ModeNone ("" is none)
 	Confidence  float64   `json:"confidence"`
-	Interrupted bool      `json:"interrupted,omitempty"` // an ivr turn the caller cut off
+	Interrupted bool      `json:"interrupted,omitempty"` // an ivr turn cut short: Text is what was heard
+	// Cut says what cut an interrupted turn: CutKey, CutSpeech, CutHangup
+	// ("" for a turn that played whole, and for turns stored before it).
+	Cut string `json:"cut,omitempty"`
 }
+
+// What cuts an ivr turn short.
+const (
+	CutKey    = "key"
+	CutSpeech = "speech"
+	CutHangup = "hangup"
+)
 
 // LogValue logs the turn without its text.
 func (t Turn) LogValue() slog.Value {
@@ -42,6 +52,7 @@ func (t Turn) LogValue() slog.Value {
 		slog.Int("text_len", len(t.Text)),
 		slog.Float64("confidence", t.Confidence),
 		slog.Bool("interrupted", t.Interrupted),
+		slog.String("cut", t.Cut),
 	)
 }
 
@@ -61,6 +72,12 @@ func (s *Store) AppendTurn(ctx context.Context, callID string, t Turn) error {
 	}
 	if err := checkEnum("mode", t.Mode, []string{ModeSpeech, ModeDTMF, ModeNone}); err != nil {
 		return fmt.Errorf("tickets: %s: %w", op, err)
+	}
+	if t.Cut != "" {
+		if err := checkEnum("cut", t.Cut, []string{CutKey, CutSpeech, CutHangup}); err != nil {
+			return fmt.Errorf("tickets: %s: %w", op, err)
+		}
+		t.Interrupted = true
 	}
 	if math.IsNaN(t.Confidence) || t.Confidence < 0 || t.Confidence > 1 {
 		return fmt.Errorf("tickets: %s: %w", op, invalid("confidence", "%v, want 0..1", t.Confidence))
@@ -138,7 +155,7 @@ func (q *turnQueue) commit(ctx context.Context, s *Store, op string, p *pendingT
 	}
 }
 
-const sqlTurn = `INSERT INTO transcript_turns (call_id, at_ns, speaker, text, mode, confidence, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?)`
+const sqlTurn = `INSERT INTO transcript_turns (call_id, at_ns, speaker, text, mode, confidence, interrupted, cut) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertTurns writes a batch in one transaction; the caller holds the
 // write lock. It does not use a caller's context: a turn others wait for
@@ -148,7 +165,7 @@ func (s *Store) insertTurns(batch []*pendingTurn) error {
 	defer cancel()
 	if len(batch) == 1 { // the quiet line: one statement, its own transaction
 		p := batch[0]
-		_, err := s.db.ExecContext(ctx, sqlTurn, p.callID, nanos(p.t.At), p.t.Speaker, p.t.Text, p.t.Mode, p.t.Confidence, p.t.Interrupted)
+		_, err := s.db.ExecContext(ctx, sqlTurn, p.callID, nanos(p.t.At), p.t.Speaker, p.t.Text, p.t.Mode, p.t.Confidence, p.t.Interrupted, p.t.Cut)
 		return err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -163,7 +180,7 @@ func (s *Store) insertTurns(batch []*pendingTurn) error {
 	defer st.Close()
 	for _, p := range batch {
 		t := p.t
-		if _, err := st.ExecContext(ctx, p.callID, nanos(t.At), t.Speaker, t.Text, t.Mode, t.Confidence, t.Interrupted); err != nil {
+		if _, err := st.ExecContext(ctx, p.callID, nanos(t.At), t.Speaker, t.Text, t.Mode, t.Confidence, t.Interrupted, t.Cut); err != nil {
 			return err
 		}
 	}
@@ -174,7 +191,7 @@ func (s *Store) insertTurns(batch []*pendingTurn) error {
 // empty slice for a call without turns).
 func (s *Store) Transcript(ctx context.Context, callID string) ([]Turn, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT at_ns, speaker, text, mode, confidence, interrupted FROM transcript_turns WHERE call_id = ? ORDER BY seq`, callID)
+		`SELECT at_ns, speaker, text, mode, confidence, interrupted, cut FROM transcript_turns WHERE call_id = ? ORDER BY seq`, callID)
 	if err != nil {
 		return nil, fmt.Errorf("tickets: transcript of call %q: %w", callID, err)
 	}
@@ -183,7 +200,7 @@ func (s *Store) Transcript(ctx context.Context, callID string) ([]Turn, error) {
 	for rows.Next() {
 		var t Turn
 		var at int64
-		if err := rows.Scan(&at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &t.Interrupted); err != nil {
+		if err := rows.Scan(&at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &t.Interrupted, &t.Cut); err != nil {
 			return nil, fmt.Errorf("tickets: transcript of call %q: %w", callID, err)
 		}
 		t.At = fromNanos(at)

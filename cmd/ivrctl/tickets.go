@@ -213,9 +213,7 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 			how = fmt.Sprintf("speech %.2f", tu.Confidence)
 		}
 		text := tu.Text
-		if tu.Interrupted {
-			text += " [interrupted]"
-		}
+		text += cutNote(tu)
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", tu.At.Local().Format("15:04:05"), tu.Speaker, how, text)
 	}
 	if err := tw.Flush(); err != nil {

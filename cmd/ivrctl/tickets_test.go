@@ -207,7 +207,7 @@ func TestTicketsShow(t *testing.T) {
 		"Ticket", nums[0], "escalated", "passport", "+40721111111", "kb-passport-renew", "call-p (started", "3m12s, caller_hangup)",
 		"passport expires next month",
 		"History (4)", "asked for the apointment  [superseded by #", "of #", "(note): asked for the appointment (why: typo)", "to level 2",
-		"Transcript (3 turns)", "Cu ce vă pot ajuta? [interrupted]", "speech 0.81", "pașaportul meu expiră", "dtmf",
+		"Transcript (3 turns)", "Cu ce vă pot ajuta?  [cut off by the caller]", "speech 0.81", "pașaportul meu expiră", "dtmf",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)

@@ -44,10 +44,24 @@ func turnLine(t tickets.Turn) traceLine {
 			l.Detail = fmt.Sprintf("%q (confidence %.2f)", t.Text, t.Confidence)
 		}
 	}
-	if t.Interrupted {
-		l.Detail += "  [cut off by the caller]"
-	}
+	l.Detail += cutNote(t)
 	return l
+}
+
+// cutNote says what cut a prompt short, for a transcript line: "" for a
+// turn that played whole.
+func cutNote(t tickets.Turn) string {
+	switch {
+	case !t.Interrupted:
+		return ""
+	case t.Cut == tickets.CutHangup:
+		return "  [cut: the call ended]"
+	case t.Cut == tickets.CutKey:
+		return "  [cut off by the caller: key]"
+	case t.Cut == tickets.CutSpeech:
+		return "  [cut off by the caller: speech]"
+	}
+	return "  [cut off by the caller]"
 }
 
 // runCallsTrace prints one call's timeline: the call record, every

@@ -18,7 +18,7 @@ func TestCallsTraceIsOneTimeline(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, tu := range []tickets.Turn{
-		{Speaker: tickets.SpeakerIVR, Text: "Bună ziua", At: old.Add(2 * time.Second), Mode: tickets.ModeNone, Interrupted: true},
+		{Speaker: tickets.SpeakerIVR, Text: "Bună ziua", At: old.Add(2 * time.Second), Mode: tickets.ModeNone, Interrupted: true, Cut: tickets.CutKey},
 		{Speaker: tickets.SpeakerCaller, Text: "12", At: old.Add(5*time.Second + time.Millisecond), Mode: tickets.ModeDTMF, Confidence: 1},
 	} {
 		if err := s.AppendTurn(ctx, "old", tu); err != nil {
@@ -36,7 +36,7 @@ func TestCallsTraceIsOneTimeline(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	order := []string{"offered", "sip.invite", "answered", "sip.200", "Bună ziua  [cut off by the caller]", "dtmf", "keys 12", "ended"}
+	order := []string{"offered", "sip.invite", "answered", "sip.200", "Bună ziua  [cut off by the caller: key]", "dtmf", "keys 12", "ended"}
 	pos := 0
 	for _, want := range order {
 		i := strings.Index(out[pos:], want)

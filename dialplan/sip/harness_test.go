@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,9 +147,19 @@ func (w testWriter) Write(p []byte) (int, error) {
 	// line's handler): a line it logs after that test ended (a UDP
 	// connection closing late) would panic in t.Log. Such a line is dropped.
 	defer func() { _ = recover() }()
-	w.t.Log(string(p[:len(p)-1]))
+	line := string(p[:len(p)-1])
+	w.t.Log(line)
+	for _, bad := range lostWrites {
+		if strings.Contains(line, bad) {
+			w.t.Errorf("a write that belongs to the call was lost: %s", line)
+		}
+	}
 	return len(p), nil
 }
+
+// lostWrites are the log messages of a call's data lost (a transcript
+// turn, a ticket): no test may produce one.
+var lostWrites = []string{"turn not saved", "ticket not opened", "could not open the ticket"}
 
 func freePort(t testing.TB) int { return siptest.Port(t) }
 

@@ -1,0 +1,473 @@
+package ivr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/tickets"
+)
+
+// The turn-taking stage, driven frame by frame with a scripted voice
+// activity detector (a frame is speech when it is loud) and a scripted
+// recognizer (its result says how many frames it heard), so every rule is
+// tested without an engine, a clock or a call.
+
+const testRate = 8000
+
+var (
+	loudFrame  = constFrame(3000) // about 70 dB: loud, and speech to the scripted VAD
+	quietFrame = constFrame(0)
+	noiseFrame = constFrame(2500) // loud, but the scripted VAD hears no speech in it
+)
+
+func constFrame(v int16) []int16 {
+	f := make([]int16, testRate/50)
+	for i := range f {
+		f[i] = v
+	}
+	return f
+}
+
+// scriptVAD says speech for frames whose first sample is 3000.
+type scriptVAD struct{}
+
+func (scriptVAD) Process(f []int16) (speech.Activity, error) {
+	return speech.Activity{Speech: f[0] == 3000}, nil
+}
+func (scriptVAD) Reset() {}
+
+// scriptRec is a recognizer whose result is "<text> <frames heard>"; it
+// fails at the step named in fail ("start", "write", "finish").
+type scriptRec struct {
+	text string
+	fail string
+	mu   sync.Mutex
+	opts []speech.StreamOptions // every stream's options
+}
+
+func (r *scriptRec) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {
+	r.mu.Lock()
+	r.opts = append(r.opts, o)
+	r.mu.Unlock()
+	if r.fail == "start" {
+		return nil, fmt.Errorf("%w: refused", speech.ErrEngine)
+	}
+	if o.Grammar == nil {
+		return nil, fmt.Errorf("%w: a grammar is needed", speech.ErrUnsupported)
+	}
+	return &scriptStream{r: r}, nil
+}
+
+func (r *scriptRec) streams() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.opts)
+}
+
+type scriptStream struct {
+	r *scriptRec
+	n int
+}
+
+func (s *scriptStream) Write([]int16) error {
+	if s.r.fail == "write" {
+		return fmt.Errorf("%w: connection reset", speech.ErrEngine)
+	}
+	s.n++
+	return nil
+}
+func (s *scriptStream) Partial() (speech.Result, bool) { return speech.Result{}, false }
+func (s *scriptStream) Finish(ctx context.Context) (speech.Result, error) {
+	if s.r.fail == "finish" {
+		return speech.Result{}, fmt.Errorf("%w: no answer", speech.ErrEngine)
+	}
+	if err := ctx.Err(); err != nil {
+		return speech.Result{}, err
+	}
+	return speech.Result{Final: true, Text: fmt.Sprintf("%s %d", s.r.text, s.n), Confidence: 0.9}, nil
+}
+
+// earRig is an ear on a call of a real engine (for its call log), fed by
+// the test goroutine, with the unanswered reports collected.
+type earRig struct {
+	t       *testing.T
+	e       *ear
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	stop    context.CancelFunc
+	store   *tickets.Store
+	callID  string
+	mu      sync.Mutex
+	alone   []string // "why: text"
+	metrics *Metrics
+}
+
+func newEarRig(t *testing.T, rec, fb speech.Recognizer, tweak func(*SpeechConfig)) *earRig {
+	t.Helper()
+	store, err := tickets.Open(filepath.Join(t.TempDir(), "ivr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	calls := store.NewCallLog(0, log)
+	t.Cleanup(func() { calls.Close() })
+	eng := &Engine{Calls: calls, Metrics: NewMetrics(), Log: log}
+	tr, err := eng.Begin(CallInfo{ID: "ear-1", Telephony: "sip", Rate: testRate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := SpeechConfig{Recognizer: rec, Fallback: fb,
+		NewVAD: func(int) (speech.VAD, func(), error) { return scriptVAD{}, func() {}, nil }}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	r := &earRig{t: t, store: store, callID: "ear-1", metrics: eng.Metrics}
+	s := &Session{Tracker: tr, Log: log, Lang: "ro", Info: CallInfo{ID: "ear-1", Rate: testRate}}
+	r.e = newEar(cfg, testRate, s)
+	r.e.unanswered = func(res speech.Result, at time.Time, why string) {
+		r.mu.Lock()
+		r.alone = append(r.alone, why+": "+res.Text)
+		r.mu.Unlock()
+	}
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	r.stop = r.e.start(r.ctx)
+	return r
+}
+
+// feed gives the ear n copies of f.
+func (r *earRig) feed(f []int16, n int) {
+	for range n {
+		r.e.frame(r.ctx, append([]int16(nil), f...))
+	}
+}
+
+// end ends the call (cause: the call ended, or the flow ended) and waits
+// for the ear's last work.
+func (r *earRig) end(cause error) {
+	r.cancel(cause)
+	r.e.stop(r.ctx, r.stop)
+}
+
+func (r *earRig) reports() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.alone...)
+}
+
+// next returns the Listen's next event, failing when there is none.
+func next(t *testing.T, req *turnReq) turnEvent {
+	t.Helper()
+	select {
+	case ev := <-req.events:
+		return ev
+	default:
+		t.Fatal("no event for the Listen")
+	}
+	return turnEvent{}
+}
+
+func choiceGrammar() *speech.Grammar { return (&speech.Grammar{}).Add("pașaport") }
+
+func TestEndpointer(t *testing.T) {
+	// bargeIn 6 frames (120 ms), utterances of at most 200 frames.
+	newEP := func() *endpointer { return newEndpointer(6, 200, 10) }
+	run := func(p *endpointer, f []int16, n, end int) (evs []epEvent, lens []int) {
+		for range n {
+			loud, _ := p.loud(f)
+			ev, fs := p.push(f, loud, loud && f[0] == 3000, end)
+			if ev != epNone {
+				evs = append(evs, ev)
+				lens = append(lens, len(fs))
+			}
+		}
+		return
+	}
+	t.Run("start after sustained speech, from the pre-roll", func(t *testing.T) {
+		p := newEP()
+		run(p, quietFrame, 40, 35)
+		evs, lens := run(p, loudFrame, 6, 35)
+		if len(evs) != 1 || evs[0] != epStart || lens[0] != prerollLen {
+			t.Fatalf("events %v %v, want one start with the %d frames of pre-roll", evs, lens, prerollLen)
+		}
+	})
+	t.Run("a short burst starts nothing", func(t *testing.T) {
+		p := newEP()
+		run(p, quietFrame, 10, 35)
+		if evs, _ := run(p, loudFrame, 5, 35); len(evs) != 0 {
+			t.Fatalf("events %v for 100 ms of speech", evs)
+		}
+		if evs, _ := run(p, quietFrame, 10, 35); len(evs) != 0 {
+			t.Fatalf("events %v after the burst", evs)
+		}
+	})
+	t.Run("noise the VAD rejects starts nothing", func(t *testing.T) {
+		p := newEP()
+		if evs, _ := run(p, noiseFrame, 200, 35); len(evs) != 0 {
+			t.Fatalf("events %v on noise", evs)
+		}
+	})
+	t.Run("end after the turn's silence", func(t *testing.T) {
+		for _, end := range []int{35, 75} { // 700 ms; 1.5 s while reading digits
+			p := newEP()
+			run(p, quietFrame, 5, end)
+			run(p, loudFrame, 10, end)
+			evs, _ := run(p, quietFrame, end-1, end)
+			if len(evs) != end-1 || evs[len(evs)-1] != epFrame {
+				t.Fatalf("end %d: ended early: %v", end, evs)
+			}
+			if evs, _ := run(p, quietFrame, 1, end); len(evs) != 1 || evs[0] != epEnd {
+				t.Fatalf("end %d: events %v, want the end", end, evs)
+			}
+		}
+	})
+	t.Run("a dip inside a word does not restart the count", func(t *testing.T) {
+		p := newEP()
+		run(p, loudFrame, 3, 35)
+		run(p, quietFrame, 2, 35)
+		if evs, _ := run(p, loudFrame, 1, 35); len(evs) != 1 || evs[0] != epStart {
+			t.Fatalf("events %v, want a start at the 6th frame from the first", evs)
+		}
+	})
+	t.Run("maximum utterance", func(t *testing.T) {
+		p := newEndpointer(6, 50, 10)
+		evs, _ := run(p, loudFrame, 60, 35)
+		// start at frame 6 (6 frames), then frames up to 50 in all
+		if len(evs) < 45 || evs[44] != epEnd {
+			t.Fatalf("no end at the maximum: %d events, %v", len(evs), evs[len(evs)-3:])
+		}
+	})
+}
+
+// A Listen waiting: the utterance goes to its stream from its first frame
+// (the pre-roll included) and the result answers it.
+func TestEarAnswersTheListen(t *testing.T) {
+	rec := &scriptRec{text: "pașaport"}
+	r := newEarRig(t, rec, nil, nil)
+	req := r.e.listen("ro", choiceGrammar(), 0)
+	r.feed(quietFrame, 30)
+	r.feed(loudFrame, 20)
+	if ev := next(t, req); !ev.started {
+		t.Fatalf("event %+v, want started", ev)
+	}
+	r.feed(quietFrame, 35)
+	ev := next(t, req)
+	// 25 frames of pre-roll (19 quiet + 6 loud), 14 loud, 35 quiet.
+	if ev.res.Text != "pașaport 74" {
+		t.Fatalf("result %q, want the whole utterance (74 frames)", ev.res.Text)
+	}
+	if r.e.ahead.Load() || len(r.reports()) != 0 {
+		t.Error("the answered utterance is also held or reported")
+	}
+	r.end(errFlowDone)
+}
+
+// Speech during a barge-in prompt with no Listen: the prompt is told to
+// stop, the utterance is held (ahead), and the next Listen gets all of it,
+// even after it ended.
+func TestEarHoldsSpeechForTheNextListen(t *testing.T) {
+	rec := &scriptRec{text: "operator"}
+	r := newEarRig(t, rec, nil, nil)
+	spoke := r.e.arm(true)
+	r.feed(quietFrame, 30)
+	r.feed(loudFrame, 20)
+	select {
+	case <-spoke:
+	default:
+		t.Fatal("the prompt was not told to stop")
+	}
+	if !r.e.ahead.Load() {
+		t.Fatal("the utterance is not held for the next question")
+	}
+	r.e.arm(false)
+	r.feed(quietFrame, 35) // it ends before any Listen
+	r.feed(quietFrame, 400)
+	if !r.e.ahead.Load() {
+		t.Fatal("the held utterance went stale: a question after a long prompt must still get it")
+	}
+	req := r.e.listen("ro", choiceGrammar(), 0)
+	r.feed(quietFrame, 1)
+	next(t, req) // started
+	if ev := next(t, req); ev.res.Text != "operator 74" {
+		t.Fatalf("result %q, want the held utterance (74 frames)", ev.res.Text)
+	}
+	if r.e.ahead.Load() {
+		t.Error("still ahead after the Listen took it")
+	}
+	if n := r.metrics.SpeechBargeIns.Load(); n != 1 {
+		t.Errorf("%d barge-ins counted", n)
+	}
+	r.end(errFlowDone)
+}
+
+// A Listen that comes while the held utterance goes on takes it from its
+// first frame.
+func TestEarListenJoinsAnUtteranceUnderWay(t *testing.T) {
+	rec := &scriptRec{text: "da"}
+	r := newEarRig(t, rec, nil, nil)
+	r.feed(quietFrame, 30)
+	r.feed(loudFrame, 10)
+	req := r.e.listen("ro", choiceGrammar(), 0)
+	r.feed(loudFrame, 10)
+	r.feed(quietFrame, 35)
+	next(t, req)
+	if ev := next(t, req); ev.res.Text != "da 74" {
+		t.Fatalf("result %q, want the whole utterance", ev.res.Text)
+	}
+	r.end(errFlowDone)
+}
+
+// Whatever no question took is recognized on its own and reported: a held
+// utterance when a key answers, one replaced by a newer one, the words
+// under way when the call ends, a held one when the flow ends.
+func TestEarReportsWhatNoQuestionTook(t *testing.T) {
+	t.Run("a key answered", func(t *testing.T) {
+		r := newEarRig(t, &scriptRec{text: "pașaport"}, nil, nil)
+		r.feed(quietFrame, 30)
+		r.feed(loudFrame, 20)
+		r.feed(quietFrame, 35)
+		r.e.keyAnswered()
+		r.feed(quietFrame, 1)
+		if r.e.ahead.Load() {
+			t.Error("still ahead after a key answered")
+		}
+		r.end(errFlowDone)
+		if got := r.reports(); len(got) != 1 || got[0] != "a key answered: pașaport 74" {
+			t.Errorf("reports %q", got)
+		}
+	})
+	t.Run("the caller spoke again", func(t *testing.T) {
+		r := newEarRig(t, &scriptRec{text: "x"}, nil, nil)
+		r.feed(quietFrame, 30)
+		r.feed(loudFrame, 20)
+		r.feed(quietFrame, 35)
+		r.feed(loudFrame, 10)
+		r.end(errFlowDone)
+		got := r.reports()
+		if len(got) != 2 || got[0] != "the caller spoke again: x 74" || !strings.HasPrefix(got[1], "no question followed: x ") {
+			t.Errorf("reports %q", got)
+		}
+	})
+	t.Run("the call ended mid-sentence", func(t *testing.T) {
+		r := newEarRig(t, &scriptRec{text: "operator"}, nil, nil)
+		req := r.e.listen("ro", choiceGrammar(), 0)
+		r.feed(quietFrame, 30)
+		r.feed(loudFrame, 20)
+		next(t, req)
+		r.end(End(EndCallerHangup, errors.New("BYE")))
+		if got := r.reports(); len(got) != 1 || got[0] != "the call ended: operator 39" {
+			t.Errorf("reports %q", got)
+		}
+		// The last words use the question's grammar.
+		if o := rec0(r); o.Grammar == nil || o.Grammar.Match("ro", "pașaport") != "pașaport" {
+			t.Errorf("stream options %+v", o)
+		}
+	})
+	t.Run("the flow ended with speech held", func(t *testing.T) {
+		r := newEarRig(t, &scriptRec{text: "mulțumesc"}, nil, nil)
+		r.feed(quietFrame, 30)
+		r.feed(loudFrame, 20)
+		r.feed(quietFrame, 35)
+		r.end(errFlowDone)
+		if got := r.reports(); len(got) != 1 || got[0] != "no question followed: mulțumesc 74" {
+			t.Errorf("reports %q", got)
+		}
+	})
+}
+
+func rec0(r *earRig) speech.StreamOptions {
+	s := r.e.rec.(*scriptRec)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts[0]
+}
+
+// A digit question waits longer for the end of the turn.
+func TestEarDigitsWaitLonger(t *testing.T) {
+	r := newEarRig(t, &scriptRec{text: "1 2"}, nil, nil)
+	req := r.e.listen("ro", &speech.Grammar{Digits: 4}, DefaultDigitsEndSilence)
+	r.feed(quietFrame, 30)
+	r.feed(loudFrame, 20)
+	next(t, req)
+	r.feed(quietFrame, 50) // 1 s: a pause between digits, not the end
+	select {
+	case ev := <-req.events:
+		t.Fatalf("the turn ended after 1 s of silence: %+v", ev)
+	default:
+	}
+	r.feed(quietFrame, 25)
+	if ev := next(t, req); ev.res.Text != "1 2 114" {
+		t.Fatalf("result %q", ev.res.Text)
+	}
+	r.end(errFlowDone)
+}
+
+// The recognizer ladder: the first engine failing at any step hands the
+// utterance (replayed) to the fallback, which answers; when the fallback
+// fails too, the Listen is told at once and the call goes on with keys.
+func TestEarFallbackLadder(t *testing.T) {
+	for _, step := range []string{"start", "write", "finish"} {
+		t.Run(step, func(t *testing.T) {
+			fb := &scriptRec{text: "pașaport"}
+			r := newEarRig(t, &scriptRec{fail: step}, fb, nil)
+			req := r.e.listen("ro", choiceGrammar(), 0)
+			r.feed(quietFrame, 30)
+			r.feed(loudFrame, 20)
+			r.feed(quietFrame, 35)
+			next(t, req)
+			ev := next(t, req)
+			if ev.err != nil || !strings.HasPrefix(ev.res.Text, "pașaport ") {
+				t.Fatalf("event %+v, want the fallback's result", ev)
+			}
+			if n := r.metrics.SpeechEngineFallbacks(step); n != 1 {
+				t.Errorf("%d moves to the fallback at %s", n, step)
+			}
+			r.end(errFlowDone)
+		})
+	}
+	t.Run("both fail", func(t *testing.T) {
+		r := newEarRig(t, &scriptRec{fail: "write"}, &scriptRec{fail: "write"}, nil)
+		req := r.e.listen("ro", choiceGrammar(), 0)
+		r.feed(quietFrame, 30)
+		r.feed(loudFrame, 20)
+		var got turnEvent
+		for got.err == nil {
+			got = next(t, req)
+		}
+		if !errors.Is(got.err, errFallback) || !r.e.off.Load() {
+			t.Fatalf("event %+v, want the fall back to keys", got)
+		}
+		if n := r.metrics.SpeechFallbacks("write"); n != 1 {
+			t.Errorf("%d fallbacks to keys", n)
+		}
+		r.end(errFlowDone)
+	})
+}
+
+// A question the engine cannot take (free speech on a grammar-only engine)
+// is answered by keys only; what the caller says meanwhile is still
+// recognized (with the escape words) and reported.
+func TestEarUnsupportedTurnKeepsTheWords(t *testing.T) {
+	rec := &scriptRec{text: "operator"}
+	r := newEarRig(t, rec, nil, nil)
+	req := r.e.listen("ro", nil, 0)
+	r.feed(quietFrame, 30)
+	r.feed(loudFrame, 20)
+	if ev := next(t, req); !errors.Is(ev.err, speech.ErrUnsupported) {
+		t.Fatalf("event %+v, want unsupported", ev)
+	}
+	r.feed(quietFrame, 35)
+	r.end(errFlowDone)
+	if got := r.reports(); len(got) != 1 || got[0] != "the question takes keys only: operator 74" {
+		t.Errorf("reports %q", got)
+	}
+}
