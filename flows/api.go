@@ -152,8 +152,9 @@ func (c *call) text(v lua.LValue) string {
 }
 
 // parts turns a say() argument into prompt parts: a string, a language
-// table, {digits = "123"}, {audio = "prompts/x.wav", text = "..."}, or a
-// list of those.
+// table, {digits = "123"}, {audio = "prompts/x.wav", text = "..."},
+// {lang = "en", text = "..."} (a part in the other language), or a list of
+// those.
 func (c *call) parts(L *lua.LState, v lua.LValue) []Part {
 	switch t := v.(type) {
 	case lua.LString, lua.LNumber:
@@ -168,6 +169,18 @@ func (c *call) parts(L *lua.LState, v lua.LValue) []Part {
 		}
 		if a, ok := t.RawGetString("audio").(lua.LString); ok {
 			return []Part{c.audioPart(L, string(a), c.text(t.RawGetString("text")))}
+		}
+		if lang, ok := t.RawGetString("lang").(lua.LString); ok {
+			// {lang = "en", text = "For English, press 9."}: a part in
+			// another language than the call's.
+			if _, known := askText[string(lang)]; !known {
+				L.RaiseError("say: lang = %q: the line speaks \"ro\" and \"en\"", string(lang))
+			}
+			s, ok := t.RawGetString("text").(lua.LString)
+			if !ok || s == "" {
+				L.RaiseError("say: a part with lang = %q needs text = \"...\"", string(lang))
+			}
+			return []Part{{Kind: PartText, Value: string(s), Text: string(s), Lang: string(lang)}}
 		}
 		if t.RawGetString("ro") != lua.LNil || t.RawGetString("en") != lua.LNil {
 			return c.parts(L, lua.LString(c.text(t)))

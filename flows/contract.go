@@ -60,6 +60,10 @@ type Part struct {
 	// the text itself, the digits, or the recording's transcript (may be
 	// empty for a recording without one).
 	Text string
+	// Lang is the language this part is spoken in when it differs from
+	// the prompt's ("For English, press 9" inside a Romanian prompt);
+	// "" means the prompt's.
+	Lang string
 }
 
 // Played is how a prompt ended.

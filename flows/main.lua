@@ -189,14 +189,30 @@ function direct_answer(r)
   return true
 end
 
--- the call
-say{ ro = "Bună ziua! Ați sunat la linia de asistență pentru serviciile publice. For English, say English or press 9.",
-     en = "Hello! You have reached the public services help line." }
+-- The call. The line listens early: a short welcome, then the open
+-- question; the options (and the other language's hint) only after a miss
+-- or a silence. A caller may answer at any moment, keys or speech: what
+-- they say during the welcome answers the question.
+local QUESTION = { ro = "Spuneți pe scurt cu ce vă putem ajuta.", en = "Please tell us briefly how we can help." }
+
+-- choices lists the menu for a caller who did not answer the open
+-- question (said after a miss or a silence, then the question again), the
+-- other language's hint first.
+local function choices(sorry)
+  if call.lang == "ro" then
+    return { tr(sorry), { lang = "en", text = "For English, press 9, or say English." },
+             "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0." }
+  end
+  return { tr(sorry), { lang = "ro", text = "Pentru limba română, apăsați 9." },
+           "You can choose: the identity card, press 1; passport, 2; your portal account, 3; an online request, 4; the status of a request, 5; an operator, 0." }
+end
+
+say{ ro = "Bună ziua!", en = "Hello!" }
 while true do
   local r = ask{
-    prompt = { ro = "Spuneți pe scurt cu ce vă putem ajuta. Sau alegeți: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0.",
-               en = "Please tell us briefly how we can help. Or choose: the identity card, press 1; passport, 2; your portal account, 3; an online request, 4; the status of a request, 5; an operator, 0." },
-    options = MENU, free = true,
+    prompt = QUESTION, options = MENU, free = true, retries = 1,
+    no_input = choices{ ro = "Nu v-am auzit.", en = "Sorry, I did not hear you." },
+    no_match = choices{ ro = "Nu am înțeles.", en = "Sorry, I did not understand." },
   }
   if not r then
     on_operator()

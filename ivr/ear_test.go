@@ -471,3 +471,28 @@ func TestEarUnsupportedTurnKeepsTheWords(t *testing.T) {
 		t.Errorf("reports %q", got)
 	}
 }
+
+// A prompt cut short keeps the words the caller heard, a word heard in
+// part included, marked with "…".
+func TestHeardText(t *testing.T) {
+	const rate = 8000
+	segs := []segment{{text: "Bună ziua!", start: 0, end: 8000}, {text: "Spuneți pe scurt cu ce vă putem ajuta.", start: 8000, end: 32000}}
+	for _, c := range []struct {
+		off  int
+		want string
+	}{
+		{0, ""},
+		{1200, "Bună …"},
+		{8000, "Bună ziua!"},
+		{9000, "Bună ziua! Spuneți …"},
+		{32000, "Bună ziua! Spuneți pe scurt cu ce vă putem ajuta."},
+	} {
+		if got := heard(segs, c.off, rate); got != c.want {
+			t.Errorf("heard at %d = %q, want %q", c.off, got, c.want)
+		}
+	}
+	open := []segment{{text: "one two three four", start: 0, open: true}}
+	if got := heard(open, 4000, rate); got != "one two …" { // 0.5 s: the second word begun
+		t.Errorf("streamed part: %q", got)
+	}
+}

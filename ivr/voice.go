@@ -67,7 +67,11 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		}
 	}()
 	for _, part := range p.Parts {
-		a, err := v.open(ctx, p.Lang, part, rate)
+		lang := p.Lang
+		if part.Lang != "" {
+			lang = part.Lang
+		}
+		a, err := v.open(ctx, lang, part, rate)
 		if err != nil {
 			if e := v.ended(ctx); e != nil {
 				return flows.Played{}, e
@@ -235,14 +239,15 @@ func heard(segs []segment, off, rate int) string {
 			out = append(out, sg.text)
 			continue
 		}
+		// A word the caller heard part of counts as heard.
 		words := strings.Fields(sg.text)
 		var k int
 		switch {
 		case off <= sg.start:
 		case sg.open:
-			k = min(len(words)-1, (off-sg.start)*5/(2*rate)) // 0.4 s a word
+			k = min(len(words), ceilDiv((off-sg.start)*5, 2*rate)) // 0.4 s a word
 		case sg.end > sg.start:
-			k = len(words) * (off - sg.start) / (sg.end - sg.start)
+			k = min(len(words), ceilDiv(len(words)*(off-sg.start), sg.end-sg.start))
 		}
 		if k > 0 {
 			out = append(out, strings.Join(words[:k], " ")+" …")
@@ -251,6 +256,8 @@ func heard(segs []segment, off, rate int) string {
 	}
 	return strings.Join(out, " ")
 }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // Listen waits for the caller's keys: one key answers a question (or up to
 // MaxDigits keys when a choice has longer keys, ended by the inter-digit
