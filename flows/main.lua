@@ -20,12 +20,14 @@ local MENU = {
     synonyms = { "english", "engleza", "in engleza", "romana", "romanian", "limba romana" } },
 }
 
--- Sub-menus: each choice names the article that answers it and a query
--- that finds it.
+-- Sub-menus: an open question; the keys are listed at once to a caller
+-- who chose the topic by key, and to the others after a miss. Each choice
+-- names the article that answers it and a query that finds it.
 local TOPICS = {
   identity_card = {
-    prompt = { ro = "Despre cartea de identitate: cum o obțineți, apăsați 1; documentele necesare, 2; programarea, 3; dacă ați pierdut-o sau v-a fost furată, 4. Sau spuneți întrebarea.",
-               en = "About the identity card: how to get it, press 1; the documents needed, 2; the appointment, 3; if it was lost or stolen, 4. Or just ask your question." },
+    prompt = { ro = "Ce doriți să aflați despre cartea de identitate?", en = "What would you like to know about the identity card?" },
+    keys = { ro = "Cum o obțineți, apăsați 1; documentele necesare, 2; programarea, 3; dacă ați pierdut-o sau v-a fost furată, 4.", -- lint: long
+             en = "How to get it, press 1; the documents needed, 2; the appointment, 3; if it was lost or stolen, 4." }, -- lint: long
     options = {
       { id = "cei-obtain", key = "1", say = { ro = "obținere", en = "getting one" }, synonyms = { "obtin", "obtinere", "eliberare", "get", "obtain", "new" },
         query = { ro = "cum obțin cartea electronică de identitate", en = "how to get the identity card" } },
@@ -38,8 +40,9 @@ local TOPICS = {
     },
   },
   portal_account = {
-    prompt = { ro = "Despre contul de pe portal: crearea unui cont, apăsați 1; parola uitată, 2; validarea contului, 3. Sau spuneți întrebarea.",
-               en = "About your portal account: creating an account, press 1; a forgotten password, 2; validating the account, 3. Or just ask your question." },
+    prompt = { ro = "Ce doriți să aflați despre contul de pe portal?", en = "What would you like to know about your portal account?" },
+    keys = { ro = "Crearea unui cont, apăsați 1; parola uitată, 2; validarea contului, 3.",
+             en = "Creating an account, press 1; a forgotten password, 2; validating the account, 3." },
     options = {
       { id = "portal-create-account", key = "1", say = { ro = "cont nou", en = "new account" }, synonyms = { "creez", "creare", "cont nou", "inregistrare", "create", "new account", "register" },
         query = { ro = "creare cont nou portal", en = "create new account portal" } },
@@ -123,7 +126,7 @@ local function free_question(text)
   helped()
 end
 
-local function topic_menu(id)
+local function topic_menu(id, by_keys)
   local t = TOPICS[id]
   if t.article then
     if not answer(tr(t.query), t.article) then
@@ -132,7 +135,11 @@ local function topic_menu(id)
     end
     return helped()
   end
-  local r = ask{ prompt = t.prompt, options = t.options, free = true }
+  local prompt = t.prompt
+  if by_keys then prompt = { tr(t.prompt), tr(t.keys) } end
+  local r = ask{ prompt = prompt, options = t.options, free = true, retries = 1,
+                 no_input = { tr{ ro = "Nu v-am auzit.", en = "Sorry, I did not hear you." }, tr(t.keys) },
+                 no_match = { tr{ ro = "Nu am înțeles.", en = "Sorry, I did not understand." }, tr(t.keys) } }
   if not r then return on_operator() end
   if not r.option then return free_question(r.text) end
   for _, o in ipairs(t.options) do
@@ -201,10 +208,10 @@ local QUESTION = { ro = "Spuneți pe scurt cu ce vă putem ajuta.", en = "Please
 local function choices(sorry)
   if call.lang == "ro" then
     return { tr(sorry), { lang = "en", text = "For English, press 9, or say English." },
-             "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0." }
+             "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0." } -- lint: long
   end
   return { tr(sorry), { lang = "ro", text = "Pentru limba română, apăsați 9." },
-           "You can choose: the identity card, press 1; passport, 2; your portal account, 3; an online request, 4; the status of a request, 5; an operator, 0." }
+           "You can choose: the identity card, press 1; passport, 2; your portal account, 3; an online request, 4; the status of a request, 5; an operator, 0." } -- lint: long
 end
 
 say{ ro = "Bună ziua!", en = "Hello!" }
@@ -227,7 +234,7 @@ while true do
     if r.option == "request_status" then
       request_status()
     else
-      topic_menu(r.option)
+      topic_menu(r.option, r.how == "dtmf")
     end
   end
 end

@@ -21,6 +21,19 @@ var noQueue = map[string][2]string{
 	"en": {"All our operators are busy at the moment. Your request has been registered with the number", "An operator will call you back as soon as possible. Goodbye."},
 }
 
+// Texts are the engine's own fixed sentences (said after a flow ends), for
+// the prompt cache to render ahead.
+func Texts() []flows.Text {
+	var out []flows.Text
+	for lang, m := range noQueue {
+		out = append(out, flows.Text{Lang: lang, Text: m[0], File: "(engine)"}, flows.Text{Lang: lang, Text: m[1], File: "(engine)"})
+	}
+	for lang, m := range surveyText {
+		out = append(out, flows.Text{Lang: lang, Text: m[0], File: "(engine)"}, flows.Text{Lang: lang, Text: m[1], File: "(engine)"})
+	}
+	return out
+}
+
 // runFlow runs the flow and carries out its outcome.
 func (s *Session) runFlow(ctx context.Context) EndReason {
 	v := &voice{s: s, synth: s.Synth}

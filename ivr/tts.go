@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
 )
@@ -54,7 +57,8 @@ type RenderCache struct {
 	mu      sync.Mutex
 	mem     map[cacheKey]*list.Element
 	lru     *list.List
-	pending map[cacheKey]*renderCall
+	pending map[cacheKey]*renderCall // recorded prompts being loaded
+	jobs    map[string]*renderJob     // texts being rendered, by key source
 }
 
 type cacheKey struct {
@@ -79,7 +83,8 @@ var _ Synthesizer = (*RenderCache)(nil)
 const renderRate = 16000
 
 // renderTimeout bounds one text's rendering (it goes on after the call
-// that asked hangs up: the next call saying it gets it from the cache).
+// that asked hangs up: the calls saying it at the same moment, and the
+// next ones, get it).
 const renderTimeout = 30 * time.Second
 
 // textKey is the cache key of a text at rate and its file on disk.
@@ -89,31 +94,51 @@ func (c *RenderCache) textKey(lang, text string, rate int) (cacheKey, string) {
 	return cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, filepath.Join(c.Dir, SafeFileName(lang), h+".wav")
 }
 
-// Synthesize returns the text spoken in lang at rate.
+// Synthesize returns the text spoken in lang at rate, whole: from memory,
+// from disk, or once its render (shared with any call streaming it) is
+// over.
 func (c *RenderCache) Synthesize(ctx context.Context, lang, text string, rate int) ([]int16, error) {
+	if err := speech.CheckRate(rate); err != nil {
+		return nil, err
+	}
 	k, wav := c.textKey(lang, text, rate)
-	return c.get(ctx, k, func() ([]int16, bool, error) {
-		if _, err := os.Stat(wav); err == nil {
-			pcm, err := audio.LoadWAVFile(wav, rate)
-			return pcm, err == nil, err
+	if pcm, ok := c.memory(k); ok {
+		return pcm, nil
+	}
+	j := c.job(k.src)
+	if j == nil {
+		if pcm, ok := c.fromDisk(k, wav); ok {
+			return pcm, nil
 		}
-		rctx, cancel := context.WithTimeout(context.Background(), renderTimeout)
-		defer cancel()
-		pcm, fellBack, err := c.render(rctx, lang, text)
-		if err != nil {
-			return nil, false, err
-		}
-		if fellBack {
-			// Not cached: the next call asks Engine again.
-			pcm, err = audio.Resample(pcm, renderRate, rate)
-			return pcm, false, err
-		}
-		if err := writeWAVFile(wav, pcm, renderRate); err != nil {
-			return nil, false, err
-		}
-		pcm, err = audio.Resample(pcm, renderRate, rate)
-		return pcm, err == nil, err
-	})
+		j, _ = c.startJob(k.src, lang, text, wav)
+	}
+	c.keepRate(j, rate)
+	select {
+	case <-j.stored:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if j.err != nil {
+		return nil, j.err
+	}
+	if pcm, ok := c.memory(k); ok {
+		return pcm, nil
+	}
+	// Not kept (a fallback spoke it, or the rate came too late).
+	return audio.Resample(j.all(), renderRate, rate)
+}
+
+// fromDisk loads k's rendering from the disk cache into memory.
+func (c *RenderCache) fromDisk(k cacheKey, wav string) ([]int16, bool) {
+	if _, err := os.Stat(wav); err != nil {
+		return nil, false
+	}
+	pcm, err := audio.LoadWAVFile(wav, k.rate)
+	if err != nil {
+		return nil, false
+	}
+	c.keep(k, pcm)
+	return pcm, true
 }
 
 // engine returns Engine, the embedded espeak-ng when none was set.
@@ -127,21 +152,6 @@ func (c *RenderCache) engine() (speech.Synthesizer, error) {
 		return nil, fmt.Errorf("speech synthesis: %w", c.initErr)
 	}
 	return c.Engine, nil
-}
-
-// render speaks text through Engine, or Fallback when Engine fails.
-func (c *RenderCache) render(ctx context.Context, lang, text string) (pcm []int16, fellBack bool, err error) {
-	eng, err := c.engine()
-	if err != nil {
-		return nil, false, err
-	}
-	req := speech.SynthRequest{Text: text, Lang: lang, Rate: renderRate}
-	pcm, err = synthesizeAll(ctx, eng, req)
-	if err == nil || c.Fallback == nil {
-		return pcm, false, err
-	}
-	pcm, err = c.fallback(ctx, lang, text, renderRate, err)
-	return pcm, true, err
 }
 
 // fallback renders text with Fallback at rate after Engine failed with
@@ -161,164 +171,359 @@ func (c *RenderCache) fallback(ctx context.Context, lang, text string, rate int,
 	return synthesizeAll(ctx, c.Fallback, speech.SynthRequest{Text: text, Lang: lang, Rate: rate})
 }
 
-// errRerender tells the callers waiting for a streamed render that it was
-// abandoned: they render the text themselves.
-var errRerender = errors.New("streamed render abandoned")
-
-// Stream returns the text's audio at rate, to play while it renders. A
-// text in the cache (memory or disk), or that another call is rendering,
-// comes whole as Synthesize gives it; any other comes frame by frame as
-// the engine renders it, so a long answer starts playing after the
-// engine's first frames, and joins the cache once it was read to its end.
-// When Engine fails before the first frame, Fallback renders the text
-// whole; when it fails in the middle, Fallback speaks the text again from
-// its start. Neither is cached. ReadFrame and Close are called from one
-// goroutine.
+// Stream returns the text's audio at rate, to play while it renders:
+//   - a text in memory comes whole, at once;
+//   - a text being rendered (for another call, or by Warm) comes frame by
+//     frame from that same render, as far as it has gone: calls that need
+//     a prompt at the same moment share one render and none waits for it
+//     to finish;
+//   - a text on disk is read from there;
+//   - any other starts a render, which goes on to its end whoever hangs
+//     up, and is then kept on disk and in memory.
+//
+// When Engine fails before its first frame, Fallback renders the text;
+// when it fails in the middle, Fallback speaks the text again from its
+// start; neither is cached (the next call asks Engine again).
+// ReadFrame and Close are called from one goroutine.
 func (c *RenderCache) Stream(ctx context.Context, lang, text string, rate int) (speech.Audio, error) {
+	if err := speech.CheckRate(rate); err != nil {
+		return nil, err
+	}
 	k, wav := c.textKey(lang, text, rate)
-	var rc *renderCall
+	if pcm, ok := c.memory(k); ok {
+		return newPCMAudio(pcm, rate), nil
+	}
+	if j := c.job(k.src); j != nil {
+		return j.reader(ctx, rate), nil
+	}
+	// The disk is looked at outside the cache's lock.
+	if pcm, ok := c.fromDisk(k, wav); ok {
+		return newPCMAudio(pcm, rate), nil
+	}
+	j, _ := c.startJob(k.src, lang, text, wav)
+	c.keepRate(j, rate)
+	return j.reader(ctx, rate), nil
+}
+
+// memory returns the PCM of k kept in memory.
+func (c *RenderCache) memory(k cacheKey) ([]int16, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.initMaps()
+	if el, ok := c.mem[k]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*cacheEntry).pcm, true
+	}
+	return nil, false
+}
+
+// job returns the render of the text src in progress, if any.
+func (c *RenderCache) job(src string) *renderJob {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.initMaps()
+	return c.jobs[src]
+}
+
+// startJob starts rendering a text, unless a render of it is already in
+// progress (then that one is returned, started false).
+func (c *RenderCache) startJob(src, lang, text, wav string) (j *renderJob, started bool) {
 	c.mu.Lock()
 	c.initMaps()
-	if _, cached := c.mem[k]; !cached && speech.CheckRate(rate) == nil {
-		if _, busy := c.pending[k]; !busy {
-			if _, err := os.Stat(wav); err != nil {
-				rc = &renderCall{done: make(chan struct{})}
-				c.pending[k] = rc
-			}
-		}
+	if j := c.jobs[src]; j != nil {
+		c.mu.Unlock()
+		return j, false
 	}
+	j = &renderJob{src: src, wake: make(chan struct{}), stored: make(chan struct{}), rates: map[int]bool{}}
+	c.jobs[src] = j
 	c.mu.Unlock()
-	if rc == nil {
-		pcm, err := c.Synthesize(ctx, lang, text, rate)
-		if err != nil {
-			return nil, err
-		}
-		return speech.PCMAudio(pcm, rate), nil
+	go c.render(j, lang, text, wav)
+	return j, true
+}
+
+// keepRate asks that the finished render be kept in memory at rate too.
+func (c *RenderCache) keepRate(j *renderJob, rate int) {
+	j.mu.Lock()
+	j.rates[rate] = true
+	j.mu.Unlock()
+}
+
+// render runs one job to its end: the engine's frames are published as
+// they come; the finished render goes to disk and to memory (at the
+// rates the calls asked for), unless a fallback spoke it.
+func (c *RenderCache) render(j *renderJob, lang, text, wav string) {
+	ctx, cancel := context.WithTimeout(context.Background(), renderTimeout)
+	defer cancel()
+	keep, err := c.renderInto(ctx, j, lang, text)
+	j.finish(err) // the calls playing it go on before the disk is touched
+	defer close(j.stored)
+	defer func() {
+		// Kept in memory first: a call coming after this finds the
+		// text there, or still finds the job.
+		c.mu.Lock()
+		delete(c.jobs, j.src)
+		c.mu.Unlock()
+	}()
+	if err != nil || !keep {
+		return
 	}
+	pcm := j.all()
+	if err := writeWAVFile(wav, pcm, renderRate); err != nil {
+		c.logger().Warn("rendered prompt not kept on disk", "err", err)
+	}
+	j.mu.Lock()
+	rates := slices.Collect(maps.Keys(j.rates))
+	j.keptRates = true
+	j.mu.Unlock()
+	for _, r := range rates {
+		if out, err := audio.Resample(pcm, renderRate, r); err == nil {
+			k, _ := c.textKey(lang, text, r)
+			c.keep(k, out)
+		}
+	}
+}
+
+// renderInto feeds the job from Engine (or Fallback); keep reports
+// whether the result may be cached.
+func (c *RenderCache) renderInto(ctx context.Context, j *renderJob, lang, text string) (keep bool, err error) {
 	eng, err := c.engine()
 	var src speech.Audio
 	if err == nil {
 		src, err = eng.Synthesize(ctx, speech.SynthRequest{Text: text, Lang: lang, Rate: renderRate})
 	}
-	if err != nil {
-		c.resolve(k, rc, nil, false, errRerender)
+	if err == nil {
+		defer src.Close()
+		frame := make([]int16, audio.SamplesPerFrame(renderRate))
+		for {
+			err = src.ReadFrame(frame)
+			if err != nil {
+				break
+			}
+			j.publish(frame)
+		}
+		if errors.Is(err, io.EOF) {
+			if j.len() == 0 {
+				return false, fmt.Errorf("%w: the synthesizer gave no audio", speech.ErrEngine)
+			}
+			return true, nil
+		}
+	}
+	// The engine failed, before its first frame or in the middle: the
+	// fallback says the text (again from its start).
+	pcm, ferr := c.fallback(ctx, lang, text, renderRate, err)
+	if ferr != nil {
+		return false, ferr
+	}
+	j.publish(pcm)
+	return false, nil
+}
+
+func (c *RenderCache) logger() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.Default()
+}
+
+// keep puts pcm in the memory cache under k.
+func (c *RenderCache) keep(k cacheKey, pcm []int16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.initMaps()
+	if el, ok := c.mem[k]; ok {
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.mem[k] = c.lru.PushFront(&cacheEntry{key: k, pcm: pcm})
+	c.trim()
+}
+
+// Warm renders texts that are neither on disk nor in memory yet, one at a
+// time (so a live call's new prompt waits for at most one of them), and
+// keeps each in memory at rate. It returns when all are ready or ctx
+// ends, with the number rendered and the first error.
+func (c *RenderCache) Warm(ctx context.Context, texts []flows.Text, rate int) (rendered int, err error) {
+	for _, t := range texts {
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return rendered, context.Cause(ctx)
 		}
-		pcm, err := c.fallback(ctx, lang, text, rate, err)
-		if err != nil {
-			return nil, err
+		k, wav := c.textKey(t.Lang, t.Text, rate)
+		if _, ok := c.memory(k); ok {
+			continue
 		}
-		return speech.PCMAudio(pcm, rate), nil
+		if _, serr := os.Stat(wav); serr != nil && c.job(k.src) == nil {
+			rendered++
+		}
+		if _, e := c.Synthesize(ctx, t.Lang, t.Text, rate); e != nil && err == nil {
+			err = fmt.Errorf("prompt %q (%s): %w", t.Text, t.Lang, e)
+		}
 	}
-	st := &streamAudio{c: c, ctx: ctx, k: k, wav: wav, rc: rc, src: src, lang: lang, text: text, rate: rate,
-		in: make([]int16, audio.SamplesPerFrame(renderRate))}
+	return rendered, err
+}
+
+// renderJob is one text being rendered: the frames rendered so far (at
+// renderRate), shared by every call playing it.
+type renderJob struct {
+	src       string
+	stored    chan struct{} // closed once the render is over and kept (or not)
+	mu        sync.Mutex
+	pcm       []int16       // grows as the engine renders
+	done      bool          // no more frames
+	err       error         // the render failed (set before done)
+	wake      chan struct{} // closed (and replaced) when pcm grows or the job ends
+	rates     map[int]bool  // rates to keep the finished render at
+	keptRates bool          // rates were read: later ones are not kept
+}
+
+func (j *renderJob) publish(pcm []int16) {
+	j.mu.Lock()
+	j.pcm = append(j.pcm, pcm...)
+	close(j.wake)
+	j.wake = make(chan struct{})
+	j.mu.Unlock()
+}
+
+func (j *renderJob) finish(err error) {
+	j.mu.Lock()
+	j.done, j.err = true, err
+	close(j.wake)
+	j.wake = make(chan struct{})
+	j.mu.Unlock()
+}
+
+func (j *renderJob) len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.pcm)
+}
+
+// all is the whole render (once done): pcm is never changed once
+// appended, so the slice is shared.
+func (j *renderJob) all() []int16 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.pcm
+}
+
+// since returns the samples from off on, whether the job is over, its
+// error, and a channel closed when there is more.
+func (j *renderJob) since(off int) ([]int16, bool, error, <-chan struct{}) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.pcm[off:], j.done, j.err, j.wake
+}
+
+// reader plays the job at rate for one call.
+func (j *renderJob) reader(ctx context.Context, rate int) speech.Audio {
+	r := &jobReader{j: j, ctx: ctx, rate: rate}
 	if rate != renderRate {
-		st.rs, _ = audio.NewResampler(renderRate, rate)
+		r.rs, _ = audio.NewResampler(renderRate, rate)
+		r.skip = r.rs.Delay()
 	}
-	return st, nil
+	return r
 }
 
-// streamAudio plays a text while Engine renders it (RenderCache.Stream).
-type streamAudio struct {
-	c          *RenderCache
-	ctx        context.Context
-	k          cacheKey
-	wav        string
-	rc         *renderCall // resolved once: cached, or abandoned
-	src        speech.Audio
-	lang, text string
-	rate       int
-	rs         *audio.Resampler // nil at renderRate
-	in, tmp    []int16
-	all        []int16 // every sample rendered, at renderRate
-	out        []int16 // samples at rate not yet played
-	eof        bool    // no more from src (or the fallback's audio is in out)
-	closed     bool
+// jobReader is one call's playback of a renderJob: it plays what has been
+// rendered and waits (for at most ctx) for more.
+type jobReader struct {
+	j      *renderJob
+	ctx    context.Context
+	rate   int
+	off    int // samples of j.pcm consumed
+	rs     *audio.Resampler
+	skip   int // resampler delay still to drop from its output
+	made   int // samples at rate put in out so far
+	tmp    []int16
+	out    []int16 // samples at rate not yet played
+	eof    bool
+	closed bool
 }
 
-func (a *streamAudio) ReadFrame(frame []int16) error {
-	if err := speech.CheckFrame(frame, a.rate); err != nil {
+func (r *jobReader) ReadFrame(frame []int16) error {
+	if err := speech.CheckFrame(frame, r.rate); err != nil {
 		return err
 	}
-	if a.closed {
+	if r.closed {
 		return speech.ErrClosed
 	}
-	for len(a.out) < len(frame) && !a.eof {
-		err := a.src.ReadFrame(a.in)
+	for len(r.out) < len(frame) && !r.eof {
+		more, done, err, wake := r.j.since(r.off)
 		switch {
-		case err == nil:
-			a.all = append(a.all, a.in...)
-			a.push(a.in)
-		case errors.Is(err, io.EOF):
-			a.eof = true
-			if a.rs != nil {
-				a.push(make([]int16, 256)) // the resampler's tail
+		case len(more) > 0:
+			r.off += len(more)
+			r.push(more)
+		case done && err != nil:
+			return err
+		case done:
+			r.eof = true
+			if r.rs != nil {
+				// The filter's tail, then exactly the input's length
+				// at rate (as audio.Resample gives it whole).
+				r.push(make([]int16, r.rs.Delay()*renderRate/r.rate+renderRate/r.rate+1))
+				want := int(int64(r.off) * int64(r.rate) / renderRate)
+				if extra := r.made - want; extra > 0 && extra <= len(r.out) {
+					r.out = r.out[:len(r.out)-extra]
+				}
 			}
-			a.cache()
-		case a.ctx.Err() != nil:
-			return context.Cause(a.ctx)
 		default:
-			// The engine failed in the middle of the text: the
-			// fallback says it again from its start.
-			a.src.Close()
-			a.c.resolve(a.k, a.rc, nil, false, errRerender)
-			pcm, ferr := a.c.fallback(a.ctx, a.lang, a.text, a.rate, err)
-			if ferr != nil {
-				return ferr
+			select {
+			case <-wake:
+			case <-r.ctx.Done():
+				return context.Cause(r.ctx)
 			}
-			a.out, a.eof = pcm, true
 		}
 	}
-	if len(a.out) == 0 {
+	if len(r.out) == 0 {
 		return io.EOF
 	}
-	n := copy(frame, a.out)
+	n := copy(frame, r.out)
 	clear(frame[n:])
-	a.out = a.out[n:]
+	r.out = r.out[n:]
 	return nil
 }
 
 // push appends src (at renderRate) to out at the call's rate.
-func (a *streamAudio) push(src []int16) {
-	if a.rs == nil {
-		a.out = append(a.out, src...)
+func (r *jobReader) push(src []int16) {
+	if r.rs == nil {
+		r.out = append(r.out, src...)
 		return
 	}
-	need := a.rs.OutLen(len(src))
-	if cap(a.tmp) < need {
-		a.tmp = make([]int16, need)
+	need := r.rs.OutLen(len(src))
+	if cap(r.tmp) < need {
+		r.tmp = make([]int16, need)
 	}
-	k := a.rs.Process(a.tmp[:need], src)
-	a.out = append(a.out, a.tmp[:k]...)
+	out := r.tmp[:r.rs.Process(r.tmp[:need], src)]
+	d := min(r.skip, len(out))
+	r.skip -= d
+	r.made += len(out) - d
+	r.out = append(r.out, out[d:]...)
 }
 
-// cache keeps the whole rendering: on disk at renderRate, in memory at the
-// call's rate (resampled whole, as Synthesize would give it).
-func (a *streamAudio) cache() {
-	if len(a.all) == 0 {
-		a.c.resolve(a.k, a.rc, nil, false, fmt.Errorf("%w: the synthesizer gave no audio", speech.ErrEngine))
-		return
-	}
-	pcm, err := audio.Resample(a.all, renderRate, a.rate)
-	if err == nil {
-		err = writeWAVFile(a.wav, a.all, renderRate)
-	}
-	if err != nil {
-		a.c.resolve(a.k, a.rc, nil, false, errRerender)
-		return
-	}
-	a.c.resolve(a.k, a.rc, pcm, true, nil)
+// Close stops this call's playback; the render goes on for the others and
+// for the cache.
+func (r *jobReader) Close() error {
+	r.closed = true
+	return nil
 }
 
-// Close stops the rendering; a text not read to its end is not cached.
-func (a *streamAudio) Close() error {
-	if a.closed {
-		return nil
+// pcmAudio is a whole PCM played frame by frame, padded with silence to a
+// whole frame.
+type pcmAudio struct {
+	speech.Audio
+	pcm []int16
+}
+
+func newPCMAudio(pcm []int16, rate int) *pcmAudio {
+	return &pcmAudio{Audio: speech.PCMAudio(pcm, rate), pcm: pcm}
+}
+
+// Remaining reports the samples left, so a prompt knows where this part
+// ends.
+func (p *pcmAudio) Remaining() int {
+	if r, ok := p.Audio.(interface{ Remaining() int }); ok {
+		return r.Remaining()
 	}
-	a.closed = true
-	a.c.resolve(a.k, a.rc, nil, false, errRerender)
-	return a.src.Close()
+	return 0
 }
 
 func synthesizeAll(ctx context.Context, s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
@@ -384,9 +589,6 @@ func (c *RenderCache) get(ctx context.Context, k cacheKey, render func() ([]int1
 			c.mu.Unlock()
 			select {
 			case <-rc.done:
-				if errors.Is(rc.err, errRerender) {
-					continue // a streamed render was abandoned: render it here
-				}
 				return rc.pcm, rc.err
 			case <-ctx.Done():
 				return nil, context.Cause(ctx)
@@ -412,6 +614,7 @@ func (c *RenderCache) initMaps() {
 		c.mem = map[cacheKey]*list.Element{}
 		c.lru = list.New()
 		c.pending = map[cacheKey]*renderCall{}
+		c.jobs = map[string]*renderJob{}
 	}
 }
 
@@ -427,16 +630,21 @@ func (c *RenderCache) resolve(k cacheKey, rc *renderCall, pcm []int16, keep bool
 	rc.pcm, rc.err = pcm, err
 	if err == nil && keep {
 		c.mem[k] = c.lru.PushFront(&cacheEntry{key: k, pcm: pcm})
-		max := c.MaxMem
-		if max <= 0 {
-			max = 512
-		}
-		for c.lru.Len() > max {
-			old := c.lru.Back()
-			c.lru.Remove(old)
-			delete(c.mem, old.Value.(*cacheEntry).key)
-		}
+		c.trim()
 	}
 	c.mu.Unlock()
 	close(rc.done)
+}
+
+// trim drops the least recently used entries past MaxMem; c.mu is held.
+func (c *RenderCache) trim() {
+	max := c.MaxMem
+	if max <= 0 {
+		max = 512
+	}
+	for c.lru.Len() > max {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.mem, old.Value.(*cacheEntry).key)
+	}
 }

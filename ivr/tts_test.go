@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
 	"github.com/govline/ivr/speech/openai"
 )
@@ -107,10 +110,10 @@ func TestRenderCacheFallsBack(t *testing.T) {
 	}
 }
 
-// A text the cache does not hold plays while the engine renders it: the
-// first frames come while the server is still sending, the whole render
-// joins the cache once read to its end, and a render abandoned half way
-// (barge-in) is not kept.
+// A text the cache does not hold plays while the engine renders it, and
+// calls that need it at the same moment share that one render: the second
+// call's first frames come at once, not after the render. The render goes
+// on to its end when the first caller hangs up, and joins the cache.
 func TestRenderCacheStreams(t *testing.T) {
 	release := make(chan struct{})
 	var requests atomic.Int32
@@ -141,34 +144,30 @@ func TestRenderCacheStreams(t *testing.T) {
 	c := &RenderCache{Dir: t.TempDir(), Engine: network, Name: "openai"}
 	ctx := context.Background()
 	frame := make([]int16, 160)
-
-	// Abandoned after its first frame: not cached.
-	a, err := c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.ReadFrame(frame); err != nil {
-		t.Fatalf("first frame while the server still renders: %v", err)
-	}
-	a.Close()
-	if files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav")); len(files) != 0 {
-		t.Errorf("an abandoned render was cached: %v", files)
-	}
-
-	// Read to its end: cached.
-	a, err = c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for ; n < 10; n++ { // 200 ms of the first half second, server still blocked
-		if err := a.ReadFrame(frame); err != nil {
-			t.Fatalf("frame %d while the server still renders: %v", n, err)
+	read := func(a speech.Audio, n int, what string) {
+		t.Helper()
+		for i := range n {
+			if err := a.ReadFrame(frame); err != nil {
+				t.Fatalf("%s: frame %d while the server still renders: %v", what, i, err)
+			}
 		}
 	}
+
+	first, err := c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(first, 10, "first call")
+	second, err := c.Stream(ctx, "ro", "Un răspuns lung.", 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(second, 20, "second call") // 400 ms of the first half second
+	first.Close()                   // the first caller hangs up
 	close(release)
+	n := 20
 	for {
-		err := a.ReadFrame(frame)
+		err := second.ReadFrame(frame)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				t.Fatal(err)
@@ -177,16 +176,81 @@ func TestRenderCacheStreams(t *testing.T) {
 		}
 		n++
 	}
-	a.Close()
+	second.Close()
 	if n < 50 || n > 52 {
 		t.Errorf("%d frames played, want the 1 s the server rendered (50)", n)
 	}
-	if files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav")); len(files) != 1 {
-		t.Errorf("disk cache %v, want the finished render", files)
+	if r := requests.Load(); r != 1 {
+		t.Errorf("%d renders for two calls saying the same text at once, want 1", r)
 	}
-	before := requests.Load()
+	if !waitUntil(5*time.Second, func() bool {
+		files, _ := filepath.Glob(filepath.Join(c.Dir, "ro", "*.wav"))
+		return len(files) == 1
+	}) {
+		t.Error("the finished render is not on disk")
+	}
 	pcm, err := c.Synthesize(ctx, "ro", "Un răspuns lung.", 8000)
-	if err != nil || len(pcm) < 8000 || len(pcm) > 8000+160 || requests.Load() != before {
-		t.Errorf("after the streamed render: %d samples, %v, %d more requests; want 1 s from the cache", len(pcm), err, requests.Load()-before)
+	if err != nil || len(pcm) < 8000 || len(pcm) > 8000+160 || requests.Load() != 1 {
+		t.Errorf("after the shared render: %d samples, %v, %d requests; want 1 s from the cache", len(pcm), err, requests.Load())
+	}
+}
+
+func waitUntil(limit time.Duration, cond func() bool) bool {
+	end := time.Now().Add(limit)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+// toneSynth renders any text as a 1.23 s chirp at the asked rate, frame
+// by frame (a synthesizer under the test's control).
+type toneSynth struct{ renders atomic.Int32 }
+
+func (s *toneSynth) Synthesize(ctx context.Context, req speech.SynthRequest) (speech.Audio, error) {
+	s.renders.Add(1)
+	n := req.Rate * 123 / 100
+	pcm := make([]int16, n)
+	for i := range pcm {
+		f := 300 + 2000*float64(i)/float64(n)
+		pcm[i] = int16(6000 * math.Sin(2*math.Pi*f*float64(i)/float64(req.Rate)))
+	}
+	return speech.PCMAudio(pcm, req.Rate), nil
+}
+
+// What a call hears of a text while it renders is, sample for sample, what
+// the cache keeps of it and what later calls hear (the streamed resampling
+// drops the filter's delay and ends where the whole one does).
+func TestRenderCacheStreamMatchesCache(t *testing.T) {
+	for _, rate := range []int{8000, 16000} {
+		eng := &toneSynth{}
+		c := &RenderCache{Dir: t.TempDir(), Engine: eng, Name: "tone"}
+		a, err := c.Stream(context.Background(), "ro", "Un text.", rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed, err := speech.ReadAll(a, rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := c.Synthesize(context.Background(), "ro", "Un text.", rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eng.renders.Load() != 1 {
+			t.Errorf("%d Hz: %d renders, want 1", rate, eng.renders.Load())
+		}
+		n := audio.SamplesPerFrame(rate)
+		if len(streamed) != (len(whole)+n-1)/n*n {
+			t.Fatalf("%d Hz: streamed %d samples, cached %d", rate, len(streamed), len(whole))
+		}
+		for i := range whole {
+			if streamed[i] != whole[i] {
+				t.Fatalf("%d Hz: sample %d streamed %d, cached %d", rate, i, streamed[i], whole[i])
+			}
+		}
 	}
 }

@@ -42,8 +42,9 @@ func runFlow(args []string, stdout, stderr io.Writer) int {
 }
 
 func runFlowLint(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flow lint", "ivrctl flow lint PATH...", stderr)
+	fs := newFlagSet("flow lint", "ivrctl flow lint [--max-prompt 8s] PATH...", stderr)
 	_ = dataFlag(fs) // accepted (global --data is passed on) but unused
+	maxPrompt := fs.Duration("max-prompt", flows.DefaultMaxPrompt, "warn about fixed sentences that take longer than this to say (0: no warning)")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
 		return status
@@ -59,6 +60,12 @@ func runFlowLint(args []string, stdout, stderr io.Writer) int {
 	diags := flows.Lint(pos...)
 	for _, d := range diags {
 		fmt.Fprintln(stdout, d.String())
+	}
+	if *maxPrompt > 0 {
+		// Warnings: printed, but the flow is good to load.
+		for _, d := range flows.LongPrompts(*maxPrompt, pos...) {
+			fmt.Fprintln(stdout, d.String())
+		}
 	}
 	if len(diags) > 0 {
 		fmt.Fprintf(stderr, "ivrctl flow lint: %d problem(s)\n", len(diags))

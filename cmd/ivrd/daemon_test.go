@@ -183,6 +183,12 @@ const callerNumber = "0722123456"
 // 0 when the call ends. The caller's number is in the store, not the logs.
 func TestDaemonServesDrainsAndExits(t *testing.T) {
 	d := startDaemon(t)
+	// The flows' fixed sentences are rendered at start, before any call.
+	if !waitFor(60*time.Second, func() bool { return strings.Contains(d.logs.String(), `"msg":"prompts ready"`) }) {
+		t.Error("the flows' sentences were not rendered at start")
+	} else if files, _ := filepath.Glob(filepath.Join(d.dataDir, "prompts", "tts", "ro", "*.wav")); len(files) < 50 {
+		t.Errorf("%d Romanian sentences rendered at start, want the flows' (more than 50)", len(files))
+	}
 	_, body := d.get(t, "/metrics")
 	for _, m := range []string{"ivr_active_calls 0", "ivr_rtp_packets_in_total", "ivr_rtp_packets_out_total", "ivr_rtp_packets_lost_total", "ivr_rtp_packets_late_total", "# TYPE ivr_calls_total counter", "ivr_dtmf_digits_total", "ivr_rtp_send_interval_deviation_seconds_bucket"} {
 		if !strings.Contains(body, m) {

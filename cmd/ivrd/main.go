@@ -79,6 +79,23 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ivrd: flows load; %d knowledge base articles valid\n", len(arts))
 		}
 		fmt.Fprintf(stderr, "ivrd: configuration valid; %d prompts ready (%s)\n", len(prompts.Names()), strings.Join(prompts.Names(), ", "))
+		if *renderOnly {
+			// The flows' fixed sentences too, as ivrd renders them at start.
+			rt, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg))
+			if err != nil {
+				fmt.Fprintln(stderr, "ivrd: flows:", err)
+				return 1
+			}
+			synth, closeSynth := startSynth(cfg.Speech, cfg.Engine.DataDir, log)
+			defer closeSynth()
+			texts := append(rt.Texts(cfg.Engine.Language), ivr.Texts()...)
+			n, err := synth.Warm(context.Background(), texts, 8000)
+			if err != nil {
+				fmt.Fprintln(stderr, "ivrd: flows' sentences:", err)
+				return 1
+			}
+			fmt.Fprintf(stderr, "ivrd: %d sentences of the flows ready (%d rendered now)\n", len(texts), n)
+		}
 		return 0
 	}
 
@@ -108,6 +125,35 @@ func loadPrompts(cfg Config) (*ivr.Prompts, error) {
 		Lang:  cfg.Engine.Language,
 		Rates: []int{8000, 16000},
 	})
+}
+
+// warmPrompts renders the fixed sentences of the flows serving calls (and
+// the engine's own) into the prompt cache, at start and after each reload,
+// so that no caller hears silence while a fixed prompt renders.
+func warmPrompts(ctx context.Context, rt *flows.Runtime, synth *ivr.RenderCache, lang string, log *slog.Logger) {
+	warmed := 0
+	t := time.NewTicker(flows.WatchInterval)
+	defer t.Stop()
+	for {
+		if v := rt.Version(); v != warmed {
+			start := time.Now()
+			texts := append(rt.Texts(lang), ivr.Texts()...)
+			n, err := synth.Warm(ctx, texts, 8000)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				log.Warn("some prompts could not be rendered ahead: they render when a call needs them", "err", err)
+			}
+			log.Info("prompts ready", "flows_version", v, "sentences", len(texts), "rendered", n, "took", time.Since(start).Round(time.Millisecond))
+			warmed = v
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // run serves until ctx ends, then drains.
@@ -166,6 +212,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Lang:     cfg.Engine.Language,
 	}
 	synth.Metrics = eng.Metrics
+	// The flows' fixed sentences are rendered before the first call needs
+	// them, and again when the flows change.
+	watchers.Go(func() { warmPrompts(wctx, rt, synth, cfg.Engine.Language, log.With("component", "prompts")) })
 	if cfg.Engine.RecordCalls {
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
 	}
