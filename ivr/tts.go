@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,7 +58,7 @@ type RenderCache struct {
 	mem     map[cacheKey]*list.Element
 	lru     *list.List
 	pending map[cacheKey]*renderCall // recorded prompts being loaded
-	jobs    map[string]*renderJob     // texts being rendered, by key source
+	jobs    map[string]*renderJob    // texts being rendered, by key source
 }
 
 type cacheKey struct {
