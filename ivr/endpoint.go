@@ -24,6 +24,7 @@ type endpointer struct {
 
 	n         int     // frames seen
 	floor     float64 // noise estimate, dB of RMS in 16-bit units
+	bg        levelHistory
 	vadSpeech bool    // the VAD said speech on the last frame it ran
 	runStart  int     // first frame of the current loud run, -1 when none
 	lastLoud  int
@@ -31,6 +32,7 @@ type endpointer struct {
 	inUtt     bool
 	silent    int // frames without speech inside the utterance
 	uttLen    int // frames of the utterance, pre-roll included
+	voiced    int // frames of speech in the utterance (the sustained start included)
 }
 
 // epEvent is what a frame means for the caller's turn.
@@ -69,8 +71,53 @@ func levelDB(f []int16) float64 { return 20 * math.Log10(audio.RMS(f)+1) }
 // must hear it: a loud frame, and every frame while the VAD is inside a
 // segment or an utterance goes on (a quiet line costs no VAD at all).
 func (p *endpointer) loud(f []int16) (loud, needVAD bool) {
-	loud = levelDB(f) >= max(p.floor+p.margin, absFloor)
+	loud = levelDB(f) >= max(max(p.floor, p.bg.median)+p.margin, absFloor)
 	return loud, loud || p.vadSpeech || p.inUtt
+}
+
+// levelHistory is the level of the line outside the caller's utterances
+// over the last bgFrames frames (3 s), kept as a histogram of whole dB,
+// and its median. The noise estimate (floor) follows the level only where
+// the VAD hears no speech; a television or a radio in the room is speech
+// to the VAD, so it never raises that estimate, but it raises this median:
+// the caller must be louder than the room's own voices to be heard.
+type levelHistory struct {
+	ring   [bgFrames]uint8
+	n      int // frames recorded
+	hist   [maxDB + 1]uint16
+	median float64 // 0 until bgMin frames are recorded
+}
+
+// The median counts from bgMin frames on. No utterance starts before that
+// (learnFrames): the first 300 ms of the call teach the endpointer the
+// room (a television on from the start is learnt before it can barge
+// in), and a caller's "alo?" over the answer is not taken for an answer.
+const (
+	bgFrames    = 150 // 3 s
+	bgMin       = 15  // 300 ms
+	learnFrames = bgMin
+	maxDB       = 100
+)
+
+func (h *levelHistory) add(db float64) {
+	b := uint8(max(0, min(maxDB, int(db))))
+	i := h.n % bgFrames
+	if h.n >= bgFrames {
+		h.hist[h.ring[i]]--
+	}
+	h.ring[i] = b
+	h.hist[b]++
+	h.n++
+	if h.n < bgMin || (h.n > bgMin && h.n%5 != 0) {
+		return
+	}
+	half, seen := min(h.n, bgFrames)/2, 0
+	for db, c := range h.hist {
+		if seen += int(c); seen > half {
+			h.median = float64(db)
+			return
+		}
+	}
 }
 
 // push takes one frame with its loudness (from loud) and the VAD's
@@ -81,22 +128,27 @@ func (p *endpointer) loud(f []int16) (loud, needVAD bool) {
 func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEvent, frames [][]int16) {
 	p.n++
 	p.vadSpeech = speech
+	db := levelDB(f)
+	if !p.inUtt {
+		p.bg.add(db)
+	}
 	if !speech {
 		// The noise estimate follows the level outside speech: fast
 		// down, slow up (a second of steady noise).
-		db := levelDB(f)
 		a := 0.02
 		if db < p.floor {
 			a = 0.2
 		}
 		p.floor += a * (db - p.floor)
 	}
-	if loud {
+	switch {
+	case p.n <= learnFrames: // learning the room: no run counts yet
+	case loud:
 		if p.runStart < 0 {
 			p.runStart = p.n
 		}
 		p.lastLoud = p.n
-	} else if p.runStart >= 0 && p.n-p.lastLoud > dipFrames {
+	case p.runStart >= 0 && p.n-p.lastLoud > dipFrames:
 		p.runStart = -1
 	}
 	if !p.inUtt {
@@ -108,7 +160,7 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 		if !speech || !sustained {
 			return epNone, nil
 		}
-		p.inUtt, p.silent = true, 0
+		p.inUtt, p.silent, p.voiced = true, 0, p.bargeIn
 		frames, p.preroll = p.preroll, nil
 		p.uttLen = len(frames)
 		return epStart, frames
@@ -116,6 +168,7 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 	p.uttLen++
 	if speech && loud {
 		p.silent = 0
+		p.voiced++
 	} else {
 		p.silent++
 	}

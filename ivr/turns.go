@@ -99,6 +99,22 @@ const (
 	earQueue = 50 // frames (1 s) between the listener and the ear
 	// vadIdleFrames of quiet (2 s) give the call's VAD back to the pool.
 	vadIdleFrames = 100
+	// cutFrames of speech (500 ms from its onset) make an utterance an
+	// answer: it cuts the prompt it paused, and makes the flow skip the
+	// next barge-in prompts. A shorter sound (a "hmm", a breath, a short
+	// "da") only pauses the prompt, which resumes after resumeFrames
+	// (200 ms) without speech; it is still held for the next question,
+	// which takes it only when it recognizes it with confidence.
+	cutFrames    = 25
+	resumeFrames = 10
+)
+
+// bargeOutcome is what became of a prompt the caller's sound paused.
+type bargeOutcome int
+
+const (
+	bargeCut    bargeOutcome = iota + 1 // the caller speaks: the prompt stops for good
+	bargeResume                         // a short sound: the prompt goes on
 )
 
 // ear is a call's turn-taking stage. The listener hands it every caller
@@ -139,9 +155,10 @@ type ear struct {
 	unanswered func(res speech.Result, at time.Time, why string)
 
 	frames  chan []int16
-	bargeIn chan struct{} // signalled when caller speech stops a prompt
-	off     atomic.Bool   // fallen back to keys for the rest of the call
-	ahead   atomic.Bool   // an utterance is held for the next Listen
+	bargeIn chan struct{}     // signalled when caller sound pauses a barge-in prompt
+	decided chan bargeOutcome // then whether it cuts the prompt or lets it resume
+	off     atomic.Bool       // fallen back to keys for the rest of the call
+	ahead   atomic.Bool       // an utterance (not a short sound) is held for the next Listen
 
 	mu       sync.Mutex
 	armed    bool
@@ -149,21 +166,24 @@ type ear struct {
 	dropHeld bool // a key answered: the held utterance answers nothing
 
 	// owned by run
-	sctx   context.Context // the streams' context: outlives the call, so its last words are recognized
-	bg     sync.WaitGroup  // unanswered utterances being recognized
-	dest   uttDest         // where the current utterance's frames go
-	why    string          // why an utterance going toAlone answers nothing
-	utt    [][]int16       // the held (or unanswered) utterance's frames
-	uttAt  time.Time       // when the held utterance began
-	done   bool            // the held utterance has ended
-	cur    *turnReq        // the Listen the stream serves (nil: nobody waits any more)
-	stream speech.Stream
-	curAt  time.Time         // when the stream's utterance began
-	last   *turnReq          // the last Listen seen: its grammar serves unanswered speech
-	rec    speech.Recognizer // the engine of the call's turns
-	fb     speech.Recognizer // the next rung, nil once used (or none)
-	onFB   bool              // the stream runs on fb for this turn only
-	sent   [][]int16         // frames written to stream, kept to replay into fb
+	sctx    context.Context // the streams' context: outlives the call, so its last words are recognized
+	bg      sync.WaitGroup  // unanswered utterances being recognized
+	dest    uttDest         // where the current utterance's frames go
+	why     string          // why an utterance going toAlone answers nothing
+	paused  bool            // the utterance paused a prompt, not decided yet
+	blip    bool            // the held utterance was a short sound (the prompt resumed)
+	utt     [][]int16       // the held (or unanswered) utterance's frames
+	uttAt   time.Time       // when the held utterance began
+	done    bool            // the held utterance has ended
+	cur     *turnReq        // the Listen the stream serves (nil: nobody waits any more)
+	curBlip bool            // the stream recognizes a held blip
+	stream  speech.Stream
+	curAt   time.Time         // when the stream's utterance began
+	last    *turnReq          // the last Listen seen: its grammar serves unanswered speech
+	rec     speech.Recognizer // the engine of the call's turns
+	fb      speech.Recognizer // the next rung, nil once used (or none)
+	onFB    bool              // the stream runs on fb for this turn only
+	sent    [][]int16         // frames written to stream, kept to replay into fb
 }
 
 // uttDest is where the frames of the utterance in progress go.
@@ -189,6 +209,10 @@ type turnEvent struct {
 	started bool // speech began: the no-input timeout no longer applies
 	res     speech.Result
 	err     error // the recognizer failed: fallback, or unsupported for this turn
+	// blip: res is a short sound held from a prompt it did not cut (a
+	// "hmm", a short "da"): an answer only when recognized with
+	// confidence.
+	blip bool
 }
 
 func newEar(cfg SpeechConfig, rate int, s *Session) *ear {
@@ -203,7 +227,7 @@ func newEar(cfg SpeechConfig, rate int, s *Session) *ear {
 	}
 	return &ear{cfg: cfg, rate: rate, lang: lang, log: s.Log, tracker: s.Tracker, metrics: m,
 		ep:     newEndpointer(frames(cfg.BargeIn), frames(cfg.MaxUtterance), cfg.NoiseMargin),
-		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1),
+		frames: make(chan []int16, earQueue), bargeIn: make(chan struct{}, 1), decided: make(chan bargeOutcome, 1),
 		rec: cfg.Recognizer, fb: cfg.Fallback, unanswered: s.unanswered}
 }
 
@@ -318,12 +342,43 @@ func (e *ear) arm(on bool) <-chan struct{} {
 	e.armed = on
 	e.mu.Unlock()
 	if on {
-		select { // a signal left from an earlier prompt
+		select { // signals left from an earlier prompt
 		case <-e.bargeIn:
+		default:
+		}
+		select {
+		case <-e.decided:
 		default:
 		}
 	}
 	return e.bargeIn
+}
+
+// outcome waits for the ear to say whether the sound that paused the
+// prompt cuts it or lets it resume (at most limit: then it cuts).
+func (e *ear) outcome(ctx context.Context, limit time.Duration) bargeOutcome {
+	select {
+	case o := <-e.decided:
+		return o
+	default:
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case o := <-e.decided:
+		return o
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return bargeCut
+}
+
+func (e *ear) decide(o bargeOutcome) {
+	e.paused = false
+	select {
+	case e.decided <- o:
+	default:
+	}
 }
 
 // listen registers a Listen waiting for speech.
@@ -347,9 +402,6 @@ func (e *ear) cancel(r *turnReq) {
 // keyAnswered tells the ear that keys answered the question: an utterance
 // held for it answers nothing (it is still transcribed).
 func (e *ear) keyAnswered() {
-	if !e.ahead.Load() {
-		return
-	}
 	e.mu.Lock()
 	e.dropHeld = true
 	e.mu.Unlock()
@@ -426,18 +478,16 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.startStream(ctx, req, at)
 			return
 		}
-		e.utt, e.uttAt, e.dest, e.done = append(e.utt[:0], fs...), at, toHeld, false
-		e.ahead.Store(true)
-		if armed {
+		e.utt, e.uttAt, e.dest, e.done, e.blip = append(e.utt[:0], fs...), at, toHeld, false, false
+		if armed { // pause the prompt; cut or resume it once the sound says which
+			e.paused = true
 			select {
 			case e.bargeIn <- struct{}{}:
 			default:
 			}
-			if e.metrics != nil {
-				e.metrics.SpeechBargeIns.Add(1)
-			}
 		}
 	case epFrame, epEnd:
+		e.settle(armed, ev)
 		if e.dest == toHeld && req != nil {
 			// A Listen came while the held utterance goes on: its
 			// stream takes it from its first frame.
@@ -449,6 +499,43 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		if ev == epEnd {
 			e.ended(ctx)
 		}
+	}
+}
+
+// settle decides, frame by frame, what a held utterance is: once it has
+// lasted cutFrames of speech it is an answer (it cuts the prompt it paused,
+// and the flow skips the next barge-in prompts); a sound that stops short
+// of that lets the prompt it paused resume (a blip, held all the same).
+func (e *ear) settle(armed bool, ev epEvent) {
+	if e.dest != toHeld {
+		return
+	}
+	switch {
+	case e.ep.voiced >= cutFrames:
+		if !e.ahead.Load() {
+			e.ahead.Store(true)
+			e.blip = false
+			if armed {
+				if e.metrics != nil {
+					e.metrics.SpeechBargeIns.Add(1)
+				}
+				if !e.paused { // it paused the prompt before, which resumed
+					e.paused = true
+					select {
+					case e.bargeIn <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+		if e.paused {
+			e.decide(bargeCut)
+		}
+	case e.paused && (e.ep.silent >= resumeFrames || ev == epEnd):
+		e.blip = true
+		e.decide(bargeResume)
+	case ev == epEnd && !e.ahead.Load():
+		e.blip = true
 	}
 }
 
@@ -503,6 +590,10 @@ func (e *ear) drop(ctx context.Context, why string) {
 func (e *ear) startStream(ctx context.Context, req *turnReq, at time.Time) {
 	e.sent, e.onFB = e.sent[:0], false
 	e.ahead.Store(false)
+	e.curBlip, e.blip = e.blip && e.dest != toHeld, false // a blip still under way may grow into an answer
+	if e.dest == toHeld && e.paused {
+		e.decide(bargeResume) // the Listen takes it: the prompt is over anyway
+	}
 	utt := e.utt
 	e.utt, e.done = nil, false
 	o := e.streamOptions(req)
@@ -634,7 +725,7 @@ func (e *ear) finish(ctx context.Context, why string) {
 					e.metrics.SpeechTurns.Add(1)
 				}
 				e.cancel(req)
-				e.send(req, turnEvent{res: res})
+				e.send(req, turnEvent{res: res, blip: e.curBlip})
 				return
 			}
 			e.report(res, at, endedWhy(ctx, why))

@@ -87,6 +87,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		defer v.s.ear.arm(false)
 	}
 	var segs []segment
+	var recent recentFrames // what a pause may have dropped, to replay
 	off := 0
 	for i, a := range srcs {
 		seg := segment{text: p.Parts[i].Text, start: off, open: true}
@@ -106,7 +107,19 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
 					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutKey}, nil
 				case <-spokeOrAhead(spoke, v.speechAhead()):
+					// The prompt goes silent at once; the caller's sound
+					// says whether it stops for good (speech) or goes on
+					// (a "hmm", a cough the VAD took for speech).
 					v.flush()
+					if !v.speechAhead() && v.s.ear.outcome(ctx, pauseLimit) == bargeResume && ctx.Err() == nil {
+						v.s.Tracker.Event("flow.bargein", fmt.Sprintf("a short sound paused prompt %q at %.1f s: it goes on", v.asked, float64(off)/float64(rate)))
+						if err := v.replay(ctx, recent); err != nil {
+							if e := v.ended(ctx); e != nil {
+								return flows.Played{Heard: heard(segs, off, rate)}, e
+							}
+						}
+						continue
+					}
 					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("speech during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
 					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutSpeech}, nil
 				default:
@@ -129,10 +142,44 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 			}
 			v.s.Recording.Engine(frame)
 			off += len(frame)
+			if spoke != nil {
+				recent.add(frame)
+			}
 		}
 		segs[len(segs)-1].end, segs[len(segs)-1].open = off, false // as played
 	}
 	return flows.Played{Heard: heard(segs, off, rate)}, nil
+}
+
+// pauseLimit bounds how long a prompt stays paused by a sound before it is
+// cut anyway.
+const pauseLimit = 2 * time.Second
+
+// recentFrames are the last frames of a prompt written to the adapter:
+// what FlushAudio may drop when a sound pauses the prompt (the adapters
+// queue 60 ms), replayed when the prompt resumes.
+type recentFrames struct {
+	buf [3][]int16
+	n   int
+}
+
+func (r *recentFrames) add(f []int16) {
+	i := r.n % len(r.buf)
+	r.buf[i] = append(r.buf[i][:0], f...)
+	r.n++
+}
+
+// replay writes the recent frames again, oldest first.
+func (v *voice) replay(ctx context.Context, r recentFrames) error {
+	k := min(r.n, len(r.buf))
+	for j := r.n - k; j < r.n; j++ {
+		f := r.buf[j%len(r.buf)]
+		if err := v.s.Call.WriteFrame(ctx, f); err != nil {
+			return err
+		}
+		v.s.Recording.Engine(f)
+	}
+	return nil
 }
 
 // spokeOrAhead is spoke, or a closed channel when the caller already
@@ -310,17 +357,21 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	var spoken <-chan turnEvent // the ear's events for this turn; nil: keys only
 	var req *turnReq
 	e := v.s.ear
-	if len(keys) == 0 && e != nil && !e.off.Load() {
+	listen := func() {
 		end := e.cfg.EndSilence
 		if l.Expect == flows.ExpectDigits {
 			end = e.cfg.DigitsEndSilence
 		}
 		req = e.listen(l.Lang, grammarFor(l), end)
-		defer e.cancel(req)
 		spoken = req.events
+	}
+	if len(keys) == 0 && e != nil && !e.off.Load() {
+		listen()
+		defer func() { e.cancel(req) }()
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	deadline := time.Now().Add(wait)
 	for {
 		select {
 		case d := <-v.s.keys:
@@ -346,6 +397,12 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 					return flows.Input{Mode: flows.InputNone}, nil
 				}
 				t.Reset(wait) // unsupported for this turn: keys only
+			case ev.blip && (ev.res.Tag == "" || ev.res.Confidence < flows.DefaultConfirmBelow):
+				// A short sound the caller made over the prompt (it did
+				// not cut it) that is not clearly an answer: not a turn.
+				v.s.Tracker.Event("speech.ignored", fmt.Sprintf("a short sound over the prompt: confidence %.2f", ev.res.Confidence))
+				listen()
+				t.Reset(max(time.Until(deadline), time.Second))
 			default:
 				text := ev.res.Text
 				// Spoken digits may be a national ID: the event log

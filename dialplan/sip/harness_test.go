@@ -66,7 +66,7 @@ func loadTestPrompts(t testing.TB) *ivr.Prompts {
 var promptsOnce sync.Mutex
 
 // startLine starts an engine; adjust lets a test change the SIP config.
-func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
+func startLine(t testing.TB, adjust func(*sip.Config, *ivr.Engine)) *line {
 	t.Helper()
 	if adjust == nil {
 		return startLineStore(t, nil)
@@ -75,7 +75,7 @@ func startLine(t *testing.T, adjust func(*sip.Config, *ivr.Engine)) *line {
 }
 
 // startLineStore is startLine for adjustments that need the line's store.
-func startLineStore(t *testing.T, adjust func(*sip.Config, *ivr.Engine, *tickets.Store)) *line {
+func startLineStore(t testing.TB, adjust func(*sip.Config, *ivr.Engine, *tickets.Store)) *line {
 	t.Helper()
 	promptsOnce.Lock()
 	prompts := loadTestPrompts(t)
@@ -140,7 +140,7 @@ func startLineStore(t *testing.T, adjust func(*sip.Config, *ivr.Engine, *tickets
 	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	// sipgo's logger is package-wide (set once per process, with the first
