@@ -600,8 +600,11 @@ func slicesContainsPhrase(cs []choice, f func(string) bool) bool {
 }
 
 // confirm asks a yes/no question once (with one retry), false unless yes.
+// "Operator" (or 0) leads to an operator here too: a caller who paused in
+// the middle of "vreau să vorbesc ... cu un operator" has the rest of the
+// sentence heard as the answer to the confirmation.
 func (c *call) confirm(L *lua.LState, question string) bool {
-	a := &asker{prompt: lua.LString(question), retries: 1, bargeIn: true}
+	a := &asker{prompt: lua.LString(question), retries: 1, bargeIn: true, operator: true}
 	a.listen = Listen{Lang: c.lang, Expect: ExpectYesNo, Phrases: yesNoPhrases, MaxDigits: 1, NoInput: DefaultNoInput}
 	a.interpret = func(in Input) (lua.LValue, bool) {
 		switch YesNo(in.Text) {

@@ -243,7 +243,7 @@ func TestEndpointer(t *testing.T) {
 	t.Run("end after the turn's silence", func(t *testing.T) {
 		for _, end := range []int{35, 75} { // 700 ms; 1.5 s while reading digits
 			p := newEP()
-			run(p, quietFrame, 20, end)
+			run(p, quietFrame, 30, end)
 			run(p, loudFrame, 10, end)
 			evs, _ := run(p, quietFrame, end-1, end)
 			if len(evs) != end-1 || evs[len(evs)-1] != epFrame {
@@ -256,7 +256,7 @@ func TestEndpointer(t *testing.T) {
 	})
 	t.Run("a dip inside a word does not restart the count", func(t *testing.T) {
 		p := newEP()
-		run(p, quietFrame, 20, 35)
+		run(p, quietFrame, 30, 35)
 		run(p, loudFrame, 3, 35)
 		run(p, quietFrame, 2, 35)
 		if evs, _ := run(p, loudFrame, 1, 35); len(evs) != 1 || evs[0] != epStart {
@@ -265,7 +265,7 @@ func TestEndpointer(t *testing.T) {
 	})
 	t.Run("maximum utterance", func(t *testing.T) {
 		p := newEndpointer(6, 50, 10)
-		run(p, quietFrame, 20, 35)
+		run(p, quietFrame, 30, 35)
 		evs, _ := run(p, loudFrame, 60, 35)
 		// a start with the pre-roll (25 frames), then frames up to 50 in all
 		if i := slices.Index(evs, epEnd); i != 50-prerollLen {

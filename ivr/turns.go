@@ -46,6 +46,11 @@ type SpeechConfig struct {
 	// used instead while the caller reads a number.
 	EndSilence       time.Duration
 	DigitsEndSilence time.Duration
+	// IncompleteSilence is used instead of EndSilence while what the
+	// recognizer has heard so far is not a whole answer of the question's
+	// grammar ("vreau să vorbesc ..." and a pause to think): a caller
+	// pausing in the middle of a sentence is not cut off.
+	IncompleteSilence time.Duration
 	// MaxUtterance cuts a turn that never pauses.
 	MaxUtterance time.Duration
 	// NoiseMargin is how many dB above the adaptive noise estimate a frame
@@ -59,12 +64,13 @@ type SpeechConfig struct {
 
 // SpeechConfig defaults.
 const (
-	DefaultBargeIn          = 120 * time.Millisecond
-	DefaultEndSilence       = 700 * time.Millisecond
-	DefaultDigitsEndSilence = 1500 * time.Millisecond
-	DefaultMaxUtterance     = 10 * time.Second
-	DefaultNoiseMargin      = 10.0
-	DefaultFinishTimeout    = 3 * time.Second
+	DefaultBargeIn           = 120 * time.Millisecond
+	DefaultEndSilence        = 700 * time.Millisecond
+	DefaultDigitsEndSilence  = 1500 * time.Millisecond
+	DefaultIncompleteSilence = 1500 * time.Millisecond
+	DefaultMaxUtterance      = 10 * time.Second
+	DefaultNoiseMargin       = 10.0
+	DefaultFinishTimeout     = 3 * time.Second
 )
 
 // Enabled reports whether c can recognize speech.
@@ -81,6 +87,9 @@ func (c SpeechConfig) withDefaults() SpeechConfig {
 	}
 	if c.DigitsEndSilence <= 0 {
 		c.DigitsEndSilence = DefaultDigitsEndSilence
+	}
+	if c.IncompleteSilence <= 0 {
+		c.IncompleteSilence = DefaultIncompleteSilence
 	}
 	if c.MaxUtterance <= 0 {
 		c.MaxUtterance = DefaultMaxUtterance
@@ -177,6 +186,7 @@ type ear struct {
 	done    bool            // the held utterance has ended
 	cur     *turnReq        // the Listen the stream serves (nil: nobody waits any more)
 	curBlip bool            // the stream recognizes a held blip
+	partial speech.Result   // the stream's last partial result
 	stream  speech.Stream
 	curAt   time.Time         // when the stream's utterance began
 	last    *turnReq          // the last Listen seen: its grammar serves unanswered speech
@@ -454,11 +464,7 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.giveBackVAD()
 		}
 	}
-	end := e.cfg.EndSilence
-	if e.cur != nil && e.cur.endSilence > 0 {
-		end = e.cur.endSilence
-	}
-	ev, fs := e.ep.push(f, loud, act.Speech, frames(end))
+	ev, fs := e.ep.push(f, loud, act.Speech, frames(e.endSilence()))
 	switch ev {
 	case epNone:
 		if req != nil && e.done {
@@ -539,6 +545,28 @@ func (e *ear) settle(armed bool, ev epEvent) {
 	}
 }
 
+// endSilence is the silence that ends the turn under way: the Listen's
+// (longer for digits), or IncompleteSilence while the words heard so far
+// are not a whole phrase of the Listen's grammar.
+func (e *ear) endSilence() time.Duration {
+	end := e.cfg.EndSilence
+	if e.cur == nil {
+		return end
+	}
+	if e.cur.endSilence > 0 {
+		end = e.cur.endSilence
+	}
+	if e.stream != nil && e.cur.grammar != nil && len(e.cur.grammar.Phrases) > 0 {
+		if r, changed := e.stream.Partial(); changed {
+			e.partial = r
+		}
+		if e.partial.Text != "" && e.partial.Tag == "" && e.cur.grammar.Match(e.cur.lang, e.partial.Text) == "" {
+			end = max(end, e.cfg.IncompleteSilence)
+		}
+	}
+	return end
+}
+
 // take puts one frame of the utterance in progress where it goes.
 func (e *ear) take(ctx context.Context, f []int16) {
 	switch e.dest {
@@ -588,7 +616,7 @@ func (e *ear) drop(ctx context.Context, why string) {
 // startStream opens a recognizer stream for req and feeds it e.utt, the
 // utterance so far (started at at).
 func (e *ear) startStream(ctx context.Context, req *turnReq, at time.Time) {
-	e.sent, e.onFB = e.sent[:0], false
+	e.sent, e.onFB, e.partial = e.sent[:0], false, speech.Result{}
 	e.ahead.Store(false)
 	e.curBlip, e.blip = e.blip && e.dest != toHeld, false // a blip still under way may grow into an answer
 	if e.dest == toHeld && e.paused {

@@ -170,7 +170,10 @@ type SpeechConfig struct {
 	NoiseMarginDB    float64  `toml:"noise_margin_db"`
 	EndSilence       Duration `toml:"end_silence"`
 	DigitsEndSilence Duration `toml:"digits_end_silence"`
-	MaxUtterance     Duration `toml:"max_utterance"`
+	// IncompleteSilence ends the turn instead of end_silence while the
+	// words so far are not a whole answer of the question.
+	IncompleteSilence Duration `toml:"incomplete_silence"`
+	MaxUtterance      Duration `toml:"max_utterance"`
 	// Recognizer and Synthesizer choose the first engine of the ladder:
 	// "embedded" (pocketsphinx, espeak-ng), "vosk" (recognizer only),
 	// "openai" or "sherpa". Any other than embedded falls back to the
@@ -464,6 +467,9 @@ func (c Config) Validate() error {
 	}
 	if sp.DigitsEndSilence.Duration < sp.EndSilence.Duration || sp.DigitsEndSilence.Duration > 10*time.Second {
 		return bad("speech.digits_end_silence", "%s is not between end_silence (%s) and 10s", sp.DigitsEndSilence, sp.EndSilence)
+	}
+	if sp.IncompleteSilence.Duration < sp.EndSilence.Duration || sp.IncompleteSilence.Duration > 5*time.Second {
+		return bad("speech.incomplete_silence", "%s is not between end_silence (%s) and 5s", sp.IncompleteSilence, sp.EndSilence)
 	}
 	if sp.MaxUtterance.Duration < 2*time.Second || sp.MaxUtterance.Duration > time.Minute {
 		return bad("speech.max_utterance", "%s is not between 2s and 1m", sp.MaxUtterance)

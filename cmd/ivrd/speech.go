@@ -82,12 +82,13 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 			}
 			return d, func() { pool.Put(d) }, nil
 		},
-		BargeIn:          c.MinSpeech.Duration,
-		EndSilence:       c.EndSilence.Duration,
-		DigitsEndSilence: c.DigitsEndSilence.Duration,
-		MaxUtterance:     c.MaxUtterance.Duration,
-		NoiseMargin:      c.NoiseMarginDB,
-		FinishTimeout:    c.FinishTimeout.Duration,
+		BargeIn:           c.MinSpeech.Duration,
+		EndSilence:        c.EndSilence.Duration,
+		DigitsEndSilence:  c.DigitsEndSilence.Duration,
+		IncompleteSilence: c.IncompleteSilence.Duration,
+		MaxUtterance:      c.MaxUtterance.Duration,
+		NoiseMargin:       c.NoiseMarginDB,
+		FinishTimeout:     c.FinishTimeout.Duration,
 	}
 	switch {
 	case first != nil:

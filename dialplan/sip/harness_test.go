@@ -200,6 +200,8 @@ type call struct {
 	mu    sync.Mutex
 	heard []int16
 	send  chan []int16 // frames to send instead of silence
+	bg    []int16      // a sound of the caller's room, looped under what is sent (under mu)
+	bgOff int
 	keys  chan dtmfReq // RFC 4733 keys, sent by the speaker between frames
 	mute  chan bool
 	wg    sync.WaitGroup
@@ -292,6 +294,7 @@ func (c *call) start() {
 			case frame = <-c.send:
 			default:
 			}
+			frame = c.withBackground(frame)
 			n, err := enc.Encode(payload, frame)
 			if err != nil {
 				c.t.Errorf("encode: %v", err)
@@ -302,6 +305,30 @@ func (c *call) start() {
 			}
 		}
 	}()
+}
+
+// background loops pcm (at the call's rate) under everything the phone
+// sends from now on: the caller's room.
+func (c *call) background(pcm []int16) {
+	c.mu.Lock()
+	c.bg, c.bgOff = pcm, 0
+	c.mu.Unlock()
+}
+
+// withBackground returns frame with the room's sound added (a new slice),
+// or frame itself when the room is quiet.
+func (c *call) withBackground(frame []int16) []int16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.bg) == 0 {
+		return frame
+	}
+	out := make([]int16, len(frame))
+	for i, v := range frame {
+		out[i] = clip16(float64(v) + float64(c.bg[c.bgOff]))
+		c.bgOff = (c.bgOff + 1) % len(c.bg)
+	}
+	return out
 }
 
 // heardSince returns a copy of the audio heard from sample index from.

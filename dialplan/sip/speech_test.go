@@ -82,13 +82,18 @@ func utterance(t testing.TB, syn *espeak.Synth, lang, text string, rate int) []i
 	return pcm
 }
 
-// speak queues pcm to be sent in 20 ms frames (then silence again).
+// speak queues pcm to be sent in 20 ms frames (then silence again). It
+// returns early when the call ends.
 func (c *call) speak(pcm []int16) {
 	n := c.rate / 50
 	for off := 0; off < len(pcm); off += n {
 		f := make([]int16, n)
 		copy(f, pcm[off:min(off+n, len(pcm))])
-		c.send <- f
+		select {
+		case c.send <- f:
+		case <-c.d.Context().Done():
+			return
+		}
 	}
 }
 
