@@ -22,15 +22,15 @@ type endpointer struct {
 	maxUtt  int     // frames an utterance may last
 	margin  float64 // dB above the noise estimate that count as loud
 
-	n         int     // frames seen
-	floor     float64 // noise estimate, dB of RMS in 16-bit units
-	bg        levelHistory
+	n     int     // frames seen
+	floor float64 // noise estimate, dB of RMS in 16-bit units
+	bg    levelHistory
 	// onset holds the levels of the last frames outside utterances until
 	// they are known not to be the start of one (then they go to bg; an
 	// utterance's first frames never do).
-	onset []float64
-	vadSpeech bool    // the VAD said speech on the last frame it ran
-	runStart  int     // first frame of the current loud run, -1 when none
+	onset     []float64
+	vadSpeech bool // the VAD said speech on the last frame it ran
+	runStart  int  // first frame of the current loud run, -1 when none
 	lastLoud  int
 	preroll   [][]int16
 	inUtt     bool
