@@ -14,6 +14,8 @@ import (
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 // ErrDraining refuses new calls while the engine shuts down.
@@ -73,7 +75,7 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	e.Metrics.ActiveCalls.Add(1)
 
 	e.Calls.Start(tickets.CallRecord{ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start})
-	t.log.Info("call offered", "telephony", info.Telephony, "caller", tickets.Phone(info.Caller), "called", info.Called)
+	t.log.Info("call offered", "telephony", info.Telephony, "caller", redact.Phone(info.Caller), "called", info.Called)
 	return t, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/govline/ivr/redact"
 )
 
 // End reasons recorded by EndCall. The store accepts any string; these are
@@ -31,7 +33,7 @@ const (
 type CallRecord struct {
 	ID        string      `json:"id"`
 	Telephony string      `json:"telephony"` // "sip", "ari", "esl"
-	Caller    string      `json:"caller"`    // personal data: log it as Phone(Caller)
+	Caller    string      `json:"caller"`    // personal data: log it as redact.Phone(Caller)
 	Called    string      `json:"called"`
 	Start     time.Time   `json:"start"`
 	Answer    *time.Time  `json:"answer,omitempty"`
@@ -58,7 +60,7 @@ func (r CallRecord) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("call_id", r.ID),
 		slog.String("telephony", r.Telephony),
-		slog.Any("caller", Phone(r.Caller)),
+		slog.Any("caller", redact.Phone(r.Caller)),
 		slog.String("called", r.Called),
 		slog.Time("start", r.Start),
 		slog.Int("dtmf_digits", len(r.DTMF)),

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/govline/ivr/redact"
 )
 
 func openTemp(t testing.TB) *Store {
@@ -653,30 +655,14 @@ func TestWriteLockHonoursContext(t *testing.T) {
 	}
 }
 
-func TestPhoneMasked(t *testing.T) {
-	for in, want := range map[Phone]string{
-		"+33612345678":          "+********678",
-		"06 12 34 56 78":        "** ** ** *6 78",
-		"100":                   "100",
-		"12":                    "12",
-		"":                      "",
-		"sip:alice@example.com": "***:*****@*******.***",
-		"alice42":               "*****42",
-	} {
-		if got := in.Masked(); got != want {
-			t.Errorf("Phone(%q).Masked() = %q, want %q", string(in), got, want)
-		}
-	}
-}
-
 func TestNoPersonalDataInLogs(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	end := time.Now()
 	c := CallRecord{ID: "c1", Caller: "+33612345678", Called: "100", DTMF: "4711#", Start: end.Add(-time.Minute), End: &end}
-	log.Info("call", "caller", Phone(c.Caller))
+	log.Info("call", "caller", redact.Phone(c.Caller))
 	log.Info("call", "call", c)
-	log.Info(fmt.Sprintf("call from %v", Phone(c.Caller)))
+	log.Info(fmt.Sprintf("call from %v", redact.Phone(c.Caller)))
 	out := buf.String()
 	for _, secret := range []string{"33612345", "4711"} {
 		if strings.Contains(out, secret) {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 // safeNext keeps a post-sign-in redirect on this site.
@@ -274,7 +276,7 @@ type callSummary struct {
 
 // maskTicket hides the personal data of t from a role that does not need it.
 func maskTicket(t tickets.Ticket) tickets.Ticket {
-	t.Caller = tickets.Phone(t.Caller).Masked()
+	t.Caller = redact.Mask(t.Caller)
 	if t.Description != "" {
 		t.Description = "(hidden for your role)"
 	}
@@ -297,7 +299,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
 	for _, e := range evs {
 		if !pii {
-			e.Data.Caller, e.Data.Description = tickets.Phone(e.Data.Caller).Masked(), ""
+			e.Data.Caller, e.Data.Description = redact.Mask(e.Data.Caller), ""
 		}
 		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
 	}
