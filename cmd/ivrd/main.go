@@ -33,6 +33,7 @@ import (
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -95,10 +96,13 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Every line passes the one masking of personal data: what a library
+	// quotes in an error (a Request-URI, a number) is masked too.
+	return slog.New(redact.NewHandler(h, nil))
 }
 
 func loadPrompts(cfg Config) (*ivr.Prompts, error) {
