@@ -61,17 +61,23 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	if info.Start.IsZero() {
 		info.Start = time.Now()
 	}
-	t := &Tracker{eng: e, info: info, log: e.Log.With("call_id", info.ID)}
+	key := info.ID
 	e.mu.Lock()
 	if e.calls == nil {
 		e.calls = map[string]*Tracker{}
 	}
-	if _, dup := e.calls[info.ID]; dup {
+	if _, dup := e.calls[key]; dup {
 		e.mu.Unlock()
-		return nil, End(EndError, fmt.Errorf("call id %q is already in progress", info.ID))
+		e.Metrics.CallEnded(EndRejected)
+		return nil, End(EndRejected, fmt.Errorf("call id %q is already in progress", key))
 	}
-	e.calls[info.ID] = t
+	t := &Tracker{eng: e, key: key}
+	e.calls[key] = t
 	e.mu.Unlock()
+	// A call id used before (by an ended call) gets a record id of its
+	// own: the first call's record and recording stay as they were.
+	info.ID = e.Calls.FreeID(context.Background(), info.ID)
+	t.info, t.log = info, e.Log.With("call_id", info.ID)
 	e.Metrics.ActiveCalls.Add(1)
 
 	e.Calls.Start(tickets.CallRecord{ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start})
@@ -172,9 +178,10 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 
 	// Teardown runs once, on a context of its own: the call's context may
 	// already be cancelled.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	// The goroutine works on its own copy of the reason: when it is slow,
+	// Serve goes on without it.
+	done := make(chan EndReason, 1)
+	go func(reason EndReason) {
 		tctx, cancel := context.WithTimeout(context.Background(), e.teardownLimit())
 		defer cancel()
 		if cause := context.Cause(call.Context()); cause != nil {
@@ -188,9 +195,10 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 				t.log.Warn("recording closed with an error", "err", err)
 			}
 		}
-	}()
+		done <- reason
+	}(reason)
 	select {
-	case <-done:
+	case reason = <-done:
 	case <-time.After(e.teardownLimit()):
 		e.Metrics.SlowTeardowns.Add(1)
 		t.log.Error("teardown is slow; the call record is closed anyway", "limit", e.teardownLimit())
@@ -203,6 +211,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 // per-call event log, packet statistics and DTMF. Safe for concurrent use.
 type Tracker struct {
 	eng  *Engine
+	key  string // the id the adapter knows the call by (the SIP Call-ID); info.ID is its record's
 	info CallInfo
 	log  *slog.Logger
 
@@ -277,7 +286,7 @@ func (t *Tracker) End(reason EndReason) {
 	t.eng.Calls.End(t.info.ID, time.Now(), string(reason), st)
 	t.eng.Metrics.CallEnded(reason)
 	t.eng.Metrics.ActiveCalls.Add(-1)
-	t.eng.forget(t.info.ID)
+	t.eng.forget(t.key)
 	t.log.Info("call ended", "reason", reason, "packets_in", st.In, "packets_out", st.Out, "lost", st.Lost, "late", st.Late)
 }
 

@@ -34,6 +34,11 @@ type CallLog struct {
 	dropped atomic.Uint64
 	failed  atomic.Uint64
 	closing sync.Once
+
+	// started are the call ids queued to start and not committed yet
+	// (FreeID must not hand them out).
+	mu      sync.Mutex
+	started map[string]int
 }
 
 // maxBatch is the most writes one transaction commits.
@@ -79,6 +84,7 @@ func (s *Store) NewCallLog(queue int, log *slog.Logger) *CallLog {
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		started: map[string]int{},
 	}
 	go l.run()
 	return l
@@ -88,6 +94,13 @@ func (l *CallLog) put(op logOp) {
 	select {
 	case l.ch <- op:
 	default:
+		if op.kind == opStart {
+			l.mu.Lock()
+			if l.started[op.id]--; l.started[op.id] <= 0 {
+				delete(l.started, op.id)
+			}
+			l.mu.Unlock()
+		}
 		if n := l.dropped.Add(1); n == 1 || n%1000 == 0 {
 			l.log.Error("call log queue full: writes dropped", "dropped_total", n, "call_id", op.id)
 		}
@@ -95,7 +108,43 @@ func (l *CallLog) put(op logOp) {
 }
 
 // Start queues a new call record (ID, Telephony, Caller, Called, Start).
-func (l *CallLog) Start(r CallRecord) { l.put(logOp{kind: opStart, id: r.ID, rec: r}) }
+// The ID must not be taken: see FreeID.
+func (l *CallLog) Start(r CallRecord) {
+	l.mu.Lock()
+	l.started[r.ID]++
+	l.mu.Unlock()
+	l.put(logOp{kind: opStart, id: r.ID, rec: r})
+}
+
+// FreeID returns id if no call record has it, else the first of "id~2",
+// "id~3"... that none has: a caller that reuses a Call-ID (a phone
+// restarting its counter, an attacker) still gets a record of its own,
+// and the first call's record and recording are kept. It reads the
+// database: call it once per call, not on a hot path.
+func (l *CallLog) FreeID(ctx context.Context, id string) string {
+	for n := 1; n < 1000; n++ {
+		cand := id
+		if n > 1 {
+			cand = fmt.Sprintf("%s~%d", id, n)
+		}
+		l.mu.Lock()
+		queued := l.started[cand] > 0
+		l.mu.Unlock()
+		if queued {
+			continue
+		}
+		var x int
+		err := l.s.db.QueryRowContext(ctx, `SELECT 1 FROM calls WHERE id = ?`, cand).Scan(&x)
+		if errors.Is(err, sql.ErrNoRows) {
+			return cand
+		}
+		if err != nil {
+			l.log.Warn("call log: looking up a call id failed", "call_id", cand, "err", err)
+			return cand
+		}
+	}
+	return fmt.Sprintf("%s~%d", id, time.Now().UnixNano())
+}
 
 // Answer queues the answer of a call.
 func (l *CallLog) Answer(id string, at time.Time, codec, recording string) {
@@ -190,6 +239,17 @@ func (l *CallLog) drain(batch []logOp) {
 func (l *CallLog) commit(batch []logOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer func() {
+		l.mu.Lock()
+		for i := range batch {
+			if batch[i].kind == opStart {
+				if l.started[batch[i].id]--; l.started[batch[i].id] <= 0 {
+					delete(l.started, batch[i].id)
+				}
+			}
+		}
+		l.mu.Unlock()
+	}()
 	err := l.s.inTx(ctx, "call log batch", func(tx *sql.Tx) error {
 		for i := range batch {
 			if err := applyOp(ctx, tx, &batch[i]); err != nil {
