@@ -33,6 +33,7 @@ type Metrics struct {
 	SIPLockouts         *Counters     // agents and addresses locked out, by kind
 	SIPNewAddress       atomic.Uint64 // agents registered from a new address while registered elsewhere
 	SIPDialsRefused     atomic.Uint64 // TCP connections the endpoint refused to open (not to a known peer)
+	SIPDNSRefused       atomic.Uint64 // name lookups the SIP stack attempted (a Via's or a Contact's host), all refused
 	LogSuppressed       atomic.Uint64 // log lines dropped by the rate limit on refusal and library lines
 
 	// Speech turn-taking (see SpeechConfig).
@@ -224,6 +225,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	labelled("ivr_sip_register_lockouts_total", "Agents and source addresses locked out after failed REGISTERs, by kind.", "kind", m.SIPLockouts.snapshot())
 	counter("ivr_sip_register_new_address_total", "Agents registered from a new address while registered from another.", m.SIPNewAddress.Load())
 	counter("ivr_sip_tcp_dials_refused_total", "TCP connections the SIP endpoint refused to open to an address that is no known peer.", m.SIPDialsRefused.Load())
+	counter("ivr_sip_dns_refused_total", "Name lookups the SIP stack attempted for a host a request named (a Via, a Contact); the endpoint does none.", m.SIPDNSRefused.Load())
 	counter("ivr_log_lines_suppressed_total", "Log lines dropped by the rate limit on refused requests and SIP library messages.", m.LogSuppressed.Load())
 	counter("ivr_recording_errors_total", "Recordings stopped by a write error (the call went on).", m.RecordingErrors.Load())
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())

@@ -86,11 +86,19 @@ func (s *logSink) leaks(secrets []string) []string {
 	return out
 }
 
-// testLogger is the logger of a test line: a text handler to t.Log and
-// to allLogs, behind the same masking as the daemon's (redact.NewHandler).
-func testLogger(t *testing.T) *slog.Logger {
-	h := slog.NewTextHandler(io.MultiWriter(testWriter{t}, &allLogs), &slog.HandlerOptions{Level: testLogLevel()})
+// testLogger is the logger of a test line: a text handler to t.Log, to
+// allLogs and to the line's own sink, behind the same masking as the
+// daemon's (redact.NewHandler).
+func testLogger(t *testing.T, own *logSink) *slog.Logger {
+	h := slog.NewTextHandler(io.MultiWriter(testWriter{t}, &allLogs, own), &slog.HandlerOptions{Level: testLogLevel()})
 	return slog.New(redact.NewHandler(h, nil))
+}
+
+// size is the bytes and lines logged so far.
+func (s *logSink) size() (bytes, lines int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Len(), s.lines
 }
 
 // line is one engine (store, prompts, SIP endpoint) on a free loopback port.
@@ -102,6 +110,7 @@ type line struct {
 	port  int
 	dir   string
 	cfg   sip.Config
+	logs  *logSink // this line's log lines
 }
 
 func loadTestPrompts(t testing.TB) *ivr.Prompts {
@@ -142,12 +151,13 @@ func startLineStore(t *testing.T, adjust func(*sip.Config, *ivr.Engine, *tickets
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	calls := store.NewCallLog(0, testLogger(t))
+	logs := &logSink{}
+	calls := store.NewCallLog(0, testLogger(t, logs))
 	t.Cleanup(func() { calls.Close() })
 	eng := &ivr.Engine{
 		Calls:   calls,
 		Metrics: ivr.NewMetrics(),
-		Log:     testLogger(t),
+		Log:     testLogger(t, logs),
 		Prompts: prompts,
 		Timing:  ivr.Timing{FirstDigit: 3 * time.Second, Retries: 2},
 		RecDir:  filepath.Join(dir, "recordings"),
@@ -192,7 +202,7 @@ func startLineStore(t *testing.T, adjust func(*sip.Config, *ivr.Engine, *tickets
 		}
 		break
 	}
-	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg}
+	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg, logs: logs}
 }
 
 type testWriter struct{ t *testing.T }

@@ -186,7 +186,10 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	// for anything a request names, TCP connections only to known peers
 	// (responses go back where requests came from, RFC 3261 18.2.2), RFC
 	// 2543 requests made matchable before the transaction layer.
-	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDNS }}
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		s.metrics.SIPDNSRefused.Add(1)
+		return nil, errNoDNS
+	}}
 	tcp := &sip.TransportTCP{DialerCreate: func(laddr net.Addr) net.Dialer {
 		return net.Dialer{Timeout: 10 * time.Second, LocalAddr: laddr, ControlContext: s.dialControl}
 	}}
