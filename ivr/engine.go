@@ -32,6 +32,11 @@ type Engine struct {
 	Timing   Timing
 	RecDir   string // where call recordings go; empty turns recording off
 	Teardown time.Duration
+	// Checkpoint is how often an answered call's record is brought up to
+	// date (packet counts, last known activity) and its recording written
+	// out, so that a crash costs a call at most this much of either; 0
+	// means DefaultCheckpoint.
+	Checkpoint time.Duration
 
 	// Flow, when set, serves calls instead of the built-in menu; Services
 	// are what it may use and Synth renders what it says. Lang is the
@@ -85,6 +90,10 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	return t, nil
 }
 
+// DefaultCheckpoint is how often an answered call's record is brought up
+// to date by default.
+const DefaultCheckpoint = time.Second
+
 // Draining reports whether the engine refuses new calls.
 func (e *Engine) Draining() bool { return e.draining.Load() }
 
@@ -124,6 +133,13 @@ func (e *Engine) Drain(ctx context.Context) error {
 	case <-time.After(e.teardownLimit() + time.Second):
 		return fmt.Errorf("%d calls did not end after shutdown", e.Metrics.ActiveCalls.Load())
 	}
+}
+
+func (e *Engine) checkpoint() time.Duration {
+	if e.Checkpoint > 0 {
+		return e.Checkpoint
+	}
+	return DefaultCheckpoint
 }
 
 func (e *Engine) teardownLimit() time.Duration {
@@ -174,7 +190,9 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
 		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
+	stopCheckpoints := t.checkpoints(e.checkpoint(), rec)
 	reason := s.Run()
+	stopCheckpoints()
 
 	// Teardown runs once, on a context of its own: the call's context may
 	// already be cancelled.
@@ -263,6 +281,37 @@ func (t *Tracker) Event(kind, detail string) {
 	t.log.Debug("call event", "kind", kind, "detail", detail)
 }
 
+// stats are the call's packet counts now.
+func (t *Tracker) stats() tickets.PacketStats {
+	return tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
+}
+
+// checkpoints writes the call's progress every period, and writes out
+// its recording, until the returned stop is called (which joins the
+// goroutine): a crash loses at most a period of either.
+func (t *Tracker) checkpoints(period time.Duration, rec *Recording) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tick.C:
+				t.eng.Calls.Progress(t.info.ID, now, t.stats())
+				rec.Sync()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
 // Digit records one DTMF digit (queued at once and committed within
 // milliseconds, so a crash keeps it).
 func (t *Tracker) Digit(d Digit) {
@@ -282,7 +331,7 @@ func (t *Tracker) End(reason EndReason) {
 	t.mu.Lock()
 	t.endReason = reason
 	t.mu.Unlock()
-	st := tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
+	st := t.stats()
 	t.eng.Calls.End(t.info.ID, time.Now(), string(reason), st)
 	t.eng.Metrics.CallEnded(reason)
 	t.eng.Metrics.ActiveCalls.Add(-1)

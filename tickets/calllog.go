@@ -52,6 +52,7 @@ const (
 	opDTMF
 	opEvent
 	opEnd
+	opProgress
 )
 
 type logOp struct {
@@ -160,6 +161,13 @@ func (l *CallLog) Event(id string, e CallEvent) { l.put(logOp{kind: opEvent, id:
 // End queues the end of a call.
 func (l *CallLog) End(id string, at time.Time, reason string, st PacketStats) {
 	l.put(logOp{kind: opEnd, id: id, at: at, reason: reason, stats: st})
+}
+
+// Progress queues a checkpoint of a call in progress: the engine knew it
+// alive at at, with these packet counts. A call a crash leaves open ends
+// at its last checkpoint (Store.CloseOrphans), with its counts.
+func (l *CallLog) Progress(id string, at time.Time, st PacketStats) {
+	l.put(logOp{kind: opProgress, id: id, at: at, stats: st})
 }
 
 // Dropped is the number of writes dropped because the queue was full.
@@ -292,6 +300,11 @@ func applyOp(ctx context.Context, tx *sql.Tx, op *logOp) error {
 	case opEnd:
 		st := op.stats
 		_, err := tx.ExecContext(ctx, sqlEnd, nanos(op.at), op.reason,
+			count(st.In), count(st.Out), count(st.Lost), count(st.Late), op.id)
+		return err
+	case opProgress:
+		st := op.stats
+		_, err := tx.ExecContext(ctx, sqlProgress, nanos(op.at),
 			count(st.In), count(st.Out), count(st.Lost), count(st.Late), op.id)
 		return err
 	}

@@ -74,6 +74,12 @@ func newRawPhone(t *testing.T, l *line, ip string) *rawPhone {
 			if !ok || res.StatusCode < 200 || res.CallID() == nil {
 				continue
 			}
+			if res.StatusCode >= 300 && res.CSeq().MethodName == gosip.INVITE {
+				// RFC 3261 17.1.1.3: a failure is acknowledged in its transaction.
+				ack := fmt.Sprintf("ACK sip:1919@127.0.0.1 SIP/2.0\r\nVia: %s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d ACK\r\nContent-Length: 0\r\n\r\n",
+					res.Via().Value(), res.From().Value(), res.To().Value(), res.CallID().Value(), res.CSeq().SeqNo)
+				_, _ = conn.WriteTo([]byte(ack), p.line)
+			}
 			p.mu.Lock()
 			id := res.CallID().Value()
 			p.resp[id] = append(p.resp[id], res)
@@ -96,7 +102,11 @@ func (p *rawPhone) offerSDP() string {
 
 // invite sends an INVITE with body sdp and returns its Call-ID.
 func (p *rawPhone) invite(sdp string) string {
-	id := fmt.Sprintf("raw-%d@%s", rand.Int64(), p.ip)
+	return p.inviteAs(fmt.Sprintf("raw-%d@%s", rand.Int64(), p.ip), sdp)
+}
+
+// inviteAs sends an INVITE with Call-ID id.
+func (p *rawPhone) inviteAs(id, sdp string) string {
 	p.send("INVITE", "sip:1919@127.0.0.1", id, 1, "tag="+fmt.Sprint(rand.Int32()), "", "Content-Type: application/sdp\r\n", sdp)
 	return id
 }
@@ -295,8 +305,9 @@ func TestCallLimits(t *testing.T) {
 	for _, r := range up {
 		p.bye(r)
 	}
-	if !waitFor(5*time.Second, func() bool { return l.eng.Metrics.ActiveCalls.Load() == 1 }) {
-		t.Errorf("%d calls up after the BYEs, want 1", l.eng.Metrics.ActiveCalls.Load())
+	q.bye(r)
+	if !waitFor(5*time.Second, func() bool { return l.eng.Metrics.ActiveCalls.Load() == 0 }) {
+		t.Errorf("%d calls up after the BYEs", l.eng.Metrics.ActiveCalls.Load())
 	}
 }
 
@@ -631,5 +642,50 @@ func TestRegisterGuessingIsThrottledAndLockedOut(t *testing.T) {
 	}
 	if r := y.register(y.challenge("alice"), "alice", agentPass); r.StatusCode != 403 {
 		t.Errorf("alice's password from a locked-out address: %d, want 403", r.StatusCode)
+	}
+}
+
+// The bookkeeping of refused and repeated calls: an offer refused before
+// the answer counts as rejected (not error), and a Call-ID used again by a
+// new call gets a record (and a recording) of its own.
+func TestRefusedAndReusedCallIDs(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	p := newRawPhone(t, l, "")
+	videoOnly := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 9000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+	id := p.invite(videoOnly)
+	if r := p.final(id, 5*time.Second); r.StatusCode != 488 {
+		t.Fatalf("an offer without audio: %d, want 488", r.StatusCode)
+	}
+	if rec := record(t, l, id); rec.EndReason != string(ivr.EndRejected) {
+		t.Errorf("refused call recorded as %q, want rejected", rec.EndReason)
+	}
+	m := l.eng.Metrics
+	if m.Outcome(ivr.EndRejected) != 1 || m.Outcome(ivr.EndError) != 0 {
+		t.Errorf("ivr_calls_total: rejected %d error %d, want 1 and 0", m.Outcome(ivr.EndRejected), m.Outcome(ivr.EndError))
+	}
+
+	const reused = "same-call-id@test"
+	var recs []tickets.CallRecord
+	for i, want := range []string{reused, reused + "~2"} {
+		p.inviteAs(reused, p.offerSDP())
+		r := p.final(reused, 5*time.Second)
+		p.mu.Lock()
+		delete(p.resp, reused) // the next INVITE's answer is the next one read
+		p.mu.Unlock()
+		if r.StatusCode != 200 {
+			t.Fatalf("call %d with Call-ID %s: %d", i+1, reused, r.StatusCode)
+		}
+		p.ack(r)
+		time.Sleep(300 * time.Millisecond)
+		p.bye(r)
+		rec := record(t, l, want)
+		if rec.EndReason != string(ivr.EndCallerHangup) {
+			t.Errorf("record %s: ended %q", want, rec.EndReason)
+		}
+		recs = append(recs, rec)
+	}
+	if recs[0].Recording == "" || recs[0].Recording == recs[1].Recording {
+		t.Errorf("the two calls share the recording %q", recs[0].Recording)
 	}
 }
