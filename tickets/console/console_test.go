@@ -289,6 +289,43 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// Notes and every other text an operator writes hold what callers say:
+// the supervisor (no personal-data rights) reads them masked, on the page
+// and through the API; the operator reads them whole.
+func TestNotesMaskedForSupervisor(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	note := "CNP 1900101456781, phone 0721123456, mail ion.popescu@example.ro"
+	if err := e.st.AddNote(ctx, e.ticket, "ana", note); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Resolve(ctx, e.ticket, "ana", "called back on 0721123456"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Reopen(ctx, e.ticket, "ana", "caller 0721123456 asked again"); err != nil {
+		t.Fatal(err)
+	}
+	sup := e.client()
+	sup.login("sue", pw)
+	_, page := sup.get("/tickets/" + e.ticket)
+	_, api, _ := sup.do("GET", "/api/tickets/"+e.ticket, nil, nil)
+	for where, body := range map[string]string{"page": page, "API": api} {
+		for _, secret := range []string{"1900101456781", "0721123456", "popescu"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("the supervisor's %s shows %q", where, secret)
+			}
+		}
+		if !strings.Contains(body, "CNP **********781, phone *******456") {
+			t.Errorf("the supervisor's %s lacks the masked note", where)
+		}
+	}
+	op := e.client()
+	op.login("ana", pw)
+	if _, body := op.get("/tickets/" + e.ticket); !strings.Contains(body, "phone 0721123456") {
+		t.Error("the operator does not read the note whole")
+	}
+}
+
 func TestLockoutAndFailedLoginAudited(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()

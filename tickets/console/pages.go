@@ -274,13 +274,28 @@ type callSummary struct {
 	End   *time.Time `json:"end,omitempty"`
 }
 
-// maskTicket hides the personal data of t from a role that does not need it.
+// maskTicket hides the personal data of t from a role that does not need
+// it: the caller masked, the description hidden, the classification an
+// operator typed masked (redact.Text).
 func maskTicket(t tickets.Ticket) tickets.Ticket {
 	t.Caller = redact.Mask(t.Caller)
 	if t.Description != "" {
 		t.Description = "(hidden for your role)"
 	}
+	t.Classification = redact.Text(t.Classification)
 	return t
+}
+
+// maskEvent hides the personal data of a history entry from a role that
+// does not need it: the caller masked, the description dropped, and every
+// text an operator wrote (notes, resolutions, reasons, a classification)
+// masked by the one rule, so "CNP 1900101456781, phone 0721123456" reads
+// "CNP **********781, phone *******456".
+func maskEvent(e tickets.TicketEvent) tickets.TicketEvent {
+	d := &e.Data
+	d.Caller, d.Description = redact.Mask(d.Caller), ""
+	d.Text, d.Reason, d.Classification = redact.Text(d.Text), redact.Text(d.Reason), redact.Text(d.Classification)
+	return e
 }
 
 // loadTicket gathers the ticket screen for sess and audits the view.
@@ -299,7 +314,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
 	for _, e := range evs {
 		if !pii {
-			e.Data.Caller, e.Data.Description = redact.Mask(e.Data.Caller), ""
+			e = maskEvent(e)
 		}
 		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
 	}
