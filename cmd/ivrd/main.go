@@ -186,10 +186,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	httpSrv := &http.Server{Handler: httpHandler(eng, calls, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	stopConsole, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if con != nil {
+		tel.metrics = append(tel.metrics, consoleMetrics(con))
 	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 

@@ -64,6 +64,14 @@ type Config struct {
 	Misses MissLister
 	// Login is the lockout and session policy (zero: the defaults).
 	Login tickets.LoginPolicy
+	// Sign-in protection, before any password is checked: LoginRate
+	// sign-ins a minute per client address (429 beyond), HashConcurrency
+	// password checks at once, each sign-in waiting at most HashWait for
+	// its turn (503 beyond). Zero: DefaultLoginRate, DefaultHashConcurrency,
+	// DefaultHashWait.
+	LoginRate       int
+	HashConcurrency int
+	HashWait        time.Duration
 	// SecureCookie sets the Secure flag on cookies: set it whenever the
 	// console is reached over HTTPS (directly or behind a TLS proxy).
 	SecureCookie bool
@@ -87,6 +95,9 @@ type Console struct {
 	// stop is closed by Shutdown: the live-update streams return.
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	gate          *gate
+	throttleAudit onceAMinute
 }
 
 // Shutdown ends the live-update streams (which never go idle on their own),
@@ -112,7 +123,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{})}
+	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{}),
+		gate: newGate(cfg)}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)

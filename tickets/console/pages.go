@@ -51,8 +51,14 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please sign in again.")
 		return
 	}
-	sess, err := c.st.Login(r.Context(), name, r.PostFormValue("password"), clientAddr(r), c.cfg.Login)
+	sess, err := c.signIn(r, name, r.PostFormValue("password"))
 	switch {
+	case errors.Is(err, errTooMany), errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", retryAfter(err))
+		c.showLogin(w, r, signInStatus(err), name, "Too many sign-ins at the moment. Please wait a little and try again.")
+		return
+	case errors.Is(err, context.Canceled):
+		return
 	case errors.Is(err, tickets.ErrLocked):
 		c.showLogin(w, r, http.StatusForbidden, name, "This account is locked after repeated failed sign-ins. Try again later or ask an administrator.")
 		return
