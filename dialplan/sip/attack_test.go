@@ -617,7 +617,7 @@ func TestRegisterGuessingIsThrottledAndLockedOut(t *testing.T) {
 	if r := x.register(x.challenge("alice"), "alice", agentPass); r.StatusCode != 200 {
 		t.Fatalf("the right password after the unlock: %d, want 200", r.StatusCode)
 	}
-	if es := audit(sip.RegisterNewAddressAction); len(es) != 1 || es[0].Address != ipX || !strings.Contains(es[0].Detail, "127.0.0.1") {
+	if es := audit(tickets.AuditRegisterNewAddress); len(es) != 1 || es[0].Address != ipX || !strings.Contains(es[0].Detail, "127.0.0.1") {
 		t.Errorf("new-address registration audited as %+v", es)
 	}
 	if m.SIPNewAddress.Load() != 1 {

@@ -476,7 +476,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		// agent and the administrators look.
 		s.metrics.SIPNewAddress.Add(1)
 		s.log.Warn("agent registered from a new address while registered elsewhere", "agent", name, "address", src, "previous", prev)
-		s.audit(tickets.AuditEntry{User: name, Action: RegisterNewAddressAction, Address: src, OK: true,
+		s.audit(tickets.AuditEntry{User: name, Action: tickets.AuditRegisterNewAddress, Address: src, OK: true,
 			Detail: "registered from " + src + " while registered from " + prev + ": calls now go to the new address"})
 	}
 	until := r.now().Add(expires)
@@ -489,11 +489,6 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	secs := strconv.Itoa(int(expires / time.Second))
 	respond(200, "OK", sip.NewHeader("Contact", "<"+contact.Address.String()+">;expires="+secs), sip.NewHeader("Expires", secs))
 }
-
-// RegisterNewAddressAction is the audit action of an agent's registration
-// from a new address while its registration from another was active (the
-// console shows these to the agent and to administrators).
-const RegisterNewAddressAction = "sip_register_new_address"
 
 // lockedOut reports the lock in force on the agent or the address. The
 // agent's own lock does not apply at the address it last registered from.

@@ -89,7 +89,12 @@ func (c *Console) apiLogout(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) apiMe(w http.ResponseWriter, r *http.Request) {
 	s := session(r)
-	writeJSON(w, http.StatusOK, map[string]any{"user": s.User, "expires": s.Expires, "personal_data": seesPersonalData(s.User.Role)})
+	moved := c.moved(r.Context(), s.User)
+	if moved == nil {
+		moved = []tickets.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": s.User, "expires": s.Expires, "personal_data": seesPersonalData(s.User.Role),
+		"registrations_moved": moved})
 }
 
 func (c *Console) apiTickets(w http.ResponseWriter, r *http.Request) {

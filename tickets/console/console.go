@@ -321,13 +321,36 @@ type page struct {
 	CanEdit bool
 	IsSup   bool
 	IsKB    bool
+	// Moved are the SIP registrations of the last day that took an
+	// agent's calls to a new address: the user's own, or everyone's for
+	// an administrator.
+	Moved []tickets.AuditEntry
 }
 
 func (c *Console) newPage(r *http.Request, title, nav string, data any) page {
 	s := session(r)
 	return page{Title: title, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
 		Data: data, CanEdit: slices.Contains(editors, s.User.Role), IsSup: slices.Contains(supervisors, s.User.Role),
-		IsKB: c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role)}
+		IsKB:  c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role),
+		Moved: c.moved(r.Context(), s.User)}
+}
+
+// moved returns the registrations from a new address in the last day
+// that u is shown: its own, or everyone's for an administrator.
+func (c *Console) moved(ctx context.Context, u tickets.User) []tickets.AuditEntry {
+	if u.Name == "" {
+		return nil
+	}
+	q := tickets.AuditQuery{Action: tickets.AuditRegisterNewAddress, Since: time.Now().Add(-24 * time.Hour), Limit: 20}
+	if u.Role != tickets.RoleAdministrator {
+		q.User = u.Name
+	}
+	es, err := c.st.AuditLog(ctx, q)
+	if err != nil {
+		c.log.Warn("registrations from a new address", "err", err)
+		return nil
+	}
+	return es
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {

@@ -405,6 +405,35 @@ func TestSignInRationed(t *testing.T) {
 	}
 }
 
+// When an agent's SIP phone registers from a new address while its
+// registration from another is active (the registrar audits it), the
+// agent sees it on every page and in /api/me, and so do administrators;
+// other users do not.
+func TestRegistrationFromNewAddressShown(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.Audit(context.Background(), tickets.AuditEntry{User: "ana", Action: tickets.AuditRegisterNewAddress, Target: "sip",
+		Address: "203.0.113.9", OK: true, Detail: "registered from 203.0.113.9 while registered from 10.0.0.5: calls now go to the new address"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"ana": true, "adi": true, "sam": false, "sue": false} {
+		c := e.client()
+		c.login(name, pw)
+		_, body := c.get("/")
+		if shown := strings.Contains(body, `id="moved"`) && strings.Contains(body, "203.0.113.9"); shown != want {
+			t.Errorf("%s's queue page shows the new-address registration: %v, want %v", name, shown, want)
+		}
+	}
+	c := e.client()
+	c.login("ana", pw)
+	_, body, _ := c.do("GET", "/api/me", nil, nil)
+	var me struct {
+		Moved []tickets.AuditEntry `json:"registrations_moved"`
+	}
+	if err := json.Unmarshal([]byte(body), &me); err != nil || len(me.Moved) != 1 || me.Moved[0].Address != "203.0.113.9" {
+		t.Errorf("/api/me: %v %s", err, body)
+	}
+}
+
 func TestLockoutAndFailedLoginAudited(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()

@@ -25,7 +25,7 @@ const (
 	// DefaultLoginRate sign-ins a minute are allowed per client address
 	// (with as many at once); beyond, 429 with Retry-After, before any
 	// hashing.
-	DefaultLoginRate = 10
+	DefaultLoginRate = 60
 )
 
 var (
