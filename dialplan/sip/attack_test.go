@@ -689,3 +689,51 @@ func TestRefusedAndReusedCallIDs(t *testing.T) {
 		t.Errorf("the two calls share the recording %q", recs[0].Recording)
 	}
 }
+
+// Nothing personal reaches a log line: not the caller's number (From),
+// not the digits the caller types (a national ID number, by RFC 4733 and
+// by SIP INFO), not the numbers that malformed requests put where the SIP
+// library quotes them in its errors. (TestMain greps the whole run's
+// logs for the same strings.)
+func TestNoPersonalDataInLogs(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	c := l.answered(t)
+	const cnp = "1900101456781"
+	for i, k := range cnp {
+		if i%2 == 0 {
+			c.dtmf(k)
+		} else if code := c.info("application/dtmf-relay", "Signal="+string(k)+"\r\nDuration=160\r\n"); code != 200 {
+			t.Fatalf("INFO %c: %d", k, code)
+		}
+	}
+	c.hangup()
+	if rec := record(t, l, callID(c)); rec.DTMF == "" {
+		t.Fatal("no key reached the call record")
+	}
+	conn, err := net.Dial("udp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, m := range []string{
+		// Start lines the parser refuses and quotes in its error.
+		"INVITE  sip:" + testCaller + "@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKpd1\r\n\r\n",
+		"INVITE sip:" + testCaller + "@127.0.0.1 SIP/2.0 \r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKpd2\r\n\r\n",
+		// A number where the parser wants a small one.
+		"OPTIONS sip:1919@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKpd3\r\nCSeq: " + cnp + cnp + " OPTIONS\r\n\r\n",
+		// An RFC 2543 request without Call-ID, from the caller's number.
+		"INVITE sip:1919@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9\r\nFrom: <sip:" + testCaller + "@127.0.0.1>\r\nCSeq: 1 INVITE\r\n\r\n",
+	} {
+		if _, err := conn.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if leaks := l.logs.leaks([]string{testCaller, cnp, cnp[:7], cnp[6:]}); len(leaks) > 0 {
+		t.Errorf("personal data in the line's log:\n%s", strings.Join(leaks, "\n"))
+	}
+	if _, lines := l.logs.size(); lines == 0 {
+		t.Error("the line logged nothing: the test proves nothing")
+	}
+}
