@@ -214,68 +214,26 @@ func sourceIP(req *sip.Request) string {
 	return host
 }
 
-// logLimit lets one log line per key through per period and counts the
-// lines it drops; the next line of a key says how many were dropped. The
-// keys are the engine's own fixed texts (and the SIP libraries' log
-// messages), at most maxLogKeys of them.
-type logLimit struct {
-	period  time.Duration
-	dropped func()
-
-	mu   sync.Mutex
-	keys map[string]*limitState
-}
-
-type limitState struct {
-	next       time.Time
-	suppressed int
-}
-
-const maxLogKeys = 256
-
-func newLogLimit(period time.Duration, dropped func()) *logLimit {
-	return &logLimit{period: period, dropped: dropped, keys: map[string]*limitState{}}
-}
-
-// allow reports whether a line of key may be logged now, and how many of
-// its lines were dropped since the last one.
-func (l *logLimit) allow(key string) (bool, int) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.keys[key]
-	if st == nil {
-		if len(l.keys) >= maxLogKeys {
-			key = "\x00other"
-			st = l.keys[key]
-		}
-		if st == nil {
-			st = &limitState{}
-			l.keys[key] = st
-		}
-	}
-	if now.Before(st.next) {
-		st.suppressed++
-		if l.dropped != nil {
-			l.dropped()
-		}
-		return false, 0
-	}
-	n := st.suppressed
-	st.suppressed, st.next = 0, now.Add(l.period)
-	return true, n
-}
-
 // logLimitPeriod is how often one kind of refusal or library message is
 // logged at most.
 const logLimitPeriod = 10 * time.Second
+
+// allowLog reports whether a log line of key may be written now (and how
+// many were held back before it), counting the ones held back.
+func (s *Server) allowLog(key string) (bool, int) {
+	ok, held := s.limit.Allow(key)
+	if !ok {
+		s.metrics.LogSuppressed.Add(1)
+	}
+	return ok, held
+}
 
 // refused answers a request the endpoint will not serve, counts it and
 // logs it in one short, rate-limited line that quotes nothing from the
 // request but its method.
 func (s *Server) refused(req *sip.Request, tx sip.ServerTransaction, r *refusal) {
 	s.metrics.SIPRefused.Add(r.check)
-	if ok, dropped := s.limit.allow("refused " + r.check); ok {
+	if ok, dropped := s.allowLog("refused " + r.check); ok {
 		attrs := []any{"status", r.status, "check", r.check, "transport", req.Transport()}
 		if knownMethod(req.Method) {
 			attrs = append(attrs, "method", req.Method.String())
@@ -357,7 +315,7 @@ func (s *Server) dialControl(_ context.Context, _ string, address string, _ sysc
 		return nil
 	}
 	s.metrics.SIPDialsRefused.Add(1)
-	if ok, dropped := s.limit.allow("dial refused"); ok {
+	if ok, dropped := s.allowLog("dial refused"); ok {
 		s.log.Warn("TCP connection not opened: the address is no known peer (a Via or Contact named it)", "addr", address, "suppressed", dropped)
 	}
 	return errNotAPeer
@@ -386,5 +344,5 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 // rate-limited per message, the attributes in which they put headers or
 // raw messages replaced, long values cut, and the rest masked (redact).
 func (s *Server) libraryLog(h slog.Handler) *slog.Logger {
-	return slog.New(levelFilter{h: h, min: slog.LevelWarn, limit: s.limit})
+	return slog.New(levelFilter{h: h, min: slog.LevelWarn, allow: s.allowLog})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govline/ivr/limit"
 )
 
 const offerPCMU = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
@@ -196,7 +198,14 @@ func FuzzParseInfoDTMF(f *testing.F) {
 func TestLibraryLogsAreRedacted(t *testing.T) {
 	var buf strings.Builder
 	dropped := 0
-	h := levelFilter{h: slog.NewTextHandler(&buf, nil), min: slog.LevelWarn, limit: newLogLimit(time.Hour, func() { dropped++ })}
+	every := limit.NewEvery(time.Hour, 0)
+	h := levelFilter{h: slog.NewTextHandler(&buf, nil), min: slog.LevelWarn, allow: func(k string) (bool, int) {
+		ok, held := every.Allow(k)
+		if !ok {
+			dropped++
+		}
+		return ok, held
+	}}
 	log := slog.New(h)
 	log.Info("dropped below warn", "data", "From: <sip:0722123456@x>")
 	log.Error("failed to parse", "data", "INVITE sip:1 SIP/2.0\r\nFrom: <sip:0722123456@x>", "error", "bad")

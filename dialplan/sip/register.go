@@ -21,6 +21,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -154,7 +155,7 @@ type registrar struct {
 	// lockouts they lead to also in Locks).
 	fmu      sync.Mutex
 	fails    map[string]*failState
-	audited  map[string]time.Time  // refusals while throttled or locked: audited once a minute per target
+	audited  *limit.Every          // refusals while throttled or locked: audited once a minute per agent and address
 	lastFrom map[string]string     // agent -> address of its last successful registration
 	memLocks map[string]queue.Lock // lockouts when there is no Locks store
 }
@@ -176,7 +177,7 @@ type nonceUse struct {
 
 func newRegistrar(cfg QueueConfig) *registrar {
 	r := &registrar{cfg: cfg, now: time.Now, used: map[string]nonceUse{},
-		fails: map[string]*failState{}, audited: map[string]time.Time{}, lastFrom: map[string]string{}, memLocks: map[string]queue.Lock{}}
+		fails: map[string]*failState{}, audited: limit.NewEvery(time.Minute, maxFailStates), lastFrom: map[string]string{}, memLocks: map[string]queue.Lock{}}
 	_, _ = rand.Read(r.key[:])
 	return r
 }
@@ -312,26 +313,6 @@ func (r *registrar) succeeded(agent, addr string) (prev string) {
 	return prev
 }
 
-// auditDue reports whether a refusal of key while throttled or locked is
-// to be audited now (once a minute per key), and how many were not.
-func (r *registrar) auditDue(key string) bool {
-	now := r.now()
-	r.fmu.Lock()
-	defer r.fmu.Unlock()
-	if t, ok := r.audited[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	if len(r.audited) >= maxFailStates {
-		for k, t := range r.audited {
-			if now.Sub(t) >= time.Minute {
-				delete(r.audited, k)
-			}
-		}
-	}
-	r.audited[key] = now
-	return true
-}
-
 // audit writes an audit entry about a registration (never failing the
 // REGISTER: a refused write is logged).
 func (s *Server) audit(e tickets.AuditEntry) {
@@ -393,7 +374,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	// Throttled: the attempt is not even checked.
 	if until := r.throttled(name, src); !until.IsZero() {
 		s.metrics.SIPRegisterFailures.Add("backoff")
-		if r.auditDue("throttled " + name + " " + src) {
+		if ok, _ := r.audited.Allow("throttled " + name + " " + src); ok {
 			s.audit(tickets.AuditEntry{User: name, Action: "sip_register_throttled", Address: src,
 				Detail: "attempt not checked: back-off after failed attempts until " + until.Format(time.RFC3339)})
 		}
@@ -405,7 +386,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	defer cancel()
 	if lock, locked := s.lockedOut(ctx, name, src); locked {
 		s.metrics.SIPRegisterFailures.Add("locked")
-		if r.auditDue("locked " + name + " " + src) {
+		if ok, _ := r.audited.Allow("locked " + name + " " + src); ok {
 			s.audit(tickets.AuditEntry{User: name, Action: "sip_register_locked", Address: src,
 				Detail: fmt.Sprintf("refused: %s %s locked until %s", lock.Kind, lock.Target, lock.Until.Format(time.RFC3339))})
 		}

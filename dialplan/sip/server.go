@@ -32,6 +32,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/redact"
 )
 
@@ -122,8 +123,8 @@ type Server struct {
 	registrar *registrar // nil without an agent queue
 
 	adm         *admission
-	pendingAcks sync.Map // Call-ID -> *guardTx, until the ACK of its 2xx
-	limit       *logLimit
+	pendingAcks sync.Map     // Call-ID -> *guardTx, until the ACK of its 2xx
+	limit       *limit.Every // log lines of refusals and of the SIP libraries
 	peers       *peers
 	parser      *sip.Parser
 }
@@ -162,7 +163,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, calls: map[string]*entry{}, ready: make(chan struct{}),
 		sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips),
 		adm:    newAdmission(cfg), peers: newPeers(), parser: newParser()}
-	s.limit = newLogLimit(logLimitPeriod, func() { s.metrics.LogSuppressed.Add(1) })
+	s.limit = limit.NewEvery(logLimitPeriod, 256)
 	// The SIP stack's own logs are diagnostics for us: warnings and up,
 	// rate-limited and masked.
 	quiet := s.libraryLog(eng.Log.Handler())
@@ -195,7 +196,8 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	}}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentDNSResolver(noDNS), sipgo.WithUserAgentParser(s.parser),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(s.readFilter),
-			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp})))
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp}), sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +445,7 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 		if status == 503 {
 			hdrs = append(hdrs, sip.NewHeader("Retry-After", "30"))
 		}
-		if ok, dropped := s.limit.allow("call refused " + string(reason)); ok {
+		if ok, dropped := s.allowLog("call refused " + string(reason)); ok {
 			s.log.Warn("call refused", "call_id", id, "status", status, "err", redact.Err(err), "suppressed", dropped)
 		}
 		_ = d.Respond(status, statusText(status), nil, hdrs...)
@@ -674,7 +676,7 @@ func statusText(code int) string {
 type levelFilter struct {
 	h     slog.Handler
 	min   slog.Level
-	limit *logLimit
+	allow func(key string) (ok bool, held int)
 }
 
 // maxLibraryValue bounds a library log value (an error that quotes a
@@ -726,7 +728,7 @@ func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
-	ok, dropped := f.limit.allow("library " + r.Message)
+	ok, dropped := f.allow("library " + r.Message)
 	if !ok {
 		return nil
 	}
@@ -746,9 +748,9 @@ func (f levelFilter) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		red[i] = shorten(a)
 	}
-	return levelFilter{h: f.h.WithAttrs(red), min: f.min, limit: f.limit}
+	return levelFilter{h: f.h.WithAttrs(red), min: f.min, allow: f.allow}
 }
 
 func (f levelFilter) WithGroup(n string) slog.Handler {
-	return levelFilter{h: f.h.WithGroup(n), min: f.min, limit: f.limit}
+	return levelFilter{h: f.h.WithGroup(n), min: f.min, allow: f.allow}
 }

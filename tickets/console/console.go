@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -97,7 +98,7 @@ type Console struct {
 	stopOnce sync.Once
 
 	gate          *gate
-	throttleAudit onceAMinute
+	throttleAudit *limit.Every // login_throttled audited once a minute per address
 }
 
 // Shutdown ends the live-update streams (which never go idle on their own),
@@ -124,7 +125,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Logger = slog.Default()
 	}
 	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{}),
-		gate: newGate(cfg)}
+		gate: newGate(cfg), throttleAudit: limit.NewEvery(time.Minute, 0)}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -57,22 +58,12 @@ func retryAfter(err error) string {
 // address (checked first, costs nothing), then a semaphore on the hashing.
 // Safe for concurrent use.
 type gate struct {
-	rate     float64 // tokens per second
-	burst    float64
+	buckets  *limit.Buckets
 	wait     time.Duration
 	hashing  chan struct{}
 	mu       sync.Mutex
-	buckets  map[string]*bucket
 	outcomes map[string]uint64
 }
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// maxBuckets bounds the per-address memory; full buckets are forgotten.
-const maxBuckets = 10000
 
 func newGate(cfg Config) *gate {
 	n, wait, perMin := cfg.HashConcurrency, cfg.HashWait, cfg.LoginRate
@@ -85,33 +76,7 @@ func newGate(cfg Config) *gate {
 	if perMin <= 0 {
 		perMin = DefaultLoginRate
 	}
-	return &gate{rate: float64(perMin) / 60, burst: float64(perMin), wait: wait, hashing: make(chan struct{}, n),
-		buckets: map[string]*bucket{}, outcomes: map[string]uint64{}}
-}
-
-// allow takes one sign-in from addr's bucket, or says how long to wait.
-func (g *gate) allow(addr string, now time.Time) (time.Duration, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.buckets[addr]
-	if b == nil {
-		if len(g.buckets) >= maxBuckets {
-			for k, x := range g.buckets {
-				if x.tokens+now.Sub(x.at).Seconds()*g.rate >= g.burst {
-					delete(g.buckets, k)
-				}
-			}
-		}
-		b = &bucket{tokens: g.burst, at: now}
-		g.buckets[addr] = b
-	}
-	b.tokens = math.Min(g.burst, b.tokens+now.Sub(b.at).Seconds()*g.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return time.Duration((1 - b.tokens) / g.rate * float64(time.Second)), false
-	}
-	b.tokens--
-	return 0, true
+	return &gate{buckets: limit.NewBuckets(perMin, 0), wait: wait, hashing: make(chan struct{}, n), outcomes: map[string]uint64{}}
 }
 
 func (g *gate) count(outcome string) {
@@ -138,9 +103,9 @@ func (c *Console) SignIns() map[string]uint64 {
 func (c *Console) signIn(r *http.Request, name, password string) (tickets.Session, error) {
 	addr := clientAddr(r)
 	g := c.gate
-	if wait, ok := g.allow(addr, time.Now()); !ok {
+	if wait, ok := g.buckets.Take(addr, time.Now()); !ok {
 		g.count("throttled")
-		if c.throttleAudit.due(addr) {
+		if ok, _ := c.throttleAudit.Allow(addr); ok {
 			c.audit(r.Context(), tickets.AuditEntry{User: name, Action: "login_throttled", Address: addr,
 				Detail: "more than the sign-ins a minute allowed from one address"})
 		}
@@ -169,29 +134,6 @@ func (c *Console) signIn(r *http.Request, name, password string) (tickets.Sessio
 		g.count("error")
 	}
 	return sess, err
-}
-
-// onceAMinute remembers when a key was last acted on.
-type onceAMinute struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (o *onceAMinute) due(key string) bool {
-	now := time.Now()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.last == nil {
-		o.last = map[string]time.Time{}
-	}
-	if t, ok := o.last[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	if len(o.last) >= maxBuckets {
-		clear(o.last)
-	}
-	o.last[key] = now
-	return true
 }
 
 // signInStatus maps a refused sign-in to its HTTP status, or 0.
