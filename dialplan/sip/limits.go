@@ -202,7 +202,7 @@ func (g *guardTx) done() {
 	if g.admitted {
 		g.s.adm.release(g.src, pending)
 	}
-	g.s.pendingAcks.Delete(g.callID)
+	g.s.pendingAcks.CompareAndDelete(g.callID, g)
 }
 
 // sourceIP is the host part of a request's source address.

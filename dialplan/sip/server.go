@@ -329,7 +329,9 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 					return
 				}
 				g.admitted, g.pending = true, true
-				s.pendingAcks.Store(g.callID, g)
+				// A second INVITE of a Call-ID in progress is refused by
+				// the engine; it does not take the first one's place here.
+				s.pendingAcks.LoadOrStore(g.callID, g)
 				defer g.done()
 			}
 			tx = g
