@@ -101,14 +101,6 @@ func (a *admission) release(src string, pending bool) {
 	}
 }
 
-// counts returns the calls and pending calls in total (for tests and
-// the log line of a refusal).
-func (a *admission) counts() (calls, pending int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.calls, a.pending
-}
-
 // guardTx is the server transaction of a new INVITE as diago sees it: it
 // holds the call's admission until the ACK of the 2xx (or a final
 // failure), ends a call whose 2xx is never acknowledged after the ACK
