@@ -7,12 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/govline/ivr/redact"
 )
 
 // Timing and retry defaults of the ask functions; a flow overrides them
@@ -953,32 +954,9 @@ func (c *call) luaHoursNext(L *lua.LState) int {
 var sensitiveKeys = map[string]bool{"caller": true, "phone": true, "telefon": true, "cnp": true,
 	"address": true, "adresa": true, "email": true, "name": true, "nume": true, "pin": true}
 
-// longDigits finds digit runs of phone or national ID number length (9 or
-// more digits, possibly split by spaces, dashes or dots).
-var longDigits = regexp.MustCompile(`\+?\d(?:[ .\-]?\d){8,}`)
-
-// MaskPII hides digit runs of phone or CNP length in s, keeping the last
-// three digits: "sunați la 0722 123 456" becomes "sunați la **** **3 456".
-func MaskPII(s string) string {
-	return longDigits.ReplaceAllStringFunc(s, func(m string) string {
-		b := []byte(m)
-		keep := 3
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] >= '0' && b[i] <= '9' {
-				if keep > 0 {
-					keep--
-					continue
-				}
-				b[i] = '*'
-			}
-		}
-		return string(b)
-	})
-}
-
 func (c *call) luaLog(level slog.Level) lua.LGFunction {
 	return func(L *lua.LState) int {
-		msg := MaskPII(L.CheckString(1))
+		msg := redact.Text(L.CheckString(1))
 		attrs := []any{}
 		file, line := c.where(L)
 		attrs = append(attrs, "file", file, "line", line)
@@ -989,7 +967,7 @@ func (c *call) luaLog(level slog.Level) lua.LGFunction {
 					attrs = append(attrs, key, "[redacted]")
 					return
 				}
-				attrs = append(attrs, key, MaskPII(v.String()))
+				attrs = append(attrs, key, redact.Text(v.String()))
 			})
 		}
 		c.log.Log(c.ctx, level, msg, attrs...)
@@ -1004,7 +982,7 @@ func (c *call) luaPrint(L *lua.LState) int {
 		parts = append(parts, L.ToStringMeta(L.Get(i)).String())
 	}
 	file, line := c.where(L)
-	c.log.Debug(MaskPII(strings.Join(parts, "\t")), "file", file, "line", line)
+	c.log.Debug(redact.Text(strings.Join(parts, "\t")), "file", file, "line", line)
 	return 0
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/govline/ivr/redact"
 )
 
 // call is one call's script: its Lua state and what the API functions
@@ -222,7 +224,7 @@ var failText = map[string]struct{ sorry, transfer, ticket, callback string }{
 // level I queue when the operators work, else tell the ticket number and
 // hang up.
 func (c *call) fail(se *ScriptError) Outcome {
-	c.log.Error("flow failed", "file", se.File, "line", se.Line, "err", MaskPII(se.Msg), "limit", se.Limit)
+	c.log.Error("flow failed", "file", se.File, "line", se.Line, "err", redact.Text(se.Msg), "limit", se.Limit)
 	if c.parent.Err() != nil || c.hungUp {
 		return Outcome{Kind: OutcomeCaller, Lang: c.lang, Err: se}
 	}

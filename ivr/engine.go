@@ -14,6 +14,8 @@ import (
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 // ErrDraining refuses new calls while the engine shuts down.
@@ -30,6 +32,11 @@ type Engine struct {
 	Timing   Timing
 	RecDir   string // where call recordings go; empty turns recording off
 	Teardown time.Duration
+	// Checkpoint is how often an answered call's record is brought up to
+	// date (packet counts, last known activity) and its recording written
+	// out, so that a crash costs a call at most this much of either; 0
+	// means DefaultCheckpoint.
+	Checkpoint time.Duration
 
 	// Flow, when set, serves calls instead of the built-in menu; Services
 	// are what it may use and Synth renders what it says. Lang is the
@@ -59,23 +66,33 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	if info.Start.IsZero() {
 		info.Start = time.Now()
 	}
-	t := &Tracker{eng: e, info: info, log: e.Log.With("call_id", info.ID)}
+	key := info.ID
 	e.mu.Lock()
 	if e.calls == nil {
 		e.calls = map[string]*Tracker{}
 	}
-	if _, dup := e.calls[info.ID]; dup {
+	if _, dup := e.calls[key]; dup {
 		e.mu.Unlock()
-		return nil, End(EndError, fmt.Errorf("call id %q is already in progress", info.ID))
+		e.Metrics.CallEnded(EndRejected)
+		return nil, End(EndRejected, fmt.Errorf("call id %q is already in progress", key))
 	}
-	e.calls[info.ID] = t
+	t := &Tracker{eng: e, key: key}
+	e.calls[key] = t
 	e.mu.Unlock()
+	// A call id used before (by an ended call) gets a record id of its
+	// own: the first call's record and recording stay as they were.
+	info.ID = e.Calls.FreeID(context.Background(), info.ID)
+	t.info, t.log = info, e.Log.With("call_id", info.ID)
 	e.Metrics.ActiveCalls.Add(1)
 
 	e.Calls.Start(tickets.CallRecord{ID: info.ID, Telephony: info.Telephony, Caller: info.Caller, Called: info.Called, Start: info.Start})
-	t.log.Info("call offered", "telephony", info.Telephony, "caller", tickets.Phone(info.Caller), "called", info.Called)
+	t.log.Info("call offered", "telephony", info.Telephony, "caller", redact.Phone(info.Caller), "called", info.Called)
 	return t, nil
 }
+
+// DefaultCheckpoint is how often an answered call's record is brought up
+// to date by default.
+const DefaultCheckpoint = time.Second
 
 // Draining reports whether the engine refuses new calls.
 func (e *Engine) Draining() bool { return e.draining.Load() }
@@ -116,6 +133,13 @@ func (e *Engine) Drain(ctx context.Context) error {
 	case <-time.After(e.teardownLimit() + time.Second):
 		return fmt.Errorf("%d calls did not end after shutdown", e.Metrics.ActiveCalls.Load())
 	}
+}
+
+func (e *Engine) checkpoint() time.Duration {
+	if e.Checkpoint > 0 {
+		return e.Checkpoint
+	}
+	return DefaultCheckpoint
 }
 
 func (e *Engine) teardownLimit() time.Duration {
@@ -166,13 +190,16 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
 		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
+	stopCheckpoints := t.checkpoints(e.checkpoint(), rec)
 	reason := s.Run()
+	stopCheckpoints()
 
 	// Teardown runs once, on a context of its own: the call's context may
 	// already be cancelled.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	// The goroutine works on its own copy of the reason: when it is slow,
+	// Serve goes on without it.
+	done := make(chan EndReason, 1)
+	go func(reason EndReason) {
 		tctx, cancel := context.WithTimeout(context.Background(), e.teardownLimit())
 		defer cancel()
 		if cause := context.Cause(call.Context()); cause != nil {
@@ -186,9 +213,10 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 				t.log.Warn("recording closed with an error", "err", err)
 			}
 		}
-	}()
+		done <- reason
+	}(reason)
 	select {
-	case <-done:
+	case reason = <-done:
 	case <-time.After(e.teardownLimit()):
 		e.Metrics.SlowTeardowns.Add(1)
 		t.log.Error("teardown is slow; the call record is closed anyway", "limit", e.teardownLimit())
@@ -201,6 +229,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 // per-call event log, packet statistics and DTMF. Safe for concurrent use.
 type Tracker struct {
 	eng  *Engine
+	key  string // the id the adapter knows the call by (the SIP Call-ID); info.ID is its record's
 	info CallInfo
 	log  *slog.Logger
 
@@ -252,6 +281,37 @@ func (t *Tracker) Event(kind, detail string) {
 	t.log.Debug("call event", "kind", kind, "detail", detail)
 }
 
+// stats are the call's packet counts now.
+func (t *Tracker) stats() tickets.PacketStats {
+	return tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
+}
+
+// checkpoints writes the call's progress every period, and writes out
+// its recording, until the returned stop is called (which joins the
+// goroutine): a crash loses at most a period of either.
+func (t *Tracker) checkpoints(period time.Duration, rec *Recording) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tick.C:
+				t.eng.Calls.Progress(t.info.ID, now, t.stats())
+				rec.Sync()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
 // Digit records one DTMF digit (queued at once and committed within
 // milliseconds, so a crash keeps it).
 func (t *Tracker) Digit(d Digit) {
@@ -271,11 +331,11 @@ func (t *Tracker) End(reason EndReason) {
 	t.mu.Lock()
 	t.endReason = reason
 	t.mu.Unlock()
-	st := tickets.PacketStats{In: t.PacketsIn.Load(), Out: t.PacketsOut.Load(), Lost: t.PacketsLost.Load(), Late: t.PacketsLate.Load()}
+	st := t.stats()
 	t.eng.Calls.End(t.info.ID, time.Now(), string(reason), st)
 	t.eng.Metrics.CallEnded(reason)
 	t.eng.Metrics.ActiveCalls.Add(-1)
-	t.eng.forget(t.info.ID)
+	t.eng.forget(t.key)
 	t.log.Info("call ended", "reason", reason, "packets_in", st.In, "packets_out", st.Out, "lost", st.Lost, "late", st.Late)
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/redact"
 )
 
 // FlowRunner runs a call flow (a *flows.Runtime) on a call's Channel and
@@ -48,7 +49,7 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	}
 	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start, Recording: s.Tracker.RecordingPath()}, v, svc)
 	if out.Err != nil {
-		s.Tracker.Event("flow.error", out.Err.Error())
+		s.Tracker.Event("flow.error", redact.Text(out.Err.Error()))
 	}
 	switch out.Kind {
 	case flows.OutcomeCaller:

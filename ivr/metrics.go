@@ -26,6 +26,16 @@ type Metrics struct {
 	MalformedSIP    atomic.Uint64
 	Panics          atomic.Uint64
 
+	// The SIP endpoint under attack (docs/operations.md, "Limits").
+	SIPRefused          *Counters     // requests refused before the SIP library's dialog code, by reason
+	SIPUnacked          atomic.Uint64 // answered INVITEs whose ACK never came (cleaned up)
+	SIPRegisterFailures *Counters     // agent REGISTERs refused, by reason
+	SIPLockouts         *Counters     // agents and addresses locked out, by kind
+	SIPNewAddress       atomic.Uint64 // agents registered from a new address while registered elsewhere
+	SIPDialsRefused     atomic.Uint64 // TCP connections the endpoint refused to open (not to a known peer)
+	SIPDNSRefused       atomic.Uint64 // name lookups the SIP stack attempted (a Via's or a Contact's host), all refused
+	LogSuppressed       atomic.Uint64 // log lines dropped by the rate limit on refusal and library lines
+
 	// Speech turn-taking (see SpeechConfig).
 	SpeechTurns         atomic.Uint64 // caller turns recognized
 	SpeechBargeIns      atomic.Uint64 // prompts stopped by caller speech
@@ -61,7 +71,56 @@ func NewMetrics() *Metrics {
 		sipMethod:       map[string]uint64{},
 		fallback:        map[string]uint64{},
 		engineFallback:  map[string]uint64{},
+
+		SIPRefused:          &Counters{},
+		SIPRegisterFailures: &Counters{},
+		SIPLockouts:         &Counters{},
 	}
+}
+
+// Counters is a counter with one label: safe for concurrent use, the
+// zero value is ready.
+type Counters struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// Add counts one event with label value v.
+func (c *Counters) Add(v string) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]uint64{}
+	}
+	c.m[v]++
+	c.mu.Unlock()
+}
+
+// Get returns the count of label value v.
+func (c *Counters) Get(v string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[v]
+}
+
+// Total returns the count over every label value.
+func (c *Counters) Total() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n uint64
+	for _, v := range c.m {
+		n += v
+	}
+	return n
+}
+
+func (c *Counters) snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
 }
 
 // CallEnded counts a finished call by outcome.
@@ -163,6 +222,14 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	labelled("ivr_dtmf_digits_total", "DTMF digits received, by source.", "source", dtmf)
 	labelled("ivr_sip_requests_total", "SIP requests received, by method.", "method", methods)
 	counter("ivr_sip_malformed_total", "SIP datagrams or requests rejected as malformed.", m.MalformedSIP.Load())
+	labelled("ivr_sip_refused_total", "SIP requests refused before the dialog code (bad requests, limits), by reason.", "reason", m.SIPRefused.snapshot())
+	counter("ivr_sip_unacked_invites_total", "Answered INVITEs whose ACK never came; the call was cleaned up.", m.SIPUnacked.Load())
+	labelled("ivr_sip_register_failures_total", "Agent REGISTERs refused, by reason.", "reason", m.SIPRegisterFailures.snapshot())
+	labelled("ivr_sip_register_lockouts_total", "Agents and source addresses locked out after failed REGISTERs, by kind.", "kind", m.SIPLockouts.snapshot())
+	counter("ivr_sip_register_new_address_total", "Agents registered from a new address while registered from another.", m.SIPNewAddress.Load())
+	counter("ivr_sip_tcp_dials_refused_total", "TCP connections the SIP endpoint refused to open to an address that is no known peer.", m.SIPDialsRefused.Load())
+	counter("ivr_sip_dns_refused_total", "Name lookups the SIP stack attempted for a host a request named (a Via, a Contact); the endpoint does none.", m.SIPDNSRefused.Load())
+	counter("ivr_log_lines_suppressed_total", "Log lines dropped by the rate limit on refused requests and SIP library messages.", m.LogSuppressed.Load())
 	counter("ivr_recording_errors_total", "Recordings stopped by a write error (the call went on).", m.RecordingErrors.Load())
 	counter("ivr_pacer_skips_total", "Outbound RTP schedule resets after the sender fell behind.", m.PacerSkips.Load())
 	counter("ivr_panics_total", "Panics recovered while handling a request or a call (each one a bug to report).", m.Panics.Load())

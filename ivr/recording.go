@@ -53,6 +53,16 @@ func (r *Recording) Engine(frame []int16) {
 	r.fail(r.rec.WriteEngine(frame))
 }
 
+// Sync writes out what the recording holds and patches its header, so
+// that a crash loses nothing written before (a no-op on a nil or failed
+// recording).
+func (r *Recording) Sync() {
+	if r == nil || r.failed.Load() {
+		return
+	}
+	r.fail(r.rec.Sync())
+}
+
 // Close finishes the file.
 func (r *Recording) Close() error {
 	err := r.rec.Close()

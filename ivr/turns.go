@@ -11,6 +11,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/speech"
 )
 
@@ -703,7 +704,7 @@ func (e *ear) recover(ctx context.Context, step string, err error) bool {
 		e.metrics.SpeechEngineFallback(step)
 	}
 	e.log.Warn("speech recognizer failed: the embedded recognizer takes over for the rest of the call", "step", step, "err", err)
-	e.tracker.Event("speech.engine-fallback", fmt.Sprintf("%s: %v: the fallback recognizer takes over (%d frames replayed)", step, err, len(e.sent)))
+	e.tracker.Event("speech.engine-fallback", redact.Text(fmt.Sprintf("%s: %v: the fallback recognizer takes over (%d frames replayed)", step, err, len(e.sent))))
 	o := speech.StreamOptions{Lang: e.lang, Rate: e.rate}
 	if req != nil {
 		o = e.streamOptions(req)
@@ -864,7 +865,7 @@ func (e *ear) fallback(step string, err error, req *turnReq) {
 		e.metrics.SpeechFallback(step)
 	}
 	e.log.Warn("speech recognition failed: the call goes on with keys only", "step", step, "err", err)
-	e.tracker.Event("speech.fallback", fmt.Sprintf("%s: %v: keys only for the rest of the call", step, err))
+	e.tracker.Event("speech.fallback", redact.Text(fmt.Sprintf("%s: %v: keys only for the rest of the call", step, err)))
 	if req != nil {
 		e.cancel(req)
 		e.send(req, turnEvent{err: fmt.Errorf("%w: %w", errFallback, err)})

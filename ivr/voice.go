@@ -11,6 +11,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/speech"
 )
 
@@ -213,7 +214,7 @@ func promptHead(p flows.Prompt) string {
 		}
 		b.WriteString(pt.Text)
 	}
-	s := strings.Join(strings.Fields(flows.MaskPII(b.String())), " ")
+	s := strings.Join(strings.Fields(redact.Text(b.String())), " ")
 	if r := []rune(s); len(r) > 40 {
 		s = strings.TrimSpace(string(r[:40])) + "…"
 	}

@@ -23,6 +23,11 @@ type AuditEntry struct {
 
 var _ slog.LogValuer = AuditEntry{}
 
+// AuditRegisterNewAddress is the action of an agent's SIP registration
+// from a new address while its registration from another was active: that
+// address now gets the agent's calls. The agent console shows these.
+const AuditRegisterNewAddress = "sip_register_new_address"
+
 // LogValue logs the entry without its detail.
 func (e AuditEntry) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("user", e.User), slog.String("action", e.Action),

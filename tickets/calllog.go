@@ -34,6 +34,11 @@ type CallLog struct {
 	dropped atomic.Uint64
 	failed  atomic.Uint64
 	closing sync.Once
+
+	// started are the call ids queued to start and not committed yet
+	// (FreeID must not hand them out).
+	mu      sync.Mutex
+	started map[string]int
 }
 
 // maxBatch is the most writes one transaction commits.
@@ -47,6 +52,7 @@ const (
 	opDTMF
 	opEvent
 	opEnd
+	opProgress
 )
 
 type logOp struct {
@@ -79,6 +85,7 @@ func (s *Store) NewCallLog(queue int, log *slog.Logger) *CallLog {
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		started: map[string]int{},
 	}
 	go l.run()
 	return l
@@ -88,6 +95,13 @@ func (l *CallLog) put(op logOp) {
 	select {
 	case l.ch <- op:
 	default:
+		if op.kind == opStart {
+			l.mu.Lock()
+			if l.started[op.id]--; l.started[op.id] <= 0 {
+				delete(l.started, op.id)
+			}
+			l.mu.Unlock()
+		}
 		if n := l.dropped.Add(1); n == 1 || n%1000 == 0 {
 			l.log.Error("call log queue full: writes dropped", "dropped_total", n, "call_id", op.id)
 		}
@@ -95,7 +109,43 @@ func (l *CallLog) put(op logOp) {
 }
 
 // Start queues a new call record (ID, Telephony, Caller, Called, Start).
-func (l *CallLog) Start(r CallRecord) { l.put(logOp{kind: opStart, id: r.ID, rec: r}) }
+// The ID must not be taken: see FreeID.
+func (l *CallLog) Start(r CallRecord) {
+	l.mu.Lock()
+	l.started[r.ID]++
+	l.mu.Unlock()
+	l.put(logOp{kind: opStart, id: r.ID, rec: r})
+}
+
+// FreeID returns id if no call record has it, else the first of "id~2",
+// "id~3"... that none has: a caller that reuses a Call-ID (a phone
+// restarting its counter, an attacker) still gets a record of its own,
+// and the first call's record and recording are kept. It reads the
+// database: call it once per call, not on a hot path.
+func (l *CallLog) FreeID(ctx context.Context, id string) string {
+	for n := 1; n < 1000; n++ {
+		cand := id
+		if n > 1 {
+			cand = fmt.Sprintf("%s~%d", id, n)
+		}
+		l.mu.Lock()
+		queued := l.started[cand] > 0
+		l.mu.Unlock()
+		if queued {
+			continue
+		}
+		var x int
+		err := l.s.db.QueryRowContext(ctx, `SELECT 1 FROM calls WHERE id = ?`, cand).Scan(&x)
+		if errors.Is(err, sql.ErrNoRows) {
+			return cand
+		}
+		if err != nil {
+			l.log.Warn("call log: looking up a call id failed", "call_id", cand, "err", err)
+			return cand
+		}
+	}
+	return fmt.Sprintf("%s~%d", id, time.Now().UnixNano())
+}
 
 // Answer queues the answer of a call.
 func (l *CallLog) Answer(id string, at time.Time, codec, recording string) {
@@ -111,6 +161,13 @@ func (l *CallLog) Event(id string, e CallEvent) { l.put(logOp{kind: opEvent, id:
 // End queues the end of a call.
 func (l *CallLog) End(id string, at time.Time, reason string, st PacketStats) {
 	l.put(logOp{kind: opEnd, id: id, at: at, reason: reason, stats: st})
+}
+
+// Progress queues a checkpoint of a call in progress: the engine knew it
+// alive at at, with these packet counts. A call a crash leaves open ends
+// at its last checkpoint (Store.CloseOrphans), with its counts.
+func (l *CallLog) Progress(id string, at time.Time, st PacketStats) {
+	l.put(logOp{kind: opProgress, id: id, at: at, stats: st})
 }
 
 // Dropped is the number of writes dropped because the queue was full.
@@ -190,6 +247,17 @@ func (l *CallLog) drain(batch []logOp) {
 func (l *CallLog) commit(batch []logOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer func() {
+		l.mu.Lock()
+		for i := range batch {
+			if batch[i].kind == opStart {
+				if l.started[batch[i].id]--; l.started[batch[i].id] <= 0 {
+					delete(l.started, batch[i].id)
+				}
+			}
+		}
+		l.mu.Unlock()
+	}()
 	err := l.s.inTx(ctx, "call log batch", func(tx *sql.Tx) error {
 		for i := range batch {
 			if err := applyOp(ctx, tx, &batch[i]); err != nil {
@@ -232,6 +300,11 @@ func applyOp(ctx context.Context, tx *sql.Tx, op *logOp) error {
 	case opEnd:
 		st := op.stats
 		_, err := tx.ExecContext(ctx, sqlEnd, nanos(op.at), op.reason,
+			count(st.In), count(st.Out), count(st.Lost), count(st.Late), op.id)
+		return err
+	case opProgress:
+		st := op.stats
+		_, err := tx.ExecContext(ctx, sqlProgress, nanos(op.at),
 			count(st.In), count(st.Out), count(st.Lost), count(st.Late), op.id)
 		return err
 	}

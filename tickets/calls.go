@@ -11,6 +11,8 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/govline/ivr/redact"
 )
 
 // End reasons recorded by EndCall. The store accepts any string; these are
@@ -31,7 +33,7 @@ const (
 type CallRecord struct {
 	ID        string      `json:"id"`
 	Telephony string      `json:"telephony"` // "sip", "ari", "esl"
-	Caller    string      `json:"caller"`    // personal data: log it as Phone(Caller)
+	Caller    string      `json:"caller"`    // personal data: log it as redact.Phone(Caller)
 	Called    string      `json:"called"`
 	Start     time.Time   `json:"start"`
 	Answer    *time.Time  `json:"answer,omitempty"`
@@ -58,7 +60,7 @@ func (r CallRecord) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("call_id", r.ID),
 		slog.String("telephony", r.Telephony),
-		slog.Any("caller", Phone(r.Caller)),
+		slog.Any("caller", redact.Phone(r.Caller)),
 		slog.String("called", r.Called),
 		slog.Time("start", r.Start),
 		slog.Int("dtmf_digits", len(r.DTMF)),
@@ -152,6 +154,9 @@ const (
 	sqlEnd   = `UPDATE calls SET end_ns = ?, end_reason = ?,
 		    packets_in = ?, packets_out = ?, packets_lost = ?, packets_late = ?
 		 WHERE id = ? AND end_ns IS NULL`
+	sqlProgress = `UPDATE calls SET active_ns = ?,
+		    packets_in = ?, packets_out = ?, packets_lost = ?, packets_late = ?
+		 WHERE id = ? AND end_ns IS NULL`
 )
 
 // normDigit checks a DTMF digit and upper-cases a-d.
@@ -237,10 +242,14 @@ func (s *Store) OpenCalls(ctx context.Context) ([]CallRecord, error) {
 	return out, rows.Err()
 }
 
-// CloseOrphans ends, with reason EndEngineRestart at time at, every call
-// that has no end: calls left open by a crash. Call it at start, before
-// accepting calls. It also appends an "engine.restart" event to each, and
-// returns how many calls it closed.
+// CloseOrphans ends, with reason EndEngineRestart, every call that has no
+// end: calls left open by a crash. Call it at start, before accepting
+// calls. A call ends at the last moment the engine knew it alive (its
+// latest checkpoint, CallLog.Progress, or event, or its answer or start),
+// not at the restart, so its duration leaves out the downtime; its packet
+// counts are those of the latest checkpoint. It also appends an
+// "engine.restart" event at time at to each, and returns how many calls it
+// closed.
 func (s *Store) CloseOrphans(ctx context.Context, at time.Time) (int, error) {
 	unlock, err := s.lockWrite(ctx, "close orphan calls")
 	if err != nil {
@@ -253,21 +262,32 @@ func (s *Store) CloseOrphans(ctx context.Context, at time.Time) (int, error) {
 		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
 	}
 	defer tx.Rollback()
+	var ids []string
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM calls WHERE end_ns IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO call_events (call_id, at_ns, kind, detail)
-		 SELECT id, ?, 'engine.restart', 'call left open by a previous run; closed at start' FROM calls WHERE end_ns IS NULL`,
-		ns); err != nil {
+		`UPDATE calls SET end_reason = ?, end_ns = max(start_ns, coalesce(answer_ns, 0), coalesce(active_ns, 0),
+		     coalesce((SELECT max(at_ns) FROM call_events e WHERE e.call_id = calls.id), 0))
+		 WHERE end_ns IS NULL`, EndEngineRestart); err != nil {
 		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
 	}
-	res, err := tx.ExecContext(ctx,
-		`UPDATE calls SET end_ns = ?, end_reason = ? WHERE end_ns IS NULL`, ns, EndEngineRestart)
-	if err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, sqlEvent, id, ns, "engine.restart", "call left open by a previous run; closed at start"); err != nil {
+			return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
+		}
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
-	}
+	n := int64(len(ids))
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("tickets: close orphan calls: commit: %w", err)
 	}

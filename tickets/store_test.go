@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/govline/ivr/redact"
 )
 
 func openTemp(t testing.TB) *Store {
@@ -502,6 +505,13 @@ func TestCloseOrphans(t *testing.T) {
 	if err := s.EndCall(ctx, "done", t0.Add(time.Second), EndCallerHangup, PacketStats{}); err != nil {
 		t.Fatal(err)
 	}
+	// open1 was last known alive by a checkpoint at +40 s, open2 by an
+	// event at +25 s.
+	log := s.NewCallLog(0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log.Progress("open1", t0.Add(40*time.Second), PacketStats{In: 2000, Out: 1990, Lost: 3})
+	log.Event("open1", CallEvent{At: t0.Add(30 * time.Second), Kind: "dtmf", Detail: "1"})
+	log.Event("open2", CallEvent{At: t0.Add(25 * time.Second), Kind: "sip.200"})
+	log.Close()
 	s.Close() // "crash"
 
 	s, err = Open(path)
@@ -514,15 +524,19 @@ func TestCloseOrphans(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("CloseOrphans = %d, %v; want 2", n, err)
 	}
-	for _, id := range []string{"open1", "open2"} {
+	for id, end := range map[string]time.Time{"open1": t0.Add(40 * time.Second), "open2": t0.Add(25 * time.Second)} {
 		c, _ := s.Call(ctx, id)
-		if c.End == nil || !c.End.Equal(restart) || c.EndReason != EndEngineRestart {
-			t.Errorf("%s: end %v reason %q", id, c.End, c.EndReason)
+		// The end is the last known activity, not the restart an hour later.
+		if c.End == nil || !c.End.Equal(end) || c.EndReason != EndEngineRestart {
+			t.Errorf("%s: end %v reason %q, want %v", id, c.End, c.EndReason, end)
 		}
 		evs, _ := s.Events(ctx, id)
-		if len(evs) != 1 || evs[0].Kind != "engine.restart" {
-			t.Errorf("%s: events %+v, want one engine.restart", id, evs)
+		if last := evs[len(evs)-1]; last.Kind != "engine.restart" || !last.At.Equal(restart) {
+			t.Errorf("%s: events %+v, want engine.restart last, at the restart", id, evs)
 		}
+	}
+	if c, _ := s.Call(ctx, "open1"); c.Stats != (PacketStats{In: 2000, Out: 1990, Lost: 3}) {
+		t.Errorf("packet counts after the crash: %+v, want the last checkpoint's", c.Stats)
 	}
 	c, _ := s.Call(ctx, "done")
 	if c.EndReason != EndCallerHangup {
@@ -653,30 +667,14 @@ func TestWriteLockHonoursContext(t *testing.T) {
 	}
 }
 
-func TestPhoneMasked(t *testing.T) {
-	for in, want := range map[Phone]string{
-		"+33612345678":          "+********678",
-		"06 12 34 56 78":        "** ** ** *6 78",
-		"100":                   "100",
-		"12":                    "12",
-		"":                      "",
-		"sip:alice@example.com": "***:*****@*******.***",
-		"alice42":               "*****42",
-	} {
-		if got := in.Masked(); got != want {
-			t.Errorf("Phone(%q).Masked() = %q, want %q", string(in), got, want)
-		}
-	}
-}
-
 func TestNoPersonalDataInLogs(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	end := time.Now()
 	c := CallRecord{ID: "c1", Caller: "+33612345678", Called: "100", DTMF: "4711#", Start: end.Add(-time.Minute), End: &end}
-	log.Info("call", "caller", Phone(c.Caller))
+	log.Info("call", "caller", redact.Phone(c.Caller))
 	log.Info("call", "call", c)
-	log.Info(fmt.Sprintf("call from %v", Phone(c.Caller)))
+	log.Info(fmt.Sprintf("call from %v", redact.Phone(c.Caller)))
 	out := buf.String()
 	for _, secret := range []string{"33612345", "4711"} {
 		if strings.Contains(out, secret) {

@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"slices"
 	"time"
+
+	"github.com/govline/ivr/redact"
 )
 
 // Channel is how a request reached the service.
@@ -94,7 +96,7 @@ var (
 type Ticket struct {
 	Number         string     `json:"number"`
 	Channel        Channel    `json:"channel"`
-	Caller         string     `json:"caller"` // personal data: log the Ticket, or Phone(Caller)
+	Caller         string     `json:"caller"` // personal data: log the Ticket, or redact.Phone(Caller)
 	Lang           string     `json:"lang"`
 	Service        Service    `json:"service"`
 	Classification string     `json:"classification"`
@@ -130,7 +132,7 @@ func (t Ticket) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("number", t.Number),
 		slog.String("channel", string(t.Channel)),
-		slog.Any("caller", Phone(t.Caller)),
+		slog.Any("caller", redact.Phone(t.Caller)),
 		slog.String("service", string(t.Service)),
 		slog.String("priority", string(t.Priority)),
 		slog.Int("level", t.Level),

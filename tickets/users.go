@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -122,6 +123,10 @@ func hashPassword(pw string) (string, error) {
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
+// passwordChecks counts the argon2id derivations of verifyPassword (a
+// sign-in's cost, which must not depend on whether the user exists).
+var passwordChecks atomic.Uint64
+
 // verifyPassword reports whether pw matches the PHC string enc.
 func verifyPassword(enc, pw string) bool {
 	parts := strings.Split(enc, "$")
@@ -143,6 +148,7 @@ func verifyPassword(enc, pw string) bool {
 	if err1 != nil || err2 != nil || len(key) == 0 || len(key) > 128 {
 		return false
 	}
+	passwordChecks.Add(1)
 	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1
 }

@@ -147,6 +147,36 @@ func TestUsersLoginSessionsLockout(t *testing.T) {
 	}
 }
 
+// Every sign-in costs one password derivation, whoever signs in: an
+// unknown name (against a dummy hash), a wrong password, a disabled or a
+// locked account, the right password. Nothing in the time taken tells
+// whether a name exists.
+func TestLoginCostsTheSameForEveryName(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	const good = "a long enough password"
+	for _, name := range []string{"ana", "dan", "lia"} {
+		if err := s.AddUser(ctx, "test", name, RoleOperator, good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetUserDisabled(ctx, "test", "dan", true); err != nil {
+		t.Fatal(err)
+	}
+	p := LoginPolicy{MaxFailures: 1, Lockout: time.Hour}
+	_, _ = s.Login(ctx, "lia", "wrong", "10.0.0.1", p) // locks lia
+	for _, c := range []struct{ name, pw, what string }{
+		{"nobody", good, "unknown user"}, {"ana", "wrong", "wrong password"}, {"dan", good, "disabled"},
+		{"lia", good, "locked"}, {"ana", good, "right password"},
+	} {
+		before := passwordChecks.Load()
+		_, _ = s.Login(ctx, c.name, c.pw, "10.0.0.1", p)
+		if n := passwordChecks.Load() - before; n != 1 {
+			t.Errorf("%s: %d password derivations, want 1", c.what, n)
+		}
+	}
+}
+
 func TestBackupWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)

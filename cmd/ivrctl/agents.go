@@ -21,6 +21,8 @@ Subcommands:
   add      add an agent, or change its password and queues (password from stdin)
   list     list the agents
   disable  stop an agent from registering
+  locks    list the agents and source addresses locked out after failed REGISTERs
+  unlock   lift the lockout of an agent (NAME) or of an address (--address IP)
 `
 
 // agentsStdin is where "agents add" reads the password (tests replace it).
@@ -28,10 +30,12 @@ var agentsStdin io.Reader = os.Stdin
 
 // runAgents dispatches "ivrctl agents SUBCOMMAND".
 func runAgents(args []string, stdout, stderr io.Writer) int {
-	return group{name: "agents", usage: agentsUsage, missing: " (add, list or disable)", subs: map[string]command{
+	return group{name: "agents", usage: agentsUsage, missing: " (add, list, disable, locks or unlock)", subs: map[string]command{
 		"add":     runAgentsAdd,
 		"list":    runAgentsList,
 		"disable": runAgentsDisable,
+		"locks":   runAgentsLocks,
+		"unlock":  runAgentsUnlock,
 	}}.run(args, stdout, stderr)
 }
 
@@ -127,5 +131,56 @@ func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintf(stdout, "agent %s disabled\n", pos[0])
+	return exitOK
+}
+
+var locksListing = listing[queue.Lock]{
+	key:       "locks",
+	emptyJSON: true,
+	empty:     "no lockouts",
+	header:    "KIND\tTARGET\tUNTIL\tFAILURES",
+	row: func(w io.Writer, l queue.Lock) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", l.Kind, l.Target, l.Until.Local().Format("2006-01-02 15:04:05"), l.Failures)
+	},
+}
+
+func runAgentsLocks(args []string, stdout, stderr io.Writer) int {
+	fs, data, asJSON := readFlags("agents locks", "ivrctl agents locks [--json] [--data DIR]", `print {"locks":[...]} as JSON`, stderr)
+	if st, ok := parseNoArgs(fs, args, stderr); !ok {
+		return st
+	}
+	return locksListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]queue.Lock, error) {
+		return (queue.Directory{Store: s}).Locks(ctx)
+	})
+}
+
+// runAgentsUnlock lifts a lockout: the running ivrd checks the store at
+// every REGISTER, so the agent's phone registers again at its next try.
+func runAgentsUnlock(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("agents unlock", "ivrctl agents unlock [--data DIR] NAME | --address IP", stderr)
+	data := dataFlag(fs)
+	addr := fs.String("address", "", "lift the lockout of this source `IP` address instead of an agent's")
+	pos, st, ok := parseStatus(fs, args)
+	if !ok {
+		return st
+	}
+	kind, target := queue.LockAgent, ""
+	switch {
+	case *addr != "" && len(pos) == 0:
+		kind, target = queue.LockAddress, *addr
+	case *addr == "" && len(pos) == 1:
+		target = pos[0]
+	default:
+		return usageError(fs, stderr, "want one agent NAME, or --address IP")
+	}
+	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+		if err := (queue.Directory{Store: s}).Unlock(ctx, kind, target); err != nil {
+			return err
+		}
+		return s.Audit(ctx, tickets.AuditEntry{User: "ivrctl", Action: "sip_register_unlock", Target: kind + ":" + target, OK: true})
+	}); code != exitOK {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s %s unlocked: it may register again\n", kind, target)
 	return exitOK
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/tickets"
 )
 
 func TestAgentsAddListDisable(t *testing.T) {
@@ -46,5 +51,53 @@ func TestAgentsAddListDisable(t *testing.T) {
 	}
 	if code, out, _ := runCLI("agents", "list", "--data", data); code != exitOK || !strings.Contains(out, "disabled") {
 		t.Errorf("list after disable: %d %s", code, out)
+	}
+}
+
+// An administrator lifts a lockout that failed REGISTERs left (the running
+// ivrd checks the store at every REGISTER).
+func TestAgentsLocksAndUnlock(t *testing.T) {
+	data := t.TempDir()
+	agentsStdin = strings.NewReader("correct-horse-1\n")
+	t.Cleanup(func() { agentsStdin = nil })
+	if code, _, errs := runCLI("agents", "add", "--data", data, "--queues", "level1", "alice"); code != exitOK {
+		t.Fatal(errs)
+	}
+	s, err := tickets.Open(tickets.DBPath(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := queue.Directory{Store: s}
+	until := time.Now().Add(time.Hour)
+	for _, l := range []queue.Lock{{Kind: queue.LockAgent, Target: "alice", Until: until, Failures: 10}, {Kind: queue.LockAddress, Target: "203.0.113.9", Until: until, Failures: 20}} {
+		if err := dir.Lock(context.Background(), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	code, out, _ := runCLI("agents", "locks", "--data", data)
+	if code != exitOK || !strings.Contains(out, "agent") || !strings.Contains(out, "alice") || !strings.Contains(out, "203.0.113.9") {
+		t.Fatalf("locks: %d\n%s", code, out)
+	}
+	if code, out, errs := runCLI("agents", "unlock", "--data", data, "alice"); code != exitOK || !strings.Contains(out, "unlocked") {
+		t.Fatalf("unlock alice: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCLI("agents", "unlock", "--data", data, "alice"); code == exitOK || !strings.Contains(errs, "not locked") {
+		t.Errorf("unlocking twice: %d %s", code, errs)
+	}
+	if code, _, _ := runCLI("agents", "unlock", "--data", data, "--address", "203.0.113.9"); code != exitOK {
+		t.Fatal("unlock the address")
+	}
+	if code, _, errs := runCLI("agents", "unlock", "--data", data); code != exitUsage {
+		t.Errorf("unlock without a target: %d %s", code, errs)
+	}
+	code, out, _ = runCLI("agents", "locks", "--data", data, "--json")
+	if code != exitOK || !strings.Contains(out, `"locks": []`) {
+		t.Errorf("locks after unlocking: %s", out)
+	}
+	s, _ = tickets.OpenReadOnly(tickets.DBPath(data))
+	defer s.Close()
+	if es, _ := s.AuditLog(context.Background(), tickets.AuditQuery{Action: "sip_register_unlock"}); len(es) != 2 {
+		t.Errorf("%d unlocks audited, want 2", len(es))
 	}
 }

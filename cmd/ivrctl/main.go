@@ -76,6 +76,8 @@ Administrator tool for the IVR engine; reads the database ivrd writes.
 Commands:
   agents add    add a SIP agent of the embedded queue (password on stdin)
   agents list   list the SIP agents
+  agents locks  list agents and addresses locked out after failed REGISTERs
+  agents unlock lift an agent's lockout (NAME) or an address's (--address IP)
   calls list    list recent calls, newest first
   calls show    show one call and its event log
   calls trace   one call's timeline (protocol, flow, speech, DTMF, tickets)

@@ -82,7 +82,12 @@ type SIPQueueConfig struct {
 	RetryDelay    Duration `toml:"retry_delay"`
 	AnnounceEvery Duration `toml:"announce_every"`
 	HandleTime    Duration `toml:"handle_time"`
-	Queues        map[string]struct {
+	// Failed REGISTER digests (docs/operations.md, "Agent registration").
+	MaxFailures        int      `toml:"max_failures"`
+	AddressMaxFailures int      `toml:"address_max_failures"`
+	Backoff            Duration `toml:"backoff"`
+	Lockout            Duration `toml:"lockout"`
+	Queues             map[string]struct {
 		Strategy string   `toml:"strategy"`
 		MaxWait  Duration `toml:"max_wait"`
 		Service  string   `toml:"service"`
@@ -102,15 +107,21 @@ func (c Config) queueConfig() queue.Config {
 
 // SIPConfig is the [sip] table.
 type SIPConfig struct {
-	Listen      string         `toml:"listen"`
-	MediaIP     string         `toml:"media_ip"`
-	RTPPortMin  int            `toml:"rtp_port_min"`
-	RTPPortMax  int            `toml:"rtp_port_max"`
-	RTPTimeout  Duration       `toml:"rtp_timeout"`
-	AnswerDelay Duration       `toml:"answer_delay"`
-	JitterDepth int            `toml:"jitter_depth"`
-	Codecs      []string       `toml:"codecs"`
-	Queue       SIPQueueConfig `toml:"queue"`
+	Listen      string   `toml:"listen"`
+	MediaIP     string   `toml:"media_ip"`
+	RTPPortMin  int      `toml:"rtp_port_min"`
+	RTPPortMax  int      `toml:"rtp_port_max"`
+	RTPTimeout  Duration `toml:"rtp_timeout"`
+	AnswerDelay Duration `toml:"answer_delay"`
+	JitterDepth int      `toml:"jitter_depth"`
+	Codecs      []string `toml:"codecs"`
+	// Limits (docs/operations.md, "Limits").
+	MaxCalls            int            `toml:"max_calls"`
+	MaxCallsPerSource   int            `toml:"max_calls_per_source"`
+	MaxPending          int            `toml:"max_pending"`
+	MaxPendingPerSource int            `toml:"max_pending_per_source"`
+	AckTimeout          Duration       `toml:"ack_timeout"`
+	Queue               SIPQueueConfig `toml:"queue"`
 }
 
 // ARIConfig is the [ari] table.
@@ -154,6 +165,10 @@ type ConsoleConfig struct {
 	MaxFailures  int      `toml:"max_failures"`
 	Lockout      Duration `toml:"lockout"`
 	SessionTTL   Duration `toml:"session_ttl"`
+	// Sign-in protection before any password is hashed.
+	LoginRate       int      `toml:"login_rate"`
+	HashConcurrency int      `toml:"hash_concurrency"`
+	HashWait        Duration `toml:"hash_wait"`
 }
 
 // WebhookConfig is the [webhook] table.
@@ -261,6 +276,15 @@ var envOverrides = []struct {
 	{"IVR_MEDIA_IP", "sip.media_ip", func(c *Config, v string) error { c.SIP.MediaIP = v; return nil }},
 	{"IVR_RTP_TIMEOUT", "sip.rtp_timeout", func(c *Config, v string) error { return c.SIP.RTPTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_ANSWER_DELAY", "sip.answer_delay", func(c *Config, v string) error { return c.SIP.AnswerDelay.UnmarshalText([]byte(v)) }},
+	{"IVR_SIP_MAX_CALLS", "sip.max_calls", func(c *Config, v string) error { return setInt(&c.SIP.MaxCalls, v) }},
+	{"IVR_SIP_MAX_CALLS_PER_SOURCE", "sip.max_calls_per_source", func(c *Config, v string) error { return setInt(&c.SIP.MaxCallsPerSource, v) }},
+	{"IVR_SIP_MAX_PENDING", "sip.max_pending", func(c *Config, v string) error { return setInt(&c.SIP.MaxPending, v) }},
+	{"IVR_SIP_MAX_PENDING_PER_SOURCE", "sip.max_pending_per_source", func(c *Config, v string) error { return setInt(&c.SIP.MaxPendingPerSource, v) }},
+	{"IVR_SIP_ACK_TIMEOUT", "sip.ack_timeout", func(c *Config, v string) error { return c.SIP.AckTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_SIP_REGISTER_MAX_FAILURES", "sip.queue.max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.MaxFailures, v) }},
+	{"IVR_SIP_REGISTER_ADDRESS_MAX_FAILURES", "sip.queue.address_max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.AddressMaxFailures, v) }},
+	{"IVR_SIP_REGISTER_BACKOFF", "sip.queue.backoff", func(c *Config, v string) error { return c.SIP.Queue.Backoff.UnmarshalText([]byte(v)) }},
+	{"IVR_SIP_REGISTER_LOCKOUT", "sip.queue.lockout", func(c *Config, v string) error { return c.SIP.Queue.Lockout.UnmarshalText([]byte(v)) }},
 	{"IVR_ARI_URL", "ari.url", func(c *Config, v string) error { c.ARI.URL = v; return nil }},
 	{"IVR_ARI_USER", "ari.user", func(c *Config, v string) error { c.ARI.User = v; return nil }},
 	{"IVR_ARI_PASSWORD", "ari.password", func(c *Config, v string) error { c.ARI.Password = v; return nil }},
@@ -270,6 +294,9 @@ var envOverrides = []struct {
 	{"IVR_ESL_INBOUND_ADDR", "esl.inbound_addr", func(c *Config, v string) error { c.ESL.InboundAddr = v; return nil }},
 	{"IVR_ESL_INBOUND_PASSWORD", "esl.inbound_password", func(c *Config, v string) error { c.ESL.InboundPassword = v; return nil }},
 	{"IVR_CONSOLE_LISTEN", "console.listen", func(c *Config, v string) error { c.Console.Listen = v; return nil }},
+	{"IVR_CONSOLE_LOGIN_RATE", "console.login_rate", func(c *Config, v string) error { return setInt(&c.Console.LoginRate, v) }},
+	{"IVR_CONSOLE_HASH_CONCURRENCY", "console.hash_concurrency", func(c *Config, v string) error { return setInt(&c.Console.HashConcurrency, v) }},
+	{"IVR_CONSOLE_HASH_WAIT", "console.hash_wait", func(c *Config, v string) error { return c.Console.HashWait.UnmarshalText([]byte(v)) }},
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
@@ -282,6 +309,15 @@ var envOverrides = []struct {
 	{"IVR_HTTP_PPROF", "http.pprof", func(c *Config, v string) error { return setBool(&c.HTTP.Pprof, v) }},
 	{"IVR_LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"IVR_LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+}
+
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	*dst = n
+	return nil
 }
 
 func setBool(dst *bool, v string) error {
@@ -425,6 +461,38 @@ func (c Config) Validate() error {
 		case "pcmu", "pcma", "opus":
 		default:
 			return bad("sip.codecs", "%q is not one of PCMU, PCMA, opus", k)
+		}
+	}
+	limits := []struct {
+		key    string
+		v, max int
+	}{
+		{"sip.max_calls", c.SIP.MaxCalls, 100000},
+		{"sip.max_calls_per_source", c.SIP.MaxCallsPerSource, c.SIP.MaxCalls},
+		{"sip.max_pending", c.SIP.MaxPending, c.SIP.MaxCalls},
+		{"sip.max_pending_per_source", c.SIP.MaxPendingPerSource, c.SIP.MaxPending},
+		{"sip.queue.max_failures", c.SIP.Queue.MaxFailures, 1000},
+		{"sip.queue.address_max_failures", c.SIP.Queue.AddressMaxFailures, 10000},
+		{"console.login_rate", c.Console.LoginRate, 10000},
+		{"console.hash_concurrency", c.Console.HashConcurrency, 64},
+	}
+	for _, l := range limits {
+		if l.v < 1 || l.v > l.max {
+			return bad(l.key, "%d is not between 1 and %d", l.v, l.max)
+		}
+	}
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"sip.ack_timeout", c.SIP.AckTimeout.Duration, time.Second, 2 * time.Minute},
+		{"sip.queue.backoff", c.SIP.Queue.Backoff.Duration, 10 * time.Millisecond, time.Minute},
+		{"sip.queue.lockout", c.SIP.Queue.Lockout.Duration, time.Minute, 24 * time.Hour},
+		{"console.hash_wait", c.Console.HashWait.Duration, 10 * time.Millisecond, 30 * time.Second},
+	} {
+		if d.v < d.min || d.v > d.max {
+			return bad(d.key, "%s is not between %s and %s", d.v, d.min, d.max)
 		}
 	}
 	if c.Console.Listen != "" {

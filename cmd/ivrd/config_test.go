@@ -40,12 +40,24 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"IVR_DATA_DIR":    "/tmp/x",
 		"IVR_RTP_TIMEOUT": "5s",
 		"IVR_TELEPHONY":   "sip",
+		// The limits of the line under attack.
+		"IVR_SIP_MAX_CALLS": "300", "IVR_SIP_MAX_CALLS_PER_SOURCE": "20", "IVR_SIP_MAX_PENDING": "50",
+		"IVR_SIP_MAX_PENDING_PER_SOURCE": "5", "IVR_SIP_ACK_TIMEOUT": "10s",
+		"IVR_SIP_REGISTER_MAX_FAILURES": "6", "IVR_SIP_REGISTER_ADDRESS_MAX_FAILURES": "12",
+		"IVR_SIP_REGISTER_BACKOFF": "2s", "IVR_SIP_REGISTER_LOCKOUT": "1h",
+		"IVR_CONSOLE_LOGIN_RATE": "30", "IVR_CONSOLE_HASH_CONCURRENCY": "1", "IVR_CONSOLE_HASH_WAIT": "500ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SIP.Listen != "127.0.0.1:5070" || c.HTTP.Listen != "127.0.0.1:9090" || c.Engine.DataDir != "/tmp/x" || c.SIP.RTPTimeout.Duration != 5*time.Second {
 		t.Errorf("overrides not applied: %+v", c)
+	}
+	s, q, con := c.SIP, c.SIP.Queue, c.Console
+	if s.MaxCalls != 300 || s.MaxCallsPerSource != 20 || s.MaxPending != 50 || s.MaxPendingPerSource != 5 || s.AckTimeout.Duration != 10*time.Second ||
+		q.MaxFailures != 6 || q.AddressMaxFailures != 12 || q.Backoff.Duration != 2*time.Second || q.Lockout.Duration != time.Hour ||
+		con.LoginRate != 30 || con.HashConcurrency != 1 || con.HashWait.Duration != 500*time.Millisecond {
+		t.Errorf("limit overrides not applied: %+v %+v %+v", s, q, con)
 	}
 }
 
@@ -99,6 +111,17 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[speech]\nend_silence = \"50ms\"\n", key: "speech.end_silence"},
 		{file: "[speech]\nend_silence = \"2s\"\ndigits_end_silence = \"1s\"\n", key: "speech.digits_end_silence"},
 		{file: "[speech]\nmax_utterance = \"1h\"\n", key: "speech.max_utterance"},
+		{env: map[string]string{"IVR_SIP_MAX_CALLS": "lots"}, key: "sip.max_calls"},
+		{file: "[sip]\nmax_calls = 0\n", key: "sip.max_calls"},
+		{file: "[sip]\nmax_calls_per_source = 2000\n", key: "sip.max_calls_per_source"},
+		{file: "[sip]\nmax_pending_per_source = 500\n", key: "sip.max_pending_per_source"},
+		{env: map[string]string{"IVR_SIP_ACK_TIMEOUT": "100ms"}, key: "sip.ack_timeout"},
+		{file: "[sip.queue]\nmax_failures = 0\n", key: "sip.queue.max_failures"},
+		{file: "[sip.queue]\nbackoff = \"0s\"\n", key: "sip.queue.backoff"},
+		{env: map[string]string{"IVR_SIP_REGISTER_LOCKOUT": "10s"}, key: "sip.queue.lockout"},
+		{env: map[string]string{"IVR_CONSOLE_LOGIN_RATE": "x"}, key: "console.login_rate"},
+		{env: map[string]string{"IVR_CONSOLE_HASH_CONCURRENCY": "0"}, key: "console.hash_concurrency"},
+		{file: "[console]\nhash_wait = \"1m\"\n", key: "console.hash_wait"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 	"github.com/govline/ivr/tickets/console"
 )
@@ -19,34 +21,35 @@ import (
 // ends (joined by wg; notifications wait in the outbox); the returned stop
 // function shuts the console down. Errors of the console's listener arrive
 // on errc.
-func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), con *console.Console, err error) {
 	var kick func(string)
 	if cfg.Webhook.URL != "" {
 		snd, err := tickets.NewSender(store, tickets.WebhookConfig{URL: cfg.Webhook.URL, Secret: []byte(cfg.Webhook.Secret), Logger: log.With("component", "webhook")})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		wg.Go(func() { _ = snd.Run(ctx) })
 		kick = func(string) { snd.Kick() }
 	}
 	if cfg.Console.Listen == "" {
-		return func(context.Context) {}, nil
+		return func(context.Context) {}, nil, nil
 	}
 	var misses console.MissLister
 	if k, ok := svc.KB.(flows.KBIndex); ok && k.Index != nil {
 		misses = k.Index
 	}
-	con, err := console.New(console.Config{
+	con, err = console.New(console.Config{
 		Store: store, Misses: misses, SecureCookie: cfg.Console.SecureCookie, Resolved: kick,
-		Login:  tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
+		Login:     tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
+		LoginRate: cfg.Console.LoginRate, HashConcurrency: cfg.Console.HashConcurrency, HashWait: cfg.Console.HashWait.Duration,
 		Logger: log.With("component", "console"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Console.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("console listen on %s: %w", cfg.Console.Listen, err)
+		return nil, nil, fmt.Errorf("console listen on %s: %w", cfg.Console.Listen, err)
 	}
 	srv := &http.Server{Handler: con, ReadHeaderTimeout: 5 * time.Second}
 	srv.RegisterOnShutdown(con.Shutdown) // the live streams never go idle
@@ -56,5 +59,14 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 		}
 	}()
 	log.Info("agent console listening", "addr", cfg.Console.Listen)
-	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, con, nil
+}
+
+// consoleMetrics writes the console's sign-in counts.
+func consoleMetrics(con *console.Console) func(io.Writer) error {
+	return func(w io.Writer) error {
+		pw := ivr.NewPromWriter(w)
+		pw.Labelled("counter", "ivr_console_signins_total", "Console sign-ins, by outcome: ok, bad, locked, throttled (429), busy (503), error.", "outcome", con.SignIns())
+		return pw.Err()
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -112,10 +113,13 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Every line passes the one masking of personal data: what a library
+	// quotes in an error (a Request-URI, a number) is masked too.
+	return slog.New(redact.NewHandler(h, nil))
 }
 
 func loadPrompts(cfg Config) (*ivr.Prompts, error) {
@@ -231,10 +235,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	httpSrv := &http.Server{Handler: httpHandler(eng, calls, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	stopConsole, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if con != nil {
+		tel.metrics = append(tel.metrics, consoleMetrics(con))
 	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 

@@ -46,6 +46,10 @@ func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog
 		AnswerDelay: cfg.SIP.AnswerDelay.Duration,
 		JitterDepth: cfg.SIP.JitterDepth,
 		Codecs:      cfg.SIP.Codecs,
+
+		MaxCalls: cfg.SIP.MaxCalls, MaxCallsPerSource: cfg.SIP.MaxCallsPerSource,
+		MaxPending: cfg.SIP.MaxPending, MaxPendingPerSource: cfg.SIP.MaxPendingPerSource,
+		AckTimeout: cfg.SIP.AckTimeout.Duration,
 	}
 	switch cfg.Engine.Telephony {
 	case "ari":
@@ -83,8 +87,11 @@ func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog
 		if err != nil {
 			return nil, err
 		}
-		sipCfg.Queue = sip.QueueConfig{Queues: qs, Agents: queue.Directory{Store: store}, Outcomes: store,
+		dir := queue.Directory{Store: store}
+		sipCfg.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, Locks: dir, Audit: store,
 			Realm: cfg.SIP.Queue.Realm, MinExpires: cfg.SIP.Queue.MinExpires.Duration, MaxExpires: cfg.SIP.Queue.MaxExpires.Duration,
+			MaxFailures: cfg.SIP.Queue.MaxFailures, AddressMaxFailures: cfg.SIP.Queue.AddressMaxFailures,
+			Backoff: cfg.SIP.Queue.Backoff.Duration, Lockout: cfg.SIP.Queue.Lockout.Duration,
 			OnAgent: func(ev sip.AgentEvent) {
 				// The console pops the ticket on the screen of the agent
 				// who answered (console.BridgedEvent).

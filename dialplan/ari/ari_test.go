@@ -171,6 +171,29 @@ func TestHandoffContinue(t *testing.T) {
 	l.clean()
 }
 
+// Asterisk may send the StasisEnd that a continue causes before it
+// answers the continue: the handoff still succeeds (the request has a
+// context of its own, not the call's, which the StasisEnd ends), so the
+// flow does not take the "request registered" path as if it had failed.
+func TestHandoffContinueWhenStasisEndComesFirst(t *testing.T) {
+	l := startLine(t, nil)
+	l.ast.SetStasisEndFirst(true)
+	caller := l.ast.Call("0721000128", "1919")
+	bridged(t, caller)
+	c := l.callOf(caller.ID)
+	// The flow hands over from the call's own context.
+	if err := c.Transfer(c.Context(), ivr.Handoff{Queue: "level1", Ticket: "T-2026-000124", Lang: "ro", Summary: "s"}); err != nil {
+		t.Fatalf("handoff answered after the StasisEnd: %v", err)
+	}
+	if rec := l.record(caller.ID); rec.EndReason != string(ivr.EndTransferred) {
+		t.Errorf("end reason %s", rec.EndReason)
+	}
+	if ch, ok := l.ast.Channel(caller.ID); !ok || ch.Context != "ivr-handoff" || ch.Extension != "level1" {
+		t.Errorf("the channel did not continue: %+v", ch)
+	}
+	l.clean()
+}
+
 func TestHandoffRedirect(t *testing.T) {
 	l := startLine(t, func(c *Config) { c.Handoff = HandoffConfig{Mode: "redirect", Endpoint: "PJSIP/agent100"} })
 	caller := l.ast.Call("0721000127", "1919")

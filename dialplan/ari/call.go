@@ -20,6 +20,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/redact"
 )
 
 // queue sizes, in 20 ms frames (as the SIP endpoint).
@@ -188,13 +189,17 @@ func (c *call) Transfer(ctx context.Context, h ivr.Handoff) error {
 		}
 	}
 	// Mark before the request: the StasisEnd it causes may arrive before
-	// its answer, and must not be taken for a hangup.
+	// its answer, and must not be taken for a hangup. That StasisEnd ends
+	// the call's context, from which ctx derives: the request runs on a
+	// context of its own (bounded by the client's request timeout), so its
+	// answer, not the event, says whether Asterisk took the call.
 	c.transferred.Store(true)
+	rctx := context.WithoutCancel(ctx)
 	var err error
 	if hc.Mode == "redirect" {
-		err = c.do(ctx, http.MethodPost, ch+"/redirect", url.Values{"endpoint": {hc.Endpoint}}, nil)
+		err = c.do(rctx, http.MethodPost, ch+"/redirect", url.Values{"endpoint": {hc.Endpoint}}, nil)
 	} else {
-		err = c.do(ctx, http.MethodPost, ch+"/continue", url.Values{
+		err = c.do(rctx, http.MethodPost, ch+"/continue", url.Values{
 			"context": {hc.Context}, "extension": {ext}, "priority": {strconv.Itoa(hc.Priority)},
 		}, nil)
 	}
@@ -307,7 +312,7 @@ func (c *call) run() {
 			reason = ivr.ReasonOf(cause)
 		}
 		c.tr.Log().Warn("call setup failed", "err", err, "reason", reason)
-		c.tr.Event("ari.setup.failed", err.Error())
+		c.tr.Event("ari.setup.failed", redact.Text(err.Error()))
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
 		if err := c.Hangup(ctx, reason); err != nil {
 			c.tr.Log().Warn("hangup failed", "err", err)

@@ -1,8 +1,10 @@
 package sip_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -35,7 +38,67 @@ func TestMain(m *testing.M) {
 	promptCache = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	// Nothing personal reached a log line of the whole run: the test
+	// callers' numbers, the numbers they typed or put in their requests.
+	if leaks := allLogs.leaks(personalData); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: personal data in the logs of the SIP test run:\n%s\n", strings.Join(leaks, "\n"))
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// testCaller is the number the test phones call from (their From user).
+const testCaller = "0721123456"
+
+// personalData are strings no log line of the run may hold: the test
+// callers' number, a national ID number typed with the keys
+// (TestNoPersonalDataInLogs), the numbers of the RFC 4475 messages.
+var personalData = []string{testCaller, "1900101456781", "3035551111", "6505552222"}
+
+// logSink keeps every log line of the run (all lines go to t.Log too).
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines int
+}
+
+var allLogs logSink
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines += bytes.Count(p, []byte("\n"))
+	return s.buf.Write(p)
+}
+
+// leaks returns the lines (masked, to report them) that hold one of secrets.
+func (s *logSink) leaks(secrets []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(s.buf.String(), "\n") {
+		for _, sec := range secrets {
+			if strings.Contains(line, sec) {
+				out = append(out, fmt.Sprintf("%q in: %s", sec, strings.ReplaceAll(line, sec, "<"+strings.Repeat("#", len(sec))+">")))
+			}
+		}
+	}
+	return out
+}
+
+// testLogger is the logger of a test line: a text handler to t.Log, to
+// allLogs and to the line's own sink, behind the same masking as the
+// daemon's (redact.NewHandler).
+func testLogger(t testing.TB, own *logSink) *slog.Logger {
+	h := slog.NewTextHandler(io.MultiWriter(testWriter{t}, &allLogs, own), &slog.HandlerOptions{Level: testLogLevel()})
+	return slog.New(redact.NewHandler(h, nil))
+}
+
+// size is the bytes and lines logged so far.
+func (s *logSink) size() (bytes, lines int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Len(), s.lines
 }
 
 // line is one engine (store, prompts, SIP endpoint) on a free loopback port.
@@ -47,6 +110,7 @@ type line struct {
 	port  int
 	dir   string
 	cfg   sip.Config
+	logs  *logSink // this line's log lines
 }
 
 func loadTestPrompts(t testing.TB) *ivr.Prompts {
@@ -87,12 +151,13 @@ func startLineStore(t testing.TB, adjust func(*sip.Config, *ivr.Engine, *tickets
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	calls := store.NewCallLog(0, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})))
+	logs := &logSink{}
+	calls := store.NewCallLog(0, testLogger(t, logs))
 	t.Cleanup(func() { calls.Close() })
 	eng := &ivr.Engine{
 		Calls:   calls,
 		Metrics: ivr.NewMetrics(),
-		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel()})),
+		Log:     testLogger(t, logs),
 		Prompts: prompts,
 		Timing:  ivr.Timing{FirstDigit: 3 * time.Second, Retries: 2},
 		RecDir:  filepath.Join(dir, "recordings"),
@@ -137,7 +202,7 @@ func startLineStore(t testing.TB, adjust func(*sip.Config, *ivr.Engine, *tickets
 		}
 		break
 	}
-	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg}
+	return &line{eng: eng, store: store, srv: srv, addr: cfg.Listen, port: port, dir: dir, cfg: cfg, logs: logs}
 }
 
 type testWriter struct{ t testing.TB }
@@ -176,7 +241,7 @@ func newPhone(t *testing.T, codecs ...media.Codec) *phone {
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
 	}
-	dg, ua := siptest.NewPhone(t, "test-phone", codecs...)
+	dg, ua := siptest.NewPhone(t, testCaller, codecs...)
 	return &phone{t: t, dg: dg, ua: ua, codec: codecs[0]}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/redact"
 )
 
 // Legs is implemented by an adapter that controls calls through a PBX and
@@ -61,7 +62,7 @@ func (s *Server) serveLeg(d *diago.DialogServerSession, legID string) {
 
 	o, err := parseOffer(req.Body(), s.cfg.Codecs)
 	if err != nil {
-		tr.Event("sip.488", err.Error())
+		tr.Event("sip.488", redact.Text(err.Error()))
 		_ = d.Respond(488, "Not Acceptable Here", nil)
 		s.cfg.Legs.ServeLeg(legID, nil, err)
 		return
@@ -75,7 +76,7 @@ func (s *Server) serveLeg(d *diago.DialogServerSession, legID string) {
 		err = nil
 	}
 	if err != nil {
-		tr.Event("sip.answer.failed", err.Error())
+		tr.Event("sip.answer.failed", redact.Text(err.Error()))
 		c.cancel(ivr.End(ivr.EndError, err))
 		if d.LoadState() == sip.DialogStateConfirmed && d.Context().Err() == nil {
 			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -98,7 +99,7 @@ func (s *Server) serveLeg(d *diago.DialogServerSession, legID string) {
 
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := c.Hangup(hctx, ivr.EndEngineHangup); err != nil {
-		tr.Event("sip.leg.bye.failed", err.Error())
+		tr.Event("sip.leg.bye.failed", redact.Text(err.Error()))
 	}
 	cancel()
 	c.cancel(ivr.End(ivr.EndEngineHangup, nil))

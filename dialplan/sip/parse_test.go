@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/govline/ivr/limit"
 )
 
 const offerPCMU = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
@@ -194,16 +197,38 @@ func FuzzParseInfoDTMF(f *testing.F) {
 // has them redacted.
 func TestLibraryLogsAreRedacted(t *testing.T) {
 	var buf strings.Builder
-	h := levelFilter{h: slog.NewTextHandler(&buf, nil), min: slog.LevelWarn}
+	dropped := 0
+	every := limit.NewEvery(time.Hour, 0)
+	h := levelFilter{h: slog.NewTextHandler(&buf, nil), min: slog.LevelWarn, allow: func(k string) (bool, int) {
+		ok, held := every.Allow(k)
+		if !ok {
+			dropped++
+		}
+		return ok, held
+	}}
 	log := slog.New(h)
 	log.Info("dropped below warn", "data", "From: <sip:0722123456@x>")
 	log.Error("failed to parse", "data", "INVITE sip:1 SIP/2.0\r\nFrom: <sip:0722123456@x>", "error", "bad")
 	log.With("req.from", "sip:0722123456@x").Warn("Failed to handle request", "req.to", "sip:0211234567@x")
+	// Error texts quote what did not parse: masked, and cut short.
+	log.Error("Server tx failed to handle request", "error", errors.New("'tag' param not found in 'From' header of message 'INVITE sip:+13035551111@example.com' "+strings.Repeat("x", 400)))
+	// The same message again, 200 times: one line.
+	for range 200 {
+		log.Error("failed to parse", "error", "bad")
+	}
 	out := buf.String()
-	if strings.Contains(out, "0722123456") || strings.Contains(out, "0211234567") {
-		t.Fatalf("a number leaked: %s", out)
+	for _, leak := range []string{"0722123456", "0211234567", "3035551111", strings.Repeat("x", 200)} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("%q leaked: %s", leak, out)
+		}
 	}
 	if !strings.Contains(out, "failed to parse") || !strings.Contains(out, "error=bad") || strings.Contains(out, "dropped below warn") {
 		t.Fatalf("filter wrong: %s", out)
+	}
+	if n := strings.Count(out, "failed to parse"); n != 1 || dropped != 200 {
+		t.Fatalf("%d lines of a repeated message, %d dropped; want 1 and 200:\n%s", n, dropped, out)
+	}
+	if len(out) > 800 {
+		t.Errorf("%d bytes of log for 203 library lines:\n%s", len(out), out)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -28,6 +31,21 @@ import (
 // an enabled agent.
 type AgentDirectory interface {
 	Lookup(ctx context.Context, name string) (queue.Agent, error)
+}
+
+// Lockouts keeps the lockouts of agents and source addresses where an
+// administrator can lift them (queue.Directory over the ticket store;
+// `ivrctl agents unlock`). Both methods are called concurrently, once per
+// REGISTER that carries credentials (Locked) or per lockout (Lock).
+type Lockouts interface {
+	Locked(ctx context.Context, agent, address string) (queue.Lock, bool, error)
+	Lock(ctx context.Context, l queue.Lock) error
+}
+
+// Auditor appends to the audit log (the ticket store); safe for
+// concurrent use.
+type Auditor interface {
+	Audit(ctx context.Context, e tickets.AuditEntry) error
 }
 
 // QueueOutcomes records a queued call's outcome (the ticket store's
@@ -47,6 +65,19 @@ type QueueConfig struct {
 	Realm      string        // digest realm; default DefaultRealm. Agents' HA1 is computed with it.
 	MinExpires time.Duration // shortest registration accepted (423 below); default 60 s
 	MaxExpires time.Duration // longer registrations are shortened to this; default 1 h
+
+	// Failed digest attempts (docs/operations.md, "Agent registration"):
+	// after freeFailures failures in a row, an agent or a source address
+	// waits Backoff, doubled after each further failure (503 with
+	// Retry-After meanwhile, the digest not even checked); MaxFailures in
+	// a row for an agent, AddressMaxFailures for an address, lock it out
+	// for Lockout (403), until it ends or an administrator lifts it.
+	MaxFailures        int           // default 10
+	AddressMaxFailures int           // default 20
+	Backoff            time.Duration // default 1 s
+	Lockout            time.Duration // default 15 min
+	Locks              Lockouts      // nil: lockouts are kept in memory only
+	Audit              Auditor       // nil: failures are only logged and counted
 
 	// OnAgent, when set, learns when an agent answers a queued call and
 	// when that bridge ends (for the console's screen pop). It is called
@@ -71,6 +102,14 @@ const (
 	DefaultMinExpires = 60 * time.Second
 	DefaultMaxExpires = time.Hour
 	nonceLifetime     = 5 * time.Minute
+
+	DefaultMaxFailures        = 10
+	DefaultAddressMaxFailures = 20
+	DefaultBackoff            = time.Second
+	DefaultLockout            = 15 * time.Minute
+	// freeFailures in a row cost nothing (a phone with a stale password
+	// tries once or twice); the back-off starts after them.
+	freeFailures = 3
 )
 
 func (q QueueConfig) withDefaults() QueueConfig {
@@ -86,6 +125,18 @@ func (q QueueConfig) withDefaults() QueueConfig {
 	if q.MaxExpires < q.MinExpires {
 		q.MaxExpires = q.MinExpires
 	}
+	if q.MaxFailures <= 0 {
+		q.MaxFailures = DefaultMaxFailures
+	}
+	if q.AddressMaxFailures <= 0 {
+		q.AddressMaxFailures = DefaultAddressMaxFailures
+	}
+	if q.Backoff <= 0 {
+		q.Backoff = DefaultBackoff
+	}
+	if q.Lockout <= 0 {
+		q.Lockout = DefaultLockout
+	}
 	return q
 }
 
@@ -99,7 +150,25 @@ type registrar struct {
 
 	mu   sync.Mutex
 	used map[string]nonceUse // nonce -> highest nonce count seen: a replayed Authorization is refused
+
+	// Failed attempts: per "agent:NAME" and "address:IP", in memory (the
+	// lockouts they lead to also in Locks).
+	fmu      sync.Mutex
+	fails    map[string]*failState
+	audited  *limit.Every          // refusals while throttled or locked: audited once a minute per agent and address
+	lastFrom map[string]string     // agent -> address of its last successful registration
+	memLocks map[string]queue.Lock // lockouts when there is no Locks store
 }
+
+type failState struct {
+	n       int
+	last    time.Time
+	blocked time.Time // no attempt is checked before this
+}
+
+// maxFailStates bounds the failure memory (source addresses of UDP
+// requests can be forged): beyond it, stale entries are dropped.
+const maxFailStates = 10000
 
 type nonceUse struct {
 	nc    int
@@ -107,7 +176,8 @@ type nonceUse struct {
 }
 
 func newRegistrar(cfg QueueConfig) *registrar {
-	r := &registrar{cfg: cfg, now: time.Now, used: map[string]nonceUse{}}
+	r := &registrar{cfg: cfg, now: time.Now, used: map[string]nonceUse{},
+		fails: map[string]*failState{}, audited: limit.NewEvery(time.Minute, maxFailStates), lastFrom: map[string]string{}, memLocks: map[string]queue.Lock{}}
 	_, _ = rand.Read(r.key[:])
 	return r
 }
@@ -173,8 +243,96 @@ func digestResponse(ha1, method string, c *digest.Credentials) string {
 
 var errBadCredentials = errors.New("bad credentials")
 
-// handleRegister answers one REGISTER: a challenge without credentials,
-// 403 for wrong ones, 423 for too short an expiry, else 200 with the
+// throttled returns until when the agent's or the address's back-off
+// keeps their attempts unchecked (zero: not throttled). An agent's
+// back-off does not apply at the address it last registered from, so a
+// stranger guessing its password cannot knock its phone off the line.
+func (r *registrar) throttled(agent, addr string) time.Time {
+	now := r.now()
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	var until time.Time
+	keys := []string{"address:" + addr}
+	if r.lastFrom[agent] != addr {
+		keys = append(keys, "agent:"+agent)
+	}
+	for _, k := range keys {
+		if st := r.fails[k]; st != nil && st.blocked.After(now) && st.blocked.After(until) {
+			until = st.blocked
+		}
+	}
+	return until
+}
+
+// failed counts a failed attempt on key (limit in a row lock it); it
+// returns the failures in a row and whether they reached the limit (the
+// count then starts again: the lock does the rest).
+func (r *registrar) failed(key string, limit int) (int, bool) {
+	now := r.now()
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	st := r.fails[key]
+	if st == nil {
+		if len(r.fails) >= maxFailStates {
+			for k, v := range r.fails {
+				if now.Sub(v.last) > r.cfg.Lockout && now.After(v.blocked) {
+					delete(r.fails, k)
+				}
+			}
+		}
+		st = &failState{}
+		r.fails[key] = st
+	}
+	if now.Sub(st.last) > r.cfg.Lockout {
+		st.n = 0 // an old streak is forgotten
+	}
+	st.n++
+	st.last = now
+	n := st.n
+	if n >= limit {
+		delete(r.fails, key)
+		return n, true
+	}
+	if n >= freeFailures {
+		wait := r.cfg.Backoff << min(n-freeFailures, 20)
+		st.blocked = now.Add(min(wait, r.cfg.Lockout))
+	}
+	return n, false
+}
+
+// succeeded forgets the failures of the agent and the address and
+// remembers where the agent registered from; it returns the address of
+// its previous registration.
+func (r *registrar) succeeded(agent, addr string) (prev string) {
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	delete(r.fails, "agent:"+agent)
+	delete(r.fails, "address:"+addr)
+	prev = r.lastFrom[agent]
+	r.lastFrom[agent] = addr
+	return prev
+}
+
+// audit writes an audit entry about a registration (never failing the
+// REGISTER: a refused write is logged).
+func (s *Server) audit(e tickets.AuditEntry) {
+	if len(e.User) > 64 {
+		e.User = e.User[:64]
+	}
+	e.Target = "sip"
+	if a := s.cfg.Queue.Audit; a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.Audit(ctx, e); err != nil {
+			s.log.Error("audit of a registration failed", "action", e.Action, "err", err)
+		}
+	}
+}
+
+// handleRegister answers one REGISTER: a challenge without credentials
+// (or with another scheme than Digest), 503 while the agent's or the
+// address's back-off runs, 403 while one of them is locked out and for
+// wrong credentials, 423 for too short an expiry, else 200 with the
 // binding and its expiry.
 func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	r := s.registrar
@@ -191,18 +349,20 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	to := req.To()
 	if to == nil || to.Address.User == "" {
+		s.metrics.SIPRegisterFailures.Add("bad_request")
 		respond(400, "Bad Request")
 		return
 	}
 	name := to.Address.User
 	h := req.GetHeader("Authorization")
-	if h == nil {
-		challenge(false)
+	if h == nil || !strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "digest ") {
+		challenge(false) // no credentials, or a scheme we do not know (RFC 4475 regaut01)
 		return
 	}
 	cred, err := digest.ParseCredentials(h.Value())
 	if err != nil {
 		s.metrics.MalformedSIP.Add(1)
+		s.metrics.SIPRegisterFailures.Add("bad_request")
 		respond(400, "Bad Request")
 		return
 	}
@@ -210,8 +370,29 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		challenge(ok) // an old nonce of ours: stale, the phone retries silently
 		return
 	}
+	src := sourceIP(req)
+	// Throttled: the attempt is not even checked.
+	if until := r.throttled(name, src); !until.IsZero() {
+		s.metrics.SIPRegisterFailures.Add("backoff")
+		if ok, _ := r.audited.Allow("throttled " + name + " " + src); ok {
+			s.audit(tickets.AuditEntry{User: name, Action: "sip_register_throttled", Address: src,
+				Detail: "attempt not checked: back-off after failed attempts until " + until.Format(time.RFC3339)})
+		}
+		secs := int(math.Ceil(until.Sub(r.now()).Seconds()))
+		respond(503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1))))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if lock, locked := s.lockedOut(ctx, name, src); locked {
+		s.metrics.SIPRegisterFailures.Add("locked")
+		if ok, _ := r.audited.Allow("locked " + name + " " + src); ok {
+			s.audit(tickets.AuditEntry{User: name, Action: "sip_register_locked", Address: src,
+				Detail: fmt.Sprintf("refused: %s %s locked until %s", lock.Kind, lock.Target, lock.Until.Format(time.RFC3339))})
+		}
+		respond(403, "Forbidden", sip.NewHeader("Warning", "399 "+s.cfg.UserAgent+` "locked out after repeated failed attempts"`))
+		return
+	}
 	agent, err := s.cfg.Queue.Agents.Lookup(ctx, name)
 	switch {
 	case err == nil && cred.Username == name && cred.Realm == r.cfg.Realm && agent.Realm == r.cfg.Realm &&
@@ -222,10 +403,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		respond(500, "Server Internal Error")
 		return
 	default:
-		if err == nil {
-			err = errBadCredentials
-		}
-		s.log.Warn("agent registration refused", "agent", name, "source", req.Source(), "err", err)
+		s.registerFailed(ctx, name, src, err == nil)
 		respond(403, "Forbidden")
 		return
 	}
@@ -234,6 +412,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		challenge(true) // a replayed request, or a phone reusing its count: a new nonce
 		return
 	}
+	prev := r.succeeded(name, src)
 
 	// The binding: one contact per agent (the last registered wins).
 	expires := 3600 * time.Second
@@ -272,8 +451,98 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if expires > r.cfg.MaxExpires {
 		expires = r.cfg.MaxExpires
 	}
-	s.cfg.Queue.Queues.Register(agent, contact.Address.String(), r.now().Add(expires))
+	if _, active := s.cfg.Queue.Queues.Registered(name); active && prev != "" && prev != src {
+		// "The last phone to register wins": a registration from
+		// another address takes the agent's calls. Say so where the
+		// agent and the administrators look.
+		s.metrics.SIPNewAddress.Add(1)
+		s.log.Warn("agent registered from a new address while registered elsewhere", "agent", name, "address", src, "previous", prev)
+		s.audit(tickets.AuditEntry{User: name, Action: tickets.AuditRegisterNewAddress, Address: src, OK: true,
+			Detail: "registered from " + src + " while registered from " + prev + ": calls now go to the new address"})
+	}
+	until := r.now().Add(expires)
+	s.peers.seen(src, until)
+	if ip := net.ParseIP(contact.Address.Host); ip != nil {
+		s.peers.seen(ip.String(), until)
+	}
+	s.cfg.Queue.Queues.Register(agent, contact.Address.String(), until)
 	s.log.Info("agent registered", "agent", name, "queues", strings.Join(agent.Queues, ","), "expires", expires)
 	secs := strconv.Itoa(int(expires / time.Second))
 	respond(200, "OK", sip.NewHeader("Contact", "<"+contact.Address.String()+">;expires="+secs), sip.NewHeader("Expires", secs))
+}
+
+// lockedOut reports the lock in force on the agent or the address. The
+// agent's own lock does not apply at the address it last registered from.
+func (s *Server) lockedOut(ctx context.Context, name, src string) (queue.Lock, bool) {
+	r := s.registrar
+	agent := name
+	r.fmu.Lock()
+	if r.lastFrom[name] == src {
+		agent = ""
+	}
+	r.fmu.Unlock()
+	if locks := s.cfg.Queue.Locks; locks != nil {
+		l, ok, err := locks.Locked(ctx, agent, src)
+		if err != nil {
+			s.log.Error("agent registration: lockout lookup failed", "err", err)
+			return queue.Lock{}, false
+		}
+		return l, ok
+	}
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	now := r.now()
+	for _, k := range []string{"agent:" + agent, "address:" + src} {
+		if l, ok := r.memLocks[k]; ok && now.Before(l.Until) && !strings.HasSuffix(k, ":") {
+			return l, true
+		}
+	}
+	return queue.Lock{}, false
+}
+
+// registerFailed counts, audits and, at the limit, locks out a failed
+// attempt: per source address always, per agent when the name is an
+// agent's (unknown names are not remembered one by one).
+func (s *Server) registerFailed(ctx context.Context, name, src string, known bool) {
+	r := s.registrar
+	reason, detail := "unknown_agent", "unknown agent"
+	if known {
+		reason, detail = "bad_credentials", "wrong password"
+	}
+	s.metrics.SIPRegisterFailures.Add(reason)
+	type target struct {
+		kind, name string
+		limit      int
+	}
+	targets := []target{{queue.LockAddress, src, r.cfg.AddressMaxFailures}}
+	if known {
+		targets = append(targets, target{queue.LockAgent, name, r.cfg.MaxFailures})
+	}
+	var locks []queue.Lock
+	for _, t := range targets {
+		n, lock := r.failed(t.kind+":"+t.name, t.limit)
+		if t.kind == queue.LockAgent || !known {
+			detail += fmt.Sprintf(" (%d in a row)", n)
+		}
+		if lock {
+			locks = append(locks, queue.Lock{Kind: t.kind, Target: t.name, Until: r.now().Add(r.cfg.Lockout), Failures: n})
+		}
+	}
+	s.log.Warn("agent registration refused", "agent", name, "address", src, "reason", reason)
+	s.audit(tickets.AuditEntry{User: name, Action: "sip_register_failed", Address: src, Detail: detail})
+	for _, l := range locks {
+		s.metrics.SIPLockouts.Add(l.Kind)
+		s.log.Warn("locked out after repeated failed registrations", "kind", l.Kind, "target", l.Target, "until", l.Until)
+		s.audit(tickets.AuditEntry{User: name, Action: "sip_register_lockout", Address: src,
+			Detail: fmt.Sprintf("%s %s locked until %s after %d failed attempts", l.Kind, l.Target, l.Until.Format(time.RFC3339), l.Failures)})
+		if locks := s.cfg.Queue.Locks; locks != nil {
+			if err := locks.Lock(ctx, l); err != nil {
+				s.log.Error("agent registration: lockout not stored", "err", err)
+			}
+		} else {
+			r.fmu.Lock()
+			r.memLocks[l.Kind+":"+l.Target] = l
+			r.fmu.Unlock()
+		}
+	}
 }

@@ -141,3 +141,115 @@ func checkSDPLines(body []byte) error {
 	}
 	return nil
 }
+
+// sdpLayout is the media lines of an offer that had several (audio and
+// video, two audio streams...), for the answer: RFC 3264 6 wants as many
+// m= lines in the answer as in the offer, in the same order, the streams
+// it declines with port 0.
+type sdpLayout struct {
+	lines []string // each offered m= line, as offered
+	used  int      // the index of the audio line answered
+}
+
+// answer rebuilds the SDP answer diago made for the single audio line:
+// its session part, then for every offered line either diago's audio
+// section or the offered line declined with port 0 (its formats kept, as
+// RFC 3264 6 asks).
+func (l *sdpLayout) answer(body []byte) []byte {
+	session, sections := splitSDP(body)
+	if len(sections) != 1 {
+		return body // not the one-audio answer expected: leave it
+	}
+	var b bytes.Buffer
+	b.Write(session)
+	for i, line := range l.lines {
+		if i == l.used {
+			b.Write(sections[0])
+			continue
+		}
+		f := strings.Fields(strings.TrimPrefix(line, "m="))
+		if len(f) < 3 {
+			continue
+		}
+		f[1] = "0"
+		b.WriteString("m=" + strings.Join(f, " ") + "\r\n")
+	}
+	return b.Bytes()
+}
+
+// splitSDP cuts an SDP body into its session part and its media sections
+// (from one m= line to the next), each with its line endings.
+func splitSDP(body []byte) (session []byte, sections [][]byte) {
+	start := -1
+	for i := 0; i < len(body); {
+		end := bytes.IndexByte(body[i:], '\n')
+		next := len(body)
+		if end >= 0 {
+			next = i + end + 1
+		}
+		if bytes.HasPrefix(body[i:], []byte("m=")) {
+			if start < 0 {
+				session = body[:i]
+			} else {
+				sections = append(sections, body[start:i])
+			}
+			start = i
+		}
+		i = next
+	}
+	if start < 0 {
+		return body, nil
+	}
+	return session, append(sections, body[start:])
+}
+
+// reduceOffer turns an offer of several media lines into the offer of its
+// first usable audio line (an RTP/AVP audio stream with a port and a codec
+// the line speaks), which is what diago can read, and returns the layout
+// the answer must follow. An offer of one media line, or one with no usable
+// audio line, comes back unchanged with a nil layout (and is answered, or
+// refused with 488, as before).
+func reduceOffer(body []byte, allowed []string) ([]byte, *sdpLayout) {
+	session, sections := splitSDP(body)
+	if len(sections) < 2 {
+		return body, nil
+	}
+	l := &sdpLayout{used: -1}
+	var reduced []byte
+	for i, sec := range sections {
+		line, _, _ := bytes.Cut(sec, []byte("\n"))
+		l.lines = append(l.lines, strings.TrimRight(string(line), "\r"))
+		if l.used >= 0 {
+			continue
+		}
+		f := strings.Fields(strings.TrimPrefix(l.lines[i], "m="))
+		if len(f) < 4 || f[0] != "audio" || f[1] == "0" || f[2] != "RTP/AVP" {
+			continue
+		}
+		cand := append(sessionFor(session, sec), sec...)
+		if _, err := parseOffer(cand, allowed); err == nil {
+			l.used, reduced = i, cand
+		}
+	}
+	if l.used < 0 {
+		return body, nil
+	}
+	return reduced, l
+}
+
+// sessionFor is the session part to keep with one media section: all of
+// it, but without its c= line when the section has its own (RFC 4566
+// 5.7: the media's connection data wins; diago reads only the first).
+func sessionFor(session, section []byte) []byte {
+	out := append([]byte(nil), session...)
+	if !bytes.Contains(section, []byte("\nc=")) {
+		return out
+	}
+	var b bytes.Buffer
+	for _, line := range bytes.SplitAfter(out, []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("c=")) {
+			b.Write(line)
+		}
+	}
+	return b.Bytes()
+}

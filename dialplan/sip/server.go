@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
@@ -31,6 +32,8 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/limit"
+	"github.com/govline/ivr/redact"
 )
 
 // Config of the SIP endpoint. The zero value of a field means its default.
@@ -55,6 +58,16 @@ type Config struct {
 	// Queue turns on the embedded agent queue (agents REGISTER; a flow's
 	// transfer waits for an agent). See QueueConfig.
 	Queue QueueConfig
+
+	// Limits (docs/operations.md, "Limits"): calls in progress and calls
+	// not yet confirmed by an ACK, in total and per source address; an
+	// INVITE beyond one gets 503 with Retry-After. A 2xx not acknowledged
+	// within AckTimeout ends the call.
+	MaxCalls            int
+	MaxCallsPerSource   int
+	MaxPending          int
+	MaxPendingPerSource int
+	AckTimeout          time.Duration
 }
 
 // Defaults.
@@ -77,6 +90,17 @@ func (c Config) withDefaults() Config {
 	if c.UserAgent == "" {
 		c.UserAgent = "govline-ivr"
 	}
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{{&c.MaxCalls, DefaultMaxCalls}, {&c.MaxCallsPerSource, DefaultMaxCallsPerSource}, {&c.MaxPending, DefaultMaxPending}, {&c.MaxPendingPerSource, DefaultMaxPendingPerSource}} {
+		if *l.v <= 0 {
+			*l.v = l.def
+		}
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
 	return c
 }
 
@@ -97,6 +121,12 @@ type Server struct {
 
 	sender    *audio.Sender
 	registrar *registrar // nil without an agent queue
+
+	adm         *admission
+	pendingAcks sync.Map     // Call-ID -> *guardTx, until the ACK of its 2xx
+	limit       *limit.Every // log lines of refusals and of the SIP libraries
+	peers       *peers
+	parser      *sip.Parser
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -130,12 +160,21 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		media.RTPPortStart, media.RTPPortEnd = cfg.RTPPortMin, cfg.RTPPortMax
 	}
 	log := eng.Log.With("component", "sip")
-	// The SIP stack's own logs are diagnostics for us: warnings and up.
-	quiet := slog.New(levelFilter{h: eng.Log.Handler(), min: slog.LevelWarn})
+	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, calls: map[string]*entry{}, ready: make(chan struct{}),
+		sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips),
+		adm:    newAdmission(cfg), peers: newPeers(), parser: newParser()}
+	s.limit = limit.NewEvery(logLimitPeriod, 256)
+	// The SIP stack's own logs are diagnostics for us: warnings and up,
+	// rate-limited and masked.
+	quiet := s.libraryLog(eng.Log.Handler())
 	libraryLoggers.Do(func() {
 		// Package-wide in sipgo and diago: set once per process.
 		sip.SetDefaultLogger(quiet)
 		media.SetDefaultLogger(quiet)
+		// A response as large as its request (RFC 4475 longreq echoes 3 KB
+		// of headers) goes out over UDP in IP fragments rather than not at
+		// all; sipgo refuses UDP messages above 1300 bytes by default.
+		sip.UDPMTUSize = 65535
 	})
 
 	if cfg.Queue.Queues != nil {
@@ -144,11 +183,25 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		}
 		cfg.Queue = cfg.Queue.withDefaults()
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
+	// The stack as the line needs it on a public address: no DNS lookup
+	// for anything a request names, TCP connections only to known peers
+	// (responses go back where requests came from, RFC 3261 18.2.2), RFC
+	// 2543 requests made matchable before the transaction layer.
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		s.metrics.SIPDNSRefused.Add(1)
+		return nil, errNoDNS
+	}}
+	tcp := &sip.TransportTCP{DialerCreate: func(laddr net.Addr) net.Dialer {
+		return net.Dialer{Timeout: 10 * time.Second, LocalAddr: laddr, ControlContext: s.dialControl}
+	}}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentDNSResolver(noDNS), sipgo.WithUserAgentParser(s.parser),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(s.readFilter),
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp}), sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, ua: ua, calls: map[string]*entry{}, ready: make(chan struct{}), sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips)}
+	s.ua = ua
 	sipSrv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	if err != nil {
 		return nil, err
@@ -211,8 +264,10 @@ func (s *Server) lookup(callID string) *entry {
 	return s.calls[callID]
 }
 
-// middleware sees every request before diago: it counts them, logs
-// in-dialog events to their call, follows hold state on re-INVITE and
+// middleware sees every request before diago: it refuses what diago must
+// not see (checkRequest), admits new calls within the limits, counts
+// requests, logs in-dialog events to their call, follows hold state on
+// re-INVITE, reduces an offer of several media lines to its audio line and
 // answers SIP INFO DTMF (which diago refuses).
 func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
@@ -223,32 +278,63 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		defer func() {
 			if r := recover(); r != nil {
 				s.metrics.Panics.Add(1)
-				s.log.Error("panic while handling a SIP request", "method", req.Method.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				s.log.Error("panic while handling a SIP request", "method", req.Method.String(), "panic", redact.Text(fmt.Sprint(r)), "stack", string(debug.Stack()))
 				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
 			}
 		}()
 		s.metrics.SIPRequest(req.Method.String())
-		var e *entry
-		if h := req.CallID(); h != nil {
-			e = s.lookup(h.Value())
+		if r := checkRequest(req); r != nil {
+			s.refused(req, tx, r)
+			return
+		}
+		e := s.lookup(req.CallID().Value())
+		if e == nil && hasToTag(req) && !hasFromTag(req) {
+			// No dialog can match a request without a From tag
+			// (RFC 3261 12.2.2): diago would answer 400.
+			s.refused(req, tx, &refusal{status: 481, reason: "Call/Transaction Does Not Exist", check: "unknown_dialog"})
+			return
 		}
 		switch req.Method {
 		case sip.INFO:
 			s.handleInfo(e, req, tx)
 			return
+		case sip.ACK:
+			if g, ok := s.pendingAcks.Load(req.CallID().Value()); ok {
+				g.(*guardTx).acked()
+			}
 		case sip.INVITE:
 			if err := checkSDPLines(req.Body()); err != nil {
 				s.metrics.MalformedSIP.Add(1)
 				if e != nil {
-					e.tr.Event("sip.488", err.Error())
+					e.tr.Event("sip.488", redact.Text(err.Error()))
 				}
 				_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 				return
 			}
-			if e != nil && hasToTag(req) && !s.reinvite(e, req) {
+			g := &guardTx{ServerTransaction: tx, s: s, src: sourceIP(req), callID: req.CallID().Value()}
+			if body, layout := reduceOffer(req.Body(), s.cfg.Codecs); layout != nil {
+				req.SetBody(body) // diago reads one m= line; the answer gets them all back
+				g.layout = layout
+			}
+			inDialog := hasToTag(req)
+			if e != nil && inDialog && !s.reinvite(e, req) {
 				_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 				return
 			}
+			if !inDialog {
+				if why := s.adm.admit(g.src); why != "" {
+					s.metrics.CallEnded(ivr.EndRejected)
+					s.refused(req, tx, &refusal{status: 503, reason: "Service Unavailable", warn: "the line is at its limit of calls",
+						hdrs: []sip.Header{sip.NewHeader("Retry-After", strconv.Itoa(overloadRetryAfter))}, check: why})
+					return
+				}
+				g.admitted, g.pending = true, true
+				// A second INVITE of a Call-ID in progress is refused by
+				// the engine; it does not take the first one's place here.
+				s.pendingAcks.LoadOrStore(g.callID, g)
+				defer g.done()
+			}
+			tx = g
 		case sip.BYE:
 			if e != nil {
 				e.tr.Event("sip.bye.received", "")
@@ -260,6 +346,15 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		next(req, tx)
 	}
+}
+
+func hasFromTag(req *sip.Request) bool {
+	from := req.From()
+	if from == nil {
+		return false
+	}
+	tag, ok := from.Params.Get("tag")
+	return ok && tag != ""
 }
 
 func hasToTag(req *sip.Request) bool {
@@ -283,7 +378,7 @@ func (s *Server) reinvite(e *entry, req *sip.Request) bool {
 	o, err := parseOffer(body, s.cfg.Codecs)
 	if err != nil {
 		s.metrics.MalformedSIP.Add(1)
-		e.tr.Event("sip.reinvite", "offer not usable: "+err.Error())
+		e.tr.Event("sip.reinvite", "offer not usable: "+redact.Text(err.Error()))
 		return false
 	}
 	if c := e.answered(); c != nil {
@@ -317,7 +412,7 @@ func (s *Server) handleInfo(e *entry, req *sip.Request, tx sip.ServerTransaction
 	key, err := parseInfoDTMF(ct, req.Body())
 	if err != nil {
 		s.metrics.MalformedSIP.Add(1)
-		e.tr.Event("sip.info.rejected", err.Error())
+		e.tr.Event("sip.info.rejected", redact.Text(err.Error()))
 		res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
 		res.AppendHeader(sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		_ = tx.Respond(res)
@@ -352,7 +447,9 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 		if status == 503 {
 			hdrs = append(hdrs, sip.NewHeader("Retry-After", "30"))
 		}
-		s.log.Warn("call refused", "call_id", id, "status", status, "err", err)
+		if ok, dropped := s.allowLog("call refused " + string(reason)); ok {
+			s.log.Warn("call refused", "call_id", id, "status", status, "err", redact.Err(err), "suppressed", dropped)
+		}
 		_ = d.Respond(status, statusText(status), nil, hdrs...)
 		return
 	}
@@ -375,18 +472,20 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 	if late {
 		tr.Event("sip.invite.late-offer", "no SDP in the INVITE: the 200 OK carries the offer")
 	} else if o, err = parseOffer(req.Body(), s.cfg.Codecs); err != nil {
-		reason := ivr.EndError
+		// Refused before the answer: the call counts as rejected (or as
+		// no_common_codec, which says more).
+		reason := ivr.EndRejected
 		if errors.Is(err, ErrNoCommonCodec) {
 			reason = ivr.EndNoCommonCodec
 		}
-		tr.Event("sip.488", err.Error())
-		warn := sip.NewHeader("Warning", fmt.Sprintf("305 %s %q", s.cfg.UserAgent, err.Error()))
+		tr.Event("sip.488", redact.Text(err.Error()))
+		warn := sip.NewHeader("Warning", fmt.Sprintf("305 %s %q", s.cfg.UserAgent, redact.Text(err.Error())))
 		_ = d.Respond(488, "Not Acceptable Here", nil, warn)
 		tr.End(reason)
 		return
 	}
 	if err := d.Ringing(); err != nil {
-		tr.Event("sip.180.failed", err.Error())
+		tr.Event("sip.180.failed", redact.Text(err.Error()))
 		tr.End(ivr.EndCancelled)
 		return
 	}
@@ -426,7 +525,10 @@ func (s *Server) handle(d *diago.DialogServerSession) {
 		case d.Context().Err() != nil:
 			reason = ivr.EndCancelled
 		}
-		tr.Event("sip.answer.failed", err.Error())
+		if g, ok := s.pendingAcks.Load(id); ok && g.(*guardTx).wasUnacked() {
+			tr.Event("sip.ack.timeout", fmt.Sprintf("no ACK of the 200 OK within %s: call cleaned up", s.cfg.AckTimeout))
+		}
+		tr.Event("sip.answer.failed", redact.Text(err.Error()))
 		if c != nil {
 			c.cancel(ivr.End(reason, err))
 		}
@@ -567,13 +669,21 @@ func statusText(code int) string {
 	}
 }
 
-// levelFilter passes records at or above min to h, with the attributes
-// that the SIP libraries fill with headers or raw messages (From, To, the
-// bytes of a malformed message) redacted: they carry caller numbers.
+// levelFilter passes records at or above min to h, at most one line per
+// message per logLimitPeriod, with the attributes that the SIP libraries
+// fill with headers or raw messages (From, To, the bytes of a malformed
+// message) replaced, long values cut to maxLibraryValue bytes, and every
+// other value masked by the one redaction (a parse error quotes the bytes
+// it could not read: a Request-URI, a number).
 type levelFilter struct {
-	h   slog.Handler
-	min slog.Level
+	h     slog.Handler
+	min   slog.Level
+	allow func(key string) (ok bool, held int)
 }
+
+// maxLibraryValue bounds a library log value (an error that quotes a
+// whole message).
+const maxLibraryValue = 160
 
 // redactedKeys are attribute keys the SIP libraries use for personal data.
 var redactedKeys = map[string]bool{
@@ -581,19 +691,38 @@ var redactedKeys = map[string]bool{
 	"req.from": true, "req.to": true, "from": true, "to": true, "contact": true, "uri": true, "caller": true,
 }
 
-func redact(a slog.Attr) slog.Attr {
+func shorten(a slog.Attr) slog.Attr {
 	if redactedKeys[strings.ToLower(a.Key)] {
 		return slog.String(a.Key, "[redacted]")
 	}
-	if a.Value.Kind() == slog.KindGroup {
-		g := a.Value.Group()
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		g := v.Group()
 		out := make([]any, len(g))
 		for i, x := range g {
-			out[i] = redact(x)
+			out[i] = shorten(x)
 		}
 		return slog.Group(a.Key, out...)
+	case slog.KindString, slog.KindAny:
+		var str string
+		if err, ok := v.Any().(error); ok {
+			str = err.Error()
+		} else if v.Kind() == slog.KindString {
+			str = v.String()
+		} else {
+			str = fmt.Sprint(v.Any())
+		}
+		if len(str) > maxLibraryValue {
+			cut := maxLibraryValue
+			for cut > 0 && !utf8.RuneStart(str[cut]) {
+				cut--
+			}
+			str = str[:cut] + "…"
+		}
+		return slog.String(a.Key, redact.Text(str))
 	}
-	return a
+	return slog.Attr{Key: a.Key, Value: v}
 }
 
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
@@ -601,22 +730,29 @@ func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	ok, dropped := f.allow("library " + r.Message)
+	if !ok {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, r.Level, redact.Text(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(redact(a))
+		out.AddAttrs(shorten(a))
 		return true
 	})
+	if dropped > 0 {
+		out.AddAttrs(slog.Int("suppressed", dropped))
+	}
 	return f.h.Handle(ctx, out)
 }
 
 func (f levelFilter) WithAttrs(as []slog.Attr) slog.Handler {
 	red := make([]slog.Attr, len(as))
 	for i, a := range as {
-		red[i] = redact(a)
+		red[i] = shorten(a)
 	}
-	return levelFilter{h: f.h.WithAttrs(red), min: f.min}
+	return levelFilter{h: f.h.WithAttrs(red), min: f.min, allow: f.allow}
 }
 
 func (f levelFilter) WithGroup(n string) slog.Handler {
-	return levelFilter{h: f.h.WithGroup(n), min: f.min}
+	return levelFilter{h: f.h.WithGroup(n), min: f.min, allow: f.allow}
 }

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 // Score thresholds. A Result's Score is a confidence in 0..1 (see Search).
@@ -849,13 +851,14 @@ const maxMissBytes = 500
 
 // RecordMiss stores a query the base did not answer confidently: the flows
 // runtime calls it after Search when the first result is not Confident (or
-// there is none). Personal data is masked first (MaskPersonal); the same
-// masked query in the same language is counted, not stored twice.
+// there is none). Personal data is masked first (redact.Text, white space
+// collapsed); the same masked query in the same language is counted, not
+// stored twice.
 func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
 	if !validLang(lang) {
 		return fmt.Errorf("kb: record miss: language %q: want ro or en", lang)
 	}
-	q := strings.ToLower(MaskPersonal(query))
+	q := strings.ToLower(strings.Join(strings.Fields(redact.Text(query)), " "))
 	if q == "" {
 		return nil
 	}

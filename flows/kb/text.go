@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"unicode"
 
@@ -325,22 +324,6 @@ func (s *Synonyms) replace(lang string, ts []string) []string {
 		i++
 	}
 	return out
-}
-
-// Personal data in queries stored as misses.
-var (
-	reEmail  = regexp.MustCompile(`[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(\.[\p{L}\p{N}\-]+)+`)
-	reDigits = regexp.MustCompile(`\+?[0-9](?:[ .\-/]?[0-9]){6,}`)
-)
-
-// MaskPersonal replaces e-mail addresses and runs of 7 or more digits
-// (phone numbers, national ID numbers (CNP), card and account numbers, even
-// when spoken in groups: "0722 123 456") with placeholders, and collapses
-// white space.
-func MaskPersonal(q string) string {
-	q = reEmail.ReplaceAllString(q, "<e-mail>")
-	q = reDigits.ReplaceAllString(q, "<number>")
-	return strings.Join(strings.Fields(q), " ")
 }
 
 // levenshtein returns the edit distance between a and b (bytes: terms are

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -45,8 +46,14 @@ func (c *Console) apiLogin(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	sess, err := c.st.Login(r.Context(), in.Name, in.Password, clientAddr(r), c.cfg.Login)
+	sess, err := c.signIn(r, in.Name, in.Password)
 	switch {
+	case errors.Is(err, errTooMany), errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", retryAfter(err))
+		apiError(w, signInStatus(err), err.Error())
+		return
+	case errors.Is(err, context.Canceled):
+		return
 	case errors.Is(err, tickets.ErrLocked):
 		apiError(w, http.StatusForbidden, tickets.ErrLocked.Error())
 		return
@@ -82,7 +89,12 @@ func (c *Console) apiLogout(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) apiMe(w http.ResponseWriter, r *http.Request) {
 	s := session(r)
-	writeJSON(w, http.StatusOK, map[string]any{"user": s.User, "expires": s.Expires, "personal_data": seesPersonalData(s.User.Role)})
+	moved := c.moved(r.Context(), s.User)
+	if moved == nil {
+		moved = []tickets.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": s.User, "expires": s.Expires, "personal_data": seesPersonalData(s.User.Role),
+		"registrations_moved": moved})
 }
 
 func (c *Console) apiTickets(w http.ResponseWriter, r *http.Request) {

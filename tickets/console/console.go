@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -64,6 +65,14 @@ type Config struct {
 	Misses MissLister
 	// Login is the lockout and session policy (zero: the defaults).
 	Login tickets.LoginPolicy
+	// Sign-in protection, before any password is checked: LoginRate
+	// sign-ins a minute per client address (429 beyond), HashConcurrency
+	// password checks at once, each sign-in waiting at most HashWait for
+	// its turn (503 beyond). Zero: DefaultLoginRate, DefaultHashConcurrency,
+	// DefaultHashWait.
+	LoginRate       int
+	HashConcurrency int
+	HashWait        time.Duration
 	// SecureCookie sets the Secure flag on cookies: set it whenever the
 	// console is reached over HTTPS (directly or behind a TLS proxy).
 	SecureCookie bool
@@ -87,6 +96,9 @@ type Console struct {
 	// stop is closed by Shutdown: the live-update streams return.
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	gate          *gate
+	throttleAudit *limit.Every // login_throttled audited once a minute per address
 }
 
 // Shutdown ends the live-update streams (which never go idle on their own),
@@ -112,7 +124,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{})}
+	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{}),
+		gate: newGate(cfg), throttleAudit: limit.NewEvery(time.Minute, 0)}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
@@ -309,13 +322,36 @@ type page struct {
 	CanEdit bool
 	IsSup   bool
 	IsKB    bool
+	// Moved are the SIP registrations of the last day that took an
+	// agent's calls to a new address: the user's own, or everyone's for
+	// an administrator.
+	Moved []tickets.AuditEntry
 }
 
 func (c *Console) newPage(r *http.Request, title, nav string, data any) page {
 	s := session(r)
 	return page{Title: title, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
 		Data: data, CanEdit: slices.Contains(editors, s.User.Role), IsSup: slices.Contains(supervisors, s.User.Role),
-		IsKB: c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role)}
+		IsKB:  c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role),
+		Moved: c.moved(r.Context(), s.User)}
+}
+
+// moved returns the registrations from a new address in the last day
+// that u is shown: its own, or everyone's for an administrator.
+func (c *Console) moved(ctx context.Context, u tickets.User) []tickets.AuditEntry {
+	if u.Name == "" {
+		return nil
+	}
+	q := tickets.AuditQuery{Action: tickets.AuditRegisterNewAddress, Since: time.Now().Add(-24 * time.Hour), Limit: 20}
+	if u.Role != tickets.RoleAdministrator {
+		q.User = u.Name
+	}
+	es, err := c.st.AuditLog(ctx, q)
+	if err != nil {
+		c.log.Warn("registrations from a new address", "err", err)
+		return nil
+	}
+	return es
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {

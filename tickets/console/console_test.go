@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -13,7 +14,9 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +32,23 @@ type env struct {
 	srv      *httptest.Server
 	ticket   string // opened by the IVR during call-1, with a transcript
 	resolved []string
+	console  *Console
 }
 
-func newEnv(t *testing.T) *env {
+// apiSignIn posts a sign-in to the API and returns the status and headers.
+func apiSignIn(t *testing.T, base, name, password string) (int, http.Header) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"name": name, "password": password})
+	resp, err := http.Post(base+"/api/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := tickets.Open(filepath.Join(t.TempDir(), tickets.DBFile))
@@ -74,9 +91,14 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, ticket: tk.Number}
-	c, err := New(Config{Store: st, Misses: ix, Poll: 20 * time.Millisecond,
+	cfg := Config{Store: st, Misses: ix, Poll: 20 * time.Millisecond,
 		Login:    tickets.LoginPolicy{MaxFailures: 3, Lockout: time.Hour},
-		Resolved: func(n string) { e.resolved = append(e.resolved, n) }})
+		Resolved: func(n string) { e.resolved = append(e.resolved, n) }}
+	for _, a := range adjust {
+		a(&cfg)
+	}
+	c, err := New(cfg)
+	e.console = c
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +308,129 @@ func TestRoles(t *testing.T) {
 	}
 	if got := e.auditRows(tickets.AuditQuery{Action: "ticket_view", Target: e.ticket}); len(got) != 2 {
 		t.Fatalf("ticket_view audit rows: %d, want 2", len(got))
+	}
+}
+
+// Notes and every other text an operator writes hold what callers say:
+// the supervisor (no personal-data rights) reads them masked, on the page
+// and through the API; the operator reads them whole.
+func TestNotesMaskedForSupervisor(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	note := "CNP 1900101456781, phone 0721123456, mail ion.popescu@example.ro"
+	if err := e.st.AddNote(ctx, e.ticket, "ana", note); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Resolve(ctx, e.ticket, "ana", "called back on 0721123456"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Reopen(ctx, e.ticket, "ana", "caller 0721123456 asked again"); err != nil {
+		t.Fatal(err)
+	}
+	sup := e.client()
+	sup.login("sue", pw)
+	_, page := sup.get("/tickets/" + e.ticket)
+	_, api, _ := sup.do("GET", "/api/tickets/"+e.ticket, nil, nil)
+	for where, body := range map[string]string{"page": page, "API": api} {
+		for _, secret := range []string{"1900101456781", "0721123456", "popescu"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("the supervisor's %s shows %q", where, secret)
+			}
+		}
+		if !strings.Contains(body, "CNP **********781, phone *******456") {
+			t.Errorf("the supervisor's %s lacks the masked note", where)
+		}
+	}
+	op := e.client()
+	op.login("ana", pw)
+	if _, body := op.get("/tickets/" + e.ticket); !strings.Contains(body, "phone 0721123456") {
+		t.Error("the operator does not read the note whole")
+	}
+}
+
+// Sign-ins are rationed before any password is hashed: an address that
+// signs in too often gets 429 with Retry-After (audited once), and when
+// every hashing slot stays taken a sign-in gets 503 with Retry-After
+// instead of queueing without end.
+func TestSignInRationed(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.LoginRate = 4 })
+	c := e.client()
+	codes := map[int]int{}
+	var hdr http.Header
+	for range 7 {
+		code, h := apiSignIn(t, e.srv.URL, "nobody", "wrong password")
+		codes[code]++
+		if code == http.StatusTooManyRequests {
+			hdr = h
+		}
+	}
+	if codes[http.StatusUnauthorized] != 4 || codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("7 sign-ins from one address at 4 a minute: %v", codes)
+	}
+	if ra, _ := strconv.Atoi(hdr.Get("Retry-After")); ra < 1 || ra > 15 {
+		t.Errorf("429 Retry-After %q, want the seconds until the next sign-in (about 15)", hdr.Get("Retry-After"))
+	}
+	if got := e.auditRows(tickets.AuditQuery{Action: "login_throttled"}); len(got) != 1 {
+		t.Errorf("%d login_throttled audit rows, want 1 (once a minute per address)", len(got))
+	}
+	// The form too.
+	if code := c.login("ana", pw); code != http.StatusTooManyRequests {
+		t.Errorf("form sign-in beyond the rate: %d", code)
+	}
+
+	// One hashing slot, a short wait: of 12 concurrent sign-ins, those
+	// that do not get the slot in time are told to come back.
+	e2 := newEnv(t, func(c *Config) { c.LoginRate, c.HashConcurrency, c.HashWait = 1000, 1, 30*time.Millisecond })
+	var mu sync.Mutex
+	got := map[int]int{}
+	var retry string
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Go(func() {
+			code, h := apiSignIn(t, e2.srv.URL, "ana", "wrong password")
+			mu.Lock()
+			got[code]++
+			if code == http.StatusServiceUnavailable {
+				retry = h.Get("Retry-After")
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if got[http.StatusServiceUnavailable] == 0 || retry != "1" || got[http.StatusServiceUnavailable]+got[http.StatusUnauthorized]+got[http.StatusForbidden] != 12 {
+		t.Errorf("12 concurrent sign-ins, one hashing slot: %v (Retry-After %q)", got, retry)
+	}
+	if n := e2.console.SignIns()["busy"]; n != uint64(got[http.StatusServiceUnavailable]) {
+		t.Errorf("busy sign-ins counted %d, answered %d", n, got[http.StatusServiceUnavailable])
+	}
+}
+
+// When an agent's SIP phone registers from a new address while its
+// registration from another is active (the registrar audits it), the
+// agent sees it on every page and in /api/me, and so do administrators;
+// other users do not.
+func TestRegistrationFromNewAddressShown(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.Audit(context.Background(), tickets.AuditEntry{User: "ana", Action: tickets.AuditRegisterNewAddress, Target: "sip",
+		Address: "203.0.113.9", OK: true, Detail: "registered from 203.0.113.9 while registered from 10.0.0.5: calls now go to the new address"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"ana": true, "adi": true, "sam": false, "sue": false} {
+		c := e.client()
+		c.login(name, pw)
+		_, body := c.get("/")
+		if shown := strings.Contains(body, `id="moved"`) && strings.Contains(body, "203.0.113.9"); shown != want {
+			t.Errorf("%s's queue page shows the new-address registration: %v, want %v", name, shown, want)
+		}
+	}
+	c := e.client()
+	c.login("ana", pw)
+	_, body, _ := c.do("GET", "/api/me", nil, nil)
+	var me struct {
+		Moved []tickets.AuditEntry `json:"registrations_moved"`
+	}
+	if err := json.Unmarshal([]byte(body), &me); err != nil || len(me.Moved) != 1 || me.Moved[0].Address != "203.0.113.9" {
+		t.Errorf("/api/me: %v %s", err, body)
 	}
 }
 

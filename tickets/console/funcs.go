@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 var funcs = template.FuncMap{
@@ -48,6 +50,6 @@ var funcs = template.FuncMap{
 		return fmt.Sprint(s)
 	},
 	"roman":  func(l int) string { return map[int]string{1: "I", 2: "II", 3: "III"}[l] },
-	"masked": func(s string) string { return tickets.Phone(s).Masked() },
+	"masked": redact.Mask,
 	"eq2":    func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
 }

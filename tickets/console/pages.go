@@ -14,6 +14,8 @@ import (
 
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/tickets"
+
+	"github.com/govline/ivr/redact"
 )
 
 // safeNext keeps a post-sign-in redirect on this site.
@@ -49,8 +51,14 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please sign in again.")
 		return
 	}
-	sess, err := c.st.Login(r.Context(), name, r.PostFormValue("password"), clientAddr(r), c.cfg.Login)
+	sess, err := c.signIn(r, name, r.PostFormValue("password"))
 	switch {
+	case errors.Is(err, errTooMany), errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", retryAfter(err))
+		c.showLogin(w, r, signInStatus(err), name, "Too many sign-ins at the moment. Please wait a little and try again.")
+		return
+	case errors.Is(err, context.Canceled):
+		return
 	case errors.Is(err, tickets.ErrLocked):
 		c.showLogin(w, r, http.StatusForbidden, name, "This account is locked after repeated failed sign-ins. Try again later or ask an administrator.")
 		return
@@ -272,13 +280,28 @@ type callSummary struct {
 	End   *time.Time `json:"end,omitempty"`
 }
 
-// maskTicket hides the personal data of t from a role that does not need it.
+// maskTicket hides the personal data of t from a role that does not need
+// it: the caller masked, the description hidden, the classification an
+// operator typed masked (redact.Text).
 func maskTicket(t tickets.Ticket) tickets.Ticket {
-	t.Caller = tickets.Phone(t.Caller).Masked()
+	t.Caller = redact.Mask(t.Caller)
 	if t.Description != "" {
 		t.Description = "(hidden for your role)"
 	}
+	t.Classification = redact.Text(t.Classification)
 	return t
+}
+
+// maskEvent hides the personal data of a history entry from a role that
+// does not need it: the caller masked, the description dropped, and every
+// text an operator wrote (notes, resolutions, reasons, a classification)
+// masked by the one rule, so "CNP 1900101456781, phone 0721123456" reads
+// "CNP **********781, phone *******456".
+func maskEvent(e tickets.TicketEvent) tickets.TicketEvent {
+	d := &e.Data
+	d.Caller, d.Description = redact.Mask(d.Caller), ""
+	d.Text, d.Reason, d.Classification = redact.Text(d.Text), redact.Text(d.Reason), redact.Text(d.Classification)
+	return e
 }
 
 // loadTicket gathers the ticket screen for sess and audits the view.
@@ -297,7 +320,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
 	for _, e := range evs {
 		if !pii {
-			e.Data.Caller, e.Data.Description = tickets.Phone(e.Data.Caller).Masked(), ""
+			e = maskEvent(e)
 		}
 		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
 	}

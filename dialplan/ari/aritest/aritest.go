@@ -37,10 +37,11 @@ type Asterisk struct {
 	// several servers apart.
 	SystemName string
 
-	t     testing.TB
-	addr  string
-	delay atomic.Int64 // ns added to every REST answer
-	slow  sync.Map     // path substring -> time.Duration added to matching requests
+	t        testing.TB
+	addr     string
+	delay    atomic.Int64 // ns added to every REST answer
+	endFirst atomic.Bool  // a continue sends StasisEnd before its answer
+	slow     sync.Map     // path substring -> time.Duration added to matching requests
 
 	mu            sync.Mutex
 	ln            net.Listener
@@ -223,6 +224,11 @@ func (a *Asterisk) SetDelayFor(prefix string, d time.Duration) {
 	}
 	a.slow.Store(prefix, d)
 }
+
+// SetStasisEndFirst makes a continue end the channel's Stasis (the
+// StasisEnd event) before it answers the request, as a busy Asterisk
+// does about one time in two.
+func (a *Asterisk) SetStasisEndFirst(on bool) { a.endFirst.Store(on) }
 
 // Orphan creates an ExternalMedia channel (kind "channel") or a bridge
 // (kind "bridge") with the given id that no call owns, as a crashed engine
@@ -521,13 +527,20 @@ func (a *Asterisk) channel(w http.ResponseWriter, r *http.Request, id string, re
 		ch.Context, ch.Extension = r.Form.Get("context"), r.Form.Get("extension")
 		ch.Priority, _ = strconv.Atoi(r.Form.Get("priority"))
 		a.mu.Unlock()
-		reply(w, 204, nil)
+		first := a.endFirst.Load()
+		if !first {
+			reply(w, 204, nil)
+		}
 		a.leaveBridge(ch)
 		a.mu.Lock()
 		ch.InStasis = false
 		j := channelJSON(ch)
 		a.mu.Unlock()
 		a.event("StasisEnd", map[string]any{"channel": j})
+		if first {
+			time.Sleep(50 * time.Millisecond) // the event reaches the client before the answer
+			reply(w, 204, nil)
+		}
 	case r.Method == "POST" && op == "redirect":
 		ep := r.Form.Get("endpoint")
 		if ep == "" {
