@@ -79,6 +79,9 @@ bench: deps build
 	# Speech turn-taking on loopback calls: barge-in and turn latency,
 	# concurrent listening calls (docs/speech.md).
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'BargeInLatency|TurnLatency|ListeningCalls' -benchtime 15x ./dialplan/sip/
+	# No dead air: the shipped flow on a fresh line, alone and 20 callers
+	# 300 ms apart (welcome, listening, next prompt, silences).
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'DeadAir' -benchtime 1x ./dialplan/sip/
 
 # Knowledge base quality: top-1, top-3 and correct-"none" rates over the
 # evaluation set flows/kb/eval/queries.txt (see docs/knowledge-base.md);

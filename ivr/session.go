@@ -144,6 +144,18 @@ func (s *Session) metrics() *Metrics {
 	return nil
 }
 
+// LostWrite reports whether a log line says that a write belonging to a
+// call (a transcript turn, a ticket) was lost. The tests of every adapter
+// fail on such a line.
+func LostWrite(line string) bool {
+	for _, m := range []string{"turn not saved", "ticket not opened", "could not open the ticket"} {
+		if strings.Contains(line, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // durableTranscript writes a call's turns on a context of their own that
 // outlives the call (flows.WriteTimeout at most): the turn in progress at
 // a hangup is written like any other. A failed write is counted

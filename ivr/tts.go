@@ -338,24 +338,32 @@ func (c *RenderCache) keep(k cacheKey, pcm []int16) {
 	c.trim()
 }
 
-// Warm renders texts that are neither on disk nor in memory yet, one at a
-// time (so a live call's new prompt waits for at most one of them), and
-// keeps each in memory at rate. It returns when all are ready or ctx
-// ends, with the number rendered and the first error.
-func (c *RenderCache) Warm(ctx context.Context, texts []flows.Text, rate int) (rendered int, err error) {
+// Warm renders the texts that are not on disk yet, one at a time (so a
+// live call's new prompt waits for at most one of them), into the disk
+// cache: a call that needs one later reads it from there (about a
+// millisecond) instead of waiting for its render. Memory is left to the
+// calls (the LRU keeps what they use). It returns when all are on disk or
+// ctx ends, with the number rendered and the first error.
+func (c *RenderCache) Warm(ctx context.Context, texts []flows.Text) (rendered int, err error) {
 	for _, t := range texts {
 		if ctx.Err() != nil {
 			return rendered, context.Cause(ctx)
 		}
-		k, wav := c.textKey(t.Lang, t.Text, rate)
-		if _, ok := c.memory(k); ok {
+		k, wav := c.textKey(t.Lang, t.Text, renderRate)
+		if _, serr := os.Stat(wav); serr == nil {
 			continue
 		}
-		if _, serr := os.Stat(wav); serr != nil && c.job(k.src) == nil {
+		j, started := c.startJob(k.src, t.Lang, t.Text, wav)
+		if started {
 			rendered++
 		}
-		if _, e := c.Synthesize(ctx, t.Lang, t.Text, rate); e != nil && err == nil {
-			err = fmt.Errorf("prompt %q (%s): %w", t.Text, t.Lang, e)
+		select {
+		case <-j.stored:
+		case <-ctx.Done():
+			return rendered, context.Cause(ctx)
+		}
+		if j.err != nil && err == nil {
+			err = fmt.Errorf("prompt %q (%s): %w", t.Text, t.Lang, j.err)
 		}
 	}
 	return rendered, err

@@ -90,7 +90,7 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 			synth, closeSynth := startSynth(cfg.Speech, cfg.Engine.DataDir, log)
 			defer closeSynth()
 			texts := append(rt.Texts(cfg.Engine.Language), ivr.Texts()...)
-			n, err := synth.Warm(context.Background(), texts, 8000)
+			n, err := synth.Warm(context.Background(), texts)
 			if err != nil {
 				fmt.Fprintln(stderr, "ivrd: flows' sentences:", err)
 				return 1
@@ -142,7 +142,7 @@ func warmPrompts(ctx context.Context, rt *flows.Runtime, synth *ivr.RenderCache,
 		if v := rt.Version(); v != warmed {
 			start := time.Now()
 			texts := append(rt.Texts(lang), ivr.Texts()...)
-			n, err := synth.Warm(ctx, texts, 8000)
+			n, err := synth.Warm(ctx, texts)
 			if ctx.Err() != nil {
 				return
 			}

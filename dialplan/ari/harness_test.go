@@ -52,6 +52,9 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	if os.Getenv("IVR_TEST_DEBUG") != "" {
 		b.t.Log(strings.TrimSpace(string(p)))
 	}
+	if ivr.LostWrite(string(p)) {
+		b.t.Errorf("a write that belongs to the call was lost: %s", strings.TrimSpace(string(p)))
+	}
 	return b.buf.Write(p)
 }
 

@@ -44,7 +44,11 @@ func TestMain(m *testing.M) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	line := strings.TrimRight(string(p), "\n")
+	w.t.Log(line)
+	if ivr.LostWrite(line) {
+		w.t.Errorf("a write that belongs to the call was lost: %s", line)
+	}
 	return len(p), nil
 }
 
