@@ -87,9 +87,13 @@ const renderRate = 16000
 // next ones, get it).
 const renderTimeout = 30 * time.Second
 
+// renderVersion changes the disk cache's keys when what a render holds
+// changes (v2: the trailing silence trimmed to tailKeep).
+const renderVersion = "v2\x00"
+
 // textKey is the cache key of a text at rate and its file on disk.
 func (c *RenderCache) textKey(lang, text string, rate int) (cacheKey, string) {
-	sum := sha256.Sum256([]byte(c.Name + "\x00" + lang + "\x00" + text))
+	sum := sha256.Sum256([]byte(renderVersion + c.Name + "\x00" + lang + "\x00" + text))
 	h := hex.EncodeToString(sum[:12])
 	return cacheKey{src: "tts:" + lang + ":" + h, rate: rate}, filepath.Join(c.Dir, SafeFileName(lang), h+".wav")
 }
@@ -305,6 +309,7 @@ func (c *RenderCache) renderInto(ctx context.Context, j *renderJob, lang, text s
 			if j.len() == 0 {
 				return false, fmt.Errorf("%w: the synthesizer gave no audio", speech.ErrEngine)
 			}
+			j.trimTail()
 			return true, nil
 		}
 	}
@@ -399,6 +404,31 @@ func (j *renderJob) finish(err error) {
 	j.mu.Unlock()
 }
 
+// tailKeep is the silence a rendered text keeps at its end. Engines end a
+// text with a sentence's pause (espeak-ng: about 400 ms); between two
+// prompts the next one's own start is pause enough, and after a question
+// the caller is listened to sooner.
+const tailKeep = renderRate / 5 // 200 ms
+
+// quietSample is the level (16-bit units, about -50 dBFS) under which the
+// end of a render counts as silence.
+const quietSample = 100
+
+// trimTail drops the render's trailing silence beyond tailKeep. A call that
+// has already played into it plays on to its end as if it were there
+// (since never returns past the end).
+func (j *renderJob) trimTail() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := len(j.pcm)
+	for n > 0 && j.pcm[n-1] < quietSample && j.pcm[n-1] > -quietSample {
+		n--
+	}
+	if keep := n + tailKeep; keep < len(j.pcm) {
+		j.pcm = j.pcm[:keep:keep]
+	}
+}
+
 func (j *renderJob) len() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -418,7 +448,7 @@ func (j *renderJob) all() []int16 {
 func (j *renderJob) since(off int) ([]int16, bool, error, <-chan struct{}) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.pcm[off:], j.done, j.err, j.wake
+	return j.pcm[min(off, len(j.pcm)):], j.done, j.err, j.wake
 }
 
 // reader plays the job at rate for one call.

@@ -44,6 +44,14 @@ func TestRenderCacheEmbedded(t *testing.T) {
 	if len(files) != 1 {
 		t.Errorf("disk cache holds %v, want one WAV", files)
 	}
+	// espeak-ng ends a text with about 400 ms of silence: 200 ms are kept.
+	quiet := 0
+	for i := len(a) - 1; i >= 0 && a[i] < quietSample && a[i] > -quietSample; i-- {
+		quiet++
+	}
+	if ms := quiet * 1000 / 8000; ms > 210 || ms < 150 {
+		t.Errorf("the render ends with %d ms of silence, want 200", ms)
+	}
 }
 
 // A network synthesizer (the OpenAI-compatible /v1/audio/speech) that fails
