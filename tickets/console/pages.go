@@ -278,6 +278,13 @@ func maskTicket(t tickets.Ticket) tickets.Ticket {
 	if t.Description != "" {
 		t.Description = "(hidden for your role)"
 	}
+	if len(t.Personal) > 0 {
+		hidden := make(map[string]string, len(t.Personal))
+		for k := range t.Personal {
+			hidden[k] = "(hidden for your role)"
+		}
+		t.Personal = hidden
+	}
 	return t
 }
 
@@ -297,7 +304,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
 	for _, e := range evs {
 		if !pii {
-			e.Data.Caller, e.Data.Description = tickets.Phone(e.Data.Caller).Masked(), ""
+			e.Data.Caller, e.Data.Description, e.Data.Personal = tickets.Phone(e.Data.Caller).Masked(), "", nil
 		}
 		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
 	}
