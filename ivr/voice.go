@@ -24,9 +24,9 @@ const DefaultInterDigit = 3 * time.Second
 //
 // It is used by the flow's goroutine only.
 type voice struct {
-	s       *Session
-	synth   Synthesizer
-	pending []Digit // keys that interrupted a prompt, for the next Listen
+	s     *Session
+	synth Synthesizer
+	kp    flows.Keypad // the caller's keys: answers, and keys pressed ahead for the next Listen
 }
 
 var _ flows.Channel = (*voice)(nil)
@@ -45,7 +45,7 @@ type segment struct {
 func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 	// Type-ahead: a key pressed during an earlier prompt already answers
 	// what comes next, so a prompt the caller may interrupt is skipped.
-	if p.BargeIn && len(v.pending) > 0 {
+	if p.BargeIn && v.kp.Ahead() {
 		v.s.Tracker.Event("flow.bargein", "key pressed ahead: prompt skipped")
 		return flows.Played{Interrupted: true}, nil
 	}
@@ -87,10 +87,11 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 			if p.BargeIn {
 				select {
 				case d := <-v.s.keys:
-					v.flush()
-					v.pending = append(v.pending, d)
-					v.s.Tracker.Event("flow.bargein", "key during prompt")
-					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
+					if _, _, kept := v.kp.Press(d.Key, d.At); kept { // not a terminator swallowed
+						v.flush()
+						v.s.Tracker.Event("flow.bargein", "key during prompt")
+						return flows.Played{Interrupted: true, Heard: heard(segs, off, rate)}, nil
+					}
 				case <-spoke:
 					v.flush()
 					v.s.Tracker.Event("flow.bargein", "speech during prompt")
@@ -218,41 +219,19 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	if inter <= 0 {
 		inter = DefaultInterDigit
 	}
-	digits := l.Expect == flows.ExpectDigits || l.MaxDigits > 1
-	var keys []rune
-	// done reports whether keys make a complete answer, and trims the
-	// terminator.
-	done := func() bool {
-		if len(keys) == 0 {
-			return false
-		}
-		if !digits {
-			return true
-		}
-		if l.Terminator != 0 && keys[len(keys)-1] == l.Terminator {
-			keys = keys[:len(keys)-1]
-			return true
-		}
-		return l.MaxDigits > 0 && len(keys) >= l.MaxDigits
+	l.InterDigit = inter
+	if in, ok := v.kp.Start(l); ok { // keys pressed ahead answer it
+		return in, nil
 	}
-	answer := func() flows.Input {
-		return flows.Input{Mode: flows.InputDTMF, Text: string(keys), Confidence: 1}
-	}
-	for len(v.pending) > 0 {
-		keys = append(keys, v.pending[0].Key)
-		v.pending = v.pending[1:]
-		if done() {
-			return answer(), nil
-		}
-	}
+	defer v.kp.Stop()
 	wait := noInput
-	if len(keys) > 0 {
+	if v.kp.Collecting() {
 		wait = inter
 	}
 	var spoken <-chan turnEvent // the ear's events for this turn; nil: keys only
 	var req *turnReq
 	e := v.s.ear
-	if len(keys) == 0 && e != nil && !e.off.Load() {
+	if !v.kp.Collecting() && e != nil && !e.off.Load() {
 		end := e.cfg.EndSilence
 		if l.Expect == flows.ExpectDigits {
 			end = e.cfg.DigitsEndSilence
@@ -266,13 +245,16 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	for {
 		select {
 		case d := <-v.s.keys:
+			in, done, kept := v.kp.Press(d.Key, d.At)
+			if !kept {
+				continue // the terminator after a full-length number
+			}
 			if spoken != nil { // a key wins over speech
 				e.cancel(req)
 				spoken = nil
 			}
-			keys = append(keys, d.Key)
-			if done() {
-				return answer(), nil
+			if done {
+				return in, nil
 			}
 			t.Reset(inter)
 		case ev := <-spoken:
@@ -300,10 +282,10 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence}, nil
 			}
 		case <-t.C:
-			if len(keys) == 0 {
-				return flows.Input{Mode: flows.InputNone}, nil
+			if in, ok := v.kp.Pause(); ok {
+				return in, nil
 			}
-			return answer(), nil
+			return flows.Input{Mode: flows.InputNone}, nil
 		case <-ctx.Done():
 			return flows.Input{}, v.ended(ctx)
 		}
