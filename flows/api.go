@@ -360,10 +360,6 @@ func (c *call) commonAsk(L *lua.LState, opts *lua.LTable, a *asker) {
 }
 
 func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
-	if a.sensitive && !c.sensitive {
-		c.setSensitive(true)
-		defer c.setSensitive(false)
-	}
 	var reprompt lua.LValue = lua.LNil
 	misses, offered := 0, false
 	for attempt := 0; attempt <= a.retries; attempt++ {
@@ -381,8 +377,7 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 		} else {
 			parts = append(parts, c.parts(L, a.prompt)...)
 		}
-		c.sayParts(L, parts, a.bargeIn)
-		in := c.doListen(L, a.listen)
+		in := c.turn(L, parts, a)
 		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
 			misses++
 			reprompt = orDefault(a.noInput, c.msg("no_input"))
@@ -398,6 +393,18 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 		reprompt = orDefault(a.noMatch, c.msg("no_match"))
 	}
 	return lua.LNil
+}
+
+// turn says a question and listens for its answer. A sensitive question's
+// prompt and answer are marked so for the channel (not what follows: a
+// read-back's yes or no).
+func (c *call) turn(L *lua.LState, parts []Part, a *asker) Input {
+	if a.sensitive {
+		c.setSensitive(true)
+		defer c.setSensitive(false)
+	}
+	c.sayParts(L, parts, a.bargeIn)
+	return c.doListen(L, a.listen)
 }
 
 func orDefault(v lua.LValue, def string) lua.LValue {
