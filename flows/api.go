@@ -873,15 +873,7 @@ func (c *call) luaKBGet(L *lua.LState) int {
 	h, err := c.svc.KB.Get(c.ctx, c.lang, id)
 	done()
 	if err != nil {
-		c.stopIfCancelled(L)
-		L.Push(lua.LNil)
-		if errors.Is(err, ErrNoArticle) {
-			L.Push(lua.LString("not found"))
-		} else {
-			c.log.Warn("kb.get failed", "err", err)
-			L.Push(lua.LString(err.Error()))
-		}
-		return 2
+		return c.pushFailure(L, err, ErrNoArticle)
 	}
 	L.Push(c.answerTable(L, h))
 	return 1
@@ -902,6 +894,21 @@ func (c *call) answerTable(L *lua.LState, h Answer) *lua.LTable {
 	t.RawSetString("score", lua.LNumber(h.Score))
 	t.RawSetString("confident", lua.LBool(h.Confident))
 	return t
+}
+
+// pushFailure returns nil and the error to the flow: "not found" when err
+// is notFound, else its message. It stops the script instead when the
+// call ended meanwhile.
+func (c *call) pushFailure(L *lua.LState, err, notFound error) int {
+	c.stopIfCancelled(L)
+	L.Push(lua.LNil)
+	if errors.Is(err, notFound) {
+		L.Push(lua.LString("not found"))
+	} else {
+		c.log.Warn("service call failed", "err", err)
+		L.Push(lua.LString(err.Error()))
+	}
+	return 2
 }
 
 // stopIfCancelled stops the script when the call ended while a service
@@ -995,14 +1002,7 @@ func (c *call) luaTicketLookup(L *lua.LState) int {
 	st, err := c.svc.Desk.Lookup(c.ctx, n)
 	done()
 	if err != nil {
-		c.stopIfCancelled(L)
-		L.Push(lua.LNil)
-		if errors.Is(err, ErrNoTicket) {
-			L.Push(lua.LString("not found"))
-		} else {
-			L.Push(lua.LString(err.Error()))
-		}
-		return 2
+		return c.pushFailure(L, err, ErrNoTicket)
 	}
 	t := L.NewTable()
 	t.RawSetString("number", lua.LString(st.Number))

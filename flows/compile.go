@@ -671,6 +671,31 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// eachStmt calls fn for every statement of stmts and of the blocks and
+// function definitions nested in them (not of function expressions).
+func eachStmt(stmts []ast.Stmt, fn func(ast.Stmt)) {
+	for _, s := range stmts {
+		fn(s)
+		switch s := s.(type) {
+		case *ast.FuncDefStmt:
+			eachStmt(s.Func.Stmts, fn)
+		case *ast.DoBlockStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.WhileStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.RepeatStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.IfStmt:
+			eachStmt(s.Then, fn)
+			eachStmt(s.Else, fn)
+		case *ast.NumberForStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.GenericForStmt:
+			eachStmt(s.Stmts, fn)
+		}
+	}
+}
+
 // tableLiterals finds the names (local or global, at any depth) assigned
 // exactly once in the chunk, to a table constructor: MENU in
 // "local MENU = { ... }".
@@ -687,41 +712,22 @@ func tableLiterals(stmts []ast.Stmt) map[string]*ast.TableExpr {
 			}
 		}
 	}
-	var walk func([]ast.Stmt)
-	walk = func(stmts []ast.Stmt) {
-		for _, s := range stmts {
-			switch s := s.(type) {
-			case *ast.LocalAssignStmt:
-				assign(s.Names, s.Exprs)
-			case *ast.AssignStmt:
-				var names []string
-				for _, e := range s.Lhs {
-					if id, ok := e.(*ast.IdentExpr); ok {
-						names = append(names, id.Value)
-					} else {
-						names = append(names, "")
-					}
+	eachStmt(stmts, func(s ast.Stmt) {
+		switch s := s.(type) {
+		case *ast.LocalAssignStmt:
+			assign(s.Names, s.Exprs)
+		case *ast.AssignStmt:
+			var names []string
+			for _, e := range s.Lhs {
+				id, _ := e.(*ast.IdentExpr)
+				if id == nil {
+					id = &ast.IdentExpr{}
 				}
-				assign(names, s.Rhs)
-			case *ast.FuncDefStmt:
-				walk(s.Func.Stmts)
-			case *ast.DoBlockStmt:
-				walk(s.Stmts)
-			case *ast.WhileStmt:
-				walk(s.Stmts)
-			case *ast.RepeatStmt:
-				walk(s.Stmts)
-			case *ast.IfStmt:
-				walk(s.Then)
-				walk(s.Else)
-			case *ast.NumberForStmt:
-				walk(s.Stmts)
-			case *ast.GenericForStmt:
-				walk(s.Stmts)
+				names = append(names, id.Value)
 			}
+			assign(names, s.Rhs)
 		}
-	}
-	walk(stmts)
+	})
 	for n, c := range count {
 		if c != 1 {
 			delete(out, n)
@@ -750,7 +756,8 @@ func collectGlobals(stmts []ast.Stmt, into map[string]bool) {
 		}
 	}
 	walk = func(stmts []ast.Stmt) {
-		for _, s := range stmts {
+		eachStmt(stmts, func(s ast.Stmt) {
+			var exprs []ast.Expr
 			switch s := s.(type) {
 			case *ast.AssignStmt:
 				for _, e := range s.Lhs {
@@ -758,39 +765,22 @@ func collectGlobals(stmts []ast.Stmt, into map[string]bool) {
 						into[id.Value] = true
 					}
 				}
-				for _, e := range s.Rhs {
-					walkExpr(e)
-				}
+				exprs = s.Rhs
 			case *ast.LocalAssignStmt:
-				for _, e := range s.Exprs {
-					walkExpr(e)
-				}
+				exprs = s.Exprs
 			case *ast.FuncDefStmt:
 				if id, ok := s.Name.Func.(*ast.IdentExpr); ok {
 					into[id.Value] = true
 				}
-				walk(s.Func.Stmts)
-			case *ast.DoBlockStmt:
-				walk(s.Stmts)
-			case *ast.WhileStmt:
-				walk(s.Stmts)
-			case *ast.RepeatStmt:
-				walk(s.Stmts)
-			case *ast.IfStmt:
-				walk(s.Then)
-				walk(s.Else)
-			case *ast.NumberForStmt:
-				walk(s.Stmts)
-			case *ast.GenericForStmt:
-				walk(s.Stmts)
 			case *ast.FuncCallStmt:
-				walkExpr(s.Expr)
+				exprs = []ast.Expr{s.Expr}
 			case *ast.ReturnStmt:
-				for _, e := range s.Exprs {
-					walkExpr(e)
-				}
+				exprs = s.Exprs
 			}
-		}
+			for _, e := range exprs {
+				walkExpr(e)
+			}
+		})
 	}
 	walk(stmts)
 }

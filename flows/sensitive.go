@@ -3,9 +3,10 @@ package flows
 import (
 	"sort"
 	"strings"
-	"unicode"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/govline/ivr/tickets"
 )
 
 // Sensitive answers: ask_digits{..., sensitive = true} and
@@ -26,20 +27,7 @@ import (
 // For the merge: the redact/ package built in parallel masks personal data
 // found by pattern in free text; this function masks a value the flow
 // KNOWS is sensitive. They are to be unified into one package there.
-func MaskAnswer(s string) string {
-	rs := []rune(s)
-	keep := 4
-	for i := len(rs) - 1; i >= 0; i-- {
-		r := rs[i]
-		switch {
-		case r >= '0' && r <= '9' && keep > 0:
-			keep--
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			rs[i] = '*'
-		}
-	}
-	return string(rs)
-}
+func MaskAnswer(s string) string { return tickets.MaskKeeping(s, 4) }
 
 // minSecret is the shortest sensitive value hidden inside other texts: a
 // shorter one ("1", "da") would mask unrelated words.

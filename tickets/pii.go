@@ -25,9 +25,12 @@ func (p Phone) String() string { return p.Masked() }
 
 // Masked returns the number with all but its last three digits, and every
 // letter, replaced by '*'. Punctuation (+, -, spaces, @, :) is kept.
-func (p Phone) Masked() string {
-	rs := []rune(string(p))
-	keep := 3
+func (p Phone) Masked() string { return MaskKeeping(string(p), 3) }
+
+// MaskKeeping replaces every letter and every digit of s with '*' but the
+// last keep digits; punctuation and spaces stay.
+func MaskKeeping(s string, keep int) string {
+	rs := []rune(s)
 	for i := len(rs) - 1; i >= 0; i-- {
 		r := rs[i]
 		switch {

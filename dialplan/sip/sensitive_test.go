@@ -47,26 +47,12 @@ operator()
 	c := l.answered(t)
 	callID := c.d.InviteRequest.CallID().Value()
 	ctx := context.Background()
-	waitTurn := func(prefix string) {
-		t.Helper()
-		if !waitFor(30*time.Second, func() bool {
-			turns, _ := l.store.Transcript(ctx, callID)
-			for _, tu := range turns {
-				if strings.HasPrefix(tu.Text, prefix) {
-					return true
-				}
-			}
-			return false
-		}) {
-			t.Fatalf("no turn %q", prefix)
-		}
-	}
-	waitTurn("CNP-ul")
+	l.waitTurn(t, callID, "ivr: CNP-ul")
 	const cnp = "1960101123456"
 	for _, k := range cnp + "#" { // the '#' after the 13th digit is swallowed
 		c.dtmf(k)
 	}
-	waitTurn("Ați spus")
+	l.waitTurn(t, callID, "ivr: Ați spus")
 	c.dtmf('1')
 	if !c.waitEnded(60 * time.Second) {
 		t.Fatal("the line did not hand the call on")
