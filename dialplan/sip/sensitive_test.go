@@ -49,9 +49,7 @@ operator()
 	ctx := context.Background()
 	l.waitTurn(t, callID, "ivr: CNP-ul")
 	const cnp = "1960101123456"
-	for _, k := range cnp + "#" { // the '#' after the 13th digit is swallowed
-		c.dtmf(k)
-	}
+	c.press(cnp + "#") // the '#' after the 13th digit is swallowed
 	l.waitTurn(t, callID, "ivr: Ați spus")
 	c.dtmf('1')
 	if !c.waitEnded(60 * time.Second) {
