@@ -363,7 +363,11 @@ func missingModules(c *compiled, file, root string) []Diagnostic {
 			dir = up
 		}
 		if !found {
-			out = append(out, Diagnostic{File: file, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder %s", rq.name, modulePath(rq.name), root)})
+			where := root
+			if where == "." {
+				where = "(the current folder)"
+			}
+			out = append(out, Diagnostic{File: file, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder %s", rq.name, modulePath(rq.name), where)})
 		}
 	}
 	return out
