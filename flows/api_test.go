@@ -1,16 +1,13 @@
 package flows_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/flowtest"
-	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
 	"github.com/govline/ivr/tickets"
 )
@@ -296,7 +293,3 @@ func TestOnlyRoutedFlowsLoad(t *testing.T) {
 		t.Errorf("the broken flow itself: %v", err)
 	}
 }
-
-var _ = bytes.Buffer{}
-var _ = time.Second
-var _ = kb.ConfidentScore
