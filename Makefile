@@ -57,7 +57,7 @@ vet: deps
 
 # Every package under the race detector: most of them run goroutines.
 test: deps vet
-	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 12m ./...
+	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 15m ./...
 
 prompts: build
 	./$(BIN)/ivrd -render-prompts

@@ -39,8 +39,12 @@ type KBIndex struct {
 }
 
 // Search runs the query and maps the results.
-func (k KBIndex) Search(ctx context.Context, lang, query string, limit int) ([]Answer, error) {
-	res, err := k.Index.Search(ctx, lang, query, limit)
+func (k KBIndex) Search(ctx context.Context, lang, query string, o SearchOptions) ([]Answer, error) {
+	var opts []kb.SearchOption
+	if o.Service != "" {
+		opts = append(opts, kb.InService(o.Service))
+	}
+	res, err := k.Index.Search(ctx, lang, query, o.Limit, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -51,31 +55,56 @@ func (k KBIndex) Search(ctx context.Context, lang, query string, limit int) ([]A
 	}
 	out := make([]Answer, len(res))
 	for i, r := range res {
-		out[i] = Answer{ID: r.ID, Title: r.Title, Service: r.Service, Spoken: r.Spoken, Score: r.Score, Confident: r.Confident}
+		out[i] = answerOf(r)
 	}
 	return out, nil
 }
 
+// Get reads one article.
+func (k KBIndex) Get(ctx context.Context, lang, id string) (Answer, error) {
+	r, err := k.Index.Get(ctx, lang, id)
+	if errors.Is(err, kb.ErrNotFound) {
+		return Answer{}, fmt.Errorf("%w: %w", ErrNoArticle, err)
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	return answerOf(r), nil
+}
+
+func answerOf(r kb.Result) Answer {
+	return Answer{ID: r.ID, Title: r.Title, Service: r.Service, Spoken: r.Spoken, Score: r.Score, Confident: r.Confident}
+}
+
 // TicketDesk opens and reads tickets in the ticket store, as the actor
-// "ivr". A service the store does not know becomes "other", with the
-// flow's word kept as the classification. Safe for concurrent use.
+// "ivr". Safe for concurrent use.
 type TicketDesk struct {
 	Store *tickets.Store
 }
 
-// Open opens a phone ticket.
-func (d TicketDesk) Open(ctx context.Context, t TicketDraft) (string, error) {
-	svc := tickets.Service(t.Service)
-	class := t.Classification
+// NewTicket is the ticket the store opens for d, as the actor "ivr" on the
+// phone channel. A service the store does not know becomes "other", with
+// the flow's word kept as the classification (a caller's request is not
+// lost for a typo on a live call; flow lint checks literal services).
+// Everything else is the store's to validate (tickets.NewTicket.Validate):
+// the simulator's desk opens the same tickets and refuses the same ones.
+func (d TicketDraft) NewTicket() tickets.NewTicket {
+	svc := tickets.Service(d.Service)
+	class := d.Classification
 	if !slices.Contains(tickets.Services, svc) {
 		if class == "" {
-			class = t.Service
+			class = d.Service
 		}
 		svc = tickets.ServiceOther
 	}
-	tk, err := d.Store.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: tickets.ChannelPhone, Caller: t.Caller, Lang: t.Lang,
-		Service: svc, Classification: class, Priority: tickets.Priority(t.Priority), Level: t.Level,
-		Description: t.Description, CallID: t.CallID, Articles: t.Articles, Recording: t.Recording})
+	return tickets.NewTicket{Actor: "ivr", Channel: tickets.ChannelPhone, Caller: d.Caller, Lang: d.Lang,
+		Service: svc, Classification: class, Priority: tickets.Priority(d.Priority), Level: d.Level,
+		Description: d.Description, CallID: d.CallID, Articles: d.Articles, Recording: d.Recording, Personal: d.Personal}
+}
+
+// Open opens a phone ticket.
+func (d TicketDesk) Open(ctx context.Context, t TicketDraft) (string, error) {
+	tk, err := d.Store.OpenTicket(ctx, t.NewTicket())
 	if err != nil {
 		return "", err
 	}

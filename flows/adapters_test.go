@@ -33,7 +33,7 @@ func TestMainOnRealServices(t *testing.T) {
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC) // a Tuesday, 12:00 in Bucharest
 	st.SetClock(func() time.Time { return at })
 	svc := flows.Services{KB: flows.KBIndex{Index: ix, RecordMisses: true}, Desk: flows.TicketDesk{Store: st},
-		Transcript: flows.TicketTranscript{Store: st}, Calendar: tickets.DefaultCalendar(), HoursText: sim.HoursText,
+		Transcript: flows.TicketTranscript{Store: st}, Calendar: tickets.DefaultCalendar(),
 		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return at }}
 	rt, err := flows.Load(".", flows.Config{})
 	if err != nil {

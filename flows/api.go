@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ var askText = map[string]map[string]string{
 		"ticket":    "Am înregistrat solicitarea dumneavoastră cu numărul",
 		"callback":  "Un operator vă va contacta în programul de lucru. La revedere.",
 		"yes_no":    "Vă rog să spuneți da sau nu, sau apăsați 1 pentru da și 2 pentru nu.",
+		"hours":     "Operatorii sunt disponibili %s",
 	},
 	"en": {
 		"no_input":  "Sorry, I did not hear you.",
@@ -58,6 +60,7 @@ var askText = map[string]map[string]string{
 		"ticket":    "We have registered your request with the number",
 		"callback":  "An operator will contact you during working hours. Goodbye.",
 		"yes_no":    "Please say yes or no, or press 1 for yes and 2 for no.",
+		"hours":     "Our operators are available %s",
 	},
 }
 
@@ -74,6 +77,29 @@ var statusText = map[string]map[string]string{
 		"waiting": "în așteptarea unor informații de la dumneavoastră", "resolved": "rezolvată", "closed": "închisă"},
 	"en": {"new": "registered", "in_progress": "being worked on", "escalated": "passed to a specialist",
 		"waiting": "waiting for information from you", "resolved": "resolved", "closed": "closed"},
+}
+
+// DefaultHoursText is how the operators' hours are said when
+// Services.HoursText is not set: the default calendar
+// (tickets.DefaultCalendar), as ivrd's embedded configuration says it.
+var DefaultHoursText = map[string]string{
+	"ro": "de luni până vineri, între orele 8 și 20",
+	"en": "Monday to Friday, from 8 am to 8 pm",
+}
+
+// hoursSentence is hours.describe(): "Operatorii sunt disponibili de luni
+// până vineri, între orele 8 și 20", without a final stop; "" when the
+// line has no text for the hours.
+func (c *call) hoursSentence() string {
+	texts := c.svc.HoursText
+	if texts == nil {
+		texts = DefaultHoursText
+	}
+	h := texts[c.lang]
+	if h == "" {
+		return ""
+	}
+	return fmt.Sprintf(c.msg("hours"), h)
 }
 
 var weekdays = map[string][7]string{
@@ -105,7 +131,7 @@ func registerAPI(L *lua.LState, c *call) {
 		L.SetGlobal(n, L.NewFunction(f))
 	}
 	tables := map[string]map[string]lua.LGFunction{
-		"kb":     {"search": c.luaKBSearch},
+		"kb":     {"search": c.luaKBSearch, "get": c.luaKBGet},
 		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid},
 		"hours":  {"open": c.luaHoursOpen, "describe": c.luaHoursDescribe, "next_open": c.luaHoursNext},
 		"log": {
@@ -123,9 +149,18 @@ func registerAPI(L *lua.LState, c *call) {
 	call.RawSetString("lang", lua.LString(c.lang))
 	call.RawSetString("start", lua.LNumber(c.facts.Start.Unix()))
 	call.RawSetString("flow", lua.LString(c.flow))
+	call.RawSetString("speech", lua.LBool(c.hears()))
 	c.callTbl = call
 	L.SetGlobal("call", call)
 	L.SetGlobal("vars", L.NewTable())
+}
+
+// hears reports whether the caller can answer by voice (call.speech).
+func (c *call) hears() bool {
+	if h, ok := c.ch.(Hearing); ok {
+		return h.Speech()
+	}
+	return true
 }
 
 // text resolves a prompt value to a string in the call's language: a
@@ -308,15 +343,17 @@ func (c *call) luaSayDigits(L *lua.LState) int {
 // asker is one question: what to say, how to listen, how to read the
 // answer; the loop around it retries, offers the keypad and the operator.
 type asker struct {
-	prompt    lua.LValue
-	listen    Listen
-	retries   int
-	noInput   lua.LValue
-	noMatch   lua.LValue
-	bargeIn   bool
-	operator  bool   // "operator" / 0 leads to an operator
-	zeroIsKey bool   // 0 is an answer here (an option's key, a digit)
-	keypad    string // the keypad offer after two misses; "" for none
+	prompt      lua.LValue
+	promptParts []Part // instead of prompt, when set
+	listen      Listen
+	retries     int
+	noInput     lua.LValue
+	noMatch     lua.LValue
+	bargeIn     bool
+	operator    bool   // "operator" / 0 leads to an operator
+	zeroIsKey   bool   // 0 is an answer here (an option's key, a digit)
+	keypad      string // the keypad offer after two misses; "" for none
+	sensitive   bool   // the answer is personal data (sensitive = true)
 	// interpret reads an answer; ok false is a no-match.
 	interpret func(in Input) (v lua.LValue, ok bool)
 }
@@ -329,6 +366,7 @@ func (c *call) commonAsk(L *lua.LState, opts *lua.LTable, a *asker) {
 	a.listen.Lang = c.lang
 	a.bargeIn = optBool(L, opts, "barge_in", true)
 	a.operator = optBool(L, opts, "operator", true)
+	a.sensitive = optBool(L, opts, "sensitive", false)
 	if opts != nil {
 		a.noInput = opts.RawGetString("no_input")
 		a.noMatch = opts.RawGetString("no_match")
@@ -340,16 +378,20 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 	misses, offered := 0, false
 	for attempt := 0; attempt <= a.retries; attempt++ {
 		var parts []Part
-		if reprompt != lua.LNil {
+		if reprompt != lua.LNil { // the caller was not heard or not understood
 			parts = c.parts(L, reprompt)
+			c.note("flow.retry", promptText(Prompt{Parts: parts}))
 		}
 		if misses >= 2 && a.keypad != "" && !offered {
 			parts = append(parts, Part{Kind: PartText, Value: a.keypad, Text: a.keypad})
 			offered = true
 		}
-		parts = append(parts, c.parts(L, a.prompt)...)
-		c.sayParts(L, parts, a.bargeIn)
-		in := c.doListen(L, a.listen)
+		if a.promptParts != nil {
+			parts = append(parts, a.promptParts...)
+		} else {
+			parts = append(parts, c.parts(L, a.prompt)...)
+		}
+		in := c.turn(L, parts, a)
 		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
 			misses++
 			reprompt = orDefault(a.noInput, c.msg("no_input"))
@@ -367,6 +409,18 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 	return lua.LNil
 }
 
+// turn says a question and listens for its answer. A sensitive question's
+// prompt and answer are marked so for the channel (not what follows: a
+// read-back's yes or no).
+func (c *call) turn(L *lua.LState, parts []Part, a *asker) Input {
+	if a.sensitive {
+		c.setSensitive(true)
+		defer c.setSensitive(false)
+	}
+	c.sayParts(L, parts, a.bargeIn)
+	return c.doListen(L, a.listen)
+}
+
 func orDefault(v lua.LValue, def string) lua.LValue {
 	if v == nil || v == lua.LNil {
 		return lua.LString(def)
@@ -378,6 +432,7 @@ func (c *call) doListen(L *lua.LState, l Listen) Input {
 	defer c.block()()
 	in, err := c.listen(c.ctx, l)
 	c.stopIfGone(L, "listen", err)
+	c.callTbl.RawSetString("speech", lua.LBool(c.hears())) // a line may fall back to keys
 	return in
 }
 
@@ -429,7 +484,7 @@ func (c *call) operatorHandoff(L *lua.LState, reason string) {
 		c.end(L, Outcome{Kind: OutcomeTransfer, Queue: QueueLevel1, Ticket: number})
 	}
 	parts := []Part{textPart(c.msg("closed"))}
-	if h := c.svc.HoursText[c.lang]; h != "" {
+	if h := c.hoursSentence(); h != "" {
 		parts = append(parts, textPart(h+"."))
 	}
 	if number != "" {
@@ -463,12 +518,20 @@ type option struct {
 
 func (c *call) readOptions(L *lua.LState, t *lua.LTable) []option {
 	var out []option
+	keys, ids := map[string]int{}, map[string]int{}
 	for i := 1; i <= t.Len(); i++ {
 		ot, ok := t.RawGetInt(i).(*lua.LTable)
 		if !ok {
 			L.RaiseError("ask: options[%d] must be a table {id=, key=, say=, synonyms=}", i)
 		}
 		o := option{key: lua.LVAsString(ot.RawGetString("key")), label: c.text(ot.RawGetString("say"))}
+		if o.key != "" && !oneKey(o.key) {
+			L.RaiseError("ask: options[%d].key %q: want one key (0-9, * or #)", i, o.key)
+		}
+		if j, dup := keys[o.key]; dup && o.key != "" {
+			L.RaiseError("ask: options[%d] and options[%d] have the same key %q", j, i, o.key)
+		}
+		keys[o.key] = i
 		o.id = lua.LVAsString(ot.RawGetString("id"))
 		if o.id == "" {
 			o.id = o.key
@@ -476,6 +539,10 @@ func (c *call) readOptions(L *lua.LState, t *lua.LTable) []option {
 		if o.id == "" {
 			o.id = strconv.Itoa(i)
 		}
+		if j, dup := ids[o.id]; dup {
+			L.RaiseError("ask: options[%d] and options[%d] have the same id %q", j, i, o.id)
+		}
+		ids[o.id] = i
 		var phrases []string
 		addPhrase := func(v lua.LValue) {
 			if s, ok := v.(lua.LString); ok && Normalize(string(s)) != "" {
@@ -504,6 +571,9 @@ func (c *call) readOptions(L *lua.LState, t *lua.LTable) []option {
 	}
 	return out
 }
+
+// oneKey reports whether s is one key of the phone's keypad.
+func oneKey(s string) bool { return len(s) == 1 && strings.Contains("0123456789*#", s) }
 
 // ask{prompt=, options={{id=, key=, say=, synonyms={}}}, retries=, timeout=,
 // no_input=, no_match=, barge_in=, operator=, confirm_below=}
@@ -539,7 +609,9 @@ func (c *call) luaAsk(L *lua.LState) int {
 		if o.key != "" && o.label != "" {
 			hint.WriteString(" " + fmt.Sprintf(c.msg("for"), o.label, o.key))
 		}
-		a.listen.MaxDigits = max(a.listen.MaxDigits, len(o.key))
+		if o.key != "" {
+			a.listen.MaxDigits = 1
+		}
 	}
 	if a.listen.MaxDigits > 0 {
 		a.keypad = hint.String()
@@ -605,7 +677,13 @@ func slicesContainsPhrase(cs []choice, f func(string) bool) bool {
 // the middle of "vreau să vorbesc ... cu un operator" has the rest of the
 // sentence heard as the answer to the confirmation.
 func (c *call) confirm(L *lua.LState, question string) bool {
-	a := &asker{prompt: lua.LString(question), retries: 1, bargeIn: true, operator: true}
+	return c.confirmParts(L, []Part{textPart(question)})
+}
+
+// confirmParts is confirm with the question as prompt parts (a number read
+// back, masked in the transcript when it is sensitive).
+func (c *call) confirmParts(L *lua.LState, question []Part) bool {
+	a := &asker{promptParts: question, retries: 1, bargeIn: true, operator: true}
 	a.listen = Listen{Lang: c.lang, Expect: ExpectYesNo, Phrases: yesNoPhrases, MaxDigits: 1, NoInput: DefaultNoInput}
 	a.interpret = func(in Input) (lua.LValue, bool) {
 		switch YesNo(in.Text) {
@@ -670,9 +748,12 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 	if v, ok := spec.RawGetString("terminator").(lua.LString); ok {
 		term = string(v)
 	}
+	if term != "" && term != "#" && term != "*" {
+		L.ArgError(1, fmt.Sprintf("ask_digits: terminator %q: want * or # (or \"\" for none)", term))
+	}
 	a.listen.Expect, a.listen.MinDigits, a.listen.MaxDigits = ExpectDigits, lo, hi
-	if r := []rune(term); len(r) == 1 {
-		a.listen.Terminator = r[0]
+	if term != "" {
+		a.listen.Terminator = rune(term[0])
 	}
 	a.listen.InterDigit = time.Duration(optNumber(L, spec, "inter_digit", DefaultInterDigit.Seconds()) * float64(time.Second))
 	a.zeroIsKey = true
@@ -681,7 +762,7 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 	a.interpret = func(in Input) (lua.LValue, bool) {
 		var d string
 		if in.Mode == InputDTMF {
-			d = strings.TrimSuffix(in.Text, term)
+			d = in.Text // the keypad left the terminator out
 			if strings.Trim(d, "0123456789") != "" {
 				return nil, false
 			}
@@ -691,8 +772,17 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 		if len(d) < lo || len(d) > hi {
 			return nil, false
 		}
-		if (doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow)) && !c.confirm(L, fmt.Sprintf(c.msg("digits_ok"), spaced(d))) {
-			return nil, false
+		if a.sensitive {
+			c.keepSecret(d, in.Text)
+		}
+		if doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow) {
+			q := textPart(fmt.Sprintf(c.msg("digits_ok"), spaced(d)))
+			if a.sensitive { // the caller hears the number; the transcript keeps it masked
+				q.Text = fmt.Sprintf(c.msg("digits_ok"), MaskAnswer(d))
+			}
+			if !c.confirmParts(L, []Part{q}) {
+				return nil, false
+			}
 		}
 		return lua.LString(d), true
 	}
@@ -706,7 +796,12 @@ func (c *call) luaAskFree(L *lua.LState) int {
 	a := &asker{prompt: L.CheckAny(1)}
 	c.commonAsk(L, opts, a)
 	a.listen.Expect = ExpectFree
-	a.interpret = func(in Input) (lua.LValue, bool) { return c.result(L, in, nil), true }
+	a.interpret = func(in Input) (lua.LValue, bool) {
+		if a.sensitive {
+			c.keepSecret(in.Text)
+		}
+		return c.result(L, in, nil), true
+	}
 	L.Push(c.runAsk(L, a))
 	return 1
 }
@@ -716,6 +811,9 @@ func (c *call) luaTransfer(L *lua.LState) int {
 	q := L.CheckString(1)
 	if strings.TrimSpace(q) == "" {
 		L.ArgError(1, "transfer: the queue name is empty")
+	}
+	if qs := c.svc.Queues; qs != nil && !slices.Contains(qs, q) {
+		L.ArgError(1, fmt.Sprintf("transfer(%q): the line has no such queue (its queues: %s)", q, strings.Join(qs, ", ")))
 	}
 	opts := optTable(L, 2)
 	number := c.ticket
@@ -745,11 +843,20 @@ func (c *call) luaSetLanguage(L *lua.LState) int {
 	return 0
 }
 
-// kb.search(query, {limit = 3}) -> {{id=, title=, service=, spoken=, score=, confident=}, ...}, err
+// kb.search(query, {limit = 3, service = "passport"}) -> {{id=, title=, service=, spoken=, score=, confident=}, ...}, err
 func (c *call) luaKBSearch(L *lua.LState) int {
-	q := L.CheckString(1)
+	q := c.hide(L.CheckString(1))
 	opts := optTable(L, 2)
-	limit := max(1, min(int(optNumber(L, opts, "limit", 3)), 10))
+	o := SearchOptions{Limit: max(1, min(int(optNumber(L, opts, "limit", 3)), 10))}
+	if opts != nil {
+		switch v := opts.RawGetString("service").(type) {
+		case lua.LString:
+			o.Service = string(v)
+		case *lua.LNilType:
+		default:
+			L.ArgError(2, "kb.search: service: want a string such as \"passport\", got a "+v.Type().String())
+		}
+	}
 	out := L.NewTable()
 	if c.svc.KB == nil {
 		L.Push(out)
@@ -757,7 +864,7 @@ func (c *call) luaKBSearch(L *lua.LState) int {
 		return 2
 	}
 	done := c.block()
-	hits, err := c.svc.KB.Search(c.ctx, c.lang, q, limit)
+	hits, err := c.svc.KB.Search(c.ctx, c.lang, q, o)
 	done()
 	if err != nil {
 		c.stopIfCancelled(L)
@@ -767,17 +874,60 @@ func (c *call) luaKBSearch(L *lua.LState) int {
 		return 2
 	}
 	for _, h := range hits {
-		t := L.NewTable()
-		t.RawSetString("id", lua.LString(h.ID))
-		t.RawSetString("title", lua.LString(h.Title))
-		t.RawSetString("service", lua.LString(h.Service))
-		t.RawSetString("spoken", lua.LString(h.Spoken))
-		t.RawSetString("score", lua.LNumber(h.Score))
-		t.RawSetString("confident", lua.LBool(h.Confident))
-		out.Append(t)
+		out.Append(c.answerTable(L, h))
 	}
 	L.Push(out)
 	return 1
+}
+
+// kb.get(id) -> {id=, title=, service=, spoken=, score = 1, confident = true} | nil, err
+func (c *call) luaKBGet(L *lua.LState) int {
+	id := L.CheckString(1)
+	if c.svc.KB == nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("no knowledge base configured"))
+		return 2
+	}
+	done := c.block()
+	h, err := c.svc.KB.Get(c.ctx, c.lang, id)
+	done()
+	if err != nil {
+		return c.pushFailure(L, err, ErrNoArticle)
+	}
+	L.Push(c.answerTable(L, h))
+	return 1
+}
+
+// answerTable is an article as a flow sees it; the runtime remembers its
+// spoken answer, to tell which article answered when it is said.
+func (c *call) answerTable(L *lua.LState, h Answer) *lua.LTable {
+	if c.spoken == nil {
+		c.spoken = map[string]string{}
+	}
+	c.spoken[h.Spoken] = h.ID
+	t := L.NewTable()
+	t.RawSetString("id", lua.LString(h.ID))
+	t.RawSetString("title", lua.LString(h.Title))
+	t.RawSetString("service", lua.LString(h.Service))
+	t.RawSetString("spoken", lua.LString(h.Spoken))
+	t.RawSetString("score", lua.LNumber(h.Score))
+	t.RawSetString("confident", lua.LBool(h.Confident))
+	return t
+}
+
+// pushFailure returns nil and the error to the flow: "not found" when err
+// is notFound, else its message. It stops the script instead when the
+// call ended meanwhile.
+func (c *call) pushFailure(L *lua.LState, err, notFound error) int {
+	c.stopIfCancelled(L)
+	L.Push(lua.LNil)
+	if errors.Is(err, notFound) {
+		L.Push(lua.LString("not found"))
+	} else {
+		c.log.Warn("service call failed", "err", err)
+		L.Push(lua.LString(err.Error()))
+	}
+	return 2
 }
 
 // stopIfCancelled stops the script when the call ended while a service
@@ -796,8 +946,10 @@ func (c *call) luaTicketOpen(L *lua.LState) int {
 		Classification: lua.LVAsString(t.RawGetString("classification")),
 		Priority:       lua.LVAsString(t.RawGetString("priority")),
 		Level:          int(optNumber(L, t, "level", 1)),
-		Description:    c.text(t.RawGetString("description")),
+		Description:    c.hide(c.text(t.RawGetString("description"))),
 	}
+	extra, _ := t.RawGetString("personal").(*lua.LTable)
+	d.Personal = c.personal(extra)
 	if d.Service == "" {
 		d.Service = c.varString("service")
 	}
@@ -840,7 +992,7 @@ func (c *call) luaTicketOpen(L *lua.LState) int {
 
 // ticket.note(number, text) -> true | nil, err
 func (c *call) luaTicketNote(L *lua.LState) int {
-	n, text := lua.LVAsString(L.CheckAny(1)), L.CheckString(2)
+	n, text := lua.LVAsString(L.CheckAny(1)), c.hide(L.CheckString(2))
 	if c.svc.Desk == nil {
 		L.Push(lua.LNil)
 		L.Push(lua.LString("no ticket desk configured"))
@@ -873,14 +1025,7 @@ func (c *call) luaTicketLookup(L *lua.LState) int {
 	st, err := c.svc.Desk.Lookup(c.ctx, n)
 	done()
 	if err != nil {
-		c.stopIfCancelled(L)
-		L.Push(lua.LNil)
-		if errors.Is(err, ErrNoTicket) {
-			L.Push(lua.LString("not found"))
-		} else {
-			L.Push(lua.LString(err.Error()))
-		}
-		return 2
+		return c.pushFailure(L, err, ErrNoTicket)
 	}
 	t := L.NewTable()
 	t.RawSetString("number", lua.LString(st.Number))
@@ -926,7 +1071,7 @@ func (c *call) luaHoursOpen(L *lua.LState) int {
 }
 
 func (c *call) luaHoursDescribe(L *lua.LState) int {
-	L.Push(lua.LString(c.svc.HoursText[c.lang]))
+	L.Push(lua.LString(c.hoursSentence()))
 	return 1
 }
 
@@ -956,7 +1101,7 @@ var sensitiveKeys = map[string]bool{"caller": true, "phone": true, "telefon": tr
 
 func (c *call) luaLog(level slog.Level) lua.LGFunction {
 	return func(L *lua.LState) int {
-		msg := redact.Text(L.CheckString(1))
+		msg := redact.Text(c.hide(L.CheckString(1)))
 		attrs := []any{}
 		file, line := c.where(L)
 		attrs = append(attrs, "file", file, "line", line)
@@ -967,7 +1112,7 @@ func (c *call) luaLog(level slog.Level) lua.LGFunction {
 					attrs = append(attrs, key, "[redacted]")
 					return
 				}
-				attrs = append(attrs, key, redact.Text(v.String()))
+				attrs = append(attrs, key, redact.Text(c.hide(v.String())))
 			})
 		}
 		c.log.Log(c.ctx, level, msg, attrs...)
@@ -982,7 +1127,7 @@ func (c *call) luaPrint(L *lua.LState) int {
 		parts = append(parts, L.ToStringMeta(L.Get(i)).String())
 	}
 	file, line := c.where(L)
-	c.log.Debug(redact.Text(strings.Join(parts, "\t")), "file", file, "line", line)
+	c.log.Debug(redact.Text(c.hide(strings.Join(parts, "\t"))), "file", file, "line", line)
 	return 0
 }
 

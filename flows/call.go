@@ -43,6 +43,10 @@ type call struct {
 	hungUp   bool
 	modules  map[string]lua.LValue
 	callTbl  *lua.LTable
+
+	sensitive bool              // a sensitive question is being asked
+	secrets   []string          // this call's sensitive answers in clear, longest first (see hide)
+	spoken    map[string]string // spoken answers of the articles found (kb.search, kb.get) -> their ids
 }
 
 // Errors that stop a script on purpose: the runtime raises them and
@@ -138,15 +142,15 @@ func (c *call) run() Outcome {
 	switch {
 	case c.outcome != nil:
 		o := *c.outcome
-		o.Lang = c.lang
+		o.Lang, o.Vars = c.lang, c.varsMap()
 		c.log.Info("flow ended", "outcome", o.Kind, "queue", o.Queue, "reason", o.Reason, "ticket", o.Ticket, "instructions", c.hook.n)
 		return o
 	case c.hungUp || (c.parent.Err() != nil && !errors.Is(c.hook.stop, ErrLimit)):
 		c.log.Info("caller hung up", "instructions", c.hook.n)
-		return Outcome{Kind: OutcomeCaller, Lang: c.lang}
+		return Outcome{Kind: OutcomeCaller, Lang: c.lang, Vars: c.varsMap()}
 	case err == nil:
 		c.log.Info("flow returned", "outcome", OutcomeHangup)
-		return Outcome{Kind: OutcomeHangup, Reason: "flow ended", Lang: c.lang}
+		return Outcome{Kind: OutcomeHangup, Reason: "flow ended", Lang: c.lang, Vars: c.varsMap()}
 	}
 	return c.fail(c.scriptError(err))
 }
@@ -224,6 +228,7 @@ var failText = map[string]struct{ sorry, transfer, ticket, callback string }{
 // level I queue when the operators work, else tell the ticket number and
 // hang up.
 func (c *call) fail(se *ScriptError) Outcome {
+	se.Msg = c.hide(se.Msg)
 	c.log.Error("flow failed", "file", se.File, "line", se.Line, "err", redact.Text(se.Msg), "limit", se.Limit)
 	if c.parent.Err() != nil || c.hungUp {
 		return Outcome{Kind: OutcomeCaller, Lang: c.lang, Err: se}
@@ -290,9 +295,13 @@ func (c *call) draft(headline, priority string) TicketDraft {
 	if s := c.varString("service"); s != "" {
 		service = s
 	}
+	var personal map[string]string
+	if c.L != nil {
+		personal = c.personal(nil)
+	}
 	return TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Service: service,
-		Classification: c.varString("classification"), Priority: priority, Level: 1, Description: b.String(),
-		Articles: c.varList("articles"), Recording: c.facts.Recording}
+		Classification: c.varString("classification"), Priority: priority, Level: 1, Description: c.hide(b.String()),
+		Articles: c.varList("articles"), Recording: c.facts.Recording, Personal: personal}
 }
 
 // conversation is the transcript so far, one "speaker: text" line per turn.
@@ -314,26 +323,35 @@ func (c *call) conversation() string {
 // varsText lists the per-call variables with string, number or boolean
 // values, sorted, one "name: value" per line.
 func (c *call) varsText() string {
+	var lines []string
+	for k, v := range c.varsMap() {
+		if len(v) > 500 {
+			v = v[:500] + "..."
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s", k, v))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// varsMap is the per-call variables with string, number or boolean values,
+// sensitive answers masked (Outcome.Vars).
+func (c *call) varsMap() map[string]string {
 	if c.L == nil {
-		return ""
+		return nil
 	}
 	vt, ok := c.L.GetGlobal("vars").(*lua.LTable)
 	if !ok {
-		return ""
+		return nil
 	}
-	var lines []string
+	out := map[string]string{}
 	vt.ForEach(func(k, v lua.LValue) {
 		switch v.Type() {
 		case lua.LTString, lua.LTNumber, lua.LTBool:
-			s := v.String()
-			if len(s) > 500 {
-				s = s[:500] + "..."
-			}
-			lines = append(lines, fmt.Sprintf("%s: %s", k.String(), s))
+			out[k.String()] = c.hide(v.String())
 		}
 	})
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return out
 }
 
 // varList reads a per-call variable holding a list: a Lua array of
@@ -415,6 +433,7 @@ func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 	if heard != "" {
 		interrupted := played.Interrupted || played.Cut != ""
 		c.record(ctx, Turn{Speaker: "ivr", Text: heard, At: c.svc.Now(), Interrupted: interrupted, Cut: played.Cut})
+		c.noteArticles(p)
 	}
 	return played, err
 }
@@ -423,7 +442,11 @@ func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 	in, err := c.ch.Listen(ctx, l)
 	if err == nil && in.Mode != InputNone && in.Text != "" {
-		c.record(ctx, Turn{Speaker: "caller", Text: in.Text, At: c.svc.Now(), Mode: in.Mode, Confidence: in.Confidence})
+		text := in.Text
+		if c.sensitive {
+			text = maskedInput(in, l)
+		}
+		c.record(ctx, Turn{Speaker: "caller", Text: text, At: c.svc.Now(), Mode: in.Mode, Confidence: in.Confidence})
 	}
 	if err != nil && (errors.Is(err, ErrHangup) || c.parent.Err() != nil) {
 		c.hungUp = true
@@ -460,6 +483,24 @@ func (c *call) record(ctx context.Context, t Turn) {
 	defer cancel()
 	if err := c.svc.Transcript.Append(wctx, c.facts.CallID, t); err != nil {
 		c.log.Error("transcript: turn not saved", "err", err)
+	}
+}
+
+// noteArticles tells the channel which knowledge base article answered,
+// when a part of the prompt said is an article's spoken answer.
+func (c *call) noteArticles(p Prompt) {
+	for _, pt := range p.Parts {
+		if id, ok := c.spoken[pt.Value]; ok && pt.Kind == PartText {
+			c.note("flow.article", id)
+		}
+	}
+}
+
+// note tells the channel about a step of the flow the transcript does not
+// show (Recorder.Note).
+func (c *call) note(kind, detail string) {
+	if r, ok := c.ch.(Recorder); ok {
+		r.Note(kind, detail)
 	}
 }
 

@@ -8,11 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/govline/ivr/tickets"
 )
 
 // Diagnostic is one problem found in a flow file. Col is 0 when only the
@@ -61,7 +64,7 @@ var apiGlobals = map[string]arity{
 
 // apiTables are the library tables and their functions with their arity.
 var apiTables = map[string]map[string]arity{
-	"kb":     {"search": {1, 2}},
+	"kb":     {"search": {1, 2}, "get": {1, 1}},
 	"ticket": {"open": {1, 1}, "note": {2, 2}, "lookup": {1, 1}, "valid": {1, 1}},
 	"hours":  {"open": {0, 0}, "describe": {0, 0}, "next_open": {0, 0}},
 	"log":    {"info": {1, 2}, "warn": {1, 2}, "error": {1, 2}, "debug": {1, 2}},
@@ -84,31 +87,135 @@ var (
 	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator"}
 	tableField = map[string][]string{
 		"ask":         append([]string{"prompt", "options", "free", "confirm_below"}, askCommon...),
-		"ask_digits":  append([]string{"prompt", "min", "max", "terminator", "confirm", "confirm_below", "inter_digit"}, askCommon...),
-		"ticket.open": {"service", "description", "priority", "level", "classification", "articles"},
+		"ask_digits":  append([]string{"prompt", "min", "max", "terminator", "confirm", "confirm_below", "inter_digit", "sensitive"}, askCommon...),
+		"ticket.open": {"service", "description", "priority", "level", "classification", "articles", "personal"},
 	}
 	optField = map[string][]string{ // the options table, second argument
 		"ask_yes_no": askCommon,
-		"ask_free":   askCommon,
+		"ask_free":   append([]string{"sensitive"}, askCommon...),
 		"say":        {"barge_in"},
 		"say_digits": {"barge_in"},
 		"transfer":   {"ticket"},
-		"kb.search":  {"limit"},
+		"kb.search":  {"limit", "service"},
 	}
+	// optionField are the fields of one option of ask{options = ...}.
+	optionField = []string{"id", "key", "say", "synonyms"}
 )
 
-// checkFields reports unknown string keys of a table constructor.
+// checkFields reports unknown string keys of a table constructor (or of
+// the table literal a name holds), and checks the values the linter can
+// see: options of ask, min and max of ask_digits, services and priorities
+// of ticket.open.
 func (l *linter) checkFields(what string, e ast.Expr, known []string) {
-	t, ok := e.(*ast.TableExpr)
-	if !ok {
+	t := l.literal(e)
+	if t == nil {
 		return
 	}
+	l.unknownFields(what, t, known)
+	field := func(name string) ast.Expr {
+		for _, f := range t.Fields {
+			if k, ok := f.Key.(*ast.StringExpr); ok && k.Value == name {
+				return f.Value
+			}
+		}
+		return nil
+	}
+	switch what {
+	case "ask":
+		if o := l.literal(field("options")); o != nil {
+			l.checkOptions(o)
+		}
+	case "ask_digits":
+		lo, okLo := number(field("min"))
+		hi, okHi := number(field("max"))
+		if okLo && okHi && lo > hi {
+			l.report(t.Line(), "ask_digits: min = %v is more than max = %v: no answer can pass", lo, hi)
+		}
+		if s, ok := field("terminator").(*ast.StringExpr); ok && s.Value != "#" && s.Value != "*" && s.Value != "" {
+			l.report(s.Line(), "ask_digits: terminator %q: want \"#\" or \"*\" (or \"\" for none)", s.Value)
+		}
+	case "ticket.open":
+		if s, ok := field("service").(*ast.StringExpr); ok && !slices.Contains(tickets.Services, tickets.Service(s.Value)) {
+			l.report(s.Line(), "ticket.open: unknown service %q%s (known: %s)", s.Value, didYouMean(s.Value, enumNames(tickets.Services)), strings.Join(enumNames(tickets.Services), ", "))
+		}
+		if s, ok := field("priority").(*ast.StringExpr); ok && !slices.Contains(tickets.Priorities, tickets.Priority(s.Value)) {
+			l.report(s.Line(), "ticket.open: unknown priority %q%s (known: %s)", s.Value, didYouMean(s.Value, enumNames(tickets.Priorities)), strings.Join(enumNames(tickets.Priorities), ", "))
+		}
+	}
+}
+
+// unknownFields reports the string keys of t that are not known.
+func (l *linter) unknownFields(what string, t *ast.TableExpr, known []string) {
 	for _, f := range t.Fields {
 		k, ok := f.Key.(*ast.StringExpr)
 		if ok && !slices.Contains(known, k.Value) {
-			l.report(t.Line(), "%s: unknown field %q (known: %s)", what, k.Value, strings.Join(known, ", "))
+			l.report(k.Line(), "%s: unknown field %q%s (known: %s)", what, k.Value, didYouMean(k.Value, known), strings.Join(known, ", "))
 		}
 	}
+}
+
+// checkOptions checks a literal list of options: fields, one key each,
+// no key or id twice.
+func (l *linter) checkOptions(t *ast.TableExpr) {
+	keys, ids := map[string]int{}, map[string]int{}
+	for i, f := range t.Fields {
+		o, ok := f.Value.(*ast.TableExpr)
+		if !ok || f.Key != nil {
+			continue
+		}
+		l.unknownFields(fmt.Sprintf("ask: options[%d]", i+1), o, optionField)
+		for _, of := range o.Fields {
+			k, ok := of.Key.(*ast.StringExpr)
+			v, isStr := of.Value.(*ast.StringExpr)
+			if !ok || !isStr {
+				continue
+			}
+			switch k.Value {
+			case "key":
+				if !oneKey(v.Value) {
+					l.report(v.Line(), "ask: options[%d].key %q is not one key: a caller chooses with one key (0-9, * or #)", i+1, v.Value)
+				}
+				if j, dup := keys[v.Value]; dup {
+					l.report(v.Line(), "ask: options[%d] has the key %q of options[%d]", i+1, v.Value, j)
+				}
+				keys[v.Value] = i + 1
+			case "id":
+				if j, dup := ids[v.Value]; dup {
+					l.report(v.Line(), "ask: options[%d] has the id %q of options[%d]", i+1, v.Value, j)
+				}
+				ids[v.Value] = i + 1
+			}
+		}
+	}
+}
+
+// literal returns the table constructor e is, or the one the name e was
+// assigned once in the file (local MENU = {...}), or nil.
+func (l *linter) literal(e ast.Expr) *ast.TableExpr {
+	switch e := e.(type) {
+	case *ast.TableExpr:
+		return e
+	case *ast.IdentExpr:
+		return l.tables[e.Value]
+	}
+	return nil
+}
+
+func number(e ast.Expr) (float64, bool) {
+	n, ok := e.(*ast.NumberExpr)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(n.Value, 64)
+	return f, err == nil
+}
+
+func enumNames[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
 }
 
 // apiValues are globals that are values, not functions: reading them is
@@ -202,16 +309,23 @@ func syntaxDiagnostic(name string, err error) Diagnostic {
 
 // Lint checks flow files without running them: syntax errors, calls to
 // functions that are neither part of the flow API nor defined in the file,
-// unknown functions of the API tables (kb.serch), and wrong argument counts
-// where the call shows them. Paths may be files or folders (every *.lua
-// under a folder). Diagnostics name files as given.
+// unknown functions of the API tables (kb.serch), wrong argument counts
+// where the call shows them, unknown fields of the API's tables, options
+// (one key each, no key or id twice), min > max, unknown services and
+// priorities, and require() of a module that is not a file of the flows
+// folder. Paths may be files or folders (every *.lua under a folder; the
+// folder is then the flows folder of its files). Diagnostics name files as
+// given.
 func Lint(paths ...string) []Diagnostic {
 	var out []Diagnostic
 	for _, p := range paths {
-		files := []string{p}
+		files, root := []string{p}, filepath.Dir(p)
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			files = nil
+			files, root = nil, p
 			_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() && path != p && skipDirs[d.Name()] {
+					return filepath.SkipDir
+				}
 				if err == nil && !d.IsDir() && strings.HasSuffix(path, ".lua") {
 					files = append(files, path)
 				}
@@ -220,8 +334,40 @@ func Lint(paths ...string) []Diagnostic {
 			sort.Strings(files)
 		}
 		for _, f := range files {
-			_, diags := compileFile(f, f)
+			c, diags := compileFile(f, f)
 			out = append(out, diags...)
+			if c != nil {
+				out = append(out, missingModules(c, f, root)...)
+			}
+		}
+	}
+	return out
+}
+
+// missingModules reports the require()s of c whose module file is in
+// neither root nor a folder above it (a module of lib/ may require
+// "lib.other" from the flows folder).
+func missingModules(c *compiled, file, root string) []Diagnostic {
+	var out []Diagnostic
+	for _, rq := range c.requires {
+		m := filepath.FromSlash(modulePath(rq.name))
+		found := false
+		for dir := root; !found; {
+			if _, err := os.Stat(filepath.Join(dir, m)); err == nil {
+				found = true
+			}
+			up := filepath.Dir(dir)
+			if up == dir {
+				break
+			}
+			dir = up
+		}
+		if !found {
+			where := root
+			if where == "." {
+				where = "(the current folder)"
+			}
+			out = append(out, Diagnostic{File: file, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder %s", rq.name, modulePath(rq.name), where)})
 		}
 	}
 	return out
@@ -231,13 +377,14 @@ func Lint(paths ...string) []Diagnostic {
 type linter struct {
 	name    string
 	globals map[string]bool // assigned somewhere in the file
+	tables  map[string]*ast.TableExpr
 	scopes  []map[string]bool
 	diags   []Diagnostic
 	reqs    []required
 }
 
 func lintChunk(name string, chunk []ast.Stmt) ([]Diagnostic, []required) {
-	l := &linter{name: name, globals: map[string]bool{}}
+	l := &linter{name: name, globals: map[string]bool{}, tables: tableLiterals(chunk)}
 	collectGlobals(chunk, l.globals)
 	l.push()
 	l.stmts(chunk)
@@ -457,7 +604,15 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 		}
 		a, ok := members[key.Value]
 		if !ok {
-			l.report(c.Line(), "call to unknown function %s.%s()", obj.Value, key.Value)
+			var names []string
+			for n := range members {
+				names = append(names, n)
+			}
+			hint := ""
+			if m := closest(key.Value, names); m != "" {
+				hint = fmt.Sprintf(" (did you mean %s.%s?)", obj.Value, m)
+			}
+			l.report(c.Line(), "call to unknown function %s.%s()%s", obj.Value, key.Value, hint)
 			return
 		}
 		check(obj.Value+"."+key.Value+"()", a)
@@ -466,16 +621,38 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 
 // suggest names an API function close to a misspelt one.
 func suggest(name string) string {
-	best, bestD := "", 3
+	names := make([]string, 0, len(apiGlobals))
 	for k := range apiGlobals {
+		names = append(names, k)
+	}
+	if s := closest(name, names); s != "" {
+		return fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return ""
+}
+
+// didYouMean is " (did you mean X?)" for the known name closest to a
+// misspelt one, or "".
+func didYouMean(name string, known []string) string {
+	if s := closest(name, known); s != "" {
+		return fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return ""
+}
+
+// closest is the name within two edits of name (the first of the nearest,
+// alphabetically; a plural or singular counts as one edit), or "".
+func closest(name string, names []string) string {
+	best, bestD := "", 3
+	for _, k := range names {
 		if d := editDistance(name, k); d < bestD || (d == bestD && k < best) {
 			best, bestD = k, d
 		}
 	}
-	if best == "" || bestD > 2 {
+	if bestD > 2 {
 		return ""
 	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
+	return best
 }
 
 func editDistance(a, b string) int {
@@ -498,6 +675,71 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// eachStmt calls fn for every statement of stmts and of the blocks and
+// function definitions nested in them (not of function expressions).
+func eachStmt(stmts []ast.Stmt, fn func(ast.Stmt)) {
+	for _, s := range stmts {
+		fn(s)
+		switch s := s.(type) {
+		case *ast.FuncDefStmt:
+			eachStmt(s.Func.Stmts, fn)
+		case *ast.DoBlockStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.WhileStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.RepeatStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.IfStmt:
+			eachStmt(s.Then, fn)
+			eachStmt(s.Else, fn)
+		case *ast.NumberForStmt:
+			eachStmt(s.Stmts, fn)
+		case *ast.GenericForStmt:
+			eachStmt(s.Stmts, fn)
+		}
+	}
+}
+
+// tableLiterals finds the names (local or global, at any depth) assigned
+// exactly once in the chunk, to a table constructor: MENU in
+// "local MENU = { ... }".
+func tableLiterals(stmts []ast.Stmt) map[string]*ast.TableExpr {
+	out := map[string]*ast.TableExpr{}
+	count := map[string]int{}
+	assign := func(names []string, exprs []ast.Expr) {
+		for i, n := range names {
+			count[n]++
+			if i < len(exprs) {
+				if t, ok := exprs[i].(*ast.TableExpr); ok {
+					out[n] = t
+				}
+			}
+		}
+	}
+	eachStmt(stmts, func(s ast.Stmt) {
+		switch s := s.(type) {
+		case *ast.LocalAssignStmt:
+			assign(s.Names, s.Exprs)
+		case *ast.AssignStmt:
+			var names []string
+			for _, e := range s.Lhs {
+				id, _ := e.(*ast.IdentExpr)
+				if id == nil {
+					id = &ast.IdentExpr{}
+				}
+				names = append(names, id.Value)
+			}
+			assign(names, s.Rhs)
+		}
+	})
+	for n, c := range count {
+		if c != 1 {
+			delete(out, n)
+		}
+	}
+	return out
+}
+
 // collectGlobals records every global name the chunk assigns or defines
 // (anywhere: a function defined later in the file may be called earlier).
 func collectGlobals(stmts []ast.Stmt, into map[string]bool) {
@@ -518,7 +760,8 @@ func collectGlobals(stmts []ast.Stmt, into map[string]bool) {
 		}
 	}
 	walk = func(stmts []ast.Stmt) {
-		for _, s := range stmts {
+		eachStmt(stmts, func(s ast.Stmt) {
+			var exprs []ast.Expr
 			switch s := s.(type) {
 			case *ast.AssignStmt:
 				for _, e := range s.Lhs {
@@ -526,39 +769,22 @@ func collectGlobals(stmts []ast.Stmt, into map[string]bool) {
 						into[id.Value] = true
 					}
 				}
-				for _, e := range s.Rhs {
-					walkExpr(e)
-				}
+				exprs = s.Rhs
 			case *ast.LocalAssignStmt:
-				for _, e := range s.Exprs {
-					walkExpr(e)
-				}
+				exprs = s.Exprs
 			case *ast.FuncDefStmt:
 				if id, ok := s.Name.Func.(*ast.IdentExpr); ok {
 					into[id.Value] = true
 				}
-				walk(s.Func.Stmts)
-			case *ast.DoBlockStmt:
-				walk(s.Stmts)
-			case *ast.WhileStmt:
-				walk(s.Stmts)
-			case *ast.RepeatStmt:
-				walk(s.Stmts)
-			case *ast.IfStmt:
-				walk(s.Then)
-				walk(s.Else)
-			case *ast.NumberForStmt:
-				walk(s.Stmts)
-			case *ast.GenericForStmt:
-				walk(s.Stmts)
 			case *ast.FuncCallStmt:
-				walkExpr(s.Expr)
+				exprs = []ast.Expr{s.Expr}
 			case *ast.ReturnStmt:
-				for _, e := range s.Exprs {
-					walkExpr(e)
-				}
+				exprs = s.Exprs
 			}
-		}
+			for _, e := range exprs {
+				walkExpr(e)
+			}
+		})
 	}
 	walk(stmts)
 }

@@ -150,8 +150,21 @@ type Answer struct {
 
 // Knowledge searches the knowledge base. Safe for concurrent use.
 type Knowledge interface {
-	Search(ctx context.Context, lang, query string, limit int) ([]Answer, error)
+	// Search finds the articles that answer query, best first.
+	Search(ctx context.Context, lang, query string, o SearchOptions) ([]Answer, error)
+	// Get returns one article by id (Score 1, Confident), or an error
+	// wrapping ErrNoArticle.
+	Get(ctx context.Context, lang, id string) (Answer, error)
 }
+
+// SearchOptions narrow a knowledge base search.
+type SearchOptions struct {
+	Limit   int    // at most this many results (1..10)
+	Service string // only articles of this service ("" for all)
+}
+
+// ErrNoArticle is returned (wrapped) by Knowledge.Get for an unknown id.
+var ErrNoArticle = errors.New("no such article")
 
 // TicketDraft is a new ticket as a flow opens it.
 type TicketDraft struct {
@@ -165,6 +178,10 @@ type TicketDraft struct {
 	Description    string // what the caller wants, in their words
 	Articles       []string
 	Recording      string // the call's recording (Facts.Recording), set by the runtime
+	// Personal are the sensitive answers the flow kept for the agents, by
+	// name ({"cnp": "1960101123456"}): only the ticket's personal field
+	// holds them; the description and the transcript hold masked forms.
+	Personal map[string]string
 }
 
 // TicketStatus is what a caller may learn about an earlier ticket.
@@ -186,6 +203,27 @@ type Desk interface {
 	Open(ctx context.Context, d TicketDraft) (number string, err error)
 	Note(ctx context.Context, number, text string) error
 	Lookup(ctx context.Context, number string) (TicketStatus, error)
+}
+
+// Recorder is implemented by a Channel that keeps a record of the call
+// besides its transcript (a phone call's event log; the simulator's
+// output). Both methods are called from the flow's goroutine.
+type Recorder interface {
+	// Note records a step of the flow that the transcript does not show:
+	// kind "flow.article" with the id of the knowledge base article whose
+	// answer was just said.
+	Note(kind, detail string)
+	// Sensitive marks, from Sensitive(true) to Sensitive(false), a
+	// question whose answer is personal data (a national ID number): the
+	// keys and words the caller gives meanwhile must reach no record in
+	// clear (a call's DTMF log keeps their masked form).
+	Sensitive(on bool)
+}
+
+// Hearing is implemented by a Channel that knows whether the caller can
+// answer by voice (call.speech); a Channel without it is taken to hear.
+type Hearing interface {
+	Speech() bool
 }
 
 // Turn is one line of a call's transcript.
@@ -232,6 +270,9 @@ type Outcome struct {
 	// caller's own words, which may hold personal data.
 	Summary string
 	Lang    string // the call's language at the end
+	// Vars are the flow's per-call variables at the end (strings, numbers
+	// and booleans as text; sensitive answers masked), for tests.
+	Vars map[string]string
 	// Err is the script error or limit hit, when the flow failed; the
 	// runtime has then already apologized and opened a ticket.
 	Err error

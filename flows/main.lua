@@ -112,7 +112,9 @@ local function free_question(text)
   vars.question = text
   local hits = kb.search(text, { limit = 3 })
   local top = hits[1]
-  if top and not top.confident then
+  if top and not top.confident and top.score < 0.3 then
+    top = nil -- under the hand-off score: not worth offering (docs/knowledge-base.md)
+  elseif top and not top.confident then
     local yes = ask_yes_no{ ro = "Întrebați despre: " .. top.title .. "?", en = "Are you asking about: " .. top.title .. "?" }
     if not yes then top = nil end
   end

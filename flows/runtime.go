@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,9 +25,16 @@ type Services struct {
 	Desk       Desk
 	Transcript Transcript
 	Calendar   Calendar
-	Log        *slog.Logger      // nil: slog.Default()
-	Now        func() time.Time  // nil: time.Now
-	HoursText  map[string]string // lang -> "Monday to Friday, 8 to 20", said by hours.describe()
+	Log        *slog.Logger     // nil: slog.Default()
+	Now        func() time.Time // nil: time.Now
+	// HoursText says when the operators work, by language ("de luni până
+	// vineri, între orele 8 și 20"): hours.describe() makes a sentence of
+	// it. nil: DefaultHoursText.
+	HoursText map[string]string
+	// Queues are the agent queues transfer() may name; a flow that names
+	// another fails there (as a transfer to it would fail on the call).
+	// nil: any name (a PBX whose queues the engine does not know).
+	Queues []string
 }
 
 // Config says which flow answers which number, and the per-call limits.
@@ -37,6 +45,11 @@ type Config struct {
 	// Default answers every number not in Routes; "main.lua" when empty.
 	Default string
 	Limits  Limits
+	// OnlyRouted loads only the routed flows and the modules they require
+	// (by literal name): a broken file elsewhere in the folder does not
+	// stop them. The tools use it to try one flow; the engine loads and
+	// checks every file.
+	OnlyRouted bool
 }
 
 // Limits bound what one call's script may consume. Zero fields take the
@@ -229,22 +242,6 @@ func (r *Runtime) load(seq int) (*version, error) {
 	sort.Strings(names)
 	v := &version{seq: seq + 1, files: map[string]*compiled{}, stamps: stamps}
 	var diags []Diagnostic
-	for _, n := range names {
-		c, ds := compileFile(filepath.Join(r.dir, filepath.FromSlash(n)), n)
-		diags = append(diags, ds...)
-		if c != nil {
-			v.files[n] = c
-		}
-	}
-	for _, n := range names {
-		if c := v.files[n]; c != nil {
-			for _, rq := range c.requires {
-				if _, ok := v.files[modulePath(rq.name)]; !ok {
-					diags = append(diags, Diagnostic{File: n, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder", rq.name, modulePath(rq.name))})
-				}
-			}
-		}
-	}
 	routed := []string{r.cfg.Default}
 	for num, f := range r.cfg.Routes {
 		if f == "" {
@@ -252,6 +249,42 @@ func (r *Runtime) load(seq int) (*version, error) {
 			continue
 		}
 		routed = append(routed, f)
+	}
+	if r.cfg.OnlyRouted { // the routed files, then what they require
+		names = names[:0]
+		for _, f := range routed {
+			if f = filepath.ToSlash(filepath.Clean(f)); !slices.Contains(names, f) {
+				names = append(names, f)
+			}
+		}
+	}
+	for i := 0; i < len(names); i++ {
+		n := names[i]
+		if _, ok := stamps[n]; !ok {
+			continue // a routed file that is missing: reported below
+		}
+		c, ds := compileFile(filepath.Join(r.dir, filepath.FromSlash(n)), n)
+		diags = append(diags, ds...)
+		if c == nil {
+			continue
+		}
+		v.files[n] = c
+		if r.cfg.OnlyRouted {
+			for _, rq := range c.requires {
+				if m := modulePath(rq.name); !slices.Contains(names, m) {
+					names = append(names, m)
+				}
+			}
+		}
+	}
+	for _, n := range names {
+		if c := v.files[n]; c != nil {
+			for _, rq := range c.requires {
+				if _, ok := stamps[modulePath(rq.name)]; !ok {
+					diags = append(diags, Diagnostic{File: n, Line: rq.line, Msg: fmt.Sprintf("require(%q): no %s in the flows folder", rq.name, modulePath(rq.name))})
+				}
+			}
+		}
 	}
 	for _, f := range routed {
 		f = filepath.ToSlash(filepath.Clean(f))

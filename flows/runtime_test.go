@@ -57,7 +57,7 @@ func simulate(t *testing.T, rt *flows.Runtime, input string, cal flows.Calendar)
 	ch := sim.NewChannel(strings.NewReader(input), nil)
 	var mu sync.Mutex
 	ch.Lines = func(l string) { mu.Lock(); r.lines = append(r.lines, l); mu.Unlock() }
-	svc := flows.Services{Desk: r.desk, Transcript: r.trans, Calendar: cal, HoursText: sim.HoursText,
+	svc := flows.Services{Desk: r.desk, Transcript: r.trans, Calendar: cal,
 		Log: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	r.outcome = rt.Run(context.Background(), flows.Facts{CallID: "c-" + t.Name(), Caller: "+40722123456", Called: "1919"}, ch, svc)
 	return r
@@ -134,10 +134,10 @@ func TestBadFlowsAtRunTime(t *testing.T) {
 func TestBadFlowOutsideHours(t *testing.T) {
 	rt := load(t, map[string]string{"main.lua": "say('x')\nlocal n = nil + 1\n"}, flows.Limits{})
 	r := simulate(t, rt, "", open(false))
-	if r.outcome.Kind != flows.OutcomeHangup || r.outcome.Ticket != "100001" || r.outcome.Err == nil {
+	if r.outcome.Kind != flows.OutcomeHangup || r.outcome.Ticket != "10000004" || r.outcome.Err == nil {
 		t.Fatalf("outcome %+v", r.outcome)
 	}
-	if !strings.Contains(r.said(), "numărul 1 0 0 0 0 1") || !strings.Contains(r.said(), "vă va suna înapoi") {
+	if !strings.Contains(r.said(), "numărul 1 0 0 0 0 0 0 4") || !strings.Contains(r.said(), "vă va suna înapoi") {
 		t.Errorf("said:\n%s", r.said())
 	}
 }
@@ -322,7 +322,18 @@ func TestLoadAndLintErrors(t *testing.T) {
 		"ticket.lookup()\n":                                  "main.lua:1: ticket.lookup() takes at least 1 argument(s), got 0",
 		"local t = {}\nt.x = 1\nvars.y = call.caller\nfoo()": "main.lua:4: call to unknown function foo()",
 		"say('a')\nask{prompt = 'x', retires = 3}\n":         "main.lua:2: ask: unknown field \"retires\"",
-		"ask_yes_no('x', {timout = 3})\n":                    "main.lua:1: ask_yes_no: unknown field \"timout\"",
+		"ask_yes_no('x', {timout = 3})\n":                    "main.lua:1: ask_yes_no: unknown field \"timout\" (did you mean timeout?)",
+		"local r = kb.serch('x')\n":                          "main.lua:1: call to unknown function kb.serch() (did you mean kb.search?)",
+		"local M = require('lib.menu')\n":                    "main.lua:1: require(\"lib.menu\"): no lib/menu.lua in the flows folder",
+		"ask{prompt = 'x', options = {\n {id = 'a', key = '1'},\n {id = 'b', key = '1'}}}\n":         "main.lua:3: ask: options[2] has the key \"1\" of options[1]",
+		"local M = {{id = 'a', key = '1'}, {id = 'a', key = '2'}}\nask{prompt = 'x', options = M}\n": "main.lua:1: ask: options[2] has the id \"a\" of options[1]",
+		"ask{prompt = 'x', options = {{id = 'a', key = '12'}}}\n":                                    "main.lua:1: ask: options[1].key \"12\" is not one key",
+		"ask{prompt = 'x', options = {{id = 'a', key = '1',\n synonym = {'b'}}}}\n":                  "main.lua:2: ask: options[1]: unknown field \"synonym\" (did you mean synonyms?)",
+		"local n = ask_digits{prompt = 'x', min = 13, max = 4}\n":                                    "main.lua:1: ask_digits: min = 13 is more than max = 4",
+		"local n = ask_digits{prompt = 'x', terminator = '12'}\n":                                    "main.lua:1: ask_digits: terminator \"12\"",
+		"ticket.open{service = 'pasport'}\n":                                                         "main.lua:1: ticket.open: unknown service \"pasport\" (did you mean passport?)",
+		"ticket.open{priority = 'asap'}\n":                                                           "main.lua:1: ticket.open: unknown priority \"asap\"",
+		"local h = kb.search('x', {services = 'passport'})\n":                                        "main.lua:1: kb.search: unknown field \"services\" (did you mean service?)",
 	}
 	for src, want := range cases {
 		dir := writeFlows(t, map[string]string{"main.lua": src})
@@ -426,7 +437,7 @@ func TestTranscript(t *testing.T) {
 	for _, tu := range r.trans.Turns("c-" + t.Name()) {
 		got = append(got, fmt.Sprintf("%s(%s): %s", tu.Speaker, tu.Mode, tu.Text))
 	}
-	want := []string{"ivr(): Bună ziua", "ivr(): Numărul?", "ivr(): Nu v-am auzit. Numărul?", "caller(dtmf): 1234#", "ivr(): Ați spus 1 2 3 4"}
+	want := []string{"ivr(): Bună ziua", "ivr(): Numărul?", "ivr(): Nu v-am auzit. Numărul?", "caller(dtmf): 1234", "ivr(): Ați spus 1 2 3 4"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -240,6 +240,9 @@ type Tracker struct {
 	recording string
 	ended     atomic.Bool
 	endReason EndReason
+
+	sensitive atomic.Bool // the caller answers a sensitive question
+	heldKeys  []rune      // keys of that answer, written masked when it ends (mu)
 }
 
 // Log returns the call's logger (every line carries call_id).
@@ -273,6 +276,10 @@ func (t *Tracker) RecordingPath() string {
 // It never blocks: the write is queued. The debug log line leaves out the
 // detail of DTMF events: keys may be a PIN or a national ID number.
 func (t *Tracker) Event(kind, detail string) {
+	if kind == "dtmf" && t.sensitive.Load() { // "rfc4733 5": the key is personal data
+		src, _, _ := strings.Cut(detail, " ")
+		detail = src + " [masked]"
+	}
 	t.eng.Calls.Event(t.info.ID, tickets.CallEvent{At: time.Now(), Kind: kind, Detail: detail})
 	if kind == "dtmf" {
 		t.log.Debug("call event", "kind", kind)
@@ -316,8 +323,34 @@ func (t *Tracker) checkpoints(period time.Duration, rec *Recording) (stop func()
 // milliseconds, so a crash keeps it).
 func (t *Tracker) Digit(d Digit) {
 	t.eng.Metrics.DTMF(d.Source)
-	t.eng.Calls.DTMF(t.info.ID, d.Key)
 	t.log.Info("dtmf", "source", d.Source)
+	t.mu.Lock()
+	if t.sensitive.Load() {
+		t.heldKeys = append(t.heldKeys, d.Key)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.eng.Calls.DTMF(t.info.ID, d.Key)
+}
+
+// Sensitive marks the span of a question whose answer is personal data (a
+// national ID number typed on the keypad): its keys reach the call
+// record's DTMF string only when it ends, in their masked form
+// (flows.MaskAnswer: "**********456"), and its DTMF events say "[masked]".
+func (t *Tracker) Sensitive(on bool) {
+	if on {
+		t.sensitive.Store(true)
+		return
+	}
+	t.mu.Lock()
+	held := t.heldKeys
+	t.heldKeys = nil
+	t.sensitive.Store(false)
+	t.mu.Unlock()
+	for _, r := range flows.MaskAnswer(string(held)) {
+		t.eng.Calls.DTMF(t.info.ID, r)
+	}
 }
 
 // Ended reports whether End was called.

@@ -78,6 +78,24 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	}
 }
 
+var (
+	_ flows.Recorder = (*voice)(nil)
+	_ flows.Hearing  = (*voice)(nil)
+)
+
+// Note records a step of the flow in the call's event log (ivrctl calls
+// trace): "flow.article" names the knowledge base article whose answer was
+// said, "flow.retry" the sentence with which a question was asked again.
+func (v *voice) Note(kind, detail string) { v.s.Tracker.Event(kind, detail) }
+
+// Sensitive marks a question whose answer is personal data: the call
+// record keeps its keys masked (Tracker.Sensitive).
+func (v *voice) Sensitive(on bool) { v.s.Tracker.Sensitive(on) }
+
+// Speech reports whether the call hears the caller's words now (speech on,
+// and not fallen back to keys): call.speech.
+func (v *voice) Speech() bool { return v.s.ear != nil && !v.s.ear.off.Load() }
+
 // noQueue tells the caller that the request is registered, with its number.
 func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 	msg, ok := noQueue[out.Lang]

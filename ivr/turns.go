@@ -881,43 +881,11 @@ func (e *ear) send(req *turnReq, ev turnEvent) {
 	}
 }
 
-// operatorPhrases are the ways to ask for a person, in every grammar.
-var operatorPhrases = map[string][]string{
-	"ro": {"operator", "un operator", "vreau să vorbesc cu un operator", "vreau un operator"},
-	"en": {"operator", "agent", "an operator", "i want to speak to an operator"},
-}
-
-// grammarFor builds the grammar of a Listen; nil for free speech without
-// phrases (open vocabulary, for the engines that have it).
+// grammarFor builds the grammar of a Listen (speech.ForQuestion, which the
+// flow simulator uses too); nil for free speech without phrases.
 func grammarFor(l flows.Listen) *speech.Grammar {
-	lang := l.Lang
-	if lang != "en" {
-		lang = "ro"
-	}
-	var g *speech.Grammar
-	switch l.Expect {
-	case flows.ExpectYesNo:
-		g = speech.YesNo(lang)
-	case flows.ExpectDigits:
-		g = &speech.Grammar{Digits: l.MaxDigits, MinDigits: l.MinDigits}
-		if g.Digits <= 0 {
-			g.Digits = 20
-		}
-	default:
-		if len(l.Phrases) == 0 {
-			return nil
-		}
-		g = &speech.Grammar{}
-		seen := map[string]bool{}
-		for _, p := range l.Phrases {
-			if n := speech.NormalizeText(p); n != "" && !seen[n] {
-				seen[n] = true
-				g.Add(n, n)
-			}
-		}
-	}
-	g.Add("operator", operatorPhrases[lang]...)
-	return g
+	return speech.ForQuestion(speech.Question{Lang: l.Lang, Kind: string(l.Expect), Phrases: l.Phrases,
+		MinDigits: l.MinDigits, MaxDigits: l.MaxDigits})
 }
 
 // SerialStreams wraps a recognizer so that its NewStream calls run one at

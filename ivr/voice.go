@@ -25,10 +25,10 @@ const DefaultInterDigit = 3 * time.Second
 //
 // It is used by the flow's goroutine only.
 type voice struct {
-	s       *Session
-	synth   Synthesizer
-	pending []Digit // keys that interrupted a prompt, for the next Listen
-	asked   string  // the last prompt's text: the question a Listen answers, for the call's log
+	s     *Session
+	synth Synthesizer
+	kp    flows.Keypad // the caller's keys: answers, and keys pressed ahead for the next Listen
+	asked string       // the last prompt's text: the question a Listen answers, for the call's log
 }
 
 var _ flows.Channel = (*voice)(nil)
@@ -49,7 +49,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 	// Type-ahead: a key pressed, or an utterance said, during an earlier
 	// prompt already answers what comes next, so a prompt the caller may
 	// interrupt is skipped.
-	if p.BargeIn && len(v.pending) > 0 {
+	if p.BargeIn && v.kp.Ahead() {
 		v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key pressed ahead: prompt %q skipped", v.asked))
 		return flows.Played{Interrupted: true, Cut: flows.CutKey}, nil
 	}
@@ -103,10 +103,11 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 			if p.BargeIn {
 				select {
 				case d := <-v.s.keys:
-					v.flush()
-					v.pending = append(v.pending, d)
-					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
-					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutKey}, nil
+					if _, _, kept := v.kp.Press(d.Key, d.At); kept { // not a terminator swallowed
+						v.flush()
+						v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
+						return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutKey}, nil
+					}
 				case <-spokeOrAhead(spoke, v.speechAhead()):
 					// The prompt goes silent at once; the caller's sound
 					// says whether it stops for good (speech) or goes on
@@ -321,38 +322,21 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	if inter <= 0 {
 		inter = DefaultInterDigit
 	}
-	digits := l.Expect == flows.ExpectDigits || l.MaxDigits > 1
-	var keys []rune
-	// done reports whether keys make a complete answer, and trims the
-	// terminator.
-	done := func() bool {
-		if len(keys) == 0 {
-			return false
-		}
-		if !digits {
-			return true
-		}
-		if l.Terminator != 0 && keys[len(keys)-1] == l.Terminator {
-			keys = keys[:len(keys)-1]
-			return true
-		}
-		return l.MaxDigits > 0 && len(keys) >= l.MaxDigits
-	}
-	answer := func() flows.Input {
+	// keyed is a keys answer: speech held for this question answers
+	// nothing (it is still transcribed).
+	keyed := func(in flows.Input) flows.Input {
 		if e := v.s.ear; e != nil {
-			e.keyAnswered() // speech held for this question answers nothing
+			e.keyAnswered()
 		}
-		return flows.Input{Mode: flows.InputDTMF, Text: string(keys), Confidence: 1}
+		return in
 	}
-	for len(v.pending) > 0 {
-		keys = append(keys, v.pending[0].Key)
-		v.pending = v.pending[1:]
-		if done() {
-			return answer(), nil
-		}
+	l.InterDigit = inter
+	if in, ok := v.kp.Start(l); ok { // keys pressed ahead answer it
+		return keyed(in), nil
 	}
+	defer v.kp.Stop()
 	wait := noInput
-	if len(keys) > 0 {
+	if v.kp.Collecting() {
 		wait = inter
 	}
 	var spoken <-chan turnEvent // the ear's events for this turn; nil: keys only
@@ -366,7 +350,7 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 		req = e.listen(l.Lang, grammarFor(l), end)
 		spoken = req.events
 	}
-	if len(keys) == 0 && e != nil && !e.off.Load() {
+	if !v.kp.Collecting() && e != nil && !e.off.Load() {
 		listen()
 		defer func() { e.cancel(req) }()
 	}
@@ -376,13 +360,16 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 	for {
 		select {
 		case d := <-v.s.keys:
+			in, done, kept := v.kp.Press(d.Key, d.At)
+			if !kept {
+				continue // the terminator after a full-length number
+			}
 			if spoken != nil { // a key wins over speech
 				e.cancel(req)
 				spoken = nil
 			}
-			keys = append(keys, d.Key)
-			if done() {
-				return answer(), nil
+			if done {
+				return keyed(in), nil
 			}
 			t.Reset(inter)
 		case ev := <-spoken:
@@ -416,10 +403,10 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence}, nil
 			}
 		case <-t.C:
-			if len(keys) == 0 {
-				return flows.Input{Mode: flows.InputNone}, nil
+			if in, ok := v.kp.Pause(); ok {
+				return keyed(in), nil
 			}
-			return answer(), nil
+			return flows.Input{Mode: flows.InputNone}, nil
 		case <-ctx.Done():
 			return flows.Input{}, v.ended(ctx)
 		}

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/govline/ivr/redact"
@@ -94,30 +98,34 @@ var (
 
 // Ticket is the current state of a request, derived from its history.
 type Ticket struct {
-	Number         string     `json:"number"`
-	Channel        Channel    `json:"channel"`
-	Caller         string     `json:"caller"` // personal data: log the Ticket, or redact.Phone(Caller)
-	Lang           string     `json:"lang"`
-	Service        Service    `json:"service"`
-	Classification string     `json:"classification"`
-	Priority       Priority   `json:"priority"`
-	Level          int        `json:"level"`
-	Status         Status     `json:"status"`
-	Assignee       string     `json:"assignee"`
-	Deadline       time.Time  `json:"deadline"`
-	Description    string     `json:"description"` // personal data: never logged
-	CallID         string     `json:"call_id"`
-	Recording      string     `json:"recording"`
-	Articles       []string   `json:"articles"`         // knowledge base article ids cited, in order
-	Rating         int        `json:"rating,omitempty"` // 1..5, 0 when not rated
-	Created        time.Time  `json:"created"`
-	Updated        time.Time  `json:"updated"`
-	Escalated      bool       `json:"escalated"` // was escalated at least once
-	Resolved       *time.Time `json:"resolved,omitempty"`
-	ResolvedLevel  int        `json:"resolved_level,omitempty"`
-	FirstContact   bool       `json:"first_contact"` // resolved during the call that opened it
-	Closed         *time.Time `json:"closed,omitempty"`
-	LastEvent      int64      `json:"last_event"`
+	Number         string    `json:"number"`
+	Channel        Channel   `json:"channel"`
+	Caller         string    `json:"caller"` // personal data: log the Ticket, or redact.Phone(Caller)
+	Lang           string    `json:"lang"`
+	Service        Service   `json:"service"`
+	Classification string    `json:"classification"`
+	Priority       Priority  `json:"priority"`
+	Level          int       `json:"level"`
+	Status         Status    `json:"status"`
+	Assignee       string    `json:"assignee"`
+	Deadline       time.Time `json:"deadline"`
+	Description    string    `json:"description"` // personal data: never logged
+	CallID         string    `json:"call_id"`
+	Recording      string    `json:"recording"`
+	Articles       []string  `json:"articles"` // knowledge base article ids cited, in order
+	// Personal holds the sensitive answers the caller gave the line, by
+	// name ({"cnp": "1960101123456"}): personal data, shown only to the
+	// roles that see personal data, never logged.
+	Personal      map[string]string `json:"personal,omitempty"`
+	Rating        int               `json:"rating,omitempty"` // 1..5, 0 when not rated
+	Created       time.Time         `json:"created"`
+	Updated       time.Time         `json:"updated"`
+	Escalated     bool              `json:"escalated"` // was escalated at least once
+	Resolved      *time.Time        `json:"resolved,omitempty"`
+	ResolvedLevel int               `json:"resolved_level,omitempty"`
+	FirstContact  bool              `json:"first_contact"` // resolved during the call that opened it
+	Closed        *time.Time        `json:"closed,omitempty"`
+	LastEvent     int64             `json:"last_event"`
 }
 
 var (
@@ -157,7 +165,67 @@ type NewTicket struct {
 	CallID         string
 	Recording      string
 	Articles       []string
+	// Personal are sensitive answers by name (a national ID number, a
+	// phone number); names are lower-case words joined by '_'.
+	Personal map[string]string
+	// Number, when set, is the ticket's number instead of a new one (an
+	// import, a test that needs a known ticket); it must be valid
+	// (ValidNumber) and free.
+	Number string
 }
+
+// WithDefaults fills the zero fields with the defaults OpenTicket uses.
+func (nt NewTicket) WithDefaults() NewTicket {
+	if nt.Channel == "" {
+		nt.Channel = ChannelPhone
+	}
+	if nt.Lang == "" {
+		nt.Lang = "ro"
+	}
+	if nt.Service == "" {
+		nt.Service = ServiceOther
+	}
+	if nt.Priority == "" {
+		nt.Priority = PriorityNormal
+	}
+	if nt.Level == 0 {
+		nt.Level = Level1
+	}
+	return nt
+}
+
+// maxPersonal bounds one sensitive answer kept with a ticket.
+const maxPersonal = 1000
+
+// Validate reports what OpenTicket refuses in nt (after WithDefaults): an
+// unknown channel, service or priority, a level outside 1..3, no actor,
+// empty article ids, a bad number or personal-data name. The error wraps
+// ErrInvalid and names every bad field. Tools that stand in for the
+// store (the flow simulator's desk) call it to refuse the same tickets.
+func (nt NewTicket) Validate() error {
+	err := errors.Join(checkActor(nt.Actor), checkEnum("channel", nt.Channel, Channels),
+		checkEnum("service", nt.Service, Services), checkEnum("priority", nt.Priority, Priorities),
+		checkLevel("level", nt.Level))
+	for i, a := range nt.Articles {
+		if strings.TrimSpace(a) == "" {
+			err = errors.Join(err, invalid(fmt.Sprintf("articles[%d]", i), "empty article id"))
+		}
+	}
+	if nt.Number != "" && !ValidNumber(nt.Number) {
+		err = errors.Join(err, invalid("number", "%q is not a valid ticket number", nt.Number))
+	}
+	for k, v := range nt.Personal {
+		switch {
+		case !personalName.MatchString(k):
+			err = errors.Join(err, invalid("personal", "name %q: want lower-case letters, digits and '_'", k))
+		case len(v) > maxPersonal:
+			err = errors.Join(err, invalid("personal", "%s: longer than %d bytes", k, maxPersonal))
+		}
+	}
+	return err
+}
+
+var personalName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 // EventKind names an entry of a ticket's history.
 type EventKind string
@@ -200,7 +268,9 @@ type EventData struct {
 	Text           string   `json:"text,omitempty"`           // note, resolved, reopened; a correction's reason
 	Article        string   `json:"article,omitempty"`        // article_cited
 	Recording      string   `json:"recording,omitempty"`      // created, recording
-	Rating         int      `json:"rating,omitempty"`         // rating
+	// created: sensitive answers by name (personal data).
+	Personal map[string]string `json:"personal,omitempty"`
+	Rating   int               `json:"rating,omitempty"` // rating
 	// DeadlineNS is the deadline the event set (created, classified,
 	// prioritized), as computed when it was written.
 	DeadlineNS int64 `json:"deadline_ns,omitempty"`
@@ -286,6 +356,22 @@ func ValidNumber(s string) bool {
 		}
 	}
 	return dammDigit(s) == 0
+}
+
+// SequentialNumbers returns a source of ticket numbers for
+// Store.SetNumbers that counts from the body 1000000 up (10000004,
+// 10000012, ...): valid numbers, the same on every run, for tests and the
+// flow simulator.
+func SequentialNumbers() func() (string, error) {
+	next := 1_000_000
+	var mu sync.Mutex
+	return func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		body := strconv.Itoa(next)
+		next++
+		return body + string('0'+dammDigit(body)), nil
+	}
 }
 
 var numberSpan = big.NewInt(9_000_000)

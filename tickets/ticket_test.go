@@ -635,3 +635,49 @@ func TestConcurrentActions(t *testing.T) {
 		t.Fatalf("%d turns, want %d", turns, 8*25)
 	}
 }
+
+// Sequential numbers are valid and the same on every run; a fixed number
+// opens that ticket, and is refused when taken or malformed; sensitive
+// answers are kept with the ticket and never in its log line.
+func TestNumbersAndPersonalData(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	s.SetNumbers(SequentialNumbers())
+	a, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Personal: map[string]string{"cnp": "1960101123456"}})
+	must(t, err)
+	b, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr"})
+	must(t, err)
+	if a.Number != "10000004" || b.Number != "10000012" || !ValidNumber(a.Number) || !ValidNumber(b.Number) {
+		t.Errorf("sequential numbers %s, %s: want 10000004, 10000012", a.Number, b.Number)
+	}
+	got, err := s.Ticket(ctx, a.Number)
+	must(t, err)
+	if got.Personal["cnp"] != "1960101123456" {
+		t.Errorf("personal data not kept: %+v", got.Personal)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("t", "ticket", got)
+	if strings.Contains(buf.String(), "1960101123456") {
+		t.Errorf("the ticket's log line holds the personal data: %s", buf.String())
+	}
+	fixed, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Number: "12345671"})
+	must(t, err)
+	if fixed.Number != "12345671" {
+		t.Errorf("fixed number: got %s", fixed.Number)
+	}
+	for _, nt := range []NewTicket{
+		{Actor: "ivr", Number: "12345671"},                                          // taken
+		{Actor: "ivr", Number: "123456"},                                            // malformed
+		{Actor: "ivr", Priority: "asap"},                                            // unknown priority
+		{Actor: "ivr", Service: "pasport"},                                          // unknown service
+		{Actor: "ivr", Personal: map[string]string{"Numar CNP": "1"}},               // bad name
+		{Actor: "ivr", Personal: map[string]string{"x": strings.Repeat("1", 1001)}}, // too long
+	} {
+		if _, err := s.OpenTicket(ctx, nt); !errors.Is(err, ErrInvalid) {
+			t.Errorf("OpenTicket(%+v) = %v, want ErrInvalid", nt, err)
+		}
+	}
+	if err := (NewTicket{Actor: "ivr", Priority: "asap"}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "priority") {
+		t.Errorf("Validate: %v, want the priority named", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 type ticketPolicy struct {
 	deadlines *Deadlines
 	now       func() time.Time
+	numbers   func() (string, error) // draws a new ticket number
 }
 
 var defaultPolicy = func() *ticketPolicy {
@@ -24,7 +26,7 @@ var defaultPolicy = func() *ticketPolicy {
 	if err != nil {
 		panic("tickets: default deadlines: " + err.Error()) // the defaults are constants
 	}
-	return &ticketPolicy{deadlines: dl, now: time.Now}
+	return &ticketPolicy{deadlines: dl, now: time.Now, numbers: newNumber}
 }()
 
 func (s *Store) pol() *ticketPolicy {
@@ -38,13 +40,18 @@ func (s *Store) pol() *ticketPolicy {
 // for new tickets and priority or service changes. Deadlines already set
 // stay as they were written.
 func (s *Store) SetDeadlines(dl *Deadlines) {
+	s.setPolicy(func(p *ticketPolicy) { p.deadlines = dl })
+}
+
+// setPolicy changes a copy of the policy and swaps it in.
+func (s *Store) setPolicy(change func(*ticketPolicy)) {
 	for {
 		old := s.policy.Load()
 		p := *defaultPolicy
 		if old != nil {
 			p = *old
 		}
-		p.deadlines = dl
+		change(&p)
 		if s.policy.CompareAndSwap(old, &p) {
 			return
 		}
@@ -57,17 +64,16 @@ func (s *Store) Deadlines() *Deadlines { return s.pol().deadlines }
 // SetClock replaces the clock that stamps ticket events (tests, imports of
 // historical data). Transcript turns and calls carry their own times.
 func (s *Store) SetClock(now func() time.Time) {
-	for {
-		old := s.policy.Load()
-		p := *defaultPolicy
-		if old != nil {
-			p = *old
-		}
-		p.now = now
-		if s.policy.CompareAndSwap(old, &p) {
-			return
-		}
-	}
+	s.setPolicy(func(p *ticketPolicy) { p.now = now })
+}
+
+// SetNumbers replaces how new ticket numbers are drawn (random by
+// default): tests and the flow simulator give SequentialNumbers, so that
+// the numbers a conversation says are the same on every run. next must
+// return valid numbers (ValidNumber); a number already taken is drawn
+// again, at most maxNumberDraws times.
+func (s *Store) SetNumbers(next func() (string, error)) {
+	s.setPolicy(func(p *ticketPolicy) { p.numbers = next })
 }
 
 // now returns the clock's time, rounded to what the store keeps.
@@ -82,30 +88,8 @@ const maxNumberDraws = 20
 // writes the "created" event and the ticket in one transaction.
 func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 	const op = "open ticket"
-	if nt.Channel == "" {
-		nt.Channel = ChannelPhone
-	}
-	if nt.Lang == "" {
-		nt.Lang = "ro"
-	}
-	if nt.Service == "" {
-		nt.Service = ServiceOther
-	}
-	if nt.Priority == "" {
-		nt.Priority = PriorityNormal
-	}
-	if nt.Level == 0 {
-		nt.Level = Level1
-	}
-	err := errors.Join(checkActor(nt.Actor), checkEnum("channel", nt.Channel, Channels),
-		checkEnum("service", nt.Service, Services), checkEnum("priority", nt.Priority, Priorities),
-		checkLevel("level", nt.Level))
-	for i, a := range nt.Articles {
-		if strings.TrimSpace(a) == "" {
-			err = errors.Join(err, invalid(fmt.Sprintf("articles[%d]", i), "empty article id"))
-		}
-	}
-	if err != nil {
+	nt = nt.WithDefaults()
+	if err := nt.Validate(); err != nil {
 		return Ticket{}, fmt.Errorf("tickets: %s: %w", op, err)
 	}
 	now := s.now()
@@ -113,13 +97,17 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 		Channel: nt.Channel, Caller: nt.Caller, Lang: nt.Lang, Description: nt.Description,
 		CallID: nt.CallID, Articles: dedup(nt.Articles), Service: nt.Service,
 		Classification: nt.Classification, Priority: nt.Priority, Level: nt.Level,
-		Recording:  nt.Recording,
+		Recording: nt.Recording, Personal: maps.Clone(nt.Personal),
 		DeadlineNS: s.pol().deadlines.Deadline(now, nt.Service, nt.Priority).UnixNano(),
 	}
 	var t Ticket
-	err = s.inTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		draw := s.pol().numbers
+		if nt.Number != "" {
+			draw = func() (string, error) { return nt.Number, nil }
+		}
 		for range maxNumberDraws {
-			number, err := newNumber()
+			number, err := draw()
 			if err != nil {
 				return err
 			}
@@ -138,6 +126,9 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 			err = writeTicket(ctx, tx, t, true)
 			var se sqlite3.Error
 			if errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique) {
+				if nt.Number != "" {
+					return invalid("number", "%s is taken", nt.Number)
+				}
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO draw`); err != nil {
 					return err
 				}
@@ -580,7 +571,7 @@ func apply(t *Ticket, kind EventKind, d EventData, ev TicketEvent) {
 				Number: ev.Ticket, Channel: d.Channel, Caller: d.Caller, Lang: d.Lang,
 				Service: d.Service, Classification: d.Classification, Priority: d.Priority,
 				Level: d.Level, Status: StatusNew, Description: d.Description, CallID: d.CallID,
-				Recording: d.Recording, Articles: slices.Clone(d.Articles), Created: at,
+				Recording: d.Recording, Articles: slices.Clone(d.Articles), Created: at, Personal: maps.Clone(d.Personal),
 			}
 			if t.Articles == nil {
 				t.Articles = []string{}
@@ -741,7 +732,7 @@ func loadEvents(ctx context.Context, q querier, number string) ([]TicketEvent, e
 
 const ticketColumns = `number, channel, caller, lang, service, classification, priority, level, status,
 	assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event`
+	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal`
 
 func writeTicket(ctx context.Context, tx *sql.Tx, t Ticket, insert bool) error {
 	arts, err := json.Marshal(t.Articles)
@@ -750,6 +741,12 @@ func writeTicket(ctx context.Context, tx *sql.Tx, t Ticket, insert bool) error {
 	}
 	if t.Articles == nil {
 		arts = []byte("[]")
+	}
+	personal := []byte("{}")
+	if len(t.Personal) > 0 {
+		if personal, err = json.Marshal(t.Personal); err != nil {
+			return err
+		}
 	}
 	var rating, resolved, resolvedLevel, closed any
 	if t.Rating != 0 {
@@ -764,16 +761,16 @@ func writeTicket(ctx context.Context, tx *sql.Tx, t Ticket, insert bool) error {
 	args := []any{string(t.Channel), t.Caller, t.Lang, string(t.Service), t.Classification, string(t.Priority),
 		t.Level, string(t.Status), t.Assignee, t.Deadline.UnixNano(), t.Description, t.CallID, t.Recording,
 		string(arts), rating, t.Created.UnixNano(), t.Updated.UnixNano(), t.Escalated, resolved,
-		resolvedLevel, t.FirstContact, closed, t.LastEvent, t.Number}
+		resolvedLevel, t.FirstContact, closed, t.LastEvent, string(personal), t.Number}
 	q := `UPDATE tickets SET channel = ?, caller = ?, lang = ?, service = ?, classification = ?, priority = ?,
 		level = ?, status = ?, assignee = ?, deadline_ns = ?, description = ?, call_id = ?, recording = ?,
 		articles = ?, rating = ?, created_ns = ?, updated_ns = ?, escalated = ?, resolved_ns = ?,
-		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ? WHERE number = ?`
+		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ?, personal = ? WHERE number = ?`
 	if insert {
 		q = `INSERT INTO tickets (channel, caller, lang, service, classification, priority, level, status,
 		assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, number)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, number)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	}
 	_, err = tx.ExecContext(ctx, q, args...)
 	return err
@@ -784,13 +781,13 @@ func scanTicket(sc interface{ Scan(...any) error }) (Ticket, error) {
 		t                        Ticket
 		channel, svc, prio, st   string
 		deadline, created, upd   int64
-		arts                     string
+		arts, personal           string
 		rating, resolved, rlevel sql.NullInt64
 		closed                   sql.NullInt64
 	)
 	err := sc.Scan(&t.Number, &channel, &t.Caller, &t.Lang, &svc, &t.Classification, &prio, &t.Level, &st,
 		&t.Assignee, &deadline, &t.Description, &t.CallID, &t.Recording, &arts, &rating, &created, &upd,
-		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent)
+		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent, &personal)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -810,6 +807,11 @@ func scanTicket(sc interface{ Scan(...any) error }) (Ticket, error) {
 	}
 	if t.Articles == nil {
 		t.Articles = []string{}
+	}
+	if personal != "{}" {
+		if err := json.Unmarshal([]byte(personal), &t.Personal); err != nil {
+			return Ticket{}, fmt.Errorf("ticket %s: personal: %w", t.Number, err)
+		}
 	}
 	return t, nil
 }

@@ -22,7 +22,8 @@ const flowUsage = `Usage: ivrctl flow SUBCOMMAND [FLAGS] ARGS
 Subcommands:
   lint PATH...       check flow files (or folders of them) without running them
   simulate FLOW      talk to a flow in text: each line you type is what the caller
-                     says, "#123" presses keys, an empty line is silence
+                     says, "#123" presses keys, "!" before either says it over the
+                     prompt (barge-in), an empty line is silence
   test PATH...       run conversation tests (*.conv files, or folders of them)
 
 See docs/flows.md.
@@ -101,12 +102,14 @@ func parseClock(s string) (func() time.Time, error) {
 }
 
 func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--data DIR] [-v]", stderr)
-	data := fs.String("data", "", "use the engine's database in `DIR`: its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
+	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--speech embedded|open|off] [--keys-only] [--data DIR] [-v]", stderr)
+	data := fs.String("data", "", "use the engine's database in `DIR` (it must hold ivrd's ivr.db): its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
 	at := fs.String("time", "", "pretend the call happens at `TIME` (YYYY-MM-DD HH:MM, Bucharest), for working hours")
 	from := fs.String("from", "+40700000000", "the caller's `NUMBER`")
 	to := fs.String("to", "1919", "the dialed `NUMBER`")
 	lang := fs.String("lang", "ro", "the call's starting language, ro or en")
+	mode := fs.String("speech", string(flowtest.DefaultSpeech), "what the line hears of words: embedded (the shipped recognizer: only the phrases a question lists, confidence 0), open (an open-vocabulary recognizer: any words), off (keys only)")
+	keysOnly := fs.Bool("keys-only", false, "a keys-only line (speech off): the same as --speech off")
 	verbose := fs.Bool("v", false, "print the flow's log lines on stderr")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
@@ -118,13 +121,22 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	if *lang != "ro" && *lang != "en" {
 		return usageError(fs, stderr, "--lang %q: want ro or en", *lang)
 	}
+	speech, err := sim.ParseSpeechMode(*mode)
+	if err != nil {
+		return usageError(fs, stderr, "--%v", err)
+	}
+	if *keysOnly {
+		speech = sim.SpeechOff
+	}
 	now, err := parseClock(*at)
 	if err != nil {
 		return usageError(fs, stderr, "%v", err)
 	}
 	flow := pos[0]
 	dir := filepath.Dir(flow)
-	rt, err := flows.Load(dir, flows.Config{Default: filepath.Base(flow)})
+	// Only this flow and its modules: a broken file next to it does not
+	// stop it.
+	rt, err := flows.Load(dir, flows.Config{Default: filepath.Base(flow), OnlyRouted: true})
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -134,9 +146,13 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	}
 	desk := sim.NewDesk()
 	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
-		Log: log, Now: now, HoursText: sim.HoursText}
+		Log: log, Now: now, Queues: flowtest.DefaultQueues}
 	if *data != "" {
-		st, err := tickets.Open(dbPath(*data))
+		path := tickets.DBPath(*data)
+		if _, err := os.Stat(path); err != nil {
+			return fail(stderr, fmt.Errorf("--data %s: no store there (no %s): give the data folder of ivrd (engine.data_dir)", *data, tickets.DBFile))
+		}
+		st, err := tickets.Open(path)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -148,7 +164,6 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 		svc.KB = flows.KBIndex{Index: ix}
 		svc.Desk = flows.TicketDesk{Store: st}
 		svc.Transcript = flows.TicketTranscript{Store: st}
-		svc.Calendar = tickets.DefaultCalendar()
 	} else {
 		k, closeKB, err := flowKB(dir)
 		if err != nil {
@@ -160,6 +175,8 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ch := sim.NewChannel(stdin, stdout)
+	ch.Mode = speech
+	ch.Problem = func(line, why string) { fmt.Fprintf(stderr, "note: %q: %s\n", line, why) }
 	o := rt.Run(ctx, flows.Facts{CallID: "sim-" + time.Now().Format("150405"), Caller: *from, Called: *to, Lang: *lang, Start: now()}, ch, svc)
 	for _, t := range desk.Opened() {
 		fmt.Fprintf(stdout, "ticket: %s service=%s priority=%s level=%d\n", t.Status.Number, t.Service, t.Priority, t.Level)
@@ -170,6 +187,7 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, flowtest.EndLine(o))
 	if o.Err != nil {
 		fmt.Fprintf(stderr, "ivrctl flow simulate: the flow failed: %v\n", o.Err)
+		return exitError
 	}
 	return exitOK
 }

@@ -35,6 +35,15 @@ func TestFlowLint(t *testing.T) {
 	if code != exitError || out != bad+":2: call to unknown function say_digts() (did you mean say_digits?)\n" {
 		t.Errorf("lint folder: %d %q", code, out)
 	}
+	writeFile(t, bad, "local menu = require('lib.menu')\nmenu.go()\n")
+	code, out, _ = runCLI("flow", "lint", bad)
+	if code != exitError || !strings.Contains(out, bad+`:1: require("lib.menu"): no lib/menu.lua in the flows folder`) {
+		t.Errorf("lint of a missing module: %d %q", code, out)
+	}
+	writeFile(t, filepath.Join(dir, "lib", "menu.lua"), "return {go = function() end}\n")
+	if code, out, _ = runCLI("flow", "lint", bad); code != exitOK {
+		t.Errorf("lint with the module: %d %q", code, out)
+	}
 	if code, _, errOut := runCLI("flow", "lint", filepath.Join(dir, "missing.lua")); code != exitError || !strings.Contains(errOut, "no such file") {
 		t.Errorf("lint missing: %d %q", code, errOut)
 	}
@@ -67,7 +76,7 @@ func TestFlowSimulate(t *testing.T) {
 
 	stdin = strings.NewReader("operator\n")
 	_, out, _ = runCLI("flow", "simulate", "../../flows/main.lua", "--time", "2026-11-24 10:00")
-	if !strings.HasSuffix(out, "ticket: 100001 service=other priority=normal level=1\ntransfer: level1\n") {
+	if !strings.HasSuffix(out, "ticket: 10000004 service=other priority=normal level=1\ntransfer: level1\n") {
 		t.Errorf("operator:\n%s", out)
 	}
 	if code, _, _ := runCLI("flow", "simulate"); code != exitUsage {
@@ -75,6 +84,39 @@ func TestFlowSimulate(t *testing.T) {
 	}
 	if code, _, _ := runCLI("flow", "simulate", "../../flows/main.lua", "--time", "tomorrow"); code != exitUsage {
 		t.Errorf("simulate --time tomorrow: %d", code)
+	}
+}
+
+// simulate exits 1 when the flow fails; a broken file next to the flow
+// does not stop it; --keys-only hears no words; --data must hold a store.
+func TestFlowSimulateTools(t *testing.T) {
+	saved := stdin
+	defer func() { stdin = saved }()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "crash.lua"), "say('x')\nlocal n = nil + 1\n")
+	writeFile(t, filepath.Join(dir, "broken.lua"), "if then\n")
+	writeFile(t, filepath.Join(dir, "hello.lua"), `say("speech " .. tostring(call.speech))
+local r = ask{prompt = "Alegeți.", options = {{id = "p", key = "2", say = "pașaport"}}}
+hangup(r and r.option or "none")`)
+	stdin = strings.NewReader("")
+	code, out, errOut := runCLI("flow", "simulate", filepath.Join(dir, "crash.lua"))
+	if code != exitError || !strings.Contains(errOut, "the flow failed: crash.lua:2:") || !strings.Contains(out, "ivr: Ne pare rău") {
+		t.Errorf("a crashing flow: %d\n%s\n%s", code, out, errOut)
+	}
+	stdin = strings.NewReader("pașaport\n#2\n")
+	code, out, errOut = runCLI("flow", "simulate", "--keys-only", filepath.Join(dir, "hello.lua"))
+	if code != exitOK || !strings.Contains(out, "ivr: speech false\n") || !strings.Contains(out, "caller: (not heard: pașaport)") ||
+		!strings.Contains(errOut, "keys only") || !strings.HasSuffix(out, "hangup: p\n") {
+		t.Errorf("keys only: %d\n%s\n%s", code, out, errOut)
+	}
+	empty := t.TempDir()
+	stdin = strings.NewReader("")
+	code, _, errOut = runCLI("flow", "simulate", "--data", filepath.Join(empty, "typo"), filepath.Join(dir, "hello.lua"))
+	if code != exitError || !strings.Contains(errOut, "no store there") {
+		t.Errorf("--data without a store: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "typo")); err == nil {
+		t.Error("--data created a folder")
 	}
 }
 
@@ -105,7 +147,7 @@ hangup: bye
 	for _, want := range []string{
 		"ok   " + filepath.Join(dir, "tests", "hello.conv") + ":4: yes leads to an operator",
 		"FAIL " + filepath.Join(dir, "tests", "hello.conv") + ":9: a wrong expectation",
-		`line 11: expected the line to say words "la revedere" after the caller said "nu" (line 10); it said:`,
+		`line 11: expected the line to say the words "la revedere" in one prompt after the caller said "nu" (line 10); it said:`,
 		"  > hangup: bye",
 		"1 passed, 1 failed",
 	} {

@@ -160,12 +160,78 @@ func runKBLint(args []string, stdout, stderr io.Writer) int {
 	if len(pos) > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", pos[0])
 	}
-	arts, _, code := lintDir(*dir, stderr)
+	arts, syn, code := lintDir(*dir, stderr)
 	if code != exitOK {
 		return code
 	}
-	fmt.Fprintf(stdout, "%s: %d articles, no problems\n", *dir, len(arts))
+	warnings, err := lintRivals(*dir, arts, syn, stdout)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "%s: %d articles, no problems", *dir, len(arts))
+	if warnings > 0 {
+		fmt.Fprintf(stdout, ", %d warning(s)", warnings)
+	}
+	fmt.Fprintln(stdout)
 	return exitOK
+}
+
+// lintRivals imports the articles into a temporary database, runs the
+// evaluation questions of DIR/eval (queries.txt, heldout.txt) and warns of
+// the pairs of articles that answer the same questions within
+// kb.RivalMargin of each other. It returns the number of warnings.
+func lintRivals(dir string, arts []kb.Article, syn *kb.Synonyms, stdout io.Writer) (int, error) {
+	var evals []string
+	for _, f := range []string{"queries.txt", "heldout.txt"} {
+		if p := filepath.Join(dir, "eval", f); fileExists(p) {
+			evals = append(evals, p)
+		}
+	}
+	if len(evals) == 0 {
+		return 0, nil
+	}
+	tmp, err := os.MkdirTemp("", "kblint-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	st, err := tickets.Open(tickets.DBPath(tmp))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	ix, err := kb.Open(st)
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	if err := ix.Import(ctx, arts, kb.WithSynonyms(syn)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, path := range evals {
+		qs, err := kb.LoadEval(path)
+		if err != nil {
+			return n, err
+		}
+		rs, err := kb.Rivals(ctx, ix, qs, kb.RivalMargin)
+		if err != nil {
+			return n, err
+		}
+		for _, r := range rs {
+			for i, q := range r.Queries {
+				n++
+				fmt.Fprintf(stdout, "%s:%d: warning: %s/%s and %s/%s answer %q within %.2f (%.2f, %.2f): a flow cannot tell which one the caller means (it asks back, or answers with either by a hair); tell them apart with keywords, or merge them\n",
+					path, q.Line, r.Lang, r.A, r.Lang, r.B, q.Query, kb.RivalMargin, r.Scores[i][0], r.Scores[i][1])
+			}
+		}
+	}
+	return n, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // lintDir loads and checks the articles and synonyms of dir, printing every

@@ -22,7 +22,7 @@ func importShipped(t *testing.T) string {
 	if code != exitOK {
 		t.Fatalf("import: exit %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "imported 92 articles (ro 46, en 46)") {
+	if !strings.Contains(out, "imported 100 articles (ro 50, en 50)") {
 		t.Errorf("import said %q", out)
 	}
 	return data
@@ -121,8 +121,14 @@ func TestKBMisses(t *testing.T) {
 }
 
 func TestKBLint(t *testing.T) {
-	if code, out, errs := runCLI("kb", "lint", "--dir", kbDir); code != exitOK || !strings.Contains(out, "92 articles, no problems") {
+	code, out, errs := runCLI("kb", "lint", "--dir", kbDir)
+	if code != exitOK || !strings.Contains(out, "100 articles, no problems") {
 		t.Fatalf("shipped base: exit %d %s %s", code, out, errs)
+	}
+	// The pairs of articles that answer an evaluation question alike are
+	// warnings, with the file and line of the question.
+	if !strings.Contains(out, "eval/queries.txt:44: warning: ro/portal-create-account and ro/portal-delete-account answer \"cum îmi fac cont pe portal\"") {
+		t.Errorf("no rival warning:\n%s", out)
 	}
 	dir := t.TempDir()
 	for _, lang := range []string{"ro", "en"} {
@@ -134,7 +140,7 @@ func TestKBLint(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ro", "a.md"), []byte(art), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runCLI("kb", "lint", "--dir", dir)
+	code, _, errs = runCLI("kb", "lint", "--dir", dir)
 	if code != exitError {
 		t.Errorf("exit %d, want %d", code, exitError)
 	}

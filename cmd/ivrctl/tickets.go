@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -93,6 +95,7 @@ func deadline(t tickets.Ticket, now time.Time) string {
 func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	fs, data, asJSON := readFlags("tickets show", "ivrctl tickets show NUMBER [--json] [--data DIR]",
 		`print {"ticket":{...},"call":{...},"history":[...],"transcript":[...]} as JSON ("call" when the call has a record)`, stderr)
+	personal := fs.Bool("personal", false, "also print the sensitive answers kept with the ticket (national ID number, phone, address) in clear; masked otherwise")
 	pos, st, ok := parseStatus(fs, args)
 	if !ok {
 		return st
@@ -108,11 +111,11 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, "%q is not a ticket number (8 digits with a check digit; a digit may be mistyped)", pos[0])
 	}
 	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
-		return showTicket(ctx, s, path, number, *asJSON, stdout, stderr)
+		return showTicket(ctx, s, path, number, *asJSON, *personal, stdout, stderr)
 	})
 }
 
-func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJSON bool, stdout, stderr io.Writer) int {
+func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJSON, personal bool, stdout, stderr io.Writer) int {
 	t, err := s.Ticket(ctx, number)
 	if errors.Is(err, tickets.ErrNotFound) {
 		fmt.Fprintf(stderr, "ivrctl: no ticket %s in %s (ivrctl tickets list shows the numbers)\n", number, path)
@@ -124,6 +127,12 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 	history, err := s.History(ctx, number)
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if !personal { // sensitive answers only on request
+		t.Personal = maskPersonal(t.Personal)
+		for i := range history {
+			history[i].Data.Personal = maskPersonal(history[i].Data.Personal)
+		}
 	}
 	transcript := []tickets.Turn{}
 	var call *tickets.CallRecord // the call record, when the engine kept one
@@ -187,6 +196,10 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 	if t.Rating != 0 {
 		field("Rating", fmt.Sprintf("%d/5", t.Rating))
 	}
+	names := slices.Sorted(maps.Keys(t.Personal))
+	for _, k := range names {
+		field("Personal "+k, t.Personal[k])
+	}
 	if err := tw.Flush(); err != nil {
 		return fail(stderr, err)
 	}
@@ -220,6 +233,18 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 		return fail(stderr, err)
 	}
 	return exitOK
+}
+
+// maskPersonal is the sensitive answers masked as the flows mask them.
+func maskPersonal(p map[string]string) map[string]string {
+	if len(p) == 0 {
+		return p
+	}
+	out := make(map[string]string, len(p))
+	for k, v := range p {
+		out[k] = flows.MaskAnswer(v) + " (--personal shows it)"
+	}
+	return out
 }
 
 func classification(code string) string {

@@ -44,7 +44,7 @@ func seedTickets(t *testing.T) (dir string, nums []string) {
 	must(s.StartCall(ctx, tickets.CallRecord{ID: "call-p", Telephony: "sip", Caller: "+40721111111", Called: "1919", Start: now}))
 	must(s.EndCall(ctx, "call-p", now.Add(192*time.Second), tickets.EndCallerHangup, tickets.PacketStats{}))
 	p := open(tickets.NewTicket{Service: tickets.ServicePassport, Caller: "+40721111111", CallID: "call-p",
-		Description: "passport expires next month", Articles: []string{"kb-passport-renew"}})
+		Description: "passport expires next month", Articles: []string{"kb-passport-renew"}, Personal: map[string]string{"cnp": "1960101123456"}})
 	must(s.AddNote(ctx, p, "ana", "asked for the apointment"))
 	h, err := s.History(ctx, p)
 	must(err)
@@ -212,6 +212,16 @@ func TestTicketsShow(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
+	}
+	// The sensitive answers kept with the ticket: masked, unless asked for.
+	for _, args := range [][]string{{"tickets", "show", nums[0], "--data", dir}, {"tickets", "show", nums[0], "--json", "--data", dir}} {
+		_, out, _ = runCLI(args...)
+		if strings.Contains(out, "1960101123456") || !strings.Contains(out, "**********456") {
+			t.Errorf("%v shows the CNP in clear (or not at all):\n%s", args, out)
+		}
+	}
+	if _, out, _ = runCLI("tickets", "show", nums[0], "--personal", "--data", dir); !strings.Contains(out, "Personal cnp  1960101123456") {
+		t.Errorf("--personal does not show the CNP:\n%s", out)
 	}
 	// A number read out in groups ("1234 5678") is accepted.
 	spaced := nums[1][:4] + " " + nums[1][4:]

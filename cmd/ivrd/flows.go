@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -72,6 +73,7 @@ func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		Transcript: flows.TicketTranscript{Store: store},
 		Calendar:   cal,
 		HoursText:  map[string]string{"ro": cfg.Calendar.TextRO, "en": cfg.Calendar.TextEN},
+		Queues:     flowQueues(cfg),
 	}
 
 	if cfg.Flows.Reload {
@@ -97,6 +99,20 @@ func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		}
 	})
 	return svc, rt, nil
+}
+
+// flowQueues are the queues a flow may transfer to: those of the embedded
+// line's agent queue; nil (any name) when a PBX holds the queues.
+func flowQueues(cfg Config) []string {
+	if cfg.Engine.Telephony != "sip" || !cfg.SIP.Queue.Enabled {
+		return nil
+	}
+	qs := make([]string, 0, len(cfg.SIP.Queue.Queues))
+	for name := range cfg.SIP.Queue.Queues {
+		qs = append(qs, name)
+	}
+	sort.Strings(qs)
+	return qs
 }
 
 // kbPoll is how often the article folder is checked for edits.

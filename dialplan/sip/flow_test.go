@@ -245,6 +245,25 @@ func TestShippedFlowOnARealCall(t *testing.T) {
 	}
 }
 
+// waitTurn waits until the call's transcript has a turn "speaker: text"
+// that starts with prefix (a prompt's turn is written when it ends).
+func (l *line) waitTurn(t *testing.T, callID, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	if !waitFor(60*time.Second, func() bool {
+		turns, _ := l.store.Transcript(ctx, callID)
+		for _, tu := range turns {
+			if strings.HasPrefix(tu.Speaker+": "+tu.Text, prefix) {
+				return true
+			}
+		}
+		return false
+	}) {
+		turns, _ := l.store.Transcript(ctx, callID)
+		t.Fatalf("no turn %q; transcript: %+v", prefix, turns)
+	}
+}
+
 // The shipped flow by voice alone, as a caller on a softphone uses it: the
 // caller says "pașaport" over the menu prompt (barge-in), confirms with
 // "da", hears the passport answer from the knowledge base, says "nu" to
@@ -256,24 +275,7 @@ func TestShippedFlowBySpeech(t *testing.T) {
 	c := l.answered(t)
 	callID := c.d.InviteRequest.CallID().Value()
 	ctx := context.Background()
-	// waitTurn waits for the transcript turn that starts with prefix (a
-	// prompt's turn is written when it ends) and returns where the audio
-	// heard stood then.
-	waitTurn := func(prefix string) {
-		t.Helper()
-		if !waitFor(60*time.Second, func() bool {
-			turns, _ := l.store.Transcript(ctx, callID)
-			for _, tu := range turns {
-				if strings.HasPrefix(tu.Speaker+": "+tu.Text, prefix) {
-					return true
-				}
-			}
-			return false
-		}) {
-			turns, _ := l.store.Transcript(ctx, callID)
-			t.Fatalf("no turn %q; transcript: %+v", prefix, turns)
-		}
-	}
+	waitTurn := func(prefix string) { t.Helper(); l.waitTurn(t, callID, prefix) }
 	waitTurn("ivr: Bună ziua")
 	mark := c.heardLen()
 	if !waitFor(20*time.Second, func() bool { return c.heardSpeech(mark) >= 50 }) {

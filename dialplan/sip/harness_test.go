@@ -440,6 +440,18 @@ func (c *call) dtmf(key rune) {
 	}
 }
 
+// press sends keys as a caller presses them: RFC 4733 events with the
+// phone's audio running between two presses (diago sends an event without
+// advancing the RTP timestamp, and two presses of one key back to back
+// would be one event to the line).
+func (c *call) press(keys string) {
+	c.t.Helper()
+	for _, k := range keys {
+		c.dtmf(k)
+		time.Sleep(60 * time.Millisecond)
+	}
+}
+
 // info sends a key as SIP INFO and returns the response status.
 func (c *call) info(contentType, body string) int {
 	c.t.Helper()

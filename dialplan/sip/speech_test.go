@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,6 +50,9 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 		talker, enginesErr = espeak.New(espeak.Options{})
 	})
 	if enginesErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("speech engines not installed (make deps): %v", enginesErr)
+		}
 		t.Skipf("speech engines not installed (make deps): %v", enginesErr)
 	}
 	return vadPool, recognizer, talker

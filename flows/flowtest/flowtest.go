@@ -1,22 +1,29 @@
 // Package flowtest runs conversation tests: text files that say what a
 // caller says and what the line must answer, where the call must end and
 // which ticket it must open. ivrctl flow test and the Go tests of the
-// shipped flows run them. The format is described in docs/flows.md.
+// shipped flows run them, in the simulator (package sim), which hears and
+// collects keys as the phone line does; a Go test of dialplan/sip replays
+// every shipped test over a real SIP call and requires the same
+// transcript. The format is described in docs/flows.md.
 //
 // A test file (NAME.conv):
 //
 //	# lines starting with # are comments
 //	flow: main.lua                 the flow file, in the flows folder
 //	time: 2026-11-24 10:00         the clock (Bucharest time; a Tuesday)
+//	speech: embedded               what the line hears: embedded, open, off
 //
 //	test: a lost identity card
-//	ivr: bună ziua                 the line says something containing this
-//	caller: mi-am pierdut buletinul
+//	ivr: bună ziua                 whole words, in order, in one prompt
+//	caller: buletin
 //	ivr: /pierderea? sau furtul/   a regular expression
-//	caller: nu                     (caller: alone is silence; caller: #12 keys)
+//	caller: #4                     keys (caller: alone is silence)
+//	barge-in: #0                   keys (or words) over the prompt before
+//	article: cei-lost-stolen       the article whose answer was said
 //	transfer: level1               the call ends with a transfer to level1
 //	ticket: service = identity_card
 //	ticket: description ~ pierdut  (~ is "contains")
+//	vars: service = identity_card
 //
 // Settings before the first "test:" apply to every test of the file; after
 // it, to that test only.
@@ -49,6 +56,10 @@ const Ext = ".conv"
 // 2026, 10:00 in Bucharest, when the operators work.
 const DefaultTime = "2026-11-24 10:00"
 
+// DefaultSpeech is what a test's line hears without "speech:": the shipped
+// line's embedded recognizer (sim.SpeechEmbedded).
+const DefaultSpeech = sim.SpeechEmbedded
+
 // Case is one conversation test.
 type Case struct {
 	File     string
@@ -58,24 +69,49 @@ type Case struct {
 	Time     time.Time
 	From, To string
 	Lang     string
+	Speech   sim.SpeechMode
 	Existing []flows.TicketStatus // tickets the desk knows before the call
 	Steps    []Step
 }
 
+// Step kinds.
+const (
+	StepCaller   = "caller"    // a caller turn (BargeIn: over the prompt before it)
+	StepIVR      = "ivr"       // what the line said
+	StepArticle  = "article"   // the article whose answer the line said
+	StepTransfer = "transfer"  // the call's end
+	StepHangup   = "hangup"    // the call's end
+	StepTicket   = "ticket"    // the ticket the call opened
+	StepNoTicket = "no ticket" // no ticket
+	StepVars     = "vars"      // a per-call variable at the end
+)
+
 // Step is one line of a test: a caller turn or an expectation.
 type Step struct {
-	Line  int
-	Kind  string // "caller", "ivr", "transfer", "hangup", "ticket", "no ticket"
-	Text  string // as written
-	Input flows.Input
-	Re    *regexp.Regexp // ivr: /regex/
-	Field string         // ticket: FIELD = VALUE / FIELD ~ VALUE
-	Op    string
-	Value string
+	Line    int
+	Kind    string // one of the Step kinds
+	Text    string // as written
+	Input   flows.Input
+	BargeIn bool           // caller: said over the prompt before it (barge-in:)
+	Loose   bool           // ivr~: words anywhere in what was said, parts of words too
+	Re      *regexp.Regexp // ivr: /regex/
+	Field   string         // ticket: FIELD = VALUE / FIELD ~ VALUE; vars: NAME = VALUE
+	Op      string
+	Value   string
+}
+
+// SimLine is the caller step as the simulator reads it ("!" marks words or
+// keys said over the prompt).
+func (s Step) SimLine() string {
+	if s.BargeIn {
+		return "!" + s.Text
+	}
+	return s.Text
 }
 
 type settings struct {
 	flow, from, to, lang string
+	speech               sim.SpeechMode
 	at                   time.Time
 	existing             []flows.TicketStatus
 }
@@ -98,10 +134,12 @@ func ParseFile(path string) ([]*Case, error) {
 	return Parse(f, path)
 }
 
+const keysHelp = "test:, caller:, barge-in:, ivr:, ivr~:, article:, transfer:, hangup:, ticket:, no ticket, vars:, flow:, time:, from:, to:, lang:, speech:, existing ticket:"
+
 // Parse reads tests from r; name is the file name used in messages.
 func Parse(r io.Reader, name string) ([]*Case, error) {
 	def, _ := time.ParseInLocation("2006-01-02 15:04", DefaultTime, bucharest)
-	file := settings{flow: flows.DefaultFlow, from: "+40700000000", to: "1919", lang: "ro", at: def}
+	file := settings{flow: flows.DefaultFlow, from: "+40700000000", to: "1919", lang: "ro", speech: DefaultSpeech, at: def}
 	var cases []*Case
 	var cur *Case
 	sc := bufio.NewScanner(r)
@@ -115,22 +153,22 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if line == "no ticket" {
+		if line == StepNoTicket {
 			if cur == nil {
 				return nil, errf("\"no ticket\" before the first \"test:\"")
 			}
-			cur.Steps = append(cur.Steps, Step{Line: n, Kind: "no ticket"})
+			cur.Steps = append(cur.Steps, Step{Line: n, Kind: StepNoTicket})
 			continue
 		}
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
-			return nil, errf("want \"KEY: VALUE\" (test:, caller:, ivr:, transfer:, hangup:, ticket:, flow:, time:, from:, to:, lang:, existing ticket:), got %q", line)
+			return nil, errf("want \"KEY: VALUE\" (%s), got %q", keysHelp, line)
 		}
 		key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
 		set := &file
 		var local *settings
 		if cur != nil {
-			local = &settings{flow: cur.Flow, from: cur.From, to: cur.To, lang: cur.Lang, at: cur.Time, existing: cur.Existing}
+			local = &settings{flow: cur.Flow, from: cur.From, to: cur.To, lang: cur.Lang, speech: cur.Speech, at: cur.Time, existing: cur.Existing}
 			set = local
 		}
 		switch key {
@@ -139,7 +177,7 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 				return nil, errf("test: needs a name")
 			}
 			cur = &Case{File: name, Name: val, Line: n, Flow: file.flow, Time: file.at, From: file.from, To: file.to, Lang: file.lang,
-				Existing: append([]flows.TicketStatus(nil), file.existing...)}
+				Speech: file.speech, Existing: append([]flows.TicketStatus(nil), file.existing...)}
 			cases = append(cases, cur)
 			continue
 		case "flow":
@@ -159,49 +197,34 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 				return nil, errf("lang: want ro or en, got %q", val)
 			}
 			set.lang = val
+		case "speech":
+			m, err := sim.ParseSpeechMode(val)
+			if err != nil {
+				return nil, errf("%v", err)
+			}
+			set.speech = m
 		case "existing ticket":
 			st, err := parseExisting(val)
 			if err != nil {
 				return nil, errf("%v", err)
 			}
 			set.existing = append(set.existing, st)
-		case "caller", "ivr", "transfer", "hangup", "ticket":
+		case "caller", "barge-in", "ivr", "ivr~", "article", "transfer", "hangup", "ticket", "vars":
 			if cur == nil {
 				return nil, errf("%s: before the first \"test:\"", key)
 			}
-			s := Step{Line: n, Kind: key, Text: val}
-			switch key {
-			case "caller":
-				s.Input = sim.ParseTurn(val)
-			case "ivr":
-				if val == "" {
-					return nil, errf("ivr: needs the words expected")
-				}
-				if len(val) > 1 && strings.HasPrefix(val, "/") && strings.HasSuffix(val, "/") {
-					re, err := regexp.Compile("(?i)" + val[1:len(val)-1])
-					if err != nil {
-						return nil, errf("ivr: bad regular expression: %v", err)
-					}
-					s.Re = re
-				}
-			case "transfer":
-				if val == "" {
-					return nil, errf("transfer: needs the queue")
-				}
-			case "ticket":
-				f, op, v, err := parseTicketExpect(val)
-				if err != nil {
-					return nil, errf("%v", err)
-				}
-				s.Field, s.Op, s.Value = f, op, v
+			s, err := parseStep(key, val)
+			if err != nil {
+				return nil, errf("%v", err)
 			}
+			s.Line = n
 			cur.Steps = append(cur.Steps, s)
 			continue
 		default:
-			return nil, errf("unknown key %q (test:, caller:, ivr:, transfer:, hangup:, ticket:, no ticket, flow:, time:, from:, to:, lang:, existing ticket:)", key)
+			return nil, errf("unknown key %q (%s)", key, keysHelp)
 		}
 		if local != nil {
-			cur.Flow, cur.From, cur.To, cur.Lang, cur.Time, cur.Existing = local.flow, local.from, local.to, local.lang, local.at, local.existing
+			cur.Flow, cur.From, cur.To, cur.Lang, cur.Speech, cur.Time, cur.Existing = local.flow, local.from, local.to, local.lang, local.speech, local.at, local.existing
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -213,21 +236,79 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 	return cases, nil
 }
 
-// ticketFields are the fields a test may check.
-var ticketFields = []string{"service", "priority", "level", "classification", "description", "articles", "lang", "number"}
+// parseStep reads one step line after its key.
+func parseStep(key, val string) (Step, error) {
+	s := Step{Kind: key, Text: val}
+	switch key {
+	case "caller", "barge-in":
+		s.Kind, s.BargeIn = StepCaller, key == "barge-in"
+		if s.BargeIn && val == "" {
+			return s, fmt.Errorf("barge-in: needs the words or keys (#1) said over the prompt")
+		}
+		s.Input = sim.ParseTurn(val)
+	case "ivr", "ivr~":
+		s.Kind, s.Loose = StepIVR, key == "ivr~"
+		if val == "" {
+			return s, fmt.Errorf("%s: needs the words expected", key)
+		}
+		if !s.Loose && len(val) > 1 && strings.HasPrefix(val, "/") && strings.HasSuffix(val, "/") {
+			re, err := regexp.Compile("(?i)" + val[1:len(val)-1])
+			if err != nil {
+				return s, fmt.Errorf("ivr: bad regular expression: %v", err)
+			}
+			s.Re = re
+		} else if Normalize(val) == "" {
+			return s, fmt.Errorf("%s: %q has no words to compare", key, val)
+		}
+	case "article":
+		if val == "" {
+			return s, fmt.Errorf("article: needs the article's id")
+		}
+	case "transfer":
+		if val == "" {
+			return s, fmt.Errorf("transfer: needs the queue")
+		}
+	case "ticket":
+		f, op, v, err := parseFieldExpect("ticket", val, ticketFields)
+		if err != nil {
+			return s, err
+		}
+		s.Field, s.Op, s.Value = f, op, v
+	case "vars":
+		f, op, v, err := parseFieldExpect("vars", val, nil)
+		if err != nil {
+			return s, err
+		}
+		s.Field, s.Op, s.Value = f, op, v
+	}
+	return s, nil
+}
 
-func parseTicketExpect(s string) (field, op, value string, err error) {
+// ticketFields are the fields a test may check; personal.NAME is a
+// sensitive answer kept with the ticket.
+var ticketFields = []string{"service", "priority", "level", "classification", "description", "articles", "lang", "number", "personal.NAME"}
+
+// parseFieldExpect reads "FIELD = VALUE" or "FIELD ~ WORDS"; known nil
+// accepts any name.
+func parseFieldExpect(what, s string, known []string) (field, op, value string, err error) {
 	i := strings.IndexAny(s, "=~")
 	if i < 0 {
-		return "", "", "", fmt.Errorf("ticket: want FIELD = VALUE or FIELD ~ WORDS, got %q", s)
+		return "", "", "", fmt.Errorf("%s: want NAME = VALUE or NAME ~ WORDS, got %q", what, s)
 	}
-	field, op, value = strings.ToLower(strings.TrimSpace(s[:i])), s[i:i+1], strings.TrimSpace(s[i+1:])
-	for _, f := range ticketFields {
-		if f == field {
+	field, op, value = strings.TrimSpace(s[:i]), s[i:i+1], strings.TrimSpace(s[i+1:])
+	if known == nil {
+		if field == "" {
+			return "", "", "", fmt.Errorf("%s: the name is missing in %q", what, s)
+		}
+		return field, op, value, nil
+	}
+	field = strings.ToLower(field)
+	for _, f := range known {
+		if f == field || (strings.HasSuffix(f, ".NAME") && strings.HasPrefix(field, strings.TrimSuffix(f, "NAME")) && len(field) > len(f)-4) {
 			return field, op, value, nil
 		}
 	}
-	return "", "", "", fmt.Errorf("ticket: unknown field %q (known: %s)", field, strings.Join(ticketFields, ", "))
+	return "", "", "", fmt.Errorf("%s: unknown field %q (known: %s)", what, field, strings.Join(known, ", "))
 }
 
 // parseExisting reads "NUMBER STATUS SERVICE" of an "existing ticket:".
@@ -236,14 +317,23 @@ func parseExisting(s string) (flows.TicketStatus, error) {
 	if len(f) != 3 {
 		return flows.TicketStatus{}, fmt.Errorf("existing ticket: want NUMBER STATUS SERVICE, got %q", s)
 	}
-	return flows.TicketStatus{Number: f[0], Status: f[1], Service: f[2], Level: 1}, nil
+	st := flows.TicketStatus{Number: f[0], Status: f[1], Service: f[2], Level: 1}
+	if err := sim.NewDesk().Add(st); err != nil {
+		return st, fmt.Errorf("existing ticket: %v", err)
+	}
+	return st, nil
 }
+
+// DefaultQueues are the agent queues of the embedded line's default
+// configuration (ivrd.toml): the queues transfer() may name in tests.
+var DefaultQueues = []string{flows.QueueLevel1}
 
 // Runner runs cases against the flows of one folder.
 type Runner struct {
 	FlowsDir string
 	KB       flows.Knowledge
 	Limits   flows.Limits
+	Queues   []string     // the queues transfer() may name; nil: DefaultQueues
 	Log      *slog.Logger // nil: discard
 }
 
@@ -252,14 +342,31 @@ type Result struct {
 	Case         *Case
 	Pass         bool
 	Failures     []string // each a paragraph explaining one unmet expectation
-	Conversation []string // "ivr: ...", "caller: ...", then the end line
+	Conversation []string // "ivr: ...", "caller: ...", "article: ...", then the end line
 	Outcome      flows.Outcome
+	// Turns are the transcript the runtime wrote; Ops the flow's Says and
+	// Listens with the caller lines they took (what a real call replays).
+	Turns []flows.Turn
+	Ops   []sim.Op
 }
 
-// Run runs one case.
+// Facts are the facts of a case's call, as the runner gives them to the
+// flow (the real-call check gives the same).
+func (c *Case) Facts() flows.Facts {
+	return flows.Facts{CallID: "test-" + strconv.Itoa(c.Line), Caller: c.From, Called: c.To, Lang: c.Lang, Start: c.Time}
+}
+
+// entry is one line of a conversation as the checks see it.
+type entry struct {
+	kind string // "ivr", "caller", "article", "interrupted", "retry", "turn" (a caller line taken), "other"
+	text string
+	step int // for "turn": the index of the caller step
+}
+
+// Run runs one case in the simulator.
 func (r *Runner) Run(ctx context.Context, c *Case) Result {
 	res := Result{Case: c}
-	rt, err := flows.Load(r.FlowsDir, flows.Config{Default: c.Flow, Limits: r.Limits})
+	rt, err := flows.Load(r.FlowsDir, flows.Config{Default: c.Flow, Limits: r.Limits, OnlyRouted: true})
 	if err != nil {
 		res.Failures = append(res.Failures, fmt.Sprintf("the flow does not load: %v", err))
 		return res
@@ -271,36 +378,73 @@ func (r *Runner) Run(ctx context.Context, c *Case) Result {
 	var in strings.Builder
 	var callerSteps []Step
 	for _, s := range c.Steps {
-		if s.Kind == "caller" {
-			in.WriteString(s.Text + "\n")
+		if s.Kind == StepCaller {
+			in.WriteString(s.SimLine() + "\n")
 			callerSteps = append(callerSteps, s)
 		}
 	}
+	var conv []entry
+	var problems []string
 	ch := sim.NewChannel(strings.NewReader(in.String()), nil)
-	ch.Lines = func(l string) { res.Conversation = append(res.Conversation, l) }
-	desk := sim.NewDesk()
-	for _, st := range c.Existing {
-		desk.Add(st)
+	ch.Mode = c.Speech
+	ch.Lines = func(l string) {
+		res.Conversation = append(res.Conversation, l)
+		kind, text, _ := strings.Cut(l, ": ")
+		switch {
+		case l == sim.Interrupted:
+			kind = "interrupted"
+		case kind != "ivr" && kind != "caller" && kind != "article":
+			kind, text = "other", l
+		}
+		conv = append(conv, entry{kind: kind, text: text})
 	}
-	svc := flows.Services{KB: r.KB, Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
-		Log: log, Now: func() time.Time { return c.Time }, HoursText: sim.HoursText}
-	facts := flows.Facts{CallID: "test-" + strconv.Itoa(c.Line), Caller: c.From, Called: c.To, Lang: c.Lang, Start: c.Time}
-	o := rt.Run(ctx, facts, ch, svc)
-	res.Outcome = o
-	res.Conversation = append(res.Conversation, endLine(o))
-	opened := desk.Opened()
-	var tickets []sim.Ticket
-	for _, t := range opened {
-		if t.CallID == facts.CallID {
-			tickets = append(tickets, t)
+	turns := 0
+	ch.Ops = func(o sim.Op) {
+		res.Ops = append(res.Ops, o)
+		if o.Taken {
+			conv = append(conv, entry{kind: "turn", step: turns})
+			turns++
 		}
 	}
-	res.Failures = check(c, res.Conversation, callerSteps, o, tickets)
+	ch.Notes = func(kind, detail string) {
+		if kind == "flow.retry" {
+			conv = append(conv, entry{kind: "retry", text: detail})
+		}
+	}
+	ch.Problem = func(line, why string) {
+		step := callerSteps[max(0, turns-1)]
+		problems = append(problems, fmt.Sprintf("line %d: %q: %s", step.Line, step.Text, why))
+	}
+	desk := sim.NewDesk()
+	for _, st := range c.Existing {
+		_ = desk.Add(st) // checked by Parse
+	}
+	queues := r.Queues
+	if queues == nil {
+		queues = DefaultQueues
+	}
+	trans := &sim.Transcript{}
+	svc := flows.Services{KB: r.KB, Desk: desk, Transcript: trans, Calendar: tickets.DefaultCalendar(),
+		Log: log, Now: func() time.Time { return c.Time }, Queues: queues}
+	facts := c.Facts()
+	o := rt.Run(ctx, facts, ch, svc)
+	res.Outcome = o
+	res.Turns = trans.Turns(facts.CallID)
+	res.Conversation = append(res.Conversation, endLine(o))
+	var opened []sim.Ticket
+	for _, t := range desk.Opened() {
+		if t.CallID == facts.CallID {
+			opened = append(opened, t)
+		}
+	}
+	res.Failures = append(problems, check(c, conv, res.Conversation, callerSteps, o, opened)...)
 	res.Pass = len(res.Failures) == 0
 	return res
 }
 
 // EndLine is how a conversation's end is printed by simulate and tests.
+func EndLine(o flows.Outcome) string { return endLine(o) }
+
 func endLine(o flows.Outcome) string {
 	switch o.Kind {
 	case flows.OutcomeTransfer:
@@ -311,91 +455,182 @@ func endLine(o flows.Outcome) string {
 	return "hangup: " + o.Reason
 }
 
-// EndLine is exported for ivrctl flow simulate.
-func EndLine(o flows.Outcome) string { return endLine(o) }
-
-// check compares a conversation with the case's expectations.
-func check(c *Case, conv []string, callerSteps []Step, o flows.Outcome, tickets []sim.Ticket) []string {
+// check compares a conversation with the case's expectations. conv is the
+// conversation with the caller's turns marked; lines is it as printed.
+func check(c *Case, conv []entry, lines []string, callerSteps []Step, o flows.Outcome, opened []sim.Ticket) []string {
 	var fails []string
-	// Split the conversation into segments at the caller's turns.
-	var segs [][]string
-	seg := []string{}
-	turns := 0
-	for _, l := range conv[:len(conv)-1] {
-		if strings.HasPrefix(l, "caller: ") {
-			segs = append(segs, seg)
-			seg = []string{}
-			turns++
+	// Split the conversation into segments at the caller's turns: segment
+	// k is what the line did after caller step k-1.
+	segs := [][]entry{{}}
+	for _, e := range conv {
+		if e.kind == "turn" {
+			segs = append(segs, []entry{})
 			continue
 		}
-		seg = append(seg, strings.TrimPrefix(l, "ivr: "))
+		segs[len(segs)-1] = append(segs[len(segs)-1], e)
 	}
-	segs = append(segs, seg)
-	if turns < len(callerSteps) {
-		s := callerSteps[turns]
-		fails = append(fails, fmt.Sprintf("line %d: the call ended (%s) before the caller said %q\n%s",
-			s.Line, conv[len(conv)-1], s.Text, render(conv, -1)))
-		return fails
+	end := lines[len(lines)-1]
+	if taken := len(segs) - 1; taken < len(callerSteps) {
+		s := callerSteps[taken]
+		return append(fails, fmt.Sprintf("line %d: the call ended (%s) before the caller said %q\n%s",
+			s.Line, end, s.Text, render(lines, -1)))
 	}
-	segIdx, pos, callerIdx := 0, 0, 0
+	where := func(k int) string {
+		if k == 0 {
+			return "at the start of the call"
+		}
+		s := callerSteps[k-1]
+		return fmt.Sprintf("after the caller said %q (line %d)", s.Text, s.Line)
+	}
+	segIdx, pos, firstIVR := 0, 0, true
 	for _, s := range c.Steps {
 		switch s.Kind {
-		case "caller":
-			callerIdx++
-			segIdx, pos = callerIdx, 0
-		case "ivr":
-			lines := segs[segIdx]
+		case StepCaller:
+			if s.BargeIn && !interruptedBefore(segs[segIdx]) {
+				fails = append(fails, fmt.Sprintf("line %d: expected the caller to interrupt the prompt before %q, but it was not interrupted (does it allow barge-in?)\n%s",
+					s.Line, s.Text, render(lines, segmentStart(lines, segIdx))))
+				return fails
+			}
+			segIdx, pos, firstIVR = segIdx+1, 0, true
+		case StepIVR:
+			seg := segs[segIdx]
+			if firstIVR && segIdx > 0 && callerSteps[segIdx-1].Input.Mode != flows.InputNone {
+				// A turn the line did not understand must be expected
+				// as such, not passed by a repeated question.
+				if retry, ok := retryOf(seg); ok && !matchText(s, retry) {
+					fails = append(fails, fmt.Sprintf("line %d: the line did not understand %s: it said %q and asked again; expect that first (ivr: %s) if the test means it\n%s",
+						s.Line, where(segIdx)[len("after the caller said "):], retry, Normalize(retry), render(lines, segmentStart(lines, segIdx))))
+					return fails
+				}
+			}
+			firstIVR = false
 			found := -1
-			for i := pos; i < len(lines); i++ {
-				if matchLine(s, lines[i]) {
-					found = i
-					break
+			if s.Loose {
+				var said []string
+				for _, e := range seg {
+					if e.kind == "ivr" {
+						said = append(said, Normalize(e.text))
+					}
+				}
+				if strings.Contains(" "+strings.Join(said, " ")+" ", Normalize(s.Text)) {
+					found = pos
+				}
+			} else {
+				for i := pos; i < len(seg); i++ {
+					if seg[i].kind == "ivr" && matchText(s, seg[i].text) {
+						found = i
+						break
+					}
 				}
 			}
 			if found < 0 {
-				where := "at the start of the call"
-				if callerIdx > 0 {
-					where = fmt.Sprintf("after the caller said %q (line %d)", callerSteps[callerIdx-1].Text, callerSteps[callerIdx-1].Line)
-				}
-				what := fmt.Sprintf("words %q", s.Text)
-				if s.Re != nil {
+				what := fmt.Sprintf("the words %q in one prompt", s.Text)
+				switch {
+				case s.Re != nil:
 					what = "a match of " + s.Text
+				case s.Loose:
+					what = fmt.Sprintf("%q (anywhere)", s.Text)
 				}
 				fails = append(fails, fmt.Sprintf("line %d: expected the line to say %s %s; it said:\n%s",
-					s.Line, what, where, render(conv, segmentStart(conv, segIdx))))
+					s.Line, what, where(segIdx), render(lines, segmentStart(lines, segIdx))))
 				return fails
 			}
-			pos = found // the next expectation may match the same line, or a later one
-		case "transfer":
-			if o.Kind != flows.OutcomeTransfer || o.Queue != s.Text {
-				fails = append(fails, fmt.Sprintf("line %d: expected \"transfer: %s\", the call ended with %q\n%s", s.Line, s.Text, conv[len(conv)-1], errNote(o)))
+			pos = found // the next expectation may match the same prompt, or a later one
+		case StepArticle:
+			var said []string
+			for _, e := range segs[segIdx] {
+				if e.kind == "article" {
+					said = append(said, e.text)
+				}
 			}
-		case "hangup":
+			if !contains(said, s.Text) {
+				got := "no article"
+				if len(said) > 0 {
+					got = "article " + strings.Join(said, ", ")
+				}
+				fails = append(fails, fmt.Sprintf("line %d: expected the answer of article %s %s; the line said %s", s.Line, s.Text, where(segIdx), got))
+			}
+		case StepTransfer:
+			if o.Kind != flows.OutcomeTransfer || o.Queue != s.Text {
+				fails = append(fails, fmt.Sprintf("line %d: expected \"transfer: %s\", the call ended with %q\n%s", s.Line, s.Text, end, errNote(o)))
+			}
+		case StepHangup:
 			reason := strings.TrimPrefix(endLine(o), "hangup: ") // "caller hung up" when the caller did
 			if o.Kind == flows.OutcomeTransfer || (s.Text != "" && !strings.Contains(Normalize(reason), Normalize(s.Text))) {
-				fails = append(fails, fmt.Sprintf("line %d: expected \"hangup: %s\", the call ended with %q\n%s", s.Line, s.Text, conv[len(conv)-1], errNote(o)))
+				fails = append(fails, fmt.Sprintf("line %d: expected \"hangup: %s\", the call ended with %q\n%s", s.Line, s.Text, end, errNote(o)))
 			}
-		case "no ticket":
-			if len(tickets) > 0 {
-				fails = append(fails, fmt.Sprintf("line %d: expected no ticket, the call opened %d (first: %s)", s.Line, len(tickets), tickets[0].Status.Number))
+		case StepNoTicket:
+			if len(opened) > 0 {
+				fails = append(fails, fmt.Sprintf("line %d: expected no ticket, the call opened %d (first: %s)", s.Line, len(opened), opened[0].Status.Number))
 			}
-		case "ticket":
-			if len(tickets) == 0 {
+		case StepTicket:
+			if len(opened) == 0 {
 				fails = append(fails, fmt.Sprintf("line %d: expected a ticket with %s %s %s, the call opened none", s.Line, s.Field, s.Op, s.Value))
 				continue
 			}
-			t := tickets[len(tickets)-1]
-			got := ticketField(t, s.Field)
-			ok := got == s.Value
-			if s.Op == "~" {
-				ok = strings.Contains(Normalize(got), Normalize(s.Value))
-			}
-			if !ok {
+			got := ticketField(opened[len(opened)-1], s.Field)
+			if !compare(s.Op, got, s.Value) {
 				fails = append(fails, fmt.Sprintf("line %d: expected ticket %s %s %q, got %q", s.Line, s.Field, s.Op, s.Value, got))
+			}
+		case StepVars:
+			got, ok := o.Vars[s.Field]
+			if !ok {
+				fails = append(fails, fmt.Sprintf("line %d: expected vars.%s %s %q, the flow did not set it (it set: %s)", s.Line, s.Field, s.Op, s.Value, varNames(o.Vars)))
+			} else if !compare(s.Op, got, s.Value) {
+				fails = append(fails, fmt.Sprintf("line %d: expected vars.%s %s %q, got %q", s.Line, s.Field, s.Op, s.Value, got))
 			}
 		}
 	}
 	return fails
+}
+
+// compare is "=" (equal) or "~" (holds the words, as HasWords).
+func compare(op, got, want string) bool {
+	if op == "~" {
+		return HasWords(got, want)
+	}
+	return got == want
+}
+
+func varNames(vs map[string]string) string {
+	if len(vs) == 0 {
+		return "nothing"
+	}
+	var ns []string
+	for k := range vs {
+		ns = append(ns, k)
+	}
+	sort.Strings(ns)
+	return strings.Join(ns, ", ")
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// interruptedBefore reports whether the prompt before the caller's next
+// turn was cut off by the caller.
+func interruptedBefore(seg []entry) bool {
+	return len(seg) > 0 && seg[len(seg)-1].kind == "interrupted"
+}
+
+// retryOf returns the sentence with which the line asked again, when it did
+// not hear or understand the caller's turn that starts seg.
+func retryOf(seg []entry) (string, bool) {
+	for _, e := range seg {
+		switch e.kind {
+		case "retry":
+			return e.text, true
+		case "ivr":
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func errNote(o flows.Outcome) string {
@@ -424,6 +659,9 @@ func ticketField(t sim.Ticket, f string) string {
 	case "number":
 		return t.Status.Number
 	}
+	if name, ok := strings.CutPrefix(f, "personal."); ok {
+		return t.Personal[name]
+	}
 	return ""
 }
 
@@ -431,20 +669,45 @@ func ticketField(t sim.Ticket, f string) string {
 // diacritics (both ș/ş forms) and punctuation do not matter.
 func Normalize(s string) string { return flows.Normalize(s) }
 
-func matchLine(s Step, line string) bool {
+// matchText reports whether an ivr: expectation matches one prompt: its
+// regular expression, or its words, whole and in order, with nothing
+// between them (after Normalize).
+func matchText(s Step, said string) bool {
 	if s.Re != nil {
-		return s.Re.MatchString(line) || s.Re.MatchString(Normalize(line))
+		return s.Re.MatchString(said) || s.Re.MatchString(Normalize(said))
 	}
-	return strings.Contains(" "+Normalize(line)+" ", Normalize(s.Text)) && Normalize(s.Text) != ""
+	return HasWords(said, s.Text)
 }
 
-// segmentStart is the index in conv of the first line of segment k.
-func segmentStart(conv []string, k int) int {
+// HasWords reports whether text holds the words of want as whole words,
+// in the same order, next to each other, case, diacritics and punctuation
+// aside: "cu programare online" is in "Faceți o programare cu programare
+// online." but "schimba permisul" is not in "preschimbarea permisului".
+func HasWords(text, want string) bool {
+	t, w := strings.Fields(Normalize(text)), strings.Fields(Normalize(want))
+	if len(w) == 0 {
+		return false
+	}
+	for i := 0; i+len(w) <= len(t); i++ {
+		j := 0
+		for j < len(w) && t[i+j] == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// segmentStart is the index in the printed lines of the first line of
+// segment k (after the caller's k-th turn).
+func segmentStart(lines []string, k int) int {
 	if k == 0 {
 		return 0
 	}
 	n := 0
-	for i, l := range conv {
+	for i, l := range lines {
 		if strings.HasPrefix(l, "caller: ") {
 			n++
 			if n == k {
@@ -452,7 +715,7 @@ func segmentStart(conv []string, k int) int {
 			}
 		}
 	}
-	return len(conv)
+	return len(lines)
 }
 
 // render indents the conversation, marking with ">" the lines from mark.

@@ -44,6 +44,14 @@ const (
 
 var reID = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
+// What a spoken answer must not hold: addresses (URLs, sites, e-mail) and
+// digit strings a voice would read as one number (phone numbers, codes:
+// five digits or more, grouped or not, or a leading zero).
+var (
+	spokenURL    = regexp.MustCompile(`(?i)(https?://|www\.)[^\s,;]+|[\pL\d._%+-]+@[\pL\d.-]+\.[a-z]{2,}|\b[\pL\d-]+(\.[\pL\d-]+)*\.(ro|com|eu|org|net|gov|info|md)\b`)
+	spokenDigits = regexp.MustCompile(`\d(?:[ .\-/]?\d){4,}|\b0\d{2,}`)
+)
+
 // LoadDir reads every article of dir/ro/*.md and dir/en/*.md and checks
 // them: each file alone (ParseArticle), then the base as a whole (ids
 // unique per language, every article present in both languages). Problems
@@ -294,6 +302,12 @@ func ParseArticle(name, wantLang string, b []byte) (Article, error) {
 		}
 		if n := len([]rune(a.Spoken)); n > MaxSpokenChars {
 			bad(sections["Spoken"], "spoken answer is %d characters, at most %d", n, MaxSpokenChars)
+		}
+		for _, u := range spokenURL.FindAllString(a.Spoken, -1) {
+			bad(sections["Spoken"], "spoken answer has the address %q: a caller cannot click it or note it down; say where to find it in words (the links field keeps it for agents and e-mail)", u)
+		}
+		for _, d := range spokenDigits.FindAllString(a.Spoken, -1) {
+			bad(sections["Spoken"], "spoken answer has the digit string %q: the voice reads it as one large number; write it as it should be heard, or let the flow say it digit by digit (say_digits)", strings.TrimSpace(d))
 		}
 	}
 	switch {

@@ -162,3 +162,56 @@ func (r EvalReport) Print(w io.Writer, verbose bool) {
 func (r EvalReport) Meets() bool {
 	return r.Top1Rate() >= TargetTop1 && r.Top3Rate() >= TargetTop3 && r.NoneRate() >= TargetNone
 }
+
+// RivalMargin is the score difference under which two articles compete
+// for a question: the first leads the second by a hair, so which of the two
+// a caller hears depends on a word.
+const RivalMargin = 0.05
+
+// Rival is a pair of articles that answer the same evaluation questions
+// within RivalMargin of each other.
+type Rival struct {
+	Lang    string
+	A, B    string       // article ids, A < B
+	Queries []EvalQuery  // the questions both answer
+	Scores  [][2]float64 // the first and second score of each question
+}
+
+// Rivals searches every answerable query of qs and reports the pairs of
+// articles whose scores for it are both worth offering (HandoffScore or
+// more) and within margin of each other: articles that compete for the
+// same questions, to merge, or to tell apart with keywords.
+func Rivals(ctx context.Context, ix *Index, qs []EvalQuery, margin float64) ([]Rival, error) {
+	byPair := map[[3]string]*Rival{}
+	var order [][3]string
+	for _, q := range qs {
+		if q.Expected == "none" {
+			continue
+		}
+		res, err := ix.Search(ctx, q.Lang, q.Query, 2)
+		if err != nil {
+			return nil, err
+		}
+		if len(res) < 2 || res[1].Score < HandoffScore || res[0].Score-res[1].Score >= margin {
+			continue
+		}
+		a, b := res[0].ID, res[1].ID
+		if b < a {
+			a, b = b, a
+		}
+		k := [3]string{q.Lang, a, b}
+		r, ok := byPair[k]
+		if !ok {
+			r = &Rival{Lang: q.Lang, A: a, B: b}
+			byPair[k] = r
+			order = append(order, k)
+		}
+		r.Queries = append(r.Queries, q)
+		r.Scores = append(r.Scores, [2]float64{res[0].Score, res[1].Score})
+	}
+	out := make([]Rival, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byPair[k])
+	}
+	return out, nil
+}

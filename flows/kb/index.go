@@ -425,7 +425,11 @@ func (ix *Index) loadLexicon(ctx context.Context) (*lexicon, error) {
 // Search does not record misses: the caller does (RecordMiss) when the
 // first result is not confident, so that tools such as `ivrctl kb search`
 // can search without polluting the list.
-func (ix *Index) Search(ctx context.Context, lang, query string, limit int) ([]Result, error) {
+func (ix *Index) Search(ctx context.Context, lang, query string, limit int, opts ...SearchOption) ([]Result, error) {
+	var o searchConfig
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if !validLang(lang) {
 		return nil, fmt.Errorf("kb: search: language %q: want ro or en", lang)
 	}
@@ -447,11 +451,41 @@ func (ix *Index) Search(ctx context.Context, lang, query string, limit int) ([]R
 	if len(q.match) == 0 {
 		return nil, nil
 	}
+	q.service = o.service
 	res, err := ix.rank(ctx, lex, lang, q, limit)
 	if err != nil {
 		return nil, fmt.Errorf("kb: search: %w", err)
 	}
 	return res, nil
+}
+
+// SearchOption narrows a search.
+type SearchOption func(*searchConfig)
+
+type searchConfig struct{ service string }
+
+// InService searches only the articles of service (one of Services): the
+// scores are computed among them, as if the base held only those.
+func InService(service string) SearchOption {
+	return func(c *searchConfig) { c.service = service }
+}
+
+// ErrNotFound is returned (wrapped) by Get for an id the base does not hold.
+var ErrNotFound = errors.New("kb: no such article")
+
+// Get returns the article id in lang as a Result with Score 1 (a flow that
+// names the article it wants is sure of it).
+func (ix *Index) Get(ctx context.Context, lang, id string) (Result, error) {
+	r := Result{ID: id, Lang: lang, Score: 1, Confident: true}
+	err := ix.db.QueryRowContext(ctx, `SELECT title, service, spoken FROM kb_articles WHERE lang = ? AND id = ?`, lang, id).
+		Scan(&r.Title, &r.Service, &r.Spoken)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, fmt.Errorf("%w: %q in %s", ErrNotFound, id, lang)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("kb: get %q: %w", id, err)
+	}
+	return r, nil
 }
 
 // analyzed is a query ready to run.
@@ -460,6 +494,8 @@ type analyzed struct {
 	match []string        // distinct known terms to search for
 	set   map[string]bool // the known terms
 	head  bool            // match in titles and keywords first (see analyze)
+	// service, when set, restricts the search to that service's articles.
+	service string
 }
 
 type qword struct {
@@ -717,11 +753,12 @@ func (ix *Index) candidates(ctx context.Context, lang, expr string, n int, q ana
 	// BM25 in a subquery: the sort carries only rowid and score, and the
 	// article and its indexed text are read for the few rows kept.
 	rows, err := ix.db.QueryContext(ctx, `SELECT a.id, a.title, a.service, a.spoken, a.phrases, f.title, f.keywords, f.body, m.s
-		FROM (SELECT rowid, -bm25(kb_fts, ?, ?, ?) AS s FROM kb_fts WHERE kb_fts MATCH ? ORDER BY s DESC LIMIT ?) AS m
+		FROM (SELECT rowid, -bm25(kb_fts, ?, ?, ?) AS s FROM kb_fts WHERE kb_fts MATCH ?
+			AND (? = '' OR rowid IN (SELECT seq FROM kb_articles WHERE service = ?)) ORDER BY s DESC LIMIT ?) AS m
 		JOIN kb_articles AS a ON a.seq = m.rowid
 		JOIN kb_fts AS f ON f.rowid = m.rowid
 		ORDER BY m.s DESC`,
-		weightTitle, weightKeywords, weightBody, expr, n)
+		weightTitle, weightKeywords, weightBody, expr, q.service, q.service, n)
 	if err != nil {
 		return nil, err
 	}

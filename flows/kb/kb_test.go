@@ -2,6 +2,7 @@ package kb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,44 @@ func TestShippedBaseIsValid(t *testing.T) {
 	}
 	if _, err := LoadSynonyms("synonyms.txt"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A phrase in two groups of a language is refused: a caller who says it
+// would find only one group's articles.
+func TestSynonymPhraseInTwoGroups(t *testing.T) {
+	_, err := ParseSynonyms("s.txt", []byte("ro: programare = rezervare\nro: program de lucru = program = rezervare\nen: licence = permit\n"))
+	if err == nil || !strings.Contains(err.Error(), `s.txt:2: phrase "rezervare" is also in the group of line 1`) {
+		t.Errorf("error %v", err)
+	}
+}
+
+// Articles that answer the same evaluation questions within RivalMargin
+// are found; Get reads one article; a search in a service finds only its
+// articles, scored among them.
+func TestRivalsGetAndServices(t *testing.T) {
+	ix := shipped(t)
+	ctx := context.Background()
+	rs, err := Rivals(ctx, ix, []EvalQuery{{Expected: "portal-create-account", Lang: "ro", Query: "cum îmi fac cont pe portal", Line: 7}}, RivalMargin)
+	if err != nil || len(rs) != 1 || rs[0].A != "portal-create-account" || rs[0].B != "portal-delete-account" {
+		t.Errorf("rivals %+v, %v", rs, err)
+	}
+	a, err := ix.Get(ctx, "en", "passport-lost")
+	if err != nil || a.Service != "passport" || a.Spoken == "" || !a.Confident {
+		t.Errorf("Get: %+v, %v", a, err)
+	}
+	if _, err := ix.Get(ctx, "en", "no-such"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of an unknown id: %v", err)
+	}
+	all := search(t, ix, "ro", "am pierdut")
+	in, err := ix.Search(ctx, "ro", "am pierdut", 5, InService("driving_licence"))
+	if err != nil || len(in) == 0 || in[0].ID != "driving-licence-lost" {
+		t.Fatalf("search in a service: %+v, %v (without: %s)", in, err, top(all))
+	}
+	for _, r := range in {
+		if r.Service != "driving_licence" {
+			t.Errorf("search in driving_licence found %s (%s)", r.ID, r.Service)
+		}
 	}
 }
 
@@ -136,6 +175,11 @@ func TestParseArticleErrors(t *testing.T) {
 		{"no front matter", "---\nid", "id", "ro/sample.md:1: want front matter"},
 		{"bad link", "reviewed:", "links: ftp://x\nreviewed:", `ro/sample.md:7: link "ftp://x"`},
 		{"extra section", "## Full", "## Notes\n\nx\n\n## Full", `unknown section "Notes"`},
+		{"a URL in the spoken answer", "A doua.", "Intrați pe https://portal.example.gov.ro/cei.", `ro/sample.md:10: spoken answer has the address "https://portal.example.gov.ro/cei."`},
+		{"a site in the spoken answer", "A doua.", "Intrați pe ghiseul.ro pentru plată.", `spoken answer has the address "ghiseul.ro"`},
+		{"an e-mail in the spoken answer", "A doua.", "Scrieți la info@example.gov.ro.", `spoken answer has the address "info@example.gov.ro"`},
+		{"a phone number in the spoken answer", "A doua.", "Sunați la 0800 800 800.", `spoken answer has the digit string "0800 800 800"`},
+		{"a code in the spoken answer", "A doua.", "Codul este 12345.", `spoken answer has the digit string "12345"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

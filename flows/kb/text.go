@@ -218,7 +218,8 @@ func LoadSynonyms(path string) (*Synonyms, error) {
 func ParseSynonyms(name string, b []byte) (*Synonyms, error) {
 	s := &Synonyms{groups: map[string][]synGroup{}}
 	var errs []error
-	seen := map[string]int{} // lang+concept -> line
+	seen := map[string]int{}       // lang+concept -> line
+	phraseLine := map[string]int{} // lang+phrase terms -> line
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -232,6 +233,7 @@ func ParseSynonyms(name string, b []byte) (*Synonyms, error) {
 			continue
 		}
 		var g synGroup
+		var written []string // the phrases as written, for messages
 		for _, p := range strings.Split(rest, "=") {
 			ts := terms(lang, p)
 			if len(ts) == 0 {
@@ -239,6 +241,7 @@ func ParseSynonyms(name string, b []byte) (*Synonyms, error) {
 				continue
 			}
 			g.phrases = append(g.phrases, ts)
+			written = append(written, strings.TrimSpace(p))
 		}
 		if len(g.phrases) < 2 {
 			errs = append(errs, fmt.Errorf("%s:%d: a group needs at least two phrases", name, n))
@@ -250,6 +253,19 @@ func ParseSynonyms(name string, b []byte) (*Synonyms, error) {
 			continue
 		}
 		seen[lang+" "+g.concept] = n
+		twice := false
+		for i, ts := range g.phrases {
+			key := lang + " " + strings.Join(ts, " ")
+			if prev, dup := phraseLine[key]; dup && prev != n {
+				errs = append(errs, fmt.Errorf("%s:%d: phrase %q is also in the group of line %d (the same words once normalised: %q): a caller who says it finds only one group's articles; keep it in one group (or merge the groups)",
+					name, n, written[i], prev, strings.Join(ts, " ")))
+				twice = true
+			}
+			phraseLine[key] = n
+		}
+		if twice {
+			continue
+		}
 		s.groups[lang] = append(s.groups[lang], g)
 	}
 	if err := sc.Err(); err != nil {

@@ -74,7 +74,8 @@ func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 		}
 	}
 	tk, err := st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Caller: "+40721555666", CallID: "call-1", Service: tickets.ServicePassport,
-		Description: "wants a new passport <b>urgently</b>", Articles: []string{"kb-passport-renew"}})
+		Description: "wants a new passport <b>urgently</b>", Articles: []string{"kb-passport-renew"},
+		Personal: map[string]string{"cnp": "1960101123456"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestRoles(t *testing.T) {
 	}
 	// The supervisor reads tickets without personal data and cannot edit.
 	code, body := sup.get("/tickets/" + e.ticket)
-	for _, bad := range []string{"40721555666", "urgently", "pașaportul", "/note", "earlier identity card"} {
+	for _, bad := range []string{"40721555666", "urgently", "pașaportul", "/note", "earlier identity card", "1960101123456"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("supervisor ticket page shows %q", bad)
 		}
@@ -296,18 +297,20 @@ func TestRoles(t *testing.T) {
 	if code, _ := sup.post("/tickets/"+e.ticket+"/escalate", url.Values{"level": {"2"}}); code != http.StatusForbidden {
 		t.Fatalf("supervisor escalates: %d", code)
 	}
-	_, body, _ = sup.do("GET", "/api/tickets", nil, nil)
-	if strings.Contains(body, "40721555666") || strings.Contains(body, "urgently") {
-		t.Fatal("API shows personal data to the supervisor")
+	for _, p := range []string{"/api/tickets", "/api/tickets/" + e.ticket} {
+		_, body, _ = sup.do("GET", p, nil, nil)
+		if strings.Contains(body, "40721555666") || strings.Contains(body, "urgently") || strings.Contains(body, "1960101123456") {
+			t.Fatalf("API %s shows personal data to the supervisor: %s", p, body)
+		}
 	}
 	// The operator sees it all.
 	code, body = op.get("/tickets/" + e.ticket)
-	if code != http.StatusOK || !strings.Contains(body, "40721555666") || !strings.Contains(body, "pașaportul meu a expirat") ||
+	if code != http.StatusOK || !strings.Contains(body, "40721555666") || !strings.Contains(body, "pașaportul meu a expirat") || !strings.Contains(body, "1960101123456") ||
 		!strings.Contains(body, "earlier identity card request") || !strings.Contains(body, "kb-passport-renew") {
 		t.Fatalf("operator ticket page: %d\n%s", code, body)
 	}
-	if got := e.auditRows(tickets.AuditQuery{Action: "ticket_view", Target: e.ticket}); len(got) != 2 {
-		t.Fatalf("ticket_view audit rows: %d, want 2", len(got))
+	if got := e.auditRows(tickets.AuditQuery{Action: "ticket_view", Target: e.ticket}); len(got) != 3 {
+		t.Fatalf("ticket_view audit rows: %d, want 3", len(got))
 	}
 }
 

@@ -289,6 +289,13 @@ func maskTicket(t tickets.Ticket) tickets.Ticket {
 		t.Description = "(hidden for your role)"
 	}
 	t.Classification = redact.Text(t.Classification)
+	if len(t.Personal) > 0 {
+		hidden := make(map[string]string, len(t.Personal))
+		for k := range t.Personal {
+			hidden[k] = "(hidden for your role)"
+		}
+		t.Personal = hidden
+	}
 	return t
 }
 
@@ -299,7 +306,7 @@ func maskTicket(t tickets.Ticket) tickets.Ticket {
 // "CNP **********781, phone *******456".
 func maskEvent(e tickets.TicketEvent) tickets.TicketEvent {
 	d := &e.Data
-	d.Caller, d.Description = redact.Mask(d.Caller), ""
+	d.Caller, d.Description, d.Personal = redact.Mask(d.Caller), "", nil
 	d.Text, d.Reason, d.Classification = redact.Text(d.Text), redact.Text(d.Reason), redact.Text(d.Classification)
 	return e
 }
