@@ -10,10 +10,10 @@
 -- the prompt names them.
 local function menu_prompt()
   if call.speech then
-    return { ro = "Spuneți permis, înmatriculare sau dosar, ori apăsați 1, 2 sau 3. Pentru un operator, apăsați 0.",
+    return { ro = "Spuneți permis, înmatriculare sau dosar, ori apăsați 1, 2 sau 3; un operator, 0.",
              en = "Say licence, registration or file, or press 1, 2 or 3. For an operator, press 0." }
   end
-  return { ro = "Pentru permis, apăsați 1; înmatriculări, 2; dosarul dumneavoastră, 3; un operator, 0.",
+  return { ro = "Permis, apăsați 1; înmatriculări, 2; dosarul dumneavoastră, 3; un operator, 0.",
            en = "For the licence, press 1; vehicles, 2; your file, 3; an operator, 0." }
 end
 
@@ -31,8 +31,9 @@ local MENU = {
 -- Sub-menus: each option names the article that answers it.
 local TOPICS = {
   licence = {
-    prompt = { ro = "Despre permis: preschimbare, apăsați 1; reînnoire, 2; pierdut sau furat, 3; examenul, 4; permisul internațional, 5.",
-               en = "About the licence: exchange, press 1; renewal, 2; lost or stolen, 3; the exam, 4; the international permit, 5." },
+    -- lint: long below: the caller chose the topic and waits for its five keys
+    prompt = { ro = "Despre permis: preschimbare, apăsați 1; reînnoire, 2; pierdut sau furat, 3; examenul, 4; permisul internațional, 5.", -- lint: long
+               en = "About the licence: exchange, press 1; renewal, 2; lost or stolen, 3; the exam, 4; the international permit, 5." }, -- lint: long
     options = {
       { id = "driving-licence-exchange", key = "1", say = { ro = "preschimbare", en = "exchange" }, synonyms = { "permis străin", "schimb", "foreign licence" } },
       { id = "driving-licence-renewal", key = "2", say = { ro = "reînnoire", en = "renewal" }, synonyms = { "expirat", "a expirat", "expired", "renew" } },
@@ -42,8 +43,8 @@ local TOPICS = {
     },
   },
   vehicle = {
-    prompt = { ro = "Despre vehicule: înmatriculare, apăsați 1; radiere, 2; plăcuțe pierdute sau deteriorate, 3; numere provizorii, 4.",
-               en = "About vehicles: registration, press 1; deregistration, 2; lost or damaged plates, 3; temporary plates, 4." },
+    prompt = { ro = "Despre vehicule: înmatriculare, apăsați 1; radiere, 2; plăcuțe pierdute sau deteriorate, 3; numere provizorii, 4.", -- lint: long
+               en = "About vehicles: registration, press 1; deregistration, 2; lost or damaged plates, 3; temporary plates, 4." }, -- lint: long
     options = {
       { id = "vehicle-registration", key = "1", say = { ro = "înmatriculare", en = "registration" }, synonyms = { "înmatriculez", "mașină nouă", "register" } },
       { id = "vehicle-deregistration", key = "2", say = { ro = "radiere", en = "deregistration" }, synonyms = { "radiez", "casare", "deregister" } },

@@ -280,7 +280,7 @@ func LongPrompts(max time.Duration, paths ...string) []Diagnostic {
 				continue // the designer knows (a list said after a miss)
 			}
 			if d := SpokenLength(t.Text); d > max {
-				out = append(out, Diagnostic{File: f, Line: t.Line, Msg: fmt.Sprintf("warning: this %s sentence takes about %.0f s to say (more than %.0f s): callers wait through it before they may answer; split it, or list the options only after a miss", t.Lang, d.Seconds(), max.Seconds())})
+				out = append(out, Diagnostic{File: f, Line: t.Line, Msg: fmt.Sprintf("warning: this %s sentence takes about %.1f s to say (more than %.0f s): callers wait through it before they may answer; split it, or list the options only after a miss", t.Lang, d.Seconds(), max.Seconds())})
 			}
 		}
 	}
