@@ -579,14 +579,12 @@ func (e *ear) send(req *turnReq, ev turnEvent) {
 	}
 }
 
-// operatorPhrases are the ways to ask for a person, in every grammar.
-var operatorPhrases = map[string][]string{
-	"ro": {"operator", "un operator", "vreau să vorbesc cu un operator", "vreau un operator"},
-	"en": {"operator", "agent", "an operator", "i want to speak to an operator"},
-}
-
 // grammarFor builds the grammar of a Listen; nil for free speech without
-// phrases (open vocabulary, for the engines that have it).
+// phrases (open vocabulary, for the engines that have it). Every grammar
+// also takes the escape phrases of both languages, each pronounced in its
+// own (speech.Grammar.AddEscapes): "operator", "om", "agent", "English",
+// "română", yes/no. A caller who asks for a person or for the other
+// language in that language is understood at any question.
 func grammarFor(l flows.Listen) *speech.Grammar {
 	lang := l.Lang
 	if lang != "en" {
@@ -614,8 +612,7 @@ func grammarFor(l flows.Listen) *speech.Grammar {
 			}
 		}
 	}
-	g.Add("operator", operatorPhrases[lang]...)
-	return g
+	return g.AddEscapes(lang, l.Expect == flows.ExpectYesNo)
 }
 
 // SerialStreams wraps a recognizer so that its NewStream calls run one at

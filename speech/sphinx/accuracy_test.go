@@ -1,7 +1,9 @@
 package sphinx
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -212,4 +214,84 @@ func TestDigitsTelephoneFloor(t *testing.T) {
 			t.Errorf("%s: %d of %d digit strings right on G.711, floor 2", lang, sc.Correct, sc.Utterances)
 		}
 	}
+}
+
+// BenchmarkVoices prints the accuracy per voice of the menu and yes/no
+// answers (and of the escape phrases said in the other language) over
+// G.711 µ-law and A-law, for the development voices (tuned on) and the
+// held-out ones (never tuned on): go test -tags sqlite_fts5 -run '^$'
+// -bench Voices -benchtime 1x -timeout 30m ./speech/sphinx/.
+// SPHINX_PART=dev or heldout runs one part, SPHINX_LANG one language,
+// SPHINX_COND one condition ("G.711 A-law 8 kHz"), VERBOSE=1 lists the
+// misses, SPHINX_ARGS adds pocketsphinx arguments, SPHINX_DUMP=FILE
+// writes every outcome as JSON lines (for the confidence calibration).
+func BenchmarkVoices(b *testing.B) {
+	o := Options{Args: strings.Fields(os.Getenv("SPHINX_ARGS"))}
+	envOpts(&o)
+	r := newRec(b, o)
+	syn := newSynth(b)
+	var dump *os.File
+	if f := os.Getenv("SPHINX_DUMP"); f != "" {
+		var err error
+		if dump, err = os.Create(f); err != nil {
+			b.Fatal(err)
+		}
+		defer dump.Close()
+	}
+	for b.Loop() {
+		var table strings.Builder
+		fmt.Fprintf(&table, "| lang | part | condition | voice | menu | yes/no | menu + yes/no | escapes (other language) |\n|---|---|---|---|---|---|---|---|\n")
+		for _, lang := range []string{"ro", "en"} {
+			if f := os.Getenv("SPHINX_LANG"); f != "" && f != lang {
+				continue
+			}
+			var its []speechtest.Item
+			for _, it := range speechtest.Items(lang) {
+				if it.Grammar == "menu" || it.Grammar == "yesno" {
+					its = append(its, it)
+				}
+			}
+			its = append(its, speechtest.EscapeItems(lang)...)
+			if os.Getenv("SPHINX_OOG") != "" {
+				its = append(its, speechtest.OutOfGrammar(lang)...)
+			}
+			for _, part := range []string{"dev", "heldout"} {
+				if f := os.Getenv("SPHINX_PART"); f != "" && f != part {
+					continue
+				}
+				voices := speechtest.DevVoices(lang)
+				if part == "heldout" {
+					voices = speechtest.HeldOutVoices(lang)
+				}
+				for _, c := range speechtest.Telephone() {
+					if f := os.Getenv("SPHINX_COND"); f != "" && f != c.Name {
+						continue
+					}
+					var all []speechtest.Outcome
+					for _, v := range voices {
+						out := speechtest.Run(stdoutLog{b}, r, syn, its, []speechtest.Voice{v}, c, os.Getenv("VERBOSE") != "")
+						all = append(all, out...)
+						writeRow(&table, lang, part, c.Name, v.String(), speechtest.Tally(out))
+						if dump != nil {
+							for _, oc := range out {
+								json.NewEncoder(dump).Encode(oc)
+							}
+						}
+					}
+					writeRow(&table, lang, part, c.Name, "**all**", speechtest.Tally(all))
+				}
+			}
+		}
+		fmt.Println(table.String())
+	}
+}
+
+func writeRow(w io.Writer, lang, part, cond, voice string, sc speechtest.Scores) {
+	both := sc["menu"]
+	both.Utterances += sc["yesno"].Utterances
+	both.Correct += sc["yesno"].Correct
+	cell := func(s speechtest.Score) string {
+		return fmt.Sprintf("%.1f%% (%d/%d)", 100*s.SentenceAccuracy(), s.Correct, s.Utterances)
+	}
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", lang, part, cond, voice, cell(sc["menu"]), cell(sc["yesno"]), cell(both), cell(sc["escape"]))
 }

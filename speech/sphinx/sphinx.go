@@ -344,7 +344,7 @@ func (r *Recognizer) modelCopy(name string, set map[string]string) (string, erro
 // decoder is one pocketsphinx decoder with what it has learnt.
 type decoder struct {
 	ps       *C.ps_decoder_t
-	tokens   map[string]string // word -> dictionary token
+	tokens   map[string]string // "lang:word" -> dictionary token
 	words    map[string]string // token -> word
 	searches map[uint64]string // grammar hash -> search name
 	cmn      []float32         // the live cepstral mean it started with
@@ -497,9 +497,11 @@ func (d *decoder) free() {
 	d.ps = nil
 }
 
-// token returns the dictionary token of word, adding it with prons.
-func (d *decoder) token(word string, prons []string) (string, error) {
-	if t, ok := d.tokens[word]; ok {
+// token returns the dictionary token of word in lang, adding it with
+// prons (a word has a token per language: its pronunciations differ).
+func (d *decoder) token(lang, word string, prons []string) (string, error) {
+	key := lang + ":" + word
+	if t, ok := d.tokens[key]; ok {
 		return t, nil
 	}
 	t := fmt.Sprintf("w%d", len(d.tokens))
@@ -516,24 +518,28 @@ func (d *decoder) token(word string, prons []string) (string, error) {
 			return "", fmt.Errorf("%w: pocketsphinx rejected the pronunciation %q of %q", speech.ErrEngine, p, word)
 		}
 	}
-	d.tokens[word], d.words[t] = t, word
+	d.tokens[key], d.words[t] = t, word
 	return t, nil
 }
 
 // useGrammar makes g the decoder's active search.
 func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) error {
 	var jsgf strings.Builder
-	tok := func(w string) (string, error) {
+	tok := func(lang, w string) (string, error) {
 		prons := r.Pronunciations(lang, w)
 		if len(prons) == 0 {
 			return "", fmt.Errorf("%w: no pronunciation for %q", speech.ErrUnsupported, w)
 		}
-		return d.token(w, prons)
+		return d.token(lang, w, prons)
 	}
 	jsgf.WriteString("#JSGF V1.0;\ngrammar g;\n")
 	jsgf.WriteString("public <s> = ")
 	alts := 0
 	for _, p := range g.Phrases {
+		pl := lang
+		if p.Lang == "ro" || p.Lang == "en" {
+			pl = p.Lang
+		}
 		for _, say := range p.Say {
 			words := strings.Fields(speech.NormalizeText(say))
 			if len(words) == 0 {
@@ -545,7 +551,7 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 			alts++
 			jsgf.WriteString("(")
 			for i, w := range words {
-				t, err := tok(w)
+				t, err := tok(pl, w)
 				if err != nil {
 					return err
 				}
@@ -581,7 +587,7 @@ func (r *Recognizer) useGrammar(d *decoder, lang string, g *speech.Grammar) erro
 	if g.Digits > 0 {
 		jsgf.WriteString("<digit> = ")
 		for i, w := range speech.DigitWords(lang) {
-			t, err := tok(w)
+			t, err := tok(lang, w)
 			if err != nil {
 				return err
 			}
@@ -970,3 +976,4 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 	}
 	return res, nil
 }
+
