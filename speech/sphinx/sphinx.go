@@ -976,4 +976,3 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 	}
 	return res, nil
 }
-
