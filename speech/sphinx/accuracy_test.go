@@ -223,13 +223,18 @@ func TestDigitsTelephoneFloor(t *testing.T) {
 // -bench Voices -benchtime 1x -timeout 30m ./speech/sphinx/.
 // SPHINX_PART=dev or heldout runs one part, SPHINX_LANG one language,
 // SPHINX_COND one condition ("G.711 A-law 8 kHz"), VERBOSE=1 lists the
-// misses, SPHINX_ARGS adds pocketsphinx arguments, SPHINX_DUMP=FILE
+// misses, SPHINX_ARGS adds pocketsphinx arguments, SPHINX_NO_ESCAPES=1
+// leaves the escape phrases out of the grammars, SPHINX_DUMP=FILE
 // writes every outcome as JSON lines (for the confidence calibration).
 func BenchmarkVoices(b *testing.B) {
 	o := Options{Args: strings.Fields(os.Getenv("SPHINX_ARGS"))}
 	envOpts(&o)
 	r := newRec(b, o)
 	syn := newSynth(b)
+	if os.Getenv("SPHINX_NO_ESCAPES") != "" {
+		speechtest.WithEscapes = false
+		defer func() { speechtest.WithEscapes = true }()
+	}
 	var dump *os.File
 	if f := os.Getenv("SPHINX_DUMP"); f != "" {
 		var err error
@@ -269,12 +274,18 @@ func BenchmarkVoices(b *testing.B) {
 					}
 					var all []speechtest.Outcome
 					for _, v := range voices {
+						var raws []rawScores
+						rawHook = func(r rawScores) { raws = append(raws, r) }
 						out := speechtest.Run(stdoutLog{b}, r, syn, its, []speechtest.Voice{v}, c, os.Getenv("VERBOSE") != "")
+						rawHook = nil
 						all = append(all, out...)
 						writeRow(&table, lang, part, c.Name, v.String(), speechtest.Tally(out))
-						if dump != nil {
-							for _, oc := range out {
-								json.NewEncoder(dump).Encode(oc)
+						if dump != nil && len(raws) == len(out) {
+							for i, oc := range out {
+								r := raws[i]
+								json.NewEncoder(dump).Encode(map[string]any{"outcome": oc, "part": part,
+									"gram": r.gram, "frames": r.frames, "word": r.word, "wordFrames": r.wordFrames,
+									"loop": r.loop, "loopOK": r.loopOK, "margin": r.margin})
 							}
 						}
 					}
