@@ -50,9 +50,17 @@ func (g *Grammar) Add(tag string, say ...string) *Grammar {
 // call's language, to reach a person or to switch language. Every question
 // of a call accepts them (AddEscapes).
 var (
+	// operatorSay[lang] are the ways to ask for a person in lang, said
+	// to a question in lang; operatorOther[lang] the fewer ones a caller
+	// uses when the line speaks the other language (fewer phrases of a
+	// foreign language, fewer confusions with the line's own).
 	operatorSay = map[string][]string{
 		"ro": {"operator", "un operator", "vreau un operator", "vreau să vorbesc cu un operator", "om", "un om", "persoană", "o persoană", "agent"},
 		"en": {"operator", "an operator", "agent", "talk to an operator", "i want to talk to an operator", "i want to speak to an operator"},
+	}
+	operatorOther = map[string][]string{
+		"ro": {"operator", "om", "persoană", "vreau să vorbesc cu un operator"},
+		"en": {"operator", "agent", "talk to an operator"},
 	}
 	languageSay = []Phrase{
 		{Tag: "english", Say: []string{"english"}, Lang: "en"},
@@ -80,7 +88,11 @@ func (g *Grammar) AddEscapes(lang string, yesNo bool) *Grammar {
 		return l
 	}
 	for _, l := range []string{"ro", "en"} {
-		g.Phrases = append(g.Phrases, Phrase{Tag: "operator", Say: operatorSay[l], Lang: own(l)})
+		say := operatorSay[l]
+		if l != lang {
+			say = operatorOther[l]
+		}
+		g.Phrases = append(g.Phrases, Phrase{Tag: "operator", Say: say, Lang: own(l)})
 	}
 	for _, p := range languageSay {
 		p.Lang = own(p.Lang)

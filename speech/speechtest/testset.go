@@ -74,6 +74,19 @@ var oldOperator = map[string][]string{
 	"en": {"operator", "agent", "an operator", "i want to speak to an operator"},
 }
 
+// ShortMenu is a small menu grammar in Romanian (four options, tags
+// "buletin", "pașaport", "cont", "operator"; no escapes) for the protocol
+// tests of network engines, whose fake servers flatten a grammar into one
+// language's phrases.
+func ShortMenu() *speech.Grammar {
+	g := &speech.Grammar{}
+	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
+	g.Add("pașaport", "pașaport", "pașaportul")
+	g.Add("cont", "cont", "contul")
+	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
+	return g
+}
+
 // YesNoGrammar is the grammar of a yes/no question in lang, escapes
 // included.
 func YesNoGrammar(lang string) *speech.Grammar {
@@ -403,10 +416,15 @@ type Outcome struct {
 
 // Meaning maps a tag to what a flow makes of it: the language words'
 // tags "english" and "romana" both switch language (main.lua's option
-// "english"), so they mean the same.
+// "english"), and "da"/"yes", "nu"/"no" are the same answer.
 func Meaning(tag string) string {
-	if tag == "romana" {
+	switch tag {
+	case "romana":
 		return "english"
+	case "da": // flows read yes and no in both languages
+		return "yes"
+	case "nu":
+		return "no"
 	}
 	return tag
 }

@@ -150,6 +150,8 @@ func BenchmarkDigitsDev(b *testing.B) {
 func envOpts(o *Options) {
 	o.PlainDigits = os.Getenv("SPHINX_PLAIN_DIGITS") != ""
 	o.FoldDigits = os.Getenv("SPHINX_FOLD_DIGITS") != ""
+	o.EnglishInRomanian = os.Getenv("SPHINX_EN_IN_RO") != ""
+	o.PlainSpelling = os.Getenv("SPHINX_NO_DIACRITIC_VARIANTS") != ""
 }
 
 // TestDigitsWideband: spoken digits at 16 kHz (a wideband call) are
@@ -285,7 +287,7 @@ func BenchmarkVoices(b *testing.B) {
 								r := raws[i]
 								json.NewEncoder(dump).Encode(map[string]any{"outcome": oc, "part": part,
 									"gram": r.gram, "frames": r.frames, "word": r.word, "wordFrames": r.wordFrames,
-									"loop": r.loop, "loopOK": r.loopOK, "margin": r.margin})
+									"loop": r.loop, "loopOK": r.loopOK})
 							}
 						}
 					}
