@@ -74,16 +74,17 @@ var oldOperator = map[string][]string{
 	"en": {"operator", "agent", "an operator", "i want to speak to an operator"},
 }
 
-// ShortMenu is a small menu grammar in Romanian (four options, tags
-// "buletin", "pașaport", "cont", "operator"; no escapes) for the protocol
-// tests of network engines, whose fake servers flatten a grammar into one
-// language's phrases.
+// ShortMenu is a small menu grammar in Romanian (tags "buletin",
+// "pașaport", "cont", "operator", "english"; no escapes) for conformance
+// and protocol tests (the fake servers of network engines flatten a
+// grammar into one language's phrases).
 func ShortMenu() *speech.Grammar {
 	g := &speech.Grammar{}
 	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
 	g.Add("pașaport", "pașaport", "pașaportul")
 	g.Add("cont", "cont", "contul")
 	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
+	g.Add("english", "english")
 	return g
 }
 

@@ -29,14 +29,24 @@ func newSynth(t testing.TB) *espeak.Synth {
 	return s
 }
 
-func menuRO() *speech.Grammar {
-	g := &speech.Grammar{}
-	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
-	g.Add("pașaport", "pașaport", "pașaportul")
-	g.Add("cont", "cont", "contul")
-	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
-	g.Add("english", "english")
-	return g
+// recognize says pcm (whole frames at o.Rate) to a new stream of r.
+func recognize(t testing.TB, r *Recognizer, o speech.StreamOptions, pcm []int16) speech.Result {
+	t.Helper()
+	ctx := context.Background()
+	st, err := r.NewStream(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range speechtest.Frames(pcm, o.Rate) {
+		if err := st.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := st.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func menuEN() *speech.Grammar {
@@ -53,7 +63,7 @@ func TestConformance(t *testing.T) {
 		{Lang: "en", Grammar: speech.YesNo("en"), Say: "yes", WantTag: "yes", SynthLang: "en-us", Partials: true},
 		{Lang: "en", Grammar: menuEN(), Say: "passport", WantTag: "passport", SynthLang: "en-us", Partials: true},
 		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes", Partials: true},
-		{Lang: "ro", Grammar: menuRO(), Say: "pașaportul", WantTag: "pașaport", Partials: true},
+		{Lang: "ro", Grammar: speechtest.ShortMenu(), Say: "pașaportul", WantTag: "pașaport", Partials: true},
 	})
 }
 
@@ -74,7 +84,7 @@ func BenchmarkStream(b *testing.B) {
 			if st != nil {
 				st.Finish(ctx)
 			}
-			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: menuRO()})
+			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.ShortMenu()})
 		}
 		st.Write(frames[i%len(frames)])
 		i++
@@ -90,26 +100,13 @@ func BenchmarkStream(b *testing.B) {
 func TestRepeatedUtteranceSameResult(t *testing.T) {
 	r := newRec(t, Options{})
 	syn := newSynth(t)
-	ctx := context.Background()
 	c := speechtest.Conditions()[1] // G.711 8 kHz
 	for _, say := range []struct{ text, tag string }{{"nu", "no"}, {"da", "yes"}} {
 		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: say.text, Lang: "ro", Rate: c.Rate})
 		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
 		pcm = speechtest.Channel(pcm, c, 1)
 		for i := range 5 {
-			st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range speechtest.Frames(pcm, c.Rate) {
-				if err := st.Write(f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			res, err := st.Finish(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro")}, pcm)
 			if res.Tag != say.tag {
 				t.Errorf("%q, decode %d of 5: heard %q (tag %q), want tag %q", say.text, i+1, res.Text, res.Tag, say.tag)
 			}
@@ -123,25 +120,11 @@ func TestRepeatedUtteranceSameResult(t *testing.T) {
 func TestAdaptationStaysWithItsCall(t *testing.T) {
 	r := newRec(t, Options{})
 	syn := newSynth(t)
-	ctx := context.Background()
 	c := speechtest.Conditions()[1] // G.711 8 kHz
 	decode := func(call, text string) speech.Result {
 		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: text, Lang: "ro", Rate: c.Rate})
 		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
-		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro"), Call: call})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range speechtest.Frames(speechtest.Channel(pcm, c, 1), c.Rate) {
-			if err := st.Write(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		res, err := st.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro"), Call: call}, speechtest.Channel(pcm, c, 1))
 	}
 	for range 3 {
 		if res := decode("call-a", "da"); res.Tag != "yes" {
@@ -194,29 +177,15 @@ func BenchmarkDigitUtterance(b *testing.B) {
 // answers, through G.711 µ-law and through A-law (whose silence decodes
 // to +8, not 0, and whose steps differ), is recognized as the same menu
 // option (the words may differ between spellings of one option, "parola"
-// and "parolă").
-// With pocketsphinx's default beams and phone insertion penalty, 5 of 84
-// such pairs differed, as many as a 2 % gain change or a one-sample shift
-// made differ (docs/speech.md): the decoder sat on a knife's edge.
+// and "parolă"). With pocketsphinx's default beams and phone insertion
+// penalty, 4 of 84 such answers changed option, as many as a 2 % gain
+// change or a one-sample shift changed (docs/speech.md): the decoder sat
+// on a knife's edge.
 func TestCodecDoesNotChangeWhatIsHeard(t *testing.T) {
 	r := newRec(t, Options{})
 	syn := newSynth(t)
-	ctx := context.Background()
 	decode := func(pcm []int16) speech.Result {
-		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.MenuGrammar("ro")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range speechtest.Frames(pcm, 8000) {
-			if err := st.Write(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		res, err := st.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.MenuGrammar("ro")}, pcm)
 	}
 	ulaw, alaw := speechtest.Telephone()[0], speechtest.Telephone()[1]
 	differ, n := 0, 0
@@ -246,7 +215,8 @@ func BenchmarkMenuUtterance(b *testing.B) {
 	syn := newSynth(b)
 	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "vreau să vorbesc cu un operator", Lang: "ro", Rate: 8000})
 	pcm = append(append(speechtest.Silence(8000, 300*time.Millisecond), pcm...), speechtest.Silence(8000, 400*time.Millisecond)...)
-	frames := speechtest.Frames(speechtest.Channel(pcm, speechtest.Telephone()[1], 1), 8000)
+	pcm = speechtest.Channel(pcm, speechtest.Telephone()[1], 1)
+	frames := speechtest.Frames(pcm, 8000)
 	g := speechtest.MenuGrammar("ro")
 	for _, conf := range []bool{true, false} {
 		name := "confidence"
@@ -258,16 +228,7 @@ func BenchmarkMenuUtterance(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: g})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, f := range frames {
-					st.Write(f)
-				}
-				if _, err := st.Finish(ctx); err != nil {
-					b.Fatal(err)
-				}
+				recognize(b, r, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: g}, pcm)
 			}
 		})
 		b.Run(name+"/finish", func(b *testing.B) {
