@@ -305,3 +305,30 @@ func TestConfidenceSeparatesRightFromWrong(t *testing.T) {
 		t.Errorf("%d of %d out-of-grammar utterances scored below %.1f, want at least half", oogBelow, oog, speech.ConfirmBelow)
 	}
 }
+
+// Both languages are heard: at the shipped main menu of a Romanian call,
+// "English", "talk to an operator", "operator", "yes" and "no" said in
+// English are understood, and at the English one "română", "vreau să
+// vorbesc cu un operator", "operator" and "da" said in Romanian, by
+// several voices through G.711. ("nu" at the English menu is the known
+// weak one, heard as "contul" or "stadiul" for most voices:
+// docs/speech.md; it is measured, not required.)
+func TestEscapesInTheOtherLanguage(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	for _, lang := range []string{"ro", "en"} {
+		out := speechtest.Run(t, r, syn, speechtest.EscapeItems(lang), speechtest.DevVoices(lang)[:3], speechtest.Telephone()[0], testing.Verbose())
+		right := map[string]int{}
+		for _, o := range out {
+			if o.Correct {
+				right[o.Item.Say]++
+			}
+		}
+		t.Logf("%s menu, said in the other language (of 3 voices): %v", lang, right)
+		for _, it := range speechtest.EscapeItems(lang) {
+			if it.Say != "nu" && right[it.Say] < 2 {
+				t.Errorf("%s menu: %q said in the other language understood for %d of 3 voices, want at least 2", lang, it.Say, right[it.Say])
+			}
+		}
+	}
+}
