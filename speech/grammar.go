@@ -138,17 +138,22 @@ func (g *Grammar) Words(lang string) []string {
 }
 
 // Match returns the tag of the phrase whose variant equals text (after
-// NormalizeText), or the digit string when text is only digit words and
+// NormalizeText; failing that, with the Romanian diacritics folded, as
+// flows compare: "pașaportul" from a transcription engine matches a flow's
+// "pasaportul"), or the digit string when text is only digit words and
 // g.Digits allows that many; "" when nothing matches.
 func (g *Grammar) Match(lang, text string) string {
 	text = NormalizeText(text)
 	if text == "" {
 		return ""
 	}
-	for _, p := range g.Phrases {
-		for _, s := range p.Say {
-			if NormalizeText(s) == text {
-				return p.Tag
+	for _, fold := range []func(string) string{func(s string) string { return s }, foldDiacritics} {
+		t := fold(text)
+		for _, p := range g.Phrases {
+			for _, s := range p.Say {
+				if fold(NormalizeText(s)) == t {
+					return p.Tag
+				}
 			}
 		}
 	}
@@ -159,6 +164,10 @@ func (g *Grammar) Match(lang, text string) string {
 	}
 	return ""
 }
+
+// foldDiacritics writes the Romanian letters with diacritics as the plain
+// ones (ă, â → a; î → i; ș → s; ț → t).
+var foldDiacritics = strings.NewReplacer("ă", "a", "â", "a", "î", "i", "ș", "s", "ț", "t").Replace
 
 // NormalizeText lower-cases s, maps the cedilla forms of ş and ţ to the
 // comma-below forms, and keeps only letters, digits, apostrophes and single
