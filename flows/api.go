@@ -15,6 +15,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/govline/ivr/redact"
+	"github.com/govline/ivr/speech"
 )
 
 // Timing and retry defaults of the ask functions; a flow overrides them
@@ -25,7 +26,8 @@ const (
 	DefaultRetries    = 2               // asked again twice: three tries
 	// DefaultConfirmBelow: a spoken choice recognized with a lower
 	// confidence is confirmed ("I understood: passport. Is that right?").
-	DefaultConfirmBelow = 0.5
+	// The agent console marks such answers unsure: one threshold.
+	DefaultConfirmBelow = speech.ConfirmBelow
 	maxRetries          = 5
 	maxTimeout          = 60 * time.Second
 )

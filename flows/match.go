@@ -144,8 +144,10 @@ func SpokenDigits(text string) (digits string, ok bool) {
 	return b.String(), b.Len() > 0
 }
 
-// operatorWords are what a caller says to reach a person (normalized).
-var operatorWords = []string{"operator", "operatorul", "un operator", "operatoare", "agent", "un om", "o persoana", "persoana reala", "human", "a person", "someone", "representative"}
+// operatorWords are what a caller says to reach a person (normalized);
+// "om" and "persoana" alone too: the recognizer hears them at every
+// question (speech.Grammar.AddEscapes).
+var operatorWords = []string{"operator", "operatorul", "un operator", "operatoare", "agent", "om", "un om", "persoana", "o persoana", "persoana reala", "human", "a person", "someone", "representative"}
 
 // WantsOperator reports whether speech asks for a human operator.
 func WantsOperator(text string) bool {

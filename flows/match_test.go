@@ -73,7 +73,8 @@ func TestMatchChoice(t *testing.T) {
 func TestWantsOperator(t *testing.T) {
 	for in, want := range map[string]bool{
 		"vreau să vorbesc cu un operator": true, "Operatorul!": true, "I want a human": true,
-		"pașaport": false, "operație": false,
+		"om": true, "persoană": true, "agent": true, "talk to an operator": true,
+		"pașaport": false, "operație": false, "omul": false, "persoanele": false,
 	} {
 		if got := WantsOperator(in); got != want {
 			t.Errorf("WantsOperator(%q) = %v, want %v", in, got, want)

@@ -882,7 +882,12 @@ func (e *ear) send(req *turnReq, ev turnEvent) {
 }
 
 // grammarFor builds the grammar of a Listen (speech.ForQuestion, which the
-// flow simulator uses too); nil for free speech without phrases.
+// flow simulator uses too); nil for free speech without phrases (open
+// vocabulary, for the engines that have it). Every grammar also takes the
+// escape phrases of both languages, each pronounced in its own
+// (speech.Grammar.AddEscapes): "operator", "om", "agent", "English",
+// "română", yes/no. A caller who asks for a person or for the other
+// language in that language is understood at any question.
 func grammarFor(l flows.Listen) *speech.Grammar {
 	return speech.ForQuestion(speech.Question{Lang: l.Lang, Kind: string(l.Expect), Phrases: l.Phrases,
 		MinDigits: l.MinDigits, MaxDigits: l.MaxDigits})

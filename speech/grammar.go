@@ -30,6 +30,11 @@ type Grammar struct {
 type Phrase struct {
 	Tag string   // what the flow receives ("buletin", "yes", "operator")
 	Say []string // the ways a caller says it, lower case ("da", "sigur", "corect")
+	// Lang is the language the phrase is said in, when it is not the
+	// grammar's ("" = the stream's language): "English" inside a
+	// Romanian grammar is pronounced the English way, "română" inside an
+	// English one the Romanian way.
+	Lang string
 }
 
 // Add appends a phrase and returns g, for chaining.
@@ -38,6 +43,71 @@ func (g *Grammar) Add(tag string, say ...string) *Grammar {
 		say = []string{tag}
 	}
 	g.Phrases = append(g.Phrases, Phrase{Tag: tag, Say: say})
+	return g
+}
+
+// Escape phrases: what a caller says, in either language and whatever the
+// call's language, to reach a person or to switch language. Every question
+// of a call accepts them (AddEscapes).
+var (
+	// operatorSay[lang] are the ways to ask for a person in lang, said
+	// to a question in lang; operatorOther[lang] the fewer ones a caller
+	// uses when the line speaks the other language (fewer phrases of a
+	// foreign language, fewer confusions with the line's own).
+	operatorSay = map[string][]string{
+		"ro": {"operator", "un operator", "vreau un operator", "vreau să vorbesc cu un operator", "om", "un om", "persoană", "o persoană", "agent"},
+		"en": {"operator", "an operator", "agent", "talk to an operator", "i want to talk to an operator", "i want to speak to an operator"},
+	}
+	operatorOther = map[string][]string{
+		"ro": {"operator", "om", "persoană", "vreau să vorbesc cu un operator"},
+		"en": {"operator", "agent", "talk to an operator"},
+	}
+	languageSay = []Phrase{
+		{Tag: "english", Say: []string{"english"}, Lang: "en"},
+		{Tag: "english", Say: []string{"engleză"}, Lang: "ro"},
+		{Tag: "romana", Say: []string{"română"}, Lang: "ro"},
+		{Tag: "romana", Say: []string{"romanian"}, Lang: "en"},
+	}
+	yesNoSay = map[string][2]string{"ro": {"da", "nu"}, "en": {"yes", "no"}}
+)
+
+// AddEscapes adds to g, a grammar of a call in lang, the phrases every
+// question accepts in both languages, each with its own language: asking
+// for a person (tag "operator": "operator", "agent", "om", "persoană",
+// "talk to an operator"...), switching language (tag "english" for
+// "English"/"engleză", "romana" for "română"/"Romanian") and yes/no ("da",
+// "nu", "yes", "no"). When yesNo is true (g is a yes/no question, tags
+// "yes" and "no"), the yes/no words take those tags; otherwise each is its
+// own tag ("da", "nu", "yes", "no"). Phrases of lang get Lang "" (the
+// stream's language).
+func (g *Grammar) AddEscapes(lang string, yesNo bool) *Grammar {
+	own := func(l string) string {
+		if l == lang {
+			return ""
+		}
+		return l
+	}
+	for _, l := range []string{"ro", "en"} {
+		say := operatorSay[l]
+		if l != lang {
+			say = operatorOther[l]
+		}
+		g.Phrases = append(g.Phrases, Phrase{Tag: "operator", Say: say, Lang: own(l)})
+	}
+	for _, p := range languageSay {
+		p.Lang = own(p.Lang)
+		g.Phrases = append(g.Phrases, p)
+	}
+	for _, l := range []string{"ro", "en"} {
+		yn := yesNoSay[l]
+		if yesNo {
+			if l != lang { // the grammar's own language has them already
+				g.Phrases = append(g.Phrases, Phrase{Tag: "yes", Say: yn[:1], Lang: l}, Phrase{Tag: "no", Say: yn[1:], Lang: l})
+			}
+			continue
+		}
+		g.Phrases = append(g.Phrases, Phrase{Tag: yn[0], Say: yn[:1], Lang: own(l)}, Phrase{Tag: yn[1], Say: yn[1:], Lang: own(l)})
+	}
 	return g
 }
 
@@ -68,17 +138,22 @@ func (g *Grammar) Words(lang string) []string {
 }
 
 // Match returns the tag of the phrase whose variant equals text (after
-// NormalizeText), or the digit string when text is only digit words and
+// NormalizeText; failing that, with the Romanian diacritics folded, as
+// flows compare: "pașaportul" from a transcription engine matches a flow's
+// "pasaportul"), or the digit string when text is only digit words and
 // g.Digits allows that many; "" when nothing matches.
 func (g *Grammar) Match(lang, text string) string {
 	text = NormalizeText(text)
 	if text == "" {
 		return ""
 	}
-	for _, p := range g.Phrases {
-		for _, s := range p.Say {
-			if NormalizeText(s) == text {
-				return p.Tag
+	for _, fold := range []func(string) string{func(s string) string { return s }, foldDiacritics} {
+		t := fold(text)
+		for _, p := range g.Phrases {
+			for _, s := range p.Say {
+				if fold(NormalizeText(s)) == t {
+					return p.Tag
+				}
 			}
 		}
 	}
@@ -89,6 +164,10 @@ func (g *Grammar) Match(lang, text string) string {
 	}
 	return ""
 }
+
+// foldDiacritics writes the Romanian letters with diacritics as the plain
+// ones (ă, â → a; î → i; ș → s; ț → t).
+var foldDiacritics = strings.NewReplacer("ă", "a", "â", "a", "î", "i", "ș", "s", "ț", "t").Replace
 
 // NormalizeText lower-cases s, maps the cedilla forms of ş and ţ to the
 // comma-below forms, and keeps only letters, digits, apostrophes and single

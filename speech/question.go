@@ -12,16 +12,14 @@ type Question struct {
 	MinDigits, MaxDigits int
 }
 
-// OperatorPhrases are the ways to ask for a person, added to every grammar.
-var OperatorPhrases = map[string][]string{
-	"ro": {"operator", "un operator", "vreau să vorbesc cu un operator", "vreau un operator"},
-	"en": {"operator", "agent", "an operator", "i want to speak to an operator"},
-}
+// OperatorPhrases are the ways to ask for a person in a language, as every
+// question of that language takes them (AddEscapes).
+var OperatorPhrases = operatorSay
 
 // ForQuestion builds the grammar of a question: yes/no in its language,
-// digits within its bounds, or its phrases, with "operator" everywhere; nil
-// for free speech without phrases (open vocabulary, for the engines that
-// have it).
+// digits within its bounds, or its phrases, with the escape phrases of
+// both languages everywhere (AddEscapes); nil for free speech without
+// phrases (open vocabulary, for the engines that have it).
 func ForQuestion(q Question) *Grammar {
 	lang := q.Lang
 	if lang != "en" {
@@ -49,6 +47,5 @@ func ForQuestion(q Question) *Grammar {
 			}
 		}
 	}
-	g.Add("operator", OperatorPhrases[lang]...)
-	return g
+	return g.AddEscapes(lang, q.Kind == "yesno")
 }

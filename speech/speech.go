@@ -115,6 +115,14 @@ type Stream interface {
 	Finish(ctx context.Context) (Result, error)
 }
 
+// ConfirmBelow is the confidence under which a spoken answer is more
+// likely wrong than a flow should act on unconfirmed: flows confirm such
+// an answer ("I understood: passport. Is that right?") and the agent
+// console marks it unsure. The embedded recognizer's confidence is
+// calibrated so that this threshold means that (docs/speech.md has the
+// accuracy above and below it).
+const ConfirmBelow = 0.5
+
 // Result is a recognition hypothesis.
 type Result struct {
 	Text string // words recognized, lower case, separated by one space

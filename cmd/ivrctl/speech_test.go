@@ -51,7 +51,7 @@ func TestSpeechSayTranscribe(t *testing.T) {
 	if code := run([]string{"speech", "transcribe", "--lang", "en", wav16}, &out, &errb); code != exitOK {
 		t.Fatalf("transcribe en: %s", errb.String())
 	}
-	if !strings.Contains(out.String(), "final           passport") || !strings.Contains(out.String(), "partial") {
+	if !strings.Contains(out.String(), "tag             passport") || !strings.Contains(out.String(), "partial") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
@@ -127,7 +127,7 @@ func TestSpeechNetworkEngine(t *testing.T) {
 	if code := run([]string{"speech", "transcribe", "--engine", "openai", "--url", srv.URL + "/v1", wav}, &out, &errb); code != exitOK {
 		t.Fatalf("transcribe: exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "final           pașaportul") || !strings.Contains(out.String(), "tag             pașaport") {
+	if !strings.Contains(out.String(), "final           pașaportul") || !strings.Contains(out.String(), "tag             passport") {
 		t.Errorf("output:\n%s", out.String())
 	}
 	if model.Load() != "whisper-1" || lang.Load() != "ro" {

@@ -48,6 +48,39 @@ func Romanian(word string) []string {
 	return out
 }
 
+// Undiacritized returns, for a word written without any Romanian
+// diacritic (ă â î ș ț), the main pronunciation of each reading with one
+// s read as ș or one t read as ț ("pasaport" gives the reading of
+// "pașaport"): Romanian is often typed without diacritics, and its
+// speakers say them. A word with a diacritic, or without s or t, gives
+// nil.
+func Undiacritized(word string) []string {
+	w := []rune(normalize(word))
+	for _, r := range w {
+		if strings.ContainsRune("ăâîșț", r) {
+			return nil
+		}
+	}
+	var out []string
+	for i, r := range w {
+		var with rune
+		switch r {
+		case 's':
+			with = 'ș'
+		case 't':
+			with = 'ț'
+		default:
+			continue
+		}
+		v := append([]rune(nil), w...)
+		v[i] = with
+		if p := convert(v, false, false); len(p) > 0 {
+			out = append(out, strings.Join(p, " "))
+		}
+	}
+	return out
+}
+
 func normalize(s string) string {
 	s = strings.ToLower(s)
 	s = strings.NewReplacer("ş", "ș", "ţ", "ț").Replace(s)

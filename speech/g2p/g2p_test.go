@@ -67,3 +67,19 @@ func FuzzRomanian(f *testing.F) {
 		}
 	})
 }
+
+// A word written without diacritics also reads with one s as ș or one t
+// as ț; a word with diacritics is read as written.
+func TestUndiacritized(t *testing.T) {
+	got := Undiacritized("pasaportul")
+	want := []string{"P AA SH AA P OW R T UW L", "P AA S AA P OW R T S UW L"}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Undiacritized(pasaportul) = %q, want %q", got, want)
+	}
+	if got := Undiacritized("pașaport"); got != nil {
+		t.Errorf("Undiacritized(pașaport) = %q, want nil (it has its diacritics)", got)
+	}
+	if got := Undiacritized("buletin"); len(got) != 1 || got[0] != "B UW L EH T S IY N" {
+		t.Errorf("Undiacritized(buletin) = %q", got)
+	}
+}

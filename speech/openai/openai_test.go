@@ -194,7 +194,7 @@ func TestRecognizerConformance(t *testing.T) {
 	syn, _ := espeak.New(espeak.Options{})
 	speechtest.TestRecognizer(t, r, syn, []speechtest.RecognizerCase{
 		{Lang: "en", Grammar: speech.YesNo("en"), Say: "yes", WantTag: "yes", SynthLang: "en-us"},
-		{Lang: "ro", Grammar: speechtest.MenuGrammar("ro"), Say: "pașaportul", WantTag: "pașaport"},
+		{Lang: "ro", Grammar: speechtest.ShortMenu(), Say: "pașaportul", WantTag: "pașaport"},
 	})
 }
 
@@ -216,7 +216,7 @@ func TestTranscriptionResult(t *testing.T) {
 	r, _ := NewRecognizer(cfg(ts))
 	syn, _ := espeak.New(espeak.Options{})
 	pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: "operator", Lang: "ro", Rate: 8000})
-	st, _ := r.NewStream(context.Background(), speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.MenuGrammar("ro")})
+	st, _ := r.NewStream(context.Background(), speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.ShortMenu()})
 	for _, f := range speechtest.Frames(pcm, 8000) {
 		st.Write(f)
 	}

@@ -29,14 +29,24 @@ func newSynth(t testing.TB) *espeak.Synth {
 	return s
 }
 
-func menuRO() *speech.Grammar {
-	g := &speech.Grammar{}
-	g.Add("buletin", "buletin", "buletinul", "carte de identitate")
-	g.Add("pașaport", "pașaport", "pașaportul")
-	g.Add("cont", "cont", "contul")
-	g.Add("operator", "operator", "vreau să vorbesc cu un operator")
-	g.Add("english", "english")
-	return g
+// recognize says pcm (whole frames at o.Rate) to a new stream of r.
+func recognize(t testing.TB, r *Recognizer, o speech.StreamOptions, pcm []int16) speech.Result {
+	t.Helper()
+	ctx := context.Background()
+	st, err := r.NewStream(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range speechtest.Frames(pcm, o.Rate) {
+		if err := st.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := st.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func menuEN() *speech.Grammar {
@@ -53,7 +63,7 @@ func TestConformance(t *testing.T) {
 		{Lang: "en", Grammar: speech.YesNo("en"), Say: "yes", WantTag: "yes", SynthLang: "en-us", Partials: true},
 		{Lang: "en", Grammar: menuEN(), Say: "passport", WantTag: "passport", SynthLang: "en-us", Partials: true},
 		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes", Partials: true},
-		{Lang: "ro", Grammar: menuRO(), Say: "pașaportul", WantTag: "pașaport", Partials: true},
+		{Lang: "ro", Grammar: speechtest.ShortMenu(), Say: "pașaportul", WantTag: "pașaport", Partials: true},
 	})
 }
 
@@ -74,7 +84,7 @@ func BenchmarkStream(b *testing.B) {
 			if st != nil {
 				st.Finish(ctx)
 			}
-			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: menuRO()})
+			st, _ = r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.ShortMenu()})
 		}
 		st.Write(frames[i%len(frames)])
 		i++
@@ -90,26 +100,13 @@ func BenchmarkStream(b *testing.B) {
 func TestRepeatedUtteranceSameResult(t *testing.T) {
 	r := newRec(t, Options{})
 	syn := newSynth(t)
-	ctx := context.Background()
 	c := speechtest.Conditions()[1] // G.711 8 kHz
 	for _, say := range []struct{ text, tag string }{{"nu", "no"}, {"da", "yes"}} {
 		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: say.text, Lang: "ro", Rate: c.Rate})
 		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
 		pcm = speechtest.Channel(pcm, c, 1)
 		for i := range 5 {
-			st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range speechtest.Frames(pcm, c.Rate) {
-				if err := st.Write(f); err != nil {
-					t.Fatal(err)
-				}
-			}
-			res, err := st.Finish(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro")}, pcm)
 			if res.Tag != say.tag {
 				t.Errorf("%q, decode %d of 5: heard %q (tag %q), want tag %q", say.text, i+1, res.Text, res.Tag, say.tag)
 			}
@@ -123,25 +120,11 @@ func TestRepeatedUtteranceSameResult(t *testing.T) {
 func TestAdaptationStaysWithItsCall(t *testing.T) {
 	r := newRec(t, Options{})
 	syn := newSynth(t)
-	ctx := context.Background()
 	c := speechtest.Conditions()[1] // G.711 8 kHz
 	decode := func(call, text string) speech.Result {
 		pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: text, Lang: "ro", Rate: c.Rate})
 		pcm = append(append(speechtest.Silence(c.Rate, 300*time.Millisecond), pcm...), speechtest.Silence(c.Rate, 400*time.Millisecond)...)
-		st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro"), Call: call})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range speechtest.Frames(speechtest.Channel(pcm, c, 1), c.Rate) {
-			if err := st.Write(f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		res, err := st.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: c.Rate, Grammar: speech.YesNo("ro"), Call: call}, speechtest.Channel(pcm, c, 1))
 	}
 	for range 3 {
 		if res := decode("call-a", "da"); res.Tag != "yes" {
@@ -186,6 +169,166 @@ func BenchmarkDigitUtterance(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// The codec does not change what is heard: the same rendering of menu
+// answers, through G.711 µ-law and through A-law (whose silence decodes
+// to +8, not 0, and whose steps differ), is recognized as the same menu
+// option (the words may differ between spellings of one option, "parola"
+// and "parolă"). With pocketsphinx's default beams and phone insertion
+// penalty, 4 of 84 such answers changed option, as many as a 2 % gain
+// change or a one-sample shift changed (docs/speech.md): the decoder sat
+// on a knife's edge.
+func TestCodecDoesNotChangeWhatIsHeard(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	decode := func(pcm []int16) speech.Result {
+		return recognize(t, r, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: speechtest.MenuGrammar("ro")}, pcm)
+	}
+	ulaw, alaw := speechtest.Telephone()[0], speechtest.Telephone()[1]
+	differ, n := 0, 0
+	for _, v := range speechtest.DevVoices("ro")[:3] {
+		for _, text := range []string{"pașaportul", "buletinul", "contul de pe portal", "parola", "stadiul", "cerere online", "operator", "English"} {
+			pcm := speechtest.Render(t, syn, speech.SynthRequest{Text: text, Lang: v.Lang, Voice: v.Variant, Speed: v.Speed, Rate: 8000})
+			pcm = append(append(speechtest.Silence(8000, 500*time.Millisecond), pcm...), speechtest.Silence(8000, 500*time.Millisecond)...)
+			u, a := decode(speechtest.Channel(pcm, ulaw, 1)), decode(speechtest.Channel(pcm, alaw, 1))
+			n++
+			if u.Tag != a.Tag {
+				differ++
+				t.Logf("%s %q: µ-law %q (%s), A-law %q (%s)", v, text, u.Text, u.Tag, a.Text, a.Tag)
+			}
+		}
+	}
+	if differ > 0 {
+		t.Errorf("%d of %d answers heard differently over µ-law and A-law", differ, n)
+	}
+}
+
+// BenchmarkMenuUtterance is the CPU cost of one menu answer at 8 kHz
+// ("vreau să vorbesc cu un operator", 2.8 s with its silences: NewStream,
+// every frame, Finish) on the shipped menu's grammar, with and without
+// the phone-loop pass that gives the confidence; "finish" times Finish
+// alone (what the caller waits for after the end of their turn).
+func BenchmarkMenuUtterance(b *testing.B) {
+	syn := newSynth(b)
+	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "vreau să vorbesc cu un operator", Lang: "ro", Rate: 8000})
+	pcm = append(append(speechtest.Silence(8000, 300*time.Millisecond), pcm...), speechtest.Silence(8000, 400*time.Millisecond)...)
+	pcm = speechtest.Channel(pcm, speechtest.Telephone()[1], 1)
+	frames := speechtest.Frames(pcm, 8000)
+	g := speechtest.MenuGrammar("ro")
+	for _, conf := range []bool{true, false} {
+		name := "confidence"
+		if !conf {
+			name = "no-confidence"
+		}
+		r := newRec(b, Options{NoConfidence: !conf})
+		ctx := context.Background()
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				recognize(b, r, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: g}, pcm)
+			}
+		})
+		b.Run(name+"/finish", func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				st, err := r.NewStream(ctx, speech.StreamOptions{Lang: "ro", Rate: 8000, Grammar: g})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, f := range frames {
+					st.Write(f)
+				}
+				b.StartTimer()
+				if _, err := st.Finish(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// The confidence means something: right answers score above the
+// confirmation threshold far more often than wrong ones, and speech the
+// grammar does not hold ("mulțumesc frumos", "hmm", a cough) mostly falls
+// below it. Measured on two development voices through G.711.
+func TestConfidenceSeparatesRightFromWrong(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	var its []speechtest.Item
+	for _, it := range speechtest.Items("ro") {
+		if it.Grammar == "menu" || it.Grammar == "yesno" {
+			its = append(its, it)
+		}
+	}
+	its = append(its, speechtest.OutOfGrammar("ro")...)
+	out := speechtest.Run(t, r, syn, its, speechtest.DevVoices("ro")[:2], speechtest.Telephone()[1], testing.Verbose())
+	var right, wrong []float64
+	oogBelow, oog := 0, 0
+	for _, o := range out {
+		c := o.Result.Confidence
+		if c < 0 || c > 1 {
+			t.Fatalf("confidence %v out of 0..1", c)
+		}
+		if o.Correct {
+			right = append(right, c)
+		} else {
+			wrong = append(wrong, c)
+		}
+		if o.Item.Part == "oog" {
+			oog++
+			if c < speech.ConfirmBelow {
+				oogBelow++
+			}
+		}
+	}
+	// The probability that a right answer outscores a wrong one (AUC).
+	var wins float64
+	for _, a := range right {
+		for _, b := range wrong {
+			switch {
+			case a > b:
+				wins++
+			case a == b:
+				wins += 0.5
+			}
+		}
+	}
+	auc := wins / float64(max(1, len(right)*len(wrong)))
+	t.Logf("%d right, %d wrong: AUC %.2f; out of grammar below %.1f: %d of %d", len(right), len(wrong), auc, speech.ConfirmBelow, oogBelow, oog)
+	if auc < 0.75 {
+		t.Errorf("confidence separates right from wrong answers with an AUC of %.2f, want at least 0.75 (0.86 measured)", auc)
+	}
+	if oogBelow*2 < oog {
+		t.Errorf("%d of %d out-of-grammar utterances scored below %.1f, want at least half", oogBelow, oog, speech.ConfirmBelow)
+	}
+}
+
+// Both languages are heard: at the shipped main menu of a Romanian call,
+// "English", "talk to an operator", "operator", "yes" and "no" said in
+// English are understood, and at the English one "română", "vreau să
+// vorbesc cu un operator", "operator" and "da" said in Romanian, by
+// several voices through G.711. ("nu" at the English menu is the known
+// weak one, heard as "contul" or "stadiul" for most voices:
+// docs/speech.md; it is measured, not required.)
+func TestEscapesInTheOtherLanguage(t *testing.T) {
+	r := newRec(t, Options{})
+	syn := newSynth(t)
+	for _, lang := range []string{"ro", "en"} {
+		out := speechtest.Run(t, r, syn, speechtest.EscapeItems(lang), speechtest.DevVoices(lang)[:3], speechtest.Telephone()[0], testing.Verbose())
+		right := map[string]int{}
+		for _, o := range out {
+			if o.Correct {
+				right[o.Item.Say]++
+			}
+		}
+		t.Logf("%s menu, said in the other language (of 3 voices): %v", lang, right)
+		for _, it := range speechtest.EscapeItems(lang) {
+			if it.Say != "nu" && right[it.Say] < 2 {
+				t.Errorf("%s menu: %q said in the other language understood for %d of 3 voices, want at least 2", lang, it.Say, right[it.Say])
+			}
 		}
 	}
 }

@@ -5,12 +5,16 @@ import (
 	"html/template"
 	"time"
 
+	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/tickets"
 
 	"github.com/govline/ivr/redact"
 )
 
 var funcs = template.FuncMap{
+	// unsure: a spoken answer below the confidence at which the flows
+	// confirm it (speech.ConfirmBelow, flows.DefaultConfirmBelow).
+	"unsure": func(t tickets.Turn) bool { return t.Mode == tickets.ModeSpeech && t.Confidence < speech.ConfirmBelow },
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
