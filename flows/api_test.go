@@ -225,8 +225,10 @@ say("option " .. tostring(r and r.option) .. " " .. tostring(r and r.confidence)
 	}{
 		{sim.SpeechOff, "pașaport\n#2\n", "speech false|option passport 1", true},
 		{sim.SpeechOpen, "pasaport @0.8\n", "speech true|option passport 0.8", false},
-		// The embedded recognizer: confidence 0, so the answer is confirmed.
-		{sim.SpeechEmbedded, "Pașaport\nda\n", "speech true|option passport 0", false},
+		// The embedded recognizer: the listed phrase, confident unless the
+		// test says otherwise (then it is confirmed).
+		{sim.SpeechEmbedded, "Pașaport\n", "speech true|option passport 0.9", false},
+		{sim.SpeechEmbedded, "Pașaport @0.3\nda\n", "speech true|option passport 0.3", false},
 		{sim.SpeechEmbedded, "vreau un pașaport nou\n#2\n", "speech true|option passport 1", true},
 	} {
 		var said []string

@@ -108,7 +108,7 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	from := fs.String("from", "+40700000000", "the caller's `NUMBER`")
 	to := fs.String("to", "1919", "the dialed `NUMBER`")
 	lang := fs.String("lang", "ro", "the call's starting language, ro or en")
-	mode := fs.String("speech", string(flowtest.DefaultSpeech), "what the line hears of words: embedded (the shipped recognizer: only the phrases a question lists, confidence 0), open (an open-vocabulary recognizer: any words), off (keys only)")
+	mode := fs.String("speech", string(flowtest.DefaultSpeech), "what the line hears of words: embedded (the shipped recognizer: only the phrases a question lists), open (an open-vocabulary recognizer: any words), off (keys only)")
 	keysOnly := fs.Bool("keys-only", false, "a keys-only line (speech off): the same as --speech off")
 	verbose := fs.Bool("v", false, "print the flow's log lines on stderr")
 	pos, status, ok := parseStatus(fs, args)

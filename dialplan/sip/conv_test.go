@@ -1,10 +1,16 @@
 package sip_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +21,7 @@ import (
 
 	"github.com/emiago/diago"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/flowtest"
@@ -22,6 +29,7 @@ import (
 	"github.com/govline/ivr/flows/sim"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
+	"github.com/govline/ivr/speech/openai"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -35,14 +43,11 @@ import (
 // The caller's keys are RFC 4733 events sent when the flow listens (or
 // over the prompt, for a barge-in); the caller's words are rendered by
 // espeak-ng and go through the line's turn-taking (VAD, endpointing,
-// barge-in) to the recognizer: pocketsphinx with the grammar narrowed to
-// what the caller says (speech: embedded; the phrase must be in the
-// line's own grammar for the question), or a stand-in for an
-// open-vocabulary recognizer (speech: open); see standIn. A test whose
-// caller hangs up is ended by the channel (the call goes on with the
-// file's next test).
+// barge-in) to its recognizer, a network speech-to-text service speaking
+// the OpenAI audio API (see standIn). A test whose caller hangs up is
+// ended by the channel (the call goes on with the file's next test).
 func TestConversationsOnARealCall(t *testing.T) {
-	pool, rec, _ := speechEngines(t) // the caller's voice: talker
+	pool, _, _ := speechEngines(t) // the caller's voice: talker
 	files, err := flowtest.Files(filepath.Join("..", "..", "flows", "tests"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +64,6 @@ func TestConversationsOnARealCall(t *testing.T) {
 	// The line speaks fast here (the transcript does not depend on it):
 	// a file's call lasts minutes less.
 	synth := &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts"), Name: "espeak-fast", Engine: fastVoice{talker}}
-	serial := ivr.SerialStreams(rec)
 	type fileRun struct {
 		cases   []*flowtest.Case
 		results []flowtest.Result
@@ -83,7 +87,7 @@ func TestConversationsOnARealCall(t *testing.T) {
 				t.Fatalf("%s:%d: %s fails in the simulator: %s", c.File, c.Line, c.Name, strings.Join(results[j].Failures, "\n"))
 			}
 		}
-		stand := &standIn{rec: serial} // what this call's caller says next
+		stand := newStandIn(t) // what this call's caller says next
 		replay := &replayer{t: t, cases: cases, results: results, flowsDir: flowsDir, stand: stand, ready: make(chan struct{}), done: make(chan struct{})}
 		l := startLineStore(t, func(_ *sip.Config, e *ivr.Engine, store *tickets.Store) {
 			if e.Flow != nil {
@@ -98,7 +102,7 @@ func TestConversationsOnARealCall(t *testing.T) {
 			}
 			replay.kb, replay.store = flows.KBIndex{Index: ix}, store
 			e.Flow, e.Synth, e.Lang = replay, synth, "ro"
-			e.Speech = speechConfig(pool, stand)
+			e.Speech = speechConfig(pool, stand.recognizer(t))
 		})
 		runs[i] = fileRun{cases: cases, results: results, replay: replay, store: l.store, eng: l.eng}
 		wg.Go(func() { // one call per file, the files' calls at the same time
@@ -130,9 +134,7 @@ func TestConversationsOnARealCall(t *testing.T) {
 			for _, e := range r.replay.stand.errs {
 				t.Error(e)
 			}
-			if st := r.replay.stand; st.turns > 0 {
-				t.Logf("pocketsphinx decoded %d of %d spoken turns on the narrowed grammar; found nothing in %q (taken as said)", st.turns-len(st.missed), st.turns, st.missed)
-			}
+			t.Logf("the speech service transcribed %d utterances", r.replay.stand.turns)
 			for j, c := range r.cases {
 				if j >= len(r.replay.got) {
 					t.Errorf("%s:%d: %s did not run on the call", c.File, c.Line, c.Name)
@@ -386,33 +388,43 @@ func (c *caller) Speech() bool {
 	return c.mode != sim.SpeechOff && (!ok || h.Speech())
 }
 
-// standIn is the line's recognizer in this test.
-//
-// With speech: embedded it is pocketsphinx, the line's recognizer, with
-// the grammar narrowed to what the caller says, so that the check does not
-// hang on the recognizer's accuracy (measured in docs/speech.md and by
-// TestAccuracyFloor): the phrase said must be one of the line's own
-// grammar for the question (else the test fails), and the grammar is that
-// phrase and "operator"; pocketsphinx reports no confidence, as on the
-// line. IVR_CONV_FULL_GRAMMAR=1 keeps the question's whole grammar (the
-// recognizer's real choices: runs then differ where it mishears).
-//
-// With speech: open it stands in for an open-vocabulary recognizer, which
-// this machine does not have (pocketsphinx decodes few Romanian sentences
-// even as a grammar of their own, docs/flows.md): a stream that takes the
-// caller's utterance, as the line's turn-taking cut it, and gives the
-// sentence said with the test's confidence. With speech: off every turn
-// is keys only.
+// standIn is the line's recognizer in this test: a speech-to-text service
+// speaking the OpenAI audio API (POST /v1/audio/transcriptions,
+// verbose_json), which the line reaches through its network recognizer
+// (speech/openai) as a deployment with a network engine does. Such a
+// service cannot run on this machine; the test knows what its caller is
+// saying, so the service answers that sentence, with the confidence the
+// test gives it (the simulator's: 0 unless "text @0.8"), once it has
+// received the caller's utterance as the line's turn-taking cut it (VAD,
+// endpointing, barge-in and the G.711 path are the line's own). The
+// embedded recognizer's accuracy is measured elsewhere (docs/speech.md,
+// TestAccuracyFloor, TestShippedFlowBySpeech, TestRealisticCallers); this
+// test is about the flows behaving on the line as in the simulator.
 type standIn struct {
-	rec  speech.Recognizer
+	srv  *httptest.Server
 	mu   sync.Mutex
 	mode sim.SpeechMode
 	text string
 	conf float64
-	errs []string // phrases the line's grammar does not hold
+	errs []string // what the service was sent that no caller said
 
-	turns  int      // embedded turns decoded by pocketsphinx
-	missed []string // ... in which it found nothing
+	turns int // utterances transcribed
+}
+
+func newStandIn(t *testing.T) *standIn {
+	s := &standIn{}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.transcribe))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// recognizer is the line's recognizer: the network engine on the service.
+func (s *standIn) recognizer(t *testing.T) speech.Recognizer {
+	r, err := openai.NewRecognizer(openai.Config{BaseURL: s.srv.URL + "/v1", Model: "whisper-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func (s *standIn) setMode(m sim.SpeechMode) {
@@ -427,91 +439,56 @@ func (s *standIn) expect(text string, conf float64) {
 	s.mu.Unlock()
 }
 
-func (s *standIn) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {
-	s.mu.Lock()
-	mode, text, conf := s.mode, s.text, s.conf
-	s.mu.Unlock()
-	switch {
-	case mode == sim.SpeechOff:
-		return nil, fmt.Errorf("%w: keys only in this test", speech.ErrUnsupported)
-	case mode == sim.SpeechOpen:
-		return &openStream{text: text, conf: conf}, nil
-	case os.Getenv("IVR_CONV_FULL_GRAMMAR") != "" || o.Grammar == nil || text == "":
-		return s.rec.NewStream(ctx, o) // the line's own grammar (none: free speech, keys only)
+// transcribe answers one transcription request as the service does.
+func (s *standIn) transcribe(w http.ResponseWriter, r *http.Request) {
+	fail := func(code int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"error":{"message":%q,"type":"invalid_request_error"}}`, msg)
 	}
-	tag, phrase := grammarPhrase(o.Grammar, o.Lang, text)
-	if phrase == "" {
-		s.mu.Lock()
-		s.errs = append(s.errs, fmt.Sprintf("the line's grammar for the question does not hold %q", text))
-		s.mu.Unlock()
-		return s.rec.NewStream(ctx, o)
+	if r.URL.Path != "/v1/audio/transcriptions" || r.Method != http.MethodPost {
+		fail(http.StatusNotFound, "no such endpoint")
+		return
 	}
-	g := &speech.Grammar{}
-	g.Add(tag, phrase).Add("operator", speech.OperatorPhrases[o.Lang]...)
-	o.Grammar = g
-	st, err := s.rec.NewStream(ctx, o)
+	if err := r.ParseMultipartForm(8 << 20); err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	f, _, err := r.FormFile("file")
 	if err != nil {
-		return nil, err
+		fail(http.StatusBadRequest, "file is missing")
+		return
 	}
-	return &narrowStream{Stream: st, s: s, phrase: phrase, tag: tag}, nil
-}
-
-// narrowStream is pocketsphinx on the narrowed grammar. When it finds no
-// path at all (an empty result: it happens to a call's first words, or to
-// a phrase its pronunciations miss), the phrase is taken as said and the
-// miss counted: the test is about the flow, the recognizer's misses are
-// the accuracy figures' business.
-type narrowStream struct {
-	speech.Stream
-	s           *standIn
-	phrase, tag string
-}
-
-func (n *narrowStream) Finish(ctx context.Context) (speech.Result, error) {
-	res, err := n.Stream.Finish(ctx)
-	n.s.mu.Lock()
-	defer n.s.mu.Unlock()
-	n.s.turns++
-	if err == nil && strings.TrimSpace(res.Text) == "" {
-		n.s.missed = append(n.s.missed, n.phrase)
-		res.Text, res.Tag = n.phrase, n.tag
+	defer f.Close()
+	wav, err := io.ReadAll(f)
+	if err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
 	}
-	return res, err
-}
-
-// openStream is the open-vocabulary stand-in's stream: it takes the
-// utterance and gives the sentence said.
-type openStream struct {
-	text   string
-	conf   float64
-	frames int
-}
-
-func (s *openStream) Write(f []int16) error          { s.frames++; return nil }
-func (s *openStream) Partial() (speech.Result, bool) { return speech.Result{}, false }
-func (s *openStream) Finish(context.Context) (speech.Result, error) {
-	if s.frames == 0 {
-		return speech.Result{Final: true}, nil
+	pcm, rate, err := audio.ReadWAV(bytes.NewReader(wav))
+	if err != nil {
+		fail(http.StatusBadRequest, "file: "+err.Error())
+		return
 	}
-	return speech.Result{Final: true, Text: s.text, Confidence: s.conf}, nil
-}
-
-// grammarPhrase finds what the caller says in a question's grammar, as
-// the simulator does (case, diacritics and punctuation aside): the
-// phrase's tag and its spelling in the grammar; "" when it is not there.
-func grammarPhrase(g *speech.Grammar, lang, text string) (tag, phrase string) {
-	said := flows.Normalize(text)
-	for _, p := range g.Phrases {
-		for _, v := range p.Say {
-			if flows.Normalize(v) == said {
-				return p.Tag, v
-			}
-		}
+	s.mu.Lock()
+	text, conf, mode := s.text, s.conf, s.mode
+	s.turns++
+	if text == "" || mode == sim.SpeechOff {
+		s.errs = append(s.errs, fmt.Sprintf("the line sent %.1f s of audio for a turn in which the caller said nothing", float64(len(pcm))/float64(rate)))
+		text = ""
 	}
-	if d, ok := speech.ParseDigits(lang, text); ok && g.Digits > 0 && len(d) <= g.Digits && len(d) >= g.MinDigits {
-		return d, speech.NormalizeText(text)
+	s.mu.Unlock()
+	if len(pcm) < rate/10 { // under 100 ms: no speech in it
+		text = ""
 	}
-	return "", ""
+	// The segment's mean token log-probability carries the confidence
+	// (speech/openai: exp(avg_logprob) × (1 - no_speech_prob)).
+	logprob := math.Log(max(conf, 1e-9))
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"task": "transcribe", "language": r.FormValue("language"), "duration": float64(len(pcm)) / float64(rate), "text": text,
+		"segments": []map[string]any{{"id": 0, "start": 0, "end": float64(len(pcm)) / float64(rate), "text": text, "avg_logprob": logprob, "no_speech_prob": 0}},
+	})
 }
 
 // sameConversation compares what a test did in the simulator with what it

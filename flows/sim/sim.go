@@ -35,9 +35,10 @@ type SpeechMode string
 const (
 	// SpeechEmbedded is the shipped line (speech.recognizer = "embedded",
 	// pocketsphinx): a question hears only the phrases it lists (its
-	// options' say and synonyms, yes/no, digits, "operator"), free
-	// questions (ask_free) hear no words at all, and every spoken answer
-	// comes with confidence 0 ("unknown"), so the flows confirm it.
+	// options' say and synonyms, yes/no, digits, the escape words of both
+	// languages), free questions (ask_free) hear no words at all, and a
+	// spoken answer comes with the confidence given ("text @0.3": the
+	// recognizer was unsure, the flow confirms), 0.9 when not given.
 	SpeechEmbedded SpeechMode = "embedded"
 	// SpeechOpen is a line with an open-vocabulary recognizer (a Vosk or
 	// Whisper server): any words are heard as written, with the
@@ -62,7 +63,7 @@ func ParseSpeechMode(s string) (SpeechMode, error) {
 // "caller: TEXT". A caller line is:
 //
 //	text          the caller says text
-//	text @0.3     ... recognized with confidence 0.3 (SpeechOpen only)
+//	text @0.3     ... recognized with confidence 0.3 (0.9 when not given)
 //	#123#         the caller presses keys 1 2 3 #; a ',' is a pause longer
 //	              than the question's inter-digit pause (#12,34)
 //	!text, !#1    said or pressed over the prompt before the question
@@ -292,14 +293,11 @@ func (c *Channel) hear(line string, in flows.Input, confident bool, l flows.List
 	case SpeechOff:
 		return notHeard("the line takes keys only (speech is off)")
 	case SpeechEmbedded:
-		if confident {
-			c.problem(line, "the embedded recognizer reports no confidence (0): a confidence is for speech: open")
-		}
 		text, why := Hears(l, in.Text)
 		if why != "" {
 			return notHeard(why)
 		}
-		return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: 0}, true
+		return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: in.Confidence}, true
 	}
 	return in, true
 }
