@@ -25,10 +25,23 @@ import (
 const testRate = 8000
 
 var (
-	loudFrame  = constFrame(3000) // about 70 dB: loud, and speech to the scripted VAD
+	loudFrame  = altFrame(3000)   // about 70 dB, bright as words: loud, and speech to the scripted VAD
+	humFrame   = constFrame(3000) // as loud, but dark: a hum
 	quietFrame = constFrame(0)
 	noiseFrame = constFrame(2500) // loud, but the scripted VAD hears no speech in it
 )
+
+// altFrame is a square wave at half the rate, between v and -v (f[0] is v).
+func altFrame(v int16) []int16 {
+	f := make([]int16, testRate/50)
+	for i := range f {
+		f[i] = v
+		if i%2 == 1 {
+			f[i] = -v
+		}
+	}
+	return f
+}
 
 func constFrame(v int16) []int16 {
 	f := make([]int16, testRate/50)
@@ -561,4 +574,35 @@ func TestEarShortSoundPausesThePrompt(t *testing.T) {
 		t.Errorf("%d barge-ins counted for a short sound", n)
 	}
 	r.end(errFlowDone)
+}
+
+// A short dark sound (a closed-mouth "hmm") is neither held nor
+// recognized: the next question does not hear it.
+func TestEarDropsAHum(t *testing.T) {
+	rec := &scriptRec{text: "english"}
+	r := newEarRig(t, rec, nil, nil)
+	spoke := r.e.arm(true)
+	r.feed(quietFrame, 30)
+	r.feed(humFrame, 18)
+	select {
+	case <-spoke:
+	default:
+		t.Fatal("the prompt was not paused")
+	}
+	r.feed(quietFrame, 40)
+	if o := r.e.outcome(context.Background(), 0); o != bargeResume {
+		t.Fatalf("outcome %v, want the prompt resumed", o)
+	}
+	r.e.arm(false)
+	req := r.e.listen("ro", choiceGrammar(), 0)
+	r.feed(quietFrame, 5)
+	select {
+	case ev := <-req.events:
+		t.Fatalf("the hum reached the question: %+v", ev)
+	default:
+	}
+	r.end(errFlowDone)
+	if got := r.reports(); len(got) != 0 || rec.streams() != 0 {
+		t.Errorf("a hum was recognized: reports %q, %d streams", got, rec.streams())
+	}
 }

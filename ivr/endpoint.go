@@ -37,6 +37,10 @@ type endpointer struct {
 	silent    int // frames without speech inside the utterance
 	uttLen    int // frames of the utterance, pre-roll included
 	voiced    int // frames of speech in the utterance (the sustained start included)
+	// bright and energy sum, over the utterance's loud frames, the energy
+	// of the signal's first difference and of the signal: their ratio
+	// (brightness) is near 0 for a closed-mouth hum, far above for words.
+	bright, energy float64
 }
 
 // epEvent is what a frame means for the caller's turn.
@@ -117,11 +121,9 @@ type levelHistory struct {
 }
 
 // The median counts from bgMin frames on, and no utterance starts before
-// that: the first 300 ms of the room's level (known 180 ms later, see
-// endpointer.onset: about half a second into the call) teach the
-// endpointer the room, so a television on from the start is learnt before
-// it can barge in, and a caller's "alo?" over the answer is not taken for
-// an answer.
+// that: the first 300 ms of the call teach the endpointer the room, so a
+// television on from the start is learnt before it can barge in, and a
+// caller's "alo?" over the answer is not taken for an answer.
 const (
 	bgFrames = 150 // 3 s
 	bgMin    = 15  // 300 ms
@@ -163,7 +165,11 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 	p.n++
 	p.vadSpeech = speech
 	db := levelDB(f)
-	if !p.inUtt {
+	switch {
+	case p.inUtt:
+	case p.bg.n < bgMin: // learning: no utterance can start yet
+		p.bg.add(db)
+	default:
 		p.onset = append(p.onset, db)
 		if len(p.onset) > p.bargeIn+dipFrames {
 			p.bg.add(p.onset[0])
@@ -201,6 +207,10 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 		p.inUtt, p.silent, p.voiced = true, 0, p.bargeIn
 		p.onset = p.onset[:0] // the utterance's start: not the room's level
 		frames, p.preroll = p.preroll, nil
+		p.bright, p.energy = 0, 0
+		for _, fr := range frames[max(0, len(frames)-p.bargeIn):] {
+			p.addBrightness(fr)
+		}
 		p.uttLen = len(frames)
 		return epStart, frames
 	}
@@ -208,6 +218,7 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 	if speech && loud {
 		p.silent = 0
 		p.voiced++
+		p.addBrightness(f)
 	} else {
 		p.silent++
 	}
@@ -217,3 +228,29 @@ func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEv
 	}
 	return epFrame, [][]int16{f}
 }
+
+// addBrightness adds a frame of the utterance to its brightness sums.
+func (p *endpointer) addBrightness(f []int16) {
+	prev := float64(f[0])
+	for _, v := range f {
+		x := float64(v)
+		p.bright += (x - prev) * (x - prev)
+		p.energy += x * x
+		prev = x
+	}
+}
+
+// brightness is the utterance's high-frequency share: the energy of the
+// signal's first difference over the signal's (0 to 4). Measured on 8 kHz
+// telephone audio: a closed-mouth "hmm" 0.03; the darkest words, nasal
+// and back vowels ("nu"), 0.13; most words 0.3 to 0.7.
+func (p *endpointer) brightness() float64 {
+	if p.energy == 0 {
+		return 0
+	}
+	return p.bright / p.energy
+}
+
+// humBrightness is the brightness under which a short sound is a hum, not
+// a word (between the 0.03 of a "hmm" and the 0.13 of "nu").
+const humBrightness = 0.07

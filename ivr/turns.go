@@ -544,6 +544,11 @@ func (e *ear) settle(armed bool, ev epEvent) {
 	case ev == epEnd && !e.ahead.Load():
 		e.blip = true
 	}
+	if ev == epEnd && e.blip && e.ep.brightness() < humBrightness {
+		// A hum ("hmm"), not a word: nothing to recognize or hold.
+		e.tracker.Event("speech.ignored", fmt.Sprintf("a hum over the line (brightness %.2f)", e.ep.brightness()))
+		e.dest, e.utt, e.blip = toNowhere, nil, false
+	}
 }
 
 // endSilence is the silence that ends the turn under way: the Listen's

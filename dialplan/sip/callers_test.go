@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -24,10 +25,11 @@ type callerRun struct {
 func (r callerRun) all() string { return strings.Join(r.lines, "\n") }
 
 // turnAfter returns the first line after the first line starting with
-// prefix ("" when none).
+// prefix ("" when none); case and diacritics do not count ("caller:
+// pașaport" finds the recognizer's spelling "caller: pasaport" too).
 func (r callerRun) turnAfter(prefix string) string {
 	for i, l := range r.lines {
-		if strings.HasPrefix(l, prefix) && i+1 < len(r.lines) {
+		if strings.HasPrefix(flows.Normalize(l), flows.Normalize(prefix)) && i+1 < len(r.lines) {
 			return r.lines[i+1]
 		}
 	}
