@@ -13,6 +13,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/govline/ivr/internal/editdist"
 )
 
 // Diagnostic is one problem found in a flow file. Col is 0 when only the
@@ -468,7 +470,7 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 func suggest(name string) string {
 	best, bestD := "", 3
 	for k := range apiGlobals {
-		if d := editDistance(name, k); d < bestD || (d == bestD && k < best) {
+		if d := editdist.Strings(name, k); d < bestD || (d == bestD && k < best) {
 			best, bestD = k, d
 		}
 	}
@@ -476,26 +478,6 @@ func suggest(name string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // collectGlobals records every global name the chunk assigns or defines

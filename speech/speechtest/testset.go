@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/speech"
 )
 
@@ -235,7 +236,7 @@ func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items [
 				t.Fatalf("Finish: %v", err)
 			}
 			ref := strings.Fields(speech.NormalizeText(it.Say))
-			errs := editDistance(ref, strings.Fields(res.Text))
+			errs := editdist.Distance(ref, strings.Fields(res.Text))
 			ok := res.Tag == it.WantTag
 			for _, k := range []string{it.Grammar, "all"} {
 				sc := scores[k]
@@ -253,25 +254,4 @@ func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items [
 		}
 	}
 	return scores
-}
-
-// editDistance is the word-level Levenshtein distance.
-func editDistance(a, b []string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
