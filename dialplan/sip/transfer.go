@@ -369,13 +369,11 @@ func (t *tap) put(frame []int16) {
 // transcoder converts the agent leg's RTP payloads to caller frames and
 // caller frames to agent payloads. Each direction is used by one goroutine.
 type transcoder struct {
-	n          int // samples per caller frame
-	dec        audio.Decoder
+	n          int                 // samples per caller frame
+	in         audio.PayloadWriter // agent payload -> decode -> resample -> caller frames -> emit
+	emit       func([]int16) error // toCaller's, for the frames of its payload
 	enc        audio.Encoder
-	rsIn       *audio.Resampler // agent codec rate -> caller rate
 	rsOut      *audio.Resampler // caller rate -> agent codec rate
-	pcm, conv  []int16          // agent -> caller scratch
-	acc        []int16          // caller-rate samples not yet a whole frame
 	outPCM     []int16          // caller -> agent scratch
 	outPayload []byte
 }
@@ -389,38 +387,25 @@ func newTranscoder(codec string, rate int) (*transcoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	rsIn, err := audio.NewResampler(dec.Rate(), rate)
-	if err != nil {
-		return nil, err
-	}
 	rsOut, err := audio.NewResampler(rate, enc.Rate())
 	if err != nil {
 		return nil, err
 	}
-	n := audio.SamplesPerFrame(rate)
-	conv := make([]int16, rate*120/1000)
-	return &transcoder{n: n, dec: dec, enc: enc, rsIn: rsIn, rsOut: rsOut,
-		pcm: make([]int16, dec.Rate()*120/1000), conv: conv, acc: make([]int16, 0, 2*len(conv)+n),
-		outPCM: make([]int16, enc.Rate()/50), outPayload: make([]byte, audio.MaxPayloadSize)}, nil
+	x := &transcoder{n: audio.SamplesPerFrame(rate), enc: enc, rsOut: rsOut,
+		outPCM: make([]int16, enc.Rate()/50), outPayload: make([]byte, audio.MaxPayloadSize)}
+	x.in, err = audio.DecodeWriter(dec, audio.FrameWriter(audio.WriterFunc(rate, "caller", func(f []int16) error { return x.emit(f) })))
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
 // toCaller decodes one agent payload and calls emit with every whole
 // caller frame it completes (the frame is only valid during the call).
+// A bad packet is skipped.
 func (x *transcoder) toCaller(payload []byte, emit func([]int16) error) error {
-	k, err := x.dec.Decode(x.pcm, payload)
-	if err != nil {
-		return nil // a bad packet: skip it
-	}
-	x.acc = append(x.acc, x.conv[:x.rsIn.Process(x.conv, x.pcm[:k])]...)
-	off := 0
-	for len(x.acc)-off >= x.n {
-		if err := emit(x.acc[off : off+x.n]); err != nil {
-			return err
-		}
-		off += x.n
-	}
-	x.acc = x.acc[:copy(x.acc, x.acc[off:])]
-	return nil
+	x.emit = emit
+	return x.in.WriteSample(payload)
 }
 
 // toAgent encodes one caller frame; the payload is valid until the next call.
