@@ -5,8 +5,10 @@
 # through the module proxy).
 
 GO       ?= go
-TAGS     := sqlite_fts5
-GOFLAGS_ := -tags $(TAGS)
+# No build tag is needed (SQLite's FTS5 is in every build: internal/sqlitefts5);
+# TAGS=... is passed on when given (TAGS=sqlite_fts5 uses the driver's own FTS5).
+TAGS     ?=
+GOFLAGS_ := $(if $(TAGS),-tags $(TAGS))
 BIN      := bin
 # Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
 # rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp),

@@ -365,7 +365,7 @@ func TestBinary(t *testing.T) {
 		t.Skip("go command not found")
 	}
 	bin := filepath.Join(t.TempDir(), "ivrctl")
-	build := exec.Command(goBin, "build", "-tags", "sqlite_fts5", "-o", bin, ".")
+	build := exec.Command(goBin, "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

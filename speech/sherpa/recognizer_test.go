@@ -256,7 +256,7 @@ func TestPoolBounds(t *testing.T) {
 
 // Real models, when the operator's folders are given:
 //
-//	IVR_TEST_SHERPA_ASR=var/models/sherpa-onnx-whisper-base go test -tags sqlite_fts5 ./speech/sherpa/
+//	IVR_TEST_SHERPA_ASR=var/models/sherpa-onnx-whisper-base go test ./speech/sherpa/
 //	IVR_TEST_SHERPA_TTS_RO=var/models/vits-piper-ro_RO-mihai-medium IVR_TEST_SHERPA_TTS_EN=... go test ...
 
 func TestRealRecognizer(t *testing.T) {
