@@ -252,6 +252,26 @@ func (c *RenderCache) keepRate(j *renderJob, rate int) {
 // they come; the finished render goes to disk and to memory (at the
 // rates the calls asked for), unless a fallback spoke it.
 func (c *RenderCache) render(j *renderJob, lang, text, wav string) {
+	// A panic in the engine fails this render (the calls playing it hear
+	// the fallback or an error), not the process.
+	defer Recover(c.Metrics, c.logger(), "prompt render", func(v any) {
+		j.mu.Lock()
+		done := j.done
+		j.mu.Unlock()
+		if !done {
+			j.finish(PanicError(v))
+		}
+		c.mu.Lock()
+		if c.jobs[j.src] == j {
+			delete(c.jobs, j.src)
+		}
+		c.mu.Unlock()
+		select {
+		case <-j.stored:
+		default:
+			close(j.stored) // only this goroutine closes it
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), renderTimeout)
 	defer cancel()
 	keep, err := c.renderInto(ctx, j, lang, text)

@@ -81,7 +81,8 @@ var (
 	_ ivr.Call       = (*call)(nil)
 	_ ivr.Transferer = (*call)(nil)
 
-	_ audio.FrameSender = (*call)(nil)
+	_ audio.FrameSender      = (*call)(nil)
+	_ audio.SendPanicHandler = (*call)(nil)
 )
 
 func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
@@ -286,14 +287,19 @@ func (c *call) run() {
 	defer c.s.metrics.Channels.Add(-1)
 	defer c.s.forget(c)
 	// A panic below still frees what the call holds and closes its record.
-	defer func() {
-		if r := recover(); r != nil {
-			c.end(ivr.EndError, fmt.Errorf("panic: %v", r))
-			c.teardown()
-			c.tr.End(ivr.EndError)
-			panic(r) // to the server's recover, which logs and counts it
+	defer ivr.Recover(c.s.eng.Metrics, c.tr.Log(), "ari call", func(v any) {
+		c.end(ivr.EndError, ivr.PanicError(v))
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+		if err := c.Hangup(ctx, ivr.EndError); err != nil {
+			c.tr.Log().Warn("hangup failed", "err", err)
 		}
-	}()
+		cancel()
+		c.teardown()
+		c.tr.End(ivr.EndError)
+	})
+	if hook := c.s.testHook.Load(); hook != nil {
+		(*hook)("call", c.id)
+	}
 	reason, err := c.setup()
 	if err != nil {
 		if cause := context.Cause(c.ctx); cause != nil {

@@ -131,6 +131,7 @@ func (c *call) startMedia() error {
 	c.mediaWG.Add(1)
 	go func() {
 		defer c.mediaWG.Done()
+		defer ivr.Recover(c.s.eng.Metrics, c.tr.Log(), "ari rtp reader", c.endOnPanic)
 		defer stop()
 		c.readLoop()
 	}()
@@ -225,6 +226,9 @@ func (c *call) readLoop() {
 		lastPacket = time.Now()
 		c.tr.PacketsIn.Add(1)
 		m.RTPPacketsIn.Add(1)
+		if hook := c.s.testHook.Load(); hook != nil {
+			(*hook)("rtp", c.id)
+		}
 		rx.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
 	}
 }
@@ -270,6 +274,9 @@ func newSendState(f mediaFormat) (sendState, error) {
 func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	m := c.s.eng.Metrics
+	if hook := c.s.testHook.Load(); hook != nil {
+		(*hook)("send", c.id)
+	}
 	frame := st.silence
 	owned := c.Out.Take()
 	if owned != nil {
@@ -298,3 +305,13 @@ func (c *call) SendFrame(now time.Time) {
 	st.pkt.SequenceNumber++
 	st.pkt.Timestamp += st.step
 }
+
+// SendPanicked implements audio.SendPanicHandler: the sender took the
+// call off its round after a panic in SendFrame; the call ends.
+func (c *call) SendPanicked(v any, stack []byte) {
+	ivr.Panicked(c.s.eng.Metrics, c.tr.Log(), "ari rtp sender", v, stack)
+	c.endOnPanic(v)
+}
+
+// endOnPanic ends the call after a panic on one of its goroutines.
+func (c *call) endOnPanic(v any) { c.end(ivr.EndError, ivr.PanicError(v)) }

@@ -20,6 +20,9 @@ type Metrics struct {
 	EventsDropped    atomic.Uint64
 	LegTimeouts      atomic.Uint64  // media legs that never arrived
 	CommandLatency   *ivr.Histogram // command sent to its reply
+	// Engine, when set, counts the panics recovered on the adapter's
+	// goroutines (ivr_panics_total); New sets it to the engine's.
+	Engine *ivr.Metrics
 }
 
 // NewMetrics returns zeroed metrics.

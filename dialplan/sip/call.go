@@ -68,7 +68,8 @@ var (
 	_ ivr.Call    = (*call)(nil)
 	_ ivr.Flusher = (*call)(nil)
 
-	_ audio.FrameSender = (*call)(nil)
+	_ audio.FrameSender      = (*call)(nil)
+	_ audio.SendPanicHandler = (*call)(nil)
 )
 
 func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
@@ -127,6 +128,7 @@ func (c *call) start() {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip rtp reader", c.endOnPanic)
 		c.readLoop()
 	}()
 	c.slot = c.srv.sender.Add(c)
@@ -237,6 +239,9 @@ func (c *call) readLoop() {
 		lastPacket = time.Now()
 		c.tr.PacketsIn.Add(1)
 		c.srv.metrics.RTPPacketsIn.Add(1)
+		if hook := c.srv.testHook.Load(); hook != nil {
+			(*hook)("rtp", c.tr.Info().ID)
+		}
 
 		if ms.dtmf != 0 && pkt.PayloadType == ms.dtmf {
 			ev, err := parseTelephoneEvent(pkt.Payload)
@@ -318,6 +323,9 @@ func (c *call) SendFrame(now time.Time) {
 	if st.failed {
 		return
 	}
+	if hook := c.srv.testHook.Load(); hook != nil {
+		(*hook)("send", c.tr.Info().ID)
+	}
 	ms := c.media.Load()
 	if ms != st.cur {
 		e, err := audio.NewEncoderAt(ms.audio.Name, c.rate)
@@ -366,6 +374,16 @@ func (c *call) SendFrame(now time.Time) {
 	st.pkt.SequenceNumber++
 	st.pkt.Timestamp += st.tsStep
 }
+
+// SendPanicked implements audio.SendPanicHandler: the sender took the
+// call off its round after a panic in SendFrame; the call ends.
+func (c *call) SendPanicked(v any, stack []byte) {
+	ivr.Panicked(c.srv.metrics, c.tr.Log(), "sip rtp sender", v, stack)
+	c.endOnPanic(v)
+}
+
+// endOnPanic ends the call after a panic on one of its goroutines.
+func (c *call) endOnPanic(v any) { c.end(ivr.EndError, ivr.PanicError(v)) }
 
 // end stops the call from the engine's side (RTP timeout, media error): it
 // sets the cause, the session returns, and the engine hangs up (BYE) with

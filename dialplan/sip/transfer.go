@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -266,6 +265,7 @@ func (c *call) ring(targets []queue.Target, h ivr.Handoff, timeout time.Duration
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip ring collector", func(any) { r.done <- ringResult{detail: "internal error"} })
 		var won *ringResult
 		var why []string
 		for range targets {
@@ -295,13 +295,9 @@ func (c *call) inviteAgent(ctx context.Context, t queue.Target, hdrs []sip.Heade
 	// recover: a panic in the SIP stack (diago dereferences missing
 	// responses on some transport errors) must cost this agent's ring,
 	// not the process.
-	defer func() {
-		if r := recover(); r != nil {
-			c.srv.metrics.Panics.Add(1)
-			c.srv.log.Error("panic while ringing an agent", "agent", t.Agent, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			res = ringResult{agent: t.Agent, detail: t.Agent + ": internal error"}
-		}
-	}()
+	defer ivr.Recover(c.srv.metrics, c.srv.log.With("agent", t.Agent), "sip ringing an agent", func(any) {
+		res = ringResult{agent: t.Agent, detail: t.Agent + ": internal error"}
+	})
 	var u sip.Uri
 	if err := sip.ParseUri(t.Contact, &u); err != nil {
 		return ringResult{agent: t.Agent, detail: t.Agent + ": bad contact"}
@@ -444,6 +440,7 @@ func (c *call) bridge(d *diago.DialogClientSession, heard func([]int16)) time.Du
 	wg.Add(2)
 	go func() { // agent -> caller
 		defer wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip bridge to the caller", nil)
 		defer cancel()
 		buf := make([]byte, media.RTPBufSize)
 		emit := func(f []int16) error {
@@ -470,6 +467,7 @@ func (c *call) bridge(d *diago.DialogClientSession, heard func([]int16)) time.Du
 	}()
 	go func() { // caller -> agent
 		defer wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip bridge to the agent", nil)
 		defer cancel()
 		for {
 			select {
