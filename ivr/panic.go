@@ -42,4 +42,6 @@ func Panicked(m *Metrics, log *slog.Logger, where string, v any, stack []byte) {
 }
 
 // PanicError is the end cause of a call a panic ended.
-func PanicError(v any) error { return fmt.Errorf("internal error (panic: %s)", redact.Text(fmt.Sprint(v))) }
+func PanicError(v any) error {
+	return fmt.Errorf("internal error (panic: %s)", redact.Text(fmt.Sprint(v)))
+}
