@@ -38,19 +38,20 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(realMain(os.Args[1:], os.LookupEnv, os.Stderr))
 }
 
-func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
+func realMain(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("IVR_CONFIG"), "configuration file (TOML); default: the embedded defaults")
+	config, _ := lookup("IVR_CONFIG")
+	configPath := fs.String("config", config, "configuration file (TOML); default: the embedded defaults")
 	check := fs.Bool("check", false, "validate the configuration and the prompts, then exit")
 	renderOnly := fs.Bool("render-prompts", false, "render the text prompts with espeak-ng into the data folder, then exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := LoadConfig(*configPath, lookup)
 	if err != nil {
 		fmt.Fprintln(stderr, "ivrd:", err)
 		return 2

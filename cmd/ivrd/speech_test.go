@@ -45,9 +45,7 @@ func TestSpeechOffByConfig(t *testing.T) {
 // embedded one behind it; a sherpa model folder that is not there is
 // reported and the embedded engines serve alone.
 func TestSpeechLadderFromConfig(t *testing.T) {
-	c, err := LoadConfig("", func(k string) string {
-		return map[string]string{"IVR_SPEECH_RECOGNIZER": "openai", "IVR_SPEECH_SYNTHESIZER": "openai", "IVR_OPENAI_URL": "http://127.0.0.1:9/v1", "IVR_FLOWS_DIR": "../../flows"}[k]
-	})
+	c, err := LoadConfig("", env(map[string]string{"IVR_SPEECH_RECOGNIZER": "openai", "IVR_SPEECH_SYNTHESIZER": "openai", "IVR_OPENAI_URL": "http://127.0.0.1:9/v1", "IVR_FLOWS_DIR": "../../flows"}))
 	if err != nil {
 		t.Fatal(err)
 	}
