@@ -193,16 +193,16 @@ type SpeechConfig struct {
 	// "embedded" (pocketsphinx, espeak-ng), "vosk" (recognizer only),
 	// "openai" or "sherpa". Any other than embedded falls back to the
 	// embedded one when it fails.
-	Recognizer    string       `toml:"recognizer"`
-	Synthesizer   string       `toml:"synthesizer"`
-	FinishTimeout Duration     `toml:"finish_timeout"`
+	Recognizer    string   `toml:"recognizer"`
+	Synthesizer   string   `toml:"synthesizer"`
+	FinishTimeout Duration `toml:"finish_timeout"`
 	// ModelsDir holds the silero VAD model (silero_vad_v5.onnx); ""
 	// looks for var/models in the working folder and its parents, then
 	// in the user's cache (a checkout's `make models`).
-	ModelsDir string `toml:"models_dir"`
-	Vosk          VoskConfig   `toml:"vosk"`
-	OpenAI        OpenAIConfig `toml:"openai"`
-	Sherpa        SherpaConfig `toml:"sherpa"`
+	ModelsDir string       `toml:"models_dir"`
+	Vosk      VoskConfig   `toml:"vosk"`
+	OpenAI    OpenAIConfig `toml:"openai"`
+	Sherpa    SherpaConfig `toml:"sherpa"`
 }
 
 // VoskConfig is [speech.vosk]: a Vosk server's WebSocket.

@@ -32,7 +32,8 @@ type T interface {
 }
 
 // Golden compares the exposition got with the file path (rewritten with
-// -update). The values of the families named in volatile (runtime
+// -update). A series of value 0 in got that the golden file lacks is not a
+// difference (a labelled counter that now starts at 0). The values of the families named in volatile (runtime
 // figures) are not compared, only their HELP, TYPE and labels. Families
 // in got whose name starts with one of extra are left out (the process
 // and Go collectors that the move added).
@@ -66,9 +67,46 @@ func Golden(t T, path string, got []byte, volatile []string, extra ...string) {
 			}
 		}
 	}
+	// Families the golden file declares (HELP, TYPE) without a sample
+	// (a labelled counter before its first event): got may hold them with
+	// zeros only.
+	for name, decl := range declared(want) {
+		g, ok := gf[name]
+		if _, inWant := wf[name]; inWant || !ok {
+			continue
+		}
+		if g.GetHelp() != decl[0] || strings.ToLower(g.GetType().String()) != decl[1] {
+			t.Errorf("%s: HELP %q TYPE %v, want %q %s", name, g.GetHelp(), g.GetType(), decl[0], decl[1])
+		}
+		if s := dropNewZeros(samples(g), nil); len(s) > 0 && !slices.Contains(volatile, name) {
+			t.Errorf("%s: samples %v where the golden file has none", name, s)
+		}
+		delete(gf, name)
+	}
 	for _, d := range Diff(wf, gf, volatile) {
 		t.Errorf("%s", d)
 	}
+}
+
+// declared returns the HELP and TYPE of every family a text exposition
+// declares, samples or not.
+func declared(b []byte) map[string][2]string {
+	out := map[string][2]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) < 4 || f[0] != "#" {
+			continue
+		}
+		d := out[f[2]]
+		switch f[1] {
+		case "HELP":
+			d[0] = f[3]
+		case "TYPE":
+			d[1] = f[3]
+		}
+		out[f[2]] = d
+	}
+	return out
 }
 
 // Parse reads a text exposition into families by name.
@@ -112,7 +150,7 @@ func Diff(want, got map[string]*dto.MetricFamily, volatile []string) []string {
 		if w.GetType() != g.GetType() {
 			out = append(out, fmt.Sprintf("%s: TYPE %v, want %v", n, g.GetType(), w.GetType()))
 		}
-		ws, gs := samples(w), samples(g)
+		ws, gs := samples(w), dropNewZeros(samples(g), samples(w))
 		if slices.Contains(volatile, n) {
 			ws, gs = keys(ws), keys(gs)
 		}
@@ -159,6 +197,24 @@ func keys(s []string) []string {
 	out := make([]string, len(s))
 	for i, x := range s {
 		out[i] = x[:strings.LastIndexByte(x, ' ')]
+	}
+	return out
+}
+
+// dropNewZeros leaves out of got the samples of value 0 whose labels are
+// not in want: a labelled counter that now starts at 0 for each of its
+// documented values says what the absent series said.
+func dropNewZeros(got, want []string) []string {
+	known := map[string]bool{}
+	for _, k := range keys(want) {
+		known[k] = true
+	}
+	out := got[:0:0]
+	for _, s := range got {
+		if strings.HasSuffix(s, " 0") && !known[s[:strings.LastIndexByte(s, ' ')]] {
+			continue
+		}
+		out = append(out, s)
 	}
 	return out
 }
