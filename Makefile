@@ -93,7 +93,7 @@ eval: deps
 	$(GO) run $(GOFLAGS_) ./flows/kb/cmd/kbeval -dir flows/kb $(EVALFLAGS)
 
 # install puts the engine where a Debian service lives: the binaries in
-# PREFIX/bin, the flows (with the knowledge base and prompts) and the VAD
+# PREFIX/bin (the speech libraries in PREFIX/lib/ivr), the flows (with the knowledge base and prompts) and the VAD
 # model in PREFIX/share/ivr, the docs in PREFIX/share/doc/ivr, the systemd
 # unit in PREFIX/lib/systemd/system, the configuration in
 # SYSCONFDIR/ivr/ivrd.toml (kept when it exists) and the state folder
@@ -106,10 +106,16 @@ LOCALSTATEDIR ?= /var
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
 IVR_USER      ?= ivr
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+# The onnxruntime and sherpa-onnx libraries the speech engines link come
+# with a Go module, whose folder the binaries' run path names (in the build
+# user's module cache, which the service may not read): they are installed
+# in PREFIX/lib/ivr, which the unit puts on LD_LIBRARY_PATH.
+SHERPA_LIBS = $(shell $(GO) list -m -f '{{.Dir}}' github.com/k2-fsa/sherpa-onnx-go-linux)/lib/$(shell uname -m)-unknown-linux-gnu
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ivr/models $(DESTDIR)$(PREFIX)/share/doc/ivr \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ivr $(DESTDIR)$(PREFIX)/share/ivr/models $(DESTDIR)$(PREFIX)/share/doc/ivr \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ivr
 	install -m 0755 $(BIN)/ivrd $(BIN)/ivrctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(SHERPA_LIBS)/libonnxruntime.so $(SHERPA_LIBS)/libsherpa-onnx-c-api.so $(SHERPA_LIBS)/libsherpa-onnx-cxx-api.so $(DESTDIR)$(PREFIX)/lib/ivr/
 	rm -rf $(DESTDIR)$(PREFIX)/share/ivr/flows
 	cp -R flows $(DESTDIR)$(PREFIX)/share/ivr/flows
 	find $(DESTDIR)$(PREFIX)/share/ivr/flows \( -name '*.go' -o -name testdata \) -prune -exec rm -rf {} +

@@ -36,7 +36,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
 	for _, p := range []string{
-		"usr/local/bin/ivrd", "usr/local/bin/ivrctl",
+		"usr/local/bin/ivrd", "usr/local/bin/ivrctl", "usr/local/lib/ivr/libonnxruntime.so", "usr/local/lib/ivr/libsherpa-onnx-c-api.so",
 		"usr/local/share/ivr/flows/main.lua", "usr/local/share/ivr/flows/kb/synonyms.txt",
 		"usr/local/share/ivr/models/silero_vad_v5.onnx", "usr/local/share/doc/ivr/operations.md",
 		"usr/local/lib/systemd/system/ivrd.service", "etc/ivr/ivrd.toml", "var/lib/ivr",
@@ -50,7 +50,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"User=ivr", "ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes",
-		"ExecStart=/usr/local/bin/ivrd -config /etc/ivr/ivrd.toml", "StateDirectory=ivr"} {
+		"ExecStart=/usr/local/bin/ivrd -config /etc/ivr/ivrd.toml", "StateDirectory=ivr", "Environment=LD_LIBRARY_PATH=/usr/local/lib/ivr"} {
 		if !strings.Contains(string(unit), want+"\n") {
 			t.Errorf("the unit lacks %s", want)
 		}
@@ -84,12 +84,23 @@ func TestMakeInstall(t *testing.T) {
 	}
 
 	// The installed daemon, started from an unrelated folder with the
-	// installed configuration (its folders moved into the staging tree).
+	// installed configuration (its folders moved into the staging tree)
+	// and the unit's library path: the speech libraries come from there,
+	// not from the build user's Go module cache, which the service's user
+	// cannot read.
 	ivrd := filepath.Join(dest, "usr/local/bin/ivrd")
+	libs := "LD_LIBRARY_PATH=" + filepath.Join(dest, "usr/local/lib/ivr")
+	ldd := exec.Command("ldd", ivrd)
+	ldd.Env = append(os.Environ(), libs)
+	if out, err := ldd.CombinedOutput(); err != nil {
+		t.Errorf("ldd: %v\n%s", err, out)
+	} else if want := "libonnxruntime.so => " + filepath.Join(dest, "usr/local/lib/ivr/libonnxruntime.so"); !strings.Contains(string(out), want) {
+		t.Errorf("the installed ivrd does not load onnxruntime from the installed folder:\n%s", out)
+	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d := exec.Command(ivrd, "-config", filepath.Join(dest, "etc/ivr/ivrd.toml"))
 	d.Dir = t.TempDir()
-	d.Env = append(os.Environ(),
+	d.Env = append(os.Environ(), libs,
 		fmt.Sprintf("IVR_SIP_LISTEN=127.0.0.1:%d", freePort(t)),
 		"IVR_HTTP_LISTEN="+httpAddr,
 		"IVR_CONSOLE_LISTEN=",
