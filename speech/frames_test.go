@@ -20,23 +20,6 @@ func sine(n, rate int) []int16 {
 	return out
 }
 
-// readAll reads a to its end, checking every frame's size.
-func readAll(t *testing.T, a Audio, rate int) []int16 {
-	t.Helper()
-	frame := make([]int16, audio.SamplesPerFrame(rate))
-	var out []int16
-	for {
-		err := a.ReadFrame(frame)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, frame...)
-	}
-}
-
 // A render pushed in pieces of any size by another goroutine and
 // resampled exactly plays the same samples as the whole render resampled
 // at once, padded to a whole frame.
@@ -54,7 +37,10 @@ func TestLiveExactResampling(t *testing.T) {
 		}
 		live.Finish(nil)
 	}()
-	got := readAll(t, a, 8000)
+	got, err := ReadAll(a, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, _ := audio.Resample(pcm, 16000, 8000)
 	if len(got)%160 != 0 || len(got)-len(want) >= 160 || len(got) < len(want) {
 		t.Fatalf("%d samples, want %d padded to a whole frame", len(got), len(want))
@@ -65,8 +51,8 @@ func TestLiveExactResampling(t *testing.T) {
 	if slices.ContainsFunc(got[len(want):], func(s int16) bool { return s != 0 }) {
 		t.Error("the last frame is not padded with silence")
 	}
-	if err := a.ReadFrame(make([]int16, 160)); !errors.Is(err, io.EOF) {
-		t.Errorf("after the end: %v, want io.EOF", err)
+	if err := a.ReadFrame(make([]int16, 160)); !errors.Is(err, ErrClosed) {
+		t.Errorf("after the end and Close: %v, want ErrClosed", err)
 	}
 }
 
