@@ -41,15 +41,11 @@ type ReceiverConfig struct {
 // NewReceiver returns the receive path for packets of dec's codec; call
 // SetDecoder when a re-INVITE changes the codec.
 func NewReceiver(cfg ReceiverConfig, dec Decoder) (*Receiver, error) {
-	sink := cfg.Sink
 	r := &Receiver{
 		rate:    cfg.Rate,
 		jb:      NewJitterBuffer(cfg.JitterDepth),
 		counted: cfg.Counted,
-		frames: FrameWriter(WriterFunc(cfg.Rate, "sink", func(frame []int16) error {
-			sink(frame)
-			return nil
-		})),
+		frames:  FrameWriter(&sinkWriter{rate: cfg.Rate, sink: cfg.Sink}),
 	}
 	r.drain = r.decode
 	if err := r.SetDecoder(dec); err != nil {
@@ -106,3 +102,13 @@ func (r *Receiver) release() {
 	}
 	r.lost, r.late = st.Lost, st.Late
 }
+
+// sinkWriter is the receive path's last stage: the adapter's Sink.
+type sinkWriter struct {
+	rate int
+	sink func([]int16)
+}
+
+func (w *sinkWriter) WriteSample(frame []int16) error { w.sink(frame); return nil }
+func (w *sinkWriter) SampleRate() int                 { return w.rate }
+func (w *sinkWriter) String() string                  { return "sink" }
