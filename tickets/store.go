@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
+
+	_ "github.com/govline/ivr/internal/sqlitefts5" // FTS5 in every build, no build tag needed
 )
 
 // DBFile is the name of the database file inside the data directory.

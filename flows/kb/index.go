@@ -15,9 +15,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/govline/ivr/tickets"
-
+	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/redact"
+	"github.com/govline/ivr/tickets"
 )
 
 // Score thresholds. A Result's Score is a confidence in 0..1 (see Search).
@@ -686,7 +686,7 @@ func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, erro
 		if err := rows.Scan(&c, &d); err != nil {
 			return "", 0, err
 		}
-		dist := levenshtein(c, t)
+		dist := editdist.Strings(c, t)
 		if dist < bestDist || (dist == bestDist && d > bestD) {
 			best, bestD, bestDist = c, d, dist
 		}
