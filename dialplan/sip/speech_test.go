@@ -47,7 +47,9 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 		if recognizer, enginesErr = sphinx.New(sphinx.Options{MaxIdle: 128}); enginesErr != nil {
 			return
 		}
-		talker, enginesErr = espeak.New(espeak.Options{})
+		// The caller renders each utterance alone, so what the caller says
+		// does not depend on what the line rendered before (Isolated).
+		talker, enginesErr = espeak.New(espeak.Options{Isolated: true})
 	})
 	if enginesErr != nil {
 		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", enginesErr)

@@ -87,11 +87,15 @@ static uintptr_t eventUser(espeak_EVENT *ev) { return (uintptr_t)ev->user_data; 
 import "C"
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os/exec"
 	"runtime"
 	"runtime/cgo"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -115,12 +119,21 @@ type Options struct {
 	// CacheBytes bounds the memory of the rendered-prompt cache; 0 means
 	// DefaultCacheBytes, negative disables the cache.
 	CacheBytes int
+	// Isolated renders each text in a process of its own (the espeak-ng
+	// program of the Debian package of that name), so that a text always
+	// renders the same: in one process espeak-ng's glottal phase and
+	// pitch flutter carry over from each rendering to the next, and a
+	// text sounds slightly different after every other text. Test callers
+	// use it, so that what they say does not depend on what the line
+	// rendered before; it costs a process start (about 20 ms) per text.
+	Isolated bool
 }
 
 // Synth is the espeak-ng speech.Synthesizer. It is safe for concurrent
 // use; all Synths of a process share the one renderer.
 type Synth struct {
-	cache *lru // nil when disabled
+	cache    *lru // nil when disabled
+	isolated bool
 }
 
 var _ speech.Synthesizer = (*Synth)(nil)
@@ -131,7 +144,12 @@ func New(opts Options) (*Synth, error) {
 	if err := startRenderer(); err != nil {
 		return nil, err
 	}
-	s := &Synth{}
+	s := &Synth{isolated: opts.Isolated}
+	if opts.Isolated {
+		if _, err := exec.LookPath("espeak-ng"); err != nil {
+			return nil, fmt.Errorf("%w: Options.Isolated needs the espeak-ng program (apt-get install espeak-ng): %v", speech.ErrEngine, err)
+		}
+	}
 	switch {
 	case opts.CacheBytes == 0:
 		s.cache = newLRU(DefaultCacheBytes)
@@ -210,6 +228,10 @@ func (s *Synth) Synthesize(ctx context.Context, req speech.SynthRequest) (speech
 		return a, nil
 	}
 	j := &job{text: text, voice: voice, speed: speed, out: a}
+	if s.isolated {
+		go renderIsolated(ctx, j)
+		return a, nil
+	}
 	select {
 	case jobs <- j:
 	case <-ctx.Done():
@@ -310,6 +332,37 @@ func render(j *job) {
 	if st != C.ENS_OK && !j.out.stopped() {
 		j.out.finish(fmt.Errorf("%w: espeak-ng synthesis failed (status %#x)", speech.ErrEngine, int(st)))
 		return
+	}
+	j.out.finish(nil)
+}
+
+// renderIsolated renders j with a new espeak-ng process, which writes a
+// WAV file at nativeRate on its standard output; the samples after the
+// header are pushed as the library's callback pushes them.
+func renderIsolated(ctx context.Context, j *job) {
+	cmd := exec.CommandContext(ctx, "espeak-ng", "--stdout", "-v", j.voice, "-s", strconv.Itoa(j.speed))
+	cmd.Stdin = strings.NewReader(j.text)
+	out, err := cmd.Output()
+	if err != nil {
+		j.out.finish(fmt.Errorf("%w: espeak-ng: %v", speech.ErrEngine, err))
+		return
+	}
+	i := bytes.Index(out, []byte("data"))
+	if len(out) < 44 || !bytes.HasPrefix(out, []byte("RIFF")) || i < 0 || i+8 > len(out) {
+		j.out.finish(fmt.Errorf("%w: espeak-ng wrote %d bytes that are not a WAV file", speech.ErrEngine, len(out)))
+		return
+	}
+	if r := binary.LittleEndian.Uint32(out[24:]); r != nativeRate {
+		j.out.finish(fmt.Errorf("%w: espeak-ng wrote %d Hz, want %d", speech.ErrEngine, r, nativeRate))
+		return
+	}
+	data := out[i+8:]
+	pcm := make([]int16, len(data)/2)
+	for k := range pcm {
+		pcm[k] = int16(binary.LittleEndian.Uint16(data[2*k:]))
+	}
+	if len(pcm) > 0 && !j.out.stopped() {
+		j.out.push(pcm)
 	}
 	j.out.finish(nil)
 }

@@ -2,6 +2,7 @@ package espeak
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,6 +29,37 @@ func TestConformance(t *testing.T) {
 	t.Run("cached", func(t *testing.T) {
 		speechtest.TestSynthesizer(t, newSynth(t, Options{}), "ro")
 	})
+	t.Run("isolated", func(t *testing.T) {
+		speechtest.TestSynthesizer(t, newSynth(t, Options{CacheBytes: -1, Isolated: true}), "ro")
+	})
+}
+
+// An isolated Synth renders a text the same whatever was rendered before
+// it, in this process or in another; the shared renderer does not (the
+// reason Isolated exists: a test caller's "nu" was heard differently
+// after different histories).
+func TestIsolatedRendersAlike(t *testing.T) {
+	iso := newSynth(t, Options{CacheBytes: -1, Isolated: true})
+	shared := newSynth(t, Options{CacheBytes: -1})
+	nu := speech.SynthRequest{Text: "nu", Lang: "ro", Rate: 8000}
+	other := speech.SynthRequest{Text: "Bună ziua! Spuneți pe scurt cu ce vă putem ajuta.", Lang: "ro", Rate: 8000}
+	a, s1 := speechtest.Render(t, iso, nu), speechtest.Render(t, shared, nu)
+	speechtest.Render(t, iso, other)
+	speechtest.Render(t, shared, other)
+	b, s2 := speechtest.Render(t, iso, nu), speechtest.Render(t, shared, nu)
+	if len(a) < 8000/5 {
+		t.Fatalf("isolated \"nu\" is %d samples", len(a))
+	}
+	if !slices.Equal(a, b) {
+		t.Errorf("isolated renderings of the same text differ (%d and %d samples)", len(a), len(b))
+	}
+	if slices.Equal(s1, s2) {
+		t.Logf("the shared renderer rendered \"nu\" alike twice: its carried-over state did not show this time")
+	}
+	// The same voice either way: lengths within 10 ms.
+	if d := len(a) - len(s1); d > 80 || d < -80 {
+		t.Errorf("isolated \"nu\" %d samples, shared %d", len(a), len(s1))
+	}
 }
 
 // The cache returns the same samples as a fresh rendering, and a hit costs
