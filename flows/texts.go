@@ -24,8 +24,8 @@ type Text struct {
 }
 
 // Texts returns the sentences the flows of the version serving new calls
-// say in a fixed form, and the runtime's own (no input, no match, the
-// operator hand-off...), each once: what a synthesizer can render before
+// say in a fixed form, and those of its catalog (every language, without
+// the sentences that have a %s to fill), each once: what a synthesizer can render before
 // the first call needs it. A sentence is fixed when it is a literal: a
 // language table {ro = "...", en = "..."}, a part {lang = "en", text =
 // "..."}, or a string given to say, ask_yes_no, ask_free or as an ask's
@@ -46,27 +46,14 @@ func (r *Runtime) Texts(lang string) []Text {
 		}
 		out = append(out, textsOf(n, src, lang)...)
 	}
-	out = append(out, BuiltinTexts()...)
+	out = append(out, v.cat.Texts()...)
 	return uniqueTexts(out)
 }
 
-// BuiltinTexts are the runtime's own fixed sentences in every language.
-func BuiltinTexts() []Text {
-	var out []Text
-	for lang, m := range askText {
-		for _, s := range m {
-			if !strings.Contains(s, "%") {
-				out = append(out, Text{Lang: lang, Text: s, File: "(runtime)"})
-			}
-		}
-	}
-	for lang, f := range failText {
-		for _, s := range []string{f.sorry, f.transfer, f.ticket, f.callback} {
-			out = append(out, Text{Lang: lang, Text: s, File: "(runtime)"})
-		}
-	}
-	return uniqueTexts(out)
-}
+// BuiltinTexts are the sentences of the shipped catalog without
+// placeholders, in every language (those the engine says on its own: no
+// input, no match, the operator hand-off...).
+func BuiltinTexts() []Text { return uniqueTexts(DefaultCatalog().Texts()) }
 
 func uniqueTexts(ts []Text) []Text {
 	seen := map[[2]string]bool{}
