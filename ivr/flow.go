@@ -14,25 +14,15 @@ type FlowRunner interface {
 	Run(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome
 }
 
-// noQueue is said when a flow hands the call to an agent queue that this
-// line cannot reach (the embedded line has no agent queue yet): the request
-// is registered and the caller is told its number.
-var noQueue = map[string][2]string{
-	"ro": {"Toți operatorii sunt ocupați în acest moment. Solicitarea dumneavoastră a fost înregistrată cu numărul", "Un operator vă va contacta cât mai curând. La revedere."},
-	"en": {"All our operators are busy at the moment. Your request has been registered with the number", "An operator will call you back as soon as possible. Goodbye."},
-}
-
-// Texts are the engine's own fixed sentences (said after a flow ends), for
-// the prompt cache to render ahead.
-func Texts() []flows.Text {
-	var out []flows.Text
-	for lang, m := range noQueue {
-		out = append(out, flows.Text{Lang: lang, Text: m[0], File: "(engine)"}, flows.Text{Lang: lang, Text: m[1], File: "(engine)"})
+// catalog is the sentence catalog of the flows serving the call (the
+// shipped one when the flow runner has none).
+func (s *Session) catalog() *flows.Catalog {
+	if c, ok := s.Flow.(interface{ Catalog() *flows.Catalog }); ok {
+		if cat := c.Catalog(); cat != nil {
+			return cat
+		}
 	}
-	for lang, m := range surveyText {
-		out = append(out, flows.Text{Lang: lang, Text: m[0], File: "(engine)"}, flows.Text{Lang: lang, Text: m[1], File: "(engine)"})
-	}
-	return out
+	return flows.DefaultCatalog()
 }
 
 // runFlow runs the flow and carries out its outcome.
@@ -57,7 +47,7 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	case flows.OutcomeTransfer:
 		s.Tracker.Event("flow.transfer", "queue "+out.Queue+" ticket "+out.Ticket)
 		if tr, ok := s.Call.(Transferer); ok {
-			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang, Summary: out.Summary, Heard: s.Recording.Engine}
+			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang, Summary: out.Summary, Heard: s.Recording.Engine, Catalog: s.catalog()}
 			if err := tr.Transfer(ctx, h); err == nil {
 				// The embedded queue returns when the agent's call ends;
 				// a caller still on the line (the agent hung up) is asked
@@ -96,20 +86,22 @@ func (v *voice) Sensitive(on bool) { v.s.Tracker.Sensitive(on) }
 // and not fallen back to keys): call.speech.
 func (v *voice) Speech() bool { return v.s.ear != nil && !v.s.ear.off.Load() }
 
-// noQueue tells the caller that the request is registered, with its number.
+// noQueue tells the caller that the request is registered, with its
+// number (no_queue.busy, the number, no_queue.callback).
 func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
-	msg, ok := noQueue[out.Lang]
-	if !ok {
-		msg = noQueue["ro"]
-		out.Lang = "ro"
+	cat := s.catalog()
+	if !cat.HasLang(out.Lang) {
+		out.Lang = flows.DefaultLang
 	}
 	p := flows.Prompt{Lang: out.Lang}
 	if out.Ticket != "" {
+		busy := cat.Text(out.Lang, "no_queue.busy")
 		p.Parts = append(p.Parts,
-			flows.Part{Kind: flows.PartText, Value: msg[0], Text: msg[0]},
+			flows.Part{Kind: flows.PartText, Value: busy, Text: busy},
 			flows.Part{Kind: flows.PartDigits, Value: out.Ticket, Text: out.Ticket})
 	}
-	p.Parts = append(p.Parts, flows.Part{Kind: flows.PartText, Value: msg[1], Text: msg[1]})
+	bye := cat.Text(out.Lang, "no_queue.callback")
+	p.Parts = append(p.Parts, flows.Part{Kind: flows.PartText, Value: bye, Text: bye})
 	if _, err := v.Say(ctx, p); err != nil && !errHangup(err) {
 		s.Log.Warn("could not tell the caller the request is registered", "err", err)
 	}
@@ -119,12 +111,6 @@ func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 // desk of the engine's Services implements it.
 type Rater interface {
 	Rate(ctx context.Context, number string, rating int) error
-}
-
-// surveyText is said after an agent call: the question, the thanks.
-var surveyText = map[string][2]string{
-	"ro": {"Vă mulțumim. Vă rugăm să evaluați discuția cu operatorul: apăsați o tastă de la 1, foarte nemulțumit, la 5, foarte mulțumit.", "Vă mulțumim pentru evaluare. La revedere!"},
-	"en": {"Thank you. Please rate your conversation with the operator: press a key from 1, very dissatisfied, to 5, very satisfied.", "Thank you for your rating. Goodbye!"},
 }
 
 // SurveyWait is how long the rating question waits for a key.
@@ -137,10 +123,11 @@ func (s *Session) survey(ctx context.Context, v *voice, out flows.Outcome) {
 	if !ok {
 		return
 	}
-	text, ok := surveyText[out.Lang]
-	if !ok {
-		text, out.Lang = surveyText["ro"], "ro"
+	cat := s.catalog()
+	if !cat.HasLang(out.Lang) {
+		out.Lang = flows.DefaultLang
 	}
+	text := [2]string{cat.Text(out.Lang, "survey.question"), cat.Text(out.Lang, "survey.thanks")}
 	say := func(t string) error {
 		_, err := v.Say(ctx, flows.Prompt{Lang: out.Lang, BargeIn: true, Parts: []flows.Part{{Kind: flows.PartText, Value: t, Text: t}}})
 		return err

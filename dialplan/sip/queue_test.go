@@ -330,7 +330,7 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 		t.Errorf("%s = %v, want the summary on one line", sip.HeaderSummary, h)
 	}
 	// The caller hears their position before the agent answers.
-	want := queue.Announcement("ro", 1, 2*time.Minute)
+	want := queue.Announcement(flows.DefaultCatalog(), "ro", 1, 2*time.Minute)
 	pcm, err := l.eng.Synth.Synthesize(context.Background(), "ro", want, c.rate)
 	if err != nil {
 		t.Fatal(err)
