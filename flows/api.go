@@ -96,7 +96,7 @@ func registerAPI(L *lua.LState, c *call) {
 	}
 	tables := map[string]map[string]lua.LGFunction{
 		"kb":     {"search": c.luaKBSearch, "get": c.luaKBGet},
-		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid},
+		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid, "rate": c.luaTicketRate},
 		"hours":  {"open": c.luaHoursOpen, "describe": c.luaHoursDescribe, "next_open": c.luaHoursNext},
 		"log": {
 			"debug": c.luaLog(slog.LevelDebug), "info": c.luaLog(slog.LevelInfo),
@@ -114,6 +114,9 @@ func registerAPI(L *lua.LState, c *call) {
 	call.RawSetString("start", lua.LNumber(c.facts.Start.Unix()))
 	call.RawSetString("flow", lua.LString(c.flow))
 	call.RawSetString("speech", lua.LBool(c.hears()))
+	if c.facts.Ticket != "" {
+		call.RawSetString("ticket", lua.LString(c.facts.Ticket))
+	}
 	c.callTbl = call
 	L.SetGlobal("call", call)
 	L.SetGlobal("vars", L.NewTable())
@@ -318,6 +321,7 @@ type asker struct {
 	zeroIsKey   bool   // 0 is an answer here (an option's key, a digit)
 	keypad      string // the keypad offer after two misses; "" for none
 	sensitive   bool   // the answer is personal data (sensitive = true)
+	keysOnly    bool   // a spoken answer is no answer (speech = false)
 	// interpret reads an answer; ok false is a no-match.
 	interpret func(in Input) (v lua.LValue, ok bool)
 }
@@ -331,6 +335,7 @@ func (c *call) commonAsk(L *lua.LState, opts *lua.LTable, a *asker) {
 	a.bargeIn = optBool(L, opts, "barge_in", true)
 	a.operator = optBool(L, opts, "operator", true)
 	a.sensitive = optBool(L, opts, "sensitive", false)
+	a.keysOnly = !optBool(L, opts, "speech", true)
 	if opts != nil {
 		a.noInput = opts.RawGetString("no_input")
 		a.noMatch = opts.RawGetString("no_match")
@@ -359,6 +364,11 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
 			misses++
 			reprompt = orDefault(a.noInput, c.msg("no_input"))
+			continue
+		}
+		if a.keysOnly && in.Mode != InputDTMF {
+			misses++
+			reprompt = orDefault(a.noMatch, c.msg("no_match"))
 			continue
 		}
 		if a.operator && c.asksOperator(in, a.zeroIsKey) {
@@ -993,6 +1003,39 @@ func (c *call) luaTicketNote(L *lua.LState) int {
 		L.Push(lua.LNil)
 		L.Push(lua.LString(err.Error()))
 		return 2
+	}
+	L.Push(lua.LTrue)
+	return 1
+}
+
+// Rater is implemented by a Desk that stores a caller's satisfaction
+// rating (1 to 5) with a ticket: ticket.rate (the survey after an agent's
+// call, survey.lua). Safe for concurrent use.
+type Rater interface {
+	Rate(ctx context.Context, number string, rating int) error
+}
+
+// ticket.rate(number, rating) -> true | nil, err: stores the caller's
+// rating, 1 (very dissatisfied) to 5 (very satisfied), with the ticket.
+func (c *call) luaTicketRate(L *lua.LState) int {
+	n := lua.LVAsString(L.CheckAny(1))
+	rating := L.CheckInt(2)
+	r, ok := c.svc.Desk.(Rater)
+	if !ok {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("the ticket desk does not store ratings"))
+		return 2
+	}
+	if rating < 1 || rating > 5 {
+		L.ArgError(2, fmt.Sprintf("ticket.rate: rating %d is not 1 to 5", rating))
+	}
+	wctx, cancel := durable(c.ctx) // a hangup now must not lose the rating
+	done := c.block()
+	err := r.Rate(wctx, n, rating)
+	done()
+	cancel()
+	if err != nil {
+		return c.pushFailure(L, err, ErrNoTicket)
 	}
 	L.Push(lua.LTrue)
 	return 1

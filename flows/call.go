@@ -107,7 +107,7 @@ func (h *hook) Done() <-chan struct{} {
 
 func newCall(ctx context.Context, r *Runtime, v *version, flow string, f Facts, ch Channel, svc Services) *call {
 	lim := r.limits
-	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps}
+	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps, ticket: f.Ticket}
 	c.log = svc.Log.With("call_id", f.CallID, "flow", flow)
 	c.ctx, c.cancel = context.WithTimeout(ctx, lim.Wall)
 	c.hook = &hook{parent: c.ctx, limit: lim.Instructions, cpu: lim.CPU, start: time.Now()}
@@ -224,6 +224,9 @@ func (c *call) fail(se *ScriptError) Outcome {
 	stop := context.AfterFunc(c.parent, cancel) // a hangup still cuts the apology short
 	defer stop()
 	c.sayText(ctx, c.sentence("failure.sorry"))
+	if c.facts.Flow != "" { // a flow after the call's business (the survey): no new ticket
+		return Outcome{Kind: OutcomeHangup, Reason: "flow failed", Lang: c.lang, Ticket: c.ticket, Err: se}
+	}
 
 	var number string
 	if c.svc.Desk != nil {

@@ -67,7 +67,7 @@ var apiGlobals = map[string]arity{
 // apiTables are the library tables and their functions with their arity.
 var apiTables = map[string]map[string]arity{
 	"kb":     {"search": {1, 2}, "get": {1, 1}},
-	"ticket": {"open": {1, 1}, "note": {2, 2}, "lookup": {1, 1}, "valid": {1, 1}},
+	"ticket": {"open": {1, 1}, "note": {2, 2}, "lookup": {1, 1}, "valid": {1, 1}, "rate": {2, 2}},
 	"hours":  {"open": {0, 0}, "describe": {0, 0}, "next_open": {0, 0}},
 	"log":    {"info": {1, 2}, "warn": {1, 2}, "error": {1, 2}, "debug": {1, 2}},
 	"os":     {"time": {0, 1}, "date": {0, 2}, "clock": {0, 0}},
@@ -86,7 +86,7 @@ var apiTables = map[string]map[string]arity{
 // askFields are the fields of the tables the API functions take; a field
 // not listed is a typo the linter reports (retires = 3).
 var (
-	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator"}
+	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator", "speech"}
 	tableField = map[string][]string{
 		"ask":         append([]string{"prompt", "options", "free", "confirm_below"}, askCommon...),
 		"ask_digits":  append([]string{"prompt", "min", "max", "terminator", "confirm", "confirm_below", "inter_digit", "sensitive"}, askCommon...),

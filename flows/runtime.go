@@ -392,6 +392,13 @@ func sameStamps(a, b map[string]stamp) bool {
 	return true
 }
 
+// HasFlow reports whether the version serving new calls has the flow file
+// name (relative to the flows folder, "survey.lua").
+func (r *Runtime) HasFlow(name string) bool {
+	_, ok := r.cur.Load().files[filepath.ToSlash(filepath.Clean(name))]
+	return ok
+}
+
 // route picks the flow file for a dialed number.
 func (r *Runtime) route(called string) string {
 	if f, ok := r.cfg.Routes[called]; ok && f != "" {
@@ -453,6 +460,9 @@ func (r *Runtime) run(ctx context.Context, v *version, f Facts, ch Channel, svc 
 		f.Start = svc.Now()
 	}
 	flow := r.route(f.Called)
+	if f.Flow != "" {
+		flow = filepath.ToSlash(filepath.Clean(f.Flow))
+	}
 	c := newCall(ctx, r, v, flow, f, ch, svc)
 	defer c.close()
 	defer func() {

@@ -2,7 +2,6 @@ package ivr
 
 import (
 	"context"
-	"time"
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/redact"
@@ -37,7 +36,8 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 	if svc.Transcript != nil {
 		svc.Transcript = durableTranscript{t: svc.Transcript, m: s.metrics()}
 	}
-	out := s.Flow.Run(ctx, flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start, Recording: s.Tracker.RecordingPath()}, v, svc)
+	facts := flows.Facts{CallID: s.Info.ID, Caller: s.Info.Caller, Called: s.Info.Called, Lang: lang, Start: s.Info.Start, Recording: s.Tracker.RecordingPath()}
+	out := s.Flow.Run(ctx, facts, v, svc)
 	if out.Err != nil {
 		s.Tracker.Event("flow.error", redact.Text(out.Err.Error()))
 	}
@@ -53,7 +53,7 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 				// a caller still on the line (the agent hung up) is asked
 				// to rate the service. A PBX handoff ends the call here.
 				if s.Call.Context().Err() == nil && out.Ticket != "" {
-					s.survey(ctx, v, out)
+					s.survey(ctx, v, out, svc, facts)
 				}
 				return EndTransferred
 			} else {
@@ -107,44 +107,26 @@ func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 	}
 }
 
-// Rater stores a caller's satisfaction rating with a ticket; the ticket
-// desk of the engine's Services implements it.
-type Rater interface {
-	Rate(ctx context.Context, number string, rating int) error
-}
+// SurveyFlow is the flow file the engine runs after a call with an agent
+// of the embedded queue, when the caller is still on the line: the
+// satisfaction survey shipped as flows/survey.lua (a flows folder without
+// it has no survey).
+const SurveyFlow = "survey.lua"
 
-// SurveyWait is how long the rating question waits for a key.
-const SurveyWait = 8 * time.Second
-
-// survey asks the caller to rate the agent's help by a key from 1 to 5 and
-// stores the rating with the ticket.
-func (s *Session) survey(ctx context.Context, v *voice, out flows.Outcome) {
-	r, ok := s.Services.Desk.(Rater)
-	if !ok {
+// survey runs the survey flow on the call, with the ticket to rate, when
+// the flow runner has it; the call's events record how it ended
+// ("survey": "rating 4", "no rating").
+func (s *Session) survey(ctx context.Context, v *voice, out flows.Outcome, svc flows.Services, facts flows.Facts) {
+	r, ok := s.Flow.(interface{ HasFlow(name string) bool })
+	if !ok || !r.HasFlow(SurveyFlow) {
 		return
 	}
-	cat := s.catalog()
-	if !cat.HasLang(out.Lang) {
-		out.Lang = flows.DefaultLang
+	facts.Flow, facts.Ticket, facts.Lang = SurveyFlow, out.Ticket, out.Lang
+	res := s.Flow.Run(ctx, facts, v, svc)
+	if res.Err != nil {
+		s.Tracker.Event("flow.error", redact.Text(res.Err.Error()))
 	}
-	text := [2]string{cat.Text(out.Lang, "survey.question"), cat.Text(out.Lang, "survey.thanks")}
-	say := func(t string) error {
-		_, err := v.Say(ctx, flows.Prompt{Lang: out.Lang, BargeIn: true, Parts: []flows.Part{{Kind: flows.PartText, Value: t, Text: t}}})
-		return err
+	if res.Kind != flows.OutcomeCaller {
+		s.Tracker.Event("survey", res.Reason)
 	}
-	if say(text[0]) != nil {
-		return
-	}
-	in, err := v.Listen(ctx, flows.Listen{Lang: out.Lang, Expect: flows.ExpectChoice, NoInput: SurveyWait})
-	if err != nil || in.Mode != flows.InputDTMF || len(in.Text) != 1 || in.Text[0] < '1' || in.Text[0] > '5' {
-		s.Tracker.Event("survey", "no rating")
-		return
-	}
-	rating := int(in.Text[0] - '0')
-	if err := r.Rate(ctx, out.Ticket, rating); err != nil {
-		s.Log.Warn("rating not stored", "ticket", out.Ticket, "err", err)
-		return
-	}
-	s.Tracker.Event("survey", "rating "+in.Text)
-	_ = say(text[1])
 }
