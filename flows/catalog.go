@@ -48,6 +48,7 @@ var engineIDs = []string{
 	"hours.default", "hours.next_open",
 	"weekday.sunday", "weekday.monday", "weekday.tuesday", "weekday.wednesday",
 	"weekday.thursday", "weekday.friday", "weekday.saturday",
+	"status.new", "status.in_progress", "status.escalated", "status.waiting", "status.resolved", "status.closed",
 	"failure.sorry", "failure.transfer", "failure.ticket", "failure.callback",
 	"no_queue.busy", "no_queue.callback",
 	"queue.wait", "queue.one_minute", "queue.minutes", "queue.many_minutes",

@@ -350,15 +350,16 @@ func Lint(paths ...string) []Diagnostic {
 }
 
 // lintCatalog loads the catalog of the flows folder root, or of the
-// nearest folder above it that has one (a flow of lib/ says the flows
-// folder's sentences); the shipped catalog when none has.
+// nearest folder above it that has one while the folders above hold flows
+// (a flow of lib/ says the flows folder's sentences); the shipped catalog
+// when none has.
 func lintCatalog(root string) (*Catalog, []Diagnostic) {
 	for dir := root; ; {
 		if st, err := os.Stat(filepath.Join(dir, CatalogDir)); err == nil && st.IsDir() {
 			return LoadCatalog(dir)
 		}
 		up := filepath.Dir(dir)
-		if up == dir {
+		if lua, _ := filepath.Glob(filepath.Join(up, "*.lua")); up == dir || len(lua) == 0 {
 			return DefaultCatalog(), nil
 		}
 		dir = up

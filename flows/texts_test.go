@@ -26,8 +26,9 @@ func TestTexts(t *testing.T) {
 		{Lang: "en", Text: "Please tell us briefly how we can help."},
 		{Lang: "en", Text: "For English, press 9, or say English."},
 		{Lang: "ro", Text: "Vă mulțumim pentru apel. La revedere!"},
-		{Lang: "ro", Text: "Nu v-am auzit."},                          // the runtime's
-		{Lang: "en", Text: "We are transferring you to an operator."}, // the runtime's
+		{Lang: "ro", Text: DefaultCatalog().Text("ro", "ask.no_input")},     // the catalog's
+		{Lang: "en", Text: DefaultCatalog().Text("en", "failure.transfer")}, // the catalog's
+		{Lang: "en", Text: DefaultCatalog().Text("en", "survey.thanks")},    // the catalog's
 	} {
 		if !has(want.Lang, want.Text) {
 			t.Errorf("texts lack %s %q", want.Lang, want.Text)

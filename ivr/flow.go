@@ -114,12 +114,19 @@ func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 const SurveyFlow = "survey.lua"
 
 // survey runs the survey flow on the call, with the ticket to rate, when
-// the flow runner has it; the call's events record how it ended
-// ("survey": "rating 4", "no rating").
+// the flow runner has it and the ticket desk keeps ratings (flows.Rater);
+// the call's events record how it ended ("survey": "rating 4", "no
+// rating").
 func (s *Session) survey(ctx context.Context, v *voice, out flows.Outcome, svc flows.Services, facts flows.Facts) {
 	r, ok := s.Flow.(interface{ HasFlow(name string) bool })
 	if !ok || !r.HasFlow(SurveyFlow) {
 		return
+	}
+	if _, rates := svc.Desk.(flows.Rater); !rates {
+		return // nowhere to keep a rating: the caller is not asked for one
+	}
+	if !s.catalog().HasLang(out.Lang) {
+		out.Lang = flows.DefaultLang
 	}
 	facts.Flow, facts.Ticket, facts.Lang = SurveyFlow, out.Ticket, out.Lang
 	res := s.Flow.Run(ctx, facts, v, svc)
