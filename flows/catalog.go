@@ -364,6 +364,28 @@ func fill(s string, args []any) string {
 	return b.String()
 }
 
+// sentences are the sentences written in the files of the flows folder
+// dir (not those kept from the shipped catalog), sorted by file and line.
+func (c *Catalog) sentences(dir string) []Text {
+	var out []Text
+	prefix := filepath.Join(dir, CatalogDir) + string(filepath.Separator)
+	for _, lang := range c.Langs() {
+		for _, id := range sortedKeys(c.texts[lang]) {
+			f, l := splitWhere(c.where[lang][id])
+			if strings.HasPrefix(f, prefix) {
+				out = append(out, Text{Lang: lang, Text: c.texts[lang][id], File: f, Line: l})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].File != out[j].File {
+			return out[i].File < out[j].File
+		}
+		return out[i].Line < out[j].Line
+	})
+	return out
+}
+
 // Texts are the catalog's sentences without placeholders, in every
 // language: what the prompt cache renders ahead.
 func (c *Catalog) Texts() []Text {

@@ -250,12 +250,35 @@ func SpokenLength(text string) time.Duration {
 const DefaultMaxPrompt = 8 * time.Second
 
 // LongPrompts warns about fixed sentences of the flow files under paths
-// (files or folders) that take longer than max to say (estimated with
-// SpokenLength): split them, or say the options only after a miss. A
+// (files or folders), and of the catalog of a folder (catalog/*.toml, a
+// %s counted as two digits), that take longer than max to say (estimated
+// with SpokenLength): split them, or say the options only after a miss. A
 // sentence whose line says "lint: long" in a comment is not reported (a
 // list of options said after a miss is long by design).
 func LongPrompts(max time.Duration, paths ...string) []Diagnostic {
 	var out []Diagnostic
+	for _, p := range paths {
+		if st, err := os.Stat(filepath.Join(p, CatalogDir)); err != nil || !st.IsDir() {
+			continue
+		}
+		cat, diags := LoadCatalog(p)
+		if len(diags) > 0 {
+			continue // Lint reports them
+		}
+		lines := map[string][]string{}
+		for _, t := range cat.sentences(p) {
+			if lines[t.File] == nil {
+				src, _ := os.ReadFile(t.File)
+				lines[t.File] = strings.Split(string(src), "\n")
+			}
+			if l := lines[t.File]; t.Line > 0 && t.Line <= len(l) && strings.Contains(l[t.Line-1], "lint: long") {
+				continue
+			}
+			if d := SpokenLength(fill(t.Text, []any{"12", "12", "12"})); d > max {
+				out = append(out, Diagnostic{File: t.File, Line: t.Line, Msg: fmt.Sprintf("warning: this %s sentence takes about %.1f s to say (more than %.0f s): callers wait through it before they may answer; split it", t.Lang, d.Seconds(), max.Seconds())})
+			}
+		}
+	}
 	for _, f := range luaFiles(paths) {
 		src, err := os.ReadFile(f)
 		if err != nil {

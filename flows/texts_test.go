@@ -60,6 +60,28 @@ local list = { "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2
 	if ds := LongPrompts(time.Minute, dir); len(ds) != 0 {
 		t.Errorf("with a minute allowed: %v", ds)
 	}
+
+	// The catalog's sentences too, those the folder writes.
+	if err := os.MkdirAll(filepath.Join(dir, CatalogDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := "Pentru cartea de identitate apăsați 1, pentru pașaport apăsați 2, pentru contul de pe portal apăsați 3, pentru o cerere online apăsați 4."
+	for lang, body := range map[string]string{
+		"ro": "[mine]\nshort = \"Bună.\"\nlong = \"" + long + "\"\nknown = \"" + long + "\" # lint: long\n",
+		"en": "[mine]\nshort = \"Hi.\"\nlong = \"Hi.\"\nknown = \"Hi.\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, CatalogDir, lang+".toml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds = LongPrompts(8*time.Second, dir)
+	if len(ds) != 2 || !strings.Contains(ds[0].String(), filepath.Join(CatalogDir, "ro.toml")+":3: warning: this ro sentence") {
+		t.Errorf("with a catalog: %v, want x.lua:2 and ro.toml:3", ds)
+	}
+	// The shipped catalog is short enough.
+	if ds := LongPrompts(DefaultMaxPrompt, "."); len(ds) != 0 {
+		t.Errorf("shipped flows and catalog: %v", ds)
+	}
 }
 
 // The estimate is within about a second of what the embedded voice takes
