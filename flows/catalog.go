@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -100,8 +101,8 @@ func parseCatalog(fsys fs.FS, shown string, base *Catalog) (*Catalog, []Diagnost
 	c := &Catalog{texts: map[string]map[string]string{}, where: map[string]map[string]string{}}
 	if base != nil {
 		for lang, m := range base.texts {
-			c.texts[lang] = maps(m)
-			c.where[lang] = maps(base.where[lang])
+			c.texts[lang] = maps.Clone(m)
+			c.where[lang] = maps.Clone(base.where[lang])
 		}
 	}
 	files, err := fs.Glob(fsys, CatalogDir+"/*.toml")
@@ -135,14 +136,6 @@ var (
 	idPart     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	tomlLineRe = regexp.MustCompile(`line (\d+)`)
 )
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 // read adds one language file's sentences: tables of sentences, [section]
 // then name = "sentence", give the ids "section.name".
