@@ -25,6 +25,7 @@ var (
 	_ Knowledge     = KBIndex{}
 	_ Desk          = TicketDesk{}
 	_ NumberChecker = TicketDesk{}
+	_ Rater         = TicketDesk{}
 	_ Transcript    = TicketTranscript{}
 	_ Calendar      = (*tickets.Calendar)(nil)
 )

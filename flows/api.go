@@ -32,81 +32,42 @@ const (
 	maxTimeout          = 60 * time.Second
 )
 
-// Sentences the ask functions say by default, by language.
-var askText = map[string]map[string]string{
-	"ro": {
-		"no_input":  "Nu v-am auzit.",
-		"no_match":  "Nu am înțeles.",
-		"keypad":    "Puteți folosi și tastatura telefonului.",
-		"for":       "Pentru %s, apăsați %s.",
-		"confirm":   "Am înțeles: %s. Este corect?",
-		"digits_ok": "Ați spus: %s. Este corect?",
-		"again":     "Să încercăm din nou.",
-		"transfer":  "Vă transferăm la un operator.",
-		"closed":    "Operatorii nu sunt disponibili acum.",
-		"ticket":    "Am înregistrat solicitarea dumneavoastră cu numărul",
-		"callback":  "Un operator vă va contacta în programul de lucru. La revedere.",
-		"yes_no":    "Vă rog să spuneți da sau nu, sau apăsați 1 pentru da și 2 pentru nu.",
-		"hours":     "Operatorii sunt disponibili %s",
-	},
-	"en": {
-		"no_input":  "Sorry, I did not hear you.",
-		"no_match":  "Sorry, I did not understand.",
-		"keypad":    "You can also use your phone's keypad.",
-		"for":       "For %s, press %s.",
-		"confirm":   "I understood: %s. Is that right?",
-		"digits_ok": "You said: %s. Is that right?",
-		"again":     "Let's try again.",
-		"transfer":  "We are transferring you to an operator.",
-		"closed":    "Our operators are not available right now.",
-		"ticket":    "We have registered your request with the number",
-		"callback":  "An operator will contact you during working hours. Goodbye.",
-		"yes_no":    "Please say yes or no, or press 1 for yes and 2 for no.",
-		"hours":     "Our operators are available %s",
-	},
+// msg is the catalog's sentence "ask."+key in the call's language, its
+// %s filled with args.
+func (c *call) msg(key string, args ...any) string {
+	return c.sentence("ask."+key, args...)
 }
 
-func (c *call) msg(key string) string {
-	if t, ok := askText[c.lang][key]; ok {
-		return t
-	}
-	return askText["ro"][key]
-}
-
-// Ticket statuses as a caller hears them.
-var statusText = map[string]map[string]string{
-	"ro": {"new": "înregistrată", "in_progress": "în lucru", "escalated": "transmisă unui specialist",
-		"waiting": "în așteptarea unor informații de la dumneavoastră", "resolved": "rezolvată", "closed": "închisă"},
-	"en": {"new": "registered", "in_progress": "being worked on", "escalated": "passed to a specialist",
-		"waiting": "waiting for information from you", "resolved": "resolved", "closed": "closed"},
+// sentence is the catalog's sentence id in the call's language.
+func (c *call) sentence(id string, args ...any) string {
+	return c.v.cat.Text(c.lang, id, args...)
 }
 
 // DefaultHoursText is how the operators' hours are said when
-// Services.HoursText is not set: the default calendar
-// (tickets.DefaultCalendar), as ivrd's embedded configuration says it.
-var DefaultHoursText = map[string]string{
-	"ro": "de luni până vineri, între orele 8 și 20",
-	"en": "Monday to Friday, from 8 am to 8 pm",
+// Services.HoursText is not set: the catalog's hours.default, in each of
+// its languages (the default calendar, tickets.DefaultCalendar, as ivrd's
+// embedded configuration says it).
+func DefaultHoursText() map[string]string {
+	cat := DefaultCatalog()
+	out := map[string]string{}
+	for _, l := range cat.Langs() {
+		out[l] = cat.Text(l, "hours.default")
+	}
+	return out
 }
 
 // hoursSentence is hours.describe(): "Operatorii sunt disponibili de luni
 // până vineri, între orele 8 și 20", without a final stop; "" when the
 // line has no text for the hours.
 func (c *call) hoursSentence() string {
-	texts := c.svc.HoursText
-	if texts == nil {
-		texts = DefaultHoursText
+	h := c.sentence("hours.default")
+	if c.svc.HoursText != nil {
+		h = c.svc.HoursText[c.lang]
 	}
-	h := texts[c.lang]
 	if h == "" {
 		return ""
 	}
-	return fmt.Sprintf(c.msg("hours"), h)
-}
-
-var weekdays = map[string][7]string{
-	"ro": {"duminică", "luni", "marți", "miercuri", "joi", "vineri", "sâmbătă"},
-	"en": {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
+	return c.msg("hours", h)
 }
 
 // registerAPI installs the flow API in the call's state.
@@ -123,6 +84,7 @@ func registerAPI(L *lua.LState, c *call) {
 		"hangup":       c.luaHangup,
 		"set_language": c.luaSetLanguage,
 		"tr":           func(L *lua.LState) int { L.Push(lua.LString(c.text(L.CheckAny(1)))); return 1 },
+		"text":         c.luaText,
 		"conversation": func(L *lua.LState) int { L.Push(lua.LString(c.conversation())); return 1 },
 		"normalize":    func(L *lua.LState) int { L.Push(lua.LString(Normalize(L.CheckString(1)))); return 1 },
 		"operator":     func(L *lua.LState) int { c.operatorHandoff(L, L.OptString(1, "")); return 0 },
@@ -134,7 +96,7 @@ func registerAPI(L *lua.LState, c *call) {
 	}
 	tables := map[string]map[string]lua.LGFunction{
 		"kb":     {"search": c.luaKBSearch, "get": c.luaKBGet},
-		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid},
+		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid, "rate": c.luaTicketRate},
 		"hours":  {"open": c.luaHoursOpen, "describe": c.luaHoursDescribe, "next_open": c.luaHoursNext},
 		"log": {
 			"debug": c.luaLog(slog.LevelDebug), "info": c.luaLog(slog.LevelInfo),
@@ -152,6 +114,9 @@ func registerAPI(L *lua.LState, c *call) {
 	call.RawSetString("start", lua.LNumber(c.facts.Start.Unix()))
 	call.RawSetString("flow", lua.LString(c.flow))
 	call.RawSetString("speech", lua.LBool(c.hears()))
+	if c.facts.Ticket != "" {
+		call.RawSetString("ticket", lua.LString(c.facts.Ticket))
+	}
 	c.callTbl = call
 	L.SetGlobal("call", call)
 	L.SetGlobal("vars", L.NewTable())
@@ -211,7 +176,7 @@ func (c *call) parts(L *lua.LState, v lua.LValue) []Part {
 		if lang, ok := t.RawGetString("lang").(lua.LString); ok {
 			// {lang = "en", text = "For English, press 9."}: a part in
 			// another language than the call's.
-			if _, known := askText[string(lang)]; !known {
+			if !c.v.cat.HasLang(string(lang)) {
 				L.RaiseError("say: lang = %q: the line speaks \"ro\" and \"en\"", string(lang))
 			}
 			s, ok := t.RawGetString("text").(lua.LString)
@@ -356,6 +321,7 @@ type asker struct {
 	zeroIsKey   bool   // 0 is an answer here (an option's key, a digit)
 	keypad      string // the keypad offer after two misses; "" for none
 	sensitive   bool   // the answer is personal data (sensitive = true)
+	keysOnly    bool   // a spoken answer is no answer (speech = false)
 	// interpret reads an answer; ok false is a no-match.
 	interpret func(in Input) (v lua.LValue, ok bool)
 }
@@ -369,6 +335,7 @@ func (c *call) commonAsk(L *lua.LState, opts *lua.LTable, a *asker) {
 	a.bargeIn = optBool(L, opts, "barge_in", true)
 	a.operator = optBool(L, opts, "operator", true)
 	a.sensitive = optBool(L, opts, "sensitive", false)
+	a.keysOnly = !optBool(L, opts, "speech", true)
 	if opts != nil {
 		a.noInput = opts.RawGetString("no_input")
 		a.noMatch = opts.RawGetString("no_match")
@@ -397,6 +364,11 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
 			misses++
 			reprompt = orDefault(a.noInput, c.msg("no_input"))
+			continue
+		}
+		if a.keysOnly && in.Mode != InputDTMF {
+			misses++
+			reprompt = orDefault(a.noMatch, c.msg("no_match"))
 			continue
 		}
 		if a.operator && c.asksOperator(in, a.zeroIsKey) {
@@ -609,7 +581,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 			a.zeroIsKey = true
 		}
 		if o.key != "" && o.label != "" {
-			hint.WriteString(" " + fmt.Sprintf(c.msg("for"), o.label, o.key))
+			hint.WriteString(" " + c.msg("for", o.label, o.key))
 		}
 		if o.key != "" {
 			a.listen.MaxDigits = 1
@@ -644,7 +616,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 				if label == "" {
 					label = in.Text
 				}
-				if !c.confirm(L, fmt.Sprintf(c.msg("confirm"), label)) {
+				if !c.confirm(L, c.msg("confirm", label)) {
 					return nil, false
 				}
 			}
@@ -782,9 +754,9 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 			c.keepSecret(d, in.Text)
 		}
 		if doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow) {
-			q := textPart(fmt.Sprintf(c.msg("digits_ok"), spaced(d)))
+			q := textPart(c.msg("digits_ok", spaced(d)))
 			if a.sensitive { // the caller hears the number; the transcript keeps it masked
-				q.Text = fmt.Sprintf(c.msg("digits_ok"), MaskAnswer(d))
+				q.Text = c.msg("digits_ok", MaskAnswer(d))
 			}
 			if !c.confirmParts(L, []Part{q}) {
 				return nil, false
@@ -832,6 +804,23 @@ func (c *call) luaTransfer(L *lua.LState) int {
 	return 0
 }
 
+// text(id, ...) -> the catalog's sentence id in the call's language, each
+// %s filled with the next argument: text("survey.thanks"),
+// text("ask.confirm", label). An id the catalog does not have is an error
+// (a literal id is checked when the flows load).
+func (c *call) luaText(L *lua.LState) int {
+	id := L.CheckString(1)
+	if !c.v.cat.Has(id) {
+		L.ArgError(1, fmt.Sprintf("text(%q): no such sentence in the catalog%s", id, c.v.cat.suggest(id)))
+	}
+	args := make([]any, 0, L.GetTop()-1)
+	for i := 2; i <= L.GetTop(); i++ {
+		args = append(args, c.text(L.Get(i)))
+	}
+	L.Push(lua.LString(c.sentence(id, args...)))
+	return 1
+}
+
 // hangup(reason)
 func (c *call) luaHangup(L *lua.LState) int {
 	c.end(L, Outcome{Kind: OutcomeHangup, Reason: L.OptString(1, "flow ended"), Ticket: c.ticket})
@@ -841,8 +830,8 @@ func (c *call) luaHangup(L *lua.LState) int {
 // set_language("ro" | "en")
 func (c *call) luaSetLanguage(L *lua.LState) int {
 	l := L.CheckString(1)
-	if _, ok := askText[l]; !ok {
-		L.ArgError(1, fmt.Sprintf("set_language(%q): the line speaks \"ro\" and \"en\"", l))
+	if !c.v.cat.HasLang(l) {
+		L.ArgError(1, fmt.Sprintf("set_language(%q): the line speaks %s (the languages of the catalog)", l, strings.Join(c.v.cat.Langs(), ", ")))
 	}
 	c.lang = l
 	c.callTbl.RawSetString("lang", lua.LString(l))
@@ -1019,6 +1008,39 @@ func (c *call) luaTicketNote(L *lua.LState) int {
 	return 1
 }
 
+// Rater is implemented by a Desk that stores a caller's satisfaction
+// rating (1 to 5) with a ticket: ticket.rate (the survey after an agent's
+// call, survey.lua). Safe for concurrent use.
+type Rater interface {
+	Rate(ctx context.Context, number string, rating int) error
+}
+
+// ticket.rate(number, rating) -> true | nil, err: stores the caller's
+// rating, 1 (very dissatisfied) to 5 (very satisfied), with the ticket.
+func (c *call) luaTicketRate(L *lua.LState) int {
+	n := lua.LVAsString(L.CheckAny(1))
+	rating := L.CheckInt(2)
+	r, ok := c.svc.Desk.(Rater)
+	if !ok {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("the ticket desk does not store ratings"))
+		return 2
+	}
+	if rating < 1 || rating > 5 {
+		L.ArgError(2, fmt.Sprintf("ticket.rate: rating %d is not 1 to 5", rating))
+	}
+	wctx, cancel := durable(c.ctx) // a hangup now must not lose the rating
+	done := c.block()
+	err := r.Rate(wctx, n, rating)
+	done()
+	cancel()
+	if err != nil {
+		return c.pushFailure(L, err, ErrNoTicket)
+	}
+	L.Push(lua.LTrue)
+	return 1
+}
+
 // ticket.lookup(number) -> {number=, service=, status=, status_text=, level=, created=, updated=, deadline=} | nil, err
 func (c *call) luaTicketLookup(L *lua.LState) int {
 	n := lua.LVAsString(L.CheckAny(1))
@@ -1037,9 +1059,9 @@ func (c *call) luaTicketLookup(L *lua.LState) int {
 	t.RawSetString("number", lua.LString(st.Number))
 	t.RawSetString("service", lua.LString(st.Service))
 	t.RawSetString("status", lua.LString(st.Status))
-	said := statusText[c.lang][st.Status]
-	if said == "" {
-		said = st.Status
+	said := st.Status
+	if c.v.cat.Has("status." + st.Status) {
+		said = c.sentence("status." + st.Status)
 	}
 	t.RawSetString("status_text", lua.LString(said))
 	t.RawSetString("level", lua.LNumber(st.Level))
@@ -1089,15 +1111,8 @@ func (c *call) luaHoursNext(L *lua.LState) int {
 	}
 	now := c.svc.Now()
 	t := c.svc.Calendar.NextOpen(now)
-	days := weekdays[c.lang]
-	if days[0] == "" {
-		days = weekdays["ro"]
-	}
-	at := map[string]string{"ro": " la ", "en": " at "}[c.lang]
-	if at == "" {
-		at = " la "
-	}
-	L.Push(lua.LString(days[t.Weekday()] + at + t.Format("15:04")))
+	day := c.sentence("weekday." + strings.ToLower(t.Weekday().String()))
+	L.Push(lua.LString(c.sentence("hours.next_open", day, t.Format("15:04"))))
 	return 1
 }
 

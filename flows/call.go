@@ -107,7 +107,7 @@ func (h *hook) Done() <-chan struct{} {
 
 func newCall(ctx context.Context, r *Runtime, v *version, flow string, f Facts, ch Channel, svc Services) *call {
 	lim := r.limits
-	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps}
+	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps, ticket: f.Ticket}
 	c.log = svc.Log.With("call_id", f.CallID, "flow", flow)
 	c.ctx, c.cancel = context.WithTimeout(ctx, lim.Wall)
 	c.hook = &hook{parent: c.ctx, limit: lim.Instructions, cpu: lim.CPU, start: time.Now()}
@@ -207,22 +207,6 @@ func (c *call) position(err error) (string, int) {
 	return c.flow, 0
 }
 
-// Apologies and hand-off sentences of the failure path, by language.
-var failText = map[string]struct{ sorry, transfer, ticket, callback string }{
-	"ro": {
-		sorry:    "Ne pare rău, a apărut o problemă tehnică.",
-		transfer: "Vă transferăm la un operator.",
-		ticket:   "Am înregistrat solicitarea dumneavoastră cu numărul",
-		callback: "Un operator vă va suna înapoi în programul de lucru. La revedere.",
-	},
-	"en": {
-		sorry:    "We are sorry, something went wrong on our side.",
-		transfer: "We are transferring you to an operator.",
-		ticket:   "We have registered your request with the number",
-		callback: "An operator will call you back during working hours. Goodbye.",
-	},
-}
-
 // fail handles a failed script: log with file and line, apologize, open a
 // ticket with the error and the conversation so far, then transfer to the
 // level I queue when the operators work, else tell the ticket number and
@@ -239,11 +223,10 @@ func (c *call) fail(se *ScriptError) Outcome {
 	defer cancel()
 	stop := context.AfterFunc(c.parent, cancel) // a hangup still cuts the apology short
 	defer stop()
-	txt := failText[c.lang]
-	if txt.sorry == "" {
-		txt = failText["ro"]
+	c.sayText(ctx, c.sentence("failure.sorry"))
+	if c.facts.Flow != "" { // a flow after the call's business (the survey): no new ticket
+		return Outcome{Kind: OutcomeHangup, Reason: "flow failed", Lang: c.lang, Ticket: c.ticket, Err: se}
 	}
-	c.sayText(ctx, txt.sorry)
 
 	var number string
 	if c.svc.Desk != nil {
@@ -259,13 +242,13 @@ func (c *call) fail(se *ScriptError) Outcome {
 		}
 	}
 	if c.operatorsOpen() {
-		c.sayText(ctx, txt.transfer)
+		c.sayText(ctx, c.sentence("failure.transfer"))
 		return Outcome{Kind: OutcomeTransfer, Queue: QueueLevel1, Ticket: number, Lang: c.lang, Err: se, Summary: "flow error; " + c.summary()}
 	}
 	if number != "" {
-		c.say(ctx, Prompt{Lang: c.lang, Parts: []Part{{Kind: PartText, Value: txt.ticket, Text: txt.ticket}, digitsPart(number)}})
+		c.say(ctx, Prompt{Lang: c.lang, Parts: []Part{textPart(c.sentence("failure.ticket")), digitsPart(number)}})
 	}
-	c.sayText(ctx, txt.callback)
+	c.sayText(ctx, c.sentence("failure.callback"))
 	return Outcome{Kind: OutcomeHangup, Reason: "flow error", Ticket: number, Lang: c.lang, Err: se}
 }
 

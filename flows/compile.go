@@ -54,6 +54,7 @@ var apiGlobals = map[string]arity{
 	"say": {1, 2}, "play": {1, 2}, "say_digits": {1, 2},
 	"ask": {1, 1}, "ask_yes_no": {1, 2}, "ask_digits": {1, 1}, "ask_free": {1, 2},
 	"transfer": {1, 2}, "hangup": {0, 1}, "set_language": {1, 1}, "tr": {1, 1},
+	"text":         {1, -1},
 	"conversation": {0, 0}, "operator": {0, 1}, "normalize": {1, 1},
 	// the Lua base library, as the sandbox keeps it
 	"assert": {1, -1}, "error": {0, 2}, "getmetatable": {1, 1}, "ipairs": {1, 1},
@@ -66,7 +67,7 @@ var apiGlobals = map[string]arity{
 // apiTables are the library tables and their functions with their arity.
 var apiTables = map[string]map[string]arity{
 	"kb":     {"search": {1, 2}, "get": {1, 1}},
-	"ticket": {"open": {1, 1}, "note": {2, 2}, "lookup": {1, 1}, "valid": {1, 1}},
+	"ticket": {"open": {1, 1}, "note": {2, 2}, "lookup": {1, 1}, "valid": {1, 1}, "rate": {2, 2}},
 	"hours":  {"open": {0, 0}, "describe": {0, 0}, "next_open": {0, 0}},
 	"log":    {"info": {1, 2}, "warn": {1, 2}, "error": {1, 2}, "debug": {1, 2}},
 	"os":     {"time": {0, 1}, "date": {0, 2}, "clock": {0, 0}},
@@ -85,7 +86,7 @@ var apiTables = map[string]map[string]arity{
 // askFields are the fields of the tables the API functions take; a field
 // not listed is a typo the linter reports (retires = 3).
 var (
-	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator"}
+	askCommon  = []string{"retries", "timeout", "no_input", "no_match", "barge_in", "operator", "speech"}
 	tableField = map[string][]string{
 		"ask":         append([]string{"prompt", "options", "free", "confirm_below"}, askCommon...),
 		"ask_digits":  append([]string{"prompt", "min", "max", "terminator", "confirm", "confirm_below", "inter_digit", "sensitive"}, askCommon...),
@@ -228,6 +229,7 @@ type compiled struct {
 	name     string // path relative to the flows folder, the chunk name in errors
 	proto    *lua.FunctionProto
 	requires []required // require("literal") calls, checked against the folder at load
+	textIDs  []required // text("literal") calls, checked against the catalog at load
 }
 
 // required is one require("name") with a literal name.
@@ -268,9 +270,8 @@ func compileSource(src []byte, name string) (c *compiled, diags []Diagnostic) {
 	if err != nil {
 		return nil, []Diagnostic{syntaxDiagnostic(name, err)}
 	}
-	var reqs []required
-	diags, reqs = lintChunk(name, chunk)
-	if len(diags) > 0 {
+	l := lintChunk(name, chunk)
+	if diags = l.diags; len(diags) > 0 {
 		return nil, diags
 	}
 	rewriteConcat(chunk)
@@ -278,7 +279,7 @@ func compileSource(src []byte, name string) (c *compiled, diags []Diagnostic) {
 	if err != nil {
 		return nil, []Diagnostic{{File: name, Line: 1, Msg: strings.TrimSpace(err.Error())}}
 	}
-	return &compiled{name: name, proto: proto, requires: reqs}, nil
+	return &compiled{name: name, proto: proto, requires: l.reqs, textIDs: l.textIDs}, nil
 }
 
 // syntaxDiagnostic turns a parse error into a diagnostic.
@@ -334,12 +335,44 @@ func Lint(paths ...string) []Diagnostic {
 			})
 			sort.Strings(files)
 		}
+		cat, diags := lintCatalog(root)
+		out = append(out, diags...)
 		for _, f := range files {
 			c, diags := compileFile(f, f)
 			out = append(out, diags...)
 			if c != nil {
 				out = append(out, missingModules(c, f, root)...)
+				out = append(out, unknownTexts(c, f, cat)...)
 			}
+		}
+	}
+	return out
+}
+
+// lintCatalog loads the catalog of the flows folder root, or of the
+// nearest folder above it that has one while the folders above hold flows
+// (a flow of lib/ says the flows folder's sentences); the shipped catalog
+// when none has.
+func lintCatalog(root string) (*Catalog, []Diagnostic) {
+	for dir := root; ; {
+		if st, err := os.Stat(filepath.Join(dir, CatalogDir)); err == nil && st.IsDir() {
+			return LoadCatalog(dir)
+		}
+		up := filepath.Dir(dir)
+		if lua, _ := filepath.Glob(filepath.Join(up, "*.lua")); up == dir || len(lua) == 0 {
+			return DefaultCatalog(), nil
+		}
+		dir = up
+	}
+}
+
+// unknownTexts reports the text("id") calls of c whose id the catalog
+// does not have.
+func unknownTexts(c *compiled, file string, cat *Catalog) []Diagnostic {
+	var out []Diagnostic
+	for _, t := range c.textIDs {
+		if !cat.Has(t.name) {
+			out = append(out, Diagnostic{File: file, Line: t.line, Msg: fmt.Sprintf("text(%q): no such sentence in the catalog (%s/*.toml)%s", t.name, CatalogDir, cat.suggest(t.name))})
 		}
 	}
 	return out
@@ -382,15 +415,16 @@ type linter struct {
 	scopes  []map[string]bool
 	diags   []Diagnostic
 	reqs    []required
+	textIDs []required // text("id") with a literal id
 }
 
-func lintChunk(name string, chunk []ast.Stmt) ([]Diagnostic, []required) {
+func lintChunk(name string, chunk []ast.Stmt) *linter {
 	l := &linter{name: name, globals: map[string]bool{}, tables: tableLiterals(chunk)}
 	collectGlobals(chunk, l.globals)
 	l.push()
 	l.stmts(chunk)
 	sort.SliceStable(l.diags, func(i, j int) bool { return l.diags[i].Line < l.diags[j].Line })
-	return l.diags, l.reqs
+	return l
 }
 
 func (l *linter) push() { l.scopes = append(l.scopes, map[string]bool{}) }
@@ -576,6 +610,11 @@ func (l *linter) call(c *ast.FuncCallExpr) {
 					} else {
 						l.reqs = append(l.reqs, required{s.Value, c.Line()})
 					}
+				}
+			}
+			if f.Value == "text" && n >= 1 {
+				if s, ok := c.Args[0].(*ast.StringExpr); ok {
+					l.textIDs = append(l.textIDs, required{s.Value, c.Line()})
 				}
 			}
 			return

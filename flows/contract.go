@@ -136,6 +136,15 @@ type Facts struct {
 	// Recording is the call's recording file, when the call is recorded;
 	// the tickets the flow opens refer to it.
 	Recording string
+	// Flow, when set, is the flow file the engine runs by name instead of
+	// the one routed for Called (the survey after an agent's call,
+	// "survey.lua"). When such a flow fails, the caller hears the apology
+	// and the call ends: no ticket, no transfer (the caller has just been
+	// served).
+	Flow string
+	// Ticket is the call's ticket when the flow starts with one (the
+	// survey rates it): call.ticket, and the ticket of the outcome.
+	Ticket string
 }
 
 // Answer is one knowledge base article found for a query.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -29,7 +30,7 @@ type Services struct {
 	Now        func() time.Time // nil: time.Now
 	// HoursText says when the operators work, by language ("de luni până
 	// vineri, între orele 8 și 20"): hours.describe() makes a sentence of
-	// it. nil: DefaultHoursText.
+	// it. nil: the catalog's hours.default.
 	HoursText map[string]string
 	// Queues are the agent queues transfer() may name; a flow that names
 	// another fails there (as a transfer to it would fail on the call).
@@ -146,7 +147,8 @@ type Runtime struct {
 type version struct {
 	seq    int
 	files  map[string]*compiled // by slash path relative to the folder
-	stamps map[string]stamp
+	stamps map[string]stamp     // of the flow files and the catalog's
+	cat    *Catalog
 }
 
 type stamp struct {
@@ -172,8 +174,11 @@ func (e *LoadError) Error() string {
 }
 
 // Load compiles and lints every flow file (*.lua) under dir, except the
-// folders tests, kb and prompts, and checks that every routed flow and the
-// default exist. It fails with a *LoadError naming file:line.
+// folders tests, kb, prompts and catalog, loads the sentence catalog
+// (dir/catalog/*.toml over the shipped one, LoadCatalog), and checks that
+// every routed flow and the default exist and that every text("id") of the
+// flows names a sentence of the catalog. It fails with a *LoadError naming
+// file:line.
 func Load(dir string, cfg Config) (*Runtime, error) {
 	if cfg.Default == "" {
 		cfg.Default = DefaultFlow
@@ -199,7 +204,7 @@ func (r *Runtime) Dir() string { return r.dir }
 func (r *Runtime) Version() int { return r.cur.Load().seq }
 
 // skipDirs are folders under the flows folder that hold no flow code.
-var skipDirs = map[string]bool{"tests": true, "kb": true, "prompts": true}
+var skipDirs = map[string]bool{"tests": true, "kb": true, "prompts": true, CatalogDir: true}
 
 func (r *Runtime) scan() (map[string]stamp, error) {
 	stamps := map[string]stamp{}
@@ -207,21 +212,28 @@ func (r *Runtime) scan() (map[string]stamp, error) {
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(r.dir, path)
+		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
+			if rel == CatalogDir {
+				return nil // its files are stamped: a changed sentence reloads
+			}
 			if path != r.dir && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".")) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !strings.HasSuffix(d.Name(), ".lua") {
+		if !strings.HasSuffix(d.Name(), ".lua") && !isCatalogFile(rel) {
+			return nil
+		}
+		if strings.HasPrefix(rel, CatalogDir+"/") && !isCatalogFile(rel) {
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(r.dir, path)
-		stamps[filepath.ToSlash(rel)] = stamp{info.ModTime(), info.Size()}
+		stamps[rel] = stamp{info.ModTime(), info.Size()}
 		return nil
 	})
 	if err != nil {
@@ -237,11 +249,14 @@ func (r *Runtime) load(seq int) (*version, error) {
 	}
 	names := make([]string, 0, len(stamps))
 	for n := range stamps {
-		names = append(names, n)
+		if !isCatalogFile(n) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	v := &version{seq: seq + 1, files: map[string]*compiled{}, stamps: stamps}
-	var diags []Diagnostic
+	cat, diags := LoadCatalog(r.dir)
+	v.cat = cat
 	routed := []string{r.cfg.Default}
 	for num, f := range r.cfg.Routes {
 		if f == "" {
@@ -286,6 +301,11 @@ func (r *Runtime) load(seq int) (*version, error) {
 			}
 		}
 	}
+	for _, n := range names {
+		if c := v.files[n]; c != nil && cat != nil {
+			diags = append(diags, unknownTexts(c, n, cat)...)
+		}
+	}
 	for _, f := range routed {
 		f = filepath.ToSlash(filepath.Clean(f))
 		if _, ok := stamps[f]; !ok {
@@ -297,6 +317,16 @@ func (r *Runtime) load(seq int) (*version, error) {
 	}
 	return v, nil
 }
+
+// isCatalogFile reports whether a slash path relative to the flows folder
+// is a file of the catalog (catalog/LANG.toml).
+func isCatalogFile(rel string) bool {
+	dir, file := path.Split(rel)
+	return dir == CatalogDir+"/" && strings.HasSuffix(file, ".toml")
+}
+
+// Catalog is the sentence catalog of the version serving new calls.
+func (r *Runtime) Catalog() *Catalog { return r.cur.Load().cat }
 
 // Reload compiles the flows folder again and, when every file compiles and
 // lints, serves the new version to new calls (calls in progress keep
@@ -362,6 +392,13 @@ func sameStamps(a, b map[string]stamp) bool {
 	return true
 }
 
+// HasFlow reports whether the version serving new calls has the flow file
+// name (relative to the flows folder, "survey.lua").
+func (r *Runtime) HasFlow(name string) bool {
+	_, ok := r.cur.Load().files[filepath.ToSlash(filepath.Clean(name))]
+	return ok
+}
+
 // route picks the flow file for a dialed number.
 func (r *Runtime) route(called string) string {
 	if f, ok := r.cfg.Routes[called]; ok && f != "" {
@@ -423,6 +460,9 @@ func (r *Runtime) run(ctx context.Context, v *version, f Facts, ch Channel, svc 
 		f.Start = svc.Now()
 	}
 	flow := r.route(f.Called)
+	if f.Flow != "" {
+		flow = filepath.ToSlash(filepath.Clean(f.Flow))
+	}
 	c := newCall(ctx, r, v, flow, f, ch, svc)
 	defer c.close()
 	defer func() {

@@ -24,8 +24,8 @@ type Text struct {
 }
 
 // Texts returns the sentences the flows of the version serving new calls
-// say in a fixed form, and the runtime's own (no input, no match, the
-// operator hand-off...), each once: what a synthesizer can render before
+// say in a fixed form, and those of its catalog (every language, without
+// the sentences that have a %s to fill), each once: what a synthesizer can render before
 // the first call needs it. A sentence is fixed when it is a literal: a
 // language table {ro = "...", en = "..."}, a part {lang = "en", text =
 // "..."}, or a string given to say, ask_yes_no, ask_free or as an ask's
@@ -46,27 +46,14 @@ func (r *Runtime) Texts(lang string) []Text {
 		}
 		out = append(out, textsOf(n, src, lang)...)
 	}
-	out = append(out, BuiltinTexts()...)
+	out = append(out, v.cat.Texts()...)
 	return uniqueTexts(out)
 }
 
-// BuiltinTexts are the runtime's own fixed sentences in every language.
-func BuiltinTexts() []Text {
-	var out []Text
-	for lang, m := range askText {
-		for _, s := range m {
-			if !strings.Contains(s, "%") {
-				out = append(out, Text{Lang: lang, Text: s, File: "(runtime)"})
-			}
-		}
-	}
-	for lang, f := range failText {
-		for _, s := range []string{f.sorry, f.transfer, f.ticket, f.callback} {
-			out = append(out, Text{Lang: lang, Text: s, File: "(runtime)"})
-		}
-	}
-	return uniqueTexts(out)
-}
+// BuiltinTexts are the sentences of the shipped catalog without
+// placeholders, in every language (those the engine says on its own: no
+// input, no match, the operator hand-off...).
+func BuiltinTexts() []Text { return uniqueTexts(DefaultCatalog().Texts()) }
 
 func uniqueTexts(ts []Text) []Text {
 	seen := map[[2]string]bool{}
@@ -263,12 +250,35 @@ func SpokenLength(text string) time.Duration {
 const DefaultMaxPrompt = 8 * time.Second
 
 // LongPrompts warns about fixed sentences of the flow files under paths
-// (files or folders) that take longer than max to say (estimated with
-// SpokenLength): split them, or say the options only after a miss. A
+// (files or folders), and of the catalog of a folder (catalog/*.toml, a
+// %s counted as two digits), that take longer than max to say (estimated
+// with SpokenLength): split them, or say the options only after a miss. A
 // sentence whose line says "lint: long" in a comment is not reported (a
 // list of options said after a miss is long by design).
 func LongPrompts(max time.Duration, paths ...string) []Diagnostic {
 	var out []Diagnostic
+	for _, p := range paths {
+		if st, err := os.Stat(filepath.Join(p, CatalogDir)); err != nil || !st.IsDir() {
+			continue
+		}
+		cat, diags := LoadCatalog(p)
+		if len(diags) > 0 {
+			continue // Lint reports them
+		}
+		lines := map[string][]string{}
+		for _, t := range cat.sentences(p) {
+			if lines[t.File] == nil {
+				src, _ := os.ReadFile(t.File)
+				lines[t.File] = strings.Split(string(src), "\n")
+			}
+			if l := lines[t.File]; t.Line > 0 && t.Line <= len(l) && strings.Contains(l[t.Line-1], "lint: long") {
+				continue
+			}
+			if d := SpokenLength(fill(t.Text, []any{"12", "12", "12"})); d > max {
+				out = append(out, Diagnostic{File: t.File, Line: t.Line, Msg: fmt.Sprintf("warning: this %s sentence takes about %.1f s to say (more than %.0f s): callers wait through it before they may answer; split it", t.Lang, d.Seconds(), max.Seconds())})
+			}
+		}
+	}
 	for _, f := range luaFiles(paths) {
 		src, err := os.ReadFile(f)
 		if err != nil {

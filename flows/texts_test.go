@@ -26,8 +26,9 @@ func TestTexts(t *testing.T) {
 		{Lang: "en", Text: "Please tell us briefly how we can help."},
 		{Lang: "en", Text: "For English, press 9, or say English."},
 		{Lang: "ro", Text: "Vă mulțumim pentru apel. La revedere!"},
-		{Lang: "ro", Text: "Nu v-am auzit."},                          // the runtime's
-		{Lang: "en", Text: "We are transferring you to an operator."}, // the runtime's
+		{Lang: "ro", Text: DefaultCatalog().Text("ro", "ask.no_input")},     // the catalog's
+		{Lang: "en", Text: DefaultCatalog().Text("en", "failure.transfer")}, // the catalog's
+		{Lang: "en", Text: DefaultCatalog().Text("en", "survey.thanks")},    // the catalog's
 	} {
 		if !has(want.Lang, want.Text) {
 			t.Errorf("texts lack %s %q", want.Lang, want.Text)
@@ -58,6 +59,28 @@ local list = { "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2
 	}
 	if ds := LongPrompts(time.Minute, dir); len(ds) != 0 {
 		t.Errorf("with a minute allowed: %v", ds)
+	}
+
+	// The catalog's sentences too, those the folder writes.
+	if err := os.MkdirAll(filepath.Join(dir, CatalogDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := "Pentru cartea de identitate apăsați 1, pentru pașaport apăsați 2, pentru contul de pe portal apăsați 3, pentru o cerere online apăsați 4."
+	for lang, body := range map[string]string{
+		"ro": "[mine]\nshort = \"Bună.\"\nlong = \"" + long + "\"\nknown = \"" + long + "\" # lint: long\n",
+		"en": "[mine]\nshort = \"Hi.\"\nlong = \"Hi.\"\nknown = \"Hi.\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, CatalogDir, lang+".toml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds = LongPrompts(8*time.Second, dir)
+	if len(ds) != 2 || !strings.Contains(ds[0].String(), filepath.Join(CatalogDir, "ro.toml")+":3: warning: this ro sentence") {
+		t.Errorf("with a catalog: %v, want x.lua:2 and ro.toml:3", ds)
+	}
+	// The shipped catalog is short enough.
+	if ds := LongPrompts(DefaultMaxPrompt, "."); len(ds) != 0 {
+		t.Errorf("shipped flows and catalog: %v", ds)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/govline/ivr/flows"
 )
 
 // CallInfo describes a call. It is fixed once the call is answered, except
@@ -156,6 +158,10 @@ type Handoff struct {
 	Ticket  string // ticket number, as read to the caller
 	Lang    string // "ro" or "en"
 	Summary string // one line for the agent's screen; no personal data
+	// Catalog has the sentences an adapter says while it carries the call
+	// (the embedded queue's announcements), in Lang; nil: the shipped
+	// catalog (flows.DefaultCatalog).
+	Catalog *flows.Catalog
 	// Heard, when set, records what the caller hears while the adapter
 	// carries the call (queue announcements, the agent's voice on the
 	// embedded line): the engine side of the call's recording. Called

@@ -50,6 +50,23 @@ func TestFlowLint(t *testing.T) {
 	if code, _, _ := runCLI("flow", "lint"); code != exitUsage {
 		t.Errorf("lint without a path: %d", code)
 	}
+	// The sentence catalog next to the flows: an unknown id, a sentence
+	// missing in a language.
+	writeFile(t, good, "say(text('survey.thanks'))\nsay(text('mine.hello'))\n")
+	writeFile(t, filepath.Join(dir, "catalog", "ro.toml"), "[mine]\nhello = \"Salut!\"\n")
+	code, out, _ = runCLI("flow", "lint", dir)
+	if code != exitError || !strings.Contains(out, "catalog/en.toml") || !strings.Contains(out, "no en sentence for mine.hello") {
+		t.Errorf("lint of a catalog without an English sentence: %d %q", code, out)
+	}
+	writeFile(t, filepath.Join(dir, "catalog", "en.toml"), "[mine]\nhello = \"Hello!\"\n")
+	if code, out, _ = runCLI("flow", "lint", good); code != exitOK {
+		t.Errorf("lint with the catalog complete: %d %q", code, out)
+	}
+	writeFile(t, good, "say(text('mine.helo'))\n")
+	code, out, _ = runCLI("flow", "lint", good)
+	if code != exitError || out != good+`:1: text("mine.helo"): no such sentence in the catalog (catalog/*.toml) (did you mean mine.hello?)`+"\n" {
+		t.Errorf("lint of an unknown sentence: %d %q", code, out)
+	}
 }
 
 // simulate reads the caller's lines from a pipe and prints the

@@ -94,7 +94,7 @@ func realMain(args []string, lookup func(string) (string, bool), stderr io.Write
 			}
 			synth, closeSynth := startSynth(cfg.Speech, cfg.Engine.DataDir, log)
 			defer closeSynth()
-			texts := append(rt.Texts(cfg.Engine.Language), ivr.Texts()...)
+			texts := rt.Texts(cfg.Engine.Language)
 			n, err := synth.Warm(context.Background(), texts)
 			if err != nil {
 				fmt.Fprintln(stderr, "ivrd: flows' sentences:", err)
@@ -146,7 +146,7 @@ func warmPrompts(ctx context.Context, rt *flows.Runtime, synth *ivr.RenderCache,
 	for {
 		if v := rt.Version(); v != warmed {
 			start := time.Now()
-			texts := append(rt.Texts(lang), ivr.Texts()...)
+			texts := rt.Texts(lang)
 			n, err := synth.Warm(ctx, texts)
 			if ctx.Err() != nil {
 				return

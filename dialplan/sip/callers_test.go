@@ -197,7 +197,7 @@ func TestRealisticCallers(t *testing.T) {
 			name:   "says nothing at all",
 			caller: func(t *testing.T, l *line, c *call, callID string) {},
 			want: func(t *testing.T, r callerRun) {
-				if !strings.Contains(r.all(), "ivr: Nu v-am auzit. For English, press 9") {
+				if !strings.Contains(r.all(), "ivr: "+flows.DefaultCatalog().Text("ro", "ask.no_input")+" For English, press 9") {
 					t.Errorf("the options were not offered after the silence:\n%s", r.all())
 				}
 				operatorReached(t, r)

@@ -66,7 +66,7 @@ func deadAir(b *testing.B, callers int) {
 		l := shippedLineWith(b, speechConfig(pool, ivr.SerialStreams(rec)), synth)
 		rt := l.eng.Flow.(*flows.Runtime)
 		ctx, cancel := context.WithCancel(context.Background())
-		go synth.Warm(ctx, append(rt.Texts("ro"), ivr.Texts()...)) // as ivrd at start
+		go synth.Warm(ctx, rt.Texts("ro")) // as ivrd at start
 		var wg sync.WaitGroup
 		stats := make([]airStats, callers)
 		for i := range callers {

@@ -330,7 +330,7 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 		t.Errorf("%s = %v, want the summary on one line", sip.HeaderSummary, h)
 	}
 	// The caller hears their position before the agent answers.
-	want := queue.Announcement("ro", 1, 2*time.Minute)
+	want := queue.Announcement(flows.DefaultCatalog(), "ro", 1, 2*time.Minute)
 	pcm, err := l.eng.Synth.Synthesize(context.Background(), "ro", want, c.rate)
 	if err != nil {
 		t.Fatal(err)
@@ -583,6 +583,27 @@ func TestQueueCallerLeavesRequest(t *testing.T) {
 // TestSurveyAfterAgentHangsUp: the agent ends the conversation first; the
 // caller is asked to rate it, presses 4, and the rating is stored with the
 // ticket the flow opened.
+// withSurvey runs its flowFunc for the call, and the shipped flows for the
+// flows the engine runs by name (the survey, survey.lua).
+type withSurvey struct {
+	flowFunc
+	rt *flows.Runtime
+}
+
+func (w withSurvey) Run(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
+	if f.Flow != "" {
+		return w.rt.Run(ctx, f, ch, svc)
+	}
+	return w.flowFunc(ctx, f, ch, svc)
+}
+
+func (w withSurvey) HasFlow(name string) bool { return w.rt.HasFlow(name) }
+
+func (w withSurvey) Catalog() *flows.Catalog { return w.rt.Catalog() }
+
+// After the agent hangs up, a caller still on the line hears the shipped
+// survey (survey.lua) and rates the call with a key; the rating is stored
+// with the ticket and the call's events say so.
 func TestSurveyAfterAgentHangsUp(t *testing.T) {
 	qs, err := queue.New(queue.Config{HandleTime: time.Minute, RingTimeout: 30 * time.Second,
 		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute}}})
@@ -590,14 +611,18 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	numbers := make(chan string, 1)
-	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
+	shipped, err := flows.Load(filepath.Join("..", "..", "flows"), flows.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := withSurvey{rt: shipped, flowFunc: func(ctx context.Context, f flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
 		n, err := svc.Desk.Open(ctx, flows.TicketDraft{CallID: f.CallID, Caller: f.Caller, Lang: "ro", Service: "passport", Priority: "normal", Level: 1, Description: "wants an operator"})
 		if err != nil {
 			t.Error(err)
 		}
 		numbers <- n
 		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: n, Lang: "ro"}
-	})
+	}}
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
 		dir := queue.Directory{Store: store}
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil && !errors.Is(err, tickets.ErrExists) {
@@ -643,5 +668,16 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 		return err == nil && tk.Rating == 4
 	}) {
 		t.Fatalf("ticket %s rating %v (err %v), want 4", number, tk.Rating, err)
+	}
+	rec := record(t, l, callID(c))
+	events, _ := l.store.Events(context.Background(), rec.ID)
+	var survey []string
+	for _, e := range events {
+		if e.Kind == "survey" {
+			survey = append(survey, e.Detail)
+		}
+	}
+	if len(survey) != 1 || survey[0] != "rating 4" {
+		t.Errorf("survey events %q, want [rating 4]", survey)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/tickets"
@@ -158,7 +159,11 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			if c.srv.eng.Synth == nil {
 				continue
 			}
-			text := queue.Announcement(h.Lang, w.Position(), w.ExpectedWait())
+			cat := h.Catalog
+			if cat == nil {
+				cat = flows.DefaultCatalog()
+			}
+			text := queue.Announcement(cat, h.Lang, w.Position(), w.ExpectedWait())
 			pcm, err := c.srv.eng.Synth.Synthesize(ctx, h.Lang, text, c.rate)
 			if err != nil {
 				c.tr.Log().Warn("queue announcement not rendered", "err", err)

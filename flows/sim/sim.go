@@ -434,11 +434,13 @@ type Ticket struct {
 	flows.TicketDraft
 	Status flows.TicketStatus
 	Notes  []string
+	Rating int // the caller's satisfaction rating (ticket.rate), 0 for none
 }
 
 var (
 	_ flows.Desk          = (*Desk)(nil)
 	_ flows.NumberChecker = (*Desk)(nil)
+	_ flows.Rater         = (*Desk)(nil)
 )
 
 // NewDesk returns an empty desk.
@@ -484,6 +486,22 @@ func (d *Desk) Note(ctx context.Context, number, text string) error {
 		return fmt.Errorf("%w: %s", flows.ErrNoTicket, number)
 	}
 	t.Notes = append(t.Notes, text)
+	return nil
+}
+
+// Rate stores the caller's rating (1 to 5) with a ticket, as the store
+// does (ticket.rate).
+func (d *Desk) Rate(ctx context.Context, number string, rating int) error {
+	if rating < 1 || rating > 5 {
+		return fmt.Errorf("tickets: rate %s: rating %d is not 1 to 5", number, rating)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.tickets[number]
+	if !ok {
+		return fmt.Errorf("%w: %s", flows.ErrNoTicket, number)
+	}
+	t.Rating = rating
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -9,28 +8,32 @@ import (
 // the request for a call back (the ticket stays open).
 const LeaveKey = '1'
 
+// Sentences gives the caller-facing sentences by id, in a language, with
+// their %s filled from args; *flows.Catalog implements it. Safe for
+// concurrent use.
+type Sentences interface {
+	Text(lang, id string, args ...any) string
+}
+
 // Announcement is the comfort prompt a waiting caller hears: their place
 // in the queue, the expected wait and how to leave the request instead,
-// in lang ("ro" or "en"; anything else is Romanian). The wait is said in
-// whole minutes, at least one.
-func Announcement(lang string, pos int, wait time.Duration) string {
+// in lang, from the sentences queue.wait (place, wait) and the wait's
+// words: queue.one_minute, queue.minutes (2 to 19) and queue.many_minutes
+// (20 and more: Romanian says "20 de minute"). The wait is said in whole
+// minutes, at least one.
+func Announcement(s Sentences, lang string, pos int, wait time.Duration) string {
 	min := int((wait + 30*time.Second) / time.Minute)
 	if min < 1 {
 		min = 1
 	}
-	if lang == "en" {
-		m := fmt.Sprintf("%d minutes", min)
-		if min == 1 {
-			m = "one minute"
-		}
-		return fmt.Sprintf("Please hold, an operator will answer you shortly. You are number %d in the queue. The expected wait is about %s. To be called back instead, press 1.", pos, m)
-	}
-	m := fmt.Sprintf("%d minute", min)
+	var m string
 	switch {
 	case min == 1:
-		m = "un minut"
+		m = s.Text(lang, "queue.one_minute")
 	case min >= 20:
-		m = fmt.Sprintf("%d de minute", min)
+		m = s.Text(lang, "queue.many_minutes", min)
+	default:
+		m = s.Text(lang, "queue.minutes", min)
 	}
-	return fmt.Sprintf("Vă rugăm să așteptați, un operator vă va răspunde în curând. Sunteți numărul %d la rând. Timpul estimat de așteptare este de aproximativ %s. Dacă preferați să fiți sunat înapoi, apăsați tasta 1.", pos, m)
+	return s.Text(lang, "queue.wait", pos, m)
 }
