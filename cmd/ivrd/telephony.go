@@ -11,6 +11,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 	"github.com/govline/ivr/tickets/console"
 )
@@ -35,7 +36,7 @@ type adapter struct {
 	ready <-chan struct{}
 }
 
-func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog.Logger) (*telephony, error) {
+func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets.Store, log *slog.Logger) (*telephony, error) {
 	t := &telephony{}
 	var sipCfg = sip.Config{
 		Listen:      cfg.SIP.Listen,
@@ -87,7 +88,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog
 		if err != nil {
 			return nil, err
 		}
-		dir := queue.Directory{Store: store}
+		dir := queue.Directory{DB: db}
 		sipCfg.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, Locks: dir, Audit: store,
 			Realm: cfg.SIP.Queue.Realm, MinExpires: cfg.SIP.Queue.MinExpires.Duration, MaxExpires: cfg.SIP.Queue.MaxExpires.Duration,
 			MaxFailures: cfg.SIP.Queue.MaxFailures, AddressMaxFailures: cfg.SIP.Queue.AddressMaxFailures,

@@ -2,7 +2,6 @@ package sip_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,7 +48,7 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: qTicket, Lang: "ro", Summary: "carte de identitate\r\npierdută"}
 	})
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
-		dir := queue.Directory{Store: store}
+		dir := agentDirectory(t, store)
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +69,8 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 func recordedSides(t *testing.T, l *line, callID string) (caller, heard []int16) {
 	t.Helper()
 	var path string
-	if err := l.store.DB().QueryRow(`SELECT recording FROM calls WHERE id = ?`, callID).Scan(&path); err != nil || path == "" {
+	c, err := l.store.Call(context.Background(), callID)
+	if path = c.Recording; err != nil || path == "" {
 		t.Fatalf("call %s has no recording (%q, %v)", callID, path, err)
 	}
 	b, err := os.ReadFile(path)
@@ -272,12 +272,11 @@ func goertzel(pcm []int16, freq float64, rate int) float64 {
 
 func queueOutcome(t *testing.T, l *line, callID string) string {
 	t.Helper()
-	var o string
-	err := l.store.DB().QueryRowContext(context.Background(), `SELECT queue_outcome FROM calls WHERE id = ?`, callID).Scan(&o)
+	c, err := l.store.Call(context.Background(), callID)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	return o
+	return string(c.QueueOutcome)
 }
 
 func TestAgentRegistration(t *testing.T) {
@@ -391,9 +390,8 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	// The recording keeps both sides of the conversation with the agent:
 	// the caller's tone on the left, the agent's on the right.
 	if !waitFor(5*time.Second, func() bool {
-		var end sql.NullString
-		_ = l.store.DB().QueryRow(`SELECT end_reason FROM calls WHERE id = ?`, callID).Scan(&end)
-		return end.String != ""
+		c, _ := l.store.Call(context.Background(), callID)
+		return c.EndReason != ""
 	}) {
 		t.Fatal("the call record did not end")
 	}
@@ -408,9 +406,8 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	if g := goertzel(left[len(left)-3*c.rate:], 440, c.rate); g < 0.2 {
 		t.Errorf("the recording's caller side has a 440 Hz share of %.2f at the end: the caller's voice is missing", g)
 	}
-	var svc string
-	_ = l.store.DB().QueryRow(`SELECT service FROM calls WHERE id = ?`, callID).Scan(&svc)
-	if svc != string(tickets.ServiceIdentityCard) {
+	rec, _ := l.store.Call(context.Background(), callID)
+	if svc := string(rec.Service); svc != string(tickets.ServiceIdentityCard) {
 		t.Errorf("call service %q, want the queue's %s", svc, tickets.ServiceIdentityCard)
 	}
 	if !waitFor(5*time.Second, func() bool { st := qs.Agents(); return len(st) == 1 && st[0].State == "idle" }) {
@@ -599,7 +596,7 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: n, Lang: "ro"}
 	})
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
-		dir := queue.Directory{Store: store}
+		dir := agentDirectory(t, store)
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil && !errors.Is(err, tickets.ErrExists) {
 			t.Fatal(err)
 		}

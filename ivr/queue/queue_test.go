@@ -3,11 +3,12 @@ package queue
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/store"
 )
 
 // clock is a settable clock for the queue.
@@ -216,12 +217,12 @@ func TestHA1(t *testing.T) {
 }
 
 func TestDirectory(t *testing.T) {
-	store, err := tickets.Open(tickets.DBPath(t.TempDir()))
+	db, err := store.Open(context.Background(), store.SQLiteURL(filepath.Join(t.TempDir(), "ivr.db")), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	d := Directory{Store: store}
+	defer db.Close()
+	d := Directory{DB: db}
 	ctx := context.Background()
 	if err := d.Add(ctx, "alice", "r", "long-password", []string{"level1", "level2"}); err != nil {
 		t.Fatal(err)
