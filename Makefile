@@ -5,18 +5,23 @@
 # through the module proxy).
 
 GO       ?= go
-TAGS     := sqlite_fts5
-GOFLAGS_ := -tags $(TAGS)
+# No build tag is needed (SQLite's FTS5 is in every build: internal/sqlitefts5);
+# TAGS=... is passed on when given (TAGS=sqlite_fts5 uses the driver's own FTS5).
+TAGS     ?=
+GOFLAGS_ := $(if $(TAGS),-tags $(TAGS))
 BIN      := bin
 # Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
 # rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp),
-# speech engines (libespeak-ng-dev, pocketsphinx). npm (for the VAD model) is
+# speech engines (libespeak-ng-dev, pocketsphinx), systemd-analyze for the
+# installed unit's test (systemd), the PostgreSQL server that internal/pgtest
+# starts for the store's conformance tests (postgresql: initdb and postgres in
+# a temporary folder, no service needed). npm (for the VAD model) is
 # not listed: machines often have Node.js from elsewhere, whose nodejs package
 # conflicts with Debian's npm; `models` installs it only when npm is missing.
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver systemd postgresql
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps models prompts bench fuzz vet clean eval
+.PHONY: run test build deps models prompts bench fuzz vet clean eval install
 
 run: deps build
 	./$(BIN)/ivrd
@@ -88,6 +93,52 @@ bench: deps build
 # fails below the targets. EVALFLAGS=-v lists every miss.
 eval: deps
 	$(GO) run $(GOFLAGS_) ./flows/kb/cmd/kbeval -dir flows/kb $(EVALFLAGS)
+
+# install puts the engine where a Debian service lives: the binaries in
+# PREFIX/bin (the speech libraries in PREFIX/lib/ivr), the flows (with the knowledge base and prompts) and the VAD
+# model in PREFIX/share/ivr, the docs in PREFIX/share/doc/ivr, the systemd
+# unit in PREFIX/lib/systemd/system, the configuration in
+# SYSCONFDIR/ivr/ivrd.toml (kept when it exists) and the state folder
+# LOCALSTATEDIR/lib/ivr; DESTDIR stages it all elsewhere (packaging, tests).
+# Without DESTDIR, as root, it also creates the system user ivr. Then:
+#   systemctl daemon-reload && systemctl enable --now ivrd
+PREFIX        ?= /usr/local
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+IVR_USER      ?= ivr
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+# The onnxruntime and sherpa-onnx libraries the speech engines link come
+# with a Go module, whose folder the binaries' run path names (in the build
+# user's module cache, which the service may not read): they are installed
+# in PREFIX/lib/ivr, which the unit puts on LD_LIBRARY_PATH.
+SHERPA_LIBS = $(shell $(GO) list -m -f '{{.Dir}}' github.com/k2-fsa/sherpa-onnx-go-linux)/lib/$(shell uname -m)-unknown-linux-gnu
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ivr $(DESTDIR)$(PREFIX)/share/ivr/models $(DESTDIR)$(PREFIX)/share/doc/ivr \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ivr
+	install -m 0755 $(BIN)/ivrd $(BIN)/ivrctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(SHERPA_LIBS)/libonnxruntime.so $(SHERPA_LIBS)/libsherpa-onnx-c-api.so $(SHERPA_LIBS)/libsherpa-onnx-cxx-api.so $(DESTDIR)$(PREFIX)/lib/ivr/
+	rm -rf $(DESTDIR)$(PREFIX)/share/ivr/flows
+	cp -R flows $(DESTDIR)$(PREFIX)/share/ivr/flows
+	find $(DESTDIR)$(PREFIX)/share/ivr/flows \( -name '*.go' -o -name testdata \) -prune -exec rm -rf {} +
+	find $(DESTDIR)$(PREFIX)/share/ivr/flows -type d -empty -delete
+	install -m 0644 $(VAD_MODEL) $(DESTDIR)$(PREFIX)/share/ivr/models/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/ivr/
+	$(SUBST) deploy/ivrd.service > $(DESTDIR)$(UNITDIR)/ivrd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ivrd.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/ivr/ivrd.toml ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/ivr/ivrd.toml (the new default is ivrd.toml.dist beside it)"; \
+		$(SUBST) deploy/ivrd.toml > $(DESTDIR)$(SYSCONFDIR)/ivr/ivrd.toml.dist; \
+	else \
+		$(SUBST) deploy/ivrd.toml > $(DESTDIR)$(SYSCONFDIR)/ivr/ivrd.toml; \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/ivr/ivrd.toml; \
+	fi
+	install -d -m 0750 $(DESTDIR)$(LOCALSTATEDIR)/lib/ivr
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		id -u $(IVR_USER) >/dev/null 2>&1 || useradd --system --home-dir $(LOCALSTATEDIR)/lib/ivr --no-create-home \
+			--shell /usr/sbin/nologin --comment "govline IVR engine" $(IVR_USER); \
+		chown $(IVR_USER):$(IVR_USER) $(LOCALSTATEDIR)/lib/ivr; \
+	fi
 
 clean:
 	rm -rf $(BIN)

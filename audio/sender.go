@@ -3,6 +3,7 @@ package audio
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,15 @@ import (
 // streams of its shard wait for it.
 type FrameSender interface {
 	SendFrame(now time.Time)
+}
+
+// SendPanicHandler is implemented by a FrameSender that wants its panics
+// back: a panic in its SendFrame is recovered by the Sender, the stream is
+// taken off its shard (the other streams of the shard go on), and
+// SendPanicked receives the panic's value and stack, on the shard's
+// goroutine; it must not block. A FrameSender without it panics on.
+type SendPanicHandler interface {
+	SendPanicked(v any, stack []byte)
 }
 
 // Sender paces the outbound RTP of every call of an adapter. Instead of a
@@ -130,9 +140,34 @@ func (s *Sender) run(ctx context.Context, sh *senderShard, phase time.Duration) 
 			skips = n
 		}
 		sh.mu.Lock()
-		for _, f := range sh.streams {
-			f.SendFrame(s.clock.Now())
+		for i := 0; i < len(sh.streams); {
+			if send(sh.streams[i], s.clock.Now()) {
+				i++
+				continue
+			}
+			// It panicked: off the shard (Remove finds it gone).
+			last := len(sh.streams) - 1
+			sh.streams[i], sh.streams[last] = sh.streams[last], nil
+			sh.streams = sh.streams[:last]
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// send sends one stream's packet; false when SendFrame panicked and its
+// SendPanicHandler took the panic.
+func send(f FrameSender, now time.Time) (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		v := recover()
+		h, handles := f.(SendPanicHandler)
+		if !handles {
+			panic(v)
+		}
+		h.SendPanicked(v, debug.Stack())
+	}()
+	f.SendFrame(now)
+	return true
 }

@@ -131,3 +131,54 @@ func TestSenderCloseJoins(t *testing.T) {
 		t.Errorf("%d packets after Close", m-n)
 	}
 }
+
+// buggy panics on its third packet and wants the panic back.
+type buggy struct {
+	stream
+	n        int
+	panicked chan any
+}
+
+func (b *buggy) SendFrame(now time.Time) {
+	if b.n++; b.n == 3 {
+		panic("a bug in SendFrame")
+	}
+	b.stream.SendFrame(now)
+}
+
+func (b *buggy) SendPanicked(v any, stack []byte) { b.panicked <- v }
+
+// A stream whose SendFrame panics is taken off its shard and given the
+// panic; the other streams of the shard keep their 20 ms.
+func TestSenderRecoversAStreamsPanic(t *testing.T) {
+	c := NewFakeClock(t0)
+	s := NewSender(c, 1, nil)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitForSleepers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	bad := &buggy{panicked: make(chan any, 1)}
+	good := &stream{}
+	slot := s.Add(bad)
+	s.Add(good)
+	for range 10 {
+		step(t, c, FrameDuration, 1)
+	}
+	select {
+	case v := <-bad.panicked:
+		if v != "a bug in SendFrame" {
+			t.Errorf("SendPanicked got %v", v)
+		}
+	default:
+		t.Fatal("the panic was not handed back")
+	}
+	if n := len(bad.times()); n != 2 {
+		t.Errorf("the buggy stream sent %d packets, want 2 (then it was taken off)", n)
+	}
+	if n := len(good.times()); n < 9 {
+		t.Errorf("the other stream sent %d packets in 10 rounds", n)
+	}
+	s.Remove(slot) // already off: a no-op
+}

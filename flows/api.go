@@ -650,8 +650,12 @@ func (c *call) luaAsk(L *lua.LState) int {
 			}
 		}
 		if idx < 0 {
-			if free && in.Mode == InputSpeech {
-				return c.result(L, in, nil), true // free speech: the flow decides
+			// Free speech: the flow decides; but words heard with less
+			// than the confirmation threshold that name no option are
+			// most likely not what the caller said (noise, a voice in
+			// the room forced into the grammar): asked again.
+			if free && in.Mode == InputSpeech && in.Confidence >= confirmBelow {
+				return c.result(L, in, nil), true
 			}
 			return nil, false
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
 
+	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -645,7 +646,7 @@ func didYouMean(name string, known []string) string {
 func closest(name string, names []string) string {
 	best, bestD := "", 3
 	for _, k := range names {
-		if d := editDistance(name, k); d < bestD || (d == bestD && k < best) {
+		if d := editdist.Strings(name, k); d < bestD || (d == bestD && k < best) {
 			best, bestD = k, d
 		}
 	}
@@ -653,26 +654,6 @@ func closest(name string, names []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // eachStmt calls fn for every statement of stmts and of the blocks and

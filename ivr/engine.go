@@ -191,7 +191,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
 		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
 	stopCheckpoints := t.checkpoints(e.checkpoint(), rec)
-	reason := s.Run()
+	reason := e.run(s, call, t)
 	stopCheckpoints()
 
 	// Teardown runs once, on a context of its own: the call's context may
@@ -200,6 +200,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	// Serve goes on without it.
 	done := make(chan EndReason, 1)
 	go func(reason EndReason) {
+		defer Recover(e.Metrics, t.log, "call teardown", nil)
 		tctx, cancel := context.WithTimeout(context.Background(), e.teardownLimit())
 		defer cancel()
 		if cause := context.Cause(call.Context()); cause != nil {
@@ -223,6 +224,23 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	}
 	t.End(reason)
 	return reason
+}
+
+// run runs the session; a panic in it (the flow's runtime, a prompt, the
+// turn-taking) is recovered here, where the call is served: it ends this
+// call with EndError, and the engine tears it down as any other.
+func (e *Engine) run(s *Session, call Call, t *Tracker) (reason EndReason) {
+	defer Recover(e.Metrics, t.log, "call session", func(v any) {
+		reason = EndError
+		// The call's context ends with the panic as its cause: what the
+		// session started below it stops.
+		ctx, cancel := context.WithTimeout(context.Background(), e.teardownLimit())
+		defer cancel()
+		if err := call.Hangup(ctx, EndError); err != nil {
+			t.log.Warn("hangup after a panic failed", "err", err)
+		}
+	})
+	return s.Run()
 }
 
 // Tracker follows one call from admission to its end: the call record, the
@@ -301,6 +319,7 @@ func (t *Tracker) checkpoints(period time.Duration, rec *Recording) (stop func()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer Recover(t.eng.Metrics, t.log, "call checkpoints", nil)
 		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {

@@ -1,14 +1,16 @@
 package ivr
 
 import (
-	"fmt"
 	"io"
+	"maps"
 	"math"
 	"runtime/metrics"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Metrics are the engine-wide counters served at /metrics in the Prometheus
@@ -182,50 +184,62 @@ func (m *Metrics) Outcome(r EndReason) uint64 {
 	return m.outcomes[r]
 }
 
-// WritePrometheus writes every metric in the Prometheus text exposition
-// format (version 0.0.4).
-func (m *Metrics) WritePrometheus(w io.Writer) error {
-	pw := NewPromWriter(w)
-	gauge, counter := pw.Gauge, pw.Counter
-	labelled := func(name, help, label string, vals map[string]uint64) {
-		pw.Labelled("counter", name, help, label, vals)
-	}
+// Label values the engine's labelled counters start with at 0, so that a
+// rate or an alert works from the first scrape (the other values appear
+// with their first event): every end reason, every DTMF source, and the
+// documented reasons of refusals, REGISTER failures, lockouts and speech
+// fallbacks (docs/operations.md).
+var (
+	endReasons          = []EndReason{EndCallerHangup, EndEngineHangup, EndCancelled, EndRTPTimeout, EndNoCommonCodec, EndRejected, EndShutdown, EndError, EndEngineRestart, EndTransferred}
+	dtmfSources         = []string{"rfc4733", "sip-info", "inband"}
+	sipRefusedReasons   = []string{"missing_header", "duplicate_header", "cseq_method", "version", "uri_scheme", "uri_headers", "require", "content_type", "accept", "unknown_dialog", "max_calls", "max_calls_per_source", "max_pending", "max_pending_per_source"}
+	registerFailReasons = []string{"bad_credentials", "unknown_agent", "backoff", "locked", "bad_request"}
+	lockoutKinds        = []string{"agent", "address"}
+	speechSteps         = []string{"start", "write", "finish", "vad"}
+)
 
-	gauge("ivr_active_calls", "Calls currently in progress.", m.ActiveCalls.Load())
+var _ prometheus.Collector = (*Metrics)(nil)
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+// Collect implements prometheus.Collector: every engine metric, read from
+// its atomic at scrape time (the hot path never touches client_golang).
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	c := NewConstMetrics(ch)
+	c.Gauge("ivr_active_calls", "Calls currently in progress.", m.ActiveCalls.Load())
 	m.mu.Lock()
 	outcomes := make(map[string]uint64, len(m.outcomes))
 	for k, v := range m.outcomes {
 		outcomes[string(k)] = v
 	}
-	dtmf := make(map[string]uint64, len(m.dtmf))
-	for k, v := range m.dtmf {
-		dtmf[k] = v
-	}
-	methods := make(map[string]uint64, len(m.sipMethod))
-	for k, v := range m.sipMethod {
-		methods[k] = v
-	}
-	fallback := make(map[string]uint64, len(m.fallback))
-	for k, v := range m.fallback {
-		fallback[k] = v
-	}
-	engineFallback := make(map[string]uint64, len(m.engineFallback))
-	for k, v := range m.engineFallback {
-		engineFallback[k] = v
-	}
+	dtmf := maps.Clone(m.dtmf)
+	methods := maps.Clone(m.sipMethod)
+	fallback := maps.Clone(m.fallback)
+	engineFallback := maps.Clone(m.engineFallback)
 	m.mu.Unlock()
-	labelled("ivr_calls_total", "Calls ended, by outcome.", "outcome", outcomes)
+	for _, r := range endReasons {
+		outcomes[string(r)] += 0
+	}
+	counter := c.Counter
+	labelled := func(name, help, label string, vals map[string]uint64, known []string) {
+		for _, k := range known {
+			vals[k] += 0
+		}
+		c.Labelled(prometheus.CounterValue, name, help, label, vals)
+	}
+	labelled("ivr_calls_total", "Calls ended, by outcome.", "outcome", outcomes, nil)
 	counter("ivr_rtp_packets_in_total", "RTP packets received from callers.", m.RTPPacketsIn.Load())
 	counter("ivr_rtp_packets_out_total", "RTP packets sent to callers.", m.RTPPacketsOut.Load())
 	counter("ivr_rtp_packets_lost_total", "Inbound RTP packets never received (sequence gaps).", m.RTPPacketsLost.Load())
 	counter("ivr_rtp_packets_late_total", "Inbound RTP packets that arrived after their playout slot.", m.RTPPacketsLate.Load())
-	labelled("ivr_dtmf_digits_total", "DTMF digits received, by source.", "source", dtmf)
-	labelled("ivr_sip_requests_total", "SIP requests received, by method.", "method", methods)
+	labelled("ivr_dtmf_digits_total", "DTMF digits received, by source.", "source", dtmf, dtmfSources)
+	labelled("ivr_sip_requests_total", "SIP requests received, by method.", "method", methods, nil)
 	counter("ivr_sip_malformed_total", "SIP datagrams or requests rejected as malformed.", m.MalformedSIP.Load())
-	labelled("ivr_sip_refused_total", "SIP requests refused before the dialog code (bad requests, limits), by reason.", "reason", m.SIPRefused.snapshot())
+	labelled("ivr_sip_refused_total", "SIP requests refused before the dialog code (bad requests, limits), by reason.", "reason", m.SIPRefused.snapshot(), sipRefusedReasons)
 	counter("ivr_sip_unacked_invites_total", "Answered INVITEs whose ACK never came; the call was cleaned up.", m.SIPUnacked.Load())
-	labelled("ivr_sip_register_failures_total", "Agent REGISTERs refused, by reason.", "reason", m.SIPRegisterFailures.snapshot())
-	labelled("ivr_sip_register_lockouts_total", "Agents and source addresses locked out after failed REGISTERs, by kind.", "kind", m.SIPLockouts.snapshot())
+	labelled("ivr_sip_register_failures_total", "Agent REGISTERs refused, by reason.", "reason", m.SIPRegisterFailures.snapshot(), registerFailReasons)
+	labelled("ivr_sip_register_lockouts_total", "Agents and source addresses locked out after failed REGISTERs, by kind.", "kind", m.SIPLockouts.snapshot(), lockoutKinds)
 	counter("ivr_sip_register_new_address_total", "Agents registered from a new address while registered from another.", m.SIPNewAddress.Load())
 	counter("ivr_sip_tcp_dials_refused_total", "TCP connections the SIP endpoint refused to open to an address that is no known peer.", m.SIPDialsRefused.Load())
 	counter("ivr_sip_dns_refused_total", "Name lookups the SIP stack attempted for a host a request named (a Via, a Contact); the endpoint does none.", m.SIPDNSRefused.Load())
@@ -242,59 +256,65 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
-	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback)
-	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback)
-	writeRuntime(pw.Printf)
-	m.PacingDeviation.Write(pw.Printf, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
-	m.CallSetup.Write(pw.Printf, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
-	return pw.Err()
+	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback, speechSteps)
+	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback, speechSteps)
+	collectRuntime(c)
+	m.PacingDeviation.Collect(c, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
+	m.CallSetup.Collect(c, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
 }
 
-// PromWriter writes metrics in the Prometheus text exposition format
-// (version 0.0.4), for the engine and the adapters alike. The first write
-// error sticks: the writes after it do nothing and Err returns it. Not safe
-// for concurrent use.
-type PromWriter struct {
-	w   io.Writer
-	err error
+// WritePrometheus writes every metric in the Prometheus text exposition
+// format (what GET /metrics serves, without the process and Go
+// collectors).
+func (m *Metrics) WritePrometheus(w io.Writer) error { return WriteText(w, m) }
+
+// WriteText writes what the collectors collect in the Prometheus text
+// exposition format (version 0.0.4), through a registry of their own.
+func WriteText(w io.Writer, cs ...prometheus.Collector) error {
+	reg := prometheus.NewPedanticRegistry()
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// NewPromWriter returns a PromWriter on w.
-func NewPromWriter(w io.Writer) *PromWriter { return &PromWriter{w: w} }
+// ConstMetrics sends the values of a Collect call as constant metrics,
+// for the engine and the adapters alike: counters and gauges read from
+// atomics, labelled counters from maps, histograms (Histogram.Collect).
+type ConstMetrics struct{ ch chan<- prometheus.Metric }
 
-// Printf writes formatted text as it is (Histogram.Write takes it).
-func (p *PromWriter) Printf(format string, a ...any) {
-	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format, a...)
+// NewConstMetrics returns a ConstMetrics sending to ch (Collect's).
+func NewConstMetrics(ch chan<- prometheus.Metric) ConstMetrics { return ConstMetrics{ch: ch} }
+
+// Counter sends one counter.
+func (c ConstMetrics) Counter(name, help string, v uint64) {
+	c.ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, float64(v))
+}
+
+// Gauge sends one gauge.
+func (c ConstMetrics) Gauge(name, help string, v int64) {
+	c.ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, float64(v))
+}
+
+// Labelled sends one sample per value of label (a counter or a gauge).
+func (c ConstMetrics) Labelled(typ prometheus.ValueType, name, help, label string, vals map[string]uint64) {
+	d := prometheus.NewDesc(name, help, []string{label}, nil)
+	for k, v := range vals {
+		c.ch <- prometheus.MustNewConstMetric(d, typ, float64(v), k)
 	}
 }
-
-// Counter writes one counter with its HELP and TYPE lines.
-func (p *PromWriter) Counter(name, help string, v uint64) {
-	p.Printf("# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-}
-
-// Gauge writes one gauge with its HELP and TYPE lines.
-func (p *PromWriter) Gauge(name, help string, v int64) {
-	p.Printf("# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-}
-
-// Labelled writes a metric of type typ ("counter", "gauge") with one
-// sample per value of label, in the order of the label's values.
-func (p *PromWriter) Labelled(typ, name, help, label string, vals map[string]uint64) {
-	p.Printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		p.Printf("%s{%s=%q} %d\n", name, label, k, vals[k])
-	}
-}
-
-// Err returns the first write error, if any.
-func (p *PromWriter) Err() error { return p.err }
 
 // Histogram counts observations into fixed buckets (upper bounds in
 // seconds, ascending). Observe is lock-free and allocation-free.
@@ -346,18 +366,17 @@ func (h *Histogram) Quantile(q float64) float64 {
 // Count is the number of observations.
 func (h *Histogram) Count() uint64 { return h.total.Load() }
 
-// Write writes the histogram in the Prometheus text format through p (a
-// Printf-like writer), with its HELP and TYPE lines. Adapters use it for
-// their own histograms.
-func (h *Histogram) Write(p func(string, ...any), name, help string) {
-	p("# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+// Collect sends the histogram as name, with its cumulative buckets, count
+// and sum (in seconds). Adapters use it for their own histograms.
+func (h *Histogram) Collect(c ConstMetrics, name, help string) {
+	buckets := make(map[float64]uint64, len(h.bounds))
 	var acc uint64
 	for i, b := range h.bounds {
 		acc += h.counts[i].Load()
-		p("%s_bucket{le=\"%g\"} %d\n", name, b, acc)
+		buckets[b] = acc
 	}
 	acc += h.counts[len(h.bounds)].Load()
-	p("%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, acc, name, float64(h.sumNs.Load())/1e9, name, acc)
+	c.ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc(name, help, nil, nil), acc, float64(h.sumNs.Load())/1e9, buckets)
 }
 
 // runtimeSamples are the Go runtime figures exported with the engine's.
@@ -368,7 +387,7 @@ var runtimeSamples = []struct{ metric, name, help, typ string }{
 	{"/gc/cycles/total:gc-cycles", "ivr_go_gc_cycles_total", "Completed GC cycles.", "counter"},
 }
 
-func writeRuntime(p func(string, ...any)) {
+func collectRuntime(c ConstMetrics) {
 	samples := make([]metrics.Sample, len(runtimeSamples))
 	for i, r := range runtimeSamples {
 		samples[i].Name = r.metric
@@ -378,6 +397,11 @@ func writeRuntime(p func(string, ...any)) {
 		if samples[i].Value.Kind() != metrics.KindUint64 {
 			continue
 		}
-		p("# HELP %s %s\n# TYPE %s %s\n%s %d\n", r.name, r.help, r.name, r.typ, r.name, samples[i].Value.Uint64())
+		v := samples[i].Value.Uint64()
+		if r.typ == "counter" {
+			c.Counter(r.name, r.help, v)
+		} else {
+			c.Gauge(r.name, r.help, int64(v))
+		}
 	}
 }

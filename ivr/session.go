@@ -93,16 +93,19 @@ func (s *Session) Run() EndReason {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer Recover(s.metrics(), s.Log, "call turn-taking", s.endOnPanic)
 			s.ear.run(lctx)
 		}()
 	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		defer Recover(s.metrics(), s.Log, "call listener", s.endOnPanic)
 		s.listen(lctx)
 	}()
 	go func() {
 		defer wg.Done()
+		defer Recover(s.metrics(), s.Log, "call keys", s.endOnPanic)
 		s.forwardKeys(lctx)
 	}()
 	defer func() {
@@ -336,4 +339,13 @@ func (s *Session) play(ctx context.Context, name string, bargeIn bool) (PlayResu
 		s.Recording.Engine(frame)
 	}
 	return PlayFinished, 0
+}
+
+// endOnPanic ends the call after a panic on one of the session's
+// goroutines (recovered by Recover): without it the call would go on
+// deaf or without keys.
+func (s *Session) endOnPanic(v any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Call.Hangup(ctx, EndError)
 }

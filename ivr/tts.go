@@ -256,6 +256,26 @@ func (c *RenderCache) keepRate(j *renderJob, rate int) {
 // they come; the finished render goes to disk and to memory (at the
 // rates the calls asked for), unless a fallback spoke it.
 func (c *RenderCache) render(j *renderJob, lang, text, wav string) {
+	// A panic in the engine fails this render (the calls playing it hear
+	// the fallback or an error), not the process.
+	defer Recover(c.Metrics, c.logger(), "prompt render", func(v any) {
+		j.mu.Lock()
+		done := j.done
+		j.mu.Unlock()
+		if !done {
+			j.finish(PanicError(v))
+		}
+		c.mu.Lock()
+		if c.jobs[j.src] == j {
+			delete(c.jobs, j.src)
+		}
+		c.mu.Unlock()
+		select {
+		case <-j.stored:
+		default:
+			close(j.stored) // only this goroutine closes it
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), renderTimeout)
 	defer cancel()
 	keep, err := c.renderInto(ctx, j, lang, text)
@@ -453,116 +473,54 @@ func (j *renderJob) since(off int) ([]int16, bool, error, <-chan struct{}) {
 
 // reader plays the job at rate for one call.
 func (j *renderJob) reader(ctx context.Context, rate int) speech.Audio {
-	r := &jobReader{j: j, ctx: ctx, rate: rate}
+	a := speech.NewBufferedAudio(nil, rate, &jobReader{j: j, ctx: ctx})
 	if rate != renderRate {
-		r.rs, _ = audio.NewResampler(renderRate, rate)
-		r.skip = r.rs.Delay()
+		// Resampled as audio.Resample gives it whole: what the cache
+		// keeps, sample for sample.
+		rs, _ := audio.NewResampler(renderRate, rate)
+		a.Buffer().ResampleExact(rs)
 	}
-	return r
+	return a
 }
 
-// jobReader is one call's playback of a renderJob: it plays what has been
-// rendered and waits (for at most ctx) for more.
+// jobReader is the Source of one call's playback of a renderJob: it gives
+// what has been rendered and waits (for at most ctx) for more.
 type jobReader struct {
-	j      *renderJob
-	ctx    context.Context
-	rate   int
-	off    int // samples of j.pcm consumed
-	rs     *audio.Resampler
-	skip   int // resampler delay still to drop from its output
-	made   int // samples at rate put in out so far
-	tmp    []int16
-	out    []int16 // samples at rate not yet played
-	eof    bool
-	closed bool
+	j   *renderJob
+	ctx context.Context
+	off int // samples of j.pcm consumed
 }
 
-func (r *jobReader) ReadFrame(frame []int16) error {
-	if err := speech.CheckFrame(frame, r.rate); err != nil {
+// Fill implements speech.Source.
+func (r *jobReader) Fill(b *speech.FrameBuffer) error {
+	more, done, err, wake := r.j.since(r.off)
+	switch {
+	case len(more) > 0:
+		r.off += len(more)
+		b.Write(more)
+	case done && err != nil:
 		return err
-	}
-	if r.closed {
-		return speech.ErrClosed
-	}
-	for len(r.out) < len(frame) && !r.eof {
-		more, done, err, wake := r.j.since(r.off)
-		switch {
-		case len(more) > 0:
-			r.off += len(more)
-			r.push(more)
-		case done && err != nil:
-			return err
-		case done:
-			r.eof = true
-			if r.rs != nil {
-				// The filter's tail, then exactly the input's length
-				// at rate (as audio.Resample gives it whole).
-				r.push(make([]int16, r.rs.Delay()*renderRate/r.rate+renderRate/r.rate+1))
-				want := int(int64(r.off) * int64(r.rate) / renderRate)
-				if extra := r.made - want; extra > 0 && extra <= len(r.out) {
-					r.out = r.out[:len(r.out)-extra]
-				}
-			}
-		default:
-			select {
-			case <-wake:
-			case <-r.ctx.Done():
-				return context.Cause(r.ctx)
-			}
+	case done:
+		b.End()
+		return io.EOF
+	default:
+		select {
+		case <-wake:
+		case <-r.ctx.Done():
+			return context.Cause(r.ctx)
 		}
 	}
-	if len(r.out) == 0 {
-		return io.EOF
-	}
-	n := copy(frame, r.out)
-	clear(frame[n:])
-	r.out = r.out[n:]
 	return nil
 }
 
-// push appends src (at renderRate) to out at the call's rate.
-func (r *jobReader) push(src []int16) {
-	if r.rs == nil {
-		r.out = append(r.out, src...)
-		return
-	}
-	need := r.rs.OutLen(len(src))
-	if cap(r.tmp) < need {
-		r.tmp = make([]int16, need)
-	}
-	out := r.tmp[:r.rs.Process(r.tmp[:need], src)]
-	d := min(r.skip, len(out))
-	r.skip -= d
-	r.made += len(out) - d
-	r.out = append(r.out, out[d:]...)
-}
+// Stop implements speech.Source: this call's playback stops (Close is
+// called from the reader's goroutine); the render goes on for the others
+// and for the cache.
+func (r *jobReader) Stop() {}
 
-// Close stops this call's playback; the render goes on for the others and
-// for the cache.
-func (r *jobReader) Close() error {
-	r.closed = true
-	return nil
-}
-
-// pcmAudio is a whole PCM played frame by frame, padded with silence to a
-// whole frame.
-type pcmAudio struct {
-	speech.Audio
-	pcm []int16
-}
-
-func newPCMAudio(pcm []int16, rate int) *pcmAudio {
-	return &pcmAudio{Audio: speech.PCMAudio(pcm, rate), pcm: pcm}
-}
-
-// Remaining reports the samples left, so a prompt knows where this part
-// ends.
-func (p *pcmAudio) Remaining() int {
-	if r, ok := p.Audio.(interface{ Remaining() int }); ok {
-		return r.Remaining()
-	}
-	return 0
-}
+// newPCMAudio plays a whole PCM frame by frame, padded with silence to a
+// whole frame; its Remaining says where it ends.
+func newPCMAudio(pcm []int16, rate int) speech.Audio { return speech.PCMAudio(pcm, rate) }
 
 func synthesizeAll(ctx context.Context, s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
 	a, err := s.Synthesize(ctx, req)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
 	"github.com/govline/ivr/speech/openai"
@@ -26,9 +27,7 @@ func TestRenderCacheEmbedded(t *testing.T) {
 	c := &RenderCache{Dir: t.TempDir()}
 	ctx := context.Background()
 	a, err := c.Synthesize(ctx, "ro", "Bună ziua.", 8000)
-	if err != nil {
-		t.Skipf("espeak-ng (make deps): %v", err)
-	}
+	testenv.Need(t, "espeak-ng", "Debian packages espeak-ng libespeak-ng-dev (make deps)", err)
 	if len(a) < 8000/4 {
 		t.Fatalf("%d samples for a greeting at 8 kHz", len(a))
 	}
@@ -84,9 +83,7 @@ func TestRenderCacheFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb, err := espeak.New(espeak.Options{})
-	if err != nil {
-		t.Skipf("espeak-ng (make deps): %v", err)
-	}
+	testenv.Need(t, "espeak-ng", "Debian packages espeak-ng libespeak-ng-dev (make deps)", err)
 	m := NewMetrics()
 	c := &RenderCache{Dir: t.TempDir(), Engine: network, Name: "openai/tts-1", Fallback: fb, Metrics: m}
 	ctx := context.Background()

@@ -834,6 +834,7 @@ func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
+		defer Recover(e.metrics, e.log, "call recognition", nil)
 		run()
 	}()
 }

@@ -248,36 +248,3 @@ func ReadAll(a Audio, rate int) ([]int16, error) {
 		out = append(out, frame...)
 	}
 }
-
-// PCMAudio returns pcm (whole, at rate; not modified) as an Audio. Its
-// Remaining method says how many samples are left to read.
-func PCMAudio(pcm []int16, rate int) Audio { return &pcmAudio{pcm: pcm, rate: rate} }
-
-func (a *pcmAudio) Remaining() int { return len(a.pcm) }
-
-type pcmAudio struct {
-	pcm    []int16
-	rate   int
-	closed bool
-}
-
-func (a *pcmAudio) ReadFrame(frame []int16) error {
-	if err := CheckFrame(frame, a.rate); err != nil {
-		return err
-	}
-	if a.closed {
-		return ErrClosed
-	}
-	if len(a.pcm) == 0 {
-		return io.EOF
-	}
-	n := copy(frame, a.pcm)
-	clear(frame[n:])
-	a.pcm = a.pcm[n:]
-	return nil
-}
-
-func (a *pcmAudio) Close() error {
-	a.closed = true
-	return nil
-}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3" // SQLite driver (cgo), registered as "sqlite3"
+
+	_ "github.com/govline/ivr/internal/sqlitefts5" // FTS5 in every build, no build tag needed
 )
 
 // BusyTimeout is how long a SQLite statement waits for a lock held by

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -360,12 +361,9 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not found")
-	}
+	goBin := testenv.Tool(t, "golang (or Go from go.dev)", "go")
 	bin := filepath.Join(t.TempDir(), "ivrctl")
-	build := exec.Command(goBin, "build", "-tags", "sqlite_fts5", "-o", bin, ".")
+	build := exec.Command(goBin, "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -223,12 +223,16 @@ type SpeechConfig struct {
 	// "embedded" (pocketsphinx, espeak-ng), "vosk" (recognizer only),
 	// "openai" or "sherpa". Any other than embedded falls back to the
 	// embedded one when it fails.
-	Recognizer    string       `toml:"recognizer"`
-	Synthesizer   string       `toml:"synthesizer"`
-	FinishTimeout Duration     `toml:"finish_timeout"`
-	Vosk          VoskConfig   `toml:"vosk"`
-	OpenAI        OpenAIConfig `toml:"openai"`
-	Sherpa        SherpaConfig `toml:"sherpa"`
+	Recognizer    string   `toml:"recognizer"`
+	Synthesizer   string   `toml:"synthesizer"`
+	FinishTimeout Duration `toml:"finish_timeout"`
+	// ModelsDir holds the silero VAD model (silero_vad_v5.onnx); ""
+	// looks for var/models in the working folder and its parents, then
+	// in the user's cache (a checkout's `make models`).
+	ModelsDir string       `toml:"models_dir"`
+	Vosk      VoskConfig   `toml:"vosk"`
+	OpenAI    OpenAIConfig `toml:"openai"`
+	Sherpa    SherpaConfig `toml:"sherpa"`
 }
 
 // VoskConfig is [speech.vosk]: a Vosk server's WebSocket.
@@ -334,6 +338,7 @@ var envOverrides = []struct {
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
 	{"IVR_SPEECH_RECOGNIZER", "speech.recognizer", func(c *Config, v string) error { c.Speech.Recognizer = v; return nil }},
 	{"IVR_SPEECH_SYNTHESIZER", "speech.synthesizer", func(c *Config, v string) error { c.Speech.Synthesizer = v; return nil }},
+	{"IVR_MODELS_DIR", "speech.models_dir", func(c *Config, v string) error { c.Speech.ModelsDir = v; return nil }},
 	{"IVR_VOSK_URL", "speech.vosk.url", func(c *Config, v string) error { c.Speech.Vosk.URL = v; return nil }},
 	{"IVR_OPENAI_URL", "speech.openai.url", func(c *Config, v string) error { c.Speech.OpenAI.URL = v; return nil }},
 	{"IVR_OPENAI_API_KEY", "speech.openai.api_key", func(c *Config, v string) error { c.Speech.OpenAI.APIKey = v; return nil }},
@@ -362,9 +367,11 @@ func setBool(dst *bool, v string) error {
 }
 
 // LoadConfig reads the embedded defaults, then the file at path (if not
-// empty), then the environment, and validates the result. Every error
-// names the key (and the file or variable) at fault.
-func LoadConfig(path string, getenv func(string) string) (Config, error) {
+// empty), then the environment (lookup is os.LookupEnv: a variable set to
+// the empty string sets the key to empty, IVR_CONSOLE_LISTEN= turns the
+// console off; an unset one leaves the key alone), and validates the
+// result. Every error names the key (and the file or variable) at fault.
+func LoadConfig(path string, lookup func(string) (string, bool)) (Config, error) {
 	var c Config
 	if _, err := toml.Decode(defaultConfig, &c); err != nil {
 		return c, fmt.Errorf("embedded default config: %w", err)
@@ -391,7 +398,7 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, o := range envOverrides {
-		if v := getenv(o.env); v != "" {
+		if v, ok := lookup(o.env); ok {
 			if err := o.set(&c, v); err != nil {
 				return c, fmt.Errorf("config: %s (from %s): %w", o.key, o.env, err)
 			}

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
@@ -62,11 +63,19 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, con, nil
 }
 
-// consoleMetrics writes the console's sign-in counts.
-func consoleMetrics(con *console.Console) func(io.Writer) error {
-	return func(w io.Writer) error {
-		pw := ivr.NewPromWriter(w)
-		pw.Labelled("counter", "ivr_console_signins_total", "Console sign-ins, by outcome: ok, bad, locked, throttled (429), busy (503), error.", "outcome", con.SignIns())
-		return pw.Err()
+// consoleMetrics collects the console's sign-in counts.
+type consoleMetrics struct{ con *console.Console }
+
+// signInOutcomes start at 0 (docs/console.md).
+var signInOutcomes = []string{"ok", "bad", "locked", "throttled", "busy", "error"}
+
+func (m consoleMetrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+func (m consoleMetrics) Collect(ch chan<- prometheus.Metric) {
+	vals := m.con.SignIns()
+	for _, o := range signInOutcomes {
+		vals[o] += 0
 	}
+	ivr.NewConstMetrics(ch).Labelled(prometheus.CounterValue, "ivr_console_signins_total",
+		"Console sign-ins, by outcome: ok, bad, locked, throttled (429), busy (503), error.", "outcome", vals)
 }

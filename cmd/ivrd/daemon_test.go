@@ -45,7 +45,7 @@ func binaries(t *testing.T) (ivrd, ivrctl string) {
 			return
 		}
 		for _, pkg := range []string{"ivrd", "ivrctl"} {
-			out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", filepath.Join(binDir, pkg), "../"+pkg).CombinedOutput()
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, pkg), "../"+pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 				return

@@ -29,6 +29,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
@@ -39,19 +43,20 @@ import (
 )
 
 func main() {
-	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(realMain(os.Args[1:], os.LookupEnv, os.Stderr))
 }
 
-func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
+func realMain(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("IVR_CONFIG"), "configuration file (TOML); default: the embedded defaults")
+	config, _ := lookup("IVR_CONFIG")
+	configPath := fs.String("config", config, "configuration file (TOML); default: the embedded defaults")
 	check := fs.Bool("check", false, "validate the configuration and the prompts, then exit")
 	renderOnly := fs.Bool("render-prompts", false, "render the text prompts with espeak-ng into the data folder, then exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := LoadConfig(*configPath, lookup)
 	if err != nil {
 		fmt.Fprintln(stderr, "ivrd:", err)
 		return 2
@@ -246,7 +251,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(eng, calls, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	reg := newRegistry(eng, calls, tel)
+	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
 	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
 	if err != nil {
@@ -254,7 +260,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	if con != nil {
-		tel.metrics = append(tel.metrics, consoleMetrics(con))
+		reg.MustRegister(consoleMetrics{con})
 	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
@@ -302,9 +308,30 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return nil
 }
 
+// newRegistry gathers what GET /metrics serves: the engine's metrics, the
+// call log's, the telephony adapters', and the standard process and Go
+// runtime collectors of client_golang (process_*, go_*).
+func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		eng.Metrics,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_calllog_dropped_total", Help: "Call record writes dropped because the write queue was full."},
+			func() float64 { return float64(calls.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_calllog_failed_total", Help: "Call record writes the database refused."},
+			func() float64 { return float64(calls.Failed()) }),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+	for _, m := range tel.metrics {
+		reg.MustRegister(m)
+	}
+	return reg
+}
+
 // httpHandler serves /healthz (200 once the telephony adapter listens, 503
-// before and while draining), /metrics and, optionally, Go profiles.
-func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, profiles bool) http.Handler {
+// before and while draining), /metrics (reg, in the format the scraper
+// asks for: Prometheus text by default) and, optionally, Go profiles.
+func httpHandler(eng *ivr.Engine, reg *prometheus.Registry, tel *telephony, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	if profiles {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -322,20 +349,9 @@ func httpHandler(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, profil
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		if err := eng.Metrics.WritePrometheus(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
-			eng.Log.Warn("metrics write failed", "err", err)
-			return
-		}
-		pw := ivr.NewPromWriter(w)
-		pw.Counter("ivr_calllog_dropped_total", "Call record writes dropped because the write queue was full.", calls.Dropped())
-		pw.Counter("ivr_calllog_failed_total", "Call record writes the database refused.", calls.Failed())
-		for _, m := range tel.metrics {
-			if err := m(w); err != nil {
-				return
-			}
-		}
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(eng.Log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	return mux
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -41,9 +42,19 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		log.Info("speech off by configuration ([speech] enabled = false): callers answer with keys")
 		return nil, synth, closeAll
 	}
-	pool, err := silero.NewPool(silero.Options{Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
+	var model string
+	if c.ModelsDir != "" {
+		model = filepath.Join(c.ModelsDir, silero.ModelFile)
+	}
+	pool, err := silero.NewPool(silero.Options{Model: model, Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
+	if err == nil && model != "" {
+		if _, serr := os.Stat(model); serr != nil {
+			err = fmt.Errorf("%w: %v", silero.ErrNoModel, serr)
+		}
+	}
 	if err != nil {
-		log.Warn("speech off: no voice activity model (run make models); callers answer with keys", "err", err)
+		log.Warn("speech off: no voice activity model; callers answer with keys. Set speech.models_dir (or IVR_MODELS_DIR) to the folder that holds "+
+			silero.ModelFile+" (make models puts it in var/models, make install in PREFIX/share/ivr/models)", "speech.models_dir", c.ModelsDir, "err", err)
 		return nil, synth, closeAll
 	}
 	// Load the model once now, so a broken install shows at start and

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech/openai"
 	"github.com/govline/ivr/speech/silero"
 )
@@ -43,9 +45,7 @@ func TestSpeechOffByConfig(t *testing.T) {
 // embedded one behind it; a sherpa model folder that is not there is
 // reported and the embedded engines serve alone.
 func TestSpeechLadderFromConfig(t *testing.T) {
-	c, err := LoadConfig("", func(k string) string {
-		return map[string]string{"IVR_SPEECH_RECOGNIZER": "openai", "IVR_SPEECH_SYNTHESIZER": "openai", "IVR_OPENAI_URL": "http://127.0.0.1:9/v1", "IVR_FLOWS_DIR": "../../flows"}[k]
-	})
+	c, err := LoadConfig("", env(map[string]string{"IVR_SPEECH_RECOGNIZER": "openai", "IVR_SPEECH_SYNTHESIZER": "openai", "IVR_OPENAI_URL": "http://127.0.0.1:9/v1", "IVR_FLOWS_DIR": "../../flows"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSpeechLadderFromConfig(t *testing.T) {
 	sc, synth, closeSpeech := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc == nil {
-		t.Skipf("embedded speech engines not installed (make deps models): %s", logs.String())
+		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", errors.New(logs.String()))
 	}
 	if _, ok := sc.Recognizer.(*openai.Recognizer); !ok || sc.Fallback == nil {
 		t.Errorf("recognizer %T, fallback %v: want openai first, pocketsphinx behind it", sc.Recognizer, sc.Fallback)

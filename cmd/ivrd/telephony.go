@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
@@ -22,7 +23,7 @@ import (
 type telephony struct {
 	sipAddr  string // "" when the SIP endpoint does not run
 	runs     []adapter
-	metrics  []func(io.Writer) error
+	metrics  []prometheus.Collector // the adapters' metrics, served at /metrics
 	closers  []func() error
 	errc     chan error
 	finished chan struct{}
@@ -59,7 +60,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 			return nil, err
 		}
 		t.runs = append(t.runs, adapter{"ari", srv.Serve, srv.Ready()})
-		t.metrics = append(t.metrics, srv.Metrics().WritePrometheus)
+		t.metrics = append(t.metrics, srv.Metrics())
 		t.closers = append(t.closers, srv.Close)
 		return t, nil
 	case "esl":
@@ -68,7 +69,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 			return nil, err
 		}
 		t.runs = append(t.runs, adapter{"esl", srv.Serve, srv.Ready()})
-		t.metrics = append(t.metrics, srv.Metrics.WritePrometheus)
+		t.metrics = append(t.metrics, srv.Metrics)
 		sipCfg.LegHeader = srv.Config().LegHeader
 		sipCfg.Legs = srv
 		if cfg.ESL.InboundAddr != "" {

@@ -65,9 +65,8 @@ type call struct {
 	mediaOnce   sync.Once
 	transferred atomic.Bool // the channel continued in the dialplan or was redirected
 
-	digits chan ivr.Digit
-	in     *audio.FrameQueue // caller frames for the session
-	out    *audio.FrameQueue // engine frames for the sender
+	digits       chan ivr.Digit
+	audio.Duplex // caller frames for the session (In), engine frames for the sender (Out)
 
 	send    sendState         // owned by the sender's goroutine
 	slot    *audio.SenderSlot // set by startMedia
@@ -82,7 +81,8 @@ var (
 	_ ivr.Call       = (*call)(nil)
 	_ ivr.Transferer = (*call)(nil)
 
-	_ audio.FrameSender = (*call)(nil)
+	_ audio.FrameSender      = (*call)(nil)
+	_ audio.SendPanicHandler = (*call)(nil)
 )
 
 func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
@@ -90,10 +90,9 @@ func newCall(s *Server, cn *conn, ch *Channel, tr *ivr.Tracker) *call {
 		s: s, cn: cn, id: ch.ID, tr: tr, fmt: s.format,
 		digits:     make(chan ivr.Digit, 32),
 		mediaReady: make(chan struct{}),
-		in:         audio.NewFrameQueue(inQueue, audio.SamplesPerFrame(s.format.rate)),
-		out:        audio.NewFrameQueue(outQueue, audio.SamplesPerFrame(s.format.rate)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.callCtx)
+	c.Duplex = audio.NewDuplex(c.ctx, s.format.rate, inQueue, outQueue)
 	return c
 }
 
@@ -114,16 +113,6 @@ func (c *call) endErr() error {
 		return err
 	}
 	return io.EOF
-}
-
-// ReadFrame implements ivr.Media.
-func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
-	return c.in.Read(ctx, c.ctx, dst)
-}
-
-// WriteFrame implements ivr.Media.
-func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
-	return c.out.Write(ctx, c.ctx, frame)
 }
 
 func (c *call) do(ctx context.Context, method, path string, q url.Values, out any) error {
@@ -298,14 +287,19 @@ func (c *call) run() {
 	defer c.s.metrics.Channels.Add(-1)
 	defer c.s.forget(c)
 	// A panic below still frees what the call holds and closes its record.
-	defer func() {
-		if r := recover(); r != nil {
-			c.end(ivr.EndError, fmt.Errorf("panic: %v", r))
-			c.teardown()
-			c.tr.End(ivr.EndError)
-			panic(r) // to the server's recover, which logs and counts it
+	defer ivr.Recover(c.s.eng.Metrics, c.tr.Log(), "ari call", func(v any) {
+		c.end(ivr.EndError, ivr.PanicError(v))
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+		if err := c.Hangup(ctx, ivr.EndError); err != nil {
+			c.tr.Log().Warn("hangup failed", "err", err)
 		}
-	}()
+		cancel()
+		c.teardown()
+		c.tr.End(ivr.EndError)
+	})
+	if hook := c.s.testHook.Load(); hook != nil {
+		(*hook)("call", c.id)
+	}
 	reason, err := c.setup()
 	if err != nil {
 		if cause := context.Cause(c.ctx); cause != nil {

@@ -54,7 +54,8 @@ func (f mediaFormat) decoder() (audio.Decoder, error) {
 // slinCodec is 16 kHz big-endian signed linear.
 type slinCodec struct{}
 
-func (slinCodec) Rate() int { return 16000 }
+func (slinCodec) Rate() int      { return 16000 }
+func (slinCodec) String() string { return "slin16 codec" }
 
 func (slinCodec) Encode(dst []byte, pcm []int16) (int, error) {
 	if len(dst) < 2*len(pcm) {
@@ -130,6 +131,7 @@ func (c *call) startMedia() error {
 	c.mediaWG.Add(1)
 	go func() {
 		defer c.mediaWG.Done()
+		defer ivr.Recover(c.s.eng.Metrics, c.tr.Log(), "ari rtp reader", c.endOnPanic)
 		defer stop()
 		c.readLoop()
 	}()
@@ -148,13 +150,10 @@ func (c *call) stopMedia() {
 	c.mediaWG.Wait()
 }
 
-// deliver hands one caller frame to the session, dropping the oldest when
-// the session is not keeping up.
-func (c *call) deliver(frame []int16) { c.in.Offer(frame) }
-
 // readLoop reads the ExternalMedia RTP until the call ends: only from
 // Asterisk's address and only the format's payload type (DTMF comes as
-// ARI events), through the jitter buffer and decoder, in 20 ms frames.
+// ARI events), through the call's audio.Receiver (jitter buffer, decoder,
+// 20 ms frames).
 func (c *call) readLoop() {
 	cfg := c.s.cfg
 	m := c.s.eng.Metrics
@@ -163,34 +162,25 @@ func (c *call) readLoop() {
 		c.end(ivr.EndError, err)
 		return
 	}
+	rx, err := audio.NewReceiver(audio.ReceiverConfig{
+		Rate: c.fmt.rate, JitterDepth: cfg.JitterDepth, Sink: c.In.Offer,
+		Counted: func(lost, late uint64) {
+			if lost > 0 {
+				c.tr.PacketsLost.Add(lost)
+				m.RTPPacketsLost.Add(lost)
+			}
+			if late > 0 {
+				c.tr.PacketsLate.Add(late)
+				m.RTPPacketsLate.Add(late)
+			}
+		},
+	}, dec)
+	if err != nil {
+		c.end(ivr.EndError, err)
+		return
+	}
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	jb := audio.NewJitterBuffer(cfg.JitterDepth)
-	frame := audio.SamplesPerFrame(c.fmt.rate)
-	pcm := make([]int16, c.fmt.rate*120/1000)
-	framer := audio.NewFramer(frame, 2*len(pcm)+frame)
-	deliver := c.deliver
-	decode := func(payload []byte) {
-		n, err := dec.Decode(pcm, payload)
-		if err != nil {
-			return
-		}
-		framer.Write(pcm[:n], deliver)
-	}
-	var lastLost, lastLate uint64
-	drain := func() {
-		jb.Drain(decode)
-		st := jb.Stats()
-		if d := st.Lost - lastLost; d > 0 {
-			c.tr.PacketsLost.Add(d)
-			m.RTPPacketsLost.Add(d)
-		}
-		if d := st.Late - lastLate; d > 0 {
-			c.tr.PacketsLate.Add(d)
-			m.RTPPacketsLate.Add(d)
-		}
-		lastLost, lastLate = st.Lost, st.Late
-	}
 	lastPacket := time.Now()
 	for {
 		if c.ctx.Err() != nil {
@@ -205,8 +195,7 @@ func (c *call) readLoop() {
 		n, from, err := c.sock.ReadFromUDP(buf)
 		if err != nil {
 			if isTimeout(err) {
-				jb.Flush()
-				drain()
+				rx.Flush()
 				if time.Since(lastPacket) >= cfg.RTPTimeout {
 					c.tr.Event("rtp.timeout", fmt.Sprintf("no RTP from Asterisk for %s", cfg.RTPTimeout))
 					c.end(ivr.EndRTPTimeout, fmt.Errorf("no RTP from Asterisk for %s", cfg.RTPTimeout))
@@ -237,8 +226,10 @@ func (c *call) readLoop() {
 		lastPacket = time.Now()
 		c.tr.PacketsIn.Add(1)
 		m.RTPPacketsIn.Add(1)
-		jb.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
-		drain()
+		if hook := c.s.testHook.Load(); hook != nil {
+			(*hook)("rtp", c.id)
+		}
+		rx.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
 	}
 }
 
@@ -283,14 +274,17 @@ func newSendState(f mediaFormat) (sendState, error) {
 func (c *call) SendFrame(now time.Time) {
 	st := &c.send
 	m := c.s.eng.Metrics
+	if hook := c.s.testHook.Load(); hook != nil {
+		(*hook)("send", c.id)
+	}
 	frame := st.silence
-	owned := c.out.Take()
+	owned := c.Out.Take()
 	if owned != nil {
 		frame = owned
 	}
 	n, err := st.enc.Encode(st.payload, frame)
 	if owned != nil {
-		c.out.Return(owned)
+		c.Out.Return(owned)
 	}
 	if remote := c.remote.Load(); err == nil && remote != nil {
 		st.pkt.Payload = st.payload[:n]
@@ -311,3 +305,13 @@ func (c *call) SendFrame(now time.Time) {
 	st.pkt.SequenceNumber++
 	st.pkt.Timestamp += st.step
 }
+
+// SendPanicked implements audio.SendPanicHandler: the sender took the
+// call off its round after a panic in SendFrame; the call ends.
+func (c *call) SendPanicked(v any, stack []byte) {
+	ivr.Panicked(c.s.eng.Metrics, c.tr.Log(), "ari rtp sender", v, stack)
+	c.endOnPanic(v)
+}
+
+// endOnPanic ends the call after a panic on one of its goroutines.
+func (c *call) endOnPanic(v any) { c.end(ivr.EndError, ivr.PanicError(v)) }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/govline/ivr/ivr"
 )
 
@@ -52,10 +54,19 @@ func (m *Metrics) Connected(server string) bool {
 	return m.connected[server]
 }
 
+var _ prometheus.Collector = (*Metrics)(nil)
+
 // WritePrometheus writes the adapter's metrics in the Prometheus text
-// format, to follow the engine's.
-func (m *Metrics) WritePrometheus(w io.Writer) error {
-	pw := ivr.NewPromWriter(w)
+// format.
+func (m *Metrics) WritePrometheus(w io.Writer) error { return ivr.WriteText(w, m) }
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+// Collect implements prometheus.Collector: the adapter's metrics, served
+// with the engine's at /metrics.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	c := ivr.NewConstMetrics(ch)
 	m.mu.Lock()
 	connected := make(map[string]uint64, len(m.connected))
 	for s, up := range m.connected {
@@ -66,8 +77,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		}
 	}
 	m.mu.Unlock()
-	pw.Labelled("gauge", "ivr_ari_connected", "1 while the ARI WebSocket to the server is up.", "server", connected)
-	counter, gauge := pw.Counter, pw.Gauge
+	c.Labelled(prometheus.GaugeValue, "ivr_ari_connected", "1 while the ARI WebSocket to the server is up.", "server", connected)
+	counter, gauge := c.Counter, c.Gauge
 	counter("ivr_ari_reconnects_total", "ARI WebSocket reconnect attempts.", m.Reconnects.Load())
 	counter("ivr_ari_events_total", "ARI events received.", m.Events.Load())
 	counter("ivr_ari_events_ignored_total", "ARI events about no call of the engine.", m.EventsIgnored.Load())
@@ -77,6 +88,5 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	gauge("ivr_ari_channels", "Asterisk channels held (callers and ExternalMedia).", m.Channels.Load())
 	gauge("ivr_ari_bridges", "Mixing bridges held.", m.Bridges.Load())
 	gauge("ivr_ari_rtp_ports", "ExternalMedia RTP ports open.", m.RTPPorts.Load())
-	m.RequestLatency.Write(pw.Printf, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
-	return pw.Err()
+	m.RequestLatency.Collect(c, "ivr_ari_request_seconds", "ARI request latency, request sent to answer read.")
 }

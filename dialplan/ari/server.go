@@ -50,9 +50,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govline/ivr/audio"
@@ -258,6 +258,12 @@ type Server struct {
 	callCtx   context.Context // parent of every call's goroutine; ends when Serve returns
 	stopCalls context.CancelFunc
 	wg        sync.WaitGroup // call goroutines
+
+	// testHook, set by the tests, is called where a bug could panic on
+	// an adapter goroutine: "rtp" for each audio packet of a call,
+	// "send" before each of its outbound packets, "call" when a call's
+	// goroutine starts its set-up.
+	testHook atomic.Pointer[func(where, callID string)]
 }
 
 // Validate checks the configuration as New does, without building anything.
@@ -320,6 +326,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A bug here costs this server's connection, not the process.
+			defer ivr.Recover(s.eng.Metrics, s.log.With("server", cn.label), "ari connection", nil)
 			cn.run(ctx)
 		}()
 	}
@@ -376,7 +384,7 @@ func (s *Server) lookup(cn *conn, id string) *call {
 // dispatch routes one event from a server's WebSocket. It never blocks:
 // a call's goroutine does the slow work.
 func (s *Server) dispatch(cn *conn, ev *Event) {
-	defer s.recoverPanic("ARI event " + ev.Type)
+	defer ivr.Recover(s.eng.Metrics, s.log.With("event", ev.Type), "ari event", nil)
 	s.metrics.Events.Add(1)
 	if ev.Application != "" && ev.Application != cn.cfg.App {
 		s.metrics.EventsIgnored.Add(1)
@@ -452,19 +460,9 @@ func (s *Server) spawn(f func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.recoverPanic("call goroutine")
+		defer ivr.Recover(s.eng.Metrics, s.log, "ari call", nil)
 		f()
 	}()
-}
-
-// recoverPanic keeps a bug in one call or event from ending the process:
-// it logs the panic with its stack and counts it. Deferred cleanup of the
-// call (teardown, record) has run by then.
-func (s *Server) recoverPanic(where string) {
-	if r := recover(); r != nil {
-		s.eng.Metrics.Panics.Add(1)
-		s.log.Error("panic recovered", "where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	}
 }
 
 // forget removes a call's routes.

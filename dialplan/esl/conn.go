@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/govline/ivr/ivr"
 )
 
 // ErrTimeout is a command FreeSWITCH did not answer in time. The
@@ -88,6 +90,9 @@ func (c *conn) Close() error {
 
 func (c *conn) readLoop() {
 	var err error
+	// A bug in the reader ends this connection (events closed below),
+	// not the process.
+	defer ivr.Recover(c.metrics.Engine, nil, "esl connection reader", nil)
 	defer func() {
 		c.errMu.Lock()
 		c.err = err

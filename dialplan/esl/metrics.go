@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/govline/ivr/ivr"
 )
 
@@ -20,6 +22,9 @@ type Metrics struct {
 	EventsDropped    atomic.Uint64
 	LegTimeouts      atomic.Uint64  // media legs that never arrived
 	CommandLatency   *ivr.Histogram // command sent to its reply
+	// Engine, when set, counts the panics recovered on the adapter's
+	// goroutines (ivr_panics_total); New sets it to the engine's.
+	Engine *ivr.Metrics
 }
 
 // NewMetrics returns zeroed metrics.
@@ -27,11 +32,20 @@ func NewMetrics() *Metrics {
 	return &Metrics{CommandLatency: ivr.NewHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)}
 }
 
+var _ prometheus.Collector = (*Metrics)(nil)
+
 // WritePrometheus writes the adapter's metrics in the Prometheus text
-// format, to be appended to the engine's.
-func (m *Metrics) WritePrometheus(w io.Writer) error {
-	pw := ivr.NewPromWriter(w)
-	gauge, counter := pw.Gauge, pw.Counter
+// format.
+func (m *Metrics) WritePrometheus(w io.Writer) error { return ivr.WriteText(w, m) }
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+// Collect implements prometheus.Collector: the adapter's metrics, served
+// with the engine's at /metrics.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	c := ivr.NewConstMetrics(ch)
+	gauge, counter := c.Gauge, c.Counter
 	gauge("ivr_esl_inbound_connected", "1 while the inbound event socket connection to FreeSWITCH is up.", m.InboundConnected.Load())
 	counter("ivr_esl_reconnects_total", "Inbound event socket connections re-established after a loss.", m.Reconnects.Load())
 	gauge("ivr_esl_active_channels", "FreeSWITCH channels under outbound socket control.", m.ActiveChannels.Load())
@@ -41,6 +55,5 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	counter("ivr_esl_command_timeouts_total", "Commands FreeSWITCH did not answer in time.", m.CommandTimeouts.Load())
 	counter("ivr_esl_events_dropped_total", "Events dropped because a session fell behind.", m.EventsDropped.Load())
 	counter("ivr_esl_leg_timeouts_total", "Media legs FreeSWITCH did not bridge to the engine in time.", m.LegTimeouts.Load())
-	m.CommandLatency.Write(pw.Printf, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
-	return pw.Err()
+	m.CommandLatency.Collect(c, "ivr_esl_command_seconds", "Event socket command sent to its reply.")
 }

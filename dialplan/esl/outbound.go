@@ -37,6 +37,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govline/ivr/ivr"
@@ -190,6 +191,12 @@ type Server struct {
 	ln       net.Listener
 	wg       sync.WaitGroup // one per session goroutine
 	ready    chan struct{}
+
+	// testHook, set by the tests, is called where a bug could panic on
+	// an adapter goroutine: "setup" on the connection's goroutine once
+	// the call's media leg is up, "event" on its event loop for each
+	// event of the channel.
+	testHook atomic.Pointer[func(where, callID string)]
 }
 
 // New builds the adapter; Serve starts it. The engine's SIP endpoint must
@@ -199,8 +206,10 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	metrics := NewMetrics()
+	metrics.Engine = eng.Metrics
 	return &Server{
-		cfg: cfg, eng: eng, Metrics: NewMetrics(), log: eng.Log.With("component", "esl"),
+		cfg: cfg, eng: eng, Metrics: metrics, log: eng.Log.With("component", "esl"),
 		legs: map[string]*session{}, channels: map[string]*session{}, ready: make(chan struct{}),
 	}, nil
 }
@@ -262,6 +271,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			// A bug on this connection ends its call, not the process
+			// and every call in it (serveConn's own defers free the
+			// call's leg and socket and close its record first).
+			defer ivr.Recover(s.eng.Metrics, s.log.With("remote", nc.RemoteAddr().String()), "esl connection", nil)
 			s.serveConn(nc)
 		}()
 	}

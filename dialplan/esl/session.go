@@ -38,9 +38,10 @@ type session struct {
 
 	legToken string
 	legCh    chan legResult // capacity 1
-	legDone  chan struct{}  // closed when the session no longer needs the leg
-	leg      ivr.Call       // set before the engine serves the call
-	up       atomic.Bool    // leg is set
+	legDone  chan struct{}  // closed (releaseLeg) when the session no longer needs the leg
+	legOnce  sync.Once
+	leg      ivr.Call    // set before the engine serves the call
+	up       atomic.Bool // leg is set
 
 	digits       chan ivr.Digit
 	hungup       atomic.Bool // FreeSWITCH reported the channel's hangup
@@ -125,6 +126,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	se.ctx, se.cancel = context.WithCancelCause(context.Background())
 	defer se.cancel(ivr.End(ivr.EndError, errors.New("session over")))
+	defer se.releaseLeg() // also after a panic: the SIP endpoint gets its leg back
 
 	// Subscribe before acting: the events of this channel, and the socket
 	// kept open after its hangup for CHANNEL_HANGUP_COMPLETE.
@@ -139,6 +141,10 @@ func (s *Server) serveConn(nc net.Conn) {
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
+		defer ivr.Recover(s.eng.Metrics, s.log.With("call_id", uuid), "esl event loop", func(v any) {
+			se.cancel(ivr.End(ivr.EndError, ivr.PanicError(v)))
+			c.Close() // nobody reads the events any more
+		})
 		se.eventLoop()
 	}()
 	defer func() {
@@ -186,9 +192,13 @@ func (s *Server) serveConn(nc net.Conn) {
 		if reason == ivr.EndError && !se.hungup.Load() {
 			rec.record("esl.release", "the socket closes without a hangup: FreeSWITCH continues the dialplan after socket")
 		}
-		close(se.legDone)
+		se.releaseLeg()
 		tr.End(reason)
 		return
+	}
+
+	if hook := s.testHook.Load(); hook != nil {
+		(*hook)("setup", uuid)
 	}
 
 	// Audio ends with the leg: when FreeSWITCH ends it (caller hangup), the
@@ -204,7 +214,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		t.Stop()
 	}
 	se.cancel(ivr.End(reason, nil))
-	close(se.legDone)
+	se.releaseLeg()
 	se.linger()
 }
 
@@ -324,7 +334,14 @@ func (se *session) eventLoop() {
 	}
 }
 
+// releaseLeg tells the SIP endpoint that the session no longer needs the
+// media leg (once).
+func (se *session) releaseLeg() { se.legOnce.Do(func() { close(se.legDone) }) }
+
 func (se *session) handle(ev *Event) {
+	if hook := se.srv.testHook.Load(); hook != nil {
+		(*hook)("event", se.uuid)
+	}
 	switch ev.Name {
 	case "DTMF":
 		se.rec.record("esl.event", "DTMF DTMF-Source="+ev.Get("DTMF-Source"))

@@ -51,9 +51,8 @@ type call struct {
 	// the re-INVITE (onMediaUpdate), not when it refuses it (491, 488).
 	offeredHold atomic.Int32
 
-	digits chan ivr.Digit
-	in     *audio.FrameQueue // caller frames for the session
-	out    *audio.FrameQueue // engine frames for the sender
+	digits       chan ivr.Digit
+	audio.Duplex // caller frames for the session (In), engine frames for the sender (Out)
 
 	hangupOnce sync.Once
 	wg         sync.WaitGroup
@@ -69,7 +68,8 @@ var (
 	_ ivr.Call    = (*call)(nil)
 	_ ivr.Flusher = (*call)(nil)
 
-	_ audio.FrameSender = (*call)(nil)
+	_ audio.FrameSender      = (*call)(nil)
+	_ audio.SendPanicHandler = (*call)(nil)
 )
 
 func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
@@ -80,14 +80,13 @@ func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer
 	c := &call{
 		srv: srv, d: d, tr: tr, rate: rate,
 		digits: make(chan ivr.Digit, 32),
-		in:     audio.NewFrameQueue(inQueue, audio.SamplesPerFrame(rate)),
-		out:    audio.NewFrameQueue(outQueue, audio.SamplesPerFrame(rate)),
 	}
 	c.send = newSendState(rate)
 	c.media.Store(&mediaState{audio: o.Audio, dtmf: o.DTMF})
 	c.onHold.Store(o.Hold())
 	c.offeredHold.Store(-1)
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.Duplex = audio.NewDuplex(c.ctx, rate, inQueue, outQueue)
 	// The dialog's context ends on BYE from the caller (and on our own
 	// BYE, by then our cause is already set: the first cause wins).
 	context.AfterFunc(d.Context(), func() { c.cancel(ivr.End(ivr.EndCallerHangup, nil)) })
@@ -104,20 +103,10 @@ func (c *call) endErr() error {
 	return io.EOF
 }
 
-// ReadFrame implements ivr.Media.
-func (c *call) ReadFrame(ctx context.Context, dst []int16) (int, error) {
-	return c.in.Read(ctx, c.ctx, dst)
-}
-
-// WriteFrame implements ivr.Media.
-func (c *call) WriteFrame(ctx context.Context, frame []int16) error {
-	return c.out.Write(ctx, c.ctx, frame)
-}
-
 // FlushAudio drops the engine audio queued but not sent yet (ivr.Flusher):
 // a prompt the caller interrupted goes silent at the next packet instead
 // of after the queue (60 ms). Safe from any goroutine.
-func (c *call) FlushAudio() { c.out.Flush() }
+func (c *call) FlushAudio() { c.Out.Flush() }
 
 // Hangup implements ivr.Control: BYE after answer, nothing when the caller
 // already hung up.
@@ -139,6 +128,7 @@ func (c *call) start() {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip rtp reader", c.endOnPanic)
 		c.readLoop()
 	}()
 	c.slot = c.srv.sender.Add(c)
@@ -157,7 +147,7 @@ func (c *call) deliver(frame []int16) {
 	if t := c.tap.Load(); t != nil {
 		t.put(frame)
 	}
-	c.in.Offer(frame)
+	c.In.Offer(frame)
 }
 
 func isTimeout(err error) bool {
@@ -166,64 +156,34 @@ func isTimeout(err error) bool {
 }
 
 // readLoop reads RTP until the call ends. RFC 4733 packets are split off
-// by payload type before decoding; audio goes through the jitter buffer,
-// the decoder and the resampler, in 20 ms frames.
+// by payload type before decoding; audio goes through the call's
+// audio.Receiver (jitter buffer, decoder, resampler, 20 ms frames).
 func (c *call) readLoop() {
 	cfg := c.srv.cfg
 	buf := make([]byte, media.RTPBufSize)
 	var pkt rtp.Packet
-	jb := audio.NewJitterBuffer(cfg.JitterDepth)
 	var dedup eventDeduper
-
 	var (
-		cur     *mediaState
-		dec     audio.Decoder
-		rs      *audio.Resampler
-		pcm     []int16 // decoded at codec rate
-		conv    []int16 // at call rate
-		frame   = audio.SamplesPerFrame(c.rate)
-		framer  = audio.NewFramer(frame, 2*c.rate*120/1000+frame) // call-rate samples into 20 ms frames
-		deliver = c.deliver
+		cur *mediaState
+		rx  *audio.Receiver
 	)
 	setup := func(ms *mediaState) error {
-		d, err := audio.NewDecoderAt(ms.audio.Name, c.rate)
+		dec, err := audio.NewDecoderAt(ms.audio.Name, c.rate)
 		if err != nil {
 			return err
 		}
-		r, err := audio.NewResampler(d.Rate(), c.rate)
+		if rx == nil {
+			rx, err = audio.NewReceiver(audio.ReceiverConfig{
+				Rate: c.rate, JitterDepth: cfg.JitterDepth, Sink: c.deliver, Counted: c.countLoss,
+			}, dec)
+		} else {
+			err = rx.SetDecoder(dec)
+		}
 		if err != nil {
 			return err
 		}
-		dec, rs, cur = d, r, ms
-		// room for 120 ms packets
-		pcm = make([]int16, d.Rate()*120/1000)
-		conv = make([]int16, c.rate*120/1000)
+		cur = ms
 		return nil
-	}
-	decode := func(payload []byte) {
-		n, err := dec.Decode(pcm, payload)
-		if err != nil {
-			return
-		}
-		m := rs.Process(conv, pcm[:n])
-		framer.Write(conv[:m], deliver)
-	}
-	var lastLost, lastLate uint64
-	countJB := func() {
-		st := jb.Stats()
-		if d := st.Lost - lastLost; d > 0 {
-			c.tr.PacketsLost.Add(d)
-			c.srv.metrics.RTPPacketsLost.Add(d)
-		}
-		if d := st.Late - lastLate; d > 0 {
-			c.tr.PacketsLate.Add(d)
-			c.srv.metrics.RTPPacketsLate.Add(d)
-		}
-		lastLost, lastLate = st.Lost, st.Late
-	}
-	drain := func() {
-		jb.Drain(decode)
-		countJB()
 	}
 
 	lastPacket := time.Now()
@@ -255,8 +215,7 @@ func (c *call) readLoop() {
 		n, err := reader.ReadRTP(buf, &pkt)
 		if err != nil {
 			if isTimeout(err) {
-				jb.Flush()
-				drain()
+				rx.Flush()
 				if c.onHold.Load() {
 					lastPacket = time.Now()
 					continue
@@ -280,6 +239,9 @@ func (c *call) readLoop() {
 		lastPacket = time.Now()
 		c.tr.PacketsIn.Add(1)
 		c.srv.metrics.RTPPacketsIn.Add(1)
+		if hook := c.srv.testHook.Load(); hook != nil {
+			(*hook)("rtp", c.tr.Info().ID)
+		}
 
 		if ms.dtmf != 0 && pkt.PayloadType == ms.dtmf {
 			ev, err := parseTelephoneEvent(pkt.Payload)
@@ -294,8 +256,19 @@ func (c *call) readLoop() {
 		if pkt.PayloadType != ms.audio.PayloadType {
 			continue // a format we did not negotiate
 		}
-		jb.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
-		drain()
+		rx.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC, pkt.Payload)
+	}
+}
+
+// countLoss adds the receive path's new losses to the call and the line.
+func (c *call) countLoss(lost, late uint64) {
+	if lost > 0 {
+		c.tr.PacketsLost.Add(lost)
+		c.srv.metrics.RTPPacketsLost.Add(lost)
+	}
+	if late > 0 {
+		c.tr.PacketsLate.Add(late)
+		c.srv.metrics.RTPPacketsLate.Add(late)
 	}
 }
 
@@ -350,6 +323,9 @@ func (c *call) SendFrame(now time.Time) {
 	if st.failed {
 		return
 	}
+	if hook := c.srv.testHook.Load(); hook != nil {
+		(*hook)("send", c.tr.Info().ID)
+	}
 	ms := c.media.Load()
 	if ms != st.cur {
 		e, err := audio.NewEncoderAt(ms.audio.Name, c.rate)
@@ -369,13 +345,13 @@ func (c *call) SendFrame(now time.Time) {
 		st.pkt.Marker = true
 	}
 	frame := st.silence
-	owned := c.out.Take()
+	owned := c.Out.Take()
 	if owned != nil {
 		frame = owned
 	}
 	n := st.rs.Process(st.pcm, frame)
 	if owned != nil {
-		c.out.Return(owned)
+		c.Out.Return(owned)
 	}
 	m, err := st.enc.Encode(st.payload, st.pcm[:n])
 	if err == nil {
@@ -398,6 +374,16 @@ func (c *call) SendFrame(now time.Time) {
 	st.pkt.SequenceNumber++
 	st.pkt.Timestamp += st.tsStep
 }
+
+// SendPanicked implements audio.SendPanicHandler: the sender took the
+// call off its round after a panic in SendFrame; the call ends.
+func (c *call) SendPanicked(v any, stack []byte) {
+	ivr.Panicked(c.srv.metrics, c.tr.Log(), "sip rtp sender", v, stack)
+	c.endOnPanic(v)
+}
+
+// endOnPanic ends the call after a panic on one of its goroutines.
+func (c *call) endOnPanic(v any) { c.end(ivr.EndError, ivr.PanicError(v)) }
 
 // end stops the call from the engine's side (RTP timeout, media error): it
 // sets the cause, the session returns, and the engine hangs up (BYE) with

@@ -157,9 +157,10 @@ func TestRealisticCallers(t *testing.T) {
 				}
 				// The television's voice is not the caller's: whatever
 				// the caller's words were heard as, the line acts on them
-				// only once confirmed (docs/speech.md: the embedded
-				// recognizer may mishear "pașaport" over it).
-				if next := r.turnAfter("caller: "); !strings.Contains(next, "pașaport") && !strings.Contains(next, "Pașaport") && !strings.Contains(next, "Este corect?") {
+				// only once confirmed, or asks again (docs/speech.md: the
+				// embedded recognizer may mishear "pașaport" over it).
+				if next := r.turnAfter("caller: "); !strings.Contains(next, "pașaport") && !strings.Contains(next, "Pașaport") &&
+					!strings.Contains(next, "Este corect?") && !strings.HasPrefix(next, "ivr: Nu am înțeles") {
 					t.Errorf("over the television the line acted on an unconfirmed answer: %q\n%s", next, r.all())
 				}
 				if strings.Count(r.all(), "caller: ") != 1 {

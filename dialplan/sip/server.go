@@ -18,10 +18,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -127,6 +127,11 @@ type Server struct {
 	limit       *limit.Every // log lines of refusals and of the SIP libraries
 	peers       *peers
 	parser      *sip.Parser
+
+	// testHook, set by the tests (export_test.go), is called where a bug
+	// could panic on an adapter goroutine: "rtp" for each audio packet of
+	// a call, "send" before each of its outbound packets.
+	testHook atomic.Pointer[func(where, callID string)]
 }
 
 // entry is a call from admission on; call is set once it is answered.
@@ -275,13 +280,9 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		// the line down: log it with its stack, count it, answer 500 when
 		// the request is still unanswered. Deferred call cleanup (the
 		// call record's end) has run by then.
-		defer func() {
-			if r := recover(); r != nil {
-				s.metrics.Panics.Add(1)
-				s.log.Error("panic while handling a SIP request", "method", req.Method.String(), "panic", redact.Text(fmt.Sprint(r)), "stack", string(debug.Stack()))
-				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
-			}
-		}()
+		defer ivr.Recover(s.metrics, s.log.With("method", req.Method.String()), "sip request", func(any) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
+		})
 		s.metrics.SIPRequest(req.Method.String())
 		if r := checkRequest(req); r != nil {
 			s.refused(req, tx, r)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/sipptest"
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -160,11 +161,7 @@ func TestSIPpConcurrentCalls(t *testing.T) {
 // saying which Debian package `make test` installs for it.
 func needTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed (Debian package %s): run `make test`, which installs it, or apt-get install %s", name, pkg, pkg)
-	}
-	return p
+	return testenv.Tool(t, pkg, name)
 }
 
 func tail(s string, n int) string {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
@@ -50,10 +50,7 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 		talker, enginesErr = espeak.New(espeak.Options{})
 	})
 	if enginesErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("speech engines not installed (make deps): %v", enginesErr)
-		}
-		t.Skipf("speech engines not installed (make deps): %v", enginesErr)
+		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", enginesErr)
 	}
 	return vadPool, recognizer, talker
 }

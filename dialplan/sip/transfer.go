@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -266,6 +265,7 @@ func (c *call) ring(targets []queue.Target, h ivr.Handoff, timeout time.Duration
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip ring collector", func(any) { r.done <- ringResult{detail: "internal error"} })
 		var won *ringResult
 		var why []string
 		for range targets {
@@ -295,13 +295,9 @@ func (c *call) inviteAgent(ctx context.Context, t queue.Target, hdrs []sip.Heade
 	// recover: a panic in the SIP stack (diago dereferences missing
 	// responses on some transport errors) must cost this agent's ring,
 	// not the process.
-	defer func() {
-		if r := recover(); r != nil {
-			c.srv.metrics.Panics.Add(1)
-			c.srv.log.Error("panic while ringing an agent", "agent", t.Agent, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			res = ringResult{agent: t.Agent, detail: t.Agent + ": internal error"}
-		}
-	}()
+	defer ivr.Recover(c.srv.metrics, c.srv.log.With("agent", t.Agent), "sip ringing an agent", func(any) {
+		res = ringResult{agent: t.Agent, detail: t.Agent + ": internal error"}
+	})
 	var u sip.Uri
 	if err := sip.ParseUri(t.Contact, &u); err != nil {
 		return ringResult{agent: t.Agent, detail: t.Agent + ": bad contact"}
@@ -369,13 +365,11 @@ func (t *tap) put(frame []int16) {
 // transcoder converts the agent leg's RTP payloads to caller frames and
 // caller frames to agent payloads. Each direction is used by one goroutine.
 type transcoder struct {
-	n          int // samples per caller frame
-	dec        audio.Decoder
+	n          int                 // samples per caller frame
+	in         audio.PayloadWriter // agent payload -> decode -> resample -> caller frames -> emit
+	emit       func([]int16) error // toCaller's, for the frames of its payload
 	enc        audio.Encoder
-	rsIn       *audio.Resampler // agent codec rate -> caller rate
 	rsOut      *audio.Resampler // caller rate -> agent codec rate
-	pcm, conv  []int16          // agent -> caller scratch
-	acc        []int16          // caller-rate samples not yet a whole frame
 	outPCM     []int16          // caller -> agent scratch
 	outPayload []byte
 }
@@ -389,38 +383,25 @@ func newTranscoder(codec string, rate int) (*transcoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	rsIn, err := audio.NewResampler(dec.Rate(), rate)
-	if err != nil {
-		return nil, err
-	}
 	rsOut, err := audio.NewResampler(rate, enc.Rate())
 	if err != nil {
 		return nil, err
 	}
-	n := audio.SamplesPerFrame(rate)
-	conv := make([]int16, rate*120/1000)
-	return &transcoder{n: n, dec: dec, enc: enc, rsIn: rsIn, rsOut: rsOut,
-		pcm: make([]int16, dec.Rate()*120/1000), conv: conv, acc: make([]int16, 0, 2*len(conv)+n),
-		outPCM: make([]int16, enc.Rate()/50), outPayload: make([]byte, audio.MaxPayloadSize)}, nil
+	x := &transcoder{n: audio.SamplesPerFrame(rate), enc: enc, rsOut: rsOut,
+		outPCM: make([]int16, enc.Rate()/50), outPayload: make([]byte, audio.MaxPayloadSize)}
+	x.in, err = audio.DecodeWriter(dec, audio.FrameWriter(audio.WriterFunc(rate, "caller", func(f []int16) error { return x.emit(f) })))
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
 // toCaller decodes one agent payload and calls emit with every whole
 // caller frame it completes (the frame is only valid during the call).
+// A bad packet is skipped.
 func (x *transcoder) toCaller(payload []byte, emit func([]int16) error) error {
-	k, err := x.dec.Decode(x.pcm, payload)
-	if err != nil {
-		return nil // a bad packet: skip it
-	}
-	x.acc = append(x.acc, x.conv[:x.rsIn.Process(x.conv, x.pcm[:k])]...)
-	off := 0
-	for len(x.acc)-off >= x.n {
-		if err := emit(x.acc[off : off+x.n]); err != nil {
-			return err
-		}
-		off += x.n
-	}
-	x.acc = x.acc[:copy(x.acc, x.acc[off:])]
-	return nil
+	x.emit = emit
+	return x.in.WriteSample(payload)
 }
 
 // toAgent encodes one caller frame; the payload is valid until the next call.
@@ -459,6 +440,7 @@ func (c *call) bridge(d *diago.DialogClientSession, heard func([]int16)) time.Du
 	wg.Add(2)
 	go func() { // agent -> caller
 		defer wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip bridge to the caller", nil)
 		defer cancel()
 		buf := make([]byte, media.RTPBufSize)
 		emit := func(f []int16) error {
@@ -485,6 +467,7 @@ func (c *call) bridge(d *diago.DialogClientSession, heard func([]int16)) time.Du
 	}()
 	go func() { // caller -> agent
 		defer wg.Done()
+		defer ivr.Recover(c.srv.metrics, c.tr.Log(), "sip bridge to the agent", nil)
 		defer cancel()
 		for {
 			select {

@@ -5,7 +5,7 @@
 // in flows/kb/ro/ and flows/kb/en/ (one file per article, the same id in
 // both languages) and synonyms in flows/kb/synonyms.txt; LoadDir reads and
 // validates them, Index.Import (or ImportDir) indexes them in the SQLite
-// store in one transaction. The index is FTS5 (build tag sqlite_fts5) with
+// store in one transaction. The index is FTS5 (in every build: internal/sqlitefts5) with
 // BM25 over title, keywords and text; queries and articles are folded
 // (case, both spellings of ș and ț, ă, â, î), stripped of stop words and
 // filler, stemmed, expanded with synonyms, and unknown query words are

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/redact"
 	"github.com/govline/ivr/store"
 )
@@ -710,7 +711,7 @@ func (ix *Index) correct(ctx context.Context, lang, t string) (string, int, erro
 		if err := rows.Scan(&c, &d); err != nil {
 			return "", 0, err
 		}
-		dist := levenshtein(c, t)
+		dist := editdist.Strings(c, t)
 		if dist < bestDist || (dist == bestDist && d > bestD) {
 			best, bestD, bestDist = c, d, dist
 		}

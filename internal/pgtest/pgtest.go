@@ -10,8 +10,9 @@
 // Each test takes a database of its own (Server.NewDatabase), so tests of a
 // package share one server and never each other's rows.
 //
-// Without PostgreSQL installed a test skips with a message naming the
-// Debian package; under CI=true it fails instead (make test installs it).
+// Without PostgreSQL installed a test follows internal/testenv's rule: it
+// fails under CI=true and under make (make deps installs the Debian
+// package), and skips elsewhere with a message naming the package.
 // As root, the server runs as the postgres user (PostgreSQL refuses root).
 //
 // The server runs with fsync off (the tests' process-level restarts lose
@@ -42,6 +43,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+
+	"github.com/govline/ivr/internal/testenv"
 )
 
 // Package is the Debian package that brings the server.
@@ -98,10 +101,10 @@ func Start(t testing.TB) *Server {
 	once.Do(func() { shared, startErr = start() })
 	var missing missingError
 	switch {
-	case errors.As(startErr, &missing) && os.Getenv("CI") == "true":
-		t.Fatalf("pgtest: %v (CI=true: the test needs it; make test installs the Debian package %s)", startErr, Package)
 	case errors.As(startErr, &missing):
-		t.Skipf("pgtest: %v: install the Debian package %s (make test does) to run this test", startErr, Package)
+		// internal/testenv's rule: fails under CI=true and make, skips elsewhere.
+		testenv.Missing(t, "PostgreSQL", "Debian package "+Package+" (make deps)", startErr)
+		return nil
 	case startErr != nil:
 		t.Fatalf("pgtest: %v", startErr)
 	}

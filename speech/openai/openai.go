@@ -396,17 +396,35 @@ func (s *Synthesizer) Synthesize(ctx context.Context, r speech.SynthRequest) (sp
 		cancel()
 		return nil, err
 	}
-	return &netAudio{ctx: ctx, cancel: cancel, body: resp.Body, rs: rs, rate: r.Rate,
-		raw: make([]byte, 4800), in: make([]int16, 2400), tmp: make([]int16, rs.OutLen(2400))}, nil
+	src := &netAudio{ctx: ctx, cancel: cancel, body: resp.Body, raw: make([]byte, 4800), in: make([]int16, 2400)}
+	a := &bodyAudio{BufferedAudio: speech.NewBufferedAudio(ctx, r.Rate, src), src: src}
+	a.Buffer().Resample(rs, 240) // the tail pushes the filter's last samples out
+	return a, nil
 }
 
-// netAudio reads the streamed PCM body frame by frame.
+// bodyAudio is the Audio of a streamed speech body: the body is closed
+// (and the request's context released) once reading ends, for any reason.
+type bodyAudio struct {
+	*speech.BufferedAudio
+	src *netAudio
+}
+
+func (a *bodyAudio) ReadFrame(frame []int16) error {
+	err := a.BufferedAudio.ReadFrame(frame)
+	if err != nil && !a.src.bodyClosed {
+		a.src.bodyClosed = true
+		a.src.body.Close()
+		a.src.cancel()
+	}
+	return err
+}
+
+// netAudio is the Source of a streamed PCM body (24 kHz, 16-bit little
+// endian).
 type netAudio struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	body   io.ReadCloser
-	rs     *audio.Resampler
-	rate   int
 
 	mu     sync.Mutex // Close from another goroutine
 	closed bool
@@ -414,12 +432,7 @@ type netAudio struct {
 	raw        []byte
 	odd        []byte // a byte left over from an odd-sized read
 	in         []int16
-	tmp        []int16
-	out        []int16
-	eof        bool
-	bodyClosed bool
-	flushed    bool
-	ended      bool
+	bodyClosed bool // reader side
 }
 
 func (a *netAudio) isClosed() bool {
@@ -428,96 +441,45 @@ func (a *netAudio) isClosed() bool {
 	return a.closed
 }
 
-func (a *netAudio) ReadFrame(frame []int16) error {
-	if err := speech.CheckFrame(frame, a.rate); err != nil {
-		return err
+// Fill implements speech.Source: one read of the body.
+func (a *netAudio) Fill(b *speech.FrameBuffer) error {
+	m, err := a.body.Read(a.raw)
+	if m > 0 {
+		data := append(a.odd, a.raw[:m]...)
+		a.odd = nil
+		if len(data)%2 == 1 {
+			a.odd = []byte{data[len(data)-1]}
+			data = data[:len(data)-1]
+		}
+		in := a.in[:0]
+		for i := 0; i+1 < len(data); i += 2 {
+			in = append(in, int16(uint16(data[i])|uint16(data[i+1])<<8))
+		}
+		a.in = in
+		b.Write(in)
 	}
-	err := a.readFrame(frame)
-	if err != nil && !a.bodyClosed {
-		a.bodyClosed = true
-		a.body.Close()
-		a.cancel()
-	}
-	return err
-}
-
-func (a *netAudio) readFrame(frame []int16) error {
-	n := len(frame)
-	for {
+	if errors.Is(err, io.EOF) {
+		b.End()
+		return io.EOF
+	} else if err != nil {
 		if a.isClosed() {
 			return speech.ErrClosed
 		}
-		if err := a.ctx.Err(); err != nil {
-			return err
+		if e := a.ctx.Err(); e != nil {
+			return e
 		}
-		if a.ended {
-			return io.EOF
-		}
-		if len(a.out) >= n {
-			copy(frame, a.out[:n])
-			a.out = a.out[n:]
-			return nil
-		}
-		if a.eof {
-			if !a.flushed {
-				a.flushed = true
-				k := a.rs.Process(a.tmp[:cap(a.tmp)], make([]int16, 240))
-				a.out = append(a.out, a.tmp[:k]...)
-				continue
-			}
-			if len(a.out) > 0 {
-				copy(frame, a.out)
-				clear(frame[len(a.out):])
-				a.out = a.out[:0]
-				return nil
-			}
-			a.ended = true
-			return io.EOF
-		}
-		m, err := a.body.Read(a.raw)
-		if m > 0 {
-			data := append(a.odd, a.raw[:m]...)
-			a.odd = nil
-			if len(data)%2 == 1 {
-				a.odd = []byte{data[len(data)-1]}
-				data = data[:len(data)-1]
-			}
-			in := a.in[:0]
-			for i := 0; i+1 < len(data); i += 2 {
-				in = append(in, int16(uint16(data[i])|uint16(data[i+1])<<8))
-			}
-			a.in = in
-			need := a.rs.OutLen(len(in))
-			if cap(a.tmp) < need {
-				a.tmp = make([]int16, need)
-			}
-			k := a.rs.Process(a.tmp[:need], in)
-			if len(a.out) == 0 {
-				a.out = a.out[:0]
-			}
-			a.out = append(a.out, a.tmp[:k]...)
-		}
-		if errors.Is(err, io.EOF) {
-			a.eof = true
-		} else if err != nil {
-			if a.isClosed() {
-				return speech.ErrClosed
-			}
-			if e := a.ctx.Err(); e != nil {
-				return e
-			}
-			return fmt.Errorf("%w: speech stream: %v", speech.ErrEngine, err)
-		}
+		return fmt.Errorf("%w: speech stream: %v", speech.ErrEngine, err)
 	}
+	return nil
 }
 
-// Close aborts the request, which also stops a ReadFrame blocked on the
-// network; the body is closed by the reader (Read and Close of a response
-// body must not run concurrently) or, unread, by the aborted transport.
-func (a *netAudio) Close() error {
+// Stop implements speech.Source: it aborts the request, which also stops
+// a ReadFrame blocked on the network; the body is closed by the reader
+// (Read and Close of a response body must not run concurrently) or,
+// unread, by the aborted transport.
+func (a *netAudio) Stop() {
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()
 	a.cancel()
-	return nil
 }

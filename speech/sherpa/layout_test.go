@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/govline/ivr/internal/testenv"
 )
 
 // whisperDir lays out a whisper release folder as the tarball unpacks
@@ -205,7 +207,7 @@ func systemEspeakData(t testing.TB) string {
 			return p
 		}
 	}
-	t.Skip("espeak-ng-data not installed (Debian package espeak-ng-data, from make deps)")
+	testenv.Missing(t, "espeak-ng-data", "Debian package espeak-ng-data (pulled in by espeak-ng: make deps)", nil)
 	return ""
 }
 

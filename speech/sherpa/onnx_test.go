@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech/silero"
 )
 
@@ -81,9 +82,7 @@ func TestParseONNXEveryTruncation(t *testing.T) {
 // silero VAD of speech/silero (make models), whole and truncated.
 func TestCheckONNXRealModel(t *testing.T) {
 	p, err := silero.FindModel()
-	if err != nil {
-		t.Skipf("no silero model to read (%v); run make models", err)
-	}
+	testenv.Need(t, "the silero VAD model", "model with make models", err)
 	info, err := checkONNX(p)
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +134,7 @@ func FuzzParseONNX(f *testing.F) {
 
 func BenchmarkCheckONNX(b *testing.B) {
 	p, err := silero.FindModel()
-	if err != nil {
-		b.Skip(err)
-	}
+	testenv.Need(b, "the silero VAD model", "model with make models", err)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := checkONNX(p); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	so "github.com/k2-fsa/sherpa-onnx-go-linux"
 
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
 	"github.com/govline/ivr/speech/speechtest"
@@ -256,7 +257,7 @@ func TestPoolBounds(t *testing.T) {
 
 // Real models, when the operator's folders are given:
 //
-//	IVR_TEST_SHERPA_ASR=var/models/sherpa-onnx-whisper-base go test -tags sqlite_fts5 ./speech/sherpa/
+//	IVR_TEST_SHERPA_ASR=var/models/sherpa-onnx-whisper-base go test ./speech/sherpa/
 //	IVR_TEST_SHERPA_TTS_RO=var/models/vits-piper-ro_RO-mihai-medium IVR_TEST_SHERPA_TTS_EN=... go test ...
 
 func TestRealRecognizer(t *testing.T) {
@@ -289,9 +290,7 @@ func TestRealRecognizer(t *testing.T) {
 	}
 	defer r.Close()
 	syn, err := espeak.New(espeak.Options{})
-	if err != nil {
-		t.Skipf("espeak-ng renders the test speech: %v", err)
-	}
+	testenv.Need(t, "espeak-ng (it renders the test speech)", "Debian packages espeak-ng libespeak-ng-dev (make deps)", err)
 	speechtest.TestRecognizer(t, r, syn, cases)
 }
 
@@ -329,9 +328,7 @@ func TestRecognizerConformance(t *testing.T) {
 	}
 	defer r.Close()
 	syn, err := espeak.New(espeak.Options{})
-	if err != nil {
-		t.Skipf("espeak-ng renders the test speech: %v", err)
-	}
+	testenv.Need(t, "espeak-ng (it renders the test speech)", "Debian packages espeak-ng libespeak-ng-dev (make deps)", err)
 	speechtest.TestRecognizer(t, r, syn, []speechtest.RecognizerCase{
 		{Lang: "ro", Grammar: speech.YesNo("ro"), Say: "da", WantTag: "yes"},
 	})
@@ -494,9 +491,7 @@ func BenchmarkRealFinish(b *testing.B) {
 	}
 	defer r.Close()
 	syn, err := espeak.New(espeak.Options{})
-	if err != nil {
-		b.Skip(err)
-	}
+	testenv.Need(b, "espeak-ng (it renders the test speech)", "Debian packages espeak-ng libespeak-ng-dev (make deps)", err)
 	pcm := speechtest.Render(b, syn, speech.SynthRequest{Text: "Vreau să vorbesc cu un operator.", Lang: "ro", Rate: 8000})
 	ctx := context.Background()
 	for b.Loop() {

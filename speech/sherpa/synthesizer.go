@@ -3,12 +3,10 @@ package sherpa
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -142,7 +140,8 @@ func (s *Synthesizer) Synthesize(ctx context.Context, req speech.SynthRequest) (
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	a := &liveAudio{ctx: ctx, cancel: cancel, rate: req.Rate, wake: make(chan struct{}, 1)}
+	live := speech.NewLive(ctx, cancel) // Close stops the rendering at the next sentence
+	a := speech.NewBufferedAudio(ctx, req.Rate, live)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -154,14 +153,14 @@ func (s *Synthesizer) Synthesize(ctx context.Context, req speech.SynthRequest) (
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		a.finish(s.render(rctx, v, rs, a, splitSentences(req.Text), sid, speed))
+		live.Finish(s.render(rctx, v, rs, live, splitSentences(req.Text), sid, speed))
 	}()
 	return a, nil
 }
 
 // render renders the sentences one by one into a, checking between them
 // whether the reader still wants the audio.
-func (s *Synthesizer) render(ctx context.Context, v *ttsVoice, rs *audio.Resampler, a *liveAudio, sentences []string, sid int, speed float32) error {
+func (s *Synthesizer) render(ctx context.Context, v *ttsVoice, rs *audio.Resampler, a *speech.Live, sentences []string, sid int, speed float32) error {
 	var pcm, out []int16
 	spoken := false
 	for _, sent := range sentences {
@@ -183,7 +182,7 @@ func (s *Synthesizer) render(ctx context.Context, v *ttsVoice, rs *audio.Resampl
 		spoken = true
 		pcm = floatToPCM(pcm[:0], gen.Samples)
 		out = resample(rs, out, pcm)
-		a.push(out)
+		a.Push(out)
 	}
 	if !spoken {
 		for _, sent := range sentences {
@@ -194,7 +193,7 @@ func (s *Synthesizer) render(ctx context.Context, v *ttsVoice, rs *audio.Resampl
 		return nil
 	}
 	// Push the resampler's filter tail out.
-	a.push(resample(rs, out, make([]int16, rs.From()/50)))
+	a.Push(resample(rs, out, make([]int16, rs.From()/50)))
 	return nil
 }
 
@@ -277,106 +276,4 @@ func byteOfRune(s string, n int) int {
 		i++
 	}
 	return len(s)
-}
-
-// liveAudio is the Audio a render goroutine fills while the reader reads.
-type liveAudio struct {
-	ctx    context.Context
-	cancel context.CancelFunc // stops the renderer
-	rate   int
-	closed atomic.Bool
-	wake   chan struct{} // 1-buffered: "something changed"
-
-	mu   sync.Mutex
-	buf  []int16 // rendered at rate, not yet read
-	done bool
-	err  error
-
-	ended bool // reader side only
-}
-
-var _ speech.Audio = (*liveAudio)(nil)
-
-func (a *liveAudio) signal() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
-// push appends samples (copied) for the reader.
-func (a *liveAudio) push(s []int16) {
-	if len(s) == 0 {
-		return
-	}
-	a.mu.Lock()
-	a.buf = append(a.buf, s...)
-	a.mu.Unlock()
-	a.signal()
-}
-
-// finish marks the end of the rendering (err nil) or its failure.
-func (a *liveAudio) finish(err error) {
-	a.mu.Lock()
-	a.done, a.err = true, err
-	a.mu.Unlock()
-	a.signal()
-}
-
-// ReadFrame implements speech.Audio.
-func (a *liveAudio) ReadFrame(frame []int16) error {
-	if err := speech.CheckFrame(frame, a.rate); err != nil {
-		return err
-	}
-	for {
-		if a.closed.Load() {
-			return speech.ErrClosed
-		}
-		if err := a.ctx.Err(); err != nil {
-			return err
-		}
-		if a.ended {
-			return io.EOF
-		}
-		a.mu.Lock()
-		if len(a.buf) >= len(frame) {
-			copy(frame, a.buf)
-			a.buf = a.buf[len(frame):]
-			if len(a.buf) == 0 {
-				a.buf = nil // let the array go
-			}
-			a.mu.Unlock()
-			return nil
-		}
-		if a.done {
-			defer a.mu.Unlock()
-			if a.err != nil {
-				return a.err
-			}
-			if len(a.buf) > 0 {
-				n := copy(frame, a.buf)
-				clear(frame[n:])
-				a.buf = nil
-				return nil
-			}
-			a.ended = true
-			return io.EOF
-		}
-		a.mu.Unlock()
-		select {
-		case <-a.wake:
-		case <-a.ctx.Done():
-		}
-	}
-}
-
-// Close implements speech.Audio: it stops the rendering at the next
-// sentence and wakes a waiting ReadFrame.
-func (a *liveAudio) Close() error {
-	if a.closed.Swap(true) {
-		return nil
-	}
-	a.cancel()
-	a.signal()
-	return nil
 }

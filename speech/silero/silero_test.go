@@ -4,24 +4,24 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/espeak"
 	"github.com/govline/ivr/speech/speechtest"
 )
 
-// modelPath finds the model; outside make it skips when the model is
-// missing, under make (which fetches it first) that is a failure.
+// modelPath finds the model; a missing model fails the test under CI and
+// make (which fetch it first) and skips it elsewhere (testenv).
 func modelPath(t testing.TB) string {
 	t.Helper()
 	p, err := FindModel()
 	if err != nil {
-		if os.Getenv("MAKELEVEL") == "" && errors.Is(err, ErrNoModel) {
-			t.Skipf("silero VAD model missing (run \"make models\" to fetch it): %v", err)
+		if errors.Is(err, ErrNoModel) {
+			testenv.Missing(t, "the silero VAD model", "model with make models", err)
 		}
 		t.Fatal(err)
 	}

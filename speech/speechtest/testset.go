@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/speech"
 )
 
@@ -469,7 +470,7 @@ func Run(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items []Item
 				t.Fatalf("Finish: %v", err)
 			}
 			ref := strings.Fields(speech.NormalizeText(it.Say))
-			oc := Outcome{Item: it, Voice: sv, Condition: c, Result: res, Errors: editDistance(ref, strings.Fields(res.Text))}
+			oc := Outcome{Item: it, Voice: sv, Condition: c, Result: res, Errors: editdist.Distance(ref, strings.Fields(res.Text))}
 			oc.Correct = it.WantTag != "" && Meaning(res.Tag) == Meaning(it.WantTag)
 			if !oc.Correct && verbose {
 				t.Logf("%s %s %s %q -> %q (confidence %.2f)", c.Name, sv, it.Grammar, it.Say, res.Text, res.Confidence)
@@ -510,25 +511,4 @@ func Tally(outcomes []Outcome) Scores {
 func Evaluate(t testing.TB, r speech.Recognizer, syn speech.Synthesizer, items []Item, voices []Voice, c Condition, verbose bool) Scores {
 	t.Helper()
 	return Tally(Run(t, r, syn, items, voices, c, verbose))
-}
-
-// editDistance is the word-level Levenshtein distance.
-func editDistance(a, b []string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

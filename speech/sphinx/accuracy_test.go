@@ -48,7 +48,7 @@ func TestAccuracyFloor(t *testing.T) {
 }
 
 // BenchmarkAccuracy prints the whole accuracy table (every language,
-// condition, grammar kind and voice): go test -tags sqlite_fts5 -run '^$'
+// condition, grammar kind and voice): go test -run '^$'
 // -bench Accuracy -benchtime 1x -timeout 30m ./speech/sphinx/. Set
 // SPHINX_FRONT=native8k for the 8 kHz front end, SPHINX_LANG and
 // SPHINX_COND (comma-separated condition names) to run a part, SPHINX_GRAMMAR to run some grammar kinds only

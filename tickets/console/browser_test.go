@@ -3,31 +3,21 @@ package console
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/tickets"
 )
 
 // chromium finds Debian's chromium (package chromium; chromium-driver is
-// installed with it for other drivers). Without it the test is skipped
-// when run by hand, and fails under make (MAKELEVEL set), where the
-// Makefile's DEBS list installs it.
+// installed with it for other drivers). Without it the test fails under CI
+// and make, whose DEBS list installs it, and skips elsewhere (testenv).
 func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("MAKELEVEL") == "" {
-		t.Skip("chromium is not installed (apt-get install chromium chromium-driver): the real-browser test is skipped")
-	}
-	t.Fatal("chromium is not installed, but this is a make run: install the Makefile's DEBS (chromium chromium-driver)")
-	return ""
+	return testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
 }
 
 // TestBrowser drives the console in headless chromium: a wrong password is

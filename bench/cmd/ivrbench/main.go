@@ -5,7 +5,7 @@
 // call setup time; it also runs the Go micro-benchmarks. Results go to a
 // JSON file and a summary to stdout.
 //
-//	go run -tags sqlite_fts5 ./bench/cmd/ivrbench [-calls 100,500,1000] [-hold 30s]
+//	go run ./bench/cmd/ivrbench [-calls 100,500,1000] [-hold 30s]
 //	    [-rate 100] [-setup-rate 200] [-setup-time 5s] [-soak 10m -soak-calls 100]
 //	    [-skip-micro] [-out bench/results.json]
 //
@@ -244,11 +244,11 @@ func run(args []string, stdout io.Writer) error {
 
 	fmt.Fprintln(stdout, "building ivrd ...")
 	bin := filepath.Join(work, "ivrd")
-	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", bin, "./cmd/ivrd").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ivrd").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/ivrd: %v\n%s", err, out)
 	}
 	ctl := filepath.Join(work, "ivrctl")
-	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
 	}
 	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech}

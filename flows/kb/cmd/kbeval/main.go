@@ -2,7 +2,7 @@
 // it imports flows/kb into a temporary database, runs every query and
 // prints top-1, top-3 and correct-none rates (make eval).
 //
-//	go run -tags sqlite_fts5 ./flows/kb/cmd/kbeval [-dir flows/kb] [-queries flows/kb/eval/queries.txt] [-v]
+//	go run ./flows/kb/cmd/kbeval [-dir flows/kb] [-queries flows/kb/eval/queries.txt] [-v]
 //
 // Exit status 1 when a rate is below its target.
 package main
