@@ -23,6 +23,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/internal/pgtest"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/redact"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	promptCache = dir
-	code := m.Run()
+	code := pgtest.Main(m) // m.Run, then the PostgreSQL of the shared-queue tests stops
 	os.RemoveAll(dir)
 	// Nothing personal reached a log line of the whole run: the test
 	// callers' numbers, the numbers they typed or put in their requests.

@@ -25,8 +25,10 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/internal/pgtest"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -38,6 +40,13 @@ const (
 // startQueueLine starts a line whose flow transfers every call to level1,
 // with the agent "alice" (level1) in the store.
 func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
+	t.Helper()
+	return startQueueLineOn(t, qc, nil, onAgent...)
+}
+
+// startQueueLineOn is startQueueLine with the queue's state on board (nil:
+// the line's own queue.Queues).
+func startQueueLineOn(t *testing.T, qc queue.Config, board queue.Board, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
 	t.Helper()
 	qc.Queues = map[string]queue.QueueConfig{"level1": qc.Queues["level1"]}
 	qs, err := queue.New(qc)
@@ -52,7 +61,7 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
 			t.Fatal(err)
 		}
-		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second}
+		c.Queue = sip.QueueConfig{Queues: qs, Board: board, Agents: dir, Outcomes: store, MinExpires: time.Second}
 		if len(onAgent) > 0 {
 			c.Queue.OnAgent = onAgent[0]
 		}
@@ -640,5 +649,72 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 		return err == nil && tk.Rating == 4
 	}) {
 		t.Fatalf("ticket %s rating %v (err %v), want 4", number, tk.Rating, err)
+	}
+}
+
+// Two engines share one agent queue through PostgreSQL (queue.Shared): an
+// agent who registered with engine A only is rung by engine B for B's
+// caller, and once the call ends she is free for engine A's callers.
+func TestQueueSharedAcrossEngines(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	qc := queue.Config{RingTimeout: 40 * time.Second,
+		Queues: map[string]queue.QueueConfig{"level1": {MaxWait: time.Minute}}}
+	ctx := context.Background()
+	var lines [2]*line
+	var boards [2]*queue.Shared
+	for i, name := range []string{"engine-a", "engine-b"} {
+		db, err := store.Open(ctx, url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		b, err := queue.NewShared(ctx, db, queue.SharedConfig{Config: qc, Engine: name, Lease: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		boards[i] = b
+		lines[i], _ = startQueueLineOn(t, qc, b)
+	}
+	a := newAgentPhone(t, 1000)
+	if err := a.register(lines[0], "alice", agentPass, time.Minute); err != nil {
+		t.Fatalf("register with engine A: %v", err)
+	}
+	if contact, ok, err := boards[1].Registered(ctx, "alice"); err != nil || !ok || !strings.Contains(contact, "127.0.0.1") {
+		t.Fatalf("engine B does not see alice's registration: %q %v %v", contact, ok, err)
+	}
+	c := lines[1].answered(t)
+	var inv *gosip.Request
+	select {
+	case inv = <-a.invite:
+	case <-time.After(15 * time.Second):
+		t.Fatal("engine B's caller did not ring the agent registered with engine A")
+	}
+	if via := inv.Via(); via == nil || via.Port != lines[1].port {
+		t.Errorf("the agent's INVITE came through %v, want engine B (port %d)", via, lines[1].port)
+	}
+	close(a.answer)
+	select {
+	case <-a.up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent call not up")
+	}
+	// While alice talks to B's caller, engine A's callers get nobody.
+	probe, err := boards[0].Join(ctx, "level1", "probe-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := probe.Claim(ctx); err != nil || len(ts) != 0 {
+		t.Fatalf("engine A's caller was offered %v (err %v) while alice talks to engine B's caller", ts, err)
+	}
+	c.hangup()
+	if !waitFor(10*time.Second, func() bool {
+		ts, err := probe.Claim(ctx)
+		return err == nil && len(ts) == 1 && ts[0].Agent == "alice"
+	}) {
+		t.Fatal("alice is not free for engine A's caller after engine B's call ended")
+	}
+	if err := probe.Settle(ctx, "", true); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -187,6 +187,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 			return nil, errors.New("sip: an agent queue needs an agent directory (QueueConfig.Agents)")
 		}
 		cfg.Queue = cfg.Queue.withDefaults()
+		s.cfg.Queue = cfg.Queue
 	}
 	// The stack as the line needs it on a public address: no DNS lookup
 	// for anything a request names, TCP connections only to known peers
