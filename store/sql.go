@@ -195,6 +195,15 @@ func (db *DB) Greatest() string {
 	return "max"
 }
 
+// Least is the name of the function that returns the smallest of its
+// arguments (SQLite's scalar min, PostgreSQL's least).
+func (db *DB) Least() string {
+	if db.backend == Postgres {
+		return "least"
+	}
+	return "min"
+}
+
 // FloatSum is a sum of expr as a floating-point number that cannot
 // overflow, 0 over no rows (SQLite's total).
 func (db *DB) FloatSum(expr string) string {

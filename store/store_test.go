@@ -317,12 +317,12 @@ func TestReadOnly(t *testing.T) {
 func TestDialect(t *testing.T) {
 	eachBackend(t, func(t *testing.T, newURL func(*testing.T) string) {
 		db := open(t, newURL(t), Options{})
-		var g int64
+		var g, l int64
 		var f float64
-		err := db.QueryRowContext(context.Background(), `SELECT `+db.Greatest()+`(3, 9, 4), `+db.FloatSum("v")+`
-			FROM (SELECT 9223372036854775807 AS v UNION ALL SELECT 9223372036854775807) AS t`).Scan(&g, &f)
-		if err != nil || g != 9 || f < 1.8e19 {
-			t.Fatalf("greatest %d, float sum %g (no overflow), err %v", g, f, err)
+		err := db.QueryRowContext(context.Background(), `SELECT `+db.Greatest()+`(3, 9, 4), `+db.Least()+`(3, 9, 4), `+db.FloatSum("v")+`
+			FROM (SELECT 9223372036854775807 AS v UNION ALL SELECT 9223372036854775807) AS t`).Scan(&g, &l, &f)
+		if err != nil || g != 9 || l != 3 || f < 1.8e19 {
+			t.Fatalf("greatest %d, least %d, float sum %g (no overflow), err %v", g, l, f, err)
 		}
 	})
 }

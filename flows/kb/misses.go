@@ -12,7 +12,8 @@ import (
 // where every engine of the line adds to them and supervisors read them
 // (the line's store). RecordMiss adds one query, already masked and
 // trimmed by Index.RecordMiss, asked at at: a query already kept in that
-// language is counted again, not stored twice. Misses returns those last
+// language is counted again, not stored twice, its first and last times
+// the earliest and latest asked (engines' writes may commit out of order). Misses returns those last
 // asked at or after since (all for a zero since), most asked first, then
 // most recent. Both are called concurrently, by every call of every
 // engine; Misses returns a slice the caller owns.
@@ -37,7 +38,8 @@ func (m *MissTable) RecordMiss(ctx context.Context, lang, query string, at time.
 	ns := at.UnixNano()
 	err := m.db.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO kb_misses AS m (lang, query, count, first_ns, last_ns) VALUES (?, ?, 1, ?, ?)
-			ON CONFLICT (lang, query) DO UPDATE SET count = m.count + 1, last_ns = `+m.db.Greatest()+`(m.last_ns, excluded.last_ns)`,
+			ON CONFLICT (lang, query) DO UPDATE SET count = m.count + 1,
+				first_ns = `+m.db.Least()+`(m.first_ns, excluded.first_ns), last_ns = `+m.db.Greatest()+`(m.last_ns, excluded.last_ns)`,
 			lang, query, ns, ns)
 		return err
 	})
