@@ -13,10 +13,13 @@ BIN      := bin
 # Debian packages the project needs: cgo (gcc, pkg-config, libopus), prompt
 # rendering (espeak-ng, sox), SIP load and interop tests (sip-tester = sipp),
 # speech engines (libespeak-ng-dev, pocketsphinx), systemd-analyze for the
-# installed unit's test (systemd). npm (for the VAD model) is
+# installed unit's test (systemd), the PostgreSQL server that internal/pgtest
+# starts for the store's conformance tests (postgresql: initdb and postgres in
+# a temporary folder, no service needed), Kamailio for the shipped balancer
+# configuration's tests (kamailio; run in the foreground, no service). npm (for the VAD model) is
 # not listed: machines often have Node.js from elsewhere, whose nodejs package
 # conflicts with Debian's npm; `models` installs it only when npm is missing.
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver systemd
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver systemd postgresql kamailio
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps models prompts bench fuzz vet clean eval install

@@ -10,6 +10,7 @@ import (
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -18,15 +19,18 @@ import (
 // valid number, the turns are stored, and a second call learns its status.
 func TestMainOnRealServices(t *testing.T) {
 	ctx := context.Background()
-	st, err := tickets.Open(tickets.DBPath(t.TempDir()))
+	dir := t.TempDir()
+	db, err := store.Open(ctx, store.SQLiteURL(tickets.DBPath(dir)), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ix, err := kb.Open(st)
+	defer db.Close()
+	st := tickets.New(db)
+	ix, err := kb.Open(kb.IndexPath(dir), kb.NewMissTable(db))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ix.Close()
 	if _, err := ix.ImportDir(ctx, "kb"); err != nil {
 		t.Fatal(err)
 	}

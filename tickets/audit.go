@@ -2,10 +2,11 @@ package tickets
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // AuditEntry is one line of the audit log: who did what, when, from where.
@@ -34,13 +35,9 @@ func (e AuditEntry) LogValue() slog.Value {
 		slog.String("target", e.Target), slog.Bool("ok", e.OK))
 }
 
-func insertAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
-	ok := 0
-	if e.OK {
-		ok = 1
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (at_ns, user, action, target, detail, address, ok) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.At.UnixNano(), e.User, e.Action, e.Target, e.Detail, e.Address, ok)
+func insertAudit(ctx context.Context, tx *store.Tx, e AuditEntry) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (at_ns, "user", action, target, detail, address, ok) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.At.UnixNano(), e.User, e.Action, e.Target, e.Detail, e.Address, b2i(e.OK))
 	return err
 }
 
@@ -53,7 +50,7 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	return opErr("audit", s.inTx(ctx, "audit", func(tx *sql.Tx) error { return insertAudit(ctx, tx, e) }))
+	return opErr("audit", s.inTx(ctx, "audit", func(tx *store.Tx) error { return insertAudit(ctx, tx, e) }))
 }
 
 // AuditQuery selects audit entries. Zero fields do not filter.
@@ -67,13 +64,13 @@ type AuditQuery struct {
 
 // AuditLog returns the entries selected by q, newest first.
 func (s *Store) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	query := `SELECT id, at_ns, user, action, target, detail, address, ok FROM audit WHERE at_ns >= ?`
+	query := `SELECT id, at_ns, "user", action, target, detail, address, ok FROM audit WHERE at_ns >= ?`
 	args := []any{q.Since.UnixNano()}
 	if q.Since.IsZero() {
 		args[0] = 0
 	}
 	if q.User != "" {
-		query, args = query+` AND user = ?`, append(args, q.User)
+		query, args = query+` AND "user" = ?`, append(args, q.User)
 	}
 	if q.Action != "" {
 		query, args = query+` AND action = ?`, append(args, q.Action)
@@ -104,36 +101,24 @@ func (s *Store) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error
 	return out, rows.Err()
 }
 
-// Backup writes a consistent copy of the database to path with VACUUM
-// INTO, while the engine keeps writing (readers and the writer are not
-// blocked). path must not exist yet.
+// Backup writes a consistent copy of a SQLite database to path (VACUUM
+// INTO) while the engine keeps writing; path must not exist yet. On
+// PostgreSQL it fails: back up with pg_dump (docs/operations.md).
 func (s *Store) Backup(ctx context.Context, path string) error {
 	if path == "" {
 		return fmt.Errorf("tickets: backup: %w", invalid("path", "empty"))
 	}
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
-		return fmt.Errorf("tickets: backup to %s: %w", path, err)
+	if err := s.db.Backup(ctx, path); err != nil {
+		return fmt.Errorf("tickets: %w", err)
 	}
 	return nil
 }
 
-// opErr is wrapOp that passes nil through.
-func opErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return wrapOp(op, err)
-}
-
 // IntegrityCheck runs SQLite's integrity check and returns an error that
-// quotes its first complaint.
+// quotes its first complaint (on PostgreSQL: that the server answers).
 func (s *Store) IntegrityCheck(ctx context.Context) error {
-	var res string
-	if err := s.db.QueryRowContext(ctx, `PRAGMA integrity_check(1)`).Scan(&res); err != nil {
-		return fmt.Errorf("tickets: integrity check: %w", err)
-	}
-	if res != "ok" {
-		return fmt.Errorf("tickets: integrity check failed: %s", res)
+	if err := s.db.IntegrityCheck(ctx); err != nil {
+		return fmt.Errorf("tickets: %w", err)
 	}
 	return nil
 }

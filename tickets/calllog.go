@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // CallLog writes call records and their events in the background, in the
@@ -258,31 +260,66 @@ func (l *CallLog) commit(batch []logOp) {
 		}
 		l.mu.Unlock()
 	}()
-	err := l.s.inTx(ctx, "call log batch", func(tx *sql.Tx) error {
+	type refusal struct {
+		i   int
+		err error
+	}
+	var refused []refusal
+	// One refused write (an unknown call id, say) must not lose the
+	// others. SQLite undoes the refused statement only; a PostgreSQL
+	// transaction is lost with it, so there the batch runs again with a
+	// savepoint around each write.
+	guard := false
+	apply := func(tx *store.Tx) error {
+		refused = refused[:0]
 		for i := range batch {
-			if err := applyOp(ctx, tx, &batch[i]); err != nil {
-				// One refused write (an unknown call id, say) must not
-				// lose the others: SQLite undid that statement only.
-				l.failed.Add(1)
-				l.log.Warn("call log write refused", "call_id", batch[i].id, "err", err)
+			if guard {
+				if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+					return err
+				}
+			}
+			err := l.applyOp(ctx, tx, &batch[i])
+			switch {
+			case err != nil && tx.Backend() == store.Postgres && !guard:
+				return errGuard
+			case err != nil && guard:
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT op`); err != nil {
+					return err
+				}
+			case guard:
+				if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT op`); err != nil {
+					return err
+				}
+			}
+			if err != nil {
+				refused = append(refused, refusal{i, err})
 			}
 		}
 		return nil
-	})
+	}
+	err := l.s.inTx(ctx, "call log batch", apply)
+	if errors.Is(err, errGuard) {
+		guard = true
+		err = l.s.inTx(ctx, "call log batch", apply)
+	}
 	if err != nil {
 		l.failed.Add(uint64(len(batch)))
 		l.log.Error("call log batch not committed", "writes", len(batch), "err", err)
+		return
+	}
+	for _, r := range refused {
+		l.failed.Add(1)
+		l.log.Warn("call log write refused", "call_id", batch[r.i].id, "err", r.err)
 	}
 }
 
-func applyOp(ctx context.Context, tx *sql.Tx, op *logOp) error {
+// errGuard asks for a batch to run again with a savepoint around each write.
+var errGuard = errors.New("a write of the batch was refused")
+
+func (l *CallLog) applyOp(ctx context.Context, tx *store.Tx, op *logOp) error {
 	switch op.kind {
 	case opStart:
-		r := op.rec
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO calls (id, telephony, caller, called, start_ns) VALUES (?, ?, ?, ?, ?)`,
-			r.ID, r.Telephony, r.Caller, r.Called, nanos(r.Start))
-		return err
+		return l.s.insertCall(ctx, tx, op.rec)
 	case opAnswer:
 		return updated(tx.ExecContext(ctx, sqlAnswer, nanos(op.at), op.codec, op.codec, op.path, op.path, op.id))
 	case opDTMF:

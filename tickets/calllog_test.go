@@ -69,10 +69,7 @@ func TestCallLogCloseFlushesAndFullQueueDrops(t *testing.T) {
 	s := openTemp(t)
 	l := s.NewCallLog(4, quietLog())
 	// Hold the write lock so the writer cannot commit while we overfill.
-	unlock, err := s.lockWrite(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdWriteLock(t, s)
 	l.Start(CallRecord{ID: "a", Start: time.Now()})
 	time.Sleep(50 * time.Millisecond) // the writer takes "a" and waits for the lock
 	done := make(chan struct{})

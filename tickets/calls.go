@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
-
 	"github.com/govline/ivr/redact"
+	"github.com/govline/ivr/store"
 )
 
 // End reasons recorded by EndCall. The store accepts any string; these are
@@ -43,6 +42,13 @@ type CallRecord struct {
 	DTMF      string      `json:"dtmf"`                // digits received, in order, e.g. "12#"
 	Recording string      `json:"recording,omitempty"` // path of the WAV
 	Stats     PacketStats `json:"stats"`
+	// Service and QueueOutcome are what SetCallQueue recorded (the
+	// abandoned-call indicators); QueueOutcome is "none" until then.
+	Service      Service      `json:"service,omitempty"`
+	QueueOutcome QueueOutcome `json:"queue_outcome,omitempty"`
+	// Engine names the engine that took the call (Store.SetEngine; "" for
+	// a line of one engine and calls written before engines had names).
+	Engine string `json:"engine,omitempty"`
 }
 
 // Duration is End-Start, or 0 while the call has not ended.
@@ -119,22 +125,21 @@ func (s *Store) StartCall(ctx context.Context, r CallRecord) error {
 	if r.ID == "" {
 		return errors.New("tickets: start call: empty call ID")
 	}
-	unlock, err := s.lockWrite(ctx, "start call "+r.ID)
-	if err != nil {
-		return err
+	op := fmt.Sprintf("start call %q", r.ID)
+	err := s.inTx(ctx, op, func(tx *store.Tx) error { return s.insertCall(ctx, tx, r) })
+	if store.IsUnique(err) {
+		return fmt.Errorf("tickets: %s: %w", op, ErrExists)
 	}
-	defer unlock()
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO calls (id, telephony, caller, called, start_ns) VALUES (?, ?, ?, ?, ?)`,
-		r.ID, r.Telephony, r.Caller, r.Called, nanos(r.Start))
-	var se sqlite3.Error
-	if errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique) {
-		return fmt.Errorf("tickets: start call %q: %w", r.ID, ErrExists)
+	return opErr(op, err)
+}
+
+func (s *Store) insertCall(ctx context.Context, tx *store.Tx, r CallRecord) error {
+	engine := r.Engine
+	if engine == "" {
+		engine = s.Engine()
 	}
-	if err != nil {
-		return fmt.Errorf("tickets: start call %q: %w", r.ID, err)
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, sqlStart, r.ID, r.Telephony, r.Caller, r.Called, nanos(r.Start), engine)
+	return err
 }
 
 // AnswerCall records the answer. The first answer time is kept if it is
@@ -145,6 +150,7 @@ func (s *Store) AnswerCall(ctx context.Context, id string, at time.Time, codec, 
 
 // The statements shared by the Store methods and the CallLog.
 const (
+	sqlStart  = `INSERT INTO calls (id, telephony, caller, called, start_ns, engine) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlAnswer = `UPDATE calls SET answer_ns = coalesce(answer_ns, ?),
 		    codec = CASE WHEN ? = '' THEN codec ELSE ? END,
 		    recording = CASE WHEN ? = '' THEN recording ELSE ? END
@@ -185,117 +191,98 @@ func (s *Store) AppendDTMF(ctx context.Context, id string, digit rune) error {
 // It is idempotent: once a call has ended, later EndCalls change nothing and
 // return nil, so the first (most accurate) reason wins.
 func (s *Store) EndCall(ctx context.Context, id string, at time.Time, reason string, st PacketStats) error {
-	op := "end call"
-	unlock, err := s.lockWrite(ctx, op+" "+id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	res, err := s.db.ExecContext(ctx, sqlEnd, nanos(at), reason, count(st.In), count(st.Out), count(st.Lost), count(st.Late), id)
-	if err != nil {
-		return fmt.Errorf("tickets: %s %q: %w", op, id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 {
-		return err
-	}
-	return s.exists(ctx, op, id) // already ended: nil; missing: ErrNotFound
+	op := fmt.Sprintf("end call %q", id)
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, sqlEnd, nanos(at), reason, count(st.In), count(st.Out), count(st.Lost), count(st.Late), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		return callExists(ctx, tx, id) // already ended: nil; missing: ErrNotFound
+	}))
 }
 
 // AddEvent appends e to the call's event log. A zero e.At means now.
 func (s *Store) AddEvent(ctx context.Context, id string, e CallEvent) error {
+	op := fmt.Sprintf("add event to call %q", id)
 	if e.Kind == "" {
-		return fmt.Errorf("tickets: add event to call %q: empty event kind", id)
+		return fmt.Errorf("tickets: %s: empty event kind", op)
 	}
-	unlock, err := s.lockWrite(ctx, "add event to call "+id)
-	if err != nil {
+	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlEvent, id, nanos(e.At), e.Kind, e.Detail)
 		return err
+	})
+	if store.IsForeignKey(err) {
+		return fmt.Errorf("tickets: %s: call %w", op, ErrNotFound)
 	}
-	defer unlock()
-	_, err = s.db.ExecContext(ctx, sqlEvent, id, nanos(e.At), e.Kind, e.Detail)
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintForeignKey {
-		return fmt.Errorf("tickets: add event to call %q: call %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("tickets: add event to call %q: %w", id, err)
-	}
-	return nil
+	return opErr(op, err)
 }
 
 // OpenCalls returns the calls that have no end, oldest first: at start,
 // before CloseOrphans, the calls a crash left open (their recordings need
 // RepairWAV).
 func (s *Store) OpenCalls(ctx context.Context) ([]CallRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+callColumns+` FROM calls WHERE end_ns IS NULL ORDER BY start_ns`)
+	calls, err := s.listCalls(ctx, `SELECT `+callColumns+` FROM calls WHERE end_ns IS NULL AND engine IN (?, '') ORDER BY start_ns`, s.Engine())
 	if err != nil {
 		return nil, fmt.Errorf("tickets: open calls: %w", err)
 	}
-	defer rows.Close()
-	var out []CallRecord
-	for rows.Next() {
-		r, err := scanCall(rows)
-		if err != nil {
-			return nil, fmt.Errorf("tickets: open calls: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return calls, nil
 }
 
-// CloseOrphans ends, with reason EndEngineRestart, every call that has no
-// end: calls left open by a crash. Call it at start, before accepting
-// calls. A call ends at the last moment the engine knew it alive (its
+// CloseOrphans ends, with reason EndEngineRestart, every call of this
+// engine (Engine, and the calls written before engines had names) that
+// has no end: calls left open by a crash. Call it at start, before
+// accepting calls; the calls of other engines sharing the database are
+// left alone. A call ends at the last moment the engine knew it alive (its
 // latest checkpoint, CallLog.Progress, or event, or its answer or start),
 // not at the restart, so its duration leaves out the downtime; its packet
 // counts are those of the latest checkpoint. It also appends an
 // "engine.restart" event at time at to each, and returns how many calls it
 // closed.
 func (s *Store) CloseOrphans(ctx context.Context, at time.Time) (int, error) {
-	unlock, err := s.lockWrite(ctx, "close orphan calls")
-	if err != nil {
-		return 0, err
-	}
-	defer unlock()
-	ns := nanos(at)
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
-	}
-	defer tx.Rollback()
+	const op = "close orphan calls"
 	var ids []string
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM calls WHERE end_ns IS NULL`)
+	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		ids = nil
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM calls WHERE end_ns IS NULL AND engine IN (?, '')`+s.db.ForUpdate(), s.Engine())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE calls SET end_reason = ?, end_ns = `+s.db.Greatest()+`(start_ns,
+				     coalesce(answer_ns, 0), coalesce(active_ns, 0),
+				     coalesce((SELECT max(at_ns) FROM call_events e WHERE e.call_id = calls.id), 0))
+				 WHERE id = ?`, EndEngineRestart, id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, sqlEvent, id, nanos(at), "engine.restart", "call left open by a previous run; closed at start"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
+		return 0, opErr(op, err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE calls SET end_reason = ?, end_ns = max(start_ns, coalesce(answer_ns, 0), coalesce(active_ns, 0),
-		     coalesce((SELECT max(at_ns) FROM call_events e WHERE e.call_id = calls.id), 0))
-		 WHERE end_ns IS NULL`, EndEngineRestart); err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
-	}
-	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, sqlEvent, id, ns, "engine.restart", "call left open by a previous run; closed at start"); err != nil {
-			return 0, fmt.Errorf("tickets: close orphan calls: %w", err)
-		}
-	}
-	n := int64(len(ids))
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("tickets: close orphan calls: commit: %w", err)
-	}
-	return int(n), nil
+	return len(ids), nil
 }
 
 const callColumns = `id, telephony, caller, called, start_ns, answer_ns, end_ns, end_reason,
-	codec, dtmf, recording, packets_in, packets_out, packets_lost, packets_late`
+	codec, dtmf, recording, packets_in, packets_out, packets_lost, packets_late, service, queue_outcome, engine`
 
 func scanCall(sc interface{ Scan(...any) error }) (CallRecord, error) {
 	var (
@@ -305,7 +292,7 @@ func scanCall(sc interface{ Scan(...any) error }) (CallRecord, error) {
 		in, out, lost, late int64
 	)
 	err := sc.Scan(&r.ID, &r.Telephony, &r.Caller, &r.Called, &start, &answer, &end, &r.EndReason,
-		&r.Codec, &r.DTMF, &r.Recording, &in, &out, &lost, &late)
+		&r.Codec, &r.DTMF, &r.Recording, &in, &out, &lost, &late, &r.Service, &r.QueueOutcome, &r.Engine)
 	if err != nil {
 		return CallRecord{}, err
 	}
@@ -358,8 +345,8 @@ func (s *Store) Events(ctx context.Context, id string) ([]CallEvent, error) {
 		return nil, fmt.Errorf("tickets: events of call %q: %w", id, err)
 	}
 	if len(evs) == 0 {
-		if err := s.exists(ctx, "events of call", id); err != nil {
-			return nil, err
+		if err := callExists(ctx, s.db, id); err != nil {
+			return nil, fmt.Errorf("tickets: events of call %q: %w", id, err)
 		}
 	}
 	return evs, nil
@@ -379,55 +366,52 @@ func (s *Store) ListCalls(ctx context.Context, q CallQuery) ([]CallRecord, error
 		b.WriteString(` LIMIT ?`)
 		args = append(args, q.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	calls, err := s.listCalls(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("tickets: list calls: %w", err)
+	}
+	return calls, nil
+}
+
+func (s *Store) listCalls(ctx context.Context, query string, args ...any) ([]CallRecord, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	calls := []CallRecord{}
 	for rows.Next() {
 		r, err := scanCall(rows)
 		if err != nil {
-			return nil, fmt.Errorf("tickets: list calls: %w", err)
+			return nil, err
 		}
 		calls = append(calls, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("tickets: list calls: %w", err)
-	}
-	return calls, nil
+	return calls, rows.Err()
 }
 
-// update runs one UPDATE of a single call under the write lock and turns
+// update runs one UPDATE of a single call in a write transaction and turns
 // "no row changed" into ErrNotFound.
 func (s *Store) update(ctx context.Context, op, id, query string, args ...any) error {
-	unlock, err := s.lockWrite(ctx, op+" "+id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	res, err := s.db.ExecContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("tickets: %s %q: %w", op, id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("tickets: %s %q: %w", op, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("tickets: %s %q: call %w", op, id, ErrNotFound)
-	}
-	return nil
+	op = fmt.Sprintf("%s %q", op, id)
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
+		return updated(tx.ExecContext(ctx, query, args...))
+	}))
 }
 
-// exists returns nil if the call exists, an error wrapping ErrNotFound if not.
-func (s *Store) exists(ctx context.Context, op, id string) error {
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// callExists returns nil if the call exists, an error wrapping ErrNotFound
+// if not.
+func callExists(ctx context.Context, q rowQuerier, id string) error {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM calls WHERE id = ?`, id).Scan(&n); err != nil {
-		return fmt.Errorf("tickets: %s %q: %w", op, id, err)
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM calls WHERE id = ?`, id).Scan(&n); err != nil {
+		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("tickets: %s %q: call %w", op, id, ErrNotFound)
+		return fmt.Errorf("call %w", ErrNotFound)
 	}
 	return nil
 }

@@ -2,8 +2,11 @@ package tickets
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // FeedItem is one line of the live feed of every call: a call event or a
@@ -15,18 +18,95 @@ type FeedItem struct {
 	Turn   *Turn      `json:"turn,omitempty"`
 }
 
-// FeedCursor is where a reader of the feed stands: the last call event
-// and transcript turn it has seen.
+// FeedCursor is where a reader of the feed stands in the call events and
+// in the transcript turns. Keep it between reads; its zero value is the
+// beginning of the feed.
 type FeedCursor struct {
-	Event, Turn int64
+	Event, Turn LogCursor
+}
+
+// LogCursor is where a reader stands in one append-only log (call events,
+// transcript turns, ticket events). On SQLite rows commit in the order of
+// their ids, so the last id read is enough; on PostgreSQL, where engines
+// commit at once and a row may commit after a row with a higher id, the
+// reader takes only the rows of the transactions older than every
+// transaction still running, and the cursor remembers that horizon, so no
+// row is ever skipped.
+type LogCursor struct {
+	Xact int64 `json:"xact,omitempty"` // PostgreSQL: rows of transactions before this one were all read
+	ID   int64 `json:"id"`             // the last row read (in Xact, on PostgreSQL)
+}
+
+// horizon is the oldest transaction still running: every row of an older
+// transaction is committed (or never will be).
+const horizon = `pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+
+// logStart is the cursor at the end of log table (with id column idCol)
+// now: a reader that starts there sees only what is written next.
+func (s *Store) logStart(ctx context.Context, table, idCol string) (LogCursor, error) {
+	var c LogCursor
+	if s.db.Backend() == store.Postgres {
+		return c, s.db.QueryRowContext(ctx, `SELECT `+horizon).Scan(&c.Xact)
+	}
+	return c, s.db.QueryRowContext(ctx, `SELECT coalesce(max(`+idCol+`), 0) FROM `+table).Scan(&c.ID)
+}
+
+// readLog reads the rows of log table written after cur, in commit order,
+// at most limit: cols are selected after the row's id, dest gives the
+// values to scan them into for the next row and add takes the row. It
+// returns the cursor after what it read.
+func (s *Store) readLog(ctx context.Context, table, idCol, cols string, cur LogCursor, limit int,
+	dest func() []any, add func()) (LogCursor, error) {
+	var rows *sql.Rows
+	var err error
+	if s.db.Backend() == store.Postgres {
+		rows, err = s.db.QueryContext(ctx, `WITH h AS (SELECT `+horizon+` AS x)
+			SELECT `+idCol+`, xid, h.x, `+cols+` FROM `+table+`, h
+			WHERE xid < h.x AND (xid > ? OR (xid = ? AND `+idCol+` > ?))
+			ORDER BY xid, `+idCol+` LIMIT ?`, cur.Xact, cur.Xact, cur.ID, limit)
+	} else {
+		rows, err = s.db.QueryContext(ctx, `SELECT `+idCol+`, 0, 0, `+cols+` FROM `+table+`
+			WHERE `+idCol+` > ? ORDER BY `+idCol+` LIMIT ?`, cur.ID, limit)
+	}
+	if err != nil {
+		return cur, err
+	}
+	defer rows.Close()
+	n := 0
+	var id, xact, x int64
+	for rows.Next() {
+		if err := rows.Scan(append([]any{&id, &xact, &x}, dest()...)...); err != nil {
+			return cur, err
+		}
+		add()
+		n++
+		cur = LogCursor{Xact: xact, ID: id}
+	}
+	if err := rows.Err(); err != nil {
+		return cur, err
+	}
+	if s.db.Backend() == store.Postgres && n < limit {
+		// Everything before the horizon is read: start there next time.
+		if n == 0 {
+			if err := s.db.QueryRowContext(ctx, `SELECT `+horizon).Scan(&x); err != nil {
+				return cur, err
+			}
+		}
+		if x > cur.Xact {
+			cur = LogCursor{Xact: x}
+		}
+	}
+	return cur, nil
 }
 
 // FeedStart returns the cursor at the end of the feed now: a reader that
 // starts there sees only what happens next.
 func (s *Store) FeedStart(ctx context.Context) (FeedCursor, error) {
 	var c FeedCursor
-	err := s.db.QueryRowContext(ctx,
-		`SELECT (SELECT COALESCE(MAX(seq), 0) FROM call_events), (SELECT COALESCE(MAX(seq), 0) FROM transcript_turns)`).Scan(&c.Event, &c.Turn)
+	var err error
+	if c.Event, err = s.logStart(ctx, "call_events", "seq"); err == nil {
+		c.Turn, err = s.logStart(ctx, "transcript_turns", "seq")
+	}
 	if err != nil {
 		return c, fmt.Errorf("tickets: feed start: %w", err)
 	}
@@ -40,48 +120,37 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		limit = 1000
 	}
 	var items []FeedItem
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT seq, call_id, at_ns, kind, detail FROM call_events WHERE seq > ? ORDER BY seq LIMIT ?`, cur.Event, limit)
+	var (
+		it     FeedItem
+		e      CallEvent
+		t      Turn
+		at     int64
+		interr int
+	)
+	next, err := s.readLog(ctx, "call_events", "seq", "call_id, at_ns, kind, detail", cur.Event, limit,
+		func() []any { return []any{&it.CallID, &at, &e.Kind, &e.Detail} },
+		func() {
+			e.At = fromNanos(at)
+			ev := e
+			items = append(items, FeedItem{CallID: it.CallID, At: e.At, Event: &ev})
+		})
 	if err != nil {
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
-	for rows.Next() {
-		var e CallEvent
-		var it FeedItem
-		var at int64
-		if err := rows.Scan(&cur.Event, &it.CallID, &at, &e.Kind, &e.Detail); err != nil {
-			rows.Close()
-			return nil, cur, fmt.Errorf("tickets: feed: %w", err)
-		}
-		e.At = fromNanos(at)
-		it.At, it.Event = e.At, &e
-		items = append(items, it)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
-	}
-	rows, err = s.db.QueryContext(ctx,
-		`SELECT seq, call_id, at_ns, speaker, text, mode, confidence, interrupted, cut FROM transcript_turns WHERE seq > ? ORDER BY seq LIMIT ?`, cur.Turn, limit)
+	cur.Event = next
+	next, err = s.readLog(ctx, "transcript_turns", "seq", "call_id, at_ns, speaker, text, mode, confidence, interrupted, cut", cur.Turn, limit,
+		func() []any {
+			return []any{&it.CallID, &at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interr, &t.Cut}
+		},
+		func() {
+			t.At, t.Interrupted = fromNanos(at), interr != 0
+			tu := t
+			items = append(items, FeedItem{CallID: it.CallID, At: t.At, Turn: &tu})
+		})
 	if err != nil {
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var t Turn
-		var it FeedItem
-		var at int64
-		var interrupted int
-		if err := rows.Scan(&cur.Turn, &it.CallID, &at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interrupted, &t.Cut); err != nil {
-			return nil, cur, fmt.Errorf("tickets: feed: %w", err)
-		}
-		t.At, t.Interrupted = fromNanos(at), interrupted != 0
-		it.At, it.Turn = t.At, &t
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
-	}
+	cur.Turn = next
 	sortFeed(items)
 	return items, cur, nil
 }
@@ -93,6 +162,39 @@ func sortFeed(items []FeedItem) {
 			items[j], items[j-1] = items[j-1], items[j]
 		}
 	}
+}
+
+// TicketChange is one entry of a ticket's history as the live views
+// follow them: which ticket, what happened, who did it.
+type TicketChange struct {
+	ID     int64     `json:"id"`
+	Ticket string    `json:"ticket"`
+	Kind   EventKind `json:"kind"`
+	Actor  string    `json:"actor"`
+}
+
+// TicketChangesStart returns the cursor at the end of every ticket's
+// history now.
+func (s *Store) TicketChangesStart(ctx context.Context) (LogCursor, error) {
+	c, err := s.logStart(ctx, "ticket_events", "id")
+	if err != nil {
+		return c, fmt.Errorf("tickets: ticket changes start: %w", err)
+	}
+	return c, nil
+}
+
+// TicketChanges returns the ticket events written after cur, at most limit,
+// and the cursor after them.
+func (s *Store) TicketChanges(ctx context.Context, cur LogCursor, limit int) ([]TicketChange, LogCursor, error) {
+	var out []TicketChange
+	var c TicketChange
+	next, err := s.readLog(ctx, "ticket_events", "id", "id, ticket, kind, actor", cur, limit,
+		func() []any { return []any{&c.ID, &c.Ticket, &c.Kind, &c.Actor} },
+		func() { out = append(out, c) })
+	if err != nil {
+		return nil, cur, fmt.Errorf("tickets: ticket changes: %w", err)
+	}
+	return out, next, nil
 }
 
 // TicketsOfCall returns the tickets a call opened, oldest first.

@@ -220,14 +220,14 @@ func (s *Store) scanTickets(ctx context.Context, f, t int64, per map[Service]*su
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service,
 		       count(*),
-		       coalesce(sum(channel = 'phone'), 0),
+		       count(CASE WHEN channel = 'phone' THEN 1 END),
 		       coalesce(sum(first_contact), 0),
 		       count(resolved_ns),
 		       count(CASE WHEN resolved_level = 1 THEN 1 END),
 		       count(CASE WHEN resolved_ns <= deadline_ns THEN 1 END),
-		       total(resolved_ns - created_ns),
-		       total(CASE WHEN resolved_level = 1 THEN resolved_ns - created_ns END)
-		FROM tickets INDEXED BY tickets_indicators
+		       `+s.db.FloatSum(`resolved_ns - created_ns`)+`,
+		       `+s.db.FloatSum(`CASE WHEN resolved_level = 1 THEN resolved_ns - created_ns END`)+`
+		FROM tickets`+s.db.IndexedBy("tickets_indicators")+`
 		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?
 		GROUP BY service`, f, t)
 	return addTicketRows(rows, err, per, 1)
@@ -237,7 +237,7 @@ func (s *Store) scanTickets(ctx context.Context, f, t int64, per map[Service]*su
 func (s *Store) rollupTickets(ctx context.Context, h0, h1 int64, per map[Service]*sums) error {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service, sum(requests), sum(phone), sum(first_contact), sum(resolved),
-		       sum(resolved_level1), sum(within_deadline), total(resolution_ms), total(resolution_level1_ms)
+		       sum(resolved_level1), sum(within_deadline), `+s.db.FloatSum("resolution_ms")+`, `+s.db.FloatSum("resolution_level1_ms")+`
 		FROM ticket_stats
 		WHERE service IN (`+serviceList+`) AND hour >= ? AND hour < ?
 		GROUP BY service`, h0, h1)
@@ -272,7 +272,7 @@ func (s *Store) scanCalls(ctx context.Context, f, t int64, per map[Service]*sums
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
-		FROM calls INDEXED BY calls_queue
+		FROM calls`+s.db.IndexedBy("calls_queue")+`
 		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?
 		GROUP BY service`, f, t)
 	return addCallRows(rows, err, per, unknown)

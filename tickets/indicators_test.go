@@ -2,7 +2,6 @@ package tickets
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -170,35 +169,6 @@ func compareIndicators(t *testing.T, name string, got, want Indicators) {
 	}
 }
 
-// TestMigrationKeepsExistingCalls: 0002 applied to a database that already
-// holds calls (written by the previous release) keeps them, with no
-// service and queue outcome "none".
-func TestMigrationKeepsExistingCalls(t *testing.T) {
-	ctx := context.Background()
-	ms, err := embeddedMigrations()
-	must(t, err)
-	// A file as the previous release left it: only 0001, with a call.
-	path := t.TempDir() + "/" + DBFile
-	db, err := sql.Open("sqlite3", path)
-	must(t, err)
-	defer db.Close()
-	must(t, migrate(ctx, db, ms[:1]))
-	_, err = db.Exec(`INSERT INTO calls (id, telephony, caller, called, start_ns) VALUES ('old-call', 'sip', '+40721000000', '1919', 1)`)
-	must(t, err)
-	s, err := Open(path) // applies 0002 and the rest
-	must(t, err)
-	defer s.Close()
-	var svc, outcome string
-	must(t, db.QueryRow(`SELECT service, queue_outcome FROM calls WHERE id = 'old-call'`).Scan(&svc, &outcome))
-	if svc != "" || outcome != "none" {
-		t.Fatalf("old call: service %q outcome %q", svc, outcome)
-	}
-	must(t, s.SetCallQueue(ctx, "old-call", ServicePassport, QueueAbandoned))
-	if _, err := db.Exec(`UPDATE calls SET queue_outcome = 'lost' WHERE id = 'old-call'`); err == nil {
-		t.Fatal("the database accepted an unknown queue outcome")
-	}
-}
-
 // TestIndicatorsRollupMatchesScan: after random ticket and call changes,
 // the hourly roll-ups equal a recount of the rows, and the indicators of
 // random periods (edges anywhere inside an hour) equal a plain scan.
@@ -251,7 +221,7 @@ func TestIndicatorsRollupMatchesScan(t *testing.T) {
 	// The roll-ups equal a recount.
 	dump := func(q string) string {
 		t.Helper()
-		rows, err := s.db.Query(q)
+		rows, err := s.db.QueryContext(ctx, q)
 		must(t, err)
 		defer rows.Close()
 		cols, _ := rows.Columns()

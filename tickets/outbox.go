@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // Notification is one row of the outbox: a message to the citizen's
@@ -69,7 +71,7 @@ const SignatureHeader = "X-IVR-Signature"
 // returns how many; pending ones stay whatever their age.
 func (s *Store) PurgeOutbox(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, "outbox purge", func(tx *sql.Tx) error {
+	err := s.inTx(ctx, "outbox purge", func(tx *store.Tx) error {
 		r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE sent_ns IS NOT NULL AND sent_ns < ?`, before.UnixNano())
 		if err == nil {
 			n, err = r.RowsAffected()
@@ -207,37 +209,26 @@ func (s *Sender) backoff(attempts int) time.Duration {
 }
 
 // SendDue sends the notifications that are due now (at most 100), one at a
-// time, and returns how many it tried.
+// time, and returns how many it tried. Engines sharing a database each run
+// a Sender: each notification is claimed before it is sent (its next
+// attempt moved past the send's longest time, the row skipped by the other
+// engines' claims meanwhile), so one engine sends it; an engine that
+// stops or dies mid-send leaves it due again once that time has passed.
 func (s *Sender) SendDue(ctx context.Context) (int, error) {
-	now := s.st.now()
-	rows, err := s.st.db.QueryContext(ctx, `SELECT id, kind, ticket, payload, attempts FROM outbox
-		WHERE sent_ns IS NULL AND next_ns <= ? ORDER BY next_ns, id LIMIT 100`, now.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("tickets: outbox: %w", err)
-	}
-	var due []Notification
-	for rows.Next() {
-		var n Notification
-		if err := rows.Scan(&n.ID, &n.Kind, &n.Ticket, &n.Payload, &n.Attempts); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("tickets: outbox: %w", err)
-		}
-		due = append(due, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("tickets: outbox: %w", err)
-	}
-	for i, n := range due {
+	for i := range 100 {
 		if ctx.Err() != nil {
 			return i, ctx.Err()
 		}
+		n, ok, err := s.claim(ctx)
+		if err != nil || !ok {
+			return i, err
+		}
 		sendErr := s.post(ctx, n)
 		if ctx.Err() != nil {
-			return i, ctx.Err() // stopping: the row stays pending, as it was
+			return i, ctx.Err() // stopping: the row stays pending, due again after its claim
 		}
 		at := s.st.now()
-		err := s.st.inTx(ctx, "outbox", func(tx *sql.Tx) error {
+		err = s.st.inTx(ctx, "outbox", func(tx *store.Tx) error {
 			if sendErr == nil {
 				_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_ns = ?, last_error = '' WHERE id = ?`, at.UnixNano(), n.ID)
 				return err
@@ -251,14 +242,42 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 			return err
 		})
 		if err != nil {
-			return i + 1, err
+			return i + 1, fmt.Errorf("tickets: outbox: %w", err)
 		}
 		if sendErr != nil {
 			s.cfg.Logger.Warn("webhook: send failed; will retry", "id", n.ID, "ticket", n.Ticket, "kind", n.Kind,
 				"attempt", n.Attempts+1, "retry_in", s.backoff(n.Attempts+1), "err", sendErr)
 		}
 	}
-	return len(due), nil
+	return 100, nil
+}
+
+// claim takes the next due notification: its next attempt moves to after
+// the longest a send may take, so that no other engine's Sender takes it
+// meanwhile (on PostgreSQL a row being claimed is skipped, not waited for).
+func (s *Sender) claim(ctx context.Context) (Notification, bool, error) {
+	now := s.st.now()
+	lease := now.Add(s.cfg.Client.Timeout + time.Minute)
+	if s.cfg.Client.Timeout <= 0 {
+		lease = now.Add(10 * time.Minute)
+	}
+	var n Notification
+	found := false
+	err := s.st.inTx(ctx, "outbox claim", func(tx *store.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE outbox SET next_ns = ? WHERE id = (SELECT id FROM outbox
+			WHERE sent_ns IS NULL AND next_ns <= ? ORDER BY next_ns, id LIMIT 1`+s.st.db.SkipLocked()+`)
+			RETURNING id, kind, ticket, payload, attempts`, lease.UnixNano(), now.UnixNano()).
+			Scan(&n.ID, &n.Kind, &n.Ticket, &n.Payload, &n.Attempts)
+		found = err == nil
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return n, false, fmt.Errorf("tickets: outbox: %w", err)
+	}
+	return n, found, nil
 }
 
 func (s *Sender) post(ctx context.Context, n Notification) error {

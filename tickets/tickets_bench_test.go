@@ -4,52 +4,62 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govline/ivr/internal/latency"
+	"github.com/govline/ivr/internal/pgtest"
+	"github.com/govline/ivr/store"
 )
 
-// latencies collects per-operation times and reports throughput, p50 and
-// p99 as benchmark metrics.
-type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
-
-func (l *latencies) report(b *testing.B, elapsed time.Duration, unit string) {
-	if len(l.d) == 0 {
-		return
-	}
-	slices.Sort(l.d)
-	pct := func(p float64) float64 {
-		return float64(l.d[int(p*float64(len(l.d)-1))].Microseconds())
-	}
-	b.ReportMetric(pct(0.50), "p50_us")
-	b.ReportMetric(pct(0.99), "p99_us")
-	b.ReportMetric(float64(len(l.d))/elapsed.Seconds(), unit)
-}
-
-func benchStore(b *testing.B, synchronous string) *Store {
+// benchStore opens a store for a benchmark: SQLite with the given
+// synchronous setting, or ("postgres") a new database on the test
+// binary's PostgreSQL, with fsync on for the benchmark (a commit is on
+// disk when it returns, as in production).
+func benchStore(b *testing.B, mode string) *Store {
 	b.Helper()
-	s, err := openSync(filepath.Join(b.TempDir(), DBFile), synchronous)
+	if mode != "postgres" {
+		s, err := openSync(filepath.Join(b.TempDir(), DBFile), mode)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	srv := pgtest.Start(b)
+	if err := srv.SetFsync(true); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.SetFsync(false) })
+	db, err := store.Open(context.Background(), srv.NewDatabase(b), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { s.Close() })
-	return s
+	b.Cleanup(func() { db.Close() })
+	return New(db)
 }
 
-// BenchmarkOpenTicket: one ticket (created event + row) per transaction.
+// benchModes are the stores the write benchmarks compare.
+var benchModes = []string{"NORMAL", "FULL", "postgres"}
+
+func modeName(mode string) string {
+	if mode == "postgres" {
+		return "postgres"
+	}
+	return "synchronous=" + mode
+}
+
+// BenchmarkOpenTicket: one ticket (created event + row + roll-up) per
+// transaction, on SQLite (NORMAL, FULL) and PostgreSQL.
 func BenchmarkOpenTicket(b *testing.B) {
-	for _, mode := range []string{"NORMAL", "FULL"} {
-		b.Run("synchronous="+mode, func(b *testing.B) {
+	for _, mode := range benchModes {
+		b.Run(modeName(mode), func(b *testing.B) {
 			s := benchStore(b, mode)
 			ctx := context.Background()
-			var lat latencies
+			var lat latency.Recorder
 			nt := NewTicket{Actor: "ivr", Caller: "+40721123456", Service: ServicePassport, CallID: "c",
 				Description: "Pașaportul meu expiră luna viitoare și am nevoie de o programare."}
 			b.ReportAllocs()
@@ -59,22 +69,23 @@ func BenchmarkOpenTicket(b *testing.B) {
 				if _, err := s.OpenTicket(ctx, nt); err != nil {
 					b.Fatal(err)
 				}
-				lat.add(time.Since(t0))
+				lat.Add(time.Since(t0))
 			}
-			lat.report(b, time.Since(start), "tickets/s")
+			lat.Report(b, time.Since(start), "tickets/s")
 		})
 	}
 }
 
-// BenchmarkAppendTurn: one durable transcript turn per commit, from one
-// call and from 32 calls at once.
+// BenchmarkAppendTurn: one durable transcript turn per call, acknowledged
+// once committed, from one call and from 32 and 100 calls at once (the
+// group commit shares a transaction among the calls waiting).
 func BenchmarkAppendTurn(b *testing.B) {
 	turn := Turn{Speaker: SpeakerCaller, Text: "buletinul meu a expirat și nu știu ce acte îmi trebuie", Mode: ModeSpeech, Confidence: 0.87}
-	for _, mode := range []string{"NORMAL", "FULL"} {
-		b.Run("synchronous="+mode, func(b *testing.B) {
+	for _, mode := range benchModes {
+		b.Run(modeName(mode), func(b *testing.B) {
 			s := benchStore(b, mode)
 			ctx := context.Background()
-			var lat latencies
+			var lat latency.Recorder
 			b.ReportAllocs()
 			start := time.Now()
 			for b.Loop() {
@@ -82,34 +93,37 @@ func BenchmarkAppendTurn(b *testing.B) {
 				if err := s.AppendTurn(ctx, "call-1", turn); err != nil {
 					b.Fatal(err)
 				}
-				lat.add(time.Since(t0))
+				lat.Add(time.Since(t0))
 			}
-			lat.report(b, time.Since(start), "turns/s")
+			lat.Report(b, time.Since(start), "turns/s")
 		})
-		b.Run("synchronous="+mode+"/calls=32", func(b *testing.B) {
-			s := benchStore(b, mode)
-			ctx := context.Background()
-			var lat latencies
-			b.SetParallelism(16) // 16 x GOMAXPROCS(2) = 32 goroutines
-			var next sync.Mutex
-			id := 0
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				next.Lock()
-				call := fmt.Sprint("call-", id)
-				id++
-				next.Unlock()
-				for pb.Next() {
-					t0 := time.Now()
-					if err := s.AppendTurn(ctx, call, turn); err != nil {
-						b.Error(err)
-						return
+		for _, calls := range []int{32, 100} {
+			b.Run(fmt.Sprintf("%s/calls=%d", modeName(mode), calls), func(b *testing.B) {
+				s := benchStore(b, mode)
+				ctx := context.Background()
+				var lat latency.Recorder
+				b.SetParallelism(calls / runtime.GOMAXPROCS(0))
+				var next sync.Mutex
+				id := 0
+				b.ResetTimer()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					next.Lock()
+					call := fmt.Sprint("call-", id)
+					id++
+					next.Unlock()
+					for pb.Next() {
+						t0 := time.Now()
+						if err := s.AppendTurn(ctx, call, turn); err != nil {
+							b.Error(err)
+							return
+						}
+						lat.Add(time.Since(t0))
 					}
-					lat.add(time.Since(t0))
-				}
+				})
+				lat.Report(b, time.Since(start), "turns/s")
 			})
-			lat.report(b, time.Since(start), "turns/s")
-		})
+		}
 	}
 }
 
@@ -122,43 +136,7 @@ func BenchmarkIndicators1M(b *testing.B) {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	year := 365 * 24 * time.Hour
 	t0 := time.Now()
-	// Rows spread evenly over the year; x drives every column so the
-	// shares are plausible: 80 % resolved, 70 % of those at level I, a
-	// fifth of level I resolutions during the call.
-	_, err := s.db.ExecContext(ctx, `
-		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
-		INSERT INTO tickets (number, channel, caller, lang, service, priority, level, status,
-			deadline_ns, created_ns, updated_ns, escalated, resolved_ns, resolved_level, first_contact, last_event)
-		SELECT printf('%08d', 10000000 + x),
-		       CASE x % 3 WHEN 0 THEN 'phone' WHEN 1 THEN 'email' ELSE 'portal' END,
-		       printf('+4072%07d', x % 200000), 'ro',
-		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
-		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
-		            WHEN 6 THEN 'support_service' ELSE 'other' END,
-		       'normal', lvl, CASE WHEN res THEN 'resolved' ELSE 'in_progress' END,
-		       created + 129600000000000, created, created, lvl > 1,
-		       CASE WHEN res THEN created + (x * 7919 % 259200) * 1000000000 END,
-		       CASE WHEN res THEN lvl END,
-		       res AND lvl = 1 AND x % 3 = 0 AND x % 5 = 0, 1
-		FROM (SELECT x, ? + x * ? AS created, x % 10 < 8 AS res,
-		             CASE WHEN x % 10 < 7 THEN 1 WHEN x % 10 < 9 THEN 2 ELSE 3 END AS lvl FROM seq)`,
-		n, from.UnixNano(), int64(year)/n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = s.db.ExecContext(ctx, `
-		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
-		INSERT INTO calls (id, telephony, caller, called, start_ns, end_ns, service, queue_outcome)
-		SELECT printf('call-%07d', x), 'sip', '+40721000000', '1919', ? + x * ?, ? + x * ? + 60000000000,
-		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
-		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
-		            WHEN 6 THEN 'support_service' ELSE 'other' END,
-		       CASE WHEN x % 2 = 0 THEN 'none' WHEN x % 7 = 1 THEN 'abandoned' ELSE 'answered' END
-		FROM seq`, n, from.UnixNano(), int64(year)/n, from.UnixNano(), int64(year)/n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.db.ExecContext(ctx, `ANALYZE`); err != nil {
+	if err := s.FillSynthetic(ctx, n, from, year); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d tickets and %d calls in %s", n, n, time.Since(t0).Round(time.Millisecond))

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/govline/ivr/store"
 )
 
 // ticketPolicy is what ticket writes need besides the database.
@@ -101,7 +101,7 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 		DeadlineNS: s.pol().deadlines.Deadline(now, nt.Service, nt.Priority).UnixNano(),
 	}
 	var t Ticket
-	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, op, func(tx *store.Tx) error {
 		draw := s.pol().numbers
 		if nt.Number != "" {
 			draw = func() (string, error) { return nt.Number, nil }
@@ -124,8 +124,7 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 			t = Ticket{}
 			apply(&t, ev.Kind, ev.Data, ev)
 			err = writeTicket(ctx, tx, t, true)
-			var se sqlite3.Error
-			if errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique) {
+			if store.IsUnique(err) {
 				if nt.Number != "" {
 					return invalid("number", "%s is taken", nt.Number)
 				}
@@ -148,13 +147,6 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 	return t, nil
 }
 
-func wrapOp(op string, err error) error {
-	if strings.HasPrefix(err.Error(), "tickets: ") {
-		return err
-	}
-	return fmt.Errorf("tickets: %s: %w", op, err)
-}
-
 func dedup(ss []string) []string {
 	var out []string
 	for _, s := range ss {
@@ -167,7 +159,7 @@ func dedup(ss []string) []string {
 
 // action computes the event to append to ticket cur, or an error. A nil
 // event with a nil error means "nothing changes".
-type action func(ctx context.Context, tx *sql.Tx, cur *Ticket, now time.Time) (*TicketEvent, error)
+type action func(ctx context.Context, tx *store.Tx, cur *Ticket, now time.Time) (*TicketEvent, error)
 
 // act runs one change of a ticket: it reads the current state, lets fn
 // validate it and build the event, appends the event and writes the new
@@ -177,8 +169,10 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 	if err := checkActor(actor); err != nil {
 		return fmt.Errorf("tickets: %s: %w", op, err)
 	}
-	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
-		cur, err := scanTicket(tx.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`, number))
+	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		// The row stays locked until the commit: changes of one ticket,
+		// from any engine, take turns.
+		cur, err := scanTicket(tx.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`+s.db.ForUpdate(), number))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("ticket %w", ErrNotFound)
 		}
@@ -228,7 +222,7 @@ func notClosed(cur *Ticket, what string) error {
 
 // AddNote appends a note to the ticket's history (any status).
 func (s *Store) AddNote(ctx context.Context, number, actor, text string) error {
-	return s.act(ctx, "add note to", number, actor, func(_ context.Context, _ *sql.Tx, _ *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "add note to", number, actor, func(_ context.Context, _ *store.Tx, _ *Ticket, _ time.Time) (*TicketEvent, error) {
 		if strings.TrimSpace(text) == "" {
 			return nil, invalid("text", "empty note")
 		}
@@ -239,7 +233,7 @@ func (s *Store) AddNote(ctx context.Context, number, actor, text string) error {
 // Classify sets the ticket's service and classification code; a change of
 // service recomputes the deadline from the ticket's creation.
 func (s *Store) Classify(ctx context.Context, number, actor string, svc Service, code string) error {
-	return s.act(ctx, "classify", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "classify", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if err := checkEnum("service", svc, Services); err != nil {
 			return nil, err
 		}
@@ -260,7 +254,7 @@ func (s *Store) Classify(ctx context.Context, number, actor string, svc Service,
 // SetPriority changes the priority and recomputes the deadline from the
 // ticket's creation.
 func (s *Store) SetPriority(ctx context.Context, number, actor string, p Priority) error {
-	return s.act(ctx, "set priority of", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "set priority of", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if err := checkEnum("priority", p, Priorities); err != nil {
 			return nil, err
 		}
@@ -278,7 +272,7 @@ func (s *Store) SetPriority(ctx context.Context, number, actor string, p Priorit
 // Escalate hands the ticket to a higher support level (2 or 3); its status
 // becomes escalated.
 func (s *Store) Escalate(ctx context.Context, number, actor string, level int) error {
-	return s.act(ctx, "escalate", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "escalate", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if err := checkLevel("level", level); err != nil {
 			return nil, err
 		}
@@ -294,7 +288,7 @@ func (s *Store) Escalate(ctx context.Context, number, actor string, level int) e
 
 // Assign gives the ticket to an agent ("" unassigns it).
 func (s *Store) Assign(ctx context.Context, number, actor, assignee string) error {
-	return s.act(ctx, "assign", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "assign", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if err := notClosed(cur, "assign"); err != nil {
 			return nil, err
 		}
@@ -309,7 +303,7 @@ func (s *Store) Assign(ctx context.Context, number, actor, assignee string) erro
 // citizen). The other statuses have their own methods: Escalate, Resolve,
 // Close, Reopen.
 func (s *Store) SetStatus(ctx context.Context, number, actor string, st Status) error {
-	return s.act(ctx, "set status of", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "set status of", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if err := checkEnum("status", st, Statuses); err != nil {
 			return nil, err
 		}
@@ -334,7 +328,7 @@ func (s *Store) SetStatus(ctx context.Context, number, actor string, st Status) 
 // resolution counts as first contact when the ticket's call had not ended
 // yet, it is at level 1 and was never escalated.
 func (s *Store) Resolve(ctx context.Context, number, actor, note string) error {
-	return s.act(ctx, "resolve", number, actor, func(ctx context.Context, tx *sql.Tx, cur *Ticket, now time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "resolve", number, actor, func(ctx context.Context, tx *store.Tx, cur *Ticket, now time.Time) (*TicketEvent, error) {
 		if !isOpen(cur.Status) {
 			return nil, fmt.Errorf("%w: resolve a %s ticket", ErrTransition, cur.Status)
 		}
@@ -359,7 +353,7 @@ func (s *Store) Resolve(ctx context.Context, number, actor, note string) error {
 
 // CloseTicket closes a resolved ticket. (Close closes the store.)
 func (s *Store) CloseTicket(ctx context.Context, number, actor string) error {
-	return s.act(ctx, "close", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "close", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if cur.Status != StatusResolved {
 			return nil, fmt.Errorf("%w: %s -> closed: only a resolved ticket closes", ErrTransition, cur.Status)
 		}
@@ -370,7 +364,7 @@ func (s *Store) CloseTicket(ctx context.Context, number, actor string) error {
 // Reopen takes a resolved or closed ticket back to in_progress; the
 // reason is required. Its earlier resolution no longer counts.
 func (s *Store) Reopen(ctx context.Context, number, actor, reason string) error {
-	return s.act(ctx, "reopen", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "reopen", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if isOpen(cur.Status) {
 			return nil, fmt.Errorf("%w: reopen a %s ticket: only resolved or closed tickets reopen", ErrTransition, cur.Status)
 		}
@@ -384,7 +378,7 @@ func (s *Store) Reopen(ctx context.Context, number, actor, reason string) error 
 // CiteArticle records a knowledge base article given to the caller. An
 // article already cited is not added again.
 func (s *Store) CiteArticle(ctx context.Context, number, actor, article string) error {
-	return s.act(ctx, "cite article in", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "cite article in", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if strings.TrimSpace(article) == "" {
 			return nil, invalid("article", "empty article id")
 		}
@@ -398,7 +392,7 @@ func (s *Store) CiteArticle(ctx context.Context, number, actor, article string) 
 // AttachRecording links the call recording (a path under the data
 // directory) to the ticket.
 func (s *Store) AttachRecording(ctx context.Context, number, actor, path string) error {
-	return s.act(ctx, "attach recording to", number, actor, func(_ context.Context, _ *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "attach recording to", number, actor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		if strings.TrimSpace(path) == "" {
 			return nil, invalid("recording", "empty path")
 		}
@@ -411,7 +405,7 @@ func (s *Store) AttachRecording(ctx context.Context, number, actor, path string)
 
 // Rate records the citizen's satisfaction, 1 (worst) to 5 (best).
 func (s *Store) Rate(ctx context.Context, number, actor string, rating int) error {
-	return s.act(ctx, "rate", number, actor, func(_ context.Context, _ *sql.Tx, _ *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "rate", number, actor, func(_ context.Context, _ *store.Tx, _ *Ticket, _ time.Time) (*TicketEvent, error) {
 		if rating < 1 || rating > 5 {
 			return nil, invalid("rating", "%d, want 1 to 5", rating)
 		}
@@ -453,7 +447,7 @@ type Correction struct {
 // itself stays in the history; the ticket's state is replayed from the log
 // with the correction in the place of the event it supersedes.
 func (s *Store) Correct(ctx context.Context, number, actor string, eventID int64, c Correction) error {
-	return s.act(ctx, "correct", number, actor, func(ctx context.Context, tx *sql.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
+	return s.act(ctx, "correct", number, actor, func(ctx context.Context, tx *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 		target, err := scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM ticket_events WHERE id = ? AND ticket = ?`, eventID, cur.Number))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("event %d of ticket %s: %w", eventID, cur.Number, ErrNotFound)
@@ -674,7 +668,7 @@ func findEvent(evs []TicketEvent, id int64) TicketEvent {
 
 const eventColumns = `id, ticket, at_ns, actor, kind, data, supersedes`
 
-func insertEvent(ctx context.Context, tx *sql.Tx, e TicketEvent) (int64, error) {
+func insertEvent(ctx context.Context, tx *store.Tx, e TicketEvent) (int64, error) {
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return 0, err
@@ -683,12 +677,10 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e TicketEvent) (int64, error) 
 	if e.Supersedes != 0 {
 		sup = e.Supersedes
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO ticket_events (ticket, at_ns, actor, kind, data, supersedes) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Ticket, e.At.UnixNano(), e.Actor, string(e.Kind), string(data), sup)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO ticket_events (ticket, at_ns, actor, kind, data, supersedes) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.Ticket, e.At.UnixNano(), e.Actor, string(e.Kind), string(data), sup).Scan(&id)
+	return id, err
 }
 
 func scanEvent(sc interface{ Scan(...any) error }) (TicketEvent, error) {
@@ -734,7 +726,7 @@ const ticketColumns = `number, channel, caller, lang, service, classification, p
 	assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
 	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal`
 
-func writeTicket(ctx context.Context, tx *sql.Tx, t Ticket, insert bool) error {
+func writeTicket(ctx context.Context, tx *store.Tx, t Ticket, insert bool) error {
 	arts, err := json.Marshal(t.Articles)
 	if err != nil {
 		return err
@@ -760,8 +752,8 @@ func writeTicket(ctx context.Context, tx *sql.Tx, t Ticket, insert bool) error {
 	}
 	args := []any{string(t.Channel), t.Caller, t.Lang, string(t.Service), t.Classification, string(t.Priority),
 		t.Level, string(t.Status), t.Assignee, t.Deadline.UnixNano(), t.Description, t.CallID, t.Recording,
-		string(arts), rating, t.Created.UnixNano(), t.Updated.UnixNano(), t.Escalated, resolved,
-		resolvedLevel, t.FirstContact, closed, t.LastEvent, string(personal), t.Number}
+		string(arts), rating, t.Created.UnixNano(), t.Updated.UnixNano(), b2i(t.Escalated), resolved,
+		resolvedLevel, b2i(t.FirstContact), closed, t.LastEvent, string(personal), t.Number}
 	q := `UPDATE tickets SET channel = ?, caller = ?, lang = ?, service = ?, classification = ?, priority = ?,
 		level = ?, status = ?, assignee = ?, deadline_ns = ?, description = ?, call_id = ?, recording = ?,
 		articles = ?, rating = ?, created_ns = ?, updated_ns = ?, escalated = ?, resolved_ns = ?,

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // Speakers of a transcript.
@@ -92,14 +95,16 @@ func (s *Store) AppendTurn(ctx context.Context, callID string, t Turn) error {
 }
 
 // turnQueue is the group commit of transcript turns. A caller queues its
-// turn and takes the store's write lock; whoever holds the lock commits
-// every turn queued so far in one transaction (one WAL write, one fsync
-// with synchronous=FULL) and tells each waiting caller. A caller whose turn
-// was committed while it waited for the lock returns at once. No goroutine
-// is involved: the callers themselves take turns as the committer.
+// turn and takes the queue's one committer slot; whoever holds it commits
+// every turn queued so far in one transaction (one WAL write on SQLite,
+// one commit and one fsync on PostgreSQL) and tells each waiting caller. A
+// caller whose turn was committed while it waited for the slot returns at
+// once. No goroutine is involved: the callers themselves take turns as the
+// committer.
 type turnQueue struct {
-	mu      sync.Mutex
-	pending []*pendingTurn
+	committer chan struct{} // one slot
+	mu        sync.Mutex
+	pending   []*pendingTurn
 }
 
 type pendingTurn struct {
@@ -116,7 +121,12 @@ func (q *turnQueue) commit(ctx context.Context, s *Store, op string, p *pendingT
 	q.pending = append(q.pending, p)
 	q.mu.Unlock()
 	for {
-		unlock, err := s.lockWrite(ctx, op)
+		var err error
+		select {
+		case q.committer <- struct{}{}:
+		case <-ctx.Done():
+			err = fmt.Errorf("tickets: %s: waiting for the write lock: %w", op, context.Cause(ctx))
+		}
 		if err != nil {
 			// Cancelled while waiting: withdraw the turn, unless a
 			// committer has taken it already; then its result is coming.
@@ -131,8 +141,9 @@ func (q *turnQueue) commit(ctx context.Context, s *Store, op string, p *pendingT
 			}
 			return <-p.done
 		}
+		unlock := func() { <-q.committer }
 		select {
-		case err := <-p.done: // committed by the previous lock holder
+		case err := <-p.done: // committed by the previous committer
 			unlock()
 			return err
 		default:
@@ -155,36 +166,29 @@ func (q *turnQueue) commit(ctx context.Context, s *Store, op string, p *pendingT
 	}
 }
 
-const sqlTurn = `INSERT INTO transcript_turns (call_id, at_ns, speaker, text, mode, confidence, interrupted, cut) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-
-// insertTurns writes a batch in one transaction; the caller holds the
-// write lock. It does not use a caller's context: a turn others wait for
-// must not fail because one caller gave up.
+// insertTurns writes a batch in one transaction, one statement; the caller
+// holds the committer slot. It does not use a caller's context: a turn
+// others wait for must not fail because one caller gave up. On PostgreSQL
+// a batch that failed without being committed (the server restarting) is
+// tried again for up to the store's retry time (store.Options.RetryFor).
 func (s *Store) insertTurns(batch []*pendingTurn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if len(batch) == 1 { // the quiet line: one statement, its own transaction
-		p := batch[0]
-		_, err := s.db.ExecContext(ctx, sqlTurn, p.callID, nanos(p.t.At), p.t.Speaker, p.t.Text, p.t.Mode, p.t.Confidence, p.t.Interrupted, p.t.Cut)
-		return err
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, sqlTurn)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for _, p := range batch {
-		t := p.t
-		if _, err := st.ExecContext(ctx, p.callID, nanos(t.At), t.Speaker, t.Text, t.Mode, t.Confidence, t.Interrupted, t.Cut); err != nil {
-			return err
+	var q strings.Builder
+	q.WriteString(`INSERT INTO transcript_turns (call_id, at_ns, speaker, text, mode, confidence, interrupted, cut) VALUES `)
+	args := make([]any, 0, 8*len(batch))
+	for i, p := range batch {
+		if i > 0 {
+			q.WriteString(", ")
 		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		t := p.t
+		args = append(args, p.callID, nanos(t.At), t.Speaker, t.Text, t.Mode, t.Confidence, b2i(t.Interrupted), t.Cut)
 	}
-	return tx.Commit()
+	return s.inTx(ctx, "append turns", func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, q.String(), args...)
+		return err
+	})
 }
 
 // Transcript returns the call's turns in the order they were written (an

@@ -62,7 +62,7 @@ func TestTranscriptAppendAndRead(t *testing.T) {
 	if err := s.AppendTurn(ctx, "", turns[0]); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty call id: %v", err)
 	}
-	if _, err := s.db.Exec(`UPDATE transcript_turns SET text = 'forged'`); err == nil {
+	if _, err := rawExec(s, `UPDATE transcript_turns SET text = 'forged'`); err == nil {
 		t.Error("a transcript turn was updated")
 	}
 }
@@ -133,7 +133,7 @@ func TestTranscriptSurvivesKill(t *testing.T) {
 	must(t, err)
 	defer s.Close()
 	var check string
-	must(t, s.db.QueryRow(`PRAGMA integrity_check`).Scan(&check))
+	must(t, s.db.QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&check))
 	if check != "ok" {
 		t.Fatalf("integrity_check: %s", check)
 	}
@@ -150,14 +150,14 @@ func TestTranscriptSurvivesKill(t *testing.T) {
 	t.Logf("acknowledged %d turns, %d in the database after SIGKILL", acked+1, len(turns))
 }
 
-// TestAppendTurnGroupCommit: turns queued while another writer holds the
-// lock are committed together when it is released; a caller that gives up
-// while waiting has its turn withdrawn, not written later.
+// TestAppendTurnGroupCommit: turns queued while another committer holds
+// the slot are committed together when it is released; a caller that
+// gives up while waiting has its turn withdrawn, not written later.
 func TestAppendTurnGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	unlock, err := s.lockWrite(ctx, "test holds the writer")
-	must(t, err)
+	s.turns.committer <- struct{}{} // the test is the committer
+	unlock := func() { <-s.turns.committer }
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	if err := s.AppendTurn(short, "call-x", Turn{Speaker: SpeakerCaller, Text: "given up"}); !errors.Is(err, context.DeadlineExceeded) {

@@ -15,6 +15,8 @@ import (
 	"unicode"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/govline/ivr/store"
 )
 
 // Role is what a console user may do (docs/console.md has the table).
@@ -205,7 +207,7 @@ func (s *Store) AddUser(ctx context.Context, actor, name string, role Role, pass
 		return fmt.Errorf("tickets: %s: %w", op, err)
 	}
 	now := s.now()
-	return opErr(op, s.inTx(ctx, op, func(tx *sql.Tx) error {
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
 			return err
@@ -214,7 +216,9 @@ func (s *Store) AddUser(ctx context.Context, actor, name string, role Role, pass
 			return fmt.Errorf("user %q %w", name, ErrExists)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password, created_ns) VALUES (?, ?, ?, ?)`,
-			name, string(role), h, now.UnixNano()); err != nil {
+			name, string(role), h, now.UnixNano()); store.IsUnique(err) {
+			return fmt.Errorf("user %q %w", name, ErrExists) // added by another engine meanwhile
+		} else if err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "user_add", Target: name, Detail: "role " + string(role), OK: true})
@@ -233,7 +237,7 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 		return fmt.Errorf("tickets: %s: %w", op, err)
 	}
 	now := s.now()
-	return opErr(op, s.inTx(ctx, op, func(tx *sql.Tx) error {
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ?, failed = 0, locked_until = 0 WHERE name = ?`, h, name)
 		if err != nil {
 			return err
@@ -241,7 +245,7 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("user %q %w", name, ErrNotFound)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE "user" = ?`, name); err != nil {
 			return err
 		}
 		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "user_password", Target: name, OK: true})
@@ -333,13 +337,13 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 	now := s.now()
 	var sess Session
 	var result error
-	err = s.inTx(ctx, "login", func(tx *sql.Tx) error {
+	err = s.inTx(ctx, "login", func(tx *store.Tx) error {
 		result = nil
 		if !known {
 			result = ErrBadLogin
 			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_failed", Detail: "unknown user", Address: address})
 		}
-		cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+		cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`+s.db.ForUpdate(), name))
 		if err != nil {
 			return err
 		}
@@ -384,7 +388,7 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns < ?`, now.UnixNano()); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, user, csrf, created_ns, expires_ns, address) VALUES (?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, "user", csrf, created_ns, expires_ns, address) VALUES (?, ?, ?, ?, ?, ?)`,
 			tokenHash(tok), name, csrf, now.UnixNano(), sess.Expires.UnixNano(), address); err != nil {
 			return err
 		}
@@ -410,7 +414,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	var created, expires int64
 	var disabled int
 	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns
-		FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?`, tokenHash(token)).
+		FROM sessions s JOIN users u ON u.name = s."user" WHERE s.token_hash = ?`, tokenHash(token)).
 		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: session %w", ErrNotFound)
@@ -429,9 +433,9 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 // not an error.
 func (s *Store) Logout(ctx context.Context, token, address string) error {
 	now := s.now()
-	return opErr("logout", s.inTx(ctx, "logout", func(tx *sql.Tx) error {
+	return opErr("logout", s.inTx(ctx, "logout", func(tx *store.Tx) error {
 		var user string
-		err := tx.QueryRowContext(ctx, `DELETE FROM sessions WHERE token_hash = ? RETURNING user`, tokenHash(token)).Scan(&user)
+		err := tx.QueryRowContext(ctx, `DELETE FROM sessions WHERE token_hash = ? RETURNING "user"`, tokenHash(token)).Scan(&user)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -447,7 +451,7 @@ func (s *Store) Logout(ctx context.Context, token, address string) error {
 func (s *Store) SetUserDisabled(ctx context.Context, actor, name string, disabled bool) error {
 	op := "disable user " + name
 	now := s.now()
-	return opErr(op, s.inTx(ctx, op, func(tx *sql.Tx) error {
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
 		d := 0
 		if disabled {
 			d = 1
@@ -459,7 +463,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, actor, name string, disable
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("user %q %w", name, ErrNotFound)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user = ?`, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE "user" = ?`, name); err != nil {
 			return err
 		}
 		action := "user_enable"

@@ -67,8 +67,8 @@ func runAgentsAdd(args []string, stdout, stderr io.Writer) int {
 			qs = append(qs, q)
 		}
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
-		return (queue.Directory{Store: s}).Add(ctx, pos[0], *realm, password, qs)
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
+		return (queue.Directory{DB: s.db}).Add(ctx, pos[0], *realm, password, qs)
 	}); code != exitOK {
 		return code
 	}
@@ -81,8 +81,8 @@ func runAgentsList(args []string, stdout, stderr io.Writer) int {
 	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	return agentsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]agentRow, error) {
-		list, err := (queue.Directory{Store: s}).List(ctx)
+	return agentsListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]agentRow, error) {
+		list, err := (queue.Directory{DB: s.db}).List(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -125,8 +125,8 @@ func runAgentsDisable(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
-		return (queue.Directory{Store: s}).Disable(ctx, pos[0])
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
+		return (queue.Directory{DB: s.db}).Disable(ctx, pos[0])
 	}); code != exitOK {
 		return code
 	}
@@ -149,8 +149,8 @@ func runAgentsLocks(args []string, stdout, stderr io.Writer) int {
 	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	return locksListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]queue.Lock, error) {
-		return (queue.Directory{Store: s}).Locks(ctx)
+	return locksListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]queue.Lock, error) {
+		return (queue.Directory{DB: s.db}).Locks(ctx)
 	})
 }
 
@@ -173,8 +173,8 @@ func runAgentsUnlock(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(fs, stderr, "want one agent NAME, or --address IP")
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
-		if err := (queue.Directory{Store: s}).Unlock(ctx, kind, target); err != nil {
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
+		if err := (queue.Directory{DB: s.db}).Unlock(ctx, kind, target); err != nil {
 			return err
 		}
 		return s.Audit(ctx, tickets.AuditEntry{User: "ivrctl", Action: "sip_register_unlock", Target: kind + ":" + target, OK: true})

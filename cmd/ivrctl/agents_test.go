@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -63,11 +64,11 @@ func TestAgentsLocksAndUnlock(t *testing.T) {
 	if code, _, errs := runCLI("agents", "add", "--data", data, "--queues", "level1", "alice"); code != exitOK {
 		t.Fatal(errs)
 	}
-	s, err := tickets.Open(tickets.DBPath(data))
+	s, err := store.Open(context.Background(), store.SQLiteURL(tickets.DBPath(data)), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := queue.Directory{Store: s}
+	dir := queue.Directory{DB: s}
 	until := time.Now().Add(time.Hour)
 	for _, l := range []queue.Lock{{Kind: queue.LockAgent, Target: "alice", Until: until, Failures: 10}, {Kind: queue.LockAddress, Target: "203.0.113.9", Until: until, Failures: 20}} {
 		if err := dir.Lock(context.Background(), l); err != nil {
@@ -95,9 +96,9 @@ func TestAgentsLocksAndUnlock(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, `"locks": []`) {
 		t.Errorf("locks after unlocking: %s", out)
 	}
-	s, _ = tickets.OpenReadOnly(tickets.DBPath(data))
-	defer s.Close()
-	if es, _ := s.AuditLog(context.Background(), tickets.AuditQuery{Action: "sip_register_unlock"}); len(es) != 2 {
+	r, _ := tickets.OpenReadOnly(tickets.DBPath(data))
+	defer r.Close()
+	if es, _ := r.AuditLog(context.Background(), tickets.AuditQuery{Action: "sip_register_unlock"}); len(es) != 2 {
 		t.Errorf("%d unlocks audited, want 2", len(es))
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/govline/ivr/tickets"
 )
 
-// runBackup is "ivrctl backup FILE": a consistent copy of the database,
-// taken while ivrd runs (SQLite VACUUM INTO, from a read-only connection:
-// the engine keeps writing).
+// runBackup is "ivrctl backup FILE": a consistent copy of the SQLite
+// database, taken while ivrd runs (VACUUM INTO, from a read-only
+// connection: the engine keeps writing). A PostgreSQL store is backed up
+// with pg_dump (docs/operations.md).
 func runBackup(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("backup", "ivrctl backup FILE [--data DIR]", stderr)
 	data := dataFlag(fs)
@@ -29,11 +30,11 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(dst); err == nil {
 		return fail(stderr, fmt.Errorf("backup: %s exists; choose a new file name", dst))
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
+	s, err := openConn(data, true)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer s.Close()
+	defer s.db.Close()
 	if err := s.Backup(context.Background(), dst); err != nil {
 		return fail(stderr, err)
 	}

@@ -59,7 +59,7 @@ func runCallsList(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
-	return callsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.CallRecord, error) {
+	return callsListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]tickets.CallRecord, error) {
 		return s.ListCalls(ctx, q)
 	})
 }
@@ -91,8 +91,8 @@ func runCallsShow(args []string, stdout, stderr io.Writer) int {
 	case len(pos) > 1:
 		return usageError(fs, stderr, "want one CALL_ID, got %d arguments", len(pos))
 	}
-	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
-		return showCall(ctx, s, path, pos[0], *asJSON, stdout, stderr)
+	return withStore(data, stderr, func(ctx context.Context, s conn) int {
+		return showCall(ctx, s.Store, s.where(), pos[0], *asJSON, stdout, stderr)
 	})
 }
 

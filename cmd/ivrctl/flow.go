@@ -12,7 +12,6 @@ import (
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/flowtest"
-	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
 	"github.com/govline/ivr/tickets"
 )
@@ -103,7 +102,9 @@ func parseClock(s string) (func() time.Time, error) {
 
 func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--speech embedded|open|off] [--keys-only] [--data DIR] [-v]", stderr)
-	data := fs.String("data", "", "use the engine's database in `DIR` (it must hold ivrd's ivr.db): its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
+	data := &dataFlags{}
+	fs.StringVar(&data.data, "data", "", "use the engine's data folder `DIR` (it must hold ivrd's ivr.db, unless --store names the database, and kb.db): its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
+	fs.StringVar(&data.store, "store", "", "with --data: the line's database `URL` (ivrd's store.url) for the tickets and transcripts")
 	at := fs.String("time", "", "pretend the call happens at `TIME` (YYYY-MM-DD HH:MM, Bucharest), for working hours")
 	from := fs.String("from", "+40700000000", "the caller's `NUMBER`")
 	to := fs.String("to", "1919", "the dialed `NUMBER`")
@@ -147,23 +148,26 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	desk := sim.NewDesk()
 	svc := flows.Services{Desk: desk, Transcript: &sim.Transcript{}, Calendar: tickets.DefaultCalendar(),
 		Log: log, Now: now, Queues: flowtest.DefaultQueues}
-	if *data != "" {
-		path := tickets.DBPath(*data)
-		if _, err := os.Stat(path); err != nil {
-			return fail(stderr, fmt.Errorf("--data %s: no store there (no %s): give the data folder of ivrd (engine.data_dir)", *data, tickets.DBFile))
+	useStore := data.data != "" || data.store != ""
+	if useStore {
+		if path := tickets.DBPath(data.dir()); data.store == "" {
+			if _, err := os.Stat(path); err != nil {
+				return fail(stderr, fmt.Errorf("--data %s: no store there (no %s): give the data folder of ivrd (engine.data_dir)", data.data, tickets.DBFile))
+			}
 		}
-		st, err := tickets.Open(path)
+		st, err := openConn(data, false)
 		if err != nil {
 			return fail(stderr, err)
 		}
-		defer st.Close()
-		ix, err := kb.Open(st)
+		defer st.db.Close()
+		ix, err := openIndex(data, false)
 		if err != nil {
 			return fail(stderr, err)
 		}
+		defer ix.Close()
 		svc.KB = flows.KBIndex{Index: ix}
-		svc.Desk = flows.TicketDesk{Store: st}
-		svc.Transcript = flows.TicketTranscript{Store: st}
+		svc.Desk = flows.TicketDesk{Store: st.Store}
+		svc.Transcript = flows.TicketTranscript{Store: st.Store}
 	} else {
 		k, closeKB, err := flowKB(dir)
 		if err != nil {
@@ -181,7 +185,7 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	for _, t := range desk.Opened() {
 		fmt.Fprintf(stdout, "ticket: %s service=%s priority=%s level=%d\n", t.Status.Number, t.Service, t.Priority, t.Level)
 	}
-	if *data != "" && o.Ticket != "" {
+	if useStore && o.Ticket != "" {
 		fmt.Fprintf(stdout, "ticket: %s (ivrctl tickets show %s)\n", o.Ticket, o.Ticket)
 	}
 	fmt.Fprintln(stdout, flowtest.EndLine(o))

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
-	"github.com/govline/ivr/tickets"
 )
 
 const kbUsage = `Usage: ivrctl kb SUBCOMMAND [FLAGS]
 
 Subcommands:
   search   search the knowledge base as a caller would ("ivrctl kb search 'am pierdut buletinul'")
-  import   check the articles and replace the base in the database (the engine sees it on its next search)
+  import   check the articles and replace the base in the index (the engine sees it on its next search)
   lint     check the articles and synonyms without importing
   misses   what callers asked that the base did not answer confidently
 `
@@ -65,16 +64,25 @@ func runKBSearch(args []string, stdout, stderr io.Writer) int {
 	if query == "" {
 		return usageError(fs, stderr, "missing QUERY")
 	}
-	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, _ string) int {
-		return searchKB(ctx, s, *lang, query, *limit, *asJSON, stdout, stderr)
-	})
-}
-
-func searchKB(ctx context.Context, s *tickets.Store, lang, query string, limit int, asJSON bool, stdout, stderr io.Writer) int {
-	ix, err := kb.Open(s)
+	ix, err := openIndex(data, false)
 	if err != nil {
 		return fail(stderr, err)
 	}
+	defer ix.Close()
+	return searchKB(context.Background(), ix, *lang, query, *limit, *asJSON, stdout, stderr)
+}
+
+// openIndex opens the knowledge base index of the data folder (each
+// engine's own file, kb.IndexPath); create makes it when there is none.
+func openIndex(f *dataFlags, create bool) (*kb.Index, error) {
+	path := kb.IndexPath(f.dir())
+	if _, err := os.Stat(path); err != nil && !create {
+		return nil, fmt.Errorf("no knowledge base index at %s: run ivrd (it imports the articles at start) or ivrctl kb import, or pass --data DIR (or set %s) to the engine's data folder", path, envDataDir)
+	}
+	return kb.Open(path, nil)
+}
+
+func searchKB(ctx context.Context, ix *kb.Index, lang, query string, limit int, asJSON bool, stdout, stderr io.Writer) int {
 	// No RecordMiss here: only calls count as misses.
 	res, err := ix.Search(ctx, lang, query, limit)
 	if err != nil {
@@ -126,16 +134,12 @@ func runKBImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ivrctl: nothing imported")
 		return code
 	}
-	path := dbPath(*data)
-	s, err := tickets.Open(path)
+	path := kb.IndexPath(data.dir())
+	ix, err := openIndex(data, true)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer s.Close()
-	ix, err := kb.Open(s)
-	if err != nil {
-		return fail(stderr, err)
-	}
+	defer ix.Close()
 	start := time.Now()
 	if err := ix.Import(context.Background(), arts, kb.WithSynonyms(syn)); err != nil {
 		return fail(stderr, err)
@@ -195,15 +199,11 @@ func lintRivals(dir string, arts []kb.Article, syn *kb.Synonyms, stdout io.Write
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	st, err := tickets.Open(tickets.DBPath(tmp))
+	ix, err := kb.Open(kb.IndexPath(tmp), nil)
 	if err != nil {
 		return 0, err
 	}
-	defer st.Close()
-	ix, err := kb.Open(st)
-	if err != nil {
-		return 0, err
-	}
+	defer ix.Close()
 	ctx := context.Background()
 	if err := ix.Import(ctx, arts, kb.WithSynonyms(syn)); err != nil {
 		return 0, err
@@ -276,12 +276,8 @@ func runKBMisses(args []string, stdout, stderr io.Writer) int {
 		}
 		from = t
 	}
-	return missesListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]kb.Miss, error) {
-		ix, err := kb.Open(s)
-		if err != nil {
-			return nil, err
-		}
-		return ix.Misses(ctx, from)
+	return missesListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]kb.Miss, error) {
+		return kb.NewMissTable(s.db).Misses(ctx, from)
 	})
 }
 

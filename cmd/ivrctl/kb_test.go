@@ -9,15 +9,23 @@ import (
 	"testing"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
 // kbDir is the shipped knowledge base.
 var kbDir = filepath.Join("..", "..", "flows", "kb")
 
+// importShipped imports the shipped articles into the index of a new data
+// folder whose line's database ivrd created.
 func importShipped(t *testing.T) string {
 	t.Helper()
 	data := t.TempDir()
+	db, err := store.Open(context.Background(), store.SQLiteURL(tickets.DBPath(data)), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	code, out, errs := runCLI("--data", data, "kb", "import", "--dir", kbDir)
 	if code != exitOK {
 		t.Fatalf("import: exit %d: %s", code, errs)
@@ -82,21 +90,22 @@ func TestKBSearchRecordsNoMiss(t *testing.T) {
 
 func TestKBMisses(t *testing.T) {
 	data := importShipped(t)
-	s, err := tickets.Open(tickets.DBPath(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix, err := kb.Open(s)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
+	db, err := store.Open(ctx, store.SQLiteURL(tickets.DBPath(data)), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := kb.Open(kb.IndexPath(data), kb.NewMissTable(db))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{"vreau rovinietă pentru 0722123456", "vreau rovinietă pentru 0733999456", "cum votez"} {
 		if err := ix.RecordMiss(ctx, "ro", q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	ix.Close()
+	db.Close()
 	code, out, errs := runCLI("kb", "misses", "--data", data, "--since", "1h")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -177,7 +186,7 @@ func TestKBUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	if code, _, errs := runCLI("kb", "search", "--data", t.TempDir(), "x"); code != exitError || !strings.Contains(errs, "no database") {
+	if code, _, errs := runCLI("kb", "search", "--data", t.TempDir(), "x"); code != exitError || !strings.Contains(errs, "no knowledge base index") {
 		t.Errorf("missing database: exit %d %s", code, errs)
 	}
 }

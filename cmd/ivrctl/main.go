@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -69,7 +70,7 @@ var commands = map[string]command{
 	"backup":  runBackup,
 }
 
-const usage = `Usage: ivrctl [--data DIR] COMMAND [ARGS]
+const usage = `Usage: ivrctl [--data DIR] [--store URL] COMMAND [ARGS]
 
 Administrator tool for the IVR engine; reads the database ivrd writes.
 
@@ -98,7 +99,10 @@ Commands:
   speech transcribe   recognize a WAV file with the embedded recognizer
   speech say          render text to a WAV file with the embedded synthesizer
 
-The database is DIR/ivr.db: DIR is --data, else $IVR_DATA_DIR, else ./var.
+The database is the one ivrd's store.url names: --store URL, else (without
+--data) $IVR_STORE_URL, else the SQLite file DIR/ivr.db, where DIR is --data,
+else $IVR_DATA_DIR, else ./var. URL is postgres://USER:PASSWORD@HOST:PORT/DB
+or sqlite:PATH. The knowledge base index is DIR/kb.db (each engine's own).
 Run "ivrctl COMMAND SUBCOMMAND -h" for the flags of a command.
 `
 
@@ -112,6 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	data := fs.String("data", "", "data `DIR` holding "+tickets.DBFile)
+	storeURL := fs.String("store", "", "the line's database `URL` (store.url)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -135,15 +140,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cmdArgs := rest[1:]
-	if *data != "" {
-		// Leaf commands accept flags anywhere, so a global --data is passed
-		// on as one of theirs (before a "--", after which all is positional).
+	for flag, v := range map[string]string{"data": *data, "store": *storeURL} {
+		if v == "" {
+			continue
+		}
+		// Leaf commands accept flags anywhere, so a global --data or
+		// --store is passed on as one of theirs (before a "--", after which
+		// all is positional).
 		cmdArgs = slices.Clone(cmdArgs)
 		at := slices.Index(cmdArgs, "--")
 		if at < 0 {
 			at = len(cmdArgs)
 		}
-		cmdArgs = slices.Insert(cmdArgs, at, "--data="+*data)
+		cmdArgs = slices.Insert(cmdArgs, at, "--"+flag+"="+v)
 	}
 	return cmd(cmdArgs, stdout, stderr)
 }
@@ -160,21 +169,46 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// dataFlag adds --data to fs; call dataDir on its value after parsing.
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", "", "data `DIR` holding "+tickets.DBFile+" (default $"+envDataDir+", else "+defaultDataDir+")")
+// envStoreURL names the environment variable of ivrd's store.url.
+const envStoreURL = "IVR_STORE_URL"
+
+// dataFlags are --data and --store: where the database and the engine's
+// local files are.
+type dataFlags struct {
+	data  string // --data DIR
+	store string // --store URL
 }
 
-// dbPath resolves the database path: --data, else $IVR_DATA_DIR, else ./var.
-func dbPath(flagValue string) string {
-	dir := flagValue
+// dataFlag adds --data and --store to fs.
+func dataFlag(fs *flag.FlagSet) *dataFlags {
+	f := &dataFlags{}
+	fs.StringVar(&f.data, "data", "", "data `DIR` holding "+tickets.DBFile+" and the knowledge base index (default $"+envDataDir+", else "+defaultDataDir+")")
+	fs.StringVar(&f.store, "store", "", "the line's database `URL`, as ivrd's store.url: postgres://USER:PASSWORD@HOST:PORT/DB or sqlite:PATH (default $"+envStoreURL+" unless --data is given, else the SQLite file in the data folder)")
+	return f
+}
+
+// dir resolves the data folder: --data, else $IVR_DATA_DIR, else ./var.
+func (f *dataFlags) dir() string {
+	dir := f.data
 	if dir == "" {
 		dir = os.Getenv(envDataDir)
 	}
 	if dir == "" {
 		dir = defaultDataDir
 	}
-	return tickets.DBPath(dir)
+	return dir
+}
+
+// url resolves the database: --store, else (when --data is not given)
+// $IVR_STORE_URL, else the SQLite file in the data folder.
+func (f *dataFlags) url() string {
+	if f.store != "" {
+		return f.store
+	}
+	if u := os.Getenv(envStoreURL); u != "" && f.data == "" {
+		return u
+	}
+	return store.SQLiteURL(tickets.DBPath(f.dir()))
 }
 
 // parseInterspersed parses flags that may come before, between or after the

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -44,7 +46,7 @@ func (g group) run(args []string, stdout, stderr io.Writer) int {
 
 // readFlags returns the flag set of a command that reads the database,
 // with --data and --json (jsonHelp says what --json prints).
-func readFlags(name, synopsis, jsonHelp string, stderr io.Writer) (fs *flag.FlagSet, data *string, asJSON *bool) {
+func readFlags(name, synopsis, jsonHelp string, stderr io.Writer) (fs *flag.FlagSet, data *dataFlags, asJSON *bool) {
 	fs = newFlagSet(name, synopsis, stderr)
 	data = dataFlag(fs)
 	asJSON = fs.Bool("json", false, jsonHelp)
@@ -64,27 +66,49 @@ func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (status int,
 	return 0, true
 }
 
-// withStore opens the database (--data's value) read-only, runs fn on it
-// and closes it; fn's result is the exit status.
-func withStore(data string, stderr io.Writer, fn func(ctx context.Context, s *tickets.Store, path string) int) int {
-	path := dbPath(data)
-	s, err := tickets.OpenReadOnly(path)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
-	return fn(context.Background(), s, path)
+// conn is what a command works on: the line's database and its ticket
+// store (the Store's methods are conn's).
+type conn struct {
+	*tickets.Store
+	db *store.DB
 }
 
-// update opens the database (--data's value) read-write, runs fn on it
-// and closes it: exitOK, or fn's error reported.
-func update(data string, stderr io.Writer, fn func(ctx context.Context, s *tickets.Store) error) int {
-	s, err := tickets.Open(dbPath(data))
+// where names the database in messages (the file, or the URL without its
+// password).
+func (c conn) where() string { return c.db.String() }
+
+// openConn opens the database f names, read-only or not.
+func openConn(f *dataFlags, readOnly bool) (conn, error) {
+	db, err := store.Open(context.Background(), f.url(), store.Options{ReadOnly: readOnly})
+	if errors.Is(err, store.ErrNoDatabase) {
+		return conn{}, fmt.Errorf("%w: run ivrd first, or pass --data DIR (or set %s) to the directory that holds %s, or --store URL", err, envDataDir, tickets.DBFile)
+	}
+	if err != nil {
+		return conn{}, err
+	}
+	return conn{Store: tickets.New(db), db: db}, nil
+}
+
+// withStore opens the database read-only, runs fn on it and closes it;
+// fn's result is the exit status.
+func withStore(f *dataFlags, stderr io.Writer, fn func(ctx context.Context, c conn) int) int {
+	c, err := openConn(f, true)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer s.Close()
-	if err := fn(context.Background(), s); err != nil {
+	defer c.db.Close()
+	return fn(context.Background(), c)
+}
+
+// update opens the database read-write, runs fn on it and closes it:
+// exitOK, or fn's error reported.
+func update(f *dataFlags, stderr io.Writer, fn func(ctx context.Context, c conn) error) int {
+	c, err := openConn(f, false)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer c.db.Close()
+	if err := fn(context.Background(), c); err != nil {
 		return fail(stderr, err)
 	}
 	return exitOK
@@ -104,8 +128,8 @@ type listing[T any] struct {
 }
 
 // list runs query on the read-only database and prints its rows.
-func (l listing[T]) list(stdout, stderr io.Writer, data string, asJSON bool, query func(context.Context, *tickets.Store) ([]T, error)) int {
-	return withStore(data, stderr, func(ctx context.Context, s *tickets.Store, _ string) int {
+func (l listing[T]) list(stdout, stderr io.Writer, data *dataFlags, asJSON bool, query func(context.Context, conn) ([]T, error)) int {
+	return withStore(data, stderr, func(ctx context.Context, s conn) int {
 		rows, err := query(ctx, s)
 		if err != nil {
 			return fail(stderr, err)

@@ -65,7 +65,7 @@ func runTicketsList(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
-	return ticketsListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.Ticket, error) {
+	return ticketsListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]tickets.Ticket, error) {
 		return s.ListTickets(ctx, q)
 	})
 }
@@ -110,8 +110,8 @@ func runTicketsShow(args []string, stdout, stderr io.Writer) int {
 	if !tickets.ValidNumber(number) {
 		return usageError(fs, stderr, "%q is not a ticket number (8 digits with a check digit; a digit may be mistyped)", pos[0])
 	}
-	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
-		return showTicket(ctx, s, path, number, *asJSON, *personal, stdout, stderr)
+	return withStore(data, stderr, func(ctx context.Context, s conn) int {
+		return showTicket(ctx, s.Store, s.where(), number, *asJSON, *personal, stdout, stderr)
 	})
 }
 

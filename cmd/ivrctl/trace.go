@@ -76,8 +76,8 @@ func runCallsTrace(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one CALL_ID")
 	}
-	return withStore(*data, stderr, func(ctx context.Context, s *tickets.Store, path string) int {
-		return traceCall(ctx, s, path, pos[0], *asJSON, stdout, stderr)
+	return withStore(data, stderr, func(ctx context.Context, s conn) int {
+		return traceCall(ctx, s.Store, s.where(), pos[0], *asJSON, stdout, stderr)
 	})
 }
 
@@ -143,11 +143,11 @@ func runCallsTail(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 0 {
 		return usageError(fs, stderr, "calls tail takes no arguments")
 	}
-	s, err := tickets.OpenReadOnly(dbPath(*data))
+	s, err := openConn(data, true)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	defer s.Close()
+	defer s.db.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *dur > 0 {

@@ -84,7 +84,7 @@ func runUsersAdd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
 		return s.AddUser(ctx, actor(), pos[0], tickets.Role(*role), pw)
 	}); code != exitOK {
 		return code
@@ -107,7 +107,7 @@ func runUsersPasswd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
 		return s.SetPassword(ctx, actor(), pos[0], pw)
 	}); code != exitOK {
 		return code
@@ -126,7 +126,7 @@ func runUsersDisable(verb string, args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one NAME")
 	}
-	if code := update(*data, stderr, func(ctx context.Context, s *tickets.Store) error {
+	if code := update(data, stderr, func(ctx context.Context, s conn) error {
 		return s.SetUserDisabled(ctx, actor(), pos[0], verb == "disable")
 	}); code != exitOK {
 		return code
@@ -140,7 +140,7 @@ func runUsersList(args []string, stdout, stderr io.Writer) int {
 	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
 	}
-	return usersListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.User, error) {
+	return usersListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]tickets.User, error) {
 		return s.Users(ctx)
 	})
 }
@@ -178,7 +178,7 @@ func runUsersAudit(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Since = t
 	}
-	return auditListing.list(stdout, stderr, *data, *asJSON, func(ctx context.Context, s *tickets.Store) ([]tickets.AuditEntry, error) {
+	return auditListing.list(stdout, stderr, data, *asJSON, func(ctx context.Context, s conn) ([]tickets.AuditEntry, error) {
 		return s.AuditLog(ctx, q)
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -30,6 +31,7 @@ var defaultConfig string
 // overrides, then validation.
 type Config struct {
 	Engine    EngineConfig           `toml:"engine"`
+	Store     StoreConfig            `toml:"store"`
 	Flows     FlowsConfig            `toml:"flows"`
 	Calendar  CalendarConfig         `toml:"calendar"`
 	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
@@ -46,6 +48,7 @@ type Config struct {
 // EngineConfig is the [engine] table.
 type EngineConfig struct {
 	Telephony         string   `toml:"telephony"`
+	Name              string   `toml:"name"`
 	DataDir           string   `toml:"data_dir"`
 	FlowsDir          string   `toml:"flows_dir"`
 	Language          string   `toml:"language"`
@@ -53,6 +56,33 @@ type EngineConfig struct {
 	ShutdownGrace     Duration `toml:"shutdown_grace"`
 	FirstDigitTimeout Duration `toml:"first_digit_timeout"`
 	MenuRetries       int      `toml:"menu_retries"`
+}
+
+// StoreConfig is the [store] table: where the line's data lives.
+type StoreConfig struct {
+	// URL is postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=disable
+	// (engines sharing one PostgreSQL), or sqlite:PATH; empty means the
+	// embedded SQLite file DATA_DIR/ivr.db.
+	URL string `toml:"url"`
+}
+
+// storeURL is the store the engine opens: store.url, or the SQLite file in
+// the data directory.
+func (c Config) storeURL() string {
+	if c.Store.URL != "" {
+		return c.Store.URL
+	}
+	return store.SQLiteURL(tickets.DBPath(c.Engine.DataDir))
+}
+
+// engineName is the name this engine stamps on its calls: engine.name, or
+// on a PostgreSQL store (engines sharing it) the host name.
+func (c Config) engineName(b store.Backend) string {
+	if c.Engine.Name != "" || b != store.Postgres {
+		return c.Engine.Name
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 // FlowsConfig is the [flows] table.
@@ -269,7 +299,9 @@ var envOverrides = []struct {
 	set      func(c *Config, v string) error
 }{
 	{"IVR_TELEPHONY", "engine.telephony", func(c *Config, v string) error { c.Engine.Telephony = v; return nil }},
+	{"IVR_ENGINE_NAME", "engine.name", func(c *Config, v string) error { c.Engine.Name = v; return nil }},
 	{"IVR_DATA_DIR", "engine.data_dir", func(c *Config, v string) error { c.Engine.DataDir = v; return nil }},
+	{"IVR_STORE_URL", "store.url", func(c *Config, v string) error { c.Store.URL = v; return nil }},
 	{"IVR_FLOWS_DIR", "engine.flows_dir", func(c *Config, v string) error { c.Engine.FlowsDir = v; return nil }},
 	{"IVR_LANGUAGE", "engine.language", func(c *Config, v string) error { c.Engine.Language = v; return nil }},
 	{"IVR_RECORD_CALLS", "engine.record_calls", func(c *Config, v string) error { return setBool(&c.Engine.RecordCalls, v) }},
@@ -395,6 +427,11 @@ func (c Config) Validate() error {
 	}
 	if c.Engine.DataDir == "" {
 		return bad("engine.data_dir", "must not be empty")
+	}
+	if c.Store.URL != "" {
+		if _, _, err := store.ParseURL(c.Store.URL); err != nil {
+			return bad("store.url", "%v", err)
+		}
 	}
 	if c.Engine.FlowsDir == "" {
 		return bad("engine.flows_dir", "must not be empty")

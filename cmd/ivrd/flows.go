@@ -35,7 +35,7 @@ func flowsConfig(cfg Config) flows.Config {
 // and the base already in the database keeps answering.
 //
 // The watchers are joined by wg.
-func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) (flows.Services, *flows.Runtime, error) {
+func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, ix *kb.Index, st *tickets.Store, log *slog.Logger) (flows.Services, *flows.Runtime, error) {
 	var svc flows.Services
 	cal, err := tickets.NewCalendar(cfg.Calendar.CalendarConfig)
 	if err != nil {
@@ -45,15 +45,11 @@ func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 	if err != nil {
 		return svc, nil, fmt.Errorf("deadlines: %w", err)
 	}
-	store.SetDeadlines(dl)
+	st.SetDeadlines(dl)
 
 	rt, err := flows.Load(cfg.Engine.FlowsDir, flowsConfig(cfg))
 	if err != nil {
 		return svc, nil, fmt.Errorf("flows: %w", err)
-	}
-	ix, err := kb.Open(store)
-	if err != nil {
-		return svc, nil, err
 	}
 	kbDir := filepath.Join(cfg.Engine.FlowsDir, "kb")
 	importKB := func(why string) {
@@ -69,8 +65,8 @@ func startFlows(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 
 	svc = flows.Services{
 		KB:         flows.KBIndex{Index: ix, RecordMisses: true},
-		Desk:       flows.TicketDesk{Store: store},
-		Transcript: flows.TicketTranscript{Store: store},
+		Desk:       flows.TicketDesk{Store: st},
+		Transcript: flows.TicketTranscript{Store: st},
 		Calendar:   cal,
 		HoursText:  map[string]string{"ro": cfg.Calendar.TextRO, "en": cfg.Calendar.TextEN},
 		Queues:     flowQueues(cfg),

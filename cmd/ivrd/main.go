@@ -38,6 +38,7 @@ import (
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/redact"
+	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -167,11 +168,16 @@ func warmPrompts(ctx context.Context, rt *flows.Runtime, synth *ivr.RenderCache,
 
 // run serves until ctx ends, then drains.
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	store, err := tickets.Open(tickets.DBPath(cfg.Engine.DataDir))
+	db, err := storepkg.Open(ctx, cfg.storeURL(), storepkg.Options{})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	store := tickets.New(db)
+	if name := cfg.engineName(db.Backend()); name != "" {
+		store.SetEngine(name)
+	}
+	log.Info("store open", "store", db.String(), "backend", db.Backend(), "engine", store.Engine())
 	// Calls a crash left open: their recordings end in raw samples after
 	// the last header update; repair them, then close the records.
 	if open, err := store.OpenCalls(context.Background()); err != nil {
@@ -203,7 +209,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		stopWatchers()
 		watchers.Wait()
 	}()
-	svc, rt, err := startFlows(wctx, &watchers, cfg, store, log)
+	// The knowledge base index is this engine's own file; its misses go to
+	// the line's store, where every engine adds to them.
+	ix, err := kb.Open(kb.IndexPath(cfg.Engine.DataDir), kb.NewMissTable(db))
+	if err != nil {
+		return err
+	}
+	defer ix.Close() // after the drain
+	svc, rt, err := startFlows(wctx, &watchers, cfg, ix, store, log)
 	if err != nil {
 		return err
 	}
@@ -228,7 +241,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		eng.RecDir = filepath.Join(cfg.Engine.DataDir, "recordings")
 	}
 
-	tel, err := startTelephony(cfg, eng, store, log)
+	tel, err := startTelephony(cfg, eng, db, store, log)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 	"github.com/govline/ivr/tickets/console"
 )
@@ -36,7 +37,7 @@ type adapter struct {
 	ready <-chan struct{}
 }
 
-func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog.Logger) (*telephony, error) {
+func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets.Store, log *slog.Logger) (*telephony, error) {
 	t := &telephony{}
 	var sipCfg = sip.Config{
 		Listen:      cfg.SIP.Listen,
@@ -83,13 +84,26 @@ func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog
 			}, always})
 		}
 	}
+	var shareds *queue.Shared
 	if cfg.SIP.Queue.Enabled {
 		qs, err := queue.New(cfg.queueConfig())
 		if err != nil {
 			return nil, err
 		}
-		dir := queue.Directory{Store: store}
-		sipCfg.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, Locks: dir, Audit: store,
+		dir := queue.Directory{DB: db}
+		// One engine keeps its agents and callers in memory; engines
+		// sharing a PostgreSQL keep them there (docs/scale-out.md).
+		var board queue.Board
+		if db.Backend() == storepkg.Postgres {
+			shared, err := queue.NewShared(context.Background(), db, queue.SharedConfig{Config: cfg.queueConfig(),
+				Engine: cfg.engineName(db.Backend()), Log: log.With("component", "queue")})
+			if err != nil {
+				return nil, err
+			}
+			board = shared
+			shareds = shared
+		}
+		sipCfg.Queue = sip.QueueConfig{Queues: qs, Board: board, Agents: dir, Outcomes: store, Locks: dir, Audit: store,
 			Realm: cfg.SIP.Queue.Realm, MinExpires: cfg.SIP.Queue.MinExpires.Duration, MaxExpires: cfg.SIP.Queue.MaxExpires.Duration,
 			MaxFailures: cfg.SIP.Queue.MaxFailures, AddressMaxFailures: cfg.SIP.Queue.AddressMaxFailures,
 			Backoff: cfg.SIP.Queue.Backoff.Duration, Lockout: cfg.SIP.Queue.Lockout.Duration,
@@ -104,11 +118,19 @@ func startTelephony(cfg Config, eng *ivr.Engine, store *tickets.Store, log *slog
 	}
 	srv, err := sip.New(sipCfg, eng)
 	if err != nil {
+		if shareds != nil {
+			shareds.Close()
+		}
 		return nil, err
 	}
 	t.sipAddr = cfg.SIP.Listen
 	t.runs = append(t.runs, adapter{"sip", srv.Serve, srv.Ready()})
 	t.closers = append(t.closers, srv.Close)
+	if shareds != nil {
+		// After the SIP endpoint: the engine's callers and claims are
+		// released at once (not after a lapsed lease).
+		t.closers = append(t.closers, shareds.Close)
+	}
 	return t, nil
 }
 

@@ -539,7 +539,7 @@ func TestRegisterGuessingIsThrottledAndLockedOut(t *testing.T) {
 		if qs, err = queue.New(queue.Config{Queues: map[string]queue.QueueConfig{"level1": {}}}); err != nil {
 			t.Fatal(err)
 		}
-		dir := queue.Directory{Store: st}
+		dir := agentDirectory(t, st)
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
 			t.Fatal(err)
 		}
@@ -547,7 +547,7 @@ func TestRegisterGuessingIsThrottledAndLockedOut(t *testing.T) {
 			MaxFailures: 5, AddressMaxFailures: 8, Backoff: 50 * time.Millisecond, Lockout: time.Minute}
 	})
 	ctx := context.Background()
-	dir := queue.Directory{Store: store}
+	dir := agentDirectory(t, store)
 	alice := newRawPhone(t, l, "")
 	if r := alice.register(alice.challenge("alice"), "alice", agentPass); r.StatusCode != 200 {
 		t.Fatalf("alice's phone: %d, want 200", r.StatusCode)

@@ -427,6 +427,49 @@ func TestOptionsKeepalive(t *testing.T) {
 	}
 }
 
+// A draining engine answers OPTIONS out of a dialog with 503, so that a
+// balancer probing with OPTIONS sends new calls elsewhere.
+func TestOptionsWhileDraining(t *testing.T) {
+	t.Parallel()
+	l := startLine(t, nil)
+	p := newPhone(t)
+	client, err := newClient(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := func() int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		res, err := client.Do(ctx, gosip.NewRequest(gosip.OPTIONS, gosip.Uri{Host: "127.0.0.1", Port: l.port}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == 503 && res.GetHeader("Retry-After") == nil {
+			t.Error("503 without Retry-After")
+		}
+		return res.StatusCode
+	}
+	if st := probe(); st != 200 {
+		t.Fatalf("OPTIONS before draining: %d, want 200", st)
+	}
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		drained <- l.eng.Drain(ctx)
+	}()
+	if !waitFor(5*time.Second, l.eng.Draining) {
+		t.Fatal("the engine never started draining")
+	}
+	if st := probe(); st != 503 {
+		t.Fatalf("OPTIONS while draining: %d, want 503", st)
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // While draining, new calls get 503 and the active call goes on.
 func TestDrainRefusesNewCalls(t *testing.T) {
 	t.Parallel()

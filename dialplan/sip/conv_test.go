@@ -25,7 +25,6 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/flowtest"
-	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/flows/sim"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
@@ -93,7 +92,7 @@ func TestConversationsOnARealCall(t *testing.T) {
 			if e.Flow != nil {
 				return
 			}
-			ix, err := kb.Open(store)
+			ix, err := openKB(t, store)
 			if err != nil {
 				t.Fatal(err)
 			}

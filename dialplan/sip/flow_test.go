@@ -9,7 +9,6 @@ import (
 
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
-	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/tickets"
 )
@@ -153,7 +152,7 @@ func shippedLineWith(t testing.TB, sc *ivr.SpeechConfig, synth *ivr.RenderCache)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ix, err := kb.Open(store)
+		ix, err := openKB(t, store)
 		if err != nil {
 			t.Fatal(err)
 		}

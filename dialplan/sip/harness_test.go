@@ -22,8 +22,12 @@ import (
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/siptest"
+	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/internal/pgtest"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/redact"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -36,7 +40,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	promptCache = dir
-	code := m.Run()
+	code := pgtest.Main(m) // m.Run, then the PostgreSQL of the shared-queue tests stops
 	os.RemoveAll(dir)
 	// Nothing personal reached a log line of the whole run: the test
 	// callers' numbers, the numbers they typed or put in their requests.
@@ -136,6 +140,28 @@ func startLine(t testing.TB, adjust func(*sip.Config, *ivr.Engine)) *line {
 		return startLineStore(t, nil)
 	}
 	return startLineStore(t, func(c *sip.Config, e *ivr.Engine, _ *tickets.Store) { adjust(c, e) })
+}
+
+// agentDirectory is the SIP agents of the line's database (a second handle
+// on st's SQLite file, closed when the test ends).
+func agentDirectory(t testing.TB, st *tickets.Store) queue.Directory {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.SQLiteURL(st.Path()), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return queue.Directory{DB: db}
+}
+
+// openKB opens a knowledge base index beside st's SQLite file (closed when
+// the test ends).
+func openKB(t testing.TB, st *tickets.Store) (*kb.Index, error) {
+	ix, err := kb.Open(kb.IndexPath(filepath.Dir(st.Path())), nil)
+	if err == nil {
+		t.Cleanup(func() { ix.Close() })
+	}
+	return ix, err
 }
 
 // startLineStore is startLine for adjustments that need the line's store.

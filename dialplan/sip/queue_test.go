@@ -2,7 +2,6 @@ package sip_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,8 +25,10 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/internal/pgtest"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -40,6 +41,13 @@ const (
 // with the agent "alice" (level1) in the store.
 func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
 	t.Helper()
+	return startQueueLineOn(t, qc, nil, onAgent...)
+}
+
+// startQueueLineOn is startQueueLine with the queue's state on board (nil:
+// the line's own queue.Queues).
+func startQueueLineOn(t *testing.T, qc queue.Config, board queue.Board, onAgent ...func(sip.AgentEvent)) (*line, *queue.Queues) {
+	t.Helper()
 	qc.Queues = map[string]queue.QueueConfig{"level1": qc.Queues["level1"]}
 	qs, err := queue.New(qc)
 	if err != nil {
@@ -49,11 +57,11 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: qTicket, Lang: "ro", Summary: "carte de identitate\r\npierdută"}
 	})
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
-		dir := queue.Directory{Store: store}
+		dir := agentDirectory(t, store)
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
 			t.Fatal(err)
 		}
-		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second}
+		c.Queue = sip.QueueConfig{Queues: qs, Board: board, Agents: dir, Outcomes: store, MinExpires: time.Second}
 		if len(onAgent) > 0 {
 			c.Queue.OnAgent = onAgent[0]
 		}
@@ -70,7 +78,8 @@ func startQueueLine(t *testing.T, qc queue.Config, onAgent ...func(sip.AgentEven
 func recordedSides(t *testing.T, l *line, callID string) (caller, heard []int16) {
 	t.Helper()
 	var path string
-	if err := l.store.DB().QueryRow(`SELECT recording FROM calls WHERE id = ?`, callID).Scan(&path); err != nil || path == "" {
+	c, err := l.store.Call(context.Background(), callID)
+	if path = c.Recording; err != nil || path == "" {
 		t.Fatalf("call %s has no recording (%q, %v)", callID, path, err)
 	}
 	b, err := os.ReadFile(path)
@@ -272,12 +281,11 @@ func goertzel(pcm []int16, freq float64, rate int) float64 {
 
 func queueOutcome(t *testing.T, l *line, callID string) string {
 	t.Helper()
-	var o string
-	err := l.store.DB().QueryRowContext(context.Background(), `SELECT queue_outcome FROM calls WHERE id = ?`, callID).Scan(&o)
+	c, err := l.store.Call(context.Background(), callID)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	return o
+	return string(c.QueueOutcome)
 }
 
 func TestAgentRegistration(t *testing.T) {
@@ -391,9 +399,8 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	// The recording keeps both sides of the conversation with the agent:
 	// the caller's tone on the left, the agent's on the right.
 	if !waitFor(5*time.Second, func() bool {
-		var end sql.NullString
-		_ = l.store.DB().QueryRow(`SELECT end_reason FROM calls WHERE id = ?`, callID).Scan(&end)
-		return end.String != ""
+		c, _ := l.store.Call(context.Background(), callID)
+		return c.EndReason != ""
 	}) {
 		t.Fatal("the call record did not end")
 	}
@@ -408,9 +415,8 @@ func TestQueueHandoffBridgesAudio(t *testing.T) {
 	if g := goertzel(left[len(left)-3*c.rate:], 440, c.rate); g < 0.2 {
 		t.Errorf("the recording's caller side has a 440 Hz share of %.2f at the end: the caller's voice is missing", g)
 	}
-	var svc string
-	_ = l.store.DB().QueryRow(`SELECT service FROM calls WHERE id = ?`, callID).Scan(&svc)
-	if svc != string(tickets.ServiceIdentityCard) {
+	rec, _ := l.store.Call(context.Background(), callID)
+	if svc := string(rec.Service); svc != string(tickets.ServiceIdentityCard) {
 		t.Errorf("call service %q, want the queue's %s", svc, tickets.ServiceIdentityCard)
 	}
 	if !waitFor(5*time.Second, func() bool { st := qs.Agents(); return len(st) == 1 && st[0].State == "idle" }) {
@@ -624,7 +630,7 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: n, Lang: "ro"}
 	}}
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
-		dir := queue.Directory{Store: store}
+		dir := agentDirectory(t, store)
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil && !errors.Is(err, tickets.ErrExists) {
 			t.Fatal(err)
 		}
@@ -679,5 +685,72 @@ func TestSurveyAfterAgentHangsUp(t *testing.T) {
 	}
 	if len(survey) != 1 || survey[0] != "rating 4" {
 		t.Errorf("survey events %q, want [rating 4]", survey)
+	}
+}
+
+// Two engines share one agent queue through PostgreSQL (queue.Shared): an
+// agent who registered with engine A only is rung by engine B for B's
+// caller, and once the call ends she is free for engine A's callers.
+func TestQueueSharedAcrossEngines(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	qc := queue.Config{RingTimeout: 40 * time.Second,
+		Queues: map[string]queue.QueueConfig{"level1": {MaxWait: time.Minute}}}
+	ctx := context.Background()
+	var lines [2]*line
+	var boards [2]*queue.Shared
+	for i, name := range []string{"engine-a", "engine-b"} {
+		db, err := store.Open(ctx, url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		b, err := queue.NewShared(ctx, db, queue.SharedConfig{Config: qc, Engine: name, Lease: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		boards[i] = b
+		lines[i], _ = startQueueLineOn(t, qc, b)
+	}
+	a := newAgentPhone(t, 1000)
+	if err := a.register(lines[0], "alice", agentPass, time.Minute); err != nil {
+		t.Fatalf("register with engine A: %v", err)
+	}
+	if contact, ok, err := boards[1].Registered(ctx, "alice"); err != nil || !ok || !strings.Contains(contact, "127.0.0.1") {
+		t.Fatalf("engine B does not see alice's registration: %q %v %v", contact, ok, err)
+	}
+	c := lines[1].answered(t)
+	var inv *gosip.Request
+	select {
+	case inv = <-a.invite:
+	case <-time.After(15 * time.Second):
+		t.Fatal("engine B's caller did not ring the agent registered with engine A")
+	}
+	if via := inv.Via(); via == nil || via.Port != lines[1].port {
+		t.Errorf("the agent's INVITE came through %v, want engine B (port %d)", via, lines[1].port)
+	}
+	close(a.answer)
+	select {
+	case <-a.up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent call not up")
+	}
+	// While alice talks to B's caller, engine A's callers get nobody.
+	probe, err := boards[0].Join(ctx, "level1", "probe-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := probe.Claim(ctx); err != nil || len(ts) != 0 {
+		t.Fatalf("engine A's caller was offered %v (err %v) while alice talks to engine B's caller", ts, err)
+	}
+	c.hangup()
+	if !waitFor(10*time.Second, func() bool {
+		ts, err := probe.Claim(ctx)
+		return err == nil && len(ts) == 1 && ts[0].Agent == "alice"
+	}) {
+		t.Fatal("alice is not free for engine A's caller after engine B's call ended")
+	}
+	if err := probe.Settle(ctx, "", true); err != nil {
+		t.Fatal(err)
 	}
 }

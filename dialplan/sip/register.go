@@ -59,7 +59,11 @@ type QueueOutcomes interface {
 // answers. Queues nil: no REGISTER is accepted and a transfer tells the
 // caller the request is registered (the flow's fallback).
 type QueueConfig struct {
-	Queues     *queue.Queues
+	Queues *queue.Queues // the queues' settings (and, without Board, their state)
+	// Board is where agents and waiting callers are kept: nil is Queues
+	// itself (queue.Local, the one engine's memory); queue.Shared keeps
+	// them in PostgreSQL for every engine of the line (docs/scale-out.md).
+	Board      queue.Board
 	Agents     AgentDirectory
 	Outcomes   QueueOutcomes // may be nil: outcomes are then only call events
 	Realm      string        // digest realm; default DefaultRealm. Agents' HA1 is computed with it.
@@ -113,6 +117,9 @@ const (
 )
 
 func (q QueueConfig) withDefaults() QueueConfig {
+	if q.Board == nil {
+		q.Board = &queue.Local{Q: q.Queues}
+	}
 	if q.Realm == "" {
 		q.Realm = DefaultRealm
 	}
@@ -431,7 +438,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if contact == nil {
 		// A query: the current binding.
-		if c, ok := s.cfg.Queue.Queues.Registered(name); ok {
+		if c, ok, _ := s.cfg.Queue.Board.Registered(ctx, name); ok {
 			respond(200, "OK", sip.NewHeader("Contact", "<"+c+">"))
 			return
 		}
@@ -439,7 +446,11 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if contact.Address.Wildcard || expires == 0 {
-		s.cfg.Queue.Queues.Unregister(name)
+		if err := s.cfg.Queue.Board.Register(ctx, queue.Agent{Name: name}, "", time.Time{}); err != nil {
+			s.log.Error("agent not unregistered", "agent", name, "err", err)
+			respond(500, "Server Internal Error")
+			return
+		}
 		s.log.Info("agent unregistered", "agent", name)
 		respond(200, "OK")
 		return
@@ -451,7 +462,7 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if expires > r.cfg.MaxExpires {
 		expires = r.cfg.MaxExpires
 	}
-	if _, active := s.cfg.Queue.Queues.Registered(name); active && prev != "" && prev != src {
+	if _, active, _ := s.cfg.Queue.Board.Registered(ctx, name); active && prev != "" && prev != src {
 		// "The last phone to register wins": a registration from
 		// another address takes the agent's calls. Say so where the
 		// agent and the administrators look.
@@ -465,7 +476,11 @@ func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if ip := net.ParseIP(contact.Address.Host); ip != nil {
 		s.peers.seen(ip.String(), until)
 	}
-	s.cfg.Queue.Queues.Register(agent, contact.Address.String(), until)
+	if err := s.cfg.Queue.Board.Register(ctx, agent, contact.Address.String(), until); err != nil {
+		s.log.Error("agent not registered", "agent", name, "err", err)
+		respond(500, "Server Internal Error")
+		return
+	}
 	s.log.Info("agent registered", "agent", name, "queues", strings.Join(agent.Queues, ","), "expires", expires)
 	secs := strconv.Itoa(int(expires / time.Second))
 	respond(200, "OK", sip.NewHeader("Contact", "<"+contact.Address.String()+">;expires="+secs), sip.NewHeader("Expires", secs))

@@ -117,7 +117,7 @@ func tortureLine(t *testing.T) *line {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Queue = sip.QueueConfig{Queues: qs, Agents: queue.Directory{Store: store}, Locks: queue.Directory{Store: store}, Audit: store}
+		c.Queue = sip.QueueConfig{Queues: qs, Agents: agentDirectory(t, store), Locks: agentDirectory(t, store), Audit: store}
 	})
 }
 

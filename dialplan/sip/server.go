@@ -187,6 +187,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 			return nil, errors.New("sip: an agent queue needs an agent directory (QueueConfig.Agents)")
 		}
 		cfg.Queue = cfg.Queue.withDefaults()
+		s.cfg.Queue = cfg.Queue
 	}
 	// The stack as the line needs it on a public address: no DNS lookup
 	// for anything a request names, TCP connections only to known peers
@@ -299,6 +300,15 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		case sip.INFO:
 			s.handleInfo(e, req, tx)
 			return
+		case sip.OPTIONS:
+			if e == nil && s.eng.Draining() {
+				// A balancer's probe (Kamailio's dispatcher) takes this
+				// engine out of its set while its calls finish.
+				res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil)
+				res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+				_ = tx.Respond(res)
+				return
+			}
 		case sip.ACK:
 			if g, ok := s.pendingAcks.Load(req.CallID().Value()); ok {
 				g.(*guardTx).acked()

@@ -73,18 +73,38 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 		return fmt.Errorf("transfer: queue %q: %w", h.Queue, queue.ErrUnknownQueue)
 	}
 	id := c.tr.Info().ID
-	w, err := qc.Queues.Join(h.Queue, id)
+	board := qc.Board
+	p, err := board.Join(ctx, h.Queue, id)
 	if err != nil {
 		return err
 	}
+	// The place is settled and the agent freed after the caller's context
+	// ended: those writes take a context of their own.
+	bg := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	}
+	settle := func(answered string, leave bool) {
+		sctx, cancel := bg()
+		defer cancel()
+		if err := p.Settle(sctx, answered, leave); err != nil {
+			c.tr.Log().Error("queue: place not settled", "err", err)
+		}
+	}
+	look := func() queue.Standing {
+		st, err := p.Look(ctx)
+		if err != nil {
+			c.tr.Log().Warn("queue: position unknown", "err", err)
+		}
+		return st
+	}
 	set := qc.Queues.Settings()
 	joined := time.Now()
-	c.tr.Event("queue.join", fmt.Sprintf("queue %s position %d", h.Queue, w.Position()))
+	c.tr.Event("queue.join", fmt.Sprintf("queue %s position %d", h.Queue, look().Position))
 	outcome := tickets.QueueAbandoned
 	var r *ringing
 	defer func() {
 		r.stop()
-		w.Leave()
+		settle("", true)
 		c.recordOutcome(id, conf.Service, outcome)
 	}()
 
@@ -101,7 +121,11 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 	var playing []int16
 	for {
 		if r == nil {
-			if targets := w.Claim(); len(targets) > 0 {
+			targets, err := p.Claim(ctx)
+			if err != nil {
+				c.tr.Log().Warn("queue: claim failed", "err", err)
+			}
+			if len(targets) > 0 {
 				r = c.ring(targets, h, set.RingTimeout)
 			}
 		}
@@ -124,12 +148,11 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			r.wg.Wait()
 			r = nil
 			if res.d == nil {
-				w.Unclaim("")
+				settle("", false)
 				c.tr.Event("queue.noanswer", res.detail)
 				continue
 			}
-			w.Unclaim(res.agent)
-			w.Leave()
+			settle(res.agent, true)
 			outcome = tickets.QueueAnswered
 			c.recordOutcome(id, conf.Service, outcome)
 			outcome = "" // recorded
@@ -139,7 +162,11 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 				qc.OnAgent(ev)
 			}
 			talked := c.bridge(res.d, h.Heard)
-			qc.Queues.Done(res.agent, talked)
+			dctx, cancel := bg()
+			if err := board.Done(dctx, res.agent, talked); err != nil {
+				c.tr.Log().Error("queue: agent not freed", "agent", res.agent, "err", err)
+			}
+			cancel()
 			if qc.OnAgent != nil {
 				ev.Ended, ev.Talked = true, talked
 				qc.OnAgent(ev)
@@ -163,15 +190,16 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			if cat == nil {
 				cat = flows.DefaultCatalog()
 			}
-			text := queue.Announcement(cat, h.Lang, w.Position(), w.ExpectedWait())
+			st := look()
+			text := queue.Announcement(cat, h.Lang, st.Position, st.Wait)
 			pcm, err := c.srv.eng.Synth.Synthesize(ctx, h.Lang, text, c.rate)
 			if err != nil {
 				c.tr.Log().Warn("queue announcement not rendered", "err", err)
 				continue
 			}
-			c.tr.Event("queue.announce", fmt.Sprintf("position %d", w.Position()))
+			c.tr.Event("queue.announce", fmt.Sprintf("position %d", st.Position))
 			playing = pcm
-		case <-qc.Queues.Changed():
+		case <-board.Changed():
 		case <-poll.C:
 		case <-play:
 			n := copy(frame, playing)

@@ -802,16 +802,13 @@ func OpenKB(ctx context.Context, dir string) (k flows.Knowledge, close func(), e
 	if err != nil {
 		return nil, close, err
 	}
-	st, err := tickets.Open(tickets.DBPath(tmp))
+	ix, err := kb.Open(kb.IndexPath(tmp), nil)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, close, err
 	}
-	close = func() { st.Close(); os.RemoveAll(tmp) }
-	ix, err := kb.Open(st)
-	if err == nil {
-		_, err = ix.ImportDir(ctx, kbDir)
-	}
+	close = func() { ix.Close(); os.RemoveAll(tmp) }
+	_, err = ix.ImportDir(ctx, kbDir)
 	if err != nil {
 		close()
 		return nil, func() {}, fmt.Errorf("knowledge base %s: %w", kbDir, err)

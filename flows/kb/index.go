@@ -3,8 +3,10 @@ package kb
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,7 +19,7 @@ import (
 
 	"github.com/govline/ivr/internal/editdist"
 	"github.com/govline/ivr/redact"
-	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/store"
 )
 
 // Score thresholds. A Result's Score is a confidence in 0..1 (see Search).
@@ -76,13 +78,16 @@ type Miss struct {
 	Last  time.Time `json:"last"`
 }
 
-// Index is the knowledge base index in the store. It is safe for
-// concurrent use. Several processes may share the database file: a search
+// Index is the knowledge base index: a SQLite file of the engine's own
+// (IndexPath), rebuilt from the articles that ship with the flows. It is
+// safe for concurrent use. Several processes may share the file: a search
 // reads the base as committed at that moment, so an import by `ivrctl kb
-// import` is seen by the engine's next search without a restart.
+// import` is seen by the engine's next search without a restart. The
+// queries it does not answer confidently go to a MissLog, the line's
+// shared store.
 type Index struct {
-	st *tickets.Store
-	db *sql.DB
+	db     *store.DB
+	misses MissLog
 
 	mu    sync.Mutex // guards cache
 	cache *lexicon
@@ -96,22 +101,42 @@ type lexicon struct {
 	docs map[string]int // articles per language
 }
 
-// Open returns the index kept in st. The tables come with the store's
-// migrations; an empty index answers every search with no results.
-func Open(st *tickets.Store) (*Index, error) {
-	if st == nil {
-		return nil, errors.New("kb: open: nil store")
+// IndexFile is the name of the index file inside the engine's data
+// directory.
+const IndexFile = "kb.db"
+
+// IndexPath returns the path of the index inside dataDir.
+func IndexPath(dataDir string) string { return filepath.Join(dataDir, IndexFile) }
+
+//go:embed migrations/sqlite/*.sql
+var indexFiles embed.FS
+
+// indexSchema is the index file's tables (SQLite only: FTS5).
+var indexSchema = store.Schema{Name: "knowledge base index", SQLite: func() fs.FS {
+	sub, err := fs.Sub(indexFiles, "migrations/sqlite")
+	if err != nil {
+		panic(err) // a constant path
 	}
-	ix := &Index{st: st, db: st.DB()}
-	var n int
-	if err := ix.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'kb_fts'`).Scan(&n); err != nil {
-		return nil, fmt.Errorf("kb: open: %w", err)
+	return sub
+}()}
+
+// Open opens (creating it and its folder if needed) the index at path and
+// applies its migrations; an empty index answers every search with no
+// results. misses keeps the misses RecordMiss records (nil: they are not
+// kept, and Misses fails). Close closes the file.
+func Open(path string, misses MissLog) (*Index, error) {
+	if path == "" {
+		return nil, errors.New("kb: open: empty index path")
 	}
-	if n == 0 {
-		return nil, errors.New("kb: open: the database has no knowledge base tables (written by an older ivrd? open it read-write once to migrate)")
+	db, err := store.Open(context.Background(), store.SQLiteURL(path), store.Options{Schema: &indexSchema})
+	if err != nil {
+		return nil, fmt.Errorf("kb: %w", err)
 	}
-	return ix, nil
+	return &Index{db: db, misses: misses}, nil
 }
+
+// Close closes the index file.
+func (ix *Index) Close() error { return ix.db.Close() }
 
 // ImportOption changes how Import indexes.
 type ImportOption func(*importConfig)
@@ -172,7 +197,7 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 		}
 	}
 
-	err := ix.st.Tx(ctx, "kb import", func(tx *sql.Tx) error {
+	err := ix.db.Write(ctx, func(tx *store.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM kb_articles`, `DELETE FROM kb_fts`, `DELETE FROM kb_terms`,
 			`DELETE FROM kb_terms_del`, `DELETE FROM kb_synonyms`,
@@ -290,7 +315,7 @@ func (ix *Index) Import(ctx context.Context, arts []Article, opts ...ImportOptio
 // batch inserts rows many at a time (one statement per batchRows rows):
 // an import writes hundreds of thousands of vocabulary rows.
 type batch struct {
-	tx     *sql.Tx
+	tx     *store.Tx
 	prefix string
 	cols   int
 	args   []any
@@ -298,7 +323,7 @@ type batch struct {
 
 const batchRows = 200
 
-func newBatch(tx *sql.Tx, prefix string, cols int) *batch {
+func newBatch(tx *store.Tx, prefix string, cols int) *batch {
 	return &batch{tx: tx, prefix: prefix, cols: cols}
 }
 
@@ -890,13 +915,13 @@ const maxMissBytes = 500
 // runtime calls it after Search when the first result is not Confident (or
 // there is none). Personal data is masked first (redact.Text, white space
 // collapsed); the same masked query in the same language is counted, not
-// stored twice.
+// stored twice. Without a MissLog it does nothing.
 func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
 	if !validLang(lang) {
 		return fmt.Errorf("kb: record miss: language %q: want ro or en", lang)
 	}
 	q := strings.ToLower(strings.Join(strings.Fields(redact.Text(query)), " "))
-	if q == "" {
+	if q == "" || ix.misses == nil {
 		return nil
 	}
 	if len(q) > maxMissBytes {
@@ -906,39 +931,14 @@ func (ix *Index) RecordMiss(ctx context.Context, lang, query string) error {
 		}
 		q = q[:cut]
 	}
-	now := time.Now().UnixNano()
-	return ix.st.Tx(ctx, "kb record miss", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO kb_misses (lang, query, count, first_ns, last_ns) VALUES (?, ?, 1, ?, ?)
-			ON CONFLICT (lang, query) DO UPDATE SET count = count + 1, last_ns = excluded.last_ns`, lang, q, now, now)
-		return err
-	})
+	return ix.misses.RecordMiss(ctx, lang, q, time.Now())
 }
 
 // Misses returns the misses last asked at or after since, most asked
-// first (then most recent).
+// first (then most recent), from the index's MissLog.
 func (ix *Index) Misses(ctx context.Context, since time.Time) ([]Miss, error) {
-	var s int64
-	if !since.IsZero() {
-		s = since.UnixNano()
+	if ix.misses == nil {
+		return nil, errors.New("kb: misses: the index keeps no misses (no miss log)")
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT lang, query, count, first_ns, last_ns FROM kb_misses
-		WHERE last_ns >= ? ORDER BY count DESC, last_ns DESC`, s)
-	if err != nil {
-		return nil, fmt.Errorf("kb: misses: %w", err)
-	}
-	defer rows.Close()
-	var out []Miss
-	for rows.Next() {
-		var m Miss
-		var f, l int64
-		if err := rows.Scan(&m.Lang, &m.Query, &m.Count, &f, &l); err != nil {
-			return nil, fmt.Errorf("kb: misses: %w", err)
-		}
-		m.First, m.Last = time.Unix(0, f).UTC(), time.Unix(0, l).UTC()
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("kb: misses: %w", err)
-	}
-	return out, nil
+	return ix.misses.Misses(ctx, since)
 }

@@ -14,22 +14,25 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/store"
 )
 
-// openIndex returns an index in a fresh store file.
-func openIndex(t testing.TB) (*Index, *tickets.Store) {
+// openIndex returns an index in a fresh file, its misses kept in a fresh
+// SQLite line's database.
+func openIndex(t testing.TB) (*Index, *store.DB) {
 	t.Helper()
-	st, err := tickets.Open(filepath.Join(t.TempDir(), tickets.DBFile))
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), store.SQLiteURL(filepath.Join(dir, "ivr.db")), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	ix, err := Open(st)
+	t.Cleanup(func() { db.Close() })
+	ix, err := Open(IndexPath(dir), NewMissTable(db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ix, st
+	t.Cleanup(func() { ix.Close() })
+	return ix, db
 }
 
 // shipped imports the real base (this directory).
@@ -383,13 +386,12 @@ func TestImportAtomicUnderConcurrentSearch(t *testing.T) {
 // connection): the engine's index sees it on the next search.
 func TestImportSeenByAnotherConnection(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, tickets.DBFile)
-	engineStore, err := tickets.Open(path)
+	path := IndexPath(dir)
+	engine, err := Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer engineStore.Close()
-	engine, _ := Open(engineStore)
+	defer engine.Close()
 	ctx := context.Background()
 	if _, err := engine.ImportDir(ctx, "."); err != nil {
 		t.Fatal(err)
@@ -408,15 +410,14 @@ func TestImportSeenByAnotherConnection(t *testing.T) {
 			Title: "Adopția unui cățel", Keywords: []string{"adopt cățel", "câine"},
 			Spoken: "Nu ne ocupăm de adopții.", Full: "Nu ne ocupăm de adopții."})
 	}
-	editorStore, err := tickets.Open(path)
+	editor, err := Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	editor, _ := Open(editorStore)
 	if err := editor.Import(ctx, arts); err != nil {
 		t.Fatal(err)
 	}
-	editorStore.Close()
+	editor.Close()
 	res := search(t, engine, "ro", "vreau să adopt un cățel")
 	if top(res) != "pets" || !res[0].Confident {
 		t.Errorf("after the import: %+v, want pets confident", res)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/store"
 )
 
 // Agent is a SIP agent as the store keeps it: the name it registers with,
@@ -54,11 +54,13 @@ var (
 // digits, '_' and '-', at most 32.
 func ValidQueueName(s string) bool { return queueName.MatchString(s) }
 
-// Directory keeps the SIP agents in the ticket store (table sip_agents).
-// It is safe for concurrent use; writes go through the store's single
-// writer.
+// Directory keeps the SIP agents (table sip_agents) and their lockouts
+// (sip_lockouts) in the line's database, SQLite or PostgreSQL: package
+// queue is the only one that runs SQL on these tables. Every engine of a
+// line reads the same agents, and a lockout set by one engine holds on
+// all. It is safe for concurrent use.
 type Directory struct {
-	Store *tickets.Store
+	DB *store.DB
 }
 
 // Add creates an agent, or replaces the password and queues of an existing
@@ -83,7 +85,7 @@ func (d Directory) Add(ctx context.Context, name, realm, password string, queues
 		}
 	}
 	ha1 := HA1(name, realm, password)
-	return d.Store.Tx(ctx, "add agent", func(tx *sql.Tx) error {
+	return d.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sip_agents (name, realm, ha1, queues, disabled, created_ns)
 VALUES (?, ?, ?, ?, 0, ?)
 ON CONFLICT (name) DO UPDATE SET realm = excluded.realm, ha1 = excluded.ha1, queues = excluded.queues, disabled = 0`,
@@ -97,7 +99,7 @@ ON CONFLICT (name) DO UPDATE SET realm = excluded.realm, ha1 = excluded.ha1, que
 
 // Disable stops an agent from registering (its history stays).
 func (d Directory) Disable(ctx context.Context, name string) error {
-	return d.Store.Tx(ctx, "disable agent", func(tx *sql.Tx) error {
+	return d.DB.Write(ctx, func(tx *store.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sip_agents SET disabled = 1 WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("disable agent %q: %w", name, err)
@@ -115,7 +117,7 @@ func (d Directory) Lookup(ctx context.Context, name string) (Agent, error) {
 	var a Agent
 	var queues string
 	var disabled int
-	err := d.Store.DB().QueryRowContext(ctx, `SELECT name, realm, ha1, queues, disabled FROM sip_agents WHERE name = ?`, name).
+	err := d.DB.QueryRowContext(ctx, `SELECT name, realm, ha1, queues, disabled FROM sip_agents WHERE name = ?`, name).
 		Scan(&a.Name, &a.Realm, &a.HA1, &queues, &disabled)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && disabled != 0) {
 		return Agent{}, fmt.Errorf("agent %q: %w", name, ErrUnknownAgent)
@@ -129,7 +131,7 @@ func (d Directory) Lookup(ctx context.Context, name string) (Agent, error) {
 
 // List returns every agent, by name.
 func (d Directory) List(ctx context.Context) ([]Agent, error) {
-	rows, err := d.Store.DB().QueryContext(ctx, `SELECT name, realm, ha1, queues, disabled FROM sip_agents ORDER BY name`)
+	rows, err := d.DB.QueryContext(ctx, `SELECT name, realm, ha1, queues, disabled FROM sip_agents ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}

@@ -2,11 +2,12 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/govline/ivr/store"
 )
 
 // Lock is an agent or a source address that may not register for a
@@ -34,7 +35,7 @@ func (d Directory) Lock(ctx context.Context, l Lock) error {
 	if l.Kind != LockAgent && l.Kind != LockAddress || l.Target == "" {
 		return fmt.Errorf("lock %q %q: want kind agent or address and a target", l.Kind, l.Target)
 	}
-	return d.Store.Tx(ctx, "lock", func(tx *sql.Tx) error {
+	return d.DB.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sip_lockouts (target, until_ns, failures, created_ns) VALUES (?, ?, ?, ?)
 ON CONFLICT (target) DO UPDATE SET until_ns = excluded.until_ns, failures = excluded.failures, created_ns = excluded.created_ns`,
 			l.key(), l.Until.UnixNano(), l.Failures, time.Now().UnixNano())
@@ -46,7 +47,7 @@ ON CONFLICT (target) DO UPDATE SET until_ns = excluded.until_ns, failures = excl
 // agent's first), if any. An empty agent or address is not looked up.
 func (d Directory) Locked(ctx context.Context, agent, address string) (Lock, bool, error) {
 	keys := []any{"agent:" + agent, "address:" + address}
-	rows, err := d.Store.DB().QueryContext(ctx, `SELECT target, until_ns, failures FROM sip_lockouts WHERE target IN (?, ?) AND until_ns > ?`,
+	rows, err := d.DB.QueryContext(ctx, `SELECT target, until_ns, failures FROM sip_lockouts WHERE target IN (?, ?) AND until_ns > ?`,
 		keys[0], keys[1], time.Now().UnixNano())
 	if err != nil {
 		return Lock{}, false, fmt.Errorf("lockouts: %w", err)
@@ -90,7 +91,7 @@ func scanLock(sc interface{ Scan(...any) error }) (Lock, error) {
 
 // Locks returns the locks in force, soonest to end first.
 func (d Directory) Locks(ctx context.Context) ([]Lock, error) {
-	rows, err := d.Store.DB().QueryContext(ctx, `SELECT target, until_ns, failures FROM sip_lockouts WHERE until_ns > ? ORDER BY until_ns`, time.Now().UnixNano())
+	rows, err := d.DB.QueryContext(ctx, `SELECT target, until_ns, failures FROM sip_lockouts WHERE until_ns > ? ORDER BY until_ns`, time.Now().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("lockouts: %w", err)
 	}
@@ -110,7 +111,7 @@ func (d Directory) Locks(ctx context.Context) ([]Lock, error) {
 // (LockAddress): the next REGISTER is checked again. Expired locks are
 // dropped on the way.
 func (d Directory) Unlock(ctx context.Context, kind, target string) error {
-	return d.Store.Tx(ctx, "unlock", func(tx *sql.Tx) error {
+	return d.DB.Write(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sip_lockouts WHERE until_ns <= ?`, time.Now().UnixNano()); err != nil {
 			return err
 		}

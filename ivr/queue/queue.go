@@ -313,11 +313,18 @@ func (w *Waiter) ExpectedWait() time.Duration {
 			agents++
 		}
 	}
-	if agents == 0 {
-		agents = 1
+	return expectedWait(pos, agents, q.handle)
+}
+
+// expectedWait is the wait of the caller at position pos of a queue that
+// agents answer: the callers ahead shared among them, each taking handle.
+func expectedWait(pos, agents int, handle time.Duration) time.Duration {
+	if pos == 0 {
+		return 0
 	}
+	agents = max(agents, 1)
 	rounds := (pos + agents - 1) / agents
-	return time.Duration(rounds) * q.handle
+	return time.Duration(rounds) * handle
 }
 
 // Claim returns the agents to ring for this caller now, marked as ringing,
@@ -393,7 +400,9 @@ func (w *Waiter) Unclaim(answered string) {
 }
 
 // Leave takes the caller out of its queue (bridged, hung up or timed out).
-// It is safe to call more than once.
+// Agents still ringing for it are released (a caller who hangs up while
+// phones ring leaves no agent marked ringing). It is safe to call more
+// than once.
 func (w *Waiter) Leave() {
 	q := w.q
 	q.mu.Lock()
@@ -402,6 +411,12 @@ func (w *Waiter) Leave() {
 		return
 	}
 	w.left = true
+	for _, name := range w.claim {
+		if st, ok := q.agents[name]; ok {
+			st.ringing = false
+		}
+	}
+	w.claim = nil
 	list := q.waiting[w.queue]
 	for i, o := range list {
 		if o == w {

@@ -1,13 +1,10 @@
 package queue
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/govline/ivr/tickets"
 )
 
 // clock is a settable clock for the queue.
@@ -215,56 +212,22 @@ func TestHA1(t *testing.T) {
 	}
 }
 
-func TestDirectory(t *testing.T) {
-	store, err := tickets.Open(tickets.DBPath(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
+// A caller who hangs up while an agent's phone rings (Leave without
+// Unclaim) leaves the agent free for the next caller, not ringing forever.
+func TestLeaveReleasesTheRingingAgents(t *testing.T) {
+	ck := &clock{t: time.Unix(1_800_000_000, 0)}
+	q := newQueues(t, LongestIdle, ck)
+	q.Register(agent("alice", "level1"), "sip:alice@127.0.0.1:5070", ck.t.Add(time.Hour))
+	w1, _ := q.Join("level1", "c1")
+	if got := names(w1.Claim()); len(got) != 1 {
+		t.Fatalf("claim %v", got)
 	}
-	defer store.Close()
-	d := Directory{Store: store}
-	ctx := context.Background()
-	if err := d.Add(ctx, "alice", "r", "long-password", []string{"level1", "level2"}); err != nil {
-		t.Fatal(err)
+	w1.Leave()
+	w2, _ := q.Join("level1", "c2")
+	if got := names(w2.Claim()); len(got) != 1 || got[0] != "alice" {
+		t.Fatalf("the next caller rings %v, want alice", got)
 	}
-	a, err := d.Lookup(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.HA1 != HA1("alice", "r", "long-password") || !a.Serves("level2") || a.Serves("level3") {
-		t.Fatalf("agent %+v", a)
-	}
-	// A new password replaces the old one.
-	if err := d.Add(ctx, "alice", "r", "another-password", []string{"level1"}); err != nil {
-		t.Fatal(err)
-	}
-	if a, _ := d.Lookup(ctx, "alice"); a.HA1 != HA1("alice", "r", "another-password") || a.Serves("level2") {
-		t.Fatalf("after update: %+v", a)
-	}
-	if _, err := d.Lookup(ctx, "bob"); !errors.Is(err, ErrUnknownAgent) {
-		t.Fatalf("unknown agent: %v", err)
-	}
-	if err := d.Disable(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Lookup(ctx, "alice"); !errors.Is(err, ErrUnknownAgent) {
-		t.Fatalf("disabled agent: %v", err)
-	}
-	for _, bad := range []struct {
-		name, pw string
-		q        []string
-	}{
-		{"al ice", "long-password", []string{"level1"}},
-		{"x'; DROP TABLE sip_agents; --", "long-password", []string{"level1"}},
-		{"bob", "short", []string{"level1"}},
-		{"bob", "long-password", nil},
-		{"bob", "long-password", []string{"Level 1"}},
-	} {
-		if err := d.Add(ctx, bad.name, "r", bad.pw, bad.q); err == nil {
-			t.Errorf("Add(%q, %q, %v) accepted", bad.name, bad.pw, bad.q)
-		}
-	}
-	all, err := d.List(ctx)
-	if err != nil || len(all) != 1 || !all[0].Disabled {
-		t.Fatalf("list: %+v %v", all, err)
+	if st := q.Agents(); len(st) != 1 || st[0].State != "ringing" {
+		t.Fatalf("agents %+v", st)
 	}
 }

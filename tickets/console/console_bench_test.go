@@ -109,39 +109,7 @@ func BenchmarkDashboard1M(b *testing.B) {
 	from := time.Date(2025, 1, 1, 0, 0, 0, 0, time.Local)
 	year := from.AddDate(1, 0, 0).Sub(from)
 	t0 := time.Now()
-	_, err := st.DB().ExecContext(ctx, `
-		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
-		INSERT INTO tickets (number, channel, caller, lang, service, priority, level, status,
-			deadline_ns, created_ns, updated_ns, escalated, resolved_ns, resolved_level, first_contact, last_event, rating)
-		SELECT printf('%08d', 10000000 + x),
-		       CASE x % 3 WHEN 0 THEN 'phone' WHEN 1 THEN 'email' ELSE 'portal' END,
-		       printf('+4072%07d', x % 200000), 'ro',
-		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' WHEN 2 THEN 'portal_account'
-		            WHEN 3 THEN 'online_request' WHEN 4 THEN 'request_status' WHEN 5 THEN 'driving_licence'
-		            WHEN 6 THEN 'support_service' ELSE 'other' END,
-		       'normal', lvl, CASE WHEN res THEN 'resolved' ELSE 'in_progress' END,
-		       created + 129600000000000, created, created, lvl > 1,
-		       CASE WHEN res THEN created + (x * 7919 % 259200) * 1000000000 END,
-		       CASE WHEN res THEN lvl END,
-		       res AND lvl = 1 AND x % 3 = 0 AND x % 5 = 0, 1,
-		       CASE WHEN x % 3 = 0 THEN 1 + x % 5 END
-		FROM (SELECT x, ? + x * ? AS created, x % 10 < 8 AS res,
-		             CASE WHEN x % 10 < 7 THEN 1 WHEN x % 10 < 9 THEN 2 ELSE 3 END AS lvl FROM seq)`,
-		n, from.UnixNano(), int64(year)/n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = st.DB().ExecContext(ctx, `
-		WITH RECURSIVE seq(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM seq WHERE x < ? - 1)
-		INSERT INTO calls (id, telephony, caller, called, start_ns, end_ns, service, queue_outcome)
-		SELECT printf('call-%07d', x), 'sip', '+40721000000', '1919', ? + x * ?, ? + x * ? + 60000000000,
-		       CASE x % 8 WHEN 0 THEN 'identity_card' WHEN 1 THEN 'passport' ELSE 'other' END,
-		       CASE WHEN x % 2 = 0 THEN 'none' WHEN x % 7 = 1 THEN 'abandoned' ELSE 'answered' END
-		FROM seq`, n, from.UnixNano(), int64(year)/n, from.UnixNano(), int64(year)/n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := st.DB().ExecContext(ctx, `ANALYZE`); err != nil {
+	if err := st.FillSynthetic(ctx, n, from, year); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d tickets and calls in %s", n, time.Since(t0).Round(time.Millisecond))

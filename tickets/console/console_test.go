@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -51,11 +52,12 @@ func apiSignIn(t *testing.T, base, name, password string) (int, http.Header) {
 func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := tickets.Open(filepath.Join(t.TempDir(), tickets.DBFile))
+	db, err := store.Open(ctx, store.SQLiteURL(filepath.Join(t.TempDir(), tickets.DBFile)), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { db.Close() })
+	st := tickets.New(db)
 	for name, role := range map[string]tickets.Role{"ana": tickets.RoleOperator, "sam": tickets.RoleSpecialist,
 		"sue": tickets.RoleSupervisor, "adi": tickets.RoleAdministrator} {
 		if err := st.AddUser(ctx, "test", name, role, pw); err != nil {
@@ -84,11 +86,8 @@ func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	_ = old
-	ix, err := kb.Open(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ix.RecordMiss(ctx, "ro", "cât costă o viză pentru <script>x</script>"); err != nil {
+	ix := kb.NewMissTable(db)
+	if err := ix.RecordMiss(ctx, "ro", "cât costă o viză pentru <script>x</script>", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, ticket: tk.Number}

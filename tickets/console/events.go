@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -50,8 +49,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "live updates unavailable")
 		return
 	}
-	var lastEvent int64
-	if err := c.st.DB().QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM ticket_events`).Scan(&lastEvent); err != nil {
+	lastEvent, err := c.st.TicketChangesStart(ctx)
+	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, "live updates unavailable")
 		return
 	}
@@ -111,7 +110,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 			}
 			n++
 		}
-		changes, last, err := c.ticketChanges(ctx, lastEvent)
+		changes, last, err := c.st.TicketChanges(ctx, lastEvent, 200)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("live tickets", "err", err)
@@ -120,7 +119,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		}
 		lastEvent = last
 		for _, ch := range changes {
-			if err := send("ticket", ch); err != nil {
+			if err := send("ticket", sseTicket{Ticket: ch.Ticket, Kind: string(ch.Kind), Actor: ch.Actor}); err != nil {
 				return
 			}
 			n++
@@ -136,22 +135,4 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		}
 		lastWrite = time.Now()
 	}
-}
-
-// ticketChanges returns the ticket events after id (at most 200).
-func (c *Console) ticketChanges(ctx context.Context, after int64) ([]sseTicket, int64, error) {
-	rows, err := c.st.DB().QueryContext(ctx, `SELECT id, ticket, kind, actor FROM ticket_events WHERE id > ? ORDER BY id LIMIT 200`, after)
-	if err != nil {
-		return nil, after, err
-	}
-	defer rows.Close()
-	var out []sseTicket
-	for rows.Next() {
-		var t sseTicket
-		if err := rows.Scan(&after, &t.Ticket, &t.Kind, &t.Actor); err != nil {
-			return nil, after, err
-		}
-		out = append(out, t)
-	}
-	return out, after, rows.Err()
 }

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 
 	"github.com/govline/ivr/flows/kb"
-	"github.com/govline/ivr/tickets"
 )
 
 func main() {
@@ -38,15 +37,11 @@ func run(dir, queries string, verbose bool) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	st, err := tickets.Open(tickets.DBPath(tmp))
+	ix, err := kb.Open(kb.IndexPath(tmp), nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ix, err := kb.Open(st)
-	if err != nil {
-		return err
-	}
+	defer ix.Close()
 	ctx := context.Background()
 	n, err := ix.ImportDir(ctx, dir)
 	if err != nil {

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Q returns query in the database's dialect: its ? placeholders become $1,
+// $2... on PostgreSQL (a ? inside a quoted string or identifier, or a
+// comment, stays).
+func (db *DB) Q(query string) string {
+	if db.backend != Postgres {
+		return query
+	}
+	if q, ok := db.rebound.Load(query); ok {
+		return q.(string)
+	}
+	q := rebind(query)
+	db.rebound.Store(query, q)
+	return q
+}
+
+func rebind(query string) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(query) && query[j] != c {
+				j++
+			}
+			b.WriteString(query[i:min(j+1, len(query))])
+			i = j
+		case c == '-' && i+1 < len(query) && query[i+1] == '-':
+			j := strings.IndexByte(query[i:], '\n')
+			if j < 0 {
+				j = len(query) - i
+			}
+			b.WriteString(query[i : i+j])
+			i += j - 1
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// QueryContext runs a read (a query in ? form).
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.sql.QueryContext(ctx, db.Q(query), args...)
+}
+
+// QueryRowContext runs a read that returns at most one row.
+func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.sql.QueryRowContext(ctx, db.Q(query), args...)
+}
+
+// Tx is a write transaction of Write. Its queries take ? placeholders.
+type Tx struct {
+	tx *sql.Tx
+	db *DB
+}
+
+// ExecContext runs a statement in the transaction.
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(ctx, tx.db.Q(query), args...)
+}
+
+// QueryContext runs a query in the transaction.
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(ctx, tx.db.Q(query), args...)
+}
+
+// QueryRowContext runs a query that returns at most one row.
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(ctx, tx.db.Q(query), args...)
+}
+
+// PrepareContext prepares a statement for repeated use in the transaction.
+func (tx *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return tx.tx.PrepareContext(ctx, tx.db.Q(query))
+}
+
+// Backend is the transaction's database's kind.
+func (tx *Tx) Backend() Backend { return tx.db.backend }
+
+// Write runs fn in one write transaction and commits it, or rolls it back
+// when fn returns an error (which Write returns as it is); its own errors
+// (waiting for the write slot, begin, commit) name no operation: the
+// caller's error wrapping does.
+//
+// On SQLite, Write first takes the process's one write slot (or fails when
+// ctx ends first). On PostgreSQL, a failure that left nothing behind (a
+// serialization failure or deadlock; a connection refused, or lost before
+// the commit was sent) runs fn again, for up to Options.RetryFor: fn must
+// compute everything it writes from what it reads in the transaction. A
+// commit whose answer was lost is not retried (it may have happened): its
+// error wraps ErrCommitUnknown.
+func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	if db.readOnly {
+		return fmt.Errorf("%s: %w", db.where, ErrReadOnly)
+	}
+	if db.backend == SQLite {
+		select {
+		case db.wmu <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the write lock: %w", context.Cause(ctx))
+		}
+		defer func() { <-db.wmu }()
+		return db.try(ctx, fn)
+	}
+	start := time.Now()
+	wait := 20 * time.Millisecond
+	for {
+		err := db.try(ctx, fn)
+		if err == nil || !Transient(err) || errors.Is(err, ErrCommitUnknown) || ctx.Err() != nil ||
+			time.Since(start)+wait > db.retryFor {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+func (db *DB) try(ctx context.Context, fn func(*Tx) error) error {
+	stx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(&Tx{tx: stx, db: db}); err != nil {
+		_ = stx.Rollback()
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		if db.backend == Postgres && !isServerError(err) {
+			// The connection failed while the commit was on its way: the
+			// server may have committed.
+			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ErrCommitUnknown is wrapped by a PostgreSQL write whose commit was sent
+// but whose answer never came: it may or may not have been committed, so
+// it is not retried.
+var ErrCommitUnknown = errors.New("commit outcome unknown (connection lost)")
+
+// The constructs the two dialects spell differently.
+
+// ForUpdate is the clause that locks the rows a SELECT in a write
+// transaction reads, until the commit (" FOR UPDATE" on PostgreSQL; on
+// SQLite the one writer holds the whole database already).
+func (db *DB) ForUpdate() string {
+	if db.backend == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// SkipLocked ends a SELECT (in a subquery of a write) that claims rows: on
+// PostgreSQL it locks the rows it returns and passes over those another
+// transaction has locked (" FOR UPDATE SKIP LOCKED"), so engines claiming
+// at once take different rows without waiting; SQLite's one writer needs
+// nothing.
+func (db *DB) SkipLocked() string {
+	if db.backend == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// Greatest is the name of the function that returns the largest of its
+// arguments (SQLite's scalar max, PostgreSQL's greatest).
+func (db *DB) Greatest() string {
+	if db.backend == Postgres {
+		return "greatest"
+	}
+	return "max"
+}
+
+// Least is the name of the function that returns the smallest of its
+// arguments (SQLite's scalar min, PostgreSQL's least).
+func (db *DB) Least() string {
+	if db.backend == Postgres {
+		return "least"
+	}
+	return "min"
+}
+
+// FloatSum is a sum of expr as a floating-point number that cannot
+// overflow, 0 over no rows (SQLite's total).
+func (db *DB) FloatSum(expr string) string {
+	if db.backend == Postgres {
+		return "CAST(coalesce(sum(" + expr + "), 0) AS double precision)"
+	}
+	return "total(" + expr + ")"
+}
+
+// IndexedBy tells SQLite's planner which index a query must use (after the
+// table name); PostgreSQL plans by statistics.
+func (db *DB) IndexedBy(index string) string {
+	if db.backend == Postgres {
+		return ""
+	}
+	return " INDEXED BY " + index
+}
