@@ -5,8 +5,10 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govline/ivr/limit"
@@ -61,6 +63,7 @@ type gate struct {
 	buckets  *limit.Buckets
 	wait     time.Duration
 	hashing  chan struct{}
+	waiting  atomic.Int32 // sign-ins waiting for a turn at hashing
 	mu       sync.Mutex
 	outcomes map[string]uint64
 }
@@ -113,15 +116,29 @@ func (c *Console) signIn(r *http.Request, name, password string) (tickets.Sessio
 	}
 	t := time.NewTimer(g.wait)
 	defer t.Stop()
+	g.waiting.Add(1)
 	select {
 	case g.hashing <- struct{}{}:
+		g.waiting.Add(-1)
 	case <-t.C:
+		g.waiting.Add(-1)
 		g.count("busy")
 		return tickets.Session{}, &retryError{errBusy, time.Second}
 	case <-r.Context().Done():
+		g.waiting.Add(-1)
 		return tickets.Session{}, r.Context().Err()
 	}
 	sess, err := c.st.Login(r.Context(), name, password, addr, c.cfg.Login)
+	if g.waiting.Load() > 0 {
+		// A flood: the check's 19 MiB are garbage now, and the next
+		// ones would pile up to the collector's next goal (twice the
+		// live heap) before it runs. Measured with 500 concurrent bad
+		// sign-ins on ivrd: peak RSS 140-163 MB without this (82 MB
+		// idle), 108-109 MB with it; 58-65 of the 500 were checked
+		// instead of 69-78 (the collection costs a few ms next to the
+		// check's 30).
+		runtime.GC()
+	}
 	<-g.hashing
 	switch {
 	case err == nil:
