@@ -232,7 +232,7 @@ func TestDigitsTelephoneFloor(t *testing.T) {
 // BenchmarkVoices prints the accuracy per voice of the menu and yes/no
 // answers (and of the escape phrases said in the other language) over
 // G.711 µ-law and A-law, for the development voices (tuned on) and the
-// held-out ones (never tuned on): go test -tags sqlite_fts5 -run '^$'
+// held-out ones (never tuned on): go test -run '^$'
 // -bench Voices -benchtime 1x -timeout 30m ./speech/sphinx/.
 // SPHINX_PART=dev or heldout runs one part, SPHINX_LANG one language,
 // SPHINX_COND one condition ("G.711 A-law 8 kHz"), VERBOSE=1 lists the
