@@ -64,6 +64,8 @@ func (scriptVAD) Reset() {}
 type scriptRec struct {
 	text string
 	fail string
+	// partial, when set, is the partial result's text after n frames
+	partial func(n int) string
 	mu   sync.Mutex
 	opts []speech.StreamOptions // every stream's options
 }
@@ -78,7 +80,7 @@ func (r *scriptRec) NewStream(ctx context.Context, o speech.StreamOptions) (spee
 	if o.Grammar == nil {
 		return nil, fmt.Errorf("%w: a grammar is needed", speech.ErrUnsupported)
 	}
-	return &scriptStream{r: r}, nil
+	return &scriptStream{r: r, g: o.Grammar, lang: o.Lang}, nil
 }
 
 func (r *scriptRec) streams() int {
@@ -88,8 +90,11 @@ func (r *scriptRec) streams() int {
 }
 
 type scriptStream struct {
-	r *scriptRec
-	n int
+	r    *scriptRec
+	n    int
+	g    *speech.Grammar
+	lang string
+	last string // the partial text last reported
 }
 
 func (s *scriptStream) Write([]int16) error {
@@ -99,7 +104,15 @@ func (s *scriptStream) Write([]int16) error {
 	s.n++
 	return nil
 }
-func (s *scriptStream) Partial() (speech.Result, bool) { return speech.Result{}, false }
+func (s *scriptStream) Partial() (speech.Result, bool) {
+	if s.r.partial == nil {
+		return speech.Result{}, false
+	}
+	p := s.r.partial(s.n)
+	changed := p != s.last
+	s.last = p
+	return speech.Result{Text: p, Tag: s.g.Match(s.lang, p)}, changed
+}
 func (s *scriptStream) Finish(ctx context.Context) (speech.Result, error) {
 	if s.r.fail == "finish" {
 		return speech.Result{}, fmt.Errorf("%w: no answer", speech.ErrEngine)
@@ -453,6 +466,55 @@ func TestEarDigitsWaitLonger(t *testing.T) {
 		t.Fatalf("result %q", ev.res.Text)
 	}
 	r.end(errFlowDone)
+}
+
+// A caller who stops in the middle of a phrase ("vreau să vorbesc" and a
+// pause to think) gets IncompleteSilence; one whose words made a whole
+// phrase gets EndSilence even when the recognizer's partial result,
+// decoding the silence after them, moves to the start of a longer phrase
+// (pocketsphinx went from "da" to "talk", of "talk to an operator").
+func TestEarIncompleteSilence(t *testing.T) {
+	g := (&speech.Grammar{}).Add("yes", "da").Add("operator", "talk to an operator", "vreau să vorbesc cu un operator")
+	for _, c := range []struct {
+		name         string
+		partial      func(n int) string
+		endsBy, wait int // frames of silence: ended by endsBy, not before wait
+	}{
+		// 25 frames of pre-roll and 14 more of speech are written before
+		// the silence (as in TestEarAnswersTheListen).
+		{"whole phrase, then drift in the silence", func(n int) string {
+			if n <= 41 {
+				return "da"
+			}
+			return "talk"
+		}, 36, 34},
+		{"in the middle of a phrase", func(n int) string { return "vreau să vorbesc" }, 76, 74},
+		{"partial lagging the last word", func(n int) string {
+			if n <= 41 {
+				return "vreau să vorbesc"
+			}
+			return "vreau să vorbesc cu un operator"
+		}, 36, 34},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newEarRig(t, &scriptRec{text: "x", partial: c.partial}, nil, nil)
+			req := r.e.listen("ro", g, 0)
+			r.feed(quietFrame, 30)
+			r.feed(loudFrame, 20)
+			next(t, req)
+			r.feed(quietFrame, c.wait)
+			select {
+			case ev := <-req.events:
+				t.Fatalf("the turn ended within %d frames of silence: %+v", c.wait, ev)
+			default:
+			}
+			r.feed(quietFrame, c.endsBy-c.wait)
+			if ev := next(t, req); ev.res.Text == "" {
+				t.Fatalf("event %+v, want the result", ev)
+			}
+			r.end(errFlowDone)
+		})
+	}
 }
 
 // The recognizer ladder: the first engine failing at any step hands the

@@ -188,6 +188,9 @@ type ear struct {
 	cur     *turnReq        // the Listen the stream serves (nil: nobody waits any more)
 	curBlip bool            // the stream recognizes a held blip
 	partial speech.Result   // the stream's last partial result
+	// partialLoud: the partial result at the caller's last loud frame
+	// was not a whole phrase (see endSilence)
+	partialLoud bool
 	stream  speech.Stream
 	curAt   time.Time         // when the stream's utterance began
 	last    *turnReq          // the last Listen seen: its grammar serves unanswered speech
@@ -465,7 +468,7 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.giveBackVAD()
 		}
 	}
-	ev, fs := e.ep.push(f, loud, act.Speech, frames(e.endSilence()))
+	ev, fs := e.ep.push(f, loud, act.Speech, frames(e.endSilence(loud)))
 	switch ev {
 	case epNone:
 		if req != nil && e.done {
@@ -553,8 +556,15 @@ func (e *ear) settle(armed bool, ev epEvent) {
 
 // endSilence is the silence that ends the turn under way: the Listen's
 // (longer for digits), or IncompleteSilence while the words heard so far
-// are not a whole phrase of the Listen's grammar.
-func (e *ear) endSilence() time.Duration {
+// are not a whole phrase of the Listen's grammar, both at the caller's
+// last loud frame and now. Both, because the partial result moves after
+// the words end: decoding the silence that follows "da", pocketsphinx's
+// partial became "talk" (the start of "talk to an operator") and the turn
+// waited 1.5 s although the final result was "da"; and it lags them: at
+// the last loud frame of "pașaport" the partial may still be "cartea",
+// and it becomes "pasaport" 100 ms later. loud says whether the frame
+// about to be pushed is loud.
+func (e *ear) endSilence(loud bool) time.Duration {
 	end := e.cfg.EndSilence
 	if e.cur == nil {
 		return end
@@ -566,7 +576,11 @@ func (e *ear) endSilence() time.Duration {
 		if r, changed := e.stream.Partial(); changed {
 			e.partial = r
 		}
-		if e.partial.Text != "" && e.partial.Tag == "" && e.cur.grammar.Match(e.cur.lang, e.partial.Text) == "" {
+		incomplete := e.partial.Text != "" && e.partial.Tag == "" && e.cur.grammar.Match(e.cur.lang, e.partial.Text) == ""
+		if loud {
+			e.partialLoud = incomplete
+		}
+		if incomplete && e.partialLoud {
 			end = max(end, e.cfg.IncompleteSilence)
 		}
 	}
@@ -622,7 +636,7 @@ func (e *ear) drop(ctx context.Context, why string) {
 // startStream opens a recognizer stream for req and feeds it e.utt, the
 // utterance so far (started at at).
 func (e *ear) startStream(ctx context.Context, req *turnReq, at time.Time) {
-	e.sent, e.onFB, e.partial = e.sent[:0], false, speech.Result{}
+	e.sent, e.onFB, e.partial, e.partialLoud = e.sent[:0], false, speech.Result{}, false
 	e.ahead.Store(false)
 	e.curBlip, e.blip = e.blip && e.dest != toHeld, false // a blip still under way may grow into an answer
 	if e.dest == toHeld && e.paused {
