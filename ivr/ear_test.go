@@ -66,8 +66,8 @@ type scriptRec struct {
 	fail string
 	// partial, when set, is the partial result's text after n frames
 	partial func(n int) string
-	mu   sync.Mutex
-	opts []speech.StreamOptions // every stream's options
+	mu      sync.Mutex
+	opts    []speech.StreamOptions // every stream's options
 }
 
 func (r *scriptRec) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {

@@ -191,13 +191,13 @@ type ear struct {
 	// partialLoud: the partial result at the caller's last loud frame
 	// was not a whole phrase (see endSilence)
 	partialLoud bool
-	stream  speech.Stream
-	curAt   time.Time         // when the stream's utterance began
-	last    *turnReq          // the last Listen seen: its grammar serves unanswered speech
-	rec     speech.Recognizer // the engine of the call's turns
-	fb      speech.Recognizer // the next rung, nil once used (or none)
-	onFB    bool              // the stream runs on fb for this turn only
-	sent    [][]int16         // frames written to stream, kept to replay into fb
+	stream      speech.Stream
+	curAt       time.Time         // when the stream's utterance began
+	last        *turnReq          // the last Listen seen: its grammar serves unanswered speech
+	rec         speech.Recognizer // the engine of the call's turns
+	fb          speech.Recognizer // the next rung, nil once used (or none)
+	onFB        bool              // the stream runs on fb for this turn only
+	sent        [][]int16         // frames written to stream, kept to replay into fb
 }
 
 // uttDest is where the frames of the utterance in progress go.
