@@ -113,6 +113,11 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		w.Header().Set("Content-Range", res.Header.Get("Content-Range"))
+		c.refuse(w, r, res.StatusCode, "the range asked for is beyond the end of the recording")
+		return
+	}
 	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusPartialContent {
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		audit(false, fmt.Sprintf("engine %s answered %d", engine, res.StatusCode))
