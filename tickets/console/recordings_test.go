@@ -26,8 +26,9 @@ func TestRecordingFromAnotherEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a *httptest.Server
+	dirB := t.TempDir()
 	e := newEnv(t, func(c *Config) {
-		c.Engine, c.RecordingsDir, c.PeerSecret = "engine-b", t.TempDir(), secret
+		c.Engine, c.RecordingsDir, c.PeerSecret = "engine-b", dirB, secret
 		c.Peers = map[string]string{"engine-a": "http://127.0.0.1:1"} // replaced below
 	})
 	ctx := context.Background()
@@ -63,10 +64,41 @@ func TestRecordingFromAnotherEngine(t *testing.T) {
 		t.Errorf("audit of the plays: %+v", got)
 	}
 
+	// The ticket screen plays it for the agent roles only.
+	tk, err := e.st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Caller: "+40721555666", CallID: "call-a", Recording: recA, Description: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := ana.get("/tickets/" + tk.Number); !strings.Contains(body, `src="/calls/call-a/recording"`) {
+		t.Errorf("no player on the operator's ticket screen:\n%s", body)
+	}
+
+	// A call that names no engine (a line of one engine) is read from
+	// this engine's disk.
+	recB := filepath.Join(dirB, "call-local.wav")
+	if err := os.WriteFile(recB, []byte("RIFF local"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.StartCall(ctx, tickets.CallRecord{ID: "call-local", Telephony: "sip", Caller: "+40721555666", Called: "1919"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.AnswerCall(ctx, "call-local", time.Now(), "PCMU", recB); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ana.get("/calls/call-local/recording"); code != http.StatusOK || body != "RIFF local" {
+		t.Errorf("a local recording: %d %q", code, body)
+	}
+	if got := e.auditRows(tickets.AuditQuery{Action: "recording_play", Target: "call-local"}); len(got) != 1 || got[0].Detail != "local" {
+		t.Errorf("audit of the local play: %+v", got)
+	}
+
 	sue := e.client()
 	sue.login("sue", pw)
 	if code, _ := sue.get("/calls/call-a/recording"); code != http.StatusForbidden {
 		t.Errorf("a supervisor plays a recording: %d, want 403", code)
+	}
+	if _, body := sue.get("/tickets/" + tk.Number); strings.Contains(body, "/recording") {
+		t.Error("the supervisor's ticket screen has a player")
 	}
 
 	// Engine A refuses anyone without the secret.
