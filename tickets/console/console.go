@@ -1,8 +1,9 @@
 // Package console is the agents' web console: sign-in, the live queue of
 // tickets, the ticket screen (history, transcript, cited articles, the
-// caller's earlier tickets) with its actions, the supervisor's dashboard
-// with CSV export, the knowledge base misses, and a JSON API under /api/
-// (docs/console.md).
+// caller's earlier tickets) with its actions, the call's recording (read
+// from this engine's disk, or fetched from the engine that took the call:
+// recordings.go), the supervisor's dashboard with CSV export, the
+// knowledge base misses, and a JSON API under /api/ (docs/console.md).
 //
 // Pages are rendered on the server (html/template escapes every value)
 // with a little vanilla JavaScript for keyboard shortcuts and live updates
@@ -11,7 +12,8 @@
 // Security: a session cookie (HttpOnly, SameSite=Strict) or, for scripts,
 // a bearer token; a per-session CSRF token on every state-changing request;
 // a role check on every route; every action, every ticket view, every
-// refusal and every failed sign-in is written to the store's audit log.
+// recording played, every refusal and every failed sign-in is written to
+// the store's audit log.
 // Caller numbers, descriptions and transcripts are shown only to the agent
 // roles; the supervisor sees them masked.
 //
