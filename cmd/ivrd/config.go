@@ -598,8 +598,8 @@ func (c Config) Validate() error {
 			return bad("webhook.secret", "must be at least 16 bytes when webhook.url is set")
 		}
 	}
-	if len(c.Recording.Peers) > 0 && len(c.Recording.Secret) < 16 {
-		return bad("recordings.secret", "must be at least 16 bytes when recordings.peers is set")
+	if (len(c.Recording.Peers) > 0 || c.Recording.Secret != "") && len(c.Recording.Secret) < 16 {
+		return bad("recordings.secret", "must be at least 16 bytes when set, and is required when recordings.peers is set")
 	}
 	for name, u := range c.Recording.Peers {
 		pu, err := url.Parse(u)

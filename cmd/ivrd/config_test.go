@@ -127,6 +127,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_CONSOLE_HASH_CONCURRENCY": "0"}, key: "console.hash_concurrency"},
 		{file: "[console]\nhash_wait = \"1m\"\n", key: "console.hash_wait"},
 		{env: map[string]string{"IVR_RECORDINGS_PEERS": "engine-1=http://10.0.0.11:8081"}, key: "recordings.secret"},
+		{env: map[string]string{"IVR_RECORDINGS_SECRET": "short"}, key: "recordings.secret"},
 		{env: map[string]string{"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=10.0.0.11:8081"}, key: "recordings.peers"},
 		{env: map[string]string{"IVR_RECORDINGS_PEERS": "engine-1"}, key: "recordings.peers"},
 		{file: "[recordings]\nsecret = \"a secret long enough\"\n[recordings.peers]\nengine-1 = \"ftp://x\"\n", key: "recordings.peers"},
