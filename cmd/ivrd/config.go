@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +41,7 @@ type Config struct {
 	SIP       SIPConfig              `toml:"sip"`
 	Console   ConsoleConfig          `toml:"console"`
 	Webhook   WebhookConfig          `toml:"webhook"`
+	Recording RecordingsConfig       `toml:"recordings"`
 	Speech    SpeechConfig           `toml:"speech"`
 	HTTP      HTTPConfig             `toml:"http"`
 	Log       LogConfig              `toml:"log"`
@@ -201,6 +203,19 @@ type ConsoleConfig struct {
 	HashWait        Duration `toml:"hash_wait"`
 }
 
+// RecordingsConfig is the [recordings] table: how a console plays a
+// recording kept on another engine's disk (docs/scale-out.md).
+type RecordingsConfig struct {
+	// Secret, shared by the engines of one line, signs the requests for
+	// another engine's recordings; empty: no engine serves its recordings
+	// to another, and none fetches.
+	Secret string `toml:"secret"`
+	// Peers maps each engine's name to its console's base URL, as the
+	// other engines reach it ("http://10.0.0.11:8081"). The same map on
+	// every engine: an engine's own entry is not used.
+	Peers map[string]string `toml:"peers"`
+}
+
 // WebhookConfig is the [webhook] table.
 type WebhookConfig struct {
 	URL    string `toml:"url"`
@@ -335,6 +350,8 @@ var envOverrides = []struct {
 	{"IVR_CONSOLE_HASH_WAIT", "console.hash_wait", func(c *Config, v string) error { return c.Console.HashWait.UnmarshalText([]byte(v)) }},
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
+	{"IVR_RECORDINGS_SECRET", "recordings.secret", func(c *Config, v string) error { c.Recording.Secret = v; return nil }},
+	{"IVR_RECORDINGS_PEERS", "recordings.peers", func(c *Config, v string) error { return setPeers(&c.Recording.Peers, v) }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
 	{"IVR_SPEECH_RECOGNIZER", "speech.recognizer", func(c *Config, v string) error { c.Speech.Recognizer = v; return nil }},
 	{"IVR_SPEECH_SYNTHESIZER", "speech.synthesizer", func(c *Config, v string) error { c.Speech.Synthesizer = v; return nil }},
@@ -354,6 +371,23 @@ func setInt(dst *int, v string) error {
 		return fmt.Errorf("%q is not a whole number", v)
 	}
 	*dst = n
+	return nil
+}
+
+// setPeers reads "NAME=URL,NAME=URL" (empty: no peers).
+func setPeers(dst *map[string]string, v string) error {
+	m := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, u, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("%q is not NAME=URL", kv)
+		}
+		m[strings.TrimSpace(name)] = strings.TrimSpace(u)
+	}
+	*dst = m
 	return nil
 }
 
@@ -562,6 +596,15 @@ func (c Config) Validate() error {
 		}
 		if len(c.Webhook.Secret) < 16 {
 			return bad("webhook.secret", "must be at least 16 bytes when webhook.url is set")
+		}
+	}
+	if (len(c.Recording.Peers) > 0 || c.Recording.Secret != "") && len(c.Recording.Secret) < 16 {
+		return bad("recordings.secret", "must be at least 16 bytes when set, and is required when recordings.peers is set")
+	}
+	for name, u := range c.Recording.Peers {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return bad("recordings.peers", "engine %q: %q is not an http:// or https:// URL", name, u)
 		}
 	}
 	sp := c.Speech

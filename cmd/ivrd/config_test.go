@@ -46,6 +46,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"IVR_SIP_REGISTER_MAX_FAILURES": "6", "IVR_SIP_REGISTER_ADDRESS_MAX_FAILURES": "12",
 		"IVR_SIP_REGISTER_BACKOFF": "2s", "IVR_SIP_REGISTER_LOCKOUT": "1h",
 		"IVR_CONSOLE_LOGIN_RATE": "30", "IVR_CONSOLE_HASH_CONCURRENCY": "1", "IVR_CONSOLE_HASH_WAIT": "500ms",
+		"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=http://10.0.0.11:8081, engine-2 = https://e2.example/",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,9 @@ func TestEnvironmentOverrides(t *testing.T) {
 		q.MaxFailures != 6 || q.AddressMaxFailures != 12 || q.Backoff.Duration != 2*time.Second || q.Lockout.Duration != time.Hour ||
 		con.LoginRate != 30 || con.HashConcurrency != 1 || con.HashWait.Duration != 500*time.Millisecond {
 		t.Errorf("limit overrides not applied: %+v %+v %+v", s, q, con)
+	}
+	if r := c.Recording; r.Secret != "a secret long enough" || len(r.Peers) != 2 || r.Peers["engine-1"] != "http://10.0.0.11:8081" || r.Peers["engine-2"] != "https://e2.example/" {
+		t.Errorf("recordings overrides not applied: %+v", r)
 	}
 }
 
@@ -122,6 +126,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_CONSOLE_LOGIN_RATE": "x"}, key: "console.login_rate"},
 		{env: map[string]string{"IVR_CONSOLE_HASH_CONCURRENCY": "0"}, key: "console.hash_concurrency"},
 		{file: "[console]\nhash_wait = \"1m\"\n", key: "console.hash_wait"},
+		{env: map[string]string{"IVR_RECORDINGS_PEERS": "engine-1=http://10.0.0.11:8081"}, key: "recordings.secret"},
+		{env: map[string]string{"IVR_RECORDINGS_SECRET": "short"}, key: "recordings.secret"},
+		{env: map[string]string{"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=10.0.0.11:8081"}, key: "recordings.peers"},
+		{env: map[string]string{"IVR_RECORDINGS_PEERS": "engine-1"}, key: "recordings.peers"},
+		{file: "[recordings]\nsecret = \"a secret long enough\"\n[recordings.peers]\nengine-1 = \"ftp://x\"\n", key: "recordings.peers"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 		Login:     tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
 		LoginRate: cfg.Console.LoginRate, HashConcurrency: cfg.Console.HashConcurrency, HashWait: cfg.Console.HashWait.Duration,
 		Logger: log.With("component", "console"),
+		Engine: store.Engine(), RecordingsDir: filepath.Join(cfg.Engine.DataDir, "recordings"),
+		Peers: cfg.Recording.Peers, PeerSecret: []byte(cfg.Recording.Secret),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -1,8 +1,9 @@
 // Package console is the agents' web console: sign-in, the live queue of
 // tickets, the ticket screen (history, transcript, cited articles, the
-// caller's earlier tickets) with its actions, the supervisor's dashboard
-// with CSV export, the knowledge base misses, and a JSON API under /api/
-// (docs/console.md).
+// caller's earlier tickets) with its actions, the call's recording (read
+// from this engine's disk, or fetched from the engine that took the call:
+// recordings.go), the supervisor's dashboard with CSV export, the
+// knowledge base misses, and a JSON API under /api/ (docs/console.md).
 //
 // Pages are rendered on the server (html/template escapes every value)
 // with a little vanilla JavaScript for keyboard shortcuts and live updates
@@ -11,7 +12,8 @@
 // Security: a session cookie (HttpOnly, SameSite=Strict) or, for scripts,
 // a bearer token; a per-session CSRF token on every state-changing request;
 // a role check on every route; every action, every ticket view, every
-// refusal and every failed sign-in is written to the store's audit log.
+// recording played, every refusal and every failed sign-in is written to
+// the store's audit log.
 // Caller numbers, descriptions and transcripts are shown only to the agent
 // roles; the supervisor sees them masked.
 //
@@ -83,6 +85,22 @@ type Config struct {
 	Poll time.Duration
 	// Logger receives errors (never personal data); nil means slog.Default().
 	Logger *slog.Logger
+
+	// Recordings (recordings.go). Engine is this engine's name (the
+	// calls' Engine; "" on a line of one engine). RecordingsDir, if set,
+	// is the folder this engine's recordings are in: a path outside it is
+	// never served. Peers maps another engine's name to its console's
+	// base URL ("http://10.0.0.12:8081"), where this console fetches the
+	// recordings that engine keeps; PeerSecret, shared by the engines,
+	// signs those requests and enables this engine's own
+	// /internal/recordings/ (empty: no engine-to-engine fetch at all).
+	Engine        string
+	RecordingsDir string
+	Peers         map[string]string
+	PeerSecret    []byte
+	// PeerClient fetches from the other engines (nil: connections time
+	// out after 3 s, headers after 10 s, the body streams unbounded).
+	PeerClient *http.Client
 }
 
 // Console is the web console; mount it at the root of its listener.
@@ -97,6 +115,7 @@ type Console struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
+	peerClient    *http.Client
 	gate          *gate
 	throttleAudit *limit.Every // login_throttled audited once a minute per address
 }
@@ -142,6 +161,14 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	c.stat = http.StripPrefix("/static/", http.FileServerFS(sub))
+	c.peerClient = cfg.PeerClient
+	if c.peerClient == nil {
+		c.peerClient = &http.Client{Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost:   4,
+		}}
+	}
 	c.routes()
 	return c, nil
 }
@@ -173,6 +200,9 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /dashboard.csv", c.auth(supervisors, c.dashboardCSV))
 	m.HandleFunc("GET /kb/misses", c.auth(kbReaders, c.missesPage))
 	m.HandleFunc("GET /events", c.auth(allRoles, c.events))
+	// A recording is personal data: the roles that see it.
+	m.HandleFunc("GET /calls/{id}/recording", c.auth(editors, c.playRecording))
+	m.HandleFunc("GET /internal/recordings/{id}", c.peerRecording)
 
 	m.HandleFunc("POST /api/login", c.apiLogin)
 	m.HandleFunc("POST /api/logout", c.auth(allRoles, c.apiLogout))
@@ -182,6 +212,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /api/tickets/{number}/actions", c.auth(editors, c.apiAction))
 	m.HandleFunc("GET /api/indicators", c.auth(supervisors, c.apiIndicators))
 	m.HandleFunc("GET /api/kb/misses", c.auth(kbReaders, c.apiMisses))
+	m.HandleFunc("GET /api/calls/{id}/recording", c.auth(editors, c.playRecording))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
