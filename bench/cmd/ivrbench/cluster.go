@@ -92,9 +92,12 @@ func (c *cleanups) run() {
 	}
 }
 
-func runCluster(e *benchEnv, rates []int, dur time.Duration, out string) error {
+func runCluster(e *benchEnv, rates []int, dur time.Duration, out string, keep bool) error {
 	var cl cleanups
 	defer cl.run()
+	if !keep {
+		cl.add(func() { os.RemoveAll(e.work) }) // run's defer does not run after os.Exit
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -176,7 +179,7 @@ func runCluster(e *benchEnv, rates []int, dur time.Duration, out string) error {
 			}
 			var runs []ClusterRun
 			for _, rate := range rates {
-				r := clusterRate(e, name, engines, kamPID, pg.pid, target, rate, dur)
+				r := clusterRate(e, &cl, name, engines, kamPID, pg.pid, target, rate, dur)
 				printClusterRun(e.out, r)
 				runs = append(runs, r)
 			}
@@ -211,7 +214,7 @@ func runCluster(e *benchEnv, rates []int, dur time.Duration, out string) error {
 }
 
 // clusterRate places rate calls/s for dur at target and measures.
-func clusterRate(e *benchEnv, name string, engines []*ivrd, kamPID, pgPID int, target string, rate int, dur time.Duration) (r ClusterRun) {
+func clusterRate(e *benchEnv, cl *cleanups, name string, engines []*ivrd, kamPID, pgPID int, target string, rate int, dur time.Duration) (r ClusterRun) {
 	n := int(float64(rate) * dur.Seconds())
 	r = ClusterRun{Config: name, Engines: len(engines), Rate: rate, Calls: n}
 	fail := func(format string, a ...any) ClusterRun {
@@ -262,6 +265,7 @@ func clusterRate(e *benchEnv, name string, engines []*ivrd, kamPID, pgPID int, t
 	if err := sp.start(); err != nil {
 		return fail("%v", err)
 	}
+	cl.add(func() { _ = sp.cmd.Process.Kill() }) // on a signal; harmless once it exited
 	// sipp's own CPU, read just before it exits is not possible: sample it.
 	var sippCPU float64
 	stopS := make(chan struct{})

@@ -275,7 +275,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(o.cluster) > 0 {
-		return runCluster(env, o.cluster, o.clusterT, o.out)
+		return runCluster(env, o.cluster, o.clusterT, o.out, o.keep)
 	}
 
 	// Longest first would be kinder to the machine's page cache, but the
