@@ -84,9 +84,12 @@ fuzz: deps
 	done
 
 # Benchmarks: Go micro-benchmarks and the SIPp load run; figures land in
-# bench/results.json (see docs/benchmarks.md).
+# bench/results.json and bench/cluster-results.json (see docs/benchmarks.md).
 bench: deps build
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -out bench/results.json
+	# Call setup through the shipped Kamailio, one and two engines on one
+	# PostgreSQL, against one engine alone (about 4 minutes).
+	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -cluster 50,100,150,200 -cluster-time 15s -out bench/cluster-results.json
 	# Speech turn-taking on loopback calls: barge-in and turn latency,
 	# concurrent listening calls (docs/speech.md).
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'BargeInLatency|TurnLatency|ListeningCalls' -benchtime 15x ./dialplan/sip/

@@ -36,7 +36,8 @@ type ivrdOptions struct {
 	dataDir    string
 	firstDigit time.Duration
 	rtpTimeout time.Duration
-	speech     bool // IVR_SPEECH
+	speech     bool     // IVR_SPEECH
+	extra      []string // more environment, after (and so over) the above
 }
 
 // startIVRD starts the daemon on free loopback ports and waits for /healthz.
@@ -74,6 +75,7 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 		"IVR_LOG_LEVEL=warn",
 		"IVR_SPEECH="+strconv.FormatBool(o.speech),
 	)
+	d.cmd.Env = append(d.cmd.Env, o.extra...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()

@@ -50,6 +50,8 @@ type options struct {
 	keep      bool
 	media     string
 	speech    bool
+	cluster   []int // call rates of the cluster run; none: the load run
+	clusterT  time.Duration
 }
 
 // Results is the JSON written to -out.
@@ -177,8 +179,25 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.media, "media", "rtpstream", "how sipp streams the callers' audio: rtpstream (sipp rtp_stream, a thread per 20 calls) or pcap (play_pcap_audio, a thread per call)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (ivrd logs, sipp traces, databases)")
 	fs.BoolVar(&o.speech, "speech", false, "turn speech recognition on in ivrd: every caller then speaks all the time, the worst case (the speech benchmarks in dialplan/sip measure realistic turns)")
+	clusterFlag := fs.String("cluster", "", "instead of the load run: call rates (calls/s, comma-separated) of the cluster run, one engine direct and one and two engines behind Kamailio on one PostgreSQL; -out defaults to bench/cluster-results.json")
+	fs.DurationVar(&o.clusterT, "cluster-time", 20*time.Second, "how long each rate of the cluster run places calls")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	outSet := false
+	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	for _, f := range strings.Split(*clusterFlag, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-cluster: %q is not a positive number", f)
+		}
+		o.cluster = append(o.cluster, n)
+	}
+	if len(o.cluster) > 0 && !outSet {
+		o.out = "bench/cluster-results.json"
 	}
 	for _, f := range strings.Split(*callsFlag, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -254,6 +273,9 @@ func run(args []string, stdout io.Writer) error {
 	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech}
 	if err := env.prepare(); err != nil {
 		return err
+	}
+	if len(o.cluster) > 0 {
+		return runCluster(env, o.cluster, o.clusterT, o.out, o.keep)
 	}
 
 	// Longest first would be kinder to the machine's page cache, but the

@@ -25,6 +25,7 @@ type sippRun struct {
 	Duration time.Duration // -d: the scenario's <pause/>
 	Timeout  time.Duration // -timeout
 	RTT      bool          // -trace_rtt
+	Extra    []string      // more arguments
 
 	cmd  *exec.Cmd
 	out  bytes.Buffer
@@ -61,6 +62,7 @@ func (r *sippRun) start() error {
 	if r.RTT {
 		args = append(args, "-trace_rtt", "-rtt_freq", "1")
 	}
+	args = append(args, r.Extra...)
 	args = append(args, r.Target)
 	r.cmd = exec.CommandContext(context.Background(), "sipp", args...)
 	r.cmd.Dir = r.Dir
