@@ -89,10 +89,11 @@ import "C"
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/cgo"
 	"strconv"
@@ -100,6 +101,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/speech"
 )
 
@@ -337,29 +339,38 @@ func render(j *job) {
 }
 
 // renderIsolated renders j with a new espeak-ng process, which writes a
-// WAV file at nativeRate on its standard output; the samples after the
-// header are pushed as the library's callback pushes them.
+// WAV file at nativeRate (read with audio.ReadWAV, so a broken file is a
+// clear error); the samples are pushed as the library's callback pushes
+// them. A file, not --stdout: on a pipe espeak-ng cannot go back to write
+// the chunk sizes, and the header claims 2 GB of data.
 func renderIsolated(ctx context.Context, j *job) {
-	cmd := exec.CommandContext(ctx, "espeak-ng", "--stdout", "-v", j.voice, "-s", strconv.Itoa(j.speed))
-	cmd.Stdin = strings.NewReader(j.text)
-	out, err := cmd.Output()
+	dir, err := os.MkdirTemp("", "ivr-espeak-")
 	if err != nil {
 		j.out.finish(fmt.Errorf("%w: espeak-ng: %v", speech.ErrEngine, err))
 		return
 	}
-	i := bytes.Index(out, []byte("data"))
-	if len(out) < 44 || !bytes.HasPrefix(out, []byte("RIFF")) || i < 0 || i+8 > len(out) {
-		j.out.finish(fmt.Errorf("%w: espeak-ng wrote %d bytes that are not a WAV file", speech.ErrEngine, len(out)))
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "text.wav")
+	cmd := exec.CommandContext(ctx, "espeak-ng", "-w", path, "-v", j.voice, "-s", strconv.Itoa(j.speed))
+	cmd.Stdin = strings.NewReader(j.text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		j.out.finish(fmt.Errorf("%w: espeak-ng: %v %s", speech.ErrEngine, err, bytes.TrimSpace(out)))
 		return
 	}
-	if r := binary.LittleEndian.Uint32(out[24:]); r != nativeRate {
-		j.out.finish(fmt.Errorf("%w: espeak-ng wrote %d Hz, want %d", speech.ErrEngine, r, nativeRate))
+	f, err := os.Open(path)
+	if err != nil {
+		j.out.finish(fmt.Errorf("%w: espeak-ng: %v", speech.ErrEngine, err))
 		return
 	}
-	data := out[i+8:]
-	pcm := make([]int16, len(data)/2)
-	for k := range pcm {
-		pcm[k] = int16(binary.LittleEndian.Uint16(data[2*k:]))
+	pcm, rate, err := audio.ReadWAV(f)
+	f.Close()
+	switch {
+	case err != nil:
+		j.out.finish(fmt.Errorf("%w: espeak-ng: %v", speech.ErrEngine, err))
+		return
+	case rate != nativeRate:
+		j.out.finish(fmt.Errorf("%w: espeak-ng wrote %d Hz, want %d", speech.ErrEngine, rate, nativeRate))
+		return
 	}
 	if len(pcm) > 0 && !j.out.stopped() {
 		j.out.push(pcm)
