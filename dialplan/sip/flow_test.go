@@ -3,6 +3,7 @@ package sip_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -311,17 +312,10 @@ func TestShippedFlowBySpeech(t *testing.T) {
 		lines = append(lines, tu.Speaker+": "+tu.Text)
 	}
 	all := strings.Join(lines, "\n")
-	// at is the index of the first line that starts with prefix, case
+	// at is the index of the first line that starts with p, case
 	// and diacritics aside (the recognizer may spell "pașaport" as the
 	// grammar's "pasaport"), or -1.
-	at := func(prefix string) int {
-		for i, l := range lines {
-			if strings.HasPrefix(flows.Normalize(l), flows.Normalize(prefix)) {
-				return i
-			}
-		}
-		return -1
-	}
+	at := func(p string) int { return slices.IndexFunc(lines, prefix(p)) }
 	wants := []string{"ivr: Spuneți pe scurt", "caller: pașaport", "ivr: Pașaportul", "ivr: V-a ajutat", "caller: nu"}
 	if confirm {
 		wants = append(wants, "caller: da")
