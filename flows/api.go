@@ -626,7 +626,10 @@ func (c *call) luaAsk(L *lua.LState) int {
 			// than the confirmation threshold that name no option are
 			// most likely not what the caller said (noise, a voice in
 			// the room forced into the grammar): asked again.
-			if free && in.Mode == InputSpeech && in.Confidence >= confirmBelow {
+			// A bare "da" or "nu" answers no question that has no yes/no
+			// option: asked again rather than searched as a request (a
+			// voice in the room is often forced into these short words).
+			if free && in.Mode == InputSpeech && in.Confidence >= confirmBelow && !bareYesNo(in.Text) {
 				return c.result(L, in, nil), true
 			}
 			return nil, false
@@ -676,6 +679,17 @@ func (c *call) confirmParts(L *lua.LState, question []Part) bool {
 }
 
 var yesNoPhrases = []string{"da", "nu", "yes", "no", "sigur", "corect"}
+
+// bareYesNo reports whether text is only a yes or a no word, as the
+// recognizer hears the escapes every question accepts ("da", "nu", "yes",
+// "no").
+func bareYesNo(text string) bool {
+	switch Normalize(text) {
+	case "da", "nu", "yes", "no":
+		return true
+	}
+	return false
+}
 
 func (c *call) result(L *lua.LState, in Input, o *option) *lua.LTable {
 	t := L.NewTable()

@@ -248,6 +248,42 @@ say("option " .. tostring(r and r.option) .. " " .. tostring(r and r.confidence)
 	}
 }
 
+// A free question's words that name no option go to the flow; a bare
+// "da" or "nu" does not (it answers no question that has no yes/no option,
+// and a voice in the room is often forced into it): the question is asked
+// again, and the caller's next answer counts.
+func TestFreeQuestionAsksAgainAfterBareYesNo(t *testing.T) {
+	flow := `local r = ask{prompt = "Alegeți.", options = {{id = "passport", key = "2", say = "pașaport"}}, free = true, retries = 1}
+say("got " .. tostring(r and r.option) .. " " .. tostring(r and r.text))`
+	rt := load(t, map[string]string{"main.lua": flow}, flows.Limits{})
+	for _, c := range []struct{ input, want string }{
+		{"cum îmi schimb parola @0.8\n", "got nil cum îmi schimb parola"},
+		{"da @0.8\npașaport @0.9\n", "got passport pașaport"},
+		{"Nu. @0.9\ncum îmi schimb parola @0.8\n", "got nil cum îmi schimb parola"},
+		{"yes @0.9\n#2\n", "got passport 2"},
+	} {
+		var got []string
+		asked := 0
+		ch := sim.NewChannel(strings.NewReader(c.input), nil)
+		ch.Mode = sim.SpeechOpen
+		ch.Lines = func(l string) {
+			if v, ok := strings.CutPrefix(l, "ivr: "); ok && strings.HasPrefix(v, "got ") {
+				got = append(got, v)
+			}
+			if strings.Contains(l, "Alegeți.") {
+				asked++
+			}
+		}
+		rt.Run(context.Background(), flows.Facts{}, ch, flows.Services{Log: slog.New(slog.DiscardHandler)})
+		if strings.Join(got, "|") != c.want {
+			t.Errorf("%q: %q, want %q", c.input, got, c.want)
+		}
+		if want := 1 + strings.Count(c.input, "\n") - 1; asked != want {
+			t.Errorf("%q: the question was asked %d times, want %d", c.input, asked, want)
+		}
+	}
+}
+
 // Barge-in in the simulator: keys or words over a prompt that allows it
 // cut it and answer the next question; over one that does not, words are
 // lost (and reported), keys wait.
