@@ -63,7 +63,19 @@ type User struct {
 	Disabled    bool      `json:"disabled"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	Created     time.Time `json:"created"`
+	// Lang is the language the console speaks to the user: LangRomanian
+	// (the default) or LangEnglish; the user chooses it (SetUserLang).
+	Lang string `json:"lang"`
 }
+
+// The console's languages: Romanian by default, English the second.
+const (
+	LangRomanian = "ro"
+	LangEnglish  = "en"
+)
+
+// Langs lists the console's languages, the default first.
+var Langs = []string{LangRomanian, LangEnglish}
 
 // LoginPolicy is how sign-ins and sessions behave. Zero fields take the
 // defaults in DefaultLoginPolicy.
@@ -252,13 +264,13 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 	}))
 }
 
-const userColumns = `name, role, disabled, locked_until, created_ns`
+const userColumns = `name, role, disabled, locked_until, created_ns, lang`
 
 func scanUser(sc interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var disabled int
 	var locked, created int64
-	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created); err != nil {
+	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created, &u.Lang); err != nil {
 		return u, err
 	}
 	u.Disabled, u.Created = disabled != 0, fromNanos(created)
@@ -322,7 +334,7 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 	var enc string
 	var u User
 	err := s.db.QueryRowContext(ctx, `SELECT `+userColumns+`, password FROM users WHERE name = ?`, name).
-		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), &enc)
+		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), new(string), &enc)
 	known := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: login: %w", err)
@@ -413,9 +425,9 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	var sess Session
 	var created, expires int64
 	var disabled int
-	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns
+	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang
 		FROM sessions s JOIN users u ON u.name = s."user" WHERE s.token_hash = ?`, tokenHash(token)).
-		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64))
+		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: session %w", ErrNotFound)
 	}
@@ -471,5 +483,26 @@ func (s *Store) SetUserDisabled(ctx context.Context, actor, name string, disable
 			action = "user_disable"
 		}
 		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: action, Target: name, OK: true})
+	}))
+}
+
+// SetUserLang sets the language the console speaks to a user (one of
+// Langs), audited as "user_lang" with the user as actor. The user's open
+// sessions speak it from their next page.
+func (s *Store) SetUserLang(ctx context.Context, name, lang string) error {
+	op := "set language of " + name
+	if err := checkEnum("language", lang, Langs); err != nil {
+		return fmt.Errorf("tickets: %s: %w", op, err)
+	}
+	now := s.now()
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET lang = ? WHERE name = ?`, lang, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %q %w", name, ErrNotFound)
+		}
+		return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "user_lang", Target: name, Detail: lang, OK: true})
 	}))
 }

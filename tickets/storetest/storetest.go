@@ -91,6 +91,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"a refused call log write loses no other", callLogRefusal},
 		{"an acknowledged turn is committed", turnsCommitted},
 		{"users, sign-ins and the audit log", users},
+		{"a user's language is kept", userLang},
 		{"live readers skip no late commit", feedSkipsNothing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
@@ -697,6 +698,47 @@ func users(t *testing.T, open Opener) {
 	slices.Reverse(actions)
 	if got := strings.Join(actions, " "); got != "login login_failed login_failed login_failed login_locked logout" {
 		t.Fatalf("audit of ana: %s", got)
+	}
+}
+
+// A user speaks Romanian until choosing English; the choice is seen by
+// every engine, in the user's live session, and is audited; a language
+// the console does not speak is refused.
+func userLang(t *testing.T, open Opener) {
+	hs := engines(t, open(t), 2)
+	const pw = "a good long password"
+	must(t, hs[0].st.AddUser(ctx, "admin", "ion", tickets.RoleOperator, pw))
+	if u, err := hs[1].st.User(ctx, "ion"); err != nil || u.Lang != tickets.LangRomanian {
+		t.Fatalf("a new user's language: %+v %v, want ro", u, err)
+	}
+	sess, err := hs[0].st.Login(ctx, "ion", pw, "10.0.0.5", tickets.LoginPolicy{})
+	must(t, err)
+	if sess.User.Lang != tickets.LangRomanian {
+		t.Fatalf("the session's language %q, want ro", sess.User.Lang)
+	}
+	must(t, hs[1].st.SetUserLang(ctx, "ion", tickets.LangEnglish))
+	if s, err := hs[0].st.SessionByToken(ctx, sess.Token); err != nil || s.User.Lang != tickets.LangEnglish {
+		t.Fatalf("the live session after choosing English: %+v %v", s, err)
+	}
+	us, err := hs[0].st.Users(ctx)
+	must(t, err)
+	if len(us) != 1 || us[0].Lang != tickets.LangEnglish {
+		t.Fatalf("users: %+v", us)
+	}
+	if err := hs[0].st.SetUserLang(ctx, "ion", "fr"); !errors.Is(err, tickets.ErrInvalid) {
+		t.Fatalf("French: %v, want ErrInvalid", err)
+	}
+	if err := hs[0].st.SetUserLang(ctx, "nobody", "ro"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Fatalf("an unknown user: %v, want ErrNotFound", err)
+	}
+	es, err := hs[1].st.AuditLog(ctx, tickets.AuditQuery{Action: "user_lang"})
+	must(t, err)
+	if len(es) != 1 || es[0].User != "ion" || es[0].Detail != "en" || !es[0].OK {
+		t.Fatalf("audit of the choice: %+v", es)
+	}
+	// The database refuses a language the console does not speak.
+	if err := raw(hs[0].db, `UPDATE users SET lang = 'fr' WHERE name = 'ion'`); err == nil {
+		t.Fatal("the database took lang 'fr'")
 	}
 }
 
