@@ -115,14 +115,14 @@ func (c *Console) apiTickets(w http.ResponseWriter, r *http.Request) {
 	}
 	if !seesPersonalData(sess.User.Role) {
 		for i := range ts {
-			ts[i] = maskTicket(ts[i])
+			ts[i] = maskTicket(ts[i], c.apiMsgs())
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tickets": ts})
 }
 
 func (c *Console) apiTicket(w http.ResponseWriter, r *http.Request) {
-	v, err := c.loadTicket(r.Context(), r, r.PathValue("number"))
+	v, err := c.loadTicket(r.Context(), r, r.PathValue("number"), c.apiMsgs())
 	if errors.Is(err, tickets.ErrNotFound) {
 		apiError(w, http.StatusNotFound, "no ticket "+r.PathValue("number"))
 		return

@@ -2,7 +2,11 @@ package console
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +24,14 @@ func chromium(t *testing.T) string {
 	return testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
 }
 
-// TestBrowser drives the console in headless chromium: a wrong password is
-// refused and audited; an operator signs in, the ticket of a call bridged
-// to her pops up by itself, she escalates it, is refused the dashboard and
-// signs out; a supervisor sees the dashboard.
+// TestBrowser drives the console in headless chromium: the console speaks
+// Romanian to a user who has not chosen; a wrong password is refused and
+// audited; an operator signs in, the ticket of a call bridged to her pops
+// up by itself, she escalates it, opens a recorded call's ticket and
+// clicks a transcript line (the player moves to that turn's moment),
+// switches to English, is refused the dashboard and signs out (the
+// sign-in page now in English); a supervisor sees the dashboard in
+// Romanian.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	e := newEnv(t)
@@ -80,11 +88,18 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// Romanian by default: the sign-in page, its button and its language.
+	var button, lang string
+	run("sign-in page", chromedp.Navigate(u+"/login"), chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Text("#signin", &button, chromedp.ByID), chromedp.Evaluate(`document.documentElement.lang`, &lang))
+	if button != "Autentificare" || lang != "ro" {
+		t.Fatalf("sign-in page: button %q, lang %q; want Autentificare, ro", button, lang)
+	}
 	// A wrong password is refused, and audited.
 	var msg string
 	run("wrong password", signIn("ana", "not the password"), chromedp.WaitVisible("#error", chromedp.ByID),
 		chromedp.Text("#error", &msg, chromedp.ByID))
-	if !strings.Contains(msg, "Wrong user name or password") {
+	if msg != "Nume de utilizator sau parolă greșită." {
 		t.Fatalf("wrong password: %q", msg)
 	}
 	if got := e.auditRows(tickets.AuditQuery{Action: "login_failed", User: "ana"}); len(got) != 1 || got[0].Address != "127.0.0.1" {
@@ -94,8 +109,13 @@ func TestBrowser(t *testing.T) {
 	// The operator signs in and sees the queue.
 	var rows string
 	run("sign in", signIn("ana", pw), chromedp.WaitVisible("#tickets", chromedp.ByID), chromedp.Text("#tickets", &rows, chromedp.ByID))
-	if !strings.Contains(rows, e.ticket) {
-		t.Fatalf("queue without the ticket %s: %q", e.ticket, rows)
+	if !strings.Contains(rows, e.ticket) || !strings.Contains(rows, "Număr") || !strings.Contains(rows, "pașaport") {
+		t.Fatalf("queue without the ticket %s in Romanian: %q", e.ticket, rows)
+	}
+	var status string
+	run("status in the queue", chromedp.Text(`#tickets tbody tr[data-href="/tickets/`+e.ticket+`"] td.st`, &status, chromedp.ByQuery))
+	if status != "nouă" {
+		t.Fatalf("the ticket's status in the queue %q, want nouă", status)
 	}
 	// Keyboard: "/" goes to the search box.
 	var active string
@@ -130,8 +150,9 @@ func TestBrowser(t *testing.T) {
 	var level string
 	run("escalate", chromedp.Click("#escalate-2", chromedp.ByID),
 		chromedp.WaitVisible(`#escalate-2[disabled]`, chromedp.ByQuery), chromedp.Text("#level", &level, chromedp.ByID))
-	if level != "level II" {
-		t.Fatalf("level shown %q", level)
+	run("escalated status", chromedp.Text("#status", &status, chromedp.ByID))
+	if level != "nivelul II" || status != "escaladată" {
+		t.Fatalf("level shown %q, status %q; want nivelul II, escaladată", level, status)
 	}
 	tk, err := e.st.Ticket(ctx, e.ticket)
 	if err != nil || tk.Level != 2 || tk.Status != tickets.StatusEscalated {
@@ -139,6 +160,42 @@ func TestBrowser(t *testing.T) {
 	}
 	if got := e.auditRows(tickets.AuditQuery{Action: "ticket_escalate", User: "ana"}); len(got) != 1 || !got[0].OK {
 		t.Fatalf("escalation audit: %+v", got)
+	}
+
+	// A recorded call's ticket: a click on a transcript line moves the
+	// player to that turn's moment (its time from the call's answer, when
+	// the recording starts).
+	number := e.recordedCall(ctx, 7*time.Second)
+	var offset string
+	var at float64
+	run("recorded ticket", chromedp.Navigate(u+"/tickets/"+number), chromedp.WaitVisible("#recording", chromedp.ByID),
+		chromedp.AttributeValue(`#transcript li:nth-child(2)`, "data-offset", &offset, nil, chromedp.ByQuery),
+		chromedp.Click(`#transcript li:nth-child(2) b`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#transcript li.playing`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("recording").currentTime`, &at))
+	if offset != "7.000" || at < 6.9 || at > 8.5 {
+		t.Fatalf("transcript line at 7 s: data-offset %q, the player at %.3f s", offset, at)
+	}
+	// The player streams it through the audited endpoint.
+	for i := 0; len(e.auditRows(tickets.AuditQuery{Action: "recording_play", User: "ana"})) == 0; i++ {
+		if i == 50 {
+			t.Fatal("the click did not play the recording (no recording_play audited)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var label string
+	run("seek button", chromedp.AttributeValue(`#transcript li:nth-child(2) button.seek`, "aria-label", &label, nil, chromedp.ByQuery))
+	if label != "Ascultați de la 0:07" {
+		t.Fatalf("the line's button says %q", label)
+	}
+
+	// She switches to English: the same page, in English, and so on.
+	var title2 string
+	run("to English", chromedp.Click("#lang-switch", chromedp.ByID), chromedp.WaitVisible(`html[lang="en"]`, chromedp.ByQuery),
+		chromedp.Text("#ticket-title", &title2, chromedp.ByID), chromedp.Text("#status", &status, chromedp.ByID),
+		chromedp.Text("#signout", &button, chromedp.ByID))
+	if !strings.HasPrefix(title2, "Ticket "+number) || status != "new" || button != "Sign out" {
+		t.Fatalf("in English: title %q, status %q, button %q", title2, status, button)
 	}
 
 	// An operator cannot open the dashboard.
@@ -153,8 +210,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("the operator's menu links the dashboard")
 	}
 
-	// Sign out.
-	run("sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.WaitVisible("#signin", chromedp.ByID))
+	// Sign out: the sign-in page speaks her language now.
+	run("sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Text("#signin", &button, chromedp.ByID))
+	if button != "Sign in" {
+		t.Fatalf("sign-in page after an English session: %q", button)
+	}
 	var loc string
 	run("after sign-out", chromedp.Navigate(u+"/"), chromedp.WaitVisible("#signin", chromedp.ByID), chromedp.Location(&loc))
 	if !strings.Contains(loc, "/login") {
@@ -165,12 +226,69 @@ func TestBrowser(t *testing.T) {
 	var total string
 	run("supervisor", signIn("sue", pw), chromedp.WaitVisible("#tickets", chromedp.ByID),
 		chromedp.Click("#nav-dashboard", chromedp.ByID), chromedp.WaitVisible("#indicators", chromedp.ByID),
-		chromedp.Text("#total-requests", &total, chromedp.ByID))
-	if total != "2" {
-		t.Fatalf("dashboard total requests %q, want 2", total)
+		chromedp.Text("#total-requests", &total, chromedp.ByID), chromedp.Evaluate(`document.documentElement.lang`, &lang))
+	if total != "3" || lang != "ro" {
+		t.Fatalf("dashboard total requests %q, want 3; lang %q, want ro (sue's own)", total, lang)
 	}
 	run("supervisor sign out", chromedp.Click("#signout", chromedp.ByID), chromedp.WaitVisible("#signin", chromedp.ByID))
 	if got := e.auditRows(tickets.AuditQuery{Action: "logout"}); len(got) != 2 {
 		t.Fatalf("logout audit rows: %d", len(got))
+	}
+}
+
+// recordedCall opens a ticket of a new call answered a minute ago, with a
+// recording of 12 s (a quiet tone, 8 kHz) and two turns: the ivr's at 2 s
+// and the caller's at second. It returns the ticket's number.
+func (e *env) recordedCall(ctx context.Context, second time.Duration) string {
+	t := e.t
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "call-rec.wav")
+	writeWAV(t, path, 8000, 12*time.Second)
+	answer := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := e.st.StartCall(ctx, tickets.CallRecord{ID: "call-rec", Telephony: "sip", Caller: "+40721000111", Called: "1919", Start: answer.Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.AnswerCall(ctx, "call-rec", answer, "PCMU", path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tu := range []tickets.Turn{
+		{Speaker: tickets.SpeakerIVR, Text: "Cu ce vă pot ajuta?", At: answer.Add(2 * time.Second), Mode: tickets.ModeNone},
+		{Speaker: tickets.SpeakerCaller, Text: "vreau să-mi schimb buletinul", At: answer.Add(second), Mode: tickets.ModeSpeech, Confidence: 0.9},
+	} {
+		if err := e.st.AppendTurn(ctx, "call-rec", tu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tk, err := e.st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Caller: "+40721000111", CallID: "call-rec", Service: tickets.ServiceIdentityCard,
+		Description: "buletin nou", Recording: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk.Number
+}
+
+// writeWAV writes a mono 16-bit PCM WAV file of a 440 Hz tone.
+func writeWAV(t *testing.T, path string, rate int, d time.Duration) {
+	t.Helper()
+	n := int(int64(rate) * int64(d) / int64(time.Second))
+	b := make([]byte, 44+2*n)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	for i := range n {
+		v := int16(2000 * math.Sin(2*math.Pi*440*float64(i)/float64(rate)))
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(fmt.Errorf("wav: %w", err))
 	}
 }

@@ -6,7 +6,10 @@
 // knowledge base misses, and a JSON API under /api/ (docs/console.md).
 //
 // Pages are rendered on the server (html/template escapes every value)
-// with a little vanilla JavaScript for keyboard shortcuts and live updates
+// in the user's language, Romanian by default or English as each user
+// chooses (catalog.go: every text from catalog/ro.toml and en.toml; dates
+// and numbers written the language's way), with a little vanilla
+// JavaScript for keyboard shortcuts and live updates
 // (server-sent events); templates and assets are embedded in the binary.
 //
 // Security: a session cookie (HttpOnly, SameSite=Strict) or, for scripts,
@@ -38,6 +41,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,7 +112,8 @@ type Console struct {
 	cfg  Config
 	st   *tickets.Store
 	log  *slog.Logger
-	tpl  map[string]*template.Template
+	cat  map[string]*msgs                         // by language
+	tpl  map[string]map[string]*template.Template // by language, then page
 	mux  *http.ServeMux
 	stat http.Handler
 	// stop is closed by Shutdown: the live-update streams return.
@@ -128,6 +133,7 @@ func (c *Console) Shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
 const (
 	sessionCookie = "ivr_session"
 	loginCookie   = "ivr_login" // double-submit CSRF token of the sign-in form
+	langCookie    = "ivr_lang"  // the language of the sign-in page: the last one chosen or signed in with
 	csrfHeader    = "X-CSRF-Token"
 	csrfField     = "csrf"
 )
@@ -143,18 +149,17 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), tpl: map[string]*template.Template{}, stop: make(chan struct{}),
-		gate: newGate(cfg), throttleAudit: limit.NewEvery(time.Minute, 0)}
-	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/base.html")
+	cat, err := catalogs()
 	if err != nil {
-		return nil, fmt.Errorf("console: templates: %w", err)
+		return nil, err
 	}
-	for _, page := range []string{"login", "queue", "ticket", "dashboard", "misses", "error"} {
-		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+page+".html")
-		if err != nil {
-			return nil, fmt.Errorf("console: template %s: %w", page, err)
+	c := &Console{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "console"), cat: cat,
+		tpl: map[string]map[string]*template.Template{}, stop: make(chan struct{}),
+		gate: newGate(cfg), throttleAudit: limit.NewEvery(time.Minute, 0)}
+	for _, lang := range tickets.Langs {
+		if c.tpl[lang], err = parseTemplates(cat[lang]); err != nil {
+			return nil, err
 		}
-		c.tpl[page] = t
 	}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -172,6 +177,42 @@ func New(cfg Config) (*Console, error) {
 	c.routes()
 	return c, nil
 }
+
+// pages are the templates, each with base.html.
+var pages = []string{"login", "queue", "ticket", "dashboard", "misses", "error"}
+
+// parseTemplates parses the pages with the functions of m's language.
+func parseTemplates(m *msgs) (map[string]*template.Template, error) {
+	base, err := template.New("base").Funcs(funcsFor(m)).ParseFS(templateFS, "templates/base.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	out := map[string]*template.Template{}
+	for _, page := range pages {
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console: template %s: %w", page, err)
+		}
+		out[page] = t
+	}
+	return out, nil
+}
+
+// msgs returns the texts of r's language: the signed-in user's choice,
+// else (the sign-in page, a refusal before sign-in) the language cookie,
+// else Romanian. The JSON API always speaks English: see apiMsgs.
+func (c *Console) msgs(r *http.Request) *msgs {
+	lang := ""
+	if s := session(r); s.User.Name != "" {
+		lang = s.User.Lang
+	} else if ck, err := r.Cookie(langCookie); err == nil {
+		lang = ck.Value
+	}
+	return c.cat[validLang(lang)]
+}
+
+// apiMsgs are the texts of the JSON API (for scripts): English.
+func (c *Console) apiMsgs() *msgs { return c.cat[tickets.LangEnglish] }
 
 // Role sets.
 var (
@@ -192,6 +233,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /login", c.loginPage)
 	m.HandleFunc("POST /login", c.loginPost)
 	m.HandleFunc("POST /logout", c.auth(allRoles, c.logoutPost))
+	m.HandleFunc("POST /lang", c.auth(allRoles, c.langPost))
 	m.HandleFunc("GET /{$}", c.auth(allRoles, c.queuePage))
 	m.HandleFunc("GET /tickets/{number}", c.auth(allRoles, c.ticketPage))
 	m.HandleFunc("POST /tickets/{number}/{action}", c.auth(editors, c.ticketAction))
@@ -273,16 +315,18 @@ func (c *Console) auth(roles []tickets.Role, h http.HandlerFunc) http.HandlerFun
 		if err != nil {
 			if !errors.Is(err, tickets.ErrNotFound) {
 				c.log.Error("session lookup", "err", err)
-				http.Error(w, "the console cannot reach its database", http.StatusServiceUnavailable)
+				c.refuse(w, r, http.StatusServiceUnavailable, "error.database")
 				return
 			}
 			if isAPI(r) || r.URL.Path == "/events" || stateChanging(r.Method) {
-				apiError(w, http.StatusUnauthorized, "sign in first (session missing or expired)")
+				apiError(w, http.StatusUnauthorized, c.apiMsgs().T("error.signin"))
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		// A refusal from here on speaks the user's language.
+		r = r.WithContext(context.WithValue(ctx, ctxKey{}, sess))
 		// A bearer token is not sent by browsers on their own, so it needs
 		// no CSRF token; a cookie does.
 		if stateChanging(r.Method) && !bearer {
@@ -292,16 +336,16 @@ func (c *Console) auth(roles []tickets.Role, h http.HandlerFunc) http.HandlerFun
 			}
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) != 1 || !sameOrigin(r) {
 				c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "csrf_refused", Target: r.URL.Path, Address: clientAddr(r)})
-				c.refuse(w, r, http.StatusForbidden, "the form is stale or forged (CSRF check failed): reload the page and try again")
+				c.refuse(w, r, http.StatusForbidden, "error.csrf")
 				return
 			}
 		}
 		if !slices.Contains(roles, sess.User.Role) {
 			c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "forbidden", Target: r.Method + " " + r.URL.Path, Address: clientAddr(r)})
-			c.refuse(w, r, http.StatusForbidden, "your role ("+string(sess.User.Role)+") may not open this page")
+			c.refuse(w, r, http.StatusForbidden, "error.forbidden", string(sess.User.Role))
 			return
 		}
-		h(w, r.WithContext(context.WithValue(ctx, ctxKey{}, sess)))
+		h(w, r)
 	}
 }
 
@@ -316,13 +360,20 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// refuse answers a refused request: JSON for the API, a page otherwise.
-func (c *Console) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+// refuse answers a refused request with the catalog's text id (args
+// fill its %s): JSON in English for the API, a page in the user's
+// language otherwise.
+func (c *Console) refuse(w http.ResponseWriter, r *http.Request, code int, id string, args ...any) {
 	if isAPI(r) || r.URL.Path == "/events" {
-		apiError(w, code, msg)
+		apiError(w, code, c.apiMsgs().T(id, args...))
 		return
 	}
-	c.render(w, r, code, "error", map[string]any{"Title": http.StatusText(code), "Message": msg})
+	m := c.msgs(r)
+	title := "error." + strconv.Itoa(code)
+	if !m.has(title) {
+		title = "error.title"
+	}
+	c.render(w, r, code, "error", map[string]any{"Title": m.T(title), "Message": m.T(id, args...)})
 }
 
 // audit writes e, logging (not failing) when the store refuses.
@@ -343,6 +394,7 @@ func randomToken() string {
 // page is what every template receives.
 type page struct {
 	Title   string
+	Path    string // the page's path and query, where a change of language returns
 	User    tickets.User
 	CSRF    string
 	Nav     string
@@ -361,7 +413,11 @@ type page struct {
 
 func (c *Console) newPage(r *http.Request, title, nav string, data any) page {
 	s := session(r)
-	return page{Title: title, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
+	path := "/"
+	if r.Method == http.MethodGet {
+		path = r.URL.RequestURI()
+	}
+	return page{Title: title, Path: path, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
 		Data: data, CanEdit: slices.Contains(editors, s.User.Role), IsSup: slices.Contains(supervisors, s.User.Role),
 		IsKB:  c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role),
 		Moved: c.moved(r.Context(), s.User)}
@@ -386,14 +442,16 @@ func (c *Console) moved(ctx context.Context, u tickets.User) []tickets.AuditEntr
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
-	t := c.tpl[name]
+	m := c.msgs(r)
+	tpl := c.tpl[m.lang]
+	t := tpl[name]
 	if t == nil { // a part of a page: "queue-rows" is in "queue"
-		t = c.tpl[strings.SplitN(name, "-", 2)[0]]
+		t = tpl[strings.SplitN(name, "-", 2)[0]]
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, name, data); err != nil {
 		c.log.Error("render", "page", name, "err", err)
-		http.Error(w, "the page could not be drawn", http.StatusInternalServerError)
+		http.Error(w, m.T("error.draw"), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -403,5 +461,5 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name 
 
 func (c *Console) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	c.log.Error("request", "path", r.URL.Path, "err", err)
-	c.refuse(w, r, http.StatusInternalServerError, "something went wrong on the server; it is logged")
+	c.refuse(w, r, http.StatusInternalServerError, "error.server")
 }

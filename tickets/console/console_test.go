@@ -198,7 +198,7 @@ func TestNoSessionIsRefused(t *testing.T) {
 		{"POST", "/api/tickets/" + e.ticket + "/actions"}, {"GET", "/events"}, {"GET", "/api/indicators"}, {"POST", "/logout"},
 	} {
 		code, body, _ := c.do(r.method, r.path, url.Values{"text": {"x"}}, nil)
-		if code != http.StatusUnauthorized || !strings.Contains(body, "sign in") {
+		if code != http.StatusUnauthorized || !strings.Contains(body, "Sign in first") {
 			t.Errorf("%s %s without session: %d %s", r.method, r.path, code, body)
 		}
 	}
@@ -584,7 +584,7 @@ func TestInjectionStoredAndShownEscaped(t *testing.T) {
 		t.Fatal("the note is not shown (escaped)")
 	}
 	// The list search is not SQL: a quote finds nothing and breaks nothing.
-	if _, b := c.get("/?view=all&q=" + url.QueryEscape("' OR 1=1 --")); !strings.Contains(b, "No tickets match") {
+	if _, b := c.get("/?view=all&q=" + url.QueryEscape("' OR 1=1 --")); !strings.Contains(b, "Nicio solicitare nu corespunde.") {
 		t.Fatal("SQL in the search matched tickets")
 	}
 	// The sign-in form echoes the name escaped.

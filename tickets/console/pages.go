@@ -26,50 +26,88 @@ func safeNext(next string) string {
 	return next
 }
 
+// loginPage shows the sign-in form in the language of the cookie
+// (Romanian without one); /login?lang=en chooses English for it (a
+// signed-in user's own choice is kept with the user: langPost).
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	if lang := r.URL.Query().Get("lang"); lang != "" {
+		c.setLangCookie(w, validLang(lang))
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(safeNext(r.FormValue("next"))), http.StatusSeeOther)
+		return
+	}
 	c.showLogin(w, r, http.StatusOK, "", "")
 }
 
-func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
+// showLogin shows the sign-in form with the catalog's message msgID (""
+// for none).
+func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, code int, name, msgID string) {
 	tok := randomToken()
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true,
 		Secure: c.cfg.SecureCookie, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
-	c.render(w, r, code, "login", page{Title: "Sign in", CSRF: tok, Error: msg,
+	m := c.msgs(r)
+	msg := ""
+	if msgID != "" {
+		msg = m.T(msgID)
+	}
+	c.render(w, r, code, "login", page{Title: m.T("login.title"), Path: r.URL.RequestURI(), CSRF: tok, Error: msg,
 		Data: map[string]string{"Name": name, "Next": safeNext(r.FormValue("next"))}})
+}
+
+// setLangCookie remembers the language of the sign-in page (a year).
+func (c *Console) setLangCookie(w http.ResponseWriter, lang string) {
+	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", HttpOnly: true,
+		Secure: c.cfg.SecureCookie, SameSite: http.SameSiteStrictMode, MaxAge: 365 * 24 * 3600})
+}
+
+// langPost keeps the language the user chose (POST /lang, lang=ro|en,
+// from the switch in every page's header) and goes back to the page.
+func (c *Console) langPost(w http.ResponseWriter, r *http.Request) {
+	lang := r.PostFormValue("lang")
+	if !slices.Contains(tickets.Langs, lang) {
+		c.refuse(w, r, http.StatusBadRequest, "error.bad_lang")
+		return
+	}
+	if err := c.st.SetUserLang(r.Context(), session(r).User.Name, lang); err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	c.setLangCookie(w, lang)
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
 func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
-		c.showLogin(w, r, http.StatusBadRequest, "", "the form could not be read")
+		c.showLogin(w, r, http.StatusBadRequest, "", "login.unreadable")
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	ck, err := r.Cookie(loginCookie)
 	if err != nil || ck.Value == "" || r.PostFormValue(csrfField) != ck.Value || !sameOrigin(r) {
 		c.audit(r.Context(), tickets.AuditEntry{User: name, Action: "csrf_refused", Target: "/login", Address: clientAddr(r)})
-		c.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please sign in again.")
+		c.showLogin(w, r, http.StatusForbidden, name, "login.expired")
 		return
 	}
 	sess, err := c.signIn(r, name, r.PostFormValue("password"))
 	switch {
 	case errors.Is(err, errTooMany), errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", retryAfter(err))
-		c.showLogin(w, r, signInStatus(err), name, "Too many sign-ins at the moment. Please wait a little and try again.")
+		c.showLogin(w, r, signInStatus(err), name, "login.too_many")
 		return
 	case errors.Is(err, context.Canceled):
 		return
 	case errors.Is(err, tickets.ErrLocked):
-		c.showLogin(w, r, http.StatusForbidden, name, "This account is locked after repeated failed sign-ins. Try again later or ask an administrator.")
+		c.showLogin(w, r, http.StatusForbidden, name, "login.locked")
 		return
 	case errors.Is(err, tickets.ErrBadLogin):
-		c.showLogin(w, r, http.StatusUnauthorized, name, "Wrong user name or password.")
+		c.showLogin(w, r, http.StatusUnauthorized, name, "login.bad")
 		return
 	case err != nil:
 		c.serverError(w, r, err)
 		return
 	}
 	c.setSession(w, sess)
+	c.setLangCookie(w, validLang(sess.User.Lang))
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1})
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
@@ -241,10 +279,11 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ts, err := c.list(r.Context(), session(r), q)
-	p := c.newPage(r, "Queue", "queue", queueData{Q: q, Tickets: ts, Statuses: tickets.Statuses, Services: tickets.Services})
+	m := c.msgs(r)
+	p := c.newPage(r, m.T("queue.title"), "queue", queueData{Q: q, Tickets: ts, Statuses: tickets.Statuses, Services: tickets.Services})
 	code := http.StatusOK
 	if errors.Is(err, tickets.ErrInvalid) {
-		p.Error, code = err.Error(), http.StatusBadRequest
+		p.Error, code = m.T("queue.bad_filter"), http.StatusBadRequest
 	} else if err != nil {
 		c.serverError(w, r, err)
 		return
@@ -263,6 +302,11 @@ type ticketView struct {
 	Transcript []tickets.Turn   `json:"transcript"`
 	Earlier    []tickets.Ticket `json:"earlier"`
 	Call       *callSummary     `json:"call,omitempty"`
+	// Seek is the moment the recording's first sample was taken (the
+	// call's answer, when the engine opens the recording), set when the
+	// screen has a player: each transcript line then plays the recording
+	// from At-Seek.
+	Seek *time.Time `json:"-"`
 	// For the forms.
 	Statuses   []tickets.Status   `json:"-"`
 	Services   []tickets.Service  `json:"-"`
@@ -275,24 +319,25 @@ type historyLine struct {
 }
 
 type callSummary struct {
-	ID    string     `json:"id"`
-	Start time.Time  `json:"start"`
-	End   *time.Time `json:"end,omitempty"`
+	ID     string     `json:"id"`
+	Start  time.Time  `json:"start"`
+	Answer *time.Time `json:"answer,omitempty"`
+	End    *time.Time `json:"end,omitempty"`
 }
 
 // maskTicket hides the personal data of t from a role that does not need
-// it: the caller masked, the description hidden, the classification an
-// operator typed masked (redact.Text).
-func maskTicket(t tickets.Ticket) tickets.Ticket {
+// it: the caller masked, the description hidden (m says so), the
+// classification an operator typed masked (redact.Text).
+func maskTicket(t tickets.Ticket, m *msgs) tickets.Ticket {
 	t.Caller = redact.Mask(t.Caller)
 	if t.Description != "" {
-		t.Description = "(hidden for your role)"
+		t.Description = m.T("ticket.hidden_value")
 	}
 	t.Classification = redact.Text(t.Classification)
 	if len(t.Personal) > 0 {
 		hidden := make(map[string]string, len(t.Personal))
 		for k := range t.Personal {
-			hidden[k] = "(hidden for your role)"
+			hidden[k] = m.T("ticket.hidden_value")
 		}
 		t.Personal = hidden
 	}
@@ -311,8 +356,9 @@ func maskEvent(e tickets.TicketEvent) tickets.TicketEvent {
 	return e
 }
 
-// loadTicket gathers the ticket screen for sess and audits the view.
-func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string) (ticketView, error) {
+// loadTicket gathers the ticket screen for sess, its words in m's
+// language, and audits the view.
+func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string, m *msgs) (ticketView, error) {
 	sess := session(r)
 	t, err := c.st.Ticket(ctx, number)
 	if err != nil {
@@ -329,11 +375,14 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		if !pii {
 			e = maskEvent(e)
 		}
-		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e)})
+		v.History = append(v.History, historyLine{TicketEvent: e, Summary: summarize(e, m)})
 	}
 	if t.CallID != "" {
 		if cr, err := c.st.Call(ctx, t.CallID); err == nil {
-			v.Call = &callSummary{ID: cr.ID, Start: cr.Start, End: cr.End}
+			v.Call = &callSummary{ID: cr.ID, Start: cr.Start, Answer: cr.Answer, End: cr.End}
+			if pii && cr.Recording != "" && t.Recording != "" && cr.Answer != nil {
+				v.Seek = cr.Answer
+			}
 		}
 		if pii {
 			if v.Transcript, err = c.st.Transcript(ctx, t.CallID); err != nil {
@@ -353,49 +402,53 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		}
 	}
 	if !pii {
-		v.Ticket = maskTicket(t)
+		v.Ticket = maskTicket(t, m)
 	}
 	c.audit(ctx, tickets.AuditEntry{User: sess.User.Name, Action: "ticket_view", Target: number, Address: clientAddr(r), OK: true})
 	return v, nil
 }
 
-// summarize says in words what an event did.
-func summarize(e tickets.TicketEvent) string {
+// summarize says in m's words what an event did (the enums of the data
+// named in m's language).
+func summarize(e tickets.TicketEvent, m *msgs) string {
 	d := e.Data
 	switch e.Kind {
 	case tickets.EventCreated:
-		return fmt.Sprintf("opened (%s, %s, level %d)", d.Service, d.Priority, d.Level)
+		return m.T("event.created", m.label(d.Service), m.label(d.Priority), roman(d.Level))
 	case tickets.EventNote:
-		return "note: " + d.Text
+		return m.T("event.note", d.Text)
 	case tickets.EventClassified:
-		return fmt.Sprintf("classified: %s %s", d.Service, d.Classification)
+		return m.T("event.classified", m.label(d.Service), d.Classification)
 	case tickets.EventPrioritized:
-		return "priority: " + string(d.Priority)
+		return m.T("event.prioritized", m.label(d.Priority))
 	case tickets.EventEscalated:
-		return fmt.Sprintf("escalated to level %d", d.Level)
+		return m.T("event.escalated", roman(d.Level))
 	case tickets.EventAssigned:
 		if d.Assignee == "" {
-			return "unassigned"
+			return m.T("event.unassigned")
 		}
-		return "assigned to " + d.Assignee
+		return m.T("event.assigned", d.Assignee)
 	case tickets.EventStatus:
-		return "status: " + string(d.Status)
+		return m.T("event.status", m.label(d.Status))
 	case tickets.EventResolved:
-		return "resolved: " + d.Text
+		return m.T("event.resolved", d.Text)
 	case tickets.EventClosed:
-		return "closed"
+		return m.T("event.closed")
 	case tickets.EventReopened:
-		return "reopened: " + d.Text
+		return m.T("event.reopened", d.Text)
 	case tickets.EventArticleCited:
-		return "article cited: " + d.Article
+		return m.T("event.article", d.Article)
 	case tickets.EventRecording:
-		return "recording attached"
+		return m.T("event.recording")
 	case tickets.EventRating:
-		return fmt.Sprintf("rated %d/5", d.Rating)
+		return m.T("event.rated", d.Rating)
 	case tickets.EventCorrection:
-		s := fmt.Sprintf("correction of #%d (%s)", e.Supersedes, d.Replaces)
+		s := m.T("event.correction", e.Supersedes)
+		if d.Replaces != "" {
+			s += " (" + string(d.Replaces) + ")"
+		}
 		if d.Retracted {
-			s += ": withdrawn"
+			s += ": " + m.T("event.withdrawn")
 		} else if d.Text != "" {
 			s += ": " + d.Text
 		}
@@ -404,7 +457,7 @@ func summarize(e tickets.TicketEvent) string {
 		}
 		return s
 	}
-	return string(e.Kind)
+	return m.T("event.other", e.Kind)
 }
 
 func (c *Console) ticketPage(w http.ResponseWriter, r *http.Request) {
@@ -413,16 +466,18 @@ func (c *Console) ticketPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) showTicket(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	number := r.PathValue("number")
-	v, err := c.loadTicket(r.Context(), r, number)
+	m := c.msgs(r)
+	v, err := c.loadTicket(r.Context(), r, number, m)
 	if errors.Is(err, tickets.ErrNotFound) {
-		c.refuse(w, r, http.StatusNotFound, "there is no ticket "+number)
+		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
 		return
 	}
 	if err != nil {
 		c.serverError(w, r, err)
 		return
 	}
-	p := c.newPage(r, "Ticket "+number, "ticket", v)
+	p := c.newPage(r, m.T("ticket.title", number), "ticket", v)
+	p.Path = "/tickets/" + number // also after a refused action (a POST)
 	p.Error = msg
 	c.render(w, r, code, "ticket", p)
 }
@@ -444,18 +499,41 @@ const maxText = 10000
 // errBadAction is returned (wrapped) for an unknown action.
 var errBadAction = errors.New("unknown action")
 
+// Refusals of an action's text, before the store (both tickets.ErrInvalid).
+var (
+	errTooLong   = fmt.Errorf("%w: text too long", tickets.ErrInvalid)
+	errEmptyNote = fmt.Errorf("%w note: empty", tickets.ErrInvalid)
+)
+
+// actionMessage says in m's words why an action was refused.
+func actionMessage(err error, number string, m *msgs) string {
+	switch {
+	case errors.Is(err, errTooLong):
+		return m.T("action.too_long")
+	case errors.Is(err, errEmptyNote):
+		return m.T("action.note_empty")
+	case errors.Is(err, tickets.ErrNotFound):
+		return m.T("ticket.not_found", number)
+	case errors.Is(err, tickets.ErrTransition):
+		return m.T("action.transition")
+	case errors.Is(err, errBadAction):
+		return m.T("action.unknown")
+	}
+	return m.T("action.invalid")
+}
+
 // act performs a, as the session's user, and audits it.
 func (c *Console) act(ctx context.Context, r *http.Request, number string, a actionRequest) error {
 	sess := session(r)
 	who := sess.User.Name
 	if len(a.Text) > maxText || len(a.Code) > 200 || len(a.Assignee) > 64 {
-		return fmt.Errorf("%w: text too long", tickets.ErrInvalid)
+		return errTooLong
 	}
 	var err error
 	switch a.Action {
 	case "note":
 		if strings.TrimSpace(a.Text) == "" {
-			err = fmt.Errorf("%w note: empty", tickets.ErrInvalid)
+			err = errEmptyNote
 			break
 		}
 		err = c.st.AddNote(ctx, number, who, a.Text)
@@ -534,7 +612,7 @@ func (c *Console) ticketAction(w http.ResponseWriter, r *http.Request) {
 			c.serverError(w, r, err)
 			return
 		}
-		c.showTicket(w, r, code, strings.TrimPrefix(err.Error(), "tickets: "))
+		c.showTicket(w, r, code, actionMessage(err, number, c.msgs(r)))
 		return
 	}
 	http.Redirect(w, r, "/tickets/"+number, http.StatusSeeOther)
@@ -550,7 +628,7 @@ func (c *Console) popPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(ts) == 0 {
-		c.refuse(w, r, http.StatusNotFound, "the call has no ticket (yet)")
+		c.refuse(w, r, http.StatusNotFound, "ticket.no_ticket_of_call")
 		return
 	}
 	http.Redirect(w, r, "/tickets/"+ts[len(ts)-1].Number, http.StatusSeeOther)
@@ -609,10 +687,11 @@ func (c *Console) dashboard(ctx context.Context, v url.Values) (dashboardData, e
 
 func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
 	d, err := c.dashboard(r.Context(), r.URL.Query())
-	p := c.newPage(r, "Dashboard", "dashboard", d)
+	m := c.msgs(r)
+	p := c.newPage(r, m.T("dashboard.title"), "dashboard", d)
 	code := http.StatusOK
 	if errors.Is(err, tickets.ErrInvalid) {
-		p.Error, code = strings.TrimPrefix(err.Error(), "invalid: "), http.StatusBadRequest
+		p.Error, code = m.T("dashboard.bad_period"), http.StatusBadRequest
 	} else if err != nil {
 		c.serverError(w, r, err)
 		return
@@ -629,7 +708,7 @@ var csvHeader = []string{"from", "to", "service", "requests", "phone_requests", 
 func (c *Console) dashboardCSV(w http.ResponseWriter, r *http.Request) {
 	d, err := c.dashboard(r.Context(), r.URL.Query())
 	if errors.Is(err, tickets.ErrInvalid) {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		c.refuse(w, r, http.StatusBadRequest, "dashboard.bad_period")
 		return
 	}
 	if err != nil {
@@ -680,15 +759,16 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func (c *Console) missesPage(w http.ResponseWriter, r *http.Request) {
 	if c.cfg.Misses == nil {
-		c.refuse(w, r, http.StatusNotFound, "the knowledge base is not configured")
+		c.refuse(w, r, http.StatusNotFound, "misses.not_configured")
 		return
 	}
 	since, err := parseSince(r.URL.Query().Get("since"), time.Now())
 	code := http.StatusOK
 	var ms []kb.Miss
-	p := c.newPage(r, "Knowledge base misses", "misses", nil)
+	m := c.msgs(r)
+	p := c.newPage(r, m.T("misses.title"), "misses", nil)
 	if err != nil {
-		p.Error, code = err.Error(), http.StatusBadRequest
+		p.Error, code = m.T("misses.bad_since"), http.StatusBadRequest
 	} else if ms, err = c.cfg.Misses.Misses(r.Context(), since); err != nil {
 		c.serverError(w, r, err)
 		return

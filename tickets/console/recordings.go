@@ -47,6 +47,9 @@ func peerSignature(secret []byte, method, path, engine string, expires int64) st
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// errNoPeer: the recording is on an engine this one has no address for.
+var errNoPeer = errors.New("no address for the engine")
+
 // errEngineDown is a recording kept by an engine that cannot be reached.
 type errEngineDown struct {
 	engine string
@@ -66,7 +69,7 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 	who := session(r).User.Name
 	cr, err := c.st.Call(ctx, id)
 	if errors.Is(err, tickets.ErrNotFound) {
-		c.refuse(w, r, http.StatusNotFound, "no call "+id)
+		c.refuse(w, r, http.StatusNotFound, "error.no_call", id)
 		return
 	}
 	if err != nil {
@@ -74,7 +77,7 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cr.Recording == "" {
-		c.refuse(w, r, http.StatusNotFound, "call "+id+" has no recording")
+		c.refuse(w, r, http.StatusNotFound, "error.no_recording", id)
 		return
 	}
 	audit := func(ok bool, detail string) {
@@ -85,7 +88,7 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 		f, err := c.openLocal(cr.Recording)
 		if err != nil {
 			audit(false, "engine "+c.cfg.Engine+": "+err.Error())
-			c.refuse(w, r, http.StatusNotFound, "the recording of call "+id+" is not on this engine's disk (it may have been purged)")
+			c.refuse(w, r, http.StatusNotFound, "error.recording_gone", id)
 			return
 		}
 		defer f.Close()
@@ -105,17 +108,21 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &down):
 		audit(false, "engine "+engine+" down")
 		c.log.Warn("recording on another engine not reachable", "call_id", id, "engine", engine, "err", err)
-		c.refuse(w, r, http.StatusBadGateway, down.Error())
+		c.refuse(w, r, http.StatusBadGateway, "error.engine_down", engine)
+		return
+	case errors.Is(err, errNoPeer):
+		audit(false, "engine "+engine+": "+err.Error())
+		c.refuse(w, r, http.StatusServiceUnavailable, "error.no_peer", engine)
 		return
 	case err != nil:
 		audit(false, "engine "+engine+": "+err.Error())
-		c.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+		c.serverError(w, r, err)
 		return
 	}
 	defer res.Body.Close()
 	if res.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		w.Header().Set("Content-Range", res.Header.Get("Content-Range"))
-		c.refuse(w, r, res.StatusCode, "the range asked for is beyond the end of the recording")
+		c.refuse(w, r, res.StatusCode, "error.range")
 		return
 	}
 	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusPartialContent {
@@ -125,7 +132,8 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 		if res.StatusCode == http.StatusNotFound {
 			code = http.StatusNotFound
 		}
-		c.refuse(w, r, code, fmt.Sprintf("engine %q, which keeps the recording of call %s, answered %d: %s", engine, id, res.StatusCode, strings.TrimSpace(string(msg))))
+		c.log.Warn("recording refused by another engine", "call_id", id, "engine", engine, "status", res.StatusCode, "answer", strings.TrimSpace(string(msg)))
+		c.refuse(w, r, code, "error.peer_answered", engine, id, res.StatusCode)
 		return
 	}
 	audit(true, "from engine "+engine)
@@ -156,7 +164,7 @@ func (c *Console) openLocal(path string) (*os.File, error) {
 func (c *Console) fetchPeer(ctx context.Context, engine, id, rng string) (*http.Response, error) {
 	base, ok := c.cfg.Peers[engine]
 	if !ok || len(c.cfg.PeerSecret) == 0 {
-		return nil, fmt.Errorf("the recording is kept on engine %q and this engine (%q) has no address for it: set recordings.peers and recordings.secret (docs/scale-out.md)", engine, c.cfg.Engine)
+		return nil, fmt.Errorf("%w: the recording is kept on engine %q and this engine (%q) has no address for it: set recordings.peers and recordings.secret (docs/scale-out.md)", errNoPeer, engine, c.cfg.Engine)
 	}
 	path := "/internal/recordings/" + id
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)

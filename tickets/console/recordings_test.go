@@ -123,10 +123,10 @@ func TestRecordingFromAnotherEngine(t *testing.T) {
 
 	a.Close()
 	code, body, _ = ana.do("GET", "/api/calls/call-a/recording", nil, nil)
-	if code != http.StatusBadGateway || !strings.Contains(body, `engine \"engine-a\"`) || !strings.Contains(body, "does not answer") {
+	if code != http.StatusBadGateway || !strings.Contains(body, "engine “engine-a”") || !strings.Contains(body, "does not answer") {
 		t.Errorf("engine A down: %d %s", code, body)
 	}
-	if code, body := ana.get("/calls/call-a/recording"); code != http.StatusBadGateway || !strings.Contains(body, "engine &#34;engine-a&#34;") {
+	if code, body := ana.get("/calls/call-a/recording"); code != http.StatusBadGateway || !strings.Contains(body, "motorul „engine-a”, care nu răspunde") {
 		t.Errorf("engine A down, page: %d %s", code, body)
 	}
 	if code, _ := ana.get("/calls/call-1/recording"); code != http.StatusNotFound {

@@ -1,9 +1,43 @@
-// IVR console: keyboard shortcuts and live updates (server-sent events).
-// No inline scripts (the Content-Security-Policy forbids them).
+// IVR console: keyboard shortcuts, transcript lines that play the
+// recording from their moment, and live updates (server-sent events).
+// No inline scripts (the Content-Security-Policy forbids them). Every text
+// shown comes from the console's catalog: the page embeds its [js]
+// section, in the user's language, as JSON (<script id="msgs">).
 (function () {
   "use strict";
   var page = document.body.dataset.page;
   var csrf = (document.querySelector('meta[name="csrf"]') || {}).content;
+  var msgs = {};
+  try { msgs = JSON.parse((document.getElementById("msgs") || {}).textContent || "{}"); } catch (e) { msgs = {}; }
+  // msg returns the catalog's text js.NAME with each %s filled in turn.
+  function msg(name) {
+    var s = msgs[name] || name, args = Array.prototype.slice.call(arguments, 1);
+    return s.replace(/%s/g, function () { return args.length ? String(args.shift()) : ""; });
+  }
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d) { return two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds()); }
+  function mmss(sec) {
+    var s = Math.max(0, Math.round(sec)), h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+    return (h ? h + ":" + two(m) : String(m)) + ":" + two(s % 60);
+  }
+
+  // Transcript lines with data-offset (seconds from the recording's
+  // start): a click on the line, or Enter on its time button, plays the
+  // recording from there.
+  var player = document.getElementById("recording");
+  function seek(li) {
+    if (!player || !li || li.dataset.offset === undefined) return;
+    player.currentTime = parseFloat(li.dataset.offset);
+    var was = document.querySelector("#transcript li.playing");
+    if (was) was.classList.remove("playing");
+    li.classList.add("playing");
+    var p = player.play();
+    if (p && p.catch) p.catch(function () {});
+  }
+  document.addEventListener("click", function (e) {
+    var li = e.target.closest && e.target.closest("#transcript.seekable li[data-offset]");
+    if (li && !(window.getSelection && String(window.getSelection()).length)) seek(li);
+  });
 
   function typing(e) {
     var t = e.target;
@@ -85,10 +119,23 @@
     if (empty) empty.remove();
     var li = document.createElement("li");
     li.className = "sp-" + d.speaker + " new";
+    var at = new Date(d.at);
     var t = document.createElement("time");
-    t.textContent = new Date(d.at).toLocaleTimeString();
+    t.textContent = clock(at);
     var b = document.createElement("b");
-    b.textContent = d.speaker;
+    b.textContent = msgs[d.speaker] ? msg(d.speaker) : d.speaker;
+    var start = ol.dataset.seekStart;
+    if (start !== undefined) {
+      // The recording grows while the call goes on: the line plays it from its moment too.
+      var off = Math.max(0, (at.getTime() - parseInt(start, 10)) / 1000);
+      li.dataset.offset = off.toFixed(3);
+      var btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "seek";
+      btn.setAttribute("aria-label", msg("seek", mmss(off)));
+      btn.appendChild(t);
+      t = btn;
+    }
     li.appendChild(t);
     li.appendChild(document.createTextNode(" "));
     li.appendChild(b);
