@@ -198,7 +198,7 @@ func TestNoSessionIsRefused(t *testing.T) {
 		{"POST", "/api/tickets/" + e.ticket + "/actions"}, {"GET", "/events"}, {"GET", "/api/indicators"}, {"POST", "/logout"},
 	} {
 		code, body, _ := c.do(r.method, r.path, url.Values{"text": {"x"}}, nil)
-		if code != http.StatusUnauthorized || !strings.Contains(body, "Sign in first") {
+		if code != http.StatusUnauthorized || !strings.Contains(body, "sign in") {
 			t.Errorf("%s %s without session: %d %s", r.method, r.path, code, body)
 		}
 	}

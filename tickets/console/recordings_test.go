@@ -123,7 +123,7 @@ func TestRecordingFromAnotherEngine(t *testing.T) {
 
 	a.Close()
 	code, body, _ = ana.do("GET", "/api/calls/call-a/recording", nil, nil)
-	if code != http.StatusBadGateway || !strings.Contains(body, "engine “engine-a”") || !strings.Contains(body, "does not answer") {
+	if code != http.StatusBadGateway || !strings.Contains(body, `engine \"engine-a\"`) || !strings.Contains(body, "does not answer") {
 		t.Errorf("engine A down: %d %s", code, body)
 	}
 	if code, body := ana.get("/calls/call-a/recording"); code != http.StatusBadGateway || !strings.Contains(body, "motorul „engine-a”, care nu răspunde") {
