@@ -142,8 +142,10 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("live turn", chromedp.WaitVisible(`#transcript li.new`, chromedp.ByQuery), chromedp.Text("#transcript", &transcript, chromedp.ByID))
-	if !strings.Contains(transcript, "mai sunt acolo?") {
-		t.Fatalf("live turn missing: %q", transcript)
+	var who string
+	run("live turn's speaker", chromedp.Text(`#transcript li.new b`, &who, chromedp.ByQuery))
+	if !strings.Contains(transcript, "mai sunt acolo?") || who != "apelant" {
+		t.Fatalf("live turn missing or its speaker not in Romanian (%q): %q", who, transcript)
 	}
 
 	// Escalate to level II.
