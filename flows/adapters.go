@@ -149,7 +149,10 @@ func (t TicketTranscript) Append(ctx context.Context, callID string, tu Turn) er
 	if mode == "" {
 		mode = tickets.ModeNone
 	}
-	return t.Store.AppendTurn(ctx, callID, tickets.Turn{Speaker: tu.Speaker, Text: tu.Text, At: tu.At, Mode: mode,
+	if !tu.At.IsZero() && tu.Began.After(tu.At) { // two clocks: never lose the turn for it
+		tu.Began = tu.At
+	}
+	return t.Store.AppendTurn(ctx, callID, tickets.Turn{Speaker: tu.Speaker, Text: tu.Text, At: tu.At, Began: tu.Began, Mode: mode,
 		Confidence: tu.Confidence, Interrupted: tu.Interrupted, Cut: string(tu.Cut)})
 }
 

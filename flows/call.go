@@ -401,6 +401,7 @@ func (c *call) sayText(ctx context.Context, text string) {
 // channel's (hangup, context). A prompt the call's end cut short is
 // written too, with what was heard of it and Cut "hangup".
 func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
+	began := c.svc.Now()
 	played, err := c.ch.Say(ctx, p)
 	heard := played.Heard
 	if err == nil && heard == "" && !played.Interrupted {
@@ -415,7 +416,7 @@ func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 	}
 	if heard != "" {
 		interrupted := played.Interrupted || played.Cut != ""
-		c.record(ctx, Turn{Speaker: "ivr", Text: heard, At: c.svc.Now(), Interrupted: interrupted, Cut: played.Cut})
+		c.record(ctx, Turn{Speaker: "ivr", Text: heard, At: c.svc.Now(), Began: began, Interrupted: interrupted, Cut: played.Cut})
 		c.noteArticles(p)
 	}
 	return played, err
@@ -429,7 +430,7 @@ func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 		if c.sensitive {
 			text = maskedInput(in, l)
 		}
-		c.record(ctx, Turn{Speaker: "caller", Text: text, At: c.svc.Now(), Mode: in.Mode, Confidence: in.Confidence})
+		c.record(ctx, Turn{Speaker: "caller", Text: text, At: c.svc.Now(), Began: in.Began, Mode: in.Mode, Confidence: in.Confidence})
 	}
 	if err != nil && (errors.Is(err, ErrHangup) || c.parent.Err() != nil) {
 		c.hungUp = true

@@ -124,6 +124,9 @@ type Input struct {
 	Mode       InputMode
 	Text       string  // the words recognized, or the keys pressed ("123#")
 	Confidence float64 // 0..1; 1 for keys
+	// Began is when the caller began this answer: the speech's onset or
+	// the first key (zero when the channel does not know).
+	Began time.Time
 }
 
 // Facts are what a flow knows about its call from the start.
@@ -239,7 +242,8 @@ type Hearing interface {
 type Turn struct {
 	Speaker     string // "ivr" or "caller"
 	Text        string
-	At          time.Time
+	At          time.Time // when the turn ended (the prompt played or was cut, the answer was heard)
+	Began       time.Time // when it began: the prompt started, the caller started speaking or pressed the first key (zero: unknown)
 	Mode        InputMode // for the caller's turns
 	Confidence  float64
 	Interrupted bool // an ivr turn the caller cut off; Text is what was heard

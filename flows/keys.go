@@ -25,8 +25,9 @@ import "time"
 type Keypad struct {
 	ahead  []key
 	l      Listen
-	active bool   // a question waits (between Start and its answer, Pause or Stop)
-	keys   []rune // collected for the active question
+	active bool      // a question waits (between Start and its answer, Pause or Stop)
+	keys   []rune    // collected for the active question
+	first  time.Time // when the first of keys was pressed
 
 	swallow      rune // a terminator to drop when pressed next, before swallowUntil
 	swallowUntil time.Time
@@ -75,6 +76,9 @@ func (k *Keypad) Press(r rune, at time.Time) (in Input, done, kept bool) {
 // add appends a key to the active question's answer.
 func (k *Keypad) add(r rune, at time.Time) (Input, bool) {
 	k.keys = append(k.keys, r)
+	if len(k.keys) == 1 {
+		k.first = at
+	}
 	digits := k.l.Expect == ExpectDigits || k.l.MaxDigits > 1
 	switch {
 	case !digits:
@@ -99,7 +103,7 @@ func (k *Keypad) interDigit() time.Duration {
 
 func (k *Keypad) answer() Input {
 	k.active = false
-	return Input{Mode: InputDTMF, Text: string(k.keys), Confidence: 1}
+	return Input{Mode: InputDTMF, Text: string(k.keys), Confidence: 1, Began: k.first}
 }
 
 // Collecting reports whether the active question has keys already: it

@@ -137,7 +137,7 @@ func (s *Session) unanswered(res speech.Result, at time.Time, why string) {
 		return
 	}
 	t := durableTranscript{t: s.Services.Transcript, m: s.metrics(), log: s.Log}
-	_ = t.Append(context.Background(), s.Info.ID, flows.Turn{Speaker: "caller", Text: res.Text, At: at, Mode: flows.InputSpeech, Confidence: res.Confidence})
+	_ = t.Append(context.Background(), s.Info.ID, flows.Turn{Speaker: "caller", Text: res.Text, At: time.Now(), Began: at, Mode: flows.InputSpeech, Confidence: res.Confidence})
 }
 
 func (s *Session) metrics() *Metrics {

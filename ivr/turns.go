@@ -220,7 +220,8 @@ type turnReq struct {
 
 // turnEvent is what the ear tells a Listen.
 type turnEvent struct {
-	started bool // speech began: the no-input timeout no longer applies
+	started bool      // speech began: the no-input timeout no longer applies
+	at      time.Time // with res: when the utterance began
 	res     speech.Result
 	err     error // the recognizer failed: fallback, or unsupported for this turn
 	// blip: res is a short sound held from a prompt it did not cut (a
@@ -773,7 +774,7 @@ func (e *ear) finish(ctx context.Context, why string) {
 					e.metrics.SpeechTurns.Add(1)
 				}
 				e.cancel(req)
-				e.send(req, turnEvent{res: res, blip: e.curBlip})
+				e.send(req, turnEvent{res: res, at: at, blip: e.curBlip})
 				return
 			}
 			e.report(res, at, endedWhy(ctx, why))

@@ -400,7 +400,7 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 					detail = fmt.Sprintf("tag %q ", ev.res.Tag) + detail
 				}
 				v.s.Tracker.Event("speech.result", detail)
-				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence}, nil
+				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence, Began: ev.at}, nil
 			}
 		case <-t.C:
 			if in, ok := v.kp.Pause(); ok {

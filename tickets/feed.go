@@ -125,6 +125,7 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		e      CallEvent
 		t      Turn
 		at     int64
+		began  int64
 		interr int
 	)
 	next, err := s.readLog(ctx, "call_events", "seq", "call_id, at_ns, kind, detail", cur.Event, limit,
@@ -138,12 +139,12 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
 	cur.Event = next
-	next, err = s.readLog(ctx, "transcript_turns", "seq", "call_id, at_ns, speaker, text, mode, confidence, interrupted, cut", cur.Turn, limit,
+	next, err = s.readLog(ctx, "transcript_turns", "seq", "call_id, at_ns, began_ns, speaker, text, mode, confidence, interrupted, cut", cur.Turn, limit,
 		func() []any {
-			return []any{&it.CallID, &at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interr, &t.Cut}
+			return []any{&it.CallID, &at, &began, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interr, &t.Cut}
 		},
 		func() {
-			t.At, t.Interrupted = fromNanos(at), interr != 0
+			t.At, t.Began, t.Interrupted = fromNanos(at), fromBeganNanos(began), interr != 0
 			tu := t
 			items = append(items, FeedItem{CallID: it.CallID, At: t.At, Turn: &tu})
 		})

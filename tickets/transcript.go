@@ -29,10 +29,13 @@ const (
 
 // Turn is one line of a call's transcript.
 type Turn struct {
-	Speaker     string    `json:"speaker"` // SpeakerIVR, SpeakerCaller, SpeakerAgent
-	Text        string    `json:"text"`    // personal data: never logged
-	At          time.Time `json:"at"`      // zero means now
-	Mode        string    `json:"mode"`    // ModeSpeech, ModeDTMF, ModeNone ("" is none)
+	Speaker string    `json:"speaker"` // SpeakerIVR, SpeakerCaller, SpeakerAgent
+	Text    string    `json:"text"`    // personal data: never logged
+	At      time.Time `json:"at"`      // when the turn was written; zero means now
+	// Began is when the turn began: the prompt started playing, the
+	// caller started speaking or pressed the first key (zero: unknown).
+	Began       time.Time `json:"began,omitzero"`
+	Mode        string    `json:"mode"` // ModeSpeech, ModeDTMF, ModeNone ("" is none)
 	Confidence  float64   `json:"confidence"`
 	Interrupted bool      `json:"interrupted,omitempty"` // an ivr turn cut short: Text is what was heard
 	// Cut says what cut an interrupted turn: CutKey, CutSpeech, CutHangup
@@ -87,6 +90,9 @@ func (s *Store) AppendTurn(ctx context.Context, callID string, t Turn) error {
 	}
 	if t.At.IsZero() {
 		t.At = time.Now()
+	}
+	if t.Began.After(t.At) {
+		return fmt.Errorf("tickets: %s: %w", op, invalid("began", "%s, after the turn's end %s", t.Began.Format(time.RFC3339Nano), t.At.Format(time.RFC3339Nano)))
 	}
 	if err := s.turns.commit(ctx, s, op, &pendingTurn{callID: callID, t: t, done: make(chan error, 1)}); err != nil {
 		return wrapOp(op, err)
@@ -175,15 +181,15 @@ func (s *Store) insertTurns(batch []*pendingTurn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var q strings.Builder
-	q.WriteString(`INSERT INTO transcript_turns (call_id, at_ns, speaker, text, mode, confidence, interrupted, cut) VALUES `)
-	args := make([]any, 0, 8*len(batch))
+	q.WriteString(`INSERT INTO transcript_turns (call_id, at_ns, began_ns, speaker, text, mode, confidence, interrupted, cut) VALUES `)
+	args := make([]any, 0, 9*len(batch))
 	for i, p := range batch {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		t := p.t
-		args = append(args, p.callID, nanos(t.At), t.Speaker, t.Text, t.Mode, t.Confidence, b2i(t.Interrupted), t.Cut)
+		args = append(args, p.callID, nanos(t.At), beganNanos(t.Began), t.Speaker, t.Text, t.Mode, t.Confidence, b2i(t.Interrupted), t.Cut)
 	}
 	return s.inTx(ctx, "append turns", func(tx *store.Tx) error {
 		_, err := tx.ExecContext(ctx, q.String(), args...)
@@ -195,7 +201,7 @@ func (s *Store) insertTurns(batch []*pendingTurn) error {
 // empty slice for a call without turns).
 func (s *Store) Transcript(ctx context.Context, callID string) ([]Turn, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT at_ns, speaker, text, mode, confidence, interrupted, cut FROM transcript_turns WHERE call_id = ? ORDER BY seq`, callID)
+		`SELECT at_ns, began_ns, speaker, text, mode, confidence, interrupted, cut FROM transcript_turns WHERE call_id = ? ORDER BY seq`, callID)
 	if err != nil {
 		return nil, fmt.Errorf("tickets: transcript of call %q: %w", callID, err)
 	}
@@ -203,15 +209,41 @@ func (s *Store) Transcript(ctx context.Context, callID string) ([]Turn, error) {
 	out := []Turn{}
 	for rows.Next() {
 		var t Turn
-		var at int64
-		if err := rows.Scan(&at, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &t.Interrupted, &t.Cut); err != nil {
+		var at, began int64
+		if err := rows.Scan(&at, &began, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &t.Interrupted, &t.Cut); err != nil {
 			return nil, fmt.Errorf("tickets: transcript of call %q: %w", callID, err)
 		}
-		t.At = fromNanos(at)
+		t.At, t.Began = fromNanos(at), fromBeganNanos(began)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("tickets: transcript of call %q: %w", callID, err)
 	}
 	return out, nil
+}
+
+// Start is when the turn began, or when it was written where that is
+// unknown: the moment a transcript line shows and the recording plays it
+// from.
+func (t Turn) Start() time.Time {
+	if t.Began.IsZero() {
+		return t.At
+	}
+	return t.Began
+}
+
+// beganNanos stores a turn's Began: 0 when unknown.
+func beganNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromBeganNanos reads began_ns: 0 is unknown (the zero time).
+func fromBeganNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return fromNanos(ns)
 }

@@ -176,10 +176,21 @@ func TestSpeechAnswersAChoice(t *testing.T) {
 	l := speechLine(t, flow, rec)
 	c := l.answered(t)
 	nextStep(t, steps)
-	c.speak(utterance(t, syn, "ro", "pașaport", c.rate))
+	said := utterance(t, syn, "ro", "pașaport", c.rate)
+	spoke := time.Now()
+	c.speak(said)
 	in := nextStep(t, steps).input
+	heard := time.Now()
 	if in.Mode != flows.InputSpeech || in.Text != "pașaport" {
 		t.Fatalf("input %+v, want speech \"pașaport\"", in)
+	}
+	// The answer knows when the caller began to speak (the console plays
+	// the recording from there): within the word, its pre-roll allowed
+	// for, and at least the word's length before it was heard.
+	length := time.Duration(len(said)) * time.Second / time.Duration(c.rate)
+	if in.Began.Before(spoke.Add(-500*time.Millisecond)) || in.Began.After(spoke.Add(length)) || heard.Sub(in.Began) < length/2 {
+		t.Errorf("the answer began %s after the caller started a %s word, and was heard %s after it began",
+			in.Began.Sub(spoke).Round(time.Millisecond), length.Round(time.Millisecond), heard.Sub(in.Began).Round(time.Millisecond))
 	}
 	if n := l.eng.Metrics.SpeechTurns.Load(); n != 1 {
 		t.Errorf("%d speech turns counted, want 1", n)

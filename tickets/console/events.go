@@ -90,7 +90,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		for _, it := range items {
 			switch {
 			case it.Turn != nil:
-				t := sseTurn{CallID: it.CallID, Speaker: it.Turn.Speaker, At: it.Turn.At}
+				t := sseTurn{CallID: it.CallID, Speaker: it.Turn.Speaker, At: it.Turn.Start()}
 				if pii {
 					t.Text = it.Turn.Text
 				}

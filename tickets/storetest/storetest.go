@@ -90,6 +90,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"an engine closes only its own orphan calls", orphansPerEngine},
 		{"a refused call log write loses no other", callLogRefusal},
 		{"an acknowledged turn is committed", turnsCommitted},
+		{"a turn keeps when it began", turnBegan},
 		{"users, sign-ins and the audit log", users},
 		{"a user's language is kept", userLang},
 		{"live readers skip no late commit", feedSkipsNothing},
@@ -657,6 +658,43 @@ func turnsCommitted(t *testing.T, open Opener) {
 		})
 	}
 	wg.Wait()
+}
+
+// A turn keeps when it began (the recording plays a line from there) as
+// well as when it was written, to the nanosecond on every backend, in the
+// transcript and in the live feed; a turn that does not know reads a zero
+// Began and starts when it was written; a start after the end is refused.
+func turnBegan(t *testing.T, open Opener) {
+	hs := engines(t, open(t), 2)
+	feedFrom, err := hs[1].st.FeedStart(ctx)
+	must(t, err)
+	at := time.Date(2026, 12, 6, 10, 0, 3, 123456789, time.UTC)
+	began := at.Add(-2345678901 * time.Nanosecond)
+	must(t, hs[0].st.AppendTurn(ctx, "call-b", tickets.Turn{Speaker: tickets.SpeakerCaller, Text: "pașaport", At: at, Began: began, Mode: tickets.ModeSpeech, Confidence: 0.9}))
+	must(t, hs[0].st.AppendTurn(ctx, "call-b", tickets.Turn{Speaker: tickets.SpeakerIVR, Text: "Bună ziua", At: at.Add(time.Second)}))
+	got, err := hs[1].st.Transcript(ctx, "call-b")
+	must(t, err)
+	if len(got) != 2 || !got[0].Began.Equal(began) || !got[0].At.Equal(at) || !got[0].Start().Equal(began) {
+		t.Fatalf("read back %+v, want the first turn to begin at %s and end at %s", got, began, at)
+	}
+	if !got[1].Began.IsZero() || !got[1].Start().Equal(at.Add(time.Second)) {
+		t.Errorf("a turn written without its start reads Began %s and starts %s, want zero and its own time", got[1].Began, got[1].Start())
+	}
+	items, _, err := hs[1].st.Feed(ctx, feedFrom, 100)
+	must(t, err)
+	var fed []tickets.Turn
+	for _, it := range items {
+		if it.Turn != nil && it.CallID == "call-b" {
+			fed = append(fed, *it.Turn)
+		}
+	}
+	if len(fed) != 2 || !fed[0].Began.Equal(began) || !fed[1].Began.IsZero() {
+		t.Errorf("the live feed gave %+v, want the same starts", fed)
+	}
+	err = hs[0].st.AppendTurn(ctx, "call-b", tickets.Turn{Speaker: tickets.SpeakerCaller, Text: "da", At: at, Began: at.Add(time.Millisecond), Mode: tickets.ModeSpeech, Confidence: 0.9})
+	if err == nil || !strings.Contains(err.Error(), "began") {
+		t.Errorf("a turn that begins after it ends: %v, want an error naming began", err)
+	}
 }
 
 func users(t *testing.T, open Opener) {
