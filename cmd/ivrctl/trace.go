@@ -31,8 +31,11 @@ func source(kind string) string {
 	return kind
 }
 
+// turnLine is a transcript turn in the timeline, at the moment it began
+// (a prompt's start, the caller's first sound or key) with how long it
+// lasted until it was written, when the turn knows its start.
 func turnLine(t tickets.Turn) traceLine {
-	l := traceLine{At: t.At, Source: "say", Kind: "ivr", Detail: t.Text}
+	l := traceLine{At: t.Start(), Source: "say", Kind: "ivr", Detail: t.Text}
 	if t.Speaker != tickets.SpeakerIVR {
 		l.Source, l.Kind = "hear", t.Speaker
 		switch t.Mode {
@@ -45,6 +48,9 @@ func turnLine(t tickets.Turn) traceLine {
 		}
 	}
 	l.Detail += cutNote(t)
+	if !t.Began.IsZero() {
+		l.Detail += fmt.Sprintf("  (%.1f s)", t.At.Sub(t.Began).Seconds())
+	}
 	return l
 }
 

@@ -20,10 +20,16 @@ func TestCallsTraceIsOneTimeline(t *testing.T) {
 	for _, tu := range []tickets.Turn{
 		{Speaker: tickets.SpeakerIVR, Text: "Bună ziua", At: old.Add(2 * time.Second), Mode: tickets.ModeNone, Interrupted: true, Cut: tickets.CutKey},
 		{Speaker: tickets.SpeakerCaller, Text: "12", At: old.Add(5*time.Second + time.Millisecond), Mode: tickets.ModeDTMF, Confidence: 1},
+		// A long prompt, written when it ended: the timeline shows it
+		// where it began, before what happened while it played.
+		{Speaker: tickets.SpeakerIVR, Text: "Operatorii nu sunt disponibili acum.", Began: old.Add(5100 * time.Millisecond), At: old.Add(18 * time.Second)},
 	} {
 		if err := s.AppendTurn(ctx, "old", tu); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.AddEvent(ctx, "old", tickets.CallEvent{At: old.Add(10 * time.Second), Kind: "flow.note", Detail: "while the prompt plays"}); err != nil {
+		t.Fatal(err)
 	}
 	tk, err := s.OpenTicket(ctx, tickets.NewTicket{Channel: "phone", Caller: "+33612345678", Lang: "ro", Service: "passport",
 		Priority: "normal", Level: 1, Description: "wants a passport", CallID: "old", Actor: "ivr"})
@@ -36,7 +42,7 @@ func TestCallsTraceIsOneTimeline(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	order := []string{"offered", "sip.invite", "answered", "sip.200", "Bună ziua  [cut off by the caller: key]", "dtmf", "keys 12", "ended"}
+	order := []string{"offered", "sip.invite", "answered", "sip.200", "Bună ziua  [cut off by the caller: key]", "dtmf", "keys 12", "Operatorii nu sunt disponibili acum.  (12.9 s)", "while the prompt plays", "ended"}
 	pos := 0
 	for _, want := range order {
 		i := strings.Index(out[pos:], want)
@@ -53,7 +59,7 @@ func TestCallsTraceIsOneTimeline(t *testing.T) {
 	var js struct {
 		Timeline []traceLine `json:"timeline"`
 	}
-	if code != exitOK || json.Unmarshal([]byte(out), &js) != nil || len(js.Timeline) < 9 {
+	if code != exitOK || json.Unmarshal([]byte(out), &js) != nil || len(js.Timeline) < 11 {
 		t.Fatalf("JSON trace: exit %d, %d lines:\n%s", code, len(js.Timeline), out)
 	}
 	for i := 1; i < len(js.Timeline); i++ {
