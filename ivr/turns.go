@@ -266,17 +266,51 @@ func (e *ear) feed(f []int16) {
 // run processes frames until ctx ends. Then it takes the frames still
 // queued, recognizes what the caller was saying (the stream in progress, or
 // a held utterance) on a context of its own, and releases the VAD.
+//
+// Packets that stop in the middle of an utterance are silence: a phone
+// with silence suppression (DTX) sends nothing while its user is quiet,
+// and a caller who stops talking must not wait for an end of turn that
+// only the next packet would bring. After rtpGapSilence without a frame
+// while the caller is speaking, the gap is taken as silence (a frame of
+// zeros every frame time) until packets come again or the utterance ends.
 func (e *ear) run(ctx context.Context) {
 	defer e.stop(ctx, e.start(ctx))
+	gap := time.NewTimer(rtpGapSilence)
+	defer gap.Stop()
+	filling := false
 	for {
 		select {
 		case f := <-e.frames:
 			e.frame(ctx, f)
+			filling = false
+			gap.Reset(rtpGapSilence)
+		case <-gap.C:
+			if !e.ep.inUtt {
+				filling = false
+				gap.Reset(rtpGapSilence)
+				continue
+			}
+			n := 1
+			if !filling { // the gap so far, then one frame at a time
+				n, filling = int(rtpGapSilence/frameDur), true
+				if e.tracker != nil {
+					e.tracker.Event("speech.gap", fmt.Sprintf("no audio from the caller for %s in an utterance: taken as silence", rtpGapSilence))
+				}
+			}
+			for range n {
+				e.frame(ctx, make([]int16, e.rate/50))
+			}
+			gap.Reset(frameDur)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// rtpGapSilence is how long the caller's packets may stop in an utterance
+// before the gap is taken as silence: longer than any jitter the jitter
+// buffer rides out, far shorter than the end-of-turn silence.
+const rtpGapSilence = 200 * time.Millisecond
 
 // start readies the ear for the call of ctx; stop (with what start
 // returned) ends its work once ctx ended.

@@ -200,6 +200,49 @@ func TestSpeechAnswersAChoice(t *testing.T) {
 	}
 }
 
+// A phone with silence suppression (DTX) stops sending packets when its
+// user stops talking: the end of the answer is heard all the same, within
+// a second or so of the last word, not at the utterance's 10 s limit.
+func TestSpeechEndsWhenThePhoneStopsSending(t *testing.T) {
+	_, rec, syn := speechEngines(t)
+	steps := make(chan step, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		pl, err := ch.Say(ctx, text("ro", "Spuneți pentru ce serviciu sunați."))
+		steps <- step{played: pl, err: err}
+		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 5 * time.Second})
+		steps <- step{input: in, err: err}
+		return flows.Outcome{Kind: flows.OutcomeHangup}
+	})
+	l := speechLine(t, flow, rec)
+	c := l.answered(t)
+	nextStep(t, steps)
+	word := utterance(t, syn, "ro", "pașaport", c.rate)
+	// The word's own trailing silence is cut: the phone sends the
+	// sound and then nothing.
+	last := len(word)
+	for last > 0 && word[last-1] > -200 && word[last-1] < 200 {
+		last--
+	}
+	c.speak(word[:last])
+	if !waitFor(5*time.Second, func() bool { return len(c.send) == 0 }) {
+		t.Fatal("the phone did not send the word")
+	}
+	c.mute <- true
+	quiet := time.Now()
+	in := nextStep(t, steps).input
+	if in.Mode != flows.InputSpeech || in.Text != "pașaport" {
+		t.Fatalf("input %+v, want speech \"pașaport\"", in)
+	}
+	took := time.Since(quiet)
+	t.Logf("answer heard %s after the phone went quiet", took.Round(time.Millisecond))
+	if took > 2500*time.Millisecond {
+		t.Errorf("the answer came %s after the phone went quiet, want the end of turn within 2.5 s", took.Round(time.Millisecond))
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, "speech.gap") {
+		t.Errorf("the call log does not say the gap was taken as silence:\n%s", ev)
+	}
+}
+
 // The caller speaks over a long prompt that allows barge-in: the prompt
 // stops within a few frames and the whole utterance (its start included)
 // is recognized by the next Listen.
