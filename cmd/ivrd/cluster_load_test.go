@@ -501,6 +501,10 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		inFlight = 250 * time.Millisecond
 	)
 	ops := l.startLoad(t, "caller_operator.xml", speech, map[string]string{"key.pcap": dtmfPcap("0"), "rate.pcap": dtmfPcap("5")}, operatorRate, time.Second, operatorCalls)
+	// Alone, the first two callers for the agent go one to each engine
+	// (round robin); after them, where each goes depends on the load's
+	// calls in between.
+	time.Sleep(1500 * time.Millisecond)
 	load := l.startLoad(t, "caller_key.xml", speech, map[string]string{"key.pcap": dtmfPcap("1")}, loadRate, time.Second, loadCalls)
 	time.Sleep(killAfter)
 	if err := l.a.cmd.Process.Kill(); err != nil {
