@@ -489,7 +489,7 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		// sent to it times out (fr_timer 2 s), or when its OPTIONS probe
 		// (every 2 s) goes unanswered: past this, no new call may wait
 		// for the dead engine. Measured: the last call that did was
-		// placed 1.8-1.9 s after the kill.
+		// placed 1.8-2.0 s after the kill.
 		window = 4 * time.Second
 		// A setup this long means the INVITE went to the dead engine
 		// first (calls to the live one take milliseconds here).
