@@ -503,8 +503,8 @@ func (p *rawPhone) challenge(name string) *digest.Challenge {
 	return ch
 }
 
-// nonceCount numbers the digests of the test phones: a nonce of the line
-// lasts a second, and no count is used twice with it.
+// nonceCount numbers the digests of the test phones, so that no count is
+// used twice with a nonce.
 var nonceCount atomic.Int64
 
 // register sends one REGISTER of name with password, answering ch, and

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/diago"
 
 	"github.com/govline/ivr/internal/kamtest"
+	"github.com/govline/ivr/ivr/queue"
 )
 
 // The shipped Kamailio configuration in front of two engines and a dead
@@ -72,4 +73,21 @@ func (s *logSink) count(sub string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Count(s.buf.Bytes(), []byte(sub))
+}
+
+// Agents' phones register through the shipped Kamailio configuration with
+// two engines behind it: the REGISTER that answers an engine's digest
+// challenge reaches that same engine (each engine signs its nonces with a
+// key of its own, so another would challenge again and the phone give
+// up), and every registration succeeds.
+func TestRegisterThroughKamailio(t *testing.T) {
+	qc := queue.Config{Queues: map[string]queue.QueueConfig{"level1": {MaxWait: time.Minute}}}
+	a, _ := startQueueLine(t, qc)
+	b, _ := startQueueLine(t, qc)
+	kam := kamtest.Start(t, fmt.Sprint("127.0.0.1:", a.port), fmt.Sprint("127.0.0.1:", b.port))
+	for i := range 4 {
+		if err := newAgentPhone(t, 1000).register(&line{port: kam}, "alice", agentPass, time.Minute); err != nil {
+			t.Fatalf("registration %d through kamailio: %v", i+1, err)
+		}
+	}
 }

@@ -313,6 +313,21 @@ func TestAgentRegistration(t *testing.T) {
 	}
 }
 
+// Phones that register within the same second are all accepted: each
+// challenge has a nonce of its own (a nonce shared by two phones, both
+// answering it with count 1, would make the second look like a replay).
+func TestAgentsRegisterInTheSameSecond(t *testing.T) {
+	l, qs := startQueueLine(t, queue.Config{})
+	for i := range 3 {
+		if err := newAgentPhone(t, 1000).register(l, "alice", agentPass, time.Minute); err != nil {
+			t.Fatalf("phone %d: %v", i+1, err)
+		}
+	}
+	if _, ok := qs.Registered("alice"); !ok {
+		t.Fatal("alice is not registered")
+	}
+}
+
 func TestQueueHandoffBridgesAudio(t *testing.T) {
 	events := make(chan sip.AgentEvent, 4)
 	l, qs := startQueueLine(t, queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 40 * time.Second,

@@ -149,7 +149,11 @@ func (q QueueConfig) withDefaults() QueueConfig {
 
 // registrar checks agents' REGISTER requests with RFC 2617 digest
 // authentication against the HA1 kept in the store. Nonces are stateless:
-// a time stamp signed with a per-process key, valid nonceLifetime.
+// a time stamp and 8 random bytes signed with a per-process key, valid
+// nonceLifetime. The random part keeps two challenges of the same second
+// apart: the replay check remembers each nonce's highest count, so two
+// phones answering one shared nonce with count 1 would see the second
+// refused.
 type registrar struct {
 	cfg QueueConfig
 	key [32]byte
@@ -207,22 +211,33 @@ func (r *registrar) fresh(nonce string, nc int) bool {
 	return true
 }
 
+// nonce is "TIME.SALT.SIG": the time in hexadecimal seconds, 8 random
+// bytes, and the HMAC of "TIME.SALT" under the process's key.
 func (r *registrar) nonce() string {
-	ts := strconv.FormatInt(r.now().Unix(), 16)
+	var salt [8]byte
+	_, _ = rand.Read(salt[:])
+	body := strconv.FormatInt(r.now().Unix(), 16) + "." + hex.EncodeToString(salt[:])
+	return body + "." + r.sign(body)
+}
+
+func (r *registrar) sign(body string) string {
 	m := hmac.New(sha256.New, r.key[:])
-	m.Write([]byte(ts))
-	return ts + "." + hex.EncodeToString(m.Sum(nil)[:16])
+	m.Write([]byte(body))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // checkNonce reports whether the nonce is ours (ok) and still fresh.
 func (r *registrar) checkNonce(n string) (ok, fresh bool) {
-	ts, sig, found := strings.Cut(n, ".")
+	i := strings.LastIndexByte(n, '.')
+	if i < 0 {
+		return false, false
+	}
+	body, sig := n[:i], n[i+1:]
+	ts, _, found := strings.Cut(body, ".")
 	if !found {
 		return false, false
 	}
-	m := hmac.New(sha256.New, r.key[:])
-	m.Write([]byte(ts))
-	want := hex.EncodeToString(m.Sum(nil)[:16])
+	want := r.sign(body)
 	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
 		return false, false
 	}
