@@ -126,15 +126,45 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 		err := db.try(ctx, fn)
 		if err == nil || !Transient(err) || errors.Is(err, ErrCommitUnknown) || ctx.Err() != nil ||
 			time.Since(start)+wait > db.retryFor {
+			db.countFailure(err)
 			return err
 		}
 		select {
 		case <-ctx.Done():
+			db.countFailure(err)
 			return err
 		case <-time.After(wait):
 		}
+		db.retries.Add(1)
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// countFailure counts a PostgreSQL write that ends with err because the
+// server could not be reached (given up, or its commit's answer lost).
+func (db *DB) countFailure(err error) {
+	if err != nil && (Transient(err) || errors.Is(err, ErrCommitUnknown)) {
+		db.failures.Add(1)
+	}
+}
+
+// WriteStats counts what Write did about a PostgreSQL server that could
+// not be reached (a restart, a network cut) since the store was opened.
+type WriteStats struct {
+	// Retries is the number of times a write ran again after a failure
+	// that left nothing behind.
+	Retries uint64
+	// Failures is the number of writes that returned such a failure: the
+	// server still unreachable after Options.RetryFor (or the caller's
+	// context ended first), or a commit whose answer was lost
+	// (ErrCommitUnknown). Each is also an error to its caller.
+	Failures uint64
+}
+
+// WriteStats returns the counts since Open (always zero on SQLite, which
+// has no server to lose). Safe for concurrent use.
+func (db *DB) WriteStats() WriteStats {
+	return WriteStats{Retries: db.retries.Load(), Failures: db.failures.Load()}
 }
 
 func (db *DB) try(ctx context.Context, fn func(*Tx) error) error {

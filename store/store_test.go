@@ -395,6 +395,48 @@ func TestWriteRetriedAcrossRestart(t *testing.T) {
 	if failed > writers {
 		t.Errorf("%d writes failed: more than one commit in flight per writer at the restart", failed)
 	}
+	// What the operator's /metrics shows (ivr_store_write_*): the
+	// restart made writes run again, and each failure was counted.
+	st := db.WriteStats()
+	t.Logf("write stats: %+v", st)
+	if st.Retries == 0 {
+		t.Error("WriteStats counts no retry across a restart")
+	}
+	if st.Failures != uint64(failed) {
+		t.Errorf("WriteStats counts %d failures, the writers saw %d", st.Failures, failed)
+	}
+}
+
+// A server that stays away longer than Options.RetryFor: the write fails
+// after about that long, and is counted as a failure after its retries.
+func TestWriteGivesUpAfterRetryFor(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	db := open(t, srv.NewDatabase(t), Options{RetryFor: 700 * time.Millisecond})
+	exec(t, db, `CREATE TABLE w (i integer PRIMARY KEY)`)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	t0 := time.Now()
+	err := db.Write(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO w VALUES (1)`)
+		return err
+	})
+	took := time.Since(t0)
+	if err == nil || !Transient(err) {
+		t.Fatalf("write with the server stopped: %v, want a transient error", err)
+	}
+	if took < 400*time.Millisecond || took > 3*time.Second {
+		t.Errorf("the write gave up after %s, want about the retry time (700 ms)", took)
+	}
+	if st := db.WriteStats(); st.Retries < 2 || st.Failures != 1 {
+		t.Errorf("write stats %+v, want retries and one failure", st)
+	}
 }
 
 // A listener hears each NOTIFY once it returned, and again after the
