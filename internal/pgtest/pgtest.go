@@ -316,6 +316,7 @@ func (s *Server) stop(sig syscall.Signal) error {
 		return nil
 	}
 	_ = s.proc.Process.Signal(sig)
+	_ = syscall.Kill(-s.proc.Process.Pid, syscall.SIGCONT) // a frozen server must see the signal
 	select {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):
@@ -323,6 +324,27 @@ func (s *Server) stop(sig syscall.Signal) error {
 		<-s.exited
 	}
 	s.proc = nil
+	return nil
+}
+
+// Freeze stops every process of the server (SIGSTOP to its process
+// group) without closing a connection: the server keeps its port and its
+// sessions but answers nothing, as a host that hangs or a network that
+// drops packets would. Thaw lets it go on.
+func (s *Server) Freeze() error { return s.signalGroup(syscall.SIGSTOP) }
+
+// Thaw resumes a server stopped by Freeze.
+func (s *Server) Thaw() error { return s.signalGroup(syscall.SIGCONT) }
+
+func (s *Server) signalGroup(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return errors.New("pgtest: server not running")
+	}
+	if err := syscall.Kill(-s.proc.Process.Pid, sig); err != nil {
+		return fmt.Errorf("pgtest: %v to the server: %w", sig, err)
+	}
 	return nil
 }
 
