@@ -448,3 +448,75 @@ func allEnded(calls []*rtpCaller) bool {
 	}
 	return true
 }
+
+// PostgreSQL frozen (a hung host, a network that drops packets: the
+// connections stay open and nothing answers): a call in progress keeps its
+// audio, and a call placed meanwhile is answered at once, its record
+// written when the server answers again.
+func TestPostgresFrozenCallsStillAnswered(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase(t)
+	e := startDaemon(t, "IVR_STORE_URL="+url, "IVR_ENGINE_NAME=engine-a", "IVR_SPEECH=false")
+	dg := newUA(t)
+	first, err := dialRTP(t, dg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	frozen := time.Now()
+	if err := pg.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			_ = pg.Thaw()
+		}
+	}()
+	var later []*rtpCaller
+	var slowest time.Duration
+	for range 2 {
+		t0 := time.Now()
+		c, err := dialRTP(t, dg, e)
+		took := time.Since(t0)
+		if err != nil {
+			t.Fatalf("a call while PostgreSQL is frozen: %v after %s", err, took.Round(time.Millisecond))
+		}
+		slowest = max(slowest, took)
+		later = append(later, c)
+	}
+	time.Sleep(time.Until(frozen.Add(4 * time.Second)))
+	gap := first.maxGap(frozen.Add(-500*time.Millisecond), time.Now())
+	if err := pg.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	thawed = true
+	t.Logf("PostgreSQL frozen %s: calls placed meanwhile answered within %s; largest RTP gap of the call in progress %s",
+		time.Since(frozen).Round(time.Millisecond), slowest.Round(time.Millisecond), gap.Round(time.Millisecond))
+	if slowest > 2*time.Second {
+		t.Errorf("a call placed while PostgreSQL was frozen took %s to answer", slowest)
+	}
+	if gap > 200*time.Millisecond {
+		t.Errorf("the call in progress received no RTP for %s while PostgreSQL was frozen", gap)
+	}
+	for _, c := range append([]*rtpCaller{first}, later...) {
+		c.hangup()
+	}
+	if !waitFor(10*time.Second, func() bool { return e.metric(t, "ivr_active_calls") == "0" }) {
+		t.Fatal("the engine still holds calls")
+	}
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range append([]*rtpCaller{first}, later...) {
+		var reason string
+		ok := waitFor(15*time.Second, func() bool {
+			return db.QueryRow(`SELECT end_reason FROM calls WHERE id = $1`, c.id).Scan(&reason) == nil && reason != ""
+		})
+		if !ok {
+			t.Errorf("call %s: no ended record in PostgreSQL after the server came back (end reason %q)", c.id, reason)
+		}
+	}
+}
