@@ -60,6 +60,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		perGroup  = 4                      // calls per group (A: key before the outage, B: during, C: after)
 		down      = 3 * time.Second        // how long PostgreSQL stays down
 		maxRTPGap = 200 * time.Millisecond // between two packets a caller receives
+		maxHush   = time.Second            // inside an announcement (its pauses between words are about 0.5 s)
 	)
 	var calls []*rtpCaller
 	dial := func(i int) (*rtpCaller, time.Duration) {
@@ -150,6 +151,20 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		slowestAnswer = max(slowestAnswer, c.answerAfterKey())
 	}
 
+	// The callers waiting in the queue since just before the outage hear
+	// their announcement (position, expected wait) through it, without a
+	// pause longer than those between its words.
+	var longestHush time.Duration
+	for _, c := range groupA {
+		if heard := c.loudIn(crashed, restarted); heard < time.Second {
+			t.Errorf("call %s, waiting in the queue, heard %s of sound in the %s PostgreSQL was down: the announcement stalled",
+				c.id, heard, restarted.Sub(crashed).Round(time.Millisecond))
+		}
+		longestHush = max(longestHush, c.maxHush(crashed.Add(-time.Second), restarted.Add(2*time.Second)))
+	}
+	if longestHush > maxHush {
+		t.Errorf("a queued caller's announcement paused %s in the middle during the outage, want under %s", longestHush, maxHush)
+	}
 	// What the engines counted.
 	sum := func(name string) int {
 		n := 0
@@ -238,6 +253,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	t.Logf("largest RTP gap a caller heard from 1 s before the outage on: %s (call %s); slowest setup during the outage %s; "+
 		"slowest answer to a key pressed during the outage %s",
 		worst.Round(time.Millisecond), worstCall.id, slowestSetup.Round(time.Millisecond), slowestAnswer.Round(time.Millisecond))
+	t.Logf("queued callers' announcements: longest pause %s", longestHush.Round(time.Millisecond))
 	t.Logf("store writes retried %d, failed %d; transcript turns lost %d; call log writes failed %d, dropped %d; "+
 		"missing in PostgreSQL: %d tickets, %d call records, %d transcript steps",
 		retries, failures, turnsLost, logFailed, logDropped, noTicket, noRecord, noTurn)
@@ -385,6 +401,38 @@ func (c *rtpCaller) maxGap(from, to time.Time) time.Duration {
 		last = at
 	}
 	return max(gap, to.Sub(last))
+}
+
+// maxHush is the longest run of quiet packets in [from, to] between two
+// loud ones: a prompt or announcement that stalled in the middle.
+func (c *rtpCaller) maxHush(from, to time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var hush time.Duration
+	var lastLoud time.Time
+	for i, at := range c.arrived {
+		if at.Before(from) || at.After(to) || !c.loud[i] {
+			continue
+		}
+		if !lastLoud.IsZero() {
+			hush = max(hush, at.Sub(lastLoud))
+		}
+		lastLoud = at
+	}
+	return hush
+}
+
+// loudIn is how much of [from, to] the caller heard as sound (not silence).
+func (c *rtpCaller) loudIn(from, to time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i, at := range c.arrived {
+		if !at.Before(from) && !at.After(to) && c.loud[i] {
+			n++
+		}
+	}
+	return time.Duration(n) * audio.FrameDuration
 }
 
 // answerAfterKey is the time from the key press to the first loud packet
