@@ -217,6 +217,15 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		}
 	}
 
+	// Every caller who pressed 0 waited in the queue until they hung up:
+	// none was sent away with "your request is registered" because the
+	// queue could not be joined.
+	for _, e := range engines {
+		if n := strings.Count(e.logs.String(), `"transfer failed`); n > 0 {
+			t.Errorf("%s: %d callers could not join the queue", e.httpAddr, n)
+		}
+	}
+
 	// What PostgreSQL holds.
 	db, err := sql.Open("pgx", url)
 	if err != nil {
