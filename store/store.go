@@ -29,8 +29,8 @@
 // or deadlock, a connection lost or refused before the commit: a server
 // restarting), and when the answer to its commit was lost but the same
 // server says it did not commit; never when the commit itself may have
-// happened; DB.WriteStats
-// counts those retries and the writes that failed all the same. On SQLite
+// happened. DB.WriteStats counts those retries and the writes that failed
+// all the same. On SQLite
 // the process has one writer at a time (waiting for it honours the
 // context) and other processes are waited for up to BusyTimeout.
 package store
