@@ -144,14 +144,22 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	// What the callers heard.
 	var worst time.Duration
 	var worstCall *rtpCaller
+	var worstAt time.Time
 	for _, c := range calls {
 		from := crashed.Add(-time.Second)
 		if c.answered.After(from) {
 			from = c.answered.Add(200 * time.Millisecond) // the first packets of a new call
 		}
-		if g := c.maxGap(from, time.Now()); g > worst {
-			worst, worstCall = g, c
+		if g, at := c.maxGapAt(from, time.Now()); g > worst {
+			worst, worstCall, worstAt = g, c, at
 		}
+	}
+	// The same figure before the outage, for the calls already there: what
+	// this machine's load alone costs (a gap during the outage far above
+	// it is the engine's).
+	var before time.Duration
+	for _, c := range calls[:3*perGroup] {
+		before = max(before, c.maxGap(c.answered.Add(200*time.Millisecond), crashed.Add(-time.Second)))
 	}
 	var slowestSetup time.Duration
 	for _, s := range duringSetup {
@@ -273,16 +281,28 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 
 	t.Logf("PostgreSQL down %s (immediate shutdown, start with WAL replay); %d calls in progress, %d placed during the outage",
 		downtime.Round(time.Millisecond), 3*perGroup, len(during))
-	t.Logf("largest RTP gap a caller heard from 1 s before the outage on: %s (call %s); slowest setup during the outage %s; "+
+	t.Logf("largest RTP gap a caller heard from 1 s before the outage on: %s (call %s; before it: %s); slowest setup during the outage %s; "+
 		"slowest answer to a key pressed during the outage %s",
-		worst.Round(time.Millisecond), worstCall.id, slowestSetup.Round(time.Millisecond), slowestAnswer.Round(time.Millisecond))
+		worst.Round(time.Millisecond), worstCall.id, before.Round(time.Millisecond), slowestSetup.Round(time.Millisecond), slowestAnswer.Round(time.Millisecond))
+	t.Logf("the largest gap ended %s after the crash (the restart: %s); that caller pressed 0 at %s, answered at %s",
+		worstAt.Sub(crashed).Round(time.Millisecond), downtime.Round(time.Millisecond),
+		worstCall.pressedAt().Sub(crashed).Round(time.Millisecond), worstCall.answered.Sub(crashed).Round(time.Millisecond))
 	t.Logf("queued callers' announcements: longest pause %s", longestHush.Round(time.Millisecond))
 	t.Logf("store writes retried %d, failed %d; transcript turns lost %d; call log writes failed %d, dropped %d; "+
 		"missing in PostgreSQL: %d tickets, %d call records, %d transcript steps",
 		retries, failures, turnsLost, logFailed, logDropped, noTicket, noRecord, noTurn)
 
-	if worst > maxRTPGap {
-		t.Errorf("a caller received no RTP for %s during the outage (call %s), want under %s", worst, worstCall.id, maxRTPGap)
+	// A media path that waited for the database would leave a gap of the
+	// whole outage. On a machine so loaded that gaps reach half of
+	// maxRTPGap before the outage already (engines built with -race), the
+	// bound is a quarter of the outage instead.
+	limit := maxRTPGap
+	if before > maxRTPGap/2 {
+		limit = downtime / 4
+		t.Logf("gaps of %s before the outage: this machine is too loaded for the %s bound; holding the gap to %s", before, maxRTPGap, limit)
+	}
+	if worst > limit {
+		t.Errorf("a caller received no RTP for %s during the outage (call %s), want under %s (%s before it)", worst, worstCall.id, limit, before)
 	}
 	if slowestSetup > 2*time.Second {
 		t.Errorf("a call placed while PostgreSQL was down took %s to answer", slowestSetup)
@@ -413,9 +433,16 @@ func (c *rtpCaller) pressedAt() time.Time {
 
 // maxGap is the longest time in [from, to] without a packet.
 func (c *rtpCaller) maxGap(from, to time.Time) time.Duration {
+	gap, _ := c.maxGapAt(from, to)
+	return gap
+}
+
+// maxGapAt is maxGap and the moment the gap ended.
+func (c *rtpCaller) maxGapAt(from, to time.Time) (time.Duration, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var gap time.Duration
+	var end time.Time
 	last := from
 	for _, at := range c.arrived {
 		if at.Before(from) {
@@ -424,10 +451,15 @@ func (c *rtpCaller) maxGap(from, to time.Time) time.Duration {
 		if at.After(to) {
 			break
 		}
-		gap = max(gap, at.Sub(last))
+		if at.Sub(last) > gap {
+			gap, end = at.Sub(last), at
+		}
 		last = at
 	}
-	return max(gap, to.Sub(last))
+	if to.Sub(last) > gap {
+		gap, end = to.Sub(last), to
+	}
+	return gap, end
 }
 
 // maxHush is the longest run of quiet packets in [from, to] between two
