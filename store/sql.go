@@ -143,9 +143,10 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 }
 
 // countFailure counts a PostgreSQL write that ends with err because the
-// server could not be reached (given up, or its commit's answer lost).
+// server could not be reached (given up, its commit's answer lost, or no
+// answer before the context's deadline: a server that hangs).
 func (db *DB) countFailure(err error) {
-	if err != nil && (Transient(err) || errors.Is(err, ErrCommitUnknown)) {
+	if err != nil && (Transient(err) || errors.Is(err, ErrCommitUnknown) || errors.Is(err, context.DeadlineExceeded)) {
 		db.failures.Add(1)
 	}
 }
@@ -158,7 +159,8 @@ type WriteStats struct {
 	Retries uint64
 	// Failures is the number of writes that returned such a failure: the
 	// server still unreachable after Options.RetryFor (or the caller's
-	// context ended first), or a commit whose answer was lost
+	// context ended first), no answer before the context's deadline (a
+	// server that hangs), or a commit whose answer was lost
 	// (ErrCommitUnknown). Each is also an error to its caller.
 	Failures uint64
 }

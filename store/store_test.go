@@ -427,6 +427,34 @@ func TestWriteRetriedAcrossRestart(t *testing.T) {
 	}
 }
 
+// A server that hangs (its processes stopped, its connections open): a
+// write ends at its context's deadline and is counted as a failure.
+func TestWriteToAHungServerCounted(t *testing.T) {
+	srv := pgtest.Start(t)
+	db := open(t, srv.NewDatabase(t), Options{})
+	exec(t, db, `CREATE TABLE w (i integer PRIMARY KEY)`)
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Thaw(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := db.Write(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO w VALUES (1)`)
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write to a hung server: %v, want the context's deadline", err)
+	}
+	if st := db.WriteStats(); st.Failures != 1 {
+		t.Errorf("write stats %+v, want one failure", st)
+	}
+}
+
 // A server that stays away longer than Options.RetryFor: the write fails
 // after about that long, and is counted as a failure after its retries.
 func TestWriteGivesUpAfterRetryFor(t *testing.T) {

@@ -321,7 +321,7 @@ func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, db *storepkg.DB, tel *
 			func() float64 { return float64(calls.Failed()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_store_write_retries_total", Help: "Database writes run again after PostgreSQL could not be reached (nothing was committed)."},
 			func() float64 { return float64(db.WriteStats().Retries) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_store_write_failures_total", Help: "Database writes that failed because PostgreSQL could not be reached for the whole retry time, or whose commit's answer was lost."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_store_write_failures_total", Help: "Database writes that failed because PostgreSQL could not be reached for the whole retry time or did not answer in time, or whose commit's answer was lost."},
 			func() float64 { return float64(db.WriteStats().Failures) }),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),

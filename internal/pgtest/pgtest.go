@@ -15,6 +15,11 @@
 // package), and skips elsewhere with a message naming the package.
 // As root, the server runs as the postgres user (PostgreSQL refuses root).
 //
+// A test sees what happens while the server goes away with Stop and Start,
+// Restart (an administrator's), Crash (an immediate shutdown: the next
+// Start replays the write-ahead log) and Freeze and Thaw (a server that
+// keeps its connections and answers nothing).
+//
 // The server runs with fsync off (the tests' process-level restarts lose
 // nothing the server acknowledged: the operating system holds its writes);
 // a benchmark that measures durable commits calls Server.SetFsync(true).
