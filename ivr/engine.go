@@ -80,8 +80,12 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	e.calls[key] = t
 	e.mu.Unlock()
 	// A call id used before (by an ended call) gets a record id of its
-	// own: the first call's record and recording stay as they were.
-	info.ID = e.Calls.FreeID(context.Background(), info.ID)
+	// own: the first call's record and recording stay as they were. The
+	// look-up waits for the store at most CallIDLookupTimeout: a database
+	// that does not answer must not keep the caller from being answered.
+	lctx, cancel := context.WithTimeout(context.Background(), CallIDLookupTimeout)
+	info.ID = e.Calls.FreeID(lctx, info.ID)
+	cancel()
 	t.info, t.log = info, e.Log.With("call_id", info.ID)
 	e.Metrics.ActiveCalls.Add(1)
 
@@ -89,6 +93,14 @@ func (e *Engine) Begin(info CallInfo) (*Tracker, error) {
 	t.log.Info("call offered", "telephony", info.Telephony, "caller", redact.Phone(info.Caller), "called", info.Called)
 	return t, nil
 }
+
+// CallIDLookupTimeout bounds how long call setup waits for the store to
+// say whether a new call's id was used before (tickets.CallLog.FreeID).
+// Past it (the database restarting, a host or network that does not
+// answer) the id is taken as new: the caller is answered all the same; in
+// the rare case the id was taken, the call's record is refused and counted
+// (ivr_calllog_failed_total).
+const CallIDLookupTimeout = 500 * time.Millisecond
 
 // DefaultCheckpoint is how often an answered call's record is brought up
 // to date by default.

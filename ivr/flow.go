@@ -56,6 +56,10 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 					s.survey(ctx, v, out, svc, facts)
 				}
 				return EndTransferred
+			} else if s.Call.Context().Err() != nil {
+				// The caller hung up while waiting: nothing failed, and
+				// nobody is left to tell.
+				return EndCallerHangup
 			} else {
 				s.Log.Error("transfer failed: the caller is told the request is registered", "queue", out.Queue, "err", err)
 			}

@@ -105,8 +105,10 @@ func (tx *Tx) Backend() Backend { return tx.db.backend }
 // serialization failure or deadlock; a connection refused, or lost before
 // the commit was sent) runs fn again, for up to Options.RetryFor: fn must
 // compute everything it writes from what it reads in the transaction. A
-// commit whose answer was lost is not retried (it may have happened): its
-// error wraps ErrCommitUnknown.
+// commit whose answer was lost is looked up on the same server (by its
+// transaction id): committed, Write returns nil; not committed, fn runs
+// again. When the server restarted meanwhile, or none answers, nobody can
+// tell: the error wraps ErrCommitUnknown and fn is not run again.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 	if db.readOnly {
 		return fmt.Errorf("%s: %w", db.where, ErrReadOnly)
@@ -118,26 +120,58 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 			return fmt.Errorf("waiting for the write lock: %w", context.Cause(ctx))
 		}
 		defer func() { <-db.wmu }()
-		return db.try(ctx, fn)
+		return db.try(ctx, fn, time.Time{})
 	}
 	start := time.Now()
 	wait := 20 * time.Millisecond
 	for {
-		err := db.try(ctx, fn)
+		err := db.try(ctx, fn, start.Add(db.retryFor))
 		if err == nil || !Transient(err) || errors.Is(err, ErrCommitUnknown) || ctx.Err() != nil ||
 			time.Since(start)+wait > db.retryFor {
+			db.countFailure(err)
 			return err
 		}
 		select {
 		case <-ctx.Done():
+			db.countFailure(err)
 			return err
 		case <-time.After(wait):
 		}
+		db.retries.Add(1)
 		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
 
-func (db *DB) try(ctx context.Context, fn func(*Tx) error) error {
+// countFailure counts a PostgreSQL write that ends with err because the
+// server could not be reached (given up, its commit's answer lost, or no
+// answer before the context's deadline: a server that hangs).
+func (db *DB) countFailure(err error) {
+	if err != nil && (Transient(err) || errors.Is(err, ErrCommitUnknown) || errors.Is(err, context.DeadlineExceeded)) {
+		db.failures.Add(1)
+	}
+}
+
+// WriteStats counts what Write did about a PostgreSQL server that could
+// not be reached (a restart, a network cut) since the store was opened.
+type WriteStats struct {
+	// Retries is the number of times a write ran again after a failure
+	// that left nothing behind.
+	Retries uint64
+	// Failures is the number of writes that returned such a failure: the
+	// server still unreachable after Options.RetryFor (or the caller's
+	// context ended first), no answer before the context's deadline (a
+	// server that hangs), or a commit whose answer was lost
+	// (ErrCommitUnknown). Each is also an error to its caller.
+	Failures uint64
+}
+
+// WriteStats returns the counts since Open (always zero on SQLite, which
+// has no server to lose). Safe for concurrent use.
+func (db *DB) WriteStats() WriteStats {
+	return WriteStats{Retries: db.retries.Load(), Failures: db.failures.Load()}
+}
+
+func (db *DB) try(ctx context.Context, fn func(*Tx) error, deadline time.Time) error {
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -146,20 +180,75 @@ func (db *DB) try(ctx context.Context, fn func(*Tx) error) error {
 		_ = stx.Rollback()
 		return err
 	}
+	// PostgreSQL: the transaction's id and the server's start, to ask the
+	// server whether it committed should the answer to the commit be lost.
+	var tx pgTx
+	if db.backend == Postgres {
+		if err := stx.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text, pg_postmaster_start_time()`).Scan(&tx.xid, &tx.server); err != nil {
+			_ = stx.Rollback()
+			return fmt.Errorf("transaction id: %w", err)
+		}
+	}
 	if err := stx.Commit(); err != nil {
 		if db.backend == Postgres && !isServerError(err) {
-			// The connection failed while the commit was on its way: the
-			// server may have committed.
-			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
+			// The connection failed while the commit was on its way.
+			return db.commitOutcome(ctx, tx, deadline, err)
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
+// pgTx identifies a PostgreSQL transaction: its id and the start of the
+// server that ran it.
+type pgTx struct {
+	xid    string
+	server time.Time
+}
+
+// commitOutcome asks PostgreSQL what became of transaction tx, whose
+// commit was sent on a connection that failed (cerr) before the answer
+// came (a network cut, a proxy, a terminated backend): nil when it
+// committed; cerr (transient: Write runs the transaction again) when it
+// did not. It returns ErrCommitUnknown when the server restarted since
+// (after a crash, the id of a transaction the server lost before writing
+// it may be given to another, so the server's answer would not be about
+// this one), or when no server answers before deadline or ctx ends.
+func (db *DB) commitOutcome(ctx context.Context, tx pgTx, deadline time.Time, cerr error) error {
+	wait := 20 * time.Millisecond
+	for {
+		var status sql.NullString
+		var server time.Time
+		err := db.sql.QueryRowContext(ctx, `SELECT pg_xact_status($1::xid8), pg_postmaster_start_time()`, tx.xid).Scan(&status, &server)
+		switch {
+		case err == nil && !server.Equal(tx.server):
+			return fmt.Errorf("commit: %w (the server restarted): %w", ErrCommitUnknown, cerr)
+		case err == nil && status.String == "committed":
+			return nil
+		case err == nil && status.String == "aborted":
+			return fmt.Errorf("commit: %w", cerr)
+		case err == nil && status.String == "in progress":
+			// The server has not yet seen the connection end.
+		case err == nil || !Transient(err):
+			// Too old to tell (NULL), or an error that is no outage.
+			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, cerr)
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, cerr)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, cerr)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
 // ErrCommitUnknown is wrapped by a PostgreSQL write whose commit was sent
-// but whose answer never came: it may or may not have been committed, so
-// it is not retried.
+// but whose answer never came, when no server could say afterwards
+// whether it committed (within Options.RetryFor): it may or may not have
+// been committed, so it is not retried.
 var ErrCommitUnknown = errors.New("commit outcome unknown (connection lost)")
 
 // The constructs the two dialects spell differently.

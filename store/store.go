@@ -27,7 +27,10 @@
 // Writes go through DB.Write: one transaction, retried on PostgreSQL when
 // it failed for a reason that left nothing behind (a serialization failure
 // or deadlock, a connection lost or refused before the commit: a server
-// restarting), never when the commit itself may have happened. On SQLite
+// restarting), and when the answer to its commit was lost but the same
+// server says it did not commit; never when the commit itself may have
+// happened. DB.WriteStats counts those retries and the writes that failed
+// all the same. On SQLite
 // the process has one writer at a time (waiting for it honours the
 // context) and other processes are waited for up to BusyTimeout.
 package store
@@ -41,6 +44,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -105,6 +109,8 @@ type DB struct {
 	pgcfg *pgx.ConnConfig
 	// rebound caches the PostgreSQL form of each query.
 	rebound sync.Map
+	// retries and failures are WriteStats.
+	retries, failures atomic.Uint64
 }
 
 // SQLiteURL is the store URL of the SQLite file at path.

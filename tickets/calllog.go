@@ -23,8 +23,13 @@ import (
 // about a millisecond after it was given, under load hundreds share one
 // commit. So a crash loses at most the writes of the batch in flight.
 //
+// A database that cannot be reached (PostgreSQL restarting) holds the
+// writer, not the callers: it tries the batch again until the database is
+// back, while new writes wait in the queue.
+//
 // The methods never block: when the queue is full (the disk stalled for
-// seconds) a write is dropped, counted in Dropped and logged. All methods
+// seconds, the database away for minutes) a write is dropped, counted in
+// Dropped and logged. All methods
 // are safe for concurrent use. Close flushes and stops the writer.
 type CallLog struct {
 	s       *Store
@@ -246,9 +251,18 @@ func (l *CallLog) drain(batch []logOp) {
 	}
 }
 
+// unreachableRetry is how long the writer waits before it tries again a
+// batch that failed because the database could not be reached.
+const unreachableRetry = time.Second
+
+// commit commits a batch. When the database cannot be reached for longer
+// than the store's own retry time (a PostgreSQL restart with a long
+// recovery, a network cut), the writer keeps the batch and tries it again
+// every unreachableRetry until it is committed or the log is closed; the
+// writes given meanwhile wait in the queue (and past its size are dropped
+// and counted). A batch whose commit's answer was lost is not tried again
+// (it may have been committed): it is counted as failed.
 func (l *CallLog) commit(batch []logOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	defer func() {
 		l.mu.Lock()
 		for i := range batch {
@@ -260,6 +274,35 @@ func (l *CallLog) commit(batch []logOp) {
 		}
 		l.mu.Unlock()
 	}()
+	var held time.Time
+	for {
+		err := l.commitOnce(batch)
+		if err == nil {
+			if !held.IsZero() {
+				l.log.Info("call log: database reachable again, held writes committed", "held", time.Since(held).Round(time.Millisecond))
+			}
+			return
+		}
+		if held.IsZero() {
+			held = time.Now()
+			l.log.Warn("call log: database unreachable, writes held and tried again", "writes", len(batch), "queued", len(l.ch), "err", err)
+		}
+		select {
+		case <-l.quit:
+			l.failed.Add(uint64(len(batch)))
+			l.log.Error("call log batch not committed: closing while the database is unreachable", "writes", len(batch), "err", err)
+			return
+		case <-time.After(unreachableRetry):
+		}
+	}
+}
+
+// commitOnce commits a batch in one transaction (with the store's retries)
+// and counts what failed, except a failure to reach the database while the
+// log is open, the one error it returns, for commit to try again.
+func (l *CallLog) commitOnce(batch []logOp) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	type refusal struct {
 		i   int
 		err error
@@ -302,15 +345,23 @@ func (l *CallLog) commit(batch []logOp) {
 		guard = true
 		err = l.s.inTx(ctx, "call log batch", apply)
 	}
+	if err != nil && store.Transient(err) && !errors.Is(err, store.ErrCommitUnknown) {
+		select {
+		case <-l.quit:
+		default:
+			return err // commit tries again
+		}
+	}
 	if err != nil {
 		l.failed.Add(uint64(len(batch)))
 		l.log.Error("call log batch not committed", "writes", len(batch), "err", err)
-		return
+		return nil
 	}
 	for _, r := range refused {
 		l.failed.Add(1)
 		l.log.Warn("call log write refused", "call_id", batch[r.i].id, "err", r.err)
 	}
+	return nil
 }
 
 // errGuard asks for a batch to run again with a savepoint around each write.

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/govline/ivr/internal/pgtest"
+	"github.com/govline/ivr/store"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -116,4 +119,70 @@ func BenchmarkCallLogEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	l.Close()
+}
+
+// PostgreSQL away for longer than the store's retry time: the call log
+// holds its writes and commits them, in order, once the server is back;
+// none is counted failed or dropped.
+func TestCallLogHoldsWritesWhilePostgresIsAway(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	db, err := store.Open(ctx, srv.NewDatabase(t), store.Options{RetryFor: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := New(db)
+	l := s.NewCallLog(0, quietLog())
+	defer l.Close()
+	t0 := time.Now()
+	l.Start(CallRecord{ID: "before", Telephony: "sip", Caller: "0722000111", Called: "1919", Start: t0})
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	running := false
+	defer func() {
+		if !running {
+			_ = srv.Start()
+		}
+	}()
+	l.DTMF("before", '1')
+	l.Start(CallRecord{ID: "during", Telephony: "sip", Caller: "0722000222", Called: "1919", Start: t0.Add(time.Second)})
+	l.Event("during", CallEvent{At: t0.Add(time.Second), Kind: "dtmf", Detail: "rfc4733 2"})
+	l.DTMF("during", '2')
+	time.Sleep(1500 * time.Millisecond) // five times the store's retry time
+	l.DTMF("before", '3')
+	l.End("before", t0.Add(2*time.Second), EndCallerHangup, PacketStats{In: 100, Out: 100})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	running = true
+	fctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := l.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Failed() != 0 || l.Dropped() != 0 {
+		t.Errorf("failed %d, dropped %d: writes lost while PostgreSQL was away", l.Failed(), l.Dropped())
+	}
+	b, err := s.Call(ctx, "before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.DTMF != "13" || b.EndReason != EndCallerHangup || b.Stats.In != 100 {
+		t.Errorf("call before the outage: %+v, want keys 13 and its end", b)
+	}
+	d, err := s.Call(ctx, "during")
+	if err != nil {
+		t.Fatalf("call started during the outage: %v", err)
+	}
+	ev, err := s.Events(ctx, "during")
+	if d.DTMF != "2" || err != nil || len(ev) != 1 {
+		t.Errorf("call started during the outage: %+v, events %v (%v)", d, ev, err)
+	}
 }

@@ -251,7 +251,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	reg := newRegistry(eng, calls, tel)
+	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
 	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
@@ -309,9 +309,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // newRegistry gathers what GET /metrics serves: the engine's metrics, the
-// call log's, the telephony adapters', and the standard process and Go
-// runtime collectors of client_golang (process_*, go_*).
-func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prometheus.Registry {
+// call log's, the store's, the telephony adapters', and the standard
+// process and Go runtime collectors of client_golang (process_*, go_*).
+func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, db *storepkg.DB, tel *telephony) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		eng.Metrics,
@@ -319,6 +319,10 @@ func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prome
 			func() float64 { return float64(calls.Dropped()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_calllog_failed_total", Help: "Call record writes the database refused."},
 			func() float64 { return float64(calls.Failed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_store_write_retries_total", Help: "Database writes run again after PostgreSQL could not be reached (nothing was committed)."},
+			func() float64 { return float64(db.WriteStats().Retries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_store_write_failures_total", Help: "Database writes that failed because PostgreSQL could not be reached for the whole retry time or did not answer in time, or whose commit's answer was lost."},
+			func() float64 { return float64(db.WriteStats().Failures) }),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 	)

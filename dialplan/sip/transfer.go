@@ -48,6 +48,11 @@ type queuedCall struct{ *call }
 
 var _ ivr.Transferer = queuedCall{}
 
+// lookTimeout bounds the look-up of a waiting caller's position for an
+// announcement: a database that does not answer gives an announcement
+// without the position, not a caller left in silence.
+const lookTimeout = time.Second
+
 // closedCh is ready at once: a select with it never blocks.
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
@@ -91,7 +96,9 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 		}
 	}
 	look := func() queue.Standing {
-		st, err := p.Look(ctx)
+		lctx, cancel := context.WithTimeout(ctx, lookTimeout)
+		defer cancel()
+		st, err := p.Look(lctx)
 		if err != nil {
 			c.tr.Log().Warn("queue: position unknown", "err", err)
 		}
@@ -102,7 +109,36 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 	c.tr.Event("queue.join", fmt.Sprintf("queue %s position %d", h.Queue, look().Position))
 	outcome := tickets.QueueAbandoned
 	var r *ringing
+	// Claims (a write in the store) run on a goroutine of their own, so
+	// that a database that is slow or away (PostgreSQL restarting) delays
+	// the agents' ringing, never the caller's announcement or keys. The
+	// loop asks for a claim when the board may have changed (a NOTIFY, the
+	// poll, a ring that ended) and hears the targets on claimed.
+	claimCtx, stopClaims := context.WithCancel(ctx)
+	claimReq := make(chan struct{}, 1)
+	claimed := make(chan []queue.Target)
+	var claimer sync.WaitGroup
+	claimer.Go(func() {
+		for {
+			select {
+			case <-claimCtx.Done():
+				return
+			case <-claimReq:
+			}
+			targets, err := p.Claim(claimCtx)
+			if err != nil && claimCtx.Err() == nil {
+				c.tr.Log().Warn("queue: claim failed", "err", err)
+			}
+			select {
+			case claimed <- targets:
+			case <-claimCtx.Done():
+				return // the place is settled as left below: a claim made now is released
+			}
+		}
+	})
 	defer func() {
+		stopClaims()
+		claimer.Wait()
 		r.stop()
 		settle("", true)
 		c.recordOutcome(id, conf.Service, outcome)
@@ -119,15 +155,11 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 	defer c.waitKeys.Store(nil)
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
+	want, claiming := true, false
 	for {
-		if r == nil {
-			targets, err := p.Claim(ctx)
-			if err != nil {
-				c.tr.Log().Warn("queue: claim failed", "err", err)
-			}
-			if len(targets) > 0 {
-				r = c.ring(targets, h, set.RingTimeout)
-			}
+		if r == nil && want && !claiming {
+			claimReq <- struct{}{} // room for one: no claim is in flight
+			want, claiming = false, true
 		}
 		var ringDone <-chan ringResult
 		if r != nil {
@@ -144,12 +176,18 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 		case <-c.ctx.Done():
 			c.tr.Event("queue.abandoned", fmt.Sprintf("waited %s", time.Since(joined).Round(time.Second)))
 			return c.endErr()
+		case targets := <-claimed:
+			claiming = false
+			if len(targets) > 0 {
+				r = c.ring(targets, h, set.RingTimeout)
+			}
 		case res := <-ringDone:
 			r.wg.Wait()
 			r = nil
 			if res.d == nil {
 				settle("", false)
 				c.tr.Event("queue.noanswer", res.detail)
+				want = true
 				continue
 			}
 			settle(res.agent, true)
@@ -200,7 +238,9 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			c.tr.Event("queue.announce", fmt.Sprintf("position %d", st.Position))
 			playing = pcm
 		case <-board.Changed():
+			want = true
 		case <-poll.C:
+			want = true
 		case <-play:
 			n := copy(frame, playing)
 			clear(frame[n:])

@@ -15,6 +15,11 @@
 // package), and skips elsewhere with a message naming the package.
 // As root, the server runs as the postgres user (PostgreSQL refuses root).
 //
+// A test sees what happens while the server goes away with Stop and Start,
+// Restart (an administrator's), Crash (an immediate shutdown: the next
+// Start replays the write-ahead log) and Freeze and Thaw (a server that
+// keeps its connections and answers nothing).
+//
 // The server runs with fsync off (the tests' process-level restarts lose
 // nothing the server acknowledged: the operating system holds its writes);
 // a benchmark that measures durable commits calls Server.SetFsync(true).
@@ -316,6 +321,11 @@ func (s *Server) stop(sig syscall.Signal) error {
 		return nil
 	}
 	_ = s.proc.Process.Signal(sig)
+	// A frozen server must see the signal, and its backends must end.
+	_ = syscall.Kill(s.proc.Process.Pid, syscall.SIGCONT)
+	for _, child := range children(s.proc.Process.Pid) {
+		_ = syscall.Kill(child, syscall.SIGCONT)
+	}
 	select {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):
@@ -324,6 +334,59 @@ func (s *Server) stop(sig syscall.Signal) error {
 	}
 	s.proc = nil
 	return nil
+}
+
+// Freeze stops every process of the server (SIGSTOP to the postmaster,
+// then to each of its children: each backend is a process group of its
+// own) without closing a connection: the server keeps its port and its
+// sessions but answers nothing, as a host that hangs or a network that
+// drops packets would. Thaw lets it go on.
+func (s *Server) Freeze() error { return s.signalAll(syscall.SIGSTOP) }
+
+// Thaw resumes a server stopped by Freeze.
+func (s *Server) Thaw() error { return s.signalAll(syscall.SIGCONT) }
+
+func (s *Server) signalAll(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return errors.New("pgtest: server not running")
+	}
+	pid := s.proc.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("pgtest: %v to the server: %w", sig, err)
+	}
+	// The postmaster stopped forks no more: its children are all there.
+	for _, child := range children(pid) {
+		_ = syscall.Kill(child, sig) // one that just ended is no matter
+	}
+	return nil
+}
+
+// children lists the processes whose parent is pid (from /proc).
+func children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Restart stops the server and starts it again on the same port, as an
