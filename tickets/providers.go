@@ -73,6 +73,29 @@ func (s *Store) AddProvider(ctx context.Context, actor, id, name string) error {
 	}))
 }
 
+// RenameProvider changes a provider's name (audited as "provider_name"):
+// the default provider's too, which is "Default provider" until named.
+func (s *Store) RenameProvider(ctx context.Context, actor, id, name string) error {
+	op := "rename provider " + id
+	if err := checkActor(actor); err != nil {
+		return fmt.Errorf("tickets: %s: %w", op, err)
+	}
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("tickets: %s: %w", op, invalid("name", "empty"))
+	}
+	now := s.now()
+	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE providers SET name = ? WHERE id = ?`, name, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("provider %q %w", id, ErrNotFound)
+		}
+		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "provider_name", Target: id, Detail: name, OK: true})
+	}))
+}
+
 // SetProviderServices gives the services' new requests to provider id (the
 // services keep their tickets already opened). Giving a service to
 // DefaultProvider takes it back from any other. Audited as
