@@ -34,8 +34,15 @@ func providers(t *testing.T, open Opener) {
 	if err := b.SetProviderNumbers(ctx, "admin", "nobody", []string{"1"}); !errors.Is(err, tickets.ErrNotFound) {
 		t.Fatalf("numbers of an unknown provider: %v", err)
 	}
+	must(t, a.RenameProvider(ctx, "admin", "default", "Centrul unic"))
+	if err := a.RenameProvider(ctx, "admin", "nobody", "x"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Fatalf("renaming an unknown provider: %v", err)
+	}
 	ps, err = b.Providers(ctx)
 	must(t, err)
+	if ps[0].Name != "Centrul unic" {
+		t.Errorf("the default provider renamed: %q", ps[0].Name)
+	}
 	if len(ps) != 3 || ps[0].ID != "default" || ps[1].ID != "passports" || ps[2].ID != "social" ||
 		!slices.Equal(ps[1].Services, []tickets.Service{tickets.ServiceIdentityCard, tickets.ServicePassport}) ||
 		slices.Contains(ps[0].Services, tickets.ServicePassport) || len(ps[0].Services) != len(tickets.Services)-2 ||
