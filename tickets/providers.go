@@ -255,6 +255,17 @@ func providerFor(ctx context.Context, q interface {
 	return p, err
 }
 
+type providerKey struct{}
+
+// AsProvider returns a context whose ticket changes (AddNote, Resolve,
+// Transfer...) apply only to provider p's tickets: a change of another
+// provider's ticket fails with ErrNotFound, checked under the ticket's row
+// lock, so that a change racing with a transfer never lands on a ticket
+// that has just left p. The console makes every change with it.
+func AsProvider(ctx context.Context, p string) context.Context {
+	return context.WithValue(ctx, providerKey{}, p)
+}
+
 // Transfer hands an open ticket to another provider, with the reason
 // (required): a "transfer" event (from, to, reason) in its history and a
 // "ticket_transfer" line in the audit, in one transaction. The ticket

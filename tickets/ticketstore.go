@@ -195,6 +195,10 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 		if err != nil {
 			return err
 		}
+		if p, ok := ctx.Value(providerKey{}).(string); ok && cur.Provider != p {
+			// Checked under the row lock: a transfer that commits first wins.
+			return fmt.Errorf("ticket of provider %s: %w", p, ErrNotFound)
+		}
 		now := s.now()
 		ev, err := fn(ctx, tx, &cur, now)
 		if err != nil || ev == nil {

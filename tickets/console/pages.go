@@ -561,7 +561,9 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 	if len(a.Text) > maxText || len(a.Code) > 200 || len(a.Assignee) > 64 || len(a.Provider) > 64 {
 		return errTooLong
 	}
-	// Only the ticket's own provider changes it.
+	// Only the ticket's own provider changes it: checked here to answer
+	// "read only" to the provider it left, and again by the store under
+	// the ticket's lock (AsProvider).
 	_, writable, err := c.ticketFor(ctx, sess.User, number)
 	switch {
 	case errors.Is(err, tickets.ErrNotFound):
@@ -574,6 +576,7 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 		c.audit(ctx, tickets.AuditEntry{User: who, Action: "ticket_" + a.Action, Target: number, Detail: "refused: " + err.Error(), Address: clientAddr(r)})
 		return err
 	}
+	ctx = tickets.AsProvider(ctx, sess.User.Provider)
 	switch a.Action {
 	case "note":
 		if strings.TrimSpace(a.Text) == "" {

@@ -106,7 +106,15 @@ func providers(t *testing.T, open Opener) {
 	if err := a.Transfer(ctx, byService.Number, "ana", "nobody", "why"); !errors.Is(err, tickets.ErrInvalid) {
 		t.Fatalf("a transfer to an unknown provider: %v", err)
 	}
-	must(t, b.Transfer(ctx, byService.Number, "ana", "social", "a pension question"))
+	// A change made as another provider is refused under the row lock.
+	if err := a.AddNote(tickets.AsProvider(ctx, "social"), byService.Number, "ion", "mine?"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Fatalf("a note as another provider: %v", err)
+	}
+	must(t, a.AddNote(tickets.AsProvider(ctx, "passports"), byService.Number, "ana", "ours"))
+	must(t, b.Transfer(tickets.AsProvider(ctx, "passports"), byService.Number, "ana", "social", "a pension question"))
+	if err := a.AddNote(tickets.AsProvider(ctx, "passports"), byService.Number, "ana", "still ours?"); !errors.Is(err, tickets.ErrNotFound) {
+		t.Fatalf("a note as the provider it left: %v", err)
+	}
 	tk, err := a.Ticket(ctx, byService.Number)
 	must(t, err)
 	if tk.Provider != "social" || tk.Level != tickets.Level1 || tk.Status != tickets.StatusNew || tk.Assignee != "" {
