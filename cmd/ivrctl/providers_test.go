@@ -138,6 +138,20 @@ func TestProvidersAsDocumented(t *testing.T) {
 	if p, err := s.ProviderOf(ctx, "1919", tickets.ServicePassport); err != nil || p != "asp" {
 		t.Errorf("asp's service: %q %v", p, err)
 	}
+	// The tickets of a provider.
+	tk, err := s.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Service: tickets.ServicePassport})
+	if err != nil || tk.Provider != "asp" {
+		t.Fatalf("a passport ticket: %+v %v", tk, err)
+	}
+	if code, out, _ := ctl(t, "", "--data", dir, "tickets", "list", "--provider", "asp"); code != exitOK || !strings.Contains(out, tk.Number) {
+		t.Errorf("asp's tickets: %d %s", code, out)
+	}
+	if code, out, _ := ctl(t, "", "--data", dir, "tickets", "list", "--provider", "cnas"); code != exitOK || strings.Contains(out, tk.Number) {
+		t.Errorf("cnas's tickets: %d %s", code, out)
+	}
+	if code, out, _ := ctl(t, "", "--data", dir, "tickets", "show", tk.Number); code != exitOK || !strings.Contains(out, "Provider") || !strings.Contains(out, "asp") {
+		t.Errorf("tickets show: %d %s", code, out)
+	}
 	// Mistakes are refused with the reason.
 	if code, _, errs := ctl(t, "", "--data", dir, "providers", "add", "asp", "--name", "again"); code != exitError || !strings.Contains(errs, "already exists") {
 		t.Errorf("a provider added twice: %d %s", code, errs)
