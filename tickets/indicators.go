@@ -220,7 +220,6 @@ func (s *Store) indicators(ctx context.Context, provider string, from, to time.T
 	} else {
 		err = errors.Join(s.scanTickets(ctx, provider, f, t, per), s.scanCalls(ctx, provider, f, t, per, &unknown))
 	}
-	err = errors.Join(err, s.scanChannels(ctx, provider, f, t, per))
 	if err != nil {
 		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
 	}
@@ -244,7 +243,7 @@ func addTicketRows(rows *sql.Rows, err error, per map[Service]*sums, sumScale fl
 	for rows.Next() {
 		var svc string
 		var a sums
-		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
+		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.email, &a.portal, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
 			return err
 		}
 		a.sumRes *= sumScale
@@ -270,6 +269,8 @@ func (s *Store) scanTickets(ctx context.Context, p string, f, t int64, per map[S
 		SELECT service,
 		       count(*),
 		       count(CASE WHEN channel = 'phone' THEN 1 END),
+		       count(CASE WHEN channel = 'email' THEN 1 END),
+		       count(CASE WHEN channel = 'portal' THEN 1 END),
 		       coalesce(sum(first_contact), 0),
 		       count(resolved_ns),
 		       count(CASE WHEN resolved_level = 1 THEN 1 END),
@@ -282,41 +283,10 @@ func (s *Store) scanTickets(ctx context.Context, p string, f, t int64, per map[S
 	return addTicketRows(rows, err, per, 1)
 }
 
-// scanChannels counts the tickets created in [f, t) by service and
-// channel (of provider p, or all when p is ""); the roll-ups do not keep
-// the channels other than the phone.
-func (s *Store) scanChannels(ctx context.Context, p string, f, t int64, per map[Service]*sums) error {
-	index, cond, args := "tickets_indicators", "", []any{f, t}
-	if p != "" {
-		index, cond, args = "tickets_provider_indicators", " AND provider = ?", append(args, p)
-	}
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT service, count(CASE WHEN channel = 'email' THEN 1 END), count(CASE WHEN channel = 'portal' THEN 1 END)
-		FROM tickets`+s.db.IndexedBy(index)+`
-		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?`+cond+`
-		GROUP BY service`, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var svc string
-		var email, portal int
-		if err := rows.Scan(&svc, &email, &portal); err != nil {
-			return err
-		}
-		if a := per[Service(svc)]; a != nil {
-			a.email += email
-			a.portal += portal
-		}
-	}
-	return rows.Err()
-}
-
 // rollupTickets adds the roll-up of the hours [h0, h1).
 func (s *Store) rollupTickets(ctx context.Context, h0, h1 int64, per map[Service]*sums) error {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT service, sum(requests), sum(phone), sum(first_contact), sum(resolved),
+		SELECT service, sum(requests), sum(phone), sum(email), sum(portal), sum(first_contact), sum(resolved),
 		       sum(resolved_level1), sum(within_deadline), `+s.db.FloatSum("resolution_ms")+`, `+s.db.FloatSum("resolution_level1_ms")+`
 		FROM ticket_stats
 		WHERE service IN (`+serviceList+`) AND hour >= ? AND hour < ?

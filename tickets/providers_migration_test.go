@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/govline/ivr/internal/pgtest"
 	"github.com/govline/ivr/store"
@@ -49,11 +50,15 @@ func testProvidersMigration(t *testing.T, url, before string) {
 			`INSERT INTO users (name, role, password, created_ns) VALUES ('ana', 'operator', 'x', 1)`,
 			`INSERT INTO tickets (number, channel, service, priority, level, status, deadline_ns, created_ns, updated_ns, last_event)
 			 VALUES ('10000004', 'phone', 'passport', 'normal', 1, 'new', 5000000000, 1000000000, 3000000000, 3)`,
+			`INSERT INTO tickets (number, channel, service, priority, level, status, deadline_ns, created_ns, updated_ns, last_event)
+			 VALUES ('10000012', 'email', 'passport', 'normal', 1, 'new', 99000000000000, 36000000000000, 36000000000000, 4)`,
 			`INSERT INTO ticket_events (ticket, at_ns, actor, kind, data) VALUES ('10000004', 1000000000, 'ivr', 'created',
 			 '{"channel":"phone","service":"passport","priority":"normal","level":1,"deadline_ns":5000000000}')`,
 			`INSERT INTO ticket_events (ticket, at_ns, actor, kind, data) VALUES ('10000004', 2000000000, 'ana', 'note', '{"text":"first"}')`,
 			`INSERT INTO ticket_events (ticket, at_ns, actor, kind, data, supersedes) VALUES ('10000004', 3000000000, 'ana', 'correction',
 			 '{"text":"fixed","replaces":"note","reason":"typo"}', 2)`,
+			`INSERT INTO ticket_events (ticket, at_ns, actor, kind, data) VALUES ('10000012', 36000000000000, 'ivr', 'created',
+			 '{"channel":"email","service":"passport","priority":"normal","level":1,"deadline_ns":99000000000000}')`,
 		} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
@@ -83,6 +88,12 @@ func testProvidersMigration(t *testing.T, url, before string) {
 	}
 	if r, err := s.ReplayTicket(ctx, "10000004"); err != nil || r.Provider != tickets.DefaultProvider {
 		t.Fatalf("an old ticket replayed: %+v %v", r, err)
+	}
+	// The e-mail request written before is in the roll-up's new column
+	// (the whole hours of this period come from it).
+	rep, err := s.Indicators(ctx, time.Unix(0, 1), time.Unix(20*3600, 0))
+	if err != nil || rep.Total.Requests != 2 || rep.Total.Channels[tickets.ChannelEmail] != 1 || rep.Total.Channels[tickets.ChannelPhone] != 1 {
+		t.Fatalf("indicators after the upgrade: %+v %v", rep.Total, err)
 	}
 	u, err := s.User(ctx, "ana")
 	if err != nil || u.Provider != tickets.DefaultProvider || u.Role != tickets.RoleOperator {

@@ -92,3 +92,70 @@ BEGIN
            NEW.at_ns, NEW.at_ns
     FROM tickets t WHERE t.number = NEW.ticket;
 END;
+
+-- Requests per channel, an indicator of the regulation: the hourly roll-up
+-- counts the e-mail and portal requests besides the phone ones (recounted
+-- here from the rows; the triggers keep them from now on).
+ALTER TABLE ticket_stats ADD COLUMN email INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ticket_stats ADD COLUMN portal INTEGER NOT NULL DEFAULT 0;
+UPDATE ticket_stats SET
+    email = (SELECT count(*) FROM tickets t WHERE t.service = ticket_stats.service AND t.channel = 'email'
+             AND t.created_ns >= ticket_stats.hour * 3600000000000 AND t.created_ns < (ticket_stats.hour + 1) * 3600000000000),
+    portal = (SELECT count(*) FROM tickets t WHERE t.service = ticket_stats.service AND t.channel = 'portal'
+             AND t.created_ns >= ticket_stats.hour * 3600000000000 AND t.created_ns < (ticket_stats.hour + 1) * 3600000000000);
+
+DROP TRIGGER tickets_stats_insert;
+DROP TRIGGER tickets_stats_update;
+
+CREATE TRIGGER tickets_stats_insert AFTER INSERT ON tickets
+BEGIN
+    INSERT INTO ticket_stats (service, hour, requests, phone, email, portal, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (NEW.service, NEW.created_ns / 3600000000000,
+            1, (NEW.channel = 'phone'), (NEW.channel = 'email'), (NEW.channel = 'portal'), NEW.first_contact, (NEW.resolved_ns IS NOT NULL),
+            coalesce(NEW.resolved_level = 1, 0), coalesce(NEW.resolved_ns <= NEW.deadline_ns, 0),
+            coalesce((NEW.resolved_ns - NEW.created_ns) / 1000000, 0),
+            CASE WHEN NEW.resolved_level = 1 THEN (NEW.resolved_ns - NEW.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            email = email + excluded.email, portal = portal + excluded.portal,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+END;
+
+CREATE TRIGGER tickets_stats_update AFTER UPDATE ON tickets
+WHEN OLD.service IS NOT NEW.service OR OLD.created_ns IS NOT NEW.created_ns OR OLD.channel IS NOT NEW.channel
+  OR OLD.first_contact IS NOT NEW.first_contact OR OLD.resolved_ns IS NOT NEW.resolved_ns
+  OR OLD.resolved_level IS NOT NEW.resolved_level OR OLD.deadline_ns IS NOT NEW.deadline_ns
+BEGIN
+    INSERT INTO ticket_stats (service, hour, requests, phone, email, portal, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (OLD.service, OLD.created_ns / 3600000000000,
+            -1, -(OLD.channel = 'phone'), -(OLD.channel = 'email'), -(OLD.channel = 'portal'), -OLD.first_contact, -(OLD.resolved_ns IS NOT NULL),
+            -coalesce(OLD.resolved_level = 1, 0), -coalesce(OLD.resolved_ns <= OLD.deadline_ns, 0),
+            -coalesce((OLD.resolved_ns - OLD.created_ns) / 1000000, 0),
+            -CASE WHEN OLD.resolved_level = 1 THEN (OLD.resolved_ns - OLD.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            email = email + excluded.email, portal = portal + excluded.portal,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+    INSERT INTO ticket_stats (service, hour, requests, phone, email, portal, first_contact, resolved, resolved_level1, within_deadline, resolution_ms, resolution_level1_ms)
+    VALUES (NEW.service, NEW.created_ns / 3600000000000,
+            1, (NEW.channel = 'phone'), (NEW.channel = 'email'), (NEW.channel = 'portal'), NEW.first_contact, (NEW.resolved_ns IS NOT NULL),
+            coalesce(NEW.resolved_level = 1, 0), coalesce(NEW.resolved_ns <= NEW.deadline_ns, 0),
+            coalesce((NEW.resolved_ns - NEW.created_ns) / 1000000, 0),
+            CASE WHEN NEW.resolved_level = 1 THEN (NEW.resolved_ns - NEW.created_ns) / 1000000 ELSE 0 END)
+        ON CONFLICT (service, hour) DO UPDATE SET
+            requests = requests + excluded.requests, phone = phone + excluded.phone,
+            email = email + excluded.email, portal = portal + excluded.portal,
+            first_contact = first_contact + excluded.first_contact, resolved = resolved + excluded.resolved,
+            resolved_level1 = resolved_level1 + excluded.resolved_level1,
+            within_deadline = within_deadline + excluded.within_deadline,
+            resolution_ms = resolution_ms + excluded.resolution_ms,
+            resolution_level1_ms = resolution_level1_ms + excluded.resolution_level1_ms;
+END;
