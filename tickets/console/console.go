@@ -18,7 +18,9 @@
 // recording played, every refusal and every failed sign-in is written to
 // the store's audit log.
 // Caller numbers, descriptions and transcripts are shown only to the agent
-// roles; the supervisor sees them masked.
+// roles; the supervisor sees them masked. Every user works for one
+// provider and reaches only its tickets (providers.go); the national
+// monitor sees every provider's indicators and no ticket.
 //
 // A Console is an http.Handler, safe for concurrent use. It starts no
 // goroutine of its own: the server that mounts it owns the request
