@@ -67,6 +67,10 @@ type Indicators struct {
 	// AvgResolution: mean time from creation to resolution of Resolved.
 	AvgResolution time.Duration `json:"avg_resolution_ns"`
 
+	// Channels: Requests by the channel they came in by (every channel
+	// present, 0 when none).
+	Channels map[Channel]int `json:"channels"`
+
 	// QueuedCalls: calls started in the period that were queued for an
 	// agent (answered or abandoned); Abandoned: of those, the caller hung
 	// up before an agent answered; AbandonedShare = Abandoned/QueuedCalls.
@@ -77,6 +81,8 @@ type Indicators struct {
 
 // Report holds the indicators of a period [From, To).
 type Report struct {
+	// Provider is the provider reported on; "" for the whole line.
+	Provider string       `json:"provider"`
 	From     time.Time    `json:"from"`
 	To       time.Time    `json:"to"`
 	Total    Indicators   `json:"total"`
@@ -92,12 +98,15 @@ func share(n, of int) float64 {
 
 // sums are the additive parts of Indicators, so the total is their sum.
 type sums struct {
+	email, portal                                                   int
 	requests, phone, fcr, resolved, res1, within, queued, abandoned int
 	sumRes, sumRes1                                                 float64 // ns
 }
 
 func (a *sums) add(b sums) {
 	a.requests += b.requests
+	a.email += b.email
+	a.portal += b.portal
 	a.phone += b.phone
 	a.fcr += b.fcr
 	a.resolved += b.resolved
@@ -116,6 +125,7 @@ func (a sums) indicators(svc Service) Indicators {
 		Resolved: a.resolved, ResolvedLevel1: a.res1, ResolvedLevel1Share: share(a.res1, a.requests),
 		WithinDeadline: a.within, WithinDeadlineShare: share(a.within, a.resolved),
 		QueuedCalls: a.queued, Abandoned: a.abandoned, AbandonedShare: share(a.abandoned, a.queued),
+		Channels: map[Channel]int{ChannelPhone: a.phone, ChannelEmail: a.email, ChannelPortal: a.portal},
 	}
 	if a.resolved > 0 {
 		in.AvgResolution = time.Duration(a.sumRes / float64(a.resolved))
@@ -145,12 +155,45 @@ var serviceList = func() string {
 // (ticket_stats, call_stats) that triggers keep in step with every ticket
 // and call row; the partial hours at its edges are counted from the rows.
 func (s *Store) Indicators(ctx context.Context, from, to time.Time) (Report, error) {
-	return s.indicators(ctx, from, to, true)
+	return s.indicators(ctx, "", from, to, true)
+}
+
+// ProviderIndicators is Indicators of one provider: its tickets (those it
+// holds now: a ticket transferred counts for the provider it went to) and
+// the queued calls that are its (the provider of the dialed number, else
+// of the call's service, else DefaultProvider; as the mapping is now).
+// provider "" means the whole line. A provider's figures are counted from
+// the rows (an index per provider), not from the line's roll-ups.
+func (s *Store) ProviderIndicators(ctx context.Context, provider string, from, to time.Time) (Report, error) {
+	if provider != "" {
+		if err := checkProviderID(provider); err != nil {
+			return Report{}, fmt.Errorf("tickets: indicators: %w", err)
+		}
+	}
+	return s.indicators(ctx, provider, from, to, provider == "")
+}
+
+// EveryProviderIndicators returns ProviderIndicators of every provider
+// (Providers order): what the national monitor sees.
+func (s *Store) EveryProviderIndicators(ctx context.Context, from, to time.Time) ([]Report, error) {
+	ps, err := s.Providers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Report, 0, len(ps))
+	for _, p := range ps {
+		r, err := s.ProviderIndicators(ctx, p.ID, from, to)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 const hourNS = int64(time.Hour)
 
-func (s *Store) indicators(ctx context.Context, from, to time.Time, rollup bool) (Report, error) {
+func (s *Store) indicators(ctx context.Context, provider string, from, to time.Time, rollup bool) (Report, error) {
 	if !from.Before(to) {
 		return Report{}, fmt.Errorf("tickets: indicators: %w", invalid("period", "from %s is not before to %s", from, to))
 	}
@@ -170,17 +213,17 @@ func (s *Store) indicators(ctx context.Context, from, to time.Time, rollup bool)
 		err = errors.Join(
 			s.rollupTickets(ctx, h0, h1, per),
 			s.rollupCalls(ctx, h0, h1, per, &unknown),
-			s.scanTickets(ctx, f, h0*hourNS, per),
-			s.scanTickets(ctx, h1*hourNS, t, per),
-			s.scanCalls(ctx, f, h0*hourNS, per, &unknown),
-			s.scanCalls(ctx, h1*hourNS, t, per, &unknown))
+			s.scanTickets(ctx, "", f, h0*hourNS, per),
+			s.scanTickets(ctx, "", h1*hourNS, t, per),
+			s.scanCalls(ctx, "", f, h0*hourNS, per, &unknown),
+			s.scanCalls(ctx, "", h1*hourNS, t, per, &unknown))
 	} else {
-		err = errors.Join(s.scanTickets(ctx, f, t, per), s.scanCalls(ctx, f, t, per, &unknown))
+		err = errors.Join(s.scanTickets(ctx, provider, f, t, per), s.scanCalls(ctx, provider, f, t, per, &unknown))
 	}
 	if err != nil {
 		return Report{}, fmt.Errorf("tickets: indicators: %w", err)
 	}
-	r := Report{From: from, To: to}
+	r := Report{Provider: provider, From: from, To: to}
 	total := unknown
 	for _, svc := range Services {
 		total.add(*per[svc])
@@ -200,7 +243,7 @@ func addTicketRows(rows *sql.Rows, err error, per map[Service]*sums, sumScale fl
 	for rows.Next() {
 		var svc string
 		var a sums
-		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
+		if err := rows.Scan(&svc, &a.requests, &a.phone, &a.email, &a.portal, &a.fcr, &a.resolved, &a.res1, &a.within, &a.sumRes, &a.sumRes1); err != nil {
 			return err
 		}
 		a.sumRes *= sumScale
@@ -212,31 +255,38 @@ func addTicketRows(rows *sql.Rows, err error, per map[Service]*sums, sumScale fl
 	return rows.Err()
 }
 
-// scanTickets counts the tickets created in [f, t) from their rows.
-func (s *Store) scanTickets(ctx context.Context, f, t int64, per map[Service]*sums) error {
+// scanTickets counts the tickets created in [f, t) from their rows (of
+// provider p, or all when p is "").
+func (s *Store) scanTickets(ctx context.Context, p string, f, t int64, per map[Service]*sums) error {
 	if f >= t {
 		return nil
+	}
+	index, cond, args := "tickets_indicators", "", []any{f, t}
+	if p != "" {
+		index, cond, args = "tickets_provider_indicators", " AND provider = ?", append(args, p)
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service,
 		       count(*),
 		       count(CASE WHEN channel = 'phone' THEN 1 END),
+		       count(CASE WHEN channel = 'email' THEN 1 END),
+		       count(CASE WHEN channel = 'portal' THEN 1 END),
 		       coalesce(sum(first_contact), 0),
 		       count(resolved_ns),
 		       count(CASE WHEN resolved_level = 1 THEN 1 END),
 		       count(CASE WHEN resolved_ns <= deadline_ns THEN 1 END),
 		       `+s.db.FloatSum(`resolved_ns - created_ns`)+`,
 		       `+s.db.FloatSum(`CASE WHEN resolved_level = 1 THEN resolved_ns - created_ns END`)+`
-		FROM tickets`+s.db.IndexedBy("tickets_indicators")+`
-		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?
-		GROUP BY service`, f, t)
+		FROM tickets`+s.db.IndexedBy(index)+`
+		WHERE service IN (`+serviceList+`) AND created_ns >= ? AND created_ns < ?`+cond+`
+		GROUP BY service`, args...)
 	return addTicketRows(rows, err, per, 1)
 }
 
 // rollupTickets adds the roll-up of the hours [h0, h1).
 func (s *Store) rollupTickets(ctx context.Context, h0, h1 int64, per map[Service]*sums) error {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT service, sum(requests), sum(phone), sum(first_contact), sum(resolved),
+		SELECT service, sum(requests), sum(phone), sum(email), sum(portal), sum(first_contact), sum(resolved),
 		       sum(resolved_level1), sum(within_deadline), `+s.db.FloatSum("resolution_ms")+`, `+s.db.FloatSum("resolution_level1_ms")+`
 		FROM ticket_stats
 		WHERE service IN (`+serviceList+`) AND hour >= ? AND hour < ?
@@ -265,16 +315,22 @@ func addCallRows(rows *sql.Rows, err error, per map[Service]*sums, unknown *sums
 	return rows.Err()
 }
 
-// scanCalls counts the queued calls started in [f, t) from their rows.
-func (s *Store) scanCalls(ctx context.Context, f, t int64, per map[Service]*sums, unknown *sums) error {
+// scanCalls counts the queued calls started in [f, t) from their rows (of
+// provider p, as ProviderIndicators says, or all when p is "").
+func (s *Store) scanCalls(ctx context.Context, p string, f, t int64, per map[Service]*sums, unknown *sums) error {
 	if f >= t {
 		return nil
+	}
+	cond, args := "", []any{f, t}
+	if p != "" {
+		cond, args = ` AND coalesce((SELECT provider FROM provider_numbers WHERE number = calls.called),
+			(SELECT provider FROM provider_services WHERE service = calls.service), 'default') = ?`, append(args, p)
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT service, count(*), count(CASE WHEN queue_outcome = 'abandoned' THEN 1 END)
 		FROM calls`+s.db.IndexedBy("calls_queue")+`
-		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?
-		GROUP BY service`, f, t)
+		WHERE queue_outcome <> 'none' AND service IN ('', `+serviceList+`) AND start_ns >= ? AND start_ns < ?`+cond+`
+		GROUP BY service`, args...)
 	return addCallRows(rows, err, per, unknown)
 }
 

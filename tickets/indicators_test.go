@@ -264,7 +264,7 @@ func TestIndicatorsRollupMatchesScan(t *testing.T) {
 		}
 		fast, err := s.Indicators(ctx, from, to)
 		must(t, err)
-		slow, err := s.indicators(ctx, from, to, false)
+		slow, err := s.indicators(ctx, "", from, to, false)
 		must(t, err)
 		compareIndicators(t, fmt.Sprint("period ", i, " total"), fast.Total, slow.Total)
 		for j := range fast.Services {

@@ -22,10 +22,21 @@ const nsPerHour = int64(time.Hour)
 // from the hourly roll-up (rating_stats); only the partial hours at the
 // edges are scanned.
 func (s *Store) RatingsReport(ctx context.Context, from, to time.Time) (total Ratings, per []Ratings, err error) {
-	return s.ratings(ctx, from, to, true)
+	return s.ratings(ctx, "", from, to, true)
 }
 
-func (s *Store) ratings(ctx context.Context, from, to time.Time, rollup bool) (total Ratings, per []Ratings, err error) {
+// ProviderRatings is RatingsReport of the tickets provider holds now
+// (counted from the rows); "" means the whole line.
+func (s *Store) ProviderRatings(ctx context.Context, provider string, from, to time.Time) (total Ratings, per []Ratings, err error) {
+	if provider != "" {
+		if err := checkProviderID(provider); err != nil {
+			return total, nil, fmt.Errorf("tickets: ratings: %w", err)
+		}
+	}
+	return s.ratings(ctx, provider, from, to, provider == "")
+}
+
+func (s *Store) ratings(ctx context.Context, provider string, from, to time.Time, rollup bool) (total Ratings, per []Ratings, err error) {
 	f, t := from.UnixNano(), to.UnixNano()
 	sums := map[Service][2]int{}
 	add := func(rows *sql.Rows, err error) error {
@@ -47,6 +58,10 @@ func (s *Store) ratings(ctx context.Context, from, to time.Time, rollup bool) (t
 	scan := func(a, b int64) error {
 		if a >= b {
 			return nil
+		}
+		if provider != "" {
+			return add(s.db.QueryContext(ctx, `SELECT service, count(rating), coalesce(sum(rating), 0) FROM tickets
+			WHERE provider = ? AND created_ns >= ? AND created_ns < ? AND rating IS NOT NULL GROUP BY service`, provider, a, b))
 		}
 		return add(s.db.QueryContext(ctx, `SELECT service, count(rating), coalesce(sum(rating), 0) FROM tickets
 			WHERE created_ns >= ? AND created_ns < ? AND rating IS NOT NULL GROUP BY service`, a, b))

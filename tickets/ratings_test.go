@@ -47,7 +47,7 @@ func TestRatingsReport(t *testing.T) {
 		{"inside an hour", base.Add(10 * time.Minute), base.Add(25 * time.Minute), map[Service]int{ServicePassport: 1}, 2},
 	} {
 		for _, rollup := range []bool{true, false} {
-			tot, per, err := s.ratings(ctx, tc.from, tc.to, rollup)
+			tot, per, err := s.ratings(ctx, "", tc.from, tc.to, rollup)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -98,7 +98,10 @@ var (
 
 // Ticket is the current state of a request, derived from its history.
 type Ticket struct {
-	Number         string    `json:"number"`
+	Number string `json:"number"`
+	// Provider is the public-service provider whose ticket it is
+	// (DefaultProvider on a line of one provider); a transfer changes it.
+	Provider       string    `json:"provider"`
 	Channel        Channel   `json:"channel"`
 	Caller         string    `json:"caller"` // personal data: log the Ticket, or redact.Phone(Caller)
 	Lang           string    `json:"lang"`
@@ -139,6 +142,7 @@ var (
 func (t Ticket) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("number", t.Number),
+		slog.String("provider", t.Provider),
 		slog.String("channel", string(t.Channel)),
 		slog.Any("caller", redact.Phone(t.Caller)),
 		slog.String("service", string(t.Service)),
@@ -168,6 +172,10 @@ type NewTicket struct {
 	// Personal are sensitive answers by name (a national ID number, a
 	// phone number); names are lower-case words joined by '_'.
 	Personal map[string]string
+	// Provider, when set, is the provider whose ticket it is; empty: the
+	// provider of the number the call (CallID) dialed, else of the
+	// service, else DefaultProvider (Store.ProviderOf).
+	Provider string
 	// Number, when set, is the ticket's number instead of a new one (an
 	// import, a test that needs a known ticket); it must be valid
 	// (ValidNumber) and free.
@@ -211,6 +219,9 @@ func (nt NewTicket) Validate() error {
 			err = errors.Join(err, invalid(fmt.Sprintf("articles[%d]", i), "empty article id"))
 		}
 	}
+	if nt.Provider != "" {
+		err = errors.Join(err, checkProviderID(nt.Provider))
+	}
 	if nt.Number != "" && !ValidNumber(nt.Number) {
 		err = errors.Join(err, invalid("number", "%q is not a valid ticket number", nt.Number))
 	}
@@ -246,6 +257,7 @@ const (
 	EventRecording    EventKind = "recording"
 	EventRating       EventKind = "rating"
 	EventCorrection   EventKind = "correction"
+	EventTransfer     EventKind = "transfer" // to another provider
 )
 
 // EventData is the content of an event; which fields are set depends on
@@ -268,6 +280,12 @@ type EventData struct {
 	Text           string   `json:"text,omitempty"`           // note, resolved, reopened; a correction's reason
 	Article        string   `json:"article,omitempty"`        // article_cited
 	Recording      string   `json:"recording,omitempty"`      // created, recording
+	// Provider is the provider a ticket was opened for (created).
+	Provider string `json:"provider,omitempty"`
+	// From and To (transfer) are the providers the ticket left and went
+	// to; Text is the reason.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 	// created: sensitive answers by name (personal data).
 	Personal map[string]string `json:"personal,omitempty"`
 	Rating   int               `json:"rating,omitempty"` // rating

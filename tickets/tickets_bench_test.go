@@ -146,7 +146,7 @@ func BenchmarkIndicators1M(b *testing.B) {
 			var err error
 			cpu0 := cpuTime()
 			for b.Loop() {
-				if r, err = s.indicators(ctx, from, to, rollup); err != nil {
+				if r, err = s.indicators(ctx, "", from, to, rollup); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -97,11 +97,27 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 		Channel: nt.Channel, Caller: nt.Caller, Lang: nt.Lang, Description: nt.Description,
 		CallID: nt.CallID, Articles: dedup(nt.Articles), Service: nt.Service,
 		Classification: nt.Classification, Priority: nt.Priority, Level: nt.Level,
-		Recording: nt.Recording, Personal: maps.Clone(nt.Personal),
+		Recording: nt.Recording, Personal: maps.Clone(nt.Personal), Provider: nt.Provider,
 		DeadlineNS: s.pol().deadlines.Deadline(now, nt.Service, nt.Priority).UnixNano(),
 	}
 	var t Ticket
 	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		if d.Provider == "" {
+			var called string
+			if nt.CallID != "" {
+				err := tx.QueryRowContext(ctx, `SELECT called FROM calls WHERE id = ?`, nt.CallID).Scan(&called)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+			}
+			p, err := providerFor(ctx, tx, called, nt.Service)
+			if err != nil {
+				return err
+			}
+			d.Provider = p
+		} else if err := providerExists(ctx, tx, d.Provider); err != nil {
+			return invalid("provider", "%v", err)
+		}
 		draw := s.pol().numbers
 		if nt.Number != "" {
 			draw = func() (string, error) { return nt.Number, nil }
@@ -178,6 +194,10 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 		}
 		if err != nil {
 			return err
+		}
+		if p, ok := ctx.Value(providerKey{}).(string); ok && cur.Provider != p {
+			// Checked under the row lock: a transfer that commits first wins.
+			return fmt.Errorf("ticket of provider %s: %w", p, ErrNotFound)
 		}
 		now := s.now()
 		ev, err := fn(ctx, tx, &cur, now)
@@ -566,6 +586,10 @@ func apply(t *Ticket, kind EventKind, d EventData, ev TicketEvent) {
 				Service: d.Service, Classification: d.Classification, Priority: d.Priority,
 				Level: d.Level, Status: StatusNew, Description: d.Description, CallID: d.CallID,
 				Recording: d.Recording, Articles: slices.Clone(d.Articles), Created: at, Personal: maps.Clone(d.Personal),
+				Provider: d.Provider,
+			}
+			if t.Provider == "" {
+				t.Provider = DefaultProvider // opened before providers existed
 			}
 			if t.Articles == nil {
 				t.Articles = []string{}
@@ -597,6 +621,9 @@ func apply(t *Ticket, kind EventKind, d EventData, ev TicketEvent) {
 			t.Recording = d.Recording
 		case EventRating:
 			t.Rating = d.Rating
+		case EventTransfer:
+			// The new provider starts it over at level I, in its queue.
+			t.Provider, t.Level, t.Status, t.Assignee = d.To, Level1, StatusNew, ""
 		}
 		if d.DeadlineNS != 0 {
 			t.Deadline = fromNanos(d.DeadlineNS)
@@ -724,7 +751,7 @@ func loadEvents(ctx context.Context, q querier, number string) ([]TicketEvent, e
 
 const ticketColumns = `number, channel, caller, lang, service, classification, priority, level, status,
 	assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal`
+	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider`
 
 func writeTicket(ctx context.Context, tx *store.Tx, t Ticket, insert bool) error {
 	arts, err := json.Marshal(t.Articles)
@@ -753,16 +780,16 @@ func writeTicket(ctx context.Context, tx *store.Tx, t Ticket, insert bool) error
 	args := []any{string(t.Channel), t.Caller, t.Lang, string(t.Service), t.Classification, string(t.Priority),
 		t.Level, string(t.Status), t.Assignee, t.Deadline.UnixNano(), t.Description, t.CallID, t.Recording,
 		string(arts), rating, t.Created.UnixNano(), t.Updated.UnixNano(), b2i(t.Escalated), resolved,
-		resolvedLevel, b2i(t.FirstContact), closed, t.LastEvent, string(personal), t.Number}
+		resolvedLevel, b2i(t.FirstContact), closed, t.LastEvent, string(personal), t.Provider, t.Number}
 	q := `UPDATE tickets SET channel = ?, caller = ?, lang = ?, service = ?, classification = ?, priority = ?,
 		level = ?, status = ?, assignee = ?, deadline_ns = ?, description = ?, call_id = ?, recording = ?,
 		articles = ?, rating = ?, created_ns = ?, updated_ns = ?, escalated = ?, resolved_ns = ?,
-		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ?, personal = ? WHERE number = ?`
+		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ?, personal = ?, provider = ? WHERE number = ?`
 	if insert {
 		q = `INSERT INTO tickets (channel, caller, lang, service, classification, priority, level, status,
 		assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, number)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider, number)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	}
 	_, err = tx.ExecContext(ctx, q, args...)
 	return err
@@ -779,7 +806,7 @@ func scanTicket(sc interface{ Scan(...any) error }) (Ticket, error) {
 	)
 	err := sc.Scan(&t.Number, &channel, &t.Caller, &t.Lang, &svc, &t.Classification, &prio, &t.Level, &st,
 		&t.Assignee, &deadline, &t.Description, &t.CallID, &t.Recording, &arts, &rating, &created, &upd,
-		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent, &personal)
+		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent, &personal, &t.Provider)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -861,17 +888,23 @@ func (s *Store) ReplayTicket(ctx context.Context, number string) (Ticket, error)
 
 // TicketQuery selects tickets for ListTickets. Zero fields do not filter.
 type TicketQuery struct {
-	Status  Status
-	Service Service
-	Caller  string    // exact caller number
-	Since   time.Time // created at or after
-	Limit   int       // at most this many; 0 or less means no limit
+	// Provider, when set, keeps only that provider's tickets: what its
+	// users are shown (the console always sets it).
+	Provider string
+	Status   Status
+	Service  Service
+	Caller   string    // exact caller number
+	Since    time.Time // created at or after
+	Limit    int       // at most this many; 0 or less means no limit
 }
 
 // ListTickets returns the tickets selected by q, newest first.
 func (s *Store) ListTickets(ctx context.Context, q TicketQuery) ([]Ticket, error) {
 	var where []string
 	var args []any
+	if q.Provider != "" {
+		where, args = append(where, `provider = ?`), append(args, q.Provider)
+	}
 	if q.Status != "" {
 		if err := checkEnum("status", q.Status, Statuses); err != nil {
 			return nil, fmt.Errorf("tickets: list tickets: %w", err)

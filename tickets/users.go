@@ -28,13 +28,16 @@ const (
 	RoleSpecialist    Role = "specialist"    // level II, specialist of a service
 	RoleAdministrator Role = "administrator" // level III, technical administrator
 	RoleSupervisor    Role = "supervisor"    // indicators, the knowledge base misses
+	// RoleMonitor is the national monitoring agency: every provider's
+	// indicators, no ticket and no personal data.
+	RoleMonitor Role = "monitor"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleOperator, RoleSpecialist, RoleAdministrator, RoleSupervisor}
+var Roles = []Role{RoleOperator, RoleSpecialist, RoleAdministrator, RoleSupervisor, RoleMonitor}
 
 // Level returns the support level of an agent role (1, 2, 3), 0 for the
-// supervisor.
+// supervisor and the monitor.
 func (r Role) Level() int {
 	switch r {
 	case RoleOperator:
@@ -58,8 +61,12 @@ var (
 
 // User is a console account (never with its password hash).
 type User struct {
-	Name        string    `json:"name"`
-	Role        Role      `json:"role"`
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Provider is the provider whose tickets and indicators the user
+	// works with (DefaultProvider unless given); a monitor's is not
+	// used: it sees every provider's indicators.
+	Provider    string    `json:"provider"`
 	Disabled    bool      `json:"disabled"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	Created     time.Time `json:"created"`
@@ -199,9 +206,19 @@ func checkPassword(pw string) error {
 	return nil
 }
 
-// AddUser creates a console account. actor is who adds it (audited).
+// AddUser creates a console account of DefaultProvider. actor is who adds
+// it (audited).
 func (s *Store) AddUser(ctx context.Context, actor, name string, role Role, password string) error {
+	return s.AddProviderUser(ctx, actor, DefaultProvider, name, role, password)
+}
+
+// AddProviderUser creates a console account of provider (audited as
+// "user_add" by actor).
+func (s *Store) AddProviderUser(ctx context.Context, actor, provider, name string, role Role, password string) error {
 	op := "add user " + name
+	if err := checkProviderID(provider); err != nil {
+		return fmt.Errorf("tickets: %s: %w", op, err)
+	}
 	if err := checkUserName(name); err != nil {
 		return fmt.Errorf("tickets: %s: %w", op, err)
 	}
@@ -227,13 +244,16 @@ func (s *Store) AddUser(ctx context.Context, actor, name string, role Role, pass
 		if n > 0 {
 			return fmt.Errorf("user %q %w", name, ErrExists)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password, created_ns) VALUES (?, ?, ?, ?)`,
-			name, string(role), h, now.UnixNano()); store.IsUnique(err) {
+		if err := providerExists(ctx, tx, provider); err != nil {
+			return invalid("provider", "%v", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password, created_ns, provider) VALUES (?, ?, ?, ?, ?)`,
+			name, string(role), h, now.UnixNano(), provider); store.IsUnique(err) {
 			return fmt.Errorf("user %q %w", name, ErrExists) // added by another engine meanwhile
 		} else if err != nil {
 			return err
 		}
-		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "user_add", Target: name, Detail: "role " + string(role), OK: true})
+		return insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "user_add", Target: name, Detail: "role " + string(role) + ", provider " + provider, OK: true})
 	}))
 }
 
@@ -264,13 +284,13 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 	}))
 }
 
-const userColumns = `name, role, disabled, locked_until, created_ns, lang`
+const userColumns = `name, role, disabled, locked_until, created_ns, lang, provider`
 
 func scanUser(sc interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var disabled int
 	var locked, created int64
-	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created, &u.Lang); err != nil {
+	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created, &u.Lang, &u.Provider); err != nil {
 		return u, err
 	}
 	u.Disabled, u.Created = disabled != 0, fromNanos(created)
@@ -334,7 +354,7 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 	var enc string
 	var u User
 	err := s.db.QueryRowContext(ctx, `SELECT `+userColumns+`, password FROM users WHERE name = ?`, name).
-		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), new(string), &enc)
+		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), new(string), new(string), &enc)
 	known := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: login: %w", err)
@@ -425,9 +445,9 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	var sess Session
 	var created, expires int64
 	var disabled int
-	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang
+	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang, u.provider
 		FROM sessions s JOIN users u ON u.name = s."user" WHERE s.token_hash = ?`, tokenHash(token)).
-		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang)
+		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang, &sess.User.Provider)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: session %w", ErrNotFound)
 	}

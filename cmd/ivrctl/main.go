@@ -12,7 +12,9 @@
 //	ivrctl kb import [--dir flows/kb]    (writes: opens the database read-write)
 //	ivrctl kb lint [--dir flows/kb]
 //	ivrctl kb misses [--since 24h] [--json]
-//	ivrctl users add --role ROLE NAME    (password on stdin; writes)
+//	ivrctl providers add|set ID [--name N] [--services S,S] [--numbers N,N]   (writes)
+//	ivrctl providers list [--json]
+//	ivrctl users add --role ROLE [--provider ID] NAME    (password on stdin; writes)
 //	ivrctl users list|audit|passwd|disable|enable ...
 //	ivrctl backup FILE
 //
@@ -60,14 +62,15 @@ type command func(args []string, stdout, stderr io.Writer) int
 // commands maps each top-level command to its implementation. To add one
 // (flow, kb, tickets), add an entry here and a line to usage.
 var commands = map[string]command{
-	"agents":  runAgents,
-	"calls":   runCalls,
-	"flow":    runFlow,
-	"kb":      runKB,
-	"speech":  runSpeech,
-	"tickets": runTickets,
-	"users":   runUsers,
-	"backup":  runBackup,
+	"agents":    runAgents,
+	"calls":     runCalls,
+	"flow":      runFlow,
+	"kb":        runKB,
+	"providers": runProviders,
+	"speech":    runSpeech,
+	"tickets":   runTickets,
+	"users":     runUsers,
+	"backup":    runBackup,
 }
 
 const usage = `Usage: ivrctl [--data DIR] [--store URL] COMMAND [ARGS]
@@ -90,9 +93,12 @@ Commands:
   kb import     check the articles (flows/kb) and replace the base in the database
   kb lint       check the articles without importing
   kb misses     questions the base did not answer confidently
+  providers add   add a public-service provider with its services and dialed numbers
+  providers set   rename a provider, or give it services and numbers
+  providers list  list the providers, their services and numbers
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
-  users add     create a console account ("ivrctl users add --role operator ana", password on stdin)
+  users add     create a console account ("ivrctl users add --role operator --provider pass ana", password on stdin)
   users list    list the console accounts (also: passwd, disable, enable)
   users audit   the audit log: sign-ins, failed sign-ins, every console action
   backup FILE   write a consistent copy of the database while ivrd runs

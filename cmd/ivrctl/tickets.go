@@ -39,10 +39,11 @@ func names[T ~string](vs []T) string {
 }
 
 func runTicketsList(args []string, stdout, stderr io.Writer) int {
-	fs, data, asJSON := readFlags("tickets list", "ivrctl tickets list [--json] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", `print {"tickets":[...]} as JSON`, stderr)
+	fs, data, asJSON := readFlags("tickets list", "ivrctl tickets list [--json] [--provider ID] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", `print {"tickets":[...]} as JSON`, stderr)
 	status := fs.String("status", "", "only tickets in status `S`: "+names(tickets.Statuses))
 	service := fs.String("service", "", "only tickets of service `S`: "+names(tickets.Services))
 	caller := fs.String("caller", "", "only tickets of the caller `NUMBER` (exactly as stored)")
+	provider := fs.String("provider", "", "only the tickets provider `ID` holds (ivrctl providers list)")
 	limit := fs.Int("limit", 50, "show at most `N` tickets; 0 for all")
 	since := fs.String("since", "", "only tickets created in the last `DURATION` (24h, 90m) or since a TIME (RFC 3339, or 2006-01-02 in local time)")
 	if st, ok := parseNoArgs(fs, args, stderr); !ok {
@@ -51,7 +52,7 @@ func runTicketsList(args []string, stdout, stderr io.Writer) int {
 	if *limit < 0 {
 		return usageError(fs, stderr, "--limit %d: must be 0 (all) or more", *limit)
 	}
-	q := tickets.TicketQuery{Status: tickets.Status(*status), Service: tickets.Service(*service), Caller: *caller, Limit: *limit}
+	q := tickets.TicketQuery{Provider: *provider, Status: tickets.Status(*status), Service: tickets.Service(*service), Caller: *caller, Limit: *limit}
 	if q.Status != "" && !slices.Contains(tickets.Statuses, q.Status) {
 		return usageError(fs, stderr, "--status %q: want one of %s", *status, names(tickets.Statuses))
 	}
@@ -161,6 +162,7 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
 	field("Ticket", t.Number)
 	field("Status", string(t.Status))
+	field("Provider", t.Provider)
 	field("Service", string(t.Service)+classification(t.Classification))
 	field("Priority", string(t.Priority))
 	field("Level", strconv.Itoa(t.Level))

@@ -17,7 +17,9 @@ import (
 const usersUsage = `Usage: ivrctl users SUBCOMMAND [FLAGS]
 
 Subcommands (add, passwd, disable and enable write to the database):
-  add --role ROLE NAME   create a console account; the password is read from stdin
+  add --role ROLE [--provider ID] NAME
+                         create a console account of a provider ("default" unless
+                         given); the password is read from stdin
   passwd NAME            set a new password (from stdin); unlocks, ends sessions
   disable NAME           refuse sign-ins and end the user's sessions
   enable NAME            allow sign-ins again
@@ -65,9 +67,10 @@ func readPassword() (string, error) {
 }
 
 func runUsersAdd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("users add", "ivrctl users add --role ROLE NAME [--data DIR]   (password on stdin)", stderr)
+	fs := newFlagSet("users add", "ivrctl users add --role ROLE [--provider ID] NAME [--data DIR]   (password on stdin)", stderr)
 	data := dataFlag(fs)
 	role := fs.String("role", "", "the account's `ROLE`: "+names(tickets.Roles))
+	provider := fs.String("provider", tickets.DefaultProvider, "the `PROVIDER` whose tickets the user works (ivrctl providers list)")
 	pos, st, ok := parseStatus(fs, args)
 	if !ok {
 		return st
@@ -85,11 +88,11 @@ func runUsersAdd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	if code := update(data, stderr, func(ctx context.Context, s conn) error {
-		return s.AddUser(ctx, actor(), pos[0], tickets.Role(*role), pw)
+		return s.AddProviderUser(ctx, actor(), *provider, pos[0], tickets.Role(*role), pw)
 	}); code != exitOK {
 		return code
 	}
-	fmt.Fprintf(stdout, "user %s added (%s)\n", pos[0], *role)
+	fmt.Fprintf(stdout, "user %s added (%s, provider %s)\n", pos[0], *role, *provider)
 	return exitOK
 }
 
@@ -147,7 +150,7 @@ func runUsersList(args []string, stdout, stderr io.Writer) int {
 
 var usersListing = listing[tickets.User]{
 	key:    "users",
-	header: "NAME\tROLE\tSTATE\tCREATED",
+	header: "NAME\tROLE\tPROVIDER\tSTATE\tCREATED",
 	row: func(w io.Writer, u tickets.User) {
 		state := "active"
 		switch {
@@ -156,7 +159,7 @@ var usersListing = listing[tickets.User]{
 		case u.LockedUntil.After(time.Now()):
 			state = "locked until " + u.LockedUntil.Local().Format(localTime)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, u.Created.Local().Format(localTime))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, u.Provider, state, u.Created.Local().Format(localTime))
 	},
 }
 

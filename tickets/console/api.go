@@ -152,8 +152,10 @@ func (c *Console) apiAction(w http.ResponseWriter, r *http.Request) {
 		apiError(w, code, msg)
 		return
 	}
-	t, err := c.st.Ticket(r.Context(), number)
+	t, _, err := c.ticketFor(r.Context(), session(r).User, number)
 	if err != nil {
+		// Transferred away by this very action: the provider it left
+		// reads it; anything else is a failure.
 		apiError(w, http.StatusInternalServerError, "reading the ticket failed on the server")
 		return
 	}
@@ -161,7 +163,7 @@ func (c *Console) apiAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) apiIndicators(w http.ResponseWriter, r *http.Request) {
-	d, err := c.dashboard(r.Context(), r.URL.Query())
+	d, err := c.dashboard(r.Context(), session(r).User, r.URL.Query())
 	if errors.Is(err, tickets.ErrInvalid) {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
@@ -172,7 +174,11 @@ func (c *Console) apiIndicators(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.audit(r.Context(), tickets.AuditEntry{User: session(r).User.Name, Action: "dashboard_export", Target: d.From + ".." + d.To, Detail: "api", Address: clientAddr(r), OK: true})
-	writeJSON(w, http.StatusOK, map[string]any{"report": d.Report, "ratings": d.Ratings, "total_ratings": d.TotalRatings})
+	out := map[string]any{"report": d.Report, "ratings": d.Ratings, "total_ratings": d.TotalRatings}
+	if session(r).User.Role == tickets.RoleMonitor {
+		out["providers"] = d.Providers
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (c *Console) apiMisses(w http.ResponseWriter, r *http.Request) {

@@ -24,17 +24,12 @@ func chromium(t *testing.T) string {
 	return testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
 }
 
-// TestBrowser drives the console in headless chromium: the console speaks
-// Romanian to a user who has not chosen; a wrong password is refused and
-// audited; an operator signs in, the ticket of a call bridged to her pops
-// up by itself, she escalates it, opens a recorded call's ticket and
-// clicks a transcript line (the player moves to that turn's moment),
-// switches to English, is refused the dashboard and signs out (the
-// sign-in page now in English); a supervisor sees the dashboard in
-// Romanian.
-func TestBrowser(t *testing.T) {
+// browser starts headless chromium for the console of e: its context
+// (90 s), run (which fails the test with where the browser was) and the
+// steps of a sign-in. The browser stops when the test ends.
+func browser(t *testing.T, e *env) (ctx context.Context, run func(what string, tasks ...chromedp.Action), signIn func(name, password string) chromedp.Tasks) {
+	t.Helper()
 	exe := chromium(t)
-	e := newEnv(t)
 	profile, err := os.MkdirTemp("", "ivr-chromium-")
 	if err != nil {
 		t.Fatal(err)
@@ -63,14 +58,15 @@ func TestBrowser(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	defer cancelA()
 	ctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	// Cleanups run last-in first-out: the timeout, the tab, the browser,
+	// then the profile.
+	t.Cleanup(cancelA)
+	t.Cleanup(cancelB)
+	t.Cleanup(cancel)
 	u := e.srv.URL
-
-	run := func(what string, tasks ...chromedp.Action) {
+	run = func(what string, tasks ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, tasks...); err != nil {
 			var loc string
@@ -78,7 +74,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v (at %s)", what, err, loc)
 		}
 	}
-	signIn := func(name, password string) chromedp.Tasks {
+	signIn = func(name, password string) chromedp.Tasks {
 		return chromedp.Tasks{
 			chromedp.Navigate(u + "/login"),
 			chromedp.WaitVisible("#name", chromedp.ByID),
@@ -87,6 +83,21 @@ func TestBrowser(t *testing.T) {
 			chromedp.Click("#signin", chromedp.ByID),
 		}
 	}
+	return ctx, run, signIn
+}
+
+// TestBrowser drives the console in headless chromium: the console speaks
+// Romanian to a user who has not chosen; a wrong password is refused and
+// audited; an operator signs in, the ticket of a call bridged to her pops
+// up by itself, she escalates it, opens a recorded call's ticket and
+// clicks a transcript line (the player moves to that turn's moment),
+// switches to English, is refused the dashboard and signs out (the
+// sign-in page now in English); a supervisor sees the dashboard in
+// Romanian.
+func TestBrowser(t *testing.T) {
+	e := newEnv(t)
+	ctx, run, signIn := browser(t, e)
+	u := e.srv.URL
 
 	// Romanian by default: the sign-in page, its button and its language.
 	var button, lang string

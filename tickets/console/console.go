@@ -18,7 +18,9 @@
 // recording played, every refusal and every failed sign-in is written to
 // the store's audit log.
 // Caller numbers, descriptions and transcripts are shown only to the agent
-// roles; the supervisor sees them masked.
+// roles; the supervisor sees them masked. Every user works for one
+// provider and reaches only its tickets (providers.go); the national
+// monitor sees every provider's indicators and no ticket.
 //
 // A Console is an http.Handler, safe for concurrent use. It starts no
 // goroutine of its own: the server that mounts it owns the request
@@ -217,9 +219,14 @@ func (c *Console) apiMsgs() *msgs { return c.cat[tickets.LangEnglish] }
 // Role sets.
 var (
 	allRoles = tickets.Roles
+	// ticketReaders see their provider's tickets: every role but the
+	// national monitor, who sees indicators only.
+	ticketReaders = []tickets.Role{tickets.RoleOperator, tickets.RoleSpecialist, tickets.RoleAdministrator, tickets.RoleSupervisor}
 	// editors change tickets and see personal data.
-	editors     = []tickets.Role{tickets.RoleOperator, tickets.RoleSpecialist, tickets.RoleAdministrator}
-	supervisors = []tickets.Role{tickets.RoleSupervisor}
+	editors = []tickets.Role{tickets.RoleOperator, tickets.RoleSpecialist, tickets.RoleAdministrator}
+	// supervisors see the indicators: their provider's, or every
+	// provider's for the monitor.
+	supervisors = []tickets.Role{tickets.RoleSupervisor, tickets.RoleMonitor}
 	kbReaders   = []tickets.Role{tickets.RoleSupervisor, tickets.RoleAdministrator}
 )
 
@@ -235,13 +242,13 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /logout", c.auth(allRoles, c.logoutPost))
 	m.HandleFunc("POST /lang", c.auth(allRoles, c.langPost))
 	m.HandleFunc("GET /{$}", c.auth(allRoles, c.queuePage))
-	m.HandleFunc("GET /tickets/{number}", c.auth(allRoles, c.ticketPage))
+	m.HandleFunc("GET /tickets/{number}", c.auth(ticketReaders, c.ticketPage))
 	m.HandleFunc("POST /tickets/{number}/{action}", c.auth(editors, c.ticketAction))
 	m.HandleFunc("GET /pop", c.auth(editors, c.popPage))
 	m.HandleFunc("GET /dashboard", c.auth(supervisors, c.dashboardPage))
 	m.HandleFunc("GET /dashboard.csv", c.auth(supervisors, c.dashboardCSV))
 	m.HandleFunc("GET /kb/misses", c.auth(kbReaders, c.missesPage))
-	m.HandleFunc("GET /events", c.auth(allRoles, c.events))
+	m.HandleFunc("GET /events", c.auth(ticketReaders, c.events))
 	// A recording is personal data: the roles that see it.
 	m.HandleFunc("GET /calls/{id}/recording", c.auth(editors, c.playRecording))
 	m.HandleFunc("GET /internal/recordings/{id}", c.peerRecording)
@@ -249,8 +256,8 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /api/login", c.apiLogin)
 	m.HandleFunc("POST /api/logout", c.auth(allRoles, c.apiLogout))
 	m.HandleFunc("GET /api/me", c.auth(allRoles, c.apiMe))
-	m.HandleFunc("GET /api/tickets", c.auth(allRoles, c.apiTickets))
-	m.HandleFunc("GET /api/tickets/{number}", c.auth(allRoles, c.apiTicket))
+	m.HandleFunc("GET /api/tickets", c.auth(ticketReaders, c.apiTickets))
+	m.HandleFunc("GET /api/tickets/{number}", c.auth(ticketReaders, c.apiTicket))
 	m.HandleFunc("POST /api/tickets/{number}/actions", c.auth(editors, c.apiAction))
 	m.HandleFunc("GET /api/indicators", c.auth(supervisors, c.apiIndicators))
 	m.HandleFunc("GET /api/kb/misses", c.auth(kbReaders, c.apiMisses))
@@ -404,6 +411,7 @@ type page struct {
 	Data    any
 	CanEdit bool
 	IsSup   bool
+	IsMon   bool // the national monitor: indicators only
 	IsKB    bool
 	// Moved are the SIP registrations of the last day that took an
 	// agent's calls to a new address: the user's own, or everyone's for
@@ -419,6 +427,7 @@ func (c *Console) newPage(r *http.Request, title, nav string, data any) page {
 	}
 	return page{Title: title, Path: path, User: s.User, CSRF: s.CSRF, Nav: nav, PII: seesPersonalData(s.User.Role), Now: time.Now(),
 		Data: data, CanEdit: slices.Contains(editors, s.User.Role), IsSup: slices.Contains(supervisors, s.User.Role),
+		IsMon: s.User.Role == tickets.RoleMonitor,
 		IsKB:  c.cfg.Misses != nil && slices.Contains(kbReaders, s.User.Role),
 		Moved: c.moved(r.Context(), s.User)}
 }

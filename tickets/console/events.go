@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/govline/ivr/tickets"
 )
 
 // BridgedEvent is the kind of the call event that pops the ticket screen:
@@ -67,6 +69,30 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		return err
 	}
+	// Only the user's provider's calls and tickets (memoized per stream).
+	seenCall, seenTicket := map[string]bool{}, map[string]bool{}
+	callOK := func(id string) bool {
+		ok, known := seenCall[id]
+		if !known {
+			v, err := c.callVisible(ctx, sess.User, id)
+			ok = err == nil && v
+			if err == nil && len(seenCall) < 10000 {
+				seenCall[id] = ok
+			}
+		}
+		return ok
+	}
+	ticketOK := func(number string) bool {
+		ok, known := seenTicket[number]
+		if !known {
+			_, _, err := c.ticketFor(ctx, sess.User, number)
+			ok = err == nil
+			if len(seenTicket) < 10000 {
+				seenTicket[number] = ok
+			}
+		}
+		return ok
+	}
 	tick := time.NewTicker(c.cfg.Poll)
 	defer tick.Stop()
 	lastWrite := time.Now()
@@ -88,6 +114,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		}
 		cur = next
 		for _, it := range items {
+			if !callOK(it.CallID) {
+				continue
+			}
 			switch {
 			case it.Turn != nil:
 				t := sseTurn{CallID: it.CallID, Speaker: it.Turn.Speaker, At: it.Turn.Start()}
@@ -119,6 +148,12 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		}
 		lastEvent = last
 		for _, ch := range changes {
+			if ch.Kind == tickets.EventTransfer {
+				delete(seenTicket, ch.Ticket) // its provider changed
+			}
+			if !ticketOK(ch.Ticket) {
+				continue
+			}
 			if err := send("ticket", sseTicket{Ticket: ch.Ticket, Kind: string(ch.Kind), Actor: ch.Actor}); err != nil {
 				return
 			}

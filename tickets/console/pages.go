@@ -178,7 +178,8 @@ func looksLikePhone(s string) bool {
 // matches the number, classification, assignee and (for roles that see
 // personal data) caller and description of the newest tickets.
 func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) ([]tickets.Ticket, error) {
-	tq := tickets.TicketQuery{Status: tickets.Status(q.Status), Service: tickets.Service(q.Service)}
+	// Only the user's provider's tickets, whatever the filter.
+	tq := tickets.TicketQuery{Provider: sess.User.Provider, Status: tickets.Status(q.Status), Service: tickets.Service(q.Service)}
 	if tq.Status != "" && !slices.Contains(tickets.Statuses, tq.Status) {
 		return nil, fmt.Errorf("%w status %q", tickets.ErrInvalid, q.Status)
 	}
@@ -190,7 +191,7 @@ func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) (
 	switch {
 	case text == "":
 	case isNumber(text):
-		t, err := c.st.Ticket(ctx, text)
+		t, _, err := c.ticketFor(ctx, sess.User, text)
 		if errors.Is(err, tickets.ErrNotFound) {
 			return []tickets.Ticket{}, nil
 		}
@@ -271,9 +272,13 @@ type queueData struct {
 }
 
 func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
+	if session(r).User.Role == tickets.RoleMonitor {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther) // no tickets: the indicators
+		return
+	}
 	q := parseListQuery(r.URL.Query())
 	if isNumber(q.Q) {
-		if _, err := c.st.Ticket(r.Context(), q.Q); err == nil {
+		if _, _, err := c.ticketFor(r.Context(), session(r).User, q.Q); err == nil {
 			http.Redirect(w, r, "/tickets/"+q.Q, http.StatusSeeOther)
 			return
 		}
@@ -307,7 +312,13 @@ type ticketView struct {
 	// screen has a player: each transcript line then plays the recording
 	// from At-Seek.
 	Seek *time.Time `json:"-"`
+	// ReadOnly: the ticket left the user's provider (a transfer); its
+	// screen shows it without actions.
+	ReadOnly bool `json:"read_only"`
+	// ProviderName names the ticket's provider.
+	ProviderName string `json:"provider_name"`
 	// For the forms.
+	Others     []tickets.Provider `json:"-"` // the providers a ticket can be transferred to
 	Statuses   []tickets.Status   `json:"-"`
 	Services   []tickets.Service  `json:"-"`
 	Priorities []tickets.Priority `json:"-"`
@@ -360,7 +371,10 @@ func maskEvent(e tickets.TicketEvent) tickets.TicketEvent {
 // language, and audits the view.
 func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string, m *msgs) (ticketView, error) {
 	sess := session(r)
-	t, err := c.st.Ticket(ctx, number)
+	t, writable, err := c.ticketFor(ctx, sess.User, number)
+	if errors.Is(err, tickets.ErrNotFound) {
+		c.auditOtherProvider(ctx, sess.User, number, clientAddr(r), "view")
+	}
 	if err != nil {
 		return ticketView{}, err
 	}
@@ -370,7 +384,20 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 	}
 	pii := seesPersonalData(sess.User.Role)
 	v := ticketView{Ticket: t, Statuses: tickets.Statuses, Services: tickets.Services, Priorities: tickets.Priorities,
-		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}}
+		Transcript: []tickets.Turn{}, Earlier: []tickets.Ticket{}, ReadOnly: !writable}
+	ps, err := c.providers(ctx)
+	if err != nil {
+		return ticketView{}, err
+	}
+	for _, p := range ps {
+		if p.ID == t.Provider {
+			if len(ps) > 1 { // a line of one provider does not name it
+				v.ProviderName = p.Name
+			}
+		} else {
+			v.Others = append(v.Others, p)
+		}
+	}
 	for _, e := range evs {
 		if !pii {
 			e = maskEvent(e)
@@ -391,7 +418,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 		}
 	}
 	if pii && t.Caller != "" {
-		earlier, err := c.st.TicketsByCaller(ctx, t.Caller, 21)
+		earlier, err := c.st.ListTickets(ctx, tickets.TicketQuery{Provider: sess.User.Provider, Caller: t.Caller, Limit: 21})
 		if err != nil {
 			return ticketView{}, err
 		}
@@ -442,6 +469,8 @@ func summarize(e tickets.TicketEvent, m *msgs) string {
 		return m.T("event.recording")
 	case tickets.EventRating:
 		return m.T("event.rated", d.Rating)
+	case tickets.EventTransfer:
+		return m.T("event.transfer", d.From, d.To, d.Text)
 	case tickets.EventCorrection:
 		s := m.T("event.correction", e.Supersedes)
 		if d.Replaces != "" {
@@ -492,6 +521,7 @@ type actionRequest struct {
 	Level    int    `json:"level,omitempty"`    // escalate
 	Assignee string `json:"assignee,omitempty"` // assign ("" = unassign)
 	Status   string `json:"status,omitempty"`   // status
+	Provider string `json:"provider,omitempty"` // transfer (Text is the reason)
 }
 
 const maxText = 10000
@@ -514,6 +544,8 @@ func actionMessage(err error, number string, m *msgs) string {
 		return m.T("action.note_empty")
 	case errors.Is(err, tickets.ErrNotFound):
 		return m.T("ticket.not_found", number)
+	case errors.Is(err, errReadOnly):
+		return m.T("action.read_only")
 	case errors.Is(err, tickets.ErrTransition):
 		return m.T("action.transition")
 	case errors.Is(err, errBadAction):
@@ -526,10 +558,25 @@ func actionMessage(err error, number string, m *msgs) string {
 func (c *Console) act(ctx context.Context, r *http.Request, number string, a actionRequest) error {
 	sess := session(r)
 	who := sess.User.Name
-	if len(a.Text) > maxText || len(a.Code) > 200 || len(a.Assignee) > 64 {
+	if len(a.Text) > maxText || len(a.Code) > 200 || len(a.Assignee) > 64 || len(a.Provider) > 64 {
 		return errTooLong
 	}
-	var err error
+	// Only the ticket's own provider changes it: checked here to answer
+	// "read only" to the provider it left, and again by the store under
+	// the ticket's lock (AsProvider).
+	_, writable, err := c.ticketFor(ctx, sess.User, number)
+	switch {
+	case errors.Is(err, tickets.ErrNotFound):
+		c.auditOtherProvider(ctx, sess.User, number, clientAddr(r), a.Action)
+		return err
+	case err != nil:
+		return err
+	case !writable:
+		err = errReadOnly
+		c.audit(ctx, tickets.AuditEntry{User: who, Action: "ticket_" + a.Action, Target: number, Detail: "refused: " + err.Error(), Address: clientAddr(r)})
+		return err
+	}
+	ctx = tickets.AsProvider(ctx, sess.User.Provider)
 	switch a.Action {
 	case "note":
 		if strings.TrimSpace(a.Text) == "" {
@@ -559,8 +606,10 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 		err = c.st.CloseTicket(ctx, number, who)
 	case "reopen":
 		err = c.st.Reopen(ctx, number, who, a.Text)
+	case "transfer":
+		err = c.st.Transfer(ctx, number, who, a.Provider, a.Text)
 	default:
-		err = fmt.Errorf("%w %q: want note, classify, priority, escalate, assign, take, status, resolve, close or reopen", errBadAction, a.Action)
+		err = fmt.Errorf("%w %q: want note, classify, priority, escalate, assign, take, status, resolve, close, reopen or transfer", errBadAction, a.Action)
 	}
 	detail := ""
 	switch a.Action {
@@ -574,6 +623,8 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 		detail = a.Assignee
 	case "status":
 		detail = a.Status
+	case "transfer":
+		detail = "to " + a.Provider
 	}
 	if err != nil {
 		detail = strings.TrimSpace(detail + " refused: " + strings.TrimPrefix(err.Error(), "tickets: "))
@@ -591,6 +642,8 @@ func actionStatus(err error) int {
 	switch {
 	case errors.Is(err, tickets.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, errReadOnly):
+		return http.StatusForbidden
 	case errors.Is(err, tickets.ErrTransition):
 		return http.StatusConflict
 	case errors.Is(err, tickets.ErrInvalid), errors.Is(err, errBadAction):
@@ -604,7 +657,8 @@ func (c *Console) ticketAction(w http.ResponseWriter, r *http.Request) {
 	lvl, _ := strconv.Atoi(r.PostFormValue("level"))
 	a := actionRequest{Action: r.PathValue("action"), Text: r.PostFormValue("text"), Service: r.PostFormValue("service"),
 		Code: r.PostFormValue("code"), Priority: r.PostFormValue("priority"), Level: lvl,
-		Assignee: strings.TrimSpace(r.PostFormValue("assignee")), Status: r.PostFormValue("status")}
+		Assignee: strings.TrimSpace(r.PostFormValue("assignee")), Status: r.PostFormValue("status"),
+		Provider: r.PostFormValue("provider")}
 	err := c.act(r.Context(), r, number, a)
 	if err != nil {
 		code := actionStatus(err)
@@ -627,6 +681,8 @@ func (c *Console) popPage(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, r, err)
 		return
 	}
+	// The newest of the call's tickets that the user's provider holds.
+	ts = slices.DeleteFunc(ts, func(t tickets.Ticket) bool { return t.Provider != session(r).User.Provider })
 	if len(ts) == 0 {
 		c.refuse(w, r, http.StatusNotFound, "ticket.no_ticket_of_call")
 		return
@@ -660,6 +716,12 @@ func period(v url.Values, now time.Time) (from, to time.Time, err error) {
 }
 
 type dashboardData struct {
+	// Provider is the provider shown ("" the whole line, for a monitor),
+	// ProviderName its name; Providers are every provider's totals, for
+	// a monitor.
+	Provider     string
+	ProviderName string
+	Providers    []providerTotal
 	From, To     string
 	Report       tickets.Report
 	Ratings      []tickets.Ratings
@@ -667,26 +729,56 @@ type dashboardData struct {
 	Elapsed      time.Duration
 }
 
-func (c *Console) dashboard(ctx context.Context, v url.Values) (dashboardData, error) {
+// providerTotal is one provider's line of the monitor's dashboard.
+type providerTotal struct {
+	ID, Name string
+	Total    tickets.Indicators
+}
+
+// dashboard computes the indicators u may see: a supervisor's provider's;
+// for the monitor, the provider chosen (?provider=ID) or the whole line,
+// and every provider's totals.
+func (c *Console) dashboard(ctx context.Context, u tickets.User, v url.Values) (dashboardData, error) {
 	from, to, err := period(v, time.Now())
 	if err != nil {
 		return dashboardData{}, fmt.Errorf("%w: %v", tickets.ErrInvalid, err)
 	}
 	start := time.Now()
-	rep, err := c.st.Indicators(ctx, from, to)
+	ps, err := c.providers(ctx)
 	if err != nil {
 		return dashboardData{}, err
 	}
-	tot, per, err := c.st.RatingsReport(ctx, from, to)
-	if err != nil {
+	d := dashboardData{From: from.Format("2006-01-02"), To: to.AddDate(0, 0, -1).Format("2006-01-02"), Provider: u.Provider}
+	if u.Role == tickets.RoleMonitor {
+		d.Provider = v.Get("provider")
+		if d.Provider != "" && !slices.ContainsFunc(ps, func(p tickets.Provider) bool { return p.ID == d.Provider }) {
+			return dashboardData{}, fmt.Errorf("%w provider %q", tickets.ErrInvalid, d.Provider)
+		}
+		for _, p := range ps {
+			rep, err := c.st.ProviderIndicators(ctx, p.ID, from, to)
+			if err != nil {
+				return dashboardData{}, err
+			}
+			d.Providers = append(d.Providers, providerTotal{ID: p.ID, Name: p.Name, Total: rep.Total})
+		}
+	}
+	for _, p := range ps {
+		if p.ID == d.Provider && len(ps) > 1 { // a line of one provider does not name it
+			d.ProviderName = p.Name
+		}
+	}
+	if d.Report, err = c.st.ProviderIndicators(ctx, d.Provider, from, to); err != nil {
 		return dashboardData{}, err
 	}
-	return dashboardData{From: from.Format("2006-01-02"), To: to.AddDate(0, 0, -1).Format("2006-01-02"),
-		Report: rep, Ratings: per, TotalRatings: tot, Elapsed: time.Since(start)}, nil
+	if d.TotalRatings, d.Ratings, err = c.st.ProviderRatings(ctx, d.Provider, from, to); err != nil {
+		return dashboardData{}, err
+	}
+	d.Elapsed = time.Since(start)
+	return d, nil
 }
 
 func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
-	d, err := c.dashboard(r.Context(), r.URL.Query())
+	d, err := c.dashboard(r.Context(), session(r).User, r.URL.Query())
 	m := c.msgs(r)
 	p := c.newPage(r, m.T("dashboard.title"), "dashboard", d)
 	code := http.StatusOK
@@ -701,12 +793,12 @@ func (c *Console) dashboardPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // csvHeader names the columns of the dashboard export.
-var csvHeader = []string{"from", "to", "service", "requests", "phone_requests", "first_contact", "first_contact_share",
+var csvHeader = []string{"from", "to", "provider", "service", "requests", "phone_requests", "email_requests", "portal_requests", "first_contact", "first_contact_share",
 	"resolved", "resolved_level1", "resolved_level1_share", "avg_resolution_level1_hours", "within_deadline",
 	"within_deadline_share", "avg_resolution_hours", "queued_calls", "abandoned", "abandoned_share", "ratings", "avg_rating"}
 
 func (c *Console) dashboardCSV(w http.ResponseWriter, r *http.Request) {
-	d, err := c.dashboard(r.Context(), r.URL.Query())
+	d, err := c.dashboard(r.Context(), session(r).User, r.URL.Query())
 	if errors.Is(err, tickets.ErrInvalid) {
 		c.refuse(w, r, http.StatusBadRequest, "dashboard.bad_period")
 		return
@@ -727,7 +819,12 @@ func (c *Console) dashboardCSV(w http.ResponseWriter, r *http.Request) {
 		}
 		f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 		h := func(x time.Duration) string { return strconv.FormatFloat(x.Hours(), 'f', 2, 64) }
-		_ = cw.Write([]string{d.From, d.To, name, strconv.Itoa(in.Requests), strconv.Itoa(in.PhoneRequests),
+		prov := d.Provider
+		if prov == "" {
+			prov = "all"
+		}
+		_ = cw.Write([]string{d.From, d.To, prov, name, strconv.Itoa(in.Requests), strconv.Itoa(in.PhoneRequests),
+			strconv.Itoa(in.Channels[tickets.ChannelEmail]), strconv.Itoa(in.Channels[tickets.ChannelPortal]),
 			strconv.Itoa(in.FirstContact), f(in.FirstContactShare), strconv.Itoa(in.Resolved), strconv.Itoa(in.ResolvedLevel1),
 			f(in.ResolvedLevel1Share), h(in.AvgResolutionLevel1), strconv.Itoa(in.WithinDeadline), f(in.WithinDeadlineShare),
 			h(in.AvgResolution), strconv.Itoa(in.QueuedCalls), strconv.Itoa(in.Abandoned), f(in.AbandonedShare),

@@ -76,6 +76,15 @@ func (c *Console) playRecording(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, r, err)
 		return
 	}
+	// A call of another provider is "not found".
+	if ok, err := c.callVisible(ctx, session(r).User, id); err != nil {
+		c.serverError(w, r, err)
+		return
+	} else if !ok {
+		c.audit(ctx, tickets.AuditEntry{User: who, Action: "recording_play", Target: id, Detail: "refused: another provider's call", Address: clientAddr(r)})
+		c.refuse(w, r, http.StatusNotFound, "error.no_call", id)
+		return
+	}
 	if cr.Recording == "" {
 		c.refuse(w, r, http.StatusNotFound, "error.no_recording", id)
 		return

@@ -94,6 +94,8 @@ func TestStore(t *testing.T, open Opener) {
 		{"users, sign-ins and the audit log", users},
 		{"a user's language is kept", userLang},
 		{"live readers skip no late commit", feedSkipsNothing},
+		{"providers own tickets, users, services and numbers; a transfer", providers},
+		{"indicators per provider and service equal a count by hand", providerIndicators},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
@@ -431,12 +433,17 @@ func indicatorsRecount(t *testing.T, open Opener) {
 		h.st.SetClock(ck.now)
 	}
 	rng := rand.New(rand.NewPCG(7, 9))
+	// A second provider: the calls to its number are its, and so are the
+	// tickets they open; tickets move between the two.
+	must(t, hs[0].st.AddProvider(ctx, "admin", "p1", "Provider one"))
+	must(t, hs[1].st.SetProviderNumbers(ctx, "admin", "p1", []string{"0800p1"}))
 	var numbers []string
 	for i := range 80 {
 		h := hs[i%2]
 		ck.set(start.Add(time.Duration(rng.IntN(72*60))*time.Minute + time.Duration(rng.IntN(60))*time.Second))
 		callID := fmt.Sprint("call-", i)
-		must(t, h.st.StartCall(ctx, tickets.CallRecord{ID: callID, Telephony: "sip", Start: ck.now()}))
+		must(t, h.st.StartCall(ctx, tickets.CallRecord{ID: callID, Telephony: "sip", Start: ck.now(),
+			Called: []string{"100", "0800p1"}[rng.IntN(2)]}))
 		if rng.IntN(3) > 0 {
 			must(t, h.st.SetCallQueue(ctx, callID, tickets.Services[rng.IntN(len(tickets.Services))],
 				[]tickets.QueueOutcome{tickets.QueueAnswered, tickets.QueueAbandoned}[rng.IntN(2)]))
@@ -451,7 +458,9 @@ func indicatorsRecount(t *testing.T, open Opener) {
 		n := numbers[rng.IntN(len(numbers))]
 		ck.set(ck.now().Add(time.Duration(rng.IntN(120)) * time.Minute))
 		var err error
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
+		case 6:
+			err = h.st.Transfer(ctx, n, "ana", []string{"default", "p1"}[rng.IntN(2)], "theirs")
 		case 0:
 			err = h.st.Classify(ctx, n, "ana", tickets.Services[rng.IntN(len(tickets.Services))], "")
 		case 1:
@@ -481,8 +490,35 @@ func indicatorsRecount(t *testing.T, open Opener) {
 		if g.Requests != w.Requests || g.PhoneRequests != w.PhoneRequests || g.FirstContact != w.FirstContact ||
 			g.Resolved != w.Resolved || g.ResolvedLevel1 != w.ResolvedLevel1 || g.WithinDeadline != w.WithinDeadline ||
 			g.QueuedCalls != w.QueuedCalls || g.Abandoned != w.Abandoned ||
+			g.Channels[tickets.ChannelEmail] != w.Channels[tickets.ChannelEmail] ||
+			g.Channels[tickets.ChannelPortal] != w.Channels[tickets.ChannelPortal] ||
 			(g.AvgResolution-w.AvgResolution).Abs() > time.Millisecond {
 			t.Errorf("indicators of [%s, %s)\n got %+v\nwant %+v", from, to, g, w)
+		}
+		for _, p := range []string{"default", "p1"} {
+			rep, err := hs[rng.IntN(2)].st.ProviderIndicators(ctx, p, from, to)
+			must(t, err)
+			var mine []tickets.Ticket
+			for _, tk := range all {
+				if tk.Provider == p {
+					mine = append(mine, tk)
+				}
+			}
+			var theirs []tickets.CallRecord
+			for _, c := range cs {
+				if (c.Called == "0800p1") == (p == "p1") {
+					theirs = append(theirs, c)
+				}
+			}
+			w, g := recount(mine, theirs, from, to), rep.Total
+			if g.Requests != w.Requests || g.PhoneRequests != w.PhoneRequests || g.FirstContact != w.FirstContact ||
+				g.Resolved != w.Resolved || g.ResolvedLevel1 != w.ResolvedLevel1 || g.WithinDeadline != w.WithinDeadline ||
+				g.QueuedCalls != w.QueuedCalls || g.Abandoned != w.Abandoned ||
+				g.Channels[tickets.ChannelEmail] != w.Channels[tickets.ChannelEmail] ||
+				g.Channels[tickets.ChannelPortal] != w.Channels[tickets.ChannelPortal] ||
+				(g.AvgResolution-w.AvgResolution).Abs() > time.Millisecond {
+				t.Errorf("indicators of %s of [%s, %s)\n got %+v\nwant %+v", p, from, to, g, w)
+			}
 		}
 		total, _, err := hs[0].st.RatingsReport(ctx, from, to)
 		must(t, err)
@@ -501,13 +537,14 @@ func indicatorsRecount(t *testing.T, open Opener) {
 // recount is Indicators' total computed from the rows, as docs/tickets.md
 // defines it.
 func recount(all []tickets.Ticket, cs []tickets.CallRecord, from, to time.Time) tickets.Indicators {
-	var in tickets.Indicators
+	in := tickets.Indicators{Channels: map[tickets.Channel]int{}}
 	var sum time.Duration
 	for _, tk := range all {
 		if tk.Created.Before(from) || !tk.Created.Before(to) {
 			continue
 		}
 		in.Requests++
+		in.Channels[tk.Channel]++
 		if tk.Channel == tickets.ChannelPhone {
 			in.PhoneRequests++
 		}
