@@ -7,8 +7,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/audio"
@@ -397,29 +394,8 @@ func newClusterAgent(t *testing.T, talk time.Duration) *clusterAgent {
 		defer cancel()
 		_ = d.Hangup(ctx)
 	}
-	for attempt := 0; ; attempt++ {
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("agent-phone"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: siptest.Port(t)}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, handler); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		a.dg = dg
-		return a
-	}
+	a.dg, _ = siptest.NewAnsweringPhone(t, "agent-phone", handler, media.CodecAudioUlaw)
+	return a
 }
 
 // register registers the agent at port (Kamailio), with a retry when

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
-	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
@@ -137,29 +134,8 @@ func newAgentPhone(t *testing.T, tone float64) *agentPhone {
 		}()
 		a.talk(d)
 	}
-	for attempt := 0; ; attempt++ {
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("agent-phone"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: siptest.Port(t)}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, handler); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		a.dg = dg
-		return a
-	}
+	a.dg, _ = siptest.NewAnsweringPhone(t, "agent-phone", handler, media.CodecAudioUlaw)
+	return a
 }
 
 // talk sends the agent's tone and keeps what it hears until the call ends.

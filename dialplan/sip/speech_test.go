@@ -163,8 +163,9 @@ func (l *line) callIDs(t *testing.T) []string {
 
 // A caller answers a menu by voice: "pașaport", rendered by espeak-ng,
 // through G.711 over RTP, recognized with the menu's grammar.
-func TestSpeechAnswersAChoice(t *testing.T) {
-	_, rec, syn := speechEngines(t)
+// menuQuestionLine is a line whose flow asks the menu question once and
+// hangs up; steps reports the prompt played, then the answer.
+func menuQuestionLine(t *testing.T, rec speech.Recognizer) (*line, chan step) {
 	steps := make(chan step, 4)
 	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
 		pl, err := ch.Say(ctx, text("ro", "Spuneți pentru ce serviciu sunați."))
@@ -173,7 +174,12 @@ func TestSpeechAnswersAChoice(t *testing.T) {
 		steps <- step{input: in, err: err}
 		return flows.Outcome{Kind: flows.OutcomeHangup}
 	})
-	l := speechLine(t, flow, rec)
+	return speechLine(t, flow, rec), steps
+}
+
+func TestSpeechAnswersAChoice(t *testing.T) {
+	_, rec, syn := speechEngines(t)
+	l, steps := menuQuestionLine(t, rec)
 	c := l.answered(t)
 	nextStep(t, steps)
 	said := utterance(t, syn, "ro", "pașaport", c.rate)
@@ -205,15 +211,7 @@ func TestSpeechAnswersAChoice(t *testing.T) {
 // a second or so of the last word, not at the utterance's 10 s limit.
 func TestSpeechEndsWhenThePhoneStopsSending(t *testing.T) {
 	_, rec, syn := speechEngines(t)
-	steps := make(chan step, 4)
-	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
-		pl, err := ch.Say(ctx, text("ro", "Spuneți pentru ce serviciu sunați."))
-		steps <- step{played: pl, err: err}
-		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectChoice, Phrases: menuPhrases, MaxDigits: 1, NoInput: 5 * time.Second})
-		steps <- step{input: in, err: err}
-		return flows.Outcome{Kind: flows.OutcomeHangup}
-	})
-	l := speechLine(t, flow, rec)
+	l, steps := menuQuestionLine(t, rec)
 	c := l.answered(t)
 	nextStep(t, steps)
 	word := utterance(t, syn, "ro", "pașaport", c.rate)

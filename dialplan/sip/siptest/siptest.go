@@ -56,6 +56,13 @@ func Port(t testing.TB) int {
 // given). It is stopped when the test ends.
 func NewPhone(t testing.TB, name string, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent) {
 	t.Helper()
+	return NewAnsweringPhone(t, name, func(*diago.DialogServerSession) {}, codecs...)
+}
+
+// NewAnsweringPhone is NewPhone with handler taking the calls it receives
+// (an agent's softphone).
+func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent) {
+	t.Helper()
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
 	}
@@ -73,7 +80,7 @@ func NewPhone(t testing.TB, name string, codecs ...media.Codec) (*diago.Diago, *
 			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		)
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
+		if err := dg.ServeBackground(ctx, handler); err != nil {
 			cancel()
 			ua.Close()
 			if attempt < 5 {
