@@ -179,6 +179,12 @@ func (e *Engine) forget(id string) {
 // recording and writes the end of the call record. It returns the reason
 // the call ended.
 func (e *Engine) Serve(call Call, t *Tracker) EndReason {
+	return e.ServeFlow(call, t, e.Flow)
+}
+
+// ServeFlow is Serve with flow in place of the engine's Flow: an outbound
+// call (a trunk test, a survey) runs the flow it was placed for.
+func (e *Engine) ServeFlow(call Call, t *Tracker, flow FlowRunner) EndReason {
 	t.mu.Lock()
 	t.call = call
 	t.mu.Unlock()
@@ -201,7 +207,7 @@ func (e *Engine) Serve(call Call, t *Tracker) EndReason {
 	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
 
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
-		Flow: e.Flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
+		Flow: flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
 	stopCheckpoints := t.checkpoints(e.checkpoint(), rec)
 	reason := e.run(s, call, t)
 	stopCheckpoints()

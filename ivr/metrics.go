@@ -61,6 +61,7 @@ type Metrics struct {
 	fallback  map[string]uint64 // speech fallbacks to keys, by step
 	// moves from the first recognizer to the fallback one, by step
 	engineFallback map[string]uint64
+	outbound       map[string]uint64 // outbound call attempts by result (dialplan/sip OutboundReason)
 }
 
 // NewMetrics returns zeroed metrics.
@@ -73,6 +74,7 @@ func NewMetrics() *Metrics {
 		sipMethod:       map[string]uint64{},
 		fallback:        map[string]uint64{},
 		engineFallback:  map[string]uint64{},
+		outbound:        map[string]uint64{},
 
 		SIPRefused:          &Counters{},
 		SIPRegisterFailures: &Counters{},
@@ -130,6 +132,21 @@ func (m *Metrics) CallEnded(r EndReason) {
 	m.mu.Lock()
 	m.outcomes[r]++
 	m.mu.Unlock()
+}
+
+// Outbound counts one outbound call attempt by its result ("answered",
+// "busy", "no_answer", ...: dialplan/sip.OutboundReason).
+func (m *Metrics) Outbound(result string) {
+	m.mu.Lock()
+	m.outbound[result]++
+	m.mu.Unlock()
+}
+
+// OutboundAttempts is the number of outbound attempts with result.
+func (m *Metrics) OutboundAttempts(result string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.outbound[result]
 }
 
 // DTMF counts one received digit by source.
@@ -196,6 +213,7 @@ var (
 	registerFailReasons = []string{"bad_credentials", "unknown_agent", "backoff", "locked", "bad_request"}
 	lockoutKinds        = []string{"agent", "address"}
 	speechSteps         = []string{"start", "write", "finish", "vad"}
+	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number"}
 )
 
 var _ prometheus.Collector = (*Metrics)(nil)
@@ -217,6 +235,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	methods := maps.Clone(m.sipMethod)
 	fallback := maps.Clone(m.fallback)
 	engineFallback := maps.Clone(m.engineFallback)
+	outbound := maps.Clone(m.outbound)
 	m.mu.Unlock()
 	for _, r := range endReasons {
 		outcomes[string(r)] += 0
@@ -256,6 +275,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
+	labelled("ivr_outbound_calls_total", "Outbound call attempts through the SIP trunk, by result.", "result", outbound, outboundResults)
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback, speechSteps)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback, speechSteps)
 	collectRuntime(c)

@@ -36,8 +36,12 @@ type mediaState struct {
 // events); its outbound RTP (engine frames -> encoder -> network) is sent by
 // the endpoint's sender, which paces every call from a few goroutines.
 type call struct {
-	srv  *Server
-	d    *diago.DialogServerSession
+	srv *Server
+	d   *diago.DialogServerSession // the INVITE the line answered; nil on an outbound call
+	// leg is the dialog's signalling and dm its media, for an answered
+	// inbound call (d) and an answered outbound call (outbound.go) alike.
+	leg  dialogLeg
+	dm   *diago.DialogMedia
 	tr   *ivr.Tracker
 	rate int // PCM rate exchanged with the engine
 
@@ -72,13 +76,33 @@ var (
 	_ audio.SendPanicHandler = (*call)(nil)
 )
 
+// dialogLeg is what a call needs of its SIP dialog, inbound
+// (*diago.DialogServerSession) or outbound (*diago.DialogClientSession):
+// Context ends when the dialog ends; Hangup sends BYE.
+type dialogLeg interface {
+	Context() context.Context
+	Hangup(ctx context.Context) error
+}
+
+var (
+	_ dialogLeg = (*diago.DialogServerSession)(nil)
+	_ dialogLeg = (*diago.DialogClientSession)(nil)
+)
+
 func newCall(srv *Server, d *diago.DialogServerSession, tr *ivr.Tracker, o offer) *call {
+	c := newLegCall(srv, d, &d.DialogMedia, tr, o)
+	c.d = d
+	return c
+}
+
+// newLegCall is newCall for any answered dialog.
+func newLegCall(srv *Server, d dialogLeg, dm *diago.DialogMedia, tr *ivr.Tracker, o offer) *call {
 	rate := 8000
 	if o.Audio.SampleRate > 8000 {
 		rate = 16000 // wideband codecs are delivered at 16 kHz, what recognizers want
 	}
 	c := &call{
-		srv: srv, d: d, tr: tr, rate: rate,
+		srv: srv, leg: d, dm: dm, tr: tr, rate: rate,
 		digits: make(chan ivr.Digit, 32),
 	}
 	c.send = newSendState(rate)
@@ -114,11 +138,11 @@ func (c *call) Hangup(ctx context.Context, reason ivr.EndReason) error {
 	var err error
 	c.hangupOnce.Do(func() {
 		c.cancel(ivr.End(reason, nil))
-		if c.d.Context().Err() != nil {
+		if c.leg.Context().Err() != nil {
 			return // the dialog is over: BYE received
 		}
 		c.tr.Event("sip.bye.sent", string(reason))
-		err = c.d.Hangup(ctx)
+		err = c.leg.Hangup(ctx)
 	})
 	return err
 }
@@ -199,7 +223,7 @@ func (c *call) readLoop() {
 				return
 			}
 		}
-		sess := c.d.MediaSession()
+		sess := c.dm.MediaSession()
 		if sess == nil {
 			return
 		}
@@ -211,7 +235,7 @@ func (c *call) readLoop() {
 		if c.ctx.Err() != nil {
 			return // ended while the deadline was being set: do not wait for it
 		}
-		reader := c.d.RTPPacketReader.Reader()
+		reader := c.dm.RTPPacketReader.Reader()
 		n, err := reader.ReadRTP(buf, &pkt)
 		if err != nil {
 			if isTimeout(err) {
@@ -356,7 +380,7 @@ func (c *call) SendFrame(now time.Time) {
 	m, err := st.enc.Encode(st.payload, st.pcm[:n])
 	if err == nil {
 		st.pkt.Payload = st.payload[:m]
-		if err := c.d.RTPPacketWriter.Writer().WriteRTP(&st.pkt); err == nil {
+		if err := c.dm.RTPPacketWriter.Writer().WriteRTP(&st.pkt); err == nil {
 			if !st.lastTx.IsZero() {
 				d := now.Sub(st.lastTx) - audio.FrameDuration
 				if d < 0 {

@@ -59,6 +59,10 @@ type Config struct {
 	// transfer waits for an agent). See QueueConfig.
 	Queue QueueConfig
 
+	// Outbound is the trunk outbound calls go through and their limits
+	// (outbound.go; docs/operations.md, "Outbound calls").
+	Outbound OutboundConfig
+
 	// Limits (docs/operations.md, "Limits"): calls in progress and calls
 	// not yet confirmed by an ACK, in total and per source address; an
 	// INVITE beyond one gets 503 with Retry-After. A 2xx not acknowledged
@@ -121,6 +125,7 @@ type Server struct {
 
 	sender    *audio.Sender
 	registrar *registrar // nil without an agent queue
+	out       *outbound  // the trunk and the limits of outbound calls
 
 	adm         *admission
 	pendingAcks sync.Map     // Call-ID -> *guardTx, until the ACK of its 2xx
@@ -167,7 +172,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	log := eng.Log.With("component", "sip")
 	s := &Server{cfg: cfg, eng: eng, metrics: eng.Metrics, log: log, calls: map[string]*entry{}, ready: make(chan struct{}),
 		sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips),
-		adm:    newAdmission(cfg), peers: newPeers(), parser: newParser()}
+		adm:    newAdmission(cfg), peers: newPeers(), parser: newParser(), out: newOutbound(cfg.Outbound)}
 	s.limit = limit.NewEvery(logLimitPeriod, 256)
 	// The SIP stack's own logs are diagnostics for us: warnings and up,
 	// rate-limited and masked.
