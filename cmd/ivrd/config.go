@@ -16,6 +16,7 @@ import (
 
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
+	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
@@ -154,6 +155,24 @@ type SIPConfig struct {
 	MaxPendingPerSource int            `toml:"max_pending_per_source"`
 	AckTimeout          Duration       `toml:"ack_timeout"`
 	Queue               SIPQueueConfig `toml:"queue"`
+	// Trunk is where outbound calls go, sip:USER:PASSWORD@HOST:PORT
+	// (empty: the line places no calls); CallerID their From user.
+	Trunk    string            `toml:"trunk"`
+	CallerID string            `toml:"caller_id"`
+	Outbound SIPOutboundConfig `toml:"outbound"`
+}
+
+// SIPOutboundConfig is the [sip.outbound] table: the limits of outbound
+// calls through sip.trunk (docs/operations.md, "Outbound calls").
+type SIPOutboundConfig struct {
+	MaxConcurrent int      `toml:"max_concurrent"`
+	PerSecond     float64  `toml:"per_second"`
+	RingTimeout   Duration `toml:"ring_timeout"`
+	Retries       int      `toml:"retries"`
+	Backoff       Duration `toml:"backoff"`
+	MaxBackoff    Duration `toml:"max_backoff"`
+	// WorkingHours keeps outbound calls within the [calendar]'s hours.
+	WorkingHours bool `toml:"working_hours"`
 }
 
 // ARIConfig is the [ari] table.
@@ -332,6 +351,8 @@ var envOverrides = []struct {
 	{"IVR_SIP_MAX_PENDING", "sip.max_pending", func(c *Config, v string) error { return setInt(&c.SIP.MaxPending, v) }},
 	{"IVR_SIP_MAX_PENDING_PER_SOURCE", "sip.max_pending_per_source", func(c *Config, v string) error { return setInt(&c.SIP.MaxPendingPerSource, v) }},
 	{"IVR_SIP_ACK_TIMEOUT", "sip.ack_timeout", func(c *Config, v string) error { return c.SIP.AckTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_SIP_TRUNK", "sip.trunk", func(c *Config, v string) error { c.SIP.Trunk = v; return nil }},
+	{"IVR_SIP_CALLER_ID", "sip.caller_id", func(c *Config, v string) error { c.SIP.CallerID = v; return nil }},
 	{"IVR_SIP_REGISTER_MAX_FAILURES", "sip.queue.max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.MaxFailures, v) }},
 	{"IVR_SIP_REGISTER_ADDRESS_MAX_FAILURES", "sip.queue.address_max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.AddressMaxFailures, v) }},
 	{"IVR_SIP_REGISTER_BACKOFF", "sip.queue.backoff", func(c *Config, v string) error { return c.SIP.Queue.Backoff.UnmarshalText([]byte(v)) }},
@@ -551,6 +572,7 @@ func (c Config) Validate() error {
 		{"sip.max_pending_per_source", c.SIP.MaxPendingPerSource, c.SIP.MaxPending},
 		{"sip.queue.max_failures", c.SIP.Queue.MaxFailures, 1000},
 		{"sip.queue.address_max_failures", c.SIP.Queue.AddressMaxFailures, 10000},
+		{"sip.outbound.max_concurrent", c.SIP.Outbound.MaxConcurrent, 1000},
 		{"console.login_rate", c.Console.LoginRate, 10000},
 		{"console.hash_concurrency", c.Console.HashConcurrency, 64},
 	}
@@ -558,6 +580,20 @@ func (c Config) Validate() error {
 		if l.v < 1 || l.v > l.max {
 			return bad(l.key, "%d is not between 1 and %d", l.v, l.max)
 		}
+	}
+	if c.SIP.Trunk != "" {
+		if _, err := sip.ParseTrunk(c.SIP.Trunk); err != nil {
+			return bad("sip.trunk", "%v", err)
+		}
+	}
+	if c.SIP.CallerID != "" && !validCallerID(c.SIP.CallerID) {
+		return bad("sip.caller_id", "%q is not a phone number (digits, an optional leading +)", c.SIP.CallerID)
+	}
+	if p := c.SIP.Outbound.PerSecond; p <= 0 || p > 100 {
+		return bad("sip.outbound.per_second", "%g is not above 0 and at most 100", p)
+	}
+	if r := c.SIP.Outbound.Retries; r < 0 || r > 20 {
+		return bad("sip.outbound.retries", "%d is not between 0 and 20", r)
 	}
 	for _, d := range []struct {
 		key      string
@@ -567,6 +603,9 @@ func (c Config) Validate() error {
 		{"sip.ack_timeout", c.SIP.AckTimeout.Duration, time.Second, 2 * time.Minute},
 		{"sip.queue.backoff", c.SIP.Queue.Backoff.Duration, 10 * time.Millisecond, time.Minute},
 		{"sip.queue.lockout", c.SIP.Queue.Lockout.Duration, time.Minute, 24 * time.Hour},
+		{"sip.outbound.ring_timeout", c.SIP.Outbound.RingTimeout.Duration, 5 * time.Second, 5 * time.Minute},
+		{"sip.outbound.backoff", c.SIP.Outbound.Backoff.Duration, time.Second, 24 * time.Hour},
+		{"sip.outbound.max_backoff", c.SIP.Outbound.MaxBackoff.Duration, c.SIP.Outbound.Backoff.Duration, 24 * time.Hour},
 		{"console.hash_wait", c.Console.HashWait.Duration, 10 * time.Millisecond, 30 * time.Second},
 	} {
 		if d.v < d.min || d.v > d.max {
@@ -721,4 +760,38 @@ func (c Config) eslConfig() esl.Config {
 		Listen: e.Listen, MediaDial: e.MediaDial, MediaCodec: e.MediaCodec, LegHeader: e.LegHeader,
 		Handoff: esl.Handoff{Mode: e.Handoff.Mode, Context: e.Handoff.Context, Domain: e.Handoff.Domain},
 	}
+}
+
+// validCallerID accepts what may go in the From user of an outbound call:
+// 3 to 20 digits with an optional leading +.
+func validCallerID(s string) bool {
+	d := strings.TrimPrefix(s, "+")
+	if len(d) < 3 || len(d) > 20 {
+		return false
+	}
+	for _, r := range d {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// outboundConfig maps sip.trunk, sip.caller_id and [sip.outbound] onto the
+// line's outbound configuration; allowed is the working calendar's Open
+// when sip.outbound.working_hours is set.
+func (c Config) outboundConfig(allowed func(time.Time) bool) sip.OutboundConfig {
+	o := c.SIP.Outbound
+	out := sip.OutboundConfig{CallerID: c.SIP.CallerID, MaxConcurrent: o.MaxConcurrent, PerSecond: o.PerSecond,
+		RingTimeout: o.RingTimeout.Duration, Retries: o.Retries, Backoff: o.Backoff.Duration, MaxBackoff: o.MaxBackoff.Duration}
+	if out.Retries == 0 {
+		out.Retries = -1 // none (the line's 0 means its default)
+	}
+	if c.SIP.Trunk != "" {
+		out.Trunk, _ = sip.ParseTrunk(c.SIP.Trunk) // checked by Validate
+	}
+	if o.WorkingHours {
+		out.Allowed = allowed
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govline/ivr/dialplan/sip"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -47,6 +49,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"IVR_SIP_REGISTER_BACKOFF": "2s", "IVR_SIP_REGISTER_LOCKOUT": "1h",
 		"IVR_CONSOLE_LOGIN_RATE": "30", "IVR_CONSOLE_HASH_CONCURRENCY": "1", "IVR_CONSOLE_HASH_WAIT": "500ms",
 		"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=http://10.0.0.11:8081, engine-2 = https://e2.example/",
+		"IVR_SIP_TRUNK": "sip:line:p%40ss@10.0.0.9:5080", "IVR_SIP_CALLER_ID": "+37322123456",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +62,9 @@ func TestEnvironmentOverrides(t *testing.T) {
 		q.MaxFailures != 6 || q.AddressMaxFailures != 12 || q.Backoff.Duration != 2*time.Second || q.Lockout.Duration != time.Hour ||
 		con.LoginRate != 30 || con.HashConcurrency != 1 || con.HashWait.Duration != 500*time.Millisecond {
 		t.Errorf("limit overrides not applied: %+v %+v %+v", s, q, con)
+	}
+	if o := c.outboundConfig(nil); o.Trunk != (sip.Trunk{User: "line", Password: "p@ss", Host: "10.0.0.9", Port: 5080}) || o.CallerID != "+37322123456" {
+		t.Errorf("trunk overrides not applied: %+v", o)
 	}
 	if r := c.Recording; r.Secret != "a secret long enough" || len(r.Peers) != 2 || r.Peers["engine-1"] != "http://10.0.0.11:8081" || r.Peers["engine-2"] != "https://e2.example/" {
 		t.Errorf("recordings overrides not applied: %+v", r)
@@ -88,6 +94,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_LOG_LEVEL": "loud"}, key: "log.level"},
 		{file: "[sip]\ncodecs = [\"G729\"]\n", key: "sip.codecs"},
 		{file: "[sip]\njitter_depth = 0\n", key: "sip.jitter_depth"},
+		{env: map[string]string{"IVR_SIP_TRUNK": "sip:u:p@trunk.example.md:5060"}, key: "sip.trunk"},
+		{env: map[string]string{"IVR_SIP_TRUNK": "http://10.0.0.1"}, key: "sip.trunk"},
+		{env: map[string]string{"IVR_SIP_CALLER_ID": "0800;x"}, key: "sip.caller_id"},
+		{file: "[sip.outbound]\nper_second = 0\n", key: "sip.outbound.per_second"},
+		{file: "[sip.outbound]\nretries = -1\n", key: "sip.outbound.retries"},
+		{file: "[sip.outbound]\nmax_concurrent = 0\n", key: "sip.outbound.max_concurrent"},
+		{file: "[sip.outbound]\nring_timeout = \"1s\"\n", key: "sip.outbound.ring_timeout"},
 		{file: "[sip]\nlistn = \"127.0.0.1:5060\"\n", key: "sip.listn"},
 		{file: "[sip]\nrtp_port_min = 10000\nrtp_port_max = 10001\n", key: "sip.rtp_port_min"},
 		{file: "[engine]\nmenu_retries = 0\n", key: "engine.menu_retries"},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,11 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 		MaxPending: cfg.SIP.MaxPending, MaxPendingPerSource: cfg.SIP.MaxPendingPerSource,
 		AckTimeout: cfg.SIP.AckTimeout.Duration,
 	}
+	cal, err := tickets.NewCalendar(cfg.Calendar.CalendarConfig)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: %w", err)
+	}
+	sipCfg.Outbound = cfg.outboundConfig(cal.Open)
 	switch cfg.Engine.Telephony {
 	case "ari":
 		srv, err := ari.New(cfg.ariConfig(), eng)
