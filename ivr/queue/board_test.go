@@ -87,6 +87,21 @@ func TestDirectory(t *testing.T) {
 	})
 }
 
+func TestCallbacks(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		url := store.SQLiteURL(filepath.Join(t.TempDir(), "ivr.db"))
+		queuetest.TestCallbacks(t, func(t *testing.T) (a, b queue.Callbacks) {
+			return queue.Callbacks{DB: openDB(t, url)}, queue.Callbacks{DB: openDB(t, url)}
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.Start(t).NewDatabase(t)
+		queuetest.TestCallbacks(t, func(t *testing.T) (a, b queue.Callbacks) {
+			return queue.Callbacks{DB: openDB(t, url)}, queue.Callbacks{DB: openDB(t, url)}
+		})
+	})
+}
+
 // BenchmarkSharedClaim: the agent claim latency on PostgreSQL, from a
 // caller joining the queue on engine B with an agent free (registered with
 // engine A) to the claim that names the agent to ring (two transactions:

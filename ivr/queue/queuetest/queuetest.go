@@ -430,3 +430,58 @@ func TestDirectory(t *testing.T, open func(t *testing.T) (a, b queue.Directory))
 		t.Fatal("a lifted lock holds")
 	}
 }
+
+// TestCallbacks checks two handles on one database (open) against the
+// callbacks' contract: a callback added on one is pending on the other,
+// in the order they were created; each attempt counts with its result; a
+// callback done or failed is pending no more and changes no more.
+func TestCallbacks(t *testing.T, open func(t *testing.T) (a, b queue.Callbacks)) {
+	a, b := open(t)
+	t0 := time.Now().Add(-time.Minute)
+	second, err := a.Add(ctx, queue.Callback{Queue: "level1", Number: "0721000002", Lang: "en", Ticket: "T-2", CallID: "c2", Created: t0.Add(time.Second)})
+	must(t, err)
+	first, err := b.Add(ctx, queue.Callback{Queue: "level1", Number: "0721000001", Lang: "ro", Ticket: "T-1", CallID: "c1", Created: t0})
+	must(t, err)
+	if first == second {
+		t.Fatalf("two callbacks got one id %d", first)
+	}
+	if _, err := a.Add(ctx, queue.Callback{Queue: "level1"}); err == nil {
+		t.Error("a callback without a number was added")
+	}
+	pending, err := b.List(ctx, queue.CallbackPending, 0)
+	must(t, err)
+	if len(pending) != 2 || pending[0].ID != first || pending[1].ID != second {
+		t.Fatalf("pending %+v, want %d then %d (created first, served first)", pending, first, second)
+	}
+	if p := pending[0]; p.Number != "0721000001" || p.Lang != "ro" || p.Ticket != "T-1" || p.CallID != "c1" || p.Queue != "level1" ||
+		p.State != queue.CallbackPending || p.Attempts != 0 || !p.Created.Equal(time.Unix(0, t0.UnixNano())) {
+		t.Errorf("callback read back as %+v", p)
+	}
+
+	must(t, a.Attempted(ctx, first, "busy", queue.CallbackPending))
+	must(t, b.Attempted(ctx, first, "no_answer", queue.CallbackFailed))
+	must(t, a.Attempted(ctx, second, "answered", queue.CallbackDone))
+	if err := b.Attempted(ctx, first, "busy", queue.CallbackPending); !errors.Is(err, queue.ErrUnknownCallback) {
+		t.Errorf("an attempt on a failed callback: %v, want ErrUnknownCallback", err)
+	}
+	if err := b.Attempted(ctx, second, "busy", "ringing"); err == nil {
+		t.Error("an unknown state was accepted")
+	}
+	if p, _ := a.List(ctx, queue.CallbackPending, 0); len(p) != 0 {
+		t.Errorf("still pending: %+v", p)
+	}
+	all, err := b.List(ctx, "", 0)
+	must(t, err)
+	if len(all) != 2 {
+		t.Fatalf("%d callbacks, want 2", len(all))
+	}
+	if f := all[0]; f.State != queue.CallbackFailed || f.Attempts != 2 || f.LastReason != "no_answer" {
+		t.Errorf("failed callback %+v: want failed after 2 attempts, the last no_answer", f)
+	}
+	if d := all[1]; d.State != queue.CallbackDone || d.Attempts != 1 || d.LastReason != "answered" {
+		t.Errorf("done callback %+v", d)
+	}
+	if one, _ := a.List(ctx, "", 1); len(one) != 1 || one[0].ID != first {
+		t.Errorf("limit 1: %+v", one)
+	}
+}
