@@ -62,6 +62,7 @@ type Metrics struct {
 	// moves from the first recognizer to the fallback one, by step
 	engineFallback map[string]uint64
 	outbound       map[string]uint64 // outbound call attempts by result (dialplan/sip OutboundReason)
+	callbacks      map[string]uint64 // queued callbacks by event
 }
 
 // NewMetrics returns zeroed metrics.
@@ -75,6 +76,7 @@ func NewMetrics() *Metrics {
 		fallback:        map[string]uint64{},
 		engineFallback:  map[string]uint64{},
 		outbound:        map[string]uint64{},
+		callbacks:       map[string]uint64{},
 
 		SIPRefused:          &Counters{},
 		SIPRegisterFailures: &Counters{},
@@ -140,6 +142,23 @@ func (m *Metrics) Outbound(result string) {
 	m.mu.Lock()
 	m.outbound[result]++
 	m.mu.Unlock()
+}
+
+// Callback counts one event of the queued callbacks: "offered" (the
+// queue's announcement offered it), "accepted" (a caller pressed 1 and
+// keeps their place), "completed" (the citizen answered the callback),
+// "failed" (its attempts ran out).
+func (m *Metrics) Callback(event string) {
+	m.mu.Lock()
+	m.callbacks[event]++
+	m.mu.Unlock()
+}
+
+// Callbacks is the number of callback events of a kind.
+func (m *Metrics) Callbacks(event string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.callbacks[event]
 }
 
 // OutboundAttempts is the number of outbound attempts with result.
@@ -213,6 +232,7 @@ var (
 	registerFailReasons = []string{"bad_credentials", "unknown_agent", "backoff", "locked", "bad_request"}
 	lockoutKinds        = []string{"agent", "address"}
 	speechSteps         = []string{"start", "write", "finish", "vad"}
+	callbackEvents      = []string{"offered", "accepted", "completed", "failed"}
 	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number"}
 )
 
@@ -236,6 +256,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	fallback := maps.Clone(m.fallback)
 	engineFallback := maps.Clone(m.engineFallback)
 	outbound := maps.Clone(m.outbound)
+	callbacks := maps.Clone(m.callbacks)
 	m.mu.Unlock()
 	for _, r := range endReasons {
 		outcomes[string(r)] += 0
@@ -275,6 +296,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
+	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)
 	labelled("ivr_outbound_calls_total", "Outbound call attempts through the SIP trunk, by result.", "result", outbound, outboundResults)
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback, speechSteps)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback, speechSteps)

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/redact"
 )
 
@@ -233,6 +234,8 @@ type OriginateRequest struct {
 	Flow   ivr.FlowRunner  // runs on the answered call; nil: the engine's flow
 	Queued bool            // a transfer of the flow waits for an agent of the embedded queue
 	OnRing func(ev string) // optional: "180", "183" as they come (tests, the console)
+
+	place queue.Place // a callback's kept place: the answered call's transfer waits on it
 }
 
 // OutboundResult is an answered outbound call once it ended.
@@ -429,7 +432,10 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	defer stop()
 	c.start()
 	var served ivr.Call = c
-	if req.Queued && s.cfg.Queue.Queues != nil {
+	switch {
+	case req.place != nil:
+		served = callbackCall{call: c, place: req.place}
+	case req.Queued && s.cfg.Queue.Queues != nil:
 		served = queuedCall{c}
 	}
 	flow := req.Flow

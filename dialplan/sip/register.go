@@ -87,6 +87,11 @@ type QueueConfig struct {
 	// when that bridge ends (for the console's screen pop). It is called
 	// from the call's goroutine and must return quickly.
 	OnAgent func(AgentEvent)
+
+	// Callbacks, with a trunk (Config.Outbound), lets a waiting caller who
+	// presses 1 keep their place and be called back (callback.go); nil:
+	// pressing 1 leaves the request for a call back by an agent.
+	Callbacks CallbackStore
 }
 
 // AgentEvent is an agent taking a queued call (Ended false) or the end of

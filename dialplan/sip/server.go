@@ -127,6 +127,12 @@ type Server struct {
 	registrar *registrar // nil without an agent queue
 	out       *outbound  // the trunk and the limits of outbound calls
 
+	// life ends when the endpoint closes: the callbacks' keepers (joined
+	// by keepers) stop with it.
+	life     context.Context
+	stopLife context.CancelFunc
+	keepers  sync.WaitGroup
+
 	adm         *admission
 	pendingAcks sync.Map     // Call-ID -> *guardTx, until the ACK of its 2xx
 	limit       *limit.Every // log lines of refusals and of the SIP libraries
@@ -174,6 +180,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		sender: audio.NewSender(audio.SystemClock{}, 0, &eng.Metrics.PacerSkips),
 		adm:    newAdmission(cfg), peers: newPeers(), parser: newParser(), out: newOutbound(cfg.Outbound)}
 	s.limit = limit.NewEvery(logLimitPeriod, 256)
+	s.life, s.stopLife = context.WithCancel(context.Background())
 	// The SIP stack's own logs are diagnostics for us: warnings and up,
 	// rate-limited and masked.
 	quiet := s.libraryLog(eng.Log.Handler())
@@ -265,6 +272,8 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Close releases the SIP stack and stops the RTP sender.
 func (s *Server) Close() error {
+	s.stopLife()
+	s.keepers.Wait()
 	s.sender.Close()
 	return s.ua.Close()
 }

@@ -69,6 +69,12 @@ func (q queuedCall) Transfer(ctx context.Context, h ivr.Handoff) error {
 }
 
 func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
+	return c.transferAt(ctx, h, nil)
+}
+
+// transferAt is transfer on a place already held (a callback's), or on a
+// new place in h.Queue when p is nil.
+func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) error {
 	qc := c.srv.cfg.Queue
 	if qc.Queues == nil {
 		return ErrNoQueue
@@ -79,10 +85,13 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 	}
 	id := c.tr.Info().ID
 	board := qc.Board
-	p, err := board.Join(ctx, h.Queue, id)
-	if err != nil {
-		return err
+	if p == nil {
+		var err error
+		if p, err = board.Join(ctx, h.Queue, id); err != nil {
+			return err
+		}
 	}
+	kept := false // the place went to a callback: it is not left here
 	// The place is settled and the agent freed after the caller's context
 	// ended: those writes take a context of their own.
 	bg := func() (context.Context, context.CancelFunc) {
@@ -140,7 +149,12 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 		stopClaims()
 		claimer.Wait()
 		r.stop()
-		settle("", true)
+		if kept {
+			settle("", false) // releases a claim made meanwhile; the place stays
+			p = nil
+		} else {
+			settle("", true)
+		}
 		c.recordOutcome(id, conf.Service, outcome)
 	}()
 
@@ -214,6 +228,15 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 		case k := <-keys:
 			if k == queue.LeaveKey {
 				c.tr.Event("queue.left", fmt.Sprintf("the caller left the request after %s", time.Since(joined).Round(time.Second)))
+				stopClaims()
+				claimer.Wait()
+				r.stop()
+				r = nil
+				if c.keepPlace(h, p) {
+					kept = true
+					outcome = "" // the callback carries on: its outcome is the callback's
+					return fmt.Errorf("queue %s: %w: %w", h.Queue, ErrLeftRequest, ErrCallbackKept)
+				}
 				return fmt.Errorf("queue %s: %w", h.Queue, ErrLeftRequest)
 			}
 		case <-maxWait.C:
@@ -230,6 +253,7 @@ func (c *call) transfer(ctx context.Context, h ivr.Handoff) error {
 			}
 			st := look()
 			text := queue.Announcement(cat, h.Lang, st.Position, st.Wait)
+			c.srv.metrics.Callback("offered")
 			pcm, err := c.srv.eng.Synth.Synthesize(ctx, h.Lang, text, c.rate)
 			if err != nil {
 				c.tr.Log().Warn("queue announcement not rendered", "err", err)

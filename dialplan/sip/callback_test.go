@@ -1,0 +1,135 @@
+package sip_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/tickets"
+)
+
+// startCallbackLine is a queue line (startQueueLine's flow: transfer to
+// level1 with ticket qTicket) whose waiting callers may press 1 to be
+// called back through tk. It returns the line, its queues and its
+// callbacks.
+func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks) {
+	t.Helper()
+	qs, err := queue.New(queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 20 * time.Second,
+		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trunk, err := sip.ParseTrunk(tk.uri())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: qTicket, Lang: "ro", Summary: "carte de identitate"}
+	})
+	var cbs queue.Callbacks
+	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
+		dir := agentDirectory(t, store)
+		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
+			t.Fatal(err)
+		}
+		cbs = queue.Callbacks{DB: dir.DB}
+		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second, Callbacks: cbs}
+		c.Outbound = sip.OutboundConfig{Trunk: trunk, CallerID: "0800100200", RingTimeout: 5 * time.Second, PerSecond: 50, Backoff: 50 * time.Millisecond}
+		if adjust != nil {
+			adjust(&c.Outbound)
+		}
+		e.Flow = flow
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+		e.RecDir = t.TempDir()
+	})
+	return l, qs, cbs
+}
+
+// TestQueuedCallbackConnectsToAgent: a caller waiting in the queue presses
+// 1 and the call ends; the callback keeps the place (it still counts in
+// the queue), the line calls the number back through the trunk, the
+// citizen answers and hears the line, an agent registers and is rung with
+// the ticket (the screen pop), and the citizen and the agent hear each
+// other.
+func TestQueuedCallbackConnectsToAgent(t *testing.T) {
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, qs, cbs := startCallbackLine(t, tk, nil)
+
+	c := l.answered(t)
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('1')
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after 1")
+	}
+	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != qTicket || pending[0].Lang != "ro" {
+		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, qTicket)
+	}
+
+	// The citizen's phone rings behind the trunk and answers.
+	select {
+	case <-tk.phone.up:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the citizen was not called back")
+	}
+	if qs.Waiting("level1") != 1 {
+		t.Errorf("%d waiting in level1, want 1: the callback's place", qs.Waiting("level1"))
+	}
+	// The citizen hears who calls before any agent is there.
+	if !waitFor(15*time.Second, func() bool { return len(tk.phone.heardCopy()) > 8000 && audio.RMS(tk.phone.heardCopy()) > 300 }) {
+		t.Fatal("the citizen heard nothing of the line")
+	}
+
+	a := newAgentPhone(t, 440)
+	if err := a.register(l, "alice", agentPass, time.Minute); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	select {
+	case inv := <-a.invite:
+		if h := inv.GetHeader(sip.HeaderTicket); h == nil || h.Value() != qTicket {
+			t.Errorf("%s = %v, want %s (the screen pop)", sip.HeaderTicket, h, qTicket)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent's phone did not ring for the callback")
+	}
+	close(a.answer)
+	select {
+	case <-a.up:
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent call not up")
+	}
+	mark := len(tk.phone.heardCopy())
+	time.Sleep(2500 * time.Millisecond)
+	atCitizen := tk.phone.heardCopy()[mark:]
+	atAgent := a.heardCopy()
+	if rms, g := audio.RMS(atCitizen), goertzel(atCitizen, 440, 8000); rms < 1000 || g < 0.3 {
+		t.Errorf("the citizen hears the agent at RMS %.0f, 440 Hz share %.2f: want the agent's tone", rms, g)
+	}
+	if rms, g := audio.RMS(atAgent), goertzel(atAgent, 1000, 8000); rms < 1000 || g < 0.3 {
+		t.Errorf("the agent hears the citizen at RMS %.0f, 1 kHz share %.2f: want the citizen's tone", rms, g)
+	}
+	close(a.hang)
+	if !waitFor(10*time.Second, func() bool {
+		done, _ := cbs.List(context.Background(), queue.CallbackDone, 0)
+		return len(done) == 1 && done[0].Attempts == 1
+	}) {
+		all, _ := cbs.List(context.Background(), "", 0)
+		t.Fatalf("callbacks %+v, want one done after 1 attempt", all)
+	}
+	m := l.eng.Metrics
+	if m.Callbacks("accepted") != 1 || m.Callbacks("completed") != 1 || m.Callbacks("offered") < 1 {
+		t.Errorf("callbacks counted: offered %d accepted %d completed %d", m.Callbacks("offered"), m.Callbacks("accepted"), m.Callbacks("completed"))
+	}
+}
