@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -113,6 +114,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 			Realm: cfg.SIP.Queue.Realm, MinExpires: cfg.SIP.Queue.MinExpires.Duration, MaxExpires: cfg.SIP.Queue.MaxExpires.Duration,
 			MaxFailures: cfg.SIP.Queue.MaxFailures, AddressMaxFailures: cfg.SIP.Queue.AddressMaxFailures,
 			Backoff: cfg.SIP.Queue.Backoff.Duration, Lockout: cfg.SIP.Queue.Lockout.Duration,
+			Callbacks: queue.Callbacks{DB: db}, Notes: store,
 			OnAgent: func(ev sip.AgentEvent) {
 				// The console pops the ticket on the screen of the agent
 				// who answered (console.BridgedEvent).
@@ -130,6 +132,16 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 		return nil, err
 	}
 	t.sipAddr = cfg.SIP.Listen
+	if sipCfg.Queue.Callbacks != nil {
+		// The callbacks pending when the line stopped (or crashed) join
+		// their queues again; they call once the endpoint listens.
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := srv.ResumeCallbacks(rctx)
+		cancel()
+		if err != nil {
+			log.Error("pending callbacks not taken up", "err", err)
+		}
+	}
 	t.runs = append(t.runs, adapter{"sip", srv.Serve, srv.Ready()})
 	t.closers = append(t.closers, srv.Close)
 	if shareds != nil {

@@ -79,7 +79,8 @@ func (s *Server) startKeeper(cb queue.Callback, p queue.Place) {
 }
 
 // ResumeCallbacks takes up the pending callbacks of the store (after a
-// restart): each joins its queue again, oldest first. It returns how many.
+// restart): each joins its queue again, oldest first, and calls once the
+// endpoint listens. It may be called before Serve. It returns how many.
 func (s *Server) ResumeCallbacks(ctx context.Context) (int, error) {
 	store := s.cfg.Queue.Callbacks
 	if store == nil {
@@ -122,12 +123,31 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 		p = nil
 	}
 	defer leave()
-	record := func(reason OutboundReason, state string) {
+	record := func(reason OutboundReason, status, attempt int, state string) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := store.Attempted(wctx, cb.ID, string(reason), state); err != nil {
 			log.Error("callback attempt not recorded", "reason", reason, "err", err)
 		}
+		notes := s.cfg.Queue.Notes
+		if notes == nil || cb.Ticket == "" || reason == OutboundAnswered {
+			return
+		}
+		text := fmt.Sprintf("callback attempt %d: %s", attempt, reason)
+		if status != 0 {
+			text += fmt.Sprintf(" (SIP %d)", status)
+		}
+		if state == queue.CallbackFailed {
+			text += "; callback failed, no more attempts"
+		}
+		if err := notes.AddNote(wctx, cb.Ticket, "ivr", text); err != nil {
+			log.Warn("callback attempt not noted on the ticket", "err", err)
+		}
+	}
+	select {
+	case <-s.ready: // taken up before Serve (ResumeCallbacks): calls wait for the endpoint
+	case <-ctx.Done():
+		return
 	}
 	wait := cfg.Backoff
 	attempts := cb.Attempts
@@ -154,7 +174,7 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 		reason := ReasonOfOutbound(err)
 		if err == nil {
 			p = nil // the answered call's transfer settled it
-			record(OutboundAnswered, queue.CallbackDone)
+			record(OutboundAnswered, 0, attempts+1, queue.CallbackDone)
 			s.metrics.Callback("completed")
 			return
 		}
@@ -166,7 +186,12 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 		if !reason.Retryable() || attempts > cfg.Retries {
 			state = queue.CallbackFailed
 		}
-		record(reason, state)
+		status := 0
+		var oe *OutboundError
+		if errors.As(err, &oe) {
+			status = oe.Status
+		}
+		record(reason, status, attempts, state)
 		log.Info("callback attempt failed", "reason", reason, "attempt", attempts, "state", state)
 		leave()
 		if state == queue.CallbackFailed {

@@ -18,7 +18,7 @@ import (
 // level1 with ticket qTicket) whose waiting callers may press 1 to be
 // called back through tk. It returns the line, its queues and its
 // callbacks.
-func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks) {
+func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks, string) {
 	t.Helper()
 	qs, err := queue.New(queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 20 * time.Second,
 		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
@@ -29,8 +29,9 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ticket string // opened in the line's store below
 	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
-		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: qTicket, Lang: "ro", Summary: "carte de identitate"}
+		return flows.Outcome{Kind: flows.OutcomeTransfer, Queue: "level1", Ticket: ticket, Lang: "ro", Summary: "carte de identitate"}
 	})
 	var cbs queue.Callbacks
 	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
@@ -38,8 +39,13 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 		if err := dir.Add(context.Background(), "alice", sip.DefaultRealm, agentPass, []string{"level1"}); err != nil {
 			t.Fatal(err)
 		}
+		tk, err := store.OpenTicket(context.Background(), tickets.NewTicket{Actor: "ivr", Channel: "phone", Lang: "ro", Service: tickets.ServiceIdentityCard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticket = tk.Number
 		cbs = queue.Callbacks{DB: dir.DB}
-		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second, Callbacks: cbs}
+		c.Queue = sip.QueueConfig{Queues: qs, Agents: dir, Outcomes: store, MinExpires: time.Second, Callbacks: cbs, Notes: store}
 		c.Outbound = sip.OutboundConfig{Trunk: trunk, CallerID: "0800100200", RingTimeout: 5 * time.Second, PerSecond: 50, Backoff: 50 * time.Millisecond}
 		if adjust != nil {
 			adjust(&c.Outbound)
@@ -49,7 +55,7 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 		e.Lang = "ro"
 		e.RecDir = t.TempDir()
 	})
-	return l, qs, cbs
+	return l, qs, cbs, ticket
 }
 
 // TestQueuedCallbackConnectsToAgent: a caller waiting in the queue presses
@@ -60,7 +66,7 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 // other.
 func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 	tk := newTestTrunk(t, trunkAnswer, trunkPass)
-	l, qs, cbs := startCallbackLine(t, tk, nil)
+	l, qs, cbs, ticket := startCallbackLine(t, tk, nil)
 
 	c := l.answered(t)
 	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
@@ -74,8 +80,8 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != qTicket || pending[0].Lang != "ro" {
-		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, qTicket)
+	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != ticket || pending[0].Lang != "ro" {
+		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, ticket)
 	}
 
 	// The citizen's phone rings behind the trunk and answers.
@@ -98,8 +104,8 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 	}
 	select {
 	case inv := <-a.invite:
-		if h := inv.GetHeader(sip.HeaderTicket); h == nil || h.Value() != qTicket {
-			t.Errorf("%s = %v, want %s (the screen pop)", sip.HeaderTicket, h, qTicket)
+		if h := inv.GetHeader(sip.HeaderTicket); h == nil || h.Value() != ticket {
+			t.Errorf("%s = %v, want %s (the screen pop)", sip.HeaderTicket, h, ticket)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the agent's phone did not ring for the callback")
@@ -131,5 +137,89 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 	m := l.eng.Metrics
 	if m.Callbacks("accepted") != 1 || m.Callbacks("completed") != 1 || m.Callbacks("offered") < 1 {
 		t.Errorf("callbacks counted: offered %d accepted %d completed %d", m.Callbacks("offered"), m.Callbacks("accepted"), m.Callbacks("completed"))
+	}
+}
+
+// pressOne calls the line, waits for the queue's announcement and presses
+// 1; the line ends the call.
+func pressOne(t *testing.T, l *line) {
+	t.Helper()
+	c := l.answered(t)
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('1')
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after 1")
+	}
+}
+
+// TestQueuedCallbackBusyRetriedThenFailed: a busy number (486) is called
+// again within the limits; each failed attempt is a note on the ticket,
+// and the callback ends failed, its place left.
+func TestQueuedCallbackBusyRetriedThenFailed(t *testing.T) {
+	tk := newTestTrunk(t, trunkBusy, trunkPass)
+	l, qs, cbs, ticket := startCallbackLine(t, tk, func(o *sip.OutboundConfig) { o.Retries = 1 })
+	pressOne(t, l)
+	if !waitFor(15*time.Second, func() bool {
+		f, _ := cbs.List(context.Background(), queue.CallbackFailed, 0)
+		return len(f) == 1
+	}) {
+		all, _ := cbs.List(context.Background(), "", 0)
+		t.Fatalf("callbacks %+v, want one failed", all)
+	}
+	f, _ := cbs.List(context.Background(), queue.CallbackFailed, 0)
+	if f[0].Attempts != 2 || f[0].LastReason != "busy" {
+		t.Errorf("failed callback %+v, want 2 attempts, the last busy", f[0])
+	}
+	if invites, _, _, _ := tk.seen(); len(invites) != 2 {
+		t.Errorf("the trunk got %d INVITEs, want 2", len(invites))
+	}
+	var notes []string
+	if !waitFor(5*time.Second, func() bool {
+		h, err := l.store.History(context.Background(), ticket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes = notes[:0]
+		for _, e := range h {
+			if e.Kind == tickets.EventNote {
+				notes = append(notes, e.Data.Text)
+			}
+		}
+		return len(notes) == 2
+	}) {
+		t.Fatalf("ticket notes %q, want one per failed attempt", notes)
+	}
+	if notes[0] != "callback attempt 1: busy (SIP 486)" || notes[1] != "callback attempt 2: busy (SIP 486); callback failed, no more attempts" {
+		t.Errorf("ticket notes %q", notes)
+	}
+	if !waitFor(5*time.Second, func() bool { return qs.Waiting("level1") == 0 }) {
+		t.Errorf("%d still waiting: the failed callback's place was not left", qs.Waiting("level1"))
+	}
+	if n := l.eng.Metrics.Callbacks("failed"); n != 1 {
+		t.Errorf("failed callbacks counted %d, want 1", n)
+	}
+}
+
+// TestPendingCallbackResumed: a callback left pending in the database (the
+// line stopped before calling) is taken up by ResumeCallbacks: it joins
+// the queue and the citizen is called.
+func TestPendingCallbackResumed(t *testing.T) {
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, qs, cbs, ticket := startCallbackLine(t, tk, nil)
+	if _, err := cbs.Add(context.Background(), queue.Callback{Queue: "level1", Number: testCaller, Lang: "en", Ticket: ticket, CallID: "before-the-crash"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.srv.ResumeCallbacks(context.Background()); err != nil || n != 1 {
+		t.Fatalf("ResumeCallbacks: %d, %v; want 1", n, err)
+	}
+	select {
+	case <-tk.phone.up:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the pending callback was not called")
+	}
+	if qs.Waiting("level1") != 1 {
+		t.Errorf("%d waiting, want the callback's place", qs.Waiting("level1"))
 	}
 }

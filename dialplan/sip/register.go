@@ -92,6 +92,15 @@ type QueueConfig struct {
 	// presses 1 keep their place and be called back (callback.go); nil:
 	// pressing 1 leaves the request for a call back by an agent.
 	Callbacks CallbackStore
+	// Notes, when set, gets a note on the callback's ticket for each
+	// attempt that failed and for the callback's end (tickets.Store).
+	Notes TicketNotes
+}
+
+// TicketNotes appends a note to a ticket's history (tickets.Store.AddNote).
+// Safe for concurrent use.
+type TicketNotes interface {
+	AddNote(ctx context.Context, number, actor, text string) error
 }
 
 // AgentEvent is an agent taking a queued call (Ended false) or the end of
