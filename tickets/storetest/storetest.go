@@ -96,6 +96,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"live readers skip no late commit", feedSkipsNothing},
 		{"providers own tickets, users, services and numbers; a transfer", providers},
 		{"indicators per provider and service equal a count by hand", providerIndicators},
+		{"survey calls: once per ticket, once per citizen in the period", surveys},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
@@ -877,5 +878,66 @@ func feedSkipsNothing(t *testing.T, open Opener) {
 	must(t, err)
 	if len(cs) != 1 || cs[0].Ticket != tk.Number || cs[0].Kind != tickets.EventCreated || cs[0].Actor != "ivr" {
 		t.Fatalf("ticket changes %+v", cs)
+	}
+}
+
+func surveys(t *testing.T, open Opener) {
+	hs := engines(t, open(t), 2)
+	a, b := hs[0].st, hs[1].st
+	since := time.Now().Add(-time.Hour)
+	resolved := func(caller string, rate bool) string {
+		tk, err := a.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: caller, Service: tickets.ServicePassport, Lang: "en"})
+		must(t, err)
+		if rate {
+			must(t, a.Rate(ctx, tk.Number, "caller", 5))
+		}
+		must(t, a.Resolve(ctx, tk.Number, "ana", "done"))
+		return tk.Number
+	}
+	first := resolved("0722000001", false)
+	second := resolved("0722000001", false) // the same citizen
+	other := resolved("0722000002", false)
+	resolved("0722000003", true) // rated already
+	_, err := a.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: "0722000004", Service: tickets.ServicePassport}) // not resolved
+	must(t, err)
+
+	due, err := b.SurveysDue(ctx, since, 24*time.Hour, time.Now(), 10)
+	must(t, err)
+	if len(due) != 2 || due[0].Ticket != first || due[0].Number != "0722000001" || due[0].Lang != "en" || due[1].Ticket != other {
+		t.Fatalf("due %+v, want %s (one per citizen) then %s", due, first, other)
+	}
+	ok, err := b.SurveyStarted(ctx, first, "0722000001", 24*time.Hour, time.Now())
+	must(t, err)
+	if !ok {
+		t.Fatal("the first survey was not started")
+	}
+	// Another engine: the same ticket, or the same citizen within the
+	// period, is not called again.
+	if ok, _ := a.SurveyStarted(ctx, first, "0722000001", 24*time.Hour, time.Now()); ok {
+		t.Error("a ticket surveyed twice")
+	}
+	if ok, _ := a.SurveyStarted(ctx, second, "0722000001", 24*time.Hour, time.Now()); ok {
+		t.Error("a citizen surveyed twice in the period")
+	}
+	due, err = a.SurveysDue(ctx, since, 24*time.Hour, time.Now(), 10)
+	must(t, err)
+	if len(due) != 1 || due[0].Ticket != other {
+		t.Fatalf("due after the first survey %+v, want only %s", due, other)
+	}
+	// After the period the citizen may be asked about another ticket.
+	if due, _ := a.SurveysDue(ctx, since, time.Nanosecond, time.Now().Add(time.Second), 10); len(due) != 2 || due[0].Ticket != second {
+		t.Errorf("due after the period %+v, want %s and %s", due, second, other)
+	}
+	must(t, a.SurveyEnded(ctx, first, tickets.SurveyRated))
+	ok, err = b.SurveyStarted(ctx, other, "0722000002", 24*time.Hour, time.Now())
+	must(t, err)
+	if !ok {
+		t.Fatal("the second survey was not started")
+	}
+	must(t, b.SurveyEnded(ctx, other, "no_answer"))
+	c, err := b.SurveyReport(ctx, since, time.Now().Add(time.Minute))
+	must(t, err)
+	if c != (tickets.SurveyCounts{Placed: 2, Answered: 1, Rated: 1}) || c.ResponseRate() != 0.5 {
+		t.Errorf("survey report %+v, rate %.2f; want 2 placed, 1 answered, 1 rated: 0.50", c, c.ResponseRate())
 	}
 }
