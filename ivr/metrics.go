@@ -63,6 +63,7 @@ type Metrics struct {
 	engineFallback map[string]uint64
 	outbound       map[string]uint64 // outbound call attempts by result (dialplan/sip OutboundReason)
 	callbacks      map[string]uint64 // queued callbacks by event
+	surveys        map[string]uint64 // survey calls by result
 }
 
 // NewMetrics returns zeroed metrics.
@@ -77,6 +78,7 @@ func NewMetrics() *Metrics {
 		engineFallback:  map[string]uint64{},
 		outbound:        map[string]uint64{},
 		callbacks:       map[string]uint64{},
+		surveys:         map[string]uint64{},
 
 		SIPRefused:          &Counters{},
 		SIPRegisterFailures: &Counters{},
@@ -152,6 +154,21 @@ func (m *Metrics) Callback(event string) {
 	m.mu.Lock()
 	m.callbacks[event]++
 	m.mu.Unlock()
+}
+
+// Survey counts one satisfaction survey call by its result: "rated",
+// "no_rating", or why it was not answered ("busy", "no_answer", ...).
+func (m *Metrics) Survey(result string) {
+	m.mu.Lock()
+	m.surveys[result]++
+	m.mu.Unlock()
+}
+
+// Surveys is the number of survey calls with result.
+func (m *Metrics) Surveys(result string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.surveys[result]
 }
 
 // Callbacks is the number of callback events of a kind.
@@ -232,6 +249,7 @@ var (
 	registerFailReasons = []string{"bad_credentials", "unknown_agent", "backoff", "locked", "bad_request"}
 	lockoutKinds        = []string{"agent", "address"}
 	speechSteps         = []string{"start", "write", "finish", "vad"}
+	surveyResults       = []string{"rated", "no_rating", "busy", "no_answer"}
 	callbackEvents      = []string{"offered", "accepted", "completed", "failed"}
 	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number"}
 )
@@ -257,6 +275,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	engineFallback := maps.Clone(m.engineFallback)
 	outbound := maps.Clone(m.outbound)
 	callbacks := maps.Clone(m.callbacks)
+	surveys := maps.Clone(m.surveys)
 	m.mu.Unlock()
 	for _, r := range endReasons {
 		outcomes[string(r)] += 0
@@ -297,6 +316,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)
+	labelled("ivr_survey_calls_total", "Satisfaction survey calls after a resolved ticket, by result: rated, no_rating, or why not answered.", "result", surveys, surveyResults)
 	labelled("ivr_outbound_calls_total", "Outbound call attempts through the SIP trunk, by result.", "result", outbound, outboundResults)
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback, speechSteps)
 	labelled("ivr_speech_fallbacks_total", "Calls that fell back from speech to keys, by the step that failed.", "step", fallback, speechSteps)

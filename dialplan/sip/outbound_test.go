@@ -40,6 +40,9 @@ type testTrunk struct {
 	password string
 	mode     trunkMode
 	phone    *agentPhone // the citizen's phone: its tone, what it heard
+	// answered, when set, takes the answered call instead of the phone's
+	// tone (the survey test presses a key).
+	answered func(d *diago.DialogServerSession)
 
 	mu        sync.Mutex
 	invites   []*gosip.Request // authenticated INVITEs
@@ -93,6 +96,10 @@ func newTestTrunk(t *testing.T, mode trunkMode, password string) *testTrunk {
 		case <-tk.phone.up:
 		default:
 			close(tk.phone.up)
+		}
+		if tk.answered != nil {
+			tk.answered(d)
+			return
 		}
 		go func() {
 			select {
