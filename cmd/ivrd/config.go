@@ -36,6 +36,7 @@ type Config struct {
 	Store     StoreConfig            `toml:"store"`
 	Flows     FlowsConfig            `toml:"flows"`
 	Calendar  CalendarConfig         `toml:"calendar"`
+	Surveys   SurveysConfig          `toml:"surveys"`
 	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
 	ARI       ARIConfig              `toml:"ari"`
 	ESL       ESLConfig              `toml:"esl"`
@@ -160,6 +161,15 @@ type SIPConfig struct {
 	Trunk    string            `toml:"trunk"`
 	CallerID string            `toml:"caller_id"`
 	Outbound SIPOutboundConfig `toml:"outbound"`
+}
+
+// SurveysConfig is the [surveys] table: satisfaction survey calls after a
+// phone ticket is resolved, through sip.trunk (docs/queue.md, "Survey
+// calls").
+type SurveysConfig struct {
+	Enabled bool     `toml:"enabled"`
+	Period  Duration `toml:"period"` // a citizen is called at most once in this period
+	Every   Duration `toml:"every"`  // how often resolved tickets are looked for
 }
 
 // SIPOutboundConfig is the [sip.outbound] table: the limits of outbound
@@ -341,6 +351,8 @@ var envOverrides = []struct {
 	{"IVR_RECORD_CALLS", "engine.record_calls", func(c *Config, v string) error { return setBool(&c.Engine.RecordCalls, v) }},
 	{"IVR_SHUTDOWN_GRACE", "engine.shutdown_grace", func(c *Config, v string) error { return c.Engine.ShutdownGrace.UnmarshalText([]byte(v)) }},
 	{"IVR_FIRST_DIGIT_TIMEOUT", "engine.first_digit_timeout", func(c *Config, v string) error { return c.Engine.FirstDigitTimeout.UnmarshalText([]byte(v)) }},
+	{"IVR_SURVEYS", "surveys.enabled", func(c *Config, v string) error { return setBool(&c.Surveys.Enabled, v) }},
+	{"IVR_SURVEYS_PERIOD", "surveys.period", func(c *Config, v string) error { return c.Surveys.Period.UnmarshalText([]byte(v)) }},
 	{"IVR_FLOWS_RELOAD", "flows.reload", func(c *Config, v string) error { return setBool(&c.Flows.Reload, v) }},
 	{"IVR_SIP_LISTEN", "sip.listen", func(c *Config, v string) error { c.SIP.Listen = v; return nil }},
 	{"IVR_MEDIA_IP", "sip.media_ip", func(c *Config, v string) error { c.SIP.MediaIP = v; return nil }},
@@ -586,6 +598,9 @@ func (c Config) Validate() error {
 			return bad("sip.trunk", "%v", err)
 		}
 	}
+	if c.Surveys.Enabled && (c.SIP.Trunk == "" || c.Engine.Telephony != "sip") {
+		return bad("surveys.enabled", "survey calls need engine.telephony = \"sip\" and a sip.trunk")
+	}
 	if c.SIP.CallerID != "" && !validCallerID(c.SIP.CallerID) {
 		return bad("sip.caller_id", "%q is not a phone number (digits, an optional leading +)", c.SIP.CallerID)
 	}
@@ -603,6 +618,8 @@ func (c Config) Validate() error {
 		{"sip.ack_timeout", c.SIP.AckTimeout.Duration, time.Second, 2 * time.Minute},
 		{"sip.queue.backoff", c.SIP.Queue.Backoff.Duration, 10 * time.Millisecond, time.Minute},
 		{"sip.queue.lockout", c.SIP.Queue.Lockout.Duration, time.Minute, 24 * time.Hour},
+		{"surveys.period", c.Surveys.Period.Duration, time.Hour, 3 * 366 * 24 * time.Hour},
+		{"surveys.every", c.Surveys.Every.Duration, time.Second, 24 * time.Hour},
 		{"sip.outbound.ring_timeout", c.SIP.Outbound.RingTimeout.Duration, 5 * time.Second, 5 * time.Minute},
 		{"sip.outbound.backoff", c.SIP.Outbound.Backoff.Duration, time.Second, 24 * time.Hour},
 		{"sip.outbound.max_backoff", c.SIP.Outbound.MaxBackoff.Duration, c.SIP.Outbound.Backoff.Duration, 24 * time.Hour},

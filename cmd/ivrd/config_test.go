@@ -98,6 +98,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_SIP_TRUNK": "http://10.0.0.1"}, key: "sip.trunk"},
 		{env: map[string]string{"IVR_SIP_CALLER_ID": "0800;x"}, key: "sip.caller_id"},
 		{file: "[sip.outbound]\nper_second = 0\n", key: "sip.outbound.per_second"},
+		{env: map[string]string{"IVR_SURVEYS": "true"}, key: "surveys.enabled"},
+		{env: map[string]string{"IVR_SURVEYS_PERIOD": "1m"}, key: "surveys.period"},
 		{file: "[sip.outbound]\nretries = -1\n", key: "sip.outbound.retries"},
 		{file: "[sip.outbound]\nmax_concurrent = 0\n", key: "sip.outbound.max_concurrent"},
 		{file: "[sip.outbound]\nring_timeout = \"1s\"\n", key: "sip.outbound.ring_timeout"},

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
@@ -246,6 +247,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer tel.close()
+	if cfg.Surveys.Enabled && tel.sip != nil {
+		// Tickets resolved from now on get a survey call.
+		scfg := sip.SurveyConfig{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now()}
+		watchers.Go(func() { runSurveys(wctx, tel.sip, scfg, cfg.Surveys.Every.Duration, log.With("component", "surveys")) })
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -358,4 +364,20 @@ func httpHandler(eng *ivr.Engine, reg *prometheus.Registry, tel *telephony, prof
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return mux
+}
+
+// runSurveys places the survey calls due every period until ctx ends.
+func runSurveys(ctx context.Context, srv *sip.Server, cfg sip.SurveyConfig, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := srv.SurveyRound(ctx, cfg); err != nil && ctx.Err() == nil {
+			log.Error("survey calls not placed", "err", err)
+		}
+	}
 }

@@ -23,7 +23,8 @@ import (
 // endpoint (sip), the ARI application (ari), or the event-socket server
 // with the SIP endpoint for its media legs (esl).
 type telephony struct {
-	sipAddr  string // "" when the SIP endpoint does not run
+	sipAddr  string      // "" when the SIP endpoint does not run
+	sip      *sip.Server // nil when the SIP endpoint does not run
 	runs     []adapter
 	metrics  []prometheus.Collector // the adapters' metrics, served at /metrics
 	closers  []func() error
@@ -132,6 +133,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 		return nil, err
 	}
 	t.sipAddr = cfg.SIP.Listen
+	t.sip = srv
 	if sipCfg.Queue.Callbacks != nil {
 		// The callbacks pending when the line stopped (or crashed) join
 		// their queues again; they call once the endpoint listens.
