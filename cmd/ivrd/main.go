@@ -38,6 +38,7 @@ import (
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/redact"
 	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
@@ -260,7 +261,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, queue.Callbacks{DB: db}, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err

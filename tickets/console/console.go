@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/limit"
 	"github.com/govline/ivr/tickets"
 )
@@ -65,12 +66,22 @@ type MissLister interface {
 	Misses(ctx context.Context, since time.Time) ([]kb.Miss, error)
 }
 
+// CallbackLister lists the queued callbacks (queue.Callbacks implements
+// it): state "pending" oldest first, at most limit. It must be safe for
+// concurrent use.
+type CallbackLister interface {
+	List(ctx context.Context, state string, limit int) ([]queue.Callback, error)
+}
+
 // Config configures a Console.
 type Config struct {
 	// Store is the ticket store; required.
 	Store *tickets.Store
 	// Misses lists the knowledge base misses; nil hides the page.
 	Misses MissLister
+	// Callbacks lists the pending callbacks for the dashboard; nil hides
+	// them.
+	Callbacks CallbackLister
 	// Login is the lockout and session policy (zero: the defaults).
 	Login tickets.LoginPolicy
 	// Sign-in protection, before any password is checked: LoginRate

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
@@ -873,5 +874,54 @@ func TestResolveNotifiesThroughWebhook(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notification")
+	}
+}
+
+// The dashboard of the whole line shows the survey calls' response rate
+// and the pending callbacks with their attempts.
+func TestDashboardShowsCallbacksAndSurveys(t *testing.T) {
+	var cbs queue.Callbacks
+	e := newEnv(t, func(c *Config) {
+		db, err := store.Open(context.Background(), store.SQLiteURL(c.Store.Path()), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		cbs = queue.Callbacks{DB: db}
+		c.Callbacks = cbs
+	})
+	ctx := context.Background()
+	c := e.client()
+	c.login("sue", pw)
+	if code, body := c.get("/dashboard"); code != http.StatusOK || !strings.Contains(body, `id="no-callbacks"`) || !strings.Contains(body, `id="surveys"`) {
+		t.Fatalf("dashboard without callbacks: %d\n%s", code, body)
+	}
+	id, err := cbs.Add(ctx, queue.Callback{Queue: "level1", Number: "+40721555666", Lang: "ro", Ticket: e.ticket, CallID: "call-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cbs.Attempted(ctx, id, "busy", queue.CallbackPending); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.st.SurveyStarted(ctx, e.ticket, "+40721555666", time.Hour, time.Now()); err != nil || !ok {
+		t.Fatalf("survey: %v %v", ok, err)
+	}
+	if err := e.st.SurveyEnded(ctx, e.ticket, tickets.SurveyRated); err != nil {
+		t.Fatal(err)
+	}
+	code, body := c.get("/dashboard")
+	if code != http.StatusOK {
+		t.Fatalf("dashboard: %d", code)
+	}
+	i := strings.Index(body, `id="callbacks"`)
+	if i < 0 || !strings.Contains(body[i:], e.ticket) || !strings.Contains(body[i:], "busy") {
+		t.Errorf("the pending callback (ticket %s, last attempt busy) is not on the dashboard:\n%s", e.ticket, body)
+	}
+	if strings.Contains(body, "+40721555666") {
+		t.Error("the callback's number is on the dashboard")
+	}
+	j := strings.Index(body, `id="surveys"`)
+	if j < 0 || !strings.Contains(body[j:j+300], "100") {
+		t.Errorf("the survey response rate (1 of 1) is not on the dashboard:\n%s", body[j:])
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows/kb"
+	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/tickets"
 
 	"github.com/govline/ivr/redact"
@@ -726,7 +727,11 @@ type dashboardData struct {
 	Report       tickets.Report
 	Ratings      []tickets.Ratings
 	TotalRatings tickets.Ratings
-	Elapsed      time.Duration
+	// Surveys are the survey calls of the period, line-wide (shown when
+	// the dashboard is the whole line's); Callbacks the pending ones.
+	Surveys   *tickets.SurveyCounts
+	Callbacks []queue.Callback
+	Elapsed   time.Duration
 }
 
 // providerTotal is one provider's line of the monitor's dashboard.
@@ -772,6 +777,18 @@ func (c *Console) dashboard(ctx context.Context, u tickets.User, v url.Values) (
 	}
 	if d.TotalRatings, d.Ratings, err = c.st.ProviderRatings(ctx, d.Provider, from, to); err != nil {
 		return dashboardData{}, err
+	}
+	if d.Provider == "" || len(ps) <= 1 { // surveys and callbacks are counted for the whole line
+		sc, err := c.st.SurveyReport(ctx, from, to)
+		if err != nil {
+			return dashboardData{}, err
+		}
+		d.Surveys = &sc
+		if c.cfg.Callbacks != nil {
+			if d.Callbacks, err = c.cfg.Callbacks.List(ctx, queue.CallbackPending, 100); err != nil {
+				return dashboardData{}, err
+			}
+		}
 	}
 	d.Elapsed = time.Since(start)
 	return d, nil
