@@ -18,15 +18,18 @@ Subcommands:
   show    show one call and its event log
   trace   one call's timeline: protocol events, flow steps, what was said, DTMF, tickets, handoff
   tail    follow every call live (events and transcript turns)
+  originate NUMBER --flow FILE
+          test the trunk: call NUMBER through it and run a flow on the answered call
 `
 
 // runCalls dispatches "ivrctl calls SUBCOMMAND".
 func runCalls(args []string, stdout, stderr io.Writer) int {
-	return group{name: "calls", usage: callsUsage, missing: " (list, show, trace or tail)", subs: map[string]command{
-		"list":  runCallsList,
-		"show":  runCallsShow,
-		"trace": runCallsTrace,
-		"tail":  runCallsTail,
+	return group{name: "calls", usage: callsUsage, missing: " (list, show, trace, tail or originate)", subs: map[string]command{
+		"originate": runCallsOriginate,
+		"list":      runCallsList,
+		"show":      runCallsShow,
+		"trace":     runCallsTrace,
+		"tail":      runCallsTail,
 	}}.run(args, stdout, stderr)
 }
 
