@@ -259,6 +259,9 @@ type Server struct {
 	stopCalls context.CancelFunc
 	wg        sync.WaitGroup // call goroutines
 
+	originating  originates // calls being originated (originate.go)
+	originateSeq int        // under mu
+
 	// testHook, set by the tests, is called where a bug could panic on
 	// an adapter goroutine: "rtp" for each audio packet of a call,
 	// "send" before each of its outbound packets, "call" when a call's
@@ -390,6 +393,9 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 		s.metrics.EventsIgnored.Add(1)
 		s.log.Debug("ARI event for another application ignored", "type", ev.Type, "app", ev.Application)
 		return
+	}
+	if ev.Channel != nil && (ev.Type == "StasisStart" || ev.Type == "ChannelDestroyed") {
+		s.originating.deliver(routeKey{cn, ev.Channel.ID}, ev) // an originate's answer or end
 	}
 	var c *call
 	if ev.Channel != nil {

@@ -44,6 +44,8 @@ type Asterisk struct {
 	slow     sync.Map     // path substring -> time.Duration added to matching requests
 
 	mu            sync.Mutex
+	dial          func(endpoint string) string // SetDial
+	originated    []*Caller // answered originates, oldest first
 	ln            net.Listener
 	srv           *http.Server
 	ws            *websocket.Conn
@@ -422,6 +424,8 @@ func (a *Asterisk) handle(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]any{"system": map[string]string{"version": "20.10.0", "entity_id": "52:54:00:12:34:56"}})
 	case r.Method == "POST" && path == "/channels/externalMedia":
 		a.externalMedia(w, r)
+	case r.Method == "POST" && path == "/channels":
+		a.originate(w, r)
 	case parts[0] == "channels" && len(parts) >= 2:
 		a.channel(w, r, parts[1], parts[2:])
 	case r.Method == "POST" && path == "/bridges":
@@ -814,4 +818,108 @@ func (a *Asterisk) Call(number, exten string) *Caller {
 	a.mu.Unlock()
 	a.event("StasisStart", map[string]any{"channel": j, "args": []string{}})
 	return c
+}
+
+// originate is POST /channels as Asterisk 20 documents it: endpoint
+// (required), app or extension (one required), appArgs, callerId,
+// timeout (seconds, default 30), channelId. The channel answers as Dial
+// says; answered, it enters the application (StasisStart with appArgs).
+func (a *Asterisk) originate(w http.ResponseWriter, r *http.Request) {
+	endpoint := r.Form.Get("endpoint")
+	if endpoint == "" {
+		reply(w, 400, msg("Endpoint must be specified"))
+		return
+	}
+	app, ext := r.Form.Get("app"), r.Form.Get("extension")
+	if app == "" && ext == "" {
+		reply(w, 400, msg("Application or extension must be specified"))
+		return
+	}
+	if app != "" && app != a.App {
+		reply(w, 400, msg("Application not registered"))
+		return
+	}
+	timeout := 30
+	if v := r.Form.Get("timeout"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			reply(w, 400, msg("timeout: not an integer"))
+			return
+		}
+		timeout = n
+	}
+	number := r.Form.Get("callerId")
+	if i := strings.IndexByte(number, '<'); i >= 0 {
+		number = strings.TrimSuffix(number[i+1:], ">")
+	}
+	a.mu.Lock()
+	a.seq++
+	id := r.Form.Get("channelId")
+	if id == "" {
+		id = fmt.Sprintf("1700000000.%d", a.seq)
+	}
+	if _, dup := a.channels[id]; dup {
+		a.mu.Unlock()
+		reply(w, 409, msg("Channel with given unique ID already exists"))
+		return
+	}
+	exten := endpoint
+	if i := strings.IndexByte(exten, '/'); i >= 0 {
+		exten = exten[i+1:]
+	}
+	exten, _, _ = strings.Cut(exten, "@")
+	ch := &Chan{ID: id, Name: fmt.Sprintf("PJSIP/trunk-%08x", a.seq), State: "Down", Number: number, Exten: exten}
+	a.channels[id] = ch
+	j := channelJSON(ch)
+	a.mu.Unlock()
+	reply(w, 200, j)
+
+	how := "answer"
+	a.mu.Lock()
+	dial := a.dial
+	a.mu.Unlock()
+	if dial != nil {
+		how = dial(endpoint)
+	}
+	var args []string
+	if v := r.Form.Get("appArgs"); v != "" {
+		args = strings.Split(v, ",")
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		time.Sleep(20 * time.Millisecond) // ringing
+		switch how {
+		case "busy":
+			a.destroy(ch, 17, "User busy")
+			return
+		case "noanswer":
+			time.Sleep(min(time.Duration(timeout)*time.Second, 300*time.Millisecond))
+			a.destroy(ch, 19, "No user responding")
+			return
+		}
+		c := &Caller{a: a, ID: id, send: make(chan []int16, 1000), gone: make(chan struct{})}
+		a.mu.Lock()
+		ch.caller, ch.State, ch.InStasis = c, "Up", true
+		a.originated = append(a.originated, c)
+		j := channelJSON(ch)
+		a.mu.Unlock()
+		a.event("StasisStart", map[string]any{"channel": j, "args": append([]string{}, args...)})
+	}()
+}
+
+// SetDial says how the far end of an originated channel (POST /channels)
+// answers its endpoint: "answer" (the default, nil), "busy" (cause 17) or
+// "noanswer" (cause 19 after the timeout, at most 300 ms here).
+func (a *Asterisk) SetDial(f func(endpoint string) string) {
+	a.mu.Lock()
+	a.dial = f
+	a.mu.Unlock()
+}
+
+// Originated is the far end of each answered originate, oldest first.
+func (a *Asterisk) Originated() []*Caller {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*Caller(nil), a.originated...)
 }

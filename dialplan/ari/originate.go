@@ -1,0 +1,142 @@
+package ari
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// OriginateRequest is an outbound call placed through Asterisk (ARI
+// POST /channels): Asterisk dials Endpoint and, once answered, puts the
+// channel into this application (StasisStart, with Args), where the
+// engine serves it as any call.
+type OriginateRequest struct {
+	Endpoint string        // "PJSIP/0722123456@trunk": the technology, number and trunk as pjsip.conf names them
+	CallerID string        // "Name <number>" or a number
+	Timeout  time.Duration // ring timeout, default 30 s
+	Args     []string      // the StasisStart's args (appArgs)
+}
+
+// OriginateError is an originate that was not answered: the Q.850 cause
+// of the channel's ChannelDestroyed (17 busy, 18/19 no answer, 21
+// rejected...), or the REST status of a refused request.
+type OriginateError struct {
+	Cause    int
+	CauseTxt string
+	Status   int
+}
+
+func (e *OriginateError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("ari originate refused: HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("ari originate not answered: cause %d (%s)", e.Cause, e.CauseTxt)
+}
+
+// Busy, NoAnswer classify the cause.
+func (e *OriginateError) Busy() bool     { return e.Cause == 17 }
+func (e *OriginateError) NoAnswer() bool { return e.Cause == 18 || e.Cause == 19 }
+
+// originates are the channels being originated, waiting for their
+// StasisStart or ChannelDestroyed (subscribed before the request is sent).
+type originates struct {
+	mu sync.Mutex
+	m  map[routeKey]chan *Event
+}
+
+func (o *originates) add(k routeKey) chan *Event {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[routeKey]chan *Event{}
+	}
+	ch := make(chan *Event, 2)
+	o.m[k] = ch
+	return ch
+}
+
+func (o *originates) remove(k routeKey) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.m, k)
+}
+
+// deliver hands ev to the originate waiting for its channel; it never
+// blocks.
+func (o *originates) deliver(k routeKey, ev *Event) {
+	o.mu.Lock()
+	ch := o.m[k]
+	o.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// Originate places a call through the first configured Asterisk and
+// waits until it is answered (its StasisStart: the engine then runs the
+// flow on it) or ends unanswered (*OriginateError). It returns the
+// channel id.
+func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, error) {
+	if len(s.conns) == 0 {
+		return "", errors.New("ari: no Asterisk configured")
+	}
+	if req.Endpoint == "" || strings.ContainsAny(req.Endpoint, "\r\n") {
+		return "", errors.New("ari originate: want an endpoint")
+	}
+	if req.Timeout <= 0 {
+		req.Timeout = 30 * time.Second
+	}
+	cn := s.conns[0]
+	s.mu.Lock()
+	s.originateSeq++
+	id := fmt.Sprintf("%s-out-%d-%d", cn.cfg.App, time.Now().UnixNano(), s.originateSeq)
+	s.mu.Unlock()
+	k := routeKey{cn, id}
+	events := s.originating.add(k)
+	defer s.originating.remove(k)
+	q := url.Values{
+		"endpoint":  {req.Endpoint},
+		"app":       {cn.cfg.App},
+		"timeout":   {strconv.Itoa(int(req.Timeout / time.Second))},
+		"channelId": {id},
+	}
+	if len(req.Args) > 0 {
+		q.Set("appArgs", strings.Join(req.Args, ","))
+	}
+	if req.CallerID != "" {
+		q.Set("callerId", req.CallerID)
+	}
+	if err := cn.cl.do(ctx, "", http.MethodPost, "/channels", q, nil, nil); err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return "", &OriginateError{Status: ae.Status}
+		}
+		return "", err
+	}
+	wait := time.NewTimer(req.Timeout + s.cfg.RequestTimeout)
+	defer wait.Stop()
+	for {
+		select {
+		case ev := <-events:
+			switch ev.Type {
+			case "StasisStart":
+				return id, nil
+			case "ChannelDestroyed":
+				return id, &OriginateError{Cause: ev.Cause, CauseTxt: ev.CauseTxt}
+			}
+		case <-wait.C:
+			return id, &OriginateError{Cause: 19, CauseTxt: "no event within the ring timeout"}
+		case <-ctx.Done():
+			return id, ctx.Err()
+		}
+	}
+}
