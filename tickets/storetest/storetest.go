@@ -898,7 +898,8 @@ func surveys(t *testing.T, open Opener) {
 	second := resolved("0722000001", false) // the same citizen
 	other := resolved("0722000002", false)
 	resolved("0722000003", true) // rated already
-	_, err := a.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: "0722000004", Service: tickets.ServicePassport}) // not resolved
+	// Not resolved:
+	_, err := a.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: "0722000004", Service: tickets.ServicePassport})
 	must(t, err)
 
 	due, err := b.SurveysDue(ctx, since, 24*time.Hour, time.Now(), 10)

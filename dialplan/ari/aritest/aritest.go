@@ -45,7 +45,7 @@ type Asterisk struct {
 
 	mu            sync.Mutex
 	dial          func(endpoint string) string // SetDial
-	originated    []*Caller // answered originates, oldest first
+	originated    []*Caller                    // answered originates, oldest first
 	ln            net.Listener
 	srv           *http.Server
 	ws            *websocket.Conn
