@@ -123,17 +123,20 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 		p = nil
 	}
 	defer leave()
-	record := func(reason OutboundReason, status, attempt int, state string) {
+	record := func(reason OutboundReason, status, attempt int, state string, saved time.Duration) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := store.Attempted(wctx, cb.ID, string(reason), state); err != nil {
 			log.Error("callback attempt not recorded", "reason", reason, "err", err)
 		}
 		notes := s.cfg.Queue.Notes
-		if notes == nil || cb.Ticket == "" || reason == OutboundAnswered {
+		if notes == nil || cb.Ticket == "" {
 			return
 		}
 		text := fmt.Sprintf("callback attempt %d: %s", attempt, reason)
+		if reason == OutboundAnswered {
+			text += fmt.Sprintf("; the citizen was called back %s after asking, off the line meanwhile", saved.Round(time.Second))
+		}
 		if status != 0 {
 			text += fmt.Sprintf(" (SIP %d)", status)
 		}
@@ -169,12 +172,14 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 			return // the line stops: the callback stays pending
 		}
 		ctx2, cancel := context.WithCancel(ctx)
-		_, err := s.Originate(ctx2, OriginateRequest{Number: cb.Number, Flow: callbackFlow{cb: cb}, place: p})
+		res, err := s.Originate(ctx2, OriginateRequest{Number: cb.Number, Flow: callbackFlow{cb: cb}, place: p})
 		cancel()
 		reason := ReasonOfOutbound(err)
 		if err == nil {
 			p = nil // the answered call's transfer settled it
-			record(OutboundAnswered, 0, attempts+1, queue.CallbackDone)
+			saved := res.Answered.Sub(cb.Created)
+			log.Info("callback answered", "attempt", attempts+1, "saved", saved.Round(time.Second))
+			record(OutboundAnswered, 0, attempts+1, queue.CallbackDone, saved)
 			s.metrics.Callback("completed")
 			return
 		}
@@ -191,7 +196,7 @@ func (s *Server) keep(cb queue.Callback, p queue.Place) {
 		if errors.As(err, &oe) {
 			status = oe.Status
 		}
-		record(reason, status, attempts, state)
+		record(reason, status, attempts, state, 0)
 		log.Info("callback attempt failed", "reason", reason, "attempt", attempts, "state", state)
 		leave()
 		if state == queue.CallbackFailed {

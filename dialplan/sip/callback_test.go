@@ -3,6 +3,7 @@ package sip_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,6 +134,19 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 	}) {
 		all, _ := cbs.List(context.Background(), "", 0)
 		t.Fatalf("callbacks %+v, want one done after 1 attempt", all)
+	}
+	// The ticket says when the citizen was called back: the wait they
+	// spent off the line.
+	h, err := l.store.History(context.Background(), ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := false
+	for _, e := range h {
+		saved = saved || e.Kind == tickets.EventNote && strings.Contains(e.Data.Text, "callback attempt 1: answered; the citizen was called back")
+	}
+	if !saved {
+		t.Errorf("no note of the answered callback on ticket %s: %+v", ticket, h)
 	}
 	m := l.eng.Metrics
 	if m.Callbacks("accepted") != 1 || m.Callbacks("completed") != 1 || m.Callbacks("offered") < 1 {

@@ -240,8 +240,9 @@ type OriginateRequest struct {
 
 // OutboundResult is an answered outbound call once it ended.
 type OutboundResult struct {
-	CallID string
-	End    ivr.EndReason
+	CallID   string
+	Answered time.Time // when the 200 OK was acknowledged
+	End      ivr.EndReason
 }
 
 // outbound holds the limits of outbound calls.
@@ -405,6 +406,7 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 		return OutboundResult{CallID: tr.Info().ID}, oe
 	}
 
+	answered := time.Now()
 	ms := dlg.MediaSession()
 	if ms == nil {
 		tr.End(ivr.EndError)
@@ -445,7 +447,7 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	reason := s.eng.ServeFlow(served, tr, flow)
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
-	return OutboundResult{CallID: tr.Info().ID, End: reason}, nil
+	return OutboundResult{CallID: tr.Info().ID, Answered: answered, End: reason}, nil
 }
 
 // Attempt is one try of Dial.
