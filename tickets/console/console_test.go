@@ -920,6 +920,12 @@ func TestDashboardShowsCallbacksAndSurveys(t *testing.T) {
 	if strings.Contains(body, "+40721555666") {
 		t.Error("the callback's number is on the dashboard")
 	}
+	// The agents see it under their queue, with their provider's tickets.
+	ana := e.client()
+	ana.login("ana", pw)
+	if code, body := ana.get("/"); code != http.StatusOK || !strings.Contains(body, `id="callbacks"`) || !strings.Contains(body[strings.Index(body, `id="callbacks"`):], e.ticket) {
+		t.Errorf("the agent's queue page shows no pending callback for %s: %d", e.ticket, code)
+	}
 	j := strings.Index(body, `id="surveys"`)
 	if j < 0 || !strings.Contains(body[j:j+300], "100") {
 		t.Errorf("the survey response rate (1 of 1) is not on the dashboard:\n%s", body[j:])

@@ -266,10 +266,34 @@ func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) (
 }
 
 type queueData struct {
-	Q        listQuery
-	Tickets  []tickets.Ticket
-	Statuses []tickets.Status
-	Services []tickets.Service
+	Q         listQuery
+	Tickets   []tickets.Ticket
+	Statuses  []tickets.Status
+	Services  []tickets.Service
+	Callbacks []queue.Callback // pending, of tickets the user may see
+}
+
+// pendingCallbacks are the pending callbacks whose ticket u may see (a
+// provider's agents see their provider's).
+func (c *Console) pendingCallbacks(ctx context.Context, u tickets.User) []queue.Callback {
+	if c.cfg.Callbacks == nil {
+		return nil
+	}
+	all, err := c.cfg.Callbacks.List(ctx, queue.CallbackPending, 100)
+	if err != nil {
+		c.log.Warn("pending callbacks not listed", "err", err)
+		return nil
+	}
+	var out []queue.Callback
+	for _, cb := range all {
+		if cb.Ticket == "" {
+			continue
+		}
+		if _, _, err := c.ticketFor(ctx, u, cb.Ticket); err == nil {
+			out = append(out, cb)
+		}
+	}
+	return out
 }
 
 func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +310,11 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	ts, err := c.list(r.Context(), session(r), q)
 	m := c.msgs(r)
-	p := c.newPage(r, m.T("queue.title"), "queue", queueData{Q: q, Tickets: ts, Statuses: tickets.Statuses, Services: tickets.Services})
+	data := queueData{Q: q, Tickets: ts, Statuses: tickets.Statuses, Services: tickets.Services}
+	if r.Header.Get("X-Partial") != "1" {
+		data.Callbacks = c.pendingCallbacks(r.Context(), session(r).User)
+	}
+	p := c.newPage(r, m.T("queue.title"), "queue", data)
 	code := http.StatusOK
 	if errors.Is(err, tickets.ErrInvalid) {
 		p.Error, code = m.T("queue.bad_filter"), http.StatusBadRequest
