@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -46,27 +46,17 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 	if c.ModelsDir != "" {
 		model = filepath.Join(c.ModelsDir, silero.ModelFile)
 	}
-	pool, err := silero.NewPool(silero.Options{Model: model, Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
-	if err == nil && model != "" {
-		if _, serr := os.Stat(model); serr != nil {
-			err = fmt.Errorf("%w: %v", silero.ErrNoModel, serr)
-		}
-	}
-	if err != nil {
+	newVAD, closeVAD, err := startVAD(c, model)
+	if err != nil && errors.Is(err, silero.ErrNoModel) {
 		log.Warn("speech off: no voice activity model; callers answer with keys. Set speech.models_dir (or IVR_MODELS_DIR) to the folder that holds "+
 			silero.ModelFile+" (make models puts it in var/models, make install in PREFIX/share/ivr/models)", "speech.models_dir", c.ModelsDir, "err", err)
 		return nil, synth, closeAll
 	}
-	// Load the model once now, so a broken install shows at start and
-	// not at the first call.
-	if d, err := pool.Get(8000); err != nil {
+	if err != nil {
 		log.Warn("speech off: the voice activity model does not load; callers answer with keys", "err", err)
-		pool.Close()
 		return nil, synth, closeAll
-	} else {
-		pool.Put(d)
 	}
-	closers = append(closers, func() { pool.Close() })
+	closers = append(closers, closeVAD)
 
 	// The embedded recognizer: the only one, or the ladder's second rung.
 	// One idle decoder per call that may speak at once: a new one loads
@@ -86,13 +76,7 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		closers = append(closers, closeFirst)
 	}
 	sc := &ivr.SpeechConfig{
-		NewVAD: func(rate int) (speech.VAD, func(), error) {
-			d, err := pool.Get(rate)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, func() { pool.Put(d) }, nil
-		},
+		NewVAD:            newVAD,
 		BargeIn:           c.MinSpeech.Duration,
 		EndSilence:        c.EndSilence.Duration,
 		DigitsEndSilence:  c.DigitsEndSilence.Duration,
@@ -108,7 +92,7 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		sc.Recognizer, name = embedded, "pocketsphinx"
 	default:
 		log.Warn("speech off: no recognizer; callers answer with keys")
-		pool.Close()
+		closeVAD()
 		closers = closers[:len(closers)-1]
 		return nil, synth, closeAll
 	}
@@ -116,9 +100,47 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 	if sc.Fallback != nil {
 		fallback = "pocketsphinx, then keys"
 	}
-	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero",
+	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero "+c.VAD,
 		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
 	return sc, synth, closeAll
+}
+
+// startVAD loads the silero VAD as c.VAD says: one shared model whose
+// streams cost a few KB per call, or (per-call) a pool of sherpa-onnx
+// detectors, a model session each. The model loads now, so a broken
+// install shows at start and not at the first call.
+func startVAD(c SpeechConfig, model string) (func(rate int) (speech.VAD, func(), error), func(), error) {
+	opts := silero.Options{Model: model, Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}
+	if c.VAD == "per-call" {
+		pool, err := silero.NewPool(opts, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := pool.Get(8000)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		pool.Put(d)
+		return func(rate int) (speech.VAD, func(), error) {
+			d, err := pool.Get(rate)
+			if err != nil {
+				return nil, nil, err
+			}
+			return d, func() { pool.Put(d) }, nil
+		}, func() { pool.Close() }, nil
+	}
+	m, err := silero.NewModel(silero.ModelOptions{Options: opts})
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(rate int) (speech.VAD, func(), error) {
+		s, err := m.NewStream(rate)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}, func() { m.Close() }, nil
 }
 
 // networkRecognizer returns the configured first recognizer when it is not

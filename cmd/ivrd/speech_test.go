@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -75,5 +76,40 @@ func TestSpeechLadderFromConfig(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// The VAD is the shared model unless speech.vad says per-call.
+func TestSpeechVADChoice(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{{"", "*silero.Stream"}, {"per-call", "*silero.Detector"}, {"shared", "*silero.Stream"}} {
+		vars := map[string]string{"IVR_FLOWS_DIR": "../../flows"}
+		if tc.env != "" {
+			vars["IVR_SPEECH_VAD"] = tc.env
+		}
+		c, err := LoadConfig("", env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		sc, _, closeSpeech := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+		if sc == nil {
+			closeSpeech()
+			testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", errors.New(logs.String()))
+		}
+		v, release, err := sc.NewVAD(8000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%T", v); got != tc.want {
+			t.Errorf("speech.vad %q: VAD %s, want %s", tc.env, got, tc.want)
+		}
+		if _, err := v.Process(make([]int16, 160)); err != nil {
+			t.Error(err)
+		}
+		release()
+		closeSpeech()
 	}
 }

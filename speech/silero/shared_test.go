@@ -2,6 +2,7 @@ package silero
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -158,21 +159,28 @@ func (g *agreement) String() string {
 		nonZero(g.onsetD), maxAbs(g.onsetD), nonZero(g.offsetD), maxAbs(g.offsetD))
 }
 
+var agreementFull = flag.Bool("agreement.full", false, "TestSharedAgreesWithPerCall: every voice of the accuracy table")
+
 // The shared model decides as the per-call Detector does, frame by frame,
 // on the speech test set (every in-grammar and out-of-grammar item of both
-// languages, the table's voices, through the clean, telephone and noisy
-// channels), with the utterances of each condition run by concurrent
+// languages through the clean, telephone and noisy channels), with the utterances of each condition run by concurrent
 // calls so the inferences are batched.
 func TestSharedAgreesWithPerCall(t *testing.T) {
 	model := modelPath(t)
 	syn := synth(t)
 	m := newModel(t, ModelOptions{Options: Options{Model: model}})
+	// every condition with one voice a language (about 85,000 frames);
+	// -agreement.full: the table's four voices (about 320,000 frames);
+	// -short: the telephone condition alone
 	conds := speechtest.Conditions()
-	voices := func(lang string) []speechtest.Voice { return speechtest.Voices(lang) }
+	nv := 1
+	if *agreementFull {
+		nv = 4
+	}
 	if testing.Short() {
 		conds = conds[1:2]
-		voices = func(lang string) []speechtest.Voice { return speechtest.Voices(lang)[:1] }
 	}
+	voices := func(lang string) []speechtest.Voice { return speechtest.Voices(lang)[:nv] }
 	var total agreement
 	for _, c := range conds {
 		// render the condition's utterances, padded with 1 s of silence
