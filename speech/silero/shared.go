@@ -3,6 +3,7 @@ package silero
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,8 @@ import (
 
 // The shared detector: one Model per process, loaded once, and one small
 // Stream per call (the model's recurrent state, the window's context
-// samples and the segment rules: about 6 KB). A batcher goroutine collects
-// the windows that the calls' streams submit and runs them through the
+// samples and the segment rules: about 6 KB). Batcher goroutines collect
+// the windows that the calls' streams submit and run them through the
 // model in one inference; a stream's Process waits for its result, at
 // most Options.MaxWait plus the inference itself.
 //
@@ -40,10 +41,14 @@ const (
 	longSilence   = 0.1
 )
 
-// Defaults of ModelOptions.
+// Defaults of ModelOptions. Past 16 windows a batch costs as much per
+// window (about 50 µs here: onnxruntime runs the model's convolutions one
+// window at a time, and only its recurrent and dense layers gain from the
+// batch), so batches are capped at 64 and two batchers share the cores.
 const (
 	DefaultMaxWait  = 10 * time.Millisecond
-	DefaultMaxBatch = 512
+	DefaultMaxBatch = 64
+	DefaultBatchers = 2
 )
 
 // ModelOptions tune a shared Model; zero values take the defaults.
@@ -56,21 +61,22 @@ type ModelOptions struct {
 	MaxWait time.Duration
 	// MaxBatch caps the windows run in one inference.
 	MaxBatch int
+	// Batchers is how many inferences may run at once (each on one
+	// thread): past MaxBatch ready windows, the next batcher takes the
+	// rest. Capped at GOMAXPROCS.
+	Batchers int
 }
 
 // Model is the silero VAD loaded once and shared by every call: NewStream
 // gives each call its own speech.VAD. Safe for concurrent use. Close stops
-// the batcher and releases the model once no stream runs.
+// the batchers and releases the model.
 type Model struct {
 	opts     ModelOptions
 	sess     *ort.Session
 	inNames  *ort.Names
 	outNames *ort.Names
 
-	// the batcher's buffers (outside the Go heap) and the tensors over
-	// them, per batch size
-	x, state, sr, prob, stateN *ort.Buffer
-	tensors                    map[int][5]*ort.Tensor
+	batchers []*batcher
 
 	minSpeech, minSilence, longSil int // samples at 16 kHz
 
@@ -111,6 +117,10 @@ func NewModel(o ModelOptions) (*Model, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
+	if o.Batchers <= 0 {
+		o.Batchers = DefaultBatchers
+	}
+	o.Batchers = min(o.Batchers, runtime.GOMAXPROCS(0))
 	sess, err := ort.NewSession(o.Model, 1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", speech.ErrEngine, err)
@@ -123,22 +133,29 @@ func NewModel(o ModelOptions) (*Model, error) {
 		opts: o, sess: sess,
 		inNames:  ort.NewNames("input", "state", "sr"),
 		outNames: ort.NewNames("output", "stateN"),
-		x:        ort.NewBuffer(4 * o.MaxBatch * windowSize),
-		state:    ort.NewBuffer(4 * o.MaxBatch * stateSize),
-		sr:       ort.NewBuffer(8),
-		prob:     ort.NewBuffer(4 * o.MaxBatch),
-		stateN:   ort.NewBuffer(4 * o.MaxBatch * stateSize),
-		tensors:  map[int][5]*ort.Tensor{},
 		// sherpa-onnx computes these in float32
 		minSpeech:  int(float32(modelRate) * float32(o.MinSpeech.Seconds())),
 		minSilence: int(float32(modelRate) * float32(o.MinSilence.Seconds())),
 		longSil:    int(float32(modelRate) * float32(longSilence)),
-		in:         make(chan *Stream, o.MaxBatch),
+		in:         make(chan *Stream, o.MaxBatch*o.Batchers),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	m.sr.Int64s()[0] = modelRate
-	go m.batcher()
+	var wg sync.WaitGroup
+	for range o.Batchers {
+		b := &batcher{m: m,
+			x:       ort.NewBuffer(4 * o.MaxBatch * windowSize),
+			state:   ort.NewBuffer(4 * o.MaxBatch * stateSize),
+			sr:      ort.NewBuffer(8),
+			prob:    ort.NewBuffer(4 * o.MaxBatch),
+			stateN:  ort.NewBuffer(4 * o.MaxBatch * stateSize),
+			tensors: map[int][5]*ort.Tensor{},
+		}
+		b.sr.Int64s()[0] = modelRate
+		m.batchers = append(m.batchers, b)
+		wg.Go(b.loop)
+	}
+	go func() { wg.Wait(); close(m.done) }()
 	return m, nil
 }
 
@@ -164,30 +181,45 @@ func checkIO(s *ort.Session) error {
 	return nil
 }
 
-// Close stops the batcher (a Process waiting for it returns
+// Close stops the batchers (a Process waiting for them returns
 // speech.ErrClosed) and releases the model. Streams fail afterwards.
 func (m *Model) Close() error {
 	m.stopOnce.Do(func() {
 		close(m.stop)
 		<-m.done
-		for _, ts := range m.tensors {
-			for _, t := range ts {
-				t.Close()
-			}
+		for _, b := range m.batchers {
+			b.free()
 		}
 		m.sess.Close()
-		for _, b := range []*ort.Buffer{m.x, m.state, m.sr, m.prob, m.stateN} {
-			b.Free()
-		}
 	})
 	return nil
 }
 
-// batcher runs the windows the streams submit: it takes the first one,
-// waits up to MaxWait for more (or until every open stream has one in),
-// runs them in one inference and answers each stream.
-func (m *Model) batcher() {
-	defer close(m.done)
+// batcher runs the windows the streams submit, one inference at a time,
+// with its own buffers (outside the Go heap) and the tensors over them,
+// per batch size.
+type batcher struct {
+	m                          *Model
+	x, state, sr, prob, stateN *ort.Buffer
+	tensors                    map[int][5]*ort.Tensor
+}
+
+func (b *batcher) free() {
+	for _, ts := range b.tensors {
+		for _, t := range ts {
+			t.Close()
+		}
+	}
+	for _, buf := range []*ort.Buffer{b.x, b.state, b.sr, b.prob, b.stateN} {
+		buf.Free()
+	}
+}
+
+// loop takes the first window submitted, waits up to MaxWait for more (or
+// until every open stream has one in), runs them in one inference and
+// answers each stream.
+func (b *batcher) loop() {
+	m := b.m
 	batch := make([]*Stream, 0, m.opts.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -230,7 +262,7 @@ func (m *Model) batcher() {
 				break drain
 			}
 		}
-		if err := m.run(batch); err != nil {
+		if err := b.run(batch); err != nil {
 			fail(fmt.Errorf("%w: %v", speech.ErrEngine, err))
 			continue
 		}
@@ -243,9 +275,9 @@ func (m *Model) batcher() {
 // run infers the windows of batch: input [B, 576] and state [2, B, 128]
 // gathered from the streams, output [B, 1] and stateN [2, B, 128] given
 // back to them.
-func (m *Model) run(batch []*Stream) error {
-	b := len(batch)
-	ts, ok := m.tensors[b]
+func (bt *batcher) run(batch []*Stream) error {
+	m, b := bt.m, len(batch)
+	ts, ok := bt.tensors[b]
 	if !ok {
 		var err error
 		mk := func(buf *ort.Buffer, elem int, shape ...int64) *ort.Tensor {
@@ -257,11 +289,11 @@ func (m *Model) run(batch []*Stream) error {
 			return t
 		}
 		ts = [5]*ort.Tensor{
-			mk(m.x, ort.Float32, int64(b), windowSize),
-			mk(m.state, ort.Float32, 2, int64(b), 128),
-			mk(m.sr, ort.Int64),
-			mk(m.prob, ort.Float32, int64(b), 1),
-			mk(m.stateN, ort.Float32, 2, int64(b), 128),
+			mk(bt.x, ort.Float32, int64(b), windowSize),
+			mk(bt.state, ort.Float32, 2, int64(b), 128),
+			mk(bt.sr, ort.Int64),
+			mk(bt.prob, ort.Float32, int64(b), 1),
+			mk(bt.stateN, ort.Float32, 2, int64(b), 128),
 		}
 		if err != nil {
 			for _, t := range ts {
@@ -269,9 +301,9 @@ func (m *Model) run(batch []*Stream) error {
 			}
 			return err
 		}
-		m.tensors[b] = ts
+		bt.tensors[b] = ts
 	}
-	x, st := m.x.Float32s(), m.state.Float32s()
+	x, st := bt.x.Float32s(), bt.state.Float32s()
 	half := b * 128 // the second LSTM tensor's offset in [2, B, 128]
 	for i, s := range batch {
 		copy(x[i*windowSize:(i+1)*windowSize], s.last[:windowSize])
@@ -281,7 +313,7 @@ func (m *Model) run(batch []*Stream) error {
 	if err := m.sess.Run(m.inNames, ts[:3], m.outNames, ts[3:]); err != nil {
 		return err
 	}
-	p, sn := m.prob.Float32s(), m.stateN.Float32s()
+	p, sn := bt.prob.Float32s(), bt.stateN.Float32s()
 	for i, s := range batch {
 		s.prob = p[i]
 		copy(s.state[:128], sn[i*128:(i+1)*128])
@@ -294,7 +326,7 @@ func (m *Model) run(batch []*Stream) error {
 
 // Stream is one call's detector on a shared Model: a speech.VAD. Like
 // every speech.VAD it serves one goroutine; Process waits for the
-// model's batcher (at most MaxWait and one inference).
+// model's batchers (at most MaxWait and one inference).
 type Stream struct {
 	m    *Model
 	rate int

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -501,5 +502,168 @@ func BenchmarkCPU(b *testing.B) {
 				b.Logf("load %s", loadavg())
 			})
 		}
+	}
+}
+
+// BenchmarkPaced is the VAD's CPU per speaking caller in real time:
+// `calls` callers each send a 20 ms frame every 20 ms (at random phases,
+// as calls do) for 5 s; the shared model batches what comes within
+// DefaultMaxWait. The CPU of the same callers with no VAD (a baseline run
+// first) is subtracted. %core/caller is the VAD's CPU over the run's wall
+// time, per caller; p99-ms is the 99th percentile of Process.
+func BenchmarkPaced(b *testing.B) {
+	model := modelPath(b)
+	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog. Cartea de identitate.", Lang: "ro", Rate: 8000})
+	frames := speechtest.Frames(pcm, 8000)
+	const dur = 5 * time.Second
+	run := func(b *testing.B, calls int, newVAD func() speech.VAD) (cpu time.Duration, lat []time.Duration) {
+		vads := make([]speech.VAD, calls)
+		for i := range vads {
+			vads[i] = newVAD()
+		}
+		runtime.GC()
+		lats := make([][]time.Duration, calls)
+		start := time.Now().Add(50 * time.Millisecond)
+		cpu0 := cpuTime()
+		var wg sync.WaitGroup
+		for c := range calls {
+			wg.Go(func() {
+				phase := time.Duration(rand.Int64N(int64(20 * time.Millisecond)))
+				next := start.Add(phase)
+				for i := 0; next.Before(start.Add(dur)); i++ {
+					time.Sleep(time.Until(next))
+					t0 := time.Now()
+					if vads[c] != nil {
+						vads[c].Process(frames[(i+c)%len(frames)])
+					}
+					lats[c] = append(lats[c], time.Since(t0))
+					next = next.Add(20 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		cpu = cpuTime() - cpu0
+		for _, v := range vads {
+			if c, ok := v.(interface{ Close() error }); ok {
+				c.Close()
+			}
+		}
+		for _, l := range lats {
+			lat = append(lat, l...)
+		}
+		return cpu, lat
+	}
+	for _, kind := range []string{"percall", "shared"} {
+		for _, calls := range []int{1, 10, 100, 300} {
+			if kind == "percall" && calls > 10 {
+				continue
+			}
+			b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+				var m *Model
+				if kind == "shared" {
+					m = newModel(b, ModelOptions{Options: Options{Model: model}})
+				}
+				for b.Loop() {
+					base, _ := run(b, calls, func() speech.VAD { return nil })
+					cpu, lat := run(b, calls, func() speech.VAD {
+						var v speech.VAD
+						var err error
+						if m != nil {
+							v, err = m.NewStream(8000)
+						} else {
+							v, err = New(8000, Options{Model: model})
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						return v
+					})
+					vad := max(0, cpu-base)
+					b.ReportMetric(100*vad.Seconds()/dur.Seconds()/float64(calls), "%core/caller")
+					b.ReportMetric(100*base.Seconds()/dur.Seconds()/float64(calls), "%core/caller-baseline")
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+					b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+					if m != nil && m.Batches.Load() > 0 {
+						b.ReportMetric(float64(m.Windows.Load())/float64(m.Batches.Load()), "windows/inference")
+					}
+				}
+				b.Logf("load %s", loadavg())
+			})
+		}
+	}
+}
+
+// rss is the process's resident memory in bytes.
+func rss() int64 {
+	b, _ := os.ReadFile("/proc/self/statm")
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[1], 10, 64)
+	return n * int64(os.Getpagesize())
+}
+
+// BenchmarkMemory is the memory a call's VAD holds: the resident memory
+// (and Go heap) that `calls` detectors add, per call, each having run a
+// second of speech. The shared model itself (loaded once) is counted
+// apart, in model-MB.
+func BenchmarkMemory(b *testing.B) {
+	model := modelPath(b)
+	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator.", Lang: "ro", Rate: 8000})
+	frames := speechtest.Frames(pcm, 8000)
+	for _, kind := range []string{"percall", "shared"} {
+		calls := 300
+		if kind == "percall" {
+			calls = 20
+		}
+		b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+			for b.Loop() {
+				runtime.GC()
+				r0 := rss()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				h0 := ms.HeapAlloc
+				var m *Model
+				if kind == "shared" {
+					m = newModel(b, ModelOptions{Options: Options{Model: model}})
+					s, _ := m.NewStream(8000) // the model's first inference allocates its arena
+					decisions(b, s, frames)
+					s.Close()
+				}
+				r1 := rss()
+				vads := make([]speech.VAD, calls)
+				for i := range vads {
+					var err error
+					if m != nil {
+						vads[i], err = m.NewStream(8000)
+					} else {
+						vads[i], err = New(8000, Options{Model: model})
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				var wg sync.WaitGroup
+				for _, v := range vads {
+					wg.Go(func() { decisions(b, v, frames[:50]) })
+				}
+				wg.Wait()
+				runtime.GC()
+				r2 := rss()
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(r2-r1)/float64(calls)/1e6, "MB-rss/call")
+				b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(h0))/float64(calls), "B-heap/call")
+				b.ReportMetric(float64(r1-r0)/1e6, "model-MB")
+				for _, v := range vads {
+					v.(interface{ Close() error }).Close()
+				}
+				if m != nil {
+					m.Close()
+				}
+			}
+			b.Logf("load %s", loadavg())
+		})
 	}
 }
