@@ -6,8 +6,9 @@
 //
 // Engines live in subpackages: speech/espeak (espeak-ng synthesis, cgo),
 // speech/sphinx (pocketsphinx grammar recognition, cgo), speech/silero
-// (silero VAD through sherpa-onnx), speech/g2p (Romanian
-// grapheme-to-phoneme rules for the sphinx lexicon), speech/vosk and
+// (the silero VAD: one model shared by every call, through onnxruntime),
+// speech/g2p (Romanian grapheme-to-phoneme rules for the sphinx lexicon),
+// speech/vosk and
 // speech/openai (network engines), speech/sherpa (sherpa-onnx models the
 // operator supplies). speech/speechtest is the conformance kit every
 // engine passes.
