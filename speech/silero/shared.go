@@ -422,6 +422,11 @@ func (s *Stream) windows() error {
 	isSpeech := false
 	for len(s.last) >= windowSize {
 		select {
+		case <-s.m.stop: // closed: never wait for a batcher that is gone
+			return speech.ErrClosed
+		default:
+		}
+		select {
 		case s.m.in <- s:
 		case <-s.m.stop:
 			return speech.ErrClosed
