@@ -8,10 +8,9 @@
 // speech/sphinx (pocketsphinx grammar recognition, cgo), speech/silero
 // (the silero VAD: one model shared by every call, through onnxruntime),
 // speech/g2p (Romanian grapheme-to-phoneme rules for the sphinx lexicon),
-// speech/vosk and
-// speech/openai (network engines), speech/sherpa (sherpa-onnx models the
-// operator supplies). speech/speechtest is the conformance kit every
-// engine passes.
+// speech/vosk and speech/openai (network engines), speech/sherpa
+// (sherpa-onnx models the operator supplies). speech/speechtest is the
+// conformance kit every engine passes.
 //
 // Audio crosses these interfaces in the engine's internal form (see package
 // audio): 16-bit linear PCM, mono, in frames of exactly
