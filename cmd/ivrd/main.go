@@ -220,7 +220,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	speechCfg, synth, closeSpeech := startSpeech(cfg.Speech, cfg.Engine.DataDir, log.With("component", "speech"))
+	speechCfg, synth, closeSpeech, speechMetrics := startSpeech(cfg.Speech, cfg.Engine.DataDir, log.With("component", "speech"))
 	defer closeSpeech() // after the drain and the telephony's close
 	eng := &ivr.Engine{
 		Speech:   speechCfg,
@@ -251,7 +251,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	reg := newRegistry(eng, calls, tel)
+	reg := newRegistry(eng, calls, tel, speechMetrics...)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
 	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
@@ -311,7 +311,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // newRegistry gathers what GET /metrics serves: the engine's metrics, the
 // call log's, the telephony adapters', and the standard process and Go
 // runtime collectors of client_golang (process_*, go_*).
-func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prometheus.Registry {
+func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, more ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		eng.Metrics,
@@ -323,6 +323,9 @@ func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prome
 		collectors.NewGoCollector(),
 	)
 	for _, m := range tel.metrics {
+		reg.MustRegister(m)
+	}
+	for _, m := range more {
 		reg.MustRegister(m)
 	}
 	return reg
