@@ -251,9 +251,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	reg := newRegistry(eng, calls, tel, speechMetrics...)
+	reg := newRegistry(eng, calls, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
+	reg.MustRegister(speechMetrics...) // the shared VAD's, served with the rest
 	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
@@ -311,7 +312,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // newRegistry gathers what GET /metrics serves: the engine's metrics, the
 // call log's, the telephony adapters', and the standard process and Go
 // runtime collectors of client_golang (process_*, go_*).
-func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, more ...prometheus.Collector) *prometheus.Registry {
+func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		eng.Metrics,
@@ -323,9 +324,6 @@ func newRegistry(eng *ivr.Engine, calls *tickets.CallLog, tel *telephony, more .
 		collectors.NewGoCollector(),
 	)
 	for _, m := range tel.metrics {
-		reg.MustRegister(m)
-	}
-	for _, m := range more {
 		reg.MustRegister(m)
 	}
 	return reg
