@@ -29,19 +29,19 @@ import (
 // The embedded engines, loaded once for the test binary.
 var (
 	enginesOnce sync.Once
-	vadPool     *silero.Pool
+	vadModel    *silero.Model
 	recognizer  *sphinx.Recognizer
 	talker      *espeak.Synth
 	enginesErr  error
 )
 
-// speechEngines returns the VAD pool, the recognizer and the synthesizer
+// speechEngines returns the shared VAD model (the default of ivrd), the recognizer and the synthesizer
 // that plays the caller, or skips the test when they are not installed
 // (make deps installs them).
-func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synth) {
+func speechEngines(t testing.TB) (*silero.Model, *sphinx.Recognizer, *espeak.Synth) {
 	t.Helper()
 	enginesOnce.Do(func() {
-		if vadPool, enginesErr = silero.NewPool(silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}, 0); enginesErr != nil {
+		if vadModel, enginesErr = silero.NewModel(silero.ModelOptions{Options: silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}}); enginesErr != nil {
 			return
 		}
 		if recognizer, enginesErr = sphinx.New(sphinx.Options{MaxIdle: 128}); enginesErr != nil {
@@ -54,19 +54,19 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 	if enginesErr != nil {
 		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", enginesErr)
 	}
-	return vadPool, recognizer, talker
+	return vadModel, recognizer, talker
 }
 
 // speechConfig is the line's speech with rec as the recognizer.
-func speechConfig(pool *silero.Pool, rec speech.Recognizer) *ivr.SpeechConfig {
+func speechConfig(vad *silero.Model, rec speech.Recognizer) *ivr.SpeechConfig {
 	return &ivr.SpeechConfig{
 		Recognizer: rec,
 		NewVAD: func(rate int) (speech.VAD, func(), error) {
-			d, err := pool.Get(rate)
+			s, err := vad.NewStream(rate)
 			if err != nil {
 				return nil, nil, err
 			}
-			return d, func() { pool.Put(d) }, nil
+			return s, func() { s.Close() }, nil
 		},
 	}
 }
