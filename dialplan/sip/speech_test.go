@@ -241,6 +241,42 @@ func TestSpeechEndsWhenThePhoneStopsSending(t *testing.T) {
 	}
 }
 
+// A free question on the embedded (grammar-only) recognizer: the caller
+// who answers by voice is heard as having answered, at the end of the
+// words, with untranscribed speech that began when they did; the
+// transcript says so, and the line never says it heard nothing.
+func TestFreeQuestionAnsweredByVoiceOnAGrammarEngine(t *testing.T) {
+	_, rec, syn := speechEngines(t)
+	steps := make(chan step, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		pl, err := ch.Say(ctx, text("ro", "Spuneți pe scurt solicitarea dumneavoastră."))
+		steps <- step{played: pl, err: err}
+		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectFree, NoInput: 5 * time.Second})
+		steps <- step{input: in, err: err}
+		return flows.Outcome{Kind: flows.OutcomeHangup}
+	})
+	l := speechLine(t, flow, rec)
+	c := l.answered(t)
+	nextStep(t, steps)
+	said := utterance(t, syn, "ro", "aș vrea să știu când este gata cererea mea de pașaport", c.rate)
+	spoke := time.Now()
+	c.speak(said)
+	in := nextStep(t, steps).input
+	length := time.Duration(len(said)) * time.Second / time.Duration(c.rate)
+	if in.Mode != flows.InputSpeech || !in.Untranscribed || in.Text != "" {
+		t.Fatalf("input %+v, want untranscribed speech", in)
+	}
+	if in.Began.Before(spoke.Add(-500*time.Millisecond)) || in.Began.After(spoke.Add(length/2)) {
+		t.Errorf("the answer began %s after the caller started speaking", in.Began.Sub(spoke).Round(time.Millisecond))
+	}
+	if took := time.Since(spoke); took > length+3*time.Second {
+		t.Errorf("the answer came %s after the caller began a %s sentence", took.Round(time.Millisecond), length.Round(time.Millisecond))
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, "speech.untranscribed") || strings.Contains(ev, "speech.unanswered") {
+		t.Errorf("the call log should say the answer was untranscribed, and nothing unanswered:\n%s", ev)
+	}
+}
+
 // The caller speaks over a long prompt that allows barge-in: the prompt
 // stops within a few frames and the whole utterance (its start included)
 // is recognized by the next Listen.
