@@ -229,8 +229,8 @@ type turnEvent struct {
 	// cannot transcribe; with at: that utterance ended (it answers the
 	// question as untranscribed speech)
 	untranscribed bool
-	res     speech.Result
-	err     error // the recognizer failed: fallback, or unsupported for this turn
+	res           speech.Result
+	err           error // the recognizer failed: fallback, or unsupported for this turn
 	// blip: res is a short sound held from a prompt it did not cut (a
 	// "hmm", a short "da"): an answer only when recognized with
 	// confidence.
