@@ -120,7 +120,10 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e '
 # The onnxruntime and sherpa-onnx libraries the speech engines link come
 # with a Go module, whose folder the binaries' run path names (in the build
 # user's module cache, which the service may not read): they are installed
-# in PREFIX/lib/ivr, which the unit puts on LD_LIBRARY_PATH.
+# in PREFIX/lib/ivr, which the unit puts on LD_LIBRARY_PATH. The shared VAD
+# (speech/silero/internal/ort) calls the same libonnxruntime.so, the copy
+# the process already loaded for sherpa-onnx (else it opens it by name on
+# that path): nothing more to install.
 SHERPA_LIBS = $(shell $(GO) list -m -f '{{.Dir}}' github.com/k2-fsa/sherpa-onnx-go-linux)/lib/$(shell uname -m)-unknown-linux-gnu
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ivr $(DESTDIR)$(PREFIX)/share/ivr/models $(DESTDIR)$(PREFIX)/share/doc/ivr \

@@ -135,17 +135,42 @@ func (r *Resampler) Process(dst, src []int16) int {
 	}
 	end := len(src) * r.l
 	out := 0
+	k := r.k
+	// Four outputs at a time: four independent sums, so the processor
+	// overlaps them; each is added up in the same order as one output
+	// alone, so the result is the same to the bit.
+	for out+4 <= len(dst) && r.pos+3*r.m < end {
+		n0, p0 := r.pos/r.l, r.pos%r.l
+		n1, p1 := (r.pos+r.m)/r.l, (r.pos+r.m)%r.l
+		n2, p2 := (r.pos+2*r.m)/r.l, (r.pos+2*r.m)%r.l
+		n3, p3 := (r.pos+3*r.m)/r.l, (r.pos+3*r.m)%r.l
+		c0, c1 := r.coef[p0*k:p0*k+k], r.coef[p1*k:p1*k+k]
+		c2, c3 := r.coef[p2*k:p2*k+k], r.coef[p3*k:p3*k+k]
+		x0, x1 := buf[n0:n0+k], buf[n1:n1+k]
+		x2, x3 := buf[n2:n2+k], buf[n3:n3+k]
+		var a0, a1, a2, a3 float32
+		for j := range k {
+			i := k - 1 - j
+			a0 += c0[j] * x0[i]
+			a1 += c1[j] * x1[i]
+			a2 += c2[j] * x2[i]
+			a3 += c3[j] * x3[i]
+		}
+		dst[out], dst[out+1], dst[out+2], dst[out+3] = clamp16(a0), clamp16(a1), clamp16(a2), clamp16(a3)
+		out += 4
+		r.pos += 4 * r.m
+	}
 	for ; r.pos < end; r.pos += r.m {
 		if out >= len(dst) {
 			continue
 		}
 		n, p := r.pos/r.l, r.pos%r.l
-		cs := r.coef[p*r.k : p*r.k+r.k]
+		cs := r.coef[p*k : p*k+k]
 		// buf[h+n-j] is x[n-j]; walk it backwards against the phase's taps.
-		xs := buf[n : n+r.k]
+		xs := buf[n : n+k]
 		var acc float32
 		for j, c := range cs {
-			acc += c * xs[r.k-1-j]
+			acc += c * xs[k-1-j]
 		}
 		dst[out] = clamp16(acc)
 		out++

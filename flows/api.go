@@ -361,7 +361,7 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 			parts = append(parts, c.parts(L, a.prompt)...)
 		}
 		in := c.turn(L, parts, a)
-		if in.Mode == InputNone || strings.TrimSpace(in.Text) == "" {
+		if in.Mode == InputNone || (strings.TrimSpace(in.Text) == "" && !in.Untranscribed) {
 			misses++
 			reprompt = orDefault(a.noInput, c.msg("no_input"))
 			continue
@@ -434,7 +434,7 @@ func (c *call) operatorEscape(L *lua.LState, heard string) {
 // tells the ticket number and hangs up.
 func (c *call) operatorHandoff(L *lua.LState, reason string) {
 	if reason == "" {
-		reason = "The caller asked for an operator."
+		reason = "Apelantul a cerut un operator."
 	}
 	number := c.ticket
 	if c.svc.Desk != nil {
@@ -696,6 +696,9 @@ func (c *call) result(L *lua.LState, in Input, o *option) *lua.LTable {
 	t.RawSetString("how", lua.LString(in.Mode))
 	t.RawSetString("text", lua.LString(in.Text))
 	t.RawSetString("confidence", lua.LNumber(in.Confidence))
+	if in.Untranscribed {
+		t.RawSetString("untranscribed", lua.LTrue)
+	}
 	if o != nil {
 		t.RawSetString("option", lua.LString(o.id))
 	}
@@ -969,7 +972,7 @@ func (c *call) luaTicketOpen(L *lua.LState) int {
 		d.Priority = "normal"
 	}
 	if d.Description == "" {
-		d.Description = "Conversation:\n" + c.conversation()
+		d.Description = "Conversația:\n" + c.conversation()
 	}
 	if a, ok := t.RawGetString("articles").(*lua.LTable); ok {
 		a.ForEach(func(_, v lua.LValue) { d.Articles = append(d.Articles, lua.LVAsString(v)) })

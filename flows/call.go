@@ -230,7 +230,7 @@ func (c *call) fail(se *ScriptError) Outcome {
 
 	var number string
 	if c.svc.Desk != nil {
-		d := c.draft("Call flow error: "+se.Error(), "high")
+		d := c.draft("Eroare în scenariul apelului: "+se.Error(), "high")
 		wctx, wcancel := durable(ctx) // a hangup during the apology must not lose the ticket
 		n, err := c.svc.Desk.Open(wctx, d)
 		wcancel()
@@ -269,10 +269,10 @@ func (c *call) draft(headline, priority string) TicketDraft {
 	var b strings.Builder
 	b.WriteString(headline)
 	if vs := c.varsText(); vs != "" {
-		b.WriteString("\n\nGathered:\n")
+		b.WriteString("\n\nDate culese:\n")
 		b.WriteString(vs)
 	}
-	b.WriteString("\n\nConversation so far:\n")
+	b.WriteString("\n\nConversația până acum:\n")
 	b.WriteString(c.conversation())
 	service := "other"
 	if s := c.varString("service"); s != "" {
@@ -425,9 +425,12 @@ func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 // listen waits for a caller turn and appends it to the transcript.
 func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 	in, err := c.ch.Listen(ctx, l)
-	if err == nil && in.Mode != InputNone && in.Text != "" {
+	if err == nil && in.Mode != InputNone && (in.Text != "" || in.Untranscribed) {
 		text := in.Text
-		if c.sensitive {
+		switch {
+		case in.Untranscribed:
+			text = UntranscribedText
+		case c.sensitive:
 			text = maskedInput(in, l)
 		}
 		c.record(ctx, Turn{Speaker: "caller", Text: text, At: c.svc.Now(), Began: in.Began, Mode: in.Mode, Confidence: in.Confidence})

@@ -127,7 +127,16 @@ type Input struct {
 	// Began is when the caller began this answer: the speech's onset or
 	// the first key (zero when the channel does not know).
 	Began time.Time
+	// Untranscribed: the caller spoke (Mode InputSpeech) at a free
+	// question the line's recognizer cannot transcribe (a grammar-only
+	// engine): Text is empty; the words are in the call's recording, from
+	// Began.
+	Untranscribed bool
 }
+
+// UntranscribedText is the transcript's line for an untranscribed answer
+// (Input.Untranscribed), in the staff's language.
+const UntranscribedText = "[vorbire netranscrisă: în înregistrare]"
 
 // Facts are what a flow knows about its call from the start.
 type Facts struct {

@@ -60,16 +60,20 @@ local TOPICS = {
 -- level I queue, or, outside working hours, a request left for a call back.
 function on_operator()
   if hours.open() then
-    operator("The caller asked for an operator.")
+    operator("Apelantul a cerut un operator.")
   end
   local when = hours.describe()
   if when ~= "" then when = when .. ". " end
   local r = ask_free({ ro = "Operatorii nu sunt disponibili acum. " .. when .. "Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
                        en = "Our operators are not available right now. " .. when .. "Please tell us briefly what you need, and an operator will call you back." },
                      { operator = false, retries = 1 })
-  if r then vars.request = r.text end
+  if r and r.untranscribed then
+    vars.request = "(spusă cu voce, netranscrisă: ascultați înregistrarea apelului)"
+  elseif r then
+    vars.request = r.text
+  end
   local number = ticket.open{ service = vars.service or "other", priority = "normal",
-                              description = "Request left outside working hours: " .. (vars.request or "(nothing said)") }
+                              description = "Solicitare lăsată în afara programului: " .. (vars.request or "(nu a spus nimic)") }
   if number then
     say{ tr{ ro = "Am înregistrat solicitarea cu numărul", en = "We registered your request with the number" }, { digits = number },
          tr{ ro = ". Vă vom suna înapoi în programul de lucru. La revedere!", en = ". We will call you back during working hours. Goodbye!" } }

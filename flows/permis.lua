@@ -57,7 +57,7 @@ local TOPICS = {
 -- An operator: a ticket with what was gathered, then the queue, or outside
 -- working hours the ticket's number and a call back.
 function on_operator()
-  operator("The caller asked for an operator on the driving licence line.")
+  operator("Apelantul a cerut un operator pe linia permiselor de conducere.")
 end
 
 -- did it help? no: an operator; yes: anything else?
@@ -129,7 +129,7 @@ local function my_file()
   if not cnp then return on_operator() end
   vars.cnp = cnp
   vars.classification = "file_status"
-  operator("The caller asks about the state of their file.")
+  operator("Apelantul întreabă de stadiul dosarului.")
 end
 
 -- the call: every ticket of this line is about driving licences and vehicles

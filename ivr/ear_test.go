@@ -120,7 +120,7 @@ func (s *scriptStream) Finish(ctx context.Context) (speech.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return speech.Result{}, err
 	}
-	return speech.Result{Final: true, Text: fmt.Sprintf("%s %d", s.r.text, s.n), Confidence: 0.9}, nil
+	return speech.Result{Final: true, Text: fmt.Sprintf("%s %d", s.r.text, s.n), Tag: s.g.Match(s.lang, s.r.text), Confidence: 0.9}, nil
 }
 
 // earRig is an ear on a call of a real engine (for its call log), fed by
@@ -559,22 +559,45 @@ func TestEarFallbackLadder(t *testing.T) {
 	})
 }
 
-// A question the engine cannot take (free speech on a grammar-only engine)
-// is answered by keys only; what the caller says meanwhile is still
-// recognized (with the escape words) and reported.
-func TestEarUnsupportedTurnKeepsTheWords(t *testing.T) {
-	rec := &scriptRec{text: "operator"}
-	r := newEarRig(t, rec, nil, nil)
-	req := r.e.listen("ro", nil, 0)
-	r.feed(quietFrame, 30)
-	r.feed(loudFrame, 20)
-	if ev := next(t, req); !errors.Is(ev.err, speech.ErrUnsupported) {
-		t.Fatalf("event %+v, want unsupported", ev)
-	}
-	r.feed(quietFrame, 35)
-	r.end(errFlowDone)
-	if got := r.reports(); len(got) != 1 || got[0] != "the question takes keys only: operator 74" {
-		t.Errorf("reports %q", got)
+// A free question the engine cannot transcribe (a grammar-only engine) is
+// answered all the same when the caller speaks: the Listen hears that the
+// caller speaks, then, at the utterance's end, that it was untranscribed
+// speech from its start; an escape word heard with confidence comes as
+// itself. Neither is reported as unanswered (the flow writes the turn).
+func TestEarFreeQuestionAnsweredUntranscribed(t *testing.T) {
+	for _, c := range []struct {
+		said    string
+		wantTag string
+	}{{"vreau să fiu sunat mâine", ""}, {"operator", "operator"}} {
+		t.Run(c.said, func(t *testing.T) {
+			r := newEarRig(t, &scriptRec{text: c.said}, nil, nil)
+			req := r.e.listen("ro", nil, 0)
+			r.feed(quietFrame, 30)
+			spoke := time.Now()
+			r.feed(loudFrame, 20)
+			if ev := next(t, req); !ev.untranscribed || !ev.at.IsZero() {
+				t.Fatalf("event %+v, want the caller speaking at an untranscribable question", ev)
+			}
+			r.feed(quietFrame, 60)
+			var ev turnEvent
+			select { // recognized on a goroutine of its own
+			case ev = <-req.events:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer at the end of the utterance")
+			}
+			switch {
+			case ev.at.IsZero() || ev.at.After(spoke):
+				t.Errorf("the answer began at %s, want by %s", ev.at, spoke)
+			case c.wantTag == "" && !ev.untranscribed:
+				t.Errorf("event %+v, want untranscribed speech", ev)
+			case c.wantTag != "" && (ev.untranscribed || ev.res.Tag != c.wantTag):
+				t.Errorf("event %+v, want the escape %q", ev, c.wantTag)
+			}
+			r.end(errFlowDone)
+			if got := r.reports(); len(got) != 0 {
+				t.Errorf("reported as unanswered: %q", got)
+			}
+		})
 	}
 }
 

@@ -198,6 +198,9 @@ type ear struct {
 	fb          speech.Recognizer // the next rung, nil once used (or none)
 	onFB        bool              // the stream runs on fb for this turn only
 	sent        [][]int16         // frames written to stream, kept to replay into fb
+	// untranscribed is the free question the utterance under way answers
+	// although the engine cannot transcribe it (told when it ends)
+	untranscribed *turnReq
 }
 
 // uttDest is where the frames of the utterance in progress go.
@@ -221,9 +224,13 @@ type turnReq struct {
 // turnEvent is what the ear tells a Listen.
 type turnEvent struct {
 	started bool      // speech began: the no-input timeout no longer applies
-	at      time.Time // with res: when the utterance began
-	res     speech.Result
-	err     error // the recognizer failed: fallback, or unsupported for this turn
+	at      time.Time // with res (or untranscribed): when the utterance began
+	// untranscribed: the caller speaks at a free question the engine
+	// cannot transcribe; with at: that utterance ended (it answers the
+	// question as untranscribed speech)
+	untranscribed bool
+	res           speech.Result
+	err           error // the recognizer failed: fallback, or unsupported for this turn
 	// blip: res is a short sound held from a prompt it did not cut (a
 	// "hmm", a short "da"): an answer only when recognized with
 	// confidence.
@@ -689,10 +696,26 @@ func (e *ear) startStream(ctx context.Context, req *turnReq, at time.Time) {
 		}
 	}
 	if err != nil {
+		if errors.Is(err, speech.ErrUnsupported) && req.grammar == nil {
+			// A free question on a grammar-only engine: the caller's
+			// words cannot be transcribed, but they answer it all the
+			// same (the recording keeps them); the Listen waits for
+			// the utterance's end.
+			e.cancel(req)
+			e.send(req, turnEvent{untranscribed: true})
+			e.untranscribed = req
+			e.utt, e.uttAt, e.why = utt, at, "a free question the recognizer cannot transcribe"
+			if e.ep.inUtt {
+				e.dest = toAlone
+			} else {
+				e.alone(utt, at, e.why, true)
+				e.utt, e.dest = nil, toNowhere
+			}
+			return
+		}
 		if errors.Is(err, speech.ErrUnsupported) {
-			// This turn cannot be recognized (free speech on a
-			// grammar-only engine): keys only, this turn; what the
-			// caller says is still transcribed on its own.
+			// This turn cannot be recognized: keys only, this turn;
+			// what the caller says is still transcribed on its own.
 			e.cancel(req)
 			e.send(req, turnEvent{err: err})
 			e.utt, e.uttAt, e.why = utt, at, "the question takes keys only"
@@ -836,6 +859,8 @@ func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
 	if len(utt) == 0 || e.off.Load() {
 		return
 	}
+	answers := e.untranscribed // the free question it answers, if any
+	e.untranscribed = nil
 	rec := e.rec
 	o := speech.StreamOptions{Lang: e.lang, Rate: e.rate}
 	if e.last != nil {
@@ -873,6 +898,17 @@ func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
 		if err != nil {
 			e.log.Warn("speech: an utterance no question took could not be recognized", "err", err)
 			res = speech.Result{}
+		}
+		if answers != nil {
+			// It answers its free question: an escape word heard with
+			// confidence ("operator", "English") as such, anything else
+			// as untranscribed speech, never a forced guess.
+			if res.Tag != "" && res.Confidence >= flows.DefaultConfirmBelow {
+				e.send(answers, turnEvent{res: res, at: at})
+			} else {
+				e.send(answers, turnEvent{untranscribed: true, at: at})
+			}
+			return
 		}
 		e.report(res, at, why)
 	}

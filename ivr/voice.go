@@ -374,7 +374,10 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 			t.Reset(inter)
 		case ev := <-spoken:
 			switch {
-			case ev.started:
+			case ev.untranscribed && !ev.at.IsZero():
+				v.s.Tracker.Event("speech.untranscribed", "the caller answered a free question the recognizer cannot transcribe: the words are in the recording")
+				return flows.Input{Mode: flows.InputSpeech, Untranscribed: true, Began: ev.at}, nil
+			case ev.started || ev.untranscribed:
 				// The caller speaks: the turn lasts until the
 				// endpointer ends it (the timer is a safety net).
 				t.Reset(e.cfg.MaxUtterance + e.cfg.FinishTimeout + time.Second)

@@ -6,11 +6,11 @@
 //
 // Engines live in subpackages: speech/espeak (espeak-ng synthesis, cgo),
 // speech/sphinx (pocketsphinx grammar recognition, cgo), speech/silero
-// (silero VAD through sherpa-onnx), speech/g2p (Romanian
-// grapheme-to-phoneme rules for the sphinx lexicon), speech/vosk and
-// speech/openai (network engines), speech/sherpa (sherpa-onnx models the
-// operator supplies). speech/speechtest is the conformance kit every
-// engine passes.
+// (the silero VAD: one model shared by every call, through onnxruntime),
+// speech/g2p (Romanian grapheme-to-phoneme rules for the sphinx lexicon),
+// speech/vosk and speech/openai (network engines), speech/sherpa
+// (sherpa-onnx models the operator supplies). speech/speechtest is the
+// conformance kit every engine passes.
 //
 // Audio crosses these interfaces in the engine's internal form (see package
 // audio): 16-bit linear PCM, mono, in frames of exactly

@@ -253,8 +253,12 @@ type WebhookConfig struct {
 
 // SpeechConfig is the [speech] table: turn-taking by voice (ivr.SpeechConfig).
 type SpeechConfig struct {
-	Enabled          bool     `toml:"enabled"`
-	VADThreshold     float64  `toml:"vad_threshold"`
+	Enabled      bool    `toml:"enabled"`
+	VADThreshold float64 `toml:"vad_threshold"`
+	// VAD is "shared" (one silero model for every call, inferences
+	// batched across calls) or "per-call" (a sherpa-onnx detector per
+	// speaking call, 12 MB each: kept for side-by-side benchmarks).
+	VAD              string   `toml:"vad"`
 	MinSpeech        Duration `toml:"min_speech"`
 	NoiseMarginDB    float64  `toml:"noise_margin_db"`
 	EndSilence       Duration `toml:"end_silence"`
@@ -386,6 +390,7 @@ var envOverrides = []struct {
 	{"IVR_RECORDINGS_SECRET", "recordings.secret", func(c *Config, v string) error { c.Recording.Secret = v; return nil }},
 	{"IVR_RECORDINGS_PEERS", "recordings.peers", func(c *Config, v string) error { return setPeers(&c.Recording.Peers, v) }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
+	{"IVR_SPEECH_VAD", "speech.vad", func(c *Config, v string) error { c.Speech.VAD = v; return nil }},
 	{"IVR_SPEECH_RECOGNIZER", "speech.recognizer", func(c *Config, v string) error { c.Speech.Recognizer = v; return nil }},
 	{"IVR_SPEECH_SYNTHESIZER", "speech.synthesizer", func(c *Config, v string) error { c.Speech.Synthesizer = v; return nil }},
 	{"IVR_MODELS_DIR", "speech.models_dir", func(c *Config, v string) error { c.Speech.ModelsDir = v; return nil }},
@@ -666,6 +671,9 @@ func (c Config) Validate() error {
 	sp := c.Speech
 	if sp.VADThreshold < 0.05 || sp.VADThreshold > 0.95 {
 		return bad("speech.vad_threshold", "%g is not between 0.05 and 0.95", sp.VADThreshold)
+	}
+	if sp.VAD != "shared" && sp.VAD != "per-call" {
+		return bad("speech.vad", "%q is not shared or per-call", sp.VAD)
 	}
 	if sp.MinSpeech.Duration < 60*time.Millisecond || sp.MinSpeech.Duration > time.Second {
 		return bad("speech.min_speech", "%s is not between 60ms and 1s", sp.MinSpeech)

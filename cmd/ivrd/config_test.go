@@ -123,6 +123,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_WEBHOOK_URL": "gw.example"}, key: "webhook.url"},
 		{file: "[console]\nlockout = \"1s\"\n", key: "console.lockout"},
 		{env: map[string]string{"IVR_SPEECH": "sometimes"}, key: "speech.enabled"},
+		{env: map[string]string{"IVR_SPEECH_VAD": "both"}, key: "speech.vad"},
 		{file: "[speech]\nvad_threshold = 1.5\n", key: "speech.vad_threshold"},
 		{file: "[speech]\nmin_speech = \"5ms\"\n", key: "speech.min_speech"},
 		{file: "[speech]\nnoise_margin_db = -3\n", key: "speech.noise_margin_db"},

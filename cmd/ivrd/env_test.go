@@ -47,7 +47,7 @@ func TestModelsDirFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	sc, _, closeSpeech := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, _, closeSpeech, _ := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	closeSpeech()
 	if sc != nil {
 		t.Fatal("speech on without the model")
@@ -74,7 +74,7 @@ func TestModelsDirFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs.Reset()
-	sc, _, closeSpeech = startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, _, closeSpeech, _ = startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc == nil {
 		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us (make deps)", nil)

@@ -222,7 +222,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	speechCfg, synth, closeSpeech := startSpeech(cfg.Speech, cfg.Engine.DataDir, log.With("component", "speech"))
+	speechCfg, synth, closeSpeech, speechMetrics := startSpeech(cfg.Speech, cfg.Engine.DataDir, log.With("component", "speech"))
 	defer closeSpeech() // after the drain and the telephony's close
 	eng := &ivr.Engine{
 		Speech:   speechCfg,
@@ -261,6 +261,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
+	reg.MustRegister(speechMetrics...) // the shared VAD's, served with the rest
 	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, queue.Callbacks{DB: db}, svc, log, httpErr)
 	if err != nil {
 		ln.Close()

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/speech"
@@ -28,8 +30,9 @@ const (
 // for turn-taking (nil when speech is off or the embedded engines are
 // missing: the line is keys only, logged once) and the synthesizer of the
 // prompts under dataDir. The returned function releases the engines; call
-// it after the last call ended.
-func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechConfig, *ivr.RenderCache, func()) {
+// it after the last call ended. The collectors are the engines' metrics
+// for /metrics (the shared VAD's inferences and windows).
+func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechConfig, *ivr.RenderCache, func(), []prometheus.Collector) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -40,33 +43,23 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 	closers = append(closers, closeSynth)
 	if !c.Enabled {
 		log.Info("speech off by configuration ([speech] enabled = false): callers answer with keys")
-		return nil, synth, closeAll
+		return nil, synth, closeAll, nil
 	}
 	var model string
 	if c.ModelsDir != "" {
 		model = filepath.Join(c.ModelsDir, silero.ModelFile)
 	}
-	pool, err := silero.NewPool(silero.Options{Model: model, Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}, 0)
-	if err == nil && model != "" {
-		if _, serr := os.Stat(model); serr != nil {
-			err = fmt.Errorf("%w: %v", silero.ErrNoModel, serr)
-		}
-	}
-	if err != nil {
+	newVAD, closeVAD, vadMetrics, err := startVAD(c, model)
+	if err != nil && errors.Is(err, silero.ErrNoModel) {
 		log.Warn("speech off: no voice activity model; callers answer with keys. Set speech.models_dir (or IVR_MODELS_DIR) to the folder that holds "+
 			silero.ModelFile+" (make models puts it in var/models, make install in PREFIX/share/ivr/models)", "speech.models_dir", c.ModelsDir, "err", err)
-		return nil, synth, closeAll
+		return nil, synth, closeAll, nil
 	}
-	// Load the model once now, so a broken install shows at start and
-	// not at the first call.
-	if d, err := pool.Get(8000); err != nil {
+	if err != nil {
 		log.Warn("speech off: the voice activity model does not load; callers answer with keys", "err", err)
-		pool.Close()
-		return nil, synth, closeAll
-	} else {
-		pool.Put(d)
+		return nil, synth, closeAll, nil
 	}
-	closers = append(closers, func() { pool.Close() })
+	closers = append(closers, closeVAD)
 
 	// The embedded recognizer: the only one, or the ladder's second rung.
 	// One idle decoder per call that may speak at once: a new one loads
@@ -86,13 +79,7 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		closers = append(closers, closeFirst)
 	}
 	sc := &ivr.SpeechConfig{
-		NewVAD: func(rate int) (speech.VAD, func(), error) {
-			d, err := pool.Get(rate)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, func() { pool.Put(d) }, nil
-		},
+		NewVAD:            newVAD,
 		BargeIn:           c.MinSpeech.Duration,
 		EndSilence:        c.EndSilence.Duration,
 		DigitsEndSilence:  c.DigitsEndSilence.Duration,
@@ -108,17 +95,61 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		sc.Recognizer, name = embedded, "pocketsphinx"
 	default:
 		log.Warn("speech off: no recognizer; callers answer with keys")
-		pool.Close()
+		closeVAD()
 		closers = closers[:len(closers)-1]
-		return nil, synth, closeAll
+		return nil, synth, closeAll, nil
 	}
 	fallback := "keys"
 	if sc.Fallback != nil {
 		fallback = "pocketsphinx, then keys"
 	}
-	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero",
+	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero "+c.VAD,
 		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
-	return sc, synth, closeAll
+	return sc, synth, closeAll, vadMetrics
+}
+
+// startVAD loads the silero VAD as c.VAD says: one shared model whose
+// streams cost a few KB per call, or (per-call) a pool of sherpa-onnx
+// detectors, a model session each. The model loads now, so a broken
+// install shows at start and not at the first call.
+func startVAD(c SpeechConfig, model string) (func(rate int) (speech.VAD, func(), error), func(), []prometheus.Collector, error) {
+	opts := silero.Options{Model: model, Threshold: float32(c.VADThreshold), MinSpeech: vadMinSpeech, MinSilence: vadHangover}
+	if c.VAD == "per-call" {
+		pool, err := silero.NewPool(opts, 0)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		d, err := pool.Get(8000)
+		if err != nil {
+			pool.Close()
+			return nil, nil, nil, err
+		}
+		pool.Put(d)
+		return func(rate int) (speech.VAD, func(), error) {
+			d, err := pool.Get(rate)
+			if err != nil {
+				return nil, nil, err
+			}
+			return d, func() { pool.Put(d) }, nil
+		}, func() { pool.Close() }, nil, nil
+	}
+	m, err := silero.NewModel(silero.ModelOptions{Options: opts})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	metrics := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_vad_inferences_total", Help: "Inferences of the shared voice activity model (each a batch of calls' windows)."},
+			func() float64 { return float64(m.Batches.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_vad_windows_total", Help: "32 ms windows of caller audio the shared voice activity model ran on (divided by ivr_vad_inferences_total: the mean batch)."},
+			func() float64 { return float64(m.Windows.Load()) }),
+	}
+	return func(rate int) (speech.VAD, func(), error) {
+		s, err := m.NewStream(rate)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}, func() { m.Close() }, metrics, nil
 }
 
 // networkRecognizer returns the configured first recognizer when it is not

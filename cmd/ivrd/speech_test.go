@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govline/ivr/internal/testenv"
 	"github.com/govline/ivr/speech/openai"
@@ -18,7 +22,7 @@ import (
 func TestSpeechOffWithoutModel(t *testing.T) {
 	t.Setenv(silero.EnvModelsDir, t.TempDir())
 	var logs bytes.Buffer
-	sc, _, closeSpeech := startSpeech(SpeechConfig{Enabled: true, VADThreshold: 0.5, MinSpeech: Duration{120 * time.Millisecond}, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, _, closeSpeech, _ := startSpeech(SpeechConfig{Enabled: true, VADThreshold: 0.5, MinSpeech: Duration{120 * time.Millisecond}, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc.Enabled() {
 		t.Fatal("speech on without a VAD model")
@@ -31,7 +35,7 @@ func TestSpeechOffWithoutModel(t *testing.T) {
 // With speech disabled nothing is loaded.
 func TestSpeechOffByConfig(t *testing.T) {
 	var logs bytes.Buffer
-	sc, synth, closeSpeech := startSpeech(SpeechConfig{Enabled: false, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, synth, closeSpeech, _ := startSpeech(SpeechConfig{Enabled: false, Recognizer: "embedded", Synthesizer: "embedded"}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc != nil || !strings.Contains(logs.String(), "speech off by configuration") {
 		t.Errorf("speech %v, log %q", sc, logs.String())
@@ -50,7 +54,7 @@ func TestSpeechLadderFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	sc, synth, closeSpeech := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, synth, closeSpeech, _ := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech()
 	if sc == nil {
 		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", errors.New(logs.String()))
@@ -66,7 +70,7 @@ func TestSpeechLadderFromConfig(t *testing.T) {
 	c.Speech.Sherpa.ASRDirRO = filepath.Join(t.TempDir(), "sherpa-onnx-whisper-small")
 	c.Speech.Sherpa.TTSDirRO = filepath.Join(t.TempDir(), "vits-piper-ro_RO-mihai-medium")
 	logs.Reset()
-	sc, synth, closeSpeech2 := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+	sc, synth, closeSpeech2, _ := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer closeSpeech2()
 	if sc == nil || sc.Fallback != nil || synth.Engine != nil {
 		t.Errorf("with missing sherpa models: speech %+v, synthesizer %T; want the embedded engines alone", sc, synth.Engine)
@@ -76,4 +80,65 @@ func TestSpeechLadderFromConfig(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
+}
+
+// The VAD is the shared model unless speech.vad says per-call.
+func TestSpeechVADChoice(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{{"", "*silero.Stream"}, {"per-call", "*silero.Detector"}, {"shared", "*silero.Stream"}} {
+		vars := map[string]string{"IVR_FLOWS_DIR": "../../flows"}
+		if tc.env != "" {
+			vars["IVR_SPEECH_VAD"] = tc.env
+		}
+		c, err := LoadConfig("", env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		sc, _, closeSpeech, vadMetrics := startSpeech(c.Speech, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+		if sc == nil {
+			closeSpeech()
+			testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", errors.New(logs.String()))
+		}
+		_, _, _, metrics := startSpeech(SpeechConfig{}, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
+		if metrics != nil {
+			t.Error("metrics with speech off")
+		}
+		v, release, err := sc.NewVAD(8000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%T", v); got != tc.want {
+			t.Errorf("speech.vad %q: VAD %s, want %s", tc.env, got, tc.want)
+		}
+		if _, err := v.Process(make([]int16, 160)); err != nil {
+			t.Error(err)
+		}
+		release()
+		closeSpeech()
+		// the shared model's counters are served at /metrics
+		if names := metricNames(t, vadMetrics); tc.want == "*silero.Stream" && !slices.Equal(names, []string{"ivr_vad_inferences_total", "ivr_vad_windows_total"}) {
+			t.Errorf("speech.vad %q: metrics %v", tc.env, names)
+		} else if tc.want != "*silero.Stream" && len(names) != 0 {
+			t.Errorf("speech.vad %q: metrics %v, want none", tc.env, names)
+		}
+	}
+}
+
+func metricNames(t *testing.T, cs []prometheus.Collector) []string {
+	reg := prometheus.NewRegistry()
+	for _, c := range cs {
+		reg.MustRegister(c)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	return names
 }

@@ -29,19 +29,19 @@ import (
 // The embedded engines, loaded once for the test binary.
 var (
 	enginesOnce sync.Once
-	vadPool     *silero.Pool
+	vadModel    *silero.Model
 	recognizer  *sphinx.Recognizer
 	talker      *espeak.Synth
 	enginesErr  error
 )
 
-// speechEngines returns the VAD pool, the recognizer and the synthesizer
+// speechEngines returns the shared VAD model (the default of ivrd), the recognizer and the synthesizer
 // that plays the caller, or skips the test when they are not installed
 // (make deps installs them).
-func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synth) {
+func speechEngines(t testing.TB) (*silero.Model, *sphinx.Recognizer, *espeak.Synth) {
 	t.Helper()
 	enginesOnce.Do(func() {
-		if vadPool, enginesErr = silero.NewPool(silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}, 0); enginesErr != nil {
+		if vadModel, enginesErr = silero.NewModel(silero.ModelOptions{Options: silero.Options{MinSpeech: 64 * time.Millisecond, MinSilence: 100 * time.Millisecond}}); enginesErr != nil {
 			return
 		}
 		if recognizer, enginesErr = sphinx.New(sphinx.Options{MaxIdle: 128}); enginesErr != nil {
@@ -54,19 +54,19 @@ func speechEngines(t testing.TB) (*silero.Pool, *sphinx.Recognizer, *espeak.Synt
 	if enginesErr != nil {
 		testenv.Missing(t, "the embedded speech engines", "Debian packages espeak-ng libespeak-ng-dev libpocketsphinx-dev pocketsphinx-en-us and the VAD model (make deps models)", enginesErr)
 	}
-	return vadPool, recognizer, talker
+	return vadModel, recognizer, talker
 }
 
 // speechConfig is the line's speech with rec as the recognizer.
-func speechConfig(pool *silero.Pool, rec speech.Recognizer) *ivr.SpeechConfig {
+func speechConfig(vad *silero.Model, rec speech.Recognizer) *ivr.SpeechConfig {
 	return &ivr.SpeechConfig{
 		Recognizer: rec,
 		NewVAD: func(rate int) (speech.VAD, func(), error) {
-			d, err := pool.Get(rate)
+			s, err := vad.NewStream(rate)
 			if err != nil {
 				return nil, nil, err
 			}
-			return d, func() { pool.Put(d) }, nil
+			return s, func() { s.Close() }, nil
 		},
 	}
 }
@@ -238,6 +238,42 @@ func TestSpeechEndsWhenThePhoneStopsSending(t *testing.T) {
 	}
 	if ev := callEvents(t, l); !strings.Contains(ev, "speech.gap") {
 		t.Errorf("the call log does not say the gap was taken as silence:\n%s", ev)
+	}
+}
+
+// A free question on the embedded (grammar-only) recognizer: the caller
+// who answers by voice is heard as having answered, at the end of the
+// words, with untranscribed speech that began when they did; the
+// transcript says so, and the line never says it heard nothing.
+func TestFreeQuestionAnsweredByVoiceOnAGrammarEngine(t *testing.T) {
+	_, rec, syn := speechEngines(t)
+	steps := make(chan step, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		pl, err := ch.Say(ctx, text("ro", "Spuneți pe scurt solicitarea dumneavoastră."))
+		steps <- step{played: pl, err: err}
+		in, err := ch.Listen(ctx, flows.Listen{Lang: "ro", Expect: flows.ExpectFree, NoInput: 5 * time.Second})
+		steps <- step{input: in, err: err}
+		return flows.Outcome{Kind: flows.OutcomeHangup}
+	})
+	l := speechLine(t, flow, rec)
+	c := l.answered(t)
+	nextStep(t, steps)
+	said := utterance(t, syn, "ro", "aș vrea să știu când este gata cererea mea de pașaport", c.rate)
+	spoke := time.Now()
+	c.speak(said)
+	in := nextStep(t, steps).input
+	length := time.Duration(len(said)) * time.Second / time.Duration(c.rate)
+	if in.Mode != flows.InputSpeech || !in.Untranscribed || in.Text != "" {
+		t.Fatalf("input %+v, want untranscribed speech", in)
+	}
+	if in.Began.Before(spoke.Add(-500*time.Millisecond)) || in.Began.After(spoke.Add(length/2)) {
+		t.Errorf("the answer began %s after the caller started speaking", in.Began.Sub(spoke).Round(time.Millisecond))
+	}
+	if took := time.Since(spoke); took > length+3*time.Second {
+		t.Errorf("the answer came %s after the caller began a %s sentence", took.Round(time.Millisecond), length.Round(time.Millisecond))
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, "speech.untranscribed") || strings.Contains(ev, "speech.unanswered") {
+		t.Errorf("the call log should say the answer was untranscribed, and nothing unanswered:\n%s", ev)
 	}
 }
 

@@ -268,6 +268,9 @@ func (c *Channel) pressAll(keys string, answer **flows.Input) {
 // got prints the turn the flow gets (masked when the question is
 // sensitive) and returns it.
 func (c *Channel) got(in flows.Input) flows.Input {
+	if in.Untranscribed {
+		return in // printed as such by hear
+	}
 	text := in.Text
 	if c.sensitive {
 		text = flows.MaskAnswer(text)
@@ -293,6 +296,16 @@ func (c *Channel) hear(line string, in flows.Input, confident bool, l flows.List
 	case SpeechOff:
 		return notHeard("the line takes keys only (speech is off)")
 	case SpeechEmbedded:
+		if isFree(l) {
+			// Words the engine cannot transcribe answer a free
+			// question all the same (the recording keeps them); the
+			// escape words and yes/no are heard as such.
+			if text, why := Hears(flows.Listen{Lang: l.Lang, Expect: flows.ExpectYesNo}, in.Text); why == "" {
+				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: in.Confidence}, true
+			}
+			c.Print("caller: (untranscribed: " + line + ")")
+			return flows.Input{Mode: flows.InputSpeech, Untranscribed: true}, true
+		}
 		text, why := Hears(l, in.Text)
 		if why != "" {
 			return notHeard(why)
@@ -300,6 +313,13 @@ func (c *Channel) hear(line string, in flows.Input, confident bool, l flows.List
 		return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: in.Confidence}, true
 	}
 	return in, true
+}
+
+// isFree reports whether l is a free question: no phrases, which the
+// embedded recognizer cannot transcribe.
+func isFree(l flows.Listen) bool {
+	return speech.ForQuestion(speech.Question{Lang: l.Lang, Kind: string(l.Expect), Phrases: l.Phrases,
+		MinDigits: l.MinDigits, MaxDigits: l.MaxDigits}) == nil
 }
 
 // Hears reports what the embedded recognizer hears when the caller says
@@ -310,7 +330,7 @@ func Hears(l flows.Listen, text string) (heard, why string) {
 	g := speech.ForQuestion(speech.Question{Lang: l.Lang, Kind: string(l.Expect), Phrases: l.Phrases,
 		MinDigits: l.MinDigits, MaxDigits: l.MaxDigits})
 	if g == nil {
-		return "", "a free question: the embedded recognizer hears only listed phrases, so this question takes keys only (an open-vocabulary recognizer would hear it: speech open)"
+		return "", "a free question: the embedded recognizer cannot transcribe it (the answer comes untranscribed; an open-vocabulary recognizer would hear it: speech open)"
 	}
 	said := flows.Normalize(text)
 	var listed []string

@@ -1,8 +1,19 @@
-// Package silero is the embedded voice activity detector: the silero VAD v5
-// neural model run by sherpa-onnx (github.com/k2-fsa/sherpa-onnx-go-linux,
-// which ships libonnxruntime and the sherpa-onnx C API and links them with
-// an rpath into the module cache, so go build, go test and go run find
-// them without LD_LIBRARY_PATH).
+// Package silero is the embedded voice activity detector: the silero VAD
+// v5 neural model, in two forms with the same decisions frame for frame.
+//
+//   - Model (NewModel) is the model loaded once per process and shared by
+//     every call: each call's Stream (Model.NewStream) holds only the
+//     model's recurrent state, the context samples and the segment rules,
+//     and the windows of all calls are batched into one inference. It
+//     calls onnxruntime's C API (internal/ort) in the libonnxruntime.so
+//     that github.com/k2-fsa/sherpa-onnx-go-linux ships. ivrd's default.
+//   - Detector (New, Pool) is sherpa-onnx's VoiceActivityDetector, which
+//     keeps the model and the state in one object: a model session (12 MB)
+//     per call. Kept to measure against (speech.vad = "per-call" in ivrd).
+//
+// sherpa-onnx-go-linux links its libraries with an rpath into the module
+// cache, so go build, go test and go run find them without
+// LD_LIBRARY_PATH; an installed ivrd finds them in PREFIX/lib/ivr.
 //
 // The model file, silero_vad_v5.onnx, comes from the npm package
 // @ricky0123/vad-web@0.0.31 (under dist/); "make models" (a prerequisite
@@ -10,7 +21,7 @@
 // var/models. FindModel says where it looks.
 //
 // The model runs at 16 kHz on 32 ms windows; 8 kHz frames are upsampled.
-// sherpa-onnx reports whether it is inside a speech segment (after
+// Both forms report whether they are inside a speech segment (after
 // MinSpeech of speech, until MinSilence of silence), not the model's raw
 // probability, so Activity.Probability is 0 or 1.
 package silero
