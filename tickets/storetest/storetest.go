@@ -96,6 +96,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"live readers skip no late commit", feedSkipsNothing},
 		{"providers own tickets, users, services and numbers; a transfer", providers},
 		{"indicators per provider and service equal a count by hand", providerIndicators},
+		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
