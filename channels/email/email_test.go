@@ -1,0 +1,298 @@
+package email_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	gomail "github.com/emersion/go-message/mail"
+
+	"github.com/govline/ivr/channels/email"
+	"github.com/govline/ivr/internal/imaptest"
+	"github.com/govline/ivr/internal/smtptest"
+	"github.com/govline/ivr/tickets"
+)
+
+const line = "support@line.example"
+
+// rig is the e-mail channel between a real Dovecot (the support mailbox
+// and the citizens' mailboxes) and a real SMTP server that delivers into
+// the citizens' mailboxes on that Dovecot.
+type rig struct {
+	imap   *imaptest.Server
+	sink   *smtptest.Server
+	st     *tickets.Store
+	cfg    email.Config
+	mb     *email.Mailbox
+	mailer *email.Mailer
+	logs   *bytes.Buffer
+
+	mu    sync.Mutex
+	taken []tickets.EmailIntakeResult
+	ch    chan struct{}
+}
+
+func newRig(t *testing.T, cfg email.Config) *rig {
+	t.Helper()
+	r := &rig{imap: imaptest.Start(t), logs: &bytes.Buffer{}, ch: make(chan struct{}, 1000)}
+	r.imap.AddUser(t, "support", "s3cret")
+	for _, u := range []string{"ion", "maria", "mallory"} {
+		r.imap.AddUser(t, u, "pw-"+u)
+	}
+	r.sink = smtptest.Start(t, func(m smtptest.Message) error {
+		for _, to := range m.To {
+			if err := r.imap.DeliverErr(strings.Split(to, "@")[0], m.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	r.sink.Auth("line", "smtp-pw")
+	st, err := tickets.Open(filepath.Join(t.TempDir(), tickets.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r.st = st
+	cfg.IMAPURL = r.imap.URL("support", "s3cret")
+	cfg.SMTPURL = strings.Replace(r.sink.URL(), "smtp://", "smtp://line:smtp-pw@", 1)
+	cfg.Address = line
+	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r.cfg = cfg
+	if r.mb, err = email.NewMailbox(cfg, st); err != nil {
+		t.Fatal(err)
+	}
+	if r.mailer, err = email.NewMailer(cfg, st); err != nil {
+		t.Fatal(err)
+	}
+	r.mailer.Retry = 200 * time.Millisecond
+	r.mb.Queued = r.mailer.Kick
+	r.mb.Ingested = func(_ uint32, res tickets.EmailIntakeResult) {
+		r.mu.Lock()
+		r.taken = append(r.taken, res)
+		r.mu.Unlock()
+		r.ch <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = r.mb.Run(ctx) }()
+	go func() { defer wg.Done(); _ = r.mailer.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return r
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// next waits for the next message the mailbox takes.
+func (r *rig) next(t *testing.T) tickets.EmailIntakeResult {
+	t.Helper()
+	select {
+	case <-r.ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no message taken in 30 s\n%s\n%s", r.logs.String(), r.imap.Log())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.taken[len(r.taken)-1]
+}
+
+// inbox reads a citizen's mailbox over IMAP, as their mail program would.
+func (r *rig) inbox(t *testing.T, user string, want int) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := imapclient.DialInsecure(r.imap.Addr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Login(user, "pw-"+user).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.Select("INBOX", nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]byte
+		if d.NumMessages > 0 {
+			sec := &imap.FetchItemBodySection{Peek: true}
+			var all imap.SeqSet
+			all.AddRange(1, d.NumMessages)
+			ms, err := c.Fetch(all, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				out = append(out, m.FindBodySection(sec))
+			}
+		}
+		c.Close()
+		if len(out) >= want || time.Now().After(deadline) {
+			if len(out) < want {
+				t.Fatalf("%s's mailbox has %d messages, want %d\n%s", user, len(out), want, r.logs.String())
+			}
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func header(t *testing.T, raw []byte) gomail.Header {
+	t.Helper()
+	mr, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mr.Header
+}
+
+func body(t *testing.T, raw []byte) string {
+	t.Helper()
+	return email.Parse(raw, "").Text
+}
+
+func msg(from, id, subject, extra, text string) []byte {
+	return []byte(fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\n%sMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
+		from, line, subject, id, extra, text))
+}
+
+// The acceptance test: a citizen's message becomes a ticket with
+// the acknowledgement in their mailbox; their reply threads into the same
+// ticket; an agent's answer goes out in the thread; a reply to a resolved
+// ticket reopens it; an auto-reply gets no reply.
+func TestMessageBecomesTicketAcknowledgedAndRepliesThread(t *testing.T) {
+	r := newRig(t, email.Config{})
+	ctx := context.Background()
+	r.imap.Deliver(t, "support", msg("Ion Popescu <ion@example.org>", "c1@example.org", "Pașaport pierdut", "",
+		"Bună ziua, mi-am pierdut pașaportul. Ce trebuie să fac?"))
+	res := r.next(t)
+	tk := res.Ticket
+	if res.FollowUp || tk.Channel != tickets.ChannelEmail || tk.Caller != "ion@example.org" ||
+		!strings.Contains(tk.Description, "mi-am pierdut pașaportul") {
+		t.Fatalf("ticket %+v", res)
+	}
+	acks := r.inbox(t, "ion", 1)
+	h := header(t, acks[0])
+	subj, _ := h.Subject()
+	if h.Get("Auto-Submitted") != "auto-replied" || h.Get("In-Reply-To") != "<c1@example.org>" ||
+		!strings.Contains(h.Get("References"), "<c1@example.org>") || !strings.Contains(subj, "[#"+tk.Number+"]") ||
+		!strings.HasPrefix(subj, "Re: Pașaport pierdut") {
+		t.Fatalf("acknowledgement header:\n%s", acks[0])
+	}
+	if b := body(t, acks[0]); !strings.Contains(b, tk.Number) || !strings.Contains(b, "solicitarea nr.") {
+		t.Fatalf("acknowledgement body: %q", b)
+	}
+	if m := r.sink.Messages(); len(m) != 1 || m[0].From != "" {
+		t.Fatalf("the acknowledgement's return path is %q, want the null one", m[0].From)
+	}
+	ackID := strings.Trim(h.Get("Message-Id"), "<>")
+
+	// The citizen answers the acknowledgement (subject without the number).
+	r.imap.Deliver(t, "support", msg("ion@example.org", "c2@example.org", "Re: altceva", "In-Reply-To: <"+ackID+">\r\nReferences: <c1@example.org> <"+ackID+">\r\n",
+		"Am și o fotografie."))
+	res = r.next(t)
+	if !res.FollowUp || res.Ticket.Number != tk.Number || res.Queued != nil {
+		t.Fatalf("reply: %+v", res)
+	}
+
+	// An agent answers from the ticket screen: the answer goes out in the thread.
+	ans, err := r.st.AnswerByEmail(ctx, tk.Number, "ana", "Vă rugăm să veniți luni cu buletinul.", email.Answer(r.cfg, "Vă rugăm să veniți luni cu buletinul."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mailer.Kick()
+	got := r.inbox(t, "ion", 2)
+	h = header(t, got[1])
+	if h.Get("In-Reply-To") != "<c2@example.org>" || h.Get("Auto-Submitted") != "" || strings.Trim(h.Get("Message-Id"), "<>") != ans.MessageID {
+		t.Fatalf("answer:\n%s", got[1])
+	}
+	if b := body(t, got[1]); !strings.Contains(b, "veniți luni") {
+		t.Fatalf("answer body %q", b)
+	}
+	if m := r.sink.Messages(); m[1].From != line {
+		t.Fatalf("answer's return path %q", m[1].From)
+	}
+
+	// Resolved; the citizen's reply by the number in the subject reopens it.
+	if err := r.st.Resolve(ctx, tk.Number, "ana", "programare făcută"); err != nil {
+		t.Fatal(err)
+	}
+	r.imap.Deliver(t, "support", msg("ion@example.org", "c3@example.org", "Încă o întrebare [#"+tk.Number+"]", "", "Și pentru copil?"))
+	res = r.next(t)
+	if !res.FollowUp || !res.Reopened || res.Ticket.Number != tk.Number || res.Ticket.Status == tickets.StatusResolved {
+		t.Fatalf("reply to a resolved ticket: %+v", res)
+	}
+
+	// An out-of-office answer to our acknowledgement, a mailing list, a
+	// bounce and our own address: none is answered.
+	r.imap.Deliver(t, "support", msg("maria@example.org", "auto1@example.org", "Out of office", "Auto-Submitted: auto-replied\r\n", "I am away"))
+	r.imap.Deliver(t, "support", msg("maria@example.org", "list1@example.org", "Newsletter", "List-Id: <news.example.org>\r\nPrecedence: list\r\n", "news"))
+	r.imap.Deliver(t, "support", msg("MAILER-DAEMON@example.org", "b1@example.org", "Undelivered", "Return-Path: <>\r\n", "bounce"))
+	r.imap.Deliver(t, "support", msg(line, "own1@line.example", "loop", "", "our own"))
+	for range 4 {
+		if res := r.next(t); res.Queued != nil || res.FollowUp {
+			t.Fatalf("an automatic message answered: %+v", res)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(r.sink.Messages()); n != 2 {
+		t.Fatalf("%d e-mails sent, want 2 (the acknowledgement and the answer)", n)
+	}
+	th, err := r.st.EmailThread(ctx, tk.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(th) != 5 { // c1, ack, c2, answer, c3
+		t.Fatalf("thread of %d messages", len(th))
+	}
+	for _, m := range th {
+		if m.Direction == tickets.EmailOut && m.Sent == nil {
+			t.Fatalf("not sent: %+v", m)
+		}
+	}
+	// No address nor body in the logs.
+	for _, secret := range []string{"ion@example.org", "maria@example.org", "pașaportul", "fotografie", "s3cret", "smtp-pw"} {
+		if strings.Contains(r.logs.String(), secret) {
+			t.Fatalf("the log holds %q:\n%s", secret, r.logs.String())
+		}
+	}
+}
+
+// At most acks_per_hour acknowledgements go to one sender.
+func TestAcknowledgementsRateLimitedPerSender(t *testing.T) {
+	r := newRig(t, email.Config{AcksPerHour: 2})
+	for i := range 4 {
+		r.imap.Deliver(t, "support", msg("mallory@example.org", fmt.Sprintf("flood%d@example.org", i), fmt.Sprintf("req %d", i), "", "x"))
+	}
+	queued := 0
+	for range 4 {
+		if r.next(t).Queued != nil {
+			queued++
+		}
+	}
+	if queued != 2 {
+		t.Fatalf("%d acknowledgements queued, want 2", queued)
+	}
+	r.inbox(t, "mallory", 2)
+}
