@@ -21,12 +21,12 @@ import (
 // Parsed is what the mailbox reads from one message. From and Text are
 // personal data: never logged.
 type Parsed struct {
-	MessageID  string   // without angle brackets; made up from the message's hash when missing
-	From       string   // the sender's address, lower case; "" when missing or unparseable
-	Subject    string
-	InReplyTo  string
-	References []string
-	Text       string // the text part, or the HTML part converted to text
+	MessageID   string // without angle brackets; made up from the message's hash when missing
+	From        string // the sender's address, lower case; "" when missing or unparseable
+	Subject     string
+	InReplyTo   string
+	References  []string
+	Text        string // the text part, or the HTML part converted to text
 	Attachments []Attachment
 	// Flags describe the message: "broken_mime" (its structure could not
 	// be read whole: Text holds what could), "html_only", "no_from",
