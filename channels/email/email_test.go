@@ -296,3 +296,55 @@ func TestAcknowledgementsRateLimitedPerSender(t *testing.T) {
 	}
 	r.inbox(t, "mallory", 2)
 }
+
+// unprocessed counts the support mailbox's messages not marked processed.
+func unprocessed(t *testing.T, srv *imaptest.Server) int {
+	t.Helper()
+	c, err := imapclient.DialInsecure(srv.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("support", "s3cret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{email.ProcessedKeyword}}, nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(d.AllUIDs())
+}
+
+// The IMAP server restarted while the mailbox takes 200 messages: every
+// message has exactly one ticket, none is left unmarked.
+func TestIMAPServerRestartMidFetch(t *testing.T) {
+	const total = 200
+	r := newRig(t, email.Config{})
+	for i := range total {
+		r.imap.Deliver(t, "support", msg(fmt.Sprintf("c%d@example.org", i), fmt.Sprintf("r%d@example.org", i), "req", "", "x"))
+	}
+	seen := map[string]int{}
+	for i := 0; len(seen) < total; i++ {
+		res := r.next(t)
+		seen[res.Ticket.Number]++
+		if i == 60 {
+			if err := r.imap.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	all, err := r.st.ListTickets(context.Background(), tickets.TicketQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != total {
+		t.Fatalf("%d tickets for %d messages", len(all), total)
+	}
+	if n := unprocessed(t, r.imap); n != 0 {
+		t.Fatalf("%d messages unmarked", n)
+	}
+}

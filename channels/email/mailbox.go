@@ -27,6 +27,9 @@ type Mailbox struct {
 	// Ingested, when set, is called after each message's ticket is
 	// committed and marked processed (tests and the benchmark).
 	Ingested func(uid uint32, res tickets.EmailIntakeResult)
+	// AfterCommit, when set, is called between a message's commit and its
+	// mark on the IMAP server (the crash test stops a process there).
+	AfterCommit func(uid uint32)
 	// Queued, when set, is called when a reply was queued (the mailer's
 	// Kick).
 	Queued func()
@@ -216,6 +219,9 @@ func (m *Mailbox) take(ctx context.Context, c *imapclient.Client, uid imap.UID, 
 	res, err := m.st.IngestEmail(ctx, m.intake(p, raw, size))
 	if err != nil {
 		return fmt.Errorf("uid %d: %w", uid, err)
+	}
+	if m.AfterCommit != nil {
+		m.AfterCommit(uint32(uid))
 	}
 	// Only now, with the ticket committed, is the message marked.
 	if err := c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
