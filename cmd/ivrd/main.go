@@ -262,6 +262,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if con != nil {
 		reg.MustRegister(consoleMetrics{con})
 	}
+	if err := startEmail(wctx, &watchers, cfg, store, log); err != nil {
+		ln.Close()
+		stopConsole(context.Background())
+		return err
+	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
 	telCtx, stopTel := context.WithCancel(context.Background())

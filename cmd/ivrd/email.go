@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/govline/ivr/channels/email"
+	"github.com/govline/ivr/tickets"
+)
+
+// startEmail starts the support mailbox and its mailer when email.imap_url
+// is set; both stop when ctx ends (joined by wg; unsent e-mails wait in the
+// store, unprocessed messages in the mailbox).
+func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) error {
+	ec := cfg.Email.channel()
+	if !ec.Enabled() {
+		return nil
+	}
+	ec.Logger = log.With("component", "email")
+	mb, err := email.NewMailbox(ec, store)
+	if err != nil {
+		return err
+	}
+	mailer, err := email.NewMailer(ec, store)
+	if err != nil {
+		return err
+	}
+	mb.Queued = mailer.Kick
+	wg.Go(func() { _ = mb.Run(ctx) })
+	wg.Go(func() { _ = mailer.Run(ctx) })
+	return nil
+}
