@@ -166,10 +166,9 @@ func (s *Store) ingestTx(ctx context.Context, op string, in EmailIntake, nt NewT
 		if number != "" {
 			res.FollowUp = true
 			m.Kind = EmailReply
-			note := "E-mail from the citizen: " + m.Subject
-			if m.Text != "" {
-				note += "\n\n" + m.Text
-			}
+			// The text stays in the thread (hidden from the roles that do
+			// not see personal data); the history says that it came.
+			note := "The citizen wrote again by e-mail (see the e-mails of the ticket)."
 			t, err := s.actTx(ctx, tx, number, EmailActor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 				if isOpen(cur.Status) {
 					return nil, nil

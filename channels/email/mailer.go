@@ -257,3 +257,39 @@ func Answer(cfg Config, text string) func(t tickets.Ticket, thread []tickets.Ema
 		return out, nil
 	}
 }
+
+// AnswerStore is what an Answerer needs of the ticket store
+// (*tickets.Store): the answer recorded in the history and queued in the
+// thread in one transaction.
+type AnswerStore interface {
+	AnswerByEmail(ctx context.Context, number, actor, text string,
+		compose func(t tickets.Ticket, thread []tickets.EmailMessage) (tickets.EmailMessage, error)) (tickets.EmailMessage, error)
+}
+
+var _ AnswerStore = (*tickets.Store)(nil)
+
+// Answerer sends agents' answers from the ticket screen (the console's
+// EmailAnswerer): queued in the ticket's thread, then the mailer is
+// kicked. Safe for concurrent use.
+type Answerer struct {
+	cfg    Config
+	st     AnswerStore
+	mailer *Mailer
+}
+
+// NewAnswerer returns the answerer over st; mailer (may be nil) is kicked
+// after each answer.
+func NewAnswerer(cfg Config, st AnswerStore, mailer *Mailer) *Answerer {
+	return &Answerer{cfg: cfg.WithDefaults(), st: st, mailer: mailer}
+}
+
+// AnswerByEmail records the answer and queues it to the citizen.
+func (a *Answerer) AnswerByEmail(ctx context.Context, number, actor, text string) error {
+	if _, err := a.st.AnswerByEmail(ctx, number, actor, text, Answer(a.cfg, text)); err != nil {
+		return err
+	}
+	if a.mailer != nil {
+		a.mailer.Kick()
+	}
+	return nil
+}

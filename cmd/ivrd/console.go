@@ -23,7 +23,7 @@ import (
 // ends (joined by wg; notifications wait in the outbox); the returned stop
 // function shuts the console down. Errors of the console's listener arrive
 // on errc.
-func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), con *console.Console, err error) {
+func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, svc flows.Services, answerer console.EmailAnswerer, log *slog.Logger, errc chan<- error) (stop func(context.Context), con *console.Console, err error) {
 	var kick func(string)
 	if cfg.Webhook.URL != "" {
 		snd, err := tickets.NewSender(store, tickets.WebhookConfig{URL: cfg.Webhook.URL, Secret: []byte(cfg.Webhook.Secret), Logger: log.With("component", "webhook")})
@@ -41,7 +41,7 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 		misses = k.Index
 	}
 	con, err = console.New(console.Config{
-		Store: store, Misses: misses, SecureCookie: cfg.Console.SecureCookie, Resolved: kick,
+		Store: store, Misses: misses, SecureCookie: cfg.Console.SecureCookie, Resolved: kick, Email: answerer,
 		Login:     tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
 		LoginRate: cfg.Console.LoginRate, HashConcurrency: cfg.Console.HashConcurrency, HashWait: cfg.Console.HashWait.Duration,
 		Logger: log.With("component", "console"),

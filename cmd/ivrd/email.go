@@ -7,27 +7,29 @@ import (
 
 	"github.com/govline/ivr/channels/email"
 	"github.com/govline/ivr/tickets"
+	"github.com/govline/ivr/tickets/console"
 )
 
 // startEmail starts the support mailbox and its mailer when email.imap_url
 // is set; both stop when ctx ends (joined by wg; unsent e-mails wait in the
-// store, unprocessed messages in the mailbox).
-func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) error {
+// store, unprocessed messages in the mailbox). It returns the agents'
+// answerer for the console (nil when the channel is off).
+func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) (console.EmailAnswerer, error) {
 	ec := cfg.Email.channel()
 	if !ec.Enabled() {
-		return nil
+		return nil, nil
 	}
 	ec.Logger = log.With("component", "email")
 	mb, err := email.NewMailbox(ec, store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mailer, err := email.NewMailer(ec, store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mb.Queued = mailer.Kick
 	wg.Go(func() { _ = mb.Run(ctx) })
 	wg.Go(func() { _ = mailer.Run(ctx) })
-	return nil
+	return email.NewAnswerer(ec, store, mailer), nil
 }

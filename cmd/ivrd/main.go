@@ -254,7 +254,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
+	answerer, err := startEmail(wctx, &watchers, cfg, store, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, answerer, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err
@@ -262,11 +267,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if con != nil {
 		reg.MustRegister(consoleMetrics{con})
 	}
-	if err := startEmail(wctx, &watchers, cfg, store, log); err != nil {
-		ln.Close()
-		stopConsole(context.Background())
-		return err
-	}
+
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
 	telCtx, stopTel := context.WithCancel(context.Background())
