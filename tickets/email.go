@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,10 +28,11 @@ const (
 
 // Kinds of e-mail.
 const (
-	EmailRequest = "request" // in: a citizen's message that opened a ticket
-	EmailReply   = "reply"   // in: a message that followed a ticket up
-	EmailAck     = "ack"     // out: the automatic acknowledgement
-	EmailAnswer  = "answer"  // out: an agent's answer
+	EmailRequest        = "request"  // in: a citizen's message that opened a ticket
+	EmailReply          = "reply"    // in: a message that followed a ticket up
+	EmailAck            = "ack"      // out: the automatic acknowledgement
+	EmailAnswer         = "answer"   // out: an agent's answer
+	EmailResolvedNotice = "resolved" // out: the notice that the ticket was resolved
 )
 
 // EmailActor is the actor of the ticket events the mailbox writes.
@@ -466,4 +468,61 @@ func (s *Store) EmailSent(ctx context.Context, id int64, sendErr error, retry ti
 		return fmt.Errorf("tickets: e-mail sent: %w", err)
 	}
 	return nil
+}
+
+// EmailResolved turns the next due "email.resolved" notification of the
+// outbox (written by the resolve of a ticket that came by e-mail, in its
+// transaction) into an e-mail queued in the ticket's thread, marking the
+// notification sent, in one transaction: a crash leaves either both or
+// neither. compose builds the e-mail from the ticket, its thread and the
+// resolution note. ok is false when none is due.
+func (s *Store) EmailResolved(ctx context.Context, compose func(t Ticket, thread []EmailMessage, resolution string) (EmailMessage, error)) (ok bool, err error) {
+	now := s.now()
+	err = s.inTx(ctx, "e-mail resolved", func(tx *store.Tx) error {
+		var id int64
+		var number, payload string
+		err := tx.QueryRowContext(ctx, `SELECT id, ticket, payload FROM outbox WHERE kind = 'email.resolved' AND sent_ns IS NULL
+			AND next_ns <= ? ORDER BY next_ns, id LIMIT 1`+s.db.SkipLocked(), now.UnixNano()).Scan(&id, &number, &payload)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var p struct {
+			Resolution string `json:"resolution"`
+		}
+		_ = json.Unmarshal([]byte(payload), &p)
+		t, err := scanTicket(tx.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`, number))
+		if err != nil {
+			return err
+		}
+		thread, err := emailThread(ctx, tx, number)
+		if err != nil {
+			return err
+		}
+		out, err := compose(t, thread, p.Resolution)
+		if err == nil {
+			out.Ticket, out.Direction, out.At = number, EmailOut, now
+			if out.Kind == "" {
+				out.Kind = EmailResolvedNotice
+			}
+			if _, err = insertEmail(ctx, tx, out); err != nil {
+				return err
+			}
+		}
+		// Sent: the e-mail is queued (or, with no address to write to,
+		// there is nothing to send: the reason is kept).
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_ns = ?, last_error = ? WHERE id = ?`, now.UnixNano(), msg, id)
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("tickets: e-mail resolved: %w", err)
+	}
+	return ok, nil
 }

@@ -249,6 +249,11 @@ func TestMessageBecomesTicketAcknowledgedAndRepliesThread(t *testing.T) {
 	if err := r.st.Resolve(ctx, tk.Number, "ana", "programare făcută"); err != nil {
 		t.Fatal(err)
 	}
+	r.mailer.Kick()
+	got = r.inbox(t, "ion", 3)
+	if h := header(t, got[2]); h.Get("In-Reply-To") != "<c2@example.org>" || !strings.Contains(body(t, got[2]), "programare făcută") {
+		t.Fatalf("resolved notice:\n%s", got[2])
+	}
 	r.imap.Deliver(t, "support", msg("ion@example.org", "c3@example.org", "Încă o întrebare [#"+tk.Number+"]", "", "Și pentru copil?"))
 	res = r.next(t)
 	if !res.FollowUp || !res.Reopened || res.Ticket.Number != tk.Number || res.Ticket.Status == tickets.StatusResolved {
@@ -267,14 +272,14 @@ func TestMessageBecomesTicketAcknowledgedAndRepliesThread(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(r.sink.Messages()); n != 2 {
-		t.Fatalf("%d e-mails sent, want 2 (the acknowledgement and the answer)", n)
+	if n := len(r.sink.Messages()); n != 3 {
+		t.Fatalf("%d e-mails sent, want 3 (the acknowledgement, the answer, the resolved notice)", n)
 	}
 	th, err := r.st.EmailThread(ctx, tk.Number)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(th) != 5 { // c1, ack, c2, answer, c3
+	if len(th) != 6 { // c1, ack, c2, answer, resolved, c3
 		t.Fatalf("thread of %d messages", len(th))
 	}
 	for _, m := range th {

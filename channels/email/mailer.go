@@ -78,8 +78,28 @@ func (m *Mailer) Run(ctx context.Context) error {
 	}
 }
 
-// SendDue sends what is due (at most 100) and returns how many it tried.
+// Notices is the part of the store (*tickets.Store) that turns the
+// outbox's "email.resolved" notifications into e-mails in the thread.
+type Notices interface {
+	EmailResolved(ctx context.Context, compose func(t tickets.Ticket, thread []tickets.EmailMessage, resolution string) (tickets.EmailMessage, error)) (bool, error)
+}
+
+var _ Notices = (*tickets.Store)(nil)
+
+// SendDue queues the notices of resolved tickets, then sends what is due
+// (at most 100) and returns how many it tried.
 func (m *Mailer) SendDue(ctx context.Context) (int, error) {
+	if n, ok := m.st.(Notices); ok {
+		for range 100 {
+			more, err := n.EmailResolved(ctx, m.resolvedNotice)
+			if err != nil {
+				return 0, err
+			}
+			if !more {
+				break
+			}
+		}
+	}
 	for i := range 100 {
 		msg, ok, err := m.st.ClaimEmail(ctx, m.Lease)
 		if err != nil || !ok {
@@ -257,6 +277,20 @@ func Answer(cfg Config, text string) func(t tickets.Ticket, thread []tickets.Ema
 		return out, nil
 	}
 }
+
+// resolvedNotice tells the citizen that their ticket was resolved, in
+// the ticket's thread, with the resolution note.
+func (m *Mailer) resolvedNotice(t tickets.Ticket, thread []tickets.EmailMessage, resolution string) (tickets.EmailMessage, error) {
+	text := fmt.Sprintf(resolvedRO, t.Number, resolution, t.Number) + "\n\n---\n\n" + fmt.Sprintf(resolvedEN, t.Number, resolution, t.Number)
+	out, err := Answer(m.cfg, text)(t, thread)
+	out.Kind = tickets.EmailResolvedNotice
+	return out, err
+}
+
+const (
+	resolvedRO = "Bună ziua,\n\nSolicitarea nr. %s a fost rezolvată:\n\n%s\n\nDacă mai aveți întrebări, răspundeți la acest mesaj (păstrați [#%s] în subiect) și solicitarea se redeschide."
+	resolvedEN = "Hello,\n\nRequest no. %s was resolved:\n\n%s\n\nIf you have more questions, reply to this message (keep [#%s] in the subject) and the request reopens."
+)
 
 // AnswerStore is what an Answerer needs of the ticket store
 // (*tickets.Store): the answer recorded in the history and queued in the

@@ -35,3 +35,19 @@ CREATE TABLE email_attachments (
     data         bytea  NOT NULL,
     PRIMARY KEY (message, idx)
 );
+
+-- Resolving a ticket that came by e-mail also enqueues "email.resolved"
+-- (see sqlite/0015_email.sql).
+CREATE FUNCTION outbox_on_resolve_email() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox (kind, ticket, payload, created_ns, next_ns)
+    SELECT 'email.resolved', NEW.ticket,
+           json_build_object('event', 'email.resolved', 'event_id', NEW.id, 'ticket', NEW.ticket,
+                             'resolution', NEW.data::json -> 'text')::text,
+           NEW.at_ns, NEW.at_ns
+    FROM tickets t WHERE t.number = NEW.ticket AND t.channel = 'email';
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER outbox_on_resolve_email AFTER INSERT ON ticket_events
+    FOR EACH ROW WHEN (NEW.kind = 'resolved') EXECUTE FUNCTION outbox_on_resolve_email();

@@ -48,3 +48,17 @@ CREATE TABLE email_attachments (
     data         BLOB    NOT NULL,
     PRIMARY KEY (message, idx)
 ) STRICT;
+
+-- Resolving a ticket that came by e-mail also enqueues "email.resolved" in
+-- the notification outbox, in the resolve's transaction: the mailer turns
+-- it into an e-mail to the citizen in the ticket's thread (the webhook
+-- sender takes only "ticket.resolved").
+CREATE TRIGGER outbox_on_resolve_email AFTER INSERT ON ticket_events WHEN NEW.kind = 'resolved'
+BEGIN
+    INSERT INTO outbox (kind, ticket, payload, created_ns, next_ns)
+    SELECT 'email.resolved', NEW.ticket,
+           json_object('event', 'email.resolved', 'event_id', NEW.id, 'ticket', NEW.ticket,
+                       'resolution', json_extract(NEW.data, '$.text')),
+           NEW.at_ns, NEW.at_ns
+    FROM tickets t WHERE t.number = NEW.ticket AND t.channel = 'email';
+END;
