@@ -287,6 +287,15 @@ func TestMessageBecomesTicketAcknowledgedAndRepliesThread(t *testing.T) {
 			t.Fatalf("not sent: %+v", m)
 		}
 	}
+	// The indicators count the requests that came by e-mail: the
+	// citizen's and the four automatic messages (each opened a ticket).
+	rep, err := r.st.Indicators(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Total.Channels[tickets.ChannelEmail]; got != 5 {
+		t.Fatalf("indicators: %d requests by e-mail, want 5 (%+v)", got, rep.Total.Channels)
+	}
 	// No address nor body in the logs.
 	for _, secret := range []string{"ion@example.org", "maria@example.org", "pașaportul", "fotografie", "s3cret", "smtp-pw"} {
 		if strings.Contains(r.logs.String(), secret) {
