@@ -16,6 +16,8 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 
 	"github.com/govline/ivr/channels/email"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/internal/imaptest"
 	"github.com/govline/ivr/internal/smtptest"
 	"github.com/govline/ivr/tickets"
@@ -41,7 +43,7 @@ type rig struct {
 	ch    chan struct{}
 }
 
-func newRig(t *testing.T, cfg email.Config) *rig {
+func newRig(t *testing.T, cfg email.Config, adjust ...func(*email.Mailbox)) *rig {
 	t.Helper()
 	r := &rig{imap: imaptest.Start(t), logs: &lockedWriter{w: &bytes.Buffer{}}, ch: make(chan struct{}, 1000)}
 	r.imap.AddUser(t, "support", "s3cret")
@@ -77,6 +79,9 @@ func newRig(t *testing.T, cfg email.Config) *rig {
 	}
 	if r.mailer, err = email.NewMailer(cfg, st); err != nil {
 		t.Fatal(err)
+	}
+	for _, a := range adjust {
+		a(r.mb)
 	}
 	r.mailer.Retry = 200 * time.Millisecond
 	r.mb.Queued = r.mailer.Kick
@@ -371,5 +376,29 @@ func TestIMAPServerRestartMidFetch(t *testing.T) {
 	}
 	if n := unprocessed(t, r.imap); n != 0 {
 		t.Fatalf("%d messages unmarked", n)
+	}
+}
+
+// With the knowledge base, a request it answers with confidence is
+// classified by the article's service, cites the article, and its
+// acknowledgement carries the answer with the article named.
+func TestAcknowledgementAnswersFromKnowledgeBase(t *testing.T) {
+	ix, err := kb.Open(filepath.Join(t.TempDir(), "kb.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	if _, err := ix.ImportDir(context.Background(), filepath.Join("..", "..", "flows", "kb")); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, email.Config{}, func(mb *email.Mailbox) { mb.KB = flows.KBIndex{Index: ix} })
+	r.imap.Deliver(t, "support", msg("ion@example.org", "kb1@example.org", "Mi-am pierdut pașaportul", "", "Ce fac dacă mi-am pierdut pașaportul?"))
+	res := r.next(t)
+	if res.Ticket.Service != tickets.ServicePassport || len(res.Ticket.Articles) != 1 || res.Ticket.Articles[0] != "passport-lost" {
+		t.Fatalf("ticket %+v", res.Ticket)
+	}
+	got := r.inbox(t, "ion", 1)
+	if b := body(t, got[0]); !strings.Contains(b, "passport-lost") || !strings.Contains(b, "baza de cunoștințe") {
+		t.Fatalf("acknowledgement without the answer: %q", b)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -24,6 +25,11 @@ type Mailbox struct {
 	imap   server
 	st     Store
 	domain string
+	// KB, when set, is searched with each new request's subject and the
+	// start of its text: a confident first answer classifies the ticket
+	// (its service, the article cited) and its text joins the
+	// acknowledgement, the article named.
+	KB Knowledge
 	// Ingested, when set, is called after each message's ticket is
 	// committed and marked processed (tests and the benchmark).
 	Ingested func(uid uint32, res tickets.EmailIntakeResult)
@@ -216,7 +222,7 @@ func (m *Mailbox) take(ctx context.Context, c *imapclient.Client, uid imap.UID, 
 	} else {
 		p = Parse(raw, m.cfg.Address)
 	}
-	res, err := m.st.IngestEmail(ctx, m.intake(p, raw, size))
+	res, err := m.st.IngestEmail(ctx, m.intake(p, raw, size, m.answer(ctx, p)))
 	if err != nil {
 		return fmt.Errorf("uid %d: %w", uid, err)
 	}
@@ -240,11 +246,41 @@ func (m *Mailbox) take(ctx context.Context, c *imapclient.Client, uid imap.UID, 
 	return nil
 }
 
+// Knowledge is the knowledge base's search (flows.Knowledge). Safe for
+// concurrent use.
+type Knowledge interface {
+	Search(ctx context.Context, lang, query string, o flows.SearchOptions) ([]flows.Answer, error)
+}
+
+// kbQuery is how much of a message the knowledge base is asked with.
+const kbQuery = 300
+
+// answer asks the knowledge base about p; nil when it has no confident
+// answer (or fails: the ticket is opened all the same).
+func (m *Mailbox) answer(ctx context.Context, p Parsed) *flows.Answer {
+	if m.KB == nil || p.Automatic != "" {
+		return nil
+	}
+	q := strings.TrimSpace(p.Subject + ". " + p.Text)
+	if len(q) > kbQuery {
+		q = strings.ToValidUTF8(q[:kbQuery], "")
+	}
+	hits, err := m.KB.Search(ctx, "ro", q, flows.SearchOptions{Limit: 1})
+	if err != nil {
+		m.cfg.Logger.Warn("email: knowledge base search failed", "err", err)
+		return nil
+	}
+	if len(hits) == 0 || !hits[0].Confident {
+		return nil
+	}
+	return &hits[0]
+}
+
 // maxDescription is the length of the ticket's description taken from a
 // message (the whole text stays in the thread).
 const maxDescription = 4000
 
-func (m *Mailbox) intake(p Parsed, raw []byte, size int64) tickets.EmailIntake {
+func (m *Mailbox) intake(p Parsed, raw []byte, size int64, kb *flows.Answer) tickets.EmailIntake {
 	msg := tickets.EmailMessage{MessageID: p.MessageID, Address: p.From, Subject: p.Subject, InReplyTo: p.InReplyTo,
 		References: p.References, Text: p.Text, Raw: raw, Size: size, Flags: p.Flags}
 	for _, a := range p.Attachments {
@@ -264,24 +300,33 @@ func (m *Mailbox) intake(p Parsed, raw []byte, size int64) tickets.EmailIntake {
 	}
 	in := tickets.EmailIntake{Message: msg,
 		New: tickets.NewTicket{Actor: tickets.EmailActor, Caller: p.From, Description: desc, Provider: m.cfg.Provider}}
+	if kb != nil {
+		in.New.Articles = []string{kb.ID}
+		if svc := tickets.Service(kb.Service); slicesContains(serviceNames(), kb.Service) {
+			in.New.Service = svc
+		}
+	}
 	if p.Automatic == "" && p.From != "" {
 		in.Reply = func(t tickets.Ticket, followUp bool, acks int) *tickets.EmailMessage {
 			if followUp || acks >= m.cfg.AcksPerHour {
 				return nil
 			}
-			return m.ack(t, p)
+			return m.ack(t, p, kb)
 		}
 	}
 	return in
 }
 
 // ack is the acknowledgement of message p that opened ticket t.
-func (m *Mailbox) ack(t tickets.Ticket, p Parsed) *tickets.EmailMessage {
+func (m *Mailbox) ack(t tickets.Ticket, p Parsed, kb *flows.Answer) *tickets.EmailMessage {
 	refs := append(append([]string{}, p.References...), p.MessageID)
 	if len(refs) > 20 {
 		refs = refs[len(refs)-20:]
 	}
 	text := fmt.Sprintf(ackRO, t.Number, t.Number) + "\n\n---\n\n" + fmt.Sprintf(ackEN, t.Number, t.Number)
+	if kb != nil {
+		text = fmt.Sprintf(kbRO, kb.Title, kb.ID, kb.Spoken) + "\n\n" + text
+	}
 	if slicesContains(p.Flags, "too_large") {
 		mb := float64(m.cfg.MaxSize) / (1 << 20)
 		text = fmt.Sprintf(tooLargeRO, mb) + "\n\n" + fmt.Sprintf(tooLargeEN, mb) + "\n\n" + text
@@ -297,6 +342,7 @@ const (
 	ackEN = "Hello,\n\nWe received your message and opened request no. %s. We will answer you as soon as possible.\n" +
 		"If you write to us again about this request, reply to this message or keep [#%s] in the subject.\n\n" +
 		"This is an automatic message."
+	kbRO       = "Răspuns din baza de cunoștințe (articolul „%s”, %s):\n\n%s\n\nUn operator vă va răspunde dacă aveți nevoie de mai mult."
 	tooLargeRO = "Mesajul dumneavoastră depășește limita de %.0f MB: am primit doar antetul lui. Vă rugăm să trimiteți atașamentele în mesaje mai mici."
 	tooLargeEN = "Your message is over the limit of %.0f MB: we received only its header. Please send the attachments in smaller messages."
 )
@@ -321,6 +367,14 @@ func newMessageID(number, domain string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return "ivr." + number + "." + hex.EncodeToString(b[:]) + "@" + domain
+}
+
+func serviceNames() []string {
+	out := make([]string, len(tickets.Services))
+	for i, s := range tickets.Services {
+		out[i] = string(s)
+	}
+	return out
 }
 
 func slicesContains(ss []string, s string) bool {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/govline/ivr/channels/email"
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/tickets"
 	"github.com/govline/ivr/tickets/console"
 )
@@ -13,8 +14,10 @@ import (
 // startEmail starts the support mailbox and its mailer when email.imap_url
 // is set; both stop when ctx ends (joined by wg; unsent e-mails wait in the
 // store, unprocessed messages in the mailbox). It returns the agents'
-// answerer for the console (nil when the channel is off).
-func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, log *slog.Logger) (console.EmailAnswerer, error) {
+// answerer for the console (nil when the channel is off). knowledge (may
+// be nil) answers the requests it is confident about in the
+// acknowledgement.
+func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, knowledge flows.Knowledge, log *slog.Logger) (console.EmailAnswerer, error) {
 	ec := cfg.Email.channel()
 	if !ec.Enabled() {
 		return nil, nil
@@ -29,6 +32,9 @@ func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		return nil, err
 	}
 	mb.Queued = mailer.Kick
+	if knowledge != nil {
+		mb.KB = knowledge
+	}
 	wg.Go(func() { _ = mb.Run(ctx) })
 	wg.Go(func() { _ = mailer.Run(ctx) })
 	return email.NewAnswerer(ec, store, mailer), nil

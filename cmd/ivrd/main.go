@@ -254,7 +254,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	answerer, err := startEmail(wctx, &watchers, cfg, store, log)
+	answerer, err := startEmail(wctx, &watchers, cfg, store, svc.KB, log)
 	if err != nil {
 		ln.Close()
 		return err
