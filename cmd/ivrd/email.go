@@ -32,7 +32,7 @@ func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		return nil, err
 	}
 	mb.Queued = mailer.Kick
-	if knowledge != nil {
+	if k, ok := knowledge.(flows.KBIndex); knowledge != nil && (!ok || k.Index != nil) {
 		mb.KB = knowledge
 	}
 	wg.Go(func() { _ = mb.Run(ctx) })
