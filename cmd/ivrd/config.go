@@ -234,6 +234,27 @@ type EmailConfig struct {
 	MaxSizeMB   int      `toml:"max_size_mb"`
 	AcksPerHour int      `toml:"acks_per_hour"`
 	Poll        Duration `toml:"poll"`
+	// Mailboxes are more mailboxes read into tickets (a provider's or a
+	// service's), answered from the same SMTP account and address.
+	Mailboxes []EmailMailbox `toml:"mailboxes"`
+}
+
+// EmailMailbox is one [[email.mailboxes]] entry.
+type EmailMailbox struct {
+	IMAPURL  string `toml:"imap_url"`
+	Provider string `toml:"provider"`
+}
+
+// mailboxes returns the channel's configuration of every mailbox, the
+// main one first.
+func (e EmailConfig) mailboxes() []email.Config {
+	out := []email.Config{e.channel()}
+	for _, mb := range e.Mailboxes {
+		c := e.channel()
+		c.IMAPURL, c.Provider = mb.IMAPURL, mb.Provider
+		out = append(out, c)
+	}
+	return out
 }
 
 func (e EmailConfig) channel() email.Config {
@@ -640,6 +661,17 @@ func (c Config) Validate() error {
 	if err := c.Email.channel().Validate(); err != nil {
 		// The first error names its key (email.imap_url...).
 		return fmt.Errorf("config: %w", firstErr(err))
+	}
+	if len(c.Email.Mailboxes) > 0 && c.Email.IMAPURL == "" {
+		return bad("email.imap_url", "empty while email.mailboxes are listed: the main mailbox comes first")
+	}
+	for i, mb := range c.Email.Mailboxes[:min(len(c.Email.Mailboxes), 100)] {
+		if mb.IMAPURL == "" {
+			return bad(fmt.Sprintf("email.mailboxes[%d].imap_url", i), "empty")
+		}
+		if err := c.Email.mailboxes()[i+1].Validate(); err != nil {
+			return bad(fmt.Sprintf("email.mailboxes[%d]", i), "%v", firstErr(err))
+		}
 	}
 	if (len(c.Recording.Peers) > 0 || c.Recording.Secret != "") && len(c.Recording.Secret) < 16 {
 		return bad("recordings.secret", "must be at least 16 bytes when set, and is required when recordings.peers is set")

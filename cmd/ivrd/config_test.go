@@ -113,6 +113,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_EMAIL_IMAP_URL": "imap://u:p@mail.example:143/INBOX", "IVR_EMAIL_SMTP_URL": "smtp://mail.example:587", "IVR_EMAIL_ADDRESS": "support"}, key: "email.address"},
 		{env: map[string]string{"IVR_EMAIL_SMTP_URL": "smtp://mail.example:587"}, key: "email.imap_url"},
 		{file: "[email]\nmax_size_mb = -1\n", key: "email.max_size_mb"},
+		{file: "[email]\nimap_url = \"imap://u:p@h:143/INBOX\"\nsmtp_url = \"smtp://h:587\"\naddress = \"s@example.gov\"\n[[email.mailboxes]]\nimap_url = \"ftp://x\"\n", key: "email.mailboxes[0]"},
+		{file: "[[email.mailboxes]]\nimap_url = \"imap://u:p@h:143/INBOX\"\n", key: "email.imap_url"},
 		{file: "[console]\nlockout = \"1s\"\n", key: "console.lockout"},
 		{env: map[string]string{"IVR_SPEECH": "sometimes"}, key: "speech.enabled"},
 		{file: "[speech]\nvad_threshold = 1.5\n", key: "speech.vad_threshold"},

@@ -11,7 +11,7 @@ import (
 	"github.com/govline/ivr/tickets/console"
 )
 
-// startEmail starts the support mailbox and its mailer when email.imap_url
+// startEmail starts the support mailbox (and email.mailboxes) and the mailer when email.imap_url
 // is set; both stop when ctx ends (joined by wg; unsent e-mails wait in the
 // store, unprocessed messages in the mailbox). It returns the agents'
 // answerer for the console (nil when the channel is off). knowledge (may
@@ -23,19 +23,26 @@ func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		return nil, nil
 	}
 	ec.Logger = log.With("component", "email")
-	mb, err := email.NewMailbox(ec, store)
-	if err != nil {
-		return nil, err
-	}
 	mailer, err := email.NewMailer(ec, store)
 	if err != nil {
 		return nil, err
 	}
-	mb.Queued = mailer.Kick
-	if k, ok := knowledge.(flows.KBIndex); knowledge != nil && (!ok || k.Index != nil) {
-		mb.KB = knowledge
+	var mbs []*email.Mailbox
+	for i, mc := range cfg.Email.mailboxes() {
+		mc.Logger = log.With("component", "email", "mailbox", i)
+		mb, err := email.NewMailbox(mc, store)
+		if err != nil {
+			return nil, err
+		}
+		mb.Queued = mailer.Kick
+		if k, ok := knowledge.(flows.KBIndex); knowledge != nil && (!ok || k.Index != nil) {
+			mb.KB = knowledge
+		}
+		mbs = append(mbs, mb)
 	}
-	wg.Go(func() { _ = mb.Run(ctx) })
+	for _, mb := range mbs {
+		wg.Go(func() { _ = mb.Run(ctx) })
+	}
 	wg.Go(func() { _ = mailer.Run(ctx) })
 	return email.NewAnswerer(ec, store, mailer), nil
 }
