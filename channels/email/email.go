@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,8 +77,38 @@ type Config struct {
 	AcksPerHour int `toml:"acks_per_hour"`
 	// Poll is how often a server without IDLE is polled (default 30 s).
 	Poll time.Duration `toml:"poll"`
+	// Rules classify a new request by its subject and text, first match
+	// wins for each of service and priority (after the knowledge base,
+	// whose confident answer sets the service first).
+	Rules []Rule `toml:"rules"`
 	// Logger receives the channel's events (never an address or a body).
 	Logger *slog.Logger `toml:"-"`
+}
+
+// Rule classifies the requests whose subject or text matches Match (a Go
+// regular expression; "(?i)" for any case): Service and Priority ("" leaves
+// it to the next rule or the default).
+type Rule struct {
+	Match    string `toml:"match"`
+	Service  string `toml:"service"`
+	Priority string `toml:"priority"`
+	re       *regexp.Regexp
+}
+
+// classify returns the service and priority the rules give text.
+func classify(rules []Rule, text string) (svc tickets.Service, prio tickets.Priority) {
+	for _, r := range rules {
+		if r.re == nil || !r.re.MatchString(text) {
+			continue
+		}
+		if svc == "" && r.Service != "" {
+			svc = tickets.Service(r.Service)
+		}
+		if prio == "" && r.Priority != "" {
+			prio = tickets.Priority(r.Priority)
+		}
+	}
+	return svc, prio
 }
 
 // Enabled reports whether the channel is configured.
@@ -96,6 +128,12 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	rules := make([]Rule, len(c.Rules))
+	for i, r := range c.Rules {
+		r.re, _ = regexp.Compile(r.Match) // Validate reports a bad one
+		rules[i] = r
+	}
+	c.Rules = rules
 	return c
 }
 
@@ -124,6 +162,17 @@ func (c Config) Validate() error {
 	}
 	if c.AcksPerHour < 0 {
 		errs = append(errs, fmt.Errorf("email.acks_per_hour: %d, want 0 (default) or more", c.AcksPerHour))
+	}
+	for i, r := range c.Rules {
+		if _, err := regexp.Compile(r.Match); err != nil || r.Match == "" {
+			errs = append(errs, fmt.Errorf("email.rules[%d].match: %q is not a regular expression", i, r.Match))
+		}
+		if r.Service != "" && !slicesContains(serviceNames(), r.Service) {
+			errs = append(errs, fmt.Errorf("email.rules[%d].service: %q is not one of %v", i, r.Service, tickets.Services))
+		}
+		if r.Priority != "" && !slices.Contains(tickets.Priorities, tickets.Priority(r.Priority)) {
+			errs = append(errs, fmt.Errorf("email.rules[%d].priority: %q is not one of %v", i, r.Priority, tickets.Priorities))
+		}
 	}
 	return errors.Join(errs...)
 }

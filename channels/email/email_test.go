@@ -402,3 +402,25 @@ func TestAcknowledgementAnswersFromKnowledgeBase(t *testing.T) {
 		t.Fatalf("acknowledgement without the answer: %q", b)
 	}
 }
+
+// Configured rules classify a request: the first rule that matches sets
+// the service, the first with a priority sets it.
+func TestRulesClassifyRequests(t *testing.T) {
+	r := newRig(t, email.Config{Rules: []email.Rule{
+		{Match: "(?i)urgen", Priority: "urgent"},
+		{Match: "(?i)permis", Service: "driving_licence", Priority: "low"},
+	}})
+	r.imap.Deliver(t, "support", msg("ion@example.org", "rule1@example.org", "URGENT: permisul meu", "", "x"))
+	if tk := r.next(t).Ticket; tk.Service != tickets.ServiceDrivingLicence || tk.Priority != tickets.PriorityUrgent {
+		t.Fatalf("ticket %+v", tk)
+	}
+	r.imap.Deliver(t, "support", msg("ion@example.org", "rule2@example.org", "altceva", "", "nimic"))
+	if tk := r.next(t).Ticket; tk.Service != tickets.ServiceOther || tk.Priority != tickets.PriorityNormal {
+		t.Fatalf("ticket %+v", tk)
+	}
+	if err := (email.Config{IMAPURL: "imap://u:p@h:143/INBOX", SMTPURL: "smtp://h:587", Address: "s@example.gov",
+		Rules: []email.Rule{{Match: "(", Service: "x"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "email.rules[0].match") ||
+		!strings.Contains(err.Error(), "email.rules[0].service") {
+		t.Fatalf("bad rules: %v", err)
+	}
+}

@@ -300,10 +300,12 @@ func (m *Mailbox) intake(p Parsed, raw []byte, size int64, kb *flows.Answer) tic
 	}
 	in := tickets.EmailIntake{Message: msg,
 		New: tickets.NewTicket{Actor: tickets.EmailActor, Caller: p.From, Description: desc, Provider: m.cfg.Provider}}
+	svc, prio := classify(m.cfg.Rules, p.Subject+"\n"+p.Text)
+	in.New.Service, in.New.Priority = svc, prio
 	if kb != nil {
 		in.New.Articles = []string{kb.ID}
-		if svc := tickets.Service(kb.Service); slicesContains(serviceNames(), kb.Service) {
-			in.New.Service = svc
+		if slicesContains(serviceNames(), kb.Service) {
+			in.New.Service = tickets.Service(kb.Service)
 		}
 	}
 	if p.Automatic == "" && p.From != "" {

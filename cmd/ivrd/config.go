@@ -237,6 +237,8 @@ type EmailConfig struct {
 	// Mailboxes are more mailboxes read into tickets (a provider's or a
 	// service's), answered from the same SMTP account and address.
 	Mailboxes []EmailMailbox `toml:"mailboxes"`
+	// Rules classify new requests by their text ([[email.rules]]).
+	Rules []email.Rule `toml:"rules"`
 }
 
 // EmailMailbox is one [[email.mailboxes]] entry.
@@ -259,7 +261,7 @@ func (e EmailConfig) mailboxes() []email.Config {
 
 func (e EmailConfig) channel() email.Config {
 	return email.Config{IMAPURL: e.IMAPURL, SMTPURL: e.SMTPURL, Address: e.Address, Provider: e.Provider,
-		MaxSize: int64(e.MaxSizeMB) << 20, AcksPerHour: e.AcksPerHour, Poll: e.Poll.Duration}
+		MaxSize: int64(e.MaxSizeMB) << 20, AcksPerHour: e.AcksPerHour, Poll: e.Poll.Duration, Rules: e.Rules}
 }
 
 // SpeechConfig is the [speech] table: turn-taking by voice (ivr.SpeechConfig).
