@@ -3,7 +3,9 @@ package email_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -422,5 +424,57 @@ func TestRulesClassifyRequests(t *testing.T) {
 		Rules: []email.Rule{{Match: "(", Service: "x"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "email.rules[0].match") ||
 		!strings.Contains(err.Error(), "email.rules[0].service") {
 		t.Fatalf("bad rules: %v", err)
+	}
+}
+
+// The mailbox over implicit TLS (imaps://) and over STARTTLS
+// (imap://...?starttls=1), the server's certificate checked.
+func TestMailboxOverTLS(t *testing.T) {
+	srv := imaptest.Start(t)
+	srv.AddUser(t, "support", "s3cret")
+	st, err := tickets.Open(filepath.Join(t.TempDir(), tickets.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i, u := range []string{
+		"imaps://support:s3cret@" + srv.TLSAddr() + "/INBOX",
+		"imap://support:s3cret@" + srv.Addr() + "/INBOX?starttls=1",
+	} {
+		mb, err := email.NewMailbox(email.Config{IMAPURL: u, SMTPURL: "smtp://127.0.0.1:1", Address: line}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb.TLSConfig = &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1"}
+		got := make(chan tickets.EmailIntakeResult, 1)
+		mb.Ingested = func(_ uint32, res tickets.EmailIntakeResult) { got <- res }
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = mb.Run(ctx) }()
+		srv.Deliver(t, "support", msg("ion@example.org", fmt.Sprintf("tls%d@example.org", i), "tls", "", "x"))
+		select {
+		case res := <-got:
+			if res.Duplicate {
+				t.Fatalf("%s: %+v", u, res)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: nothing taken\n%s", strings.Replace(u, "s3cret", "***", 1), srv.Log())
+		}
+		cancel()
+		<-done
+	}
+	// An untrusted certificate is refused.
+	mb, _ := email.NewMailbox(email.Config{IMAPURL: "imaps://support:s3cret@" + srv.TLSAddr() + "/INBOX", SMTPURL: "smtp://127.0.0.1:1",
+		Address: line, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
+	taken := make(chan struct{}, 1)
+	mb.Ingested = func(uint32, tickets.EmailIntakeResult) { taken <- struct{}{} }
+	srv.Deliver(t, "support", msg("ion@example.org", "tls-untrusted@example.org", "tls", "", "x"))
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_ = mb.Run(ctx)
+	select {
+	case <-taken:
+		t.Fatal("a message taken over TLS with an untrusted certificate")
+	default:
 	}
 }

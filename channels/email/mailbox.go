@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type Mailbox struct {
 	imap   server
 	st     Store
 	domain string
+	// TLSConfig is used for imaps:// and STARTTLS (nil: the system's
+	// roots, the URL's host as the server name).
+	TLSConfig *tls.Config
 	// KB, when set, is searched with each new request's subject and the
 	// start of its text: a confident first answer classifies the ticket
 	// (its service, the article cited) and its text joins the
@@ -99,6 +103,7 @@ func (m *Mailbox) session(ctx context.Context) (worked bool, err error) {
 			}
 		},
 	}}
+	opts.TLSConfig = m.TLSConfig
 	var c *imapclient.Client
 	switch {
 	case m.imap.tls:

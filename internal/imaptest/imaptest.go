@@ -21,10 +21,16 @@
 package imaptest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -51,6 +57,8 @@ const dovecotBin = "/usr/sbin/dovecot"
 type Server struct {
 	dir      string
 	port     int
+	tlsPort  int
+	pool     *x509.CertPool
 	uid, gid int
 
 	mu     sync.Mutex
@@ -104,6 +112,12 @@ func Start(t testing.TB) *Server {
 	if s.port, err = freePort(); err != nil {
 		t.Fatal(err)
 	}
+	if s.tlsPort, err = freePort(); err != nil {
+		t.Fatal(err)
+	}
+	if s.pool, err = writeCert(dir); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf(`# written by internal/imaptest
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -111,7 +125,9 @@ log_path = %[1]s/dovecot.log
 info_log_path = %[1]s/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <%[1]s/cert.pem
+ssl_key = <%[1]s/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = %[3]s
@@ -137,7 +153,8 @@ service imap-login {
     port = %[2]d
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = %[7]d
   }
 }
 service anvil {
@@ -149,7 +166,7 @@ service imap-login {
 protocol imap {
   mail_max_userip_connections = 100
 }
-`, dir, s.port, internal, login, s.uid, s.gid)
+`, dir, s.port, internal, login, s.uid, s.gid, s.tlsPort)
 	if err := os.WriteFile(s.conf(), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +181,48 @@ func (s *Server) passwd() string { return filepath.Join(s.dir, "passwd") }
 
 // Addr is the server's host:port on 127.0.0.1.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// TLSAddr is the host:port of the server's implicit TLS (imaps) listener;
+// the plain listener (Addr) offers STARTTLS.
+func (s *Server) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(s.tlsPort) }
+
+// CertPool trusts the server's certificate (self-signed for 127.0.0.1 and
+// localhost, made by Start).
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// writeCert makes a self-signed certificate for 127.0.0.1 and localhost
+// into dir/cert.pem and dir/key.pem.
+func writeCert(dir string) (*x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imaptest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool, nil
+}
 
 // URL is the engine's imap_url for user's INBOX.
 func (s *Server) URL(user, password string) string {
