@@ -15,6 +15,7 @@
 package smtptest
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -38,6 +39,7 @@ type Message struct {
 type Server struct {
 	srv     *smtp.Server
 	port    int
+	tlsPort int
 	deliver func(Message) error
 
 	mu       sync.Mutex
@@ -51,12 +53,24 @@ type Server struct {
 // (nil keeps them only in Messages).
 func Start(t testing.TB, deliver func(Message) error) *Server {
 	t.Helper()
+	return start(t, deliver, nil)
+}
+
+// StartTLS is Start with TLS: STARTTLS offered on Addr, and implicit TLS
+// (smtps) on TLSAddr, with cert (the test makes it and trusts it).
+func StartTLS(t testing.TB, deliver func(Message) error, cert tls.Certificate) *Server {
+	t.Helper()
+	return start(t, deliver, &tls.Config{Certificates: []tls.Certificate{cert}})
+}
+
+func start(t testing.TB, deliver func(Message) error, tc *tls.Config) *Server {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{port: l.Addr().(*net.TCPAddr).Port, deliver: deliver, arrived: make(chan struct{}, 1)}
 	s.srv = smtp.NewServer(s)
+	s.srv.TLSConfig = tc
 	s.srv.Domain = "localhost"
 	s.srv.AllowInsecureAuth = true
 	s.srv.MaxMessageBytes = 100 << 20
@@ -64,12 +78,27 @@ func Start(t testing.TB, deliver func(Message) error) *Server {
 	s.srv.WriteTimeout = time.Minute
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.srv.Serve(l) }()
+	tlsDone := make(chan struct{})
+	if tc != nil {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.tlsPort = tl.Addr().(*net.TCPAddr).Port
+		go func() { defer close(tlsDone); _ = s.srv.Serve(tls.NewListener(tl, tc)) }()
+	} else {
+		close(tlsDone)
+	}
 	t.Cleanup(func() {
 		_ = s.srv.Close()
 		<-done
+		<-tlsDone
 	})
 	return s
 }
+
+// TLSAddr is the implicit-TLS listener's host:port (StartTLS only).
+func (s *Server) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(s.tlsPort) }
 
 // Auth makes the server require AUTH PLAIN as user with password.
 func (s *Server) Auth(user, password string) {
