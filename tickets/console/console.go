@@ -256,6 +256,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /tickets/{number}", c.auth(ticketReaders, c.ticketPage))
 	m.HandleFunc("POST /tickets/{number}/{action}", c.auth(editors, c.ticketAction))
 	m.HandleFunc("GET /tickets/{number}/emails/{id}/attachments/{idx}", c.auth(editors, c.emailAttachment))
+	m.HandleFunc("GET /tickets/{number}/emails/{id}/raw", c.auth(editors, c.emailAttachment))
 	m.HandleFunc("GET /pop", c.auth(editors, c.popPage))
 	m.HandleFunc("GET /dashboard", c.auth(supervisors, c.dashboardPage))
 	m.HandleFunc("GET /dashboard.csv", c.auth(supervisors, c.dashboardCSV))

@@ -62,6 +62,10 @@ func TestEmailTicketThreadAndAnswer(t *testing.T) {
 			t.Errorf("attachment %d: %d %v", i, code, h)
 		}
 	}
+	if code, body, h := op.do("GET", "/tickets/"+number+"/emails/"+itoa(th[0].ID)+"/raw", nil, nil); code != http.StatusOK || body != "raw" ||
+		h.Get("Content-Type") != "application/octet-stream" || !strings.Contains(h.Get("Content-Disposition"), ".eml") {
+		t.Errorf("raw message: %d %q %v", code, body, h)
+	}
 	if code, _ := op.post("/tickets/"+number+"/email", url.Values{"text": {"Veniți luni."}}); code != http.StatusSeeOther {
 		t.Fatalf("answer: %d", code)
 	}

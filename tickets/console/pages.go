@@ -907,7 +907,8 @@ func (c *Console) missesPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, code, "misses", p)
 }
 
-// emailAttachment serves one attachment of a ticket's e-mail, always as a
+// emailAttachment serves one attachment of a ticket's e-mail (or, without
+// an index, the raw message as an .eml file), always as a
 // download (never inline: Content-Disposition attachment, nosniff, a
 // sandboxing CSP); a flagged one (an executable, an archive) as
 // application/octet-stream whatever it claimed to be.
@@ -915,6 +916,9 @@ func (c *Console) emailAttachment(w http.ResponseWriter, r *http.Request) {
 	number := r.PathValue("number")
 	id, err1 := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	idx, err2 := strconv.Atoi(r.PathValue("idx"))
+	if r.PathValue("idx") == "" {
+		err2 = nil
+	}
 	if err1 != nil || err2 != nil {
 		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
 		return
@@ -937,7 +941,17 @@ func (c *Console) emailAttachment(w http.ResponseWriter, r *http.Request) {
 		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
 		return
 	}
-	a, err := c.st.EmailAttachmentData(r.Context(), id, idx)
+	var a tickets.EmailAttachment
+	if r.PathValue("idx") == "" { // the raw message
+		a.Filename, a.ContentType = fmt.Sprintf("message-%d.eml", id), "message/rfc822"
+		a.Data, err = c.st.EmailRaw(r.Context(), id)
+		if err == nil && a.Data == nil {
+			err = fmt.Errorf("message %d not kept (over the size limit): %w", id, tickets.ErrNotFound)
+		}
+		idx = -1
+	} else {
+		a, err = c.st.EmailAttachmentData(r.Context(), id, idx)
+	}
 	if errors.Is(err, tickets.ErrNotFound) {
 		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
 		return
@@ -947,7 +961,7 @@ func (c *Console) emailAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := a.ContentType
-	if a.Flagged != "" || ct == "" || strings.ContainsAny(ct, "\r\n") {
+	if a.Flagged != "" || ct == "" || strings.ContainsAny(ct, "\r\n") || idx < 0 {
 		ct = "application/octet-stream"
 	}
 	name := strings.Map(func(r rune) rune {
@@ -960,7 +974,7 @@ func (c *Console) emailAttachment(w http.ResponseWriter, r *http.Request) {
 		name = "attachment-" + strconv.Itoa(idx)
 	}
 	c.audit(r.Context(), tickets.AuditEntry{User: sess.User.Name, Action: "email_attachment", Target: number,
-		Detail: fmt.Sprintf("message %d attachment %d", id, idx), Address: clientAddr(r), OK: true})
+		Detail: fmt.Sprintf("message %d attachment %d (-1: the raw message)", id, idx), Address: clientAddr(r), OK: true})
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
