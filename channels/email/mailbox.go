@@ -133,8 +133,16 @@ func (m *Mailbox) session(ctx context.Context) (worked bool, err error) {
 	if err := c.Login(m.imap.user, m.imap.password).Wait(); err != nil {
 		return false, fmt.Errorf("login as %s: %w", m.imap.user, err)
 	}
-	if _, err := c.Select(m.imap.mailbox, nil).Wait(); err != nil {
+	sel, err := c.Select(m.imap.mailbox, nil).Wait()
+	if err != nil {
 		return false, fmt.Errorf("select %s: %w", m.imap.mailbox, err)
+	}
+	// The processed mark is a keyword: a mailbox that keeps none would
+	// make the engine take every message again and again.
+	if sel.PermanentFlags != nil && !slicesContains(flagNames(sel.PermanentFlags), string(imap.FlagWildcard)) &&
+		!slicesContains(flagNames(sel.PermanentFlags), ProcessedKeyword) {
+		return false, fmt.Errorf("select %s: the mailbox keeps no keywords (PERMANENTFLAGS %v): the processed mark %s cannot be set",
+			m.imap.mailbox, sel.PermanentFlags, ProcessedKeyword)
 	}
 	m.cfg.Logger.Info("email: mailbox open", "server", m.imap.host, "mailbox", m.imap.mailbox, "idle", c.Caps().Has(imap.CapIdle))
 	for {
@@ -219,6 +227,10 @@ func (m *Mailbox) take(ctx context.Context, c *imapclient.Client, uid imap.UID, 
 		return nil // expunged meanwhile
 	}
 	raw := msgs[0].FindBodySection(section)
+	if raw == nil {
+		// Nothing to take: trying again later beats a ticket of nothing.
+		return fmt.Errorf("fetch uid %d: the server returned no body", uid)
+	}
 	var p Parsed
 	if tooLarge {
 		p = ParseHeader(raw, m.cfg.Address)
@@ -374,6 +386,14 @@ func newMessageID(number, domain string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return "ivr." + number + "." + hex.EncodeToString(b[:]) + "@" + domain
+}
+
+func flagNames(fs []imap.Flag) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = string(f)
+	}
+	return out
 }
 
 func serviceNames() []string {
