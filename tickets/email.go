@@ -170,13 +170,14 @@ func (s *Store) ingestTx(ctx context.Context, op string, in EmailIntake, nt NewT
 			m.Kind = EmailReply
 			// The text stays in the thread (hidden from the roles that do
 			// not see personal data); the history says that it came.
-			note := "The citizen wrote again by e-mail (see the e-mails of the ticket)."
+			// Language-neutral: the console shows it in either language.
+			note := "e-mail ←"
 			t, err := s.actTx(ctx, tx, number, EmailActor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 				if isOpen(cur.Status) {
 					return nil, nil
 				}
 				res.Reopened = true
-				return event(EventReopened, EventData{Text: "the citizen replied by e-mail"}), nil
+				return event(EventReopened, EventData{Text: "e-mail ←"}), nil
 			})
 			if err != nil {
 				return err
@@ -304,7 +305,7 @@ func (s *Store) AnswerByEmail(ctx context.Context, number, actor, text string,
 			if err := notClosed(cur, "answer"); err != nil {
 				return nil, err
 			}
-			return event(EventNote, EventData{Text: "Answer sent by e-mail:\n\n" + text}), nil
+			return event(EventNote, EventData{Text: "e-mail → " + text}), nil
 		})
 		if err != nil {
 			return err
