@@ -254,12 +254,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := newRegistry(eng, calls, db, tel)
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
-	answerer, err := startEmail(wctx, &watchers, cfg, store, svc.KB, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, answerer, log, httpErr)
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err
@@ -267,7 +262,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if con != nil {
 		reg.MustRegister(consoleMetrics{con})
 	}
-
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
 	telCtx, stopTel := context.WithCancel(context.Background())
