@@ -16,10 +16,12 @@ BIN      := bin
 # installed unit's test (systemd), the PostgreSQL server that internal/pgtest
 # starts for the store's conformance tests (postgresql: initdb and postgres in
 # a temporary folder, no service needed), Kamailio for the shipped balancer
-# configuration's tests (kamailio; run in the foreground, no service). npm (for the VAD model) is
+# configuration's tests (kamailio; run in the foreground, no service), the IMAP server
+# that internal/imaptest starts for the e-mail channel's tests (dovecot-imapd: dovecot in
+# the foreground from a temporary folder, no service). npm (for the VAD model) is
 # not listed: machines often have Node.js from elsewhere, whose nodejs package
 # conflicts with Debian's npm; `models` installs it only when npm is missing.
-DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver systemd postgresql kamailio
+DEBS     := gcc pkg-config libopus-dev libopusfile-dev espeak-ng libespeak-ng-dev sox sip-tester libpocketsphinx-dev pocketsphinx-en-us chromium chromium-driver systemd postgresql kamailio dovecot-imapd
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps models prompts bench fuzz vet clean eval install
@@ -53,8 +55,8 @@ deps: models
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing && \
-		for s in kamailio postgresql; do \
-			case " $$missing " in *" $$s "*) [ -d /run/systemd/system ] && $(SUDO) systemctl disable --now $$s >/dev/null 2>&1; echo "$$s installed for the tests; its system service is left off (make run listens on 127.0.0.1:5060)";; esac; \
+		for s in kamailio postgresql dovecot-imapd; do \
+			case " $$missing " in *" $$s "*) svc=$${s%-imapd}; [ -d /run/systemd/system ] && $(SUDO) systemctl disable --now $$svc >/dev/null 2>&1; echo "$$s installed for the tests; its system service is left off (make run listens on 127.0.0.1:5060)";; esac; \
 		done; \
 	fi
 	@$(GO) mod download

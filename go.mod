@@ -6,6 +6,10 @@ require (
 	github.com/BurntSushi/toml v1.5.0
 	github.com/chromedp/chromedp v0.14.2
 	github.com/coder/websocket v1.8.13
+	github.com/emersion/go-imap/v2 v2.0.0-beta.8
+	github.com/emersion/go-message v0.18.2
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.26.0
 	github.com/emiago/diago v0.31.0
 	github.com/emiago/sipgo v1.7.2
 	github.com/go-audio/audio v1.0.0

@@ -252,7 +252,8 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 	return 100, nil
 }
 
-// claim takes the next due notification: its next attempt moves to after
+// claim takes the next due notification of the gateway ("ticket.resolved";
+// "email.resolved" is the e-mail channel's, tickets.Store.EmailResolved): its next attempt moves to after
 // the longest a send may take, so that no other engine's Sender takes it
 // meanwhile (on PostgreSQL a row being claimed is skipped, not waited for).
 func (s *Sender) claim(ctx context.Context) (Notification, bool, error) {
@@ -265,7 +266,7 @@ func (s *Sender) claim(ctx context.Context) (Notification, bool, error) {
 	found := false
 	err := s.st.inTx(ctx, "outbox claim", func(tx *store.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE outbox SET next_ns = ? WHERE id = (SELECT id FROM outbox
-			WHERE sent_ns IS NULL AND next_ns <= ? ORDER BY next_ns, id LIMIT 1`+s.st.db.SkipLocked()+`)
+			WHERE kind = 'ticket.resolved' AND sent_ns IS NULL AND next_ns <= ? ORDER BY next_ns, id LIMIT 1`+s.st.db.SkipLocked()+`)
 			RETURNING id, kind, ticket, payload, attempts`, lease.UnixNano(), now.UnixNano()).
 			Scan(&n.ID, &n.Kind, &n.Ticket, &n.Payload, &n.Attempts)
 		found = err == nil

@@ -13,8 +13,10 @@
 // resolve's own transaction (the conformance kit tickets/storetest proves
 // each on both backends). Package tickets is the only package that runs SQL
 // on its tables (calls, call_events, tickets, ticket_events, the roll-ups,
-// transcript_turns, users, sessions, audit, outbox, and the providers:
-// providers, provider_services, provider_numbers; docs/providers.md).
+// transcript_turns, users, sessions, audit, outbox, the providers:
+// providers, provider_services, provider_numbers; docs/providers.md, and
+// the e-mails of tickets' threads: email_messages, email_attachments;
+// docs/email.md).
 //
 // Times are stored as nanoseconds since the Unix epoch and returned in UTC.
 // A zero time.Time passed to a write method means "now".

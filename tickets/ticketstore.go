@@ -93,15 +93,24 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 		return Ticket{}, fmt.Errorf("tickets: %s: %w", op, err)
 	}
 	now := s.now()
-	d := EventData{
-		Channel: nt.Channel, Caller: nt.Caller, Lang: nt.Lang, Description: nt.Description,
-		CallID: nt.CallID, Articles: dedup(nt.Articles), Service: nt.Service,
-		Classification: nt.Classification, Priority: nt.Priority, Level: nt.Level,
-		Recording: nt.Recording, Personal: maps.Clone(nt.Personal), Provider: nt.Provider,
-		DeadlineNS: s.pol().deadlines.Deadline(now, nt.Service, nt.Priority).UnixNano(),
-	}
+	d := s.createdData(nt, now)
 	var t Ticket
 	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		var err error
+		t, err = s.openTx(ctx, tx, nt, d, now)
+		return err
+	})
+	if err != nil {
+		return Ticket{}, wrapOp(op, err)
+	}
+	return t, nil
+}
+
+// openTx is OpenTicket's work inside the caller's transaction (nt
+// validated, d built from it).
+func (s *Store) openTx(ctx context.Context, tx *store.Tx, nt NewTicket, d EventData, now time.Time) (Ticket, error) {
+	var t Ticket
+	err := func() error {
 		if d.Provider == "" {
 			var called string
 			if nt.CallID != "" {
@@ -156,11 +165,20 @@ func (s *Store) OpenTicket(ctx context.Context, nt NewTicket) (Ticket, error) {
 			return err
 		}
 		return fmt.Errorf("no free ticket number after %d draws", maxNumberDraws)
-	})
-	if err != nil {
-		return Ticket{}, wrapOp(op, err)
+	}()
+	return t, err
+}
+
+// createdData is the data of a "created" event for nt (with defaults,
+// validated) opened at now.
+func (s *Store) createdData(nt NewTicket, now time.Time) EventData {
+	return EventData{
+		Channel: nt.Channel, Caller: nt.Caller, Lang: nt.Lang, Description: nt.Description,
+		CallID: nt.CallID, Articles: dedup(nt.Articles), Service: nt.Service,
+		Classification: nt.Classification, Priority: nt.Priority, Level: nt.Level,
+		Recording: nt.Recording, Personal: maps.Clone(nt.Personal), Provider: nt.Provider,
+		DeadlineNS: s.pol().deadlines.Deadline(now, nt.Service, nt.Priority).UnixNano(),
 	}
-	return t, nil
 }
 
 func dedup(ss []string) []string {
@@ -186,6 +204,20 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 		return fmt.Errorf("tickets: %s: %w", op, err)
 	}
 	err := s.inTx(ctx, op, func(tx *store.Tx) error {
+		_, err := s.actTx(ctx, tx, number, actor, fn)
+		return err
+	})
+	if err != nil {
+		return wrapOp(op, err)
+	}
+	return nil
+}
+
+// actTx is act's work inside the caller's transaction; it returns the
+// ticket's state after the change.
+func (s *Store) actTx(ctx context.Context, tx *store.Tx, number, actor string, fn action) (Ticket, error) {
+	var next Ticket
+	err := func() error {
 		// The row stays locked until the commit: changes of one ticket,
 		// from any engine, take turns.
 		cur, err := scanTicket(tx.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`+s.db.ForUpdate(), number))
@@ -201,6 +233,7 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 		}
 		now := s.now()
 		ev, err := fn(ctx, tx, &cur, now)
+		next = cur
 		if err != nil || ev == nil {
 			return err
 		}
@@ -210,7 +243,6 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 			return err
 		}
 		ev.ID = id
-		next := cur
 		if ev.Kind == EventCorrection {
 			evs, err := loadEvents(ctx, tx, number)
 			if err != nil {
@@ -221,11 +253,8 @@ func (s *Store) act(ctx context.Context, op, number, actor string, fn action) er
 			apply(&next, ev.Kind, ev.Data, *ev)
 		}
 		return writeTicket(ctx, tx, next, false)
-	})
-	if err != nil {
-		return wrapOp(op, err)
-	}
-	return nil
+	}()
+	return next, err
 }
 
 func event(kind EventKind, d EventData) *TicketEvent { return &TicketEvent{Kind: kind, Data: d} }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/govline/ivr/channels/email"
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/dialplan/sip"
@@ -43,6 +44,7 @@ type Config struct {
 	SIP       SIPConfig              `toml:"sip"`
 	Console   ConsoleConfig          `toml:"console"`
 	Webhook   WebhookConfig          `toml:"webhook"`
+	Email     EmailConfig            `toml:"email"`
 	Recording RecordingsConfig       `toml:"recordings"`
 	Speech    SpeechConfig           `toml:"speech"`
 	HTTP      HTTPConfig             `toml:"http"`
@@ -251,6 +253,46 @@ type WebhookConfig struct {
 	Secret string `toml:"secret"`
 }
 
+// EmailConfig is the [email] table: the support mailbox (channels/email,
+// docs/email.md). An empty imap_url turns the channel off.
+type EmailConfig struct {
+	IMAPURL     string   `toml:"imap_url"`
+	SMTPURL     string   `toml:"smtp_url"`
+	Address     string   `toml:"address"`
+	Provider    string   `toml:"provider"`
+	MaxSizeMB   int      `toml:"max_size_mb"`
+	AcksPerHour int      `toml:"acks_per_hour"`
+	Poll        Duration `toml:"poll"`
+	// Mailboxes are more mailboxes read into tickets (a provider's or a
+	// service's), answered from the same SMTP account and address.
+	Mailboxes []EmailMailbox `toml:"mailboxes"`
+	// Rules classify new requests by their text ([[email.rules]]).
+	Rules []email.Rule `toml:"rules"`
+}
+
+// EmailMailbox is one [[email.mailboxes]] entry.
+type EmailMailbox struct {
+	IMAPURL  string `toml:"imap_url"`
+	Provider string `toml:"provider"`
+}
+
+// mailboxes returns the channel's configuration of every mailbox, the
+// main one first.
+func (e EmailConfig) mailboxes() []email.Config {
+	out := []email.Config{e.channel()}
+	for _, mb := range e.Mailboxes {
+		c := e.channel()
+		c.IMAPURL, c.Provider = mb.IMAPURL, mb.Provider
+		out = append(out, c)
+	}
+	return out
+}
+
+func (e EmailConfig) channel() email.Config {
+	return email.Config{IMAPURL: e.IMAPURL, SMTPURL: e.SMTPURL, Address: e.Address, Provider: e.Provider,
+		MaxSize: int64(e.MaxSizeMB) << 20, AcksPerHour: e.AcksPerHour, Poll: e.Poll.Duration, Rules: e.Rules}
+}
+
 // SpeechConfig is the [speech] table: turn-taking by voice (ivr.SpeechConfig).
 type SpeechConfig struct {
 	Enabled      bool    `toml:"enabled"`
@@ -341,6 +383,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// firstErr is the first error of a joined one.
+func firstErr(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
+	}
+	return err
+}
+
 // envOverrides maps environment variables to the keys they override.
 var envOverrides = []struct {
 	env, key string
@@ -387,6 +437,9 @@ var envOverrides = []struct {
 	{"IVR_CONSOLE_HASH_WAIT", "console.hash_wait", func(c *Config, v string) error { return c.Console.HashWait.UnmarshalText([]byte(v)) }},
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
+	{"IVR_EMAIL_IMAP_URL", "email.imap_url", func(c *Config, v string) error { c.Email.IMAPURL = v; return nil }},
+	{"IVR_EMAIL_SMTP_URL", "email.smtp_url", func(c *Config, v string) error { c.Email.SMTPURL = v; return nil }},
+	{"IVR_EMAIL_ADDRESS", "email.address", func(c *Config, v string) error { c.Email.Address = v; return nil }},
 	{"IVR_RECORDINGS_SECRET", "recordings.secret", func(c *Config, v string) error { c.Recording.Secret = v; return nil }},
 	{"IVR_RECORDINGS_PEERS", "recordings.peers", func(c *Config, v string) error { return setPeers(&c.Recording.Peers, v) }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
@@ -657,6 +710,30 @@ func (c Config) Validate() error {
 		}
 		if len(c.Webhook.Secret) < 16 {
 			return bad("webhook.secret", "must be at least 16 bytes when webhook.url is set")
+		}
+	}
+	if c.Email.MaxSizeMB < 0 || c.Email.MaxSizeMB > 1024 {
+		return bad("email.max_size_mb", "%d is not between 0 (the default, 25) and 1024", c.Email.MaxSizeMB)
+	}
+	if c.Email.AcksPerHour < 0 {
+		return bad("email.acks_per_hour", "%d is negative", c.Email.AcksPerHour)
+	}
+	if c.Email.IMAPURL == "" && (c.Email.SMTPURL != "" || c.Email.Address != "") {
+		return bad("email.imap_url", "empty while email.smtp_url or email.address is set: the channel is off without it")
+	}
+	if err := c.Email.channel().Validate(); err != nil {
+		// The first error names its key (email.imap_url...).
+		return fmt.Errorf("config: %w", firstErr(err))
+	}
+	if len(c.Email.Mailboxes) > 0 && c.Email.IMAPURL == "" {
+		return bad("email.imap_url", "empty while email.mailboxes are listed: the main mailbox comes first")
+	}
+	for i, mb := range c.Email.Mailboxes[:min(len(c.Email.Mailboxes), 100)] {
+		if mb.IMAPURL == "" {
+			return bad(fmt.Sprintf("email.mailboxes[%d].imap_url", i), "empty")
+		}
+		if err := c.Email.mailboxes()[i+1].Validate(); err != nil {
+			return bad(fmt.Sprintf("email.mailboxes[%d]", i), "%v", firstErr(err))
 		}
 	}
 	if (len(c.Recording.Peers) > 0 || c.Recording.Secret != "") && len(c.Recording.Secret) < 16 {

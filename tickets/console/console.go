@@ -98,6 +98,10 @@ type Config struct {
 	// Resolved, if set, is called after a ticket is resolved through the
 	// console (for example tickets.Sender.Kick). It must not block.
 	Resolved func(number string)
+	// Email sends an agent's answer to a ticket that came by e-mail, in
+	// its thread (channels/email.Answerer); nil when the e-mail channel is
+	// off: the ticket screen then has no answer form.
+	Email EmailAnswerer
 	// Poll is how often the live-update streams look for news (default 1 s).
 	Poll time.Duration
 	// Logger receives errors (never personal data); nil means slog.Default().
@@ -245,6 +249,13 @@ var (
 // descriptions and transcripts.
 func seesPersonalData(r tickets.Role) bool { return slices.Contains(editors, r) }
 
+// EmailAnswerer sends an agent's answer by e-mail: it records the answer
+// in the ticket's history and queues it in the ticket's thread in one
+// transaction. Safe for concurrent use.
+type EmailAnswerer interface {
+	AnswerByEmail(ctx context.Context, number, actor, text string) error
+}
+
 func (c *Console) routes() {
 	m := http.NewServeMux()
 	m.Handle("GET /static/", c.stat)
@@ -255,6 +266,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /{$}", c.auth(allRoles, c.queuePage))
 	m.HandleFunc("GET /tickets/{number}", c.auth(ticketReaders, c.ticketPage))
 	m.HandleFunc("POST /tickets/{number}/{action}", c.auth(editors, c.ticketAction))
+	m.HandleFunc("GET /tickets/{number}/emails/{id}/attachments/{idx}", c.auth(editors, c.emailAttachment))
+	m.HandleFunc("GET /tickets/{number}/emails/{id}/raw", c.auth(editors, c.emailAttachment))
 	m.HandleFunc("GET /pop", c.auth(editors, c.popPage))
 	m.HandleFunc("GET /dashboard", c.auth(supervisors, c.dashboardPage))
 	m.HandleFunc("GET /dashboard.csv", c.auth(supervisors, c.dashboardCSV))

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -346,6 +347,12 @@ type ticketView struct {
 	ReadOnly bool `json:"read_only"`
 	// ProviderName names the ticket's provider.
 	ProviderName string `json:"provider_name"`
+	// Emails is the ticket's e-mail thread, oldest first (a ticket that
+	// came by e-mail); addresses masked and texts hidden for the roles
+	// that do not see personal data.
+	Emails []tickets.EmailMessage `json:"emails,omitempty"`
+	// CanEmail: the answer form is shown (an e-mail ticket, the channel on).
+	CanEmail bool `json:"-"`
 	// For the forms.
 	Others     []tickets.Provider `json:"-"` // the providers a ticket can be transferred to
 	Statuses   []tickets.Status   `json:"-"`
@@ -457,6 +464,20 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 			}
 		}
 	}
+	if t.Channel == tickets.ChannelEmail {
+		th, err := c.st.EmailThread(ctx, number)
+		if err != nil {
+			return ticketView{}, err
+		}
+		for _, e := range th {
+			if !pii {
+				e.Address, e.Subject, e.Text = redact.Mask(e.Address), redact.Text(e.Subject), m.T("ticket.hidden_value")
+				e.Attachments = nil
+			}
+			v.Emails = append(v.Emails, e)
+		}
+		v.CanEmail = c.cfg.Email != nil
+	}
 	if !pii {
 		v.Ticket = maskTicket(t, m)
 	}
@@ -562,6 +583,7 @@ var errBadAction = errors.New("unknown action")
 var (
 	errTooLong   = fmt.Errorf("%w: text too long", tickets.ErrInvalid)
 	errEmptyNote = fmt.Errorf("%w note: empty", tickets.ErrInvalid)
+	errEmailOff  = fmt.Errorf("%w: the e-mail channel is off", tickets.ErrTransition)
 )
 
 // actionMessage says in m's words why an action was refused.
@@ -571,6 +593,8 @@ func actionMessage(err error, number string, m *msgs) string {
 		return m.T("action.too_long")
 	case errors.Is(err, errEmptyNote):
 		return m.T("action.note_empty")
+	case errors.Is(err, errEmailOff):
+		return m.T("action.email_off")
 	case errors.Is(err, tickets.ErrNotFound):
 		return m.T("ticket.not_found", number)
 	case errors.Is(err, errReadOnly):
@@ -635,10 +659,19 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 		err = c.st.CloseTicket(ctx, number, who)
 	case "reopen":
 		err = c.st.Reopen(ctx, number, who, a.Text)
+	case "email":
+		switch {
+		case strings.TrimSpace(a.Text) == "":
+			err = errEmptyNote
+		case c.cfg.Email == nil:
+			err = errEmailOff
+		default:
+			err = c.cfg.Email.AnswerByEmail(ctx, number, who, a.Text)
+		}
 	case "transfer":
 		err = c.st.Transfer(ctx, number, who, a.Provider, a.Text)
 	default:
-		err = fmt.Errorf("%w %q: want note, classify, priority, escalate, assign, take, status, resolve, close, reopen or transfer", errBadAction, a.Action)
+		err = fmt.Errorf("%w %q: want note, email, classify, priority, escalate, assign, take, status, resolve, close, reopen or transfer", errBadAction, a.Action)
 	}
 	detail := ""
 	switch a.Action {
@@ -917,4 +950,80 @@ func (c *Console) missesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Data = map[string]any{"Since": r.URL.Query().Get("since"), "Misses": ms}
 	c.render(w, r, code, "misses", p)
+}
+
+// emailAttachment serves one attachment of a ticket's e-mail (or, without
+// an index, the raw message as an .eml file), always as a
+// download (never inline: Content-Disposition attachment, nosniff, a
+// sandboxing CSP); a flagged one (an executable, an archive) as
+// application/octet-stream whatever it claimed to be.
+func (c *Console) emailAttachment(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("number")
+	id, err1 := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	idx, err2 := strconv.Atoi(r.PathValue("idx"))
+	if r.PathValue("idx") == "" {
+		err2 = nil
+	}
+	if err1 != nil || err2 != nil {
+		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
+		return
+	}
+	sess := session(r)
+	if _, _, err := c.ticketFor(r.Context(), sess.User, number); err != nil {
+		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
+		return
+	}
+	th, err := c.st.EmailThread(r.Context(), number)
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	ok := false
+	for _, e := range th {
+		ok = ok || e.ID == id
+	}
+	if !ok {
+		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
+		return
+	}
+	var a tickets.EmailAttachment
+	if r.PathValue("idx") == "" { // the raw message
+		a.Filename, a.ContentType = fmt.Sprintf("message-%d.eml", id), "message/rfc822"
+		a.Data, err = c.st.EmailRaw(r.Context(), id)
+		if err == nil && a.Data == nil {
+			err = fmt.Errorf("message %d not kept (over the size limit): %w", id, tickets.ErrNotFound)
+		}
+		idx = -1
+	} else {
+		a, err = c.st.EmailAttachmentData(r.Context(), id, idx)
+	}
+	if errors.Is(err, tickets.ErrNotFound) {
+		c.refuse(w, r, http.StatusNotFound, "ticket.not_found", number)
+		return
+	}
+	if err != nil {
+		c.serverError(w, r, err)
+		return
+	}
+	ct := a.ContentType
+	if a.Flagged != "" || ct == "" || strings.ContainsAny(ct, "\r\n") || idx < 0 {
+		ct = "application/octet-stream"
+	}
+	name := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == '"' || r == '\\' || r == '/' {
+			return '_'
+		}
+		return r
+	}, a.Filename)
+	if name == "" {
+		name = "attachment-" + strconv.Itoa(idx)
+	}
+	c.audit(r.Context(), tickets.AuditEntry{User: sess.User.Name, Action: "email_attachment", Target: number,
+		Detail: fmt.Sprintf("message %d attachment %d (-1: the raw message)", id, idx), Address: clientAddr(r), OK: true})
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	w.Header().Set("Cache-Control", "private, no-store")
+	_, _ = w.Write(a.Data)
 }

@@ -97,6 +97,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"providers own tickets, users, services and numbers; a transfer", providers},
 		{"indicators per provider and service equal a count by hand", providerIndicators},
 		{"survey calls: once per ticket, once per citizen in the period", surveys},
+		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
