@@ -2,7 +2,6 @@ package silero
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -92,24 +91,8 @@ type Model struct {
 
 // NewModel loads the model and starts its batcher.
 func NewModel(o ModelOptions) (*Model, error) {
-	if o.Model == "" {
-		p, err := FindModel()
-		if err != nil {
-			return nil, err
-		}
-		o.Model = p
-	}
-	if _, err := os.Stat(o.Model); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoModel, err)
-	}
-	if o.Threshold == 0 {
-		o.Threshold = DefaultThreshold
-	}
-	if o.MinSpeech == 0 {
-		o.MinSpeech = DefaultMinSpeech
-	}
-	if o.MinSilence == 0 {
-		o.MinSilence = DefaultMinSilence
+	if err := o.Options.withDefaults(); err != nil {
+		return nil, err
 	}
 	if o.MaxWait == 0 {
 		o.MaxWait = DefaultMaxWait

@@ -104,6 +104,31 @@ type Options struct {
 	MinSilence time.Duration
 }
 
+// withDefaults finds the model when o names none, checks that it is
+// there, and fills the thresholds o leaves at zero.
+func (o *Options) withDefaults() error {
+	if o.Model == "" {
+		p, err := FindModel()
+		if err != nil {
+			return err
+		}
+		o.Model = p
+	}
+	if _, err := os.Stat(o.Model); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoModel, err)
+	}
+	if o.Threshold == 0 {
+		o.Threshold = DefaultThreshold
+	}
+	if o.MinSpeech == 0 {
+		o.MinSpeech = DefaultMinSpeech
+	}
+	if o.MinSilence == 0 {
+		o.MinSilence = DefaultMinSilence
+	}
+	return nil
+}
+
 // Detector is a speech.VAD over one audio stream. Not safe for concurrent
 // use (see speech.VAD). Close releases the model session; a Detector that
 // is never closed is released by the garbage collector.
@@ -126,24 +151,8 @@ func New(rate int, o Options) (*Detector, error) {
 	if err := speech.CheckRate(rate); err != nil {
 		return nil, err
 	}
-	if o.Model == "" {
-		p, err := FindModel()
-		if err != nil {
-			return nil, err
-		}
-		o.Model = p
-	}
-	if _, err := os.Stat(o.Model); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoModel, err)
-	}
-	if o.Threshold == 0 {
-		o.Threshold = DefaultThreshold
-	}
-	if o.MinSpeech == 0 {
-		o.MinSpeech = DefaultMinSpeech
-	}
-	if o.MinSilence == 0 {
-		o.MinSilence = DefaultMinSilence
+	if err := o.withDefaults(); err != nil {
+		return nil, err
 	}
 	cfg := sherpa.VadModelConfig{
 		SileroVad: sherpa.SileroVadModelConfig{
