@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/emiago/diago"
-	"github.com/emiago/diago/media"
-	"github.com/emiago/sipgo"
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip/siptest"
@@ -61,30 +56,11 @@ func testTrunk(t *testing.T, busy bool) (port int, heard func() []int16) {
 			mu.Unlock()
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		port = siptest.Port(t)
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-trunk"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, handler); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		return port, func() []int16 {
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]int16(nil), pcmHeard...)
-		}
+	_, port = siptest.NewAnsweringPhone(t, "test-trunk", handler)
+	return port, func() []int16 {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int16(nil), pcmHeard...)
 	}
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -12,8 +10,6 @@ import (
 	"time"
 
 	"github.com/emiago/diago"
-	"github.com/emiago/diago/media"
-	"github.com/emiago/sipgo"
 
 	"github.com/govline/ivr/dialplan/sip/siptest"
 	"github.com/govline/ivr/ivr/queue"
@@ -55,28 +51,8 @@ func newCitizenTrunk(t *testing.T) *citizenTrunk {
 		defer cancel()
 		_ = d.Hangup(ctx)
 	}
-	for attempt := 0; ; attempt++ {
-		port := siptest.Port(t)
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-trunk"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, handler); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		tk.port = port
-		return tk
-	}
+	_, tk.port = siptest.NewAnsweringPhone(t, "test-trunk", handler)
+	return tk
 }
 
 func (tk *citizenTrunk) seen() (invites []string, answered int) {

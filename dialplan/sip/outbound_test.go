@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/diago"
-	"github.com/emiago/diago/media"
-	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/audio"
@@ -112,30 +109,8 @@ func newTestTrunk(t *testing.T, mode trunkMode, password string) *testTrunk {
 		}()
 		tk.phone.talk(d)
 	}
-	for attempt := 0; ; attempt++ {
-		port := siptest.Port(t)
-		ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-trunk"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
-			diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}}),
-			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := dg.ServeBackground(ctx, handler); err != nil {
-			cancel()
-			ua.Close()
-			if attempt < 5 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); ua.Close() })
-		tk.port = port
-		return tk
-	}
+	_, tk.port = siptest.NewAnsweringPhone(t, "test-trunk", handler)
+	return tk
 }
 
 func (tk *testTrunk) uri() string {

@@ -56,12 +56,20 @@ func Port(t testing.TB) int {
 // given). It is stopped when the test ends.
 func NewPhone(t testing.TB, name string, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent) {
 	t.Helper()
-	return NewAnsweringPhone(t, name, func(*diago.DialogServerSession) {}, codecs...)
+	dg, ua, _ := newPhone(t, name, func(*diago.DialogServerSession) {}, codecs...)
+	return dg, ua
 }
 
 // NewAnsweringPhone is NewPhone with handler taking the calls it receives
-// (an agent's softphone).
-func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent) {
+// (an agent's softphone, a trunk's far end); it returns the phone and its
+// SIP port.
+func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs ...media.Codec) (*diago.Diago, int) {
+	t.Helper()
+	dg, _, port := newPhone(t, name, handler, codecs...)
+	return dg, port
+}
+
+func newPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent, int) {
 	t.Helper()
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
@@ -74,8 +82,9 @@ func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc,
 		if err != nil {
 			t.Fatal(err)
 		}
+		port := Port(t)
 		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: Port(t)}),
+			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
 			diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
 			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		)
@@ -89,7 +98,7 @@ func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc,
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cancel(); ua.Close() })
-		return dg, ua
+		return dg, ua, port
 	}
 }
 
