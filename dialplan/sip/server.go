@@ -158,6 +158,13 @@ func (e *entry) answered() *call {
 	return e.call
 }
 
+// A response as large as its request (RFC 4475 longreq echoes 3 KB of
+// headers) goes out over UDP in IP fragments rather than not at all; sipgo
+// refuses UDP messages above 1300 bytes by default. Package-wide in sipgo,
+// so set before any SIP traffic of the process (in New it raced with the
+// SIP phones of tests already running).
+func init() { sip.UDPMTUSize = 65535 }
+
 // New builds the endpoint; Serve starts it.
 func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -188,10 +195,6 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 		// Package-wide in sipgo and diago: set once per process.
 		sip.SetDefaultLogger(quiet)
 		media.SetDefaultLogger(quiet)
-		// A response as large as its request (RFC 4475 longreq echoes 3 KB
-		// of headers) goes out over UDP in IP fragments rather than not at
-		// all; sipgo refuses UDP messages above 1300 bytes by default.
-		sip.UDPMTUSize = 65535
 	})
 
 	if cfg.Queue.Queues != nil {
