@@ -1,0 +1,267 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/flows/sim"
+)
+
+// texts are the chat's own sentences (the flow's come from its catalog).
+var texts = map[string]map[string]string{
+	"ro": {
+		"yes": "Da", "no": "Nu",
+		"idle":    "Conversația s-a încheiat din lipsă de activitate. Ne puteți scrie oricând din nou.",
+		"end":     "Conversația s-a încheiat. Vă mulțumim!",
+		"handoff": "Conversația a fost transmisă unui operator. Numărul solicitării dumneavoastră este %s.",
+	},
+	"en": {
+		"yes": "Yes", "no": "No",
+		"idle":    "The conversation ended after a period of inactivity. You may write to us again at any time.",
+		"end":     "The conversation has ended. Thank you!",
+		"handoff": "The conversation was passed to an operator. Your request number is %s.",
+	},
+}
+
+func text(lang, key string) string {
+	if t, ok := texts[lang]; ok {
+		return t[key]
+	}
+	return texts["ro"][key]
+}
+
+// session is one citizen's conversation. Its flow runs on its own
+// goroutine (owned by the Server); sockets attach and detach as the page
+// reloads. mu guards the socket and the history.
+type session struct {
+	srv   *Server
+	token string
+	id    string
+	lang  string
+	in    chan flows.Input // typed answers, for the flow's Listen
+
+	ctx    context.Context // ends when the flow must stop
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	conn    *websocket.Conn
+	gen     int         // which attach conn is
+	history []msg       // what the citizen has seen, replayed on resume
+	asking  *msg        // the question waiting for an answer
+	gone    *time.Timer // ends the session when no socket comes back
+}
+
+var (
+	_ flows.Channel = (*session)(nil)
+	_ flows.Medium  = (*session)(nil)
+)
+
+// Medium names the channel for flows (call.channel).
+func (ss *session) Medium() string { return "chat" }
+
+// attach makes conn the session's socket: it gets the token and
+// everything said so far.
+func (ss *session) attach(conn *websocket.Conn) int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.conn != nil {
+		ss.conn.CloseNow() // resumed elsewhere
+	}
+	if ss.gone != nil {
+		ss.gone.Stop()
+		ss.gone = nil
+	}
+	ss.conn = conn
+	ss.gen++
+	ss.write(msg{Type: "session", Token: ss.token, Lang: ss.lang})
+	for _, m := range ss.history {
+		ss.write(m)
+	}
+	if ss.asking != nil {
+		ss.write(*ss.asking)
+	}
+	return ss.gen
+}
+
+// detach forgets conn (when still the session's socket) and gives the
+// citizen the resume time to come back.
+func (ss *session) detach(conn *websocket.Conn, gen int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.gen != gen {
+		return
+	}
+	ss.conn = nil
+	ss.gone = time.AfterFunc(ss.srv.cfg.Resume, func() { ss.cancel(errGone) })
+}
+
+// send writes m to the socket, if any; kept ones are replayed on resume.
+func (ss *session) send(m msg, keep bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if keep {
+		ss.history = append(ss.history, m)
+		if len(ss.history) > historyMax {
+			ss.history = ss.history[len(ss.history)-historyMax:]
+		}
+	}
+	ss.write(m)
+}
+
+// write sends m on the current socket; ss.mu held. A socket that fails is
+// closed: its read loop ends and detaches it.
+func (ss *session) write(m msg) {
+	if ss.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ss.ctx, writeTimeout)
+	defer cancel()
+	if err := wsjson.Write(ctx, ss.conn, m); err != nil {
+		ss.conn.CloseNow()
+	}
+}
+
+// input hands a typed answer (or a button's key) to the flow.
+func (ss *session) input(s string, key bool) {
+	in := flows.Input{Mode: flows.InputSpeech, Text: s, Confidence: 1, Began: time.Now()}
+	if key {
+		in.Mode = flows.InputDTMF
+	}
+	shown := s
+	if key { // the button's label, as the citizen saw it
+		ss.mu.Lock()
+		if ss.asking != nil {
+			for _, o := range ss.asking.Options {
+				if o.Key == s {
+					shown = o.Label
+				}
+			}
+		}
+		ss.mu.Unlock()
+	}
+	select {
+	case ss.in <- in:
+		ss.send(msg{Type: "you", Text: shown}, true)
+	default:
+		ss.send(msg{Type: "error", Code: "busy"}, false)
+	}
+}
+
+// Say sends the prompt as a message: its text, the digits as written.
+func (ss *session) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
+	if err := ss.alive(ctx); err != nil {
+		return flows.Played{}, err
+	}
+	t := sim.PromptText(p)
+	ss.send(msg{Type: "say", Text: t}, true)
+	return flows.Played{Heard: t}, nil
+}
+
+// Listen shows the question's options and waits for the citizen's
+// message, up to the idle time (a chat does not hurry the citizen as a
+// phone line does: the question's no-input time does not apply).
+func (ss *session) Listen(ctx context.Context, l flows.Listen) (flows.Input, error) {
+	if err := ss.alive(ctx); err != nil {
+		return flows.Input{}, err
+	}
+	q := msg{Type: "ask", Expect: string(l.Expect)}
+	switch l.Expect {
+	case flows.ExpectChoice:
+		for _, o := range l.Options {
+			if o.Key != "" && o.Label != "" {
+				q.Options = append(q.Options, o)
+			}
+		}
+	case flows.ExpectYesNo:
+		q.Options = []flows.Option{{Key: "1", Label: text(l.Lang, "yes")}, {Key: "2", Label: text(l.Lang, "no")}}
+	}
+	ss.mu.Lock()
+	ss.asking = &q
+	ss.write(q)
+	ss.mu.Unlock()
+	defer func() {
+		ss.mu.Lock()
+		ss.asking = nil
+		ss.mu.Unlock()
+	}()
+	idle := time.NewTimer(ss.srv.cfg.Idle)
+	defer idle.Stop()
+	select {
+	case in := <-ss.in:
+		if l.Expect == flows.ExpectDigits && in.Mode == flows.InputSpeech {
+			if d := digitsOf(in.Text); d != "" {
+				in.Mode, in.Text = flows.InputDTMF, d
+			}
+		}
+		return in, nil
+	case <-idle.C:
+		ss.send(msg{Type: "end", Text: text(l.Lang, "idle")}, true)
+		return flows.Input{}, errIdle
+	case <-ctx.Done():
+		return flows.Input{}, ss.alive(ctx)
+	case <-ss.ctx.Done():
+		return flows.Input{}, ss.alive(ctx)
+	}
+}
+
+// alive reports the session's end as the flow expects it: ErrHangup
+// (wrapped) once the citizen is gone, the context's error when ctx ends.
+func (ss *session) alive(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ss.ctx.Err() != nil {
+		if c := context.Cause(ss.ctx); errors.Is(c, flows.ErrHangup) {
+			return c
+		}
+		return errors.Join(flows.ErrHangup, context.Cause(ss.ctx))
+	}
+	return nil
+}
+
+// digitsOf is a typed number ("123 456", "12-34") as its digits, or "".
+func digitsOf(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '.' || r == '/':
+		default:
+			return ""
+		}
+	}
+	return b.String()
+}
+
+// runFlow runs the flow to its end and tells the citizen how it ended.
+func (ss *session) runFlow() {
+	f := flows.Facts{CallID: ss.id, Caller: "chat", Called: "chat", Lang: ss.lang}
+	out := ss.srv.run.Run(ss.ctx, f, ss, ss.srv.svc)
+	lang := out.Lang
+	if lang == "" {
+		lang = ss.lang
+	}
+	ss.srv.log.Info("chat ended", "call_id", ss.id, "outcome", string(out.Kind), "ticket", out.Ticket)
+	switch {
+	case out.Kind == flows.OutcomeCaller:
+		return
+	case out.Kind == flows.OutcomeTransfer:
+		ss.send(msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}, true)
+	default:
+		ss.send(msg{Type: "end", Text: text(lang, "end")}, true)
+	}
+	ss.mu.Lock()
+	conn := ss.conn
+	ss.mu.Unlock()
+	if conn != nil { // outside mu: the close handshake needs the read loop, which detaches
+		conn.Close(websocket.StatusNormalClosure, "ended")
+	}
+}
