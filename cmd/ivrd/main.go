@@ -270,6 +270,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if con != nil {
 		reg.MustRegister(consoleMetrics{con})
 	}
+	stopChat, err := startChat(cfg, rt, svc, log, httpErr)
+	if err != nil {
+		ln.Close()
+		stopConsole(context.Background())
+		return err
+	}
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 
 	telCtx, stopTel := context.WithCancel(context.Background())
@@ -309,6 +315,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
 	stopConsole(sctx)
+	stopChat(sctx)
 	if drainErr != nil {
 		return drainErr
 	}
