@@ -164,15 +164,21 @@ func (s *Server) Sessions() int {
 
 // msg is one protocol message, either way.
 type msg struct {
-	Type    string         `json:"type"`
-	Text    string         `json:"text,omitempty"`
-	Lang    string         `json:"lang,omitempty"`
-	Token   string         `json:"token,omitempty"`
-	Key     string         `json:"key,omitempty"`
-	Expect  string         `json:"expect,omitempty"`
-	Options []flows.Option `json:"options,omitempty"`
-	Ticket  string         `json:"ticket,omitempty"`
-	Code    string         `json:"code,omitempty"`
+	Type    string   `json:"type"`
+	Text    string   `json:"text,omitempty"`
+	Lang    string   `json:"lang,omitempty"`
+	Token   string   `json:"token,omitempty"`
+	Key     string   `json:"key,omitempty"`
+	Expect  string   `json:"expect,omitempty"`
+	Options []option `json:"options,omitempty"`
+	Ticket  string   `json:"ticket,omitempty"`
+	Code    string   `json:"code,omitempty"`
+}
+
+// option is a button: an option's key and label.
+type option struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
 }
 
 func clientOf(r *http.Request) string {

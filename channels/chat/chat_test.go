@@ -65,15 +65,18 @@ func newRig(t *testing.T, cfg chat.Config, flowsDir string) *rig {
 }
 
 type msg struct {
-	Type    string         `json:"type"`
-	Text    string         `json:"text,omitempty"`
-	Lang    string         `json:"lang,omitempty"`
-	Token   string         `json:"token,omitempty"`
-	Key     string         `json:"key,omitempty"`
-	Expect  string         `json:"expect,omitempty"`
-	Options []flows.Option `json:"options,omitempty"`
-	Ticket  string         `json:"ticket,omitempty"`
-	Code    string         `json:"code,omitempty"`
+	Type    string `json:"type"`
+	Text    string `json:"text,omitempty"`
+	Lang    string `json:"lang,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Expect  string `json:"expect,omitempty"`
+	Options []struct {
+		Key   string `json:"key"`
+		Label string `json:"label"`
+	} `json:"options,omitempty"`
+	Ticket string `json:"ticket,omitempty"`
+	Code   string `json:"code,omitempty"`
 }
 
 type client struct {

@@ -176,11 +176,11 @@ func (ss *session) Listen(ctx context.Context, l flows.Listen) (flows.Input, err
 	case flows.ExpectChoice:
 		for _, o := range l.Options {
 			if o.Key != "" && o.Label != "" {
-				q.Options = append(q.Options, o)
+				q.Options = append(q.Options, option{Key: o.Key, Label: o.Label})
 			}
 		}
 	case flows.ExpectYesNo:
-		q.Options = []flows.Option{{Key: "1", Label: text(l.Lang, "yes")}, {Key: "2", Label: text(l.Lang, "no")}}
+		q.Options = []option{{Key: "1", Label: text(l.Lang, "yes")}, {Key: "2", Label: text(l.Lang, "no")}}
 	}
 	ss.mu.Lock()
 	ss.asking = &q
