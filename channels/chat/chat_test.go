@@ -336,3 +336,30 @@ func TestDemoPageAndWidget(t *testing.T) {
 		}
 	}
 }
+
+// A citizen who stops writing gets the closing message after the idle
+// time, and the session ends; too many new sessions from one address are
+// refused.
+func TestIdleEndAndNewSessionLimit(t *testing.T) {
+	r := newRig(t, chat.Config{Idle: 300 * time.Millisecond, NewSessions: 2}, filepath.Join("..", "..", "flows"))
+	c, _ := r.dial(t, "", "")
+	c.until("ask")
+	start := time.Now()
+	if m := c.until("end"); !strings.Contains(m.Text, "lipsă de activitate") {
+		t.Fatalf("idle end %q", m.Text)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
+		t.Errorf("ended after %v, want the idle time", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Errorf("after the end: %v", err)
+	}
+	c2, _ := r.dial(t, "", "")
+	c2.until("session")
+	c3, _ := r.dial(t, "", "")
+	if _, _, err := c3.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Errorf("a third new session in a minute: %v", err)
+	}
+}

@@ -251,8 +251,7 @@ func (ss *session) runFlow() {
 	}
 	ss.srv.log.Info("chat ended", "call_id", ss.id, "outcome", string(out.Kind), "ticket", out.Ticket)
 	switch {
-	case out.Kind == flows.OutcomeCaller:
-		return
+	case out.Kind == flows.OutcomeCaller: // gone, or told why (idle)
 	case out.Kind == flows.OutcomeTransfer:
 		ss.send(msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}, true)
 	default:
