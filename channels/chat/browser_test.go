@@ -48,7 +48,8 @@ func browser(t *testing.T) context.Context {
 // A citizen on the demo page in a real browser: the menu's options are
 // buttons, a typed question gets the knowledge base's answer, a page
 // reload keeps the conversation, the "Nu" button reaches an operator and
-// the request's number shows; the ticket is the portal's.
+// the request's number shows; the ticket is the portal's; an agent's
+// message shows live, the citizen answers, the transcript holds both.
 func TestBrowserDemoPage(t *testing.T) {
 	r := newRig(t, chat.Config{}, filepath.Join("..", "..", "flows"))
 	ctx := browser(t)
@@ -80,7 +81,7 @@ func TestBrowserDemoPage(t *testing.T) {
 	}
 	run("the Nu button",
 		chromedp.Evaluate(`[...document.querySelectorAll(".ivr-chat-options button")].find(b => b.textContent == "Nu").click()`, nil),
-		chromedp.Poll(`document.querySelector("#ivr-chat-input").disabled`, nil),
+		chromedp.Poll(`document.querySelector(".ivr-chat-log li:last-child").textContent.includes("operator")`, nil),
 		chromedp.Evaluate(`document.querySelector(".ivr-chat-log li:last-child").textContent`, &number))
 	var tk tickets.Ticket
 	for _, w := range strings.Fields(strings.TrimSuffix(number, ".")) {
@@ -93,6 +94,34 @@ func TestBrowserDemoPage(t *testing.T) {
 	}
 	if tk.Channel != tickets.ChannelPortal || !strings.Contains(tk.Description, "mi-am pierdut buletinul") {
 		t.Fatalf("the handoff %q: ticket %+v", number, tk)
+	}
+	// The agent writes (as the console does through AnswerInChat); the
+	// citizen sees it live and answers; the transcript holds both.
+	if err := r.srv.AnswerInChat(context.Background(), tk.Number, "maria", "Bună ziua, vă ajut eu."); err != nil {
+		t.Fatal(err)
+	}
+	run("the agent's message",
+		chromedp.Poll(`document.querySelector(".ivr-chat-log").textContent.includes("Un operator s-a alăturat") && document.querySelector(".ivr-chat-log li.agent:last-child")?.textContent.includes("vă ajut eu")`, nil),
+		chromedp.SendKeys("#ivr-chat-input", "mulțumesc\n", chromedp.ByID),
+		chromedp.Poll(`document.querySelector(".ivr-chat-log li.you:last-child")?.textContent.includes("mulțumesc")`, nil))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		turns, err := r.st.Transcript(context.Background(), tk.CallID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var agent, citizen bool
+		for _, tn := range turns {
+			agent = agent || (tn.Speaker == "agent" && tn.Text == "Bună ziua, vă ajut eu.")
+			citizen = citizen || (tn.Speaker == "caller" && tn.Text == "mulțumesc")
+		}
+		if agent && citizen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the transcript lacks the exchange with the agent: %+v", turns)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -17,6 +17,8 @@
 //	{"type":"you","text":"..."}              the citizen's answer, as taken
 //	{"type":"ask","expect":"choice","options":[{"key":"1","label":"..."}]}
 //	{"type":"handoff","ticket":"..."}        the conversation went to the agents
+//	{"type":"joined","text":"..."}           an agent has written (once)
+//	{"type":"agent","text":"..."}            an agent's message
 //	{"type":"end","text":"..."}              the session ended
 //	{"type":"error","code":"too_long"}       a message refused (too_long,
 //	                                          utf8, rate, busy, bad)
@@ -115,6 +117,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	byTicket map[string]*session // chats handed to the agents, by ticket number
 }
 
 // New returns a server running flows with r and svc. Close ends its
@@ -126,7 +129,7 @@ func New(cfg Config, r Runner, svc flows.Services) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, run: r, svc: svc, log: svc.Log.With("channel", "chat"),
-		news: limit.NewBuckets(cfg.NewSessions, 0), ctx: ctx, cancel: cancel, sessions: map[string]*session{}}
+		news: limit.NewBuckets(cfg.NewSessions, 0), ctx: ctx, cancel: cancel, sessions: map[string]*session{}, byTicket: map[string]*session{}}
 }
 
 // Close ends every session (their flows see the citizen gone) and waits

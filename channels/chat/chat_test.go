@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -190,6 +191,31 @@ func TestChatAnswersFromKnowledgeBaseAndHandsOff(t *testing.T) {
 		t.Errorf("the citizen's turns in the transcript: %q", citizen)
 	}
 	t.Logf("conversation through main.lua in %v:\n%s", time.Since(start), c.said())
+
+	// After the handoff the chat stays open for the agents.
+	if err := r.srv.AnswerInChat(ctx, "00000000", "maria", "x"); !errors.Is(err, chat.ErrNoChat) {
+		t.Errorf("a ticket without a chat: %v", err)
+	}
+	if err := r.srv.AnswerInChat(ctx, tk.Number, "maria", "<b>Bună ziua</b>"); err != nil {
+		t.Fatal(err)
+	}
+	c.until("joined")
+	if m := c.until("agent"); m.Text != "<b>Bună ziua</b>" {
+		t.Fatalf("agent's message %q", m.Text)
+	}
+	c.send(msg{Type: "text", Text: "mulțumesc"})
+	c.until("you")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		turns, _ := r.st.Transcript(ctx, tk.CallID)
+		if n := len(turns); n >= 2 && turns[n-2].Speaker == "agent" && turns[n-1].Speaker == "caller" && turns[n-1].Text == "mulțumesc" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transcript after the handoff: %+v", turns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // A flow reads call.channel: "chat" here (the phone's is "phone", see

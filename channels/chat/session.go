@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
@@ -21,12 +22,14 @@ var texts = map[string]map[string]string{
 		"idle":    "Conversația s-a încheiat din lipsă de activitate. Ne puteți scrie oricând din nou.",
 		"end":     "Conversația s-a încheiat. Vă mulțumim!",
 		"handoff": "Conversația a fost transmisă unui operator. Numărul solicitării dumneavoastră este %s.",
+		"joined":  "Un operator s-a alăturat conversației.",
 	},
 	"en": {
 		"yes": "Yes", "no": "No",
 		"idle":    "The conversation ended after a period of inactivity. You may write to us again at any time.",
 		"end":     "The conversation has ended. Thank you!",
 		"handoff": "The conversation was passed to an operator. Your request number is %s.",
+		"joined":  "An operator has joined the conversation.",
 	},
 }
 
@@ -54,6 +57,7 @@ type session struct {
 	conn    *websocket.Conn
 	gen     int         // which attach conn is
 	history []msg       // what the citizen has seen, replayed on resume
+	joined  bool        // an agent has written
 	asking  *msg        // the question waiting for an answer
 	gone    *time.Timer // ends the session when no socket comes back
 }
@@ -254,6 +258,9 @@ func (ss *session) runFlow() {
 	case out.Kind == flows.OutcomeCaller: // gone, or told why (idle)
 	case out.Kind == flows.OutcomeTransfer:
 		ss.send(msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}, true)
+		if out.Ticket != "" {
+			ss.withAgents(out.Ticket, lang)
+		}
 	default:
 		ss.send(msg{Type: "end", Text: text(lang, "end")}, true)
 	}
@@ -263,4 +270,77 @@ func (ss *session) runFlow() {
 	if conn != nil { // outside mu: the close handshake needs the read loop, which detaches
 		conn.Close(websocket.StatusNormalClosure, "ended")
 	}
+}
+
+// withAgents keeps the conversation open for the agents after the
+// handoff: the citizen's messages go to the ticket's transcript (the
+// console shows them live), the agents' come through Server.AnswerInChat,
+// until the citizen is idle or gone.
+func (ss *session) withAgents(number, lang string) {
+	ss.srv.mu.Lock()
+	ss.srv.byTicket[number] = ss
+	ss.srv.mu.Unlock()
+	defer func() {
+		ss.srv.mu.Lock()
+		if ss.srv.byTicket[number] == ss {
+			delete(ss.srv.byTicket, number)
+		}
+		ss.srv.mu.Unlock()
+	}()
+	ss.mu.Lock()
+	ss.lang = lang
+	ss.mu.Unlock()
+	idle := time.NewTimer(ss.srv.cfg.Idle)
+	defer idle.Stop()
+	for {
+		select {
+		case in := <-ss.in:
+			idle.Reset(ss.srv.cfg.Idle)
+			if ss.srv.svc.Transcript != nil {
+				t := flows.Turn{Speaker: "caller", Text: in.Text, At: time.Now(), Began: in.Began, Mode: flows.InputSpeech, Confidence: 1}
+				if err := ss.srv.svc.Transcript.Append(ss.ctx, ss.id, t); err != nil {
+					ss.srv.log.Error("chat turn not kept", "call_id", ss.id, "err", err)
+				}
+			}
+		case <-idle.C:
+			ss.send(msg{Type: "end", Text: text(lang, "idle")}, true)
+			return
+		case <-ss.ctx.Done():
+			return
+		}
+	}
+}
+
+// ErrNoChat reports that a ticket has no chat open: the citizen left (or
+// the chat was on another engine).
+var ErrNoChat = errors.New("no chat open for this ticket")
+
+// AnswerInChat sends an agent's message to the citizen whose chat opened
+// ticket number, and keeps it in the ticket's transcript. The first one
+// tells the citizen that an operator joined. Safe for concurrent use.
+func (s *Server) AnswerInChat(ctx context.Context, number, actor, body string) error {
+	s.mu.Lock()
+	ss := s.byTicket[number]
+	s.mu.Unlock()
+	if ss == nil {
+		return ErrNoChat
+	}
+	if strings.TrimSpace(body) == "" || !utf8.ValidString(body) {
+		return errors.New("empty or invalid message")
+	}
+	if s.svc.Transcript != nil {
+		if err := s.svc.Transcript.Append(ctx, ss.id, flows.Turn{Speaker: "agent", Text: body, At: time.Now()}); err != nil {
+			return err
+		}
+	}
+	ss.mu.Lock()
+	first := !ss.joined
+	ss.joined = true
+	lang := ss.lang
+	ss.mu.Unlock()
+	if first {
+		ss.send(msg{Type: "joined", Text: text(lang, "joined")}, true)
+	}
+	ss.send(msg{Type: "agent", Text: body}, true)
+	return nil
 }

@@ -10,10 +10,10 @@
   var lang = (me && me.dataset.lang) || document.documentElement.lang || "ro";
   lang = lang.slice(0, 2) === "en" ? "en" : "ro";
   var T = {
-    ro: { title: "Asistență online", label: "Mesajul dumneavoastră", send: "Trimite", you: "Dumneavoastră", line: "Linia de asistență",
+    ro: { title: "Asistență online", label: "Mesajul dumneavoastră", send: "Trimite", you: "Dumneavoastră", agent: "Operator", line: "Linia de asistență",
       closed: "Conexiunea s-a întrerupt. Reîncercăm…", options: "Opțiuni",
       errors: { too_long: "Mesajul este prea lung.", utf8: "Mesajul nu a putut fi citit.", rate: "Trimiteți mesajele mai rar, vă rog.", busy: "Vă rog să așteptați răspunsul.", bad: "Mesaj neînțeles." } },
-    en: { title: "Online help", label: "Your message", send: "Send", you: "You", line: "Support line",
+    en: { title: "Online help", label: "Your message", send: "Send", you: "You", agent: "Operator", line: "Support line",
       closed: "The connection dropped. Retrying…", options: "Options",
       errors: { too_long: "The message is too long.", utf8: "The message could not be read.", rate: "Please send messages more slowly.", busy: "Please wait for the answer.", bad: "Message not understood." } }
   }[lang];
@@ -94,7 +94,12 @@
           opts.appendChild(b);
         });
         break;
-      case "handoff": case "end":
+      case "agent": line("agent", T.agent, m.text || ""); break;
+      case "joined": case "handoff":
+        opts.textContent = "";
+        line("note", T.line, m.text || "");
+        break;
+      case "end":
         ended = true;
         opts.textContent = "";
         line("note", T.line, m.text || "");
