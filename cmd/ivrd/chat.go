@@ -10,22 +10,26 @@ import (
 
 	"github.com/govline/ivr/channels/chat"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/tickets/console"
 )
 
 // startChat starts the web chat's listener when chat.listen is set: the
 // same flows as the phone, on the same services. The returned stop
 // function shuts the listener down and ends the sessions. Errors of the
 // listener arrive on errc.
-func startChat(cfg Config, rt chat.Runner, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), err error) {
+//
+// The answerer (nil when the chat is off) lets the console's agents write
+// to a chat handed to them.
+func startChat(cfg Config, rt chat.Runner, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), answerer console.ChatAnswerer, err error) {
 	if cfg.Chat.Listen == "" {
-		return func(context.Context) {}, nil
+		return func(context.Context) {}, nil, nil
 	}
 	svc.Log = log.With("component", "chat")
 	cs := chat.New(chat.Config{Origins: cfg.Chat.Origins, Idle: cfg.Chat.Idle.Duration, MaxMessage: cfg.Chat.MaxMessage,
 		PerSecond: cfg.Chat.PerSecond, NewSessions: cfg.Chat.NewSessions}, rt, svc)
 	ln, err := net.Listen("tcp", cfg.Chat.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("chat listen on %s: %w", cfg.Chat.Listen, err)
+		return nil, nil, fmt.Errorf("chat listen on %s: %w", cfg.Chat.Listen, err)
 	}
 	srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	srv.RegisterOnShutdown(cs.Close) // the sockets never go idle
@@ -38,5 +42,5 @@ func startChat(cfg Config, rt chat.Runner, svc flows.Services, log *slog.Logger,
 		}
 	}()
 	log.Info("web chat listening", "addr", cfg.Chat.Listen)
-	return func(ctx context.Context) { _ = srv.Shutdown(ctx); cs.Close() }, nil
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx); cs.Close() }, cs, nil
 }
