@@ -34,6 +34,12 @@ type rig struct {
 
 func newRig(t *testing.T, cfg chat.Config, flowsDir string) *rig {
 	t.Helper()
+	// A Tuesday, 12:00 in Bucharest: operators at work.
+	return newRigAt(t, cfg, flowsDir, time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC))
+}
+
+func newRigAt(t *testing.T, cfg chat.Config, flowsDir string, at time.Time) *rig {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := store.Open(ctx, store.SQLiteURL(tickets.DBPath(dir)), store.Options{})
@@ -50,7 +56,6 @@ func newRig(t *testing.T, cfg chat.Config, flowsDir string) *rig {
 	if _, err := ix.ImportDir(ctx, filepath.Join("..", "..", "flows", "kb")); err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC) // a Tuesday, 12:00 in Bucharest: operators at work
 	st.SetClock(func() time.Time { return at })
 	rt, err := flows.Load(flowsDir, flows.Config{})
 	if err != nil {
@@ -387,5 +392,32 @@ func TestIdleEndAndNewSessionLimit(t *testing.T) {
 	c3, _ := r.dial(t, "", "")
 	if _, _, err := c3.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
 		t.Errorf("a third new session in a minute: %v", err)
+	}
+}
+
+// Outside working hours, asking for an operator leaves a request: the
+// chat shows its number as written (say_digits: "34554410", not spaced
+// out for the ear), and the ticket (the portal's) holds the request.
+func TestOutsideHoursLeavesARequest(t *testing.T) {
+	sunday := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	r := newRigAt(t, chat.Config{}, filepath.Join("..", "..", "flows"), sunday)
+	c, _ := r.dial(t, "", "")
+	c.until("ask")
+	c.send(msg{Type: "text", Text: "operator"})
+	c.until("ask")
+	c.send(msg{Type: "text", Text: "vreau să mă sune cineva despre buletin"})
+	c.until("end")
+	var number string
+	for _, m := range c.seen {
+		if m.Type == "say" && strings.Contains(m.Text, "numărul") {
+			number = strings.TrimSuffix(strings.Fields(strings.SplitN(m.Text, "numărul ", 2)[1])[0], ".")
+		}
+	}
+	if number == "" {
+		t.Fatalf("no number shown:\n%s", c.said())
+	}
+	tk, err := r.st.Ticket(context.Background(), number)
+	if err != nil || tk.Channel != tickets.ChannelPortal || !strings.Contains(tk.Description, "vreau să mă sune cineva") {
+		t.Fatalf("ticket %q: %+v, %v\n%s", number, tk, err, c.said())
 	}
 }
