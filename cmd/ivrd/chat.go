@@ -13,6 +13,8 @@ import (
 	"github.com/govline/ivr/tickets/console"
 )
 
+var _ console.ChatAnswerer = (*chat.Server)(nil)
+
 // startChat starts the web chat's listener when chat.listen is set: the
 // same flows as the phone, on the same services. The returned stop
 // function shuts the listener down and ends the sessions. Errors of the
