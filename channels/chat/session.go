@@ -287,7 +287,11 @@ func (ss *session) runFlow() {
 	ss.mu.Lock()
 	conn := ss.conn
 	ss.mu.Unlock()
-	if conn != nil { // outside mu: the close handshake needs the read loop, which detaches
+	switch {
+	case conn == nil:
+	case ss.ctx.Err() != nil: // the server is closing: no waiting for the browser's close reply
+		conn.CloseNow()
+	default: // outside mu: the close handshake needs the read loop, which detaches
 		conn.Close(websocket.StatusNormalClosure, "ended")
 	}
 }
