@@ -84,7 +84,7 @@ type TicketDesk struct {
 }
 
 // NewTicket is the ticket the store opens for d, as the actor "ivr" on the
-// phone channel. A service the store does not know becomes "other", with
+// phone channel, or the portal channel for a web chat (d.Channel "chat"). A service the store does not know becomes "other", with
 // the flow's word kept as the classification (a caller's request is not
 // lost for a typo on a live call; flow lint checks literal services).
 // Everything else is the store's to validate (tickets.NewTicket.Validate):
@@ -98,7 +98,11 @@ func (d TicketDraft) NewTicket() tickets.NewTicket {
 		}
 		svc = tickets.ServiceOther
 	}
-	return tickets.NewTicket{Actor: "ivr", Channel: tickets.ChannelPhone, Caller: d.Caller, Lang: d.Lang,
+	ch := tickets.ChannelPhone
+	if d.Channel == "chat" { // the portal's web chat: the regulation's "portal" channel
+		ch = tickets.ChannelPortal
+	}
+	return tickets.NewTicket{Actor: "ivr", Channel: ch, Caller: d.Caller, Lang: d.Lang,
 		Service: svc, Classification: class, Priority: tickets.Priority(d.Priority), Level: d.Level,
 		Description: d.Description, CallID: d.CallID, Articles: d.Articles, Recording: d.Recording, Personal: d.Personal}
 }

@@ -3,6 +3,8 @@ package flows_test
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,3 +86,30 @@ func TestMainOnRealServices(t *testing.T) {
 }
 
 func spaced(s string) string { return strings.Join(strings.Split(s, ""), " ") }
+
+// call.channel is "phone" on a Channel that does not name itself (the
+// chat's is tested in channels/chat), and a chat's ticket is opened on
+// the portal channel.
+func TestCallChannel(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.lua"), []byte(`say(call.channel)`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := flows.Load(dir, flows.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	ch := sim.NewChannel(strings.NewReader(""), nil)
+	ch.Lines = func(l string) { said = append(said, l) }
+	rt.Run(context.Background(), flows.Facts{}, ch, flows.Services{Log: slog.New(slog.DiscardHandler)})
+	if len(said) == 0 || said[0] != "ivr: phone" {
+		t.Errorf("call.channel: %q", said)
+	}
+	if c := (flows.TicketDraft{Channel: "chat"}).NewTicket().Channel; c != tickets.ChannelPortal {
+		t.Errorf("a chat's ticket on %q", c)
+	}
+	if c := (flows.TicketDraft{}).NewTicket().Channel; c != tickets.ChannelPhone {
+		t.Errorf("a call's ticket on %q", c)
+	}
+}

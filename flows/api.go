@@ -114,12 +114,22 @@ func registerAPI(L *lua.LState, c *call) {
 	call.RawSetString("start", lua.LNumber(c.facts.Start.Unix()))
 	call.RawSetString("flow", lua.LString(c.flow))
 	call.RawSetString("speech", lua.LBool(c.hears()))
+	call.RawSetString("channel", lua.LString(c.medium()))
 	if c.facts.Ticket != "" {
 		call.RawSetString("ticket", lua.LString(c.facts.Ticket))
 	}
 	c.callTbl = call
 	L.SetGlobal("call", call)
 	L.SetGlobal("vars", L.NewTable())
+}
+
+// medium names the caller's channel (call.channel): "phone" unless the
+// Channel says otherwise (flows.Medium).
+func (c *call) medium() string {
+	if m, ok := c.ch.(Medium); ok {
+		return m.Medium()
+	}
+	return "phone"
 }
 
 // hears reports whether the caller can answer by voice (call.speech).
@@ -577,6 +587,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 	for i, o := range opts {
 		choices[i] = o.choice
 		a.listen.Phrases = append(a.listen.Phrases, o.spoken...)
+		a.listen.Options = append(a.listen.Options, Option{Key: o.key, Label: o.label})
 		if o.key == "0" {
 			a.zeroIsKey = true
 		}
@@ -953,7 +964,7 @@ func (c *call) stopIfCancelled(L *lua.LState) {
 // ticket.open{service=, description=, priority=, level=, classification=, articles={}} -> number, err
 func (c *call) luaTicketOpen(L *lua.LState) int {
 	t := L.CheckTable(1)
-	d := TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Recording: c.facts.Recording,
+	d := TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Recording: c.facts.Recording, Channel: c.medium(),
 		Service:        lua.LVAsString(t.RawGetString("service")),
 		Classification: lua.LVAsString(t.RawGetString("classification")),
 		Priority:       lua.LVAsString(t.RawGetString("priority")),

@@ -284,7 +284,7 @@ func (c *call) draft(headline, priority string) TicketDraft {
 	}
 	return TicketDraft{CallID: c.facts.CallID, Caller: c.facts.Caller, Lang: c.lang, Service: service,
 		Classification: c.varString("classification"), Priority: priority, Level: 1, Description: c.hide(b.String()),
-		Articles: c.varList("articles"), Recording: c.facts.Recording, Personal: personal}
+		Articles: c.varList("articles"), Recording: c.facts.Recording, Channel: c.medium(), Personal: personal}
 }
 
 // conversation is the transcript so far, one "speaker: text" line per turn.

@@ -100,6 +100,10 @@ type Listen struct {
 	Lang    string
 	Expect  Expect
 	Phrases []string // for ExpectChoice: every option's spoken forms
+	// Options are the choices of an ExpectChoice question, one per option
+	// (its key and its label in the call's language), for a channel that
+	// shows them as buttons (the web chat).
+	Options []Option
 	// Keys the caller may press. A key answers at once, except in
 	// ExpectDigits, where keys collect until MaxDigits, Terminator or the
 	// inter-digit timeout.
@@ -199,6 +203,7 @@ type TicketDraft struct {
 	Description    string // what the caller wants, in their words
 	Articles       []string
 	Recording      string // the call's recording (Facts.Recording), set by the runtime
+	Channel        string // call.channel: "phone" or "chat", set by the runtime
 	// Personal are the sensitive answers the flow kept for the agents, by
 	// name ({"cnp": "1960101123456"}): only the ticket's personal field
 	// holds them; the description and the transcript hold masked forms.
@@ -239,6 +244,19 @@ type Recorder interface {
 	// keys and words the caller gives meanwhile must reach no record in
 	// clear (a call's DTMF log keeps their masked form).
 	Sensitive(on bool)
+}
+
+// Option is one choice of a question as a channel may show it.
+type Option struct {
+	Key   string // the key that answers it ("" for none)
+	Label string // in the call's language
+}
+
+// Medium is implemented by a Channel that is not a phone call: Medium
+// names it ("chat"), and flows read it as call.channel ("phone" when the
+// Channel does not implement Medium).
+type Medium interface {
+	Medium() string
 }
 
 // Hearing is implemented by a Channel that knows whether the caller can

@@ -45,6 +45,7 @@ type Config struct {
 	Console   ConsoleConfig          `toml:"console"`
 	Webhook   WebhookConfig          `toml:"webhook"`
 	Email     EmailConfig            `toml:"email"`
+	Chat      ChatConfig             `toml:"chat"`
 	Recording RecordingsConfig       `toml:"recordings"`
 	Speech    SpeechConfig           `toml:"speech"`
 	HTTP      HTTPConfig             `toml:"http"`
@@ -232,6 +233,17 @@ type ConsoleConfig struct {
 	LoginRate       int      `toml:"login_rate"`
 	HashConcurrency int      `toml:"hash_concurrency"`
 	HashWait        Duration `toml:"hash_wait"`
+}
+
+// ChatConfig is the [chat] table: the portal's web chat (channels/chat,
+// docs/chat.md). An empty listen turns the channel off.
+type ChatConfig struct {
+	Listen      string   `toml:"listen"`
+	Origins     []string `toml:"origins"` // the portal origins' hosts ("portal.gov.ro", "*.gov.ro")
+	Idle        Duration `toml:"idle"`
+	MaxMessage  int      `toml:"max_message"`
+	PerSecond   int      `toml:"per_second"`
+	NewSessions int      `toml:"new_sessions"`
 }
 
 // RecordingsConfig is the [recordings] table: how a console plays a
@@ -435,6 +447,16 @@ var envOverrides = []struct {
 	{"IVR_CONSOLE_LOGIN_RATE", "console.login_rate", func(c *Config, v string) error { return setInt(&c.Console.LoginRate, v) }},
 	{"IVR_CONSOLE_HASH_CONCURRENCY", "console.hash_concurrency", func(c *Config, v string) error { return setInt(&c.Console.HashConcurrency, v) }},
 	{"IVR_CONSOLE_HASH_WAIT", "console.hash_wait", func(c *Config, v string) error { return c.Console.HashWait.UnmarshalText([]byte(v)) }},
+	{"IVR_CHAT_LISTEN", "chat.listen", func(c *Config, v string) error { c.Chat.Listen = v; return nil }},
+	{"IVR_CHAT_ORIGINS", "chat.origins", func(c *Config, v string) error {
+		c.Chat.Origins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.Chat.Origins = append(c.Chat.Origins, o)
+			}
+		}
+		return nil
+	}},
 	{"IVR_WEBHOOK_URL", "webhook.url", func(c *Config, v string) error { c.Webhook.URL = v; return nil }},
 	{"IVR_WEBHOOK_SECRET", "webhook.secret", func(c *Config, v string) error { c.Webhook.Secret = v; return nil }},
 	{"IVR_EMAIL_IMAP_URL", "email.imap_url", func(c *Config, v string) error { c.Email.IMAPURL = v; return nil }},
@@ -694,6 +716,31 @@ func (c Config) Validate() error {
 		if c.Console.Listen == c.HTTP.Listen {
 			return bad("console.listen", "must differ from http.listen (the metrics listener stays private)")
 		}
+	}
+	if c.Chat.Listen != "" {
+		if err := checkHostPort(c.Chat.Listen); err != nil {
+			return bad("chat.listen", "%v", err)
+		}
+		if c.Chat.Listen == c.HTTP.Listen || c.Chat.Listen == c.Console.Listen {
+			return bad("chat.listen", "must differ from http.listen and console.listen (the chat carries no console cookie, the metrics stay private)")
+		}
+	}
+	for _, o := range c.Chat.Origins {
+		if strings.Contains(o, "/") {
+			return bad("chat.origins", "%q: give the origin's host (portal.gov.ro, *.gov.ro), not a URL", o)
+		}
+	}
+	if c.Chat.MaxMessage < 0 || c.Chat.MaxMessage > 10000 {
+		return bad("chat.max_message", "%d is not between 0 (the default, 2000) and 10000", c.Chat.MaxMessage)
+	}
+	if c.Chat.PerSecond < 0 || c.Chat.PerSecond > 100 {
+		return bad("chat.per_second", "%d is not between 0 (the default, 5) and 100", c.Chat.PerSecond)
+	}
+	if c.Chat.NewSessions < 0 || c.Chat.NewSessions > 10000 {
+		return bad("chat.new_sessions", "%d is not between 0 (the default, 20) and 10000", c.Chat.NewSessions)
+	}
+	if d := c.Chat.Idle.Duration; d != 0 && (d < time.Minute || d > 24*time.Hour) {
+		return bad("chat.idle", "%s is not between 1m and 24h", d)
 	}
 	if c.Console.MaxFailures < 1 || c.Console.MaxFailures > 100 {
 		return bad("console.max_failures", "%d is not between 1 and 100", c.Console.MaxFailures)

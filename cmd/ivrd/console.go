@@ -20,11 +20,12 @@ import (
 
 // startConsole starts the webhook sender (when webhook.url is set), the
 // e-mail channel (when email.imap_url is set; its answerer serves the
-// console) and the agent console (when console.listen is set). The sender stops when ctx
+// console), the agent console (its agents write to the web chats handed
+// to them through chatAns, nil when the chat is off) (when console.listen is set). The sender stops when ctx
 // ends (joined by wg; notifications wait in the outbox); the returned stop
 // function shuts the console down. Errors of the console's listener arrive
 // on errc.
-func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, callbacks console.CallbackLister, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), con *console.Console, err error) {
+func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tickets.Store, callbacks console.CallbackLister, chatAns console.ChatAnswerer, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), con *console.Console, err error) {
 	answerer, err := startEmail(ctx, wg, cfg, store, svc.KB, log)
 	if err != nil {
 		return nil, nil, err
@@ -46,7 +47,7 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 		misses = k.Index
 	}
 	con, err = console.New(console.Config{
-		Store: store, Misses: misses, Callbacks: callbacks, SecureCookie: cfg.Console.SecureCookie, Resolved: kick, Email: answerer,
+		Store: store, Misses: misses, Callbacks: callbacks, SecureCookie: cfg.Console.SecureCookie, Resolved: kick, Email: answerer, Chat: chatAns,
 		Login:     tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
 		LoginRate: cfg.Console.LoginRate, HashConcurrency: cfg.Console.HashConcurrency, HashWait: cfg.Console.HashWait.Duration,
 		Logger: log.With("component", "console"),

@@ -82,6 +82,7 @@ type daemon struct {
 	logs        *syncBuffer
 	sipPort     int
 	consolePort int
+	chatPort    int
 	httpAddr    string
 	dataDir     string
 	exited      chan error
@@ -109,13 +110,14 @@ func tryDaemon(t *testing.T, extra ...string) (*daemon, error) {
 func tryDaemonIn(t *testing.T, dataDir string, extra ...string) (*daemon, error) {
 	t.Helper()
 	ivrd, _ := binaries(t)
-	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), consolePort: freePort(t), dataDir: dataDir, exited: make(chan error, 1)}
+	d := &daemon{logs: &syncBuffer{}, sipPort: freePort(t), consolePort: freePort(t), chatPort: freePort(t), dataDir: dataDir, exited: make(chan error, 1)}
 	d.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.cmd = exec.Command(ivrd)
 	d.cmd.Env = append(os.Environ(),
 		fmt.Sprintf("IVR_SIP_LISTEN=127.0.0.1:%d", d.sipPort),
 		"IVR_HTTP_LISTEN="+d.httpAddr,
 		fmt.Sprintf("IVR_CONSOLE_LISTEN=127.0.0.1:%d", d.consolePort),
+		fmt.Sprintf("IVR_CHAT_LISTEN=127.0.0.1:%d", d.chatPort),
 		"IVR_DATA_DIR="+d.dataDir,
 		"IVR_FLOWS_DIR="+flowsDir(t),
 		"IVR_SHUTDOWN_GRACE=20s",

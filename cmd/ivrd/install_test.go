@@ -104,6 +104,7 @@ func TestMakeInstall(t *testing.T) {
 		fmt.Sprintf("IVR_SIP_LISTEN=127.0.0.1:%d", freePort(t)),
 		"IVR_HTTP_LISTEN="+httpAddr,
 		"IVR_CONSOLE_LISTEN=",
+		"IVR_CHAT_LISTEN=",
 		"IVR_DATA_DIR="+filepath.Join(dest, "var/lib/ivr"),
 		"IVR_FLOWS_DIR="+filepath.Join(dest, "usr/local/share/ivr/flows"),
 		"IVR_MODELS_DIR="+filepath.Join(dest, "usr/local/share/ivr/models"),

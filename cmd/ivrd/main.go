@@ -262,9 +262,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
 	reg.MustRegister(speechMetrics...) // the shared VAD's, served with the rest
-	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, queue.Callbacks{DB: db}, svc, log, httpErr)
+	stopChat, chatAns, err := startChat(cfg, rt, svc, log, httpErr)
 	if err != nil {
 		ln.Close()
+		return err
+	}
+	stopConsole, con, err := startConsole(wctx, &watchers, cfg, store, queue.Callbacks{DB: db}, chatAns, svc, log, httpErr)
+	if err != nil {
+		ln.Close()
+		stopChat(context.Background())
 		return err
 	}
 	if con != nil {
@@ -309,6 +315,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
 	stopConsole(sctx)
+	stopChat(sctx)
 	if drainErr != nil {
 		return drainErr
 	}

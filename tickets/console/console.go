@@ -102,6 +102,10 @@ type Config struct {
 	// its thread (channels/email.Answerer); nil when the e-mail channel is
 	// off: the ticket screen then has no answer form.
 	Email EmailAnswerer
+	// Chat sends an agent's message to the citizen whose web chat opened
+	// a ticket (channels/chat.Server); nil when the chat is off: the
+	// ticket screen then has no chat form.
+	Chat ChatAnswerer
 	// Poll is how often the live-update streams look for news (default 1 s).
 	Poll time.Duration
 	// Logger receives errors (never personal data); nil means slog.Default().
@@ -254,6 +258,13 @@ func seesPersonalData(r tickets.Role) bool { return slices.Contains(editors, r) 
 // transaction. Safe for concurrent use.
 type EmailAnswerer interface {
 	AnswerByEmail(ctx context.Context, number, actor, text string) error
+}
+
+// ChatAnswerer sends an agent's message to the citizen in the chat that
+// opened ticket number, and keeps it in the ticket's transcript; it fails
+// when that chat is no longer open. Safe for concurrent use.
+type ChatAnswerer interface {
+	AnswerInChat(ctx context.Context, number, actor, text string) error
 }
 
 func (c *Console) routes() {

@@ -353,6 +353,8 @@ type ticketView struct {
 	Emails []tickets.EmailMessage `json:"emails,omitempty"`
 	// CanEmail: the answer form is shown (an e-mail ticket, the channel on).
 	CanEmail bool `json:"-"`
+	// CanChat: the chat form is shown (a portal ticket, the chat on).
+	CanChat bool `json:"-"`
 	// For the forms.
 	Others     []tickets.Provider `json:"-"` // the providers a ticket can be transferred to
 	Statuses   []tickets.Status   `json:"-"`
@@ -464,6 +466,7 @@ func (c *Console) loadTicket(ctx context.Context, r *http.Request, number string
 			}
 		}
 	}
+	v.CanChat = t.Channel == tickets.ChannelPortal && c.cfg.Chat != nil
 	if t.Channel == tickets.ChannelEmail {
 		th, err := c.st.EmailThread(ctx, number)
 		if err != nil {
@@ -584,6 +587,7 @@ var (
 	errTooLong   = fmt.Errorf("%w: text too long", tickets.ErrInvalid)
 	errEmptyNote = fmt.Errorf("%w note: empty", tickets.ErrInvalid)
 	errEmailOff  = fmt.Errorf("%w: the e-mail channel is off", tickets.ErrTransition)
+	errChatOff   = fmt.Errorf("%w: the chat is off", tickets.ErrTransition)
 )
 
 // actionMessage says in m's words why an action was refused.
@@ -595,6 +599,8 @@ func actionMessage(err error, number string, m *msgs) string {
 		return m.T("action.note_empty")
 	case errors.Is(err, errEmailOff):
 		return m.T("action.email_off")
+	case errors.Is(err, errChatOff):
+		return m.T("action.chat_off")
 	case errors.Is(err, tickets.ErrNotFound):
 		return m.T("ticket.not_found", number)
 	case errors.Is(err, errReadOnly):
@@ -668,10 +674,21 @@ func (c *Console) act(ctx context.Context, r *http.Request, number string, a act
 		default:
 			err = c.cfg.Email.AnswerByEmail(ctx, number, who, a.Text)
 		}
+	case "chat":
+		switch {
+		case strings.TrimSpace(a.Text) == "":
+			err = errEmptyNote
+		case c.cfg.Chat == nil:
+			err = errChatOff
+		default:
+			if err = c.cfg.Chat.AnswerInChat(ctx, number, who, a.Text); err != nil && !errors.Is(err, tickets.ErrInvalid) {
+				err = fmt.Errorf("%w: %w", errChatOff, err) // the citizen left the chat
+			}
+		}
 	case "transfer":
 		err = c.st.Transfer(ctx, number, who, a.Provider, a.Text)
 	default:
-		err = fmt.Errorf("%w %q: want note, email, classify, priority, escalate, assign, take, status, resolve, close, reopen or transfer", errBadAction, a.Action)
+		err = fmt.Errorf("%w %q: want note, email, chat, classify, priority, escalate, assign, take, status, resolve, close, reopen or transfer", errBadAction, a.Action)
 	}
 	detail := ""
 	switch a.Action {

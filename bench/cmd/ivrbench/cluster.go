@@ -152,7 +152,7 @@ func runCluster(e *benchEnv, rates []int, dur time.Duration, out string, keep bo
 				d, err := startIVRD(ivrdOptions{
 					bin: e.bin, flowsDir: filepath.Join(e.root, "flows"), dataDir: dataDir,
 					firstDigit: time.Hour, rtpTimeout: 30 * time.Second,
-					extra: []string{"IVR_STORE_URL=" + pg.url(db), fmt.Sprintf("IVR_ENGINE_NAME=engine-%d", i+1), "IVR_CONSOLE_LISTEN="},
+					extra: []string{"IVR_STORE_URL=" + pg.url(db), fmt.Sprintf("IVR_ENGINE_NAME=engine-%d", i+1), "IVR_CONSOLE_LISTEN=", "IVR_CHAT_LISTEN="},
 				})
 				if err != nil {
 					return nil, err
