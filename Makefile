@@ -67,7 +67,7 @@ vet: deps
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Every package under the race detector: most of them run goroutines.
-# dialplan/sip, the longest, takes about 11.5 minutes on 2 cores; a hung
+# dialplan/sip, the longest, takes about 13 minutes on 2 cores; a hung
 # test fails after 20.
 test: deps vet
 	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 20m ./...
