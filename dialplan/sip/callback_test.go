@@ -84,6 +84,7 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 		t.Fatal("no announcement heard")
 	}
 	c.dtmf('1')
+	c.dtmf('1') // confirms the number read back
 	if !c.waitEnded(30 * time.Second) {
 		t.Fatal("the line did not end the call after 1")
 	}
@@ -165,7 +166,7 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 }
 
 // pressOne calls the line, waits for the queue's announcement and presses
-// 1; the line ends the call.
+// 1, then 1 again to confirm the number; the line ends the call.
 func pressOne(t *testing.T, l *line) {
 	t.Helper()
 	c := l.answered(t)
@@ -173,6 +174,7 @@ func pressOne(t *testing.T, l *line) {
 		t.Fatal("no announcement heard")
 	}
 	c.dtmf('1')
+	c.dtmf('1') // confirms the number read back
 	if !c.waitEnded(30 * time.Second) {
 		t.Fatal("the line did not end the call after 1")
 	}
@@ -271,5 +273,61 @@ func TestQueuedCallbackSpoken(t *testing.T) {
 	}
 	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != ticket {
 		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, ticket)
+	}
+}
+
+// TestQueuedCallbackTypedNumber: after 1 the caller hears the number the
+// line will call read back, presses 2 and types another, then #; the
+// callback calls the typed number, and the call's record and events hold
+// it only masked.
+func TestQueuedCallbackTypedNumber(t *testing.T) {
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, _, cbs, ticket := startCallbackLine(t, tk, nil)
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('1')
+	mark := c.heardLen()
+	// The read-back: "Vă vom suna la numărul 0 7 2 1 ..." (a few seconds).
+	if !waitFor(15*time.Second, func() bool { return c.heardLen() > mark+3*c.rate }) {
+		t.Fatal("the number was not read back")
+	}
+	c.dtmf('2')
+	time.Sleep(time.Second)
+	const typed = "0722999888"
+	c.press(typed + "#")
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after the typed number")
+	}
+	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Number != typed || pending[0].Ticket != ticket {
+		t.Fatalf("pending callbacks %+v, want one for the typed %s", pending, typed)
+	}
+	ctx := context.Background()
+	_ = l.eng.Calls.Flush(ctx)
+	evs, err := l.store.Events(ctx, callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, e := range evs {
+		all = append(all, e.Kind+" "+e.Detail)
+	}
+	rec, err := l.store.Call(ctx, callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, "dtmf column: "+rec.DTMF)
+	text := strings.Join(all, "\n")
+	if strings.Contains(text, typed) || strings.Contains(text, "0 7 2 2 9") {
+		t.Errorf("the typed number is in clear in the call's records:\n%s", text)
+	}
+	if !strings.Contains(text, "typed *******888") {
+		t.Errorf("no masked typed number in the events:\n%s", text)
 	}
 }
