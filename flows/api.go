@@ -118,6 +118,7 @@ func registerAPI(L *lua.LState, c *call) {
 	if c.facts.Ticket != "" {
 		call.RawSetString("ticket", lua.LString(c.facts.Ticket))
 	}
+	call.RawSetString("survey_call", lua.LBool(c.facts.SurveyCall))
 	c.callTbl = call
 	L.SetGlobal("call", call)
 	L.SetGlobal("vars", L.NewTable())

@@ -54,7 +54,7 @@ var engineIDs = []string{
 	"no_queue.busy", "no_queue.callback",
 	"queue.wait", "queue.one_minute", "queue.minutes", "queue.many_minutes",
 	"survey.question", "survey.thanks",
-	"callback.intro", "callback.connect",
+	"callback.intro", "callback.connect", "callback.number", "callback.confirm", "callback.type",
 }
 
 var defaultCatalog = sync.OnceValues(func() (*Catalog, error) {

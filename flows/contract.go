@@ -161,6 +161,10 @@ type Facts struct {
 	// Ticket is the call's ticket when the flow starts with one (the
 	// survey rates it): call.ticket, and the ticket of the outcome.
 	Ticket string
+	// SurveyCall is true when the line called the citizen to survey a
+	// resolved ticket (call.survey_call): survey.lua then says why it
+	// calls before the question.
+	SurveyCall bool
 }
 
 // Answer is one knowledge base article found for a query.

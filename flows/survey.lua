@@ -15,8 +15,19 @@ for k = 1, 5 do
   RATINGS[k] = { id = tostring(k), key = tostring(k) }
 end
 
+-- A survey call (the line called the citizen after their request was
+-- resolved, call.survey_call) says why it calls and asks about the
+-- request; after an agent's call the question is about the conversation.
+local question = text("survey.question")
+if call.survey_call then
+  say(text("survey.call_intro"))
+  say_digits(call.ticket)
+  say(text("survey.call_resolved"))
+  question = text("survey.call_question")
+end
+
 local r = ask{
-  prompt = text("survey.question"),
+  prompt = question,
   options = RATINGS,
   speech = false,   -- a key only: a word heard in the room must not rate an agent
   retries = 0,      -- asked once

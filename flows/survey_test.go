@@ -72,6 +72,46 @@ func TestShippedSurvey(t *testing.T) {
 	}
 }
 
+// A survey call (the line calls the citizen after their request was
+// resolved) says who calls and about which request, read digit by digit,
+// then asks about the resolution, not about a conversation with an agent.
+func TestShippedSurveyCall(t *testing.T) {
+	rt, err := flows.Load(".", flows.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := rt.Catalog()
+	for _, lang := range []string{"ro", "en"} {
+		desk := sim.NewDesk()
+		number, err := desk.Open(context.Background(), flows.TicketDraft{Caller: "+40722123456", Service: "passport", Priority: "normal", Level: 1, Description: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		ch := sim.NewChannel(strings.NewReader("#5\n"), nil)
+		ch.Lines = func(l string) { lines = append(lines, l) }
+		out := rt.Run(context.Background(), flows.Facts{CallID: "s", Lang: lang, Flow: "survey.lua", Ticket: number, SurveyCall: true}, ch,
+			flows.Services{Desk: desk, Log: slog.New(slog.DiscardHandler)})
+		said := strings.Join(lines, "\n")
+		if out.Err != nil || out.Reason != "rating 5" || desk.Opened()[0].Rating != 5 {
+			t.Errorf("%s: outcome %+v, rating %d; want rating 5", lang, out, desk.Opened()[0].Rating)
+		}
+		spaced := strings.Join(strings.Split(number, ""), " ")
+		for _, want := range []string{cat.Text(lang, "survey.call_intro"), spaced, cat.Text(lang, "survey.call_resolved"),
+			cat.Text(lang, "survey.call_question"), cat.Text(lang, "survey.thanks")} {
+			if !strings.Contains(said, want) {
+				t.Errorf("%s: said %q, want %q in it", lang, said, want)
+			}
+		}
+		if !strings.HasPrefix(said, "ivr: "+cat.Text(lang, "survey.call_intro")) {
+			t.Errorf("%s: said %q, want the introduction first", lang, said)
+		}
+		if strings.Contains(said, cat.Text(lang, "survey.question")) {
+			t.Errorf("%s: said %q: the question after an agent's call", lang, said)
+		}
+	}
+}
+
 // A flow the engine runs by name that fails apologizes and ends the call:
 // no ticket opened, no transfer (the caller has just been served).
 func TestNamedFlowFailureEndsTheCall(t *testing.T) {

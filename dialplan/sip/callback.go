@@ -43,20 +43,24 @@ var ErrCallbackKept = errors.New("the caller keeps their place and will be calle
 // board's changes.
 const callbackPoll = 500 * time.Millisecond
 
-// keepPlace records a callback for the caller of c and hands their place p
-// to a keeper; false when callbacks are not configured or the caller's
-// number is not one the trunk can call.
-func (c *call) keepPlace(h ivr.Handoff, p queue.Place) bool {
+// keepPlace records a callback for the caller of c, at the number they
+// confirm or type (callbackNumber, reading keys), and hands their place p
+// to a keeper; false when callbacks are not configured or there is no
+// number the trunk can call.
+func (c *call) keepPlace(ctx context.Context, h ivr.Handoff, p queue.Place, keys <-chan rune) bool {
 	s := c.srv
 	store := s.cfg.Queue.Callbacks
-	number := c.tr.Info().Caller
-	if store == nil || !s.out.cfg.Trunk.Configured() || !validNumber(number) {
+	if store == nil || !s.out.cfg.Trunk.Configured() {
+		return false
+	}
+	number := c.callbackNumber(ctx, h.Lang, keys)
+	if number == "" {
 		return false
 	}
 	cb := queue.Callback{Queue: h.Queue, Number: number, Lang: h.Lang, Ticket: h.Ticket, CallID: c.tr.Info().ID, Created: time.Now()}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	id, err := store.Add(ctx, cb)
+	id, err := store.Add(actx, cb)
 	if err != nil {
 		c.tr.Log().Error("callback not recorded: the caller leaves the queue", "err", err)
 		return false

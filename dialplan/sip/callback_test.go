@@ -21,6 +21,13 @@ import (
 // callbacks.
 func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks, string) {
 	t.Helper()
+	return startCallbackLineEngine(t, tk, adjust, nil)
+}
+
+// startCallbackLineEngine is startCallbackLine with the engine adjusted
+// (speech) after the defaults.
+func startCallbackLineEngine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig), eng func(*ivr.Engine)) (*line, *queue.Queues, queue.Callbacks, string) {
+	t.Helper()
 	qs, err := queue.New(queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 20 * time.Second,
 		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
 	if err != nil {
@@ -55,6 +62,9 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
 		e.RecDir = t.TempDir()
+		if eng != nil {
+			eng(e)
+		}
 	})
 	return l, qs, cbs, ticket
 }
@@ -74,6 +84,7 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 		t.Fatal("no announcement heard")
 	}
 	c.dtmf('1')
+	c.dtmf('1') // confirms the number read back
 	if !c.waitEnded(30 * time.Second) {
 		t.Fatal("the line did not end the call after 1")
 	}
@@ -155,7 +166,7 @@ func TestQueuedCallbackConnectsToAgent(t *testing.T) {
 }
 
 // pressOne calls the line, waits for the queue's announcement and presses
-// 1; the line ends the call.
+// 1, then 1 again to confirm the number; the line ends the call.
 func pressOne(t *testing.T, l *line) {
 	t.Helper()
 	c := l.answered(t)
@@ -163,6 +174,7 @@ func pressOne(t *testing.T, l *line) {
 		t.Fatal("no announcement heard")
 	}
 	c.dtmf('1')
+	c.dtmf('1') // confirms the number read back
 	if !c.waitEnded(30 * time.Second) {
 		t.Fatal("the line did not end the call after 1")
 	}
@@ -235,5 +247,88 @@ func TestPendingCallbackResumed(t *testing.T) {
 	}
 	if qs.Waiting("level1") != 1 {
 		t.Errorf("%d waiting, want the callback's place", qs.Waiting("level1"))
+	}
+}
+
+// TestQueuedCallbackSpoken: on a line with speech, a caller waiting in the
+// queue says "reveniți cu un apel" (rendered by espeak, sent over RTP) instead
+// of pressing 1; the line keeps their place for a call back as for the key.
+func TestQueuedCallbackSpoken(t *testing.T) {
+	vad, rec, talker := speechEngines(t)
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, _, cbs, ticket := startCallbackLineEngine(t, tk, nil, func(e *ivr.Engine) {
+		e.Speech = speechConfig(vad, ivr.SerialStreams(rec))
+	})
+	c := l.answered(t)
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.speak(utterance(t, talker, "ro", "reveniți cu un apel", c.rate))
+	// Then the number is read back; no key within 8 s confirms it.
+	if !c.waitEnded(60 * time.Second) {
+		t.Fatal("the line did not end the call after the caller asked to be called back")
+	}
+	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != ticket {
+		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, ticket)
+	}
+}
+
+// TestQueuedCallbackTypedNumber: after 1 the caller hears the number the
+// line will call read back, presses 2 and types another, then #; the
+// callback calls the typed number, and the call's record and events hold
+// it only masked.
+func TestQueuedCallbackTypedNumber(t *testing.T) {
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, _, cbs, ticket := startCallbackLine(t, tk, nil)
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('1')
+	mark := c.heardLen()
+	// The read-back: "Vă vom suna la numărul 0 7 2 1 ..." (a few seconds).
+	if !waitFor(15*time.Second, func() bool { return c.heardLen() > mark+3*c.rate }) {
+		t.Fatal("the number was not read back")
+	}
+	c.dtmf('2')
+	time.Sleep(time.Second)
+	const typed = "0722999888"
+	c.press(typed + "#")
+	if !c.waitEnded(30 * time.Second) {
+		t.Fatal("the line did not end the call after the typed number")
+	}
+	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Number != typed || pending[0].Ticket != ticket {
+		t.Fatalf("pending callbacks %+v, want one for the typed %s", pending, typed)
+	}
+	ctx := context.Background()
+	_ = l.eng.Calls.Flush(ctx)
+	evs, err := l.store.Events(ctx, callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, e := range evs {
+		all = append(all, e.Kind+" "+e.Detail)
+	}
+	rec, err := l.store.Call(ctx, callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, "dtmf column: "+rec.DTMF)
+	text := strings.Join(all, "\n")
+	if strings.Contains(text, typed) || strings.Contains(text, "0 7 2 2 9") {
+		t.Errorf("the typed number is in clear in the call's records:\n%s", text)
+	}
+	if !strings.Contains(text, "typed *******888") {
+		t.Errorf("no masked typed number in the events:\n%s", text)
 	}
 }

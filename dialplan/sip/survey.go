@@ -90,7 +90,7 @@ type surveyFlow struct {
 }
 
 func (f *surveyFlow) Run(ctx context.Context, facts flows.Facts, ch flows.Channel, svc flows.Services) flows.Outcome {
-	facts.Flow, facts.Ticket = ivr.SurveyFlow, f.ticket
+	facts.Flow, facts.Ticket, facts.SurveyCall = ivr.SurveyFlow, f.ticket, true
 	if f.lang != "" {
 		facts.Lang = f.lang
 	}

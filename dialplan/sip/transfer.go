@@ -167,6 +167,9 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 	keys := make(chan rune, 4)
 	c.waitKeys.Store(&keys)
 	defer c.waitKeys.Store(nil)
+	// On a line with speech, "call me back" said counts as 1 (waitspeech.go).
+	ear := c.listenWhileWaiting(ctx, h.Lang, keys)
+	defer func() { ear.close() }()
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
 	want, claiming := true, false
@@ -204,6 +207,8 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				want = true
 				continue
 			}
+			ear.close() // the bridge taps the caller's frames itself
+			ear = nil
 			settle(res.agent, true)
 			outcome = tickets.QueueAnswered
 			c.recordOutcome(id, conf.Service, outcome)
@@ -232,7 +237,9 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				claimer.Wait()
 				r.stop()
 				r = nil
-				if c.keepPlace(h, p) {
+				ear.close() // the keys that follow are the callback number's
+				ear = nil
+				if c.keepPlace(ctx, h, p, keys) {
 					kept = true
 					outcome = "" // the callback carries on: its outcome is the callback's
 					return fmt.Errorf("queue %s: %w: %w", h.Queue, ErrLeftRequest, ErrCallbackKept)
@@ -440,9 +447,12 @@ type tap struct {
 
 const tapQueue = 8
 
-func newTap(n int) *tap {
-	t := &tap{ch: make(chan []int16, tapQueue), free: make(chan []int16, tapQueue)}
-	for range tapQueue {
+func newTap(n int) *tap { return newTapQueue(n, tapQueue) }
+
+// newTapQueue is newTap holding up to q frames.
+func newTapQueue(n, q int) *tap {
+	t := &tap{ch: make(chan []int16, q), free: make(chan []int16, q)}
+	for range q {
 		t.free <- make([]int16, n)
 	}
 	return t

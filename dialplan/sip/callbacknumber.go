@@ -1,0 +1,115 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/govline/ivr/audio"
+	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/redact"
+)
+
+// The callback number (docs/queue.md, "Call me back"): before the place is
+// kept, the caller hears the number the line will call read back and
+// presses 1 to confirm or 2 to type another (digits, then #); a withheld
+// or non-numeric caller ID goes straight to typing. The typed digits are
+// personal data: the call record keeps them masked (Tracker.Sensitive)
+// and the events show the number masked.
+
+// Callback number timing.
+const (
+	callbackConfirmTimeout = 8 * time.Second  // no key after the read-back: the number stands
+	callbackFirstDigit     = 10 * time.Second // to start typing
+	callbackInterDigit     = 5 * time.Second  // between typed digits
+)
+
+// callbackNumber returns the number to call back, confirmed or typed by
+// the caller (keys are the wait's keys), or "" when there is none (typing
+// timed out, the number is not one the trunk can call, or the call ended).
+func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune) string {
+	cat := flows.DefaultCatalog()
+	if !cat.HasLang(lang) {
+		lang = "ro"
+	}
+	number := c.tr.Info().Caller
+	if validNumber(number) {
+		text := cat.Text(lang, "callback.number") + " " + spacedDigits(number) + ". " + cat.Text(lang, "callback.confirm")
+		k, ok := c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
+		switch {
+		case !ok:
+			return ""
+		case k == '2':
+		default: // 1, another key, or none: the number stands
+			c.tr.Event("queue.callback.number", "confirmed "+redact.Mask(number))
+			return number
+		}
+	}
+	c.tr.Sensitive(true)
+	defer c.tr.Sensitive(false)
+	k, ok := c.sayForKey(ctx, lang, cat.Text(lang, "callback.type"), keys, callbackFirstDigit)
+	var typed strings.Builder
+	for ok && k != '#' && k != 0 {
+		if k >= '0' && k <= '9' {
+			typed.WriteRune(k)
+		}
+		k, ok = c.nextKey(ctx, keys, callbackInterDigit)
+	}
+	n := typed.String()
+	if !ok || k != '#' || !validNumber(n) {
+		c.tr.Event("queue.callback.number", fmt.Sprintf("no number typed (%d digits)", len(n)))
+		return ""
+	}
+	c.tr.Event("queue.callback.number", "typed "+redact.Mask(n))
+	return n
+}
+
+// spacedDigits writes a number digit by digit for the synthesizer.
+func spacedDigits(n string) string { return strings.Join(strings.Split(n, ""), " ") }
+
+// sayForKey plays text and returns the first key pressed during it or
+// within timeout after it (0 when none); ok is false when the call ended.
+func (c *call) sayForKey(ctx context.Context, lang, text string, keys <-chan rune, timeout time.Duration) (rune, bool) {
+	if syn := c.srv.eng.Synth; syn != nil {
+		pcm, err := syn.Synthesize(ctx, lang, text, c.rate)
+		if err != nil {
+			c.tr.Log().Warn("callback prompt not rendered", "err", err)
+		}
+		frame := make([]int16, audio.SamplesPerFrame(c.rate))
+		for len(pcm) > 0 {
+			select {
+			case k := <-keys:
+				return k, true
+			case <-ctx.Done():
+				return 0, false
+			case <-c.ctx.Done():
+				return 0, false
+			default:
+			}
+			n := copy(frame, pcm)
+			clear(frame[n:])
+			pcm = pcm[n:]
+			if err := c.WriteFrame(ctx, frame); err != nil {
+				return 0, false
+			}
+		}
+	}
+	return c.nextKey(ctx, keys, timeout)
+}
+
+// nextKey waits up to timeout for a key (0, true when none came).
+func (c *call) nextKey(ctx context.Context, keys <-chan rune, timeout time.Duration) (rune, bool) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case k := <-keys:
+		return k, true
+	case <-t.C:
+		return 0, true
+	case <-ctx.Done():
+		return 0, false
+	case <-c.ctx.Done():
+		return 0, false
+	}
+}
