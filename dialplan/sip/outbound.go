@@ -382,9 +382,17 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	}
 	rctx, cancel := context.WithTimeout(ctx, ob.cfg.RingTimeout)
 	err = dlg.Invite(rctx, opts)
+	for try := 0; err != nil && try < 3 && strings.Contains(err.Error(), "address already in use"); try++ {
+		// sipgo v1.7.2 may have the client bind the listener's port just
+		// after the listener started: the request never left, so it is
+		// sent again (see siptest.Invite).
+		time.Sleep(50 * time.Millisecond)
+		err = dlg.Invite(rctx, opts)
+	}
 	if err == nil {
 		err = dlg.Ack(ctx)
 	}
+	rang := errors.Is(rctx.Err(), context.DeadlineExceeded) // before cancel, which sets Err for good
 	cancel()
 	if err != nil {
 		oe := &OutboundError{Err: err}
@@ -395,7 +403,7 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 			oe.Reason = classify(oe.Status)
 		case ctx.Err() != nil:
 			oe.Reason = OutboundCancelled
-		case rctx.Err() != nil:
+		case rang:
 			oe.Reason = OutboundNoAnswer
 		default:
 			oe.Reason = OutboundUnreachable

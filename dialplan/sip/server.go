@@ -163,7 +163,65 @@ func (e *entry) answered() *call {
 // refuses UDP messages above 1300 bytes by default. Package-wide in sipgo,
 // so set before any SIP traffic of the process (in New it raced with the
 // SIP phones of tests already running).
-func init() { sip.UDPMTUSize = 65535 }
+//
+// The libraries' default loggers are package-wide too: they are set here,
+// to a handler that drops everything until the first endpoint gives it
+// its own (New), so that no SIP stack of the process ever reads them
+// while they are written.
+func init() {
+	sip.UDPMTUSize = 65535
+	l := slog.New(libraryLog)
+	sip.SetDefaultLogger(l)
+	media.SetDefaultLogger(l)
+}
+
+// libraryLog forwards sipgo's and diago's logs to the first endpoint's
+// handler once there is one.
+var libraryLog = &forwardHandler{target: new(atomic.Pointer[slog.Handler])}
+
+// forwardHandler is a slog.Handler whose destination is set later; until
+// then it drops records. With and WithGroup are replayed, in order, on the
+// destination.
+type forwardHandler struct {
+	target *atomic.Pointer[slog.Handler]
+	with   []func(slog.Handler) slog.Handler
+}
+
+func (f *forwardHandler) handler() slog.Handler {
+	h := f.target.Load()
+	if h == nil {
+		return nil
+	}
+	out := *h
+	for _, w := range f.with {
+		out = w(out)
+	}
+	return out
+}
+
+func (f *forwardHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	h := f.handler()
+	return h != nil && h.Enabled(ctx, l)
+}
+
+func (f *forwardHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h := f.handler(); h != nil {
+		return h.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (f *forwardHandler) then(w func(slog.Handler) slog.Handler) slog.Handler {
+	return &forwardHandler{target: f.target, with: append(f.with[:len(f.with):len(f.with)], w)}
+}
+
+func (f *forwardHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return f.then(func(h slog.Handler) slog.Handler { return h.WithAttrs(as) })
+}
+
+func (f *forwardHandler) WithGroup(name string) slog.Handler {
+	return f.then(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
+}
 
 // New builds the endpoint; Serve starts it.
 func New(cfg Config, eng *ivr.Engine) (*Server, error) {
@@ -192,9 +250,10 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	// rate-limited and masked.
 	quiet := s.libraryLog(eng.Log.Handler())
 	libraryLoggers.Do(func() {
-		// Package-wide in sipgo and diago: set once per process.
-		sip.SetDefaultLogger(quiet)
-		media.SetDefaultLogger(quiet)
+		// Package-wide in sipgo and diago: the first endpoint's, once
+		// per process.
+		h := quiet.Handler()
+		libraryLog.target.Store(&h)
 	})
 
 	if cfg.Queue.Queues != nil {
