@@ -59,7 +59,7 @@ const waitConfidence = 0.3
 // Wait listener timing.
 const (
 	waitPreRoll    = 10              // frames kept before the VAD's start (its confirmation delay)
-	waitTail       = 40              // frames of quiet that end an utterance (800 ms: the VAD ends segments between words)
+	waitTail       = 25              // frames of quiet that end an utterance
 	waitTapQueue   = 100             // 2 s of frames: the recognizer's Write may lag behind the RTP
 	waitMaxFrames  = 5 * 50          // 5 s: an utterance never longer
 	waitFinishTime = 3 * time.Second // bound on the recognizer's final result
@@ -120,35 +120,11 @@ func (w *waitListener) close() {
 func (w *waitListener) run(ctx context.Context, t *tap, vad speech.VAD, rec speech.Recognizer, lang string, g *speech.Grammar, keys chan<- rune) {
 	c := w.c
 	var pre [][]int16 // the frames before speech, oldest first
-	// The next utterance's stream is opened ahead, while the caller is
-	// quiet: opening one (a decoder, the grammar compiled) can take longer
-	// than the tap holds frames on a loaded machine.
-	var next speech.Stream
-	openNext := func() {
-		if next != nil || ctx.Err() != nil {
-			return
-		}
-		s, err := rec.NewStream(ctx, speech.StreamOptions{Lang: lang, Rate: c.rate, Grammar: g, Call: c.tr.Info().ID})
-		if err != nil {
-			c.tr.Log().Warn("queue: recognizer stream not started", "err", err)
-			return
-		}
-		next = s
-	}
-	defer func() {
-		if next != nil {
-			actx, cancel := context.WithCancel(context.Background())
-			cancel()
-			_, _ = next.Finish(actx) // abandoned
-		}
-	}()
-	openNext()
 	var st speech.Stream
 	frames, quiet := 0, 0
 	finish := func() {
 		s := st
 		st = nil
-		defer openNext()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitFinishTime)
 		defer cancel()
 		if ctx.Err() != nil {
@@ -198,10 +174,12 @@ func (w *waitListener) run(ctx context.Context, t *tap, vad speech.VAD, rec spee
 				pre = append(pre, f)
 				continue
 			}
-			if openNext(); next == nil {
+			s, err := rec.NewStream(ctx, speech.StreamOptions{Lang: lang, Rate: c.rate, Grammar: g, Call: c.tr.Info().ID})
+			if err != nil {
+				c.tr.Log().Warn("queue: recognizer stream not started", "err", err)
 				continue
 			}
-			st, next, frames, quiet = next, nil, 0, 0
+			st, frames, quiet = s, 0, 0
 			for _, p := range pre {
 				_ = st.Write(p)
 				frames++
