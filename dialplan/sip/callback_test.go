@@ -21,13 +21,6 @@ import (
 // callbacks.
 func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks, string) {
 	t.Helper()
-	return startCallbackLineEngine(t, tk, adjust, nil)
-}
-
-// startCallbackLineEngine is startCallbackLine with the engine adjusted
-// (speech) after the defaults.
-func startCallbackLineEngine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig), eng func(*ivr.Engine)) (*line, *queue.Queues, queue.Callbacks, string) {
-	t.Helper()
 	qs, err := queue.New(queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 20 * time.Second,
 		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
 	if err != nil {
@@ -62,9 +55,6 @@ func startCallbackLineEngine(t *testing.T, tk *testTrunk, adjust func(*sip.Outbo
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
 		e.RecDir = t.TempDir()
-		if eng != nil {
-			eng(e)
-		}
 	})
 	return l, qs, cbs, ticket
 }
@@ -247,32 +237,6 @@ func TestPendingCallbackResumed(t *testing.T) {
 	}
 	if qs.Waiting("level1") != 1 {
 		t.Errorf("%d waiting, want the callback's place", qs.Waiting("level1"))
-	}
-}
-
-// TestQueuedCallbackSpoken: on a line with speech, a caller waiting in the
-// queue says "reveniți cu un apel" (rendered by espeak, sent over RTP) instead
-// of pressing 1; the line keeps their place for a call back as for the key.
-func TestQueuedCallbackSpoken(t *testing.T) {
-	vad, rec, talker := speechEngines(t)
-	tk := newTestTrunk(t, trunkAnswer, trunkPass)
-	l, _, cbs, ticket := startCallbackLineEngine(t, tk, nil, func(e *ivr.Engine) {
-		e.Speech = speechConfig(vad, ivr.SerialStreams(rec))
-	})
-	c := l.answered(t)
-	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
-		t.Fatal("no announcement heard")
-	}
-	c.speak(utterance(t, talker, "ro", "reveniți cu un apel", c.rate))
-	if !c.waitEnded(30 * time.Second) {
-		t.Fatal("the line did not end the call after the caller asked to be called back")
-	}
-	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != ticket {
-		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, ticket)
 	}
 }
 

@@ -167,9 +167,6 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 	keys := make(chan rune, 4)
 	c.waitKeys.Store(&keys)
 	defer c.waitKeys.Store(nil)
-	// On a line with speech, "call me back" said counts as 1 (waitspeech.go).
-	ear := c.listenWhileWaiting(ctx, h.Lang, keys)
-	defer func() { ear.close() }()
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
 	want, claiming := true, false
@@ -207,8 +204,6 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				want = true
 				continue
 			}
-			ear.close() // the bridge taps the caller's frames itself
-			ear = nil
 			settle(res.agent, true)
 			outcome = tickets.QueueAnswered
 			c.recordOutcome(id, conf.Service, outcome)
@@ -447,12 +442,9 @@ type tap struct {
 
 const tapQueue = 8
 
-func newTap(n int) *tap { return newTapQueue(n, tapQueue) }
-
-// newTapQueue is newTap holding up to q frames.
-func newTapQueue(n, q int) *tap {
-	t := &tap{ch: make(chan []int16, q), free: make(chan []int16, q)}
-	for range q {
+func newTap(n int) *tap {
+	t := &tap{ch: make(chan []int16, tapQueue), free: make(chan []int16, tapQueue)}
+	for range tapQueue {
 		t.free <- make([]int16, n)
 	}
 	return t
