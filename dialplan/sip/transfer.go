@@ -232,8 +232,6 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				claimer.Wait()
 				r.stop()
 				r = nil
-				ear.close() // the keys that follow are the callback number's
-				ear = nil
 				if c.keepPlace(ctx, h, p, keys) {
 					kept = true
 					outcome = "" // the callback carries on: its outcome is the callback's
