@@ -124,10 +124,19 @@ func freeListen(addr string) (string, error) {
 	if port != "0" {
 		return addr, nil
 	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
+	// The endpoint listens on UDP and TCP: a port free for both.
+	for range 20 {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", err
+		}
+		p := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", p)
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return p, nil
+		}
 	}
-	defer pc.Close()
-	return net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)), nil
+	return "", fmt.Errorf("no port of %s free for both UDP and TCP", host)
 }
