@@ -380,19 +380,7 @@ func (s *Stream) Process(frame []int16) (speech.Activity, error) {
 			return speech.Activity{}, err
 		}
 	}
-	now := s.start != -1
-	a := speech.Activity{Speech: now}
-	if now {
-		a.Probability = 1
-	}
-	switch {
-	case now && !s.speech:
-		a.Event = speech.SpeechStart
-	case !now && s.speech:
-		a.Event = speech.SpeechEnd
-	}
-	s.speech = now
-	return a, nil
+	return activity(&s.speech, s.start != -1), nil
 }
 
 // windows runs the complete windows in s.last through the model and the

@@ -206,19 +206,25 @@ func (d *Detector) Process(frame []int16) (speech.Activity, error) {
 	for !d.vad.IsEmpty() {
 		d.vad.Pop()
 	}
-	now := d.vad.IsSpeech()
+	return activity(&d.speech, d.vad.IsSpeech()), nil
+}
+
+// activity is the frame's result for a stream whose segment is speech
+// (now) or not, with the start or end event when that changed since
+// *was, which it updates: both detectors report alike.
+func activity(was *bool, now bool) speech.Activity {
 	a := speech.Activity{Speech: now}
 	if now {
 		a.Probability = 1
 	}
 	switch {
-	case now && !d.speech:
+	case now && !*was:
 		a.Event = speech.SpeechStart
-	case !now && d.speech:
+	case !now && *was:
 		a.Event = speech.SpeechEnd
 	}
-	d.speech = now
-	return a, nil
+	*was = now
+	return a
 }
 
 // Reset implements speech.VAD.
