@@ -121,12 +121,9 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 	}
 	var items []FeedItem
 	var (
-		it     FeedItem
-		e      CallEvent
-		t      Turn
-		at     int64
-		began  int64
-		interr int
+		it FeedItem
+		e  CallEvent
+		at int64
 	)
 	next, err := s.readLog(ctx, "call_events", "seq", "call_id, at_ns, kind, detail", cur.Event, limit,
 		func() []any { return []any{&it.CallID, &at, &e.Kind, &e.Detail} },
@@ -139,21 +136,58 @@ func (s *Store) Feed(ctx context.Context, cur FeedCursor, limit int) ([]FeedItem
 		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
 	}
 	cur.Event = next
-	next, err = s.readLog(ctx, "transcript_turns", "seq", "call_id, at_ns, began_ns, speaker, text, mode, confidence, interrupted, cut", cur.Turn, limit,
+	turns, next, err := s.readTurns(ctx, cur.Turn, limit)
+	if err != nil {
+		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
+	}
+	items = append(items, turns...)
+	cur.Turn = next
+	sortFeed(items)
+	return items, cur, nil
+}
+
+// TurnsStart returns the cursor at the end of every transcript now.
+func (s *Store) TurnsStart(ctx context.Context) (LogCursor, error) {
+	c, err := s.logStart(ctx, "transcript_turns", "seq")
+	if err != nil {
+		return c, fmt.Errorf("tickets: turns start: %w", err)
+	}
+	return c, nil
+}
+
+// Turns returns the transcript turns of every call written after cur, in
+// commit order, at most limit (1000 when 0 or less), and the cursor after
+// them: how the engine holding a web chat learns of the agents' messages
+// written on another engine.
+func (s *Store) Turns(ctx context.Context, cur LogCursor, limit int) ([]FeedItem, LogCursor, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	items, next, err := s.readTurns(ctx, cur, limit)
+	if err != nil {
+		return nil, cur, fmt.Errorf("tickets: turns: %w", err)
+	}
+	return items, next, nil
+}
+
+func (s *Store) readTurns(ctx context.Context, cur LogCursor, limit int) ([]FeedItem, LogCursor, error) {
+	var (
+		items     []FeedItem
+		callID    string
+		t         Turn
+		at, began int64
+		interr    int
+	)
+	next, err := s.readLog(ctx, "transcript_turns", "seq", "call_id, at_ns, began_ns, speaker, text, mode, confidence, interrupted, cut", cur, limit,
 		func() []any {
-			return []any{&it.CallID, &at, &began, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interr, &t.Cut}
+			return []any{&callID, &at, &began, &t.Speaker, &t.Text, &t.Mode, &t.Confidence, &interr, &t.Cut}
 		},
 		func() {
 			t.At, t.Began, t.Interrupted = fromNanos(at), fromBeganNanos(began), interr != 0
 			tu := t
-			items = append(items, FeedItem{CallID: it.CallID, At: t.At, Turn: &tu})
+			items = append(items, FeedItem{CallID: callID, At: t.At, Turn: &tu})
 		})
-	if err != nil {
-		return nil, cur, fmt.Errorf("tickets: feed: %w", err)
-	}
-	cur.Turn = next
-	sortFeed(items)
-	return items, cur, nil
+	return items, next, err
 }
 
 // sortFeed orders items by time, keeping the order of insertion for ties.

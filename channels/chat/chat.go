@@ -57,6 +57,7 @@ const (
 	DefaultMaxMessage  = 2000             // characters of one typed message
 	DefaultPerSecond   = 5                // messages a second a session may send (burst: twice as many)
 	DefaultNewSessions = 20               // new sessions a minute per client address
+	callPrefix         = "chat-"          // a chat's call id (in transcripts and tickets) starts so
 	maxFrame           = 16 << 10         // bytes of one WebSocket message; larger closes the socket (1009)
 	writeTimeout       = 5 * time.Second
 	historyMax         = 200 // messages kept for a resume
@@ -74,6 +75,12 @@ type Config struct {
 	MaxMessage  int           // DefaultMaxMessage when 0
 	PerSecond   int           // DefaultPerSecond when 0
 	NewSessions int           // DefaultNewSessions when 0 (a minute, per client address)
+	// Relay, when set, is the line's shared store: agents' messages and
+	// assignments reach the citizen through it, from the console of any
+	// engine (see Relay). nil: only this engine's console reaches its
+	// chats, and "an operator joined" shows with the agent's first message.
+	Relay Relay
+	Poll  time.Duration // how often Relay is read; DefaultPoll when 0
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NewSessions <= 0 {
 		c.NewSessions = DefaultNewSessions
+	}
+	if c.Poll <= 0 {
+		c.Poll = DefaultPoll
 	}
 	return c
 }
@@ -118,6 +128,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	byTicket map[string]*session // chats handed to the agents, by ticket number
+	byCall   map[string]*session // the same, by the chat's call id
+	wake     chan struct{}       // read the relay now
 }
 
 // New returns a server running flows with r and svc. Close ends its
@@ -128,8 +140,14 @@ func New(cfg Config, r Runner, svc flows.Services) *Server {
 		svc.Log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, run: r, svc: svc, log: svc.Log.With("channel", "chat"),
-		news: limit.NewBuckets(cfg.NewSessions, 0), ctx: ctx, cancel: cancel, sessions: map[string]*session{}, byTicket: map[string]*session{}}
+	s := &Server{cfg: cfg, run: r, svc: svc, log: svc.Log.With("channel", "chat"),
+		news: limit.NewBuckets(cfg.NewSessions, 0), ctx: ctx, cancel: cancel, sessions: map[string]*session{},
+		byTicket: map[string]*session{}, byCall: map[string]*session{}, wake: make(chan struct{}, 1)}
+	if cfg.Relay != nil {
+		s.wg.Add(1)
+		go s.relay()
+	}
+	return s
 }
 
 // Close ends every session (their flows see the citizen gone) and waits
@@ -292,7 +310,7 @@ func (s *Server) start(lang string) *session {
 		lang = "ro"
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	ss := &session{srv: s, token: newToken(), id: "chat-" + newToken()[:12], lang: lang,
+	ss := &session{srv: s, token: newToken(), id: callPrefix + newToken()[:12], lang: lang,
 		in: make(chan flows.Input, 4), ctx: ctx, cancel: cancel}
 	s.mu.Lock()
 	s.sessions[ss.token] = ss

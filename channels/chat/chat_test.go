@@ -40,9 +40,20 @@ func newRig(t *testing.T, cfg chat.Config, flowsDir string) *rig {
 
 func newRigAt(t *testing.T, cfg chat.Config, flowsDir string, at time.Time) *rig {
 	t.Helper()
+	return newRigOn(t, cfg, flowsDir, at, "", false)
+}
+
+// newRigOn is a rig on the store at url (a new SQLite file when ""): two
+// rigs on one url are two engines of one line. With relay, the store is
+// the chat's Relay.
+func newRigOn(t *testing.T, cfg chat.Config, flowsDir string, at time.Time, url string, relay bool) *rig {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := store.Open(ctx, store.SQLiteURL(tickets.DBPath(dir)), store.Options{})
+	if url == "" {
+		url = store.SQLiteURL(tickets.DBPath(dir))
+	}
+	db, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +75,9 @@ func newRigAt(t *testing.T, cfg chat.Config, flowsDir string, at time.Time) *rig
 	svc := flows.Services{KB: flows.KBIndex{Index: ix}, Desk: flows.TicketDesk{Store: st},
 		Transcript: flows.TicketTranscript{Store: st}, Calendar: tickets.DefaultCalendar(),
 		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return at }}
+	if relay {
+		cfg.Relay = st
+	}
 	srv := chat.New(cfg, rt, svc)
 	web := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { web.Close(); srv.Close() })

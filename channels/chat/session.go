@@ -22,6 +22,8 @@ var texts = map[string]map[string]string{
 		"end":     "Conversația s-a încheiat. Vă mulțumim!",
 		"handoff": "Conversația a fost transmisă unui operator. Numărul solicitării dumneavoastră este %s.",
 		"joined":  "Un operator s-a alăturat conversației.",
+		"left":    "Cetățeanul a închis conversația.",
+		"stopped": "Conversația s-a întrerupt: serverul de chat s-a oprit.",
 	},
 	"en": {
 		"yes": "Yes", "no": "No",
@@ -29,6 +31,8 @@ var texts = map[string]map[string]string{
 		"end":     "The conversation has ended. Thank you!",
 		"handoff": "The conversation was passed to an operator. Your request number is %s.",
 		"joined":  "An operator has joined the conversation.",
+		"left":    "The citizen closed the conversation.",
+		"stopped": "The conversation was cut off: the chat server stopped.",
 	},
 }
 
@@ -303,12 +307,14 @@ func (ss *session) runFlow() {
 func (ss *session) withAgents(number, lang string) {
 	ss.srv.mu.Lock()
 	ss.srv.byTicket[number] = ss
+	ss.srv.byCall[ss.id] = ss
 	ss.srv.mu.Unlock()
 	defer func() {
 		ss.srv.mu.Lock()
 		if ss.srv.byTicket[number] == ss {
 			delete(ss.srv.byTicket, number)
 		}
+		delete(ss.srv.byCall, ss.id)
 		ss.srv.mu.Unlock()
 	}()
 	ss.mu.Lock()
@@ -328,43 +334,47 @@ func (ss *session) withAgents(number, lang string) {
 			}
 		case <-idle.C:
 			ss.send(msg{Type: "end", Text: text(lang, "idle")}, true)
+			ss.closing("idle", lang)
 			return
 		case <-ss.ctx.Done():
+			// For the staff (who work in Romanian): the chat is over.
+			if errors.Is(context.Cause(ss.ctx), errGone) {
+				ss.closing("left", "ro")
+			} else {
+				ss.closing("stopped", "ro")
+			}
 			return
 		}
 	}
 }
 
-// ErrNoChat reports that a ticket has no chat open: the citizen left (or
-// the chat was on another engine).
+// ErrNoChat reports that a ticket has no chat open: the citizen left (or,
+// without a Relay, the chat is on another engine).
 var ErrNoChat = errors.New("no chat open for this ticket")
 
 // AnswerInChat sends an agent's message to the citizen whose chat opened
 // ticket number, and keeps it in the ticket's transcript. The first one
-// tells the citizen that an operator joined. Safe for concurrent use.
+// (or, with a Relay, the ticket's assignment) tells the citizen that an
+// operator joined. With a Relay the chat may be held by any engine of the
+// line. Safe for concurrent use.
 func (s *Server) AnswerInChat(ctx context.Context, number, actor, body string) error {
+	if strings.TrimSpace(body) == "" || !utf8.ValidString(body) {
+		return errors.New("empty or invalid message")
+	}
+	if s.cfg.Relay != nil && s.svc.Transcript != nil {
+		return s.relayAnswer(ctx, number, body)
+	}
 	s.mu.Lock()
 	ss := s.byTicket[number]
 	s.mu.Unlock()
 	if ss == nil {
 		return ErrNoChat
 	}
-	if strings.TrimSpace(body) == "" || !utf8.ValidString(body) {
-		return errors.New("empty or invalid message")
-	}
 	if s.svc.Transcript != nil {
 		if err := s.svc.Transcript.Append(ctx, ss.id, flows.Turn{Speaker: "agent", Text: body, At: time.Now()}); err != nil {
 			return err
 		}
 	}
-	ss.mu.Lock()
-	first := !ss.joined
-	ss.joined = true
-	lang := ss.lang
-	ss.mu.Unlock()
-	if first {
-		ss.send(msg{Type: "joined", Text: text(lang, "joined")}, true)
-	}
-	ss.send(msg{Type: "agent", Text: body}, true)
+	ss.agentSays(body)
 	return nil
 }

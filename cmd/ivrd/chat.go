@@ -21,14 +21,15 @@ var _ console.ChatAnswerer = (*chat.Server)(nil)
 // listener arrive on errc.
 //
 // The answerer (nil when the chat is off) lets the console's agents write
-// to a chat handed to them.
-func startChat(cfg Config, rt chat.Runner, svc flows.Services, log *slog.Logger, errc chan<- error) (stop func(context.Context), answerer console.ChatAnswerer, err error) {
+// to a chat handed to them; through the store (the relay) they reach the
+// chats every engine of the line holds.
+func startChat(cfg Config, rt chat.Runner, svc flows.Services, relay chat.Relay, log *slog.Logger, errc chan<- error) (stop func(context.Context), answerer console.ChatAnswerer, err error) {
 	if cfg.Chat.Listen == "" {
 		return func(context.Context) {}, nil, nil
 	}
 	svc.Log = log.With("component", "chat")
 	cs := chat.New(chat.Config{Origins: cfg.Chat.Origins, Idle: cfg.Chat.Idle.Duration, MaxMessage: cfg.Chat.MaxMessage,
-		PerSecond: cfg.Chat.PerSecond, NewSessions: cfg.Chat.NewSessions}, rt, svc)
+		PerSecond: cfg.Chat.PerSecond, NewSessions: cfg.Chat.NewSessions, Relay: relay}, rt, svc)
 	ln, err := net.Listen("tcp", cfg.Chat.Listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("chat listen on %s: %w", cfg.Chat.Listen, err)

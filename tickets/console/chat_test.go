@@ -20,10 +20,12 @@ import (
 	"github.com/govline/ivr/tickets"
 )
 
-// A web chat handed to the agents (channels/chat, the real server): the
-// ticket shows its channel and a chat form; the agent's message reaches
-// the citizen's socket at once and is kept in the ticket's transcript;
-// once the citizen has left, the console says so.
+// A web chat handed to the agents (channels/chat, the real server, with
+// the store as its relay, as ivrd runs it): the ticket shows its channel
+// and a chat form; the agent taking the ticket tells the citizen an
+// operator joined; the agent's message reaches the citizen's socket and
+// is kept in the ticket's transcript; once the chat has ended, the
+// console says so.
 func TestChatAnswer(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.lua"), []byte(`operator("cerut din chat")`), 0o644); err != nil {
@@ -35,7 +37,7 @@ func TestChatAnswer(t *testing.T) {
 	}
 	var cs *chat.Server
 	e := newEnv(t, func(c *Config) {
-		cs = chat.New(chat.Config{}, rt, flows.Services{Desk: flows.TicketDesk{Store: c.Store}, Transcript: flows.TicketTranscript{Store: c.Store},
+		cs = chat.New(chat.Config{Relay: c.Store}, rt, flows.Services{Desk: flows.TicketDesk{Store: c.Store}, Transcript: flows.TicketTranscript{Store: c.Store},
 			Log: slog.New(slog.DiscardHandler)})
 		c.Chat = cs
 	})
@@ -78,15 +80,20 @@ func TestChatAnswer(t *testing.T) {
 	if !strings.Contains(queue, `<td class="ch">portal</td>`) {
 		t.Error("the queue does not show the ticket's channel")
 	}
+	if code, _ := op.post("/tickets/"+number+"/take", nil); code != http.StatusSeeOther {
+		t.Fatalf("take: %d", code)
+	}
+	if m := until("joined"); m.Text != "Un operator s-a alăturat conversației." {
+		t.Fatalf("joined: %q", m.Text)
+	}
 	if code, _ := op.post("/tickets/"+number+"/chat", url.Values{"text": {"<b>Bună ziua</b>, vă ajut eu."}}); code != http.StatusSeeOther {
 		t.Fatalf("chat answer: %d", code)
 	}
-	until("joined")
 	if m := until("agent"); m.Text != "<b>Bună ziua</b>, vă ajut eu." {
 		t.Fatalf("the citizen got %q", m.Text)
 	}
 	turns, err := e.st.Transcript(ctx, tk.CallID)
-	if err != nil || len(turns) == 0 || turns[len(turns)-1].Speaker != tickets.SpeakerAgent {
+	if err != nil || len(turns) == 0 || turns[len(turns)-1].Speaker != tickets.SpeakerAgent || turns[len(turns)-1].Text != "<b>Bună ziua</b>, vă ajut eu." {
 		t.Fatalf("transcript %+v, %v", turns, err)
 	}
 	_, page = op.get("/tickets/" + number)
@@ -94,7 +101,7 @@ func TestChatAnswer(t *testing.T) {
 		t.Error("the agent's message is not in the ticket's transcript, escaped")
 	}
 
-	cs.Close() // the citizen's chat ends
+	cs.Close() // the engine stops: the citizen's chat ends
 	if code, body := op.post("/tickets/"+number+"/chat", url.Values{"text": {"mai sunteți?"}}); code == http.StatusSeeOther || !strings.Contains(body, "nu mai este deschis") {
 		t.Errorf("a message to a closed chat: %d %s", code, body)
 	}
