@@ -38,8 +38,12 @@ func (c *call) msg(key string, args ...any) string {
 	return c.sentence("ask."+key, args...)
 }
 
-// sentence is the catalog's sentence id in the call's language.
+// sentence is the catalog's sentence id in the call's language; in the
+// web chat, its written variant id_chat when the catalog has one.
 func (c *call) sentence(id string, args ...any) string {
+	if c.medium() == "chat" && c.v.cat.Has(id+"_chat") {
+		id += "_chat"
+	}
 	return c.v.cat.Text(c.lang, id, args...)
 }
 

@@ -12,6 +12,7 @@ package flows
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,28 @@ type Prompt struct {
 	Lang    string // "ro" or "en"
 	Parts   []Part // played in order
 	BargeIn bool   // the caller may interrupt it by speaking or pressing a key
+}
+
+// Written is the prompt as a written message (the web chat's): text
+// parts as they are, a digit string as the number ("34554410", not spaced
+// out for the ear), a recording as its transcript; no space before
+// punctuation.
+func (p Prompt) Written() string {
+	var b strings.Builder
+	for _, pt := range p.Parts {
+		t := pt.Text
+		if pt.Kind == PartDigits && pt.Value != "" {
+			t = pt.Value
+		}
+		if t == "" {
+			continue
+		}
+		if b.Len() > 0 && !strings.ContainsAny(t[:1], ".,;:!?") {
+			b.WriteByte(' ')
+		}
+		b.WriteString(t)
+	}
+	return b.String()
 }
 
 // PartKind says how a Part is rendered.

@@ -64,9 +64,16 @@ function on_operator()
   end
   local when = hours.describe()
   if when ~= "" then when = when .. ". " end
-  local r = ask_free({ ro = "Operatorii nu sunt disponibili acum. " .. when .. "Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
-                       en = "Our operators are not available right now. " .. when .. "Please tell us briefly what you need, and an operator will call you back." },
-                     { operator = false, retries = 1 })
+  -- In the portal's chat the citizen writes, and may have left no phone
+  -- number: the request is taken up, not called back.
+  local chat = call.channel == "chat"
+  local prompt = { ro = "Operatorii nu sunt disponibili acum. " .. when .. "Spuneți pe scurt solicitarea dumneavoastră, iar un operator vă va suna înapoi.",
+                   en = "Our operators are not available right now. " .. when .. "Please tell us briefly what you need, and an operator will call you back." }
+  if chat then
+    prompt = { ro = "Operatorii nu sunt disponibili acum. " .. when .. "Scrieți pe scurt solicitarea dumneavoastră, iar un operator o va prelua.",
+               en = "Our operators are not available right now. " .. when .. "Please write briefly what you need, and an operator will take it up." }
+  end
+  local r = ask_free(prompt, { operator = false, retries = 1 })
   if r and r.untranscribed then
     vars.request = "(spusă cu voce, netranscrisă: ascultați înregistrarea apelului)"
   elseif r then
@@ -75,8 +82,12 @@ function on_operator()
   local number = ticket.open{ service = vars.service or "other", priority = "normal",
                               description = "Solicitare lăsată în afara programului: " .. (vars.request or "(nu a spus nimic)") }
   if number then
-    say{ tr{ ro = "Am înregistrat solicitarea cu numărul", en = "We registered your request with the number" }, { digits = number },
-         tr{ ro = ". Vă vom suna înapoi în programul de lucru. La revedere!", en = ". We will call you back during working hours. Goodbye!" } }
+    local after = { ro = ". Vă vom suna înapoi în programul de lucru. La revedere!", en = ". We will call you back during working hours. Goodbye!" }
+    if chat then
+      after = { ro = ". Un operator o va prelua în programul de lucru. La revedere!",
+                en = ". An operator will take it up during working hours. Goodbye!" }
+    end
+    say{ tr{ ro = "Am înregistrat solicitarea cu numărul", en = "We registered your request with the number" }, { digits = number }, tr(after) }
   else
     say{ ro = "Ne pare rău, nu am putut înregistra solicitarea. Vă rugăm să reveniți în programul de lucru.", en = "Sorry, we could not register your request. Please call again during working hours." }
   end
@@ -157,9 +168,12 @@ end
 -- the status of an earlier request: the number digit by digit, confirmed back.
 local function request_status()
   for attempt = 1, 2 do
-    local n = ask_digits{ prompt = { ro = "Spuneți sau tastați numărul solicitării, cifră cu cifră, apoi tasta diez.",
-                                     en = "Say or key in the request number, digit by digit, then the hash key." },
-                          min = 4, max = 12, confirm = true }
+    local prompt = { ro = "Spuneți sau tastați numărul solicitării, cifră cu cifră, apoi tasta diez.",
+                     en = "Say or key in the request number, digit by digit, then the hash key." }
+    if call.channel == "chat" then
+      prompt = { ro = "Scrieți numărul solicitării.", en = "Please write the request number." }
+    end
+    local n = ask_digits{ prompt = prompt, min = 4, max = 12, confirm = true }
     if not n then break end
     if not ticket.valid(n) then
       say{ ro = "Acest număr nu este valid.", en = "This number is not valid." }
@@ -207,11 +221,17 @@ end
 -- or a silence. A caller may answer at any moment, keys or speech: what
 -- they say during the welcome answers the question.
 local QUESTION = { ro = "Spuneți pe scurt cu ce vă putem ajuta.", en = "Please tell us briefly how we can help." }
+if call.channel == "chat" then -- the portal's chat: written words, the options are buttons
+  QUESTION = { ro = "Scrieți pe scurt cu ce vă putem ajuta, sau alegeți un subiect.", en = "Please write briefly how we can help, or choose a topic." }
+end
 
 -- choices lists the menu for a caller who did not answer the open
 -- question (said after a miss or a silence, then the question again), the
 -- other language's hint first.
 local function choices(sorry)
+  if call.channel == "chat" then
+    return { tr(sorry), tr{ ro = "Alegeți un subiect sau scrieți întrebarea altfel.", en = "Choose a topic, or put your question another way." } }
+  end
   if call.lang == "ro" then
     return { tr(sorry), { lang = "en", text = "For English, press 9, or say English." },
              "Puteți alege: cartea de identitate, apăsați 1; pașaportul, 2; contul de pe portal, 3; o cerere online, 4; stadiul unei solicitări, 5; un operator, 0." } -- lint: long

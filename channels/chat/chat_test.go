@@ -190,6 +190,10 @@ func TestChatAnswersFromKnowledgeBaseAndHandsOff(t *testing.T) {
 	if !tickets.ValidNumber(h.Ticket) || !strings.Contains(h.Text, h.Ticket) {
 		t.Fatalf("handoff %+v\n%s", h, c.said())
 	}
+	// Written words, not the phone's "we are transferring you".
+	if !strings.Contains(c.said(), "say: Un operator va prelua conversația.\n") || strings.Contains(c.said(), "transferăm") {
+		t.Errorf("the handoff's wording in the chat:\n%s", c.said())
+	}
 	ctx := context.Background()
 	tk, err := r.st.Ticket(ctx, h.Ticket)
 	if err != nil || tk.Channel != tickets.ChannelPortal || tk.Service != tickets.ServiceIdentityCard ||
@@ -410,8 +414,10 @@ func TestIdleEndAndNewSessionLimit(t *testing.T) {
 }
 
 // Outside working hours, asking for an operator leaves a request: the
-// chat shows its number as written (say_digits: "34554410", not spaced
-// out for the ear), and the ticket (the portal's) holds the request.
+// chat asks for it in writing and promises no call back (a chat has no
+// phone number), shows its number as written (say_digits: "34554410", not
+// spaced out for the ear), and the ticket (the portal's) holds the
+// request.
 func TestOutsideHoursLeavesARequest(t *testing.T) {
 	sunday := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	r := newRigAt(t, chat.Config{}, filepath.Join("..", "..", "flows"), sunday)
@@ -429,6 +435,11 @@ func TestOutsideHoursLeavesARequest(t *testing.T) {
 	}
 	if number == "" {
 		t.Fatalf("no number shown:\n%s", c.said())
+	}
+	said := c.said()
+	if !strings.Contains(said, "Scrieți pe scurt solicitarea") || !strings.Contains(said, "Un operator o va prelua în programul de lucru. La revedere!") ||
+		strings.Contains(said, "suna") || strings.Contains(said, "Spuneți") {
+		t.Errorf("the phone's wording in the chat:\n%s", said)
 	}
 	tk, err := r.st.Ticket(context.Background(), number)
 	if err != nil || tk.Channel != tickets.ChannelPortal || !strings.Contains(tk.Description, "vreau să mă sune cineva") {

@@ -166,30 +166,9 @@ func (ss *session) Say(ctx context.Context, p flows.Prompt) (flows.Played, error
 	if err := ss.alive(ctx); err != nil {
 		return flows.Played{}, err
 	}
-	t := promptText(p)
+	t := p.Written()
 	ss.send(msg{Type: "say", Text: t}, true)
 	return flows.Played{Heard: t}, nil
-}
-
-// promptText is a prompt as a written message: text parts as they are, a
-// digit string as the number (not spaced out for the ear), a recording
-// as its transcript; no space before punctuation.
-func promptText(p flows.Prompt) string {
-	var b strings.Builder
-	for _, pt := range p.Parts {
-		t := pt.Text
-		if pt.Kind == flows.PartDigits && pt.Value != "" {
-			t = pt.Value
-		}
-		if t == "" {
-			continue
-		}
-		if b.Len() > 0 && !strings.ContainsAny(t[:1], ".,;:!?") {
-			b.WriteByte(' ')
-		}
-		b.WriteString(t)
-	}
-	return b.String()
 }
 
 // Listen shows the question's options and waits for the citizen's

@@ -101,7 +101,7 @@ func parseClock(s string) (func() time.Time, error) {
 }
 
 func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--speech embedded|open|off] [--keys-only] [--data DIR] [-v]", stderr)
+	fs := newFlagSet("flow simulate", "ivrctl flow simulate FLOW [--time 'YYYY-MM-DD HH:MM'] [--from NUMBER] [--to NUMBER] [--lang ro|en] [--speech embedded|open|off] [--keys-only] [--chat] [--data DIR] [-v]", stderr)
 	data := &dataFlags{}
 	fs.StringVar(&data.data, "data", "", "use the engine's data folder `DIR` (it must hold ivrd's ivr.db, unless --store names the database, and kb.db): its knowledge base, and real tickets and transcripts (default: FLOWS/kb and an in-memory desk)")
 	fs.StringVar(&data.store, "store", "", "with --data: the line's database `URL` (ivrd's store.url) for the tickets and transcripts")
@@ -111,6 +111,7 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	lang := fs.String("lang", "ro", "the call's starting language, ro or en")
 	mode := fs.String("speech", string(flowtest.DefaultSpeech), "what the line hears of words: embedded (the shipped recognizer: only the phrases a question lists), open (an open-vocabulary recognizer: any words), off (keys only)")
 	keysOnly := fs.Bool("keys-only", false, "a keys-only line (speech off): the same as --speech off")
+	chat := fs.Bool("chat", false, "the portal's web chat instead of a call: call.channel is \"chat\", the typed words are taken as written")
 	verbose := fs.Bool("v", false, "print the flow's log lines on stderr")
 	pos, status, ok := parseStatus(fs, args)
 	if !ok {
@@ -180,6 +181,9 @@ func runFlowSimulate(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	ch := sim.NewChannel(stdin, stdout)
 	ch.Mode = speech
+	if *chat {
+		ch.Mode, ch.Chat = sim.SpeechOpen, true
+	}
 	ch.Problem = func(line, why string) { fmt.Fprintf(stderr, "note: %q: %s\n", line, why) }
 	o := rt.Run(ctx, flows.Facts{CallID: "sim-" + time.Now().Format("150405"), Caller: *from, Called: *to, Lang: *lang, Start: now()}, ch, svc)
 	for _, t := range desk.Opened() {

@@ -12,6 +12,8 @@
 //	flow: main.lua                 the flow file, in the flows folder
 //	time: 2026-11-24 10:00         the clock (Bucharest time; a Tuesday)
 //	speech: embedded               what the line hears: embedded, open, off
+//	channel: chat                  the portal's web chat (typed words, taken
+//	                               as written) instead of the phone
 //
 //	test: a lost identity card
 //	ivr: bună ziua                 whole words, in order, in one prompt
@@ -70,6 +72,7 @@ type Case struct {
 	From, To string
 	Lang     string
 	Speech   sim.SpeechMode
+	Chat     bool                 // channel: chat
 	Existing []flows.TicketStatus // tickets the desk knows before the call
 	Steps    []Step
 }
@@ -112,6 +115,7 @@ func (s Step) SimLine() string {
 type settings struct {
 	flow, from, to, lang string
 	speech               sim.SpeechMode
+	chat                 bool
 	at                   time.Time
 	existing             []flows.TicketStatus
 }
@@ -134,7 +138,7 @@ func ParseFile(path string) ([]*Case, error) {
 	return Parse(f, path)
 }
 
-const keysHelp = "test:, caller:, barge-in:, ivr:, ivr~:, article:, transfer:, hangup:, ticket:, no ticket, vars:, flow:, time:, from:, to:, lang:, speech:, existing ticket:"
+const keysHelp = "test:, caller:, barge-in:, ivr:, ivr~:, article:, transfer:, hangup:, ticket:, no ticket, vars:, flow:, time:, from:, to:, lang:, speech:, channel:, existing ticket:"
 
 // Parse reads tests from r; name is the file name used in messages.
 func Parse(r io.Reader, name string) ([]*Case, error) {
@@ -168,7 +172,7 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 		set := &file
 		var local *settings
 		if cur != nil {
-			local = &settings{flow: cur.Flow, from: cur.From, to: cur.To, lang: cur.Lang, speech: cur.Speech, at: cur.Time, existing: cur.Existing}
+			local = &settings{flow: cur.Flow, from: cur.From, to: cur.To, lang: cur.Lang, speech: cur.Speech, chat: cur.Chat, at: cur.Time, existing: cur.Existing}
 			set = local
 		}
 		switch key {
@@ -177,7 +181,7 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 				return nil, errf("test: needs a name")
 			}
 			cur = &Case{File: name, Name: val, Line: n, Flow: file.flow, Time: file.at, From: file.from, To: file.to, Lang: file.lang,
-				Speech: file.speech, Existing: append([]flows.TicketStatus(nil), file.existing...)}
+				Speech: file.speech, Chat: file.chat, Existing: append([]flows.TicketStatus(nil), file.existing...)}
 			cases = append(cases, cur)
 			continue
 		case "flow":
@@ -203,6 +207,11 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 				return nil, errf("%v", err)
 			}
 			set.speech = m
+		case "channel":
+			if val != "phone" && val != "chat" {
+				return nil, errf("channel: want phone or chat, got %q", val)
+			}
+			set.chat = val == "chat"
 		case "existing ticket":
 			st, err := parseExisting(val)
 			if err != nil {
@@ -224,7 +233,7 @@ func Parse(r io.Reader, name string) ([]*Case, error) {
 			return nil, errf("unknown key %q (%s)", key, keysHelp)
 		}
 		if local != nil {
-			cur.Flow, cur.From, cur.To, cur.Lang, cur.Speech, cur.Time, cur.Existing = local.flow, local.from, local.to, local.lang, local.speech, local.at, local.existing
+			cur.Flow, cur.From, cur.To, cur.Lang, cur.Speech, cur.Chat, cur.Time, cur.Existing = local.flow, local.from, local.to, local.lang, local.speech, local.chat, local.at, local.existing
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -286,7 +295,7 @@ func parseStep(key, val string) (Step, error) {
 
 // ticketFields are the fields a test may check; personal.NAME is a
 // sensitive answer kept with the ticket.
-var ticketFields = []string{"service", "priority", "level", "classification", "description", "articles", "lang", "number", "personal.NAME"}
+var ticketFields = []string{"service", "priority", "level", "classification", "description", "articles", "lang", "number", "channel", "personal.NAME"}
 
 // parseFieldExpect reads "FIELD = VALUE" or "FIELD ~ WORDS"; known nil
 // accepts any name.
@@ -387,6 +396,9 @@ func (r *Runner) Run(ctx context.Context, c *Case) Result {
 	var problems []string
 	ch := sim.NewChannel(strings.NewReader(in.String()), nil)
 	ch.Mode = c.Speech
+	if c.Chat { // typed words are taken as written
+		ch.Mode, ch.Chat = sim.SpeechOpen, true
+	}
 	ch.Lines = func(l string) {
 		res.Conversation = append(res.Conversation, l)
 		kind, text, _ := strings.Cut(l, ": ")
@@ -658,6 +670,8 @@ func ticketField(t sim.Ticket, f string) string {
 		return t.Lang
 	case "number":
 		return t.Status.Number
+	case "channel":
+		return t.Channel
 	}
 	if name, ok := strings.CutPrefix(f, "personal."); ok {
 		return t.Personal[name]

@@ -81,6 +81,10 @@ type Channel struct {
 	Lines func(line string)
 	// Mode is what the line hears of words (the zero value: SpeechOpen).
 	Mode SpeechMode
+	// Chat makes the conversation the portal's web chat (call.channel is
+	// "chat", the catalog's written sentences are used); set Mode to
+	// SpeechOpen with it, as typed words are taken as written.
+	Chat bool
 	// Problem, when set, is told about a caller line the line cannot take
 	// as written (words it cannot hear, a barge-in over a prompt that does
 	// not allow it): the conversation tests fail on it.
@@ -108,7 +112,16 @@ type Op struct {
 	Line     string        // the line taken, as written ("!" marks a barge-in)
 }
 
+// Medium is call.channel: "chat" for a simulated web chat, else "phone".
+func (c *Channel) Medium() string {
+	if c.Chat {
+		return "chat"
+	}
+	return "phone"
+}
+
 var (
+	_ flows.Medium   = (*Channel)(nil)
 	_ flows.Channel  = (*Channel)(nil)
 	_ flows.Recorder = (*Channel)(nil)
 	_ flows.Hearing  = (*Channel)(nil)
@@ -147,6 +160,9 @@ func (c *Channel) Say(ctx context.Context, p flows.Prompt) (flows.Played, error)
 		return flows.Played{Interrupted: true}, nil
 	}
 	text := PromptText(p)
+	if c.Chat {
+		text = p.Written()
+	}
 	line, ok := c.peek()
 	if !ok || !strings.HasPrefix(line, "!") {
 		c.op(Op{})
