@@ -432,6 +432,8 @@ func (c *call) listen(ctx context.Context, l Listen) (Input, error) {
 			text = UntranscribedText
 		case c.sensitive:
 			text = maskedInput(in, l)
+		case in.Shown != "":
+			text = in.Shown
 		}
 		c.record(ctx, Turn{Speaker: "caller", Text: text, At: c.svc.Now(), Began: in.Began, Mode: in.Mode, Confidence: in.Confidence})
 	}

@@ -159,6 +159,10 @@ type Input struct {
 	// engine): Text is empty; the words are in the call's recording, from
 	// Began.
 	Untranscribed bool
+	// Shown, when set, is the answer as the caller saw it, for the
+	// transcript: a web chat's button is its key in Text ("2") and its
+	// label here ("Nu").
+	Shown string
 }
 
 // UntranscribedText is the transcript's line for an untranscribed answer

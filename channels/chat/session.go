@@ -153,6 +153,9 @@ func (ss *session) input(s string, key bool) {
 		}
 		ss.mu.Unlock()
 	}
+	if key {
+		in.Shown = shown
+	}
 	select {
 	case ss.in <- in:
 		ss.send(msg{Type: "you", Text: shown}, true)
