@@ -108,9 +108,12 @@ func registerAPI(L *lua.LState, c *call) {
 		},
 	}
 	for n, m := range tables {
-		L.SetGlobal(n, L.SetFuncs(L.NewTable(), m))
+		L.SetGlobal(n, L.SetFuncs(L.CreateTable(0, len(m)), m))
 	}
-	call := L.NewTable()
+	// Tables sized to what they hold: gopher-lua's default (32 array and
+	// 32 hash slots) costs about 3 KB a table, in every waiting call and
+	// chat session.
+	call := L.CreateTable(0, 10)
 	call.RawSetString("id", lua.LString(c.facts.CallID))
 	call.RawSetString("caller", lua.LString(c.facts.Caller))
 	call.RawSetString("called", lua.LString(c.facts.Called))
@@ -125,7 +128,7 @@ func registerAPI(L *lua.LState, c *call) {
 	call.RawSetString("survey_call", lua.LBool(c.facts.SurveyCall))
 	c.callTbl = call
 	L.SetGlobal("call", call)
-	L.SetGlobal("vars", L.NewTable())
+	L.SetGlobal("vars", L.CreateTable(0, 0))
 }
 
 // medium names the caller's channel (call.channel): "phone" unless the

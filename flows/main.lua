@@ -117,7 +117,11 @@ local function helped()
   end
   local more = ask_yes_no{ ro = "Mă bucur. Vă mai putem ajuta cu altceva?", en = "Glad to hear it. Can we help you with anything else?" }
   if not more then
-    say{ ro = "Vă mulțumim pentru apel. La revedere!", en = "Thank you for calling. Goodbye!" }
+    if call.channel == "chat" then
+      say{ ro = "Vă mulțumim! La revedere!", en = "Thank you! Goodbye!" }
+    else
+      say{ ro = "Vă mulțumim pentru apel. La revedere!", en = "Thank you for calling. Goodbye!" }
+    end
     hangup("resolved")
   end
 end

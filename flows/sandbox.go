@@ -24,7 +24,7 @@ func newState(c *call) *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       c.lim.CallStack,
-		RegistrySize:        1024,
+		RegistrySize:        128,
 		RegistryMaxSize:     c.lim.Registry,
 		RegistryGrowStep:    512,
 		MinimizeStackMemory: true,
@@ -64,7 +64,7 @@ func openOS(L *lua.LState, c *call) {
 	full := L.GetGlobal("os").(*lua.LTable)
 	origTime := full.RawGetString("time").(*lua.LFunction)
 	origDate := full.RawGetString("date").(*lua.LFunction)
-	os := L.NewTable()
+	os := L.CreateTable(0, 3)
 	os.RawSetString("clock", full.RawGetString("clock"))
 	os.RawSetString("time", L.NewFunction(func(L *lua.LState) int {
 		if L.GetTop() == 0 || L.Get(1) == lua.LNil {

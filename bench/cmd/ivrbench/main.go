@@ -181,6 +181,9 @@ func run(args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.speech, "speech", false, "turn speech recognition on in ivrd: every caller then speaks all the time, the worst case (the speech benchmarks in dialplan/sip measure realistic turns)")
 	clusterFlag := fs.String("cluster", "", "instead of the load run: call rates (calls/s, comma-separated) of the cluster run, one engine direct and one and two engines behind Kamailio on one PostgreSQL; -out defaults to bench/cluster-results.json")
 	fs.DurationVar(&o.clusterT, "cluster-time", 20*time.Second, "how long each rate of the cluster run places calls")
+	chatFlag := fs.String("chat", "", "instead of the load run: IDLE,ACTIVE web chat sessions held by one engine with -chat-calls phone calls up; -out defaults to bench/chat-results.json")
+	chatCalls := fs.Int("chat-calls", 100, "phone calls up during the chat run")
+	chatTime := fs.Duration("chat-time", 20*time.Second, "how long the active chat sessions talk")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -198,6 +201,15 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if len(o.cluster) > 0 && !outSet {
 		o.out = "bench/cluster-results.json"
+	}
+	var chatIdle, chatActive int
+	if *chatFlag != "" {
+		if _, err := fmt.Sscanf(*chatFlag, "%d,%d", &chatIdle, &chatActive); err != nil || chatIdle < 0 || chatActive < 0 {
+			return fmt.Errorf("-chat %q: want IDLE,ACTIVE (two numbers)", *chatFlag)
+		}
+		if !outSet {
+			o.out = "bench/chat-results.json"
+		}
 	}
 	for _, f := range strings.Split(*callsFlag, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -276,6 +288,10 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if len(o.cluster) > 0 {
 		return runCluster(env, o.cluster, o.clusterT, o.out, o.keep)
+	}
+	if *chatFlag != "" {
+		_, err := chatRun(env, chatIdle, chatActive, *chatCalls, *chatTime, o.out)
+		return err
 	}
 
 	// Longest first would be kinder to the machine's page cache, but the
