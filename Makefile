@@ -92,6 +92,9 @@ bench: deps build
 	# Call setup through the shipped Kamailio, one and two engines on one
 	# PostgreSQL, against one engine alone (about 4 minutes).
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -cluster 50,100,150,200 -cluster-time 15s -out bench/cluster-results.json
+	# The web chat: 2,000 idle and 200 active sessions on one engine with
+	# 100 phone calls up (about 1 minute).
+	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -chat 2000,200 -chat-calls 100 -chat-time 20s -out bench/chat-results.json
 	# Speech turn-taking on loopback calls: barge-in and turn latency,
 	# concurrent listening calls (docs/speech.md).
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'BargeInLatency|TurnLatency|ListeningCalls' -benchtime 15x ./dialplan/sip/
