@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -130,6 +131,48 @@ type Server struct {
 	byTicket map[string]*session // chats handed to the agents, by ticket number
 	byCall   map[string]*session // the same, by the chat's call id
 	wake     chan struct{}       // read the relay now
+
+	stats stats
+}
+
+// stats are the server's counters (Stats).
+type stats struct {
+	started, resumed, handoffs, messages atomic.Int64
+	refused                              [len(RefusalReasons)]atomic.Int64
+}
+
+// RefusalReasons are why a message or a session is refused, in Stats'
+// order: the error codes the widget gets, then a socket from a foreign
+// origin and a new session over the per-address limit.
+var RefusalReasons = [...]string{"rate", "too_long", "utf8", "bad", "busy", "origin", "new_sessions"}
+
+// Stats are the chat's volumes since the server started.
+type Stats struct {
+	Open     int              // sessions alive now (talking to the flow, or with the agents)
+	Started  int64            // new sessions
+	Resumed  int64            // sockets that resumed a session (a reload, a network drop)
+	Handoffs int64            // conversations handed to the agents
+	Messages int64            // messages and buttons taken from citizens
+	Refused  map[string]int64 // by reason (RefusalReasons)
+}
+
+// Stats returns the chat's volumes. Safe for concurrent use.
+func (s *Server) Stats() Stats {
+	st := Stats{Open: s.Sessions(), Started: s.stats.started.Load(), Resumed: s.stats.resumed.Load(),
+		Handoffs: s.stats.handoffs.Load(), Messages: s.stats.messages.Load(), Refused: map[string]int64{}}
+	for i, r := range RefusalReasons {
+		st.Refused[r] = s.stats.refused[i].Load()
+	}
+	return st
+}
+
+// refuse counts a refusal of reason (one of RefusalReasons).
+func (s *Server) refuse(reason string) {
+	for i, r := range RefusalReasons {
+		if r == reason {
+			s.stats.refused[i].Add(1)
+		}
+	}
 }
 
 // New returns a server running flows with r and svc. Close ends its
@@ -213,6 +256,7 @@ func clientOf(r *http.Request) string {
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.Origins})
 	if err != nil {
+		s.refuse("origin")
 		s.log.Info("chat refused", "err", err) // the origin, never what the citizen typed
 		return
 	}
@@ -232,10 +276,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ss := s.resume(hello.Token)
 	if ss == nil {
 		if _, ok := s.news.Take(clientOf(r), time.Now()); !ok {
+			s.refuse("new_sessions")
 			conn.Close(websocket.StatusTryAgainLater, "too many new sessions")
 			return
 		}
 		ss = s.start(hello.Lang)
+		s.stats.started.Add(1)
+	} else {
+		s.stats.resumed.Add(1)
 	}
 	gen := ss.attach(conn)
 	defer ss.detach(conn, gen)
@@ -247,33 +295,33 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return // closed, too big (1009), or the server ends
 		}
 		if typ != websocket.MessageText || !utf8.Valid(data) {
-			ss.send(msg{Type: "error", Code: "utf8"}, false)
+			ss.refuse("utf8")
 			continue
 		}
 		if !rate.take(time.Now()) {
-			ss.send(msg{Type: "error", Code: "rate"}, false)
+			ss.refuse("rate")
 			continue
 		}
 		var m msg
 		if json.Unmarshal(data, &m) != nil {
-			ss.send(msg{Type: "error", Code: "bad"}, false)
+			ss.refuse("bad")
 			continue
 		}
 		switch m.Type {
 		case "text":
 			if utf8.RuneCountInString(m.Text) > s.cfg.MaxMessage {
-				ss.send(msg{Type: "error", Code: "too_long"}, false)
+				ss.refuse("too_long")
 				continue
 			}
 			ss.input(m.Text, false)
 		case "key":
 			if len(m.Key) != 1 || !strings.Contains("0123456789*#", m.Key) {
-				ss.send(msg{Type: "error", Code: "bad"}, false)
+				ss.refuse("bad")
 				continue
 			}
 			ss.input(m.Key, true)
 		default:
-			ss.send(msg{Type: "error", Code: "bad"}, false)
+			ss.refuse("bad")
 		}
 	}
 }

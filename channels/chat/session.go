@@ -158,10 +158,18 @@ func (ss *session) input(s string, key bool) {
 	}
 	select {
 	case ss.in <- in:
+		ss.srv.stats.messages.Add(1)
 		ss.send(msg{Type: "you", Text: shown}, true)
 	default:
-		ss.send(msg{Type: "error", Code: "busy"}, false)
+		ss.refuse("busy")
 	}
+}
+
+// refuse tells the citizen a message was refused (code, one of
+// RefusalReasons) and counts it.
+func (ss *session) refuse(code string) {
+	ss.srv.refuse(code)
+	ss.send(msg{Type: "error", Code: code}, false)
 }
 
 // Say sends the prompt as a message: its text, the digits as written.
@@ -263,6 +271,7 @@ func (ss *session) runFlow() {
 	switch {
 	case out.Kind == flows.OutcomeCaller: // gone, or told why (idle)
 	case out.Kind == flows.OutcomeTransfer:
+		ss.srv.stats.handoffs.Add(1)
 		ss.send(msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}, true)
 		if out.Ticket != "" {
 			ss.withAgents(out.Ticket, lang)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,6 +234,15 @@ func TestChatLoadLeavesCallsAlone(t *testing.T) {
 	}
 	if n := dead.Load(); n > 0 {
 		t.Errorf("%d of %d held sessions no longer answer after the load", n, held-active)
+	}
+	// The volumes in /metrics.
+	open_, _ := strconv.Atoi(d.metric(t, "ivr_chat_sessions"))
+	rate, _ := strconv.ParseFloat(d.metric(t, `ivr_chat_refused_total{reason="rate"}`), 64)
+	msgs, _ := strconv.ParseFloat(d.metric(t, "ivr_chat_messages_total"), 64)
+	t.Logf("/metrics: %d sessions alive, %.0f refused for their rate, %.0f messages taken", open_, rate, msgs)
+	if open_ < held+1 || int64(rate) < refused.Load() || int64(msgs) < int64(len(rtts))+taken.Load() {
+		t.Errorf("/metrics does not count the load: %d sessions alive (want %d+), %.0f refused for rate (the client saw %d), %.0f messages (want %d+)",
+			open_, held+1, rate, refused.Load(), msgs, int64(len(rtts))+taken.Load())
 	}
 	if worstGap > maxRTPGap {
 		t.Errorf("a phone caller received no audio for %v during the chat load, want under %v", worstGap, maxRTPGap)

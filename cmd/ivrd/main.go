@@ -262,7 +262,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	httpSrv := &http.Server{Handler: httpHandler(eng, reg, tel, cfg.HTTP.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 2)
 	reg.MustRegister(speechMetrics...) // the shared VAD's, served with the rest
-	stopChat, chatAns, err := startChat(cfg, rt, svc, store, log, httpErr)
+	stopChat, chatAns, err := startChat(cfg, rt, svc, store, reg, log, httpErr)
 	if err != nil {
 		ln.Close()
 		return err
