@@ -366,7 +366,7 @@ func (c *Catalog) sentences(dir string) []Text {
 	for _, lang := range c.Langs() {
 		for _, id := range sortedKeys(c.texts[lang]) {
 			f, l := splitWhere(c.where[lang][id])
-			if strings.HasPrefix(f, prefix) {
+			if strings.HasPrefix(f, prefix) && spoken(id) {
 				out = append(out, Text{Lang: lang, Text: c.texts[lang][id], File: f, Line: l})
 			}
 		}
@@ -387,7 +387,7 @@ func (c *Catalog) Texts() []Text {
 	for _, lang := range c.Langs() {
 		for _, id := range sortedKeys(c.texts[lang]) {
 			s := c.texts[lang][id]
-			if placeholders(s) > 0 {
+			if placeholders(s) > 0 || !spoken(id) {
 				continue
 			}
 			f, l := splitWhere(c.where[lang][id])
@@ -396,6 +396,11 @@ func (c *Catalog) Texts() []Text {
 	}
 	return out
 }
+
+// spoken reports whether sentence id is ever said on the phone: an id
+// ending in _chat is the written variant the web chat shows instead of
+// its spoken one (docs/flows.md), never rendered or timed for the ear.
+func spoken(id string) bool { return !strings.HasSuffix(id, "_chat") }
 
 // suggest names the catalog's closest id to a misspelt one.
 func (c *Catalog) suggest(id string) string {

@@ -1,6 +1,8 @@
 -- survey.lua: the satisfaction survey. The engine runs it after a call
 -- with an agent of the embedded queue, when the caller is still on the
--- line (the agent hung up first), with the call's ticket in call.ticket.
+-- line (the agent hung up first), with the call's ticket in call.ticket;
+-- in the web chat, when the agent resolves the request while the citizen
+-- is still in the conversation (the keys are buttons there).
 -- One question, answered with one key from 1 to 5 and stored with the
 -- ticket; anything else (silence, speech, another key) leaves no rating.
 -- Delete this file to turn the survey off. Its sentences are in the

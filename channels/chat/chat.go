@@ -359,7 +359,7 @@ func (s *Server) start(lang string) *session {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	ss := &session{srv: s, token: newToken(), id: callPrefix + newToken()[:12], lang: lang,
-		in: make(chan flows.Input, 4), ctx: ctx, cancel: cancel}
+		in: make(chan flows.Input, 4), ctx: ctx, cancel: cancel, resolved: make(chan struct{})}
 	s.mu.Lock()
 	s.sessions[ss.token] = ss
 	s.mu.Unlock()

@@ -142,7 +142,8 @@ func (s *Server) relayTurns(cur tickets.LogCursor) (tickets.LogCursor, error) {
 }
 
 // relayChanges tells the citizens whose ticket was just assigned that an
-// operator joined.
+// operator joined, and ends the conversation with the agents of those
+// whose ticket was resolved (with the survey).
 func (s *Server) relayChanges(cur tickets.LogCursor) (tickets.LogCursor, error) {
 	for {
 		chs, next, err := s.cfg.Relay.TicketChanges(s.ctx, cur, 500)
@@ -150,14 +151,18 @@ func (s *Server) relayChanges(cur tickets.LogCursor) (tickets.LogCursor, error) 
 			return cur, err
 		}
 		for _, c := range chs {
-			if c.Kind != tickets.EventAssigned {
+			if c.Kind != tickets.EventAssigned && c.Kind != tickets.EventResolved {
 				continue
 			}
 			s.mu.Lock()
 			ss := s.byTicket[c.Ticket]
 			s.mu.Unlock()
-			if ss != nil {
+			switch {
+			case ss == nil:
+			case c.Kind == tickets.EventAssigned:
 				ss.join()
+			default:
+				ss.resolvedOnce.Do(func() { close(ss.resolved) })
 			}
 		}
 		if len(chs) < 500 {
@@ -196,5 +201,27 @@ func (ss *session) closing(key, lang string) {
 	t := flows.Turn{Speaker: tickets.SpeakerIVR, Text: text(lang, key), At: time.Now()}
 	if err := ss.srv.svc.Transcript.Append(ctx, ss.id, t); err != nil {
 		ss.srv.log.Error("chat closing turn not kept", "call_id", ss.id, "err", err)
+	}
+}
+
+// surveyFlow is the satisfaction survey (ivr.SurveyFlow, the shipped
+// flows/survey.lua).
+const surveyFlow = "survey.lua"
+
+// survey runs the satisfaction survey in the chat when the agent has
+// resolved its ticket: the flows' survey.lua with the ticket to rate (its
+// buttons 1 to 5 are the keys), when the flows have it and the desk keeps
+// ratings; then the chat ends.
+func (ss *session) survey(number, lang string) {
+	r, ok := ss.srv.run.(interface{ HasFlow(name string) bool })
+	if _, rates := ss.srv.svc.Desk.(flows.Rater); !ok || !r.HasFlow(surveyFlow) || !rates {
+		ss.send(msg{Type: "end", Text: text(lang, "end")}, true)
+		return
+	}
+	f := flows.Facts{CallID: ss.id, Caller: "chat", Called: "chat", Lang: lang, Start: time.Now(), Flow: surveyFlow, Ticket: number}
+	out := ss.srv.run.Run(ss.ctx, f, ss, ss.srv.svc)
+	ss.srv.log.Info("chat survey", "call_id", ss.id, "ticket", number, "outcome", out.Reason)
+	if out.Kind != flows.OutcomeCaller {
+		ss.send(msg{Type: "end", Text: text(lang, "end")}, true)
 	}
 }

@@ -135,3 +135,47 @@ func waitTurns(t *testing.T, st *tickets.Store, callID string, ok func([]tickets
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The agent resolves the request while the citizen is still in the chat:
+// the chat asks the satisfaction survey (the shipped survey.lua, its keys
+// as buttons 1 to 5, in written words), the citizen's button is the
+// ticket's rating, and the chat ends.
+func TestChatSurveyWhenResolved(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	r := newRigOn(t, chat.Config{Poll: 50 * time.Millisecond}, filepath.Join("..", "..", "flows"), at, "", true)
+	ctx := context.Background()
+	c, err := r.dial(t, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.until("ask")
+	c.send(msg{Type: "text", Text: "operator"})
+	number := c.until("handoff").Ticket
+	if err := r.srv.AnswerInChat(ctx, number, "maria", "Am rezolvat, mai aveți nevoie de ceva?"); err != nil {
+		t.Fatal(err)
+	}
+	c.until("agent")
+	if err := r.st.Resolve(ctx, number, "maria", "Programare făcută."); err != nil {
+		t.Fatal(err)
+	}
+	q := c.until("ask")
+	var labels []string
+	for _, o := range q.Options {
+		labels = append(labels, o.Key+"="+o.Label)
+	}
+	if strings.Join(labels, " ") != "1=1 2=2 3=3 4=4 5=5" {
+		t.Fatalf("the survey's buttons: %v\n%s", labels, c.said())
+	}
+	if !strings.Contains(c.said(), "say: Vă mulțumim. Vă rugăm să evaluați discuția cu operatorul, de la 1 (foarte nemulțumit) la 5 (foarte mulțumit).") {
+		t.Fatalf("the survey's question in the chat:\n%s", c.said())
+	}
+	c.send(msg{Type: "key", Key: "4"})
+	c.until("end")
+	if !strings.Contains(c.said(), "Vă mulțumim pentru evaluare") {
+		t.Errorf("no thanks:\n%s", c.said())
+	}
+	tk, err := r.st.Ticket(ctx, number)
+	if err != nil || tk.Rating != 4 {
+		t.Fatalf("the ticket's rating: %+v, %v", tk.Rating, err)
+	}
+}

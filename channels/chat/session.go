@@ -61,6 +61,10 @@ type session struct {
 	gen     int         // which attach conn is
 	history []msg       // what the citizen has seen, replayed on resume
 	joined  bool        // an agent has written
+	// resolved is closed when the ticket the chat was handed off with is
+	// resolved (read by the relay) while the citizen is still there.
+	resolved     chan struct{}
+	resolvedOnce sync.Once
 	asking  *msg        // the question waiting for an answer
 	gone    *time.Timer // ends the session when no socket comes back
 }
@@ -193,8 +197,11 @@ func (ss *session) Listen(ctx context.Context, l flows.Listen) (flows.Input, err
 	switch l.Expect {
 	case flows.ExpectChoice:
 		for _, o := range l.Options {
-			if o.Key != "" && o.Label != "" {
+			switch {
+			case o.Key != "" && o.Label != "":
 				q.Options = append(q.Options, option{Key: o.Key, Label: o.Label})
+			case o.Key != "": // a key alone (a rating from 1 to 5): the key is the label
+				q.Options = append(q.Options, option{Key: o.Key, Label: o.Key})
 			}
 		}
 	case flows.ExpectYesNo:
@@ -272,9 +279,11 @@ func (ss *session) runFlow() {
 	case out.Kind == flows.OutcomeCaller: // gone, or told why (idle)
 	case out.Kind == flows.OutcomeTransfer:
 		ss.srv.stats.handoffs.Add(1)
-		ss.send(msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}, true)
-		if out.Ticket != "" {
-			ss.withAgents(out.Ticket, lang)
+		handoff := msg{Type: "handoff", Ticket: out.Ticket, Text: strings.Replace(text(lang, "handoff"), "%s", out.Ticket, 1)}
+		if out.Ticket == "" {
+			ss.send(handoff, true)
+		} else {
+			ss.withAgents(out.Ticket, lang, handoff)
 		}
 	default:
 		ss.send(msg{Type: "end", Text: text(lang, "end")}, true)
@@ -291,15 +300,19 @@ func (ss *session) runFlow() {
 	}
 }
 
-// withAgents keeps the conversation open for the agents after the
-// handoff: the citizen's messages go to the ticket's transcript (the
-// console shows them live), the agents' come through Server.AnswerInChat,
-// until the citizen is idle or gone.
-func (ss *session) withAgents(number, lang string) {
+// withAgents tells the citizen of the handoff and keeps the conversation
+// open for the agents: the citizen's messages go to the ticket's
+// transcript (the console shows them live), the agents' come through
+// Server.AnswerInChat, until the citizen is idle or gone, or the ticket is
+// resolved (then the survey).
+func (ss *session) withAgents(number, lang string, handoff msg) {
 	ss.srv.mu.Lock()
 	ss.srv.byTicket[number] = ss
 	ss.srv.byCall[ss.id] = ss
 	ss.srv.mu.Unlock()
+	// Only now the citizen (and so an agent) learns the number: what an
+	// agent writes from here on finds the chat.
+	ss.send(handoff, true)
 	defer func() {
 		ss.srv.mu.Lock()
 		if ss.srv.byTicket[number] == ss {
@@ -315,6 +328,9 @@ func (ss *session) withAgents(number, lang string) {
 	defer idle.Stop()
 	for {
 		select {
+		case <-ss.resolved:
+			ss.survey(number, lang)
+			return
 		case in := <-ss.in:
 			idle.Reset(ss.srv.cfg.Idle)
 			if ss.srv.svc.Transcript != nil {
