@@ -35,6 +35,9 @@ var (
 	// account may not sign in that way: disabled, a break-glass account,
 	// or an unknown provider. The audit entry says which.
 	ErrExternalRefused = errors.New("sign-in through the identity provider refused")
+	// ErrNoProvider is returned (wrapped, with ErrExternalRefused) by
+	// ExternalLogin for a provider that does not exist.
+	ErrNoProvider = errors.New("no such provider")
 )
 
 // ExternalLogin opens a session for a user the identity provider
@@ -47,8 +50,8 @@ var (
 // p.BreakGlass. Creations and changes are audited as "user_external"
 // (actor id.Method, target the user). Refused, audited as
 // "login_failed": a disabled account, a break-glass account, a provider
-// that does not exist (ErrExternalRefused, wrapped), an invalid name or
-// role (ErrInvalid).
+// that does not exist (ErrExternalRefused, wrapped; with ErrNoProvider for
+// the provider), an invalid name or role (ErrInvalid).
 func (s *Store) ExternalLogin(ctx context.Context, id ExternalIdentity, address string, p LoginPolicy) (Session, error) {
 	p = p.withDefaults()
 	if id.Method == "" {
@@ -64,14 +67,11 @@ func (s *Store) ExternalLogin(ctx context.Context, id ExternalIdentity, address 
 	if err := checkEnum("role", id.Role, Roles); err != nil {
 		return Session{}, fmt.Errorf("tickets: external login: %w", err)
 	}
-	if err := checkProviderID(id.Provider); err != nil {
-		return Session{}, fmt.Errorf("tickets: external login: %w", err)
-	}
 	var sess Session
 	var refused string
 	login := func(tx *store.Tx) error {
 		refused = ""
-		if err := providerExists(ctx, tx, id.Provider); err != nil {
+		if checkProviderID(id.Provider) != nil || providerExists(ctx, tx, id.Provider) != nil {
 			refused = "unknown provider"
 			return nil
 		}
@@ -132,6 +132,9 @@ func (s *Store) ExternalLogin(ctx context.Context, id ExternalIdentity, address 
 	if refused != "" {
 		if err := fail(refused); err != nil {
 			return Session{}, wrapOp("external login", err)
+		}
+		if refused == "unknown provider" {
+			return Session{}, fmt.Errorf("tickets: external login: %s: %w (%w)", refused, ErrExternalRefused, ErrNoProvider)
 		}
 		return Session{}, fmt.Errorf("tickets: external login: %s: %w", refused, ErrExternalRefused)
 	}

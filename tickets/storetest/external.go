@@ -118,7 +118,7 @@ func externalUsers(t *testing.T, open Opener) {
 	if e := lastAudit(t, a, id.Name, "login_failed"); e.Detail != "saml: account disabled" {
 		t.Fatalf("the refused disabled account: %+v", e)
 	}
-	if _, err := a.ExternalLogin(ctx, tickets.ExternalIdentity{Name: "nou", Role: tickets.RoleOperator, Provider: "nobody", Method: "saml"}, "", p); !errors.Is(err, tickets.ErrExternalRefused) {
+	if _, err := a.ExternalLogin(ctx, tickets.ExternalIdentity{Name: "nou", Role: tickets.RoleOperator, Provider: "nobody", Method: "saml"}, "", p); !errors.Is(err, tickets.ErrExternalRefused) || !errors.Is(err, tickets.ErrNoProvider) {
 		t.Fatalf("an unknown provider: %v", err)
 	}
 	if _, err := a.User(ctx, "nou"); !errors.Is(err, tickets.ErrNotFound) {
