@@ -476,10 +476,10 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	}
 	var sess Session
 	var created, expires int64
-	var disabled int
-	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang, u.provider
+	var disabled, external int
+	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang, u.provider, u.external
 		FROM sessions s JOIN users u ON u.name = s."user" WHERE s.token_hash = ?`, tokenHash(token)).
-		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang, &sess.User.Provider)
+		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang, &sess.User.Provider, &external)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: session %w", ErrNotFound)
 	}
@@ -487,6 +487,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 		return Session{}, fmt.Errorf("tickets: session: %w", err)
 	}
 	sess.Created, sess.Expires = fromNanos(created), fromNanos(expires)
+	sess.User.External = external != 0
 	if disabled != 0 || !s.now().Before(sess.Expires) {
 		return Session{}, fmt.Errorf("tickets: session %w (expired)", ErrNotFound)
 	}
