@@ -507,7 +507,9 @@ func TestSAMLRefusals(t *testing.T) {
 	s := newSAMLEnv(t)
 	good := func(t *testing.T) {
 		t.Helper()
-		s.idp.set(func(p *testIdP) { p.mode, p.roles, p.provider = "", []string{"MPASS_OPERATOR"}, tickets.DefaultProvider })
+		s.idp.set(func(p *testIdP) {
+			p.mode, p.roles, p.provider = "", []string{"MPASS_OPERATOR"}, tickets.DefaultProvider
+		})
 		c := jarClient()
 		code, page := post(t, c, s.toIdP(t, c, "/"))
 		s.signedInAs(t, c, code, page, "/", "ion.popescu", tickets.RoleOperator, tickets.DefaultProvider)
