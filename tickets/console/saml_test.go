@@ -244,7 +244,13 @@ func (p *testIdP) WriteResponse(w http.ResponseWriter, req *saml.IdpAuthnRequest
 		}
 		n := 0
 		for _, v := range req.ResponseEl.FindElements("//Attribute[@Name='" + attrRole + "']/AttributeValue") {
-			v.SetText("MPASS_SUPERVISOR")
+			// Another role than the IdP gave: the escalation a
+			// forger would want.
+			if v.Text() == "MPASS_SUPERVISOR" {
+				v.SetText("MPASS_OPERATOR")
+			} else {
+				v.SetText("MPASS_SUPERVISOR")
+			}
 			n++
 		}
 		if n == 0 {
