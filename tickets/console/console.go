@@ -1,4 +1,5 @@
-// Package console is the agents' web console: sign-in, the live queue of
+// Package console is the agents' web console: sign-in (a password, or
+// the government's SAML 2.0 identity provider, MPass: saml.go), the live queue of
 // tickets, the ticket screen (history, transcript, cited articles, the
 // caller's earlier tickets) with its actions, the call's recording (read
 // from this engine's disk, or fetched from the engine that took the call:

@@ -142,7 +142,10 @@ func newSAML(cfg *SAMLConfig, st *tickets.Store) (*samlSP, error) {
 		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
 		ReplayCache:                      replayCache{st},
 		RejectSHA1Signatures:             true,
-		RequireSignedResponseForCBC:      false,
+		// No decryption of an AES-CBC assertion in an unsigned response:
+		// the refusals' differing reasons would make a padding oracle.
+		// The metadata asks for AES-GCM first.
+		RequireSignedResponseForCBC: true,
 	}
 	if s.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding) == "" {
 		return nil, errors.New("console: saml: the identity provider's metadata has no SingleSignOnService with the HTTP-Redirect binding")

@@ -27,6 +27,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 
 	"github.com/govline/ivr/tickets"
 )
@@ -228,6 +229,18 @@ func (p *testIdP) WriteResponse(w http.ResponseWriter, req *saml.IdpAuthnRequest
 		req.IDP = &other
 		if err := req.MakeResponse(); err != nil {
 			return err
+		}
+	case "cbc", "cbc_unsigned_response": // the assertion encrypted with AES-CBC (signed inside)
+		other := *req.IDP
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES128CBC
+		other.AssertionEncrypter = enc
+		req.IDP = &other
+		if err := req.MakeResponse(); err != nil {
+			return err
+		}
+		if mode == "cbc_unsigned_response" {
+			removeSignature(req.ResponseEl)
 		}
 	case "unsigned": // neither the assertion nor the response signed
 		if err := req.MakeAssertionEl(); err != nil {
@@ -554,6 +567,21 @@ func TestSAMLRefusals(t *testing.T) {
 			refused(t, c, s.toIdP(t, c, "/"), tc.detail, tc.msg)
 		})
 	}
+	t.Run("cbc_unsigned_response", func(t *testing.T) {
+		// AES-CBC in a signed response is accepted...
+		s.idp.set(func(p *testIdP) { p.mode = "cbc" })
+		c := jarClient()
+		f := s.toIdP(t, c, "/")
+		if raw, _ := decodeB64(f.values.Get("SAMLResponse")); !strings.Contains(raw, "aes128-cbc") {
+			t.Fatal("the IdP did not encrypt with AES-CBC")
+		}
+		code, page := post(t, c, f)
+		s.signedInAs(t, c, code, page, "/", "ion.popescu", tickets.RoleOperator, tickets.DefaultProvider)
+		// ...but not decrypted when nothing authenticates the response.
+		s.idp.set(func(p *testIdP) { p.mode = "cbc_unsigned_response" })
+		c = jarClient()
+		refused(t, c, s.toIdP(t, c, "/"), "bad signature", "saml.signature")
+	})
 	t.Run("replayed", func(t *testing.T) {
 		good(t)
 		c := jarClient()
@@ -707,5 +735,18 @@ func TestSAMLMetadata(t *testing.T) {
 		sp.AssertionConsumerServices[0].Location != s.base+"/saml/acs" || sp.AssertionConsumerServices[0].Binding != saml.HTTPPostBinding ||
 		sp.AuthnRequestsSigned == nil || !*sp.AuthnRequestsSigned || len(sp.KeyDescriptors) != 2 {
 		t.Fatalf("metadata: %s", body)
+	}
+}
+
+// The page after sign-in (the RelayState MPass sends back, or next=) stays
+// on this site.
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"/dashboard": "/dashboard", "/tickets/12?x=1": "/tickets/12?x=1", "": "/", "https://evil.example/": "/",
+		"//evil.example": "/", "/\\evil.example": "/", "/\t/evil.example": "/", "/\n/evil.example": "/", "dashboard": "/",
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
