@@ -341,7 +341,7 @@ var (
 	reError     = regexp.MustCompile(`(?s)role="alert"[^>]*>([^<]*)<`)
 )
 
-func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+func get(t testing.TB, c *http.Client, u string) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -361,7 +361,7 @@ type idpForm struct {
 // toIdP follows the sign-in page's MPass button to the identity provider
 // and returns the form its page would post (the browser's script submits
 // it), with the RelayState the console gave.
-func (s *samlEnv) toIdP(t *testing.T, c *http.Client, next string) idpForm {
+func (s *samlEnv) toIdP(t testing.TB, c *http.Client, next string) idpForm {
 	t.Helper()
 	_, page := get(t, c, s.base+"/login?next="+url.QueryEscape(next))
 	m := reMPass.FindStringSubmatch(page)
@@ -399,7 +399,7 @@ func (s *samlEnv) toIdP(t *testing.T, c *http.Client, next string) idpForm {
 
 // post posts the identity provider's form to the console, as the browser
 // does, and returns the status and page.
-func post(t *testing.T, c *http.Client, f idpForm) (int, string) {
+func post(t testing.TB, c *http.Client, f idpForm) (int, string) {
 	t.Helper()
 	resp, err := c.PostForm(f.action, f.values)
 	if err != nil {
