@@ -55,7 +55,8 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, code int, na
 		msg = m.T(msgID)
 	}
 	c.render(w, r, code, "login", page{Title: m.T("login.title"), Path: r.URL.RequestURI(), CSRF: tok, Error: msg,
-		Data: map[string]any{"Name": name, "Next": safeNext(r.FormValue("next")), "SAML": c.saml != nil}})
+		Data: map[string]any{"Name": name, "Next": safeNext(r.FormValue("next")), "SAML": c.saml != nil,
+			"BreakGlass": c.saml != nil && c.cfg.Login.BreakGlass != nil}})
 }
 
 // setLangCookie remembers the language of the sign-in page (a year).

@@ -673,6 +673,9 @@ func (s *samlEnv) csrf(t *testing.T, c *http.Client) string {
 func TestSAMLBreakGlass(t *testing.T) {
 	s := newSAMLEnv(t, func(c *Config) { c.Login.BreakGlass = []string{"adi"} })
 	c := jarClient()
+	if _, page := get(t, c, s.base+"/login"); !strings.Contains(page, s.console.cat["ro"].T("login.or_password_break_glass")) {
+		t.Error("the sign-in page does not say the password form is for emergency accounts only")
+	}
 	if code, _ := s.passwordSignIn(t, c, "adi"); code != http.StatusSeeOther {
 		t.Fatalf("the break-glass account's password: %d", code)
 	}
