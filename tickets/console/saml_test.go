@@ -739,6 +739,14 @@ func TestSAMLMetadata(t *testing.T) {
 		sp.AuthnRequestsSigned == nil || !*sp.AuthnRequestsSigned || len(sp.KeyDescriptors) != 2 {
 		t.Fatalf("metadata: %s", body)
 	}
+	// The IdP's metadata, from its address rather than a file.
+	got, err := LoadIDPMetadata(context.Background(), s.idp.srv.URL+"/metadata", nil)
+	if err != nil || got.EntityID != s.idp.idp.MetadataURL.String() || len(got.IDPSSODescriptors) != 1 {
+		t.Fatalf("the IdP's metadata by URL: %+v %v", got, err)
+	}
+	if _, err := LoadIDPMetadata(context.Background(), s.idp.srv.URL+"/nothing", nil); err == nil {
+		t.Fatal("metadata from a 404: no error")
+	}
 }
 
 // The page after sign-in (the RelayState MPass sends back, or next=) stays
