@@ -361,7 +361,7 @@ func (c *Console) samlACS(w http.ResponseWriter, r *http.Request) {
 		refuse("", refusedMalformed, err)
 		return
 	}
-	if r.PostForm.Get("SAMLart") != "" {
+	if r.Form.Get("SAMLart") != "" { // the library would look in the URL's query too
 		refuse("", refusedArtifact, nil)
 		return
 	}

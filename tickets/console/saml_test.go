@@ -646,6 +646,13 @@ func TestSAMLRefusals(t *testing.T) {
 			t.Fatal("the request ID check accepts a forged or expired ID, or refuses a good one")
 		}
 	})
+	t.Run("artifact", func(t *testing.T) {
+		// The artifact binding is not offered: the console never asks
+		// the IdP to resolve one, even when the URL carries it.
+		c := jarClient()
+		f := idpForm{action: s.base + "/saml/acs?SAMLart=AAQAAMFbLinlXaCM%2BFIxiDwGOLAy2T71gbpO7ZhNzAgEANlB90ECfpNEVLg%3D", values: url.Values{"RelayState": {"/"}}}
+		refused(t, c, f, "artifact binding not offered", "saml.invalid")
+	})
 	t.Run("disabled", func(t *testing.T) {
 		good(t)
 		if err := s.st.SetUserDisabled(context.Background(), "test", "ion.popescu", true); err != nil {
