@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,10 @@ type User struct {
 	// Lang is the language the console speaks to the user: LangRomanian
 	// (the default) or LangEnglish; the user chooses it (SetUserLang).
 	Lang string `json:"lang"`
+	// External: the account signs in through the identity provider
+	// (ExternalLogin) and has no usable password; its role and provider
+	// follow the provider's assertion.
+	External bool `json:"external,omitempty"`
 }
 
 // The console's languages: Romanian by default, English the second.
@@ -92,6 +97,12 @@ type LoginPolicy struct {
 	Lockout     time.Duration
 	// SessionTTL is how long a session lasts after sign-in (one shift).
 	SessionTTL time.Duration
+	// BreakGlass, when not nil, limits password sign-in to these accounts
+	// (the break-glass accounts kept for when the identity provider is
+	// down), and these accounts never sign in through the identity
+	// provider (ExternalLogin refuses them). nil: every account with a
+	// password may sign in with it.
+	BreakGlass []string
 }
 
 // DefaultLoginPolicy: 5 failures lock for 15 minutes; sessions last 10 hours.
@@ -258,7 +269,7 @@ func (s *Store) AddProviderUser(ctx context.Context, actor, provider, name strin
 }
 
 // SetPassword replaces a user's password and unlocks the account; the
-// user's sessions end.
+// user's sessions end. An external account becomes a local one.
 func (s *Store) SetPassword(ctx context.Context, actor, name, password string) error {
 	op := "set password of " + name
 	if err := checkPassword(password); err != nil {
@@ -270,7 +281,10 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 	}
 	now := s.now()
 	return opErr(op, s.inTx(ctx, op, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ?, failed = 0, locked_until = 0 WHERE name = ?`, h, name)
+		// An external account given a password becomes a local one
+		// again (until its next sign-in through the identity provider,
+		// unless it is a break-glass account).
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ?, failed = 0, locked_until = 0, external = 0 WHERE name = ?`, h, name)
 		if err != nil {
 			return err
 		}
@@ -284,16 +298,16 @@ func (s *Store) SetPassword(ctx context.Context, actor, name, password string) e
 	}))
 }
 
-const userColumns = `name, role, disabled, locked_until, created_ns, lang, provider`
+const userColumns = `name, role, disabled, locked_until, created_ns, lang, provider, external`
 
 func scanUser(sc interface{ Scan(...any) error }) (User, error) {
 	var u User
-	var disabled int
+	var disabled, external int
 	var locked, created int64
-	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created, &u.Lang, &u.Provider); err != nil {
+	if err := sc.Scan(&u.Name, &u.Role, &disabled, &locked, &created, &u.Lang, &u.Provider, &external); err != nil {
 		return u, err
 	}
-	u.Disabled, u.Created = disabled != 0, fromNanos(created)
+	u.Disabled, u.Created, u.External = disabled != 0, fromNanos(created), external != 0
 	if locked != 0 {
 		u.LockedUntil = fromNanos(locked)
 	}
@@ -354,15 +368,19 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 	var enc string
 	var u User
 	err := s.db.QueryRowContext(ctx, `SELECT `+userColumns+`, password FROM users WHERE name = ?`, name).
-		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), new(string), new(string), &enc)
+		Scan(&u.Name, &u.Role, new(int), new(int64), new(int64), new(string), new(string), &u.External, &enc)
 	known := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: login: %w", err)
 	}
-	if !known {
+	// An external account has no password (its column holds a marker):
+	// a dummy hash is checked for it as for an unknown name, so that
+	// the answer takes as long.
+	if !known || u.External {
 		enc = dummyHash
 	}
-	good := verifyPassword(enc, password) && known
+	good := verifyPassword(enc, password) && known && !u.External
+	passwordAllowed := p.BreakGlass == nil || slices.Contains(p.BreakGlass, name)
 	if len(name) > 64 {
 		name = name[:64]
 	}
@@ -383,6 +401,14 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 		case cur.Disabled:
 			result = ErrBadLogin
 			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_failed", Detail: "account disabled", Address: address})
+		case cur.External:
+			// Not counted as a failure: nothing can guess a password
+			// that does not exist, and a lockout would be meaningless.
+			result = ErrBadLogin
+			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_failed", Detail: "password sign-in of an external account (it signs in through the identity provider)", Address: address})
+		case !passwordAllowed:
+			result = ErrBadLogin
+			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_failed", Detail: "password sign-in is for the break-glass accounts only", Address: address})
 		case !cur.LockedUntil.IsZero() && now.Before(cur.LockedUntil):
 			result = ErrLocked
 			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_locked",
@@ -403,28 +429,11 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 			}
 			return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login_failed", Detail: detail, Address: address})
 		}
-		tok, err := randomToken()
-		if err != nil {
-			return err
-		}
-		csrf, err := randomToken()
-		if err != nil {
-			return err
-		}
-		sess = Session{Token: tok, User: cur, CSRF: csrf, Created: now, Expires: now.Add(p.SessionTTL)}
-		sess.User.LockedUntil = time.Time{}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET failed = 0, locked_until = 0 WHERE name = ?`, name); err != nil {
 			return err
 		}
-		// Expired sessions are dropped as new ones are made.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns < ?`, now.UnixNano()); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, "user", csrf, created_ns, expires_ns, address) VALUES (?, ?, ?, ?, ?, ?)`,
-			tokenHash(tok), name, csrf, now.UnixNano(), sess.Expires.UnixNano(), address); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, AuditEntry{At: now, User: name, Action: "login", Address: address, OK: true})
+		sess, err = newSession(ctx, tx, cur, address, now, p, "")
+		return err
 	})
 	if err != nil {
 		return Session{}, wrapOp("login", err)
@@ -433,6 +442,29 @@ func (s *Store) Login(ctx context.Context, name, password, address string, p Log
 		return Session{}, fmt.Errorf("tickets: login: %w", result)
 	}
 	return sess, nil
+}
+
+// newSession opens a session of u in tx, audited as "login" with detail.
+func newSession(ctx context.Context, tx *store.Tx, u User, address string, now time.Time, p LoginPolicy, detail string) (Session, error) {
+	tok, err := randomToken()
+	if err != nil {
+		return Session{}, err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return Session{}, err
+	}
+	sess := Session{Token: tok, User: u, CSRF: csrf, Created: now, Expires: now.Add(p.SessionTTL)}
+	sess.User.LockedUntil = time.Time{}
+	// Expired sessions are dropped as new ones are made.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns < ?`, now.UnixNano()); err != nil {
+		return Session{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, "user", csrf, created_ns, expires_ns, address) VALUES (?, ?, ?, ?, ?, ?)`,
+		tokenHash(tok), u.Name, csrf, now.UnixNano(), sess.Expires.UnixNano(), address); err != nil {
+		return Session{}, err
+	}
+	return sess, insertAudit(ctx, tx, AuditEntry{At: now, User: u.Name, Action: "login", Detail: detail, Address: address, OK: true})
 }
 
 // SessionByToken returns the live session of a token (from the cookie),
@@ -444,10 +476,10 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 	}
 	var sess Session
 	var created, expires int64
-	var disabled int
-	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang, u.provider
+	var disabled, external int
+	err := s.db.QueryRowContext(ctx, `SELECT s.csrf, s.created_ns, s.expires_ns, u.name, u.role, u.disabled, u.created_ns, u.lang, u.provider, u.external
 		FROM sessions s JOIN users u ON u.name = s."user" WHERE s.token_hash = ?`, tokenHash(token)).
-		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang, &sess.User.Provider)
+		Scan(&sess.CSRF, &created, &expires, &sess.User.Name, &sess.User.Role, &disabled, new(int64), &sess.User.Lang, &sess.User.Provider, &external)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("tickets: session %w", ErrNotFound)
 	}
@@ -455,6 +487,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, erro
 		return Session{}, fmt.Errorf("tickets: session: %w", err)
 	}
 	sess.Created, sess.Expires = fromNanos(created), fromNanos(expires)
+	sess.User.External = external != 0
 	if disabled != 0 || !s.now().Before(sess.Expires) {
 		return Session{}, fmt.Errorf("tickets: session %w (expired)", ErrNotFound)
 	}

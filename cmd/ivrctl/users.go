@@ -159,6 +159,9 @@ var usersListing = listing[tickets.User]{
 		case u.LockedUntil.After(time.Now()):
 			state = "locked until " + u.LockedUntil.Local().Format(localTime)
 		}
+		if u.External {
+			state += ", signs in with MPass (SAML)"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, u.Provider, state, u.Created.Local().Format(localTime))
 	},
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -233,6 +234,37 @@ type ConsoleConfig struct {
 	LoginRate       int      `toml:"login_rate"`
 	HashConcurrency int      `toml:"hash_concurrency"`
 	HashWait        Duration `toml:"hash_wait"`
+	// PublicURL is the console's address as the staff's browsers reach
+	// it ("https://console.example.gov"); the SAML service provider's
+	// entity ID and assertion consumer service are derived from it.
+	PublicURL string            `toml:"public_url"`
+	SAML      ConsoleSAMLConfig `toml:"saml"`
+}
+
+// ConsoleSAMLConfig is the [console.saml] table: staff sign in through the
+// government's SAML 2.0 identity provider (MPass; docs/console.md,
+// "Signing in with MPass (SAML)"). An empty idp_metadata turns it off.
+type ConsoleSAMLConfig struct {
+	// IDPMetadata is the identity provider's metadata: a file, or an
+	// https:// URL fetched when ivrd starts.
+	IDPMetadata string `toml:"idp_metadata"`
+	// EntityID overrides the service provider's entity ID
+	// (public_url + "/saml/metadata").
+	EntityID string `toml:"entity_id"`
+	// Cert and Key are the service provider's certificate and RSA key
+	// (PEM files).
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// The attributes that carry the user name ("" = the NameID), the role
+	// and the provider ("" = every user of the default provider).
+	UserAttribute     string `toml:"user_attribute"`
+	RoleAttribute     string `toml:"role_attribute"`
+	ProviderAttribute string `toml:"provider_attribute"`
+	// Roles maps a value of the role attribute to a console role.
+	Roles map[string]string `toml:"roles"`
+	// BreakGlass, when not empty, limits password sign-in to these
+	// accounts; they never sign in through the identity provider.
+	BreakGlass []string `toml:"break_glass"`
 }
 
 // ChatConfig is the [chat] table: the portal's web chat (channels/chat,
@@ -444,6 +476,8 @@ var envOverrides = []struct {
 	{"IVR_ESL_INBOUND_ADDR", "esl.inbound_addr", func(c *Config, v string) error { c.ESL.InboundAddr = v; return nil }},
 	{"IVR_ESL_INBOUND_PASSWORD", "esl.inbound_password", func(c *Config, v string) error { c.ESL.InboundPassword = v; return nil }},
 	{"IVR_CONSOLE_LISTEN", "console.listen", func(c *Config, v string) error { c.Console.Listen = v; return nil }},
+	{"IVR_CONSOLE_PUBLIC_URL", "console.public_url", func(c *Config, v string) error { c.Console.PublicURL = v; return nil }},
+	{"IVR_CONSOLE_SAML_IDP_METADATA", "console.saml.idp_metadata", func(c *Config, v string) error { c.Console.SAML.IDPMetadata = v; return nil }},
 	{"IVR_CONSOLE_LOGIN_RATE", "console.login_rate", func(c *Config, v string) error { return setInt(&c.Console.LoginRate, v) }},
 	{"IVR_CONSOLE_HASH_CONCURRENCY", "console.hash_concurrency", func(c *Config, v string) error { return setInt(&c.Console.HashConcurrency, v) }},
 	{"IVR_CONSOLE_HASH_WAIT", "console.hash_wait", func(c *Config, v string) error { return c.Console.HashWait.UnmarshalText([]byte(v)) }},
@@ -742,6 +776,9 @@ func (c Config) Validate() error {
 	if d := c.Chat.Idle.Duration; d != 0 && (d < time.Minute || d > 24*time.Hour) {
 		return bad("chat.idle", "%s is not between 1m and 24h", d)
 	}
+	if err := c.Console.validateSAML(); err != nil {
+		return err
+	}
 	if c.Console.MaxFailures < 1 || c.Console.MaxFailures > 100 {
 		return bad("console.max_failures", "%d is not between 1 and 100", c.Console.MaxFailures)
 	}
@@ -943,4 +980,47 @@ func (c Config) outboundConfig(allowed func(time.Time) bool) sip.OutboundConfig 
 		out.Allowed = allowed
 	}
 	return out
+}
+
+// validateSAML checks [console.saml] (when idp_metadata is set) and
+// console.public_url; the files are read when the console starts.
+func (c ConsoleConfig) validateSAML() error {
+	bad := func(key string, format string, a ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return bad("console.public_url", "%q is not an https:// (or http://) URL of a host, without a path", c.PublicURL)
+		}
+	}
+	sc := c.SAML
+	if sc.IDPMetadata == "" {
+		return nil
+	}
+	switch {
+	case c.Listen == "":
+		return bad("console.saml.idp_metadata", "is set, but the console is off (console.listen is empty)")
+	case c.PublicURL == "":
+		return bad("console.public_url", "is required with console.saml (the service provider's entity ID and ACS URL are derived from it)")
+	case sc.Cert == "":
+		return bad("console.saml.cert", "is required with console.saml.idp_metadata")
+	case sc.Key == "":
+		return bad("console.saml.key", "is required with console.saml.idp_metadata")
+	case sc.RoleAttribute == "":
+		return bad("console.saml.role_attribute", "is required with console.saml.idp_metadata")
+	case len(sc.Roles) == 0:
+		return bad("console.saml.roles", "is empty: map the identity provider's role values to operator, specialist, administrator, supervisor, monitor")
+	}
+	for v, r := range sc.Roles {
+		if !slices.Contains(tickets.Roles, tickets.Role(r)) {
+			return bad("console.saml.roles", "%q = %q: not one of %v", v, r, tickets.Roles)
+		}
+	}
+	for _, n := range sc.BreakGlass {
+		if n == "" {
+			return bad("console.saml.break_glass", "an empty name")
+		}
+	}
+	return nil
 }

@@ -159,6 +159,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=10.0.0.11:8081"}, key: "recordings.peers"},
 		{env: map[string]string{"IVR_RECORDINGS_PEERS": "engine-1"}, key: "recordings.peers"},
 		{file: "[recordings]\nsecret = \"a secret long enough\"\n[recordings.peers]\nengine-1 = \"ftp://x\"\n", key: "recordings.peers"},
+		{file: "[console]\npublic_url = \"ftp://console.example\"\n", key: "console.public_url"},
+		{file: "[console]\npublic_url = \"https://console.example/console\"\n", key: "console.public_url"},
+		{env: map[string]string{"IVR_CONSOLE_SAML_IDP_METADATA": "/etc/ivr/mpass.xml"}, key: "console.public_url"},
+		{file: "[console]\npublic_url = \"https://c.example\"\n[console.saml]\nidp_metadata = \"/x\"\nkey = \"k\"\nrole_attribute = \"r\"\n[console.saml.roles]\nA = \"operator\"\n", key: "console.saml.cert"},
+		{file: "[console]\npublic_url = \"https://c.example\"\n[console.saml]\nidp_metadata = \"/x\"\ncert = \"c\"\nkey = \"k\"\nrole_attribute = \"r\"\n", key: "console.saml.roles"},
+		{file: "[console]\npublic_url = \"https://c.example\"\n[console.saml]\nidp_metadata = \"/x\"\ncert = \"c\"\nkey = \"k\"\nrole_attribute = \"r\"\n[console.saml.roles]\nA = \"janitor\"\n", key: "console.saml.roles"},
+		{file: "[console]\nlisten = \"\"\npublic_url = \"https://c.example\"\n[console.saml]\nidp_metadata = \"/x\"\ncert = \"c\"\nkey = \"k\"\nrole_attribute = \"r\"\n[console.saml.roles]\nA = \"operator\"\n", key: "console.saml.idp_metadata"},
 	}
 	for _, c := range cases {
 		e := map[string]string{"IVR_FLOWS_DIR": fd}

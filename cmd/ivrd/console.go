@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,9 +50,19 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 	if k, ok := svc.KB.(flows.KBIndex); ok && k.Index != nil {
 		misses = k.Index
 	}
+	samlCfg, err := cfg.Console.samlConfig(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var breakGlass []string
+	if samlCfg != nil && len(cfg.Console.SAML.BreakGlass) > 0 {
+		breakGlass = cfg.Console.SAML.BreakGlass
+	}
 	con, err = console.New(console.Config{
 		Store: store, Misses: misses, Callbacks: callbacks, SecureCookie: cfg.Console.SecureCookie, Resolved: kick, Email: answerer, Chat: chatAns,
-		Login:     tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration},
+		Login: tickets.LoginPolicy{MaxFailures: cfg.Console.MaxFailures, Lockout: cfg.Console.Lockout.Duration, SessionTTL: cfg.Console.SessionTTL.Duration,
+			BreakGlass: breakGlass},
+		SAML:      samlCfg,
 		LoginRate: cfg.Console.LoginRate, HashConcurrency: cfg.Console.HashConcurrency, HashWait: cfg.Console.HashWait.Duration,
 		Logger: log.With("component", "console"),
 		Engine: store.Engine(), RecordingsDir: filepath.Join(cfg.Engine.DataDir, "recordings"),
@@ -68,7 +82,7 @@ func startConsole(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *ti
 			errc <- fmt.Errorf("console: %w", err)
 		}
 	}()
-	log.Info("agent console listening", "addr", cfg.Console.Listen)
+	log.Info("agent console listening", "addr", cfg.Console.Listen, "saml", samlCfg != nil)
 	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, con, nil
 }
 
@@ -87,4 +101,32 @@ func (m consoleMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ivr.NewConstMetrics(ch).Labelled(prometheus.CounterValue, "ivr_console_signins_total",
 		"Console sign-ins, by outcome: ok, bad, locked, throttled (429), busy (503), error.", "outcome", vals)
+}
+
+// samlConfig loads what [console.saml] names: the identity provider's
+// metadata and the service provider's key pair. nil when SAML is off.
+func (c ConsoleConfig) samlConfig(ctx context.Context) (*console.SAMLConfig, error) {
+	sc := c.SAML
+	if sc.IDPMetadata == "" {
+		return nil, nil
+	}
+	md, err := console.LoadIDPMetadata(ctx, sc.IDPMetadata, nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: console.saml.idp_metadata: %w", err)
+	}
+	pair, err := tls.LoadX509KeyPair(sc.Cert, sc.Key)
+	if err != nil {
+		return nil, fmt.Errorf("config: console.saml.cert, console.saml.key: %w", err)
+	}
+	key, ok := pair.PrivateKey.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("config: console.saml.key: %s holds no RSA key", sc.Key)
+	}
+	u, _ := url.Parse(strings.TrimSuffix(c.PublicURL, "/"))
+	roles := map[string]tickets.Role{}
+	for v, r := range sc.Roles {
+		roles[v] = tickets.Role(r)
+	}
+	return &console.SAMLConfig{IDPMetadata: md, URL: u, EntityID: sc.EntityID, Key: key, Certificate: pair.Leaf,
+		UserAttribute: sc.UserAttribute, RoleAttribute: sc.RoleAttribute, ProviderAttribute: sc.ProviderAttribute, Roles: roles}, nil
 }

@@ -1,4 +1,5 @@
-// Package console is the agents' web console: sign-in, the live queue of
+// Package console is the agents' web console: sign-in (a password, or
+// the government's SAML 2.0 identity provider, MPass: saml.go), the live queue of
 // tickets, the ticket screen (history, transcript, cited articles, the
 // caller's earlier tickets) with its actions, the call's recording (read
 // from this engine's disk, or fetched from the engine that took the call:
@@ -126,6 +127,12 @@ type Config struct {
 	// PeerClient fetches from the other engines (nil: connections time
 	// out after 3 s, headers after 10 s, the body streams unbounded).
 	PeerClient *http.Client
+
+	// SAML, if set, lets staff sign in through the government's SAML 2.0
+	// identity provider (MPass; saml.go): the sign-in page shows the
+	// button. Login.BreakGlass then may limit password sign-in to the
+	// break-glass accounts.
+	SAML *SAMLConfig
 }
 
 // Console is the web console; mount it at the root of its listener.
@@ -142,6 +149,7 @@ type Console struct {
 	stopOnce sync.Once
 
 	peerClient    *http.Client
+	saml          *samlSP // nil: no SAML sign-in
 	gate          *gate
 	throttleAudit *limit.Every // login_throttled audited once a minute per address
 }
@@ -194,6 +202,11 @@ func New(cfg Config) (*Console, error) {
 			ResponseHeaderTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost:   4,
 		}}
+	}
+	if cfg.SAML != nil {
+		if c.saml, err = newSAML(cfg.SAML, cfg.Store); err != nil {
+			return nil, err
+		}
 	}
 	c.routes()
 	return c, nil
@@ -272,6 +285,11 @@ func (c *Console) routes() {
 	m.Handle("GET /static/", c.stat)
 	m.HandleFunc("GET /login", c.loginPage)
 	m.HandleFunc("POST /login", c.loginPost)
+	if c.saml != nil {
+		m.HandleFunc("GET /saml/metadata", c.samlMetadata)
+		m.HandleFunc("GET /saml/login", c.samlLogin)
+		m.HandleFunc("POST /saml/acs", c.samlACS)
+	}
 	m.HandleFunc("POST /logout", c.auth(allRoles, c.logoutPost))
 	m.HandleFunc("POST /lang", c.auth(allRoles, c.langPost))
 	m.HandleFunc("GET /{$}", c.auth(allRoles, c.queuePage))

@@ -20,9 +20,12 @@ import (
 	"github.com/govline/ivr/redact"
 )
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site. Control
+// characters are refused too: browsers drop tabs and newlines from a URL,
+// so "/\t/evil.example" would become "//evil.example".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/"
 	}
 	return next
@@ -52,7 +55,8 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, code int, na
 		msg = m.T(msgID)
 	}
 	c.render(w, r, code, "login", page{Title: m.T("login.title"), Path: r.URL.RequestURI(), CSRF: tok, Error: msg,
-		Data: map[string]string{"Name": name, "Next": safeNext(r.FormValue("next"))}})
+		Data: map[string]any{"Name": name, "Next": safeNext(r.FormValue("next")), "SAML": c.saml != nil,
+			"BreakGlass": c.saml != nil && c.cfg.Login.BreakGlass != nil}})
 }
 
 // setLangCookie remembers the language of the sign-in page (a year).
