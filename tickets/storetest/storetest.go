@@ -98,6 +98,10 @@ func TestStore(t *testing.T, open Opener) {
 		{"indicators per provider and service equal a count by hand", providerIndicators},
 		{"survey calls: once per ticket, once per citizen in the period", surveys},
 		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
+		{"history and transcripts allow only the anonymization", anonymizeOnly},
+		{"legal hold: history event, audit, no correction", legalHold},
+		{"retention job over three years of tickets: exactly the policy, dry run, idempotent", retentionJob},
+		{"erasure by caller and by ticket, legal hold refused, audited", erasure},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
