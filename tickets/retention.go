@@ -500,9 +500,16 @@ type reader interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// inside reports whether path is within dir ("" allows nothing).
+// inside reports whether path is within dir ("" allows nothing). A
+// relative path is taken from the working directory, as the engine that
+// wrote it took it.
 func inside(dir, path string) bool {
 	if dir == "" || path == "" {
+		return false
+	}
+	dir, err1 := filepath.Abs(dir)
+	path, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
 		return false
 	}
 	rel, err := filepath.Rel(dir, path)

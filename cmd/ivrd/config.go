@@ -47,6 +47,7 @@ type Config struct {
 	Email     EmailConfig            `toml:"email"`
 	Chat      ChatConfig             `toml:"chat"`
 	Recording RecordingsConfig       `toml:"recordings"`
+	Retention tickets.RetentionConfig `toml:"retention"`
 	Speech    SpeechConfig           `toml:"speech"`
 	HTTP      HTTPConfig             `toml:"http"`
 	Log       LogConfig              `toml:"log"`
@@ -418,6 +419,7 @@ var envOverrides = []struct {
 	{"IVR_SHUTDOWN_GRACE", "engine.shutdown_grace", func(c *Config, v string) error { return c.Engine.ShutdownGrace.UnmarshalText([]byte(v)) }},
 	{"IVR_FIRST_DIGIT_TIMEOUT", "engine.first_digit_timeout", func(c *Config, v string) error { return c.Engine.FirstDigitTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_SURVEYS", "surveys.enabled", func(c *Config, v string) error { return setBool(&c.Surveys.Enabled, v) }},
+	{"IVR_RETENTION", "retention.enabled", func(c *Config, v string) error { return setBool(&c.Retention.Enabled, v) }},
 	{"IVR_SURVEYS_PERIOD", "surveys.period", func(c *Config, v string) error { return c.Surveys.Period.UnmarshalText([]byte(v)) }},
 	{"IVR_FLOWS_RELOAD", "flows.reload", func(c *Config, v string) error { return setBool(&c.Flows.Reload, v) }},
 	{"IVR_SIP_LISTEN", "sip.listen", func(c *Config, v string) error { c.SIP.Listen = v; return nil }},
@@ -677,6 +679,12 @@ func (c Config) Validate() error {
 		if _, err := sip.ParseTrunk(c.SIP.Trunk); err != nil {
 			return bad("sip.trunk", "%v", err)
 		}
+	}
+	if _, err := c.Retention.Policy(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.Retention.Enabled && c.Retention.At == "" {
+		return bad("retention.at", "the daily run needs a time of day (HH:MM)")
 	}
 	if c.Surveys.Enabled && (c.SIP.Trunk == "" || c.Engine.Telephony != "sip") {
 		return bad("surveys.enabled", "survey calls need engine.telephony = \"sip\" and a sip.trunk")
