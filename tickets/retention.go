@@ -387,7 +387,7 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 				return err
 			}
 			if others > 0 {
-					it.Skipped = append(it.Skipped, "call "+callID+": shared with a ticket under hold or still open")
+				it.Skipped = append(it.Skipped, "call "+callID+": shared with a ticket under hold or still open")
 				w.recordings, w.transcript = false, false
 			}
 		}
@@ -730,7 +730,6 @@ func (s *Store) Erase(ctx context.Context, req ErasureRequest, o RetentionOption
 	}
 	return rep, nil
 }
-
 
 // eraseCall erases the recording, the transcript texts and the caller of
 // a call that opened no ticket.

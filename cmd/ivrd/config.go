@@ -33,24 +33,24 @@ var defaultConfig string
 // Config is ivrd's configuration: one TOML file, then environment
 // overrides, then validation.
 type Config struct {
-	Engine    EngineConfig           `toml:"engine"`
-	Store     StoreConfig            `toml:"store"`
-	Flows     FlowsConfig            `toml:"flows"`
-	Calendar  CalendarConfig         `toml:"calendar"`
-	Surveys   SurveysConfig          `toml:"surveys"`
-	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
-	ARI       ARIConfig              `toml:"ari"`
-	ESL       ESLConfig              `toml:"esl"`
-	SIP       SIPConfig              `toml:"sip"`
-	Console   ConsoleConfig          `toml:"console"`
-	Webhook   WebhookConfig          `toml:"webhook"`
-	Email     EmailConfig            `toml:"email"`
-	Chat      ChatConfig             `toml:"chat"`
-	Recording RecordingsConfig       `toml:"recordings"`
+	Engine    EngineConfig            `toml:"engine"`
+	Store     StoreConfig             `toml:"store"`
+	Flows     FlowsConfig             `toml:"flows"`
+	Calendar  CalendarConfig          `toml:"calendar"`
+	Surveys   SurveysConfig           `toml:"surveys"`
+	Deadlines tickets.DeadlineConfig  `toml:"deadlines"`
+	ARI       ARIConfig               `toml:"ari"`
+	ESL       ESLConfig               `toml:"esl"`
+	SIP       SIPConfig               `toml:"sip"`
+	Console   ConsoleConfig           `toml:"console"`
+	Webhook   WebhookConfig           `toml:"webhook"`
+	Email     EmailConfig             `toml:"email"`
+	Chat      ChatConfig              `toml:"chat"`
+	Recording RecordingsConfig        `toml:"recordings"`
 	Retention tickets.RetentionConfig `toml:"retention"`
-	Speech    SpeechConfig           `toml:"speech"`
-	HTTP      HTTPConfig             `toml:"http"`
-	Log       LogConfig              `toml:"log"`
+	Speech    SpeechConfig            `toml:"speech"`
+	HTTP      HTTPConfig              `toml:"http"`
+	Log       LogConfig               `toml:"log"`
 }
 
 // EngineConfig is the [engine] table.
