@@ -9,7 +9,9 @@
 // are unique; a resolve's notification is written in the resolve's
 // transaction and sent by one engine only; the indicators' roll-ups equal a
 // recount; an acknowledged transcript turn is committed; live readers never
-// skip a row that commits late.
+// skip a row that commits late; the retention job removes exactly what its
+// policy says and nothing under legal hold, and an erasure what a citizen
+// asked, through the only changes the history and transcripts allow.
 package storetest
 
 import (
