@@ -1,6 +1,11 @@
 package tickets_test
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +62,71 @@ func TestBlankPersonal(t *testing.T) {
 	}
 	if _, _, err := tickets.BlankPersonal(`[1]`); err == nil {
 		t.Error("an array is accepted")
+	}
+}
+
+// TestRetentionScale measures the retention job on many tickets (SQLite):
+// IVR_RETENTION_SCALE=N go test -run TestRetentionScale ./tickets/ -v.
+// N closed tickets spread over three years, each with a recording file,
+// three transcript turns and personal data; a dry run, the run, a second
+// run are timed.
+func TestRetentionScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("IVR_RETENTION_SCALE"))
+	if n <= 0 {
+		t.Skip("set IVR_RETENTION_SCALE=N to measure the job on N tickets")
+	}
+	dir := t.TempDir()
+	s, err := tickets.Open(filepath.Join(dir, tickets.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	recs := filepath.Join(dir, "recordings")
+	if err := os.MkdirAll(recs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var clock time.Time
+	s.SetClock(func() time.Time { return clock })
+	s.SetNumbers(tickets.SequentialNumbers())
+	began := time.Now()
+	for i := range n {
+		created := now.Add(-time.Duration(i) * (3 * 365 * 24 * time.Hour / time.Duration(n)))
+		clock = created
+		call := fmt.Sprintf("c%07d", i)
+		rec := filepath.Join(recs, call+".wav")
+		must := func(err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(os.WriteFile(rec, []byte("RIFF"), 0o644))
+		must(s.StartCall(ctx, tickets.CallRecord{ID: call, Telephony: "sip", Caller: "+37360000001", Called: "1", Start: created}))
+		must(s.AnswerCall(ctx, call, created, "PCMU", rec))
+		for j := range 3 {
+			must(s.AppendTurn(ctx, call, tickets.Turn{Speaker: tickets.SpeakerCaller, Text: "text", At: created.Add(time.Duration(j) * time.Second)}))
+		}
+		tk, err := s.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", CallID: call, Caller: "+37360000001", Personal: map[string]string{"cnp": "1"}})
+		must(err)
+		must(s.Resolve(ctx, tk.Number, "ana", "done"))
+		clock = created.Add(time.Hour)
+		must(s.CloseTicket(ctx, tk.Number, "ana"))
+	}
+	t.Logf("%d tickets generated in %s", n, time.Since(began).Round(time.Millisecond))
+	clock = now.Add(time.Hour)
+	pol := tickets.RetentionPolicy{Default: tickets.DefaultRetentionPeriods}
+	o := tickets.RetentionOptions{Actor: "retention", RecordingsDir: recs}
+	for _, c := range []struct {
+		name string
+		dry  bool
+	}{{"dry run", true}, {"run", false}, {"second run", false}} {
+		o.DryRun = c.dry
+		start := time.Now()
+		rep, err := s.RunRetention(ctx, pol, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s over %d tickets: %s; %s", c.name, n, time.Since(start).Round(time.Millisecond), rep.Summary())
 	}
 }
