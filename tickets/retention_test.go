@@ -116,6 +116,7 @@ func TestRetentionScale(t *testing.T) {
 	t.Logf("%d tickets generated in %s", n, time.Since(began).Round(time.Millisecond))
 	clock = now.Add(time.Hour)
 	pol := tickets.RetentionPolicy{Default: tickets.DefaultRetentionPeriods}
+	pol.Default.Personal = 2 * 365 * 24 * time.Hour
 	o := tickets.RetentionOptions{Actor: "retention", RecordingsDir: recs}
 	for _, c := range []struct {
 		name string
