@@ -223,6 +223,9 @@ type purgeWhat struct {
 	// erasure: what an earlier run removed is looked for again, and a
 	// call shared with another ticket is erased unless that one is held.
 	erasure bool
+	// closedNS (retention) is the closing the periods were counted from:
+	// a ticket reopened (and perhaps closed again) since is left.
+	closedNS int64
 }
 
 func (w purgeWhat) any() bool { return w.archive || w.recordings || w.transcript || w.personal }
@@ -282,7 +285,7 @@ func (s *Store) RunRetention(ctx context.Context, pol RetentionPolicy, o Retenti
 			per := pol.For(c.provider)
 			due := func(d time.Duration) bool { return d > 0 && !c.closed.Add(d).After(now) }
 			c.w = purgeWhat{archive: a && due(per.ArchiveAfter), recordings: r && due(per.Recordings),
-				transcript: t && due(per.Transcripts), personal: p && due(per.Personal)}
+				transcript: t && due(per.Transcripts), personal: p && due(per.Personal), closedNS: closed}
 			if c.w.any() {
 				cands = append(cands, c)
 			}
@@ -308,7 +311,7 @@ func (s *Store) RunRetention(ctx context.Context, pol RetentionPolicy, o Retenti
 			rep.Errors = append(rep.Errors, c.number+": "+err.Error())
 			continue
 		}
-		if !it.empty() {
+		if !it.empty() || len(it.Skipped) > 0 {
 			rep.add(it)
 		}
 	}
@@ -367,6 +370,9 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 		if hold {
 			return errHeld
 		}
+		if !w.erasure && (!closed.Valid || closed.Int64 != w.closedNS) {
+			return nil // reopened since the candidates were read
+		}
 		// Done already (another engine's run, an erasure): skip.
 		w.archive = w.archive && !archived.Valid && closed.Valid
 		if !w.erasure {
@@ -382,7 +388,8 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 			if w.erasure {
 				busy = `legal_hold = 1`
 			}
-			if err := q.QueryRowContext(ctx, `SELECT count(*) FROM tickets WHERE call_id = ? AND number <> ?
+			// (call_id <> '' lets SQLite use the partial index tickets_call.)
+			if err := q.QueryRowContext(ctx, `SELECT count(*) FROM tickets WHERE call_id = ? AND call_id <> '' AND number <> ?
 				AND (`+busy+`)`, callID, number).Scan(&others); err != nil {
 				return err
 			}
@@ -403,9 +410,12 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 			if err != nil {
 				return err
 			}
+			outside := false
 			for _, p := range paths {
 				if !inside(o.RecordingsDir, p) {
-					it.Skipped = append(it.Skipped, p+": outside the recordings folder")
+					// Reported at every run until someone moves it.
+					it.Skipped = append(it.Skipped, p+": outside the recordings folder, not deleted")
+					outside = true
 					continue
 				}
 				if _, err := os.Lstat(p); err == nil {
@@ -415,10 +425,12 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 				}
 			}
 			it.Recordings = files
-			if engineOK {
+			switch {
+			case outside:
+			case engineOK:
 				sets, setArgs = append(sets, "purged_recording_ns = ?"), append(setArgs, now.UnixNano())
-			} else {
-				it.Skipped = append(it.Skipped, "call "+callID+": recording on another engine")
+			case w.erasure:
+				it.Skipped = append(it.Skipped, "call "+callID+": recording on another engine, not deleted (erase there too)")
 			}
 		}
 		if w.transcript {

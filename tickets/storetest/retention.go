@@ -378,6 +378,10 @@ func erasure(t *testing.T, open Opener) {
 	c4, r4 := mk("e-4", other)
 	t1, t2, t4 := open1(c1, caller), open1(c2, caller), open1(c4, other)
 	o := tickets.RetentionOptions{Actor: "admin", RecordingsDir: recDir}
+	// A path outside the recordings folder is never deleted, and said so.
+	outside := filepath.Join(t.TempDir(), "elsewhere.wav")
+	must(t, os.WriteFile(outside, []byte("RIFF"), 0o644))
+	must(t, h.st.AttachRecording(ctx, t1, "ana", outside))
 
 	// Dry run first: lists, removes nothing.
 	d := o
@@ -396,6 +400,12 @@ func erasure(t *testing.T, open Opener) {
 	rep, err := h.st.Erase(ctx, tickets.ErasureRequest{Caller: caller}, o)
 	if !errors.Is(err, tickets.ErrHeld) || !slices.Equal(rep.Held, []string{t2}) || len(rep.Items) != 1 || len(rep.Calls) != 1 {
 		t.Fatalf("erase with a held ticket: %+v %v", rep, err)
+	}
+	if sk := rep.Items[0].Skipped; len(sk) != 1 || !strings.Contains(sk[0], "outside the recordings folder") {
+		t.Errorf("the recording outside the folder: %v", sk)
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("a file outside the recordings folder was deleted: %v", err)
 	}
 	for _, p := range []string{r1, r3} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
