@@ -493,3 +493,44 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// A citizen's e-mail reply to an archived ticket (closed, its personal
+// data already blanked) reopens it and brings it out of the archive.
+func emailReplyLeavesArchive(t *testing.T, open Opener) {
+	h := engines(t, open(t), 1)[0]
+	clk := &clock{}
+	h.st.SetClock(clk.now)
+	start := time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
+	clk.set(start)
+	res, err := h.st.IngestEmail(ctx, tickets.EmailIntake{
+		Message: tickets.EmailMessage{MessageID: "first@example.org", Address: "ion@example.org", Subject: "passport", Text: "lost it"},
+		New:     tickets.NewTicket{Caller: "ion@example.org", Description: "passport"}})
+	must(t, err)
+	n := res.Ticket.Number
+	must(t, h.st.Resolve(ctx, n, "ana", "done"))
+	must(t, h.st.CloseTicket(ctx, n, "ana"))
+	clk.set(start.Add(400 * 24 * time.Hour))
+	rep, err := h.st.RunRetention(ctx, tickets.RetentionPolicy{Default: tickets.DefaultRetentionPeriods,
+		Providers: map[string]tickets.RetentionPeriods{tickets.DefaultProvider: {ArchiveAfter: 90 * 24 * time.Hour, Personal: 365 * 24 * time.Hour}}},
+		tickets.RetentionOptions{Actor: "retention"})
+	must(t, err)
+	if rep.Archived != 1 || rep.Personal != 1 {
+		t.Fatalf("retention: %s", rep.Summary())
+	}
+	reply, err := h.st.IngestEmail(ctx, tickets.EmailIntake{
+		Message: tickets.EmailMessage{MessageID: "reply@example.org", Address: "ion@example.org", Subject: "Re: passport [#" + n + "]",
+			InReplyTo: "first@example.org", Text: "still lost"},
+		New: tickets.NewTicket{Caller: "ion@example.org", Description: "x"}})
+	must(t, err)
+	if !reply.FollowUp || !reply.Reopened || reply.Ticket.Number != n {
+		t.Fatalf("reply: %+v", reply)
+	}
+	tk, err := h.st.Ticket(ctx, n)
+	must(t, err)
+	if tk.Archived != nil || tk.Status != tickets.StatusInProgress || tk.Caller != "" {
+		t.Errorf("after the reply: archived %v, status %s, caller %q (the blanked data does not come back)", tk.Archived, tk.Status, tk.Caller)
+	}
+	if ts, _ := h.st.ListTickets(ctx, tickets.TicketQuery{}); len(ts) != 1 {
+		t.Errorf("the reopened ticket is not among the working tickets: %d", len(ts))
+	}
+}

@@ -104,6 +104,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"legal hold: history event, audit, no correction", legalHold},
 		{"retention job over three years of tickets: exactly the policy, dry run, idempotent", retentionJob},
 		{"erasure by caller and by ticket, legal hold refused, audited", erasure},
+		{"an e-mail reply brings an archived ticket back", emailReplyLeavesArchive},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
