@@ -304,7 +304,7 @@ func (s *Store) RunRetention(ctx context.Context, pol RetentionPolicy, o Retenti
 		}
 		it, err := s.purge(ctx, c.number, c.w, o, "retention", "")
 		switch {
-		case errors.Is(err, errHeld):
+		case errors.Is(err, ErrHeld):
 			rep.Held++
 			continue
 		case err != nil:
@@ -335,8 +335,6 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 	return out
 }
 
-// errHeld: the ticket is under legal hold.
-var errHeld = errors.New("under legal hold")
 
 // purge removes what w says of ticket number in one transaction (a dry
 // run only reads): action names the audit line ("retention", "erasure"),
@@ -368,7 +366,7 @@ func (s *Store) purge(ctx context.Context, number string, w purgeWhat, o Retenti
 		}
 		it.Provider = provider
 		if hold {
-			return errHeld
+			return ErrHeld
 		}
 		if !w.erasure && (!closed.Valid || closed.Int64 != w.closedNS) {
 			return nil // reopened since the candidates were read
@@ -668,9 +666,9 @@ type ErasureReport struct {
 	Held []string `json:"held,omitempty"`
 }
 
-// ErrHeld is returned (wrapped) by Erase when a ticket of the request is
-// under legal hold: those tickets are left as they are (the others of the
-// request were erased, see the report).
+// ErrHeld says a ticket is under legal hold. Erase returns it (wrapped)
+// when a ticket of the request is: those tickets are left as they are
+// (the others of the request were erased, see the report).
 var ErrHeld = errors.New("under legal hold")
 
 // Erase executes a citizen's erasure request now, whatever the periods:
@@ -709,7 +707,7 @@ func (s *Store) Erase(ctx context.Context, req ErasureRequest, o RetentionOption
 	for _, n := range numbers {
 		it, err := s.purge(ctx, n, all, o, "erasure", note)
 		switch {
-		case errors.Is(err, errHeld):
+		case errors.Is(err, ErrHeld):
 			rep.Held = append(rep.Held, n)
 			if !o.DryRun {
 				if err := s.Audit(ctx, AuditEntry{User: o.Actor, Action: op, Target: n, Detail: "refused: under legal hold; " + note}); err != nil {

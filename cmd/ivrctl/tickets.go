@@ -274,6 +274,12 @@ func eventSummary(e tickets.TicketEvent) string {
 	case tickets.EventCreated:
 		return fmt.Sprintf("%s, %s, %s, level %d", d.Channel, d.Service, d.Priority, d.Level)
 	case tickets.EventNote, tickets.EventResolved, tickets.EventReopened:
+		switch d.Hold {
+		case tickets.HoldOn:
+			return "LEGAL HOLD: " + oneLine(d.Text)
+		case tickets.HoldOff:
+			return "legal hold lifted: " + oneLine(d.Text)
+		}
 		return oneLine(d.Text)
 	case tickets.EventClassified:
 		return string(d.Service) + classification(d.Classification)
