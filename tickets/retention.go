@@ -335,7 +335,6 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 	return out
 }
 
-
 // purge removes what w says of ticket number in one transaction (a dry
 // run only reads): action names the audit line ("retention", "erasure"),
 // note is added to its detail.
