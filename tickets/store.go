@@ -8,7 +8,9 @@
 // The Store keeps these in the line's database (package store): a SQLite
 // file (see [DBFile] and [DBPath]) in WAL mode, the embedded default, or
 // PostgreSQL, which several engines share. The same code and the same rules
-// run on both: the append-only history and transcripts, the corrections
+// run on both: the append-only history and transcripts (the only change
+// they allow is the anonymization of retention and erasure,
+// docs/retention.md), the corrections
 // that supersede, unique ticket numbers, a resolve's notification in the
 // resolve's own transaction (the conformance kit tickets/storetest proves
 // each on both backends). Package tickets is the only package that runs SQL

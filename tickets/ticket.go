@@ -129,6 +129,14 @@ type Ticket struct {
 	FirstContact  bool              `json:"first_contact"` // resolved during the call that opened it
 	Closed        *time.Time        `json:"closed,omitempty"`
 	LastEvent     int64             `json:"last_event"`
+	// Hold says the ticket is under legal hold (Store.Hold): retention and
+	// erasure leave it untouched. Folded from the history like the rest.
+	Hold bool `json:"hold,omitempty"`
+	// Archived is when the retention job moved the closed ticket to the
+	// archive (nil: a working ticket). It is where the ticket is kept, not
+	// part of its history: ReplayTicket leaves it nil, and a reopen
+	// brings the ticket back out of the archive (docs/retention.md).
+	Archived *time.Time `json:"archived,omitempty"`
 }
 
 var (
@@ -305,6 +313,10 @@ type EventData struct {
 	Recomputed bool `json:"recomputed,omitempty"`
 	// Reason (in a correction) says why it was corrected.
 	Reason string `json:"reason,omitempty"`
+	// Hold (in a note) places the ticket under legal hold ("on", the
+	// note's Text is the reason) or lifts it ("off"): Store.Hold and
+	// Store.Unhold. Such a note is not corrected.
+	Hold string `json:"hold,omitempty"`
 }
 
 // TicketEvent is one entry of a ticket's history.

@@ -252,6 +252,15 @@ func (s *Store) actTx(ctx context.Context, tx *store.Tx, number, actor string, f
 		} else {
 			apply(&next, ev.Kind, ev.Data, *ev)
 		}
+		next.Archived = cur.Archived
+		if cur.Archived != nil && next.Status != StatusClosed {
+			// A reopen (an agent's, an e-mail reply's) brings it back.
+			next.Archived = nil
+			if err := insertAudit(ctx, tx, AuditEntry{At: now, User: actor, Action: "ticket_unarchive", Target: number,
+				Detail: "reopened: back from the archive", OK: true}); err != nil {
+				return err
+			}
+		}
 		return writeTicket(ctx, tx, next, false)
 	}()
 	return next, err
@@ -523,6 +532,9 @@ func (s *Store) Correct(ctx context.Context, number, actor string, eventID int64
 			}
 			d.Description = c.Text
 		case EventNote:
+			if d.Hold != "" {
+				return nil, fmt.Errorf("%w: a legal hold is not corrected: lift it with Unhold (ivrctl tickets unhold)", ErrTransition)
+			}
 			if c.Retract {
 				d.Retracted = true
 			} else if err := needText("note"); err != nil {
@@ -622,6 +634,13 @@ func apply(t *Ticket, kind EventKind, d EventData, ev TicketEvent) {
 			}
 			if t.Articles == nil {
 				t.Articles = []string{}
+			}
+		case EventNote:
+			switch d.Hold {
+			case HoldOn:
+				t.Hold = true
+			case HoldOff:
+				t.Hold = false
 			}
 		case EventClassified:
 			t.Service, t.Classification = d.Service, d.Classification
@@ -780,7 +799,8 @@ func loadEvents(ctx context.Context, q querier, number string) ([]TicketEvent, e
 
 const ticketColumns = `number, channel, caller, lang, service, classification, priority, level, status,
 	assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider`
+	escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider,
+	legal_hold, archived_ns`
 
 func writeTicket(ctx context.Context, tx *store.Tx, t Ticket, insert bool) error {
 	arts, err := json.Marshal(t.Articles)
@@ -809,16 +829,29 @@ func writeTicket(ctx context.Context, tx *store.Tx, t Ticket, insert bool) error
 	args := []any{string(t.Channel), t.Caller, t.Lang, string(t.Service), t.Classification, string(t.Priority),
 		t.Level, string(t.Status), t.Assignee, t.Deadline.UnixNano(), t.Description, t.CallID, t.Recording,
 		string(arts), rating, t.Created.UnixNano(), t.Updated.UnixNano(), b2i(t.Escalated), resolved,
-		resolvedLevel, b2i(t.FirstContact), closed, t.LastEvent, string(personal), t.Provider, t.Number}
+		resolvedLevel, b2i(t.FirstContact), closed, t.LastEvent, string(personal), t.Provider, b2i(t.Hold)}
+	// (In an UPDATE the columns read are the old row's: the new status
+	// comes as arguments.)
+	closedNow, doneNow := b2i(t.Status == StatusClosed), b2i(!isOpen(t.Status))
+	// An open ticket is never in the archive, and what retention removed
+	// is looked at again after it closes anew: a reopen clears both.
 	q := `UPDATE tickets SET channel = ?, caller = ?, lang = ?, service = ?, classification = ?, priority = ?,
 		level = ?, status = ?, assignee = ?, deadline_ns = ?, description = ?, call_id = ?, recording = ?,
 		articles = ?, rating = ?, created_ns = ?, updated_ns = ?, escalated = ?, resolved_ns = ?,
-		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ?, personal = ?, provider = ? WHERE number = ?`
-	if insert {
+		resolved_level = ?, first_contact = ?, closed_ns = ?, last_event = ?, personal = ?, provider = ?, legal_hold = ?,
+		archived_ns = CASE WHEN ? = 1 THEN archived_ns END,
+		purged_recording_ns = CASE WHEN ? = 1 THEN purged_recording_ns END,
+		purged_transcript_ns = CASE WHEN ? = 1 THEN purged_transcript_ns END,
+		purged_personal_ns = CASE WHEN ? = 1 THEN purged_personal_ns END
+		WHERE number = ?`
+	if !insert {
+		args = append(args, closedNow, doneNow, doneNow, doneNow, t.Number)
+	} else {
 		q = `INSERT INTO tickets (channel, caller, lang, service, classification, priority, level, status,
 		assignee, deadline_ns, description, call_id, recording, articles, rating, created_ns, updated_ns,
-		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider, number)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		escalated, resolved_ns, resolved_level, first_contact, closed_ns, last_event, personal, provider, legal_hold, number)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		args = append(args, t.Number)
 	}
 	_, err = tx.ExecContext(ctx, q, args...)
 	return err
@@ -831,11 +864,12 @@ func scanTicket(sc interface{ Scan(...any) error }) (Ticket, error) {
 		deadline, created, upd   int64
 		arts, personal           string
 		rating, resolved, rlevel sql.NullInt64
-		closed                   sql.NullInt64
+		closed, archived         sql.NullInt64
 	)
 	err := sc.Scan(&t.Number, &channel, &t.Caller, &t.Lang, &svc, &t.Classification, &prio, &t.Level, &st,
 		&t.Assignee, &deadline, &t.Description, &t.CallID, &t.Recording, &arts, &rating, &created, &upd,
-		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent, &personal, &t.Provider)
+		&t.Escalated, &resolved, &rlevel, &t.FirstContact, &closed, &t.LastEvent, &personal, &t.Provider,
+		&t.Hold, &archived)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -849,6 +883,10 @@ func scanTicket(sc interface{ Scan(...any) error }) (Ticket, error) {
 	if closed.Valid {
 		c := fromNanos(closed.Int64)
 		t.Closed = &c
+	}
+	if archived.Valid {
+		a := fromNanos(archived.Int64)
+		t.Archived = &a
 	}
 	if err := json.Unmarshal([]byte(arts), &t.Articles); err != nil {
 		return Ticket{}, fmt.Errorf("ticket %s: articles: %w", t.Number, err)
@@ -925,11 +963,17 @@ type TicketQuery struct {
 	Caller   string    // exact caller number
 	Since    time.Time // created at or after
 	Limit    int       // at most this many; 0 or less means no limit
+	// Archive searches the archive (the closed tickets the retention job
+	// archived) instead of the working tickets; a list never mixes them.
+	Archive bool
 }
 
 // ListTickets returns the tickets selected by q, newest first.
 func (s *Store) ListTickets(ctx context.Context, q TicketQuery) ([]Ticket, error) {
-	var where []string
+	where := []string{`archived_ns IS NULL`}
+	if q.Archive {
+		where[0] = `archived_ns IS NOT NULL`
+	}
 	var args []any
 	if q.Provider != "" {
 		where, args = append(where, `provider = ?`), append(args, q.Provider)
@@ -952,10 +996,7 @@ func (s *Store) ListTickets(ctx context.Context, q TicketQuery) ([]Ticket, error
 	if !q.Since.IsZero() {
 		where, args = append(where, `created_ns >= ?`), append(args, q.Since.UnixNano())
 	}
-	query := `SELECT ` + ticketColumns + ` FROM tickets`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
+	query := `SELECT ` + ticketColumns + ` FROM tickets WHERE ` + strings.Join(where, ` AND `)
 	query += ` ORDER BY created_ns DESC, number`
 	if q.Limit > 0 {
 		query += ` LIMIT ?`

@@ -17,6 +17,9 @@
 //	ivrctl providers list [--json]
 //	ivrctl users add --role ROLE [--provider ID] NAME    (password on stdin; writes)
 //	ivrctl users list|audit|passwd|disable|enable ...
+//	ivrctl tickets hold|unhold NUMBER --reason TEXT    (writes)
+//	ivrctl retention run --config ivrd.toml [--dry-run]    (writes unless --dry-run)
+//	ivrctl erase --caller NUMBER | --ticket NUMBER [--dry-run]    (writes unless --dry-run)
 //	ivrctl backup FILE
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
@@ -72,6 +75,8 @@ var commands = map[string]command{
 	"tickets":   runTickets,
 	"users":     runUsers,
 	"backup":    runBackup,
+	"retention": runRetention,
+	"erase":     runErase,
 }
 
 const usage = `Usage: ivrctl [--data DIR] [--store URL] COMMAND [ARGS]
@@ -99,6 +104,9 @@ Commands:
   providers list  list the providers, their services and numbers
   tickets list  list tickets, newest first (filters: status, service, caller)
   tickets show  show one ticket, its history and its call's transcript
+  tickets hold  place a ticket under legal hold ("ivrctl tickets hold 29449217 --reason 'court case 12/2026'"; also: unhold)
+  retention run run the retention job now, as ivrd does daily (--dry-run lists what it would remove)
+  erase         erase a citizen's data now: --caller NUMBER or --ticket NUMBER (--dry-run first)
   users add     create a console account ("ivrctl users add --role operator --provider pass ana", password on stdin)
   users list    list the console accounts (also: passwd, disable, enable)
   users audit   the audit log: sign-ins, failed sign-ins, every console action

@@ -18,15 +18,19 @@ import (
 const ticketsUsage = `Usage: ivrctl tickets SUBCOMMAND [FLAGS]
 
 Subcommands:
-  list    list tickets, newest first
+  list    list tickets, newest first (--archived: the archive)
   show    show one ticket, its history and its call's transcript
+  hold    place a ticket under legal hold (--reason): retention and erasure leave it
+  unhold  lift a legal hold (--reason)
 `
 
 // runTickets dispatches "ivrctl tickets SUBCOMMAND".
 func runTickets(args []string, stdout, stderr io.Writer) int {
-	return group{name: "tickets", usage: ticketsUsage, missing: " (list or show)", subs: map[string]command{
-		"list": runTicketsList,
-		"show": runTicketsShow,
+	return group{name: "tickets", usage: ticketsUsage, missing: " (list, show, hold or unhold)", subs: map[string]command{
+		"list":   runTicketsList,
+		"show":   runTicketsShow,
+		"hold":   runTicketsHold,
+		"unhold": runTicketsUnhold,
 	}}.run(args, stdout, stderr)
 }
 
@@ -39,12 +43,13 @@ func names[T ~string](vs []T) string {
 }
 
 func runTicketsList(args []string, stdout, stderr io.Writer) int {
-	fs, data, asJSON := readFlags("tickets list", "ivrctl tickets list [--json] [--provider ID] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", `print {"tickets":[...]} as JSON`, stderr)
+	fs, data, asJSON := readFlags("tickets list", "ivrctl tickets list [--json] [--archived] [--provider ID] [--status S] [--service S] [--caller NUMBER] [--since DURATION|TIME] [--limit N] [--data DIR]", `print {"tickets":[...]} as JSON`, stderr)
 	status := fs.String("status", "", "only tickets in status `S`: "+names(tickets.Statuses))
 	service := fs.String("service", "", "only tickets of service `S`: "+names(tickets.Services))
 	caller := fs.String("caller", "", "only tickets of the caller `NUMBER` (exactly as stored)")
 	provider := fs.String("provider", "", "only the tickets provider `ID` holds (ivrctl providers list)")
 	limit := fs.Int("limit", 50, "show at most `N` tickets; 0 for all")
+	archived := fs.Bool("archived", false, "search the archive (closed tickets the retention job archived) instead of the working tickets")
 	since := fs.String("since", "", "only tickets created in the last `DURATION` (24h, 90m) or since a TIME (RFC 3339, or 2006-01-02 in local time)")
 	if st, ok := parseNoArgs(fs, args, stderr); !ok {
 		return st
@@ -52,7 +57,7 @@ func runTicketsList(args []string, stdout, stderr io.Writer) int {
 	if *limit < 0 {
 		return usageError(fs, stderr, "--limit %d: must be 0 (all) or more", *limit)
 	}
-	q := tickets.TicketQuery{Provider: *provider, Status: tickets.Status(*status), Service: tickets.Service(*service), Caller: *caller, Limit: *limit}
+	q := tickets.TicketQuery{Provider: *provider, Status: tickets.Status(*status), Service: tickets.Service(*service), Caller: *caller, Limit: *limit, Archive: *archived}
 	if q.Status != "" && !slices.Contains(tickets.Statuses, q.Status) {
 		return usageError(fs, stderr, "--status %q: want one of %s", *status, names(tickets.Statuses))
 	}
@@ -171,6 +176,12 @@ func showTicket(ctx context.Context, s *tickets.Store, path, number string, asJS
 	field("Caller", orDash(t.Caller))
 	field("Language", t.Lang)
 	field("Created", t.Created.Local().Format(localTime+" MST"))
+	if t.Hold {
+		field("Legal hold", "yes: retention and erasure leave it untouched")
+	}
+	if t.Archived != nil {
+		field("Archived", t.Archived.Local().Format(localTime))
+	}
 	field("Deadline", deadline(t, time.Now()))
 	if t.Resolved != nil {
 		r := fmt.Sprintf("%s at level %d, after %s", t.Resolved.Local().Format(localTime), t.ResolvedLevel, t.Resolved.Sub(t.Created).Round(time.Second))
@@ -263,6 +274,12 @@ func eventSummary(e tickets.TicketEvent) string {
 	case tickets.EventCreated:
 		return fmt.Sprintf("%s, %s, %s, level %d", d.Channel, d.Service, d.Priority, d.Level)
 	case tickets.EventNote, tickets.EventResolved, tickets.EventReopened:
+		switch d.Hold {
+		case tickets.HoldOn:
+			return "LEGAL HOLD: " + oneLine(d.Text)
+		case tickets.HoldOff:
+			return "legal hold lifted: " + oneLine(d.Text)
+		}
 		return oneLine(d.Text)
 	case tickets.EventClassified:
 		return string(d.Service) + classification(d.Classification)

@@ -34,23 +34,24 @@ var defaultConfig string
 // Config is ivrd's configuration: one TOML file, then environment
 // overrides, then validation.
 type Config struct {
-	Engine    EngineConfig           `toml:"engine"`
-	Store     StoreConfig            `toml:"store"`
-	Flows     FlowsConfig            `toml:"flows"`
-	Calendar  CalendarConfig         `toml:"calendar"`
-	Surveys   SurveysConfig          `toml:"surveys"`
-	Deadlines tickets.DeadlineConfig `toml:"deadlines"`
-	ARI       ARIConfig              `toml:"ari"`
-	ESL       ESLConfig              `toml:"esl"`
-	SIP       SIPConfig              `toml:"sip"`
-	Console   ConsoleConfig          `toml:"console"`
-	Webhook   WebhookConfig          `toml:"webhook"`
-	Email     EmailConfig            `toml:"email"`
-	Chat      ChatConfig             `toml:"chat"`
-	Recording RecordingsConfig       `toml:"recordings"`
-	Speech    SpeechConfig           `toml:"speech"`
-	HTTP      HTTPConfig             `toml:"http"`
-	Log       LogConfig              `toml:"log"`
+	Engine    EngineConfig            `toml:"engine"`
+	Store     StoreConfig             `toml:"store"`
+	Flows     FlowsConfig             `toml:"flows"`
+	Calendar  CalendarConfig          `toml:"calendar"`
+	Surveys   SurveysConfig           `toml:"surveys"`
+	Deadlines tickets.DeadlineConfig  `toml:"deadlines"`
+	ARI       ARIConfig               `toml:"ari"`
+	ESL       ESLConfig               `toml:"esl"`
+	SIP       SIPConfig               `toml:"sip"`
+	Console   ConsoleConfig           `toml:"console"`
+	Webhook   WebhookConfig           `toml:"webhook"`
+	Email     EmailConfig             `toml:"email"`
+	Chat      ChatConfig              `toml:"chat"`
+	Recording RecordingsConfig        `toml:"recordings"`
+	Retention tickets.RetentionConfig `toml:"retention"`
+	Speech    SpeechConfig            `toml:"speech"`
+	HTTP      HTTPConfig              `toml:"http"`
+	Log       LogConfig               `toml:"log"`
 }
 
 // EngineConfig is the [engine] table.
@@ -450,6 +451,7 @@ var envOverrides = []struct {
 	{"IVR_SHUTDOWN_GRACE", "engine.shutdown_grace", func(c *Config, v string) error { return c.Engine.ShutdownGrace.UnmarshalText([]byte(v)) }},
 	{"IVR_FIRST_DIGIT_TIMEOUT", "engine.first_digit_timeout", func(c *Config, v string) error { return c.Engine.FirstDigitTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_SURVEYS", "surveys.enabled", func(c *Config, v string) error { return setBool(&c.Surveys.Enabled, v) }},
+	{"IVR_RETENTION", "retention.enabled", func(c *Config, v string) error { return setBool(&c.Retention.Enabled, v) }},
 	{"IVR_SURVEYS_PERIOD", "surveys.period", func(c *Config, v string) error { return c.Surveys.Period.UnmarshalText([]byte(v)) }},
 	{"IVR_FLOWS_RELOAD", "flows.reload", func(c *Config, v string) error { return setBool(&c.Flows.Reload, v) }},
 	{"IVR_SIP_LISTEN", "sip.listen", func(c *Config, v string) error { c.SIP.Listen = v; return nil }},
@@ -711,6 +713,12 @@ func (c Config) Validate() error {
 		if _, err := sip.ParseTrunk(c.SIP.Trunk); err != nil {
 			return bad("sip.trunk", "%v", err)
 		}
+	}
+	if _, err := c.Retention.Policy(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.Retention.Enabled && c.Retention.At == "" {
+		return bad("retention.at", "the daily run needs a time of day (HH:MM)")
 	}
 	if c.Surveys.Enabled && (c.SIP.Trunk == "" || c.Engine.Telephony != "sip") {
 		return bad("surveys.enabled", "survey calls need engine.telephony = \"sip\" and a sip.trunk")

@@ -248,6 +248,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer tel.close()
+	if cfg.Retention.Enabled {
+		pol, _ := cfg.Retention.Policy() // validated with the configuration
+		h, m, _ := tickets.ParseAt(cfg.Retention.At)
+		job := retentionJob{store: store, policy: pol, hour: h, minute: m, now: time.Now, after: time.After,
+			log: log.With("component", "retention"),
+			opts: tickets.RetentionOptions{Actor: "retention", Engine: store.Engine(),
+				RecordingsDir: recordingsDir(cfg.Engine.DataDir)}}
+		watchers.Go(func() { job.run(wctx) })
+	}
 	if cfg.Surveys.Enabled && tel.sip != nil {
 		// Tickets resolved from now on get a survey call.
 		scfg := sip.SurveyConfig{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now()}
@@ -373,6 +382,16 @@ func httpHandler(eng *ivr.Engine, reg *prometheus.Registry, tel *telephony, prof
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return mux
+}
+
+// recordingsDir is where the engine writes its call recordings, made
+// absolute (the retention job deletes only files inside it).
+func recordingsDir(dataDir string) string {
+	dir := filepath.Join(dataDir, "recordings")
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // runSurveys places the survey calls due every period until ctx ends.

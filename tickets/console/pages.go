@@ -185,7 +185,10 @@ func looksLikePhone(s string) bool {
 // personal data) caller and description of the newest tickets.
 func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) ([]tickets.Ticket, error) {
 	// Only the user's provider's tickets, whatever the filter.
-	tq := tickets.TicketQuery{Provider: sess.User.Provider, Status: tickets.Status(q.Status), Service: tickets.Service(q.Service)}
+	// The "archive" view searches the archived tickets (docs/retention.md)
+	// with the same filters and masks; the other views the working ones.
+	tq := tickets.TicketQuery{Provider: sess.User.Provider, Status: tickets.Status(q.Status), Service: tickets.Service(q.Service),
+		Archive: q.View == "archive"}
 	if tq.Status != "" && !slices.Contains(tickets.Statuses, tq.Status) {
 		return nil, fmt.Errorf("%w status %q", tickets.ErrInvalid, q.Status)
 	}
@@ -210,7 +213,7 @@ func (c *Console) list(ctx context.Context, sess tickets.Session, q listQuery) (
 		text = ""
 	}
 	scan := q.Limit
-	if text != "" || q.View != "all" {
+	if text != "" || (q.View != "all" && q.View != "archive") {
 		scan = 5000 // filter in Go over the newest tickets
 	}
 	tq.Limit = scan

@@ -9,7 +9,9 @@
 // are unique; a resolve's notification is written in the resolve's
 // transaction and sent by one engine only; the indicators' roll-ups equal a
 // recount; an acknowledged transcript turn is committed; live readers never
-// skip a row that commits late.
+// skip a row that commits late; the retention job removes exactly what its
+// policy says and nothing under legal hold, and an erasure what a citizen
+// asked, through the only changes the history and transcripts allow.
 package storetest
 
 import (
@@ -99,6 +101,11 @@ func TestStore(t *testing.T, open Opener) {
 		{"survey calls: once per ticket, once per citizen in the period", surveys},
 		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
 		{"external (SAML) users: created, kept in step, break-glass, replay cache", externalUsers},
+		{"history and transcripts allow only the anonymization", anonymizeOnly},
+		{"legal hold: history event, audit, no correction", legalHold},
+		{"retention job over three years of tickets: exactly the policy, dry run, idempotent", retentionJob},
+		{"erasure by caller and by ticket, legal hold refused, audited", erasure},
+		{"an e-mail reply brings an archived ticket back", emailReplyLeavesArchive},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
