@@ -80,6 +80,9 @@ type Store struct {
 	turns turnQueue
 	// engine names this engine in the calls it records (SetEngine).
 	engine atomic.Pointer[string]
+	// chained is set once the rows written before the audit chain existed
+	// are linked (linkExisting, before the first write).
+	chained atomic.Bool
 }
 
 // SetEngine names the engine whose calls this store records: each call
@@ -168,6 +171,9 @@ func (s *Store) Close() error {
 // (the write lock, the commit) are wrapped with op; fn's come back as they
 // are.
 func (s *Store) inTx(ctx context.Context, op string, fn func(*store.Tx) error) error {
+	if err := s.linkExisting(ctx); err != nil {
+		return err
+	}
 	var fnErr error
 	err := s.db.Write(ctx, func(tx *store.Tx) error {
 		fnErr = fn(tx)
