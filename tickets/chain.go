@@ -705,13 +705,13 @@ func mustHex(s string) []byte {
 // backfill is pending, only above the rows it will link), and a row that
 // two links cover.
 func (s *Store) unlinked(ctx context.Context, source, table string, pending bool, pendingMax int64) (*ChainFinding, error) {
-	from := int64(0)
+	q := `SELECT min(t.id) FROM ` + table + ` t WHERE NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.source = ? AND l.row_id = t.id)`
+	args := []any{source}
 	if pending {
-		from = pendingMax
+		q, args = q+` AND t.id > ?`, append(args, pendingMax)
 	}
 	var id sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT min(t.id) FROM `+table+` t WHERE t.id > ?
-		AND NOT EXISTS (SELECT 1 FROM chain_links l WHERE l.source = ? AND l.row_id = t.id)`, from, source).Scan(&id)
+	err := s.db.QueryRowContext(ctx, q, args...).Scan(&id)
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"indicators per provider and service equal a count by hand", providerIndicators},
 		{"survey calls: once per ticket, once per citizen in the period", surveys},
 		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
+		{"the audit and history chain finds what a database administrator changed", chainTamper},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
