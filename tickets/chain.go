@@ -564,10 +564,10 @@ func (s *Store) ChainHeads(ctx context.Context) ([]ChainHead, error) {
 // it from the rows; it reports, per chain, its counts and head and the
 // first bad link (a changed row, a deleted row or links, a link out of
 // order, a rewritten link), then the first row of each table that has no
-// link (inserted), then the anchors that no longer match. It reads in one
-// consistent snapshot on PostgreSQL only per chain; run it while engines
-// write and a link committed meanwhile may be reported as a row without
-// a link: run it again.
+// link (inserted), then the anchors that no longer match. It may run
+// while engines write: a row and its link commit together and a chain's
+// links commit in seq order, so each chain (one query) is read as it was
+// at one moment, and so is each table's search for rows without a link.
 func (s *Store) VerifyChains(ctx context.Context, o VerifyOptions) (Verification, error) {
 	v := Verification{Chains: []ChainReport{}, Findings: []ChainFinding{}}
 	fail := func(err error) (Verification, error) {
