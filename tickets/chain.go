@@ -576,7 +576,7 @@ func (s *Store) VerifyChains(ctx context.Context, o VerifyOptions) (Verification
 	var auditMax, eventsMax, done int64
 	if err := s.db.QueryRowContext(ctx, `SELECT audit_max, events_max, done_ns FROM chain_backfill WHERE id = 1`).
 		Scan(&auditMax, &eventsMax, &done); err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("no audit chain in this database (an engine of this version adds it when it starts): %w", err))
 	}
 	v.Pending = done == 0
 	chains, err := s.chainNames(ctx)

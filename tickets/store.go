@@ -16,7 +16,8 @@
 // transcript_turns, users, sessions, audit, outbox, the providers:
 // providers, provider_services, provider_numbers; docs/providers.md, and
 // the e-mails of tickets' threads: email_messages, email_attachments;
-// docs/email.md).
+// docs/email.md; the tamper-evident chain of the audit log and the
+// history: chain_links, chain_backfill; chain.go).
 //
 // Times are stored as nanoseconds since the Unix epoch and returned in UTC.
 // A zero time.Time passed to a write method means "now".

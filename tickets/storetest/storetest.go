@@ -9,7 +9,9 @@
 // are unique; a resolve's notification is written in the resolve's
 // transaction and sent by one engine only; the indicators' roll-ups equal a
 // recount; an acknowledged transcript turn is committed; live readers never
-// skip a row that commits late.
+// skip a row that commits late; the hash chain over the audit log and the
+// history finds each change made behind the triggers' back and names the
+// first bad row, but not an erasure of personal data.
 package storetest
 
 import (
