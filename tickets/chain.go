@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/govline/ivr/store"
 )
@@ -171,8 +172,18 @@ func linkHash(prev, row []byte) []byte {
 // auditRow is the canonical form of an audit row: the JSON array
 // ["audit", id, at_ns, user, action, target, detail, address, ok].
 func auditRow(id, atNS int64, user, action, target, detail, address string, ok int64) []byte {
-	b, _ := json.Marshal([]any{sourceAudit, id, atNS, user, action, target, detail, address, ok})
+	b, _ := json.Marshal([]any{sourceAudit, id, atNS, text(user), text(action), text(target), text(detail), text(address), ok})
 	return b
+}
+
+// text is a column's text in a canonical form: itself when it is valid
+// UTF-8, else ["hex", its bytes in hexadecimal] (JSON would turn every
+// invalid byte into U+FFFD, and two different texts into one).
+func text(s string) any {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return []string{"hex", hex.EncodeToString([]byte(s))}
 }
 
 // eventRow is the canonical form of a ticket_events row: the JSON array
@@ -183,7 +194,7 @@ func eventRow(id int64, ticket string, atNS int64, actor, kind, data string, sup
 	if supersedes.Valid {
 		sup = supersedes.Int64
 	}
-	b, _ := json.Marshal([]any{sourceEvent, id, ticket, atNS, actor, kind, canonicalData(data), sup})
+	b, _ := json.Marshal([]any{sourceEvent, id, text(ticket), atNS, text(actor), text(kind), canonicalData(data), sup})
 	return b
 }
 
@@ -195,9 +206,13 @@ var unchained = []string{"caller", "personal"}
 // object without the unchained keys, its keys sorted at every level, no
 // spaces, integers in decimal and other numbers in Go's shortest form; so
 // a database that re-encodes the JSON (SQLite's json_set, PostgreSQL's
-// jsonb) changes nothing. Data that is not a JSON object is hashed as the
-// JSON string of its text.
+// jsonb) changes nothing. Data that is not a JSON object is hashed as its
+// text (text).
 func canonicalData(data string) json.RawMessage {
+	if !utf8.ValidString(data) {
+		b, _ := json.Marshal(text(data))
+		return b
+	}
 	d := json.NewDecoder(strings.NewReader(data))
 	d.UseNumber()
 	var v any
