@@ -65,18 +65,21 @@ func testChainMigration(t *testing.T, url, before string) {
 	if !v.OK() || !v.Pending || len(v.Chains) != 0 {
 		t.Fatalf("before the first write: %+v, want no finding, the old rows pending", v)
 	}
-	// The first write links the old rows, then its own.
-	if err := s.Audit(ctx, tickets.AuditEntry{User: "ivrctl", Action: "backup", OK: true}); err != nil {
-		t.Fatal(err)
-	}
+	// Two engines write at once: one of them links the old rows, once,
+	// before either's own row.
 	db2, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db2.Close()
 	s2 := tickets.New(db2)
-	if err := s2.AddNote(ctx, "10000012", "ivrctl", "after the upgrade"); err != nil {
-		t.Fatal(err)
+	errs := make(chan error, 2)
+	go func() { errs <- s.Audit(ctx, tickets.AuditEntry{User: "ivrctl", Action: "backup", OK: true}) }()
+	go func() { errs <- s2.AddNote(ctx, "10000012", "ivrctl", "after the upgrade") }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	v, err = s2.VerifyChains(ctx, tickets.VerifyOptions{})
 	if err != nil {
