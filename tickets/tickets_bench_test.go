@@ -265,3 +265,56 @@ func benchChain(b *testing.B, mode string, writers, providers int, chain bool) {
 		}
 	}
 }
+
+// BenchmarkVerifyChains: ivrctl audit verify over 100,000 history events
+// and 10,000 audit rows on two providers' chains and the line's.
+func BenchmarkVerifyChains(b *testing.B) {
+	const events, audits = 100_000, 10_000
+	for _, mode := range []string{"NORMAL", "postgres"} {
+		b.Run(modeName(mode), func(b *testing.B) {
+			s := benchStore(b, mode)
+			ctx := context.Background()
+			if err := s.AddProvider(ctx, "bench", "p1", "p1"); err != nil {
+				b.Fatal(err)
+			}
+			var numbers []string
+			for _, p := range []string{DefaultProvider, "p1"} {
+				t, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Caller: "+40721123456", Service: ServicePassport, Provider: p, Description: "d"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				numbers = append(numbers, t.Number)
+			}
+			t0 := time.Now()
+			for i := 0; i < events; i += 10_000 {
+				err := s.inTx(ctx, "fill", func(tx *store.Tx) error {
+					for j := range 10_000 {
+						p := []string{DefaultProvider, "p1"}[j%2]
+						ev := TicketEvent{Ticket: numbers[j%2], At: time.Now(), Actor: "ana", Kind: EventNote, Data: EventData{Text: "the citizen called back"}}
+						if _, err := insertEvent(ctx, tx, p, ev); err != nil {
+							return err
+						}
+						if j%10 == 0 {
+							if err := insertAudit(ctx, tx, AuditEntry{At: time.Now(), User: "ivrctl", Action: "ticket_view", Target: numbers[j%2], OK: true}); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Logf("wrote %d events and %d audit rows with their links in %s", events, audits, time.Since(t0).Round(time.Millisecond))
+			b.ResetTimer()
+			for b.Loop() {
+				v, err := s.VerifyChains(ctx, VerifyOptions{})
+				if err != nil || !v.OK() {
+					b.Fatal(err, v.Findings)
+				}
+			}
+			b.ReportMetric(float64(events+audits+2)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
