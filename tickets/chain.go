@@ -711,8 +711,12 @@ func (s *Store) verifyChain(ctx context.Context, chain string) (ChainReport, err
 			return r, nil
 		}
 		if seq != r.Seq+1 {
+			missing := fmt.Sprintf("links %d to %d are missing", r.Seq+1, seq-1)
+			if seq-1 == r.Seq+1 {
+				missing = fmt.Sprintf("link %d is missing", r.Seq+1)
+			}
 			r.Finding = &ChainFinding{Chain: chain, Seq: r.Seq + 1, Kind: FindingDeleted,
-				Detail: fmt.Sprintf("links %d to %d are missing (the next link covers %s %d)", r.Seq+1, seq-1, source, rowID)}
+				Detail: fmt.Sprintf("%s, with its row (the next link covers %s %d)", missing, source, rowID)}
 			return r, nil
 		}
 		var row []byte
