@@ -716,7 +716,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string) (ChainReport, err
 				missing = fmt.Sprintf("link %d is missing", r.Seq+1)
 			}
 			r.Finding = &ChainFinding{Chain: chain, Seq: r.Seq + 1, Kind: FindingDeleted,
-				Detail: fmt.Sprintf("%s, with its row (the next link covers %s %d)", missing, source, rowID)}
+				Detail: fmt.Sprintf("%s (the next link covers %s %d)", missing, source, rowID)}
 			return r, nil
 		}
 		var row []byte
