@@ -22,9 +22,10 @@ import (
 // The tamper-evident chain (docs/operations.md, "Tamper evidence").
 //
 // Every audit row and every ticket_events row has one link in chain_links:
-// its place (seq, from 1) in a chain, the SHA-256 of its canonical form at
-// that place (row_hash) and the SHA-256 of the previous link's hash (32
-// zero bytes before the first) followed by row_hash (hash). The append-only
+// its place (seq, from 1) in a chain, the SHA-256 of its canonical form in
+// that chain (row_hash) and the SHA-256 of the previous link's hash (32
+// zero bytes before the first) followed by row_hash (hash), which fixes
+// the row's place. The append-only
 // triggers keep honest code from changing the rows; the chain makes a
 // change by anyone who drops them visible: a changed row no longer matches
 // its row_hash, a deleted row leaves a link without its row, an inserted

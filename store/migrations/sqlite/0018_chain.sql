@@ -2,7 +2,7 @@
 -- (docs/operations.md, "Tamper evidence"; package tickets, chain.go).
 --
 -- Each audit row and each ticket_events row gets one link: its place (seq)
--- in a chain, the SHA-256 of its canonical form at that place (row_hash)
+-- in a chain, the SHA-256 of its canonical form in that chain (row_hash)
 -- and the SHA-256 of the previous link's hash followed by row_hash (hash).
 -- A chain per provider ("provider:ID": the events of its tickets, the audit
 -- rows of its users) and the line's own ("line": every other audit row).
