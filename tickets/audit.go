@@ -35,10 +35,25 @@ func (e AuditEntry) LogValue() slog.Value {
 		slog.String("target", e.Target), slog.Bool("ok", e.OK))
 }
 
+// insertAudit appends e to the audit log and links it into its chain
+// (chain.go), in the caller's transaction.
 func insertAudit(ctx context.Context, tx *store.Tx, e AuditEntry) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (at_ns, "user", action, target, detail, address, ok) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.At.UnixNano(), e.User, e.Action, e.Target, e.Detail, e.Address, b2i(e.OK))
-	return err
+	chain, err := auditChain(ctx, tx, e.User)
+	if err != nil {
+		return err
+	}
+	// The chain's lock before the insert: its rows' ids grow with its links.
+	if err := lockChain(ctx, tx, chain); err != nil {
+		return err
+	}
+	var id int64
+	at, ok := e.At.UnixNano(), int64(b2i(e.OK))
+	err = tx.QueryRowContext(ctx, `INSERT INTO audit (at_ns, "user", action, target, detail, address, ok) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		at, e.User, e.Action, e.Target, e.Detail, e.Address, ok).Scan(&id)
+	if err != nil {
+		return err
+	}
+	return link(ctx, tx, chain, sourceAudit, id, auditRow(id, at, e.User, e.Action, e.Target, e.Detail, e.Address, ok))
 }
 
 // Audit appends e to the audit log (a zero At means now). The log is

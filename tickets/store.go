@@ -18,7 +18,8 @@
 // transcript_turns, users, sessions, audit, outbox, the providers:
 // providers, provider_services, provider_numbers; docs/providers.md, and
 // the e-mails of tickets' threads: email_messages, email_attachments;
-// docs/email.md).
+// docs/email.md; the tamper-evident chain of the audit log and the
+// history: chain_links, chain_backfill; chain.go).
 //
 // Times are stored as nanoseconds since the Unix epoch and returned in UTC.
 // A zero time.Time passed to a write method means "now".
@@ -82,6 +83,9 @@ type Store struct {
 	turns turnQueue
 	// engine names this engine in the calls it records (SetEngine).
 	engine atomic.Pointer[string]
+	// chained is set once the rows written before the audit chain existed
+	// are linked (linkExisting, before the first write).
+	chained atomic.Bool
 }
 
 // SetEngine names the engine whose calls this store records: each call
@@ -170,6 +174,9 @@ func (s *Store) Close() error {
 // (the write lock, the commit) are wrapped with op; fn's come back as they
 // are.
 func (s *Store) inTx(ctx context.Context, op string, fn func(*store.Tx) error) error {
+	if err := s.linkExisting(ctx); err != nil {
+		return err
+	}
 	var fnErr error
 	err := s.db.Write(ctx, func(tx *store.Tx) error {
 		fnErr = fn(tx)

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -182,4 +183,138 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkChain: the cost of the tamper-evident chain (chain.go) on
+// history events (a note per transaction, each writer on a ticket of its
+// own): without and with the chain, from one writer and from 16 at once,
+// the 16 on one provider's chain (their appends take turns) or spread over
+// four providers' chains. SQLite (NORMAL) and PostgreSQL (fsync on).
+func BenchmarkChain(b *testing.B) {
+	for _, mode := range []string{"NORMAL", "postgres"} {
+		for _, writers := range []int{1, 16} {
+			for _, providers := range []int{1, 4} {
+				if writers == 1 && providers > 1 {
+					continue
+				}
+				for _, chain := range []bool{false, true} {
+					name := fmt.Sprintf("%s/writers=%d/providers=%d/chain=%v", modeName(mode), writers, providers, chain)
+					b.Run(name, func(b *testing.B) { benchChain(b, mode, writers, providers, chain) })
+				}
+			}
+		}
+	}
+}
+
+func benchChain(b *testing.B, mode string, writers, providers int, chain bool) {
+	s := benchStore(b, mode)
+	ctx := context.Background()
+	if !chain {
+		ctx = withoutChain(ctx)
+	}
+	numbers := make([]string, writers)
+	for i := range writers {
+		p := DefaultProvider
+		if i%providers > 0 {
+			p = fmt.Sprintf("p%d", i%providers)
+			if err := s.AddProvider(ctx, "bench", p, p); err != nil && !errors.Is(err, ErrExists) {
+				b.Fatal(err)
+			}
+		}
+		t, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Caller: "+40721123456", Service: ServicePassport, Provider: p, Description: "d"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		numbers[i] = t.Number
+	}
+	var lat latency.Recorder
+	var mu sync.Mutex
+	next := 0
+	b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
+	if writers == 1 {
+		b.SetParallelism(1)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	run := func(number string, more func() bool) {
+		for more() {
+			t0 := time.Now()
+			if err := s.AddNote(ctx, number, "ana", "the citizen called back about the passport"); err != nil {
+				b.Error(err)
+				return
+			}
+			lat.Add(time.Since(t0))
+		}
+	}
+	if writers == 1 {
+		run(numbers[0], b.Loop)
+	} else {
+		b.RunParallel(func(pb *testing.PB) {
+			mu.Lock()
+			number := numbers[next%writers]
+			next++
+			mu.Unlock()
+			run(number, pb.Next)
+		})
+	}
+	lat.Report(b, time.Since(start), "events/s")
+	if chain {
+		v, err := s.VerifyChains(context.Background(), VerifyOptions{})
+		if err != nil || !v.OK() {
+			b.Fatalf("verify after the benchmark: %v %+v", err, v.Findings)
+		}
+	}
+}
+
+// BenchmarkVerifyChains: ivrctl audit verify over 100,000 history events
+// and 10,000 audit rows on two providers' chains and the line's.
+func BenchmarkVerifyChains(b *testing.B) {
+	const events, audits = 100_000, 10_000
+	for _, mode := range []string{"NORMAL", "postgres"} {
+		b.Run(modeName(mode), func(b *testing.B) {
+			s := benchStore(b, mode)
+			ctx := context.Background()
+			if err := s.AddProvider(ctx, "bench", "p1", "p1"); err != nil {
+				b.Fatal(err)
+			}
+			var numbers []string
+			for _, p := range []string{DefaultProvider, "p1"} {
+				t, err := s.OpenTicket(ctx, NewTicket{Actor: "ivr", Caller: "+40721123456", Service: ServicePassport, Provider: p, Description: "d"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				numbers = append(numbers, t.Number)
+			}
+			t0 := time.Now()
+			for i := 0; i < events; i += 10_000 {
+				err := s.inTx(ctx, "fill", func(tx *store.Tx) error {
+					for j := range 10_000 {
+						p := []string{DefaultProvider, "p1"}[j%2]
+						ev := TicketEvent{Ticket: numbers[j%2], At: time.Now(), Actor: "ana", Kind: EventNote, Data: EventData{Text: "the citizen called back"}}
+						if _, err := insertEvent(ctx, tx, p, ev); err != nil {
+							return err
+						}
+						if j%10 == 0 {
+							if err := insertAudit(ctx, tx, AuditEntry{At: time.Now(), User: "ivrctl", Action: "ticket_view", Target: numbers[j%2], OK: true}); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Logf("wrote %d events and %d audit rows with their links in %s", events, audits, time.Since(t0).Round(time.Millisecond))
+			b.ResetTimer()
+			for b.Loop() {
+				v, err := s.VerifyChains(ctx, VerifyOptions{})
+				if err != nil || !v.OK() {
+					b.Fatal(err, v.Findings)
+				}
+			}
+			b.ReportMetric(float64(events+audits+2)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

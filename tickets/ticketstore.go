@@ -141,7 +141,7 @@ func (s *Store) openTx(ctx context.Context, tx *store.Tx, nt NewTicket, d EventD
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT draw`); err != nil {
 				return err
 			}
-			id, err := insertEvent(ctx, tx, ev)
+			id, err := insertEvent(ctx, tx, d.Provider, ev)
 			if err != nil {
 				return err
 			}
@@ -238,7 +238,7 @@ func (s *Store) actTx(ctx context.Context, tx *store.Tx, number, actor string, f
 			return err
 		}
 		ev.Ticket, ev.At, ev.Actor = number, now, actor
-		id, err := insertEvent(ctx, tx, *ev)
+		id, err := insertEvent(ctx, tx, cur.Provider, *ev)
 		if err != nil {
 			return err
 		}
@@ -743,18 +743,32 @@ func findEvent(evs []TicketEvent, id int64) TicketEvent {
 
 const eventColumns = `id, ticket, at_ns, actor, kind, data, supersedes`
 
-func insertEvent(ctx context.Context, tx *store.Tx, e TicketEvent) (int64, error) {
+// insertEvent appends e to the history and links it into the chain of
+// provider, the ticket's provider before the event (chain.go), in the
+// caller's transaction.
+func insertEvent(ctx context.Context, tx *store.Tx, provider string, e TicketEvent) (int64, error) {
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return 0, err
 	}
 	var sup any
+	var sup64 sql.NullInt64
 	if e.Supersedes != 0 {
-		sup = e.Supersedes
+		sup, sup64 = e.Supersedes, sql.NullInt64{Int64: e.Supersedes, Valid: true}
+	}
+	chain := eventChain(provider)
+	// The chain's lock before the insert: its rows' ids grow with its links.
+	if err := lockChain(ctx, tx, chain); err != nil {
+		return 0, err
 	}
 	var id int64
+	at := e.At.UnixNano()
 	err = tx.QueryRowContext(ctx, `INSERT INTO ticket_events (ticket, at_ns, actor, kind, data, supersedes) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Ticket, e.At.UnixNano(), e.Actor, string(e.Kind), string(data), sup).Scan(&id)
+		e.Ticket, at, e.Actor, string(e.Kind), string(data), sup).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	err = link(ctx, tx, chain, sourceEvent, id, eventRow(id, e.Ticket, at, e.Actor, string(e.Kind), string(data), sup64))
 	return id, err
 }
 

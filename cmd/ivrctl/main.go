@@ -20,6 +20,9 @@
 //	ivrctl tickets hold|unhold NUMBER --reason TEXT    (writes)
 //	ivrctl retention run --config ivrd.toml [--dry-run]    (writes unless --dry-run)
 //	ivrctl erase --caller NUMBER | --ticket NUMBER [--dry-run]    (writes unless --dry-run)
+//	ivrctl audit verify [--chain NAME] [--anchor FILE] [--json]
+//	ivrctl audit head [--json]
+//	ivrctl audit list ...    (as users audit)
 //	ivrctl backup FILE
 //
 // The database is DIR/ivr.db, where DIR is --data DIR, else $IVR_DATA_DIR,
@@ -29,7 +32,8 @@
 // unmasked. Do not paste its output into tickets or chats.
 //
 // Exit status: 0 on success, 1 when the command failed (no database, unknown
-// call id...), 2 on a usage error (unknown command, bad flag).
+// call id...), 2 on a usage error (unknown command, bad flag), 3 when
+// audit verify found a changed, deleted or inserted row.
 package main
 
 import (
@@ -74,6 +78,7 @@ var commands = map[string]command{
 	"speech":    runSpeech,
 	"tickets":   runTickets,
 	"users":     runUsers,
+	"audit":     runAudit,
 	"backup":    runBackup,
 	"retention": runRetention,
 	"erase":     runErase,
@@ -110,6 +115,10 @@ Commands:
   users add     create a console account ("ivrctl users add --role operator --provider pass ana", password on stdin)
   users list    list the console accounts (also: passwd, disable, enable)
   users audit   the audit log: sign-ins, failed sign-ins, every console action
+  audit verify  check that no audit row or ticket history row was changed, deleted
+                or inserted behind the engine's back (exit status 3 if one was)
+  audit head    the chains' head hashes, to keep outside the database as anchors
+  audit list    the audit log (as users audit)
   backup FILE   write a consistent copy of the database while ivrd runs
   speech transcribe   recognize a WAV file with the embedded recognizer
   speech say          render text to a WAV file with the embedded synthesizer

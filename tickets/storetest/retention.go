@@ -347,6 +347,8 @@ func retentionJob(t *testing.T, open Opener) {
 	if ts, _ := h.st.ListTickets(ctx, tickets.TicketQuery{Status: tickets.StatusInProgress}); !slices.ContainsFunc(ts, func(x tickets.Ticket) bool { return x.Number == back.Number }) {
 		t.Errorf("reopened ticket %s not in the working list", back.Number)
 	}
+	// Everything the job did left the hash chain intact.
+	chainIntact(t, h.st)
 }
 
 // An erasure by caller and by ticket: the data is gone from the API, the
@@ -485,6 +487,9 @@ func erasure(t *testing.T, open Opener) {
 			t.Errorf("ticket %s: row %s\nlog %s", n, a, b)
 		}
 	}
+	// The hash chain over the history and the audit log still verifies:
+	// the erasure blanked only what the chain leaves out.
+	chainIntact(t, h.st)
 }
 
 func b2i(b bool) int {
@@ -532,5 +537,17 @@ func emailReplyLeavesArchive(t *testing.T, open Opener) {
 	}
 	if ts, _ := h.st.ListTickets(ctx, tickets.TicketQuery{}); len(ts) != 1 {
 		t.Errorf("the reopened ticket is not among the working tickets: %d", len(ts))
+	}
+}
+
+// chainIntact fails the test unless the audit and history chains verify.
+func chainIntact(t *testing.T, st *tickets.Store) {
+	t.Helper()
+	v, err := st.VerifyChains(ctx, tickets.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Findings) > 0 {
+		t.Errorf("the chain does not verify: %+v", v.Findings)
 	}
 }
