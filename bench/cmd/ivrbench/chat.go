@@ -57,7 +57,7 @@ func chatRun(e *benchEnv, idle, active, calls int, window time.Duration, out str
 	r := &ChatResult{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Idle: idle, Active: active, Calls: calls,
 		Method: "one ivrd (speech off) with the shipped flows; the phone calls from sipp (held, key 9 once); the chat clients in ivrbench's process " +
 			"on the same 2 cores; heap = ivr_go_heap_objects_bytes right after a forced collection (/debug/pprof/heap?gc=1); " +
-			"a round trip is a typed message sent to the first message of the flow's answer"}
+			"a round trip is a typed message sent to the first message of the flow's answer; each active session types once a second, the sessions spread evenly over the second"}
 	dataDir, sippDir, err := e.newRun("chat", window+5*time.Minute)
 	if err != nil {
 		return nil, err
@@ -191,11 +191,15 @@ func chatRun(e *benchEnv, idle, active, calls int, window time.Duration, out str
 	cpu0, _ := procCPU(srv.pid(), e.clk)
 	t0 := time.Now()
 	var peak float64
-	for _, s := range actives {
+	for i, s := range actives {
 		if s == nil {
 			continue
 		}
 		wg.Go(func() {
+			// Each session at its own phase of the second: citizens do not
+			// type in step (all at once, the round trip measures a queue
+			// of 200 messages arriving in the same millisecond).
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(max(len(actives), 1)))
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
