@@ -11,38 +11,14 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/govline/ivr/channels/chat"
-	"github.com/govline/ivr/internal/testenv"
+	"github.com/govline/ivr/internal/browsertest"
 	"github.com/govline/ivr/tickets"
 )
 
-// browser starts headless Chromium (Debian's chromium; under CI a missing
-// one fails the test, elsewhere it skips: testenv). It stops when the test
-// ends.
+// browser starts headless Chromium; it stops when the test ends.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	exe := testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
-	profile, err := os.MkdirTemp("", "ivr-chat-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(profile))
-	t.Cleanup(func() { // Chromium's helpers may write the profile a moment longer
-		for range 20 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancelA)
-	t.Cleanup(cancelB)
-	t.Cleanup(cancel)
-	return ctx
+	return browsertest.Start(t, 60*time.Second)
 }
 
 // A citizen on the demo page in a real browser: the menu's options are

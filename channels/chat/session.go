@@ -58,15 +58,15 @@ type session struct {
 
 	mu      sync.Mutex
 	conn    *websocket.Conn
-	gen     int         // which attach conn is
-	history []msg       // what the citizen has seen, replayed on resume
-	joined  bool        // an agent has written
+	gen     int   // which attach conn is
+	history []msg // what the citizen has seen, replayed on resume
+	joined  bool  // an agent has written
 	// resolved is closed when the ticket the chat was handed off with is
 	// resolved (read by the relay) while the citizen is still there.
 	resolved     chan struct{}
 	resolvedOnce sync.Once
-	asking  *msg        // the question waiting for an answer
-	gone    *time.Timer // ends the session when no socket comes back
+	asking       *msg        // the question waiting for an answer
+	gone         *time.Timer // ends the session when no socket comes back
 }
 
 var (

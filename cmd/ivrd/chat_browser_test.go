@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -11,38 +10,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/govline/ivr/internal/testenv"
+	"github.com/govline/ivr/internal/browsertest"
 	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 )
-
-// startBrowser starts headless Chromium on a profile of its own; it stops
-// when the test ends.
-func startBrowser(t *testing.T, exe string) context.Context {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "ivr-chat-browser-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // Chromium's helpers may write the profile a moment longer
-		for range 20 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(profile))
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(cancelA)
-	t.Cleanup(cancelB)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // The test of the web chat, in a real browser against a real
 // ivrd: a citizen on the chat's demo page asks about a lost identity card
@@ -52,7 +23,6 @@ func startBrowser(t *testing.T, exe string) context.Context {
 // other's messages live; the ticket's transcript holds the whole
 // conversation.
 func TestBrowserCitizenAndAgent(t *testing.T) {
-	exe := testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
 	d := startDaemon(t, "IVR_CONFIG="+alwaysOpen(t), "IVR_SPEECH=false")
 	_, ivrctl := binaries(t)
 	add := exec.Command(ivrctl, "--data", d.dataDir, "users", "add", "--role", "operator", "ana")
@@ -63,8 +33,8 @@ func TestBrowserCitizenAndAgent(t *testing.T) {
 
 	// Two browsers, each with its own profile: the citizen's and the
 	// agent's share no cookie.
-	citizen := startBrowser(t, exe)
-	agent := startBrowser(t, exe)
+	citizen := browsertest.Start(t, 120*time.Second)
+	agent := browsertest.Start(t, 120*time.Second)
 
 	chatURL := fmt.Sprintf("http://127.0.0.1:%d/", d.chatPort)
 	console := fmt.Sprintf("http://127.0.0.1:%d", d.consolePort)

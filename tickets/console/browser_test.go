@@ -13,58 +13,16 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/govline/ivr/internal/testenv"
+	"github.com/govline/ivr/internal/browsertest"
 	"github.com/govline/ivr/tickets"
 )
-
-// chromium finds Debian's chromium (package chromium; chromium-driver is
-// installed with it for other drivers). Without it the test fails under CI
-// and make, whose DEBS list installs it, and skips elsewhere (testenv).
-func chromium(t *testing.T) string {
-	return testenv.Tool(t, "chromium (with chromium-driver)", "chromium", "chromium-browser", "google-chrome")
-}
 
 // browser starts headless chromium for the console of e: its context
 // (90 s), run (which fails the test with where the browser was) and the
 // steps of a sign-in. The browser stops when the test ends.
 func browser(t *testing.T, e *env) (ctx context.Context, run func(what string, tasks ...chromedp.Action), signIn func(name, password string) chromedp.Tasks) {
 	t.Helper()
-	exe := chromium(t)
-	profile, err := os.MkdirTemp("", "ivr-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	// Chromium's helper processes may still write the profile for a moment
-	// after the browser is cancelled: remove it with retries, not through
-	// t.TempDir (whose cleanup fails the test on a race with them).
-	t.Cleanup(func() {
-		for i := 0; i < 20; i++ {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	// Cleanups run last-in first-out: the timeout, the tab, the browser,
-	// then the profile.
-	t.Cleanup(cancelA)
-	t.Cleanup(cancelB)
-	t.Cleanup(cancel)
+	ctx = browsertest.Start(t, 90*time.Second)
 	u := e.srv.URL
 	run = func(what string, tasks ...chromedp.Action) {
 		t.Helper()
