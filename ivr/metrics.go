@@ -251,7 +251,7 @@ var (
 	speechSteps         = []string{"start", "write", "finish", "vad"}
 	surveyResults       = []string{"rated", "no_rating", "busy", "no_answer"}
 	callbackEvents      = []string{"offered", "accepted", "completed", "failed"}
-	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number"}
+	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number", "machine"}
 )
 
 var _ prometheus.Collector = (*Metrics)(nil)
