@@ -18,7 +18,7 @@ import (
 // a voicemail plays a long greeting without a pause, then a beep.
 //
 //   - speech that goes on for MachineSpeech without a pause of MachinePause
-//     is a machine: the line hangs up without a word and the attempt ends
+//     (and is speech for at least half of that time) is a machine: the line hangs up without a word and the attempt ends
 //     as "machine" (retried like a busy number);
 //   - speech followed by MachinePause of silence is a person: the flow
 //     starts at once (a person who said "Alo" hears the line about
@@ -120,8 +120,10 @@ func (d *amdDetector) push(speech bool) amdVerdict {
 		}
 		d.last, d.quiet = d.n, 0
 		d.voiced++
-		if ext := d.n - d.start + 1; ext >= d.speech {
-			d.why = fmt.Sprintf("a greeting of %s without a pause of %s", frames(ext), frames(d.pause))
+		// A greeting is mostly speech: clicks or crackle spread over the
+		// seconds are not one.
+		if ext := d.n - d.start + 1; ext >= d.speech && 2*d.voiced >= ext {
+			d.why = fmt.Sprintf("a greeting of %s (%s of it speech) without a pause of %s", frames(ext), frames(d.voiced), frames(d.pause))
 			return amdMachine
 		}
 	} else if d.start >= 0 {
