@@ -208,6 +208,26 @@ func withVAD(t *testing.T) func(*ivr.Engine) {
 	}
 }
 
+// askCallback calls the line, presses 1 in the queue and 1 to confirm the
+// number read back, and hangs up once the callback is recorded (the line's
+// goodbye is not waited for).
+func askCallback(t *testing.T, l *line, cbs queue.Callbacks) {
+	t.Helper()
+	c := l.answered(t)
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	c.dtmf('1')
+	c.dtmf('1') // confirms the number read back
+	if !waitFor(20*time.Second, func() bool {
+		all, _ := cbs.List(context.Background(), "", 0)
+		return len(all) == 1
+	}) {
+		t.Fatal("no callback recorded after 1")
+	}
+	c.hangup()
+}
+
 func machineDetection(o *sip.OutboundConfig) { o.Machine = sip.MachineDetection{Enabled: true} }
 
 // amdEvent is the sip.amd event of the outbound call callID.
@@ -239,7 +259,7 @@ func TestCallbackMachineDetectionHuman(t *testing.T) {
 	ans := newAnswerer(t, "Alo?", 300*time.Millisecond, 0)
 	tk.answered = ans.serve
 	l, _, cbs, _ := startCallbackLineEngine(t, tk, machineDetection, withVAD(t))
-	pressOne(t, l)
+	askCallback(t, l, cbs)
 	if !waitFor(20*time.Second, func() bool {
 		s := ans.seen()
 		return len(s) == 1 && !s[0].firstLoud.IsZero()
@@ -291,7 +311,7 @@ func TestCallbackMachineDetectionMachine(t *testing.T) {
 		o.Backoff = 300 * time.Millisecond
 	}, withVAD(t))
 	t.Logf("the greeting lasts %s", time.Duration(ans.speechTo-ans.speechFrom)*time.Second/8000)
-	pressOne(t, l)
+	askCallback(t, l, cbs)
 	if !waitFor(40*time.Second, func() bool {
 		f, _ := cbs.List(context.Background(), queue.CallbackFailed, 0)
 		return len(f) == 1
@@ -307,7 +327,11 @@ func TestCallbackMachineDetectionMachine(t *testing.T) {
 	if len(invites) != 2 {
 		t.Fatalf("the trunk got %d INVITEs, want 2 (one retry)", len(invites))
 	}
-	calls := ans.seen()
+	var calls []answered
+	waitFor(5*time.Second, func() bool {
+		calls = ans.seen()
+		return len(calls) == 2 && !calls[1].ended.IsZero()
+	})
 	if len(calls) != 2 {
 		t.Fatalf("%d calls answered, want 2", len(calls))
 	}
@@ -452,13 +476,14 @@ func TestQueuedCallbackWithheldNumber(t *testing.T) {
 				t.Fatal("the typed number was not read back")
 			}
 			c.dtmf('1')
-			if !c.waitEnded(30 * time.Second) {
-				t.Fatal("the line did not end the call after the typed number")
+			var pending []queue.Callback
+			if !waitFor(20*time.Second, func() bool {
+				pending, _ = cbs.List(context.Background(), "", 0)
+				return len(pending) > 0
+			}) {
+				t.Fatal("no callback recorded after the typed number")
 			}
-			pending, err := cbs.List(context.Background(), "", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c.hangup() // the line's goodbye is not waited for
 			if len(pending) != 1 || pending[0].Number != typed || pending[0].Ticket != ticket {
 				t.Fatalf("callbacks %+v, want one for the typed %s", pending, typed)
 			}
