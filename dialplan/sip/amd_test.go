@@ -3,6 +3,7 @@ package sip_test
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/speech"
@@ -514,5 +516,59 @@ func TestQueuedCallbackWithheldNumber(t *testing.T) {
 				t.Errorf("queue.callback.number events %q, want %q (nothing read back of the caller ID)", numbers, want)
 			}
 		})
+	}
+}
+
+// TestSurveyCallMachine: a voicemail answers a survey call; the line hangs
+// up without a word and the survey's result is machine (a survey call is
+// a single attempt), not counted as answered.
+func TestSurveyCallMachine(t *testing.T) {
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	ans := newAnswerer(t, voicemailGreeting, 200*time.Millisecond, 600*time.Millisecond)
+	tk.answered = ans.serve
+	shipped, err := flows.Load(filepath.Join("..", "..", "flows"), flows.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trunk, err := sip.ParseTrunk(tk.uri())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vad := withVAD(t)
+	var number string
+	l := startLineStore(t, func(c *sip.Config, e *ivr.Engine, store *tickets.Store) {
+		c.Outbound = sip.OutboundConfig{Trunk: trunk, PerSecond: 50, Machine: sip.MachineDetection{Enabled: true}}
+		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
+		e.Lang = "ro"
+		e.Services = flows.Services{Desk: flows.TicketDesk{Store: store}}
+		vad(e)
+		tkt, err := store.OpenTicket(context.Background(), tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: testCaller, Lang: "ro", Service: tickets.ServicePassport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Resolve(context.Background(), tkt.Number, "ana", "done"); err != nil {
+			t.Fatal(err)
+		}
+		number = tkt.Number
+	})
+	cfg := sip.SurveyConfig{Store: l.store, Flow: shipped, Period: 30 * 24 * time.Hour, Since: time.Now().Add(-time.Hour)}
+	if n, err := l.srv.SurveyRound(context.Background(), cfg); err != nil || n != 1 {
+		t.Fatalf("SurveyRound: %d calls, %v; want 1", n, err)
+	}
+	if got := l.eng.Metrics.Surveys("machine"); got != 1 {
+		t.Errorf("surveys counted machine: %d, want 1", got)
+	}
+	c, err := l.store.SurveyReport(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil || c.Placed != 1 || c.Answered != 0 {
+		t.Errorf("survey report %+v (%v), want 1 placed, none answered", c, err)
+	}
+	if calls := ans.seen(); len(calls) != 1 {
+		t.Errorf("%d calls answered, want 1", len(calls))
+	} else if calls[0].loudest > 300 {
+		t.Errorf("the machine heard the line: loudest 20 ms at RMS %.0f", calls[0].loudest)
+	}
+	tkt, err := l.store.Ticket(context.Background(), number)
+	if err != nil || tkt.Rating != 0 {
+		t.Errorf("ticket %s rating %v (%v), want none", number, tkt.Rating, err)
 	}
 }
