@@ -572,3 +572,57 @@ func TestSurveyCallMachine(t *testing.T) {
 		t.Errorf("ticket %s rating %v (%v), want none", number, tkt.Rating, err)
 	}
 }
+
+// TestOutboundMachineDetectionLoudness: without a voice activity detector
+// (speech off, or its model missing) loudness alone decides: a person's
+// "Alo?" is still a person, a voicemail's greeting still a machine.
+func TestOutboundMachineDetectionLoudness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		text string
+		want string
+	}{
+		{"person", "Alo?", "human: a greeting of"},
+		{"voicemail", voicemailGreeting, "machine: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := newTestTrunk(t, trunkAnswer, trunkPass)
+			ans := newAnswerer(t, tc.text, 300*time.Millisecond, 0)
+			tk.answered = ans.serve
+			trunk, err := sip.ParseTrunk(tk.uri())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := startLine(t, func(c *sip.Config, _ *ivr.Engine) {
+				c.Outbound = sip.OutboundConfig{Trunk: trunk, CallerID: "0800100200", RingTimeout: 5 * time.Second, PerSecond: 50,
+					Machine: sip.MachineDetection{Enabled: true}}
+			})
+			done := make(chan error, 1)
+			go func() {
+				_, err := l.srv.Originate(context.Background(), sip.OriginateRequest{Number: testCaller})
+				done <- err
+			}()
+			if !waitFor(20*time.Second, func() bool {
+				s := ans.seen()
+				return len(s) == 1 && (!s[0].firstLoud.IsZero() || !s[0].ended.IsZero())
+			}) {
+				t.Fatalf("neither heard the line nor hung up on: %+v", ans.seen())
+			}
+			invites, _, _, _ := tk.seen()
+			ev := amdEvent(t, l, invites[0].CallID().Value())
+			t.Logf("sip.amd: %s", ev)
+			if !strings.HasPrefix(ev, tc.want) {
+				t.Errorf("sip.amd event %q, want %q", ev, tc.want)
+			}
+			close(ans.hang)
+			select {
+			case err := <-done:
+				if got := sip.ReasonOfOutbound(err); (tc.name == "voicemail") != (got == sip.OutboundMachine) {
+					t.Errorf("Originate ended %s (%v)", got, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Originate did not return")
+			}
+		})
+	}
+}
