@@ -17,17 +17,19 @@ import (
 // end sends. A person answers with a short word ("Alo?", "Da?") and waits;
 // a voicemail plays a long greeting without a pause, then a beep.
 //
-//   - speech that goes on for MachineSpeech without a pause of MachinePause
-//     (and is speech for at least half of that time) is a machine: the line hangs up without a word and the attempt ends
-//     as "machine" (retried like a busy number);
-//   - speech followed by MachinePause of silence is a person: the flow
-//     starts at once (a person who said "Alo" hears the line about
-//     MachinePause after their word);
-//   - MachineSilence of silence from the answer is a person who waits
-//     for the line to speak: the flow starts;
-//   - nothing decided after MachineMax (a noisy line): a person. Hanging
-//     up on a citizen who asked to be called is worse than speaking to a
-//     machine that records nothing of it.
+//   - speech that goes on for Speech (sip.outbound.machine_speech)
+//     without a pause of Pause (machine_pause), and is speech for at
+//     least half of that time, is a machine: the line hangs up without
+//     a word and the attempt ends as "machine" (retried like a busy
+//     number);
+//   - speech followed by Pause of silence is a person: the flow starts
+//     at once (a person who said "Alo" hears the line about Pause after
+//     their word);
+//   - Silence (machine_silence) of silence from the answer is a person
+//     who waits for the line to speak: the flow starts;
+//   - nothing decided after Max (machine_max; a noisy line): a person.
+//     Hanging up on a citizen who asked to be called costs more than
+//     the rare machine that then hears the flow's first sentence.
 //
 // Nothing is ever left on a voicemail: a message, even without a name,
 // would tell whoever hears the mailbox that its owner has a request with
