@@ -249,9 +249,9 @@ var (
 	registerFailReasons = []string{"bad_credentials", "unknown_agent", "backoff", "locked", "bad_request"}
 	lockoutKinds        = []string{"agent", "address"}
 	speechSteps         = []string{"start", "write", "finish", "vad"}
-	surveyResults       = []string{"rated", "no_rating", "busy", "no_answer"}
+	surveyResults       = []string{"rated", "no_rating", "busy", "no_answer", "machine"}
 	callbackEvents      = []string{"offered", "accepted", "completed", "failed"}
-	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number"}
+	outboundResults     = []string{"answered", "busy", "no_answer", "auth_refused", "rejected", "unreachable", "outside_hours", "no_trunk", "cancelled", "bad_number", "machine"}
 )
 
 var _ prometheus.Collector = (*Metrics)(nil)

@@ -188,6 +188,13 @@ type SIPOutboundConfig struct {
 	MaxBackoff    Duration `toml:"max_backoff"`
 	// WorkingHours keeps outbound calls within the [calendar]'s hours.
 	WorkingHours bool `toml:"working_hours"`
+	// MachineDetection listens to an answered call before the line
+	// speaks and hangs up on an answering machine (result "machine").
+	MachineDetection bool     `toml:"machine_detection"`
+	MachineSpeech    Duration `toml:"machine_speech"`  // a greeting this long without a pause: a machine
+	MachinePause     Duration `toml:"machine_pause"`   // silence after a greeting: a person
+	MachineSilence   Duration `toml:"machine_silence"` // silence from the answer: a person
+	MachineMax       Duration `toml:"machine_max"`     // the longest the line listens
 }
 
 // ARIConfig is the [ari] table.
@@ -745,6 +752,10 @@ func (c Config) Validate() error {
 		{"sip.outbound.ring_timeout", c.SIP.Outbound.RingTimeout.Duration, 5 * time.Second, 5 * time.Minute},
 		{"sip.outbound.backoff", c.SIP.Outbound.Backoff.Duration, time.Second, 24 * time.Hour},
 		{"sip.outbound.max_backoff", c.SIP.Outbound.MaxBackoff.Duration, c.SIP.Outbound.Backoff.Duration, 24 * time.Hour},
+		{"sip.outbound.machine_speech", c.SIP.Outbound.MachineSpeech.Duration, time.Second, 10 * time.Second},
+		{"sip.outbound.machine_pause", c.SIP.Outbound.MachinePause.Duration, 300 * time.Millisecond, 3 * time.Second},
+		{"sip.outbound.machine_silence", c.SIP.Outbound.MachineSilence.Duration, 500 * time.Millisecond, 10 * time.Second},
+		{"sip.outbound.machine_max", c.SIP.Outbound.MachineMax.Duration, c.SIP.Outbound.MachineSpeech.Duration, 15 * time.Second},
 		{"console.hash_wait", c.Console.HashWait.Duration, 10 * time.Millisecond, 30 * time.Second},
 	} {
 		if d.v < d.min || d.v > d.max {
@@ -987,6 +998,8 @@ func (c Config) outboundConfig(allowed func(time.Time) bool) sip.OutboundConfig 
 	if o.WorkingHours {
 		out.Allowed = allowed
 	}
+	out.Machine = sip.MachineDetection{Enabled: o.MachineDetection, Speech: o.MachineSpeech.Duration, Pause: o.MachinePause.Duration,
+		Silence: o.MachineSilence.Duration, Max: o.MachineMax.Duration}
 	return out
 }
 

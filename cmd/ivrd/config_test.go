@@ -66,6 +66,11 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if o := c.outboundConfig(nil); o.Trunk != (sip.Trunk{User: "line", Password: "p@ss", Host: "10.0.0.9", Port: 5080}) || o.CallerID != "+37322123456" {
 		t.Errorf("trunk overrides not applied: %+v", o)
 	}
+	// The shipped defaults of answering machine detection reach the line.
+	if m := c.outboundConfig(nil).Machine; m != (sip.MachineDetection{Enabled: true, Speech: sip.DefaultMachineSpeech, Pause: sip.DefaultMachinePause,
+		Silence: sip.DefaultMachineSilence, Max: sip.DefaultMachineMax}) {
+		t.Errorf("machine detection %+v, want on with the documented defaults", m)
+	}
 	if r := c.Recording; r.Secret != "a secret long enough" || len(r.Peers) != 2 || r.Peers["engine-1"] != "http://10.0.0.11:8081" || r.Peers["engine-2"] != "https://e2.example/" {
 		t.Errorf("recordings overrides not applied: %+v", r)
 	}
@@ -107,6 +112,10 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[sip.outbound]\nretries = -1\n", key: "sip.outbound.retries"},
 		{file: "[sip.outbound]\nmax_concurrent = 0\n", key: "sip.outbound.max_concurrent"},
 		{file: "[sip.outbound]\nring_timeout = \"1s\"\n", key: "sip.outbound.ring_timeout"},
+		{file: "[sip.outbound]\nmachine_speech = \"20s\"\n", key: "sip.outbound.machine_speech"},
+		{file: "[sip.outbound]\nmachine_pause = \"100ms\"\n", key: "sip.outbound.machine_pause"},
+		{file: "[sip.outbound]\nmachine_silence = \"0s\"\n", key: "sip.outbound.machine_silence"},
+		{file: "[sip.outbound]\nmachine_max = \"2s\"\n", key: "sip.outbound.machine_max"},
 		{file: "[sip]\nlistn = \"127.0.0.1:5060\"\n", key: "sip.listn"},
 		{file: "[sip]\nrtp_port_min = 10000\nrtp_port_max = 10001\n", key: "sip.rtp_port_min"},
 		{file: "[engine]\nmenu_retries = 0\n", key: "engine.menu_retries"},

@@ -21,6 +21,13 @@ import (
 // callbacks.
 func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig)) (*line, *queue.Queues, queue.Callbacks, string) {
 	t.Helper()
+	return startCallbackLineEngine(t, tk, adjust, nil)
+}
+
+// startCallbackLineEngine is startCallbackLine with engine adjusting the
+// engine too (a voice activity detector for answering machine detection).
+func startCallbackLineEngine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundConfig), engine func(*ivr.Engine)) (*line, *queue.Queues, queue.Callbacks, string) {
+	t.Helper()
 	qs, err := queue.New(queue.Config{HandleTime: 2 * time.Minute, RingTimeout: 20 * time.Second,
 		Queues: map[string]queue.QueueConfig{"level1": {Strategy: queue.RingAll, MaxWait: time.Minute, Service: tickets.ServiceIdentityCard}}})
 	if err != nil {
@@ -55,6 +62,9 @@ func startCallbackLine(t *testing.T, tk *testTrunk, adjust func(*sip.OutboundCon
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
 		e.RecDir = t.TempDir()
+		if engine != nil {
+			engine(e)
+		}
 	})
 	return l, qs, cbs, ticket
 }
@@ -262,6 +272,12 @@ func TestQueuedCallbackTypedNumber(t *testing.T) {
 	time.Sleep(time.Second)
 	const typed = "0722999888"
 	c.press(typed + "#")
+	// The typed number is read back; 1 keeps it.
+	mark = c.heardLen()
+	if !waitFor(15*time.Second, func() bool { return c.heardLen() > mark+2*c.rate }) {
+		t.Fatal("the typed number was not read back")
+	}
+	c.dtmf('1')
 	if !c.waitEnded(30 * time.Second) {
 		t.Fatal("the line did not end the call after the typed number")
 	}

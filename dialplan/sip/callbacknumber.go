@@ -14,15 +14,17 @@ import (
 // The callback number (docs/queue.md, "Call me back"): before the place is
 // kept, the caller hears the number the line will call read back and
 // presses 1 to confirm or 2 to type another (digits, then #); a withheld
-// or non-numeric caller ID goes straight to typing. The typed digits are
-// personal data: the call record keeps them masked (Tracker.Sensitive)
-// and the events show the number masked.
+// (see withheld) or non-numeric caller ID goes straight to typing. A typed
+// number is read back too: 1 (or no key) keeps it, 2 types it again, once.
+// The typed digits are personal data: the call record keeps them masked
+// (Tracker.Sensitive) and the events show the number masked.
 
 // Callback number timing.
 const (
 	callbackConfirmTimeout = 8 * time.Second  // no key after the read-back: the number stands
 	callbackFirstDigit     = 10 * time.Second // to start typing
 	callbackInterDigit     = 5 * time.Second  // between typed digits
+	callbackTypings        = 2                // a typed number read back and refused (2) may be typed once more
 )
 
 // callbackNumber returns the number to call back, confirmed or typed by
@@ -34,7 +36,11 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 		lang = "ro"
 	}
 	number := c.tr.Info().Caller
-	if validNumber(number) {
+	if c.withheld() {
+		// The caller chose not to show their number: it is not read
+		// back nor called, whatever the From holds.
+		c.tr.Event("queue.callback.number", "caller ID withheld: the caller types the number")
+	} else if validNumber(number) {
 		text := cat.Text(lang, "callback.number") + " " + spacedDigits(number) + ". " + cat.Text(lang, "callback.confirm")
 		k, ok := c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
 		switch {
@@ -48,21 +54,63 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 	}
 	c.tr.Sensitive(true)
 	defer c.tr.Sensitive(false)
-	k, ok := c.sayForKey(ctx, lang, cat.Text(lang, "callback.type"), keys, callbackFirstDigit)
-	var typed strings.Builder
-	for ok && k != '#' && k != 0 {
-		if k >= '0' && k <= '9' {
-			typed.WriteRune(k)
+	for try := 1; ; try++ {
+		k, ok := c.sayForKey(ctx, lang, cat.Text(lang, "callback.type"), keys, callbackFirstDigit)
+		var typed strings.Builder
+		for ok && k != '#' && k != 0 {
+			if k >= '0' && k <= '9' {
+				typed.WriteRune(k)
+			}
+			k, ok = c.nextKey(ctx, keys, callbackInterDigit)
 		}
-		k, ok = c.nextKey(ctx, keys, callbackInterDigit)
+		n := typed.String()
+		if !ok || k != '#' || !validNumber(n) {
+			c.tr.Event("queue.callback.number", fmt.Sprintf("no number typed (%d digits)", len(n)))
+			return ""
+		}
+		// The typed number is read back: a slip of a finger would send
+		// the callback to a stranger.
+		text := cat.Text(lang, "callback.number") + " " + spacedDigits(n) + ". " + cat.Text(lang, "callback.confirm")
+		k, ok = c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
+		switch {
+		case !ok:
+			return ""
+		case k == '2' && try < callbackTypings:
+			c.tr.Event("queue.callback.number", "typed "+redact.Mask(n)+", then 2: typed again")
+			continue
+		case k == '2':
+			c.tr.Event("queue.callback.number", fmt.Sprintf("typed %s, then 2 again: no number after %d tries", redact.Mask(n), try))
+			return ""
+		}
+		c.tr.Event("queue.callback.number", "typed "+redact.Mask(n))
+		return n
 	}
-	n := typed.String()
-	if !ok || k != '#' || !validNumber(n) {
-		c.tr.Event("queue.callback.number", fmt.Sprintf("no number typed (%d digits)", len(n)))
-		return ""
+}
+
+// withheld reports whether the caller withheld their number: an
+// anonymous From (RFC 3323: "Anonymous" <sip:anonymous@anonymous.invalid>)
+// or a Privacy header asking for id, user or header privacy (RFC 3323,
+// RFC 3325). Such a number, even when a trunk passes it in the From, is
+// neither read back nor called back.
+func (c *call) withheld() bool {
+	if c.d == nil {
+		return false
 	}
-	c.tr.Event("queue.callback.number", "typed "+redact.Mask(n))
-	return n
+	req := c.d.InviteRequest
+	if f := req.From(); f != nil {
+		if strings.EqualFold(f.Address.User, "anonymous") || strings.EqualFold(f.Address.Host, "anonymous.invalid") {
+			return true
+		}
+	}
+	for _, h := range req.GetHeaders("Privacy") {
+		for _, tok := range strings.FieldsFunc(h.Value(), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
+			switch strings.ToLower(tok) {
+			case "id", "user", "header":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // spacedDigits writes a number digit by digit for the synthesizer.

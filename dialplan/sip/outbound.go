@@ -99,13 +99,18 @@ type OutboundConfig struct {
 	MaxConcurrent int           // outbound calls ringing or in progress at once, default 4
 	PerSecond     float64       // new outbound calls per second, default 1
 	RingTimeout   time.Duration // an unanswered call is cancelled after this, default 30 s
-	Retries       int           // further attempts after a busy, unanswered or unreachable one, default 2; -1: none
+	Retries       int           // further attempts after a busy, unanswered, unreachable one or a machine, default 2; -1: none
 	Backoff       time.Duration // wait before the first retry, doubled for each next one, default 2 min
 	MaxBackoff    time.Duration // the longest wait between attempts, default 30 min
 
 	// Allowed says whether a call may be placed at a time (the working
 	// calendar: tickets.Calendar.Open); nil allows any time.
 	Allowed func(time.Time) bool
+
+	// Machine turns on answering machine detection (amd.go): an answered
+	// call is listened to before the line speaks, and one a machine
+	// answered ends as OutboundMachine. Off in the zero value.
+	Machine MachineDetection
 }
 
 // Defaults of OutboundConfig.
@@ -143,6 +148,7 @@ func (c OutboundConfig) withDefaults() OutboundConfig {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultOutboundMaxBackoff
 	}
+	c.Machine = c.Machine.withDefaults()
 	return c
 }
 
@@ -162,18 +168,20 @@ const (
 	OutboundNoTrunk      OutboundReason = "no_trunk"      // no sip.trunk configured
 	OutboundCancelled    OutboundReason = "cancelled"     // the requester gave up (engine shutdown)
 	OutboundBadNumber    OutboundReason = "bad_number"    // not a phone number
+	OutboundMachine      OutboundReason = "machine"       // answered by an answering machine (Machine): hung up, nothing said
 )
 
 // OutboundReasons are every reason, in the order the metrics list them.
 var OutboundReasons = []OutboundReason{OutboundAnswered, OutboundBusy, OutboundNoAnswer, OutboundAuthRefused, OutboundRejected,
-	OutboundUnreachable, OutboundOutsideHours, OutboundNoTrunk, OutboundCancelled, OutboundBadNumber}
+	OutboundUnreachable, OutboundOutsideHours, OutboundNoTrunk, OutboundCancelled, OutboundBadNumber, OutboundMachine}
 
 // Retryable reports whether another attempt later may succeed: a busy or
-// unanswered number, an unreachable trunk, a call outside the hours.
-// Refused credentials, a refused or bad number are not retried.
+// unanswered number, an answering machine, an unreachable trunk, a call
+// outside the hours. Refused credentials, a refused or bad number are not
+// retried.
 func (r OutboundReason) Retryable() bool {
 	switch r {
-	case OutboundBusy, OutboundNoAnswer, OutboundUnreachable, OutboundOutsideHours:
+	case OutboundBusy, OutboundNoAnswer, OutboundMachine, OutboundUnreachable, OutboundOutsideHours:
 		return true
 	}
 	return false
@@ -441,6 +449,31 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	})
 	defer stop()
 	c.start()
+	if md := ob.cfg.Machine; md.Enabled {
+		r, err := s.detectMachine(c, md)
+		if err != nil { // the citizen hung up while the line listened
+			reason := ivr.ReasonOf(err)
+			c.cancel(ivr.End(reason, nil))
+			c.wait()
+			tr.End(reason)
+			return OutboundResult{CallID: id, Answered: answered, End: reason}, nil
+		}
+		detail := fmt.Sprintf("%s: %s; decided %.2f s after the answer", r.Verdict, r.Why, r.Took.Seconds())
+		tr.Event("sip.amd", detail)
+		s.log.Info("outbound call: answering machine detection", "call_id", id, "verdict", r.Verdict.String(), "why", r.Why, "took", r.Took.Round(time.Millisecond))
+		if r.Verdict == amdMachine {
+			// Nothing is said to a machine (privacy: a voicemail would
+			// tell its listener the citizen has a request with us).
+			hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := c.Hangup(hctx, ivr.EndReason("outbound_"+string(OutboundMachine))); err != nil {
+				tr.Event("sip.bye.failed", redact.Text(err.Error()))
+			}
+			hcancel()
+			c.wait()
+			tr.End(ivr.EndReason("outbound_" + string(OutboundMachine)))
+			return OutboundResult{CallID: id, Answered: answered}, &OutboundError{Reason: OutboundMachine}
+		}
+	}
 	var served ivr.Call = c
 	switch {
 	case req.place != nil:
