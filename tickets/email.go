@@ -87,6 +87,13 @@ type EmailIntake struct {
 	// none) is queued to be sent, so it is never lost nor sent without its
 	// ticket. The ticket number it needs is known only there.
 	Reply func(t Ticket, followUp bool, acksLastHour int) *EmailMessage
+	// Rating is the satisfaction rating (1 to 5) the message's new text
+	// consists of (0: it is no rating; channels/email's RatingReply). It
+	// counts only in a follow-up of a resolved or closed ticket whose
+	// resolution asked this sender for a rating (a survey by e-mail, see
+	// EmailResolvedSurvey); then the message answers the survey and does
+	// not reopen the ticket.
+	Rating int
 }
 
 // EmailIntakeResult says what became of a received message.
@@ -96,6 +103,11 @@ type EmailIntakeResult struct {
 	Reopened  bool // the follow-up reopened a resolved or closed ticket
 	Duplicate bool // the message was already taken (fetched again after a crash)
 	Queued    *EmailMessage
+	// SurveyAnswer: the follow-up answered the ticket's survey by e-mail
+	// with a rating (the ticket stays resolved or closed); Rated: that
+	// rating was recorded (false when the ticket had one already: the
+	// first one stands).
+	SurveyAnswer, Rated bool
 }
 
 var subjectNumber = regexp.MustCompile(`\[#([0-9]{8})\]`)
@@ -172,15 +184,34 @@ func (s *Store) ingestTx(ctx context.Context, op string, in EmailIntake, nt NewT
 			// not see personal data); the history says that it came.
 			// Language-neutral: the console shows it in either language.
 			note := "e-mail ←"
+			surveyed, err := surveyedBy(ctx, tx, number, m.Address, in.Rating)
+			if err != nil {
+				return err
+			}
 			t, err := s.actTx(ctx, tx, number, EmailActor, func(_ context.Context, _ *store.Tx, cur *Ticket, _ time.Time) (*TicketEvent, error) {
 				if isOpen(cur.Status) {
 					return nil, nil
+				}
+				if surveyed {
+					// The answer to the survey: a rating, not a new question.
+					res.SurveyAnswer = true
+					if cur.Rating != 0 {
+						return nil, nil // the first rating stands
+					}
+					res.Rated = true
+					return event(EventRating, EventData{Rating: in.Rating}), nil
 				}
 				res.Reopened = true
 				return event(EventReopened, EventData{Text: "e-mail ←"}), nil
 			})
 			if err != nil {
 				return err
+			}
+			if res.Rated {
+				if _, err := tx.ExecContext(ctx, `UPDATE surveys SET result = ?, updated_ns = ? WHERE ticket = ?`,
+					SurveyRated, now.UnixNano(), number); err != nil {
+					return err
+				}
 			}
 			if t, err = s.actTx(ctx, tx, number, EmailActor, func(context.Context, *store.Tx, *Ticket, time.Time) (*TicketEvent, error) {
 				return event(EventNote, EventData{Text: note}), nil
@@ -222,6 +253,23 @@ func (s *Store) ingestTx(ctx context.Context, op string, in EmailIntake, nt NewT
 		}
 		return nil
 	})
+}
+
+// surveyedBy reports whether rating (1 to 5) answers a survey by e-mail
+// of ticket number sent to address (the same address, in any case).
+func surveyedBy(ctx context.Context, tx *store.Tx, number, address string, rating int) (bool, error) {
+	if rating < 1 || rating > 5 || address == "" {
+		return false, nil
+	}
+	var to string
+	err := tx.QueryRowContext(ctx, `SELECT number FROM surveys WHERE ticket = ?`, number).Scan(&to)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.EqualFold(to, address), nil
 }
 
 // threadOf finds the ticket a received message follows up, or "".
@@ -478,6 +526,22 @@ func (s *Store) EmailSent(ctx context.Context, id int64, sendErr error, retry ti
 // neither. compose builds the e-mail from the ticket, its thread and the
 // resolution note. ok is false when none is due.
 func (s *Store) EmailResolved(ctx context.Context, compose func(t Ticket, thread []EmailMessage, resolution string) (EmailMessage, error)) (ok bool, err error) {
+	return s.EmailResolvedSurvey(ctx, 0, func(t Ticket, thread []EmailMessage, resolution string, _ bool) (EmailMessage, error) {
+		return compose(t, thread, resolution)
+	})
+}
+
+// EmailResolvedSurvey is EmailResolved that also decides whether the
+// notice asks the citizen for a satisfaction rating (a survey by e-mail,
+// issue 17): with period > 0, when the ticket has no rating and had no
+// survey (by call or e-mail), and the notice's address had no survey in
+// the period before now. The survey is recorded in the table surveys
+// (the address in its number column; result "" until a rating comes, then
+// "rated"), in the same transaction as the queued notice. compose is
+// called with survey false first, then, if the survey goes, once more
+// with survey true (the address is the one compose chose).
+func (s *Store) EmailResolvedSurvey(ctx context.Context, period time.Duration,
+	compose func(t Ticket, thread []EmailMessage, resolution string, survey bool) (EmailMessage, error)) (ok bool, err error) {
 	now := s.now()
 	err = s.inTx(ctx, "e-mail resolved", func(tx *store.Tx) error {
 		var id int64
@@ -502,7 +566,22 @@ func (s *Store) EmailResolved(ctx context.Context, compose func(t Ticket, thread
 		if err != nil {
 			return err
 		}
-		out, err := compose(t, thread, p.Resolution)
+		out, err := compose(t, thread, p.Resolution, false)
+		if err == nil && period > 0 && t.Rating == 0 && out.Address != "" {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM surveys WHERE ticket = ? OR (number = ? AND created_ns > ?)`,
+				number, strings.ToLower(out.Address), now.Add(-period).UnixNano()).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				if out, err = compose(t, thread, p.Resolution, true); err == nil {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO surveys (ticket, number, result, created_ns, updated_ns) VALUES (?, ?, '', ?, ?)`,
+						number, strings.ToLower(out.Address), now.UnixNano(), now.UnixNano()); err != nil {
+						return err
+					}
+				}
+			}
+		}
 		if err == nil {
 			out.Ticket, out.Direction, out.At = number, EmailOut, now
 			if out.Kind == "" {

@@ -81,6 +81,12 @@ type Config struct {
 	// wins for each of service and priority (after the knowledge base,
 	// whose confident answer sets the service first).
 	Rules []Rule `toml:"rules"`
+	// Survey asks, in the notice of a resolved ticket, for a rating from 1
+	// to 5 by reply (docs/email.md, "The satisfaction survey").
+	Survey bool `toml:"survey"`
+	// SurveyPeriod: an address is surveyed at most once in it (default
+	// DefaultSurveyPeriod, 90 days).
+	SurveyPeriod time.Duration `toml:"survey_period"`
 	// Logger receives the channel's events (never an address or a body).
 	Logger *slog.Logger `toml:"-"`
 }
@@ -125,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
 	}
+	if c.SurveyPeriod <= 0 {
+		c.SurveyPeriod = DefaultSurveyPeriod
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -162,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.AcksPerHour < 0 {
 		errs = append(errs, fmt.Errorf("email.acks_per_hour: %d, want 0 (default) or more", c.AcksPerHour))
+	}
+	if c.SurveyPeriod < 0 {
+		errs = append(errs, fmt.Errorf("email.survey_period: %s, want a positive duration", c.SurveyPeriod))
 	}
 	for i, r := range c.Rules {
 		if _, err := regexp.Compile(r.Match); err != nil || r.Match == "" {

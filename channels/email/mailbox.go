@@ -252,7 +252,7 @@ func (m *Mailbox) take(ctx context.Context, c *imapclient.Client, uid imap.UID, 
 		return fmt.Errorf("mark uid %d processed: %w", uid, err)
 	}
 	m.cfg.Logger.Info("email: message taken", "uid", uint32(uid), "ticket", res.Ticket.Number, "follow_up", res.FollowUp,
-		"reopened", res.Reopened, "duplicate", res.Duplicate, "size", size, "flags", p.Flags, "automatic", p.Automatic,
+		"reopened", res.Reopened, "survey_answer", res.SurveyAnswer, "rated", res.Rated, "duplicate", res.Duplicate, "size", size, "flags", p.Flags, "automatic", p.Automatic,
 		"attachments", len(p.Attachments), "acknowledged", res.Queued != nil)
 	if res.Queued != nil && m.Queued != nil {
 		m.Queued()
@@ -326,6 +326,9 @@ func (m *Mailbox) intake(p Parsed, raw []byte, size int64, kb *flows.Answer) tic
 		}
 	}
 	if p.Automatic == "" && p.From != "" {
+		// A rating counts only as the answer to the ticket's survey by
+		// e-mail (the store checks): otherwise it is a reply as any.
+		in.Rating = RatingReply(p.Text)
 		in.Reply = func(t tickets.Ticket, followUp bool, acks int) *tickets.EmailMessage {
 			if followUp || acks >= m.cfg.AcksPerHour {
 				return nil

@@ -86,12 +86,31 @@ type Notices interface {
 
 var _ Notices = (*tickets.Store)(nil)
 
+// SurveyNotices is Notices that may ask for a rating in the notice
+// (*tickets.Store): Config.Survey uses it when the store has it.
+type SurveyNotices interface {
+	EmailResolvedSurvey(ctx context.Context, period time.Duration,
+		compose func(t tickets.Ticket, thread []tickets.EmailMessage, resolution string, survey bool) (tickets.EmailMessage, error)) (bool, error)
+}
+
+var _ SurveyNotices = (*tickets.Store)(nil)
+
 // SendDue queues the notices of resolved tickets, then sends what is due
 // (at most 100) and returns how many it tried.
 func (m *Mailer) SendDue(ctx context.Context) (int, error) {
-	if n, ok := m.st.(Notices); ok {
+	sn, survey := m.st.(SurveyNotices)
+	survey = survey && m.cfg.Survey
+	if n, ok := m.st.(Notices); ok || survey {
 		for range 100 {
-			more, err := n.EmailResolved(ctx, m.resolvedNotice)
+			var more bool
+			var err error
+			if survey {
+				more, err = sn.EmailResolvedSurvey(ctx, m.cfg.SurveyPeriod, m.resolvedNotice)
+			} else {
+				more, err = n.EmailResolved(ctx, func(t tickets.Ticket, thread []tickets.EmailMessage, resolution string) (tickets.EmailMessage, error) {
+					return m.resolvedNotice(t, thread, resolution, false)
+				})
+			}
 			if err != nil {
 				return 0, err
 			}
@@ -279,9 +298,15 @@ func Answer(cfg Config, text string) func(t tickets.Ticket, thread []tickets.Ema
 }
 
 // resolvedNotice tells the citizen that their ticket was resolved, in
-// the ticket's thread, with the resolution note.
-func (m *Mailer) resolvedNotice(t tickets.Ticket, thread []tickets.EmailMessage, resolution string) (tickets.EmailMessage, error) {
-	text := fmt.Sprintf(resolvedRO, t.Number, resolution, t.Number) + "\n\n---\n\n" + fmt.Sprintf(resolvedEN, t.Number, resolution, t.Number)
+// the ticket's thread, with the resolution note; with survey, it asks for
+// a rating from 1 to 5, in each language.
+func (m *Mailer) resolvedNotice(t tickets.Ticket, thread []tickets.EmailMessage, resolution string, survey bool) (tickets.EmailMessage, error) {
+	ro, en := fmt.Sprintf(resolvedRO, t.Number, resolution, t.Number), fmt.Sprintf(resolvedEN, t.Number, resolution, t.Number)
+	if survey {
+		ro += "\n\n" + surveyRO
+		en += "\n\n" + surveyEN
+	}
+	text := ro + "\n\n---\n\n" + en
 	out, err := Answer(m.cfg, text)(t, thread)
 	out.Kind = tickets.EmailResolvedNotice
 	return out, err
