@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -158,5 +159,124 @@ func emailThreads(t *testing.T, open Opener) {
 	must(t, err)
 	if _, err := hs[0].st.AnswerByEmail(ctx, phone.Number, "ana", "x", nil); err == nil {
 		t.Fatal("a phone ticket answered by e-mail")
+	}
+}
+
+// emailSurveys: the notice of a resolved e-mail ticket asks for a rating
+// once per ticket and once per address in the period (recorded in
+// surveys, counted by SurveyReport), whichever engine queues it; a reply
+// of the surveyed address that is a rating rates the ticket without
+// reopening it, once (the first rating stands); the same rating from
+// another address, or with no survey, is a reply as any (it reopens).
+func emailSurveys(t *testing.T, open Opener) {
+	hs := engines(t, open(t), 2)
+	intake := func(id, subject string, rating int) tickets.EmailIntake {
+		return tickets.EmailIntake{Message: tickets.EmailMessage{MessageID: id, Address: "ion@example.org", Subject: subject, Text: "x"},
+			New: tickets.NewTicket{Caller: "ion@example.org", Description: "x"}, Rating: rating}
+	}
+	var surveyed []bool
+	var mu sync.Mutex
+	notice := func(t tickets.Ticket, th []tickets.EmailMessage, resolution string, survey bool) (tickets.EmailMessage, error) {
+		if survey {
+			mu.Lock()
+			surveyed = append(surveyed, true)
+			mu.Unlock()
+		}
+		return tickets.EmailMessage{MessageID: fmt.Sprintf("resolved-%s-%v@line.example", t.Number, survey), Address: "Ion@Example.org",
+			Subject: "resolved [#" + t.Number + "]", Text: resolution}, nil
+	}
+	resolve := func(number string) (notices int) {
+		must(t, hs[0].st.Resolve(ctx, number, "ana", "done"))
+		var wg sync.WaitGroup
+		oks := make([]bool, len(hs))
+		for i, h := range hs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := h.st.EmailResolvedSurvey(ctx, 24*time.Hour, notice)
+				if err != nil {
+					t.Error(err)
+				}
+				oks[i] = ok
+			}()
+		}
+		wg.Wait()
+		for _, ok := range oks {
+			if ok {
+				notices++
+			}
+		}
+		return notices
+	}
+	r, err := hs[0].st.IngestEmail(ctx, intake("s1@example.org", "passport", 0))
+	must(t, err)
+	tk := r.Ticket
+	if n := resolve(tk.Number); n != 1 || len(surveyed) != 1 {
+		t.Fatalf("%d notices, %d surveys for one resolve", n, len(surveyed))
+	}
+	th, err := hs[1].st.EmailThread(ctx, tk.Number)
+	must(t, err)
+	if last := th[len(th)-1]; last.Kind != tickets.EmailResolvedNotice || last.MessageID != "resolved-"+tk.Number+"-true@line.example" {
+		t.Fatalf("the notice %+v", last)
+	}
+	// The surveyed address answers "4" (in another case).
+	in := intake("s2@example.org", "Re: [#"+tk.Number+"]", 4)
+	in.Message.Address = "ION@example.org"
+	r, err = hs[1].st.IngestEmail(ctx, in)
+	must(t, err)
+	if !r.FollowUp || !r.SurveyAnswer || !r.Rated || r.Reopened || r.Ticket.Rating != 4 || r.Ticket.Status != tickets.StatusResolved {
+		t.Fatalf("the rating reply: %+v", r)
+	}
+	r, err = hs[0].st.IngestEmail(ctx, intake("s3@example.org", "Re: [#"+tk.Number+"]", 2))
+	must(t, err)
+	if !r.SurveyAnswer || r.Rated || r.Reopened || r.Ticket.Rating != 4 {
+		t.Fatalf("a second rating: %+v", r)
+	}
+	hist, err := hs[0].st.History(ctx, tk.Number)
+	must(t, err)
+	var ratings []int
+	for _, e := range hist {
+		if e.Kind == tickets.EventRating {
+			ratings = append(ratings, e.Data.Rating)
+		}
+	}
+	if len(ratings) != 1 || ratings[0] != 4 {
+		t.Fatalf("rating events %v", ratings)
+	}
+	sc, err := hs[1].st.SurveyReport(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	must(t, err)
+	if sc.Placed != 1 || sc.Answered != 1 || sc.Rated != 1 {
+		t.Fatalf("survey report %+v", sc)
+	}
+	// Another address's rating in the thread reopens.
+	other := intake("s4@example.org", "Re: [#"+tk.Number+"]", 5)
+	other.Message.Address = "mallory@example.org"
+	r, err = hs[0].st.IngestEmail(ctx, other)
+	must(t, err)
+	if r.SurveyAnswer || !r.Reopened || r.Ticket.Rating != 4 {
+		t.Fatalf("a rating from another address: %+v", r)
+	}
+	// Resolved again: no second survey of the ticket. A second ticket of
+	// the same address in the period: none either; with a period of a
+	// nanosecond, it gets one.
+	if n := resolve(tk.Number); n != 1 || len(surveyed) != 1 {
+		t.Fatalf("resolved again: %d notices, %d surveys", n, len(surveyed))
+	}
+	r, err = hs[0].st.IngestEmail(ctx, intake("s5@example.org", "id card", 0))
+	must(t, err)
+	tk2 := r.Ticket
+	if n := resolve(tk2.Number); n != 1 || len(surveyed) != 1 {
+		t.Fatalf("the address surveyed twice in the period: %d notices, %d surveys", n, len(surveyed))
+	}
+	r, err = hs[1].st.IngestEmail(ctx, intake("s6@example.org", "Re: [#"+tk2.Number+"]", 5))
+	must(t, err)
+	if r.SurveyAnswer || !r.Reopened || r.Ticket.Rating != 0 {
+		t.Fatalf("a rating nobody asked for: %+v", r)
+	}
+	must(t, hs[0].st.Resolve(ctx, tk2.Number, "ana", "done"))
+	ok, err := hs[1].st.EmailResolvedSurvey(ctx, time.Nanosecond, notice)
+	must(t, err)
+	if !ok || len(surveyed) != 2 {
+		t.Fatalf("after the period: notice %v, %d surveys", ok, len(surveyed))
 	}
 }

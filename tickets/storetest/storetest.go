@@ -103,6 +103,7 @@ func TestStore(t *testing.T, open Opener) {
 		{"indicators per provider and service equal a count by hand", providerIndicators},
 		{"survey calls: once per ticket, once per citizen in the period", surveys},
 		{"e-mails thread into tickets once, replies reopen, one engine sends", emailThreads},
+		{"surveys by e-mail: once per ticket and address in the period; a rating reply rates without reopening", emailSurveys},
 		{"external (SAML) users: created, kept in step, break-glass, replay cache", externalUsers},
 		{"history and transcripts allow only the anonymization", anonymizeOnly},
 		{"legal hold: history event, audit, no correction", legalHold},
