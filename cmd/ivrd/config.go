@@ -315,6 +315,9 @@ type EmailConfig struct {
 	MaxSizeMB   int      `toml:"max_size_mb"`
 	AcksPerHour int      `toml:"acks_per_hour"`
 	Poll        Duration `toml:"poll"`
+	// Survey asks for a rating from 1 to 5 in the notice of a resolved
+	// ticket (at most once per address in surveys.period).
+	Survey bool `toml:"survey"`
 	// Mailboxes are more mailboxes read into tickets (a provider's or a
 	// service's), answered from the same SMTP account and address.
 	Mailboxes []EmailMailbox `toml:"mailboxes"`
@@ -342,7 +345,7 @@ func (e EmailConfig) mailboxes() []email.Config {
 
 func (e EmailConfig) channel() email.Config {
 	return email.Config{IMAPURL: e.IMAPURL, SMTPURL: e.SMTPURL, Address: e.Address, Provider: e.Provider,
-		MaxSize: int64(e.MaxSizeMB) << 20, AcksPerHour: e.AcksPerHour, Poll: e.Poll.Duration, Rules: e.Rules}
+		MaxSize: int64(e.MaxSizeMB) << 20, AcksPerHour: e.AcksPerHour, Poll: e.Poll.Duration, Rules: e.Rules, Survey: e.Survey}
 }
 
 // SpeechConfig is the [speech] table: turn-taking by voice (ivr.SpeechConfig).
@@ -505,6 +508,7 @@ var envOverrides = []struct {
 	{"IVR_EMAIL_IMAP_URL", "email.imap_url", func(c *Config, v string) error { c.Email.IMAPURL = v; return nil }},
 	{"IVR_EMAIL_SMTP_URL", "email.smtp_url", func(c *Config, v string) error { c.Email.SMTPURL = v; return nil }},
 	{"IVR_EMAIL_ADDRESS", "email.address", func(c *Config, v string) error { c.Email.Address = v; return nil }},
+	{"IVR_EMAIL_SURVEY", "email.survey", func(c *Config, v string) error { return setBool(&c.Email.Survey, v) }},
 	{"IVR_RECORDINGS_SECRET", "recordings.secret", func(c *Config, v string) error { c.Recording.Secret = v; return nil }},
 	{"IVR_RECORDINGS_PEERS", "recordings.peers", func(c *Config, v string) error { return setPeers(&c.Recording.Peers, v) }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},

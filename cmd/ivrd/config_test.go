@@ -50,6 +50,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"IVR_CONSOLE_LOGIN_RATE": "30", "IVR_CONSOLE_HASH_CONCURRENCY": "1", "IVR_CONSOLE_HASH_WAIT": "500ms",
 		"IVR_RECORDINGS_SECRET": "a secret long enough", "IVR_RECORDINGS_PEERS": "engine-1=http://10.0.0.11:8081, engine-2 = https://e2.example/",
 		"IVR_SIP_TRUNK": "sip:line:p%40ss@10.0.0.9:5080", "IVR_SIP_CALLER_ID": "+37322123456",
+		"IVR_EMAIL_SURVEY": "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,9 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if m := c.outboundConfig(nil).Machine; m != (sip.MachineDetection{Enabled: true, Speech: sip.DefaultMachineSpeech, Pause: sip.DefaultMachinePause,
 		Silence: sip.DefaultMachineSilence, Max: sip.DefaultMachineMax}) {
 		t.Errorf("machine detection %+v, want on with the documented defaults", m)
+	}
+	if ec := c.Email.channel(); !ec.Survey || !c.Email.Survey {
+		t.Errorf("IVR_EMAIL_SURVEY not applied: %+v", c.Email)
 	}
 	if r := c.Recording; r.Secret != "a secret long enough" || len(r.Peers) != 2 || r.Peers["engine-1"] != "http://10.0.0.11:8081" || r.Peers["engine-2"] != "https://e2.example/" {
 		t.Errorf("recordings overrides not applied: %+v", r)

@@ -23,6 +23,8 @@ func startEmail(ctx context.Context, wg *sync.WaitGroup, cfg Config, store *tick
 		return nil, nil
 	}
 	ec.Logger = log.With("component", "email")
+	// One period for surveys by call and by e-mail.
+	ec.SurveyPeriod = cfg.Surveys.Period.Duration
 	mailer, err := email.NewMailer(ec, store)
 	if err != nil {
 		return nil, err
