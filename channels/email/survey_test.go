@@ -1,6 +1,7 @@
 package email_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/govline/ivr/channels/email"
@@ -74,4 +75,22 @@ func TestRatingReplyHTML(t *testing.T) {
 			t.Errorf("RatingReply(HTMLToText(%q)) = %d (text %q), want %d", c.html, got, email.HTMLToText(c.html), c.want)
 		}
 	}
+}
+
+// RatingReply never panics and says 0 or a rating from 1 to 5; a text it
+// takes for a rating starts, after the quote cut, with that digit's line.
+func FuzzRatingReply(f *testing.F) {
+	for _, s := range []string{"4", "5/5", "nota 4", "4 stele", "4\n\n> quoted", "4\r\n\r\nOn x wrote:\r\n> y",
+		"Mulțumesc, dar mai am o întrebare?", "5\n\n-- \nIon", "\xff\xfe4", "4\n\nIon\n0722"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r := email.RatingReply(s)
+		if r < 0 || r > 5 {
+			t.Fatalf("RatingReply(%q) = %d", s, r)
+		}
+		if r > 0 && !strings.ContainsRune(s, rune('0'+r)) {
+			t.Fatalf("RatingReply(%q) = %d, a digit the text lacks", s, r)
+		}
+	})
 }
