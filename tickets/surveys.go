@@ -85,8 +85,10 @@ func (s *Store) SurveyEnded(ctx context.Context, ticket, result string) error {
 	})
 }
 
-// SurveyCounts are the survey calls placed in a period: how many, how many
-// the citizen answered (rated or not), how many were rated.
+// SurveyCounts are the surveys placed in a period, by call and by e-mail
+// (EmailResolvedSurvey, whose rows hold the address in number): how
+// many, how many the citizen answered (rated or not), how many were
+// rated. A survey by e-mail is answered only by its rating.
 type SurveyCounts struct {
 	Placed   int `json:"placed"`
 	Answered int `json:"answered"`
@@ -101,7 +103,7 @@ func (c SurveyCounts) ResponseRate() float64 {
 	return float64(c.Rated) / float64(c.Placed)
 }
 
-// SurveyReport counts the survey calls placed in [from, to).
+// SurveyReport counts the surveys placed in [from, to).
 func (s *Store) SurveyReport(ctx context.Context, from, to time.Time) (SurveyCounts, error) {
 	var c SurveyCounts
 	err := s.db.QueryRowContext(ctx, `SELECT count(*),

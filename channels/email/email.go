@@ -2,7 +2,10 @@
 // mailbox over IMAP (IDLE when the server has it, polling otherwise) and
 // turns each new message into a ticket of channel "email" or a follow-up
 // of the ticket it answers; it sends the acknowledgements and the agents'
-// answers over SMTP in the message's thread (docs/email.md).
+// answers over SMTP in the message's thread (docs/email.md). With
+// Config.Survey, the notice of a resolved ticket asks for a rating from
+// 1 to 5, and a reply that is the rating alone (RatingReply) rates the
+// ticket instead of reopening it.
 //
 // A message is marked processed on the IMAP server (the keyword
 // $IvrTicket) only after its ticket is committed; the store recognises a
