@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/govline/ivr/ivr"
 )
 
 // OriginateRequest is an outbound call placed through Asterisk (ARI
@@ -21,6 +23,8 @@ type OriginateRequest struct {
 	CallerID string        // "Name <number>" or a number
 	Timeout  time.Duration // ring timeout, default 30 s
 	Args     []string      // the StasisStart's args (appArgs)
+	// Flow runs on the answered channel; nil: the engine's flow.
+	Flow ivr.FlowRunner
 }
 
 // OriginateError is an originate that was not answered: the Q.850 cause
@@ -47,18 +51,27 @@ func (e *OriginateError) NoAnswer() bool { return e.Cause == 18 || e.Cause == 19
 // StasisStart or ChannelDestroyed (subscribed before the request is sent).
 type originates struct {
 	mu sync.Mutex
-	m  map[routeKey]chan *Event
+	m  map[routeKey]*pending
 }
 
-func (o *originates) add(k routeKey) chan *Event {
+// pending is one originate: the events it waits for, the flow its
+// answered channel runs and, when the caller of Originate wants to know
+// when the served call ended, done.
+type pending struct {
+	events chan *Event
+	flow   ivr.FlowRunner
+	done   chan struct{} // nil, or closed once the answered call ended (or was refused)
+}
+
+func (o *originates) add(k routeKey, flow ivr.FlowRunner, done chan struct{}) chan *Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
-		o.m = map[routeKey]chan *Event{}
+		o.m = map[routeKey]*pending{}
 	}
-	ch := make(chan *Event, 2)
-	o.m[k] = ch
-	return ch
+	p := &pending{events: make(chan *Event, 2), flow: flow, done: done}
+	o.m[k] = p
+	return p.events
 }
 
 func (o *originates) remove(k routeKey) {
@@ -67,18 +80,19 @@ func (o *originates) remove(k routeKey) {
 	delete(o.m, k)
 }
 
-// deliver hands ev to the originate waiting for its channel; it never
-// blocks.
-func (o *originates) deliver(k routeKey, ev *Event) {
+// deliver hands ev to the originate waiting for its channel and returns
+// the originate (nil for a channel nobody originates); it never blocks.
+func (o *originates) deliver(k routeKey, ev *Event) *pending {
 	o.mu.Lock()
-	ch := o.m[k]
+	p := o.m[k]
 	o.mu.Unlock()
-	if ch != nil {
+	if p != nil {
 		select {
-		case ch <- ev:
+		case p.events <- ev:
 		default:
 		}
 	}
+	return p
 }
 
 // Originate places a call through the first configured Asterisk and
@@ -86,6 +100,13 @@ func (o *originates) deliver(k routeKey, ev *Event) {
 // flow on it) or ends unanswered (*OriginateError). It returns the
 // channel id.
 func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, error) {
+	return s.originate(ctx, req, nil)
+}
+
+// originate is Originate; done, when not nil, is closed once the answered
+// call ended (after its flow returned), or at once when the engine
+// refused it.
+func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan struct{}) (string, error) {
 	if len(s.conns) == 0 {
 		return "", errors.New("ari: no Asterisk configured")
 	}
@@ -101,7 +122,7 @@ func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, e
 	id := fmt.Sprintf("%s-out-%d-%d", cn.cfg.App, time.Now().UnixNano(), s.originateSeq)
 	s.mu.Unlock()
 	k := routeKey{cn, id}
-	events := s.originating.add(k)
+	events := s.originating.add(k, req.Flow, done)
 	defer s.originating.remove(k)
 	q := url.Values{
 		"endpoint":  {req.Endpoint},
