@@ -50,8 +50,31 @@ func (e *OriginateError) NoAnswer() bool { return e.Cause == 18 || e.Cause == 19
 // originates are the channels being originated, waiting for their
 // StasisStart or ChannelDestroyed (subscribed before the request is sent).
 type originates struct {
-	mu sync.Mutex
-	m  map[routeKey]*pending
+	mu     sync.Mutex
+	m      map[routeKey]*pending
+	gaveUp map[routeKey]bool // originates abandoned before their answer: never served
+}
+
+// abandon marks k's channel as given up: if it enters the application
+// later it is hung up, not served with the engine's flow.
+func (o *originates) abandon(k routeKey) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.gaveUp == nil || len(o.gaveUp) > 1000 {
+		o.gaveUp = map[routeKey]bool{} // a bound: Asterisk has long ended those
+	}
+	o.gaveUp[k] = true
+}
+
+// abandoned reports (and forgets) whether k was given up.
+func (o *originates) abandoned(k routeKey) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.gaveUp[k] {
+		return false
+	}
+	delete(o.gaveUp, k)
+	return true
 }
 
 // pending is one originate: the events it waits for, the flow its
@@ -138,9 +161,12 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan 
 	}
 	if err := cn.cl.do(ctx, "", http.MethodPost, "/channels", q, nil, nil); err != nil {
 		var ae *Error
-		if errors.As(err, &ae) {
+		if errors.As(err, &ae) && ae.Status != 0 {
 			return "", &OriginateError{Status: ae.Status}
 		}
+		// No answer to the request (a timeout, a transport error):
+		// Asterisk may still carry it out.
+		s.giveUp(k)
 		return "", err
 	}
 	wait := time.NewTimer(req.Timeout + s.cfg.RequestTimeout)
@@ -155,9 +181,23 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan 
 				return id, &OriginateError{Cause: ev.Cause, CauseTxt: ev.CauseTxt}
 			}
 		case <-wait.C:
+			s.giveUp(k)
 			return id, &OriginateError{Cause: 19, CauseTxt: "no event within the ring timeout"}
 		case <-ctx.Done():
+			s.giveUp(k)
 			return id, ctx.Err()
 		}
+	}
+}
+
+// giveUp ends an originate nobody waits for any more: the channel is hung
+// up (on the caller's goroutine, within the request timeout), and should
+// it enter the application anyway it is not served.
+func (s *Server) giveUp(k routeKey) {
+	s.originating.abandon(k)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := k.cn.cl.do(ctx, "", http.MethodDelete, "/channels/"+url.PathEscape(k.id), nil, nil, nil); err != nil && !isNotFound(err) {
+		s.log.Warn("abandoned originate not hung up", "channel", k.id, "err", err)
 	}
 }

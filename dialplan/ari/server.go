@@ -439,6 +439,12 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 			s.metrics.EventsIgnored.Add(1) // another application's media
 			return
 		}
+		if orig == nil && s.originating.abandoned(routeKey{cn, ev.Channel.ID}) {
+			// An originate given up on (ring timeout, shutdown) was
+			// answered late: hung up, not served with the line's flow.
+			s.spawn(func() { cn.remove(ev.Channel.ID, "/channels/") })
+			return
+		}
 		s.offer(cn, ev, orig)
 		return
 	}

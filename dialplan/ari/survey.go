@@ -39,6 +39,9 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 		Flow:     flow,
 	}, done)
 	if err != nil {
+		if ctx.Err() != nil {
+			return survey.Cancelled
+		}
 		return reasonOfOriginate(err)
 	}
 	select {
@@ -67,8 +70,6 @@ func reasonOfOriginate(err error) string {
 		return survey.NoAnswer
 	case errors.As(err, &oe):
 		return survey.Rejected
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return survey.Cancelled
 	}
-	return survey.Unreachable
+	return survey.Unreachable // no answer to the request: Asterisk out of reach or overloaded
 }

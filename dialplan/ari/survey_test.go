@@ -195,3 +195,34 @@ func TestSurveyCallThroughARIConfig(t *testing.T) {
 		}
 	}
 }
+
+// An originate the engine gave up on (Asterisk answered the request too
+// late) and that Asterisk carries out later is hung up when its channel
+// enters the application, not served with the line's flow: a citizen
+// called for a survey never hears the main menu.
+func TestSurveyCallGivenUpIsNotServed(t *testing.T) {
+	l, _, _ := surveyLine(t)
+	l.ast.SetDelayFor("POST /channels", 2500*time.Millisecond) // beyond the 2 s request timeout
+	got := l.srv.SurveyCall(context.Background(), "0722123456", nil)
+	l.ast.SetDelayFor("POST /channels", 0)
+	if got != survey.Unreachable {
+		t.Errorf("SurveyCall with no answer to the originate: %q, want %s", got, survey.Unreachable)
+	}
+	var far *aritest.Caller
+	if !waitFor(5*time.Second, func() bool {
+		if o := l.ast.Originated(); len(o) > 0 {
+			far = o[0]
+		}
+		return far != nil
+	}) {
+		t.Fatal("the fake Asterisk did not carry out the late originate")
+	}
+	select {
+	case <-far.Gone():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the late channel was not hung up")
+	}
+	if far.HeardLen() != 0 || l.srv.ActiveCalls() != 0 {
+		t.Errorf("the late channel was served: heard %d samples, %d calls", far.HeardLen(), l.srv.ActiveCalls())
+	}
+}

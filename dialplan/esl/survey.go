@@ -66,6 +66,9 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	})
 	if err != nil {
 		r := reasonOfOriginate(err)
+		if ctx.Err() != nil {
+			r = survey.Cancelled
+		}
 		s.log.Info("survey call not answered", "call_id", uuid, "reason", r, "err", err)
 		return r
 	}
@@ -107,9 +110,6 @@ func reasonOfOriginate(err error) string {
 			return survey.NoAnswer
 		}
 		return survey.Rejected
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return survey.Cancelled
 	}
 	return survey.Unreachable // the event socket out of reach, auth refused
 }
