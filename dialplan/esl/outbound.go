@@ -235,6 +235,7 @@ type Server struct {
 	legs     map[string]*session // by leg token, until the leg is claimed
 	channels map[string]*session // by channel uuid, while the session runs
 	placing  map[string]*placed  // by channel uuid: our own calls, until their socket connects
+	gaveUp   map[string]bool     // by channel uuid: our own calls given up on before they connected
 	ln       net.Listener
 	wg       sync.WaitGroup // one per session goroutine
 	ready    chan struct{}
@@ -257,7 +258,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	metrics.Engine = eng.Metrics
 	return &Server{
 		cfg: cfg, eng: eng, Metrics: metrics, log: eng.Log.With("component", "esl"),
-		legs: map[string]*session{}, channels: map[string]*session{}, placing: map[string]*placed{}, ready: make(chan struct{}),
+		legs: map[string]*session{}, channels: map[string]*session{}, placing: map[string]*placed{}, gaveUp: map[string]bool{}, ready: make(chan struct{}),
 	}, nil
 }
 

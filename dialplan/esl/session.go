@@ -168,7 +168,17 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.mu.Lock()
 	own := s.placing[uuid]
 	delete(s.placing, uuid)
+	gaveUp := s.gaveUp[uuid]
+	delete(s.gaveUp, uuid)
 	s.mu.Unlock()
+	if gaveUp {
+		// The engine gave up on this call before it connected (shutdown,
+		// a late answer): the socket closes and, nothing following
+		// &socket, FreeSWITCH hangs the channel up. Nobody is served the
+		// line's flow by mistake.
+		s.log.Warn("a call the engine placed and gave up on connected late: released", "call_id", uuid)
+		return
+	}
 	if own != nil {
 		close(own.claimed)
 		defer close(own.done) // after the flow returned and the record closed

@@ -57,7 +57,13 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	defer func() {
 		s.mu.Lock()
 		if s.placing[uuid] == p {
+			// Not connected: should FreeSWITCH still connect it (an
+			// originate given up on), it is not served.
 			delete(s.placing, uuid)
+			if len(s.gaveUp) > 1000 {
+				clear(s.gaveUp) // a bound: FreeSWITCH has long ended those
+			}
+			s.gaveUp[uuid] = true
 		}
 		s.mu.Unlock()
 	}()

@@ -30,7 +30,7 @@ type dialingFS struct {
 	t    *testing.T
 	e    *engine
 	ln   net.Listener
-	dial func(number string) string // "answer", "busy" (USER_BUSY), "noanswer" (NO_ANSWER)
+	dial func(number string) string // "answer", "busy" (USER_BUSY), "noanswer" (NO_ANSWER), "late" (answered after 600 ms)
 
 	mu       sync.Mutex
 	got      []string
@@ -106,6 +106,8 @@ func (f *dialingFS) serve(c net.Conn) {
 				time.Sleep(200 * time.Millisecond)
 				api("-ERR NO_ANSWER\n")
 				continue
+			case "late":
+				time.Sleep(600 * time.Millisecond) // the engine gave up meanwhile
 			}
 			ch := newFakeFS(f.t)
 			ch.uuid = m[1]
@@ -281,5 +283,35 @@ func TestSurveyCallThroughEventSocketConfig(t *testing.T) {
 	e := startEngine(t, nil, nil)
 	if got := e.srv.SurveyCall(context.Background(), "0722123456", nil); got != "no_trunk" {
 		t.Errorf("SurveyCall without a gateway: %q, want no_trunk", got)
+	}
+}
+
+// A call the engine gave up on (its round stopped while FreeSWITCH was
+// still dialling) and that FreeSWITCH connects afterwards is released at
+// once: not answered, not bridged, not served the line's flow.
+func TestSurveyCallGivenUpIsNotServedThroughEventSocket(t *testing.T) {
+	e, fs, _, _ := surveyEngine(t, func(string) string { return "late" })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if got := e.srv.SurveyCall(ctx, "0722123456", nil); got != survey.Cancelled {
+		t.Errorf("SurveyCall stopped while dialling: %q, want %s", got, survey.Cancelled)
+	}
+	var ch *fakeFS
+	select {
+	case ch = <-fs.answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the late channel never connected")
+	}
+	if !ch.waitClosed(5 * time.Second) {
+		t.Fatal("the engine kept the late channel")
+	}
+	for _, c := range ch.commands() {
+		if strings.HasPrefix(c, "sendmsg") {
+			t.Errorf("the late channel was driven: %q", c)
+		}
+	}
+	_ = e.eng.Calls.Flush(context.Background())
+	if r, err := e.store.Call(context.Background(), ch.uuid); err == nil {
+		t.Errorf("the late channel has a call record: %+v", r)
 	}
 }
