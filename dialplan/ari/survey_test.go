@@ -11,6 +11,7 @@ import (
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/survey"
+	"github.com/govline/ivr/ivr/survey/surveytest"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -225,4 +226,19 @@ func TestSurveyCallGivenUpIsNotServed(t *testing.T) {
 	if far.HeardLen() != 0 || l.srv.ActiveCalls() != 0 {
 		t.Errorf("the late channel was served: heard %d samples, %d calls", far.HeardLen(), l.srv.ActiveCalls())
 	}
+}
+
+// The ARI adapter passes the survey.Caller conformance table against the
+// fake Asterisk.
+func TestSurveyCallerConformanceARI(t *testing.T) {
+	surveytest.Run(t, func(t *testing.T, how string) survey.Caller {
+		l := startLine(t, func(c *Config) {
+			c.Outbound = OutboundConfig{Endpoint: "PJSIP/{number}@trunk", RingTimeout: time.Second}
+		})
+		for i := 0; i < 500 && !l.ast.Registered(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		l.ast.SetDial(func(string) string { return how }) // the fake's names are the table's
+		return l.srv
+	})
 }

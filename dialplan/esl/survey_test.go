@@ -14,6 +14,7 @@ import (
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr/survey"
+	"github.com/govline/ivr/ivr/survey/surveytest"
 	"github.com/govline/ivr/tickets"
 )
 
@@ -314,4 +315,13 @@ func TestSurveyCallGivenUpIsNotServedThroughEventSocket(t *testing.T) {
 	if r, err := e.store.Call(context.Background(), ch.uuid); err == nil {
 		t.Errorf("the late channel has a call record: %+v", r)
 	}
+}
+
+// The event socket adapter passes the survey.Caller conformance table
+// against the fake FreeSWITCH.
+func TestSurveyCallerConformanceESL(t *testing.T) {
+	surveytest.Run(t, func(t *testing.T, how string) survey.Caller {
+		e, _, _, _ := surveyEngine(t, func(string) string { return how }) // the fake's names are the table's
+		return e.srv
+	})
 }
