@@ -16,6 +16,10 @@
 // redirects it to an endpoint. Whatever happens, the ExternalMedia
 // channel, the bridge and the RTP port of a call are freed when it ends.
 //
+// The engine's own calls (Originate; the survey calls, SurveyCall) are
+// originated into the application (POST /channels) and, once answered,
+// served as above, with the flow they were placed for.
+//
 // The WebSocket to each Asterisk is kept up with exponential backoff and
 // full jitter; connecting it registers the application again. After a
 // reconnect the adapter asks Asterisk for every channel it holds: calls

@@ -10,7 +10,10 @@
 // mod_callcenter queue, with the channel variables IVR_TICKET, IVR_LANG,
 // IVR_SUMMARY and IVR_QUEUE. Inbound mode (Inbound) keeps one connection to
 // FreeSWITCH's event socket for health, metrics and the hangups of
-// channels whose outbound session was lost.
+// channels whose outbound session was lost. The engine's own calls (the
+// survey calls, SurveyCall) are originated over the inbound socket with
+// &socket(this server): the answered channel connects like an incoming
+// one and runs the flow it was placed for.
 //
 // Media needs no module outside FreeSWITCH's standard build: the session
 // bridges the caller to the engine's own SIP endpoint (dialplan/sip) with
