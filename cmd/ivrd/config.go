@@ -169,7 +169,8 @@ type SIPConfig struct {
 }
 
 // SurveysConfig is the [surveys] table: satisfaction survey calls after a
-// phone ticket is resolved, through sip.trunk (docs/queue.md, "Survey
+// phone ticket is resolved, through the telephony's trunk: sip.trunk,
+// ari.outbound_endpoint or esl.outbound.gateway (docs/queue.md, "Survey
 // calls").
 type SurveysConfig struct {
 	Enabled bool     `toml:"enabled"`
@@ -214,6 +215,11 @@ type ARIConfig struct {
 	HandoffExtension string   `toml:"handoff_extension"`
 	HandoffPriority  int      `toml:"handoff_priority"`
 	HandoffEndpoint  string   `toml:"handoff_endpoint"`
+	// OutboundEndpoint is how Asterisk dials the engine's own calls (the
+	// survey calls), with {number}: "PJSIP/{number}@trunk".
+	OutboundEndpoint    string   `toml:"outbound_endpoint"`
+	OutboundCallerID    string   `toml:"outbound_caller_id"`
+	OutboundRingTimeout Duration `toml:"outbound_ring_timeout"`
 }
 
 // ESLConfig is the [esl] table.
@@ -229,6 +235,14 @@ type ESLConfig struct {
 		Context string `toml:"context"`
 		Domain  string `toml:"domain"`
 	} `toml:"handoff"`
+	// Outbound is how FreeSWITCH places the engine's own calls (the
+	// survey calls): originate over inbound_addr through a gateway.
+	Outbound struct {
+		Gateway     string   `toml:"gateway"`
+		CallerID    string   `toml:"caller_id"`
+		RingTimeout Duration `toml:"ring_timeout"`
+		Socket      string   `toml:"socket"` // default listen
+	} `toml:"outbound"`
 }
 
 // ConsoleConfig is the [console] table.
@@ -613,6 +627,9 @@ func (c Config) Validate() error {
 			return bad("ari", "%v", err)
 		}
 	case "esl":
+		if c.ESL.Outbound.Gateway != "" && (c.ESL.InboundAddr == "" || c.ESL.InboundPassword == "") {
+			return bad("esl.outbound.gateway", "outbound calls need esl.inbound_addr and esl.inbound_password: originate runs over FreeSWITCH's event socket")
+		}
 		if _, err := c.eslConfig().Validate(); err != nil {
 			return bad("esl", "%v", err)
 		}
@@ -731,8 +748,21 @@ func (c Config) Validate() error {
 	if c.Retention.Enabled && c.Retention.At == "" {
 		return bad("retention.at", "the daily run needs a time of day (HH:MM)")
 	}
-	if c.Surveys.Enabled && (c.SIP.Trunk == "" || c.Engine.Telephony != "sip") {
-		return bad("surveys.enabled", "survey calls need engine.telephony = \"sip\" and a sip.trunk")
+	if c.Surveys.Enabled {
+		switch c.Engine.Telephony {
+		case "sip":
+			if c.SIP.Trunk == "" {
+				return bad("surveys.enabled", "survey calls on the embedded line need a sip.trunk")
+			}
+		case "ari":
+			if c.ARI.OutboundEndpoint == "" {
+				return bad("surveys.enabled", "survey calls through Asterisk need ari.outbound_endpoint (e.g. \"PJSIP/{number}@trunk\")")
+			}
+		case "esl":
+			if c.ESL.Outbound.Gateway == "" || c.ESL.InboundAddr == "" {
+				return bad("surveys.enabled", "survey calls through FreeSWITCH need esl.outbound.gateway and esl.inbound_addr (originate runs over the inbound event socket)")
+			}
+		}
 	}
 	if c.SIP.CallerID != "" && !validCallerID(c.SIP.CallerID) {
 		return bad("sip.caller_id", "%q is not a phone number (digits, an optional leading +)", c.SIP.CallerID)
@@ -959,16 +989,22 @@ func (c Config) ariConfig() ari.Config {
 		RTPTimeout: a.RTPTimeout.Duration, RequestTimeout: a.RequestTimeout.Duration, JitterDepth: c.SIP.JitterDepth,
 		Handoff: ari.HandoffConfig{Mode: a.HandoffMode, Context: a.HandoffContext, Extension: a.HandoffExtension,
 			Priority: a.HandoffPriority, Endpoint: a.HandoffEndpoint},
+		Outbound: ari.OutboundConfig{Endpoint: a.OutboundEndpoint, CallerID: a.OutboundCallerID, RingTimeout: a.OutboundRingTimeout.Duration},
 	}
 }
 
 // eslConfig maps the [esl] table onto the adapter's configuration.
 func (c Config) eslConfig() esl.Config {
 	e := c.ESL
-	return esl.Config{
+	out := esl.Config{
 		Listen: e.Listen, MediaDial: e.MediaDial, MediaCodec: e.MediaCodec, LegHeader: e.LegHeader,
 		Handoff: esl.Handoff{Mode: e.Handoff.Mode, Context: e.Handoff.Context, Domain: e.Handoff.Domain},
 	}
+	if o := e.Outbound; o.Gateway != "" {
+		out.Outbound = esl.Outbound{Gateway: o.Gateway, CallerID: o.CallerID, RingTimeout: o.RingTimeout.Duration,
+			Addr: e.InboundAddr, Password: e.InboundPassword, Socket: o.Socket}
+	}
+	return out
 }
 
 // validCallerID accepts what may go in the From user of an outbound call:

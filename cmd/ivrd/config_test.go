@@ -108,6 +108,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_SIP_CALLER_ID": "0800;x"}, key: "sip.caller_id"},
 		{file: "[sip.outbound]\nper_second = 0\n", key: "sip.outbound.per_second"},
 		{env: map[string]string{"IVR_SURVEYS": "true"}, key: "surveys.enabled"},
+		{env: map[string]string{"IVR_SURVEYS": "true", "IVR_TELEPHONY": "ari", "IVR_ARI_PASSWORD": "x"}, key: "surveys.enabled"},
+		{file: "[engine]\ntelephony = \"ari\"\n[ari]\npassword = \"x\"\noutbound_endpoint = \"PJSIP/trunk\"\n", key: "ari"},
+		{env: map[string]string{"IVR_SURVEYS": "true", "IVR_TELEPHONY": "esl"}, key: "surveys.enabled"},
+		{env: map[string]string{"IVR_TELEPHONY": "esl"}, file: "[esl.outbound]\ngateway = \"trunk\"\n", key: "esl.outbound.gateway"},
+		{file: "[engine]\ntelephony = \"esl\"\n[esl]\ninbound_addr = \"127.0.0.1:8021\"\ninbound_password = \"ClueCon\"\n[esl.outbound]\ngateway = \"trunk one\"\n", key: "esl"},
 		{env: map[string]string{"IVR_RETENTION": "perhaps"}, key: "retention.enabled"},
 		{file: "[retention]\nrecordings = \"1y\"\n", key: "retention.recordings"},
 		{file: "[retention]\nat = \"3h30\"\n", key: "retention.at"},
@@ -212,5 +217,37 @@ func TestExampleConfigIsValid(t *testing.T) {
 	_, err := LoadConfig("ivrd.toml", env(map[string]string{"IVR_FLOWS_DIR": flowsDir(t)}))
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Survey calls run on every telephony: through Asterisk with
+// ari.outbound_endpoint, through FreeSWITCH with [esl.outbound] and the
+// inbound event socket; the keys reach the adapters.
+func TestSurveysOnEveryTelephony(t *testing.T) {
+	fd := flowsDir(t)
+	for _, c := range []struct{ name, file string }{
+		{"ari", "[engine]\ntelephony = \"ari\"\n[surveys]\nenabled = true\n[ari]\npassword = \"x\"\noutbound_endpoint = \"PJSIP/{number}@trunk\"\noutbound_caller_id = \"080012345\"\noutbound_ring_timeout = \"25s\"\n"},
+		{"esl", "[engine]\ntelephony = \"esl\"\n[surveys]\nenabled = true\n[esl]\ninbound_addr = \"127.0.0.1:8021\"\ninbound_password = \"ClueCon\"\n[esl.outbound]\ngateway = \"trunk\"\ncaller_id = \"080012345\"\nring_timeout = \"25s\"\n"},
+	} {
+		path := filepath.Join(t.TempDir(), "ivrd.toml")
+		if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path, env(map[string]string{"IVR_FLOWS_DIR": fd}))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		switch c.name {
+		case "ari":
+			o := cfg.ariConfig().Outbound
+			if o.Endpoint != "PJSIP/{number}@trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second {
+				t.Errorf("ari outbound %+v", o)
+			}
+		case "esl":
+			o := cfg.eslConfig().Outbound
+			if o.Gateway != "trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second || o.Addr != "127.0.0.1:8021" || o.Password != "ClueCon" {
+				t.Errorf("esl outbound %+v", o)
+			}
+		}
 	}
 }

@@ -34,11 +34,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/govline/ivr/audio"
-	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/flows/kb"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/ivr/survey"
 	"github.com/govline/ivr/redact"
 	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
@@ -257,10 +257,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				RecordingsDir: recordingsDir(cfg.Engine.DataDir)}}
 		watchers.Go(func() { job.run(wctx) })
 	}
-	if cfg.Surveys.Enabled && tel.sip != nil {
-		// Tickets resolved from now on get a survey call.
-		scfg := sip.SurveyConfig{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now()}
-		watchers.Go(func() { runSurveys(wctx, tel.sip, scfg, cfg.Surveys.Every.Duration, log.With("component", "surveys")) })
+	if cfg.Surveys.Enabled && tel.surveys != nil {
+		// Tickets resolved from now on get a survey call, through the
+		// telephony engine.telephony selects.
+		scfg := survey.Config{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now()}
+		watchers.Go(func() {
+			runSurveys(wctx, tel.surveys, scfg, cfg.Surveys.Every.Duration, eng.Metrics, log.With("component", "surveys", "telephony", cfg.Engine.Telephony))
+		})
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -395,7 +398,7 @@ func recordingsDir(dataDir string) string {
 }
 
 // runSurveys places the survey calls due every period until ctx ends.
-func runSurveys(ctx context.Context, srv *sip.Server, cfg sip.SurveyConfig, every time.Duration, log *slog.Logger) {
+func runSurveys(ctx context.Context, c survey.Caller, cfg survey.Config, every time.Duration, m *ivr.Metrics, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -404,7 +407,7 @@ func runSurveys(ctx context.Context, srv *sip.Server, cfg sip.SurveyConfig, ever
 			return
 		case <-t.C:
 		}
-		if _, err := srv.SurveyRound(ctx, cfg); err != nil && ctx.Err() == nil {
+		if _, err := survey.Round(ctx, c, cfg, m, log); err != nil && ctx.Err() == nil {
 			log.Error("survey calls not placed", "err", err)
 		}
 	}

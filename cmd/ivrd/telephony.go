@@ -14,6 +14,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
+	"github.com/govline/ivr/ivr/survey"
 	storepkg "github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
 	"github.com/govline/ivr/tickets/console"
@@ -23,8 +24,9 @@ import (
 // endpoint (sip), the ARI application (ari), or the event-socket server
 // with the SIP endpoint for its media legs (esl).
 type telephony struct {
-	sipAddr  string      // "" when the SIP endpoint does not run
-	sip      *sip.Server // nil when the SIP endpoint does not run
+	sipAddr  string        // "" when the SIP endpoint does not run
+	sip      *sip.Server   // nil when the SIP endpoint does not run
+	surveys  survey.Caller // places the survey calls: the adapter engine.telephony selects
 	runs     []adapter
 	metrics  []prometheus.Collector // the adapters' metrics, served at /metrics
 	closers  []func() error
@@ -68,6 +70,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 			return nil, err
 		}
 		t.runs = append(t.runs, adapter{"ari", srv.Serve, srv.Ready()})
+		t.surveys = srv
 		t.metrics = append(t.metrics, srv.Metrics())
 		t.closers = append(t.closers, srv.Close)
 		return t, nil
@@ -77,6 +80,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 			return nil, err
 		}
 		t.runs = append(t.runs, adapter{"esl", srv.Serve, srv.Ready()})
+		t.surveys = srv // FreeSWITCH dials; the SIP endpoint only carries the media legs
 		t.metrics = append(t.metrics, srv.Metrics)
 		sipCfg.LegHeader = srv.Config().LegHeader
 		sipCfg.Legs = srv
@@ -134,6 +138,9 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 	}
 	t.sipAddr = cfg.SIP.Listen
 	t.sip = srv
+	if t.surveys == nil {
+		t.surveys = srv
+	}
 	if sipCfg.Queue.Callbacks != nil {
 		// The callbacks pending when the line stopped (or crashed) join
 		// their queues again; they call once the endpoint listens.

@@ -168,3 +168,76 @@ func TestEditedKnowledgeBaseAnswersWithoutRestart(t *testing.T) {
 		t.Error("the log does not say the knowledge base was re-imported")
 	}
 }
+
+// TestDaemonSurveyOnAsterisk runs ivrd with engine.telephony = "ari" and
+// [surveys] on: a phone ticket resolved while it runs gets its survey
+// call through the fake Asterisk (POST /channels with
+// ari.outbound_endpoint), the citizen hears the question, presses 4, and
+// the ticket's rating is 4.
+func TestDaemonSurveyOnAsterisk(t *testing.T) {
+	ast := aritest.New(t)
+	conf := alwaysOpen(t)
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("[surveys]\nenabled = true\nevery = \"1s\"\n[ari]\noutbound_endpoint = \"PJSIP/{number}@trunk\"\noutbound_caller_id = \"080012345\"\n")
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "IVR_TELEPHONY=ari", "IVR_ARI_URL="+ast.URL(), "IVR_ARI_USER="+ast.User,
+		"IVR_ARI_PASSWORD="+ast.Password, "IVR_CONFIG="+conf)
+	st, err := tickets.Open(tickets.DBPath(d.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tk, err := st.OpenTicket(ctx, tickets.NewTicket{Actor: "ivr", Channel: "phone", Caller: "0721000222", Lang: "ro", Service: tickets.ServicePassport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Resolve(ctx, tk.Number, "ana", "done"); err != nil {
+		t.Fatal(err)
+	}
+	var far *aritest.Caller
+	for end := time.Now().Add(15 * time.Second); far == nil && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if o := ast.Originated(); len(o) > 0 {
+			far = o[0]
+		}
+	}
+	if far == nil {
+		t.Fatal("no survey call reached Asterisk")
+	}
+	for _, r := range ast.Requests() {
+		if r.Method == "POST" && r.Path == "/channels" && (r.Query.Get("endpoint") != "PJSIP/0721000222@trunk" || r.Query.Get("callerId") != "080012345") {
+			t.Errorf("originate %v", r.Query)
+		}
+	}
+	for end := time.Now().Add(20 * time.Second); far.HeardLen() < 2*far.Rate() && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	}
+	if far.HeardLen() < 2*far.Rate() {
+		t.Fatal("the citizen heard no question")
+	}
+	far.Press("4")
+	var rating int
+	for end := time.Now().Add(30 * time.Second); rating == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		got, err := st.Ticket(ctx, tk.Number)
+		if err == nil {
+			rating = got.Rating
+		}
+	}
+	if rating != 4 {
+		t.Fatalf("ticket %s rating %d, want 4", tk.Number, rating)
+	}
+	// Counted once the call ended (the engine hung up after the flow).
+	counted := false
+	for end := time.Now().Add(10 * time.Second); !counted && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		_, metrics := d.get(t, "/metrics")
+		counted = strings.Contains(metrics, `ivr_survey_calls_total{result="rated"} 1`)
+	}
+	if !counted {
+		t.Errorf("/metrics does not count the rated survey")
+	}
+}

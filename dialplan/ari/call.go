@@ -49,6 +49,9 @@ type call struct {
 	tr  *ivr.Tracker
 	fmt mediaFormat
 
+	flow ivr.FlowRunner // the flow an originate asked for; nil: the engine's
+	done chan struct{}  // nil, or closed when run returns (an originate waits on it)
+
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
@@ -284,6 +287,9 @@ func newID(prefix string) string {
 
 // run is the call's life: set up media, serve, tear down.
 func (c *call) run() {
+	if c.done != nil {
+		defer close(c.done) // last: after the teardown and the record
+	}
 	defer c.s.metrics.Channels.Add(-1)
 	defer c.s.forget(c)
 	// A panic below still frees what the call holds and closes its record.
@@ -316,7 +322,11 @@ func (c *call) run() {
 		c.tr.End(reason)
 		return
 	}
-	reason = c.s.eng.Serve(c, c.tr)
+	if c.flow != nil {
+		reason = c.s.eng.ServeFlow(c, c.tr, c.flow)
+	} else {
+		reason = c.s.eng.Serve(c, c.tr)
+	}
 	c.end(reason, nil)
 	c.teardown()
 }

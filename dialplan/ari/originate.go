@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/govline/ivr/ivr"
 )
 
 // OriginateRequest is an outbound call placed through Asterisk (ARI
@@ -21,6 +23,8 @@ type OriginateRequest struct {
 	CallerID string        // "Name <number>" or a number
 	Timeout  time.Duration // ring timeout, default 30 s
 	Args     []string      // the StasisStart's args (appArgs)
+	// Flow runs on the answered channel; nil: the engine's flow.
+	Flow ivr.FlowRunner
 }
 
 // OriginateError is an originate that was not answered: the Q.850 cause
@@ -46,19 +50,51 @@ func (e *OriginateError) NoAnswer() bool { return e.Cause == 18 || e.Cause == 19
 // originates are the channels being originated, waiting for their
 // StasisStart or ChannelDestroyed (subscribed before the request is sent).
 type originates struct {
-	mu sync.Mutex
-	m  map[routeKey]chan *Event
+	mu     sync.Mutex
+	m      map[routeKey]*pending
+	gaveUp map[routeKey]bool // originates abandoned before their answer: never served
 }
 
-func (o *originates) add(k routeKey) chan *Event {
+// abandon marks k's channel as given up: if it enters the application
+// later it is hung up, not served with the engine's flow.
+func (o *originates) abandon(k routeKey) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.gaveUp == nil || len(o.gaveUp) > 1000 {
+		o.gaveUp = map[routeKey]bool{} // a bound: Asterisk has long ended those
+	}
+	o.gaveUp[k] = true
+}
+
+// abandoned reports (and forgets) whether k was given up.
+func (o *originates) abandoned(k routeKey) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.gaveUp[k] {
+		return false
+	}
+	delete(o.gaveUp, k)
+	return true
+}
+
+// pending is one originate: the events it waits for, the flow its
+// answered channel runs and, when the caller of Originate wants to know
+// when the served call ended, done.
+type pending struct {
+	events chan *Event
+	flow   ivr.FlowRunner
+	done   chan struct{} // nil, or closed once the answered call ended (or was refused)
+}
+
+func (o *originates) add(k routeKey, flow ivr.FlowRunner, done chan struct{}) chan *Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
-		o.m = map[routeKey]chan *Event{}
+		o.m = map[routeKey]*pending{}
 	}
-	ch := make(chan *Event, 2)
-	o.m[k] = ch
-	return ch
+	p := &pending{events: make(chan *Event, 2), flow: flow, done: done}
+	o.m[k] = p
+	return p.events
 }
 
 func (o *originates) remove(k routeKey) {
@@ -67,18 +103,19 @@ func (o *originates) remove(k routeKey) {
 	delete(o.m, k)
 }
 
-// deliver hands ev to the originate waiting for its channel; it never
-// blocks.
-func (o *originates) deliver(k routeKey, ev *Event) {
+// deliver hands ev to the originate waiting for its channel and returns
+// the originate (nil for a channel nobody originates); it never blocks.
+func (o *originates) deliver(k routeKey, ev *Event) *pending {
 	o.mu.Lock()
-	ch := o.m[k]
+	p := o.m[k]
 	o.mu.Unlock()
-	if ch != nil {
+	if p != nil {
 		select {
-		case ch <- ev:
+		case p.events <- ev:
 		default:
 		}
 	}
+	return p
 }
 
 // Originate places a call through the first configured Asterisk and
@@ -86,6 +123,13 @@ func (o *originates) deliver(k routeKey, ev *Event) {
 // flow on it) or ends unanswered (*OriginateError). It returns the
 // channel id.
 func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, error) {
+	return s.originate(ctx, req, nil)
+}
+
+// originate is Originate; done, when not nil, is closed once the answered
+// call ended (after its flow returned), or at once when the engine
+// refused it.
+func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan struct{}) (string, error) {
 	if len(s.conns) == 0 {
 		return "", errors.New("ari: no Asterisk configured")
 	}
@@ -101,7 +145,7 @@ func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, e
 	id := fmt.Sprintf("%s-out-%d-%d", cn.cfg.App, time.Now().UnixNano(), s.originateSeq)
 	s.mu.Unlock()
 	k := routeKey{cn, id}
-	events := s.originating.add(k)
+	events := s.originating.add(k, req.Flow, done)
 	defer s.originating.remove(k)
 	q := url.Values{
 		"endpoint":  {req.Endpoint},
@@ -117,9 +161,12 @@ func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, e
 	}
 	if err := cn.cl.do(ctx, "", http.MethodPost, "/channels", q, nil, nil); err != nil {
 		var ae *Error
-		if errors.As(err, &ae) {
+		if errors.As(err, &ae) && ae.Status != 0 {
 			return "", &OriginateError{Status: ae.Status}
 		}
+		// No answer to the request (a timeout, a transport error):
+		// Asterisk may still carry it out.
+		s.giveUp(k)
 		return "", err
 	}
 	wait := time.NewTimer(req.Timeout + s.cfg.RequestTimeout)
@@ -134,9 +181,23 @@ func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, e
 				return id, &OriginateError{Cause: ev.Cause, CauseTxt: ev.CauseTxt}
 			}
 		case <-wait.C:
+			s.giveUp(k)
 			return id, &OriginateError{Cause: 19, CauseTxt: "no event within the ring timeout"}
 		case <-ctx.Done():
+			s.giveUp(k)
 			return id, ctx.Err()
 		}
+	}
+}
+
+// giveUp ends an originate nobody waits for any more: the channel is hung
+// up (on the caller's goroutine, within the request timeout), and should
+// it enter the application anyway it is not served.
+func (s *Server) giveUp(k routeKey) {
+	s.originating.abandon(k)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := k.cn.cl.do(ctx, "", http.MethodDelete, "/channels/"+url.PathEscape(k.id), nil, nil, nil); err != nil && !isNotFound(err) {
+		s.log.Warn("abandoned originate not hung up", "channel", k.id, "err", err)
 	}
 }

@@ -16,6 +16,10 @@
 // redirects it to an endpoint. Whatever happens, the ExternalMedia
 // channel, the bridge and the RTP port of a call are freed when it ends.
 //
+// The engine's own calls (Originate; the survey calls, SurveyCall) are
+// originated into the application (POST /channels) and, once answered,
+// served as above, with the flow they were placed for.
+//
 // The WebSocket to each Asterisk is kept up with exponential backoff and
 // full jitter; connecting it registers the application again. After a
 // reconnect the adapter asks Asterisk for every channel it holds: calls
@@ -86,6 +90,22 @@ type Config struct {
 	ReapInterval time.Duration
 
 	Handoff HandoffConfig
+
+	// Outbound says how the engine's own calls (the survey calls) are
+	// dialled through Asterisk.
+	Outbound OutboundConfig
+}
+
+// OutboundConfig is how Asterisk dials the engine's own calls.
+type OutboundConfig struct {
+	// Endpoint is the dial string with {number} where the number goes,
+	// as pjsip.conf names the trunk: "PJSIP/{number}@trunk". Empty: the
+	// engine places no calls through Asterisk.
+	Endpoint string
+	// CallerID shown to the called citizen: "Name <number>" or a number;
+	// empty leaves the trunk's.
+	CallerID    string
+	RingTimeout time.Duration // default 30 s
 }
 
 // ServerConfig is one Asterisk server.
@@ -209,6 +229,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReapInterval <= 0 {
 		c.ReapInterval = DefaultReapInterval
+	}
+	if o := c.Outbound; o.Endpoint != "" && (!strings.Contains(o.Endpoint, "{number}") || strings.ContainsAny(o.Endpoint+o.CallerID, "\r\n")) {
+		return c, fmt.Errorf("ari: outbound endpoint %q: want a dial string with {number}, e.g. PJSIP/{number}@trunk", o.Endpoint)
 	}
 	h := &c.Handoff
 	switch h.Mode {
@@ -394,8 +417,9 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 		s.log.Debug("ARI event for another application ignored", "type", ev.Type, "app", ev.Application)
 		return
 	}
+	var orig *pending
 	if ev.Channel != nil && (ev.Type == "StasisStart" || ev.Type == "ChannelDestroyed") {
-		s.originating.deliver(routeKey{cn, ev.Channel.ID}, ev) // an originate's answer or end
+		orig = s.originating.deliver(routeKey{cn, ev.Channel.ID}, ev) // an originate's answer or end
 	}
 	var c *call
 	if ev.Channel != nil {
@@ -419,15 +443,22 @@ func (s *Server) dispatch(cn *conn, ev *Event) {
 			s.metrics.EventsIgnored.Add(1) // another application's media
 			return
 		}
-		s.offer(cn, ev)
+		if orig == nil && s.originating.abandoned(routeKey{cn, ev.Channel.ID}) {
+			// An originate given up on (ring timeout, shutdown) was
+			// answered late: hung up, not served with the line's flow.
+			s.spawn(func() { cn.remove(ev.Channel.ID, "/channels/") })
+			return
+		}
+		s.offer(cn, ev, orig)
 		return
 	}
 	s.metrics.EventsIgnored.Add(1)
 	s.log.Debug("ARI event for no call of ours ignored", "event", ev.logLine())
 }
 
-// offer admits a new call on StasisStart and starts its goroutine.
-func (s *Server) offer(cn *conn, ev *Event) {
+// offer admits a new call on StasisStart and starts its goroutine; orig
+// is the originate that placed it, or nil.
+func (s *Server) offer(cn *conn, ev *Event, orig *pending) {
 	ch := ev.Channel
 	info := ivr.CallInfo{ID: ch.ID, Telephony: "ari", Caller: ch.Caller.Number, Called: ch.Dialplan.Exten, Start: time.Now()}
 	s.mu.Lock()
@@ -441,6 +472,9 @@ func (s *Server) offer(cn *conn, ev *Event) {
 		tr, err = s.eng.Begin(info)
 	}
 	if err != nil {
+		if orig != nil && orig.done != nil {
+			close(orig.done)
+		}
 		s.log.Warn("call refused", "channel", ch.ID, "err", err)
 		s.spawn(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
@@ -453,6 +487,9 @@ func (s *Server) offer(cn *conn, ev *Event) {
 		return
 	}
 	c := newCall(s, cn, ch, tr)
+	if orig != nil {
+		c.flow, c.done = orig.flow, orig.done
+	}
 	s.mu.Lock()
 	s.calls[routeKey{cn, ch.ID}] = c
 	s.mu.Unlock()

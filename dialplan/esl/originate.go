@@ -23,6 +23,10 @@ type OriginateRequest struct {
 	CallerID string        // origination_caller_id_number; "" leaves the gateway's
 	Timeout  time.Duration // originate_timeout, default 30 s
 	Socket   string        // host:port of the engine's event socket listener
+	// UUID, when set, is the new channel's uuid (origination_uuid): the
+	// engine knows the channel that connects to Socket before the
+	// originate returns.
+	UUID string
 }
 
 // Command is the API command of r, or an error for a value that would
@@ -47,6 +51,12 @@ func (r OriginateRequest) Command() (string, error) {
 			return "", err
 		}
 		vars = append(vars, "origination_caller_id_number="+r.CallerID)
+	}
+	if r.UUID != "" {
+		if err := token("uuid", r.UUID); err != nil {
+			return "", err
+		}
+		vars = append(vars, "origination_uuid="+r.UUID)
 	}
 	vars = append(vars, fmt.Sprintf("originate_timeout=%d", int(timeout/time.Second)))
 	return fmt.Sprintf("originate {%s}sofia/gateway/%s/%s &socket(%s async full)", strings.Join(vars, ","), r.Gateway, r.Number, r.Socket), nil

@@ -121,6 +121,7 @@ func TestOriginateThroughEventSocket(t *testing.T) {
 		{Gateway: "trunk}", Number: "0722123456", Socket: "127.0.0.1:8084"},
 		{Gateway: "trunk", Number: "0722123456", CallerID: "1\napi shutdown", Socket: "127.0.0.1:8084"},
 		{Gateway: "trunk", Number: "0722123456", Socket: "nowhere"},
+		{Gateway: "trunk", Number: "0722123456", Socket: "127.0.0.1:8084", UUID: "x,origination_caller_id_number=1"},
 	} {
 		if _, err := bad.Command(); !errors.Is(err, ErrBadArgument) {
 			t.Errorf("%+v: %v, want ErrBadArgument", bad, err)

@@ -10,7 +10,10 @@
 // mod_callcenter queue, with the channel variables IVR_TICKET, IVR_LANG,
 // IVR_SUMMARY and IVR_QUEUE. Inbound mode (Inbound) keeps one connection to
 // FreeSWITCH's event socket for health, metrics and the hangups of
-// channels whose outbound session was lost.
+// channels whose outbound session was lost. The engine's own calls (the
+// survey calls, SurveyCall) are originated over the inbound socket with
+// &socket(this server): the answered channel connects like an incoming
+// one and runs the flow it was placed for.
 //
 // Media needs no module outside FreeSWITCH's standard build: the session
 // bridges the caller to the engine's own SIP endpoint (dialplan/sip) with
@@ -70,6 +73,31 @@ type Config struct {
 	// Linger is how long the socket stays open after the channel hangs up,
 	// to receive CHANNEL_HANGUP_COMPLETE, default 2 s.
 	Linger time.Duration
+	// Outbound says how the engine's own calls (the survey calls) are
+	// placed through FreeSWITCH.
+	Outbound Outbound
+}
+
+// Outbound is how the engine's own calls are placed: over FreeSWITCH's
+// event socket in inbound mode (Addr, Password: event_socket.conf.xml),
+// `originate` dials the number through a sofia gateway and connects the
+// answered channel to this server (&socket), where it is served as an
+// inbound call with the flow it was placed for.
+type Outbound struct {
+	Gateway  string // the sofia gateway (the trunk); empty: no outbound calls
+	CallerID string // origination_caller_id_number; empty: the gateway's
+	// RingTimeout is originate_timeout, default 30 s.
+	RingTimeout time.Duration
+	Addr        string // FreeSWITCH's event socket, host:port (e.g. 127.0.0.1:8021)
+	Password    string // never logged
+	// Socket is the host:port FreeSWITCH connects the answered channel
+	// to; default Listen (its actual address).
+	Socket string
+}
+
+// LogValue keeps the password out of every log.
+func (o Outbound) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("gateway", o.Gateway), slog.String("addr", o.Addr), slog.String("socket", o.Socket))
 }
 
 // Handoff modes.
@@ -144,6 +172,27 @@ func (c Config) Validate() (Config, error) {
 	if c.Linger <= 0 {
 		c.Linger = DefaultLinger
 	}
+	if o := c.Outbound; o.Gateway != "" {
+		if err := token("esl.outbound.gateway", o.Gateway); err != nil {
+			return c, err
+		}
+		if o.CallerID != "" {
+			if err := token("esl.outbound.caller_id", o.CallerID); err != nil {
+				return c, err
+			}
+		}
+		if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+			return c, fmt.Errorf("esl.outbound.addr %q: want FreeSWITCH's event socket host:port: %v", o.Addr, err)
+		}
+		if err := checkArg("esl.outbound.password", o.Password); err != nil || o.Password == "" {
+			return c, errors.New("esl.outbound.password: want event_socket.conf.xml's password on one line")
+		}
+		if o.Socket != "" {
+			if _, _, err := net.SplitHostPort(o.Socket); err != nil {
+				return c, fmt.Errorf("esl.outbound.socket %q: want host:port: %v", o.Socket, err)
+			}
+		}
+	}
 	h := &c.Handoff
 	switch h.Mode {
 	case "":
@@ -188,6 +237,8 @@ type Server struct {
 	mu       sync.Mutex
 	legs     map[string]*session // by leg token, until the leg is claimed
 	channels map[string]*session // by channel uuid, while the session runs
+	placing  map[string]*placed  // by channel uuid: our own calls, until their socket connects
+	gaveUp   map[string]bool     // by channel uuid: our own calls given up on before they connected
 	ln       net.Listener
 	wg       sync.WaitGroup // one per session goroutine
 	ready    chan struct{}
@@ -210,7 +261,7 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	metrics.Engine = eng.Metrics
 	return &Server{
 		cfg: cfg, eng: eng, Metrics: metrics, log: eng.Log.With("component", "esl"),
-		legs: map[string]*session{}, channels: map[string]*session{}, ready: make(chan struct{}),
+		legs: map[string]*session{}, channels: map[string]*session{}, placing: map[string]*placed{}, gaveUp: map[string]bool{}, ready: make(chan struct{}),
 	}, nil
 }
 

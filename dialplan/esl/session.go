@@ -163,6 +163,26 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.log.Warn("the dialplan's socket application lacks `full`: handoffs (uuid_transfer) will fail", "channel", uuid)
 		rec.record("esl.warning", "socket without full: handoff commands will be refused")
 	}
+	// One of our own calls (SurveyCall): the flow it was placed for, and
+	// its placer told when it ended.
+	s.mu.Lock()
+	own := s.placing[uuid]
+	delete(s.placing, uuid)
+	gaveUp := s.gaveUp[uuid]
+	delete(s.gaveUp, uuid)
+	s.mu.Unlock()
+	if gaveUp {
+		// The engine gave up on this call before it connected (shutdown,
+		// a late answer): the socket closes and, nothing following
+		// &socket, FreeSWITCH hangs the channel up. Nobody is served the
+		// line's flow by mistake.
+		s.log.Warn("a call the engine placed and gave up on connected late: released", "call_id", uuid)
+		return
+	}
+	if own != nil {
+		close(own.claimed)
+		defer close(own.done) // after the flow returned and the record closed
+	}
 	info := ivr.CallInfo{ID: uuid, Telephony: "esl", Caller: get("Caller-Caller-ID-Number"), Called: get("Caller-Destination-Number"), Start: time.Now()}
 	tr, err := s.eng.Begin(info)
 	if err != nil {
@@ -208,7 +228,12 @@ func (s *Server) serveConn(nc net.Conn) {
 	stopLeg := context.AfterFunc(se.leg.Context(), func() {
 		legTimer.Store(time.AfterFunc(250*time.Millisecond, se.legEnded))
 	})
-	reason := s.eng.Serve(se, tr)
+	var reason ivr.EndReason
+	if own != nil && own.flow != nil {
+		reason = s.eng.ServeFlow(se, tr, own.flow)
+	} else {
+		reason = s.eng.Serve(se, tr)
+	}
 	stopLeg()
 	if t := legTimer.Load(); t != nil {
 		t.Stop()
