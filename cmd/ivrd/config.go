@@ -19,6 +19,7 @@ import (
 	"github.com/govline/ivr/dialplan/ari"
 	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
@@ -764,7 +765,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.SIP.CallerID != "" && !validCallerID(c.SIP.CallerID) {
+	if c.SIP.CallerID != "" && !ivr.DialableNumber(c.SIP.CallerID) {
 		return bad("sip.caller_id", "%q is not a phone number (digits, an optional leading +)", c.SIP.CallerID)
 	}
 	if p := c.SIP.Outbound.PerSecond; p <= 0 || p > 100 {
@@ -1005,21 +1006,6 @@ func (c Config) eslConfig() esl.Config {
 			Addr: e.InboundAddr, Password: e.InboundPassword, Socket: o.Socket}
 	}
 	return out
-}
-
-// validCallerID accepts what may go in the From user of an outbound call:
-// 3 to 20 digits with an optional leading +.
-func validCallerID(s string) bool {
-	d := strings.TrimPrefix(s, "+")
-	if len(d) < 3 || len(d) > 20 {
-		return false
-	}
-	for _, r := range d {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // outboundConfig maps sip.trunk, sip.caller_id and [sip.outbound] onto the

@@ -28,7 +28,7 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	if o.Endpoint == "" {
 		return "no_trunk"
 	}
-	if !survey.ValidNumber(number) {
+	if !ivr.DialableNumber(number) {
 		return "bad_number"
 	}
 	done := make(chan struct{})

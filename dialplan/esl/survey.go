@@ -39,7 +39,7 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	if o.Gateway == "" {
 		return "no_trunk"
 	}
-	if !survey.ValidNumber(number) {
+	if !ivr.DialableNumber(number) {
 		return "bad_number"
 	}
 	sock := o.Socket

@@ -8,6 +8,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr"
 	"github.com/govline/ivr/redact"
 )
 
@@ -40,7 +41,7 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 		// The caller chose not to show their number: it is not read
 		// back nor called, whatever the From holds.
 		c.tr.Event("queue.callback.number", "caller ID withheld: the caller types the number")
-	} else if validNumber(number) {
+	} else if ivr.DialableNumber(number) {
 		text := cat.Text(lang, "callback.number") + " " + spacedDigits(number) + ". " + cat.Text(lang, "callback.confirm")
 		k, ok := c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
 		switch {
@@ -64,7 +65,7 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 			k, ok = c.nextKey(ctx, keys, callbackInterDigit)
 		}
 		n := typed.String()
-		if !ok || k != '#' || !validNumber(n) {
+		if !ok || k != '#' || !ivr.DialableNumber(n) {
 			c.tr.Event("queue.callback.number", fmt.Sprintf("no number typed (%d digits)", len(n)))
 			return ""
 		}

@@ -299,21 +299,6 @@ func (o *outbound) acquire(ctx context.Context) error {
 
 func (o *outbound) release() { <-o.slot }
 
-// validNumber accepts 3 to 20 digits with an optional leading +: nothing
-// else reaches a Request-URI.
-func validNumber(n string) bool {
-	d := strings.TrimPrefix(n, "+")
-	if len(d) < 3 || len(d) > 20 {
-		return false
-	}
-	for _, r := range d {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // Originate places one call through the trunk, within the limits (it
 // waits for a free slot and for the pace of calls per second), and once
 // it is answered runs the flow on it until it ends. An attempt that is not
@@ -330,7 +315,7 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	if !ob.cfg.Trunk.Configured() {
 		return OutboundResult{}, &OutboundError{Reason: OutboundNoTrunk}
 	}
-	if !validNumber(req.Number) {
+	if !ivr.DialableNumber(req.Number) {
 		return OutboundResult{}, &OutboundError{Reason: OutboundBadNumber}
 	}
 	if ob.cfg.Allowed != nil && !ob.cfg.Allowed(time.Now()) {

@@ -99,7 +99,7 @@ func Round(ctx context.Context, c Caller, cfg Config, m *ivr.Metrics, log *slog.
 		if ctx.Err() != nil {
 			break
 		}
-		if !ValidNumber(d.Number) {
+		if !ivr.DialableNumber(d.Number) {
 			continue
 		}
 		ok, err := cfg.Store.SurveyStarted(ctx, d.Ticket, d.Number, cfg.Period, time.Now())
@@ -126,21 +126,6 @@ func Round(ctx context.Context, c Caller, cfg Config, m *ivr.Metrics, log *slog.
 		log.Info("survey call", "ticket", d.Ticket, "number", redact.Phone(d.Number), "result", result)
 	}
 	return placed, nil
-}
-
-// ValidNumber accepts 3 to 20 digits with an optional leading +: nothing
-// else reaches a dial string.
-func ValidNumber(n string) bool {
-	d := strings.TrimPrefix(n, "+")
-	if len(d) < 3 || len(d) > 20 {
-		return false
-	}
-	for _, r := range d {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // Flow runs the survey flow for one ticket and notes whether the citizen

@@ -98,11 +98,3 @@ func TestRound(t *testing.T) {
 		t.Errorf("a second round called %d citizens again within the period", n)
 	}
 }
-
-func TestValidNumber(t *testing.T) {
-	for n, want := range map[string]bool{"0722123456": true, "+40722123456": true, "112": true, "12": false, "07 22": false, "0722;x": false, "": false, "+": false} {
-		if got := survey.ValidNumber(n); got != want {
-			t.Errorf("ValidNumber(%q) = %v", n, got)
-		}
-	}
-}
