@@ -663,6 +663,33 @@ type ErasureReport struct {
 	Calls []RetentionItem `json:"calls,omitempty"`
 	// Held are the tickets under legal hold: nothing of them was erased.
 	Held []string `json:"held,omitempty"`
+	// Surveys is how many satisfaction surveys of the caller had their
+	// number erased (the tickets under hold keep theirs).
+	Surveys int `json:"surveys,omitempty"`
+}
+
+// erasedNumber replaces an erased caller's number in the surveys (whose
+// number may not be empty): it matches no real number, so the citizen is
+// no longer known as surveyed.
+const erasedNumber = "erased"
+
+// eraseSurveys erases the caller's number from the surveys of tickets not
+// under legal hold, and returns how many (in a dry run, how many would
+// be). An audit line says how many, without the number.
+func (s *Store) eraseSurveys(ctx context.Context, caller string, o RetentionOptions, note string) (int, error) {
+	const which = ` FROM surveys WHERE number = ? AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.number = surveys.ticket AND t.legal_hold <> 0)`
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*)`+which, caller).Scan(&n); err != nil || n == 0 || o.DryRun {
+		return n, err
+	}
+	err := s.inTx(ctx, "erase surveys", func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE surveys SET number = ? WHERE ticket IN (SELECT ticket`+which+`)`, erasedNumber, caller); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, AuditEntry{At: s.now(), User: o.Actor, Action: "erasure", Target: "surveys",
+			Detail: fmt.Sprintf("the number of %d satisfaction surveys; %s", n, note), OK: true})
+	})
+	return n, err
 }
 
 // ErrHeld says a ticket is under legal hold. Erase returns it (wrapped)
@@ -725,6 +752,13 @@ func (s *Store) Erase(ctx context.Context, req ErasureRequest, o RetentionOption
 			return rep, wrapOp(op, err)
 		}
 		rep.Calls = append(rep.Calls, it)
+	}
+	if req.Caller != "" {
+		n, err := s.eraseSurveys(ctx, req.Caller, o, note)
+		if err != nil {
+			return rep, wrapOp(op, err)
+		}
+		rep.Surveys = n
 	}
 	if len(rep.Items) == 0 && len(rep.Calls) == 0 && len(rep.Held) == 0 {
 		what := "ticket " + req.Ticket

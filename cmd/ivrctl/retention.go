@@ -207,6 +207,9 @@ func runErase(args []string, stdout, stderr io.Writer) int {
 			for _, n := range rep.Held {
 				fmt.Fprintf(stdout, "%s\t-\tREFUSED: under legal hold, nothing erased\n", n)
 			}
+			if rep.Surveys > 0 {
+				fmt.Fprintf(stdout, "surveys\t-\tthe number of %d satisfaction surveys\n", rep.Surveys)
+			}
 			if *f.dryRun {
 				fmt.Fprintln(stdout, "dry run: nothing changed")
 			}

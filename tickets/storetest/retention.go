@@ -379,6 +379,25 @@ func erasure(t *testing.T, open Opener) {
 	c3, r3 := mk("e-3", caller) // no ticket
 	c4, r4 := mk("e-4", other)
 	t1, t2, t4 := open1(c1, caller), open1(c2, caller), open1(c4, other)
+	// Survey calls were placed to the caller about t1 and t2, and to the
+	// other caller about t4 (period 0: each is allowed).
+	for n, who := range map[string]string{t1: caller, t2: caller, t4: other} {
+		if ok, err := h.st.SurveyStarted(ctx, n, who, 0, time.Now()); err != nil || !ok {
+			t.Fatalf("survey of %s: %v %v", n, ok, err)
+		}
+	}
+	surveyNumbers := func() map[string]string {
+		rows, err := h.db.QueryContext(ctx, `SELECT ticket, number FROM surveys`)
+		must(t, err)
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var tk, n string
+			must(t, rows.Scan(&tk, &n))
+			out[tk] = n
+		}
+		return out
+	}
 	o := tickets.RetentionOptions{Actor: "admin", RecordingsDir: recDir}
 	// A path outside the recordings folder is never deleted, and said so.
 	outside := filepath.Join(t.TempDir(), "elsewhere.wav")
@@ -390,8 +409,11 @@ func erasure(t *testing.T, open Opener) {
 	d.DryRun = true
 	dr, err := h.st.Erase(ctx, tickets.ErasureRequest{Caller: caller}, d)
 	must(t, err)
-	if len(dr.Items) != 2 || len(dr.Calls) != 1 || !dr.Items[0].Personal || dr.Items[0].Turns != 1 || len(dr.Items[0].Recordings) != 1 {
+	if len(dr.Items) != 2 || len(dr.Calls) != 1 || !dr.Items[0].Personal || dr.Items[0].Turns != 1 || len(dr.Items[0].Recordings) != 1 || dr.Surveys != 2 {
 		t.Errorf("dry run: %+v", dr)
+	}
+	if sn := surveyNumbers(); sn[t1] != caller || sn[t2] != caller {
+		t.Errorf("the dry run erased a survey's number: %v", sn)
 	}
 	if tk, _ := h.st.Ticket(ctx, t1); tk.Caller != caller {
 		t.Errorf("the dry run erased")
@@ -402,6 +424,15 @@ func erasure(t *testing.T, open Opener) {
 	rep, err := h.st.Erase(ctx, tickets.ErasureRequest{Caller: caller}, o)
 	if !errors.Is(err, tickets.ErrHeld) || !slices.Equal(rep.Held, []string{t2}) || len(rep.Items) != 1 || len(rep.Calls) != 1 {
 		t.Fatalf("erase with a held ticket: %+v %v", rep, err)
+	}
+	// The surveys: the caller's number is gone from t1's, kept with the
+	// held t2's and the other caller's.
+	if sn := surveyNumbers(); rep.Surveys != 1 || sn[t1] == caller || sn[t1] == "" || sn[t2] != caller || sn[t4] != other {
+		t.Errorf("surveys after the erasure (%d erased): %v", rep.Surveys, sn)
+	}
+	if es, _ := h.st.AuditLog(ctx, tickets.AuditQuery{Action: "erasure", Target: "surveys"}); len(es) != 1 || strings.Contains(es[0].Detail, caller) ||
+		!strings.Contains(es[0].Detail, "1 satisfaction surveys") {
+		t.Errorf("the surveys' erasure in the audit: %+v", es)
 	}
 	if sk := rep.Items[0].Skipped; len(sk) != 1 || !strings.Contains(sk[0], "outside the recordings folder") {
 		t.Errorf("the recording outside the folder: %v", sk)
