@@ -359,22 +359,7 @@ func TestCallbackMachineDetectionMachine(t *testing.T) {
 	if gap := at[1].Sub(at[0]); gap < 300*time.Millisecond {
 		t.Errorf("the retry came %s after the first attempt, before the backoff", gap)
 	}
-	var notes []string
-	if !waitFor(5*time.Second, func() bool {
-		h, err := l.store.History(context.Background(), ticket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		notes = notes[:0]
-		for _, e := range h {
-			if e.Kind == tickets.EventNote {
-				notes = append(notes, e.Data.Text)
-			}
-		}
-		return len(notes) == 2
-	}) {
-		t.Fatalf("ticket notes %q, want one per attempt", notes)
-	}
+	notes := waitNotes(t, l.store, ticket, 2, "one per attempt")
 	if notes[0] != "callback attempt 1: machine" || notes[1] != "callback attempt 2: machine; callback failed, no more attempts" {
 		t.Errorf("ticket notes %q", notes)
 	}

@@ -201,22 +201,7 @@ func TestQueuedCallbackBusyRetriedThenFailed(t *testing.T) {
 	if invites, _, _, _ := tk.seen(); len(invites) != 2 {
 		t.Errorf("the trunk got %d INVITEs, want 2", len(invites))
 	}
-	var notes []string
-	if !waitFor(5*time.Second, func() bool {
-		h, err := l.store.History(context.Background(), ticket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		notes = notes[:0]
-		for _, e := range h {
-			if e.Kind == tickets.EventNote {
-				notes = append(notes, e.Data.Text)
-			}
-		}
-		return len(notes) == 2
-	}) {
-		t.Fatalf("ticket notes %q, want one per failed attempt", notes)
-	}
+	notes := waitNotes(t, l.store, ticket, 2, "one per failed attempt")
 	if notes[0] != "callback attempt 1: busy (SIP 486)" || notes[1] != "callback attempt 2: busy (SIP 486); callback failed, no more attempts" {
 		t.Errorf("ticket notes %q", notes)
 	}
@@ -310,4 +295,27 @@ func TestQueuedCallbackTypedNumber(t *testing.T) {
 	if !strings.Contains(text, "typed *******888") {
 		t.Errorf("no masked typed number in the events:\n%s", text)
 	}
+}
+
+// waitNotes waits up to 5 s for the ticket's history to hold n notes and
+// returns their texts; it fails the test (saying want) when it does not.
+func waitNotes(t *testing.T, st *tickets.Store, ticket string, n int, want string) []string {
+	t.Helper()
+	var notes []string
+	if !waitFor(5*time.Second, func() bool {
+		h, err := st.History(context.Background(), ticket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes = notes[:0]
+		for _, e := range h {
+			if e.Kind == tickets.EventNote {
+				notes = append(notes, e.Data.Text)
+			}
+		}
+		return len(notes) == n
+	}) {
+		t.Fatalf("ticket notes %q, want %s", notes, want)
+	}
+	return notes
 }
