@@ -56,17 +56,18 @@ type session struct {
 	ctx    context.Context // ends when the flow must stop
 	cancel context.CancelCauseFunc
 
-	mu      sync.Mutex
-	conn    *websocket.Conn
-	gen     int   // which attach conn is
-	history []msg // what the citizen has seen, replayed on resume
-	joined  bool  // an agent has written
-	// resolved is closed when the ticket the chat was handed off with is
-	// resolved (read by the relay) while the citizen is still there.
+	// resolved is closed (once) when the ticket the chat was handed off
+	// with is resolved (read by the relay) while the citizen is still there.
 	resolved     chan struct{}
 	resolvedOnce sync.Once
-	asking       *msg        // the question waiting for an answer
-	gone         *time.Timer // ends the session when no socket comes back
+
+	mu      sync.Mutex
+	conn    *websocket.Conn
+	gen     int         // which attach conn is
+	history []msg       // what the citizen has seen, replayed on resume
+	joined  bool        // the citizen was told an operator joined (the ticket taken, or an agent wrote)
+	asking  *msg        // the question waiting for an answer
+	gone    *time.Timer // ends the session when no socket comes back
 }
 
 var (
