@@ -52,9 +52,10 @@ var engineIDs = []string{
 	"status.new", "status.in_progress", "status.escalated", "status.waiting", "status.resolved", "status.closed",
 	"failure.sorry", "failure.transfer", "failure.ticket", "failure.callback",
 	"no_queue.busy", "no_queue.callback",
-	"queue.wait", "queue.one_minute", "queue.minutes", "queue.many_minutes",
+	"queue.wait", "queue.callback_speech", "queue.one_minute", "queue.minutes", "queue.many_minutes",
 	"survey.question", "survey.thanks",
 	"callback.intro", "callback.connect", "callback.number", "callback.confirm", "callback.type",
+	"callback.spoken", "callback.stay",
 }
 
 var defaultCatalog = sync.OnceValues(func() (*Catalog, error) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/speech"
 )
 
 // CallInfo describes a call. It is fixed once the call is answered, except
@@ -167,6 +168,13 @@ type Handoff struct {
 	// embedded line): the engine side of the call's recording. Called
 	// with 20 ms frames at the call's rate, not kept after it returns.
 	Heard func(frame []int16)
+	// Hear, on a call with speech (nil otherwise), waits for the
+	// caller's next utterance while the adapter carries the call and
+	// returns it recognized with g in lang: how the embedded queue hears
+	// "call me back". The words go to the transcript as the caller's
+	// turn. It returns the recognizer's error, or ctx's cause when ctx
+	// ends first; one Hear at a time.
+	Hear func(ctx context.Context, lang string, g *speech.Grammar) (speech.Result, error)
 }
 
 // Transferer is implemented by calls that a telephony adapter can hand to a

@@ -48,6 +48,9 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 		s.Tracker.Event("flow.transfer", "queue "+out.Queue+" ticket "+out.Ticket)
 		if tr, ok := s.Call.(Transferer); ok {
 			h := Handoff{Queue: out.Queue, Ticket: out.Ticket, Lang: out.Lang, Summary: out.Summary, Heard: s.Recording.Engine, Catalog: s.catalog()}
+			if s.ear != nil {
+				h.Hear = s.hear
+			}
 			if err := tr.Transfer(ctx, h); err == nil {
 				// The embedded queue returns when the agent's call ends;
 				// a caller still on the line (the agent hung up) is asked

@@ -47,13 +47,13 @@ const callbackPoll = 500 * time.Millisecond
 // confirm or type (callbackNumber, reading keys), and hands their place p
 // to a keeper; false when callbacks are not configured or there is no
 // number the trunk can call.
-func (c *call) keepPlace(ctx context.Context, h ivr.Handoff, p queue.Place, keys <-chan rune) bool {
+func (c *call) keepPlace(ctx context.Context, h ivr.Handoff, p queue.Place, keys <-chan rune, ear *waitEar) bool {
 	s := c.srv
 	store := s.cfg.Queue.Callbacks
 	if store == nil || !s.out.cfg.Trunk.Configured() {
 		return false
 	}
-	number := c.callbackNumber(ctx, h.Lang, keys)
+	number := c.callbackNumber(ctx, h.Lang, keys, ear)
 	if number == "" {
 		return false
 	}

@@ -62,6 +62,7 @@ func startCallbackLineEngine(t *testing.T, tk *testTrunk, adjust func(*sip.Outbo
 		e.Synth = &ivr.RenderCache{Dir: filepath.Join(promptCache, "tts")}
 		e.Lang = "ro"
 		e.RecDir = t.TempDir()
+		e.Services = flows.Services{Transcript: flows.TicketTranscript{Store: store}}
 		if engine != nil {
 			engine(e)
 		}
@@ -318,4 +319,93 @@ func waitNotes(t *testing.T, st *tickets.Store, ticket string, n int, want strin
 		t.Fatalf("ticket notes %q, want %s", notes, want)
 	}
 	return notes
+}
+
+// spokenCallbackLine is startCallbackLine on a line that hears speech (the
+// engines of the speech tests).
+func spokenCallbackLine(t *testing.T) (*line, queue.Callbacks, string) {
+	t.Helper()
+	pool, rec, _ := speechEngines(t)
+	tk := newTestTrunk(t, trunkAnswer, trunkPass)
+	l, _, cbs, ticket := startCallbackLineEngine(t, tk, nil, func(e *ivr.Engine) {
+		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
+	})
+	return l, cbs, ticket
+}
+
+// waitEvent waits up to limit for the line's call events to hold want n
+// times.
+func waitEvent(t *testing.T, l *line, want string, n int, limit time.Duration) {
+	t.Helper()
+	var evs string
+	if !waitFor(limit, func() bool { evs = callEvents(t, l); return strings.Count(evs, want) >= n }) {
+		t.Fatalf("%q not %d times in the call's events:\n%s", want, n, evs)
+	}
+}
+
+// TestQueuedCallbackSpoken: a caller waiting in the queue says "reveniți
+// cu un apel" (espeak-ng over G.711) and is asked whether they want to be
+// called back; a "nu" leaves them waiting in their place. Asked again,
+// they say "da", hear their number read back and keep their place: the
+// callback is recorded as for the key 1, and their words are in the
+// call's transcript.
+func TestQueuedCallbackSpoken(t *testing.T) {
+	_, _, syn := speechEngines(t)
+	l, cbs, ticket := spokenCallbackLine(t)
+	c := l.answered(t)
+	callID := c.d.InviteRequest.CallID().Value()
+	if !waitFor(20*time.Second, func() bool { return c.heardLen() > 2*c.rate }) {
+		t.Fatal("no announcement heard")
+	}
+	ask := func(n int, answer, want string) {
+		t.Helper()
+		c.speak(utterance(t, syn, "ro", "reveniți cu un apel", c.rate))
+		waitEvent(t, l, "queue.callback.spoken the caller asked by voice", n, 10*time.Second)
+		if evs := callEvents(t, l); strings.Contains(evs, "queue.left") {
+			t.Fatalf("the place was left before the caller confirmed:\n%s", evs)
+		}
+		time.Sleep(time.Second) // the question begins
+		c.speak(utterance(t, syn, "ro", answer, c.rate))
+		waitEvent(t, l, want, 1, 15*time.Second)
+	}
+	ask(1, "nu", "queue.callback.spoken the caller said no: keeps waiting")
+	if c.waitEnded(2 * time.Second) {
+		t.Fatalf("the call ended after the caller said no:\n%s", callEvents(t, l))
+	}
+	if pending, _ := cbs.List(context.Background(), queue.CallbackPending, 0); len(pending) != 0 {
+		t.Fatalf("pending callbacks %+v after a no, want none", pending)
+	}
+	ask(2, "da", "queue.left")
+	// "da" answers the number read back as 1 does.
+	time.Sleep(time.Second)
+	c.speak(utterance(t, syn, "ro", "da", c.rate))
+	if !c.waitEnded(40 * time.Second) {
+		t.Fatalf("the line did not end the call after the spoken request:\n%s", callEvents(t, l))
+	}
+	pending, err := cbs.List(context.Background(), queue.CallbackPending, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Number != testCaller || pending[0].Ticket != ticket {
+		t.Fatalf("pending callbacks %+v, want one for %s, ticket %s", pending, testCaller, ticket)
+	}
+	turns, err := l.store.Transcript(context.Background(), callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, tu := range turns {
+		if tu.Speaker == "caller" {
+			said = append(said, tu.Text)
+		}
+	}
+	// Each as heard: "reveniți cu un apel" may be its shorter synonym
+	// "reveniți", "nu" may be "nu nu".
+	first := func(s string) string { f, _, _ := strings.Cut(s, " "); return f }
+	if len(said) != 5 || first(said[0]) != "reveniți" || first(said[1]) != "nu" || first(said[2]) != "reveniți" || said[3] != "da" || said[4] != "da" {
+		t.Errorf("the caller's turns %q, want the request, \"nu\", the request, \"da\", \"da\"", said)
+	}
+	if evs := callEvents(t, l); !strings.Contains(evs, "queue.callback.number confirmed") {
+		t.Errorf("the number was not confirmed:\n%s", evs)
+	}
 }

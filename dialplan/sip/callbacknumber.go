@@ -31,7 +31,10 @@ const (
 // callbackNumber returns the number to call back, confirmed or typed by
 // the caller (keys are the wait's keys), or "" when there is none (typing
 // timed out, the number is not one the trunk can call, or the call ended).
-func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune) string {
+//
+// On a line with speech (ear not nil) "da" and "nu" answer the read-back
+// as 1 and 2 do; the digits are typed.
+func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune, ear *waitEar) string {
 	cat := flows.DefaultCatalog()
 	if !cat.HasLang(lang) {
 		lang = "ro"
@@ -43,13 +46,16 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 		c.tr.Event("queue.callback.number", "caller ID withheld: the caller types the number")
 	} else if ivr.DialableNumber(number) {
 		text := cat.Text(lang, "callback.number") + " " + spacedDigits(number) + ". " + cat.Text(lang, "callback.confirm")
-		k, ok := c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
+		k, ok := c.readBack(ctx, lang, text, keys, ear)
 		switch {
 		case !ok:
 			return ""
 		case k == '2':
-		default: // 1, another key, or none: the number stands
+		case k == '1':
 			c.tr.Event("queue.callback.number", "confirmed "+redact.Mask(number))
+			return number
+		default: // another key, or none: the number stands
+			c.tr.Event("queue.callback.number", "kept without an answer "+redact.Mask(number))
 			return number
 		}
 	}
@@ -72,7 +78,7 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 		// The typed number is read back: a slip of a finger would send
 		// the callback to a stranger.
 		text := cat.Text(lang, "callback.number") + " " + spacedDigits(n) + ". " + cat.Text(lang, "callback.confirm")
-		k, ok = c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
+		k, ok = c.readBack(ctx, lang, text, keys, ear)
 		switch {
 		case !ok:
 			return ""
@@ -86,6 +92,22 @@ func (c *call) callbackNumber(ctx context.Context, lang string, keys <-chan rune
 		c.tr.Event("queue.callback.number", "typed "+redact.Mask(n))
 		return n
 	}
+}
+
+// readBack says a number read back and returns the caller's answer: 1 or
+// 2 pressed, or "da" / "nu" said as 1 / 2 (0 when none within
+// callbackConfirmTimeout).
+func (c *call) readBack(ctx context.Context, lang, text string, keys <-chan rune, ear *waitEar) (rune, bool) {
+	ear.asking(true)
+	defer ear.asking(false)
+	k, ok := c.sayForKey(ctx, lang, text, keys, callbackConfirmTimeout)
+	switch k {
+	case saidYes, saidCallback:
+		k = '1'
+	case saidNo:
+		k = '2'
+	}
+	return k, ok
 }
 
 // withheld reports whether the caller withheld their number: an

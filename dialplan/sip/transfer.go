@@ -167,6 +167,31 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 	keys := make(chan rune, 4)
 	c.waitKeys.Store(&keys)
 	defer c.waitKeys.Store(nil)
+	// On a line with speech, "call me back" said asks to confirm, and a
+	// "da" counts as 1 (waitspeech.go).
+	ear := c.hearWhileWaiting(ctx, h, keys)
+	defer ear.close()
+	var confirming <-chan time.Time // a spoken request awaits its yes
+	var confirmTimer *time.Timer
+	defer func() {
+		if confirmTimer != nil {
+			confirmTimer.Stop()
+		}
+	}()
+	cat := h.Catalog
+	if cat == nil {
+		cat = flows.DefaultCatalog()
+	}
+	render := func(text string) []int16 {
+		if c.srv.eng.Synth == nil {
+			return nil
+		}
+		pcm, err := c.srv.eng.Synth.Synthesize(ctx, h.Lang, text, c.rate)
+		if err != nil {
+			c.tr.Log().Warn("queue prompt not rendered", "err", err)
+		}
+		return pcm
+	}
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
 	want, claiming := true, false
@@ -204,6 +229,7 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				want = true
 				continue
 			}
+			ear.close() // the caller talks to the agent now
 			settle(res.agent, true)
 			outcome = tickets.QueueAnswered
 			c.recordOutcome(id, conf.Service, outcome)
@@ -226,37 +252,55 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 			c.tr.Event("queue.bridge.end", fmt.Sprintf("agent %s talked %s", res.agent, talked.Round(time.Second)))
 			return nil
 		case k := <-keys:
+			switch {
+			case k == saidCallback && confirming == nil:
+				c.tr.Event("queue.callback.spoken", "the caller asked by voice to be called back: asked to confirm")
+				ear.asking(true)
+				playing = render(cat.Text(h.Lang, "callback.spoken"))
+				confirmTimer = time.NewTimer(time.Duration(len(playing))*time.Second/time.Duration(c.rate) + spokenConfirmWait)
+				confirming = confirmTimer.C
+				continue
+			case k == saidYes && confirming != nil:
+				k = queue.LeaveKey
+			case k == saidNo && confirming != nil:
+				c.tr.Event("queue.callback.spoken", "the caller said no: keeps waiting")
+				confirming, playing = nil, render(cat.Text(h.Lang, "callback.stay"))
+				ear.asking(false)
+				continue
+			}
 			if k == queue.LeaveKey {
 				c.tr.Event("queue.left", fmt.Sprintf("the caller left the request after %s", time.Since(joined).Round(time.Second)))
 				stopClaims()
 				claimer.Wait()
 				r.stop()
 				r = nil
-				if c.keepPlace(ctx, h, p, keys) {
+				if c.keepPlace(ctx, h, p, keys, ear) {
 					kept = true
 					outcome = "" // the callback carries on: its outcome is the callback's
 					return fmt.Errorf("queue %s: %w: %w", h.Queue, ErrLeftRequest, ErrCallbackKept)
 				}
 				return fmt.Errorf("queue %s: %w", h.Queue, ErrLeftRequest)
 			}
+		case <-confirming:
+			c.tr.Event("queue.callback.spoken", fmt.Sprintf("not confirmed within %s: keeps waiting", spokenConfirmWait))
+			confirming, playing = nil, render(cat.Text(h.Lang, "callback.stay"))
+			ear.asking(false)
 		case <-maxWait.C:
 			c.tr.Event("queue.timeout", fmt.Sprintf("no agent within %s", conf.MaxWait))
 			return fmt.Errorf("queue %s: %w", h.Queue, ErrMaxWait)
 		case <-announce.C:
 			announce.Reset(set.AnnounceEvery)
-			if c.srv.eng.Synth == nil {
-				continue
-			}
-			cat := h.Catalog
-			if cat == nil {
-				cat = flows.DefaultCatalog()
+			if c.srv.eng.Synth == nil || confirming != nil {
+				continue // a question is asked: the next announcement waits
 			}
 			st := look()
 			text := queue.Announcement(cat, h.Lang, st.Position, st.Wait)
+			if ear != nil {
+				text += " " + cat.Text(h.Lang, "queue.callback_speech")
+			}
 			c.srv.metrics.Callback("offered")
-			pcm, err := c.srv.eng.Synth.Synthesize(ctx, h.Lang, text, c.rate)
-			if err != nil {
-				c.tr.Log().Warn("queue announcement not rendered", "err", err)
+			pcm := render(text)
+			if pcm == nil {
 				continue
 			}
 			c.tr.Event("queue.announce", fmt.Sprintf("position %d", st.Position))
