@@ -46,8 +46,9 @@ type testTrunk struct {
 	mu        sync.Mutex
 	invites   []*gosip.Request // authenticated INVITEs
 	at        []time.Time
-	challenge int // INVITEs answered 401
-	cancelled int // INVITEs that ended before an answer (CANCEL)
+	challenge int      // INVITEs answered 401
+	over      []string // the transport of every INVITE, challenged or not
+	cancelled int      // INVITEs that ended before an answer (CANCEL)
 }
 
 const (
@@ -69,6 +70,9 @@ func newTestTrunkOver(t *testing.T, mode trunkMode, password string, transports 
 	auth := diago.NewDigestServer()
 	t.Cleanup(auth.Close)
 	handler := func(d *diago.DialogServerSession) {
+		tk.mu.Lock()
+		tk.over = append(tk.over, d.InviteRequest.Transport())
+		tk.mu.Unlock()
 		res, err := auth.AuthorizeRequest(d.InviteRequest, diago.DigestAuth{Username: tk.user, Password: tk.password, Realm: "trunk"})
 		if err != nil || res.StatusCode != 200 {
 			tk.mu.Lock()
@@ -128,6 +132,13 @@ func (tk *testTrunk) uri() string {
 		form = "sip:%s:%s@127.0.0.1:%d"
 	}
 	return fmt.Sprintf(form, trunkUser, trunkPass, tk.port)
+}
+
+// transports are the transports every INVITE came over, in order.
+func (tk *testTrunk) transports() []string {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return append([]string(nil), tk.over...)
 }
 
 func (tk *testTrunk) seen() (invites []*gosip.Request, at []time.Time, challenges, cancelled int) {

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/diago"
 
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
 )
 
@@ -186,8 +187,8 @@ func TestOutboundTrunkTCP(t *testing.T) {
 	if len(invites) != 1 || challenges != 1 {
 		t.Fatalf("trunk saw %d authenticated INVITEs and %d challenges, want 1 and 1", len(invites), challenges)
 	}
-	if tp := invites[0].Transport(); tp != "TCP" {
-		t.Errorf("the INVITE came over %s, want TCP", tp)
+	if over := tk.transports(); len(over) != 2 || over[0] != "TCP" || over[1] != "TCP" {
+		t.Errorf("the INVITEs (the challenged one, the one with credentials) came over %v, want [TCP TCP]", over)
 	}
 	if v := invites[0].Via(); v == nil || v.Transport != "TCP" {
 		t.Errorf("Via %v, want SIP/2.0/TCP", v)
@@ -214,8 +215,8 @@ func TestOutboundTrunkTLS(t *testing.T) {
 		t.Fatalf("trunk saw %d authenticated INVITEs and %d challenges, want 1 and 1", len(invites), challenges)
 	}
 	inv := invites[0]
-	if tp := inv.Transport(); tp != "TLS" {
-		t.Errorf("the INVITE with credentials came over %s, want TLS", tp)
+	if over := tk.transports(); len(over) != 2 || over[0] != "TLS" || over[1] != "TLS" {
+		t.Errorf("the INVITEs (the challenged one, the one with credentials) came over %v, want [TLS TLS]", over)
 	}
 	if inv.Recipient.Scheme != "sips" || inv.Recipient.User != testCaller {
 		t.Errorf("Request-URI %s, want sips: with the number", inv.Recipient.String())
@@ -225,6 +226,43 @@ func TestOutboundTrunkTLS(t *testing.T) {
 	}
 	if leaks := l.logs.leaks([]string{trunkPass}); len(leaks) > 0 {
 		t.Errorf("the trunk's password is logged: %v", leaks)
+	}
+}
+
+// TestOutboundTrunkTLSLineHangsUp: a trunk written sip:...;transport=tls
+// that listens on TLS alone: the flow hangs up at once and the line's BYE
+// reaches the trunk (over TLS: there is nothing else to reach it on).
+func TestOutboundTrunkTLSLineHangsUp(t *testing.T) {
+	ca := newTestCA(t, "trunk-ca")
+	conf := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, false, loopback)}, MinVersion: tls.VersionTLS12}
+	tk := newTestTrunkOver(t, trunkAnswer, trunkPass, []diago.Transport{{Transport: "tls", TLSConf: conf, RewriteContact: true}})
+	tk.uriForm = "sip:%s:%s@127.0.0.1:%d;transport=tls"
+	bye := make(chan struct{})
+	tk.answered = func(d *diago.DialogServerSession) {
+		select {
+		case <-d.Context().Done():
+			close(bye)
+		case <-time.After(10 * time.Second):
+		}
+	}
+	l := startOutboundLine(t, tk, func(o *sip.OutboundConfig) { o.TLS.CAFile = ca.file })
+	hangup := flowFunc(func(context.Context, flows.Facts, flows.Channel, flows.Services) flows.Outcome {
+		return flows.Outcome{Kind: flows.OutcomeHangup}
+	})
+	if _, err := l.srv.Originate(context.Background(), sip.OriginateRequest{Number: testCaller, Flow: hangup}); err != nil {
+		t.Fatalf("Originate: %v", err)
+	}
+	select {
+	case <-bye:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the line's BYE did not reach the trunk")
+	}
+	invites, _, _, _ := tk.seen()
+	if len(invites) != 1 || invites[0].Recipient.Scheme != "sip" {
+		t.Fatalf("trunk saw %d authenticated INVITEs, want 1 with a sip: Request-URI", len(invites))
+	}
+	if c := invites[0].Contact(); c == nil || c.Address.Scheme != "sip" || !strings.Contains(c.Address.String(), "transport=tls") {
+		t.Errorf("Contact %v, want a sip: one with transport=tls", c)
 	}
 }
 
@@ -240,7 +278,10 @@ func TestOutboundTrunkTLSAuthRefused(t *testing.T) {
 		t.Fatalf("Originate: %v, want auth_refused", err)
 	}
 	if _, _, challenges, _ := tk.seen(); challenges != 2 {
-		t.Errorf("trunk answered %d INVITEs over TLS with 401, want 2 (the challenge, the wrong credentials)", challenges)
+		t.Errorf("trunk answered %d INVITEs with 401, want 2 (the challenge, the wrong credentials)", challenges)
+	}
+	if over := tk.transports(); len(over) != 2 || over[0] != "TLS" || over[1] != "TLS" {
+		t.Errorf("the INVITEs came over %v, want [TLS TLS]", over)
 	}
 }
 
