@@ -266,6 +266,24 @@ func TestOutboundTrunkTLSLineHangsUp(t *testing.T) {
 	}
 }
 
+// TestOutboundTrunkTLSNoAnswer: a phone that rings past the ring timeout
+// behind a trunk that listens on TLS alone gets the line's CANCEL, and the
+// attempt ends as no_answer.
+func TestOutboundTrunkTLSNoAnswer(t *testing.T) {
+	ca := newTestCA(t, "trunk-ca")
+	conf := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, false, loopback)}, MinVersion: tls.VersionTLS12}
+	tk := newTestTrunkOver(t, trunkRing, trunkPass, []diago.Transport{{Transport: "tls", TLSConf: conf, RewriteContact: true}})
+	tk.uriForm = "sips:%s:%s@127.0.0.1:%d"
+	l := startOutboundLine(t, tk, func(o *sip.OutboundConfig) { o.TLS.CAFile = ca.file; o.RingTimeout = 700 * time.Millisecond })
+	_, err := l.srv.Originate(context.Background(), sip.OriginateRequest{Number: testCaller})
+	if sip.ReasonOfOutbound(err) != sip.OutboundNoAnswer {
+		t.Fatalf("Originate: %v, want no_answer", err)
+	}
+	if !waitFor(3*time.Second, func() bool { _, _, _, cancelled := tk.seen(); return cancelled == 1 }) {
+		t.Fatal("the phone did not see the call end before an answer (no CANCEL over TLS)")
+	}
+}
+
 // TestOutboundTrunkTLSAuthRefused: wrong credentials over TLS: the
 // challenge and the INVITE sent again both reach the trunk over TLS, and
 // the attempt ends as auth_refused.
