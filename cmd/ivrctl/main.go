@@ -5,7 +5,7 @@
 //	ivrctl calls show CALL_ID [--json]
 //	ivrctl calls trace CALL_ID [--json]
 //	ivrctl calls tail [--json] [--for DURATION]
-//	ivrctl calls originate NUMBER --flow FILE [--trunk URI] [--listen HOST:PORT]   (places a call; writes its record)
+//	ivrctl calls originate NUMBER --flow FILE [--trunk URI] [--trunk-ca FILE] [--listen HOST:PORT]   (places a call; writes its record)
 //	ivrctl flow lint PATH...
 //	ivrctl flow simulate FLOW
 //	ivrctl flow test PATH...

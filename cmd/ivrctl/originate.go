@@ -26,10 +26,14 @@ import (
 // the embedded synthesizer; the call record goes to the line's database.
 // It prints how the call ended, or why it was not answered (exit 1).
 func runCallsOriginate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("calls originate", "ivrctl calls originate NUMBER --flow FILE [--trunk sip:USER:PASSWORD@HOST:PORT] [--listen HOST:PORT] [--caller-id N] [--ring-timeout 30s] [--lang ro]", stderr)
+	fs := newFlagSet("calls originate", "ivrctl calls originate NUMBER --flow FILE [--trunk sip:USER:PASSWORD@HOST:PORT[;transport=tcp|tls]] [--trunk-ca FILE] [--trunk-server-name NAME] [--listen HOST:PORT] [--caller-id N] [--ring-timeout 30s] [--lang ro]", stderr)
 	data := dataFlag(fs)
 	flowFile := fs.String("flow", "", "the Lua flow `FILE` to run on the answered call (its folder's catalog and prompts are used)")
-	trunkURI := fs.String("trunk", os.Getenv("IVR_SIP_TRUNK"), "the trunk, sip:USER:PASSWORD@HOST:PORT (default $IVR_SIP_TRUNK)")
+	trunkURI := fs.String("trunk", os.Getenv("IVR_SIP_TRUNK"), "the trunk, sip:USER:PASSWORD@HOST:PORT[;transport=tcp|tls] or sips:USER:PASSWORD@HOST:PORT (default $IVR_SIP_TRUNK)")
+	trunkCA := fs.String("trunk-ca", os.Getenv("IVR_SIP_TRUNK_CA"), "a TLS trunk: PEM `FILE` of CAs trusted besides the system's (default $IVR_SIP_TRUNK_CA)")
+	trunkName := fs.String("trunk-server-name", os.Getenv("IVR_SIP_TRUNK_SERVER_NAME"), "a TLS trunk: the name its certificate holds (default $IVR_SIP_TRUNK_SERVER_NAME, else its IP)")
+	trunkCert := fs.String("trunk-cert", os.Getenv("IVR_SIP_TRUNK_CERT"), "a TLS trunk: the client certificate `FILE` (PEM), with --trunk-key (default $IVR_SIP_TRUNK_CERT)")
+	trunkKey := fs.String("trunk-key", os.Getenv("IVR_SIP_TRUNK_KEY"), "a TLS trunk: the client certificate's key `FILE` (default $IVR_SIP_TRUNK_KEY)")
 	listen := fs.String("listen", "127.0.0.1:0", "the `HOST:PORT` this test endpoint listens on (the trunk sends its responses and RTP there; port 0: any free port)")
 	callerID := fs.String("caller-id", os.Getenv("IVR_SIP_CALLER_ID"), "the From user of the call (default $IVR_SIP_CALLER_ID, else the trunk's user)")
 	ring := fs.Duration("ring-timeout", sip.DefaultRingTimeout, "give up (no_answer) after this")
@@ -78,7 +82,8 @@ func runCallsOriginate(args []string, stdout, stderr io.Writer) int {
 	if p, err := ivr.LoadPrompts(ivr.PromptConfig{Dir: filepath.Join(dir, "prompts"), Cache: cache, Lang: *lang, Rates: []int{8000, 16000}}); err == nil {
 		eng.Prompts = p
 	}
-	srv, err := sip.New(sip.Config{Listen: addr, Outbound: sip.OutboundConfig{Trunk: trunk, CallerID: *callerID, RingTimeout: *ring, Retries: -1}}, eng)
+	tlsConf := sip.TrunkTLS{CAFile: *trunkCA, ServerName: *trunkName, CertFile: *trunkCert, KeyFile: *trunkKey}
+	srv, err := sip.New(sip.Config{Listen: addr, Outbound: sip.OutboundConfig{Trunk: trunk, TLS: tlsConf, CallerID: *callerID, RingTimeout: *ring, Retries: -1}}, eng)
 	if err != nil {
 		return fail(stderr, err)
 	}

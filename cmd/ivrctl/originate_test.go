@@ -92,3 +92,19 @@ func TestCallsOriginate(t *testing.T) {
 		t.Errorf("busy: exit %d, stdout %q", code, out.String())
 	}
 }
+
+// A TLS trunk's CA file that cannot be read stops the test call before
+// anything is sent, and says which file.
+func TestCallsOriginateTrunkCA(t *testing.T) {
+	dir := t.TempDir()
+	flow := filepath.Join(dir, "trunk-test.lua")
+	if err := os.WriteFile(flow, []byte(`hangup("test")`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"calls", "originate", "--data", t.TempDir(), "--trunk", "sips:127.0.0.1:5061", "--trunk-ca", filepath.Join(dir, "missing-ca.pem"),
+		"--flow", flow, "0722123456"}, &out, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "missing-ca.pem") {
+		t.Errorf("exit %d, stderr %q: want an error naming the CA file", code, errb.String())
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -162,11 +164,20 @@ type SIPConfig struct {
 	MaxPendingPerSource int            `toml:"max_pending_per_source"`
 	AckTimeout          Duration       `toml:"ack_timeout"`
 	Queue               SIPQueueConfig `toml:"queue"`
-	// Trunk is where outbound calls go, sip:USER:PASSWORD@HOST:PORT
-	// (empty: the line places no calls); CallerID their From user.
-	Trunk    string            `toml:"trunk"`
-	CallerID string            `toml:"caller_id"`
-	Outbound SIPOutboundConfig `toml:"outbound"`
+	// Trunk is where outbound calls go, sip:USER:PASSWORD@HOST:PORT with
+	// ;transport=tcp or tls, or sips:USER:PASSWORD@HOST:PORT (empty: the
+	// line places no calls); CallerID their From user.
+	Trunk    string `toml:"trunk"`
+	CallerID string `toml:"caller_id"`
+	// A TLS trunk's checks: CAs trusted besides the system roots (PEM),
+	// the name its certificate must hold (default its IP address), and
+	// the line's client certificate and key (PEM) if the trunk asks for
+	// one.
+	TrunkCA         string            `toml:"trunk_ca"`
+	TrunkServerName string            `toml:"trunk_server_name"`
+	TrunkCert       string            `toml:"trunk_cert"`
+	TrunkKey        string            `toml:"trunk_key"`
+	Outbound        SIPOutboundConfig `toml:"outbound"`
 }
 
 // SurveysConfig is the [surveys] table: satisfaction survey calls after a
@@ -490,6 +501,10 @@ var envOverrides = []struct {
 	{"IVR_SIP_ACK_TIMEOUT", "sip.ack_timeout", func(c *Config, v string) error { return c.SIP.AckTimeout.UnmarshalText([]byte(v)) }},
 	{"IVR_SIP_TRUNK", "sip.trunk", func(c *Config, v string) error { c.SIP.Trunk = v; return nil }},
 	{"IVR_SIP_CALLER_ID", "sip.caller_id", func(c *Config, v string) error { c.SIP.CallerID = v; return nil }},
+	{"IVR_SIP_TRUNK_CA", "sip.trunk_ca", func(c *Config, v string) error { c.SIP.TrunkCA = v; return nil }},
+	{"IVR_SIP_TRUNK_SERVER_NAME", "sip.trunk_server_name", func(c *Config, v string) error { c.SIP.TrunkServerName = v; return nil }},
+	{"IVR_SIP_TRUNK_CERT", "sip.trunk_cert", func(c *Config, v string) error { c.SIP.TrunkCert = v; return nil }},
+	{"IVR_SIP_TRUNK_KEY", "sip.trunk_key", func(c *Config, v string) error { c.SIP.TrunkKey = v; return nil }},
 	{"IVR_SIP_REGISTER_MAX_FAILURES", "sip.queue.max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.MaxFailures, v) }},
 	{"IVR_SIP_REGISTER_ADDRESS_MAX_FAILURES", "sip.queue.address_max_failures", func(c *Config, v string) error { return setInt(&c.SIP.Queue.AddressMaxFailures, v) }},
 	{"IVR_SIP_REGISTER_BACKOFF", "sip.queue.backoff", func(c *Config, v string) error { return c.SIP.Queue.Backoff.UnmarshalText([]byte(v)) }},
@@ -742,6 +757,9 @@ func (c Config) Validate() error {
 		if _, err := sip.ParseTrunk(c.SIP.Trunk); err != nil {
 			return bad("sip.trunk", "%v", err)
 		}
+	}
+	if err := c.SIP.validateTrunkTLS(); err != nil {
+		return err
 	}
 	if _, err := c.Retention.Policy(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -1008,6 +1026,42 @@ func (c Config) eslConfig() esl.Config {
 	return out
 }
 
+// validateTrunkTLS checks sip.trunk_ca, sip.trunk_server_name,
+// sip.trunk_cert and sip.trunk_key: set only for a TLS trunk, the files
+// readable and holding what they should, at start rather than at the first
+// call.
+func (s SIPConfig) validateTrunkTLS() error {
+	bad := func(key string, format string, a ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...))
+	}
+	isTLS := false
+	if s.Trunk != "" {
+		t, _ := sip.ParseTrunk(s.Trunk) // checked before
+		isTLS = t.Transport == sip.TransportTLS
+	}
+	for _, k := range []struct{ key, v string }{
+		{"sip.trunk_ca", s.TrunkCA}, {"sip.trunk_server_name", s.TrunkServerName}, {"sip.trunk_cert", s.TrunkCert}, {"sip.trunk_key", s.TrunkKey},
+	} {
+		if k.v != "" && !isTLS {
+			return bad(k.key, "is set, but sip.trunk is not a TLS trunk (sips:... or ;transport=tls)")
+		}
+	}
+	if s.TrunkCA != "" {
+		if err := sip.AppendTrunkCA(x509.NewCertPool(), s.TrunkCA); err != nil {
+			return bad("sip.trunk_ca", "%v", err)
+		}
+	}
+	if (s.TrunkCert == "") != (s.TrunkKey == "") {
+		return bad("sip.trunk_cert", "a client certificate needs both sip.trunk_cert and sip.trunk_key")
+	}
+	if s.TrunkCert != "" {
+		if _, err := tls.LoadX509KeyPair(s.TrunkCert, s.TrunkKey); err != nil {
+			return bad("sip.trunk_cert", "%v", err)
+		}
+	}
+	return nil
+}
+
 // outboundConfig maps sip.trunk, sip.caller_id and [sip.outbound] onto the
 // line's outbound configuration; allowed is the working calendar's Open
 // when sip.outbound.working_hours is set.
@@ -1021,6 +1075,7 @@ func (c Config) outboundConfig(allowed func(time.Time) bool) sip.OutboundConfig 
 	if c.SIP.Trunk != "" {
 		out.Trunk, _ = sip.ParseTrunk(c.SIP.Trunk) // checked by Validate
 	}
+	out.TLS = sip.TrunkTLS{CAFile: c.SIP.TrunkCA, ServerName: c.SIP.TrunkServerName, CertFile: c.SIP.TrunkCert, KeyFile: c.SIP.TrunkKey}
 	if o.WorkingHours {
 		out.Allowed = allowed
 	}

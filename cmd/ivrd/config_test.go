@@ -1,6 +1,13 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +71,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		con.LoginRate != 30 || con.HashConcurrency != 1 || con.HashWait.Duration != 500*time.Millisecond {
 		t.Errorf("limit overrides not applied: %+v %+v %+v", s, q, con)
 	}
-	if o := c.outboundConfig(nil); o.Trunk != (sip.Trunk{User: "line", Password: "p@ss", Host: "10.0.0.9", Port: 5080}) || o.CallerID != "+37322123456" {
+	if o := c.outboundConfig(nil); o.Trunk != (sip.Trunk{User: "line", Password: "p@ss", Host: "10.0.0.9", Port: 5080, Transport: "udp"}) || o.CallerID != "+37322123456" {
 		t.Errorf("trunk overrides not applied: %+v", o)
 	}
 	// The shipped defaults of answering machine detection reach the line.
@@ -83,6 +90,11 @@ func TestEnvironmentOverrides(t *testing.T) {
 // Every bad value is refused with an error that names its key.
 func TestBadConfigNamesTheKey(t *testing.T) {
 	fd := flowsDir(t)
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tlsTrunk := "sips:u:p@10.0.0.1"
 	cases := []struct {
 		env  map[string]string
 		file string
@@ -106,6 +118,14 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{env: map[string]string{"IVR_SIP_TRUNK": "sip:u:p@trunk.example.md:5060"}, key: "sip.trunk"},
 		{env: map[string]string{"IVR_SIP_TRUNK": "http://10.0.0.1"}, key: "sip.trunk"},
 		{env: map[string]string{"IVR_SIP_CALLER_ID": "0800;x"}, key: "sip.caller_id"},
+		{env: map[string]string{"IVR_SIP_TRUNK": "sip:u:p@10.0.0.1;transport=sctp"}, key: "sip.trunk"},
+		{env: map[string]string{"IVR_SIP_TRUNK": "sips:u:p@10.0.0.1;transport=udp"}, key: "sip.trunk"},
+		{env: map[string]string{"IVR_SIP_TRUNK": "sip:u:p@10.0.0.1;transport=tcp", "IVR_SIP_TRUNK_CA": notPEM}, key: "sip.trunk_ca"},
+		{env: map[string]string{"IVR_SIP_TRUNK_SERVER_NAME": "trunk.example"}, key: "sip.trunk_server_name"},
+		{env: map[string]string{"IVR_SIP_TRUNK": tlsTrunk, "IVR_SIP_TRUNK_CA": "/does/not/exist.pem"}, key: "sip.trunk_ca"},
+		{env: map[string]string{"IVR_SIP_TRUNK": tlsTrunk, "IVR_SIP_TRUNK_CA": notPEM}, key: "sip.trunk_ca"},
+		{file: "[sip]\ntrunk = \"sips:u:p@10.0.0.1\"\ntrunk_cert = \"/etc/ivr/line.pem\"\n", key: "sip.trunk_cert"},
+		{env: map[string]string{"IVR_SIP_TRUNK": tlsTrunk, "IVR_SIP_TRUNK_CERT": notPEM, "IVR_SIP_TRUNK_KEY": notPEM}, key: "sip.trunk_cert"},
 		{file: "[sip.outbound]\nper_second = 0\n", key: "sip.outbound.per_second"},
 		{env: map[string]string{"IVR_SURVEYS": "true"}, key: "surveys.enabled"},
 		{env: map[string]string{"IVR_SURVEYS": "true", "IVR_TELEPHONY": "ari", "IVR_ARI_PASSWORD": "x"}, key: "surveys.enabled"},
@@ -209,6 +229,55 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		if !strings.Contains(err.Error(), c.key) {
 			t.Errorf("%v %q: error %q does not name %s", c.env, c.file, err, c.key)
 		}
+	}
+}
+
+// A TLS trunk's keys, from the file and the environment, reach the line.
+func TestTrunkTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trunk CA"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, cert, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "line.pem"), filepath.Join(dir, "line.key")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	for f, b := range map[string][]byte{ca: certPEM, cert: certPEM, keyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "ivrd.toml")
+	file := "[sip]\ntrunk = \"sip:line:secret@10.0.0.9;transport=tls\"\ntrunk_ca = \"" + ca + "\"\ntrunk_server_name = \"trunk.operator.example\"\n"
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path, env(map[string]string{"IVR_FLOWS_DIR": flowsDir(t), "IVR_SIP_TRUNK_CERT": cert, "IVR_SIP_TRUNK_KEY": keyFile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.outboundConfig(nil)
+	if o.Trunk != (sip.Trunk{User: "line", Password: "secret", Host: "10.0.0.9", Port: 5061, Transport: "tls"}) {
+		t.Errorf("trunk %+v, want TLS on 5061", o.Trunk)
+	}
+	if want := (sip.TrunkTLS{CAFile: ca, ServerName: "trunk.operator.example", CertFile: cert, KeyFile: keyFile}); o.TLS != want {
+		t.Errorf("trunk TLS %+v, want %+v", o.TLS, want)
+	}
+	conf, err := o.TLS.Config(o.Trunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.ServerName != "trunk.operator.example" || len(conf.Certificates) != 1 || conf.InsecureSkipVerify {
+		t.Errorf("TLS configuration: name %q, %d client certificates, skip verify %v", conf.ServerName, len(conf.Certificates), conf.InsecureSkipVerify)
 	}
 }
 

@@ -303,7 +303,7 @@ var errNotAPeer = errors.New("sip: refusing to connect: the address is no known 
 // dialControl vets every TCP connection the SIP stack opens.
 func (s *Server) dialControl(_ context.Context, _ string, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
-	if err == nil && s.peers.allowed(host) {
+	if err == nil && (s.peers.allowed(host) || s.isTrunk(host)) {
 		return nil
 	}
 	s.metrics.SIPDialsRefused.Add(1)
@@ -311,6 +311,17 @@ func (s *Server) dialControl(_ context.Context, _ string, address string, _ sysc
 		s.log.Warn("TCP connection not opened: the address is no known peer (a Via or Contact named it)", "addr", address, "suppressed", dropped)
 	}
 	return errNotAPeer
+}
+
+// isTrunk reports whether ip is the outbound trunk's address: the line
+// opens its TCP and TLS connections to the trunk itself.
+func (s *Server) isTrunk(ip string) bool {
+	t := s.out.cfg.Trunk
+	if !t.Configured() {
+		return false
+	}
+	a, b := net.ParseIP(ip), net.ParseIP(t.Host)
+	return a != nil && a.Equal(b)
 }
 
 // errNoDNS is what the SIP stack's resolver answers: the endpoint never

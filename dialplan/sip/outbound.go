@@ -2,11 +2,14 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,25 +25,52 @@ import (
 )
 
 // Trunk is the SIP trunk outbound calls go through (sip.trunk,
-// IVR_SIP_TRUNK): sip:USER:PASSWORD@HOST:PORT. The line sends its INVITEs
-// to HOST:PORT with the number in the Request-URI and answers the trunk's
-// digest challenge (401 or 407) with USER and PASSWORD.
+// IVR_SIP_TRUNK): sip:USER:PASSWORD@HOST:PORT, with ;transport=tcp or
+// ;transport=tls, or sips:USER:PASSWORD@HOST:PORT (TLS). The line sends its
+// INVITEs to HOST:PORT over that transport with the number in the
+// Request-URI and answers the trunk's digest challenge (401 or 407) with
+// USER and PASSWORD. The ACK, BYE, CANCEL and the INVITE sent again with
+// the credentials go the same way.
 type Trunk struct {
-	User     string
-	Password string // personal to the operator: never logged (LogValue)
-	Host     string // an IP address: the line makes no DNS look-ups
-	Port     int
+	User      string
+	Password  string // personal to the operator: never logged (LogValue)
+	Host      string // an IP address: the line makes no DNS look-ups
+	Port      int
+	Transport string // "udp" (also when empty), "tcp" or "tls"
+	SIPS      bool   // written as a sips: URI (always over TLS): the Request-URI is a sips: one too
 }
 
-// ParseTrunk reads sip:USER:PASSWORD@HOST:PORT (USER and PASSWORD
-// optional, PASSWORD percent-encoded if it holds reserved characters,
-// PORT default 5060). HOST must be an IP address.
+// Trunk transports.
+const (
+	TransportUDP = "udp"
+	TransportTCP = "tcp"
+	TransportTLS = "tls"
+)
+
+// Default trunk ports: 5060 over UDP and TCP, 5061 over TLS.
+const (
+	DefaultTrunkPort    = 5060
+	DefaultTrunkTLSPort = 5061
+)
+
+// ParseTrunk reads sip:USER:PASSWORD@HOST:PORT;transport=T or
+// sips:USER:PASSWORD@HOST:PORT (USER and PASSWORD optional, PASSWORD
+// percent-encoded if it holds reserved characters). T is udp (the
+// default), tcp or tls; a sips: URI is TLS (;transport=tcp or tls allowed,
+// udp refused). PORT defaults to 5060, or 5061 over TLS. HOST must be an IP
+// address. Other URI parameters are ignored.
 func ParseTrunk(s string) (Trunk, error) {
 	var t Trunk
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "sip:")
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, "sip:")
 	if !ok {
-		return t, errors.New("a trunk is a sip: URI, sip:USER:PASSWORD@HOST:PORT")
+		if rest, ok = strings.CutPrefix(s, "sips:"); !ok {
+			return t, errors.New("a trunk is a sip: or sips: URI, sip:USER:PASSWORD@HOST:PORT[;transport=udp|tcp|tls]")
+		}
+		t.SIPS = true
 	}
+	// The credentials end at the last '@' (a user may hold ';', RFC 3261
+	// 25.1); the parameters follow the host part.
 	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 		cred := rest[:at]
 		rest = rest[at+1:]
@@ -53,12 +83,41 @@ func ParseTrunk(s string) (Trunk, error) {
 			return t, errors.New("the trunk's password is not valid percent-encoding")
 		}
 	}
+	var params string
 	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		if rest[i] == ';' {
+			params, _, _ = strings.Cut(rest[i+1:], "?")
+		}
 		rest = rest[:i]
 	}
-	host, port := rest, "5060"
+	t.Transport = TransportUDP
+	if t.SIPS {
+		t.Transport = TransportTLS
+	}
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(k), "transport") {
+			continue
+		}
+		switch v = strings.ToLower(strings.TrimSpace(v)); {
+		case v == TransportUDP && t.SIPS:
+			return t, errors.New("a sips: trunk is over TLS: transport=udp does not go with it")
+		case v == TransportTCP && t.SIPS: // sips over TCP is TLS (RFC 3261 26.2.2)
+		case v == TransportUDP || v == TransportTCP || v == TransportTLS:
+			t.Transport = v
+		default:
+			return t, fmt.Errorf("the trunk's transport %q is not udp, tcp or tls", v)
+		}
+	}
+	port := strconv.Itoa(DefaultTrunkPort)
+	if t.Transport == TransportTLS {
+		port = strconv.Itoa(DefaultTrunkTLSPort)
+	}
+	host := rest
 	if h, p, err := net.SplitHostPort(rest); err == nil {
 		host, port = h, p
+	} else if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
+		host = rest[1 : len(rest)-1] // [IPv6] without a port
 	}
 	if net.ParseIP(host) == nil {
 		return t, fmt.Errorf("the trunk's host %q is not an IP address (the line makes no DNS look-ups)", host)
@@ -74,7 +133,16 @@ func ParseTrunk(s string) (Trunk, error) {
 // Configured reports whether a trunk is set.
 func (t Trunk) Configured() bool { return t.Host != "" }
 
-// String is the trunk without its password.
+// transport is the trunk's transport, udp when unset.
+func (t Trunk) transport() string {
+	if t.Transport == "" {
+		return TransportUDP
+	}
+	return t.Transport
+}
+
+// String is the trunk without its password, with its transport:
+// sip:USER@HOST:PORT;transport=T, or sips:USER@HOST:PORT.
 func (t Trunk) String() string {
 	if !t.Configured() {
 		return ""
@@ -83,18 +151,77 @@ func (t Trunk) String() string {
 	if t.User != "" {
 		u = t.User + "@"
 	}
-	return fmt.Sprintf("sip:%s%s", u, net.JoinHostPort(t.Host, strconv.Itoa(t.Port)))
+	hp := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	if t.SIPS {
+		return fmt.Sprintf("sips:%s%s", u, hp)
+	}
+	return fmt.Sprintf("sip:%s%s;transport=%s", u, hp, t.transport())
 }
 
 // LogValue keeps the password out of every log line.
 func (t Trunk) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// TrunkTLS is how the line checks a TLS trunk (sip.trunk_ca,
+// sip.trunk_server_name) and the certificate it shows it (sip.trunk_cert,
+// sip.trunk_key). The zero value trusts the system roots and checks the
+// trunk's IP address.
+type TrunkTLS struct {
+	CAFile     string // PEM certificates trusted besides the system roots
+	ServerName string // the name the trunk's certificate must hold; default the trunk's IP address
+	CertFile   string // optional client certificate (PEM), with KeyFile
+	KeyFile    string
+}
+
+// Config is the TLS client configuration of trunk t: the system roots and
+// CAFile, the name checked, the client certificate. Never a skipped
+// verification.
+func (c TrunkTLS) Config(t Trunk) (*tls.Config, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if c.CAFile != "" {
+		if err := AppendTrunkCA(roots, c.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	conf := &tls.Config{RootCAs: roots, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
+	if conf.ServerName == "" {
+		conf.ServerName = t.Host
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		if c.CertFile == "" || c.KeyFile == "" {
+			return nil, errors.New("a client certificate needs both its certificate and its key file")
+		}
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("the trunk's client certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// AppendTrunkCA adds the PEM certificates of file to pool; a file without
+// any is an error.
+func AppendTrunkCA(pool *x509.CertPool, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("the trunk's CA file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("the trunk's CA file %s holds no PEM certificate", file)
+	}
+	return nil
+}
 
 // OutboundConfig are the trunk and the limits of outbound calls
 // (docs/operations.md, "Outbound calls"). The zero value of a limit means
 // its default.
 type OutboundConfig struct {
 	Trunk    Trunk
-	CallerID string // the From user of outbound calls; default the trunk's user
+	TLS      TrunkTLS // a TLS trunk's certificate checks (Trunk.Transport "tls")
+	CallerID string   // the From user of outbound calls; default the trunk's user
 
 	MaxConcurrent int           // outbound calls ringing or in progress at once, default 4
 	PerSecond     float64       // new outbound calls per second, default 1
@@ -328,11 +455,31 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 
 	t := ob.cfg.Trunk
 	uri := sip.Uri{Scheme: "sip", User: req.Number, Host: t.Host, Port: t.Port}
-	dlg, err := s.dg.NewDialog(uri, diago.NewDialogOptions{Transport: "udp"})
+	if t.SIPS {
+		uri.Scheme = "sips"
+	}
+	// The line's diago transports are its listeners, udp and tcp; a
+	// request goes out over the transport it is marked with (sipgo's
+	// transport layer picks the connection by it) and the dialog's ACK,
+	// BYE, CANCEL and the INVITE sent again with credentials copy the
+	// INVITE's mark. TLS leaves through the tcp listener's client, marked
+	// TLS, with a Contact that says so.
+	listener := TransportUDP
+	if t.transport() != TransportUDP {
+		listener = TransportTCP
+	}
+	dlg, err := s.dg.NewDialog(uri, diago.NewDialogOptions{Transport: listener})
 	if err != nil {
 		return OutboundResult{}, &OutboundError{Reason: OutboundUnreachable, Err: err}
 	}
 	defer dlg.Close()
+	if t.transport() == TransportTLS {
+		dlg.InviteRequest.SetTransport("TLS")
+		contact := &dlg.UA.ContactHDR
+		contact.Address.Scheme = uri.Scheme
+		contact.Address.UriParams = sip.NewParams()
+		contact.Address.UriParams.Add("transport", TransportTLS)
+	}
 	// The Call-ID is ours before the INVITE is built: the call record and
 	// the in-dialog requests are found by it.
 	id := sip.GenerateTagN(24) + "@govline-ivr"
@@ -402,7 +549,15 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 			oe.Reason = OutboundUnreachable
 		}
 		tr.Event("sip.originate.failed", fmt.Sprintf("%s (SIP %d)", oe.Reason, oe.Status))
-		s.log.Info("outbound call not answered", "call_id", id, "reason", oe.Reason, "status", oe.Status, "number", redact.Phone(req.Number))
+		if why := tlsRefusal(err); why != "" {
+			// No fallback to a clear-text transport: the call is not placed.
+			s.log.Warn("outbound call: the TLS connection to the trunk failed, no call placed", "call_id", id, "trunk", t, "why", why)
+		}
+		attrs := []any{"call_id", id, "reason", oe.Reason, "status", oe.Status, "number", redact.Phone(req.Number)}
+		if oe.Reason == OutboundUnreachable {
+			attrs = append(attrs, "error", redact.Err(err))
+		}
+		s.log.Info("outbound call not answered", attrs...)
 		tr.End(ivr.EndReason("outbound_" + string(oe.Reason)))
 		return OutboundResult{CallID: tr.Info().ID}, oe
 	}
@@ -474,6 +629,33 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 	c.cancel(ivr.End(reason, nil))
 	c.wait()
 	return OutboundResult{CallID: tr.Info().ID, Answered: answered, End: reason}, nil
+}
+
+// tlsRefusal says why a TLS connection failed when err is one: the
+// trunk's certificate not trusted or not for the trunk's name, a
+// handshake refused; "" otherwise.
+func tlsRefusal(err error) string {
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		hn x509.HostnameError
+		ci x509.CertificateInvalidError
+		al tls.AlertError
+		rh tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &cv):
+		return "the trunk's certificate is not trusted: " + cv.Err.Error()
+	case errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci):
+		return "the trunk's certificate is not trusted: " + err.Error()
+	case errors.As(err, &al):
+		return "the trunk refused the TLS handshake: " + al.Error()
+	case errors.As(err, &rh):
+		return "the trunk does not speak TLS on its port"
+	case strings.Contains(err.Error(), "TLS handshake"):
+		return err.Error()
+	}
+	return ""
 }
 
 // Attempt is one try of Dial.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ const (
 // or rings without answer.
 type testTrunk struct {
 	port     int
+	uriForm  string // the trunk's sip.trunk with %s user, %s password, %d port; default sip:%s:%s@127.0.0.1:%d
 	user     string
 	password string
 	mode     trunkMode
@@ -44,8 +46,9 @@ type testTrunk struct {
 	mu        sync.Mutex
 	invites   []*gosip.Request // authenticated INVITEs
 	at        []time.Time
-	challenge int // INVITEs answered 401
-	cancelled int // INVITEs that ended before an answer (CANCEL)
+	challenge int      // INVITEs answered 401
+	over      []string // the transport of every INVITE, challenged or not
+	cancelled int      // INVITEs that ended before an answer (CANCEL)
 }
 
 const (
@@ -55,11 +58,21 @@ const (
 
 func newTestTrunk(t *testing.T, mode trunkMode, password string) *testTrunk {
 	t.Helper()
+	return newTestTrunkOver(t, mode, password, nil)
+}
+
+// newTestTrunkOver is newTestTrunk listening on transports (UDP when
+// none; siptest.NewAnsweringPhoneOver).
+func newTestTrunkOver(t *testing.T, mode trunkMode, password string, transports []diago.Transport) *testTrunk {
+	t.Helper()
 	tk := &testTrunk{user: trunkUser, password: password, mode: mode,
 		phone: &agentPhone{t: t, tone: 1000, up: make(chan struct{}), hang: make(chan struct{})}}
 	auth := diago.NewDigestServer()
 	t.Cleanup(auth.Close)
 	handler := func(d *diago.DialogServerSession) {
+		tk.mu.Lock()
+		tk.over = append(tk.over, d.InviteRequest.Transport())
+		tk.mu.Unlock()
 		res, err := auth.AuthorizeRequest(d.InviteRequest, diago.DigestAuth{Username: tk.user, Password: tk.password, Realm: "trunk"})
 		if err != nil || res.StatusCode != 200 {
 			tk.mu.Lock()
@@ -109,12 +122,23 @@ func newTestTrunk(t *testing.T, mode trunkMode, password string) *testTrunk {
 		}()
 		tk.phone.talk(d)
 	}
-	_, tk.port = siptest.NewAnsweringPhone(t, "test-trunk", handler)
+	_, tk.port = siptest.NewAnsweringPhoneOver(t, "test-trunk", handler, transports)
 	return tk
 }
 
 func (tk *testTrunk) uri() string {
-	return fmt.Sprintf("sip:%s:%s@127.0.0.1:%d", trunkUser, trunkPass, tk.port)
+	form := tk.uriForm
+	if form == "" {
+		form = "sip:%s:%s@127.0.0.1:%d"
+	}
+	return fmt.Sprintf(form, trunkUser, trunkPass, tk.port)
+}
+
+// transports are the transports every INVITE came over, in order.
+func (tk *testTrunk) transports() []string {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return append([]string(nil), tk.over...)
 }
 
 func (tk *testTrunk) seen() (invites []*gosip.Request, at []time.Time, challenges, cancelled int) {
@@ -144,22 +168,61 @@ func TestParseTrunk(t *testing.T) {
 		want    sip.Trunk
 		wantErr bool
 	}{
-		{in: "sip:alice:s3cret@10.0.0.5:5070", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5070}},
-		{in: "sip:alice:p%40ss%3Aw@10.0.0.5", want: sip.Trunk{User: "alice", Password: "p@ss:w", Host: "10.0.0.5", Port: 5060}},
-		{in: "sip:10.0.0.5:5080", want: sip.Trunk{Host: "10.0.0.5", Port: 5080}},
-		{in: "sip:[::1]:5090", want: sip.Trunk{Host: "::1", Port: 5090}},
+		{in: "sip:alice:s3cret@10.0.0.5:5070", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5070, Transport: "udp"}},
+		{in: "sip:alice:p%40ss%3Aw@10.0.0.5", want: sip.Trunk{User: "alice", Password: "p@ss:w", Host: "10.0.0.5", Port: 5060, Transport: "udp"}},
+		{in: "sip:10.0.0.5:5080", want: sip.Trunk{Host: "10.0.0.5", Port: 5080, Transport: "udp"}},
+		{in: "sip:[::1]:5090", want: sip.Trunk{Host: "::1", Port: 5090, Transport: "udp"}},
+		{in: "sip:u:p@[::1]", want: sip.Trunk{User: "u", Password: "p", Host: "::1", Port: 5060, Transport: "udp"}},
 		{in: "sip:u:p@trunk.example.md:5060", wantErr: true}, // no DNS look-ups
 		{in: "http://10.0.0.5", wantErr: true},
 		{in: "sip:u:p@10.0.0.5:99999", wantErr: true},
+		// The transport parameter.
+		{in: "sip:alice:s3cret@10.0.0.5:5070;transport=udp", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5070, Transport: "udp"}},
+		{in: "sip:alice:s3cret@10.0.0.5:5070;transport=tcp", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5070, Transport: "tcp"}},
+		{in: "sip:alice:s3cret@10.0.0.5;transport=TCP", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5060, Transport: "tcp"}},
+		{in: "sip:alice:s3cret@10.0.0.5;lr;transport=tls", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5061, Transport: "tls"}},
+		{in: "sip:alice:s3cret@10.0.0.5:5080;transport=tls", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5080, Transport: "tls"}},
+		{in: "sip:a;b:s3cret@10.0.0.5;transport=tcp", want: sip.Trunk{User: "a;b", Password: "s3cret", Host: "10.0.0.5", Port: 5060, Transport: "tcp"}},
+		{in: "sip:alice:s3cret@10.0.0.5;transport=sctp", wantErr: true},
+		{in: "sip:alice:s3cret@10.0.0.5;transport=", wantErr: true},
+		// sips: is TLS, default port 5061.
+		{in: "sips:alice:s3cret@10.0.0.5", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5061, Transport: "tls", SIPS: true}},
+		{in: "sips:alice:s3cret@10.0.0.5:5071", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5071, Transport: "tls", SIPS: true}},
+		{in: "sips:alice:s3cret@10.0.0.5;transport=tcp", want: sip.Trunk{User: "alice", Password: "s3cret", Host: "10.0.0.5", Port: 5061, Transport: "tls", SIPS: true}},
+		{in: "sips:alice:s3cret@10.0.0.5;transport=udp", wantErr: true},
+		{in: "sips:alice:s3cret@trunk.example.md", wantErr: true},
 	} {
 		got, err := sip.ParseTrunk(tc.in)
 		if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
 			t.Errorf("ParseTrunk(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
-	tr, _ := sip.ParseTrunk("sip:alice:s3cret@10.0.0.5:5070")
-	if s := fmt.Sprint(slog.AnyValue(tr).Resolve()); s != "sip:alice@10.0.0.5:5070" {
-		t.Errorf("a trunk logs as %q, want it without its password", s)
+	if _, err := sip.ParseTrunk("sip:alice:s3cret@10.0.0.5;transport=sctp"); err == nil || !strings.Contains(err.Error(), `"sctp"`) {
+		t.Errorf("an unknown transport: %v, want an error that names it", err)
+	}
+	// The password never shows; the transport always does.
+	for in, want := range map[string]string{
+		"sip:alice:s3cret@10.0.0.5:5070":               "sip:alice@10.0.0.5:5070;transport=udp",
+		"sip:alice:s3cret@10.0.0.5:5070;transport=tcp": "sip:alice@10.0.0.5:5070;transport=tcp",
+		"sip:alice:s3cret@10.0.0.5;transport=tls":      "sip:alice@10.0.0.5:5061;transport=tls",
+		"sips:alice:s3cret@[::1]":                      "sips:alice@[::1]:5061",
+	} {
+		tr, err := sip.ParseTrunk(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprint(slog.AnyValue(tr).Resolve()); s != want {
+			t.Errorf("%s logs as %q, want %q", in, s, want)
+		}
+		if s := tr.String(); s != want {
+			t.Errorf("%s prints as %q, want %q", in, s, want)
+		}
+		// What it prints reads back as the same trunk, less the password.
+		back, err := sip.ParseTrunk(tr.String())
+		tr.Password = ""
+		if err != nil || back != tr {
+			t.Errorf("%s read back as %+v, %v; want %+v", tr, back, err, tr)
+		}
 	}
 }
 

@@ -274,10 +274,23 @@ func New(cfg Config, eng *ivr.Engine) (*Server, error) {
 	tcp := &sip.TransportTCP{DialerCreate: func(laddr net.Addr) net.Dialer {
 		return net.Dialer{Timeout: 10 * time.Second, LocalAddr: laddr, ControlContext: s.dialControl}
 	}}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentDNSResolver(noDNS), sipgo.WithUserAgentParser(s.parser),
+	// TLS only goes out, to a TLS trunk (the line listens on no TLS
+	// port): its certificate checked against the system roots and
+	// sip.trunk_ca under the name of the trunk (never skipped), the
+	// connection vetted as the TCP ones are.
+	tlsTr := &sip.TransportTLS{TransportTCP: &sip.TransportTCP{DialerCreate: tcp.DialerCreate}}
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentDNSResolver(noDNS), sipgo.WithUserAgentParser(s.parser),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(s.readFilter),
-			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp}), sip.WithTransportLayerLogger(quiet)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp, TLS: tlsTr}), sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet))}
+	if tr := cfg.Outbound.Trunk; tr.Configured() && tr.transport() == TransportTLS {
+		conf, err := cfg.Outbound.TLS.Config(tr)
+		if err != nil {
+			return nil, fmt.Errorf("sip trunk TLS: %w", err)
+		}
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(conf))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -69,8 +69,26 @@ func NewAnsweringPhone(t testing.TB, name string, handler diago.ServeDialogFunc,
 	return dg, port
 }
 
+// NewAnsweringPhoneOver is NewAnsweringPhone listening on transports
+// instead of UDP alone: each on 127.0.0.1 and the one free port it returns
+// (their BindHost and BindPort are set here). "tls" needs its TLSConf;
+// TCP and TLS cannot share the port.
+func NewAnsweringPhoneOver(t testing.TB, name string, handler diago.ServeDialogFunc, transports []diago.Transport, codecs ...media.Codec) (*diago.Diago, int) {
+	t.Helper()
+	dg, _, port := newPhoneOver(t, name, handler, transports, codecs...)
+	return dg, port
+}
+
 func newPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent, int) {
 	t.Helper()
+	return newPhoneOver(t, name, handler, nil, codecs...)
+}
+
+func newPhoneOver(t testing.TB, name string, handler diago.ServeDialogFunc, transports []diago.Transport, codecs ...media.Codec) (*diago.Diago, *sipgo.UserAgent, int) {
+	t.Helper()
+	if len(transports) == 0 {
+		transports = []diago.Transport{{Transport: "udp"}}
+	}
 	if len(codecs) == 0 {
 		codecs = []media.Codec{media.CodecAudioUlaw, media.CodecTelephoneEvent8000}
 	}
@@ -83,11 +101,15 @@ func newPhone(t testing.TB, name string, handler diago.ServeDialogFunc, codecs .
 			t.Fatal(err)
 		}
 		port := Port(t)
-		dg := diago.NewDiago(ua,
-			diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}),
+		opts := []diago.DiagoOption{
 			diago.WithMediaConfig(diago.MediaConfig{Codecs: codecs}),
 			diago.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		)
+		}
+		for _, tr := range transports {
+			tr.BindHost, tr.BindPort = "127.0.0.1", port
+			opts = append(opts, diago.WithTransport(tr))
+		}
+		dg := diago.NewDiago(ua, opts...)
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := dg.ServeBackground(ctx, handler); err != nil {
 			cancel()
