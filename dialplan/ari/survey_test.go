@@ -20,8 +20,17 @@ import (
 // resolved tickets of the given callers.
 func surveyLine(t *testing.T, callers ...string) (*line, []string, survey.Config) {
 	t.Helper()
+	return surveyLineWith(t, nil, callers...)
+}
+
+// surveyLineWith is surveyLine with the outbound configuration adjusted.
+func surveyLineWith(t *testing.T, adjust func(*OutboundConfig), callers ...string) (*line, []string, survey.Config) {
+	t.Helper()
 	l := startLine(t, func(c *Config) {
 		c.Outbound = OutboundConfig{Endpoint: "PJSIP/{number}@trunk", CallerID: "Linia de asistență <080012345>", RingTimeout: 20 * time.Second}
+		if adjust != nil {
+			adjust(&c.Outbound)
+		}
 	})
 	for i := 0; i < 500 && !l.ast.Registered(); i++ {
 		time.Sleep(10 * time.Millisecond)
