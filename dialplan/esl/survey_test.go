@@ -32,6 +32,7 @@ type dialingFS struct {
 	e    *engine
 	ln   net.Listener
 	dial func(number string) string // "answer", "busy" (USER_BUSY), "noanswer" (NO_ANSWER), "late" (answered after 600 ms)
+	says []int16                    // what an answered channel's far end says (fakeFS.says); set before any originate
 
 	mu       sync.Mutex
 	got      []string
@@ -112,6 +113,7 @@ func (f *dialingFS) serve(c net.Conn) {
 			}
 			ch := newFakeFS(f.t)
 			ch.uuid = m[1]
+			ch.says = f.says
 			ch.dial(e)
 			f.mu.Lock()
 			f.channels = append(f.channels, ch)
@@ -146,9 +148,18 @@ func (f *dialingFS) commands() []string {
 // through the dialing FreeSWITCH, and resolved tickets of callers.
 func surveyEngine(t *testing.T, dial func(string) string, callers ...string) (*engine, *dialingFS, []string, survey.Config) {
 	t.Helper()
+	return surveyEngineWith(t, nil, dial, callers...)
+}
+
+// surveyEngineWith is surveyEngine with the outbound configuration adjusted.
+func surveyEngineWith(t *testing.T, adjust func(*Outbound), dial func(string) string, callers ...string) (*engine, *dialingFS, []string, survey.Config) {
+	t.Helper()
 	fs := newDialingFS(t, dial)
 	e := startEngine(t, nil, func(c *Config) {
 		c.Outbound = Outbound{Gateway: "trunk", CallerID: "080012345", RingTimeout: 20 * time.Second, Addr: fs.ln.Addr().String(), Password: "ClueCon"}
+		if adjust != nil {
+			adjust(&c.Outbound)
+		}
 	})
 	fs.setEngine(e)
 	shipped, err := flows.Load(filepath.Join("..", "..", "flows"), flows.Config{})
