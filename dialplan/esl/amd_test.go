@@ -28,7 +28,7 @@ func machineEngine(t *testing.T, on bool, answer amdtest.Answer) (*engine, *dial
 	t.Helper()
 	vad := amdtest.NewVAD(t)
 	e, fs, _, cfg := surveyEngineWith(t, func(o *Outbound) { o.Machine = amd.Config{Enabled: on} }, func(string) string { return "answer" }, "0722123456")
-	fs.says = answer.PCM
+	fs.setSays(answer.PCM)
 	e.eng.Speech = &ivr.SpeechConfig{NewVAD: vad} // before any call
 	return e, fs, cfg
 }

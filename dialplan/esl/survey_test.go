@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr/amd/amdtest"
 	"github.com/govline/ivr/ivr/survey"
 	"github.com/govline/ivr/ivr/survey/surveytest"
 	"github.com/govline/ivr/tickets"
@@ -32,9 +33,9 @@ type dialingFS struct {
 	e    *engine
 	ln   net.Listener
 	dial func(number string) string // "answer", "busy" (USER_BUSY), "noanswer" (NO_ANSWER), "late" (answered after 600 ms)
-	says []int16                    // what an answered channel's far end says (fakeFS.says); set before any originate
 
 	mu       sync.Mutex
+	says     []int16 // what an answered channel's far end says (fakeFS.says): setSays
 	got      []string
 	channels []*fakeFS
 	answered chan *fakeFS
@@ -113,7 +114,9 @@ func (f *dialingFS) serve(c net.Conn) {
 			}
 			ch := newFakeFS(f.t)
 			ch.uuid = m[1]
+			f.mu.Lock()
 			ch.says = f.says
+			f.mu.Unlock()
 			ch.dial(e)
 			f.mu.Lock()
 			f.channels = append(f.channels, ch)
@@ -124,6 +127,14 @@ func (f *dialingFS) serve(c net.Conn) {
 			fmt.Fprint(c, "Content-Type: command/reply\nReply-Text: -ERR command not found\n\n")
 		}
 	}
+}
+
+// setSays makes the far end of the answered channels say pcm (8 kHz),
+// then silence, instead of a steady tone.
+func (f *dialingFS) setSays(pcm []int16) {
+	f.mu.Lock()
+	f.says = pcm
+	f.mu.Unlock()
 }
 
 func (f *dialingFS) setEngine(e *engine) {
@@ -332,6 +343,11 @@ func TestSurveyCallGivenUpIsNotServedThroughEventSocket(t *testing.T) {
 // against the fake FreeSWITCH.
 func TestSurveyCallerConformanceESL(t *testing.T) {
 	surveytest.Run(t, func(t *testing.T, how string) survey.Caller {
+		if how == surveytest.Machine {
+			e, fs, _, _ := surveyEngineWith(t, func(o *Outbound) { o.Machine.Enabled = true }, func(string) string { return surveytest.Answer })
+			fs.setSays(amdtest.Voicemail(t, 8000).PCM)
+			return e.srv
+		}
 		e, _, _, _ := surveyEngine(t, func(string) string { return how }) // the fake's names are the table's
 		return e.srv
 	})
