@@ -32,11 +32,15 @@ func machineLine(t *testing.T, on bool) (*line, survey.Config) {
 	return l, cfg
 }
 
-// farAnswer is the far end of the first originate: once bridged it sends
-// what answer renders at the leg's rate. It returns the far end, what it
-// sends and when it started sending.
-func farAnswer(t *testing.T, l *line, answer func(t testing.TB, rate int) amdtest.Answer) (*aritest.Caller, amdtest.Answer, time.Time) {
+// farAnswer makes the far end of the originates say what answer renders
+// (at 8 kHz, the line's ulaw) once bridged, and starts fn (the survey
+// round). It returns the far end of the first originate, what it says and
+// when it was bridged (when it started to say it, within 10 ms).
+func farAnswer(t *testing.T, l *line, answer func(t testing.TB, rate int) amdtest.Answer, fn func()) (*aritest.Caller, amdtest.Answer, time.Time) {
 	t.Helper()
+	a := answer(t, 8000)
+	l.ast.SetGreeting(func(int) []int16 { return a.PCM })
+	go fn()
 	var far *aritest.Caller
 	if !waitFor(10*time.Second, func() bool {
 		if o := l.ast.Originated(); len(o) > 0 {
@@ -46,8 +50,6 @@ func farAnswer(t *testing.T, l *line, answer func(t testing.TB, rate int) amdtes
 	}) {
 		t.Fatal("no originate answered and bridged")
 	}
-	a := answer(t, far.Rate())
-	far.Say(a.PCM) // queued: sent every 20 ms from now on
 	return far, a, time.Now()
 }
 
@@ -82,11 +84,10 @@ func amdEvent(t *testing.T, l *line, id string) string {
 func TestSurveyCallMachineThroughARI(t *testing.T) {
 	l, cfg := machineLine(t, true)
 	done := make(chan int, 1)
-	go func() {
+	far, vm, began := farAnswer(t, l, amdtest.Voicemail, func() {
 		n, _ := survey.Round(context.Background(), l.srv, cfg, l.eng.Metrics, discard())
 		done <- n
-	}()
-	far, vm, began := farAnswer(t, l, amdtest.Voicemail)
+	})
 	var gone time.Time
 	select {
 	case <-far.Gone():
@@ -138,11 +139,10 @@ func TestSurveyCallMachineThroughARI(t *testing.T) {
 func TestSurveyCallPersonThroughARI(t *testing.T) {
 	l, cfg := machineLine(t, true)
 	done := make(chan int, 1)
-	go func() {
+	far, p, began := farAnswer(t, l, amdtest.Person, func() {
 		n, _ := survey.Round(context.Background(), l.srv, cfg, l.eng.Metrics, discard())
 		done <- n
-	}()
-	far, p, began := farAnswer(t, l, amdtest.Person)
+	})
 	var spoke time.Time
 	if !waitFor(20*time.Second, func() bool {
 		if spoke.IsZero() && loudest(far) > 1000 {
