@@ -22,6 +22,7 @@ import (
 	"github.com/govline/ivr/dialplan/esl"
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/store"
 	"github.com/govline/ivr/tickets"
@@ -201,6 +202,14 @@ type SIPOutboundConfig struct {
 	MaxBackoff    Duration `toml:"max_backoff"`
 	// WorkingHours keeps outbound calls within the [calendar]'s hours.
 	WorkingHours bool `toml:"working_hours"`
+	MachineConfig
+}
+
+// MachineConfig is answering machine detection's keys, the same five in
+// each table that says how a telephony places the engine's own calls:
+// [sip.outbound], [ari] and [esl.outbound] (docs/operations.md,
+// "Answering machines").
+type MachineConfig struct {
 	// MachineDetection listens to an answered call before the line
 	// speaks and hangs up on an answering machine (result "machine").
 	MachineDetection bool     `toml:"machine_detection"`
@@ -208,6 +217,29 @@ type SIPOutboundConfig struct {
 	MachinePause     Duration `toml:"machine_pause"`   // silence after a greeting: a person
 	MachineSilence   Duration `toml:"machine_silence"` // silence from the answer: a person
 	MachineMax       Duration `toml:"machine_max"`     // the longest the line listens
+}
+
+// detection is the settings of package ivr/amd.
+func (m MachineConfig) detection() amd.Config {
+	return amd.Config{Enabled: m.MachineDetection, Speech: m.MachineSpeech.Duration, Pause: m.MachinePause.Duration,
+		Silence: m.MachineSilence.Duration, Max: m.MachineMax.Duration}
+}
+
+// bounds are the keys' ranges, the keys named under table ("sip.outbound").
+func (m MachineConfig) bounds(table string) []durationBound {
+	return []durationBound{
+		{table + ".machine_speech", m.MachineSpeech.Duration, time.Second, 10 * time.Second},
+		{table + ".machine_pause", m.MachinePause.Duration, 300 * time.Millisecond, 3 * time.Second},
+		{table + ".machine_silence", m.MachineSilence.Duration, 500 * time.Millisecond, 10 * time.Second},
+		{table + ".machine_max", m.MachineMax.Duration, m.MachineSpeech.Duration, 15 * time.Second},
+	}
+}
+
+// durationBound is a duration key and its allowed range.
+type durationBound struct {
+	key      string
+	v        time.Duration
+	min, max time.Duration
 }
 
 // ARIConfig is the [ari] table.
@@ -232,6 +264,9 @@ type ARIConfig struct {
 	OutboundEndpoint    string   `toml:"outbound_endpoint"`
 	OutboundCallerID    string   `toml:"outbound_caller_id"`
 	OutboundRingTimeout Duration `toml:"outbound_ring_timeout"`
+	// Machine detection on those calls: ari.machine_detection and the
+	// other machine_* keys.
+	MachineConfig
 }
 
 // ESLConfig is the [esl] table.
@@ -254,6 +289,7 @@ type ESLConfig struct {
 		CallerID    string   `toml:"caller_id"`
 		RingTimeout Duration `toml:"ring_timeout"`
 		Socket      string   `toml:"socket"` // default listen
+		MachineConfig
 	} `toml:"outbound"`
 }
 
@@ -792,11 +828,7 @@ func (c Config) Validate() error {
 	if r := c.SIP.Outbound.Retries; r < 0 || r > 20 {
 		return bad("sip.outbound.retries", "%d is not between 0 and 20", r)
 	}
-	for _, d := range []struct {
-		key      string
-		v        time.Duration
-		min, max time.Duration
-	}{
+	bounds := []durationBound{
 		{"sip.ack_timeout", c.SIP.AckTimeout.Duration, time.Second, 2 * time.Minute},
 		{"sip.queue.backoff", c.SIP.Queue.Backoff.Duration, 10 * time.Millisecond, time.Minute},
 		{"sip.queue.lockout", c.SIP.Queue.Lockout.Duration, time.Minute, 24 * time.Hour},
@@ -805,12 +837,12 @@ func (c Config) Validate() error {
 		{"sip.outbound.ring_timeout", c.SIP.Outbound.RingTimeout.Duration, 5 * time.Second, 5 * time.Minute},
 		{"sip.outbound.backoff", c.SIP.Outbound.Backoff.Duration, time.Second, 24 * time.Hour},
 		{"sip.outbound.max_backoff", c.SIP.Outbound.MaxBackoff.Duration, c.SIP.Outbound.Backoff.Duration, 24 * time.Hour},
-		{"sip.outbound.machine_speech", c.SIP.Outbound.MachineSpeech.Duration, time.Second, 10 * time.Second},
-		{"sip.outbound.machine_pause", c.SIP.Outbound.MachinePause.Duration, 300 * time.Millisecond, 3 * time.Second},
-		{"sip.outbound.machine_silence", c.SIP.Outbound.MachineSilence.Duration, 500 * time.Millisecond, 10 * time.Second},
-		{"sip.outbound.machine_max", c.SIP.Outbound.MachineMax.Duration, c.SIP.Outbound.MachineSpeech.Duration, 15 * time.Second},
 		{"console.hash_wait", c.Console.HashWait.Duration, 10 * time.Millisecond, 30 * time.Second},
-	} {
+	}
+	bounds = append(bounds, c.SIP.Outbound.bounds("sip.outbound")...)
+	bounds = append(bounds, c.ARI.bounds("ari")...)
+	bounds = append(bounds, c.ESL.Outbound.bounds("esl.outbound")...)
+	for _, d := range bounds {
 		if d.v < d.min || d.v > d.max {
 			return bad(d.key, "%s is not between %s and %s", d.v, d.min, d.max)
 		}
@@ -1008,7 +1040,8 @@ func (c Config) ariConfig() ari.Config {
 		RTPTimeout: a.RTPTimeout.Duration, RequestTimeout: a.RequestTimeout.Duration, JitterDepth: c.SIP.JitterDepth,
 		Handoff: ari.HandoffConfig{Mode: a.HandoffMode, Context: a.HandoffContext, Extension: a.HandoffExtension,
 			Priority: a.HandoffPriority, Endpoint: a.HandoffEndpoint},
-		Outbound: ari.OutboundConfig{Endpoint: a.OutboundEndpoint, CallerID: a.OutboundCallerID, RingTimeout: a.OutboundRingTimeout.Duration},
+		Outbound: ari.OutboundConfig{Endpoint: a.OutboundEndpoint, CallerID: a.OutboundCallerID, RingTimeout: a.OutboundRingTimeout.Duration,
+			Machine: a.detection()},
 	}
 }
 
@@ -1021,7 +1054,7 @@ func (c Config) eslConfig() esl.Config {
 	}
 	if o := e.Outbound; o.Gateway != "" {
 		out.Outbound = esl.Outbound{Gateway: o.Gateway, CallerID: o.CallerID, RingTimeout: o.RingTimeout.Duration,
-			Addr: e.InboundAddr, Password: e.InboundPassword, Socket: o.Socket}
+			Addr: e.InboundAddr, Password: e.InboundPassword, Socket: o.Socket, Machine: o.detection()}
 	}
 	return out
 }
@@ -1079,8 +1112,7 @@ func (c Config) outboundConfig(allowed func(time.Time) bool) sip.OutboundConfig 
 	if o.WorkingHours {
 		out.Allowed = allowed
 	}
-	out.Machine = sip.MachineDetection{Enabled: o.MachineDetection, Speech: o.MachineSpeech.Duration, Pause: o.MachinePause.Duration,
-		Silence: o.MachineSilence.Duration, Max: o.MachineMax.Duration}
+	out.Machine = o.detection()
 	return out
 }
 

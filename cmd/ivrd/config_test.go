@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/dialplan/sip"
+	"github.com/govline/ivr/ivr/amd"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -78,6 +79,10 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if m := c.outboundConfig(nil).Machine; m != (sip.MachineDetection{Enabled: true, Speech: sip.DefaultMachineSpeech, Pause: sip.DefaultMachinePause,
 		Silence: sip.DefaultMachineSilence, Max: sip.DefaultMachineMax}) {
 		t.Errorf("machine detection %+v, want on with the documented defaults", m)
+	}
+	// And the PBXs' own calls.
+	if a, e := c.ariConfig().Outbound.Machine, c.eslConfig().Outbound.Machine; a != c.outboundConfig(nil).Machine || e != (amd.Config{}) {
+		t.Errorf("machine detection through Asterisk %+v, want the line's; through FreeSWITCH without a gateway %+v, want none", a, e)
 	}
 	if ec := c.Email.channel(); !ec.Survey || !c.Email.Survey {
 		t.Errorf("IVR_EMAIL_SURVEY not applied: %+v", c.Email)
@@ -145,6 +150,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[sip.outbound]\nmachine_pause = \"100ms\"\n", key: "sip.outbound.machine_pause"},
 		{file: "[sip.outbound]\nmachine_silence = \"0s\"\n", key: "sip.outbound.machine_silence"},
 		{file: "[sip.outbound]\nmachine_max = \"2s\"\n", key: "sip.outbound.machine_max"},
+		{file: "[ari]\nmachine_speech = \"20s\"\n", key: "ari.machine_speech"},
+		{file: "[esl.outbound]\nmachine_pause = \"100ms\"\n", key: "esl.outbound.machine_pause"},
+		{file: "[ari]\nmachine_detektion = true\n", key: "ari.machine_detektion"},
 		{file: "[sip]\nlistn = \"127.0.0.1:5060\"\n", key: "sip.listn"},
 		{file: "[sip]\nrtp_port_min = 10000\nrtp_port_max = 10001\n", key: "sip.rtp_port_min"},
 		{file: "[engine]\nmenu_retries = 0\n", key: "engine.menu_retries"},
@@ -295,8 +303,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 func TestSurveysOnEveryTelephony(t *testing.T) {
 	fd := flowsDir(t)
 	for _, c := range []struct{ name, file string }{
-		{"ari", "[engine]\ntelephony = \"ari\"\n[surveys]\nenabled = true\n[ari]\npassword = \"x\"\noutbound_endpoint = \"PJSIP/{number}@trunk\"\noutbound_caller_id = \"080012345\"\noutbound_ring_timeout = \"25s\"\n"},
-		{"esl", "[engine]\ntelephony = \"esl\"\n[surveys]\nenabled = true\n[esl]\ninbound_addr = \"127.0.0.1:8021\"\ninbound_password = \"ClueCon\"\n[esl.outbound]\ngateway = \"trunk\"\ncaller_id = \"080012345\"\nring_timeout = \"25s\"\n"},
+		{"ari", "[engine]\ntelephony = \"ari\"\n[surveys]\nenabled = true\n[ari]\npassword = \"x\"\noutbound_endpoint = \"PJSIP/{number}@trunk\"\noutbound_caller_id = \"080012345\"\noutbound_ring_timeout = \"25s\"\nmachine_speech = \"3s\"\n"},
+		{"esl", "[engine]\ntelephony = \"esl\"\n[surveys]\nenabled = true\n[esl]\ninbound_addr = \"127.0.0.1:8021\"\ninbound_password = \"ClueCon\"\n[esl.outbound]\ngateway = \"trunk\"\ncaller_id = \"080012345\"\nring_timeout = \"25s\"\nmachine_detection = false\n"},
 	} {
 		path := filepath.Join(t.TempDir(), "ivrd.toml")
 		if err := os.WriteFile(path, []byte(c.file), 0o644); err != nil {
@@ -309,12 +317,14 @@ func TestSurveysOnEveryTelephony(t *testing.T) {
 		switch c.name {
 		case "ari":
 			o := cfg.ariConfig().Outbound
-			if o.Endpoint != "PJSIP/{number}@trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second {
+			if o.Endpoint != "PJSIP/{number}@trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second ||
+				o.Machine != (amd.Config{Enabled: true, Speech: 3 * time.Second, Pause: amd.DefaultPause, Silence: amd.DefaultSilence, Max: amd.DefaultMax}) {
 				t.Errorf("ari outbound %+v", o)
 			}
 		case "esl":
 			o := cfg.eslConfig().Outbound
-			if o.Gateway != "trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second || o.Addr != "127.0.0.1:8021" || o.Password != "ClueCon" {
+			if o.Gateway != "trunk" || o.CallerID != "080012345" || o.RingTimeout != 25*time.Second || o.Addr != "127.0.0.1:8021" || o.Password != "ClueCon" ||
+				o.Machine.Enabled || o.Machine.Speech != amd.DefaultSpeech {
 				t.Errorf("esl outbound %+v", o)
 			}
 		}

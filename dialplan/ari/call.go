@@ -20,6 +20,8 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
+	"github.com/govline/ivr/ivr/survey"
 	"github.com/govline/ivr/redact"
 )
 
@@ -49,8 +51,9 @@ type call struct {
 	tr  *ivr.Tracker
 	fmt mediaFormat
 
-	flow ivr.FlowRunner // the flow an originate asked for; nil: the engine's
-	done chan struct{}  // nil, or closed when run returns (an originate waits on it)
+	flow     ivr.FlowRunner // the flow an originate asked for; nil: the engine's
+	sv       *served        // nil, or told when run returns (an originate waits on it)
+	outbound bool           // placed by an originate: listened to first (Outbound.Machine)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -287,8 +290,8 @@ func newID(prefix string) string {
 
 // run is the call's life: set up media, serve, tear down.
 func (c *call) run() {
-	if c.done != nil {
-		defer close(c.done) // last: after the teardown and the record
+	if c.sv != nil {
+		defer close(c.sv.done) // last: after the teardown and the record
 	}
 	defer c.s.metrics.Channels.Add(-1)
 	defer c.s.forget(c)
@@ -322,6 +325,9 @@ func (c *call) run() {
 		c.tr.End(reason)
 		return
 	}
+	if c.outbound && c.s.cfg.Outbound.Machine.Enabled && c.machine() {
+		return
+	}
 	if c.flow != nil {
 		reason = c.s.eng.ServeFlow(c, c.tr, c.flow)
 	} else {
@@ -329,6 +335,49 @@ func (c *call) run() {
 	}
 	c.end(reason, nil)
 	c.teardown()
+}
+
+// machine listens to an originated call once its media is up, before
+// the flow speaks (package ivr/amd), and reports whether the call ended
+// there: an answering machine is hung up on with nothing said (the
+// originate's result is then survey.Machine), a citizen who hung up
+// meanwhile ends the call. A person goes on to the flow.
+func (c *call) machine() bool {
+	var newVAD amd.NewVAD
+	if sc := c.s.eng.Speech; sc != nil {
+		newVAD = sc.NewVAD
+	}
+	r, err := amd.Detect(c.ctx, c, c.fmt.rate, c.s.cfg.Outbound.Machine, newVAD, c.tr.Log())
+	if err != nil { // the citizen hung up, or the engine stops, while the line listened
+		reason := ivr.ReasonOf(err)
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+		if err := c.Hangup(ctx, reason); err != nil { // nothing to do when the channel is gone
+			c.tr.Log().Warn("hangup failed", "err", err)
+		}
+		cancel()
+		c.teardown()
+		c.tr.End(reason)
+		return true
+	}
+	c.tr.Event("ari.amd", r.String())
+	c.tr.Log().Info("outbound call: answering machine detection", "verdict", r.Verdict.String(), "why", r.Why, "took", r.Took.Round(time.Millisecond))
+	if r.Verdict != amd.Machine {
+		return false
+	}
+	// Nothing is said to a machine (privacy: a voicemail would tell its
+	// listener the citizen has a request with us).
+	reason := ivr.EndReason("outbound_" + survey.Machine)
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+	if err := c.Hangup(ctx, reason); err != nil {
+		c.tr.Log().Warn("hangup failed", "err", err)
+	}
+	cancel()
+	c.teardown()
+	if c.sv != nil {
+		c.sv.machine = true
+	}
+	c.tr.End(reason)
+	return true
 }
 
 // setup answers, opens the RTP port, creates the bridge and the

@@ -79,20 +79,30 @@ func (o *originates) abandoned(k routeKey) bool {
 
 // pending is one originate: the events it waits for, the flow its
 // answered channel runs and, when the caller of Originate wants to know
-// when the served call ended, done.
+// how the served call ended, sv.
 type pending struct {
 	events chan *Event
 	flow   ivr.FlowRunner
-	done   chan struct{} // nil, or closed once the answered call ended (or was refused)
+	sv     *served // nil, or told once the answered call ended (or was refused)
 }
 
-func (o *originates) add(k routeKey, flow ivr.FlowRunner, done chan struct{}) chan *Event {
+// served is how an answered originate ended, for the one who placed it.
+type served struct {
+	done chan struct{} // closed once the answered call ended (or was refused)
+	// machine: an answering machine answered and was hung up on with
+	// nothing said (Outbound.Machine). Written before done is closed.
+	machine bool
+}
+
+func newServed() *served { return &served{done: make(chan struct{})} }
+
+func (o *originates) add(k routeKey, flow ivr.FlowRunner, sv *served) chan *Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
 		o.m = map[routeKey]*pending{}
 	}
-	p := &pending{events: make(chan *Event, 2), flow: flow, done: done}
+	p := &pending{events: make(chan *Event, 2), flow: flow, sv: sv}
 	o.m[k] = p
 	return p.events
 }
@@ -126,10 +136,10 @@ func (s *Server) Originate(ctx context.Context, req OriginateRequest) (string, e
 	return s.originate(ctx, req, nil)
 }
 
-// originate is Originate; done, when not nil, is closed once the answered
+// originate is Originate; sv, when not nil, is told once the answered
 // call ended (after its flow returned), or at once when the engine
 // refused it.
-func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan struct{}) (string, error) {
+func (s *Server) originate(ctx context.Context, req OriginateRequest, sv *served) (string, error) {
 	if len(s.conns) == 0 {
 		return "", errors.New("ari: no Asterisk configured")
 	}
@@ -145,7 +155,7 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest, done chan 
 	id := fmt.Sprintf("%s-out-%d-%d", cn.cfg.App, time.Now().UnixNano(), s.originateSeq)
 	s.mu.Unlock()
 	k := routeKey{cn, id}
-	events := s.originating.add(k, req.Flow, done)
+	events := s.originating.add(k, req.Flow, sv)
 	defer s.originating.remove(k)
 	q := url.Values{
 		"endpoint":  {req.Endpoint},

@@ -61,6 +61,7 @@ import (
 
 	"github.com/govline/ivr/audio"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
 )
 
 // Config of the ARI adapter. The zero value of a field means its default.
@@ -106,6 +107,11 @@ type OutboundConfig struct {
 	// empty leaves the trunk's.
 	CallerID    string
 	RingTimeout time.Duration // default 30 s
+	// Machine turns on answering machine detection (package ivr/amd):
+	// an answered originated channel is listened to before the flow
+	// starts, and one a machine answered is hung up on with nothing
+	// said (the survey call's result is "machine"). Off in the zero value.
+	Machine amd.Config
 }
 
 // ServerConfig is one Asterisk server.
@@ -472,8 +478,8 @@ func (s *Server) offer(cn *conn, ev *Event, orig *pending) {
 		tr, err = s.eng.Begin(info)
 	}
 	if err != nil {
-		if orig != nil && orig.done != nil {
-			close(orig.done)
+		if orig != nil && orig.sv != nil {
+			close(orig.sv.done)
 		}
 		s.log.Warn("call refused", "channel", ch.ID, "err", err)
 		s.spawn(func() {
@@ -488,7 +494,7 @@ func (s *Server) offer(cn *conn, ev *Event, orig *pending) {
 	}
 	c := newCall(s, cn, ch, tr)
 	if orig != nil {
-		c.flow, c.done = orig.flow, orig.done
+		c.flow, c.sv, c.outbound = orig.flow, orig.sv, true
 	}
 	s.mu.Lock()
 	s.calls[routeKey{cn, ch.ID}] = c

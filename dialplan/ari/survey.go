@@ -22,8 +22,16 @@ var _ survey.Caller = (*Server)(nil)
 // served call ended, or why it was not answered: Q.850 cause 17 is
 // survey.Busy, 18 and 19 survey.NoAnswer, another cause or a refused
 // request survey.Rejected. Without an Outbound.Endpoint it returns
-// "no_trunk" and places nothing.
+// "no_trunk" and places nothing. With Outbound.Machine on, an answering
+// machine is hung up on with nothing said: survey.Machine. Each result is
+// counted in ivr_outbound_calls_total, as the SIP line's calls are.
 func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRunner) string {
+	r := s.surveyCall(ctx, number, flow)
+	s.eng.Metrics.Outbound(r)
+	return r
+}
+
+func (s *Server) surveyCall(ctx context.Context, number string, flow ivr.FlowRunner) string {
 	o := s.cfg.Outbound
 	if o.Endpoint == "" {
 		return "no_trunk"
@@ -31,13 +39,13 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	if !ivr.DialableNumber(number) {
 		return "bad_number"
 	}
-	done := make(chan struct{})
+	sv := newServed()
 	id, err := s.originate(ctx, OriginateRequest{
 		Endpoint: strings.ReplaceAll(o.Endpoint, "{number}", number),
 		CallerID: o.CallerID,
 		Timeout:  o.RingTimeout,
 		Flow:     flow,
-	}, done)
+	}, sv)
 	if err != nil {
 		if ctx.Err() != nil {
 			return survey.Cancelled
@@ -45,7 +53,10 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 		return reasonOfOriginate(err)
 	}
 	select {
-	case <-done:
+	case <-sv.done:
+		if sv.machine {
+			return survey.Machine
+		}
 	case <-ctx.Done():
 		// The round is stopping: the call ends now (the flow returns);
 		// done follows.
@@ -54,7 +65,7 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 				c.end(ivr.EndShutdown, context.Cause(ctx))
 			}
 		}
-		<-done
+		<-sv.done
 	}
 	return survey.Answered
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/govline/ivr/dialplan/ari/aritest"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
+	"github.com/govline/ivr/ivr/amd/amdtest"
 	"github.com/govline/ivr/ivr/survey"
 	"github.com/govline/ivr/ivr/survey/surveytest"
 	"github.com/govline/ivr/tickets"
@@ -20,8 +22,17 @@ import (
 // resolved tickets of the given callers.
 func surveyLine(t *testing.T, callers ...string) (*line, []string, survey.Config) {
 	t.Helper()
+	return surveyLineWith(t, nil, callers...)
+}
+
+// surveyLineWith is surveyLine with the outbound configuration adjusted.
+func surveyLineWith(t *testing.T, adjust func(*OutboundConfig), callers ...string) (*line, []string, survey.Config) {
+	t.Helper()
 	l := startLine(t, func(c *Config) {
 		c.Outbound = OutboundConfig{Endpoint: "PJSIP/{number}@trunk", CallerID: "Linia de asistență <080012345>", RingTimeout: 20 * time.Second}
+		if adjust != nil {
+			adjust(&c.Outbound)
+		}
 	})
 	for i := 0; i < 500 && !l.ast.Registered(); i++ {
 		time.Sleep(10 * time.Millisecond)
@@ -233,10 +244,16 @@ func TestSurveyCallGivenUpIsNotServed(t *testing.T) {
 func TestSurveyCallerConformanceARI(t *testing.T) {
 	surveytest.Run(t, func(t *testing.T, how string) survey.Caller {
 		l := startLine(t, func(c *Config) {
-			c.Outbound = OutboundConfig{Endpoint: "PJSIP/{number}@trunk", RingTimeout: time.Second}
+			c.Outbound = OutboundConfig{Endpoint: "PJSIP/{number}@trunk", RingTimeout: time.Second,
+				Machine: amd.Config{Enabled: how == surveytest.Machine}}
 		})
 		for i := 0; i < 500 && !l.ast.Registered(); i++ {
 			time.Sleep(10 * time.Millisecond)
+		}
+		if how == surveytest.Machine {
+			vm := amdtest.Voicemail(t, 8000).PCM // the line's ulaw
+			l.ast.SetGreeting(func(int) []int16 { return vm })
+			how = surveytest.Answer
 		}
 		l.ast.SetDial(func(string) string { return how }) // the fake's names are the table's
 		return l.srv

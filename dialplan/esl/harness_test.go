@@ -226,6 +226,7 @@ type fakeFS struct {
 	hangupAfter string        // hang up with this cause right after connect
 	hangupOnSet bool          // the caller hangs up when the first variable is set
 	refuseXfer  bool          // uuid_transfer fails
+	says        []int16       // the caller's voice on the media leg (8 kHz), then silence; nil: a steady tone
 
 	mu       sync.Mutex
 	cmds     []string          // every command block received
@@ -451,7 +452,7 @@ func (f *fakeFS) execute(e *engine, h map[string]string) {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			leg, err := dialLeg(f.t, e.sipPort, m[1], m[2])
+			leg, err := dialLeg(f.t, e.sipPort, m[1], m[2], f.says)
 			if err != nil {
 				f.event("channel_execute_complete.txt", "Application: answer", "Application: bridge", "_none_", "NORMAL_TEMPORARY_FAILURE", "APP_UUID", id)
 				return
@@ -534,18 +535,20 @@ func (f *fakeFS) waitClosed(limit time.Duration) bool {
 }
 
 // legPhone is FreeSWITCH's side of the media leg: a real SIP UA (diago)
-// that sends a tone as the caller's voice and keeps what it hears.
+// that sends a tone (or what it says) as the caller's voice and keeps
+// what it hears.
 type legPhone struct {
 	d     *diago.DialogClientSession
 	mu    sync.Mutex
 	heard []int16
+	began time.Time // the first frame of says sent
 	keys  chan rune
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
-func dialLeg(t *testing.T, port int, header, token string) (*legPhone, error) {
+func dialLeg(t *testing.T, port int, header, token string, says []int16) (*legPhone, error) {
 	dg, _ := siptest.NewPhone(t, "FreeSWITCH", media.CodecAudioUlaw, media.CodecTelephoneEvent8000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -597,14 +600,28 @@ func dialLeg(t *testing.T, port int, header, token string) (*legPhone, error) {
 			tone[i] = int16(3000 * math.Sin(2*3.14159265*300*float64(i)/8000))
 		}
 		payload := make([]byte, 400)
-		for sctx.Err() == nil {
+		silence := make([]int16, 160)
+		for off := 0; sctx.Err() == nil; {
 			select {
 			case k := <-p.keys:
 				_ = dw.WriteDTMF(k)
 				continue
 			default:
 			}
-			n, _ := enc.Encode(payload, tone)
+			frame := tone
+			switch {
+			case says != nil && off+160 <= len(says):
+				frame = says[off : off+160]
+			case says != nil:
+				frame = silence
+			}
+			if off == 0 {
+				p.mu.Lock()
+				p.began = time.Now()
+				p.mu.Unlock()
+			}
+			off += 160
+			n, _ := enc.Encode(payload, frame)
 			if _, err := w.Write(payload[:n]); err != nil {
 				return
 			}

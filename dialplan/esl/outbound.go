@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
 )
 
 // Config of the FreeSWITCH adapter. The zero value of a field means its
@@ -93,6 +94,11 @@ type Outbound struct {
 	// Socket is the host:port FreeSWITCH connects the answered channel
 	// to; default Listen (its actual address).
 	Socket string
+	// Machine turns on answering machine detection (package ivr/amd):
+	// an answered call is listened to before the flow starts, and one a
+	// machine answered is hung up on with nothing said (the survey
+	// call's result is "machine"). Off in the zero value.
+	Machine amd.Config
 }
 
 // LogValue keeps the password out of every log.

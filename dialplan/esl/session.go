@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
+	"github.com/govline/ivr/ivr/survey"
 )
 
 // legResult is the media leg as the SIP endpoint hands it over.
@@ -228,6 +230,15 @@ func (s *Server) serveConn(nc net.Conn) {
 	stopLeg := context.AfterFunc(se.leg.Context(), func() {
 		legTimer.Store(time.AfterFunc(250*time.Millisecond, se.legEnded))
 	})
+	if own != nil && s.cfg.Outbound.Machine.Enabled && se.machine(own) {
+		stopLeg()
+		if t := legTimer.Load(); t != nil {
+			t.Stop()
+		}
+		se.releaseLeg()
+		se.linger()
+		return
+	}
 	var reason ivr.EndReason
 	if own != nil && own.flow != nil {
 		reason = s.eng.ServeFlow(se, tr, own.flow)
@@ -241,6 +252,48 @@ func (s *Server) serveConn(nc net.Conn) {
 	se.cancel(ivr.End(reason, nil))
 	se.releaseLeg()
 	se.linger()
+}
+
+// machine listens to one of the engine's own calls once its media leg is
+// up, before the flow speaks (package ivr/amd), and reports whether the
+// call ended there: an answering machine is hung up on with nothing said
+// (own.machine: the survey call's result is survey.Machine), a citizen
+// who hung up meanwhile ends the call. A person goes on to the flow.
+func (se *session) machine(own *placed) bool {
+	s := se.srv
+	var newVAD amd.NewVAD
+	if sc := s.eng.Speech; sc != nil {
+		newVAD = sc.NewVAD
+	}
+	r, err := amd.Detect(se.ctx, se, se.tr.Info().Rate, s.cfg.Outbound.Machine, newVAD, se.log)
+	if err != nil { // the citizen hung up, or the engine stops, while the line listened
+		reason := ivr.ReasonOf(err)
+		se.hangup(reason)
+		se.tr.End(reason)
+		return true
+	}
+	se.rec.record("esl.amd", r.String())
+	se.log.Info("outbound call: answering machine detection", "verdict", r.Verdict.String(), "why", r.Why, "took", r.Took.Round(time.Millisecond))
+	if r.Verdict != amd.Machine {
+		return false
+	}
+	// Nothing is said to a machine (privacy: a voicemail would tell its
+	// listener the citizen has a request with us).
+	reason := ivr.EndReason("outbound_" + survey.Machine)
+	se.hangup(reason)
+	own.machine = true
+	se.tr.End(reason)
+	return true
+}
+
+// hangup hangs the channel up on a context of its own, bounded by the
+// command timeout.
+func (se *session) hangup(reason ivr.EndReason) {
+	ctx, cancel := context.WithTimeout(context.Background(), se.srv.cfg.CommandTimeout)
+	defer cancel()
+	if err := se.Hangup(ctx, reason); err != nil {
+		se.log.Warn("hangup failed", "err", err)
+	}
 }
 
 // setup answers the channel and bridges it to the engine's SIP endpoint,

@@ -26,6 +26,9 @@ type placed struct {
 	flow    ivr.FlowRunner
 	claimed chan struct{} // closed by serveConn when the channel connects
 	done    chan struct{} // closed by serveConn when the call ended
+	// machine: an answering machine answered and was hung up on with
+	// nothing said (Outbound.Machine). Written before done is closed.
+	machine bool
 }
 
 // SurveyCall originates a call to number through Outbound.Gateway and
@@ -34,7 +37,16 @@ type placed struct {
 // survey.Busy, NO_ANSWER and NO_USER_RESPONSE survey.NoAnswer, another
 // cause survey.Rejected, an event socket out of reach survey.Unreachable.
 // Without an Outbound.Gateway it returns "no_trunk" and places nothing.
+// With Outbound.Machine on, an answering machine is hung up on with
+// nothing said: survey.Machine. Each result is counted in
+// ivr_outbound_calls_total, as the SIP line's calls are.
 func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRunner) string {
+	r := s.surveyCall(ctx, number, flow)
+	s.eng.Metrics.Outbound(r)
+	return r
+}
+
+func (s *Server) surveyCall(ctx context.Context, number string, flow ivr.FlowRunner) string {
 	o := s.cfg.Outbound
 	if o.Gateway == "" {
 		return "no_trunk"
@@ -92,6 +104,9 @@ func (s *Server) SurveyCall(ctx context.Context, number string, flow ivr.FlowRun
 	}
 	select {
 	case <-p.done:
+		if p.machine {
+			return survey.Machine
+		}
 	case <-ctx.Done():
 		s.mu.Lock()
 		se := s.channels[uuid]

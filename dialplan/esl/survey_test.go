@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/govline/ivr/flows"
+	"github.com/govline/ivr/ivr/amd/amdtest"
 	"github.com/govline/ivr/ivr/survey"
 	"github.com/govline/ivr/ivr/survey/surveytest"
 	"github.com/govline/ivr/tickets"
@@ -34,6 +35,7 @@ type dialingFS struct {
 	dial func(number string) string // "answer", "busy" (USER_BUSY), "noanswer" (NO_ANSWER), "late" (answered after 600 ms)
 
 	mu       sync.Mutex
+	says     []int16 // what an answered channel's far end says (fakeFS.says): setSays
 	got      []string
 	channels []*fakeFS
 	answered chan *fakeFS
@@ -112,6 +114,9 @@ func (f *dialingFS) serve(c net.Conn) {
 			}
 			ch := newFakeFS(f.t)
 			ch.uuid = m[1]
+			f.mu.Lock()
+			ch.says = f.says
+			f.mu.Unlock()
 			ch.dial(e)
 			f.mu.Lock()
 			f.channels = append(f.channels, ch)
@@ -122,6 +127,14 @@ func (f *dialingFS) serve(c net.Conn) {
 			fmt.Fprint(c, "Content-Type: command/reply\nReply-Text: -ERR command not found\n\n")
 		}
 	}
+}
+
+// setSays makes the far end of the answered channels say pcm (8 kHz),
+// then silence, instead of a steady tone.
+func (f *dialingFS) setSays(pcm []int16) {
+	f.mu.Lock()
+	f.says = pcm
+	f.mu.Unlock()
 }
 
 func (f *dialingFS) setEngine(e *engine) {
@@ -146,9 +159,18 @@ func (f *dialingFS) commands() []string {
 // through the dialing FreeSWITCH, and resolved tickets of callers.
 func surveyEngine(t *testing.T, dial func(string) string, callers ...string) (*engine, *dialingFS, []string, survey.Config) {
 	t.Helper()
+	return surveyEngineWith(t, nil, dial, callers...)
+}
+
+// surveyEngineWith is surveyEngine with the outbound configuration adjusted.
+func surveyEngineWith(t *testing.T, adjust func(*Outbound), dial func(string) string, callers ...string) (*engine, *dialingFS, []string, survey.Config) {
+	t.Helper()
 	fs := newDialingFS(t, dial)
 	e := startEngine(t, nil, func(c *Config) {
 		c.Outbound = Outbound{Gateway: "trunk", CallerID: "080012345", RingTimeout: 20 * time.Second, Addr: fs.ln.Addr().String(), Password: "ClueCon"}
+		if adjust != nil {
+			adjust(&c.Outbound)
+		}
 	})
 	fs.setEngine(e)
 	shipped, err := flows.Load(filepath.Join("..", "..", "flows"), flows.Config{})
@@ -321,6 +343,11 @@ func TestSurveyCallGivenUpIsNotServedThroughEventSocket(t *testing.T) {
 // against the fake FreeSWITCH.
 func TestSurveyCallerConformanceESL(t *testing.T) {
 	surveytest.Run(t, func(t *testing.T, how string) survey.Caller {
+		if how == surveytest.Machine {
+			e, fs, _, _ := surveyEngineWith(t, func(o *Outbound) { o.Machine.Enabled = true }, func(string) string { return surveytest.Answer })
+			fs.setSays(amdtest.Voicemail(t, 8000).PCM)
+			return e.srv
+		}
 		e, _, _, _ := surveyEngine(t, func(string) string { return how }) // the fake's names are the table's
 		return e.srv
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/govline/ivr/dialplan/sip"
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd/amdtest"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/tickets"
@@ -58,34 +59,8 @@ type answered struct {
 // of silence, then beep of a 1 kHz tone when not zero.
 func newAnswerer(t *testing.T, text string, lead, beep time.Duration) *answerer {
 	t.Helper()
-	a := &answerer{t: t, hang: make(chan struct{})}
-	a.says = make([]int16, int(lead/time.Millisecond)*8)
-	a.speechFrom = len(a.says)
-	if text != "" {
-		_, _, talker := speechEngines(t)
-		pcm := utterance(t, talker, "ro", text, 8000)
-		// The rendered speech without the synthesizer's own silences.
-		first, last := -1, 0
-		for i := 0; i+160 <= len(pcm); i += 160 {
-			if audio.RMS(pcm[i:i+160]) > 300 {
-				if first < 0 {
-					first = i
-				}
-				last = i + 160
-			}
-		}
-		if first < 0 {
-			t.Fatalf("espeak rendered nothing audible for %q", text)
-		}
-		a.says = append(a.says, pcm[first:last]...)
-	}
-	a.speechTo = len(a.says)
-	if beep > 0 {
-		a.says = append(a.says, make([]int16, 8*300)...) // the machine's pause before its beep
-		for i := range int(beep/time.Millisecond) / 20 {
-			a.says = append(a.says, toneFrame(1000, 8000, i)...)
-		}
-	}
+	ans := amdtest.NewAnswer(t, text, lead, beep, 8000)
+	a := &answerer{t: t, hang: make(chan struct{}), says: ans.PCM, speechFrom: ans.SpeechFrom, speechTo: ans.SpeechTo}
 	t.Cleanup(func() {
 		select {
 		case <-a.hang:
@@ -297,7 +272,7 @@ func TestCallbackMachineDetectionHuman(t *testing.T) {
 }
 
 // The voicemail's greeting.
-const voicemailGreeting = "Bună ziua, ați sunat la Ion Popescu. Nu pot răspunde acum, vă rog lăsați un mesaj după semnal."
+const voicemailGreeting = amdtest.Greeting
 
 // TestCallbackMachineDetectionMachine: a voicemail answers the callback
 // with a long greeting and a beep; the line hangs up during the greeting

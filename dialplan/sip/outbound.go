@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/govline/ivr/ivr"
+	"github.com/govline/ivr/ivr/amd"
 	"github.com/govline/ivr/ivr/queue"
 	"github.com/govline/ivr/redact"
 )
@@ -234,7 +235,7 @@ type OutboundConfig struct {
 	// calendar: tickets.Calendar.Open); nil allows any time.
 	Allowed func(time.Time) bool
 
-	// Machine turns on answering machine detection (amd.go): an answered
+	// Machine turns on answering machine detection (package ivr/amd): an answered
 	// call is listened to before the line speaks, and one a machine
 	// answered ends as OutboundMachine. Off in the zero value.
 	Machine MachineDetection
@@ -275,7 +276,7 @@ func (c OutboundConfig) withDefaults() OutboundConfig {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultOutboundMaxBackoff
 	}
-	c.Machine = c.Machine.withDefaults()
+	c.Machine = c.Machine.WithDefaults()
 	return c
 }
 
@@ -598,10 +599,9 @@ func (s *Server) originate(ctx context.Context, req OriginateRequest) (OutboundR
 			tr.End(reason)
 			return OutboundResult{CallID: id, Answered: answered, End: reason}, nil
 		}
-		detail := fmt.Sprintf("%s: %s; decided %.2f s after the answer", r.Verdict, r.Why, r.Took.Seconds())
-		tr.Event("sip.amd", detail)
+		tr.Event("sip.amd", r.String())
 		s.log.Info("outbound call: answering machine detection", "call_id", id, "verdict", r.Verdict.String(), "why", r.Why, "took", r.Took.Round(time.Millisecond))
-		if r.Verdict == amdMachine {
+		if r.Verdict == amd.Machine {
 			// Nothing is said to a machine (privacy: a voicemail would
 			// tell its listener the citizen has a request with us).
 			hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)

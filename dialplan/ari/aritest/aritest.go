@@ -45,6 +45,7 @@ type Asterisk struct {
 
 	mu            sync.Mutex
 	dial          func(endpoint string) string // SetDial
+	greeting      func(rate int) []int16       // SetGreeting
 	originated    []*Caller                    // answered originates, oldest first
 	ln            net.Listener
 	srv           *http.Server
@@ -876,7 +877,7 @@ func (a *Asterisk) originate(w http.ResponseWriter, r *http.Request) {
 
 	how := "answer"
 	a.mu.Lock()
-	dial := a.dial
+	dial, greeting := a.dial, a.greeting
 	a.mu.Unlock()
 	if dial != nil {
 		how = dial(endpoint)
@@ -898,7 +899,7 @@ func (a *Asterisk) originate(w http.ResponseWriter, r *http.Request) {
 			a.destroy(ch, 19, "No user responding")
 			return
 		}
-		c := &Caller{a: a, ID: id, send: make(chan []int16, 1000), gone: make(chan struct{})}
+		c := &Caller{a: a, ID: id, send: make(chan []int16, 1000), gone: make(chan struct{}), greeting: greeting}
 		a.mu.Lock()
 		ch.caller, ch.State, ch.InStasis = c, "Up", true
 		a.originated = append(a.originated, c)
@@ -914,6 +915,16 @@ func (a *Asterisk) originate(w http.ResponseWriter, r *http.Request) {
 func (a *Asterisk) SetDial(f func(endpoint string) string) {
 	a.mu.Lock()
 	a.dial = f
+	a.mu.Unlock()
+}
+
+// SetGreeting makes the far end of each answered originate say what f
+// returns for the media's rate (at most 20 s) as soon as it is bridged,
+// then silence, as a voicemail or a person answering does. f runs on the
+// fake's goroutines: it must not stop the test (render before).
+func (a *Asterisk) SetGreeting(f func(rate int) []int16) {
+	a.mu.Lock()
+	a.greeting = f
 	a.mu.Unlock()
 }
 

@@ -26,6 +26,7 @@ type Caller struct {
 	peer     *rtpPeer
 	gone     chan struct{}
 	goneOnce sync.Once
+	greeting func(rate int) []int16 // said once bridged (SetGreeting); nil: silence
 }
 
 // Gone is closed when the channel no longer exists (hung up by either side
@@ -50,9 +51,13 @@ func (c *Caller) Bridged() bool {
 
 func (c *Caller) attach(p *rtpPeer) {
 	c.mu.Lock()
+	first := c.peer == nil
 	c.peer = p
 	c.rate = p.rate
 	c.mu.Unlock()
+	if first && c.greeting != nil {
+		c.Say(c.greeting(p.rate)) // queued before the peer sends: from its first packet
+	}
 	p.attach(c)
 }
 

@@ -1,8 +1,9 @@
 // Package surveytest is the conformance table every survey.Caller (a
 // telephony adapter: dialplan/sip, dialplan/ari, dialplan/esl) passes, as
 // testing/slogtest is for slog handlers: an answered call runs the flow
-// once and SurveyCall returns after it; busy, unanswered, not a number and
-// a stopped round are named the same on every telephony and run no flow.
+// once and SurveyCall returns after it; busy, unanswered, answered by a
+// machine, not a number and a stopped round are named the same on every
+// telephony and run no flow.
 package surveytest
 
 import (
@@ -21,6 +22,10 @@ const (
 	Answer   = "answer"   // answers; the call lasts until the line hangs up
 	Busy     = "busy"     // refuses as busy (SIP 486, Q.850 17, USER_BUSY)
 	NoAnswer = "noanswer" // rings until the ring timeout (keep it short)
+	// Machine answers with a voicemail's long greeting (as
+	// ivr/amd/amdtest.Voicemail renders it), on a line with answering
+	// machine detection on.
+	Machine = "machine"
 )
 
 // NewLine starts an adapter whose far end answers every call as how says,
@@ -63,7 +68,7 @@ func Run(t *testing.T, newLine NewLine) {
 			t.Error("SurveyCall returned before the flow did")
 		}
 	})
-	for _, c := range []struct{ how, want string }{{Busy, survey.Busy}, {NoAnswer, survey.NoAnswer}} {
+	for _, c := range []struct{ how, want string }{{Busy, survey.Busy}, {NoAnswer, survey.NoAnswer}, {Machine, survey.Machine}} {
 		t.Run(c.how, func(t *testing.T) {
 			line := newLine(t, c.how)
 			f := &flow{}
