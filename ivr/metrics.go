@@ -315,7 +315,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
-	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)
+	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed, or asked by voice and confirmed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)
 	labelled("ivr_survey_calls_total", "Satisfaction survey calls after a resolved ticket, by result: rated, no_rating, or why not answered.", "result", surveys, surveyResults)
 	labelled("ivr_outbound_calls_total", "Outbound call attempts through the SIP trunk, by result.", "result", outbound, outboundResults)
 	labelled("ivr_speech_engine_fallbacks_total", "Calls whose first recognizer failed and that went on with the fallback recognizer, by the step that failed.", "step", engineFallback, speechSteps)
