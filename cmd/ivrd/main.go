@@ -260,7 +260,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Surveys.Enabled && tel.surveys != nil {
 		// Tickets resolved from now on get a survey call, through the
 		// telephony engine.telephony selects.
-		scfg := survey.Config{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now()}
+		scfg := survey.Config{Store: store, Flow: rt, Period: cfg.Surveys.Period.Duration, Since: time.Now(), Allowed: tel.outboundAllowed}
 		watchers.Go(func() {
 			runSurveys(wctx, tel.surveys, scfg, cfg.Surveys.Every.Duration, eng.Metrics, log.With("component", "surveys", "telephony", cfg.Engine.Telephony))
 		})

@@ -27,6 +27,9 @@ type telephony struct {
 	sipAddr  string        // "" when the SIP endpoint does not run
 	sip      *sip.Server   // nil when the SIP endpoint does not run
 	surveys  survey.Caller // places the survey calls: the adapter engine.telephony selects
+	// outboundAllowed says when outbound calls may be placed (the working
+	// calendar, sip.outbound.working_hours); nil: any time.
+	outboundAllowed func(time.Time) bool
 	runs     []adapter
 	metrics  []prometheus.Collector // the adapters' metrics, served at /metrics
 	closers  []func() error
@@ -63,6 +66,7 @@ func startTelephony(cfg Config, eng *ivr.Engine, db *storepkg.DB, store *tickets
 		return nil, fmt.Errorf("calendar: %w", err)
 	}
 	sipCfg.Outbound = cfg.outboundConfig(cal.Open)
+	t.outboundAllowed = sipCfg.Outbound.Allowed
 	switch cfg.Engine.Telephony {
 	case "ari":
 		srv, err := ari.New(cfg.ariConfig(), eng)

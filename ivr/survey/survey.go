@@ -73,6 +73,10 @@ type Config struct {
 	Period time.Duration  // a citizen is surveyed at most once in this period
 	Since  time.Time      // only tickets resolved since then
 	Batch  int            // tickets taken at each round, default 10
+	// Allowed says whether a call may be placed at a time (the working
+	// calendar); nil allows any time. Outside it no survey is claimed:
+	// the tickets stay due until it allows calls again.
+	Allowed func(time.Time) bool
 }
 
 // DefaultBatch is Config.Batch's default.
@@ -97,6 +101,10 @@ func Round(ctx context.Context, c Caller, cfg Config, m *ivr.Metrics, log *slog.
 	placed := 0
 	for _, d := range due {
 		if ctx.Err() != nil {
+			break
+		}
+		if cfg.Allowed != nil && !cfg.Allowed(time.Now()) {
+			log.Info("survey calls wait for the working hours")
 			break
 		}
 		if !ivr.DialableNumber(d.Number) {

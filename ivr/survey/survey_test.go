@@ -98,3 +98,25 @@ func TestRound(t *testing.T) {
 		t.Errorf("a second round called %d citizens again within the period", n)
 	}
 }
+
+// Outside the working hours (Config.Allowed) nobody is called and nothing
+// is claimed: the survey is placed at the first round the hours allow.
+func TestRoundWaitsForWorkingHours(t *testing.T) {
+	store, err := tickets.Open(tickets.DBPath(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	resolved(t, store, "0722123456")
+	l := &line{}
+	open := false
+	cfg := survey.Config{Store: store, Flow: &ratingFlow{key: "5"}, Period: 24 * time.Hour, Since: time.Now().Add(-time.Hour),
+		Allowed: func(time.Time) bool { return open }}
+	if n, err := survey.Round(context.Background(), l, cfg, nil, nil); err != nil || n != 0 || len(l.called) != 0 {
+		t.Fatalf("closed hours: %d placed, called %v (%v); want none", n, l.called, err)
+	}
+	open = true
+	if n, err := survey.Round(context.Background(), l, cfg, nil, nil); err != nil || n != 1 || len(l.called) != 1 {
+		t.Fatalf("open hours: %d placed, called %v (%v); want the citizen", n, l.called, err)
+	}
+}
