@@ -24,18 +24,18 @@ import (
 // endpoint (sip), the ARI application (ari), or the event-socket server
 // with the SIP endpoint for its media legs (esl).
 type telephony struct {
-	sipAddr  string        // "" when the SIP endpoint does not run
-	sip      *sip.Server   // nil when the SIP endpoint does not run
-	surveys  survey.Caller // places the survey calls: the adapter engine.telephony selects
+	sipAddr string        // "" when the SIP endpoint does not run
+	sip     *sip.Server   // nil when the SIP endpoint does not run
+	surveys survey.Caller // places the survey calls: the adapter engine.telephony selects
 	// outboundAllowed says when outbound calls may be placed (the working
 	// calendar, sip.outbound.working_hours); nil: any time.
 	outboundAllowed func(time.Time) bool
-	runs     []adapter
-	metrics  []prometheus.Collector // the adapters' metrics, served at /metrics
-	closers  []func() error
-	errc     chan error
-	finished chan struct{}
-	count    int
+	runs            []adapter
+	metrics         []prometheus.Collector // the adapters' metrics, served at /metrics
+	closers         []func() error
+	errc            chan error
+	finished        chan struct{}
+	count           int
 }
 
 // adapter is one thing that serves calls until its context ends.
