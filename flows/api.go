@@ -390,6 +390,15 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 			continue
 		}
 		if a.operator && c.asksOperator(in, a.zeroIsKey) {
+			// Over other voices a low "operator" is asked about first
+			// (a television says it too); the confirmation itself
+			// takes no escape, so it cannot ask about itself.
+			overVoices := in.Mode == InputSpeech && in.OverVoices && in.Confidence < OverVoicesConfirmBelow
+			if overVoices && !c.yesNo(L, []Part{textPart(c.msg("confirm", "operator"))}, false) {
+				misses++
+				reprompt = orDefault(a.noMatch, c.msg("no_match"))
+				continue
+			}
 			c.operatorEscape(L, in.Text)
 		}
 		if v, ok := a.interpret(in); ok {
@@ -630,7 +639,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 					}
 				}
 			}
-			if idx >= 0 && in.Confidence < confirmBelow {
+			if idx >= 0 && unsure(in, confirmBelow) {
 				label := opts[idx].label
 				if label == "" {
 					label = in.Text
@@ -648,7 +657,7 @@ func (c *call) luaAsk(L *lua.LState) int {
 			// A bare "da" or "nu" answers no question that has no yes/no
 			// option: asked again rather than searched as a request (a
 			// voice in the room is often forced into these short words).
-			if free && in.Mode == InputSpeech && in.Confidence >= confirmBelow && !bareYesNo(in.Text) {
+			if free && in.Mode == InputSpeech && !unsure(in, confirmBelow) && !bareYesNo(in.Text) {
 				return c.result(L, in, nil), true
 			}
 			return nil, false
@@ -683,7 +692,24 @@ func (c *call) confirm(L *lua.LState, question string) bool {
 // confirmParts is confirm with the question as prompt parts (a number read
 // back, masked in the transcript when it is sensitive).
 func (c *call) confirmParts(L *lua.LState, question []Part) bool {
-	a := &asker{promptParts: question, retries: 1, bargeIn: true, operator: true}
+	return c.yesNo(L, question, true)
+}
+
+// unsure reports whether a spoken answer must be confirmed: heard with
+// less than below, or over other voices in the caller's room with less
+// than OverVoicesConfirmBelow (unless below is 0: the flow never
+// confirms). Keys are always sure.
+func unsure(in Input, below float64) bool {
+	if in.Mode != InputSpeech {
+		return false
+	}
+	return in.Confidence < below || (in.OverVoices && in.Confidence < OverVoicesConfirmBelow && below > 0)
+}
+
+// yesNo asks question for a yes or a no (true for yes); operator says
+// whether the question takes the operator escape.
+func (c *call) yesNo(L *lua.LState, question []Part, operator bool) bool {
+	a := &asker{promptParts: question, retries: 1, bargeIn: true, operator: operator}
 	a.listen = Listen{Lang: c.lang, Expect: ExpectYesNo, Phrases: yesNoPhrases, MaxDigits: 1, NoInput: DefaultNoInput}
 	a.interpret = func(in Input) (lua.LValue, bool) {
 		switch YesNo(in.Text) {
@@ -789,7 +815,7 @@ func (c *call) luaAskDigits(L *lua.LState) int {
 		if a.sensitive {
 			c.keepSecret(d, in.Text)
 		}
-		if doConfirm || (in.Mode == InputSpeech && in.Confidence < confirmBelow) {
+		if doConfirm || (in.Mode == InputSpeech && unsure(in, confirmBelow)) {
 			q := textPart(c.msg("digits_ok", spaced(d)))
 			if a.sensitive { // the caller hears the number; the transcript keeps it masked
 				q.Text = c.msg("digits_ok", MaskAnswer(d))

@@ -163,7 +163,18 @@ type Input struct {
 	// transcript: a web chat's button is its key in Text ("2") and its
 	// label here ("Nu").
 	Shown string
+	// OverVoices: the answer was said over other voices in the caller's
+	// room (a television, a radio). The recognizer's confidence means
+	// less then: the runtime confirms a spoken choice or a request for an
+	// operator heard with less than OverVoicesConfirmBelow.
+	OverVoices bool
 }
+
+// OverVoicesConfirmBelow is the confidence under which a spoken answer
+// said over other voices is confirmed (Input.OverVoices): over the speech
+// test set's television a caller's "pașaport" was heard as "application"
+// at 0.55 and as "talk to an operator" at 0.19 and 0.27.
+const OverVoicesConfirmBelow = 0.8
 
 // UntranscribedText is the transcript's line for an untranscribed answer
 // (Input.Untranscribed), in the staff's language.

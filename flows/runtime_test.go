@@ -503,3 +503,70 @@ func containsAny(s, words string) bool {
 	}
 	return false
 }
+
+// Said over other voices in the caller's room (Input.OverVoices), a
+// spoken choice or "operator" heard with less than OverVoicesConfirmBelow
+// is confirmed first; the same answers without other voices are taken as
+// they are. A "nu" to the operator's confirmation asks the question again.
+func TestOverVoicesConfirms(t *testing.T) {
+	const src = `
+local r = ask{prompt = "Ce serviciu?", options = {{id = "pasaport", key = "1", say = "pașaport"}, {id = "buletin", key = "2", say = "buletin"}}}
+hangup("chose " .. r.option)`
+	rt := load(t, map[string]string{"main.lua": src}, flows.Limits{})
+	speech := func(text string, conf float64, voices bool) flows.Input {
+		return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: conf, OverVoices: voices}
+	}
+	for _, tc := range []struct {
+		name    string
+		inputs  []flows.Input
+		asked   string // a prompt the caller must have heard ("" none)
+		outcome string // the outcome's reason, or "transfer"
+	}{
+		{"a choice at 0.6", []flows.Input{speech("pașaport", 0.6, false)}, "", "chose pasaport"},
+		{"a choice at 0.6 over voices", []flows.Input{speech("pașaport", 0.6, true), speech("da", 0.9, true)}, "Am înțeles: pașaport. Este corect?", "chose pasaport"},
+		{"a choice at 0.9 over voices", []flows.Input{speech("buletin", 0.9, true)}, "", "chose buletin"},
+		{"operator at 0.3", []flows.Input{speech("operator", 0.3, false)}, "", "transfer"},
+		{"operator at 0.3 over voices, yes", []flows.Input{speech("operator", 0.3, true), speech("da", 0.9, true)}, "Am înțeles: operator. Este corect?", "transfer"},
+		{"operator at 0.3 over voices, no", []flows.Input{speech("operator", 0.3, true), speech("nu", 0.9, true), speech("buletin", 0.9, true)}, "Am înțeles: operator. Este corect?", "chose buletin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := newBlocking()
+			done := make(chan flows.Outcome, 1)
+			go func() {
+				done <- rt.Run(context.Background(), flows.Facts{CallID: "v"}, ch, flows.Services{Desk: sim.NewDesk(), Calendar: open(true), Log: slog.New(slog.DiscardHandler)})
+			}()
+			var heard []string
+			var o flows.Outcome
+			for i := 0; ; {
+				select {
+				case s := <-ch.said:
+					heard = append(heard, s)
+					continue
+				case o = <-done:
+				case ch.input <- func() flows.Input {
+					if i < len(tc.inputs) {
+						return tc.inputs[i]
+					}
+					return flows.Input{Mode: flows.InputNone}
+				}():
+					i++
+					continue
+				}
+				break
+			}
+			got := o.Reason
+			if o.Kind == flows.OutcomeTransfer {
+				got = "transfer"
+			}
+			if got != tc.outcome {
+				t.Errorf("outcome %q (%+v), want %q; heard %q", got, o, tc.outcome, heard)
+			}
+			all := strings.Join(heard, "\n")
+			if tc.asked != "" && !strings.Contains(all, tc.asked) {
+				t.Errorf("the caller was not asked %q; heard %q", tc.asked, heard)
+			} else if tc.asked == "" && strings.Contains(all, "Este corect?") {
+				t.Errorf("the answer was confirmed; heard %q", heard)
+			}
+		})
+	}
+}

@@ -691,3 +691,44 @@ func TestEarDropsAHum(t *testing.T) {
 		t.Errorf("a hum was recognized: reports %q, %d streams", got, rec.streams())
 	}
 }
+
+// overVoices tells voices in the room (loud frames the VAD hears as
+// speech, over a quiet floor) from steady noise the VAD rejects and from a
+// quiet line.
+func TestEndpointerOverVoices(t *testing.T) {
+	// A room voice: syllables (speech to the VAD) with short pauses.
+	voice := constFrame(3000)
+	for _, tc := range []struct {
+		name string
+		feed func(p *endpointer)
+		want bool
+	}{
+		{"a quiet line", func(p *endpointer) {
+			for range 100 {
+				p.push(quietFrame, false, false, 35)
+			}
+		}, false},
+		{"steady noise", func(p *endpointer) {
+			for range 100 {
+				p.push(noiseFrame, true, false, 35)
+			}
+		}, false},
+		{"a voice in the room", func(p *endpointer) {
+			for i := range 100 {
+				if i%10 < 3 { // pauses between the words: quiet, no speech
+					p.push(quietFrame, false, false, 35)
+				} else { // short words: speech, never long enough to start an utterance
+					p.push(voice, false, true, 35)
+				}
+			}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newEndpointer(60, 200, 10)
+			tc.feed(p)
+			if got := p.overVoices(); got != tc.want {
+				t.Errorf("overVoices %v (floor %.1f, p90 %.1f), want %v", got, p.floor, p.bg.p90, tc.want)
+			}
+		})
+	}
+}

@@ -198,6 +198,9 @@ type ear struct {
 	fb          speech.Recognizer // the next rung, nil once used (or none)
 	onFB        bool              // the stream runs on fb for this turn only
 	sent        [][]int16         // frames written to stream, kept to replay into fb
+	// voices: the utterance under way began over other voices in the
+	// caller's room (endpointer.overVoices)
+	voices bool
 	// untranscribed is the free question the utterance under way answers
 	// although the engine cannot transcribe it (told when it ends)
 	untranscribed *turnReq
@@ -235,6 +238,9 @@ type turnEvent struct {
 	// "hmm", a short "da"): an answer only when recognized with
 	// confidence.
 	blip bool
+	// overVoices: res was said over other voices in the caller's room
+	// (flows.Input.OverVoices)
+	overVoices bool
 }
 
 func newEar(cfg SpeechConfig, rate int, s *Session) *ear {
@@ -525,6 +531,7 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.drop(ctx, "the caller spoke again")
 		}
 		at := time.Now().Add(-time.Duration(len(fs)-1) * frameDur)
+		e.voices = e.ep.overVoices()
 		if req != nil {
 			e.utt = append(e.utt[:0], fs...)
 			e.startStream(ctx, req, at)
@@ -831,7 +838,7 @@ func (e *ear) finish(ctx context.Context, why string) {
 					e.metrics.SpeechTurns.Add(1)
 				}
 				e.cancel(req)
-				e.send(req, turnEvent{res: res, at: at, blip: e.curBlip})
+				e.send(req, turnEvent{res: res, at: at, blip: e.curBlip, overVoices: e.voices})
 				return
 			}
 			e.report(res, at, endedWhy(ctx, why))
@@ -861,6 +868,7 @@ func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
 	}
 	answers := e.untranscribed // the free question it answers, if any
 	e.untranscribed = nil
+	voices := e.voices
 	rec := e.rec
 	o := speech.StreamOptions{Lang: e.lang, Rate: e.rate}
 	if e.last != nil {
@@ -904,7 +912,7 @@ func (e *ear) alone(utt [][]int16, at time.Time, why string, async bool) {
 			// confidence ("operator", "English") as such, anything else
 			// as untranscribed speech, never a forced guess.
 			if res.Tag != "" && res.Confidence >= flows.DefaultConfirmBelow {
-				e.send(answers, turnEvent{res: res, at: at})
+				e.send(answers, turnEvent{res: res, at: at, overVoices: voices})
 			} else {
 				e.send(answers, turnEvent{untranscribed: true, at: at})
 			}

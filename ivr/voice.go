@@ -402,8 +402,11 @@ func (v *voice) Listen(ctx context.Context, l flows.Listen) (flows.Input, error)
 				if l.Expect != flows.ExpectDigits && ev.res.Tag != "" && !allDigits(ev.res.Tag) {
 					detail = fmt.Sprintf("tag %q ", ev.res.Tag) + detail
 				}
+				if ev.overVoices {
+					detail += " over other voices"
+				}
 				v.s.Tracker.Event("speech.result", detail)
-				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence, Began: ev.at}, nil
+				return flows.Input{Mode: flows.InputSpeech, Text: text, Confidence: ev.res.Confidence, Began: ev.at, OverVoices: ev.overVoices}, nil
 			}
 		case <-t.C:
 			if in, ok := v.kp.Pause(); ok {
