@@ -367,7 +367,7 @@ func (c *call) runAsk(L *lua.LState, a *asker) lua.LValue {
 		var parts []Part
 		if reprompt != lua.LNil { // the caller was not heard or not understood
 			parts = c.parts(L, reprompt)
-			c.note("flow.retry", promptText(Prompt{Parts: parts}))
+			c.note("flow.retry", Prompt{Parts: parts}.Said())
 		}
 		if misses >= 2 && a.keypad != "" && !offered {
 			parts = append(parts, Part{Kind: PartText, Value: a.keypad, Text: a.keypad})

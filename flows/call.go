@@ -405,7 +405,7 @@ func (c *call) say(ctx context.Context, p Prompt) (Played, error) {
 	played, err := c.ch.Say(ctx, p)
 	heard := played.Heard
 	if err == nil && heard == "" && !played.Interrupted {
-		heard = promptText(p)
+		heard = p.Said()
 	}
 	gone := err != nil && (errors.Is(err, ErrHangup) || c.parent.Err() != nil)
 	if gone {
@@ -493,8 +493,8 @@ func (c *call) note(kind, detail string) {
 	}
 }
 
-// promptText is what a prompt says, for the transcript.
-func promptText(p Prompt) string {
+// Said is what a prompt says, for the transcript: its text parts.
+func (p Prompt) Said() string {
 	var parts []string
 	for _, pt := range p.Parts {
 		if pt.Text != "" {

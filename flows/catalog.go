@@ -55,7 +55,7 @@ var engineIDs = []string{
 	"queue.wait", "queue.callback_speech", "queue.one_minute", "queue.minutes", "queue.many_minutes",
 	"survey.question", "survey.thanks",
 	"callback.intro", "callback.connect", "callback.number", "callback.confirm", "callback.type",
-	"callback.spoken", "callback.stay",
+	"callback.spoken", "callback.stay", "callback.kept", "callback.about", "callback.bye",
 }
 
 var defaultCatalog = sync.OnceValues(func() (*Catalog, error) {

@@ -177,6 +177,20 @@ type Handoff struct {
 	Hear func(ctx context.Context, lang string, g *speech.Grammar) (speech.Result, error)
 }
 
+// Why a Transferer returns with the caller still on the line and nothing
+// failed: the session then tells the caller what happens to the request
+// (Session.noQueue, Session.callbackKept) and ends the call.
+var (
+	// ErrMaxWait: no agent answered within the queue's maximum wait.
+	ErrMaxWait = errors.New("no agent answered within the queue's maximum wait")
+	// ErrLeftRequest: the caller chose to leave the request for a call
+	// back instead of waiting.
+	ErrLeftRequest = errors.New("the caller left the request for a call back")
+	// ErrCallbackKept: the caller keeps their place and the line will
+	// call them back (it wraps ErrLeftRequest too).
+	ErrCallbackKept = errors.New("the caller keeps their place and will be called back")
+)
+
 // Transferer is implemented by calls that a telephony adapter can hand to a
 // human agent queue (a dialplan Queue() on Asterisk, mod_callcenter on
 // FreeSWITCH, the engine's own queue on the embedded line). Transfer returns

@@ -2,6 +2,8 @@ package ivr
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/govline/ivr/flows"
 	"github.com/govline/ivr/redact"
@@ -63,6 +65,12 @@ func (s *Session) runFlow(ctx context.Context) EndReason {
 				// The caller hung up while waiting: nothing failed, and
 				// nobody is left to tell.
 				return EndCallerHangup
+			} else if errors.Is(err, ErrCallbackKept) {
+				s.Log.Info("the caller keeps their place in the queue and will be called back", "queue", out.Queue)
+				s.callbackKept(ctx, v, out)
+				return EndEngineHangup
+			} else if errors.Is(err, ErrMaxWait) || errors.Is(err, ErrLeftRequest) {
+				s.Log.Info("the caller left the queue: told the request is registered", "queue", out.Queue, "why", err)
 			} else {
 				s.Log.Error("transfer failed: the caller is told the request is registered", "queue", out.Queue, "err", err)
 			}
@@ -109,9 +117,52 @@ func (s *Session) noQueue(ctx context.Context, v *voice, out flows.Outcome) {
 	}
 	bye := cat.Text(out.Lang, "no_queue.callback")
 	p.Parts = append(p.Parts, flows.Part{Kind: flows.PartText, Value: bye, Text: bye})
-	if _, err := v.Say(ctx, p); err != nil && !errHangup(err) {
+	if err := s.sayLast(ctx, v, p); err != nil && !errHangup(err) {
 		s.Log.Warn("could not tell the caller the request is registered", "err", err)
 	}
+}
+
+// callbackKept tells a caller who keeps their place in the queue that the
+// line will call them back, with the request's number, and says goodbye
+// (callback.kept, the number, callback.bye).
+func (s *Session) callbackKept(ctx context.Context, v *voice, out flows.Outcome) {
+	cat := s.catalog()
+	if !cat.HasLang(out.Lang) {
+		out.Lang = flows.DefaultLang
+	}
+	text := func(id string) flows.Part {
+		t := cat.Text(out.Lang, id)
+		return flows.Part{Kind: flows.PartText, Value: t, Text: t}
+	}
+	p := flows.Prompt{Lang: out.Lang, Parts: []flows.Part{text("callback.kept")}}
+	if out.Ticket != "" {
+		p.Parts = append(p.Parts, text("callback.about"), flows.Part{Kind: flows.PartDigits, Value: out.Ticket, Text: out.Ticket})
+	}
+	p.Parts = append(p.Parts, text("callback.bye"))
+	if err := s.sayLast(ctx, v, p); err != nil && !errHangup(err) {
+		s.Log.Warn("could not tell the caller they will be called back", "err", err)
+	}
+}
+
+// sayLast says the call's last prompt, which no flow says, and writes it
+// to the transcript as the flows' prompts are (cut short by a hangup:
+// what was heard of it).
+func (s *Session) sayLast(ctx context.Context, v *voice, p flows.Prompt) error {
+	began := time.Now()
+	played, err := v.Say(ctx, p)
+	heard := played.Heard
+	if heard == "" && err == nil && !played.Interrupted {
+		heard = p.Said()
+	}
+	if heard != "" && s.Services.Transcript != nil {
+		cut := played.Cut
+		if err != nil && errHangup(err) && cut == "" {
+			cut = flows.CutHangup
+		}
+		t := durableTranscript{t: s.Services.Transcript, m: s.metrics(), log: s.Log}
+		_ = t.Append(ctx, s.Info.ID, flows.Turn{Speaker: "ivr", Text: heard, At: time.Now(), Began: began, Interrupted: played.Interrupted || cut != "", Cut: cut})
+	}
+	return err
 }
 
 // SurveyFlow is the flow file the engine runs after a call with an agent

@@ -37,7 +37,7 @@ type CallbackStore interface {
 // ErrCallbackKept: the caller who pressed 1 keeps their place and will be
 // called back. It wraps ErrLeftRequest too: the flow ends the call as it
 // does for a request left for a call back.
-var ErrCallbackKept = errors.New("the caller keeps their place and will be called back")
+var ErrCallbackKept = ivr.ErrCallbackKept
 
 // callbackPoll is how often a kept place looks at its position besides the
 // board's changes.

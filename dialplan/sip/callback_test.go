@@ -405,6 +405,13 @@ func TestQueuedCallbackSpoken(t *testing.T) {
 	if len(said) != 5 || first(said[0]) != "reveniți" || first(said[1]) != "nu" || first(said[2]) != "reveniți" || said[3] != "da" || said[4] != "da" {
 		t.Errorf("the caller's turns %q, want the request, \"nu\", the request, \"da\", \"da\"", said)
 	}
+	// The caller last hears that their place is kept, with the request's
+	// number, and that is in the transcript too.
+	cat := flows.DefaultCatalog()
+	bye := cat.Text("ro", "callback.kept") + " " + cat.Text("ro", "callback.about") + " " + ticket + " " + cat.Text("ro", "callback.bye")
+	if last := turns[len(turns)-1]; last.Speaker != "ivr" || last.Text != bye {
+		t.Errorf("last turn %s %q, want the line's %q", last.Speaker, last.Text, bye)
+	}
 	if evs := callEvents(t, l); !strings.Contains(evs, "queue.callback.number confirmed") {
 		t.Errorf("the number was not confirmed:\n%s", evs)
 	}

@@ -27,10 +27,10 @@ var (
 	ErrNoQueue = errors.New("no agent queue on this line")
 	// ErrMaxWait: no agent answered within the queue's maximum wait; the
 	// ticket stays open for a call back.
-	ErrMaxWait = errors.New("no agent answered within the queue's maximum wait")
+	ErrMaxWait = ivr.ErrMaxWait
 	// ErrLeftRequest: the caller pressed queue.LeaveKey to leave the
 	// request for a call back instead of waiting.
-	ErrLeftRequest = errors.New("the caller left the request for a call back")
+	ErrLeftRequest = ivr.ErrLeftRequest
 )
 
 // Headers on the INVITE to an agent, so a desktop pops the ticket.
