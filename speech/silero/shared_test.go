@@ -169,14 +169,62 @@ func (g *agreement) String() string {
 
 var agreementFull = flag.Bool("agreement.full", false, "TestSharedAgreesWithPerCall: every voice of the accuracy table")
 
+// sharedDecisions runs utts through m, 16 calls at a time (so the
+// inferences are batched), and returns the decisions per utterance.
+func sharedDecisions(t *testing.T, m *Model, rate int, utts [][][]int16) [][]bool {
+	got := make([][]bool, len(utts))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			s, err := m.NewStream(rate)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for i := range next {
+				s.Reset()
+				got[i] = decisions(t, s, utts[i])
+			}
+		})
+	}
+	for i := range utts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return got
+}
+
+func (g *agreement) merge(o *agreement) {
+	g.frames += o.frames
+	g.agree += o.agree
+	g.segsA += o.segsA
+	g.segsB += o.segsB
+	g.onsetD = append(g.onsetD, o.onsetD...)
+	g.offsetD = append(g.offsetD, o.offsetD...)
+}
+
 // The shared model decides as the per-call Detector does, frame by frame,
 // on the speech test set (every in-grammar and out-of-grammar item of both
-// languages through the clean, telephone and noisy channels), with the utterances of each condition run by concurrent
-// calls so the inferences are batched.
+// languages through the clean, telephone and noisy channels), with the
+// utterances of each condition run by concurrent calls so the inferences
+// are batched: with the batched graph (the default) and with the model
+// file's graph (the form before it). The Native8k option's agreement, with
+// the per-call Detector and with the default, is measured and logged (the
+// 16 kHz condition is the same graph either way).
 func TestSharedAgreesWithPerCall(t *testing.T) {
 	model := modelPath(t)
 	syn := synth(t)
-	m := newModel(t, ModelOptions{Options: Options{Model: model}})
+	kinds := []struct {
+		name string
+		m    *Model
+	}{
+		{"batched", newModel(t, ModelOptions{Options: Options{Model: model}})},
+		{"file graph", newModel(t, ModelOptions{Options: Options{Model: model}, FileGraph: true})},
+		{"native 8k", newModel(t, ModelOptions{Options: Options{Model: model}, Native8k: true})},
+	}
 	// every condition with one voice a language (about 85,000 frames);
 	// -agreement.full: the table's four voices (about 320,000 frames);
 	// -short: the telephone condition alone
@@ -189,7 +237,8 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 		conds = conds[1:2]
 	}
 	voices := func(lang string) []speechtest.Voice { return speechtest.Voices(lang)[:nv] }
-	var total agreement
+	total := make([]agreement, len(kinds))
+	native := [2]agreement{} // the native 8 kHz branch against the per-call Detector and the default, 8 kHz conditions
 	for _, c := range conds {
 		// render the condition's utterances, padded with 1 s of silence
 		// before and 1.5 s after
@@ -221,47 +270,39 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 			want[i] = decisions(t, old, u)
 		}
 		old.Close()
-		// the shared model, 16 calls at a time
-		got := make([][]bool, len(utts))
-		var wg sync.WaitGroup
-		next := make(chan int)
-		b0, w0 := m.Batches.Load(), m.Windows.Load()
-		for range 16 {
-			wg.Go(func() {
-				s, err := m.NewStream(c.Rate)
-				if err != nil {
-					t.Error(err)
-					return
+		var def [][]bool
+		for k, kind := range kinds {
+			b0, w0 := kind.m.Batches.Load(), kind.m.Windows.Load()
+			got := sharedDecisions(t, kind.m, c.Rate, utts)
+			var g agreement
+			for i := range utts {
+				g.add(want[i], got[i])
+			}
+			b, w := kind.m.Batches.Load()-b0, kind.m.Windows.Load()-w0
+			t.Logf("%s, %s: %d utterances, %.1f windows per inference: %v", c.Name, kind.name, len(utts), float64(w)/float64(max(1, b)), &g)
+			total[k].merge(&g)
+			if k == 0 {
+				def = got
+			}
+			if kind.name == "native 8k" && c.Rate == 8000 {
+				var d agreement
+				for i := range utts {
+					d.add(def[i], got[i])
 				}
-				defer s.Close()
-				for i := range next {
-					s.Reset()
-					got[i] = decisions(t, s, utts[i])
-				}
-			})
+				t.Logf("%s, native 8k against the default: %v", c.Name, &d)
+				native[0].merge(&g)
+				native[1].merge(&d)
+			}
 		}
-		for i := range utts {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		var g agreement
-		for i := range utts {
-			g.add(want[i], got[i])
-		}
-		b, w := m.Batches.Load()-b0, m.Windows.Load()-w0
-		t.Logf("%s: %d utterances, %.1f windows per inference: %v", c.Name, len(utts), float64(w)/float64(max(1, b)), &g)
-		total.frames += g.frames
-		total.agree += g.agree
-		total.segsA += g.segsA
-		total.segsB += g.segsB
-		total.onsetD = append(total.onsetD, g.onsetD...)
-		total.offsetD = append(total.offsetD, g.offsetD...)
 	}
-	t.Logf("all: %v", &total)
-	if float64(total.agree) < 0.999*float64(total.frames) {
-		t.Errorf("the shared VAD agrees with the per-call one on less than 99.9 %% of the frames: %v", &total)
+	for k, kind := range kinds {
+		t.Logf("all, %s: %v", kind.name, &total[k])
+		if kind.name != "native 8k" && float64(total[k].agree) < 0.999*float64(total[k].frames) {
+			t.Errorf("the shared VAD (%s) agrees with the per-call one on less than 99.9 %% of the frames: %v", kind.name, &total[k])
+		}
 	}
+	t.Logf("8 kHz conditions, native 8k against the per-call Detector: %v", &native[0])
+	t.Logf("8 kHz conditions, native 8k against the default (\"per-call\" = the default): %v", &native[1])
 }
 
 // Calls with different audio fed at the same time through one model each
