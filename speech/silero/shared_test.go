@@ -493,24 +493,43 @@ func loadavg() string {
 	return f[0]
 }
 
+// benchKinds are the detectors the CPU benchmarks compare: the per-call
+// Detector (sherpa-onnx, a session per call), the shared Model with the
+// model file's graph (the form before the batched graph), the shared
+// Model as it ships (the batched graph), and with the Native8k option.
+var benchKinds = []struct {
+	name string
+	opts ModelOptions // for the shared kinds
+}{
+	{"percall", ModelOptions{}},
+	{"shared-filegraph", ModelOptions{FileGraph: true}},
+	{"shared", ModelOptions{}},
+	{"shared-native8k", ModelOptions{Native8k: true}},
+}
+
+// windowsPerFrame is a 20 ms frame's share of a 32 ms window.
+const windowsPerFrame = 20.0 / 32
+
 // BenchmarkCPU is the VAD's CPU per frame of a speaking caller, fed as
-// fast as it goes by `calls` goroutines: the per-call Detector
-// (sherpa-onnx, a session per call) and the shared Model (its batches fill
-// to about `calls`). cpu-ns/frame is the process's CPU time per frame
-// (all threads); %core/caller is that for 50 frames a second.
+// fast as it goes by `calls` goroutines, for each of benchKinds (the
+// shared Model's batches fill to about `calls`). cpu-ns/frame is the
+// process's CPU time per frame (all threads), cpu-us/window the same per
+// 32 ms window; %core/caller is that for 50 frames a second.
 func BenchmarkCPU(b *testing.B) {
 	model := modelPath(b)
 	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog. Cartea de identitate.", Lang: "ro", Rate: 8000})
 	frames := speechtest.Frames(pcm, 8000)
-	for _, kind := range []string{"percall", "shared"} {
+	for _, kind := range benchKinds {
 		for _, calls := range []int{1, 10, 100, 300} {
-			if kind == "percall" && calls > 10 {
+			if kind.name == "percall" && calls > 10 {
 				continue // 12 MB and a session each: measured at 1 and 10
 			}
-			b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+			b.Run(kind.name+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
 				var m *Model
-				if kind == "shared" {
-					m = newModel(b, ModelOptions{Options: Options{Model: model}, MaxWait: -1})
+				if kind.name != "percall" {
+					o := kind.opts
+					o.Model, o.MaxWait = model, -1
+					m = newModel(b, o)
 				}
 				vads := make([]speech.VAD, calls)
 				for i := range vads {
@@ -542,6 +561,7 @@ func BenchmarkCPU(b *testing.B) {
 				n := per * calls
 				cpu := cpuTime() - cpu0
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/frame")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n)/windowsPerFrame/1e3, "cpu-us/window")
 				b.ReportMetric(100*float64(cpu.Nanoseconds())/float64(n)*50/1e9, "%core/caller")
 				b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(n), "wall-ns/frame")
 				if m != nil && m.Batches.Load() > 0 {
@@ -553,12 +573,13 @@ func BenchmarkCPU(b *testing.B) {
 	}
 }
 
-// BenchmarkPaced is the VAD's CPU per speaking caller in real time:
-// `calls` callers each send a 20 ms frame every 20 ms (at random phases,
-// as calls do) for 5 s; the shared model batches what comes within
-// DefaultMaxWait. The CPU of the same callers with no VAD (a baseline run
-// first) is subtracted. %core/caller is the VAD's CPU over the run's wall
-// time, per caller; p99-ms is the 99th percentile of Process.
+// BenchmarkPaced is the VAD's CPU per speaking caller in real time, for
+// each of benchKinds: `calls` callers each send a 20 ms frame every 20 ms
+// (at random phases, as calls do) for 5 s; the shared model batches what
+// comes within DefaultMaxWait. The CPU of the same callers with no VAD (a
+// baseline run first) is subtracted. %core/caller is the VAD's CPU over
+// the run's wall time, per caller; cpu-us/window the same per 32 ms
+// window; p99-ms is the 99th percentile of Process. `make bench` runs it.
 func BenchmarkPaced(b *testing.B) {
 	model := modelPath(b)
 	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog. Cartea de identitate.", Lang: "ro", Rate: 8000})
@@ -601,15 +622,17 @@ func BenchmarkPaced(b *testing.B) {
 		}
 		return cpu, lat
 	}
-	for _, kind := range []string{"percall", "shared"} {
+	for _, kind := range benchKinds {
 		for _, calls := range []int{1, 10, 100, 300} {
-			if kind == "percall" && calls > 10 {
+			if kind.name == "percall" && calls > 10 {
 				continue
 			}
-			b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+			b.Run(kind.name+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
 				var m *Model
-				if kind == "shared" {
-					m = newModel(b, ModelOptions{Options: Options{Model: model}})
+				if kind.name != "percall" {
+					o := kind.opts
+					o.Model = model
+					m = newModel(b, o)
 				}
 				for b.Loop() {
 					base, _ := run(b, calls, func() speech.VAD { return nil })
@@ -628,6 +651,7 @@ func BenchmarkPaced(b *testing.B) {
 					})
 					vad := max(0, cpu-base)
 					b.ReportMetric(100*vad.Seconds()/dur.Seconds()/float64(calls), "%core/caller")
+					b.ReportMetric(vad.Seconds()*1e6/(dur.Seconds()*50*windowsPerFrame*float64(calls)), "cpu-us/window")
 					b.ReportMetric(100*base.Seconds()/dur.Seconds()/float64(calls), "%core/caller-baseline")
 					slices.Sort(lat)
 					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
