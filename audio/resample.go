@@ -214,6 +214,23 @@ func besselI0(x float64) float64 {
 	return sum
 }
 
+// Polyphase returns the filter as Process applies it, for a stage that
+// computes the same conversion another way (speech/silero folds it into
+// its model): up by l, down by m; output q, counted from the last Reset,
+// is the sum over j of taps[p][j]·x[n-j] (before rounding to int16), with
+// p = (q·m) mod l, n = (q·m) div l, and x the input since that Reset (zero
+// before its first sample). The taps are a copy; nil for equal rates.
+func (r *Resampler) Polyphase() (l, m int, taps [][]float32) {
+	if r.from == r.to {
+		return 1, 1, nil
+	}
+	taps = make([][]float32, r.l)
+	for p := range taps {
+		taps[p] = append([]float32(nil), r.coef[p*r.k:(p+1)*r.k]...)
+	}
+	return r.l, r.m, taps
+}
+
 // Delay returns the filter's delay in output samples: an input sample shows
 // up this many samples later in the output (0 for pass-through).
 func (r *Resampler) Delay() int {
