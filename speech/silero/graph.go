@@ -28,6 +28,17 @@ import (
 // only the summation order differs (TestBatchedGraphMatchesModel measures
 // the probabilities against the model file's graph).
 //
+// An 8 kHz call on the 16 kHz branch needs its audio upsampled first
+// (audio.Resampler, about 7 µs a frame, as much as the model). The
+// upsampling, the reflection that pads a window and the STFT are all
+// linear, so the batched graph for 8 kHz streams (upsampledFront) takes
+// the 8 kHz samples and applies their product, one matrix: each STFT frame
+// of 256 samples at 16 kHz is a function of 176 samples at 8 kHz (128
+// and the resampler's 48 of history), and its STFT is one product of
+// those with a [258, 176] matrix, smaller than the [258, 256] basis. The
+// resampler rounds its output to 16 bits, the product does not: that is
+// the difference.
+//
 // The weights are read from the model file (its two branches, 16 kHz and
 // 8 kHz, are subgraphs of an If on the sr input), and the graph is written
 // as an ONNX ModelProto that onnxruntime loads from memory.
@@ -50,10 +61,8 @@ type branch struct {
 	decW, decB []float32 // [1, 128, 1], [1]
 }
 
-// window is the samples one inference sees; pad the reflected samples
-// after it that the STFT's last frame reaches.
+// window is the samples one inference sees.
 func (b *branch) window() int { return b.shift + b.context }
-func (b *branch) pad() int    { return b.context }
 
 // framesPerWindow is the number of STFT frames of a window (4 for both
 // branches of silero v5).
@@ -72,6 +81,87 @@ func (b *branch) batchFrames(dst, x []float32) {
 			row[j] = x[w-2-(start+j-w)]
 		}
 	}
+}
+
+// front is how an engine's windows become the graph's input rows: the
+// stream's samples (at rate) enter `shift` at a time, an inference reads
+// the last `window` of them (a stream starts with `prefix` zeros: the
+// history the first window reads before the call's first sample), and
+// rows writes a window as framesPerWindow rows of rowLen.
+type front struct {
+	rate                  int
+	shift, window, prefix int
+	rowLen                int
+	rows                  func(dst, x []float32)
+	stft0, stft3          []float32 // [2*bins, rowLen]: the STFT of rows 0-2 and of row 3
+	upsampled             bool
+}
+
+// plainFront feeds the branch's own windows: rows are the STFT frames
+// (batchFrames) and the STFT is the basis.
+func plainFront(b *branch) *front {
+	return &front{rate: b.rate, shift: b.shift, window: b.window(), rowLen: b.frameLen, rows: b.batchFrames, stft0: b.basis, stft3: b.basis}
+}
+
+// upsampledFront feeds the 16 kHz branch b with 8 kHz samples, folding in
+// the upsampler (l = 2, m = 1 and taps as audio.Resampler.Polyphase gives
+// them): a window of 576 samples at 16 kHz is the upsampled 288 samples at
+// 8 kHz and the 48 before them (the filter's history); row f holds the 176
+// samples from 64·f (zeros past the window); its STFT frame is the matrix
+// stft0 (rows 0 to 2: the same matrix, shifted by the hop) or stft3 (row
+// 3, which reaches into the reflected padding) applied to the row.
+func upsampledFront(b *branch, l, m int, taps [][]float32) (*front, error) {
+	if b.rate != 16000 || l != 2 || m != 1 || len(taps) != 2 {
+		return nil, fmt.Errorf("upsampler %d/%d for the %d Hz branch: want 2/1 for 16000", l, m, b.rate)
+	}
+	k := len(taps[0])
+	hist := k - 1
+	const down = 2
+	w16 := b.window()                // 576
+	rowLen := b.frameLen/down + hist // 176
+	hop8 := b.hop / down             // 64
+	f := &front{rate: 8000, shift: b.shift / down, window: w16/down + hist, prefix: hist, rowLen: rowLen, upsampled: true}
+	if w16%down != 0 || b.hop%down != 0 || f.window > hop8*(framesPerWindow-1)+rowLen {
+		return nil, errors.New("window sizes do not fold")
+	}
+	// a[i][t]: padded window sample i (16 kHz) from 8 kHz window sample t
+	pad := b.context
+	src := func(i int) int { // the window sample the padded sample i is
+		if i < w16 {
+			return i
+		}
+		return 2*(w16-1) - i // reflected about the last sample
+	}
+	mat := func(fr int) []float32 {
+		out := make([]float32, 2*b.bins*rowLen)
+		for r := range b.frameLen {
+			i := fr*b.hop + r
+			if i >= w16+pad {
+				break
+			}
+			q := src(i)
+			p, n := q%down, q/down
+			for j, c := range taps[p] {
+				t := n - j + hist - fr*hop8 // column in the row
+				if t < 0 || t >= rowLen {
+					continue // zero history, or outside the row: never, checked by the test
+				}
+				for bin := range 2 * b.bins {
+					out[bin*rowLen+t] += b.basis[bin*b.frameLen+r] * c
+				}
+			}
+		}
+		return out
+	}
+	f.stft0, f.stft3 = mat(0), mat(framesPerWindow-1)
+	f.rows = func(dst, x []float32) {
+		for fr := range framesPerWindow {
+			row := dst[fr*rowLen : (fr+1)*rowLen]
+			n := copy(row, x[min(fr*hop8, len(x)):])
+			clear(row[n:])
+		}
+	}
+	return f, nil
 }
 
 // ---- reading the model file (protobuf wire format) ----
@@ -443,8 +533,8 @@ const (
 )
 
 // batchedGraph writes b's model as the batched graph, an ONNX ModelProto
-// (opset 13).
-func batchedGraph(b *branch) []byte {
+// (opset 13), taking the rows of fr.
+func batchedGraph(b *branch, fr *front) []byte {
 	g := &graphBuilder{}
 	gemm := func(x string, w []float32, rows, cols int, bias []float32) string {
 		ins := []string{x, g.f32(w, int64(rows), int64(cols))}
@@ -494,8 +584,17 @@ func batchedGraph(b *branch) []byte {
 	}
 
 	bins := int64(b.bins)
-	// STFT: frames [4B, L] x basis [2*bins, L]^T, magnitudes
-	s := gemm(bgFrames, b.basis, 2*b.bins, b.frameLen, nil)
+	// STFT: rows [4B, L] x basis [2*bins, L]^T, magnitudes
+	var s string
+	if !fr.upsampled {
+		s = gemm(bgFrames, fr.stft0, 2*b.bins, fr.rowLen, nil)
+	} else { // rows 0-2 of each window through stft0, row 3 through stft3
+		rl := int64(fr.rowLen)
+		r := reshape(bgFrames, -1, framesPerWindow, rl)
+		s012 := gemm(reshape(slice(r, 0, framesPerWindow-1, 1, 1), -1, rl), fr.stft0, 2*b.bins, fr.rowLen, nil)
+		s3 := gemm(reshape(slice(r, framesPerWindow-1, framesPerWindow, 1, 1), -1, rl), fr.stft3, 2*b.bins, fr.rowLen, nil)
+		s = reshape(concat(1, reshape(s012, -1, framesPerWindow-1, 2*bins), reshape(s3, -1, 1, 2*bins)), -1, 2*bins)
+	}
 	re, im := slice(s, 0, bins, 1, 1), slice(s, bins, 2*bins, 1, 1)
 	mag := g.op("Sqrt", []string{g.op("Add", []string{g.op("Mul", []string{re, re}), g.op("Mul", []string{im, im})})})
 	// encoder 0: 4 frames -> 4, stride 1
@@ -536,7 +635,7 @@ func batchedGraph(b *branch) []byte {
 	for _, t := range g.inits {
 		gr = pbBytes(gr, 5, t)
 	}
-	gr = pbBytes(gr, 11, valueInfo(bgFrames, -1, int64(b.frameLen)))
+	gr = pbBytes(gr, 11, valueInfo(bgFrames, -1, int64(fr.rowLen)))
 	gr = pbBytes(gr, 11, valueInfo(bgState, 2, -1, 128))
 	gr = pbBytes(gr, 12, valueInfo(bgProb, -1, 1))
 	gr = pbBytes(gr, 12, valueInfo(bgStateN, 2, -1, 128))

@@ -77,6 +77,13 @@ type ModelOptions struct {
 	// from the 16 kHz model's on some frames (docs/benchmarks.md gives
 	// the agreement). Off by default.
 	Native8k bool
+	// FoldUpsampler runs 8 kHz streams through the batched graph with
+	// the 8 -> 16 kHz upsampling folded into its STFT (graph.go) instead
+	// of audio.Resampler before it: no resampler, and a smaller STFT. The
+	// resampler rounds its output to 16 bits and the fold does not, so a
+	// few decisions differ (docs/benchmarks.md). Off by default; Native8k
+	// takes precedence; ignored with FileGraph.
+	FoldUpsampler bool
 	// FileGraph runs the model file's own graph instead of the batched
 	// graph built from its weights (the same decisions, at about four
 	// times the CPU per window): kept to measure against.
@@ -109,7 +116,7 @@ type Model struct {
 type engine struct {
 	m        *Model
 	br       *branch // the branch's sizes (and weights, for the batched graph)
-	rate     int     // of the windows: 16000, or 8000 for the native 8 kHz branch
+	fr       *front  // how the streams' samples become windows and input rows
 	batched  bool    // the batched graph, else the model file's
 	sess     *ort.Session
 	inNames  *ort.Names
@@ -159,18 +166,40 @@ func NewModel(o ModelOptions) (*Model, error) {
 			return fail(fmt.Errorf("not a silero v5 model: %v", err))
 		}
 	}
-	rates := []int{modelRate}
-	if o.Native8k {
-		rates = append(rates, 8000)
+	// the engines: 16 kHz streams, and 8 kHz ones (the model's 8 kHz
+	// branch with Native8k; the 16 kHz branch with the upsampling folded
+	// in with FoldUpsampler; else the 16 kHz engine after the resampler)
+	type kind struct {
+		rate      int // the branch's
+		upsampled bool
 	}
-	for _, rate := range rates {
-		e := &engine{m: m, rate: rate, batched: !o.FileGraph, in: make(chan *Stream, o.MaxBatch*o.Batchers)}
+	kinds := []kind{{modelRate, false}}
+	switch {
+	case o.Native8k:
+		kinds = append(kinds, kind{8000, false})
+	case o.FoldUpsampler && !o.FileGraph:
+		kinds = append(kinds, kind{modelRate, true})
+	}
+	for _, k := range kinds {
+		e := &engine{m: m, batched: !o.FileGraph, in: make(chan *Stream, o.MaxBatch*o.Batchers)}
 		if e.batched {
-			e.br = branches[rate]
-			e.sess, err = ort.NewSessionBytes(batchedGraph(e.br), 1)
+			e.br = branches[k.rate]
+			e.fr = plainFront(e.br)
+			if k.upsampled {
+				rs, rerr := audio.NewResampler(8000, modelRate)
+				if rerr != nil {
+					return fail(rerr)
+				}
+				l, mm, taps := rs.Polyphase()
+				if e.fr, err = upsampledFront(e.br, l, mm, taps); err != nil {
+					return fail(err)
+				}
+			}
+			e.sess, err = ort.NewSessionBytes(batchedGraph(e.br, e.fr), 1)
 			e.inNames, e.outNames = ort.NewNames(bgFrames, bgState), ort.NewNames(bgProb, bgStateN)
 		} else {
-			e.br = fileBranch(rate)
+			e.br = fileBranch(k.rate)
+			e.fr = &front{rate: k.rate, shift: e.br.shift, window: e.br.window()}
 			if e.sess, err = ort.NewSessionBytes(raw, 1); err == nil {
 				if err = checkIO(e.sess); err != nil {
 					e.sess.Close()
@@ -207,9 +236,9 @@ func fileBranch(rate int) *branch {
 
 func (e *engine) newBatcher() *batcher {
 	n := e.m.opts.MaxBatch
-	in := e.br.window() // samples a window: the file's graph's input
+	in := e.fr.window // samples a window: the file's graph's input
 	if e.batched {
-		in = framesPerWindow * e.br.frameLen // a window's STFT frames
+		in = framesPerWindow * e.fr.rowLen // a window's rows
 	}
 	b := &batcher{e: e,
 		x:       ort.NewBuffer(4 * n * in),
@@ -219,7 +248,7 @@ func (e *engine) newBatcher() *batcher {
 		stateN:  ort.NewBuffer(4 * n * stateSize),
 		tensors: map[int][]*ort.Tensor{},
 	}
-	b.sr.Int64s()[0] = int64(e.rate)
+	b.sr.Int64s()[0] = int64(e.br.rate)
 	return b
 }
 
@@ -345,8 +374,8 @@ func (b *batcher) loop() {
 // [2, B, 128] given back to them.
 func (bt *batcher) run(batch []*Stream) error {
 	e, b := bt.e, len(batch)
-	m, br := e.m, e.br
-	w := br.window()
+	m, fr := e.m, e.fr
+	w := fr.window
 	ts, ok := bt.tensors[b]
 	if !ok {
 		var err error
@@ -363,7 +392,7 @@ func (bt *batcher) run(batch []*Stream) error {
 			return t
 		}
 		if e.batched {
-			mk(bt.x, ort.Float32, int64(framesPerWindow*b), int64(br.frameLen))
+			mk(bt.x, ort.Float32, int64(framesPerWindow*b), int64(fr.rowLen))
 			mk(bt.state, ort.Float32, 2, int64(b), 128)
 		} else {
 			mk(bt.x, ort.Float32, int64(b), int64(w))
@@ -382,10 +411,10 @@ func (bt *batcher) run(batch []*Stream) error {
 	}
 	x, st := bt.x.Float32s(), bt.state.Float32s()
 	half := b * 128 // the second LSTM tensor's offset in [2, B, 128]
-	fl := framesPerWindow * br.frameLen
+	fl := framesPerWindow * fr.rowLen
 	for i, s := range batch {
 		if e.batched {
-			br.batchFrames(x[i*fl:(i+1)*fl], s.last[:w])
+			fr.rows(x[i*fl:(i+1)*fl], s.last[:w])
 		} else {
 			copy(x[i*w:(i+1)*w], s.last[:w])
 		}
@@ -413,7 +442,7 @@ type Stream struct {
 	m    *Model
 	e    *engine
 	rate int
-	rs   *audio.Resampler // 8 kHz -> 16 kHz, nil at 16 kHz or in the 8 kHz branch
+	rs   *audio.Resampler // 8 kHz -> 16 kHz, nil when the engine takes the call's rate
 	up   []int16
 	last []float32 // samples not yet shifted out of a window
 	// the model's recurrent state, and the last window's probability:
@@ -450,8 +479,8 @@ func (m *Model) NewStream(rate int) (*Stream, error) {
 	if rate == 8000 {
 		e = m.e8
 	}
-	s := &Stream{m: m, e: e, rate: rate, last: make([]float32, 0, e.br.window()+audio.SamplesPerFrame(e.rate)), ready: make(chan error, 1), start: -1}
-	if rate != e.rate {
+	s := &Stream{m: m, e: e, rate: rate, last: make([]float32, e.fr.prefix, e.fr.window+audio.SamplesPerFrame(e.fr.rate)), ready: make(chan error, 1), start: -1}
+	if rate != e.fr.rate {
 		rs, err := audio.NewResampler(rate, modelRate)
 		if err != nil {
 			return nil, err
@@ -479,7 +508,7 @@ func (s *Stream) Process(frame []int16) (speech.Activity, error) {
 	for _, v := range in {
 		s.last = append(s.last, float32(v)/32768)
 	}
-	if len(s.last) >= s.e.br.window() {
+	if len(s.last) >= s.e.fr.window {
 		if err := s.windows(); err != nil {
 			return speech.Activity{}, err
 		}
@@ -495,7 +524,7 @@ func (s *Stream) windows() error {
 		thr, minSil = longThreshold, s.m.longSil
 	}
 	isSpeech := false
-	w, shift := s.e.br.window(), s.e.br.shift
+	w, shift := s.e.fr.window, s.e.fr.shift
 	for len(s.last) >= w {
 		select {
 		case <-s.m.stop: // closed: never wait for a batcher that is gone
@@ -586,7 +615,8 @@ func (s *Stream) step(prob, thr float32, minSil int) bool {
 // Reset implements speech.VAD.
 func (s *Stream) Reset() {
 	s.state = [stateSize]float32{}
-	s.last = s.last[:0]
+	s.last = s.last[:s.e.fr.prefix]
+	clear(s.last)
 	s.triggered, s.cur, s.tempStart, s.tempEnd = false, 0, 0, 0
 	s.head, s.tail, s.start = 0, 0, -1
 	s.speech = false

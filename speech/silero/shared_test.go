@@ -211,9 +211,10 @@ func (g *agreement) merge(o *agreement) {
 // languages through the clean, telephone and noisy channels), with the
 // utterances of each condition run by concurrent calls so the inferences
 // are batched: with the batched graph (the default) and with the model
-// file's graph (the form before it). The Native8k option's agreement, with
-// the per-call Detector and with the default, is measured and logged (the
-// 16 kHz condition is the same graph either way).
+// file's graph (the form before it). The agreement of the 8 kHz options
+// (Native8k, FoldUpsampler), with the per-call Detector and with the
+// default, is measured and logged (the 16 kHz condition is the default's
+// graph either way).
 func TestSharedAgreesWithPerCall(t *testing.T) {
 	model := modelPath(t)
 	syn := synth(t)
@@ -224,6 +225,7 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 		{"batched", newModel(t, ModelOptions{Options: Options{Model: model}})},
 		{"file graph", newModel(t, ModelOptions{Options: Options{Model: model}, FileGraph: true})},
 		{"native 8k", newModel(t, ModelOptions{Options: Options{Model: model}, Native8k: true})},
+		{"fold upsampler", newModel(t, ModelOptions{Options: Options{Model: model}, FoldUpsampler: true})},
 	}
 	// every condition with one voice a language (about 85,000 frames);
 	// -agreement.full: the table's four voices (about 320,000 frames);
@@ -238,7 +240,7 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 	}
 	voices := func(lang string) []speechtest.Voice { return speechtest.Voices(lang)[:nv] }
 	total := make([]agreement, len(kinds))
-	native := [2]agreement{} // the native 8 kHz branch against the per-call Detector and the default, 8 kHz conditions
+	var opt8 [2][2]agreement // the 8 kHz options against the per-call Detector and the default, 8 kHz conditions
 	for _, c := range conds {
 		// render the condition's utterances, padded with 1 s of silence
 		// before and 1.5 s after
@@ -284,25 +286,27 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 			if k == 0 {
 				def = got
 			}
-			if kind.name == "native 8k" && c.Rate == 8000 {
+			if k >= 2 && c.Rate == 8000 { // an 8 kHz option
 				var d agreement
 				for i := range utts {
 					d.add(def[i], got[i])
 				}
-				t.Logf("%s, native 8k against the default: %v", c.Name, &d)
-				native[0].merge(&g)
-				native[1].merge(&d)
+				t.Logf("%s, %s against the default: %v", c.Name, kind.name, &d)
+				opt8[k-2][0].merge(&g)
+				opt8[k-2][1].merge(&d)
 			}
 		}
 	}
 	for k, kind := range kinds {
 		t.Logf("all, %s: %v", kind.name, &total[k])
-		if kind.name != "native 8k" && float64(total[k].agree) < 0.999*float64(total[k].frames) {
+		if k < 2 && float64(total[k].agree) < 0.999*float64(total[k].frames) {
 			t.Errorf("the shared VAD (%s) agrees with the per-call one on less than 99.9 %% of the frames: %v", kind.name, &total[k])
 		}
+		if k >= 2 {
+			t.Logf("8 kHz conditions, %s against the per-call Detector: %v", kind.name, &opt8[k-2][0])
+			t.Logf("8 kHz conditions, %s against the default (\"per-call\" = the default): %v", kind.name, &opt8[k-2][1])
+		}
 	}
-	t.Logf("8 kHz conditions, native 8k against the per-call Detector: %v", &native[0])
-	t.Logf("8 kHz conditions, native 8k against the default (\"per-call\" = the default): %v", &native[1])
 }
 
 // Calls with different audio fed at the same time through one model each
@@ -496,7 +500,8 @@ func loadavg() string {
 // benchKinds are the detectors the CPU benchmarks compare: the per-call
 // Detector (sherpa-onnx, a session per call), the shared Model with the
 // model file's graph (the form before the batched graph), the shared
-// Model as it ships (the batched graph), and with the Native8k option.
+// Model as it ships (the batched graph), and with the FoldUpsampler and
+// Native8k options.
 var benchKinds = []struct {
 	name string
 	opts ModelOptions // for the shared kinds
@@ -504,6 +509,7 @@ var benchKinds = []struct {
 	{"percall", ModelOptions{}},
 	{"shared-filegraph", ModelOptions{FileGraph: true}},
 	{"shared", ModelOptions{}},
+	{"shared-fold", ModelOptions{FoldUpsampler: true}},
 	{"shared-native8k", ModelOptions{Native8k: true}},
 }
 
