@@ -29,15 +29,16 @@ import (
 // the probabilities against the model file's graph).
 //
 // An 8 kHz call on the 16 kHz branch needs its audio upsampled first
-// (audio.Resampler, about 7 µs a frame, as much as the model). The
+// (audio.Resampler, about 5 µs a frame, a third of the model's cost). The
 // upsampling, the reflection that pads a window and the STFT are all
-// linear, so the batched graph for 8 kHz streams (upsampledFront) takes
-// the 8 kHz samples and applies their product, one matrix: each STFT frame
-// of 256 samples at 16 kHz is a function of 176 samples at 8 kHz (128
-// and the resampler's 48 of history), and its STFT is one product of
-// those with a [258, 176] matrix, smaller than the [258, 256] basis. The
-// resampler rounds its output to 16 bits, the product does not: that is
-// the difference.
+// linear, so with ModelOptions.FoldUpsampler the batched graph for 8 kHz
+// streams (upsampledFront) takes the 8 kHz samples and applies their
+// product, one matrix: each STFT frame of 256 samples at 16 kHz is a
+// function of 176 samples at 8 kHz (128 and the resampler's 48 of
+// history), and its STFT is one product of those with a [258, 176]
+// matrix, smaller than the [258, 256] basis. The resampler rounds its
+// output to 16 bits, the product does not: that is the difference, and
+// why the fold is an option (docs/benchmarks.md has the agreement).
 //
 // The weights are read from the model file (its two branches, 16 kHz and
 // 8 kHz, are subgraphs of an If on the sr input), and the graph is written
@@ -70,7 +71,7 @@ const framesPerWindow = 4
 
 // batchFrames writes window x (b.window() samples) as its STFT frames,
 // framesPerWindow rows of b.frameLen, into dst: the window is extended by
-// b.pad() samples reflected about its last one, as the model's Pad does.
+// b.context samples reflected about its last one, as the model's Pad does.
 func (b *branch) batchFrames(dst, x []float32) {
 	w, l, hop := len(x), b.frameLen, b.hop
 	for f := range framesPerWindow {
@@ -144,7 +145,7 @@ func upsampledFront(b *branch, l, m int, taps [][]float32) (*front, error) {
 			for j, c := range taps[p] {
 				t := n - j + hist - fr*hop8 // column in the row
 				if t < 0 || t >= rowLen {
-					continue // zero history, or outside the row: never, checked by the test
+					continue // outside the row: never (the rows span every tap; TestUpsampledFrontMatchesResampler)
 				}
 				for bin := range 2 * b.bins {
 					out[bin*rowLen+t] += b.basis[bin*b.frameLen+r] * c

@@ -29,10 +29,13 @@ import (
 // per-call Detector frame for frame: windows of 512 new samples with the
 // 64 samples before them as context, the first window once 576 samples
 // came (with ModelOptions.Native8k, 8 kHz calls use the model's 8 kHz
-// branch: 256 new samples and 32 of context, the same 32 ms; the rules
-// below count in 16 kHz samples either way); a segment starts after MinSpeech of windows above Threshold, and
-// ends after MinSilence of windows below it (a window above Threshold-0.15
-// keeps it going); a segment longer than 15 s ends on 100 ms below 0.9.
+// branch: 256 new samples and 32 of context, the same 32 ms; with
+// FoldUpsampler, the 288 samples at 8 kHz that upsample to those 576 and
+// the resampler's 48 of history; the rules below count in 16 kHz samples
+// either way); a segment starts after MinSpeech of windows above
+// Threshold, and ends after MinSilence of windows below it (a window above
+// Threshold-0.15 keeps it going); a segment longer than 15 s ends on
+// 100 ms below 0.9.
 
 const (
 	windowShift = 512     // new samples per window at 16 kHz (32 ms, the unit of the rules)
@@ -69,7 +72,8 @@ type ModelOptions struct {
 	MaxBatch int
 	// Batchers is how many inferences may run at once (each on one
 	// thread): past MaxBatch ready windows, the next batcher takes the
-	// rest. Capped at GOMAXPROCS.
+	// rest. Capped at GOMAXPROCS. Per engine: the 8 kHz options run a
+	// second graph for 8 kHz calls, with batchers of its own.
 	Batchers int
 	// Native8k runs 8 kHz streams through the model's own 8 kHz branch
 	// (256-sample windows) instead of resampling them to 16 kHz: no
@@ -97,7 +101,7 @@ type Model struct {
 	opts ModelOptions
 
 	// the engine of 16 kHz windows, and of 8 kHz ones (the same engine
-	// unless Native8k)
+	// unless Native8k or FoldUpsampler)
 	e16, e8 *engine
 	engines []*engine
 
