@@ -95,6 +95,11 @@ bench: deps build
 	# The web chat: 2,000 idle and 200 active sessions on one engine with
 	# 100 phone calls up (about 1 minute).
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -chat 2000,200 -chat-calls 100 -chat-time 20s -out bench/chat-results.json
+	# The VAD's CPU per speaking caller at 1, 10, 100 and 300 callers in real
+	# time: the per-call detector, the shared model with the file's graph and
+	# with the batched graph (the default), and its two 8 kHz options, side by
+	# side in one run (about 3 minutes; docs/benchmarks.md, "The shared VAD").
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'Paced' -benchtime 1x ./speech/silero/
 	# Speech turn-taking on loopback calls: barge-in and turn latency,
 	# concurrent listening calls (docs/speech.md).
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench 'BargeInLatency|TurnLatency|ListeningCalls' -benchtime 15x ./dialplan/sip/

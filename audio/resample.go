@@ -23,6 +23,7 @@ type Resampler struct {
 	l, m     int       // upsample by l, downsample by m
 	k        int       // taps per phase
 	coef     []float32 // coef[p*k+j] = h[p+j*l] (phase-major)
+	rcoef    []float32 // rcoef[p*k+i] = coef[p*k+k-1-i]: each phase reversed, to walk with the samples
 	buf      []float32 // last k-1 input samples, then the current src
 	pos      int       // position of the next output, in input samples × l, relative to the current src
 }
@@ -79,6 +80,12 @@ func NewResampler(from, to int) (*Resampler, error) {
 			if i := p + j*r.l; i < n {
 				r.coef[p*r.k+j] = float32(h[i] * gain)
 			}
+		}
+	}
+	r.rcoef = make([]float32, len(r.coef))
+	for p := 0; p < r.l; p++ {
+		for i := 0; i < r.k; i++ {
+			r.rcoef[p*r.k+i] = r.coef[p*r.k+r.k-1-i]
 		}
 	}
 	r.buf = make([]float32, r.k-1, r.k-1+opusRate/framesPerSecond)
@@ -138,23 +145,26 @@ func (r *Resampler) Process(dst, src []int16) int {
 	k := r.k
 	// Four outputs at a time: four independent sums, so the processor
 	// overlaps them; each is added up in the same order as one output
-	// alone, so the result is the same to the bit.
+	// alone (tap j against sample k-1-j, j rising: the reversed taps
+	// against the samples, from the last), so the result is the same to
+	// the bit. The slices are cut to k so the loop runs without bounds
+	// checks.
 	for out+4 <= len(dst) && r.pos+3*r.m < end {
 		n0, p0 := r.pos/r.l, r.pos%r.l
 		n1, p1 := (r.pos+r.m)/r.l, (r.pos+r.m)%r.l
 		n2, p2 := (r.pos+2*r.m)/r.l, (r.pos+2*r.m)%r.l
 		n3, p3 := (r.pos+3*r.m)/r.l, (r.pos+3*r.m)%r.l
-		c0, c1 := r.coef[p0*k:p0*k+k], r.coef[p1*k:p1*k+k]
-		c2, c3 := r.coef[p2*k:p2*k+k], r.coef[p3*k:p3*k+k]
-		x0, x1 := buf[n0:n0+k], buf[n1:n1+k]
-		x2, x3 := buf[n2:n2+k], buf[n3:n3+k]
+		c0 := r.rcoef[p0*k : p0*k+k]
+		c1, c2, c3 := r.rcoef[p1*k:p1*k+k], r.rcoef[p2*k:p2*k+k], r.rcoef[p3*k:p3*k+k]
+		x0, x1, x2, x3 := buf[n0:n0+k], buf[n1:n1+k], buf[n2:n2+k], buf[n3:n3+k]
+		c1, c2, c3 = c1[:len(c0)], c2[:len(c0)], c3[:len(c0)]
+		x0, x1, x2, x3 = x0[:len(c0)], x1[:len(c0)], x2[:len(c0)], x3[:len(c0)]
 		var a0, a1, a2, a3 float32
-		for j := range k {
-			i := k - 1 - j
-			a0 += c0[j] * x0[i]
-			a1 += c1[j] * x1[i]
-			a2 += c2[j] * x2[i]
-			a3 += c3[j] * x3[i]
+		for i := len(c0) - 1; i >= 0; i-- {
+			a0 += c0[i] * x0[i]
+			a1 += c1[i] * x1[i]
+			a2 += c2[i] * x2[i]
+			a3 += c3[i] * x3[i]
 		}
 		dst[out], dst[out+1], dst[out+2], dst[out+3] = clamp16(a0), clamp16(a1), clamp16(a2), clamp16(a3)
 		out += 4
@@ -212,6 +222,23 @@ func besselI0(x float64) float64 {
 		}
 	}
 	return sum
+}
+
+// Polyphase returns the filter as Process applies it, for a stage that
+// computes the same conversion another way (speech/silero folds it into
+// its model): up by l, down by m; output q, counted from the last Reset,
+// is the sum over j of taps[p][j]·x[n-j] (before rounding to int16), with
+// p = (q·m) mod l, n = (q·m) div l, and x the input since that Reset (zero
+// before its first sample). The taps are a copy; nil for equal rates.
+func (r *Resampler) Polyphase() (l, m int, taps [][]float32) {
+	if r.from == r.to {
+		return 1, 1, nil
+	}
+	taps = make([][]float32, r.l)
+	for p := range taps {
+		taps[p] = append([]float32(nil), r.coef[p*r.k:(p+1)*r.k]...)
+	}
+	return r.l, r.m, taps
 }
 
 // Delay returns the filter's delay in output samples: an input sample shows

@@ -204,3 +204,41 @@ func TestResamplerSameAsOneAtATime(t *testing.T) {
 		}
 	}
 }
+
+// Polyphase describes what Process computes: the sums it gives, rounded,
+// are Process's samples, frame after frame.
+func TestResamplerPolyphase(t *testing.T) {
+	for _, rates := range [][2]int{{8000, 16000}, {16000, 8000}, {48000, 8000}, {8000, 48000}} {
+		r, err := NewResampler(rates[0], rates[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, m, taps := r.Polyphase()
+		var x []int16
+		var y []int16
+		seed := uint32(1)
+		for range 20 {
+			src := make([]int16, SamplesPerFrame(rates[0]))
+			for i := range src {
+				seed = seed*1664525 + 1013904223
+				src[i] = int16(seed>>17) - 8000
+			}
+			dst := make([]int16, r.OutLen(len(src)))
+			n := r.Process(dst, src)
+			x = append(x, src...)
+			y = append(y, dst[:n]...)
+		}
+		for q, got := range y {
+			n, p := q*m/l, q*m%l
+			var acc float64
+			for j, c := range taps[p] {
+				if n-j >= 0 {
+					acc += float64(c) * float64(x[n-j])
+				}
+			}
+			if d := acc - float64(got); d > 0.51 || d < -0.51 {
+				t.Fatalf("%d -> %d Hz: sample %d is %d, the polyphase sum %.2f", rates[0], rates[1], q, got, acc)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package silero
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,21 +19,28 @@ import (
 // Batcher goroutines collect the windows that the calls' streams submit
 // and run them through the model in one inference; a stream's Process
 // waits for its result, at most ModelOptions.MaxWait plus the inference.
+// The inference runs the batched graph (graph.go: the model's weights in
+// a graph whose products span the whole batch), unless
+// ModelOptions.FileGraph asks for the model file's own graph.
 //
 // The segment rules are those of sherpa-onnx's VoiceActivityDetector with
 // its silero v5 model (sherpa-onnx v1.12: silero-vad-model.cc and
 // voice-activity-detector.cc), restated here so the decisions match the
 // per-call Detector frame for frame: windows of 512 new samples with the
 // 64 samples before them as context, the first window once 576 samples
-// came; a segment starts after MinSpeech of windows above Threshold, and
-// ends after MinSilence of windows below it (a window above Threshold-0.15
-// keeps it going); a segment longer than 15 s ends on 100 ms below 0.9.
+// came (with ModelOptions.Native8k, 8 kHz calls use the model's 8 kHz
+// branch: 256 new samples and 32 of context, the same 32 ms; with
+// FoldUpsampler, the 288 samples at 8 kHz that upsample to those 576 and
+// the resampler's 48 of history; the rules below count in 16 kHz samples
+// either way); a segment starts after MinSpeech of windows above
+// Threshold, and ends after MinSilence of windows below it (a window above
+// Threshold-0.15 keeps it going); a segment longer than 15 s ends on
+// 100 ms below 0.9.
 
 const (
-	windowShift   = 512                         // new samples per window at 16 kHz
-	windowContext = 64                          // samples of the previous window the model sees again
-	windowSize    = windowShift + windowContext // samples per inference
-	stateSize     = 2 * 128                     // the model's state per stream: [2][128]
+	windowShift = 512     // new samples per window at 16 kHz (32 ms, the unit of the rules)
+	windowSize  = 576     // samples per inference at 16 kHz
+	stateSize   = 2 * 128 // the model's state per stream: [2][128]
 	// a segment longer than this (sherpa's max_speech_duration of 15 s)
 	// ends on a short silence (longSilence) below longThreshold.
 	longSegment   = 15 * modelRate
@@ -40,10 +48,12 @@ const (
 	longSilence   = 0.1
 )
 
-// Defaults of ModelOptions. Past 16 windows a batch costs as much per
-// window (about 50 µs here: onnxruntime runs the model's convolutions one
-// window at a time, and only its recurrent and dense layers gain from the
-// batch), so batches are capped at 64 and two batchers share the cores.
+// Defaults of ModelOptions. With the model file's graph, past 16 windows
+// a batch costs as much per window (about 50 µs here: onnxruntime runs the
+// model's convolutions one window at a time); the batched graph still
+// gains up to 64 (14 µs a window at 16 kHz, 8.5 µs in the 8 kHz branch;
+// docs/benchmarks.md). Batches are capped at 64 and two batchers share
+// the cores.
 const (
 	DefaultMaxWait  = 10 * time.Millisecond
 	DefaultMaxBatch = 64
@@ -62,31 +72,62 @@ type ModelOptions struct {
 	MaxBatch int
 	// Batchers is how many inferences may run at once (each on one
 	// thread): past MaxBatch ready windows, the next batcher takes the
-	// rest. Capped at GOMAXPROCS.
+	// rest. Capped at GOMAXPROCS. Per engine: the 8 kHz options run a
+	// second graph for 8 kHz calls, with batchers of its own.
 	Batchers int
+	// Native8k runs 8 kHz streams through the model's own 8 kHz branch
+	// (256-sample windows) instead of resampling them to 16 kHz: no
+	// resampler and a smaller model, at the cost of decisions that differ
+	// from the 16 kHz model's on some frames (docs/benchmarks.md gives
+	// the agreement). Off by default.
+	Native8k bool
+	// FoldUpsampler runs 8 kHz streams through the batched graph with
+	// the 8 -> 16 kHz upsampling folded into its STFT (graph.go) instead
+	// of audio.Resampler before it: no resampler, and a smaller STFT. The
+	// resampler rounds its output to 16 bits and the fold does not, so a
+	// few decisions differ (docs/benchmarks.md). Off by default; Native8k
+	// takes precedence; ignored with FileGraph.
+	FoldUpsampler bool
+	// FileGraph runs the model file's own graph instead of the batched
+	// graph built from its weights (the same decisions, at about four
+	// times the CPU per window): kept to measure against.
+	FileGraph bool
 }
 
 // Model is the silero VAD loaded once and shared by every call: NewStream
 // gives each call its own speech.VAD. Safe for concurrent use. Close stops
 // the batchers and releases the model.
 type Model struct {
-	opts     ModelOptions
-	sess     *ort.Session
-	inNames  *ort.Names
-	outNames *ort.Names
+	opts ModelOptions
 
-	batchers []*batcher
+	// the engine of 16 kHz windows, and of 8 kHz ones (the same engine
+	// unless Native8k or FoldUpsampler)
+	e16, e8 *engine
+	engines []*engine
 
 	minSpeech, minSilence, longSil int // samples at 16 kHz
 
-	in       chan *Stream
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
-	open     atomic.Int64 // streams not closed
 
 	// Counters: inferences run and windows they held.
 	Batches, Windows atomic.Uint64
+}
+
+// engine is one graph of the model (a rate's branch) with its session,
+// the queue of windows its streams submit and its batchers.
+type engine struct {
+	m        *Model
+	br       *branch // the branch's sizes (and weights, for the batched graph)
+	fr       *front  // how the streams' samples become windows and input rows
+	batched  bool    // the batched graph, else the model file's
+	sess     *ort.Session
+	inNames  *ort.Names
+	outNames *ort.Names
+	in       chan *Stream
+	open     atomic.Int64 // streams not closed
+	batchers []*batcher
 }
 
 // NewModel loads the model and starts its batcher.
@@ -104,42 +145,115 @@ func NewModel(o ModelOptions) (*Model, error) {
 		o.Batchers = DefaultBatchers
 	}
 	o.Batchers = min(o.Batchers, runtime.GOMAXPROCS(0))
-	sess, err := ort.NewSession(o.Model, 1)
+	raw, err := os.ReadFile(o.Model)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", speech.ErrEngine, err)
-	}
-	if err := checkIO(sess); err != nil {
-		sess.Close()
-		return nil, fmt.Errorf("%w: %s: %v", speech.ErrEngine, o.Model, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoModel, err)
 	}
 	m := &Model{
-		opts: o, sess: sess,
-		inNames:  ort.NewNames("input", "state", "sr"),
-		outNames: ort.NewNames("output", "stateN"),
+		opts: o,
 		// sherpa-onnx computes these in float32
 		minSpeech:  int(float32(modelRate) * float32(o.MinSpeech.Seconds())),
 		minSilence: int(float32(modelRate) * float32(o.MinSilence.Seconds())),
 		longSil:    int(float32(modelRate) * float32(longSilence)),
-		in:         make(chan *Stream, o.MaxBatch*o.Batchers),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	var wg sync.WaitGroup
-	for range o.Batchers {
-		b := &batcher{m: m,
-			x:       ort.NewBuffer(4 * o.MaxBatch * windowSize),
-			state:   ort.NewBuffer(4 * o.MaxBatch * stateSize),
-			sr:      ort.NewBuffer(8),
-			prob:    ort.NewBuffer(4 * o.MaxBatch),
-			stateN:  ort.NewBuffer(4 * o.MaxBatch * stateSize),
-			tensors: map[int][5]*ort.Tensor{},
+	fail := func(err error) (*Model, error) {
+		for _, e := range m.engines {
+			e.sess.Close()
 		}
-		b.sr.Int64s()[0] = modelRate
-		m.batchers = append(m.batchers, b)
-		wg.Go(b.loop)
+		return nil, fmt.Errorf("%w: %s: %v", speech.ErrEngine, o.Model, err)
+	}
+	var branches map[int]*branch
+	if !o.FileGraph {
+		if branches, err = readBranches(raw); err != nil {
+			return fail(fmt.Errorf("not a silero v5 model: %v", err))
+		}
+	}
+	// the engines: 16 kHz streams, and 8 kHz ones (the model's 8 kHz
+	// branch with Native8k; the 16 kHz branch with the upsampling folded
+	// in with FoldUpsampler; else the 16 kHz engine after the resampler)
+	type kind struct {
+		rate      int // the branch's
+		upsampled bool
+	}
+	kinds := []kind{{modelRate, false}}
+	switch {
+	case o.Native8k:
+		kinds = append(kinds, kind{8000, false})
+	case o.FoldUpsampler && !o.FileGraph:
+		kinds = append(kinds, kind{modelRate, true})
+	}
+	for _, k := range kinds {
+		e := &engine{m: m, batched: !o.FileGraph, in: make(chan *Stream, o.MaxBatch*o.Batchers)}
+		if e.batched {
+			e.br = branches[k.rate]
+			e.fr = plainFront(e.br)
+			if k.upsampled {
+				rs, rerr := audio.NewResampler(8000, modelRate)
+				if rerr != nil {
+					return fail(rerr)
+				}
+				l, mm, taps := rs.Polyphase()
+				if e.fr, err = upsampledFront(e.br, l, mm, taps); err != nil {
+					return fail(err)
+				}
+			}
+			e.sess, err = ort.NewSessionBytes(batchedGraph(e.br, e.fr), 1)
+			e.inNames, e.outNames = ort.NewNames(bgFrames, bgState), ort.NewNames(bgProb, bgStateN)
+		} else {
+			e.br = fileBranch(k.rate)
+			e.fr = &front{rate: k.rate, shift: e.br.shift, window: e.br.window()}
+			if e.sess, err = ort.NewSessionBytes(raw, 1); err == nil {
+				if err = checkIO(e.sess); err != nil {
+					e.sess.Close()
+				}
+			}
+			e.inNames, e.outNames = ort.NewNames("input", "state", "sr"), ort.NewNames("output", "stateN")
+		}
+		if err != nil {
+			return fail(err)
+		}
+		m.engines = append(m.engines, e)
+	}
+	m.e16, m.e8 = m.engines[0], m.engines[len(m.engines)-1]
+	var wg sync.WaitGroup
+	for _, e := range m.engines {
+		for range o.Batchers {
+			b := e.newBatcher()
+			e.batchers = append(e.batchers, b)
+			wg.Go(b.loop)
+		}
 	}
 	go func() { wg.Wait(); close(m.done) }()
 	return m, nil
+}
+
+// fileBranch is the sizes of a rate's branch, for the model file's graph
+// (which holds the weights itself).
+func fileBranch(rate int) *branch {
+	if rate == 8000 {
+		return &branch{rate: 8000, frameLen: 128, hop: 64, bins: 65, shift: 256, context: 32}
+	}
+	return &branch{rate: 16000, frameLen: 256, hop: 128, bins: 129, shift: 512, context: 64}
+}
+
+func (e *engine) newBatcher() *batcher {
+	n := e.m.opts.MaxBatch
+	in := e.fr.window // samples a window: the file's graph's input
+	if e.batched {
+		in = framesPerWindow * e.fr.rowLen // a window's rows
+	}
+	b := &batcher{e: e,
+		x:       ort.NewBuffer(4 * n * in),
+		state:   ort.NewBuffer(4 * n * stateSize),
+		sr:      ort.NewBuffer(8),
+		prob:    ort.NewBuffer(4 * n),
+		stateN:  ort.NewBuffer(4 * n * stateSize),
+		tensors: map[int][]*ort.Tensor{},
+	}
+	b.sr.Int64s()[0] = int64(e.br.rate)
+	return b
 }
 
 // checkIO checks the model is silero v5: inputs input [batch, samples],
@@ -170,21 +284,23 @@ func (m *Model) Close() error {
 	m.stopOnce.Do(func() {
 		close(m.stop)
 		<-m.done
-		for _, b := range m.batchers {
-			b.free()
+		for _, e := range m.engines {
+			for _, b := range e.batchers {
+				b.free()
+			}
+			e.sess.Close()
 		}
-		m.sess.Close()
 	})
 	return nil
 }
 
-// batcher runs the windows the streams submit, one inference at a time,
-// with its own buffers (outside the Go heap) and the tensors over them,
-// per batch size.
+// batcher runs the windows an engine's streams submit, one inference at
+// a time, with its own buffers (outside the Go heap) and the tensors over
+// them, per batch size: inputs then outputs.
 type batcher struct {
-	m                          *Model
+	e                          *engine
 	x, state, sr, prob, stateN *ort.Buffer
-	tensors                    map[int][5]*ort.Tensor
+	tensors                    map[int][]*ort.Tensor
 }
 
 func (b *batcher) free() {
@@ -202,7 +318,8 @@ func (b *batcher) free() {
 // until every open stream has one in), runs them in one inference and
 // answers each stream.
 func (b *batcher) loop() {
-	m := b.m
+	e := b.e
+	m := e.m
 	batch := make([]*Stream, 0, m.opts.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -214,7 +331,7 @@ func (b *batcher) loop() {
 	}
 	for {
 		select {
-		case s := <-m.in:
+		case s := <-e.in:
 			batch = append(batch[:0], s)
 		case <-m.stop:
 			return
@@ -222,9 +339,9 @@ func (b *batcher) loop() {
 		if m.opts.MaxWait > 0 {
 			timer.Reset(m.opts.MaxWait)
 		collect:
-			for len(batch) < m.opts.MaxBatch && int64(len(batch)) < m.open.Load() {
+			for len(batch) < m.opts.MaxBatch && int64(len(batch)) < e.open.Load() {
 				select {
-				case s := <-m.in:
+				case s := <-e.in:
 					batch = append(batch, s)
 				case <-timer.C:
 					break collect
@@ -239,7 +356,7 @@ func (b *batcher) loop() {
 	drain: // whatever else is queued already
 		for len(batch) < m.opts.MaxBatch {
 			select {
-			case s := <-m.in:
+			case s := <-e.in:
 				batch = append(batch, s)
 			default:
 				break drain
@@ -255,11 +372,14 @@ func (b *batcher) loop() {
 	}
 }
 
-// run infers the windows of batch: input [B, 576] and state [2, B, 128]
-// gathered from the streams, output [B, 1] and stateN [2, B, 128] given
-// back to them.
+// run infers the windows of batch: the windows (the file's graph: input
+// [B, samples] and sr; the batched graph: frames [4B, frameLen]) and
+// state [2, B, 128] gathered from the streams, output [B, 1] and stateN
+// [2, B, 128] given back to them.
 func (bt *batcher) run(batch []*Stream) error {
-	m, b := bt.m, len(batch)
+	e, b := bt.e, len(batch)
+	m, fr := e.m, e.fr
+	w := fr.window
 	ts, ok := bt.tensors[b]
 	if !ok {
 		var err error
@@ -269,15 +389,22 @@ func (bt *batcher) run(batch []*Stream) error {
 			}
 			var t *ort.Tensor
 			t, err = ort.NewTensor(buf, elem, shape...)
+			if err != nil {
+				return nil
+			}
+			ts = append(ts, t)
 			return t
 		}
-		ts = [5]*ort.Tensor{
-			mk(bt.x, ort.Float32, int64(b), windowSize),
-			mk(bt.state, ort.Float32, 2, int64(b), 128),
-			mk(bt.sr, ort.Int64),
-			mk(bt.prob, ort.Float32, int64(b), 1),
-			mk(bt.stateN, ort.Float32, 2, int64(b), 128),
+		if e.batched {
+			mk(bt.x, ort.Float32, int64(framesPerWindow*b), int64(fr.rowLen))
+			mk(bt.state, ort.Float32, 2, int64(b), 128)
+		} else {
+			mk(bt.x, ort.Float32, int64(b), int64(w))
+			mk(bt.state, ort.Float32, 2, int64(b), 128)
+			mk(bt.sr, ort.Int64)
 		}
+		mk(bt.prob, ort.Float32, int64(b), 1)
+		mk(bt.stateN, ort.Float32, 2, int64(b), 128)
 		if err != nil {
 			for _, t := range ts {
 				t.Close()
@@ -288,12 +415,17 @@ func (bt *batcher) run(batch []*Stream) error {
 	}
 	x, st := bt.x.Float32s(), bt.state.Float32s()
 	half := b * 128 // the second LSTM tensor's offset in [2, B, 128]
+	fl := framesPerWindow * fr.rowLen
 	for i, s := range batch {
-		copy(x[i*windowSize:(i+1)*windowSize], s.last[:windowSize])
+		if e.batched {
+			fr.rows(x[i*fl:(i+1)*fl], s.last[:w])
+		} else {
+			copy(x[i*w:(i+1)*w], s.last[:w])
+		}
 		copy(st[i*128:(i+1)*128], s.state[:128])
 		copy(st[half+i*128:half+(i+1)*128], s.state[128:])
 	}
-	if err := m.sess.Run(m.inNames, ts[:3], m.outNames, ts[3:]); err != nil {
+	if err := e.sess.Run(e.inNames, ts[:len(ts)-2], e.outNames, ts[len(ts)-2:]); err != nil {
 		return err
 	}
 	p, sn := bt.prob.Float32s(), bt.stateN.Float32s()
@@ -312,8 +444,9 @@ func (bt *batcher) run(batch []*Stream) error {
 // model's batchers (at most MaxWait and one inference).
 type Stream struct {
 	m    *Model
+	e    *engine
 	rate int
-	rs   *audio.Resampler // 8 kHz -> 16 kHz, nil at 16 kHz
+	rs   *audio.Resampler // 8 kHz -> 16 kHz, nil when the engine takes the call's rate
 	up   []int16
 	last []float32 // samples not yet shifted out of a window
 	// the model's recurrent state, and the last window's probability:
@@ -346,8 +479,12 @@ func (m *Model) NewStream(rate int) (*Stream, error) {
 		return nil, speech.ErrClosed
 	default:
 	}
-	s := &Stream{m: m, rate: rate, last: make([]float32, 0, windowSize+audio.SamplesPerFrame(modelRate)), ready: make(chan error, 1), start: -1}
-	if rate != modelRate {
+	e := m.e16
+	if rate == 8000 {
+		e = m.e8
+	}
+	s := &Stream{m: m, e: e, rate: rate, last: make([]float32, e.fr.prefix, e.fr.window+audio.SamplesPerFrame(e.fr.rate)), ready: make(chan error, 1), start: -1}
+	if rate != e.fr.rate {
 		rs, err := audio.NewResampler(rate, modelRate)
 		if err != nil {
 			return nil, err
@@ -355,7 +492,7 @@ func (m *Model) NewStream(rate int) (*Stream, error) {
 		s.rs = rs
 		s.up = make([]int16, audio.SamplesPerFrame(modelRate))
 	}
-	m.open.Add(1)
+	e.open.Add(1)
 	return s, nil
 }
 
@@ -375,7 +512,7 @@ func (s *Stream) Process(frame []int16) (speech.Activity, error) {
 	for _, v := range in {
 		s.last = append(s.last, float32(v)/32768)
 	}
-	if len(s.last) >= windowSize {
+	if len(s.last) >= s.e.fr.window {
 		if err := s.windows(); err != nil {
 			return speech.Activity{}, err
 		}
@@ -391,14 +528,15 @@ func (s *Stream) windows() error {
 		thr, minSil = longThreshold, s.m.longSil
 	}
 	isSpeech := false
-	for len(s.last) >= windowSize {
+	w, shift := s.e.fr.window, s.e.fr.shift
+	for len(s.last) >= w {
 		select {
 		case <-s.m.stop: // closed: never wait for a batcher that is gone
 			return speech.ErrClosed
 		default:
 		}
 		select {
-		case s.m.in <- s:
+		case s.e.in <- s:
 		case <-s.m.stop:
 			return speech.ErrClosed
 		}
@@ -414,7 +552,7 @@ func (s *Stream) windows() error {
 		if s.step(s.prob, thr, minSil) {
 			isSpeech = true
 		}
-		n := copy(s.last, s.last[windowShift:])
+		n := copy(s.last, s.last[shift:])
 		s.last = s.last[:n]
 	}
 	const lead = 2 * windowSize
@@ -481,7 +619,8 @@ func (s *Stream) step(prob, thr float32, minSil int) bool {
 // Reset implements speech.VAD.
 func (s *Stream) Reset() {
 	s.state = [stateSize]float32{}
-	s.last = s.last[:0]
+	s.last = s.last[:s.e.fr.prefix]
+	clear(s.last)
 	s.triggered, s.cur, s.tempStart, s.tempEnd = false, 0, 0, 0
 	s.head, s.tail, s.start = 0, 0, -1
 	s.speech = false
@@ -495,7 +634,7 @@ func (s *Stream) Reset() {
 func (s *Stream) Close() error {
 	if !s.closed {
 		s.closed = true
-		s.m.open.Add(-1)
+		s.e.open.Add(-1)
 	}
 	return nil
 }

@@ -169,14 +169,64 @@ func (g *agreement) String() string {
 
 var agreementFull = flag.Bool("agreement.full", false, "TestSharedAgreesWithPerCall: every voice of the accuracy table")
 
+// sharedDecisions runs utts through m, 16 calls at a time (so the
+// inferences are batched), and returns the decisions per utterance.
+func sharedDecisions(t *testing.T, m *Model, rate int, utts [][][]int16) [][]bool {
+	got := make([][]bool, len(utts))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			s, err := m.NewStream(rate)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for i := range next {
+				s.Reset()
+				got[i] = decisions(t, s, utts[i])
+			}
+		})
+	}
+	for i := range utts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return got
+}
+
+func (g *agreement) merge(o *agreement) {
+	g.frames += o.frames
+	g.agree += o.agree
+	g.segsA += o.segsA
+	g.segsB += o.segsB
+	g.onsetD = append(g.onsetD, o.onsetD...)
+	g.offsetD = append(g.offsetD, o.offsetD...)
+}
+
 // The shared model decides as the per-call Detector does, frame by frame,
 // on the speech test set (every in-grammar and out-of-grammar item of both
-// languages through the clean, telephone and noisy channels), with the utterances of each condition run by concurrent
-// calls so the inferences are batched.
+// languages through the clean, telephone and noisy channels), with the
+// utterances of each condition run by concurrent calls so the inferences
+// are batched: with the batched graph (the default) and with the model
+// file's graph (the form before it). The agreement of the 8 kHz options
+// (Native8k, FoldUpsampler), with the per-call Detector and with the
+// default, is measured and logged (the 16 kHz condition is the default's
+// graph either way).
 func TestSharedAgreesWithPerCall(t *testing.T) {
 	model := modelPath(t)
 	syn := synth(t)
-	m := newModel(t, ModelOptions{Options: Options{Model: model}})
+	kinds := []struct {
+		name string
+		m    *Model
+	}{
+		{"batched", newModel(t, ModelOptions{Options: Options{Model: model}})},
+		{"file graph", newModel(t, ModelOptions{Options: Options{Model: model}, FileGraph: true})},
+		{"native 8k", newModel(t, ModelOptions{Options: Options{Model: model}, Native8k: true})},
+		{"fold upsampler", newModel(t, ModelOptions{Options: Options{Model: model}, FoldUpsampler: true})},
+	}
 	// every condition with one voice a language (about 85,000 frames);
 	// -agreement.full: the table's four voices (about 320,000 frames);
 	// -short: the telephone condition alone
@@ -189,7 +239,8 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 		conds = conds[1:2]
 	}
 	voices := func(lang string) []speechtest.Voice { return speechtest.Voices(lang)[:nv] }
-	var total agreement
+	total := make([]agreement, len(kinds))
+	var opt8 [2][2]agreement // the 8 kHz options against the per-call Detector and the default, 8 kHz conditions
 	for _, c := range conds {
 		// render the condition's utterances, padded with 1 s of silence
 		// before and 1.5 s after
@@ -221,46 +272,40 @@ func TestSharedAgreesWithPerCall(t *testing.T) {
 			want[i] = decisions(t, old, u)
 		}
 		old.Close()
-		// the shared model, 16 calls at a time
-		got := make([][]bool, len(utts))
-		var wg sync.WaitGroup
-		next := make(chan int)
-		b0, w0 := m.Batches.Load(), m.Windows.Load()
-		for range 16 {
-			wg.Go(func() {
-				s, err := m.NewStream(c.Rate)
-				if err != nil {
-					t.Error(err)
-					return
+		var def [][]bool
+		for k, kind := range kinds {
+			b0, w0 := kind.m.Batches.Load(), kind.m.Windows.Load()
+			got := sharedDecisions(t, kind.m, c.Rate, utts)
+			var g agreement
+			for i := range utts {
+				g.add(want[i], got[i])
+			}
+			b, w := kind.m.Batches.Load()-b0, kind.m.Windows.Load()-w0
+			t.Logf("%s, %s: %d utterances, %.1f windows per inference: %v", c.Name, kind.name, len(utts), float64(w)/float64(max(1, b)), &g)
+			total[k].merge(&g)
+			if k == 0 {
+				def = got
+			}
+			if k >= 2 && c.Rate == 8000 { // an 8 kHz option
+				var d agreement
+				for i := range utts {
+					d.add(def[i], got[i])
 				}
-				defer s.Close()
-				for i := range next {
-					s.Reset()
-					got[i] = decisions(t, s, utts[i])
-				}
-			})
+				t.Logf("%s, %s against the default: %v", c.Name, kind.name, &d)
+				opt8[k-2][0].merge(&g)
+				opt8[k-2][1].merge(&d)
+			}
 		}
-		for i := range utts {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		var g agreement
-		for i := range utts {
-			g.add(want[i], got[i])
-		}
-		b, w := m.Batches.Load()-b0, m.Windows.Load()-w0
-		t.Logf("%s: %d utterances, %.1f windows per inference: %v", c.Name, len(utts), float64(w)/float64(max(1, b)), &g)
-		total.frames += g.frames
-		total.agree += g.agree
-		total.segsA += g.segsA
-		total.segsB += g.segsB
-		total.onsetD = append(total.onsetD, g.onsetD...)
-		total.offsetD = append(total.offsetD, g.offsetD...)
 	}
-	t.Logf("all: %v", &total)
-	if float64(total.agree) < 0.999*float64(total.frames) {
-		t.Errorf("the shared VAD agrees with the per-call one on less than 99.9 %% of the frames: %v", &total)
+	for k, kind := range kinds {
+		t.Logf("all, %s: %v", kind.name, &total[k])
+		if k < 2 && float64(total[k].agree) < 0.999*float64(total[k].frames) {
+			t.Errorf("the shared VAD (%s) agrees with the per-call one on less than 99.9 %% of the frames: %v", kind.name, &total[k])
+		}
+		if k >= 2 {
+			t.Logf("8 kHz conditions, %s against the per-call Detector: %v", kind.name, &opt8[k-2][0])
+			t.Logf("8 kHz conditions, %s against the default (\"per-call\" = the default): %v", kind.name, &opt8[k-2][1])
+		}
 	}
 }
 
@@ -452,24 +497,45 @@ func loadavg() string {
 	return f[0]
 }
 
+// benchKinds are the detectors the CPU benchmarks compare: the per-call
+// Detector (sherpa-onnx, a session per call), the shared Model with the
+// model file's graph (the form before the batched graph), the shared
+// Model as it ships (the batched graph), and with the FoldUpsampler and
+// Native8k options.
+var benchKinds = []struct {
+	name string
+	opts ModelOptions // for the shared kinds
+}{
+	{"percall", ModelOptions{}},
+	{"shared-filegraph", ModelOptions{FileGraph: true}},
+	{"shared", ModelOptions{}},
+	{"shared-fold", ModelOptions{FoldUpsampler: true}},
+	{"shared-native8k", ModelOptions{Native8k: true}},
+}
+
+// windowsPerFrame is a 20 ms frame's share of a 32 ms window.
+const windowsPerFrame = 20.0 / 32
+
 // BenchmarkCPU is the VAD's CPU per frame of a speaking caller, fed as
-// fast as it goes by `calls` goroutines: the per-call Detector
-// (sherpa-onnx, a session per call) and the shared Model (its batches fill
-// to about `calls`). cpu-ns/frame is the process's CPU time per frame
-// (all threads); %core/caller is that for 50 frames a second.
+// fast as it goes by `calls` goroutines, for each of benchKinds (the
+// shared Model's batches fill to about `calls`). cpu-ns/frame is the
+// process's CPU time per frame (all threads), cpu-us/window the same per
+// 32 ms window; %core/caller is that for 50 frames a second.
 func BenchmarkCPU(b *testing.B) {
 	model := modelPath(b)
 	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog. Cartea de identitate.", Lang: "ro", Rate: 8000})
 	frames := speechtest.Frames(pcm, 8000)
-	for _, kind := range []string{"percall", "shared"} {
+	for _, kind := range benchKinds {
 		for _, calls := range []int{1, 10, 100, 300} {
-			if kind == "percall" && calls > 10 {
+			if kind.name == "percall" && calls > 10 {
 				continue // 12 MB and a session each: measured at 1 and 10
 			}
-			b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+			b.Run(kind.name+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
 				var m *Model
-				if kind == "shared" {
-					m = newModel(b, ModelOptions{Options: Options{Model: model}, MaxWait: -1})
+				if kind.name != "percall" {
+					o := kind.opts
+					o.Model, o.MaxWait = model, -1
+					m = newModel(b, o)
 				}
 				vads := make([]speech.VAD, calls)
 				for i := range vads {
@@ -501,6 +567,7 @@ func BenchmarkCPU(b *testing.B) {
 				n := per * calls
 				cpu := cpuTime() - cpu0
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/frame")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n)/windowsPerFrame/1e3, "cpu-us/window")
 				b.ReportMetric(100*float64(cpu.Nanoseconds())/float64(n)*50/1e9, "%core/caller")
 				b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(n), "wall-ns/frame")
 				if m != nil && m.Batches.Load() > 0 {
@@ -512,12 +579,13 @@ func BenchmarkCPU(b *testing.B) {
 	}
 }
 
-// BenchmarkPaced is the VAD's CPU per speaking caller in real time:
-// `calls` callers each send a 20 ms frame every 20 ms (at random phases,
-// as calls do) for 5 s; the shared model batches what comes within
-// DefaultMaxWait. The CPU of the same callers with no VAD (a baseline run
-// first) is subtracted. %core/caller is the VAD's CPU over the run's wall
-// time, per caller; p99-ms is the 99th percentile of Process.
+// BenchmarkPaced is the VAD's CPU per speaking caller in real time, for
+// each of benchKinds: `calls` callers each send a 20 ms frame every 20 ms
+// (at random phases, as calls do) for 5 s; the shared model batches what
+// comes within DefaultMaxWait. The CPU of the same callers with no VAD (a
+// baseline run first) is subtracted. %core/caller is the VAD's CPU over
+// the run's wall time, per caller; cpu-us/window the same per 32 ms
+// window; p99-ms is the 99th percentile of Process. `make bench` runs it.
 func BenchmarkPaced(b *testing.B) {
 	model := modelPath(b)
 	pcm := speechtest.Render(b, synth(b), speech.SynthRequest{Text: "Vreau să vorbesc cu un operator, vă rog. Cartea de identitate.", Lang: "ro", Rate: 8000})
@@ -560,15 +628,17 @@ func BenchmarkPaced(b *testing.B) {
 		}
 		return cpu, lat
 	}
-	for _, kind := range []string{"percall", "shared"} {
+	for _, kind := range benchKinds {
 		for _, calls := range []int{1, 10, 100, 300} {
-			if kind == "percall" && calls > 10 {
+			if kind.name == "percall" && calls > 10 {
 				continue
 			}
-			b.Run(kind+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
+			b.Run(kind.name+"/calls="+strconv.Itoa(calls), func(b *testing.B) {
 				var m *Model
-				if kind == "shared" {
-					m = newModel(b, ModelOptions{Options: Options{Model: model}})
+				if kind.name != "percall" {
+					o := kind.opts
+					o.Model = model
+					m = newModel(b, o)
 				}
 				for b.Loop() {
 					base, _ := run(b, calls, func() speech.VAD { return nil })
@@ -587,6 +657,7 @@ func BenchmarkPaced(b *testing.B) {
 					})
 					vad := max(0, cpu-base)
 					b.ReportMetric(100*vad.Seconds()/dur.Seconds()/float64(calls), "%core/caller")
+					b.ReportMetric(vad.Seconds()*1e6/(dur.Seconds()*50*windowsPerFrame*float64(calls)), "cpu-us/window")
 					b.ReportMetric(100*base.Seconds()/dur.Seconds()/float64(calls), "%core/caller-baseline")
 					slices.Sort(lat)
 					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")

@@ -5,8 +5,10 @@
 //     every call: each call's Stream (Model.NewStream) holds only the
 //     model's recurrent state, the context samples and the segment rules,
 //     and the windows of all calls are batched into one inference. It
-//     calls onnxruntime's C API (internal/ort) in the libonnxruntime.so
-//     that github.com/k2-fsa/sherpa-onnx-go-linux ships. ivrd's default.
+//     runs the model's weights in a graph of its own whose products span
+//     the whole batch (graph.go), through onnxruntime's C API
+//     (internal/ort) in the libonnxruntime.so that
+//     github.com/k2-fsa/sherpa-onnx-go-linux ships. ivrd's default.
 //   - Detector (New, Pool) is sherpa-onnx's VoiceActivityDetector, which
 //     keeps the model and the state in one object: a model session (12 MB)
 //     per call. Kept to measure against (speech.vad = "per-call" in ivrd).
@@ -20,7 +22,10 @@
 // of make deps, run by make test and make run) fetches it into
 // var/models. FindModel says where it looks.
 //
-// The model runs at 16 kHz on 32 ms windows; 8 kHz frames are upsampled.
+// The model runs at 16 kHz on 32 ms windows; 8 kHz frames are upsampled
+// (ModelOptions offers two cheaper 8 kHz paths with slightly different
+// decisions: the model's own 8 kHz branch, and the upsampling folded into
+// the model's graph).
 // Both forms report whether they are inside a speech segment (after
 // MinSpeech of speech, until MinSilence of silence), not the model's raw
 // probability, so Activity.Probability is 0 or 1.

@@ -50,14 +50,37 @@ const char *ort_init(const char **version) {
 	return status(FN(OrtStatus *(*)(int, int, OrtMemoryInfo **), CreateCpuMemoryInfo)(OrtDeviceAllocator, OrtMemTypeDefault, &cpu));
 }
 
-const char *ort_new_session(const char *path, int threads, OrtSession **out) {
+// options makes the session options: threads intra-op threads, one
+// inter-op thread, every graph optimization.
+static const char *options(int threads, OrtSessionOptions **out) {
 	OrtSessionOptions *o = NULL;
 	const char *err = status(FN(OrtStatus *(*)(OrtSessionOptions **), CreateSessionOptions)(&o));
 	if (err) return err;
 	err = status(FN(OrtStatus *(*)(OrtSessionOptions *, int), SetIntraOpNumThreads)(o, threads));
 	if (!err) err = status(FN(OrtStatus *(*)(OrtSessionOptions *, int), SetInterOpNumThreads)(o, 1));
 	if (!err) err = status(FN(OrtStatus *(*)(OrtSessionOptions *, int), SetSessionGraphOptimizationLevel)(o, ORT_ENABLE_ALL));
-	if (!err) err = status(FN(OrtStatus *(*)(const OrtEnv *, const char *, const OrtSessionOptions *, OrtSession **), CreateSession)(env, path, o, out));
+	if (err) {
+		FN(void (*)(OrtSessionOptions *), ReleaseSessionOptions)(o);
+		return err;
+	}
+	*out = o;
+	return NULL;
+}
+
+const char *ort_new_session_bytes(const void *model, size_t n, int threads, OrtSession **out) {
+	OrtSessionOptions *o = NULL;
+	const char *err = options(threads, &o);
+	if (err) return err;
+	err = status(FN(OrtStatus *(*)(const OrtEnv *, const void *, size_t, const OrtSessionOptions *, OrtSession **), CreateSessionFromArray)(env, model, n, o, out));
+	FN(void (*)(OrtSessionOptions *), ReleaseSessionOptions)(o);
+	return err;
+}
+
+const char *ort_new_session(const char *path, int threads, OrtSession **out) {
+	OrtSessionOptions *o = NULL;
+	const char *err = options(threads, &o);
+	if (err) return err;
+	err = status(FN(OrtStatus *(*)(const OrtEnv *, const char *, const OrtSessionOptions *, OrtSession **), CreateSession)(env, path, o, out));
 	FN(void (*)(OrtSessionOptions *), ReleaseSessionOptions)(o);
 	return err;
 }

@@ -83,6 +83,24 @@ func NewSession(path string, threads int) (*Session, error) {
 	return s, nil
 }
 
+// NewSessionBytes loads a model from its serialized form (an ONNX
+// ModelProto), run on threads intra-op threads.
+func NewSessionBytes(model []byte, threads int) (*Session, error) {
+	if _, err := Init(); err != nil {
+		return nil, err
+	}
+	if len(model) == 0 {
+		return nil, errors.New("ort: empty model")
+	}
+	cm := C.CBytes(model)
+	defer C.free(cm)
+	s := &Session{}
+	if err := goErr(C.ort_new_session_bytes(cm, C.size_t(len(model)), C.int(threads), &s.p)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Close releases the session.
 func (s *Session) Close() {
 	if s.p != nil {

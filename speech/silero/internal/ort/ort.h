@@ -36,6 +36,7 @@ enum {
 	ORT_GetErrorMessage = 2,
 	ORT_CreateEnv = 3,
 	ORT_CreateSession = 7,
+	ORT_CreateSessionFromArray = 8,
 	ORT_Run = 9,
 	ORT_CreateSessionOptions = 10,
 	ORT_SetSessionGraphOptimizationLevel = 23,
@@ -75,6 +76,7 @@ enum { ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT = 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_IN
 // caller frees).
 const char *ort_init(const char **version);
 const char *ort_new_session(const char *path, int threads, OrtSession **out);
+const char *ort_new_session_bytes(const void *model, size_t n, int threads, OrtSession **out);
 void ort_release_session(OrtSession *s);
 const char *ort_io_count(OrtSession *s, int output, size_t *n);
 const char *ort_io_info(OrtSession *s, int output, size_t i, char **name, int *elem, int64_t *dims, size_t *ndims);
