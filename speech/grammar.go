@@ -174,10 +174,16 @@ var foldDiacritics = strings.NewReplacer("ă", "a", "â", "a", "î", "i", "ș", 
 // spaces.
 func NormalizeText(s string) string {
 	s = strings.ToLower(s)
-	s = strings.NewReplacer("ş", "ș", "ţ", "ț").Replace(s)
 	var b strings.Builder
+	b.Grow(len(s))
 	space := false
 	for _, r := range s {
+		switch r { // the cedilla forms, as the comma-below ones
+		case 'ş':
+			r = 'ș'
+		case 'ţ':
+			r = 'ț'
+		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' {
 			if space && b.Len() > 0 {
 				b.WriteByte(' ')
