@@ -150,3 +150,17 @@ func FuzzSpellDigits(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalizeText(t *testing.T) {
+	for in, want := range map[string]string{
+		"Vreau să vorbesc cu un operator, vă rog!": "vreau să vorbesc cu un operator vă rog",
+		"Ştiu ţara  ŞI ŢARA":                       "știu țara și țara",
+		"  cont-ul   de pe portal. ":               "cont ul de pe portal",
+		"l'ora 9":                                  "l'ora 9",
+		"":                                         "",
+	} {
+		if got := NormalizeText(in); got != want {
+			t.Errorf("NormalizeText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
