@@ -50,6 +50,16 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The console and the chat on free ports too: their defaults (8081,
+	// 8082) may be taken by another ivrd on the machine.
+	consolePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	chatPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	d := &ivrd{
 		dataDir: o.dataDir,
 		sipAddr: fmt.Sprintf("127.0.0.1:%d", sipPort),
@@ -65,6 +75,8 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 	d.cmd.Env = append(os.Environ(),
 		"IVR_SIP_LISTEN="+d.sipAddr,
 		"IVR_HTTP_LISTEN="+d.http,
+		fmt.Sprintf("IVR_CONSOLE_LISTEN=127.0.0.1:%d", consolePort),
+		fmt.Sprintf("IVR_CHAT_LISTEN=127.0.0.1:%d", chatPort),
 		"IVR_DATA_DIR="+o.dataDir,
 		"IVR_FLOWS_DIR="+o.flowsDir,
 		"IVR_RECORD_CALLS=true",
