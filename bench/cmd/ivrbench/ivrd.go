@@ -264,6 +264,32 @@ func procCPU(pid int, clkTck float64) (float64, error) {
 	return (ut + st) / clkTck, nil
 }
 
+// procWait returns the time the threads of a process have spent runnable
+// but waiting for a core (the second field of /proc/PID/task/*/schedstat),
+// in seconds, and their number of time slices. Threads that ended are not
+// counted.
+func procWait(pid int) (wait float64, slices float64, err error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/task/*/schedstat: none (%v)", pid, err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue
+		}
+		w, _ := strconv.ParseFloat(f[1], 64)
+		n, _ := strconv.ParseFloat(f[2], 64)
+		wait += w / 1e9
+		slices += n
+	}
+	return wait, slices, nil
+}
+
 // procRSS returns VmRSS of a process in MiB.
 func procRSS(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

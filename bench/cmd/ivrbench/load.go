@@ -253,6 +253,7 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		return fail("cpu: %v", err)
 	}
 	scpu0, _ := procCPU(sp.pid(), e.clk)
+	wait0, _, _ := procWait(srv.pid())
 	w0 := time.Now()
 	windowEnd := w0.Add(hold * 3 / 5)
 	profDone := make(chan error, 1)
@@ -277,8 +278,10 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		return fail("cpu: %v", err)
 	}
 	scpu1, _ := procCPU(sp.pid(), e.clk)
+	wait1, _, _ := procWait(srv.pid())
 	wall := time.Since(w0).Seconds()
 	lr.LoadAvg = loadAvg()
+	lr.RunQueueWaitPct = round((wait1-wait0)/wall*100, 1)
 	if profBase != "" {
 		if err := <-profDone; err != nil {
 			fmt.Fprintln(e.out, "warning: cpu profile:", err)

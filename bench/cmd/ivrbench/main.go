@@ -99,6 +99,7 @@ type LoadResult struct {
 	Binary          string     `json:"ivrd,omitempty"`     // with -ivrd: which binary ran
 	Profiled        bool       `json:"profiled,omitempty"` // CPU profile taken in the window (its cost is in the CPU figure)
 	LoadAvg         string     `json:"loadavg,omitempty"`  // /proc/loadavg at the window's end
+	RunQueueWaitPct float64    `json:"run_queue_wait_pct"` // ivrd's threads runnable but waiting for a core, % of one core (schedstat)
 	OK              bool       `json:"ok"`
 	Error           string     `json:"error,omitempty"`
 	Degraded        string     `json:"degraded,omitempty"` // calls worked but the media timing did not hold
