@@ -1,7 +1,6 @@
 package audio
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -34,8 +33,9 @@ const (
 // The file starts with a canonical 44-byte header whose RIFF and data sizes
 // are patched after every second of audio and on Close, so a crash leaves a
 // valid file up to the last patch followed by raw samples, which RepairWAV
-// turns into a valid file again. Samples go through a buffer that is
-// flushed before each patch.
+// turns into a valid file again. Samples are interleaved straight into a
+// 16 KB buffer that is written out when full and before each patch; a
+// patch is one write of the header's bytes 4 to 43.
 //
 // The two sides write 20 ms frames at the recorder's rate from different
 // goroutines; all methods are safe for concurrent use. Frames are copied.
@@ -52,12 +52,11 @@ type Recorder struct {
 	mu      sync.Mutex
 	path    string
 	f       recFile
-	w       *bufio.Writer
+	buf     []byte // interleaved samples not yet written, cap recBufSize
 	rate    int
 	maxLead int
 	side    [2][]int16 // pending samples: caller, engine
-	scratch []byte
-	hdr     [4]byte
+	hdr     [wavHeaderLen]byte
 	frames  int64 // stereo sample frames written
 	patched int64 // frames at the last header patch
 	err     error
@@ -92,18 +91,14 @@ func newRecorder(f recFile, path string, rate int) (*Recorder, error) {
 	r := &Recorder{
 		path:    path,
 		f:       f,
-		w:       bufio.NewWriterSize(f, recBufSize),
+		buf:     make([]byte, 0, recBufSize),
 		rate:    rate,
 		maxLead: lead,
-		scratch: make([]byte, 4*capacity),
 	}
 	r.side[0] = make([]int16, 0, capacity)
 	r.side[1] = make([]int16, 0, capacity)
-	var h [wavHeaderLen]byte
-	putWAVHeader(h[:], rate, recChannels, 0)
-	if _, err := r.w.Write(h[:]); err != nil {
-		return nil, fmt.Errorf("audio: recorder %s: writing header: %w", path, err)
-	}
+	putWAVHeader(r.hdr[:], rate, recChannels, 0)
+	r.buf = append(r.buf, r.hdr[:]...)
 	return r, nil
 }
 
@@ -172,21 +167,35 @@ func (r *Recorder) drain(final bool) error {
 	}
 	le := binary.LittleEndian
 	for done := 0; done < n; {
-		k := min(n-done, len(r.scratch)/4)
-		for i := 0; i < k; i++ {
-			var l, rt int16
-			if j := done + i; j < len(a) {
-				l = a[j]
+		if len(r.buf) == cap(r.buf) {
+			if err := r.flush(); err != nil {
+				return err
 			}
-			if j := done + i; j < len(b) {
-				rt = b[j]
+		}
+		k := min(n-done, (cap(r.buf)-len(r.buf))/4)
+		out := r.buf[len(r.buf) : len(r.buf)+4*k]
+		// Both sides hold samples up to na and nb; past them a side is
+		// silence (the padding of a lagging side).
+		na, nb := min(max(len(a)-done, 0), k), min(max(len(b)-done, 0), k)
+		if na == k && nb == k {
+			l, rt := a[done:done+k], b[done:done+k]
+			for i := range k {
+				le.PutUint32(out[4*i:], uint32(uint16(l[i]))|uint32(uint16(rt[i]))<<16)
 			}
-			le.PutUint16(r.scratch[4*i:], uint16(l))
-			le.PutUint16(r.scratch[4*i+2:], uint16(rt))
+		} else {
+			for i := range k {
+				var l, rt int16
+				if i < na {
+					l = a[done+i]
+				}
+				if i < nb {
+					rt = b[done+i]
+				}
+				le.PutUint16(out[4*i:], uint16(l))
+				le.PutUint16(out[4*i+2:], uint16(rt))
+			}
 		}
-		if _, err := r.w.Write(r.scratch[:4*k]); err != nil {
-			return err
-		}
+		r.buf = r.buf[:len(r.buf)+4*k]
 		done += k
 		r.frames += int64(k)
 	}
@@ -195,20 +204,33 @@ func (r *Recorder) drain(final bool) error {
 	return nil
 }
 
-// patch flushes the samples and then writes the sizes into the header, so
-// the header never claims more than the file holds.
-func (r *Recorder) patch() error {
-	if err := r.w.Flush(); err != nil {
+// flush writes out the buffered samples.
+func (r *Recorder) flush() error {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	n, err := r.f.Write(r.buf)
+	if err == nil && n < len(r.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
 		return err
 	}
-	data := uint32(r.frames * 4)
-	binary.LittleEndian.PutUint32(r.hdr[:], data+wavHeaderLen-8)
-	if _, err := r.f.WriteAt(r.hdr[:], 4); err != nil {
-		return fmt.Errorf("patching RIFF size: %w", err)
+	r.buf = r.buf[:0]
+	return nil
+}
+
+// patch flushes the samples and then writes the sizes into the header, so
+// the header never claims more than the file holds. The RIFF size (bytes
+// 4-7) and the data size (40-43) go in one write of bytes 4 to 43, the
+// bytes between them unchanged.
+func (r *Recorder) patch() error {
+	if err := r.flush(); err != nil {
+		return err
 	}
-	binary.LittleEndian.PutUint32(r.hdr[:], data)
-	if _, err := r.f.WriteAt(r.hdr[:], 40); err != nil {
-		return fmt.Errorf("patching data size: %w", err)
+	putWAVHeader(r.hdr[:], r.rate, recChannels, uint32(r.frames*4))
+	if _, err := r.f.WriteAt(r.hdr[4:], 4); err != nil {
+		return fmt.Errorf("patching the header's sizes: %w", err)
 	}
 	r.patched = r.frames
 	return nil

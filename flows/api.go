@@ -74,42 +74,54 @@ func (c *call) hoursSentence() string {
 	return c.msg("hours", h)
 }
 
-// registerAPI installs the flow API in the call's state.
-func registerAPI(L *lua.LState, c *call) {
+// registerAPI installs the flow API's functions in the template state
+// (libTemplate); each finds its call with callOf.
+func registerAPI(L *lua.LState) {
+	// m makes a shared function of a method of the call.
+	m := func(f func(*call, *lua.LState) int) lua.LGFunction {
+		return func(L *lua.LState) int { return f(callOf(L), L) }
+	}
 	fns := map[string]lua.LGFunction{
-		"say":          c.luaSay,
-		"play":         c.luaPlay,
-		"say_digits":   c.luaSayDigits,
-		"ask":          c.luaAsk,
-		"ask_yes_no":   c.luaAskYesNo,
-		"ask_digits":   c.luaAskDigits,
-		"ask_free":     c.luaAskFree,
-		"transfer":     c.luaTransfer,
-		"hangup":       c.luaHangup,
-		"set_language": c.luaSetLanguage,
-		"tr":           func(L *lua.LState) int { L.Push(lua.LString(c.text(L.CheckAny(1)))); return 1 },
-		"text":         c.luaText,
-		"conversation": func(L *lua.LState) int { L.Push(lua.LString(c.conversation())); return 1 },
+		"say":          m((*call).luaSay),
+		"play":         m((*call).luaPlay),
+		"say_digits":   m((*call).luaSayDigits),
+		"ask":          m((*call).luaAsk),
+		"ask_yes_no":   m((*call).luaAskYesNo),
+		"ask_digits":   m((*call).luaAskDigits),
+		"ask_free":     m((*call).luaAskFree),
+		"transfer":     m((*call).luaTransfer),
+		"hangup":       m((*call).luaHangup),
+		"set_language": m((*call).luaSetLanguage),
+		"tr":           func(L *lua.LState) int { L.Push(lua.LString(callOf(L).text(L.CheckAny(1)))); return 1 },
+		"text":         m((*call).luaText),
+		"conversation": func(L *lua.LState) int { L.Push(lua.LString(callOf(L).conversation())); return 1 },
 		"normalize":    func(L *lua.LState) int { L.Push(lua.LString(Normalize(L.CheckString(1)))); return 1 },
-		"operator":     func(L *lua.LState) int { c.operatorHandoff(L, L.OptString(1, "")); return 0 },
-		"require":      c.require,
-		"print":        c.luaPrint,
+		"operator":     func(L *lua.LState) int { callOf(L).operatorHandoff(L, L.OptString(1, "")); return 0 },
+		"require":      m((*call).require),
+		"print":        m((*call).luaPrint),
 	}
 	for n, f := range fns {
 		L.SetGlobal(n, L.NewFunction(f))
 	}
+	logAt := func(level slog.Level) lua.LGFunction {
+		return func(L *lua.LState) int { return callOf(L).luaLog(L, level) }
+	}
 	tables := map[string]map[string]lua.LGFunction{
-		"kb":     {"search": c.luaKBSearch, "get": c.luaKBGet},
-		"ticket": {"open": c.luaTicketOpen, "note": c.luaTicketNote, "lookup": c.luaTicketLookup, "valid": c.luaTicketValid, "rate": c.luaTicketRate},
-		"hours":  {"open": c.luaHoursOpen, "describe": c.luaHoursDescribe, "next_open": c.luaHoursNext},
+		"kb":     {"search": m((*call).luaKBSearch), "get": m((*call).luaKBGet)},
+		"ticket": {"open": m((*call).luaTicketOpen), "note": m((*call).luaTicketNote), "lookup": m((*call).luaTicketLookup), "valid": m((*call).luaTicketValid), "rate": m((*call).luaTicketRate)},
+		"hours":  {"open": m((*call).luaHoursOpen), "describe": m((*call).luaHoursDescribe), "next_open": m((*call).luaHoursNext)},
 		"log": {
-			"debug": c.luaLog(slog.LevelDebug), "info": c.luaLog(slog.LevelInfo),
-			"warn": c.luaLog(slog.LevelWarn), "error": c.luaLog(slog.LevelError),
+			"debug": logAt(slog.LevelDebug), "info": logAt(slog.LevelInfo),
+			"warn": logAt(slog.LevelWarn), "error": logAt(slog.LevelError),
 		},
 	}
 	for n, m := range tables {
 		L.SetGlobal(n, L.SetFuncs(L.CreateTable(0, len(m)), m))
 	}
+}
+
+// registerCall sets the call's own globals: call (its facts) and vars.
+func registerCall(L *lua.LState, c *call) {
 	// Tables sized to what they hold: gopher-lua's default (32 array and
 	// 32 hash slots) costs about 3 KB a table, in every waiting call and
 	// chat session.
@@ -1182,25 +1194,24 @@ func (c *call) luaHoursNext(L *lua.LState) int {
 var sensitiveKeys = map[string]bool{"caller": true, "phone": true, "telefon": true, "cnp": true,
 	"address": true, "adresa": true, "email": true, "name": true, "nume": true, "pin": true}
 
-func (c *call) luaLog(level slog.Level) lua.LGFunction {
-	return func(L *lua.LState) int {
-		msg := redact.Text(c.hide(L.CheckString(1)))
-		attrs := []any{}
-		file, line := c.where(L)
-		attrs = append(attrs, "file", file, "line", line)
-		if t, ok := L.Get(2).(*lua.LTable); ok {
-			t.ForEach(func(k, v lua.LValue) {
-				key := lua.LVAsString(k)
-				if sensitiveKeys[strings.ToLower(key)] {
-					attrs = append(attrs, key, "[redacted]")
-					return
-				}
-				attrs = append(attrs, key, redact.Text(c.hide(v.String())))
-			})
-		}
-		c.log.Log(c.ctx, level, msg, attrs...)
-		return 0
+// luaLog is log.debug, log.info, log.warn and log.error (by level).
+func (c *call) luaLog(L *lua.LState, level slog.Level) int {
+	msg := redact.Text(c.hide(L.CheckString(1)))
+	attrs := []any{}
+	file, line := c.where(L)
+	attrs = append(attrs, "file", file, "line", line)
+	if t, ok := L.Get(2).(*lua.LTable); ok {
+		t.ForEach(func(k, v lua.LValue) {
+			key := lua.LVAsString(k)
+			if sensitiveKeys[strings.ToLower(key)] {
+				attrs = append(attrs, key, "[redacted]")
+				return
+			}
+			attrs = append(attrs, key, redact.Text(c.hide(v.String())))
+		})
 	}
+	c.log.Log(c.ctx, level, msg, attrs...)
+	return 0
 }
 
 // print(...) logs at debug level, masked, as print has no console here.

@@ -70,6 +70,7 @@ type hook struct {
 	stop    error
 	mem     *memGuard
 	L       *lua.LState
+	c       *call // the call the state runs (callOf)
 }
 
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -110,7 +111,7 @@ func newCall(ctx context.Context, r *Runtime, v *version, flow string, f Facts, 
 	c := &call{rt: r, v: v, flow: flow, facts: f, ch: ch, svc: svc, lim: lim, lang: f.Lang, parent: ctx, patSteps: lim.PatternSteps, ticket: f.Ticket}
 	c.log = svc.Log.With("call_id", f.CallID, "flow", flow)
 	c.ctx, c.cancel = context.WithTimeout(ctx, lim.Wall)
-	c.hook = &hook{parent: c.ctx, limit: lim.Instructions, cpu: lim.CPU, start: time.Now()}
+	c.hook = &hook{parent: c.ctx, limit: lim.Instructions, cpu: lim.CPU, start: time.Now(), c: c}
 	return c
 }
 

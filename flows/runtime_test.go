@@ -310,6 +310,60 @@ say(m.hello())
 	}
 }
 
+// The library and API functions are shared by every call's state, the
+// tables that hold them are not: what one call changes in string, math,
+// table, os, kb, log or the globals, another call never sees, also when
+// the calls run at the same time.
+func TestCallsDoNotShareLibraryTables(t *testing.T) {
+	rt := load(t, map[string]string{
+		"main.lua": `
+if string.custom ~= nil or _G.mark ~= nil or getmetatable("").custom ~= nil or
+   string.upper == nil or math.floor == nil or table.insert == nil or os.time == nil or
+   kb.search == nil or log.info == nil or say == nil or ("x"):upper() ~= "X" then
+  error("this call sees another call's changes")
+end
+string.upper = nil
+string.custom = 1
+math.floor = nil
+table.insert = nil
+os.time = nil
+kb.search = nil
+log.info = nil
+_G.mark = true
+rawset(string, "other", 2)
+assert(("x").custom == 1, "the string metatable is the call's string table")
+say("ok")
+`,
+	}, flows.Limits{})
+	runOne := func(id string) error {
+		ch := sim.NewChannel(strings.NewReader(""), nil)
+		var said []string
+		ch.Lines = func(l string) { said = append(said, l) }
+		o := rt.Run(context.Background(), flows.Facts{CallID: id}, ch, flows.Services{Log: slog.New(slog.DiscardHandler)})
+		if o.Err != nil || len(said) != 1 || said[0] != "ivr: ok" {
+			return fmt.Errorf("call %s: outcome %+v, said %q", id, o, said)
+		}
+		return nil
+	}
+	for i := range 3 {
+		if err := runOne(fmt.Sprint("seq", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 20)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() { errs <- runOne(fmt.Sprint("par", i)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // A syntax error or an unknown function refuses the flow at load time
 // with file:line; Lint says the same.
 func TestLoadAndLintErrors(t *testing.T) {

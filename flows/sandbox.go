@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
@@ -20,6 +21,13 @@ var removedBase = []string{"dofile", "loadfile", "load", "loadstring", "collectg
 
 // newState builds the call's sandboxed Lua state: base (reduced), string,
 // table, math, a reduced os, the flow API, and the limits.
+//
+// The functions of the libraries and of the API are the same for every
+// call: they are made once, in a template state that never runs
+// (libTemplate), and find their call through the state's context
+// (callOf). A call's state gets tables of its own (the globals, string,
+// table, math, os, kb, ticket, hours, log, _LOADED) holding those
+// functions, so what a flow changes in them stays in its call.
 func newState(c *call) *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
@@ -29,35 +37,90 @@ func newState(c *call) *lua.LState {
 		RegistryGrowStep:    512,
 		MinimizeStackMemory: true,
 	})
-	for _, lib := range []struct {
-		name string
-		fn   lua.LGFunction
-	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}} {
-		L.Push(L.NewFunction(lib.fn))
-		L.Push(lua.LString(lib.name))
-		L.Call(1, 0)
-	}
-	g := L.G.Global
-	for _, n := range removedBase {
-		g.RawSetString(n, lua.LNil)
-	}
-	strTbl := L.GetGlobal("string").(*lua.LTable)
-	strTbl.RawSetString("dump", lua.LNil)
-	// The loaded-modules registry of the base library must not expose
-	// the removed functions either.
-	if loaded, ok := L.GetField(L.Get(lua.RegistryIndex), "_LOADED").(*lua.LTable); ok {
-		loaded.RawSetString("_G", g)
-	}
-	openOS(L, c)
-	guardStrings(L, c)
-	registerAPI(L, c)
+	copyLibs(libTemplate(), L)
+	registerCall(L, c)
 	L.SetContext(c.hook)
 	return L
 }
 
+// callOf is the call whose state L is (newState sets the hook, which
+// knows its call, as the state's context).
+func callOf(L *lua.LState) *call { return L.Context().(*hook).c }
+
+var template struct {
+	once sync.Once
+	L    *lua.LState
+}
+
+// libTemplate is the state that holds the shared functions: built once,
+// never run, never changed after it is built (copyLibs only reads it).
+func libTemplate() *lua.LState {
+	template.once.Do(func() {
+		L := lua.NewState(lua.Options{SkipOpenLibs: true, RegistrySize: 128, MinimizeStackMemory: true})
+		for _, lib := range []struct {
+			name string
+			fn   lua.LGFunction
+		}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}} {
+			L.Push(L.NewFunction(lib.fn))
+			L.Push(lua.LString(lib.name))
+			L.Call(1, 0)
+		}
+		g := L.G.Global
+		for _, n := range removedBase {
+			g.RawSetString(n, lua.LNil)
+		}
+		strTbl := L.GetGlobal("string").(*lua.LTable)
+		strTbl.RawSetString("dump", lua.LNil)
+		// The loaded-modules registry of the base library must not expose
+		// the removed functions either.
+		if loaded, ok := L.GetField(L.Get(lua.RegistryIndex), "_LOADED").(*lua.LTable); ok {
+			loaded.RawSetString("_G", g)
+		}
+		openOS(L)
+		guardStrings(L)
+		registerAPI(L)
+		template.L = L
+	})
+	return template.L
+}
+
+// copyLibs gives L copies of the template's global table and of every
+// table reachable from it and from its loaded-modules registry (the same
+// table twice is copied once, so string.__index is string again), holding
+// the template's functions; and string values get L's string table as
+// their metatable, as lua.OpenString does.
+func copyLibs(t, L *lua.LState) {
+	copies := map[*lua.LTable]*lua.LTable{t.G.Global: L.G.Global}
+	var copyTable func(src *lua.LTable) *lua.LTable
+	fill := func(dst, src *lua.LTable) {
+		src.ForEach(func(k, v lua.LValue) {
+			if tv, ok := v.(*lua.LTable); ok {
+				v = copyTable(tv)
+			}
+			dst.RawSet(k, v)
+		})
+	}
+	copyTable = func(src *lua.LTable) *lua.LTable {
+		if dst, ok := copies[src]; ok {
+			return dst
+		}
+		n := 0
+		src.ForEach(func(lua.LValue, lua.LValue) { n++ })
+		dst := L.CreateTable(0, n)
+		copies[src] = dst
+		fill(dst, src)
+		return dst
+	}
+	fill(L.G.Global, t.G.Global)
+	if loaded, ok := t.G.Registry.RawGetString("_LOADED").(*lua.LTable); ok {
+		L.G.Registry.RawSetString("_LOADED", copyTable(loaded))
+	}
+	L.SetMetatable(lua.LString(""), L.GetGlobal("string"))
+}
+
 // openOS installs os with time, date and clock only; time() and date()
 // without a time use the services' clock (so tests can fix it).
-func openOS(L *lua.LState, c *call) {
+func openOS(L *lua.LState) {
 	L.Push(L.NewFunction(lua.OpenOs))
 	L.Push(lua.LString(lua.OsLibName))
 	L.Call(1, 0)
@@ -68,7 +131,7 @@ func openOS(L *lua.LState, c *call) {
 	os.RawSetString("clock", full.RawGetString("clock"))
 	os.RawSetString("time", L.NewFunction(func(L *lua.LState) int {
 		if L.GetTop() == 0 || L.Get(1) == lua.LNil {
-			L.Push(lua.LNumber(c.svc.Now().Unix()))
+			L.Push(lua.LNumber(callOf(L).svc.Now().Unix()))
 			return 1
 		}
 		return origTime.GFunction(L)
@@ -78,7 +141,7 @@ func openOS(L *lua.LState, c *call) {
 			f := L.OptString(1, "%c")
 			L.SetTop(0)
 			L.Push(lua.LString(f))
-			L.Push(lua.LNumber(c.svc.Now().Unix()))
+			L.Push(lua.LNumber(callOf(L).svc.Now().Unix()))
 		}
 		return origDate.GFunction(L)
 	}))
@@ -106,16 +169,17 @@ func (c *call) charge(L *lua.LState, n int64) {
 // guardStrings replaces the functions that build strings with versions
 // that check the size before building, and counts what every string
 // function returns; ".." is compiled into a call of concat!.
-func guardStrings(L *lua.LState, c *call) {
+func guardStrings(L *lua.LState) {
 	st := L.GetGlobal("string").(*lua.LTable)
-	wrap := func(name string, pre func(L *lua.LState)) {
+	wrap := func(name string, pre func(c *call, L *lua.LState)) {
 		orig, ok := st.RawGetString(name).(*lua.LFunction)
 		if !ok {
 			return
 		}
 		st.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			c := callOf(L)
 			if pre != nil {
-				pre(L)
+				pre(c, L)
 			}
 			// Called as a Lua function, not through GFunction: gmatch reads
 			// its own upvalue.
@@ -135,17 +199,17 @@ func guardStrings(L *lua.LState, c *call) {
 			return n
 		}))
 	}
-	wrap("rep", func(L *lua.LState) {
+	wrap("rep", func(c *call, L *lua.LState) {
 		s, n := L.CheckString(1), L.CheckInt(2)
 		if n > 0 {
 			c.charge(L, int64(len(s))*int64(n)) // checked before it is built
 			c.alloc -= int64(len(s)) * int64(n) // counted again below, once built
 		}
 	})
-	wrap("format", func(L *lua.LState) {
+	wrap("format", func(c *call, L *lua.LState) {
 		c.checkSize(L, formatBound(L))
 	})
-	wrap("gsub", func(L *lua.LState) {
+	wrap("gsub", func(c *call, L *lua.LState) {
 		s := L.CheckString(1)
 		c.checkPattern(L, s, L.CheckString(2), 0, L.OptInt(4, -1))
 		switch repl := L.Get(3).(type) {
@@ -188,7 +252,7 @@ func guardStrings(L *lua.LState, c *call) {
 	// Pattern matching runs in Go, out of the instruction hook's reach: a
 	// step-counting copy of the matcher runs first, on the same arguments,
 	// and refuses a match that would take too long.
-	wrap("find", func(L *lua.LState) {
+	wrap("find", func(c *call, L *lua.LState) {
 		if L.GetTop() >= 4 && lua.LVAsBool(L.Get(4)) {
 			return // plain find
 		}
@@ -197,7 +261,7 @@ func guardStrings(L *lua.LState, c *call) {
 			c.checkPattern(L, s, pat, startIndex(s, L.OptInt(3, 1)), 1)
 		}
 	})
-	wrap("match", func(L *lua.LState) {
+	wrap("match", func(c *call, L *lua.LState) {
 		s, pat := L.CheckString(1), L.CheckString(2)
 		off := L.OptInt(3, 1)
 		if off < 0 {
@@ -205,13 +269,14 @@ func guardStrings(L *lua.LState, c *call) {
 		}
 		c.checkPattern(L, s, pat, max(off-1, 0), 1)
 	})
-	wrap("gmatch", func(L *lua.LState) {
+	wrap("gmatch", func(c *call, L *lua.LState) {
 		c.checkPattern(L, L.CheckString(1), L.CheckString(2), 0, -1)
 	})
 
 	tb := L.GetGlobal("table").(*lua.LTable)
 	if orig, ok := tb.RawGetString("concat").(*lua.LFunction); ok {
 		tb.RawSetString("concat", L.NewFunction(func(L *lua.LState) int {
+			c := callOf(L)
 			t := L.CheckTable(1)
 			sep := L.OptString(2, "")
 			i, j := L.OptInt(3, 1), L.OptInt(4, t.Len())
@@ -239,7 +304,7 @@ func guardStrings(L *lua.LState, c *call) {
 		a, b := L.Get(1), L.Get(2)
 		if lua.LVCanConvToString(a) && lua.LVCanConvToString(b) {
 			as, bs := lua.LVAsString(a), lua.LVAsString(b)
-			c.charge(L, int64(len(as))+int64(len(bs)))
+			callOf(L).charge(L, int64(len(as))+int64(len(bs)))
 			L.Push(lua.LString(as + bs))
 			return 1
 		}

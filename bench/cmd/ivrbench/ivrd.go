@@ -50,6 +50,16 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The console and the chat on free ports too: their defaults (8081,
+	// 8082) may be taken by another ivrd on the machine.
+	consolePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	chatPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	d := &ivrd{
 		dataDir: o.dataDir,
 		sipAddr: fmt.Sprintf("127.0.0.1:%d", sipPort),
@@ -65,6 +75,8 @@ func startIVRD(o ivrdOptions) (*ivrd, error) {
 	d.cmd.Env = append(os.Environ(),
 		"IVR_SIP_LISTEN="+d.sipAddr,
 		"IVR_HTTP_LISTEN="+d.http,
+		fmt.Sprintf("IVR_CONSOLE_LISTEN=127.0.0.1:%d", consolePort),
+		fmt.Sprintf("IVR_CHAT_LISTEN=127.0.0.1:%d", chatPort),
 		"IVR_DATA_DIR="+o.dataDir,
 		"IVR_FLOWS_DIR="+o.flowsDir,
 		"IVR_RECORD_CALLS=true",
@@ -250,6 +262,32 @@ func procCPU(pid int, clkTck float64) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
 	return (ut + st) / clkTck, nil
+}
+
+// procWait returns the time the threads of a process have spent runnable
+// but waiting for a core (the second field of /proc/PID/task/*/schedstat),
+// in seconds, and their number of time slices. Threads that ended are not
+// counted.
+func procWait(pid int) (wait float64, slices float64, err error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/task/*/schedstat: none (%v)", pid, err)
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue
+		}
+		w, _ := strconv.ParseFloat(f[1], 64)
+		n, _ := strconv.ParseFloat(f[2], 64)
+		wait += w / 1e9
+		slices += n
+	}
+	return wait, slices, nil
 }
 
 // procRSS returns VmRSS of a process in MiB.

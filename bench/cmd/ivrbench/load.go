@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ type benchEnv struct {
 	runs                 int
 	media                string // "rtpstream" or "pcap": how sipp sends the caller's audio
 	speech               bool   // speech turn-taking on in ivrd (the callers speak all the time)
+	profile              string // folder for the window's CPU and heap profiles; "": none
 }
 
 // prepare renders the prompts once and makes the caller's audio from one
@@ -92,10 +94,48 @@ func (e *benchEnv) newRun(name string, audio time.Duration) (dataDir, sippDir st
 }
 
 func (e *benchEnv) startIVRD(dataDir string) (*ivrd, error) {
-	return startIVRD(ivrdOptions{
+	o := ivrdOptions{
 		bin: e.bin, flowsDir: filepath.Join(e.root, "flows"), dataDir: dataDir,
 		firstDigit: time.Hour, rtpTimeout: 30 * time.Second, speech: e.speech,
-	})
+	}
+	if e.profile != "" {
+		o.extra = append(o.extra, "IVR_HTTP_PPROF=true")
+	}
+	return startIVRD(o)
+}
+
+// fetchProfile writes ivrd's /debug/pprof/<name> to path.
+func fetchProfile(d *ivrd, name, path string) error {
+	res, err := http.Get("http://" + d.http + "/debug/pprof/" + name)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("/debug/pprof/%s: %s", name, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadAvg is the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // load holds n calls for hold and measures ivrd. With rssEvery > 0 it
@@ -213,8 +253,19 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		return fail("cpu: %v", err)
 	}
 	scpu0, _ := procCPU(sp.pid(), e.clk)
+	wait0, _, _ := procWait(srv.pid())
 	w0 := time.Now()
 	windowEnd := w0.Add(hold * 3 / 5)
+	profDone := make(chan error, 1)
+	var profBase string
+	if e.profile != "" {
+		lr.Profiled = true
+		profBase = filepath.Join(e.profile, fmt.Sprintf("%02d-%d", e.runs, n))
+		secs := max(1, int((hold*3/5).Seconds())-1)
+		go func() {
+			profDone <- fetchProfile(srv, fmt.Sprintf("profile?seconds=%d", secs), profBase+"-cpu.pprof")
+		}()
+	}
 	for time.Now().Before(windowEnd) {
 		if rss, err := procRSS(srv.pid()); err == nil {
 			lr.RSSLoadMB = max(lr.RSSLoadMB, rss)
@@ -227,7 +278,19 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		return fail("cpu: %v", err)
 	}
 	scpu1, _ := procCPU(sp.pid(), e.clk)
+	wait1, _, _ := procWait(srv.pid())
 	wall := time.Since(w0).Seconds()
+	lr.LoadAvg = loadAvg()
+	lr.RunQueueWaitPct = round((wait1-wait0)/wall*100, 1)
+	if profBase != "" {
+		if err := <-profDone; err != nil {
+			fmt.Fprintln(e.out, "warning: cpu profile:", err)
+		}
+		if err := fetchProfile(srv, "heap", profBase+"-heap.pprof"); err != nil {
+			fmt.Fprintln(e.out, "warning: heap profile:", err)
+		}
+		fmt.Fprintln(e.out, "profiles:", profBase+"-{cpu,heap}.pprof")
+	}
 	m1, err := srv.metrics()
 	if err != nil {
 		return fail("%v", err)

@@ -52,6 +52,8 @@ type options struct {
 	speech    bool
 	cluster   []int // call rates of the cluster run; none: the load run
 	clusterT  time.Duration
+	profile   string   // folder for CPU and heap profiles of ivrd in each level's window; "": none
+	bins      []string // prebuilt ivrd binaries, each run at every level in turn; none: build ./cmd/ivrd
 }
 
 // Results is the JSON written to -out.
@@ -94,6 +96,10 @@ type Method struct {
 // LoadResult is one level of simultaneous calls.
 type LoadResult struct {
 	Calls           int        `json:"calls"`
+	Binary          string     `json:"ivrd,omitempty"`     // with -ivrd: which binary ran
+	Profiled        bool       `json:"profiled,omitempty"` // CPU profile taken in the window (its cost is in the CPU figure)
+	LoadAvg         string     `json:"loadavg,omitempty"`  // /proc/loadavg at the window's end
+	RunQueueWaitPct float64    `json:"run_queue_wait_pct"` // ivrd's threads runnable but waiting for a core, % of one core (schedstat)
 	OK              bool       `json:"ok"`
 	Error           string     `json:"error,omitempty"`
 	Degraded        string     `json:"degraded,omitempty"` // calls worked but the media timing did not hold
@@ -184,6 +190,8 @@ func run(args []string, stdout io.Writer) error {
 	chatFlag := fs.String("chat", "", "instead of the load run: IDLE,ACTIVE web chat sessions held by one engine with -chat-calls phone calls up; -out defaults to bench/chat-results.json")
 	chatCalls := fs.Int("chat-calls", 100, "phone calls up during the chat run")
 	chatTime := fs.Duration("chat-time", 20*time.Second, "how long the active chat sessions talk")
+	fs.StringVar(&o.profile, "profile", "", "folder: serve pprof in ivrd (IVR_HTTP_PPROF) and write a CPU profile of each level's window and a heap profile at its end (the profiler's cost is in that level's CPU figure)")
+	binsFlag := fs.String("ivrd", "", "prebuilt ivrd binaries, comma-separated, instead of building ./cmd/ivrd; with several, every level runs each in turn (before/after comparisons in one run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -210,6 +218,19 @@ func run(args []string, stdout io.Writer) error {
 		if !outSet {
 			o.out = "bench/chat-results.json"
 		}
+	}
+	for _, f := range strings.Split(*binsFlag, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("-ivrd: %w", err)
+		}
+		o.bins = append(o.bins, abs)
 	}
 	for _, f := range strings.Split(*callsFlag, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -273,16 +294,25 @@ func run(args []string, stdout io.Writer) error {
 		FirstDigit: "1h",
 	}
 
-	fmt.Fprintln(stdout, "building ivrd ...")
 	bin := filepath.Join(work, "ivrd")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ivrd").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/ivrd: %v\n%s", err, out)
+	if len(o.bins) > 0 {
+		bin = o.bins[0]
+	} else {
+		fmt.Fprintln(stdout, "building ivrd ...")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ivrd").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/ivrd: %v\n%s", err, out)
+		}
+	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
 	}
 	ctl := filepath.Join(work, "ivrctl")
 	if out, err := exec.Command("go", "build", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
 	}
-	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech}
+	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech, profile: o.profile}
 	if err := env.prepare(); err != nil {
 		return err
 	}
@@ -297,11 +327,19 @@ func run(args []string, stdout io.Writer) error {
 	// Longest first would be kinder to the machine's page cache, but the
 	// smaller levels first give figures even if a big one breaks.
 	for _, n := range o.calls {
-		fmt.Fprintf(stdout, "load: %d calls, hold %s ...\n", n, o.hold)
-		lr := env.load(n, o.hold, o.rate, nil)
-		res.Load = append(res.Load, lr)
-		printLoad(stdout, lr)
+		for i, b := range append([]string{bin}, o.bins[min(1, len(o.bins)):]...) {
+			env.bin = b
+			fmt.Fprintf(stdout, "load: %d calls, hold %s ...\n", n, o.hold)
+			lr := env.load(n, o.hold, o.rate, nil)
+			if len(o.bins) > 1 {
+				lr.Binary = fmt.Sprintf("%d:%s", i, b)
+				fmt.Fprintln(stdout, "ivrd:", lr.Binary)
+			}
+			res.Load = append(res.Load, lr)
+			printLoad(stdout, lr)
+		}
 	}
+	env.bin = bin
 	if o.setupRate > 0 {
 		fmt.Fprintf(stdout, "setup: %d calls/s for %s ...\n", o.setupRate, o.setupTime)
 		res.Setup = env.setup(o.setupRate, o.setupTime)

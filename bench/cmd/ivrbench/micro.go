@@ -94,8 +94,8 @@ func printLoad(w io.Writer, lr LoadResult) {
 	if lr.Degraded != "" {
 		fmt.Fprintf(w, "    degraded: %s\n", lr.Degraded)
 	}
-	fmt.Fprintf(w, "    ivrd CPU %.1f%% of a core (%.3f%% per call), sipp CPU %.1f%%; RSS %.1f -> %.1f MB (%.3f MB per call)\n",
-		lr.CPUPctTotal, lr.CPUPctPerCall, lr.SIPpCPUPctTotal, lr.RSSIdleMB, lr.RSSLoadMB, lr.RSSMBPerCall)
+	fmt.Fprintf(w, "    ivrd CPU %.1f%% of a core (%.3f%% per call), sipp CPU %.1f%%; RSS %.1f -> %.1f MB (%.3f MB per call); Go heap %.1f -> %.1f MB (%.3f MB per call); load %s; ivrd waiting for a core %.1f%%\n",
+		lr.CPUPctTotal, lr.CPUPctPerCall, lr.SIPpCPUPctTotal, lr.RSSIdleMB, lr.RSSLoadMB, lr.RSSMBPerCall, lr.HeapIdleMB, lr.HeapLoadMB, lr.HeapMBPerCall, lr.LoadAvg, lr.RunQueueWaitPct)
 	fmt.Fprintf(w, "    pacing deviation p99 <= %s, p99.9 <= %s (%.0f intervals); packets out %.1f/s/call, in %.1f/s/call; lost %.0f, late %.0f, pacer skips %.0f\n",
 		fmtMs(lr.PacingP99Ms), fmtMs(lr.PacingP999Ms), lr.PacingSamples, lr.OutPerCallPerS, lr.InPerCallPerS, lr.Lost, lr.Late, lr.PacerSkips)
 	fmt.Fprintf(w, "    sipp: %d successful, %d failed, %d retransmissions, %d error-log entries\n",
