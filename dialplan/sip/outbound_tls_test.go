@@ -246,7 +246,15 @@ func TestOutboundTrunkTLSLineHangsUp(t *testing.T) {
 		}
 	}
 	l := startOutboundLine(t, tk, func(o *sip.OutboundConfig) { o.TLS.CAFile = ca.file })
-	hangup := flowFunc(func(context.Context, flows.Facts, flows.Channel, flows.Services) flows.Outcome {
+	// The flow hangs up after a moment, as a real one does: a BYE sent
+	// right behind the ACK may reach the test trunk's diago first (it
+	// handles each request on its own goroutine), which then ends the
+	// dialog as "No ACK received".
+	hangup := flowFunc(func(ctx context.Context, _ flows.Facts, _ flows.Channel, _ flows.Services) flows.Outcome {
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
 		return flows.Outcome{Kind: flows.OutcomeHangup}
 	})
 	if _, err := l.srv.Originate(context.Background(), sip.OriginateRequest{Number: testCaller, Flow: hangup}); err != nil {
