@@ -194,6 +194,14 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 	}
 	frame := make([]int16, audio.SamplesPerFrame(c.rate))
 	var playing []int16
+	// stay ends the question of a spoken request: the caller keeps
+	// waiting (why says what they answered).
+	stay := func(why string) {
+		c.tr.Event("queue.callback.spoken", why)
+		confirmTimer.Stop()
+		confirming, playing = nil, render(cat.Text(h.Lang, "callback.stay"))
+		ear.asking(false)
+	}
 	want, claiming := true, false
 	for {
 		if r == nil && want && !claiming {
@@ -263,9 +271,7 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 			case k == saidYes && confirming != nil:
 				k = queue.LeaveKey
 			case k == saidNo && confirming != nil:
-				c.tr.Event("queue.callback.spoken", "the caller said no: keeps waiting")
-				confirming, playing = nil, render(cat.Text(h.Lang, "callback.stay"))
-				ear.asking(false)
+				stay("the caller said no: keeps waiting")
 				continue
 			}
 			if k == queue.LeaveKey {
@@ -282,9 +288,7 @@ func (c *call) transferAt(ctx context.Context, h ivr.Handoff, p queue.Place) err
 				return fmt.Errorf("queue %s: %w", h.Queue, ErrLeftRequest)
 			}
 		case <-confirming:
-			c.tr.Event("queue.callback.spoken", fmt.Sprintf("not confirmed within %s: keeps waiting", spokenConfirmWait))
-			confirming, playing = nil, render(cat.Text(h.Lang, "callback.stay"))
-			ear.asking(false)
+			stay(fmt.Sprintf("not confirmed within %s: keeps waiting", spokenConfirmWait))
 		case <-maxWait.C:
 			c.tr.Event("queue.timeout", fmt.Sprintf("no agent within %s", conf.MaxWait))
 			return fmt.Errorf("queue %s: %w", h.Queue, ErrMaxWait)
