@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -246,10 +248,11 @@ func TestDigitsTelephoneFloor(t *testing.T) {
 // writes every outcome as JSON lines (for the confidence calibration),
 // with the CPU time of the utterance's decodes ("cpu": the grammar's and
 // the phone loop's, in ns of the decoding thread) and of the phone loop
-// alone ("loopCPU"). SPHINX_LOOPS="beam/pbeam,..." decodes every
+// alone ("loopCPU"). SPHINX_LOOPS="beam/pbeam[/weight],..." decodes every
 // utterance again with phone loops of those beams after the one the
 // confidence uses, and dumps their scores and CPU times too ("loops", in
-// that order; left out of "cpu").
+// that order; left out of "cpu"; with a weight, the loop runs on a phone
+// bigram at that weight, phoneBigram; without, flat as the decoder's).
 func BenchmarkVoices(b *testing.B) {
 	o := Options{Args: strings.Fields(os.Getenv("SPHINX_ARGS"))}
 	envOpts(&o)
@@ -261,8 +264,12 @@ func BenchmarkVoices(b *testing.B) {
 			continue
 		}
 		l := loopConf{name: "_phones_" + f}
-		if _, err := fmt.Sscanf(strings.Replace(f, "/", " ", 1), "%g %g", &l.beam, &l.pbeam); err != nil {
+		fs := strings.Split(f, "/")
+		if _, err := fmt.Sscanf(fs[0]+" "+fs[1], "%g %g", &l.beam, &l.pbeam); err != nil {
 			b.Fatalf("SPHINX_LOOPS: %q: %v", f, err)
+		}
+		if len(fs) > 2 {
+			l.lm = phoneBigram(b, rec, fs[2])
 		}
 		loops = append(loops, l)
 	}
@@ -322,7 +329,7 @@ func BenchmarkVoices(b *testing.B) {
 								}
 								sc, cpu, ok := s.phoneLoop(d, pad, l)
 								r.extra += cpu
-								ex = append(ex, map[string]any{"beam": l.beam, "pbeam": l.pbeam, "loop": sc, "cpu": cpu, "ok": ok})
+								ex = append(ex, map[string]any{"beam": l.beam, "pbeam": l.pbeam, "lm": l.lm, "loop": sc, "cpu": cpu, "ok": ok})
 							}
 							extra = append(extra, ex)
 						}
@@ -400,4 +407,57 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// phoneBigram writes an ARPA bigram of the CI phones counted from the
+// CMU dictionary's pronunciations (SIL around each word; add-one
+// smoothing, so every pair is present and the loop stays unconstrained),
+// its log-probabilities times the weight k (pocketsphinx multiplies them
+// by -lw as well), and returns its path.
+func phoneBigram(b *testing.B, r *Recognizer, k string) string {
+	if err := r.loadDict(); err != nil {
+		b.Fatal(err)
+	}
+	var alpha float64
+	if _, err := fmt.Sscan(k, &alpha); err != nil {
+		b.Fatalf("phone bigram weight %q: %v", k, err)
+	}
+	uni := map[string]float64{}
+	bi := map[[2]string]float64{}
+	for _, prons := range r.cmudict {
+		for _, p := range prons {
+			ph := append(append([]string{"SIL"}, strings.Fields(p)...), "SIL")
+			for i, x := range ph {
+				uni[x]++
+				if i > 0 {
+					bi[[2]string{ph[i-1], x}]++
+				}
+			}
+		}
+	}
+	var names []string
+	var tot float64
+	for x, c := range uni {
+		names = append(names, x)
+		tot += c
+	}
+	slices.Sort(names)
+	var w strings.Builder
+	fmt.Fprintf(&w, "\\data\\\nngram 1=%d\nngram 2=%d\n\n\\1-grams:\n", len(names), len(names)*len(names))
+	for _, x := range names {
+		fmt.Fprintf(&w, "%.5f %s 0.0000\n", alpha*math.Log10(uni[x]/tot), x)
+	}
+	fmt.Fprintf(&w, "\n\\2-grams:\n")
+	for _, x := range names {
+		row := uni[x] + float64(len(names))
+		for _, y := range names {
+			fmt.Fprintf(&w, "%.5f %s %s\n", alpha*math.Log10((bi[[2]string{x, y}]+1)/row), x, y)
+		}
+	}
+	fmt.Fprintf(&w, "\n\\end\\\n")
+	f := filepath.Join(b.TempDir(), "phones-"+k+".arpa")
+	if err := os.WriteFile(f, []byte(w.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return f
 }

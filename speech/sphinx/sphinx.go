@@ -52,14 +52,15 @@ static double toProb(ps_decoder_t *ps, int32 lp) {
 static void quiet(void) { err_set_logfp(NULL); }
 
 // setAllphone adds the phone-loop search name with its own beams (0: the
-// decoder's): a search reads -beam and -pbeam when it is made, so they
-// are set in the shared configuration for that moment only.
-static int setAllphone(ps_decoder_t *ps, const char *name, double beam, double pbeam) {
+// decoder's) and phone model (an ARPA file; NULL: none, a flat loop): a
+// search reads -beam and -pbeam when it is made, so they are set in the
+// shared configuration for that moment only.
+static int setAllphone(ps_decoder_t *ps, const char *name, double beam, double pbeam, const char *lm) {
 	cmd_ln_t *c = ps_get_config(ps);
 	double b0 = cmd_ln_float_r(c, "-beam"), p0 = cmd_ln_float_r(c, "-pbeam");
 	if (beam > 0) cmd_ln_set_float_r(c, "-beam", beam);
 	if (pbeam > 0) cmd_ln_set_float_r(c, "-pbeam", pbeam);
-	int rc = ps_set_allphone(ps, name, NULL);
+	int rc = lm ? ps_set_allphone_file(ps, name, lm) : ps_set_allphone(ps, name, NULL);
 	cmd_ln_set_float_r(c, "-beam", b0);
 	cmd_ln_set_float_r(c, "-pbeam", p0);
 	return rc;
@@ -1131,11 +1132,12 @@ func (d *decoder) pathScores() (ascr int32, frames int, wordAscr int32, wordFram
 	return ascr, int(last - first + 1), wordAscr, wordFrames
 }
 
-// loopConf is a phone loop's search: its name and beams (0: the
-// decoder's).
+// loopConf is a phone loop's search: its name, beams (0: the decoder's)
+// and phone model.
 type loopConf struct {
 	name        string
 	beam, pbeam float64
+	lm          string // an ARPA phone model's file, "" for none (flat)
 }
 
 // defaultLoop is each decoder's unconstrained phone loop (pocketsphinx's
@@ -1150,7 +1152,12 @@ func (s *stream) phoneLoop(d *decoder, pad []int16, l loopConf) (int32, time.Dur
 	cn := C.CString(l.name)
 	defer C.free(unsafe.Pointer(cn))
 	if !d.loops[l.name] {
-		if C.setAllphone(d.ps, cn, C.double(l.beam), C.double(l.pbeam)) < 0 {
+		var lm *C.char
+		if l.lm != "" {
+			lm = C.CString(l.lm)
+			defer C.free(unsafe.Pointer(lm))
+		}
+		if C.setAllphone(d.ps, cn, C.double(l.beam), C.double(l.pbeam), lm) < 0 {
 			return 0, 0, false
 		}
 		if d.loops == nil {
