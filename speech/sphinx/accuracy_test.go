@@ -1,13 +1,19 @@
 package sphinx
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/govline/ivr/speech"
 	"github.com/govline/ivr/speech/speechtest"
@@ -239,11 +245,34 @@ func TestDigitsTelephoneFloor(t *testing.T) {
 // misses, SPHINX_ARGS adds pocketsphinx arguments, SPHINX_NO_ESCAPES=1
 // leaves the escape phrases out of the grammars, SPHINX_PER_CALL=1 makes
 // each voice's answers in a condition one call, SPHINX_DUMP=FILE
-// writes every outcome as JSON lines (for the confidence calibration).
+// writes every outcome as JSON lines (for the confidence calibration),
+// with the CPU time of the utterance's decodes ("cpu": the grammar's and
+// the phone loop's, in ns of the decoding thread) and of the phone loop
+// alone ("loopCPU"). SPHINX_LOOPS="beam/pbeam[/weight],..." decodes every
+// utterance again with phone loops of those beams after the one the
+// confidence uses, and dumps their scores and CPU times too ("loops", in
+// that order; left out of "cpu"; with a weight, the loop runs on a phone
+// bigram at that weight, phoneBigram; without, flat as the decoder's).
 func BenchmarkVoices(b *testing.B) {
 	o := Options{Args: strings.Fields(os.Getenv("SPHINX_ARGS"))}
 	envOpts(&o)
-	r := newRec(b, o)
+	rec := newRec(b, o)
+	r := &cpuRecognizer{r: rec}
+	var loops []loopConf
+	for _, f := range strings.Split(os.Getenv("SPHINX_LOOPS"), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		l := loopConf{name: "_phones_" + f}
+		fs := strings.Split(f, "/")
+		if _, err := fmt.Sscanf(fs[0]+" "+fs[1], "%g %g", &l.beam, &l.pbeam); err != nil {
+			b.Fatalf("SPHINX_LOOPS: %q: %v", f, err)
+		}
+		if len(fs) > 2 {
+			l.lm = phoneBigram(b, rec, fs[2])
+		}
+		loops = append(loops, l)
+	}
 	syn := newSynth(b)
 	if os.Getenv("SPHINX_NO_ESCAPES") != "" {
 		speechtest.WithEscapes = false
@@ -290,17 +319,31 @@ func BenchmarkVoices(b *testing.B) {
 					var all []speechtest.Outcome
 					for _, v := range voices {
 						var raws []rawScores
-						rawHook = func(r rawScores) { raws = append(raws, r) }
+						var extra [][]map[string]any
+						rawHook = func(s *stream, d *decoder, pad []int16, raw rawScores) {
+							raws = append(raws, raw)
+							var ex []map[string]any
+							for _, l := range loops {
+								if !raw.loopOK {
+									break
+								}
+								sc, cpu, ok := s.phoneLoop(d, pad, l)
+								r.extra += cpu
+								ex = append(ex, map[string]any{"beam": l.beam, "pbeam": l.pbeam, "lm": l.lm, "loop": sc, "cpu": cpu, "ok": ok})
+							}
+							extra = append(extra, ex)
+						}
+						r.cpus = nil
 						out := speechtest.Run(stdoutLog{b}, r, syn, its, []speechtest.Voice{v}, c, os.Getenv("VERBOSE") != "")
 						rawHook = nil
 						all = append(all, out...)
 						writeRow(&table, lang, part, c.Name, v.String(), speechtest.Tally(out))
-						if dump != nil && len(raws) == len(out) {
+						if dump != nil && len(raws) == len(out) && len(r.cpus) == len(out) {
 							for i, oc := range out {
-								r := raws[i]
+								r, cpu := raws[i], r.cpus[i]
 								json.NewEncoder(dump).Encode(map[string]any{"outcome": oc, "part": part,
 									"gram": r.gram, "frames": r.frames, "word": r.word, "wordFrames": r.wordFrames,
-									"loop": r.loop, "loopOK": r.loopOK})
+									"loop": r.loop, "loopOK": r.loopOK, "loopCPU": r.loopCPU, "cpu": cpu, "loops": extra[i]})
 							}
 						}
 					}
@@ -320,4 +363,101 @@ func writeRow(w io.Writer, lang, part, cond, voice string, sc speechtest.Scores)
 		return fmt.Sprintf("%.1f%% (%d/%d)", 100*s.SentenceAccuracy(), s.Correct, s.Utterances)
 	}
 	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", lang, part, cond, voice, cell(sc["menu"]), cell(sc["yesno"]), cell(both), cell(sc["escape"]))
+}
+
+// cpuRecognizer measures the CPU time of each stream of r, from NewStream
+// to the end of Finish, on the decoding thread (the stream's goroutine is
+// locked to its thread meanwhile; speechtest.Run makes each stream and
+// finishes it on one goroutine, before the next), less extra.
+type cpuRecognizer struct {
+	r     *Recognizer
+	cpus  []time.Duration // per finished stream
+	extra time.Duration   // CPU time not to count (the hook's extra phone loops)
+}
+
+type cpuStream struct {
+	speech.Stream
+	r  *cpuRecognizer
+	t0 time.Duration
+}
+
+func (c *cpuRecognizer) NewStream(ctx context.Context, o speech.StreamOptions) (speech.Stream, error) {
+	runtime.LockOSThread()
+	c.extra = 0
+	t0 := threadCPU()
+	st, err := c.r.NewStream(ctx, o)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	return &cpuStream{Stream: st, r: c, t0: t0}, nil
+}
+
+func (s *cpuStream) Finish(ctx context.Context) (speech.Result, error) {
+	res, err := s.Stream.Finish(ctx)
+	s.r.cpus = append(s.r.cpus, threadCPU()-s.t0-s.r.extra)
+	runtime.UnlockOSThread()
+	return res, err
+}
+
+// threadCPU is the CPU time of the calling thread.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// phoneBigram writes an ARPA bigram of the CI phones counted from the
+// CMU dictionary's pronunciations (SIL around each word; add-one
+// smoothing, so every pair is present and the loop stays unconstrained),
+// its log-probabilities times the weight k (pocketsphinx multiplies them
+// by -lw as well), and returns its path.
+func phoneBigram(b *testing.B, r *Recognizer, k string) string {
+	if err := r.loadDict(); err != nil {
+		b.Fatal(err)
+	}
+	var alpha float64
+	if _, err := fmt.Sscan(k, &alpha); err != nil {
+		b.Fatalf("phone bigram weight %q: %v", k, err)
+	}
+	uni := map[string]float64{}
+	bi := map[[2]string]float64{}
+	for _, prons := range r.cmudict {
+		for _, p := range prons {
+			ph := append(append([]string{"SIL"}, strings.Fields(p)...), "SIL")
+			for i, x := range ph {
+				uni[x]++
+				if i > 0 {
+					bi[[2]string{ph[i-1], x}]++
+				}
+			}
+		}
+	}
+	var names []string
+	var tot float64
+	for x, c := range uni {
+		names = append(names, x)
+		tot += c
+	}
+	slices.Sort(names)
+	var w strings.Builder
+	fmt.Fprintf(&w, "\\data\\\nngram 1=%d\nngram 2=%d\n\n\\1-grams:\n", len(names), len(names)*len(names))
+	for _, x := range names {
+		fmt.Fprintf(&w, "%.5f %s 0.0000\n", alpha*math.Log10(uni[x]/tot), x)
+	}
+	fmt.Fprintf(&w, "\n\\2-grams:\n")
+	for _, x := range names {
+		row := uni[x] + float64(len(names))
+		for _, y := range names {
+			fmt.Fprintf(&w, "%.5f %s %s\n", alpha*math.Log10((bi[[2]string{x, y}]+1)/row), x, y)
+		}
+	}
+	fmt.Fprintf(&w, "\n\\end\\\n")
+	f := filepath.Join(b.TempDir(), "phones-"+k+".arpa")
+	if err := os.WriteFile(f, []byte(w.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return f
 }

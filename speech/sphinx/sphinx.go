@@ -34,6 +34,8 @@ package sphinx
 #include <sphinxbase/logmath.h>
 #include <sphinxbase/feat.h>
 #include <sphinxbase/cmn.h>
+#include <sphinxbase/cmd_ln.h>
+#include <time.h>
 
 static ps_decoder_t *newDecoder(int argc, char **argv) {
 	cmd_ln_t *cfg = cmd_ln_parse_r(NULL, ps_args(), argc, argv, FALSE);
@@ -48,6 +50,33 @@ static double toProb(ps_decoder_t *ps, int32 lp) {
 }
 
 static void quiet(void) { err_set_logfp(NULL); }
+
+// setAllphone adds the phone-loop search name with its own beams (0: the
+// decoder's) and phone model (an ARPA file; NULL: none, a flat loop): a
+// search reads -beam and -pbeam when it is made, so they are set in the
+// shared configuration for that moment only.
+static int setAllphone(ps_decoder_t *ps, const char *name, double beam, double pbeam, const char *lm) {
+	cmd_ln_t *c = ps_get_config(ps);
+	double b0 = cmd_ln_float_r(c, "-beam"), p0 = cmd_ln_float_r(c, "-pbeam");
+	if (beam > 0) cmd_ln_set_float_r(c, "-beam", beam);
+	if (pbeam > 0) cmd_ln_set_float_r(c, "-pbeam", pbeam);
+	int rc = lm ? ps_set_allphone_file(ps, name, lm) : ps_set_allphone(ps, name, NULL);
+	cmd_ln_set_float_r(c, "-beam", b0);
+	cmd_ln_set_float_r(c, "-pbeam", p0);
+	return rc;
+}
+
+// decodeAll decodes audio then pad in the started utterance, ends it, and
+// returns the CPU time this thread spent on it (ns).
+static long long decodeAll(ps_decoder_t *ps, int16 *audio, size_t n, int16 *pad, size_t m) {
+	struct timespec a, b;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	ps_process_raw(ps, audio, n, 0, 0);
+	ps_process_raw(ps, pad, m, 0, 0);
+	ps_end_utt(ps);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	return (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
 
 // The live cepstral mean: saved when the decoder is made, restored before
 // each utterance (cmn_live_set also resets the running sums).
@@ -390,7 +419,7 @@ type decoder struct {
 	words    map[string]string // token -> word
 	searches map[uint64]string // grammar hash -> search name
 	active   string            // the grammar search in use
-	loop     bool              // the phone-loop search is set up
+	loops    map[string]bool   // the phone-loop searches set up
 	cmn      []float32         // the live cepstral mean it started with
 	foldCMN  []float32         // the start mean of folded telephone audio
 }
@@ -1043,10 +1072,10 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 		}
 	}
 	if s.buf != nil && res.Text != "" && s.ctx.Err() == nil && ctx.Err() == nil {
-		raw.loop, raw.loopOK = s.phoneLoop(d, pad)
+		raw.loop, raw.loopCPU, raw.loopOK = s.phoneLoop(d, pad, defaultLoop)
 	}
 	if rawHook != nil {
-		rawHook(raw)
+		rawHook(s, d, pad, raw)
 	}
 	if raw.loopOK {
 		res.Confidence = confidence(raw)
@@ -1056,16 +1085,19 @@ func (s *stream) Finish(ctx context.Context) (speech.Result, error) {
 
 // rawScores are what the confidence is computed from.
 type rawScores struct {
-	gram       int32 // acoustic score of the grammar's best path (logmath units)
-	frames     int   // its length in 10 ms frames
-	word       int32 // the part of gram in words (not silence or fillers)
-	wordFrames int   // their frames
-	loop       int32 // acoustic score of the best unconstrained phone sequence
-	loopOK     bool  // loop was decoded
+	gram       int32         // acoustic score of the grammar's best path (logmath units)
+	frames     int           // its length in 10 ms frames
+	word       int32         // the part of gram in words (not silence or fillers)
+	wordFrames int           // their frames
+	loop       int32         // acoustic score of the best unconstrained phone sequence
+	loopOK     bool          // loop was decoded
+	loopCPU    time.Duration // the CPU time of the loop's decode
 }
 
-// rawHook, when set (tests), gets every utterance's raw scores.
-var rawHook func(rawScores)
+// rawHook, when set (tests), gets every utterance's raw scores, with the
+// stream, its decoder (on the grammar's search) and the padding, for
+// decoding more phone loops.
+var rawHook func(s *stream, d *decoder, pad []int16, r rawScores)
 
 // pathScore returns the acoustic score of the last utterance's best path
 // (every segment, silences included) and its number of frames.
@@ -1100,25 +1132,41 @@ func (d *decoder) pathScores() (ascr int32, frames int, wordAscr int32, wordFram
 	return ascr, int(last - first + 1), wordAscr, wordFrames
 }
 
-// phoneLoopSearch names each decoder's unconstrained phone loop
-// (pocketsphinx's allphone search, context-independent phones): the
-// reference the grammar path is compared with for the confidence.
-const phoneLoopSearch = "_phones"
+// loopConf is a phone loop's search: its name, beams (0: the decoder's)
+// and phone model.
+type loopConf struct {
+	name        string
+	beam, pbeam float64
+	lm          string // an ARPA phone model's file, "" for none (flat)
+}
 
-// phoneLoop decodes the utterance again with the phone loop from the same
-// cepstral mean, and returns its acoustic score; the decoder is left on
-// the grammar's search.
-func (s *stream) phoneLoop(d *decoder, pad []int16) (int32, bool) {
-	cn := C.CString(phoneLoopSearch)
+// defaultLoop is each decoder's unconstrained phone loop (pocketsphinx's
+// allphone search, context-independent phones): the reference the
+// grammar path is compared with for the confidence.
+var defaultLoop = loopConf{name: "_phones"}
+
+// phoneLoop decodes the utterance again with the phone loop l from the
+// same cepstral mean, and returns its acoustic score and the CPU time of
+// the decode; the decoder is left on the grammar's search.
+func (s *stream) phoneLoop(d *decoder, pad []int16, l loopConf) (int32, time.Duration, bool) {
+	cn := C.CString(l.name)
 	defer C.free(unsafe.Pointer(cn))
-	if !d.loop {
-		if C.ps_set_allphone(d.ps, cn, nil) < 0 {
-			return 0, false
+	if !d.loops[l.name] {
+		var lm *C.char
+		if l.lm != "" {
+			lm = C.CString(l.lm)
+			defer C.free(unsafe.Pointer(lm))
 		}
-		d.loop = true
+		if C.setAllphone(d.ps, cn, C.double(l.beam), C.double(l.pbeam), lm) < 0 {
+			return 0, 0, false
+		}
+		if d.loops == nil {
+			d.loops = map[string]bool{}
+		}
+		d.loops[l.name] = true
 	}
 	if C.ps_set_search(d.ps, cn) < 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	defer func() {
 		cg := C.CString(s.search)
@@ -1126,13 +1174,11 @@ func (s *stream) phoneLoop(d *decoder, pad []int16) (int32, bool) {
 		C.free(unsafe.Pointer(cg))
 	}()
 	if !d.startUtt(s.start) || len(s.buf) == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&s.buf[0])), C.size_t(len(s.buf)), 0, 0)
-	C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)), 0, 0)
-	C.ps_end_utt(d.ps)
+	ns := C.decodeAll(d.ps, (*C.int16)(unsafe.Pointer(&s.buf[0])), C.size_t(len(s.buf)), (*C.int16)(unsafe.Pointer(&pad[0])), C.size_t(len(pad)))
 	a, _ := d.pathScore()
-	return a, true
+	return a, time.Duration(ns), true
 }
 
 // confidence maps the raw scores to 0..1: the probability that the
