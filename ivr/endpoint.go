@@ -176,6 +176,15 @@ func (h *levelHistory) add(db float64) {
 // this turn (in frames). frames is the pre-roll at epStart, f itself at
 // epFrame and epEnd, nil at epNone. The slices are f itself or frames
 // pushed earlier: push keeps no frame after handing it out.
+// onsetAge is how many frames ago the loud run that started the current
+// utterance began (0: at the frame just pushed).
+func (p *endpointer) onsetAge() int {
+	if p.runStart < 0 {
+		return 0
+	}
+	return p.n - p.runStart
+}
+
 func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEvent, frames [][]int16) {
 	p.n++
 	p.vadSpeech = speech

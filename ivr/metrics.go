@@ -47,12 +47,17 @@ type Metrics struct {
 	SpeechTypeAhead     atomic.Uint64 // prompts skipped because the caller had already answered by voice
 	SpeechUnanswered    atomic.Uint64 // utterances no question took, transcribed on their own
 	TranscriptLost      atomic.Uint64 // transcript turns that could not be written
+	RecognizerNs        atomic.Uint64 // wall time in the recognizer's Write and Finish
+	RecognizerFrames    atomic.Uint64 // caller frames written to a recognizer
 
 	// PacingDeviation is |interval between two outbound RTP packets of a
 	// call - 20 ms|; CallSetup is INVITE received to the ACK of our 200 OK (without
 	// any configured ring time).
 	PacingDeviation *Histogram
 	CallSetup       *Histogram
+	// BargeInLatency: the first loud frame of caller speech during a
+	// barge-in prompt reaching the turn-taking to that prompt going silent.
+	BargeInLatency *Histogram
 
 	mu        sync.Mutex
 	outcomes  map[EndReason]uint64
@@ -71,6 +76,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		PacingDeviation: NewHistogram(0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05),
 		CallSetup:       NewHistogram(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+		BargeInLatency:  NewHistogram(0.05, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2),
 		outcomes:        map[EndReason]uint64{},
 		dtmf:            map[string]uint64{},
 		sipMethod:       map[string]uint64{},
@@ -313,6 +319,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("ivr_speech_vad_frames_total", "Caller frames the voice activity detector ran on (quiet frames skip it).", m.SpeechVADFrames.Load())
 	counter("ivr_speech_typeahead_total", "Prompts skipped because the caller had already answered by voice (speech type-ahead).", m.SpeechTypeAhead.Load())
 	counter("ivr_speech_unanswered_total", "Caller utterances no question took (the call ended, a key answered), transcribed on their own.", m.SpeechUnanswered.Load())
+	c.ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("ivr_speech_recognizer_seconds_total", "Wall time spent in the recognizer's streams (writing caller frames and finishing utterances).", nil, nil),
+		prometheus.CounterValue, float64(m.RecognizerNs.Load())/1e9)
+	counter("ivr_speech_recognizer_frames_total", "Caller frames written to a recognizer stream.", m.RecognizerFrames.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed, or asked by voice and confirmed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)
@@ -323,6 +332,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectRuntime(c)
 	m.PacingDeviation.Collect(c, "ivr_rtp_send_interval_deviation_seconds", "Deviation of the interval between two outbound RTP packets of a call from 20 ms.")
 	m.CallSetup.Collect(c, "ivr_call_setup_seconds", "INVITE received to the ACK of the 200 OK, not counting the configured ring time.")
+	m.BargeInLatency.Collect(c, "ivr_speech_bargein_seconds", "Caller speech during a prompt that allows barge-in: its first loud frame reaching the turn-taking to the prompt going silent.")
 }
 
 // WritePrometheus writes every metric in the Prometheus text exposition

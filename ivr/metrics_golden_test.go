@@ -42,6 +42,10 @@ func knownMetrics() *Metrics {
 	}
 	m.CallSetup.Observe(1500 * time.Microsecond)
 	m.CallSetup.Observe(2 * time.Second)
+	m.BargeInLatency.Observe(120 * time.Millisecond)
+	m.BargeInLatency.Observe(450 * time.Millisecond)
+	m.RecognizerNs.Add(uint64(1500 * time.Millisecond))
+	m.RecognizerFrames.Add(75)
 	return m
 }
 

@@ -169,6 +169,9 @@ type ear struct {
 	decided chan bargeOutcome // then whether it cuts the prompt or lets it resume
 	off     atomic.Bool       // fallen back to keys for the rest of the call
 	ahead   atomic.Bool       // an utterance (not a short sound) is held for the next Listen
+	// onset is when the sound that paused the prompt began (Unix ns): its
+	// first loud frame's arrival, for the barge-in latency (voice.play)
+	onset atomic.Int64
 
 	mu       sync.Mutex
 	armed    bool
@@ -531,6 +534,10 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 			e.drop(ctx, "the caller spoke again")
 		}
 		at := time.Now().Add(-time.Duration(len(fs)-1) * frameDur)
+		// The sound's first loud frame arrived its age ago, and this
+		// frame as long ago as the frames queued behind it (the
+		// barge-in latency's start).
+		e.onset.Store(time.Now().Add(-time.Duration(e.ep.onsetAge()+len(e.frames)) * frameDur).UnixNano())
 		e.voices = e.ep.overVoices()
 		if req != nil {
 			e.utt = append(e.utt[:0], fs...)
@@ -763,7 +770,13 @@ func (e *ear) write(ctx context.Context, f []int16) bool {
 	if e.fb != nil && !e.onFB {
 		e.sent = append(e.sent, f)
 	}
-	if err := e.stream.Write(f); err != nil {
+	t0 := time.Now()
+	err := e.stream.Write(f)
+	if e.metrics != nil {
+		e.metrics.RecognizerNs.Add(uint64(time.Since(t0)))
+		e.metrics.RecognizerFrames.Add(1)
+	}
+	if err != nil {
 		return e.recover(ctx, "write", err)
 	}
 	return true
@@ -829,7 +842,11 @@ func (e *ear) finish(ctx context.Context, why string) {
 	for {
 		st, req, at := e.stream, e.cur, e.curAt
 		fctx, cancel := context.WithTimeout(e.sctx, e.cfg.FinishTimeout)
+		t0 := time.Now()
 		res, err := st.Finish(fctx)
+		if e.metrics != nil {
+			e.metrics.RecognizerNs.Add(uint64(time.Since(t0)))
+		}
 		cancel()
 		if err == nil {
 			e.stream, e.cur, e.sent, e.dest = nil, nil, e.sent[:0], toNowhere

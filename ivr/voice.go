@@ -87,6 +87,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		spoke = v.s.ear.arm(true)
 		defer v.s.ear.arm(false)
 	}
+	armed := time.Now()
 	var segs []segment
 	var recent recentFrames // what a pause may have dropped, to replay
 	off := 0
@@ -101,6 +102,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		segs = append(segs, seg)
 		for {
 			if p.BargeIn {
+				ahead := v.speechAhead()
 				select {
 				case d := <-v.s.keys:
 					if _, _, kept := v.kp.Press(d.Key, d.At); kept { // not a terminator swallowed
@@ -108,11 +110,12 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 						v.s.Tracker.Event("flow.bargein", fmt.Sprintf("key during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
 						return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutKey}, nil
 					}
-				case <-spokeOrAhead(spoke, v.speechAhead()):
+				case <-spokeOrAhead(spoke, ahead):
 					// The prompt goes silent at once; the caller's sound
 					// says whether it stops for good (speech) or goes on
 					// (a "hmm", a cough the VAD took for speech).
 					v.flush()
+					cut := time.Now()
 					if !v.speechAhead() && v.s.ear.outcome(ctx, pauseLimit) == bargeResume && ctx.Err() == nil {
 						v.s.Tracker.Event("flow.bargein", fmt.Sprintf("a short sound paused prompt %q at %.1f s: it goes on", v.asked, float64(off)/float64(rate)))
 						if err := v.replay(ctx, recent); err != nil {
@@ -121,6 +124,9 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 							}
 						}
 						continue
+					}
+					if !ahead {
+						v.bargedIn(armed, cut)
 					}
 					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("speech during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
 					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutSpeech}, nil
@@ -151,6 +157,23 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 		segs[len(segs)-1].end, segs[len(segs)-1].open = off, false // as played
 	}
 	return flows.Played{Heard: heard(segs, off, rate)}, nil
+}
+
+// bargedIn counts the latency of a barge-in: from the first loud frame of
+// the caller's speech reaching the engine (or the prompt's start, armed,
+// for speech begun before it) to the prompt going silent (cut, the moment
+// it was flushed).
+func (v *voice) bargedIn(armed, cut time.Time) {
+	m := v.s.metrics()
+	on := v.s.ear.onset.Load()
+	if m == nil || on == 0 {
+		return
+	}
+	from := time.Unix(0, on)
+	if from.Before(armed) {
+		from = armed
+	}
+	m.BargeInLatency.Observe(max(0, cut.Sub(from)))
 }
 
 // pauseLimit bounds how long a prompt stays paused by a sound before it is

@@ -142,6 +142,8 @@ func startVAD(c SpeechConfig, model string) (func(rate int) (speech.VAD, func(),
 			func() float64 { return float64(m.Batches.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_vad_windows_total", Help: "32 ms windows of caller audio the shared voice activity model ran on (divided by ivr_vad_inferences_total: the mean batch)."},
 			func() float64 { return float64(m.Windows.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivr_vad_inference_seconds_total", Help: "Wall time of the shared voice activity model's inferences (divided by ivr_vad_windows_total: the time a window costs)."},
+			func() float64 { return float64(m.InferNs.Load()) / 1e9 }),
 	}
 	return func(rate int) (speech.VAD, func(), error) {
 		s, err := m.NewStream(rate)

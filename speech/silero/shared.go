@@ -111,8 +111,9 @@ type Model struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	// Counters: inferences run and windows they held.
-	Batches, Windows atomic.Uint64
+	// Counters: inferences run, windows they held, and their wall time in
+	// ns (the windows' rows made, the graph run, the results given back).
+	Batches, Windows, InferNs atomic.Uint64
 }
 
 // engine is one graph of the model (a rate's branch) with its session,
@@ -413,6 +414,7 @@ func (bt *batcher) run(batch []*Stream) error {
 		}
 		bt.tensors[b] = ts
 	}
+	t0 := time.Now()
 	x, st := bt.x.Float32s(), bt.state.Float32s()
 	half := b * 128 // the second LSTM tensor's offset in [2, B, 128]
 	fl := framesPerWindow * fr.rowLen
@@ -436,6 +438,7 @@ func (bt *batcher) run(batch []*Stream) error {
 	}
 	m.Batches.Add(1)
 	m.Windows.Add(uint64(b))
+	m.InferNs.Add(uint64(time.Since(t0)))
 	return nil
 }
 

@@ -28,9 +28,12 @@ type benchEnv struct {
 	prompts              string // rendered prompt cache, copied into each data dir
 	ulaw                 []byte // the caller's speech, G.711 u-law 8 kHz
 	runs                 int
-	media                string // "rtpstream" or "pcap": how sipp sends the caller's audio
-	speech               bool   // speech turn-taking on in ivrd (the callers speak all the time)
-	profile              string // folder for the window's CPU and heap profiles; "": none
+	media                string     // "rtpstream" or "pcap": how sipp sends the caller's audio
+	speech               bool       // speech turn-taking on in ivrd (the callers speak all the time)
+	profile              string     // folder for the window's CPU and heap profiles; "": none
+	flowsDir             string     // what ivrd runs
+	mix                  *speechMix // the realistic speech run's audio; nil: a key press and one looped prompt
+	idleAccuracy         float64    // the speech run's accuracy at its first level (-1: none yet)
 }
 
 // prepare renders the prompts once and makes the caller's audio from one
@@ -95,7 +98,7 @@ func (e *benchEnv) newRun(name string, audio time.Duration) (dataDir, sippDir st
 
 func (e *benchEnv) startIVRD(dataDir string) (*ivrd, error) {
 	o := ivrdOptions{
-		bin: e.bin, flowsDir: filepath.Join(e.root, "flows"), dataDir: dataDir,
+		bin: e.bin, flowsDir: e.flowsDir, dataDir: dataDir,
 		firstDigit: time.Hour, rtpTimeout: 30 * time.Second, speech: e.speech,
 	}
 	if e.profile != "" {
@@ -152,6 +155,11 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		lr.OK = false
 		return lr
 	}
+	if e.mix != nil {
+		// The calls start spread out: callers who all began the same
+		// audio at once would speak in chorus.
+		rate = max(1, int(math.Ceil(float64(n)/mixSpreadFor.Seconds())))
+	}
 	ramp := time.Duration(math.Ceil(float64(n)/float64(rate)))*time.Second + 2*time.Second
 	d := ramp + hold
 	dataDir, sippDir, err := e.newRun(fmt.Sprintf("load-%d", n), d+10*time.Second)
@@ -173,8 +181,12 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	}
 	lr.HeapIdleMB = heapMB(srv)
 
+	scenario := "uac_hold_dtmf9_" + e.media + ".xml"
+	if e.mix != nil {
+		scenario = "uac_hold_speech_rtpstream.xml"
+	}
 	sp := &sippRun{
-		Scenario: filepath.Join(e.root, "bench", "scenarios", "uac_hold_dtmf9_"+e.media+".xml"),
+		Scenario: filepath.Join(e.root, "bench", "scenarios", scenario),
 		Dir:      sippDir, Target: srv.sipAddr,
 		Calls: n, Rate: rate, Duration: d,
 		Timeout: d + 2*time.Minute,
@@ -329,6 +341,9 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	lr.Lost = delta("ivr_rtp_packets_lost_total")
 	lr.Late = delta("ivr_rtp_packets_late_total")
 	lr.PacerSkips = delta("ivr_pacer_skips_total")
+	if e.mix != nil {
+		lr.Speech = e.speechWindow(lr, m0, m1, wall, up)
+	}
 	var why []string
 	if p99 > 0.005 {
 		why = append(why, fmt.Sprintf("pacing p99 %s > 5 ms", fmtMs(lr.PacingP99Ms)))
@@ -357,6 +372,9 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	lr.SIPp = sp.result(sippErr)
 	if mEnd, err := srv.metrics(); err == nil {
 		lr.DTMFDigits = mEnd[`ivr_dtmf_digits_total{source="rfc4733"}`]
+		if lr.Speech != nil {
+			lr.Speech.FramesDropped = mEnd["ivr_speech_frames_dropped_total"]
+		}
 	}
 	// Let the last BYEs finish, then read the call records.
 	waitIdle(srv, 15*time.Second)
@@ -364,8 +382,22 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 		fail("call records: %v", err)
 	} else {
 		lr.Records = rec
-		if rec.Total != n || rec.WithDigit9 != n || rec.EndReasons["caller_hangup"] != n {
+		keyed := rec.WithDigit9
+		if e.mix != nil {
+			keyed = n // the speech run presses no key
+		}
+		if rec.Total != n || keyed != n || rec.EndReasons["caller_hangup"] != n {
 			fail("call records: %d of %d, %d with key 9, end reasons %v (want every call with key 9 and caller_hangup)", rec.Total, n, rec.WithDigit9, rec.EndReasons)
+		}
+	}
+	if lr.Speech != nil {
+		if err := e.speechOutcome(dataDir, lr.Speech); err != nil {
+			lr.Speech.Error = err.Error()
+			fail("speech outcome: %v", err)
+		} else if e.idleAccuracy < 0 {
+			e.idleAccuracy = lr.Speech.AccuracyPct
+		} else {
+			lr.Speech.AccuracyDropPts = round(e.idleAccuracy-lr.Speech.AccuracyPct, 2)
 		}
 	}
 	if sippErr != nil || lr.SIPp.Successful != n {

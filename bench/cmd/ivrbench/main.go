@@ -50,6 +50,7 @@ type options struct {
 	keep      bool
 	media     string
 	speech    bool
+	speaking  int   // with speech: % of the callers speaking at any moment (100: all the time, one looped prompt)
 	cluster   []int // call rates of the cluster run; none: the load run
 	clusterT  time.Duration
 	profile   string   // folder for CPU and heap profiles of ivrd in each level's window; "": none
@@ -95,39 +96,40 @@ type Method struct {
 
 // LoadResult is one level of simultaneous calls.
 type LoadResult struct {
-	Calls           int        `json:"calls"`
-	Binary          string     `json:"ivrd,omitempty"`     // with -ivrd: which binary ran
-	Profiled        bool       `json:"profiled,omitempty"` // CPU profile taken in the window (its cost is in the CPU figure)
-	LoadAvg         string     `json:"loadavg,omitempty"`  // /proc/loadavg at the window's end
-	RunQueueWaitPct float64    `json:"run_queue_wait_pct"` // ivrd's threads runnable but waiting for a core, % of one core (schedstat)
-	OK              bool       `json:"ok"`
-	Error           string     `json:"error,omitempty"`
-	Degraded        string     `json:"degraded,omitempty"` // calls worked but the media timing did not hold
-	PeakActive      int        `json:"peak_active_calls"`
-	WindowSeconds   float64    `json:"window_s"`
-	CPUPctTotal     float64    `json:"cpu_pct_total"` // of one core
-	CPUPctPerCall   float64    `json:"cpu_pct_per_call"`
-	SIPpCPUPctTotal float64    `json:"sipp_cpu_pct_total"`
-	RSSIdleMB       float64    `json:"rss_idle_mb"`
-	RSSLoadMB       float64    `json:"rss_load_mb"`
-	RSSMBPerCall    float64    `json:"rss_mb_per_call"`
-	HeapIdleMB      float64    `json:"heap_idle_mb"`     // ivr_go_heap_objects_bytes before the calls
-	HeapLoadMB      float64    `json:"heap_load_mb"`     // its highest sample in the window
-	HeapMBPerCall   float64    `json:"heap_mb_per_call"` // (load - idle) / calls
-	PacingP99Ms     float64    `json:"pacing_dev_p99_ms"`
-	PacingP999Ms    float64    `json:"pacing_dev_p999_ms"`
-	PacingSamples   float64    `json:"pacing_samples"`
-	PacingNote      string     `json:"pacing_note,omitempty"`
-	PacketsOut      float64    `json:"packets_out"` // in the window
-	PacketsIn       float64    `json:"packets_in"`  // in the window
-	OutPerCallPerS  float64    `json:"packets_out_per_call_per_s"`
-	InPerCallPerS   float64    `json:"packets_in_per_call_per_s"`
-	Lost            float64    `json:"lost"`              // inbound, in the window
-	Late            float64    `json:"late"`              // inbound, in the window
-	PacerSkips      float64    `json:"pacer_skips"`       // in the window
-	DTMFDigits      float64    `json:"dtmf_digits_total"` // whole run
-	Records         *Records   `json:"records,omitempty"`
-	SIPp            sippResult `json:"sipp"`
+	Calls           int           `json:"calls"`
+	Binary          string        `json:"ivrd,omitempty"`     // with -ivrd: which binary ran
+	Profiled        bool          `json:"profiled,omitempty"` // CPU profile taken in the window (its cost is in the CPU figure)
+	LoadAvg         string        `json:"loadavg,omitempty"`  // /proc/loadavg at the window's end
+	RunQueueWaitPct float64       `json:"run_queue_wait_pct"` // ivrd's threads runnable but waiting for a core, % of one core (schedstat)
+	OK              bool          `json:"ok"`
+	Error           string        `json:"error,omitempty"`
+	Degraded        string        `json:"degraded,omitempty"` // calls worked but the media timing did not hold
+	PeakActive      int           `json:"peak_active_calls"`
+	WindowSeconds   float64       `json:"window_s"`
+	CPUPctTotal     float64       `json:"cpu_pct_total"` // of one core
+	CPUPctPerCall   float64       `json:"cpu_pct_per_call"`
+	SIPpCPUPctTotal float64       `json:"sipp_cpu_pct_total"`
+	RSSIdleMB       float64       `json:"rss_idle_mb"`
+	RSSLoadMB       float64       `json:"rss_load_mb"`
+	RSSMBPerCall    float64       `json:"rss_mb_per_call"`
+	HeapIdleMB      float64       `json:"heap_idle_mb"`     // ivr_go_heap_objects_bytes before the calls
+	HeapLoadMB      float64       `json:"heap_load_mb"`     // its highest sample in the window
+	HeapMBPerCall   float64       `json:"heap_mb_per_call"` // (load - idle) / calls
+	PacingP99Ms     float64       `json:"pacing_dev_p99_ms"`
+	PacingP999Ms    float64       `json:"pacing_dev_p999_ms"`
+	PacingSamples   float64       `json:"pacing_samples"`
+	PacingNote      string        `json:"pacing_note,omitempty"`
+	PacketsOut      float64       `json:"packets_out"` // in the window
+	PacketsIn       float64       `json:"packets_in"`  // in the window
+	OutPerCallPerS  float64       `json:"packets_out_per_call_per_s"`
+	InPerCallPerS   float64       `json:"packets_in_per_call_per_s"`
+	Lost            float64       `json:"lost"`              // inbound, in the window
+	Late            float64       `json:"late"`              // inbound, in the window
+	PacerSkips      float64       `json:"pacer_skips"`       // in the window
+	DTMFDigits      float64       `json:"dtmf_digits_total"` // whole run
+	Records         *Records      `json:"records,omitempty"`
+	Speech          *SpeechResult `json:"speech,omitempty"` // the realistic speech run
+	SIPp            sippResult    `json:"sipp"`
 }
 
 // Records summarizes the call records ivrd kept (ivrctl calls list --json).
@@ -184,7 +186,8 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.out, "out", "bench/results.json", "JSON results file")
 	fs.StringVar(&o.media, "media", "rtpstream", "how sipp streams the callers' audio: rtpstream (sipp rtp_stream, a thread per 20 calls) or pcap (play_pcap_audio, a thread per call)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (ivrd logs, sipp traces, databases)")
-	fs.BoolVar(&o.speech, "speech", false, "turn speech recognition on in ivrd: every caller then speaks all the time, the worst case (the speech benchmarks in dialplan/sip measure realistic turns)")
+	fs.BoolVar(&o.speech, "speech", false, "turn speech recognition on in ivrd; the callers answer the shipped menu with utterances of the speech test set, -speaking of them at any moment, and the run reports the cost per speaking caller, the VAD's and the recognizer's time, barge-in latency and accuracy")
+	fs.IntVar(&o.speaking, "speaking", 30, "with -speech: percent of the callers speaking at any moment (1 to 99); 100: every caller speaks all the time (one prompt looped, the worst case, no accuracy)")
 	clusterFlag := fs.String("cluster", "", "instead of the load run: call rates (calls/s, comma-separated) of the cluster run, one engine direct and one and two engines behind Kamailio on one PostgreSQL; -out defaults to bench/cluster-results.json")
 	fs.DurationVar(&o.clusterT, "cluster-time", 20*time.Second, "how long each rate of the cluster run places calls")
 	chatFlag := fs.String("chat", "", "instead of the load run: IDLE,ACTIVE web chat sessions held by one engine with -chat-calls phone calls up; -out defaults to bench/chat-results.json")
@@ -251,6 +254,12 @@ func run(args []string, stdout io.Writer) error {
 	if o.rate <= 0 {
 		return errors.New("-rate must be positive")
 	}
+	if o.speaking < 1 || o.speaking > 100 {
+		return fmt.Errorf("-speaking %d: want 1 to 100", o.speaking)
+	}
+	if o.speech && o.speaking < 100 && o.media != "rtpstream" {
+		return errors.New("-speech with -speaking below 100 streams with -media rtpstream")
+	}
 
 	root, err := os.Getwd()
 	if err != nil {
@@ -312,9 +321,22 @@ func run(args []string, stdout io.Writer) error {
 	if out, err := exec.Command("go", "build", "-o", ctl, "./cmd/ivrctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
 	}
-	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech, profile: o.profile}
+	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech, profile: o.profile, idleAccuracy: -1,
+		flowsDir: filepath.Join(root, "flows")}
 	if err := env.prepare(); err != nil {
 		return err
+	}
+	if o.speech && o.speaking < 100 && len(o.cluster) == 0 && *chatFlag == "" {
+		fmt.Fprintln(stdout, "rendering the callers' speech ...")
+		if env.mix, err = makeSpeechMix(float64(o.speaking) / 100); err != nil {
+			return err
+		}
+		if err := env.writeSpeechFlows(); err != nil {
+			return err
+		}
+		env.ulaw = env.mix.ulaw
+		res.Method.Codec = "PCMU, 20 ms; " + env.mix.describe()
+		res.Method.DTMF = "none (speech run)"
 	}
 	if len(o.cluster) > 0 {
 		return runCluster(env, o.cluster, o.clusterT, o.out, o.keep)
