@@ -101,7 +101,7 @@ func makeSpeechMix(share float64) (*speechMix, error) {
 	m := &speechMix{minUtt: time.Hour}
 	pcm := make([]int16, int(mixLead/time.Millisecond)*mixRate/1000)
 	for _, t := range takes {
-			start := samplesDur(len(pcm))
+		start := samplesDur(len(pcm))
 		pcm = append(pcm, t.pcm...)
 		d := samplesDur(len(t.pcm))
 		m.utts = append(m.utts, mixUtt{Say: t.it.Say, Voice: t.v.String(), WantTag: t.it.WantTag, Start: start, End: start + d, Duration: round(d.Seconds(), 2)})
