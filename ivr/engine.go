@@ -49,10 +49,11 @@ type Engine struct {
 	// prompts by voice; nil keeps the line DTMF-only.
 	Speech *SpeechConfig
 
-	draining atomic.Bool
-	mu       sync.Mutex
-	calls    map[string]*Tracker
-	idle     chan struct{} // closed when draining and no call is left
+	draining    atomic.Bool
+	speechCalls atomic.Int64 // calls answering by voice (Speech.MaxCalls)
+	mu          sync.Mutex
+	calls       map[string]*Tracker
+	idle        chan struct{} // closed when draining and no call is left
 }
 
 // Begin admits a new call: it refuses it while draining, opens its call
@@ -206,8 +207,10 @@ func (e *Engine) ServeFlow(call Call, t *Tracker, flow FlowRunner) EndReason {
 	e.Calls.Answer(info.ID, time.Now(), info.Codec, t.RecordingPath())
 	t.log.Info("call answered", "codec", info.Codec, "rate", info.Rate)
 
+	sc, releaseSpeech := e.speechFor(t)
+	defer releaseSpeech()
 	s := &Session{Call: call, Info: info, Prompts: e.Prompts, Timing: e.Timing, Recording: rec, Log: t.log, Tracker: t,
-		Flow: flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: e.Speech}
+		Flow: flow, Services: e.Services, Synth: e.Synth, Lang: e.Lang, Speech: sc}
 	stopCheckpoints := t.checkpoints(e.checkpoint(), rec)
 	reason := e.run(s, call, t)
 	stopCheckpoints()
@@ -449,3 +452,20 @@ func recordingPath(dir string, info CallInfo) string {
 }
 
 func ensureDir(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750) }
+
+// speechFor admits a call to speech: it answers by voice unless
+// Speech.MaxCalls calls already do, in which case it answers with keys (a
+// line whose recognizer is saturated loses every caller's words, not only
+// the newest caller's). release gives the place back when the call ends.
+func (e *Engine) speechFor(t *Tracker) (sc *SpeechConfig, release func()) {
+	if !e.Speech.Enabled() || e.Flow == nil || e.Speech.MaxCalls <= 0 {
+		return e.Speech, func() {}
+	}
+	if n := e.speechCalls.Add(1); n > int64(e.Speech.MaxCalls) {
+		e.speechCalls.Add(-1)
+		e.Metrics.SpeechBusy.Add(1)
+		t.Event("speech.busy", fmt.Sprintf("%d calls already answer by voice (speech.max_calls): this one answers with keys", e.Speech.MaxCalls))
+		return nil, func() {}
+	}
+	return e.Speech, func() { e.speechCalls.Add(-1) }
+}

@@ -16,7 +16,7 @@ func knownMetrics() *Metrics {
 		&m.RTPPacketsIn, &m.RTPPacketsOut, &m.RTPPacketsLost, &m.RTPPacketsLate, &m.RecordingErrors, &m.PacerSkips,
 		&m.SlowTeardowns, &m.MalformedSIP, &m.Panics, &m.SIPUnacked, &m.SIPNewAddress, &m.SIPDialsRefused, &m.SIPDNSRefused,
 		&m.LogSuppressed, &m.SpeechTurns, &m.SpeechBargeIns, &m.SpeechFramesDropped, &m.SpeechVADFrames, &m.SynthFallbacks,
-		&m.SpeechTypeAhead, &m.SpeechUnanswered, &m.TranscriptLost,
+		&m.SpeechTypeAhead, &m.SpeechUnanswered, &m.TranscriptLost, &m.SpeechBusy,
 	} {
 		p.Add(uint64(1000 + i))
 	}

@@ -61,6 +61,9 @@ type SpeechConfig struct {
 	// FinishTimeout bounds the wait for the recognizer's final result;
 	// past it the call moves down the ladder (Fallback, then keys).
 	FinishTimeout time.Duration
+	// MaxCalls is how many calls may answer by voice at once; a call
+	// beyond it answers with keys for its whole length (0: no limit).
+	MaxCalls int
 }
 
 // SpeechConfig defaults.

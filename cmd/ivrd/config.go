@@ -426,6 +426,11 @@ type SpeechConfig struct {
 	// words so far are not a whole answer of the question.
 	IncompleteSilence Duration `toml:"incomplete_silence"`
 	MaxUtterance      Duration `toml:"max_utterance"`
+	// MaxCalls is how many calls answer by voice at once; later ones
+	// answer with keys until one ends. 0: with the embedded recognizer
+	// first, speechCallsPerCore per core of the machine, with a network
+	// one no limit; -1: no limit.
+	MaxCalls int `toml:"max_calls"`
 	// Recognizer and Synthesizer choose the first engine of the ladder:
 	// "embedded" (pocketsphinx, espeak-ng), "vosk" (recognizer only),
 	// "openai" or "sherpa". Any other than embedded falls back to the
@@ -579,6 +584,7 @@ var envOverrides = []struct {
 	{"IVR_RECORDINGS_PEERS", "recordings.peers", func(c *Config, v string) error { return setPeers(&c.Recording.Peers, v) }},
 	{"IVR_SPEECH", "speech.enabled", func(c *Config, v string) error { return setBool(&c.Speech.Enabled, v) }},
 	{"IVR_SPEECH_VAD", "speech.vad", func(c *Config, v string) error { c.Speech.VAD = v; return nil }},
+	{"IVR_SPEECH_MAX_CALLS", "speech.max_calls", func(c *Config, v string) error { return setInt(&c.Speech.MaxCalls, v) }},
 	{"IVR_SPEECH_RECOGNIZER", "speech.recognizer", func(c *Config, v string) error { c.Speech.Recognizer = v; return nil }},
 	{"IVR_SPEECH_SYNTHESIZER", "speech.synthesizer", func(c *Config, v string) error { c.Speech.Synthesizer = v; return nil }},
 	{"IVR_MODELS_DIR", "speech.models_dir", func(c *Config, v string) error { c.Speech.ModelsDir = v; return nil }},
@@ -957,6 +963,9 @@ func (c Config) Validate() error {
 	}
 	if sp.MaxUtterance.Duration < 2*time.Second || sp.MaxUtterance.Duration > time.Minute {
 		return bad("speech.max_utterance", "%s is not between 2s and 1m", sp.MaxUtterance)
+	}
+	if sp.MaxCalls < -1 {
+		return bad("speech.max_calls", "%d: want a number of calls, 0 (sized by the machine's cores) or -1 (no limit)", sp.MaxCalls)
 	}
 	if sp.FinishTimeout.Duration < 200*time.Millisecond || sp.FinishTimeout.Duration > 30*time.Second {
 		return bad("speech.finish_timeout", "%s is not between 200ms and 30s", sp.FinishTimeout)

@@ -186,6 +186,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{file: "[console]\nlockout = \"1s\"\n", key: "console.lockout"},
 		{env: map[string]string{"IVR_SPEECH": "sometimes"}, key: "speech.enabled"},
 		{env: map[string]string{"IVR_SPEECH_VAD": "both"}, key: "speech.vad"},
+		{env: map[string]string{"IVR_SPEECH_MAX_CALLS": "-2"}, key: "speech.max_calls"},
+		{env: map[string]string{"IVR_SPEECH_MAX_CALLS": "many"}, key: "speech.max_calls"},
 		{file: "[speech]\nvad_threshold = 1.5\n", key: "speech.vad_threshold"},
 		{file: "[speech]\nmin_speech = \"5ms\"\n", key: "speech.min_speech"},
 		{file: "[speech]\nnoise_margin_db = -3\n", key: "speech.noise_margin_db"},

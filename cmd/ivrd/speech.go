@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,12 @@ import (
 
 // The silero detector's own segment rules are kept short: the turn-taking
 // applies min_speech (from the first loud frame) and end_silence on top.
+// speechCallsPerCore is how many calls per core answer by voice at once
+// when speech.max_calls is 0 and the embedded recognizer serves first:
+// measured with ivrbench -speech (docs/benchmarks.md, "A line of callers
+// who speak"), where a third of the callers speak at any moment.
+const speechCallsPerCore = 15
+
 const (
 	vadMinSpeech = 64 * time.Millisecond // two of its 32 ms windows
 	vadHangover  = 100 * time.Millisecond
@@ -99,12 +106,18 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		closers = closers[:len(closers)-1]
 		return nil, synth, closeAll, nil
 	}
+	switch {
+	case c.MaxCalls > 0:
+		sc.MaxCalls = c.MaxCalls
+	case c.MaxCalls == 0 && first == nil:
+		sc.MaxCalls = speechCallsPerCore * runtime.NumCPU()
+	}
 	fallback := "keys"
 	if sc.Fallback != nil {
 		fallback = "pocketsphinx, then keys"
 	}
 	log.Info("speech on: barge-in and spoken answers", "recognizer", name, "fallback", fallback, "vad", "silero "+c.VAD,
-		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration)
+		"min_speech", c.MinSpeech.Duration, "end_silence", c.EndSilence.Duration, "max_calls", sc.MaxCalls)
 	return sc, synth, closeAll, vadMetrics
 }
 

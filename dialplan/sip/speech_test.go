@@ -562,3 +562,56 @@ func TestVADHeldOnlyWhileTheCallerSpeaks(t *testing.T) {
 	}
 	c.hangup()
 }
+
+// speech.max_calls: past the limit a call answers with keys for its whole
+// length (call.speech is false, its events say why), and the place of a
+// call that ended goes to the next one.
+func TestSpeechMaxCalls(t *testing.T) {
+	pool, rec, _ := speechEngines(t)
+	heard := make(chan bool, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		heard <- ch.(flows.Hearing).Speech()
+		<-ctx.Done()
+		return flows.Outcome{Kind: flows.OutcomeCaller}
+	})
+	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+		e.Flow = flow
+		e.Lang = "ro"
+		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
+		e.Speech.MaxCalls = 1
+	})
+	next := func() bool {
+		t.Helper()
+		select {
+		case on := <-heard:
+			return on
+		case <-time.After(10 * time.Second):
+			t.Fatal("the flow did not start")
+		}
+		return false
+	}
+	a := l.answered(t)
+	if !next() {
+		t.Fatal("the first call answers with keys, want voice")
+	}
+	b := l.answered(t)
+	if next() {
+		t.Fatal("the second call answers by voice past speech.max_calls = 1")
+	}
+	if n := l.eng.Metrics.SpeechBusy.Load(); n != 1 {
+		t.Errorf("ivr_speech_busy_total %d, want 1", n)
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, "speech.busy 1 calls already answer by voice (speech.max_calls): this one answers with keys") {
+		t.Errorf("the second call's events do not say why it answers with keys:\n%s", ev)
+	}
+	a.hangup()
+	if !waitFor(10*time.Second, func() bool { return l.eng.Metrics.ActiveCalls.Load() == 1 }) {
+		t.Fatal("the first call did not end")
+	}
+	c := l.answered(t)
+	if !next() {
+		t.Error("a call after the first ended answers with keys, want voice: its place was not given back")
+	}
+	b.hangup()
+	c.hangup()
+}

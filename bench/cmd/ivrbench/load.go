@@ -32,6 +32,8 @@ type benchEnv struct {
 	speech               bool       // speech turn-taking on in ivrd (the callers speak all the time)
 	profile              string     // folder for the window's CPU and heap profiles; "": none
 	flowsDir             string     // what ivrd runs
+	vad                  string     // IVR_SPEECH_VAD; "": ivrd's default
+	speechMax            int        // IVR_SPEECH_MAX_CALLS; 0: ivrd\'s default
 	mix                  *speechMix // the realistic speech run's audio; nil: a key press and one looped prompt
 	idleAccuracy         float64    // the speech run's accuracy at its first level (-1: none yet)
 }
@@ -103,6 +105,12 @@ func (e *benchEnv) startIVRD(dataDir string) (*ivrd, error) {
 	}
 	if e.profile != "" {
 		o.extra = append(o.extra, "IVR_HTTP_PPROF=true")
+	}
+	if e.vad != "" {
+		o.extra = append(o.extra, "IVR_SPEECH_VAD="+e.vad)
+	}
+	if e.speechMax != 0 {
+		o.extra = append(o.extra, fmt.Sprintf("IVR_SPEECH_MAX_CALLS=%d", e.speechMax))
 	}
 	return startIVRD(o)
 }
@@ -354,6 +362,14 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 	if lr.PacerSkips > 0 {
 		why = append(why, fmt.Sprintf("%.0f pacer skips", lr.PacerSkips))
 	}
+	if s := lr.Speech; s != nil {
+		if d := m1["ivr_speech_frames_dropped_total"]; d > 0 {
+			why = append(why, fmt.Sprintf("%.0f caller frames dropped by the turn-taking", d))
+		}
+		if s.BargeInP95Ms > 200 || s.BargeInP95Ms < 0 {
+			why = append(why, fmt.Sprintf("barge-in p95 %s > 200 ms", fmtMs(s.BargeInP95Ms)))
+		}
+	}
 	if len(why) > 0 {
 		lr.Degraded = strings.Join(why, "; ") + fmt.Sprintf(" (ivrd %.0f%% + sipp %.0f%% of the machine's %d00%%)", lr.CPUPctTotal, lr.SIPpCPUPctTotal, runtime.NumCPU())
 	}
@@ -398,6 +414,13 @@ func (e *benchEnv) load(n int, hold time.Duration, rate int, soak *SoakResult) (
 			e.idleAccuracy = lr.Speech.AccuracyPct
 		} else {
 			lr.Speech.AccuracyDropPts = round(e.idleAccuracy-lr.Speech.AccuracyPct, 2)
+			if lr.Speech.AccuracyDropPts > 1 {
+				msg := fmt.Sprintf("accuracy %.2f %%, %.2f points under the first level's", lr.Speech.AccuracyPct, lr.Speech.AccuracyDropPts)
+				if lr.Degraded != "" {
+					msg = "; " + msg
+				}
+				lr.Degraded += msg
+			}
 		}
 	}
 	if sippErr != nil || lr.SIPp.Successful != n {

@@ -51,6 +51,7 @@ type options struct {
 	media     string
 	speech    bool
 	speaking  int   // with speech: % of the callers speaking at any moment (100: all the time, one looped prompt)
+	speechMax int   // with speech: IVR_SPEECH_MAX_CALLS (0: ivrd\'s default)
 	cluster   []int // call rates of the cluster run; none: the load run
 	clusterT  time.Duration
 	profile   string   // folder for CPU and heap profiles of ivrd in each level's window; "": none
@@ -98,6 +99,7 @@ type Method struct {
 type LoadResult struct {
 	Calls           int           `json:"calls"`
 	Binary          string        `json:"ivrd,omitempty"`     // with -ivrd: which binary ran
+	VAD             string        `json:"vad,omitempty"`      // with -vad: IVR_SPEECH_VAD
 	Profiled        bool          `json:"profiled,omitempty"` // CPU profile taken in the window (its cost is in the CPU figure)
 	LoadAvg         string        `json:"loadavg,omitempty"`  // /proc/loadavg at the window's end
 	RunQueueWaitPct float64       `json:"run_queue_wait_pct"` // ivrd's threads runnable but waiting for a core, % of one core (schedstat)
@@ -194,6 +196,8 @@ func run(args []string, stdout io.Writer) error {
 	chatCalls := fs.Int("chat-calls", 100, "phone calls up during the chat run")
 	chatTime := fs.Duration("chat-time", 20*time.Second, "how long the active chat sessions talk")
 	fs.StringVar(&o.profile, "profile", "", "folder: serve pprof in ivrd (IVR_HTTP_PPROF) and write a CPU profile of each level's window and a heap profile at its end (the profiler's cost is in that level's CPU figure)")
+	fs.IntVar(&o.speechMax, "speech-max-calls", 0, "with -speech: ivrd's speech.max_calls (IVR_SPEECH_MAX_CALLS; -1: no limit, to find what the machine holds); 0: ivrd's default")
+	vadFlag := fs.String("vad", "", "with -speech: voice activity detectors to compare, comma-separated (shared, per-call: IVR_SPEECH_VAD); every level runs each in turn; none: ivrd's default")
 	binsFlag := fs.String("ivrd", "", "prebuilt ivrd binaries, comma-separated, instead of building ./cmd/ivrd; with several, every level runs each in turn (before/after comparisons in one run)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -322,7 +326,7 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("go build ./cmd/ivrctl: %v\n%s", err, out)
 	}
 	env := &benchEnv{root: root, work: work, bin: bin, ctl: ctl, clk: clockTicks(), out: stdout, media: o.media, speech: o.speech, profile: o.profile, idleAccuracy: -1,
-		flowsDir: filepath.Join(root, "flows")}
+		flowsDir: filepath.Join(root, "flows"), speechMax: o.speechMax}
 	if err := env.prepare(); err != nil {
 		return err
 	}
@@ -348,17 +352,27 @@ func run(args []string, stdout io.Writer) error {
 
 	// Longest first would be kinder to the machine's page cache, but the
 	// smaller levels first give figures even if a big one breaks.
+	vads := []string{""}
+	if *vadFlag != "" {
+		vads = strings.Split(*vadFlag, ",")
+	}
 	for _, n := range o.calls {
 		for i, b := range append([]string{bin}, o.bins[min(1, len(o.bins)):]...) {
-			env.bin = b
-			fmt.Fprintf(stdout, "load: %d calls, hold %s ...\n", n, o.hold)
-			lr := env.load(n, o.hold, o.rate, nil)
-			if len(o.bins) > 1 {
-				lr.Binary = fmt.Sprintf("%d:%s", i, b)
-				fmt.Fprintln(stdout, "ivrd:", lr.Binary)
+			for _, vad := range vads {
+				env.bin, env.vad = b, strings.TrimSpace(vad)
+				fmt.Fprintf(stdout, "load: %d calls, hold %s ...\n", n, o.hold)
+				lr := env.load(n, o.hold, o.rate, nil)
+				lr.VAD = env.vad
+				if len(o.bins) > 1 {
+					lr.Binary = fmt.Sprintf("%d:%s", i, b)
+					fmt.Fprintln(stdout, "ivrd:", lr.Binary)
+				}
+				if env.vad != "" {
+					fmt.Fprintln(stdout, "VAD:", env.vad)
+				}
+				res.Load = append(res.Load, lr)
+				printLoad(stdout, lr)
 			}
-			res.Load = append(res.Load, lr)
-			printLoad(stdout, lr)
 		}
 	}
 	env.bin = bin

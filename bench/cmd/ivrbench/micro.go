@@ -105,6 +105,7 @@ func printLoad(w io.Writer, lr LoadResult) {
 			lr.Records.Total, lr.Records.WithDigit9, lr.Records.Recordings, lr.Records.EndReasons)
 	}
 	if s := lr.Speech; s != nil {
+		fmt.Fprintf(w, "    speech: %d calls by voice, %d with keys (speech.max_calls)\n", s.VoiceCalls, s.KeysCalls)
 		fmt.Fprintf(w, "    speech: %.1f callers speaking (%.1f%%): %.3f%% of a core and %.2f MB per speaking caller; VAD %.1f us a window (%.1f a batch), %.4f%% per speaking caller; recognizer %.1f us a frame, %.3f%% per speaking caller\n",
 			s.Speakers, s.SpeakingSharePct, s.CPUPctPerSpeaker, s.RSSMBPerSpeaker, s.VADUsPerWindow, s.VADWindowsPerInfer, s.VADPctPerSpeaker, s.RecogUsPerFrame, s.RecogPctPerSpeaker)
 		fmt.Fprintf(w, "    speech: %.0f frames dropped; %.0f barge-ins, p50 <= %s, p95 <= %s; %d of %d utterances heard right (%.2f%%, %.2f points under the first level), %d answers, %d unanswered\n",

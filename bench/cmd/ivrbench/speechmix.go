@@ -183,7 +183,9 @@ func trimSilence(pcm []int16) []int16 {
 // SpeechResult is what the realistic speech run measured at one level.
 type SpeechResult struct {
 	SpeakingSharePct float64 `json:"speaking_share_pct"` // of the callers' audio: speech / cycle
-	Speakers         float64 `json:"speakers"`           // calls x share: callers speaking at any moment
+	VoiceCalls       int     `json:"voice_calls"`        // calls answering by voice (the others: speech.max_calls reached, keys)
+	KeysCalls        int     `json:"keys_calls"`         // ivr_speech_busy_total
+	Speakers         float64 `json:"speakers"`           // voice calls x share: callers speaking at any moment whose words the line hears
 	CPUPctPerSpeaker float64 `json:"cpu_pct_per_speaking_caller"`
 	RSSMBPerSpeaker  float64 `json:"rss_mb_per_speaking_caller"`
 	// The VAD's and the recognizer's wall time in the window
@@ -243,8 +245,11 @@ func (e *benchEnv) speechOutcome(dataDir string, sr *SpeechResult) error {
 			return fmt.Errorf("ivrctl calls trace %s --json: %w", c.ID, err)
 		}
 		var heard []string
+		busy := false
 		for _, l := range tr.Timeline {
 			switch l.Kind {
+			case "speech.busy":
+				busy = true
 			case "speech.result":
 				tag := ""
 				if m := tagRE.FindStringSubmatch(l.Detail); m != nil {
@@ -254,6 +259,9 @@ func (e *benchEnv) speechOutcome(dataDir string, sr *SpeechResult) error {
 			case "speech.unanswered":
 				sr.Unanswered++
 			}
+		}
+		if busy {
+			continue // answers with keys: nothing to score
 		}
 		var said []string
 		long := c.End.Sub(*c.Answer) - 2*time.Second
@@ -352,7 +360,9 @@ func (m *speechMix) describe() string {
 func (e *benchEnv) speechWindow(lr LoadResult, m0, m1 promSample, wall float64, up int) *SpeechResult {
 	delta := func(name string) float64 { return m1[name] - m0[name] }
 	sr := &SpeechResult{SpeakingSharePct: round(e.mix.share*100, 1)}
-	sr.Speakers = round(float64(up)*e.mix.share, 1)
+	sr.KeysCalls = int(m1["ivr_speech_busy_total"])
+	sr.VoiceCalls = up - sr.KeysCalls
+	sr.Speakers = round(float64(sr.VoiceCalls)*e.mix.share, 1)
 	if sr.Speakers <= 0 {
 		return sr
 	}
