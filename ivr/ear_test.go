@@ -29,6 +29,9 @@ var (
 	humFrame   = constFrame(3000) // as loud, but dark: a hum
 	quietFrame = constFrame(0)
 	noiseFrame = constFrame(2500) // loud, but the scripted VAD hears no speech in it
+	// loud, and the scripted VAD's model finds it probably speech, but
+	// its segment never starts
+	likelyFrame = altFrame(2800)
 )
 
 // altFrame is a square wave at half the rate, between v and -v (f[0] is v).
@@ -51,11 +54,16 @@ func constFrame(v int16) []int16 {
 	return f
 }
 
-// scriptVAD says speech for frames whose first sample is 3000.
+// scriptVAD says speech for frames whose first sample is 3000; its
+// probability is 0.9 for those and for frames whose first is 2800.
 type scriptVAD struct{}
 
 func (scriptVAD) Process(f []int16) (speech.Activity, error) {
-	return speech.Activity{Speech: f[0] == 3000}, nil
+	a := speech.Activity{Speech: f[0] == 3000}
+	if f[0] == 3000 || f[0] == 2800 {
+		a.Probability = 0.9
+	}
+	return a, nil
 }
 func (scriptVAD) Reset() {}
 
@@ -657,6 +665,51 @@ func TestEarShortSoundPausesThePrompt(t *testing.T) {
 	}
 	if n := r.metrics.SpeechBargeIns.Load(); n != 0 {
 		t.Errorf("%d barge-ins counted for a short sound", n)
+	}
+	r.end(errFlowDone)
+}
+
+// A sustained loud sound the VAD's model finds probably speech pauses
+// the prompt at once, before the VAD's segment starts (the barge-in
+// latency's gain); when no utterance follows, the prompt resumes and
+// nothing is held.
+func TestEarPausesEarlyThenResumes(t *testing.T) {
+	r := newEarRig(t, &scriptRec{text: "nu"}, nil, nil)
+	spoke := r.e.arm(true)
+	r.feed(quietFrame, 30)
+	r.feed(likelyFrame, frames(DefaultBargeIn)-1)
+	select {
+	case <-spoke:
+		t.Fatal("the prompt paused before min_speech of loud sound")
+	default:
+	}
+	r.feed(likelyFrame, 1)
+	select {
+	case <-spoke:
+	default:
+		t.Fatal("the prompt was not paused at min_speech of a probable voice")
+	}
+	r.feed(likelyFrame, earlyFrames)
+	if o := r.e.outcome(context.Background(), 0); o != bargeResume {
+		t.Fatalf("outcome %v, want the prompt resumed: no utterance started", o)
+	}
+	if r.e.ahead.Load() || r.e.dest != toNowhere {
+		t.Fatal("a sound the VAD never confirmed is held as an utterance")
+	}
+	if h := r.metrics.BargeInLatency; h.Count() != 0 || r.metrics.SpeechBargeIns.Load() != 0 {
+		t.Errorf("a resumed prompt counted as a barge-in")
+	}
+	// The caller then speaks: the prompt pauses again and is cut.
+	r.feed(quietFrame, 10)
+	spoke = r.e.arm(true)
+	r.feed(loudFrame, cutFrames+2)
+	select {
+	case <-spoke:
+	default:
+		t.Fatal("speech after a resumed sound did not pause the prompt")
+	}
+	if o := r.e.outcome(context.Background(), 0); o != bargeCut {
+		t.Fatalf("outcome %v, want the prompt cut by speech", o)
 	}
 	r.end(errFlowDone)
 }

@@ -185,6 +185,12 @@ func (p *endpointer) onsetAge() int {
 	return p.n - p.runStart
 }
 
+// sustained reports whether, outside an utterance, the current loud run
+// has lasted bargeIn frames (what starts an utterance once the VAD agrees).
+func (p *endpointer) sustained() bool {
+	return !p.inUtt && p.runStart >= 0 && p.n-p.runStart+1 >= p.bargeIn
+}
+
 func (p *endpointer) push(f []int16, loud, speech bool, endSilence int) (ev epEvent, frames [][]int16) {
 	p.n++
 	p.vadSpeech = speech

@@ -61,6 +61,10 @@ type SpeechConfig struct {
 	// FinishTimeout bounds the wait for the recognizer's final result;
 	// past it the call moves down the ladder (Fallback, then keys).
 	FinishTimeout time.Duration
+	// VADThreshold is the VAD's speech probability from which a sustained
+	// loud sound pauses a prompt before the VAD confirms a segment (0:
+	// DefaultVADThreshold).
+	VADThreshold float64
 	// MaxCalls is how many calls may answer by voice at once; a call
 	// beyond it answers with keys for its whole length (0: no limit).
 	MaxCalls int
@@ -75,6 +79,7 @@ const (
 	DefaultMaxUtterance      = 10 * time.Second
 	DefaultNoiseMargin       = 10.0
 	DefaultFinishTimeout     = 3 * time.Second
+	DefaultVADThreshold      = 0.5
 )
 
 // Enabled reports whether c can recognize speech.
@@ -104,6 +109,9 @@ func (c SpeechConfig) withDefaults() SpeechConfig {
 	if c.FinishTimeout <= 0 {
 		c.FinishTimeout = DefaultFinishTimeout
 	}
+	if c.VADThreshold <= 0 {
+		c.VADThreshold = DefaultVADThreshold
+	}
 	return c
 }
 
@@ -120,6 +128,11 @@ const (
 	// which takes it only when it recognizes it with confidence.
 	cutFrames    = 25
 	resumeFrames = 10
+	// earlyFrames bound an early pause (pauseEarly) that no utterance
+	// follows: the VAD's segment needs two 32 ms windows over its
+	// threshold, so an utterance starts within about four frames of the
+	// first one.
+	earlyFrames = 6
 )
 
 // bargeOutcome is what became of a prompt the caller's sound paused.
@@ -187,6 +200,7 @@ type ear struct {
 	dest    uttDest         // where the current utterance's frames go
 	why     string          // why an utterance going toAlone answers nothing
 	paused  bool            // the utterance paused a prompt, not decided yet
+	early   int             // frames since the prompt paused early with no utterance yet (pauseEarly); 0: none
 	blip    bool            // the held utterance was a short sound (the prompt resumed)
 	utt     [][]int16       // the held (or unanswered) utterance's frames
 	uttAt   time.Time       // when the held utterance began
@@ -523,11 +537,15 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		}
 	}
 	ev, fs := e.ep.push(f, loud, act.Speech, frames(e.endSilence(loud)))
+	if ev != epNone {
+		e.early = 0 // an utterance: it decides what the paused prompt does
+	}
 	switch ev {
 	case epNone:
 		if req != nil && e.done {
 			e.deliverHeld(ctx, req)
 		}
+		e.pauseEarly(armed && req == nil, act.Probability)
 	case epStart:
 		if e.done && req != nil {
 			e.deliverHeld(ctx, req) // the held one answers; this one is held in turn
@@ -543,12 +561,15 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		e.onset.Store(time.Now().Add(-time.Duration(e.ep.onsetAge()+len(e.frames)) * frameDur).UnixNano())
 		e.voices = e.ep.overVoices()
 		if req != nil {
+			if e.paused { // paused early, and the prompt is over: nothing to resume
+				e.decide(bargeCut)
+			}
 			e.utt = append(e.utt[:0], fs...)
 			e.startStream(ctx, req, at)
 			return
 		}
 		e.utt, e.uttAt, e.dest, e.done, e.blip = append(e.utt[:0], fs...), at, toHeld, false, false
-		if armed { // pause the prompt; cut or resume it once the sound says which
+		if armed && !e.paused { // pause the prompt; cut or resume it once the sound says which
 			e.paused = true
 			select {
 			case e.bargeIn <- struct{}{}:
@@ -567,6 +588,30 @@ func (e *ear) frame(ctx context.Context, f []int16) {
 		}
 		if ev == epEnd {
 			e.ended(ctx)
+		}
+	}
+}
+
+// pauseEarly pauses a playing prompt (armed) as soon as the caller's
+// sound has been loud for min_speech and the VAD's window says speech
+// (prob at or over its threshold), one or two windows before the VAD's
+// segment confirms it and an utterance starts: the caller hears the
+// prompt stop about 50 ms sooner. The pause is the one a short sound
+// makes: when no utterance starts within earlyFrames (a hum, a cough the
+// VAD does not confirm), the prompt resumes where it paused.
+func (e *ear) pauseEarly(armed bool, prob float64) {
+	switch {
+	case e.early > 0:
+		if e.early++; e.early > earlyFrames || !e.ep.sustained() {
+			e.early = 0
+			e.decide(bargeResume)
+		}
+	case armed && !e.paused && e.dest == toNowhere && prob >= e.cfg.VADThreshold && e.ep.sustained():
+		e.onset.Store(time.Now().Add(-time.Duration(e.ep.onsetAge()+len(e.frames)) * frameDur).UnixNano())
+		e.paused, e.early = true, 1
+		select {
+		case e.bargeIn <- struct{}{}:
+		default:
 		}
 	}
 }

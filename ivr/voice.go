@@ -115,7 +115,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 					// says whether it stops for good (speech) or goes on
 					// (a "hmm", a cough the VAD took for speech).
 					v.flush()
-					cut := time.Now()
+					cut, onset := time.Now(), v.s.ear.onset.Load()
 					if !v.speechAhead() && v.s.ear.outcome(ctx, pauseLimit) == bargeResume && ctx.Err() == nil {
 						v.s.Tracker.Event("flow.bargein", fmt.Sprintf("a short sound paused prompt %q at %.1f s: it goes on", v.asked, float64(off)/float64(rate)))
 						if err := v.replay(ctx, recent); err != nil {
@@ -126,7 +126,7 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 						continue
 					}
 					if !ahead {
-						v.bargedIn(armed, cut)
+						v.bargedIn(armed, cut, onset)
 					}
 					v.s.Tracker.Event("flow.bargein", fmt.Sprintf("speech during prompt %q at %.1f s", v.asked, float64(off)/float64(rate)))
 					return flows.Played{Interrupted: true, Heard: heard(segs, off, rate), Cut: flows.CutSpeech}, nil
@@ -160,12 +160,11 @@ func (v *voice) Say(ctx context.Context, p flows.Prompt) (flows.Played, error) {
 }
 
 // bargedIn counts the latency of a barge-in: from the first loud frame of
-// the caller's speech reaching the engine (or the prompt's start, armed,
-// for speech begun before it) to the prompt going silent (cut, the moment
-// it was flushed).
-func (v *voice) bargedIn(armed, cut time.Time) {
+// the caller's speech reaching the engine (on, Unix ns; or the prompt's
+// start, armed, for speech begun before it) to the prompt going silent
+// (cut, the moment it was flushed).
+func (v *voice) bargedIn(armed, cut time.Time, on int64) {
 	m := v.s.metrics()
-	on := v.s.ear.onset.Load()
 	if m == nil || on == 0 {
 		return
 	}

@@ -94,6 +94,7 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 		MaxUtterance:      c.MaxUtterance.Duration,
 		NoiseMargin:       c.NoiseMarginDB,
 		FinishTimeout:     c.FinishTimeout.Duration,
+		VADThreshold:      c.VADThreshold,
 	}
 	switch {
 	case first != nil:

@@ -321,8 +321,9 @@ func TestSpeechBargesIn(t *testing.T) {
 		t.Errorf("%d barge-ins counted, want 1", n)
 	}
 	// The line's own measure of that latency (ivr_speech_bargein_seconds):
-	// the line cannot know it is speech before min_speech (120 ms), and
-	// the phone heard silence within 500 ms.
+	// the line cannot know it is speech before min_speech (six loud
+	// frames, the last arriving 100 ms after the first), and the phone
+	// heard silence within 500 ms.
 	if h := l.eng.Metrics.BargeInLatency; h.Count() != 1 || h.Quantile(0.5) < 0.12 || h.Quantile(0.5) > 0.5 {
 		t.Errorf("barge-in latency: %d observations, median at most %.2f s; want one, over 0.1 s and at most 0.5 s", h.Count(), h.Quantile(0.5))
 	}

@@ -520,7 +520,9 @@ func (s *Stream) Process(frame []int16) (speech.Activity, error) {
 			return speech.Activity{}, err
 		}
 	}
-	return activity(&s.speech, s.start != -1), nil
+	a := activity(&s.speech, s.start != -1)
+	a.Probability = float64(s.prob) // the last window's, raw
+	return a, nil
 }
 
 // windows runs the complete windows in s.last through the model and the

@@ -27,8 +27,10 @@
 // decisions: the model's own 8 kHz branch, and the upsampling folded into
 // the model's graph).
 // Both forms report whether they are inside a speech segment (after
-// MinSpeech of speech, until MinSilence of silence), not the model's raw
-// probability, so Activity.Probability is 0 or 1.
+// MinSpeech of speech, until MinSilence of silence). The shared model's
+// streams give the model's raw probability of their last window in
+// Activity.Probability; the per-call detector has none, so its
+// Activity.Probability is 0 or 1.
 package silero
 
 import (
