@@ -11,6 +11,7 @@ package speechtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -23,9 +24,19 @@ import (
 // Render synthesizes req to the end and returns the samples.
 func Render(t testing.TB, s speech.Synthesizer, req speech.SynthRequest) []int16 {
 	t.Helper()
+	pcm, err := Synthesize(s, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}
+
+// Synthesize synthesizes req to the end and returns the samples (Render
+// for a program that is not a test: ivrbench's callers).
+func Synthesize(s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
 	a, err := s.Synthesize(context.Background(), req)
 	if err != nil {
-		t.Fatalf("Synthesize(%q): %v", req.Text, err)
+		return nil, fmt.Errorf("Synthesize(%q): %w", req.Text, err)
 	}
 	defer a.Close()
 	frame := make([]int16, audio.SamplesPerFrame(req.Rate))
@@ -33,10 +44,10 @@ func Render(t testing.TB, s speech.Synthesizer, req speech.SynthRequest) []int16
 	for {
 		err := a.ReadFrame(frame)
 		if errors.Is(err, io.EOF) {
-			return out
+			return out, nil
 		}
 		if err != nil {
-			t.Fatalf("ReadFrame(%q): %v", req.Text, err)
+			return nil, fmt.Errorf("ReadFrame(%q): %w", req.Text, err)
 		}
 		out = append(out, frame...)
 	}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -81,7 +80,7 @@ func makeSpeechMix(share float64) (*speechMix, error) {
 			if it.Grammar != "menu" || it.Part != "" {
 				continue
 			}
-			pcm, err := render(syn, speech.SynthRequest{Text: it.Say, Lang: v.Lang, Voice: v.Variant, Speed: v.Speed, Rate: mixRate})
+			pcm, err := speechtest.Synthesize(syn, speech.SynthRequest{Text: it.Say, Lang: v.Lang, Voice: v.Variant, Speed: v.Speed, Rate: mixRate})
 			if err != nil {
 				return nil, err
 			}
@@ -132,27 +131,6 @@ func makeSpeechMix(share float64) (*speechMix, error) {
 }
 
 func samplesDur(n int) time.Duration { return time.Duration(n) * time.Second / mixRate }
-
-// render synthesizes req to the end.
-func render(s speech.Synthesizer, req speech.SynthRequest) ([]int16, error) {
-	a, err := s.Synthesize(context.Background(), req)
-	if err != nil {
-		return nil, fmt.Errorf("synthesize %q: %w", req.Text, err)
-	}
-	defer a.Close()
-	frame := make([]int16, audio.SamplesPerFrame(req.Rate))
-	var out []int16
-	for {
-		err := a.ReadFrame(frame)
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("synthesize %q: %w", req.Text, err)
-		}
-		out = append(out, frame...)
-	}
-}
 
 // trimSilence cuts the synthesizer's leading and trailing silence (10 ms
 // blocks under -50 dBFS), keeping 40 ms either side.
@@ -322,6 +300,11 @@ func lcs(a, b []string) int {
 	return prev[len(b)]
 }
 
+// The shipped menu, from flows/main.lua into the bench flow.
+var menuRE = regexp.MustCompile(`(?ms)^local MENU = \{.*?^\}\n`)
+
+const menuMark = "--[[MENU]]"
+
 // writeSpeechFlows makes the flows folder of the speech run: the shipped
 // one (its prompts and knowledge base) with the bench flow as main.lua.
 func (e *benchEnv) writeSpeechFlows() error {
@@ -333,6 +316,15 @@ func (e *benchEnv) writeSpeechFlows() error {
 	if err != nil {
 		return err
 	}
+	shipped, err := os.ReadFile(filepath.Join(e.root, "flows", "main.lua"))
+	if err != nil {
+		return err
+	}
+	menu := menuRE.Find(shipped)
+	if menu == nil || !bytes.Contains(b, []byte(menuMark)) {
+		return fmt.Errorf("bench/flows/speech.lua wants flows/main.lua's \"local MENU = {\" ... \"}\" at its %s line", menuMark)
+	}
+	b = bytes.Replace(b, []byte(menuMark), menu, 1)
 	if err := os.WriteFile(filepath.Join(dir, "main.lua"), b, 0o644); err != nil {
 		return err
 	}
