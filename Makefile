@@ -85,8 +85,8 @@ fuzz: deps
 		done; \
 	done
 
-# Benchmarks: Go micro-benchmarks and the SIPp load run; figures land in
-# bench/results.json and bench/cluster-results.json (see docs/benchmarks.md).
+# Benchmarks: Go micro-benchmarks and the SIPp load runs; figures land in
+# bench/*results.json (see docs/benchmarks.md).
 bench: deps build
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -out bench/results.json
 	# Call setup through the shipped Kamailio, one and two engines on one
@@ -95,6 +95,13 @@ bench: deps build
 	# The web chat: 2,000 idle and 200 active sessions on one engine with
 	# 100 phone calls up (about 1 minute).
 	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -chat 2000,200 -chat-calls 100 -chat-time 20s -out bench/chat-results.json
+	# A line of callers who speak: 30 % of them at any moment, answering the
+	# shipped menu with the speech test set's utterances; the shared and the
+	# per-call VAD side by side at each level, then the line's own limit
+	# (speech.max_calls) at 100 and 300 calls (about 15 minutes;
+	# docs/benchmarks.md, "A line of callers who speak").
+	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -speech -speaking 30 -calls 10,20,30 -vad shared,per-call -speech-max-calls -1 -hold 60s -setup-rate 0 -skip-micro -out bench/speech-results.json
+	$(GO) run $(GOFLAGS_) ./bench/cmd/ivrbench -speech -speaking 30 -calls 10,100,300 -hold 60s -setup-rate 0 -skip-micro -out bench/speech-limit-results.json
 	# The VAD's CPU per speaking caller at 1, 10, 100 and 300 callers in real
 	# time: the per-call detector, the shared model with the file's graph and
 	# with the batched graph (the default), and its two 8 kHz options, side by
