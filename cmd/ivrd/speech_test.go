@@ -119,7 +119,7 @@ func TestSpeechVADChoice(t *testing.T) {
 		release()
 		closeSpeech()
 		// the shared model's counters are served at /metrics
-		if names := metricNames(t, vadMetrics); tc.want == "*silero.Stream" && !slices.Equal(names, []string{"ivr_vad_inferences_total", "ivr_vad_windows_total"}) {
+		if names := metricNames(t, vadMetrics); tc.want == "*silero.Stream" && !slices.Equal(names, []string{"ivr_vad_inference_seconds_total", "ivr_vad_inferences_total", "ivr_vad_windows_total"}) {
 			t.Errorf("speech.vad %q: metrics %v", tc.env, names)
 		} else if tc.want != "*silero.Stream" && len(names) != 0 {
 			t.Errorf("speech.vad %q: metrics %v, want none", tc.env, names)
