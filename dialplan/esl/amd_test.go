@@ -60,6 +60,25 @@ func amdEvent(ev []tickets.CallEvent) string {
 	return ""
 }
 
+// roundAnswered runs a survey round in the background and returns the
+// channel the fake FreeSWITCH answered, and where the round's count of
+// calls placed arrives.
+func roundAnswered(t *testing.T, e *engine, fs *dialingFS, cfg survey.Config) (*fakeFS, <-chan int) {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() {
+		n, _ := survey.Round(context.Background(), e.srv, cfg, e.eng.Metrics, nil)
+		done <- n
+	}()
+	select {
+	case ch := <-fs.answered:
+		return ch, done
+	case <-time.After(10 * time.Second):
+		t.Fatal("no originate answered")
+	}
+	return nil, nil
+}
+
 // TestSurveyCallMachineThroughEventSocket: a voicemail answers the survey
 // call; the engine hangs the channel up during its greeting without a
 // word, the survey's result is machine (as on the SIP line), not counted
@@ -67,17 +86,7 @@ func amdEvent(ev []tickets.CallEvent) string {
 func TestSurveyCallMachineThroughEventSocket(t *testing.T) {
 	vm := amdtest.Voicemail(t, 8000)
 	e, fs, cfg := machineEngine(t, true, vm)
-	done := make(chan int, 1)
-	go func() {
-		n, _ := survey.Round(context.Background(), e.srv, cfg, e.eng.Metrics, nil)
-		done <- n
-	}()
-	var ch *fakeFS
-	select {
-	case ch = <-fs.answered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no originate answered")
-	}
+	ch, done := roundAnswered(t, e, fs, cfg)
 	leg := ch.waitLeg()
 	var gone time.Time
 	if !waitFor(20*time.Second, func() bool {
@@ -135,17 +144,7 @@ func TestSurveyCallMachineThroughEventSocket(t *testing.T) {
 func TestSurveyCallPersonThroughEventSocket(t *testing.T) {
 	p := amdtest.Person(t, 8000)
 	e, fs, cfg := machineEngine(t, true, p)
-	done := make(chan int, 1)
-	go func() {
-		n, _ := survey.Round(context.Background(), e.srv, cfg, e.eng.Metrics, nil)
-		done <- n
-	}()
-	var ch *fakeFS
-	select {
-	case ch = <-fs.answered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no originate answered")
-	}
+	ch, done := roundAnswered(t, e, fs, cfg)
 	leg := ch.waitLeg()
 	var spoke time.Time
 	if !waitFor(20*time.Second, func() bool {
