@@ -233,51 +233,8 @@ func TestParseTrunk(t *testing.T) {
 func TestOutboundCallAnswered(t *testing.T) {
 	tk := newTestTrunk(t, trunkAnswer, trunkPass)
 	l := startOutboundLine(t, tk, nil)
-
-	type result struct {
-		res sip.OutboundResult
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := l.srv.Originate(context.Background(), sip.OriginateRequest{Number: testCaller})
-		done <- result{res, err}
-	}()
-	select {
-	case <-tk.phone.up:
-	case r := <-done:
-		t.Fatalf("the call was not answered: %v", r.err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the trunk was never called")
-	}
-	// The built-in menu's greeting reaches the phone.
-	deadline := time.Now().Add(8 * time.Second)
-	for {
-		tk.phone.mu.Lock()
-		loud := !tk.phone.loud.IsZero()
-		tk.phone.mu.Unlock()
-		if loud {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the citizen's phone heard nothing of the line")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(600 * time.Millisecond) // the citizen's tone reaches the line meanwhile
-	close(tk.phone.hang)
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Originate did not return after the phone hung up")
-	}
-	if r.err != nil {
-		t.Fatalf("Originate: %v", r.err)
-	}
-	if r.res.End != ivr.EndCallerHangup {
-		t.Errorf("ended %q, want %q", r.res.End, ivr.EndCallerHangup)
-	}
+	// The citizen's tone reaches the line for 600 ms after they hear it.
+	res := callThrough(t, l, tk, 600*time.Millisecond)
 	invites, _, challenges, _ := tk.seen()
 	if len(invites) != 1 || challenges != 1 {
 		t.Fatalf("trunk saw %d authenticated INVITEs and %d challenges, want 1 and 1", len(invites), challenges)
@@ -293,7 +250,7 @@ func TestOutboundCallAnswered(t *testing.T) {
 		t.Errorf("answered attempts counted %d, want 1", n)
 	}
 	// The line heard the phone's tone: its recording's caller side.
-	caller, _ := recordedSides(t, l, r.res.CallID)
+	caller, _ := recordedSides(t, l, res.CallID)
 	if rms, p := audio.RMS(caller), goertzel(caller, 1000, 8000); rms < 500 || p < 0.3 {
 		t.Errorf("the line's recording of the citizen: RMS %.0f, %.2f of its power at 1000 Hz; want the phone's tone", rms, p)
 	}

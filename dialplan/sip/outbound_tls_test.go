@@ -132,9 +132,9 @@ func newTLSTrunk(t *testing.T, mode trunkMode, password string, cert tls.Certifi
 }
 
 // callThrough places one call through tk on l, waits for the citizen's
-// phone to answer and hear the line, then has the phone hang up; it
-// returns Originate's result.
-func callThrough(t *testing.T, l *line, tk *testTrunk) sip.OutboundResult {
+// phone to answer and hear the line, holds the call for hold, then has
+// the phone hang up; it returns Originate's result.
+func callThrough(t *testing.T, l *line, tk *testTrunk, hold time.Duration) sip.OutboundResult {
 	t.Helper()
 	type result struct {
 		res sip.OutboundResult
@@ -159,6 +159,7 @@ func callThrough(t *testing.T, l *line, tk *testTrunk) sip.OutboundResult {
 	}) {
 		t.Error("the citizen's phone heard nothing of the line")
 	}
+	time.Sleep(hold)
 	close(tk.phone.hang) // the trunk sends the BYE
 	var r result
 	select {
@@ -182,7 +183,7 @@ func TestOutboundTrunkTCP(t *testing.T) {
 	tk := newTestTrunkOver(t, trunkAnswer, trunkPass, []diago.Transport{{Transport: "tcp"}})
 	tk.uriForm = "sip:%s:%s@127.0.0.1:%d;transport=tcp"
 	l := startOutboundLine(t, tk, nil)
-	callThrough(t, l, tk)
+	callThrough(t, l, tk, 0)
 	invites, _, challenges, _ := tk.seen()
 	if len(invites) != 1 || challenges != 1 {
 		t.Fatalf("trunk saw %d authenticated INVITEs and %d challenges, want 1 and 1", len(invites), challenges)
@@ -209,7 +210,7 @@ func TestOutboundTrunkTLS(t *testing.T) {
 	l := startOutboundLine(t, tk, func(o *sip.OutboundConfig) {
 		o.TLS = sip.TrunkTLS{CAFile: ca.file, ServerName: "trunk.operator.test", CertFile: certFile, KeyFile: keyFile}
 	})
-	callThrough(t, l, tk)
+	callThrough(t, l, tk, 0)
 	invites, _, challenges, _ := tk.seen()
 	if len(invites) != 1 || challenges != 1 {
 		t.Fatalf("trunk saw %d authenticated INVITEs and %d challenges, want 1 and 1", len(invites), challenges)
