@@ -57,8 +57,10 @@ func TestBrowserDemoPage(t *testing.T) {
 	}
 	run("the Nu button",
 		chromedp.Evaluate(`[...document.querySelectorAll(".ivr-chat-options button")].find(b => b.textContent == "Nu").click()`, nil),
-		chromedp.Poll(`document.querySelector(".ivr-chat-log li:last-child").textContent.includes("operator")`, nil),
-		chromedp.Evaluate(`document.querySelector(".ivr-chat-log li:last-child").textContent`, &number))
+		// The flow's "Un operator va prelua conversația." comes first; the
+		// line's note with the request's number follows it.
+		chromedp.Poll(`document.querySelector(".ivr-chat-log li.note:last-child")?.textContent.includes("Numărul solicitării")`, nil),
+		chromedp.Evaluate(`document.querySelector(".ivr-chat-log li.note:last-child").textContent`, &number))
 	var tk tickets.Ticket
 	for _, w := range strings.Fields(strings.TrimSuffix(number, ".")) {
 		if tickets.ValidNumber(w) {
