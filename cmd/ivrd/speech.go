@@ -70,10 +70,14 @@ func startSpeech(c SpeechConfig, dataDir string, log *slog.Logger) (*ivr.SpeechC
 
 	// The embedded recognizer: the only one, or the ladder's second rung.
 	// One idle decoder per call that may speak at once: a new one loads
-	// the acoustic model.
+	// the acoustic model. Its dictionary and a decoder per language for
+	// telephone audio load now, not at the first caller's first words.
 	var embedded speech.Recognizer
 	if rec, err := sphinx.New(sphinx.Options{MaxIdle: 128}); err != nil {
 		log.Warn("no embedded recognizer (apt-get install libpocketsphinx-dev pocketsphinx-en-us)", "err", err)
+	} else if err := rec.Prepare(8000, "ro", "en"); err != nil {
+		log.Warn("no embedded recognizer: its model does not load (apt-get install --reinstall pocketsphinx-en-us)", "err", err)
+		rec.Close()
 	} else {
 		embedded = ivr.SerialStreams(rec)
 		closers = append(closers, func() { rec.Close() })

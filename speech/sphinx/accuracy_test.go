@@ -424,17 +424,15 @@ func phoneBigram(b *testing.B, r *Recognizer, k string) string {
 	}
 	uni := map[string]float64{}
 	bi := map[[2]string]float64{}
-	for _, prons := range r.cmudict {
-		for _, p := range prons {
-			ph := append(append([]string{"SIL"}, strings.Fields(p)...), "SIL")
-			for i, x := range ph {
-				uni[x]++
-				if i > 0 {
-					bi[[2]string{ph[i-1], x}]++
-				}
+	r.cmudict.each(func(p string) {
+		ph := append(append([]string{"SIL"}, strings.Fields(p)...), "SIL")
+		for i, x := range ph {
+			uni[x]++
+			if i > 0 {
+				bi[[2]string{ph[i-1], x}]++
 			}
 		}
-	}
+	})
 	var names []string
 	var tot float64
 	for x, c := range uni {

@@ -110,7 +110,6 @@ static int cmnStats(ps_decoder_t *ps, float *sum) {
 import "C"
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -187,7 +186,7 @@ type Recognizer struct {
 	opts      Options
 	dictErr   error
 	dictOne   sync.Once
-	cmudict   map[string][]string
+	cmudict   *cmuDict
 	emptyDict string
 	copies    map[string]string // see modelCopy; under mu
 
@@ -244,25 +243,7 @@ func New(opts Options) (*Recognizer, error) {
 // loadDict reads the CMU dictionary once (about 135,000 words).
 func (r *Recognizer) loadDict() error {
 	r.dictOne.Do(func() {
-		f, err := os.Open(filepath.Join(r.opts.ModelDir, "cmudict-en-us.dict"))
-		if err != nil {
-			r.dictErr = err
-			return
-		}
-		defer f.Close()
-		d := make(map[string][]string, 140000)
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			word, pron, ok := strings.Cut(sc.Text(), " ")
-			if !ok {
-				continue
-			}
-			if i := strings.IndexByte(word, '('); i > 0 {
-				word = word[:i]
-			}
-			d[word] = append(d[word], strings.TrimSpace(pron))
-		}
-		r.cmudict, r.dictErr = d, sc.Err()
+		r.cmudict, r.dictErr = readCMUDict(filepath.Join(r.opts.ModelDir, "cmudict-en-us.dict"))
 		if r.dictErr != nil {
 			return
 		}
@@ -280,6 +261,35 @@ func (r *Recognizer) loadDict() error {
 	return r.dictErr
 }
 
+// Prepare loads now what the first utterances in langs at rate would
+// otherwise wait for: the CMU dictionary (about 0.1 s) and an idle
+// decoder for each language (about 20 ms each, the acoustic model). ivrd
+// calls it at start, so the first caller is not kept waiting and a broken
+// model shows in the start log.
+func (r *Recognizer) Prepare(rate int, langs ...string) error {
+	if err := speech.CheckRate(rate); err != nil {
+		return err
+	}
+	if err := r.loadDict(); err != nil {
+		return fmt.Errorf("%w: CMU dictionary: %v", speech.ErrEngine, err)
+	}
+	for _, l := range langs {
+		k := poolKey{l, rate}
+		r.mu.Lock()
+		idle := len(r.idle[k])
+		r.mu.Unlock()
+		if idle > 0 {
+			continue
+		}
+		d, err := r.newDecoder(rate)
+		if err != nil {
+			return err
+		}
+		r.put(k, d)
+	}
+	return nil
+}
+
 // Pronunciations returns the pronunciations the recognizer uses for word
 // in lang.
 func (r *Recognizer) Pronunciations(lang, word string) []string {
@@ -288,7 +298,7 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 	}
 	var out []string
 	if lang == "en" {
-		out = append(out, r.cmudict[word]...)
+		out = append(out, r.cmudict.lookup(word)...)
 		if len(out) > 0 {
 			return out
 		}
@@ -300,7 +310,7 @@ func (r *Recognizer) Pronunciations(lang, word string) []string {
 	}
 	out = appendNew(out, telephoneVariants[word]...)
 	if r.opts.EnglishInRomanian {
-		out = append(out, r.cmudict[word]...)
+		out = append(out, r.cmudict.lookup(word)...)
 	}
 	return out
 }
