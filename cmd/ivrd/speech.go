@@ -25,8 +25,10 @@ import (
 // speechCallsPerCore is how many calls per core answer by voice at once
 // when speech.max_calls is 0 and the embedded recognizer serves first:
 // measured with ivrbench -speech (docs/benchmarks.md, "A line of callers
-// who speak"), where a third of the callers speak at any moment.
-const speechCallsPerCore = 15
+// who speak"), where a third of the callers speak at any moment: 15 a core
+// held 300 calls one day and lost 18,862 frames of speech on a day the
+// same machine ran 15 % slower, 10 a core lost 71.
+const speechCallsPerCore = 10
 
 const (
 	vadMinSpeech = 64 * time.Millisecond // two of its 32 ms windows
