@@ -454,12 +454,24 @@ func recordingPath(dir string, info CallInfo) string {
 func ensureDir(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750) }
 
 // speechFor admits a call to speech: it answers by voice unless
-// Speech.MaxCalls calls already do, in which case it answers with keys (a
+// Speech.MaxCalls calls already do, or a call's turn-taking dropped caller
+// audio within Speech.BusyAfterDrop, in which case it answers with keys (a
 // line whose recognizer is saturated loses every caller's words, not only
 // the newest caller's). release gives the place back when the call ends.
 func (e *Engine) speechFor(t *Tracker) (sc *SpeechConfig, release func()) {
 	if !e.Speech.Enabled() || e.Flow == nil || e.Speech.MaxCalls <= 0 {
 		return e.Speech, func() {}
+	}
+	hold := e.Speech.BusyAfterDrop
+	if hold <= 0 {
+		hold = DefaultBusyAfterDrop
+	}
+	if at := e.Metrics.SpeechDroppedAt.Load(); at != 0 {
+		if ago := time.Since(time.Unix(0, at)); ago < hold {
+			e.Metrics.SpeechBusy.Add(1)
+			t.Event("speech.busy", fmt.Sprintf("the turn-taking dropped caller audio %s ago (the recognizer fell behind): this call answers with keys", ago.Round(time.Second)))
+			return nil, func() {}
+		}
 	}
 	if n := e.speechCalls.Add(1); n > int64(e.Speech.MaxCalls) {
 		e.speechCalls.Add(-1)

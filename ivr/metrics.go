@@ -47,7 +47,8 @@ type Metrics struct {
 	SpeechTypeAhead     atomic.Uint64 // prompts skipped because the caller had already answered by voice
 	SpeechUnanswered    atomic.Uint64 // utterances no question took, transcribed on their own
 	TranscriptLost      atomic.Uint64 // transcript turns that could not be written
-	SpeechBusy          atomic.Uint64 // calls that answered with keys because SpeechConfig.MaxCalls calls answered by voice
+	SpeechBusy          atomic.Uint64 // calls that answered with keys because SpeechConfig.MaxCalls calls answered by voice, or the turn-taking had just fallen behind
+	SpeechDroppedAt     atomic.Int64  // when a call's turn-taking last dropped a frame (Unix ns; 0: never)
 	RecognizerNs        atomic.Uint64 // wall time in the recognizer's Write and Finish
 	RecognizerFrames    atomic.Uint64 // caller frames written to a recognizer
 
@@ -323,7 +324,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	c.ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("ivr_speech_recognizer_seconds_total", "Wall time spent in the recognizer's streams (writing caller frames and finishing utterances).", nil, nil),
 		prometheus.CounterValue, float64(m.RecognizerNs.Load())/1e9)
 	counter("ivr_speech_recognizer_frames_total", "Caller frames written to a recognizer stream.", m.RecognizerFrames.Load())
-	counter("ivr_speech_busy_total", "Calls that answered with keys because speech.max_calls calls already answered by voice.", m.SpeechBusy.Load())
+	counter("ivr_speech_busy_total", "Calls that answered with keys because speech.max_calls calls already answered by voice, or a call's turn-taking had just dropped caller audio.", m.SpeechBusy.Load())
 	counter("ivr_transcript_lost_total", "Transcript turns that could not be written (each is also logged as an error).", m.TranscriptLost.Load())
 	counter("ivr_speech_synth_fallbacks_total", "Prompts the fallback synthesizer spoke because the first one failed.", m.SynthFallbacks.Load())
 	labelled("ivr_callbacks_total", "Queued callbacks: offered (announced), accepted (1 pressed, or asked by voice and confirmed), completed (answered), failed (attempts ran out).", "event", callbacks, callbackEvents)

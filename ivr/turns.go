@@ -68,6 +68,11 @@ type SpeechConfig struct {
 	// MaxCalls is how many calls may answer by voice at once; a call
 	// beyond it answers with keys for its whole length (0: no limit).
 	MaxCalls int
+	// BusyAfterDrop: with MaxCalls set, a call that starts within this
+	// long of a frame dropped by any call's turn-taking (the recognizer
+	// fell behind: the machine holds fewer speakers than MaxCalls says)
+	// answers with keys too (0: DefaultBusyAfterDrop).
+	BusyAfterDrop time.Duration
 }
 
 // SpeechConfig defaults.
@@ -80,6 +85,7 @@ const (
 	DefaultNoiseMargin       = 10.0
 	DefaultFinishTimeout     = 3 * time.Second
 	DefaultVADThreshold      = 0.5
+	DefaultBusyAfterDrop     = 30 * time.Second
 )
 
 // Enabled reports whether c can recognize speech.
@@ -292,6 +298,7 @@ func (e *ear) feed(f []int16) {
 	default:
 		if e.metrics != nil {
 			e.metrics.SpeechFramesDropped.Add(1)
+			e.metrics.SpeechDroppedAt.Store(time.Now().UnixNano())
 		}
 	}
 }

@@ -616,3 +616,79 @@ func TestSpeechMaxCalls(t *testing.T) {
 	b.hangup()
 	c.hangup()
 }
+
+// slowVAD is the real detector on a machine too busy for it: every frame
+// takes 60 ms, three times its length.
+type slowVAD struct{ speech.VAD }
+
+func (v slowVAD) Process(f []int16) (speech.Activity, error) {
+	time.Sleep(60 * time.Millisecond)
+	return v.VAD.Process(f)
+}
+
+// A line whose turn-taking falls behind (fewer speakers fit than
+// speech.max_calls says) gives the next calls keys until it has kept up
+// for BusyAfterDrop, even with voice places free; then voice again.
+func TestSpeechBusyAfterDroppedAudio(t *testing.T) {
+	pool, rec, _ := speechEngines(t)
+	heard := make(chan bool, 4)
+	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+		heard <- ch.(flows.Hearing).Speech()
+		<-ctx.Done()
+		return flows.Outcome{Kind: flows.OutcomeCaller}
+	})
+	const hold = 2 * time.Second
+	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+		e.Flow = flow
+		e.Lang = "ro"
+		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
+		real := e.Speech.NewVAD
+		e.Speech.NewVAD = func(rate int) (speech.VAD, func(), error) {
+			v, done, err := real(rate)
+			return slowVAD{v}, done, err
+		}
+		e.Speech.MaxCalls = 5
+		e.Speech.BusyAfterDrop = hold
+	})
+	next := func() bool {
+		t.Helper()
+		select {
+		case on := <-heard:
+			return on
+		case <-time.After(10 * time.Second):
+			t.Fatal("the flow did not start")
+		}
+		return false
+	}
+	a := l.answered(t)
+	if !next() {
+		t.Fatal("the first call answers with keys, want voice")
+	}
+	go a.speak(tone(440, a.rate, 4*time.Second, 8000))
+	if !waitFor(15*time.Second, func() bool { return l.eng.Metrics.SpeechFramesDropped.Load() > 0 }) {
+		t.Fatal("the turn-taking never fell behind the slow detector")
+	}
+	b := l.answered(t)
+	if next() {
+		t.Fatal("a call right after dropped audio answers by voice, want keys")
+	}
+	if n := l.eng.Metrics.SpeechBusy.Load(); n != 1 {
+		t.Errorf("ivr_speech_busy_total %d, want 1", n)
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, "(the recognizer fell behind): this call answers with keys") {
+		t.Errorf("the second call's events do not say why it answers with keys:\n%s", ev)
+	}
+	a.hangup()
+	b.hangup()
+	if !waitFor(30*time.Second, func() bool {
+		return l.eng.Metrics.ActiveCalls.Load() == 0 &&
+			time.Since(time.Unix(0, l.eng.Metrics.SpeechDroppedAt.Load())) > hold+200*time.Millisecond
+	}) {
+		t.Fatal("the calls did not end, or the turn-taking kept dropping audio")
+	}
+	c := l.answered(t)
+	if !next() {
+		t.Errorf("a call %s after the last dropped frame answers with keys, want voice", hold)
+	}
+	c.hangup()
+}
