@@ -564,24 +564,17 @@ func TestVADHeldOnlyWhileTheCallerSpeaks(t *testing.T) {
 	c.hangup()
 }
 
-// speech.max_calls: past the limit a call answers with keys for its whole
-// length (call.speech is false, its events say why), and the place of a
-// call that ended goes to the next one.
-func TestSpeechMaxCalls(t *testing.T) {
-	pool, rec, _ := speechEngines(t)
+// speechAdmission is a flow that tells whether its call answers by voice
+// and then waits for the hang-up; next returns what the next call's flow
+// told.
+func speechAdmission(t *testing.T) (flow flowFunc, next func() bool) {
 	heard := make(chan bool, 4)
-	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
+	flow = func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
 		heard <- ch.(flows.Hearing).Speech()
 		<-ctx.Done()
 		return flows.Outcome{Kind: flows.OutcomeCaller}
-	})
-	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
-		e.Flow = flow
-		e.Lang = "ro"
-		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
-		e.Speech.MaxCalls = 1
-	})
-	next := func() bool {
+	}
+	next = func() bool {
 		t.Helper()
 		select {
 		case on := <-heard:
@@ -591,20 +584,43 @@ func TestSpeechMaxCalls(t *testing.T) {
 		}
 		return false
 	}
+	return flow, next
+}
+
+// answersWithKeys checks that the call whose flow starts next answers with
+// keys (when: the test's situation), that it is the line's first such
+// call, and that its events say why.
+func answersWithKeys(t *testing.T, l *line, next func() bool, when, why string) {
+	t.Helper()
+	if next() {
+		t.Fatalf("a call %s answers by voice, want keys", when)
+	}
+	if n := l.eng.Metrics.SpeechBusy.Load(); n != 1 {
+		t.Errorf("ivr_speech_busy_total %d, want 1", n)
+	}
+	if ev := callEvents(t, l); !strings.Contains(ev, why) {
+		t.Errorf("the call's events do not say why it answers with keys (%q):\n%s", why, ev)
+	}
+}
+
+// speech.max_calls: past the limit a call answers with keys for its whole
+// length (call.speech is false, its events say why), and the place of a
+// call that ended goes to the next one.
+func TestSpeechMaxCalls(t *testing.T) {
+	pool, rec, _ := speechEngines(t)
+	flow, next := speechAdmission(t)
+	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
+		e.Flow = flow
+		e.Lang = "ro"
+		e.Speech = speechConfig(pool, ivr.SerialStreams(rec))
+		e.Speech.MaxCalls = 1
+	})
 	a := l.answered(t)
 	if !next() {
 		t.Fatal("the first call answers with keys, want voice")
 	}
 	b := l.answered(t)
-	if next() {
-		t.Fatal("the second call answers by voice past speech.max_calls = 1")
-	}
-	if n := l.eng.Metrics.SpeechBusy.Load(); n != 1 {
-		t.Errorf("ivr_speech_busy_total %d, want 1", n)
-	}
-	if ev := callEvents(t, l); !strings.Contains(ev, "speech.busy 1 calls already answer by voice (speech.max_calls): this one answers with keys") {
-		t.Errorf("the second call's events do not say why it answers with keys:\n%s", ev)
-	}
+	answersWithKeys(t, l, next, "past speech.max_calls = 1", "speech.busy 1 calls already answer by voice (speech.max_calls): this one answers with keys")
 	a.hangup()
 	if !waitFor(10*time.Second, func() bool { return l.eng.Metrics.ActiveCalls.Load() == 1 }) {
 		t.Fatal("the first call did not end")
@@ -631,12 +647,7 @@ func (v slowVAD) Process(f []int16) (speech.Activity, error) {
 // for BusyAfterDrop, even with voice places free; then voice again.
 func TestSpeechBusyAfterDroppedAudio(t *testing.T) {
 	pool, rec, _ := speechEngines(t)
-	heard := make(chan bool, 4)
-	flow := flowFunc(func(ctx context.Context, f flows.Facts, ch flows.Channel, _ flows.Services) flows.Outcome {
-		heard <- ch.(flows.Hearing).Speech()
-		<-ctx.Done()
-		return flows.Outcome{Kind: flows.OutcomeCaller}
-	})
+	flow, next := speechAdmission(t)
 	const hold = 2 * time.Second
 	l := startLine(t, func(_ *sip.Config, e *ivr.Engine) {
 		e.Flow = flow
@@ -650,16 +661,6 @@ func TestSpeechBusyAfterDroppedAudio(t *testing.T) {
 		e.Speech.MaxCalls = 5
 		e.Speech.BusyAfterDrop = hold
 	})
-	next := func() bool {
-		t.Helper()
-		select {
-		case on := <-heard:
-			return on
-		case <-time.After(10 * time.Second):
-			t.Fatal("the flow did not start")
-		}
-		return false
-	}
 	a := l.answered(t)
 	if !next() {
 		t.Fatal("the first call answers with keys, want voice")
@@ -669,15 +670,7 @@ func TestSpeechBusyAfterDroppedAudio(t *testing.T) {
 		t.Fatal("the turn-taking never fell behind the slow detector")
 	}
 	b := l.answered(t)
-	if next() {
-		t.Fatal("a call right after dropped audio answers by voice, want keys")
-	}
-	if n := l.eng.Metrics.SpeechBusy.Load(); n != 1 {
-		t.Errorf("ivr_speech_busy_total %d, want 1", n)
-	}
-	if ev := callEvents(t, l); !strings.Contains(ev, "(the recognizer fell behind): this call answers with keys") {
-		t.Errorf("the second call's events do not say why it answers with keys:\n%s", ev)
-	}
+	answersWithKeys(t, l, next, "right after dropped audio", "(the recognizer fell behind): this call answers with keys")
 	a.hangup()
 	b.hangup()
 	if !waitFor(30*time.Second, func() bool {
