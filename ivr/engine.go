@@ -462,10 +462,7 @@ func (e *Engine) speechFor(t *Tracker) (sc *SpeechConfig, release func()) {
 	if !e.Speech.Enabled() || e.Flow == nil || e.Speech.MaxCalls <= 0 {
 		return e.Speech, func() {}
 	}
-	hold := e.Speech.BusyAfterDrop
-	if hold <= 0 {
-		hold = DefaultBusyAfterDrop
-	}
+	hold := e.Speech.withDefaults().BusyAfterDrop
 	if at := e.Metrics.SpeechDroppedAt.Load(); at != 0 {
 		if ago := time.Since(time.Unix(0, at)); ago < hold {
 			e.Metrics.SpeechBusy.Add(1)

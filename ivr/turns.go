@@ -118,6 +118,9 @@ func (c SpeechConfig) withDefaults() SpeechConfig {
 	if c.VADThreshold <= 0 {
 		c.VADThreshold = DefaultVADThreshold
 	}
+	if c.BusyAfterDrop <= 0 {
+		c.BusyAfterDrop = DefaultBusyAfterDrop
+	}
 	return c
 }
 
